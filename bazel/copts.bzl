@@ -1,0 +1,18 @@
+"""Compiler flags shared by every target: one place to change them."""
+
+# Daemon, CLI, tests.
+OFFLOAD_COPTS = [
+    "-Wall",
+    "-Wextra",
+    "-Werror",
+    "-Wno-unused-parameter",
+]
+
+# liboffload.so and everything it links: no exceptions, no RTTI, hidden symbols
+# (only the interposed libc entry points and the extra API are exported).
+CLIENT_COPTS = OFFLOAD_COPTS + [
+    "-fno-exceptions",
+    "-fno-rtti",
+    "-fvisibility=hidden",
+    "-fPIC",
+]
