@@ -1,0 +1,464 @@
+// Parser, matcher and formatter for the libvma.conf rule grammar.
+
+#include "daemon/rules/rules.h"
+
+#include <fnmatch.h>
+
+#include <cstdio>
+#include <cstring>
+
+namespace offload {
+namespace rules {
+namespace {
+
+constexpr const char* kExpectTransport = "offload, vma or os";
+constexpr const char* kExpectRole =
+    "tcp_server, tcp_client, udp_sender, udp_receiver or udp_connect";
+constexpr const char* kExpectAddr = "an IPv4 address, address/prefix or *";
+constexpr const char* kExpectPort = "a port 0-65535, a range low-high, or *";
+
+// A view of one whitespace-separated word and the column it starts at.
+struct Word {
+  std::string_view text;
+  int column = 0;  // 1-based
+};
+
+// Splits a line into words, stopping at '#'.
+std::vector<Word> SplitWords(std::string_view line) {
+  std::vector<Word> words;
+  size_t i = 0;
+  while (i < line.size()) {
+    const char c = line[i];
+    if (c == '#') break;
+    if (c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f') {
+      ++i;
+      continue;
+    }
+    size_t j = i;
+    while (j < line.size() && line[j] != ' ' && line[j] != '\t' && line[j] != '\r' &&
+           line[j] != '\v' && line[j] != '\f' && line[j] != '#') {
+      ++j;
+    }
+    words.push_back(Word{line.substr(i, j - i), static_cast<int>(i) + 1});
+    i = j;
+  }
+  return words;
+}
+
+bool Fail(ParseError* error, int line, int column, std::string_view token,
+          const char* expected) {
+  if (error != nullptr) {
+    error->line = line;
+    error->column = column;
+    error->token = std::string(token);
+    error->expected = expected;
+  }
+  return false;
+}
+
+// Parses a decimal number of at most `max`; false on anything else.
+bool ParseNumber(std::string_view s, uint32_t max, uint32_t* out) {
+  if (s.empty() || s.size() > 10) return false;
+  uint64_t v = 0;
+  for (char c : s) {
+    if (c < '0' || c > '9') return false;
+    v = v * 10 + static_cast<uint64_t>(c - '0');
+  }
+  if (v > max) return false;
+  *out = static_cast<uint32_t>(v);
+  return true;
+}
+
+// Parses a dotted quad into host byte order (strict: four decimal parts).
+bool ParseIpv4(std::string_view s, uint32_t* out) {
+  uint32_t addr = 0;
+  int parts = 0;
+  size_t i = 0;
+  while (parts < 4) {
+    size_t j = s.find('.', i);
+    if (j == std::string_view::npos) j = s.size();
+    uint32_t part = 0;
+    if (!ParseNumber(s.substr(i, j - i), 255, &part)) return false;
+    addr = (addr << 8) | part;
+    ++parts;
+    if (j == s.size()) break;
+    i = j + 1;
+  }
+  if (parts != 4 || i > s.size()) return false;
+  // Reject trailing garbage such as "1.2.3.4.5".
+  size_t dots = 0;
+  for (char c : s) dots += (c == '.');
+  if (dots != 3) return false;
+  *out = addr;
+  return true;
+}
+
+// One ':'-separated component of an endpoint spec and its column.
+struct Part {
+  std::string_view text;
+  int column = 0;
+};
+
+std::vector<Part> SplitColons(const Word& w) {
+  std::vector<Part> parts;
+  size_t i = 0;
+  while (true) {
+    size_t j = w.text.find(':', i);
+    if (j == std::string_view::npos) j = w.text.size();
+    parts.push_back(Part{w.text.substr(i, j - i), w.column + static_cast<int>(i)});
+    if (j == w.text.size()) break;
+    i = j + 1;
+  }
+  return parts;
+}
+
+bool ParseAddrPart(const Part& p, int line, Endpoint* ep, ParseError* error) {
+  if (p.text == "*") {
+    ep->addr = 0;
+    ep->prefix_len = 0;
+    return true;
+  }
+  std::string_view addr_text = p.text;
+  uint32_t prefix = 32;
+  const size_t slash = p.text.find('/');
+  if (slash != std::string_view::npos) {
+    addr_text = p.text.substr(0, slash);
+    const std::string_view prefix_text = p.text.substr(slash + 1);
+    if (!ParseNumber(prefix_text, 32, &prefix)) {
+      return Fail(error, line, p.column + static_cast<int>(slash) + 1, prefix_text,
+                  "a prefix length 0-32");
+    }
+  }
+  uint32_t addr = 0;
+  if (!ParseIpv4(addr_text, &addr)) {
+    return Fail(error, line, p.column, addr_text, kExpectAddr);
+  }
+  const uint32_t mask = prefix == 0 ? 0 : (prefix >= 32 ? 0xffffffffu : ~(0xffffffffu >> prefix));
+  ep->addr = addr & mask;
+  ep->prefix_len = static_cast<uint8_t>(prefix);
+  return true;
+}
+
+bool ParsePortPart(const Part& p, int line, Endpoint* ep, ParseError* error) {
+  if (p.text == "*") {
+    ep->port_lo = 0;
+    ep->port_hi = 65535;
+    return true;
+  }
+  const size_t dash = p.text.find('-');
+  uint32_t lo = 0;
+  uint32_t hi = 0;
+  if (dash == std::string_view::npos) {
+    if (!ParseNumber(p.text, 65535, &lo)) return Fail(error, line, p.column, p.text, kExpectPort);
+    hi = lo;
+  } else {
+    const std::string_view lo_text = p.text.substr(0, dash);
+    const std::string_view hi_text = p.text.substr(dash + 1);
+    if (!ParseNumber(lo_text, 65535, &lo)) return Fail(error, line, p.column, lo_text, kExpectPort);
+    if (!ParseNumber(hi_text, 65535, &hi)) {
+      return Fail(error, line, p.column + static_cast<int>(dash) + 1, hi_text, kExpectPort);
+    }
+    if (hi < lo) {
+      return Fail(error, line, p.column, p.text, "a port range with low <= high");
+    }
+  }
+  ep->port_lo = static_cast<uint16_t>(lo);
+  ep->port_hi = static_cast<uint16_t>(hi);
+  return true;
+}
+
+// Parses "<addr>:<port>" (pairs == 1) or "<addr>:<port>[:<addr>:<port>]"
+// (pairs == 2, second pair optional) into `first` and `second`.
+bool ParseEndpoints(const Word& w, int line, bool allow_second, Endpoint* first,
+                    Endpoint* second, bool* has_second, ParseError* error) {
+  *has_second = false;
+  const std::vector<Part> parts = SplitColons(w);
+  if (parts.size() == 1 && parts[0].text == "*") {  // shorthand for *:*
+    *first = Endpoint();
+    return true;
+  }
+  if (parts.size() < 2) {
+    const int col = w.column + static_cast<int>(w.text.size());
+    return Fail(error, line, col, "", "':' followed by a port");
+  }
+  if (!ParseAddrPart(parts[0], line, first, error)) return false;
+  if (!ParsePortPart(parts[1], line, first, error)) return false;
+  if (parts.size() == 2) return true;
+  if (!allow_second) {
+    return Fail(error, line, parts[2].column - 1, std::string_view(w.text).substr(
+                    static_cast<size_t>(parts[2].column - 1 - w.column)),
+                "end of the address (this role takes <addr>:<port>)");
+  }
+  if (parts.size() != 4) {
+    const Part& last = parts.back();
+    if (parts.size() == 3) {
+      const int col = last.column + static_cast<int>(last.text.size());
+      return Fail(error, line, col, "", "':' followed by the local port");
+    }
+    return Fail(error, line, parts[4].column - 1, ":" + std::string(parts[4].text),
+                "end of the 4-tuple <raddr>:<rport>:<laddr>:<lport>");
+  }
+  if (!ParseAddrPart(parts[2], line, second, error)) return false;
+  if (!ParsePortPart(parts[3], line, second, error)) return false;
+  *has_second = true;
+  return true;
+}
+
+bool ParseRole(std::string_view s, Role* role) {
+  if (s == "tcp_server") *role = Role::kTcpServer;
+  else if (s == "tcp_client") *role = Role::kTcpClient;
+  else if (s == "udp_sender") *role = Role::kUdpSender;
+  else if (s == "udp_receiver") *role = Role::kUdpReceiver;
+  else if (s == "udp_connect") *role = Role::kUdpConnect;
+  else return false;
+  return true;
+}
+
+// Parses the words of a `use` statement (words[0] == "use").
+bool ParseUse(const std::vector<Word>& words, int line, int end_column, Rule* rule,
+              ParseError* error) {
+  if (words.size() < 2) return Fail(error, line, end_column, "", kExpectTransport);
+  const Word& t = words[1];
+  if (t.text == "offload" || t.text == "vma") {
+    rule->transport = Transport::kOffload;
+  } else if (t.text == "os") {
+    rule->transport = Transport::kOs;
+  } else {
+    return Fail(error, line, t.column, t.text, kExpectTransport);
+  }
+  if (words.size() < 3) return Fail(error, line, end_column, "", kExpectRole);
+  const Word& r = words[2];
+  if (!ParseRole(r.text, &rule->role)) return Fail(error, line, r.column, r.text, kExpectRole);
+  if (words.size() < 4) {
+    return Fail(error, line, end_column, "",
+                rule->role == Role::kTcpServer || rule->role == Role::kUdpReceiver
+                    ? "<local addr[/prefix]|*>:<port[-port]|*>"
+                    : "<remote addr[/prefix]|*>:<port[-port]|*>");
+  }
+  const Word& spec = words[3];
+  Endpoint first;
+  Endpoint second;
+  bool has_second = false;
+  const bool four_tuple = rule->role == Role::kTcpClient || rule->role == Role::kUdpConnect;
+  if (!ParseEndpoints(spec, line, four_tuple, &first, &second, &has_second, error)) return false;
+  switch (rule->role) {
+    case Role::kTcpServer:
+    case Role::kUdpReceiver:
+      rule->local = first;
+      rule->has_local = 1;
+      rule->has_remote = 0;
+      break;
+    case Role::kUdpSender:
+      rule->remote = first;
+      rule->has_remote = 1;
+      rule->has_local = 0;
+      break;
+    case Role::kTcpClient:
+    case Role::kUdpConnect:
+      rule->remote = first;
+      rule->has_remote = 1;
+      rule->has_local = has_second ? 1 : 0;
+      if (has_second) rule->local = second;
+      break;
+  }
+  if (words.size() > 4) {
+    return Fail(error, line, words[4].column, words[4].text, "end of line");
+  }
+  rule->line = static_cast<uint32_t>(line);
+  return true;
+}
+
+bool CopyGlob(const Word& w, int line, char (&dst)[kMaxGlobLen], const char* what,
+              ParseError* error) {
+  if (w.text.size() >= kMaxGlobLen) {
+    return Fail(error, line, w.column, w.text, what);
+  }
+  std::memcpy(dst, w.text.data(), w.text.size());
+  dst[w.text.size()] = '\0';
+  return true;
+}
+
+void AppendEndpoint(std::string* out, const Endpoint& ep) {
+  char buf[64];
+  if (ep.prefix_len == 0) {
+    out->append("*");
+  } else {
+    std::snprintf(buf, sizeof(buf), "%u.%u.%u.%u", ep.addr >> 24, (ep.addr >> 16) & 0xff,
+                  (ep.addr >> 8) & 0xff, ep.addr & 0xff);
+    out->append(buf);
+    if (ep.prefix_len != 32) {
+      std::snprintf(buf, sizeof(buf), "/%u", ep.prefix_len);
+      out->append(buf);
+    }
+  }
+  out->append(":");
+  if (ep.port_lo == 0 && ep.port_hi == 65535) {
+    out->append("*");
+  } else if (ep.port_lo == ep.port_hi) {
+    std::snprintf(buf, sizeof(buf), "%u", ep.port_lo);
+    out->append(buf);
+  } else {
+    std::snprintf(buf, sizeof(buf), "%u-%u", ep.port_lo, ep.port_hi);
+    out->append(buf);
+  }
+}
+
+bool GlobMatches(const char* pattern, const char* value) {
+  if (pattern[0] == '*' && pattern[1] == '\0') return true;
+  return fnmatch(pattern, value, 0) == 0;
+}
+
+}  // namespace
+
+const char* TransportName(Transport t) { return t == Transport::kOs ? "os" : "offload"; }
+
+const char* RoleName(Role r) {
+  switch (r) {
+    case Role::kTcpServer: return "tcp_server";
+    case Role::kTcpClient: return "tcp_client";
+    case Role::kUdpSender: return "udp_sender";
+    case Role::kUdpReceiver: return "udp_receiver";
+    case Role::kUdpConnect: return "udp_connect";
+  }
+  return "?";
+}
+
+std::string ParseError::ToString() const {
+  std::string s = "line " + std::to_string(line) + ", column " + std::to_string(column) + ": ";
+  if (token.empty()) {
+    s += "unexpected end of line";
+  } else {
+    s += "unexpected '" + token + "'";
+  }
+  s += ", expected " + expected;
+  return s;
+}
+
+Decision Match(const Rule* rules, size_t n, const Query& q) {
+  for (size_t i = 0; i < n; ++i) {
+    const Rule& r = rules[i];
+    if (r.role != q.role) continue;
+    if (!GlobMatches(r.program, q.program)) continue;
+    if (!(r.app_id[0] == '*' && r.app_id[1] == '\0') &&
+        std::strcmp(r.app_id, q.application_id) != 0) {
+      continue;
+    }
+    if (r.has_local && !r.local.Matches(q.local_addr, q.local_port)) continue;
+    if (r.has_remote && !r.remote.Matches(q.remote_addr, q.remote_port)) continue;
+    Decision d;
+    d.transport = r.transport;
+    d.rule_id = r.id;
+    d.index = static_cast<int32_t>(i);
+    return d;
+  }
+  return Decision();
+}
+
+bool ParseRuleLine(std::string_view text, int line, Rule* out, ParseError* error) {
+  const std::vector<Word> words = SplitWords(text);
+  const int end_column = static_cast<int>(text.size()) + 1;
+  if (words.empty()) return Fail(error, line, 1, "", "a rule: use <offload|vma|os> <role> <address>");
+  if (words[0].text != "use") return Fail(error, line, words[0].column, words[0].text, "use");
+  Rule rule;
+  if (!ParseUse(words, line, end_column, &rule, error)) return false;
+  *out = rule;
+  return true;
+}
+
+bool ParseRules(std::string_view text, std::vector<Rule>* out, ParseError* error) {
+  std::vector<Rule> rules;
+  char program[kMaxGlobLen] = {'*', 0};
+  char app_id[kMaxGlobLen] = {'*', 0};
+  int line_no = 0;
+  size_t pos = 0;
+  while (pos <= text.size()) {
+    size_t eol = text.find('\n', pos);
+    if (eol == std::string_view::npos) eol = text.size();
+    const std::string_view line = text.substr(pos, eol - pos);
+    ++line_no;
+    pos = eol + 1;
+    const std::vector<Word> words = SplitWords(line);
+    const int end_column = static_cast<int>(line.size()) + 1;
+    if (words.empty()) {
+      if (eol == text.size()) break;
+      continue;
+    }
+    if (words[0].text == "application-id") {
+      if (words.size() < 2) return Fail(error, line_no, end_column, "", "a program name or *");
+      if (words.size() < 3) {
+        return Fail(error, line_no, end_column, "", "a user-defined application id or *");
+      }
+      if (words.size() > 3) return Fail(error, line_no, words[3].column, words[3].text, "end of line");
+      if (!CopyGlob(words[1], line_no, program, "a program name of at most 63 characters", error) ||
+          !CopyGlob(words[2], line_no, app_id, "an application id of at most 63 characters", error)) {
+        return false;
+      }
+    } else if (words[0].text == "use") {
+      Rule rule;
+      if (!ParseUse(words, line_no, end_column, &rule, error)) return false;
+      std::memcpy(rule.program, program, sizeof(program));
+      std::memcpy(rule.app_id, app_id, sizeof(app_id));
+      rules.push_back(rule);
+    } else {
+      return Fail(error, line_no, words[0].column, words[0].text, "use or application-id");
+    }
+    if (eol == text.size()) break;
+  }
+  *out = std::move(rules);
+  return true;
+}
+
+std::string FormatRule(const Rule& rule) {
+  std::string s = "use ";
+  s += TransportName(rule.transport);
+  s += ' ';
+  s += RoleName(rule.role);
+  s += ' ';
+  switch (rule.role) {
+    case Role::kTcpServer:
+    case Role::kUdpReceiver:
+      AppendEndpoint(&s, rule.local);
+      break;
+    case Role::kUdpSender:
+      AppendEndpoint(&s, rule.remote);
+      break;
+    case Role::kTcpClient:
+    case Role::kUdpConnect:
+      AppendEndpoint(&s, rule.remote);
+      if (rule.has_local) {
+        s += ':';
+        AppendEndpoint(&s, rule.local);
+      }
+      break;
+  }
+  return s;
+}
+
+std::string FormatRules(const std::vector<Rule>& rules, std::string_view header) {
+  std::string out(header);
+  if (!out.empty() && out.back() != '\n') out += '\n';
+  const char* section_program = "*";
+  const char* section_app = "*";
+  bool first = true;
+  for (const Rule& r : rules) {
+    const bool same = std::strcmp(r.program, section_program) == 0 &&
+                      std::strcmp(r.app_id, section_app) == 0;
+    if (!same || (first && !(r.program[0] == '*' && r.program[1] == 0 &&
+                             r.app_id[0] == '*' && r.app_id[1] == 0))) {
+      out += "\napplication-id ";
+      out += r.program;
+      out += ' ';
+      out += r.app_id;
+      out += '\n';
+      section_program = r.program;
+      section_app = r.app_id;
+    }
+    first = false;
+    out += FormatRule(r);
+    out += '\n';
+  }
+  return out;
+}
+
+}  // namespace rules
+}  // namespace offload
