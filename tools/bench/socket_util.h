@@ -1,0 +1,160 @@
+// Small helpers shared by the offload test programs (offload-grind,
+// offload-cmd, ttcp, offload-connrate): an owning fd, IPv4 address parsing,
+// listen/connect with clear errors, deadline-bounded full reads and writes,
+// and a tiny command-line reader.
+//
+// Everything here uses only the plain BSD socket API so that the programs
+// behave the same with and without liboffload.so preloaded.
+//
+// Thread safety: free functions are thread-safe; UniqueFd and ArgReader are
+// not (one owner thread each).
+
+#ifndef OFFLOAD_TOOLS_BENCH_SOCKET_UTIL_H_
+#define OFFLOAD_TOOLS_BENCH_SOCKET_UTIL_H_
+
+#include <netinet/in.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+
+namespace offload::tools {
+
+// Process exit codes shared by every test program.
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitFailure = 1;
+inline constexpr int kExitUsage = 2;
+
+// Owns one file descriptor; closes it on destruction. Move-only.
+class UniqueFd {
+ public:
+  UniqueFd() = default;
+  explicit UniqueFd(int fd) : fd_(fd) {}
+  UniqueFd(UniqueFd&& other) noexcept : fd_(other.release()) {}
+  UniqueFd& operator=(UniqueFd&& other) noexcept;
+  UniqueFd(const UniqueFd&) = delete;
+  UniqueFd& operator=(const UniqueFd&) = delete;
+  ~UniqueFd() { reset(); }
+
+  int get() const { return fd_; }
+  bool valid() const { return fd_ >= 0; }
+  // Gives up ownership and returns the fd (or -1).
+  int release();
+  // Closes the current fd (if any) and takes ownership of `fd`.
+  void reset(int fd = -1);
+
+ private:
+  int fd_ = -1;
+};
+
+// Returns a status with `what` and the text of `err` (an errno value).
+absl::Status ErrnoStatus(absl::string_view what, int err);
+
+// Parses a dotted-quad IPv4 address or "localhost" (127.0.0.1).
+// Errors: InvalidArgument naming the bad text.
+absl::StatusOr<in_addr> ParseIpv4(absl::string_view text);
+
+// Builds a sockaddr_in for `host` (see ParseIpv4) and `port`.
+absl::StatusOr<sockaddr_in> MakeAddress(absl::string_view host, uint16_t port);
+
+// Creates a socket of `type` (SOCK_STREAM or SOCK_DGRAM) bound to
+// `host:port` (port 0 = kernel picks); for SOCK_STREAM also listens with
+// `backlog`. SO_REUSEADDR is set. `sock_buf` > 0 sets SO_RCVBUF and SO_SNDBUF
+// before bind/listen.
+absl::StatusOr<UniqueFd> BindSocket(int type, absl::string_view host,
+                                    uint16_t port, int backlog = 128,
+                                    int sock_buf = 0);
+
+// Connects a new socket of `type` to `host:port`, waiting at most `timeout`
+// (retrying ECONNREFUSED until then, so a client may start just before its
+// server). `sock_buf` > 0 sets SO_RCVBUF/SO_SNDBUF before connecting.
+absl::StatusOr<UniqueFd> ConnectTo(int type, absl::string_view host,
+                                   uint16_t port, absl::Duration timeout,
+                                   int sock_buf = 0);
+
+// Accepts one connection on `listener`, waiting at most `timeout`.
+absl::StatusOr<UniqueFd> AcceptWithTimeout(int listener,
+                                           absl::Duration timeout);
+
+// Returns the local port `fd` is bound to.
+absl::StatusOr<uint16_t> LocalPort(int fd);
+
+// Waits until `fd` is readable (POLLIN) or writable (POLLOUT) or `deadline`
+// passes. Returns DeadlineExceeded on timeout.
+absl::Status WaitFd(int fd, short events, absl::Time deadline);
+
+// Writes all `len` bytes with send(MSG_NOSIGNAL), waiting at most until
+// `deadline`. Works on blocking and non-blocking sockets.
+absl::Status WriteFull(int fd, const void* data, size_t len,
+                       absl::Time deadline);
+
+// Reads exactly `len` bytes. Errors: OutOfRange if the peer closes first
+// (message says how many bytes arrived), DeadlineExceeded, or errno errors.
+absl::Status ReadFull(int fd, void* data, size_t len, absl::Time deadline);
+
+// Reads at most `len` bytes (one recv) waiting until `deadline`; returns the
+// count, 0 on EOF.
+absl::StatusOr<size_t> ReadSome(int fd, void* data, size_t len,
+                                absl::Time deadline);
+
+// Writes "<port>\n" to `path` atomically (temp file + rename) so a script
+// polling for the file never sees a partial number.
+absl::Status WritePortFile(const std::string& path, uint16_t port);
+
+// A minimal argv reader: "--name value", "--name=value" and "-x value".
+//
+//   ArgReader args(argc, argv);
+//   while (args.Next()) {
+//     if (args.Flag("--verbose", "-v")) verbose = true;
+//     else if (args.Value("--port", "-p", &text)) ...
+//     else return args.Unknown();
+//   }
+//   if (!args.error().empty()) ...
+class ArgReader {
+ public:
+  ArgReader(int argc, char** argv);
+
+  // Advances to the next argument; false at the end or after an error.
+  bool Next();
+  // True if the current argument is a positional one (does not start with
+  // '-'); stores it in `*out`.
+  bool Positional(std::string* out);
+  // True if the current argument is the switch `long_name` or `short_name`
+  // (either may be empty).
+  bool Flag(absl::string_view long_name, absl::string_view short_name);
+  // True if the current argument names this option; stores its value. If the
+  // value is missing, records an error and returns true.
+  bool Value(absl::string_view long_name, absl::string_view short_name,
+             std::string* out);
+  // Same, parsing an unsigned integer in [min, max] (records an error if not).
+  bool Uint(absl::string_view long_name, absl::string_view short_name,
+            uint64_t min, uint64_t max, uint64_t* out);
+  // Records "unknown option" for the current argument; returns false.
+  bool Unknown();
+  // Records a usage error.
+  void Fail(std::string message);
+
+  const std::string& current() const { return current_; }
+  const std::string& error() const { return error_; }
+
+ private:
+  bool Matches(absl::string_view long_name, absl::string_view short_name,
+               bool takes_value);
+
+  std::vector<std::string> args_;
+  size_t next_ = 0;
+  std::string current_;
+  std::string inline_value_;
+  bool has_inline_value_ = false;
+  std::string error_;
+};
+
+}  // namespace offload::tools
+
+#endif  // OFFLOAD_TOOLS_BENCH_SOCKET_UTIL_H_
