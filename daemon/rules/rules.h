@@ -64,6 +64,9 @@ struct Endpoint {
 
 inline constexpr size_t kMaxGlobLen = 64;  // including the terminating NUL
 
+// The most rules a table may hold (the size of the published copy).
+inline constexpr size_t kMaxRules = 1024;
+
 // One rule. Trivially copyable: safe to memcpy into shared memory.
 struct Rule {
   uint32_t id = 0;         // assigned by the owner of the table (0 = unassigned)
