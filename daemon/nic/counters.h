@@ -1,0 +1,92 @@
+// Per-queue NIC counters. Written by the one engine thread that owns the
+// queue, read by the control plane at any time.
+//
+// Thread safety: each counter has a single writer (the owning engine thread),
+// which does a relaxed load + relaxed store (no read-modify-write, so no
+// locked instruction on the per-packet path). Readers do relaxed loads; a
+// snapshot is therefore not atomic across counters, which statistics accept.
+
+#ifndef OFFLOAD_DAEMON_NIC_COUNTERS_H_
+#define OFFLOAD_DAEMON_NIC_COUNTERS_H_
+
+#include <atomic>
+#include <cstdint>
+
+namespace offload::nic {
+
+// A monotonically increasing counter with exactly one writing thread.
+class SingleWriterCounter {
+ public:
+  SingleWriterCounter() = default;
+  SingleWriterCounter(const SingleWriterCounter&) = delete;
+  SingleWriterCounter& operator=(const SingleWriterCounter&) = delete;
+
+  // REQUIRES: called only from the owning thread.
+  void Add(uint64_t n) {
+    value_.store(value_.load(std::memory_order_relaxed) + n,
+                 std::memory_order_relaxed);
+  }
+  void Increment() { Add(1); }
+  // Any thread.
+  uint64_t Get() const { return value_.load(std::memory_order_relaxed); }
+
+ private:
+  std::atomic<uint64_t> value_{0};
+};
+
+// Why a frame was dropped or could not be sent. Kernel-side drops reported
+// by the driver (e.g. AF_XDP XDP_STATISTICS) are in QueueStats below.
+enum class DropReason : int {
+  kRxInvalidDescriptor = 0,  // RX descriptor outside the buffer pool.
+  kRxTruncated,              // frame longer than a buffer / CQE error.
+  kTxNoBuffer,               // AllocTx found the buffer pool empty.
+  kTxRingFull,               // SubmitTx found the TX ring full.
+  kTxError,                  // driver reported a send error (CQE, sendto).
+  kCount,
+};
+
+const char* DropReasonName(DropReason reason);
+
+struct QueueCounters {
+  SingleWriterCounter rx_packets;
+  SingleWriterCounter rx_bytes;
+  SingleWriterCounter tx_packets;
+  SingleWriterCounter tx_bytes;
+  SingleWriterCounter polls;        // RxBurst calls.
+  SingleWriterCounter empty_polls;  // RxBurst calls that returned nothing.
+  SingleWriterCounter wakeups;      // syscalls made to kick the kernel/NIC.
+  SingleWriterCounter ring_full;    // fill/TX ring found full.
+  SingleWriterCounter drops[static_cast<int>(DropReason::kCount)];
+
+  void Drop(DropReason reason, uint64_t n = 1) {
+    drops[static_cast<int>(reason)].Add(n);
+  }
+};
+
+// A plain copy of the counters plus what the kernel/NIC reports.
+struct QueueStats {
+  uint64_t rx_packets = 0;
+  uint64_t rx_bytes = 0;
+  uint64_t tx_packets = 0;
+  uint64_t tx_bytes = 0;
+  uint64_t polls = 0;
+  uint64_t empty_polls = 0;
+  uint64_t wakeups = 0;
+  uint64_t ring_full = 0;
+  uint64_t drops[static_cast<int>(DropReason::kCount)] = {};
+  // Reported by the kernel for AF_XDP sockets (XDP_STATISTICS); zero for
+  // drivers that have no equivalent.
+  uint64_t kernel_rx_dropped = 0;          // no room in the RX ring / UMEM.
+  uint64_t kernel_rx_invalid_descs = 0;
+  uint64_t kernel_tx_invalid_descs = 0;
+  uint64_t kernel_rx_ring_full = 0;
+  uint64_t kernel_rx_fill_ring_empty = 0;
+  uint64_t kernel_tx_ring_empty = 0;
+};
+
+// Copies the software counters into `stats` (kernel fields untouched).
+void SnapshotCounters(const QueueCounters& counters, QueueStats* stats);
+
+}  // namespace offload::nic
+
+#endif  // OFFLOAD_DAEMON_NIC_COUNTERS_H_

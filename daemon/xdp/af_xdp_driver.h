@@ -1,0 +1,61 @@
+// The af_xdp NIC driver: AF_XDP sockets on queues 0..n-1 of any Linux
+// interface, with the XDP steering program deciding which received packets
+// come to offloadd (see steer_program.h) -- everything else stays with the
+// kernel.
+//
+// Lifetime: creating the driver attaches the program (replacing a stale one
+// left by a killed daemon) and binds the sockets; destroying it detaches the
+// program first (traffic returns to the kernel at once), then closes the
+// sockets.
+// Thread safety: see nic::NicDriver.
+
+#ifndef OFFLOAD_DAEMON_XDP_AF_XDP_DRIVER_H_
+#define OFFLOAD_DAEMON_XDP_AF_XDP_DRIVER_H_
+
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "daemon/nic/config.h"
+#include "daemon/nic/nic.h"
+#include "daemon/xdp/af_xdp_queue.h"
+#include "daemon/xdp/steer_program.h"
+
+namespace offload::xdp {
+
+class AfXdpDriver : public nic::NicDriver {
+ public:
+  // Opens `config.num_queues` queues of interface `config.name` in the
+  // calling thread's network namespace. Errors: NotFound (no interface),
+  // InvalidArgument (queue count), FailedPrecondition (foreign XDP program,
+  // zero-copy required but unavailable), PermissionDenied, Internal.
+  static absl::StatusOr<std::unique_ptr<AfXdpDriver>> Create(
+      const nic::InterfaceConfig& config);
+
+  ~AfXdpDriver() override;
+
+  const nic::InterfaceInfo& info() const override { return info_; }
+  size_t num_queues() const override { return queues_.size(); }
+  nic::NicQueue* queue(size_t i) override { return queues_[i].get(); }
+  absl::Status Steer(const nic::FlowKey& flow, uint32_t queue) override;
+  absl::Status Unsteer(const nic::FlowKey& flow) override;
+
+  // Counters of the XDP program (passes by reason, redirects).
+  absl::StatusOr<SteerStats> ReadSteerStats() const {
+    return program_->ReadStats();
+  }
+  bool native_xdp() const { return program_->native(); }
+
+ private:
+  AfXdpDriver() = default;
+
+  nic::InterfaceInfo info_;
+  std::unique_ptr<SteerProgram> program_;
+  std::vector<std::unique_ptr<AfXdpQueue>> queues_;
+  std::mutex steer_mu_;  // serialises Steer/Unsteer (map update + check)
+};
+
+}  // namespace offload::xdp
+
+#endif  // OFFLOAD_DAEMON_XDP_AF_XDP_DRIVER_H_
