@@ -1,0 +1,297 @@
+// The shared-memory ABI between offloadd and liboffload.so: the per-process
+// arena, the same-host pipe and datagram-ring segments, and the messages on
+// the attach socket (<run dir>/engine.sock, SOCK_SEQPACKET).
+//
+// One header set, included by both sides; never written twice. Everything
+// here is standard-layout, fixed-size and free of pointers so it can live in
+// a memfd mapped at different addresses in different processes.
+//
+// Trust model (DESIGN.md principle 3): the daemon never follows an offset or
+// length it reads from shared memory or from the attach socket; it copies,
+// then validates (see validate.h). The client trusts the daemon.
+//
+// Thread safety / invariants:
+//   * The ArenaHeader fields above `live` are written once by the daemon
+//     before the memfd is handed out and are read-only afterwards.
+//   * Atomics in shared memory are lock-free (static_assert below) and each
+//     documents the operation it pairs with.
+
+#ifndef OFFLOAD_DAEMON_SHM_ABI_H_
+#define OFFLOAD_DAEMON_SHM_ABI_H_
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <type_traits>
+
+#include "daemon/rules/rules.h"
+
+namespace offload {
+namespace shm {
+
+inline constexpr uint64_t kArenaMagic = 0x4f46464c4f414431ull;  // "OFFLOAD1"
+inline constexpr uint64_t kPipeMagic = 0x4f46464c50495045ull;   // "OFFLPIPE"
+inline constexpr uint64_t kDgramMagic = 0x4f46464c44475231ull;  // "OFFLDGR1"
+// Bumped on every incompatible change of anything in daemon/shm/.
+inline constexpr uint32_t kAbiVersion = 1;
+
+inline constexpr size_t kCacheLine = 64;
+
+static_assert(std::atomic<uint64_t>::is_always_lock_free, "shm atomics must be lock-free");
+static_assert(std::atomic<uint32_t>::is_always_lock_free, "shm atomics must be lock-free");
+
+// ------------------------------------------------------------------ arena
+
+inline constexpr uint32_t kMaxPublishedRules = 256;
+inline constexpr uint32_t kMaxThreadEntries = 256;
+inline constexpr uint32_t kPortWords = 65536 / 64;
+
+// Log levels as in OFFLOAD_TRACELEVEL.
+enum class LogLevel : uint32_t {
+  kPanic = 0, kError = 1, kWarn = 2, kInfo = 3, kDebug = 4, kFunc = 5, kFuncAll = 6,
+};
+
+// A seqlock-protected table written by the daemon only.
+// Writer (daemon, serialised by its own mutex): seq.fetch_add(1) (odd),
+// release fence, write entries, seq.fetch_add(1, release) (even).
+// Reader (client): s1 = seq.load(acquire); if odd retry; copy; acquire fence;
+// s2 = seq.load(relaxed); retry unless s1 == s2.
+struct SeqLock {
+  std::atomic<uint32_t> seq{0};
+};
+
+// Thread offload states published by the daemon (offloadctl thread-offload).
+struct ThreadEntry {
+  uint32_t tid;      // 0 = free slot
+  uint32_t offload;  // 1 = offload, 0 = kernel
+};
+
+struct PublishedRules {
+  SeqLock lock;
+  uint32_t count;     // <= kMaxPublishedRules
+  uint64_t version;   // RuleStore version
+  rules::Rule rules[kMaxPublishedRules];
+};
+
+struct ThreadTable {
+  SeqLock lock;
+  uint32_t count;     // used entries, <= kMaxThreadEntries
+  ThreadEntry entries[kMaxThreadEntries];
+};
+
+// Fallback reasons: same numbering as offload.v1.FallbackReason.
+enum class Fallback : uint8_t {
+  kNone = 0, kRule = 1, kThreadOff = 2, kUnsupportedOption = 3, kDaemonAbsent = 4,
+  kPeerNotOffloaded = 5, kNotRouted = 6, kLimit = 7, kUnsupportedFamily = 8,
+};
+inline constexpr uint8_t kMaxFallback = 8;
+
+enum class SocketState : uint8_t {
+  kFree = 0, kCreated = 1, kBound = 2, kListen = 3, kConnecting = 4,
+  kEstablished = 5, kClosed = 6,
+};
+inline constexpr uint8_t kMaxSocketState = 6;
+
+enum class SocketPath : uint8_t { kKernel = 0, kPipe = 1, kUdpRing = 2, kEngine = 3 };
+inline constexpr uint8_t kMaxSocketPath = 3;
+
+// Per-socket counters, written by the client (one thread at a time per
+// socket, relaxed: they are statistics), read by the daemon for GetStats.
+// The daemon copies a slot and validates every enum before use.
+struct alignas(kCacheLine) SocketSlot {
+  // Written last when a slot is taken (release), first when it is freed;
+  // pairs with the daemon's acquire load in session/stats.cc.
+  std::atomic<uint32_t> in_use;
+  int32_t fd;
+  uint64_t inode;
+  uint8_t protocol;     // IPPROTO_TCP or IPPROTO_UDP
+  uint8_t state;        // SocketState
+  uint8_t path;         // SocketPath
+  uint8_t fallback;     // Fallback
+  uint32_t rule_id;
+  uint32_t local_addr, remote_addr;  // network byte order
+  uint16_t local_port, remote_port;  // network byte order
+  char fallback_detail[24];
+  std::atomic<uint64_t> rx_bytes, rx_msgs, tx_bytes, tx_msgs;
+  std::atomic<uint64_t> rx_eagain, tx_eagain, errors, poll_hits, poll_misses;
+  std::atomic<uint64_t> rx_queue_bytes, rx_queue_max, drops;
+};
+
+// The head of every per-process arena.
+struct alignas(kCacheLine) ArenaHeader {
+  uint64_t magic;          // kArenaMagic
+  uint32_t abi_version;    // kAbiVersion
+  uint32_t header_bytes;   // sizeof(ArenaHeader)
+  uint64_t arena_bytes;    // size of the memfd
+  uint32_t pid;            // the process this arena belongs to
+  uint32_t max_sockets;    // number of SocketSlot entries
+  uint64_t slots_offset;   // byte offset of SocketSlot[max_sockets]
+  uint32_t rcvbuf, sndbuf; // default pipe ring sizes (power of two)
+
+  // Daemon -> client, live.
+  alignas(kCacheLine) std::atomic<uint64_t> events_posted;
+  // Incremented by the daemon (release) after it has sent an asynchronous
+  // message (an offer) on this process's attach socket; the client compares
+  // it (acquire) with the number it consumed to know a recv() is worthwhile.
+  std::atomic<uint32_t> log_level;  // LogLevel; relaxed both sides.
+  std::atomic<uint32_t> process_offload;  // reserved
+
+  // Ports with an offloaded TCP listener / UDP receiver anywhere on the host.
+  // Set by the daemon (fetch_or, release) BEFORE it acknowledges the listen
+  // or bind; read by the client (acquire) before connect/sendto: a clear bit
+  // means "go to the kernel" without a daemon round trip.
+  alignas(kCacheLine) std::atomic<uint64_t> tcp_ports[kPortWords];
+  std::atomic<uint64_t> udp_ports[kPortWords];
+
+  alignas(kCacheLine) ThreadTable threads;
+  alignas(kCacheLine) PublishedRules rules;
+};
+
+inline bool PortBit(const std::atomic<uint64_t>* words, uint16_t port_host) {
+  return (words[port_host >> 6].load(std::memory_order_acquire) >> (port_host & 63)) & 1;
+}
+
+// --------------------------------------------------------------- pipes
+
+// One direction of a byte stream. `tail` and `head` are free-running byte
+// counts; the data area has `capacity` (power of two) bytes.
+struct RingIndexes {
+  // Producer line: written only by the producer (and by the daemon when the
+  // producer's process dies).
+  alignas(kCacheLine) std::atomic<uint64_t> tail;
+  // Store-release by the producer after copying data; pairs with the
+  // consumer's load-acquire before it reads data.
+  std::atomic<uint32_t> shut;
+  // kShutFin (write side shut down) / kShutRst (aborted). Store-release after
+  // the last tail update; pairs with the consumer's load-acquire once it has
+  // found the ring empty.
+  std::atomic<uint32_t> writer_needs_wakeup;
+  // Set by a producer that found the ring full (seq_cst), then it re-checks
+  // head and sleeps; the consumer, after advancing head, does a seq_cst
+  // fence, loads it and, if set, exchanges it to 0 and kicks the producer.
+
+  // Consumer line: written only by the consumer (and by the producer when it
+  // clears reader_needs_wakeup, on the slow path).
+  alignas(kCacheLine) std::atomic<uint64_t> head;
+  // Store-release by the consumer after copying data out; pairs with the
+  // producer's load-acquire before it reuses the space.
+  std::atomic<uint32_t> reader_needs_wakeup;
+  // The need-wake-up handshake: the consumer sets it (seq_cst store), then
+  // re-checks tail and only then sleeps on its eventfd; the producer, after
+  // its tail store, does a seq_cst fence, loads it and, if set, exchanges it
+  // to 0 and writes the consumer's eventfd. Either the consumer sees the new
+  // tail or the producer sees the flag: no lost wake-up.
+  std::atomic<uint32_t> reader_closed;
+  // 1 once the consumer's socket is closed (store-release; the producer's
+  // send fails with EPIPE after a load-acquire). 2 = closed with unread data
+  // (the producer sees ECONNRESET).
+};
+
+inline constexpr uint32_t kShutFin = 1;
+inline constexpr uint32_t kShutRst = 2;
+
+// Segment layout: PipeHeader, then data[0] (connector -> acceptor, capacity
+// bytes), then data[1] (acceptor -> connector, capacity bytes).
+struct alignas(kCacheLine) PipeHeader {
+  uint64_t magic;        // kPipeMagic
+  uint32_t capacity;     // per direction, power of two
+  uint32_t reserved;
+  RingIndexes dir[2];    // [0]: connector -> acceptor; [1]: acceptor -> connector
+};
+inline constexpr size_t PipeSegmentBytes(uint32_t capacity) {
+  return sizeof(PipeHeader) + 2 * size_t{capacity};
+}
+inline constexpr size_t PipeDataOffset(int dir, uint32_t capacity) {
+  return sizeof(PipeHeader) + size_t(dir) * capacity;
+}
+
+// ----------------------------------------------------- datagram rings
+
+// A UDP ring from one sender socket to one receiver socket: records of
+// DgramRecord + payload padded to 8 bytes, in a byte ring of `capacity`.
+// A record never wraps: a record with len == kDgramSkip pads to the end.
+struct alignas(kCacheLine) DgramHeader {
+  uint64_t magic;        // kDgramMagic
+  uint32_t capacity;     // power of two
+  uint32_t src_addr;     // sender's address (network order), fixed per ring
+  uint16_t src_port;     // network order
+  uint16_t reserved16;
+  uint32_t reserved32;
+  RingIndexes idx;       // `shut` is kShutFin once the sender closed
+};
+struct DgramRecord {
+  uint32_t len;          // payload bytes, or kDgramSkip
+  uint32_t reserved;
+};
+inline constexpr uint32_t kDgramSkip = 0xffffffffu;
+inline constexpr uint32_t kMaxDatagram = 65507;
+inline constexpr size_t DgramSegmentBytes(uint32_t capacity) {
+  return sizeof(DgramHeader) + size_t{capacity};
+}
+
+// --------------------------------------------------- attach protocol
+
+// Every message on engine.sock is one SEQPACKET record: a Msg (exactly
+// sizeof(Msg) bytes) plus up to kMaxMsgFds fds in SCM_RIGHTS.
+enum class MsgType : uint32_t {
+  // client -> daemon
+  kHello = 1,          // fds: none. Reply kHelloOk + [arena memfd].
+  kTcpListen = 2,      // fds: [shadow socket, listener eventfd]. Reply kStatus.
+  kTcpUnlisten = 3,    // no reply.
+  kTcpConnect = 4,     // fds: [shadow socket]. Reply kPipe + [memfd, own efd, peer efd] or kStatus.
+  kPipeClose = 5,      // no reply. Also acknowledges an offer (accepted or refused).
+  kUdpBind = 6,        // fds: [shadow socket, receiver eventfd]. Reply kStatus.
+  kUdpUnbind = 7,      // no reply.
+  kUdpOpen = 8,        // Reply kDgram + [memfd, receiver efd] or kStatus.
+  kDgramClose = 9,     // no reply.
+  kPipeAccepted = 10,  // no reply: an offer left the listener's backlog.
+  // daemon -> client
+  kHelloOk = 101,
+  kStatus = 102,       // result of a request: `status` (0 or a positive errno)
+  kPipe = 103,         // a connect succeeded: fds [memfd, own efd, peer efd]
+  kOffer = 104,        // a connection for a listener: fds [memfd, own efd, peer efd]
+  kDgramOffer = 105,   // a new incoming ring for a UDP receiver: fds [memfd]
+  kDgram = 106,        // reply to kUdpOpen: fds [memfd, receiver efd]
+};
+
+inline constexpr int kMaxMsgFds = 3;
+inline constexpr size_t kMaxProgramName = 32;
+inline constexpr size_t kMaxAppId = 64;
+
+// IPv4 endpoint, network byte order, as in sockaddr_in.
+struct Addr4 {
+  uint32_t addr;
+  uint16_t port;
+  uint16_t pad;
+};
+
+struct Msg {
+  MsgType type;
+  uint32_t seq;         // request sequence; replies echo it; 0 for async
+  int32_t status;       // kStatus: 0 or errno
+  uint32_t id;          // listener / pipe / endpoint / ring id (see types)
+  uint32_t id2;         // second id (kOffer: pipe id; kDgramOffer: ring id)
+  uint32_t value;       // kHello: ABI version; kTcpListen: backlog; kPipe/kOffer/kDgram*: capacity
+  uint64_t value64;     // kHelloOk: arena bytes
+  Addr4 local;          // the sender's own endpoint (connect: bound shadow)
+  Addr4 remote;         // destination / peer
+  char program[kMaxProgramName];
+  char app_id[kMaxAppId];
+};
+static_assert(std::is_trivially_copyable<Msg>::value, "Msg goes over a socket");
+static_assert(sizeof(Msg) == 144, "attach protocol ABI");
+
+static_assert(std::is_standard_layout<ArenaHeader>::value, "shm layout");
+static_assert(std::is_standard_layout<PipeHeader>::value, "shm layout");
+static_assert(sizeof(RingIndexes) == 2 * kCacheLine, "one line per side");
+static_assert(sizeof(SocketSlot) == 3 * kCacheLine, "slot layout");
+
+// Size of the arena for `max_sockets` slots, rounded up to a page.
+inline constexpr uint64_t ArenaBytesFor(uint32_t max_sockets) {
+  return (sizeof(ArenaHeader) + uint64_t{max_sockets} * sizeof(SocketSlot) + 4095) & ~uint64_t{4095};
+}
+
+}  // namespace shm
+}  // namespace offload
+
+#endif  // OFFLOAD_DAEMON_SHM_ABI_H_
