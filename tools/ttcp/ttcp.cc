@@ -1,0 +1,136 @@
+// ttcp implementation; see ttcp.h.
+
+#include "tools/ttcp/ttcp.h"
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "tools/bench/socket_util.h"
+
+namespace offload::tools::ttcp {
+namespace {
+
+int GetBuf(int fd, int which) {
+  int v = 0;
+  socklen_t len = sizeof(v);
+  if (::getsockopt(fd, SOL_SOCKET, which, &v, &len) != 0) return -1;
+  return v;
+}
+
+}  // namespace
+
+absl::StatusOr<Result> Transmit(const Options& options) {
+  if (options.buflen < 1 || options.buflen > kMaxBuflen || options.nbuf < 1) {
+    return absl::InvalidArgumentError("buflen and nbuf must be positive");
+  }
+  // The pattern repeats every 95 bytes; a buffer of buflen + 95 lets each
+  // write start at the right phase without refilling.
+  std::vector<char> buf(options.buflen + 95);
+  for (size_t i = 0; i < buf.size(); ++i) buf[i] = PatternChar(i);
+
+  const absl::Time start = absl::Now();
+  absl::StatusOr<UniqueFd> fd =
+      ConnectTo(SOCK_STREAM, options.host, options.port, absl::Seconds(10),
+                options.sockbuf);
+  if (!fd.ok()) return fd.status();
+  if (options.nodelay) {
+    int one = 1;
+    if (::setsockopt(fd->get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) !=
+        0) {
+      return ErrnoStatus("setsockopt(TCP_NODELAY)", errno);
+    }
+  }
+  Result result;
+  result.effective_sockbuf = GetBuf(fd->get(), SO_SNDBUF);
+  uint64_t offset = 0;
+  for (uint64_t i = 0; i < options.nbuf; ++i) {
+    if (absl::Status s =
+            WriteFull(fd->get(), buf.data() + offset % 95, options.buflen,
+                      absl::Now() + options.timeout);
+        !s.ok()) {
+      return absl::Status(s.code(), absl::StrCat("buffer ", i, ": ",
+                                                 s.message()));
+    }
+    offset += options.buflen;
+    ++result.calls;
+  }
+  if (::shutdown(fd->get(), SHUT_WR) != 0) {
+    return ErrnoStatus("shutdown(SHUT_WR)", errno);
+  }
+  // Wait for the receiver to read everything and close.
+  char sink[64];
+  absl::StatusOr<size_t> n =
+      ReadSome(fd->get(), sink, sizeof(sink), absl::Now() + options.timeout);
+  if (!n.ok()) {
+    return absl::Status(n.status().code(),
+                        absl::StrCat("waiting for the receiver to finish: ",
+                                     n.status().message()));
+  }
+  result.seconds = absl::ToDoubleSeconds(absl::Now() - start);
+  result.bytes = offset;
+  return result;
+}
+
+absl::StatusOr<Result> Receive(int listener, const Options& options) {
+  if (options.buflen < 1 || options.buflen > kMaxBuflen) {
+    return absl::InvalidArgumentError("buflen must be positive");
+  }
+  absl::StatusOr<UniqueFd> fd =
+      AcceptWithTimeout(listener, absl::InfiniteDuration());
+  if (!fd.ok()) return fd.status();
+  const absl::Time start = absl::Now();
+  Result result;
+  result.effective_sockbuf = GetBuf(fd->get(), SO_RCVBUF);
+  std::vector<char> buf(options.buflen);
+  for (;;) {
+    absl::StatusOr<size_t> n = ReadSome(fd->get(), buf.data(), buf.size(),
+                                        absl::Now() + options.timeout);
+    if (!n.ok()) return n.status();
+    ++result.calls;
+    if (*n == 0) break;
+    if (options.verify) {
+      for (size_t i = 0; i < *n; ++i) {
+        if (buf[i] != PatternChar(result.bytes + i)) {
+          return absl::DataLossError(absl::StrFormat(
+              "data mismatch at stream offset %u: expected 0x%02x, got 0x%02x",
+              result.bytes + i,
+              static_cast<unsigned char>(PatternChar(result.bytes + i)),
+              static_cast<unsigned char>(buf[i])));
+        }
+      }
+    }
+    result.bytes += *n;
+  }
+  result.seconds = absl::ToDoubleSeconds(absl::Now() - start);
+  return result;
+}
+
+std::string FormatReport(char role, const Options& options,
+                         const Result& r) {
+  const double secs = r.seconds > 0 ? r.seconds : 1e-9;
+  const double mbit = r.bytes * 8.0 / secs / 1e6;
+  const double kbytes = r.bytes / secs / 1024.0;
+  std::string out;
+  absl::StrAppendFormat(&out,
+                        "ttcp-%c: %u bytes in %.6f real seconds = %.2f KB/sec "
+                        "= %.2f Mbit/s +++\n",
+                        role, r.bytes, r.seconds, kbytes, mbit);
+  absl::StrAppendFormat(
+      &out, "ttcp-%c: %u I/O calls, msec/call = %.4f, calls/sec = %.2f\n",
+      role, r.calls, r.calls ? r.seconds * 1e3 / r.calls : 0.0,
+      r.calls / secs);
+  absl::StrAppendFormat(&out,
+                        "ttcp-result role=%c bytes=%u seconds=%.6f "
+                        "mbit_per_s=%.3f calls=%u buflen=%u sockbuf=%d "
+                        "effective_sockbuf=%d\n",
+                        role, r.bytes, r.seconds, mbit, r.calls,
+                        options.buflen, options.sockbuf, r.effective_sockbuf);
+  return out;
+}
+
+}  // namespace offload::tools::ttcp
