@@ -3,6 +3,8 @@
 #include "daemon/nic/netdev.h"
 
 #include <dirent.h>
+#include <linux/ethtool.h>
+#include <linux/sockios.h>
 #include <net/if.h>
 #include <net/if_arp.h>
 #include <sys/ioctl.h>
@@ -70,7 +72,19 @@ absl::StatusOr<InterfaceInfo> QueryInterface(const std::string& name) {
     return IoctlError("SIOCGIFMTU", name, errno);
   }
   info.mtu = static_cast<uint32_t>(ifr.ifr_mtu);
-  info.hw_rx_queues = CountRxQueues("/sys", name);
+  // ETHTOOL_GCHANNELS answers for the caller's network namespace (sysfs
+  // shows the namespace it was mounted in); sysfs only if the driver does
+  // not implement it.
+  ethtool_channels ch;
+  memset(&ch, 0, sizeof(ch));
+  ch.cmd = ETHTOOL_GCHANNELS;
+  ifr.ifr_data = reinterpret_cast<char*>(&ch);
+  if (ioctl(sock.get(), SIOCETHTOOL, &ifr) == 0 &&
+      ch.rx_count + ch.combined_count > 0) {
+    info.hw_rx_queues = ch.rx_count + ch.combined_count;
+  } else {
+    info.hw_rx_queues = CountRxQueues("/sys", name);
+  }
   return info;
 }
 

@@ -7,6 +7,8 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
+#include <thread>
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
@@ -20,6 +22,10 @@ bool IsPowerOfTwo(uint32_t v) { return v != 0 && (v & (v - 1)) == 0; }
 // kick (TX_BATCH_SIZE in net/xdp/xsk.c) and returns EAGAIN while more are
 // queued, so a full ring needs ring_size / 32 kicks.
 constexpr int kMaxTxKicks = 128;
+
+// Bounded wait for a queue still held by a just-closed socket (~2 s).
+constexpr int kBusyRetries = 100;
+constexpr std::chrono::milliseconds kBusyRetryDelay(20);
 
 }  // namespace
 
@@ -36,10 +42,23 @@ absl::StatusOr<std::unique_ptr<AfXdpQueue>> AfXdpQueue::Create(
   }
   std::unique_ptr<AfXdpQueue> q(new AfXdpQueue());
   q->queue_id_ = queue_id;
+  // A socket closed a moment ago (previous instance, or a restart) keeps
+  // the queue busy until the kernel releases its UMEM from a workqueue; bind
+  // then fails with EBUSY (reported as Unavailable). Retry for a bounded
+  // time, each time from scratch.
+  auto bind_with_retry = [&](uint32_t flags) {
+    absl::Status status;
+    for (int attempt = 0; attempt < kBusyRetries; ++attempt) {
+      status = q->Bind(ifname, flags, config, xsks_map_fd);
+      if (!absl::IsUnavailable(status)) return status;
+      q->Teardown();
+      std::this_thread::sleep_for(kBusyRetryDelay);
+    }
+    return status;
+  };
   absl::Status status;
   if (config.zero_copy != nic::ZeroCopy::kDisable) {
-    status = q->Bind(ifname, XDP_ZEROCOPY | XDP_USE_NEED_WAKEUP, config,
-                     xsks_map_fd);
+    status = bind_with_retry(XDP_ZEROCOPY | XDP_USE_NEED_WAKEUP);
     if (status.ok()) {
       q->zero_copy_ = true;
       return q;
@@ -51,8 +70,7 @@ absl::StatusOr<std::unique_ptr<AfXdpQueue>> AfXdpQueue::Create(
     }
     q->Teardown();
   }
-  status = q->Bind(ifname, XDP_COPY | XDP_USE_NEED_WAKEUP, config,
-                   xsks_map_fd);
+  status = bind_with_retry(XDP_COPY | XDP_USE_NEED_WAKEUP);
   if (!status.ok()) return status;
   return q;
 }
@@ -81,10 +99,12 @@ absl::Status AfXdpQueue::Bind(const std::string& ifname, uint32_t bind_flags,
                                &rx_, &tx_, &cfg);
   if (err != 0) {
     xsk_ = nullptr;
-    return absl::InternalError(absl::StrCat(
+    std::string what = absl::StrCat(
         "cannot bind an AF_XDP socket to ", ifname, " queue ", queue_id_,
         (bind_flags & XDP_ZEROCOPY) ? " (zero-copy)" : " (copy mode)", ": ",
-        strerror(-err)));
+        strerror(-err));
+    if (err == -EBUSY) return absl::UnavailableError(what);
+    return absl::InternalError(what);
   }
   fd_ = xsk_socket__fd(xsk_);
   err = xsk_socket__update_xskmap(xsk_, xsks_map_fd);

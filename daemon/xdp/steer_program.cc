@@ -5,11 +5,14 @@
 #include <arpa/inet.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 #include <xdp/libxdp.h>
 
 #include <cerrno>
 #include <cstdarg>
+#include <cstddef>
 #include <cstring>
 #include <mutex>
 #include <string>
@@ -112,6 +115,39 @@ absl::StatusOr<bool> DetachIfOurs(int ifindex, xdp_multiprog* mp) {
   return true;
 }
 
+// Claims interface `ifindex` of the caller's network namespace for this
+// process: binds the abstract unix socket "offloadd/xdp/<ifindex>". Abstract
+// names are per network namespace and vanish with the last fd, so a killed
+// daemon releases its claim with its process and a live one keeps it: this
+// is what tells a stale program (replace it) from a live instance's (refuse).
+absl::StatusOr<int> ClaimInterface(int ifindex) {
+  int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    return absl::InternalError(
+        absl::StrCat("cannot create the ownership socket: ", strerror(errno)));
+  }
+  sockaddr_un addr;
+  memset(&addr, 0, sizeof(addr));
+  addr.sun_family = AF_UNIX;
+  std::string name = absl::StrCat("offloadd/xdp/", ifindex);
+  memcpy(addr.sun_path + 1, name.data(), name.size());  // sun_path[0] = 0
+  socklen_t len =
+      static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + name.size());
+  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), len) != 0) {
+    int err = errno;
+    close(fd);
+    if (err == EADDRINUSE) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "interface ifindex ", ifindex,
+          " is already driven by a running offloadd in this network "
+          "namespace; stop it first"));
+    }
+    return absl::InternalError(
+        absl::StrCat("cannot bind the ownership socket: ", strerror(err)));
+  }
+  return fd;
+}
+
 }  // namespace
 
 offload_flow_key ToBpfKey(const nic::FlowKey& key) {
@@ -183,12 +219,20 @@ absl::StatusOr<std::unique_ptr<SteerProgram>> SteerProgram::LoadForTest(
 
 absl::StatusOr<std::unique_ptr<SteerProgram>> SteerProgram::Attach(
     int ifindex, nic::XdpAttachMode mode, uint32_t max_flows) {
+  absl::StatusOr<int> claim = ClaimInterface(ifindex);
+  if (!claim.ok()) return claim.status();
+  absl::StatusOr<std::unique_ptr<SteerProgram>> sp = Open(max_flows);
+  if (!sp.ok()) {
+    close(*claim);
+    return sp.status();
+  }
+  SteerProgram& p = **sp;
+  p.claim_fd_ = *claim;
+  // We own the interface now: a program of ours still attached was left by
+  // an instance that died without detaching.
   absl::StatusOr<bool> stale = DetachStale(ifindex);
   if (!stale.ok()) return stale.status();
 
-  absl::StatusOr<std::unique_ptr<SteerProgram>> sp = Open(max_flows);
-  if (!sp.ok()) return sp.status();
-  SteerProgram& p = **sp;
   ScopedLibLog log;
   p.prog_ = xdp_program__from_bpf_obj(p.obj_, "xdp");
   if (long err = libxdp_get_error(p.prog_); err != 0) {
@@ -233,6 +277,7 @@ SteerProgram::~SteerProgram() {
     xdp_program__close(prog_);  // does not close obj_ (external object)
   }
   if (obj_ != nullptr) bpf_object__close(obj_);
+  if (claim_fd_ >= 0) close(claim_fd_);
 }
 
 int SteerProgram::prog_fd() const {

@@ -17,10 +17,14 @@
 // not need: RX is the XDP_REDIRECT on the receiving veth's own NAPI, TX goes
 // through the socket's generic xmit path.
 //
-// Crash recovery: a program named OFFLOAD_XDP_PROG_NAME found on the
-// interface at attach time was left by a previous instance that died without
-// detaching (kill -9); it is detached and replaced. Any other program is left
-// alone and attach fails with FailedPrecondition.
+// Ownership and crash recovery: the instance driving an interface holds an
+// abstract unix socket named after the ifindex (per network namespace,
+// released by the kernel when the process dies, even by SIGKILL). Attach
+// first claims that name -- failing with FailedPrecondition if a live
+// instance holds it -- and then treats a program named
+// OFFLOAD_XDP_PROG_NAME still on the interface as left by a dead instance:
+// it is detached and replaced, no manual step needed. A foreign program is
+// left alone and attach fails with FailedPrecondition.
 //
 // Thread safety: map edits (SetFlow/DeleteFlow) and ReadStats are bpf(2)
 // syscalls, safe from any thread. Attach/destruction are single-threaded.
@@ -97,6 +101,7 @@ class SteerProgram {
   int flows_map_fd_ = -1;
   int xsks_map_fd_ = -1;
   int stats_map_fd_ = -1;
+  int claim_fd_ = -1;  // ownership socket, see ClaimInterface()
 };
 
 }  // namespace offload::xdp

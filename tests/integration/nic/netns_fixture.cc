@@ -1,0 +1,102 @@
+// Namespace/veth fixture (see header).
+
+#include "tests/integration/nic/netns_fixture.h"
+
+#include <fcntl.h>
+#include <sched.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+
+namespace offload::testing {
+
+int Sh(const std::string& cmd) {
+  int rc = system(cmd.c_str());
+  if (rc == -1 || !WIFEXITED(rc)) return -1;
+  return WEXITSTATUS(rc);
+}
+
+std::string ShOutput(const std::string& cmd) {
+  std::string out;
+  FILE* f = popen(cmd.c_str(), "r");
+  if (f == nullptr) return out;
+  char buf[512];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof(buf), f)) > 0) out.append(buf, n);
+  pclose(f);
+  return out;
+}
+
+absl::Status VethPair::Create(const std::string& prefix, int subnet,
+                              int queues, VethPair* out) {
+  int pid = getpid();
+  out->ns_a_ = absl::StrCat(prefix, pid, "a");
+  out->ns_b_ = absl::StrCat(prefix, pid, "b");
+  out->subnet_ = subnet;
+  out->Destroy();  // leftovers of a crashed run with the same pid
+  std::string a = out->ns_a_, b = out->ns_b_;
+  std::string cmds[] = {
+      absl::StrCat("ip netns add ", a),
+      absl::StrCat("ip netns add ", b),
+      absl::StrCat("ip -n ", a, " link add va numtxqueues ", queues,
+                   " numrxqueues ", queues, " type veth peer name vb",
+                   " netns ", b, " numtxqueues ", queues, " numrxqueues ",
+                   queues),
+      absl::StrCat("ip -n ", a, " addr add ", out->ip_a(), "/24 dev va"),
+      absl::StrCat("ip -n ", b, " addr add ", out->ip_b(), "/24 dev vb"),
+      absl::StrCat("ip -n ", a, " link set lo up"),
+      absl::StrCat("ip -n ", b, " link set lo up"),
+      absl::StrCat("ip -n ", a, " link set va up"),
+      absl::StrCat("ip -n ", b, " link set vb up"),
+  };
+  for (const std::string& c : cmds) {
+    if (Sh(c + " 2>&1") != 0) {
+      return absl::InternalError(absl::StrCat("setup failed: ", c));
+    }
+  }
+  return absl::OkStatus();
+}
+
+std::string VethPair::ip_a() const { return absl::StrCat("198.18.", subnet_, ".1"); }
+std::string VethPair::ip_b() const { return absl::StrCat("198.18.", subnet_, ".2"); }
+
+void VethPair::Destroy() {
+  // Deleting a namespace destroys its veth end, which takes the peer along.
+  if (!ns_a_.empty()) Sh("ip netns del " + ns_a_ + " 2>/dev/null");
+  if (!ns_b_.empty()) Sh("ip netns del " + ns_b_ + " 2>/dev/null");
+}
+
+VethPair::~VethPair() { Destroy(); }
+
+absl::Status VethPair::Enter(const std::string& ns) {
+  std::string path = "/run/netns/" + ns;
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    return absl::InternalError(absl::StrCat("open ", path, ": ", strerror(errno)));
+  }
+  int rc = setns(fd, CLONE_NEWNET);
+  int err = errno;
+  close(fd);
+  if (rc != 0) {
+    return absl::InternalError(absl::StrCat("setns ", ns, ": ", strerror(err)));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status VethPair::RunIn(const std::string& ns,
+                             const std::function<void()>& fn) {
+  absl::Status status;
+  std::thread t([&] {
+    status = Enter(ns);
+    if (status.ok()) fn();
+  });
+  t.join();
+  return status;
+}
+
+}  // namespace offload::testing

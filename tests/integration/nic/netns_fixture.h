@@ -1,0 +1,56 @@
+// Two network namespaces joined by a veth pair, for the NIC integration
+// tests. Addresses come from 198.18.0.0/15 and exist only inside the
+// namespaces. Namespaces are named after the test process id, removed in the
+// destructor (also after a failed assertion), and a stale set from a crashed
+// run with the same pid is removed before creation.
+
+#ifndef OFFLOAD_TESTS_INTEGRATION_NIC_NETNS_FIXTURE_H_
+#define OFFLOAD_TESTS_INTEGRATION_NIC_NETNS_FIXTURE_H_
+
+#include <functional>
+#include <string>
+
+#include "absl/status/status.h"
+
+namespace offload::testing {
+
+// Runs a shell command; returns its exit status (-1 if it could not run).
+int Sh(const std::string& cmd);
+// Runs a shell command and returns its stdout.
+std::string ShOutput(const std::string& cmd);
+
+class VethPair {
+ public:
+  // Creates namespaces <prefix><pid>a / <prefix><pid>b, veth "va" in a and
+  // "vb" in b with `queues` RX/TX queues each, addresses 198.18.<subnet>.1/24
+  // and .2/24, links up.
+  static absl::Status Create(const std::string& prefix, int subnet,
+                             int queues, VethPair* out);
+  VethPair() = default;
+  VethPair(const VethPair&) = delete;
+  VethPair& operator=(const VethPair&) = delete;
+  ~VethPair();
+
+  const std::string& ns_a() const { return ns_a_; }
+  const std::string& ns_b() const { return ns_b_; }
+  std::string ip_a() const;  // "198.18.<subnet>.1"
+  std::string ip_b() const;
+
+  // Moves the calling thread into namespace a / b (setns).
+  absl::Status EnterA() const { return Enter(ns_a_); }
+  absl::Status EnterB() const { return Enter(ns_b_); }
+  // Runs `fn` on a fresh thread inside namespace `ns`, waits for it.
+  static absl::Status RunIn(const std::string& ns,
+                            const std::function<void()>& fn);
+
+ private:
+  static absl::Status Enter(const std::string& ns);
+  void Destroy();
+
+  std::string ns_a_, ns_b_;
+  int subnet_ = 0;
+};
+
+}  // namespace offload::testing
+
+#endif  // OFFLOAD_TESTS_INTEGRATION_NIC_NETNS_FIXTURE_H_
