@@ -1,0 +1,144 @@
+// SessionManager: the daemon's same-host data-path broker.
+//
+// It serves the attach socket <run_dir>/engine.sock (SOCK_SEQPACKET). Every
+// process that uses liboffload.so attaches once: the manager reads its
+// SO_PEERCRED, creates its arena (a sealed memfd, daemon/shm/abi.h
+// ArenaHeader) and keeps the connection as the liveness signal. Through it
+// the manager
+//   * registers offloaded TCP listeners and UDP receivers (and publishes
+//     their ports in every arena),
+//   * brokers a direct pipe (a shared segment with two byte rings and two
+//     eventfds) when an offloaded connector reaches an offloaded listener,
+//     and a datagram ring when an offloaded UDP sender reaches an offloaded
+//     receiver; no daemon on the data path afterwards,
+//   * cleans up after a process that goes away: its pipe peers see EOF or
+//     ECONNRESET as with Linux, its registrations and memory are released,
+//   * publishes the rule table and the thread-offload table into every arena
+//     and serves statistics from the per-socket counter blocks.
+//
+// Everything received from a process (messages, fds, shared memory) is
+// copied and validated; a process cannot crash the daemon or reach another
+// process's pipes or arena.
+//
+// Thread safety: all public methods are thread-safe. Start() runs one
+// event-loop thread; the control plane may call the accessors from any
+// thread.
+
+#ifndef OFFLOAD_DAEMON_SESSION_SESSION_MANAGER_H_
+#define OFFLOAD_DAEMON_SESSION_SESSION_MANAGER_H_
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "daemon/rules/rule_store.h"
+#include "daemon/session/protocol.h"
+#include "daemon/shm/abi.h"
+#include "daemon/shm/unique_fd.h"
+#include "offload/v1/config.pb.h"
+#include "offload/v1/control.pb.h"
+
+namespace offload {
+namespace session {
+
+class SessionManager {
+ public:
+  // `rules` may be null (no rule publication: everything is offloaded);
+  // otherwise it must outlive the manager. Validates the sizes in `config`
+  // (INVALID_ARGUMENT says which field).
+  static absl::StatusOr<std::unique_ptr<SessionManager>> Create(
+      const offload::v1::DaemonConfig& config, rules::RuleStore* rules);
+  ~SessionManager();
+
+  // Binds <run_dir>/engine.sock (removing a stale one; refusing one a live
+  // daemon answers on: FAILED_PRECONDITION) and starts the event loop.
+  absl::Status Start();
+  // Detaches every process (their pipes see EOF), removes engine.sock and
+  // joins the event loop. Idempotent.
+  void Stop();
+
+  std::vector<offload::v1::Session> ListSessions() const;
+  // pid 0 = every attached process. NOT_FOUND for a pid that is not attached.
+  absl::StatusOr<std::vector<offload::v1::ProcessStats>> GetStats(uint32_t pid,
+                                                                  bool sockets) const;
+  // NOT_FOUND for an unknown pid; RESOURCE_EXHAUSTED when the process's
+  // thread table is full.
+  absl::Status SetThreadOffload(uint32_t pid, uint32_t tid, bool offload);
+  absl::StatusOr<offload::v1::GetThreadOffloadResponse> GetThreadOffload(uint32_t pid,
+                                                                         uint32_t tid) const;
+  // `level`: trace, debug, info, warn, error, critical, off.
+  absl::Status SetProcessLogLevel(uint32_t pid, const std::string& level);
+
+  // Copies `rules` (version `version`) into every arena and remembers it for
+  // processes that attach later. Called by the RuleStore subscription.
+  void PublishRules(const std::vector<rules::Rule>& rules, uint64_t version);
+
+  const std::string& engine_socket_path() const { return socket_path_; }
+  size_t NumSessionsForTest() const;
+
+ private:
+  struct Session;
+  struct Listener;
+  struct Pipe;
+  struct UdpEndpoint;
+  struct DgramRing;
+
+  SessionManager(const offload::v1::DaemonConfig& config, rules::RuleStore* rules);
+
+  void Loop();
+  void Accept() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void ServeSession(Session* s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status Handle(Session* s, Request& req) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status HandleHello(Session* s, const shm::Msg& m) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status HandleListen(Session* s, Request& req) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void HandleConnect(Session* s, Request& req) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status HandleUdpBind(Session* s, Request& req) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void HandleUdpOpen(Session* s, const shm::Msg& m) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void ClosePipeSide(uint32_t pipe_id, int side, bool died) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void CloseDgramSide(uint32_t ring_id, bool sender) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void RemoveListener(Session* s, uint32_t client_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void RemoveUdp(Session* s, uint32_t client_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Detach(int fd) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void RepublishPorts() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void WriteRules(Session* s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void PostEvent(Session* s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Reply(Session* s, const shm::Msg& req, int status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  Session* FindByPid(uint32_t pid) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  static void FillSession(const Session& s, offload::v1::Session* out);
+  bool IsLocalAddress(uint32_t addr) const;
+
+  const offload::v1::DaemonConfig config_;
+  rules::RuleStore* const rules_;
+  const std::string socket_path_;
+  uint32_t pipe_capacity_ = 0;
+  uint32_t dgram_capacity_ = 0;
+  uint32_t max_sockets_ = 0;
+  uint64_t arena_bytes_ = 0;
+
+  mutable absl::Mutex mu_;
+  shm::UniqueFd listen_fd_ ABSL_GUARDED_BY(mu_);
+  shm::UniqueFd epoll_fd_ ABSL_GUARDED_BY(mu_);
+  shm::UniqueFd stop_fd_;  // eventfd; written by Stop()
+  std::map<int, std::unique_ptr<Session>> sessions_ ABSL_GUARDED_BY(mu_);  // by attach fd
+  std::map<uint32_t, std::unique_ptr<Listener>> listeners_ ABSL_GUARDED_BY(mu_);
+  std::map<uint32_t, std::unique_ptr<Pipe>> pipes_ ABSL_GUARDED_BY(mu_);
+  std::map<uint32_t, std::unique_ptr<UdpEndpoint>> udp_ ABSL_GUARDED_BY(mu_);
+  std::map<uint32_t, std::unique_ptr<DgramRing>> dgrams_ ABSL_GUARDED_BY(mu_);
+  uint32_t next_id_ ABSL_GUARDED_BY(mu_) = 1;
+  std::vector<rules::Rule> published_rules_ ABSL_GUARDED_BY(mu_);
+  uint64_t rules_version_ ABSL_GUARDED_BY(mu_) = 0;
+  bool started_ ABSL_GUARDED_BY(mu_) = false;
+  std::thread thread_;
+};
+
+}  // namespace session
+}  // namespace offload
+
+#endif  // OFFLOAD_DAEMON_SESSION_SESSION_MANAGER_H_
