@@ -1,0 +1,78 @@
+#!/usr/bin/env python3
+"""Counts real test results after `bazel test`.
+
+Reads the per-target summary lines bazel printed (from a log file) and each
+target's JUnit XML under bazel-testlogs/, then prints one line:
+
+    N passed, N failed
+
+Test cases are counted from the XML (gtest writes one <testcase> per TEST;
+bazel writes one for a shell test). A target that failed to build, timed out
+or left no XML counts as one failure. Exits 0 only when nothing failed.
+"""
+import os
+import re
+import sys
+import xml.etree.ElementTree as ET
+
+STATUS = re.compile(r"^(//\S+)\s+(?:\(cached\)\s+)?(PASSED|FAILED TO BUILD|FAILED|TIMEOUT|"
+                    r"NO STATUS|FLAKY|INCOMPLETE|REMOTE FAILURE|SKIPPED)\b")
+
+
+def xml_counts(path):
+    passed = failed = 0
+    try:
+        root = ET.parse(path).getroot()
+    except (ET.ParseError, OSError):
+        return None
+    for case in root.iter("testcase"):
+        bad = case.find("failure") is not None or case.find("error") is not None
+        if case.get("result") == "suppressed" or case.get("status") == "notrun":
+            continue
+        if bad:
+            failed += 1
+        else:
+            passed += 1
+    return passed, failed
+
+
+def main():
+    log, testlogs = sys.argv[1], sys.argv[2]
+    passed = failed = 0
+    failures = []
+    seen = set()
+    with open(log, errors="replace") as f:
+        for line in f:
+            m = STATUS.match(line.strip())
+            if not m or m.group(1) in seen:
+                continue
+            target, status = m.group(1), m.group(2)
+            seen.add(target)
+            pkg, _, name = target[2:].partition(":")
+            xml = os.path.join(testlogs, pkg, name, "test.xml")
+            counts = xml_counts(xml) if status in ("PASSED", "FAILED", "FLAKY") else None
+            if counts is None or counts == (0, 0):
+                if status in ("PASSED", "FLAKY"):
+                    passed += 1
+                else:
+                    failed += 1
+                    failures.append(f"{target} {status}")
+                continue
+            p, fl = counts
+            if status == "FAILED" and fl == 0:
+                fl = 1  # crashed or exited non-zero outside a test case
+            passed += p
+            failed += fl
+            if fl:
+                failures.append(f"{target} {status} ({fl} failing case(s))")
+    for f in failures:
+        print("FAILED:", f)
+    if not seen:
+        print("no test results found in", log)
+        failed += 1
+    print(f"{passed} passed, {failed} failed")
+    return 0 if failed == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
