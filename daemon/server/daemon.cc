@@ -12,6 +12,7 @@
 
 #include "daemon/common/errors.h"
 #include "daemon/config/config.h"
+#include "daemon/server/session_data_plane.h"
 #include "spdlog/spdlog.h"
 
 namespace offload {
@@ -68,7 +69,13 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Create(const v1::DaemonConfig& c
   spdlog::info("{} rules loaded from {}", d->rules_->Snapshot()->rules.size(),
                config.rules_file().empty() ? "(no file)" : config.rules_file());
 
-  d->data_plane_ = std::make_unique<control::NoDataPlane>();
+  // Same-host data path: the attach socket and the pipe broker.
+  absl::StatusOr<std::unique_ptr<session::SessionManager>> sessions =
+      session::SessionManager::Create(config, d->rules_.get());
+  if (!sessions.ok()) return sessions.status();
+  d->sessions_ = std::move(*sessions);
+  if (absl::Status s = d->sessions_->Start(); !s.ok()) return s;
+  d->data_plane_ = std::make_unique<SessionDataPlane>(d->sessions_.get());
 
   absl::StatusOr<unsigned> mode = config::ParseSocketMode(config.control_socket_mode());
   if (!mode.ok()) return mode.status();
@@ -140,7 +147,9 @@ absl::Status Daemon::Run() {
 }
 
 void Daemon::Shutdown() {
+  // Control first (no rule changes after this), then the data path.
   if (control_ != nullptr) control_->Stop();
+  if (sessions_ != nullptr) sessions_->Stop();
 }
 
 Daemon::~Daemon() {
@@ -148,6 +157,7 @@ Daemon::~Daemon() {
   control_.reset();
   service_.reset();
   data_plane_.reset();
+  sessions_.reset();  // before rules_: it subscribed to the store
 }
 
 }  // namespace server

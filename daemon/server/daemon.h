@@ -20,6 +20,7 @@
 #include "daemon/control/control_service.h"
 #include "daemon/control/data_plane.h"
 #include "daemon/rules/rule_store.h"
+#include "daemon/session/session_manager.h"
 #include "offload/v1/config.pb.h"
 
 namespace offload {
@@ -47,6 +48,7 @@ class Daemon {
   UniqueFd lock_fd_;
   UniqueFd signal_fd_;
   std::unique_ptr<rules::RuleStore> rules_;
+  std::unique_ptr<session::SessionManager> sessions_;
   std::unique_ptr<control::DataPlane> data_plane_;
   control::PeerRegistry peers_;
   std::unique_ptr<control::ControlService> service_;
