@@ -1,0 +1,1 @@
+"""offload-bench: side-by-side (kernel vs. offload) benchmark runner."""

@@ -1,0 +1,301 @@
+"""offload-bench entry point: argument parsing and the interleaved loop."""
+
+import argparse
+import datetime
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import time
+
+from offload_bench import parse
+from offload_bench import procs
+from offload_bench import report
+from offload_bench import scenarios as scen
+from offload_bench import sides
+
+DESCRIPTION = """\
+Runs every scenario with and without offload in the same run, interleaved
+(kernel, offload, kernel, offload, ...), and writes a results folder with a
+Markdown report of medians, spreads and offload/kernel ratios, PNG plots, the
+machine description and the exact commands.
+
+Scenarios (--list): sockperf ping-pong and under-load latency (p50/p99/p99.9
+from --full-log), sockperf throughput at 64 B/100 B/1 KiB/64 KiB, TCP and UDP;
+TCP connection rate; redis-benchmark against redis-server; nginx + wrk.
+Everything binds to 127.0.0.1. offloadd is pinned to one CPU, the benchmark
+processes to another.
+
+The offload side needs offloadd and the offload launcher: found via
+--offloadd/--launcher, $OFFLOAD_BENCH_OFFLOADD/$OFFLOAD_BENCH_LAUNCHER, the
+repository's bazel-bin (daemon/offloadd, client/offload) or /usr/sbin/offloadd
+and /usr/bin/offload. If they are missing and --offload=auto, only the kernel
+side runs (and the report says so).
+
+--quick runs each scenario once per side for 1 s: a correctness check (every
+tool ran, its output parsed, servers counted every request), not a
+measurement.
+
+exit status: 0 every sample ran and passed its checks; 1 a sample failed
+(see report.md, "Failures"); 2 usage error.
+"""
+
+
+def parse_args(argv):
+    ap = argparse.ArgumentParser(
+        prog="offload-bench", description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true",
+                    help="1 repetition, 1 s runs, small counts; checks output")
+    ap.add_argument("--reps", type=int, default=None,
+                    help="repetitions per side (default 5; quick: 1)")
+    ap.add_argument("--duration", type=int, default=None,
+                    help="seconds per client run (default 5; quick: 1)")
+    ap.add_argument("--scenarios", default="all",
+                    help="comma-separated scenario names (default: all)")
+    ap.add_argument("--list", action="store_true",
+                    help="list the scenarios and exit")
+    ap.add_argument("--out", default=None,
+                    help="results folder (default: results/<UTC timestamp> "
+                         "under the current directory)")
+    ap.add_argument("--offload", choices=["auto", "on", "off"], default="auto",
+                    help="auto: run the offload side if its binaries exist; "
+                         "on: fail if they do not; off: kernel only")
+    ap.add_argument("--offloadd", default=None, help="path of offloadd")
+    ap.add_argument("--launcher", default=None,
+                    help="path of the offload launcher")
+    ap.add_argument("--connrate", default=None,
+                    help="path of offload-connrate")
+    ap.add_argument("--daemon-cpu", default=None,
+                    help="CPU list for offloadd (default: first allowed CPU)")
+    ap.add_argument("--bench-cpus", default=None,
+                    help="CPU list for servers and clients (default: the "
+                         "second allowed CPU)")
+    ap.add_argument("--debug-bypass", action="store_true",
+                    help="set OFFLOAD_DEBUG=1 on the offload side and record "
+                         "whether sockets were offloaded (always on in "
+                         "--quick)")
+    ap.add_argument("--wire", action="store_true",
+                    help="NIC scenarios over a veth between namespaces "
+                         "(not available yet)")
+    ap.add_argument("--no-plots", action="store_true", help="skip gnuplot")
+    args = ap.parse_args(argv)
+    if args.reps is None:
+        args.reps = 1 if args.quick else 5
+    if args.duration is None:
+        args.duration = 1 if args.quick else 5
+    if not 1 <= args.reps <= 100:
+        ap.error("--reps must be in [1, 100]")
+    if not 1 <= args.duration <= 300:
+        ap.error("--duration must be in [1, 300] seconds")
+    known = {s.name: s for s in scen.all_scenarios()}
+    if args.scenarios == "all":
+        args.scenario_list = list(known.values())
+    else:
+        args.scenario_list = []
+        for name in args.scenarios.split(","):
+            if name not in known:
+                ap.error("unknown scenario %r; known: %s"
+                         % (name, ", ".join(known)))
+            args.scenario_list.append(known[name])
+    return args
+
+
+def pick_cpus(args, notes):
+    allowed = sorted(os.sched_getaffinity(0))
+    daemon = args.daemon_cpu or str(allowed[0])
+    if args.bench_cpus:
+        bench = args.bench_cpus
+    elif len(allowed) >= 2:
+        bench = str(allowed[1])
+    else:
+        bench = str(allowed[0])
+        notes.append("only one CPU available: offloadd and the benchmark "
+                     "share it")
+    return daemon, bench
+
+
+REQUIRED_TOOLS = {
+    "pingpong": ["sockperf"], "underload": ["sockperf"],
+    "throughput": ["sockperf"], "redis": ["redis-server", "redis-benchmark"],
+    "nginx": ["nginx", "wrk"], "connrate": [],
+}
+
+
+def missing_tools(scenario_list):
+    need = {"taskset"}
+    for s in scenario_list:
+        need.update(REQUIRED_TOOLS[s.name.split("-")[0]])
+    return sorted(t for t in need if shutil.which(t) is None)
+
+
+def run_sample(ctx, scenario, side, rep):
+    sample = {"scenario": scenario.name, "side": side.name, "rep": rep,
+              "ok": False, "metrics": {}, "error": None, "bypass": False}
+    t0 = time.monotonic()
+    try:
+        result = scenario.run(ctx, side)
+        sample["bypass"] = scen.bypass_seen(result)
+        sample["metrics"] = {k: v for k, v in result.items()
+                             if not k.startswith("_")}
+        sample["ok"] = True
+    except (procs.BenchError, parse.ParseError, OSError) as e:
+        sample["error"] = str(e)
+    sample["seconds"] = round(time.monotonic() - t0, 3)
+    return sample
+
+
+def describe(sample, scenario):
+    if not sample["ok"]:
+        return "FAILED: " + sample["error"].splitlines()[0]
+    parts = []
+    for m in scenario.metrics:
+        v = sample["metrics"].get(m.key)
+        if v is not None:
+            parts.append("%s=%s %s" % (m.key, report._fmt(v), m.unit))
+    if sample["side"] == "offload" and sample["bypass"]:
+        parts.append("(bypass seen)")
+    return " ".join(parts)
+
+
+def main(argv):
+    args = parse_args(argv)
+    if args.list:
+        for s in scen.all_scenarios():
+            print("%-16s %s" % (s.name, s.title))
+        return 0
+    notes = []
+    if args.wire:
+        print("offload-bench: --wire (NIC scenarios over a veth between "
+              "network namespaces) is not available yet; running the "
+              "loopback scenarios only")
+        notes.append("--wire requested: not available yet")
+    missing = missing_tools(args.scenario_list)
+    if missing:
+        print("offload-bench: missing programs: %s (Debian: sockperf "
+              "redis-server redis-tools nginx-light wrk util-linux)"
+              % ", ".join(missing), file=sys.stderr)
+        return 1
+    connrate, tried = sides.find_binary(
+        args.connrate, "OFFLOAD_BENCH_CONNRATE",
+        "tools/bench/offload-connrate", "offload-connrate")
+    if connrate is None and any(s.name == "connrate-tcp"
+                                for s in args.scenario_list):
+        print("offload-bench: offload-connrate not found (looked at %s); "
+              "build it: bazel build //tools/bench:offload-connrate"
+              % ", ".join(tried), file=sys.stderr)
+        return 1
+
+    started = datetime.datetime.utcnow()
+    outdir = args.out or os.path.join(
+        os.getcwd(), "results", started.strftime("%Y%m%d-%H%M%S"))
+    os.makedirs(os.path.join(outdir, "logs"), exist_ok=True)
+    commands = []
+    registry = procs.Registry(os.path.join(outdir, "logs"), commands)
+    tmpdir = tempfile.mkdtemp(prefix="offload-bench-")
+    daemon_cpu, bench_cpus = pick_cpus(args, notes)
+    ctx = scen.Context(registry, bench_cpus, args.quick, args.duration,
+                       {"offload-connrate": connrate}, tmpdir)
+
+    def on_signal(signum, frame):
+        raise KeyboardInterrupt()
+    signal.signal(signal.SIGTERM, on_signal)
+
+    side_list = [sides.KernelSide()]
+    offload = None
+    offload_status = "off (--offload=off)"
+    samples = []
+    interrupted = False
+    try:
+        if args.offload != "off":
+            offloadd, t1 = sides.find_binary(args.offloadd,
+                                             "OFFLOAD_BENCH_OFFLOADD",
+                                             "daemon/offloadd",
+                                             "/usr/sbin/offloadd")
+            launcher, t2 = sides.find_binary(args.launcher,
+                                             "OFFLOAD_BENCH_LAUNCHER",
+                                             "client/offload",
+                                             "/usr/bin/offload")
+            if offloadd and launcher:
+                offload = sides.OffloadSide(
+                    registry, offloadd, launcher, daemon_cpu,
+                    args.quick or args.debug_bypass)
+                offload.start()
+                side_list.append(offload)
+                offload_status = "%s with %s (daemon pid %d)" % (
+                    launcher, offloadd, offload.daemon.pid)
+            else:
+                what = "offloadd" if not offloadd else "the offload launcher"
+                looked = t1 if not offloadd else t2
+                if args.offload == "on":
+                    print("offload-bench: --offload=on but %s was not found "
+                          "(looked at %s)" % (what, ", ".join(looked)),
+                          file=sys.stderr)
+                    return 1
+                offload_status = ("SKIPPED: %s not found (looked at %s); "
+                                  "kernel side only" % (what,
+                                                        ", ".join(looked)))
+        print("offload-bench: results in %s" % outdir)
+        print("offload-bench: offload side: %s" % offload_status)
+        for s in args.scenario_list:
+            for rep in range(args.reps):
+                for side in side_list:
+                    sample = run_sample(ctx, s, side, rep)
+                    samples.append(sample)
+                    print("[%s] rep %d/%d %-7s %s" % (
+                        s.name, rep + 1, args.reps, side.name,
+                        describe(sample, s)), flush=True)
+    except procs.BenchError as e:
+        print("offload-bench: %s" % e, file=sys.stderr)
+        notes.append("run aborted: %s" % str(e).splitlines()[0])
+        samples.append({"scenario": "setup", "side": "offload", "rep": 0,
+                        "ok": False, "metrics": {}, "error": str(e),
+                        "bypass": False})
+    except KeyboardInterrupt:
+        interrupted = True
+        notes.append("interrupted: partial results")
+    finally:
+        registry.stop_all()
+        if offload is not None:
+            offload.stop()
+        shutil.rmtree(tmpdir, ignore_errors=True)
+
+    if (offload is not None and offload.debug_bypass and
+            not any(x["bypass"] for x in samples if x["side"] == "offload")):
+        samples.append({
+            "scenario": "bypass-check", "side": "offload", "rep": 0,
+            "ok": False, "metrics": {}, "bypass": False,
+            "error": "the offload side ran, but no process printed 'offload: "
+                     "enabled bypass on fd N' with OFFLOAD_DEBUG=1: nothing "
+                     "was offloaded"})
+    run_info = {
+        "started": started.isoformat() + "Z",
+        "finished": datetime.datetime.utcnow().isoformat() + "Z",
+        "quick": args.quick, "reps": args.reps, "duration": args.duration,
+        "bench_cpus": bench_cpus, "daemon_cpu": daemon_cpu,
+        "offload_status": offload_status,
+        "argv": ["offload-bench"] + list(argv),
+    }
+    plots = []
+    if not args.no_plots:
+        plots, plot_notes = report.make_plots(outdir, args.scenario_list,
+                                              samples, ctx.latencies)
+        notes += plot_notes
+    report.write_json(outdir, run_info, samples)
+    report.write_report(outdir, run_info, args.scenario_list, samples, plots,
+                        notes)
+    with open(os.path.join(outdir, "commands.txt"), "w") as f:
+        f.write("# " + " ".join(run_info["argv"]) + "\n")
+        f.write("\n".join(commands) + "\n")
+    with open(os.path.join(outdir, "machine.txt"), "w") as f:
+        f.write(report.machine_description(
+            [("pinning", "offloadd: CPU %s; benchmark: CPU %s"
+              % (daemon_cpu, bench_cpus)),
+             ("offload side", offload_status)]))
+    failed = [x for x in samples if not x["ok"]]
+    print("offload-bench: %d samples, %d failed; report: %s" % (
+        len(samples), len(failed), os.path.join(outdir, "report.md")))
+    if interrupted:
+        return 130
+    return 1 if failed else 0

@@ -1,0 +1,122 @@
+"""The two sides of every comparison: the kernel, and offload.
+
+The kernel side runs a command as is. The offload side runs it under the
+`offload` launcher (LD_PRELOAD of liboffload.so) with OFFLOAD_RUN_DIR
+pointing at a private offloadd started for this run and pinned to its own
+CPU. Binaries are found by option, environment, Bazel runfiles, the
+repository's bazel-bin, then the installed paths.
+"""
+
+import os
+import shutil
+import tempfile
+
+from offload_bench import procs
+
+# tools/bench/offload_bench/sides.py -> repository root
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.dirname(os.path.abspath(__file__)))))
+
+
+def _runfiles_candidates(rel):
+    out = []
+    for var in ("RUNFILES_DIR", "TEST_SRCDIR"):
+        base = os.environ.get(var)
+        if base:
+            out.append(os.path.join(base, "offload", rel))
+    return out
+
+
+def find_binary(explicit, env_var, rel, installed):
+    """First executable among: `explicit`, $env_var, runfiles/rel,
+    REPO_ROOT/bazel-bin/rel, `installed` (a path or a PATH name).
+
+    Returns (path or None, list of places looked at).
+    """
+    tried = []
+    cands = []
+    if explicit:
+        cands.append(explicit)
+    if os.environ.get(env_var):
+        cands.append(os.environ[env_var])
+    cands += _runfiles_candidates(rel)
+    cands.append(os.path.join(REPO_ROOT, "bazel-bin", rel))
+    for c in cands:
+        tried.append(c)
+        if os.path.isfile(c) and os.access(c, os.X_OK):
+            return os.path.abspath(c), tried
+    if installed:
+        tried.append(installed)
+        found = (installed if os.path.isabs(installed) and
+                 os.access(installed, os.X_OK) else shutil.which(installed))
+        if found:
+            return found, tried
+    return None, tried
+
+
+class KernelSide:
+    name = "kernel"
+    debug_bypass = False
+
+    def wrap(self, cmd):
+        return list(cmd)
+
+    def env(self):
+        return {}
+
+    def check(self):
+        pass
+
+
+class OffloadSide:
+    """Runs commands under the launcher against a private daemon."""
+
+    name = "offload"
+
+    def __init__(self, registry, offloadd, launcher, daemon_cpu, debug_bypass):
+        self.registry = registry
+        self.offloadd = offloadd
+        self.launcher = launcher
+        self.daemon_cpu = daemon_cpu
+        self.debug_bypass = debug_bypass
+        self.run_dir = tempfile.mkdtemp(prefix="offload-bench-run-")
+        self.daemon = None
+
+    def start(self):
+        """Starts offloadd and waits for its attach socket."""
+        self.daemon = self.registry.start(
+            "offloadd", [self.offloadd, "--run-dir", self.run_dir],
+            cpus=self.daemon_cpu)
+        sock = os.path.join(self.run_dir, "engine.sock")
+        procs.wait_until(lambda: os.path.exists(sock), 15,
+                         "offloadd to create " + sock, self.daemon)
+
+    def check(self):
+        """Raises BenchError if the daemon has died."""
+        if self.daemon is None or not self.daemon.alive():
+            raise procs.BenchError(
+                "offloadd is not running:\n" +
+                procs.tail(self.daemon.output() if self.daemon else ""))
+
+    def wrap(self, cmd):
+        return [self.launcher, "--app-id", "offload-bench", "--"] + list(cmd)
+
+    def env(self):
+        e = {"OFFLOAD_RUN_DIR": self.run_dir}
+        if self.debug_bypass:
+            e["OFFLOAD_DEBUG"] = "1"
+        return e
+
+    def stop(self):
+        if self.daemon is not None:
+            self.registry.stop(self.daemon)
+            self.daemon = None
+        shutil.rmtree(self.run_dir, ignore_errors=True)
+
+
+BYPASS_MARK = "enabled bypass on fd"
+
+
+def bypass_seen(*texts):
+    """True if any output shows the client library's OFFLOAD_DEBUG line."""
+    return any(BYPASS_MARK in t for t in texts)
