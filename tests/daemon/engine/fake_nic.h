@@ -1,0 +1,129 @@
+// An in-memory NicQueue for engine tests: frames are injected by the test
+// thread, transmitted frames are recorded. Its WaitFd is an eventfd written
+// on injection, like a NIC's RX interrupt.
+//
+// Thread safety: Inject()/Sent()/TxCount() from the test thread, everything
+// else from the engine thread; a mutex covers the shared lists (a fake may
+// lock; the engine code under test does not depend on it).
+
+#ifndef OFFLOAD_TESTS_DAEMON_ENGINE_FAKE_NIC_H_
+#define OFFLOAD_TESTS_DAEMON_ENGINE_FAKE_NIC_H_
+
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <deque>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "daemon/nic/nic.h"
+
+namespace offload::testing {
+
+class FakeQueue : public nic::NicQueue {
+ public:
+  static constexpr size_t kBuffers = 256;
+  static constexpr uint32_t kBufSize = 2048;
+
+  FakeQueue() : fd_(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {
+    for (size_t i = 0; i < kBuffers; ++i) free_tx_.push_back(i);
+  }
+  ~FakeQueue() override { close(fd_); }
+
+  void Inject(const std::string& frame) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      rx_.push_back(frame);
+    }
+    uint64_t one = 1;
+    [[maybe_unused]] ssize_t n = write(fd_, &one, sizeof(one));
+  }
+  std::vector<std::string> Sent() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return sent_;
+  }
+  size_t rx_outstanding() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return rx_out_;
+  }
+
+  uint32_t id() const override { return 0; }
+  size_t RxBurst(nic::RxFrame* frames, size_t max) override {
+    counters_.polls.Increment();
+    std::lock_guard<std::mutex> lock(mu_);
+    size_t n = 0;
+    while (n < max && !rx_.empty() && rx_out_ < kBuffers) {
+      size_t slot = rx_next_++ % kBuffers;
+      rx_bufs_[slot] = rx_.front();
+      rx_.pop_front();
+      frames[n].data = reinterpret_cast<const uint8_t*>(rx_bufs_[slot].data());
+      frames[n].len = static_cast<uint32_t>(rx_bufs_[slot].size());
+      frames[n].handle = slot;
+      ++rx_out_;
+      ++n;
+    }
+    if (n == 0) counters_.empty_polls.Increment();
+    counters_.rx_packets.Add(n);
+    return n;
+  }
+  void ReleaseRx(const nic::RxFrame*, size_t n) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    rx_out_ -= n;
+  }
+  size_t AllocTx(nic::TxFrame* frames, size_t n) override {
+    size_t got = 0;
+    while (got < n && !free_tx_.empty()) {
+      size_t b = free_tx_.back();
+      free_tx_.pop_back();
+      frames[got++] = {tx_bufs_[b], kBufSize, 0, b};
+    }
+    return got;
+  }
+  void FreeTx(const nic::TxFrame* frames, size_t n) override {
+    for (size_t i = 0; i < n; ++i) free_tx_.push_back(frames[i].handle);
+  }
+  size_t SubmitTx(const nic::TxFrame* frames, size_t n) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (size_t i = 0; i < n; ++i) {
+      sent_.emplace_back(reinterpret_cast<const char*>(frames[i].data),
+                         frames[i].len);
+      free_tx_.push_back(frames[i].handle);  // "completes" at once
+    }
+    submits_++;
+    counters_.tx_packets.Add(n);
+    return n;
+  }
+  size_t ReclaimTx() override { return 0; }
+  size_t TxInFlight() const override { return 0; }
+  bool RxPending() const override {
+    std::lock_guard<std::mutex> lock(mu_);
+    return !rx_.empty();
+  }
+  bool ArmWakeup() override { return !RxPending(); }
+  void AckWakeup() override {
+    uint64_t v;
+    [[maybe_unused]] ssize_t n = read(fd_, &v, sizeof(v));
+  }
+  int WaitFd() const override { return fd_; }
+  size_t submits() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return submits_;
+  }
+
+ private:
+  const int fd_;
+  mutable std::mutex mu_;
+  std::deque<std::string> rx_;
+  std::string rx_bufs_[kBuffers];
+  size_t rx_next_ = 0;
+  size_t rx_out_ = 0;
+  std::vector<std::string> sent_;
+  size_t submits_ = 0;
+  std::vector<size_t> free_tx_;  // engine thread only
+  uint8_t tx_bufs_[kBuffers][kBufSize];
+};
+
+}  // namespace offload::testing
+
+#endif  // OFFLOAD_TESTS_DAEMON_ENGINE_FAKE_NIC_H_
