@@ -118,9 +118,13 @@ Conversation Converse(const Script& a, const Script& b) {
   options.timeout = absl::Seconds(3);
   Conversation c;
   std::ostringstream out_a, out_b;
-  std::thread t([&] { c.b = RunScript(fb.get(), b, options, out_b); });
+  // A side that failed shuts its socket down, as the real program does by
+  // exiting, so the other side is not left waiting for its timeout.
+  std::thread t([&] {
+    c.b = RunScript(fb.get(), b, options, out_b);
+    if (!c.b.ok()) ::shutdown(fb.get(), SHUT_RDWR);
+  });
   c.a = RunScript(fa.get(), a, options, out_a);
-  // A side that failed stops reading; unblock the other one.
   if (!c.a.ok()) ::shutdown(fa.get(), SHUT_RDWR);
   t.join();
   return c;
