@@ -94,6 +94,8 @@ class ByteRingProducer {
     std::atomic_thread_fence(std::memory_order_seq_cst);
     return TakeReaderWakeup();
   }
+  // The consumer's head (epoll EPOLLET: space was freed since last time).
+  uint64_t ConsumerHead() const { return idx_->head.load(std::memory_order_acquire); }
   // The consumer closed: 0 open, 1 closed, 2 closed with unread data.
   uint32_t ReaderClosed() const {
     // Pairs with the consumer's store-release in ByteRingConsumer::Close().

@@ -75,6 +75,11 @@ class DgramProducer {
     std::atomic_thread_fence(std::memory_order_seq_cst);
     return hdr_->idx.reader_needs_wakeup.exchange(0, std::memory_order_acq_rel) != 0;
   }
+  // The receiver's socket is gone (set by the daemon): stop sending here.
+  bool ReaderClosedForSender() const {
+    // Pairs with the daemon's store-release when the receiver unbinds.
+    return hdr_->idx.reader_closed.load(std::memory_order_acquire) != 0;
+  }
   // Bytes the receiver has not consumed yet.
   size_t Queued() const {
     return tail_ - hdr_->idx.head.load(std::memory_order_acquire);

@@ -72,6 +72,11 @@ class Mapping {
   T* as() const { return static_cast<T*>(addr_); }
   size_t size() const { return len_; }
   bool valid() const { return addr_ != nullptr; }
+  // Gives up ownership: the region stays mapped for the process lifetime.
+  void* release() {
+    len_ = 0;
+    return std::exchange(addr_, nullptr);
+  }
   void reset() {
     if (addr_ != nullptr) munmap(addr_, len_);
     addr_ = nullptr;

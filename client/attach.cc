@@ -1,0 +1,441 @@
+#include "client/attach.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+
+#include <unordered_map>
+
+#include "client/config.h"
+#include "client/fd_table.h"
+#include "client/libc.h"
+#include "client/log.h"
+#include "daemon/shm/unique_fd.h"
+#include "daemon/shm/wakeup.h"
+
+namespace offload {
+namespace client {
+
+std::atomic<uint64_t> g_events_seen{0};
+uint64_t g_fork_serial = 0;
+
+namespace {
+
+pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;  // guards everything below
+int g_fd = -1;
+std::atomic<shm::ArenaHeader*> g_arena{nullptr};
+uint64_t g_arena_bytes = 0;
+std::atomic<uint32_t> g_gen{0};
+uint32_t g_seq = 0;
+int64_t g_absent_until_ms = 0;
+bool g_logged_absent = false;
+std::atomic<uint32_t> g_next_reg{1};
+std::unordered_map<uint32_t, Socket*>* g_regs = nullptr;
+std::vector<uint8_t>* g_slot_used = nullptr;
+shm::SocketSlot g_dummy_slot;
+
+int64_t NowMs() {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return int64_t(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
+}
+
+bool SendRaw(const shm::Msg& m, const int* fds, int nfds) {
+  alignas(struct cmsghdr) char cbuf[CMSG_SPACE(sizeof(int) * shm::kMaxMsgFds)] = {};
+  struct iovec iov = {const_cast<shm::Msg*>(&m), sizeof(m)};
+  struct msghdr mh = {};
+  mh.msg_iov = &iov;
+  mh.msg_iovlen = 1;
+  if (nfds > 0) {
+    mh.msg_control = cbuf;
+    mh.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
+    struct cmsghdr* c = CMSG_FIRSTHDR(&mh);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
+    memcpy(CMSG_DATA(c), fds, sizeof(int) * nfds);
+  }
+  ssize_t n;
+  do {
+    n = Real().sendmsg(g_fd, &mh, MSG_NOSIGNAL);
+  } while (n < 0 && errno == EINTR);
+  return n == static_cast<ssize_t>(sizeof(m));
+}
+
+// Receives one message. Returns 1 ok, 0 nothing (dontwait), -1 gone.
+int RecvRaw(shm::Msg* m, int* fds, int* nfds, bool dontwait) {
+  alignas(struct cmsghdr) char cbuf[CMSG_SPACE(sizeof(int) * (shm::kMaxMsgFds + 1))];
+  struct iovec iov = {m, sizeof(*m)};
+  struct msghdr mh = {};
+  mh.msg_iov = &iov;
+  mh.msg_iovlen = 1;
+  mh.msg_control = cbuf;
+  mh.msg_controllen = sizeof(cbuf);
+  ssize_t n;
+  do {
+    n = Real().recvmsg(g_fd, &mh, MSG_CMSG_CLOEXEC | (dontwait ? MSG_DONTWAIT : 0));
+  } while (n < 0 && errno == EINTR);
+  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return 0;
+  *nfds = 0;
+  for (struct cmsghdr* c = CMSG_FIRSTHDR(&mh); c != nullptr; c = CMSG_NXTHDR(&mh, c)) {
+    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+    const int count = static_cast<int>((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+    for (int i = 0; i < count; ++i) {
+      int f;
+      memcpy(&f, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+      if (*nfds < shm::kMaxMsgFds) {
+        fds[(*nfds)++] = f;
+      } else {
+        shm::UniqueFd drop(f);
+      }
+    }
+  }
+  if (n != static_cast<ssize_t>(sizeof(*m))) {
+    for (int i = 0; i < *nfds; ++i) shm::UniqueFd drop(fds[i]);
+    return -1;
+  }
+  return 1;
+}
+
+void CloseFds(const int* fds, int n) {
+  for (int i = 0; i < n; ++i) shm::UniqueFd drop(fds[i]);
+}
+
+// The daemon went away: keep working on the kernel.
+void LostDaemonLocked() {
+  if (g_fd >= 0) {
+    shm::UniqueFd drop(g_fd);
+    g_fd = -1;
+  }
+  g_arena.store(nullptr, std::memory_order_release);  // the mapping stays: slots point into it
+  g_absent_until_ms = NowMs() + 1000;
+  Log(2, "lost the connection to offloadd; new sockets use the kernel");
+}
+
+// Refuses an offer nobody can take: the connector sees a reset.
+void RefusePipe(const shm::Msg& m, const int* fds, int nfds) {
+  if (nfds == 3) {
+    shm::Mapping map = shm::Mapping::MapShared(fds[0], shm::PipeSegmentBytes(m.value));
+    if (map.valid()) {
+      auto* h = map.as<shm::PipeHeader>();
+      h->dir[0].reader_closed.store(2, std::memory_order_release);
+      h->dir[1].shut.store(shm::kShutRst, std::memory_order_release);
+      shm::Kick(fds[2]);
+    }
+  }
+  CloseFds(fds, nfds);
+  shm::Msg c = {};
+  c.type = shm::MsgType::kPipeClose;
+  c.id = m.id2;
+  c.value = 1;
+  SendRaw(c, nullptr, 0);
+}
+
+void DispatchLocked(const shm::Msg& m, int* fds, int nfds) {
+  Socket* s = nullptr;
+  if (g_regs != nullptr) {
+    auto it = g_regs->find(m.id);
+    if (it != g_regs->end()) s = it->second;
+  }
+  switch (m.type) {
+    case shm::MsgType::kOffer:
+      if (s == nullptr || s->path.load() != Path::kListener || nfds != 3) {
+        RefusePipe(m, fds, nfds);
+        return;
+      }
+      {
+        PendingOffer o;
+        o.msg = m;
+        memcpy(o.fds, fds, sizeof(o.fds));
+        pthread_mutex_lock(&s->mu);
+        s->offers.push_back(o);
+        pthread_mutex_unlock(&s->mu);
+        s->offers_total.fetch_add(1, std::memory_order_release);
+      }
+      return;
+    case shm::MsgType::kDgramOffer: {
+      InRing* r = nullptr;
+      if (s != nullptr && s->path.load() == Path::kUdp && nfds == 1) {
+        r = new InRing();
+        r->map = shm::Mapping::MapShared(fds[0], shm::DgramSegmentBytes(m.value));
+        r->id = m.id2;
+        r->src_addr = m.remote.addr;
+        r->src_port = m.remote.port;
+        if (!r->map.valid()) {
+          delete r;
+          r = nullptr;
+        } else {
+          r->c.Init(r->map.as<shm::DgramHeader>());
+        }
+      }
+      CloseFds(fds, nfds);
+      if (r == nullptr) {
+        shm::Msg c = {};
+        c.type = shm::MsgType::kDgramClose;
+        c.id = m.id2;
+        c.value = 0;
+        SendRaw(c, nullptr, 0);
+        return;
+      }
+      pthread_mutex_lock(&s->mu);
+      s->new_rings.push_back(r);
+      pthread_mutex_unlock(&s->mu);
+      s->has_new_rings.store(true, std::memory_order_release);
+      if (s->efd.valid()) shm::Kick(s->efd.get());
+      return;
+    }
+    default:
+      CloseFds(fds, nfds);
+      return;
+  }
+}
+
+bool AttachLocked() {
+  const ClientConfig& cfg = Config();
+  struct sockaddr_un sun = {};
+  sun.sun_family = AF_UNIX;
+  char path[256];
+  const int plen = snprintf(path, sizeof(path), "%s/engine.sock", cfg.run_dir);
+  if (plen < 0 || static_cast<size_t>(plen) >= sizeof(sun.sun_path)) {
+    Log(2, "OFFLOAD_RUN_DIR %s is too long for a unix socket; all sockets use the kernel",
+        cfg.run_dir);
+    return false;
+  }
+  memcpy(sun.sun_path, path, plen + 1);
+  shm::UniqueFd fd(Real().socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
+  if (!fd.valid()) return false;
+  if (Real().connect(fd.get(), reinterpret_cast<sockaddr*>(&sun), sizeof(sun)) != 0) {
+    if (!g_logged_absent) {
+      Log(3, "offloadd is not running (%s: %s); all sockets use the kernel", sun.sun_path,
+          strerror(errno));
+      g_logged_absent = true;
+    }
+    return false;
+  }
+  g_fd = fd.release();
+  shm::Msg m = {};
+  m.type = shm::MsgType::kHello;
+  m.seq = ++g_seq;
+  m.value = shm::kAbiVersion;
+  snprintf(m.program, sizeof(m.program), "%s", cfg.program);
+  snprintf(m.app_id, sizeof(m.app_id), "%s", cfg.application_id);
+  shm::Msg r;
+  int fds[shm::kMaxMsgFds];
+  int nfds = 0;
+  struct pollfd pfd = {g_fd, POLLIN, 0};
+  if (!SendRaw(m, nullptr, 0) || Real().poll(&pfd, 1, 5000) != 1 ||
+      RecvRaw(&r, fds, &nfds, false) != 1) {
+    Log(2, "offloadd did not answer the attach request; all sockets use the kernel");
+    LostDaemonLocked();
+    return false;
+  }
+  if (r.type != shm::MsgType::kHelloOk || nfds != 1) {
+    CloseFds(fds, nfds);
+    Log(2, "offloadd refused to attach (ABI %u, status %d); all sockets use the kernel",
+        shm::kAbiVersion, r.status);
+    LostDaemonLocked();
+    g_absent_until_ms = INT64_MAX;  // ABI mismatch: do not retry
+    return false;
+  }
+  shm::Mapping arena = shm::Mapping::MapShared(fds[0], r.value64);
+  CloseFds(fds, 1);
+  auto* h = arena.as<shm::ArenaHeader>();
+  if (!arena.valid() || r.value64 < sizeof(shm::ArenaHeader) || h->magic != shm::kArenaMagic ||
+      h->abi_version != shm::kAbiVersion ||
+      h->slots_offset + uint64_t{h->max_sockets} * sizeof(shm::SocketSlot) > r.value64) {
+    Log(2, "offloadd arena does not match ABI %u; all sockets use the kernel", shm::kAbiVersion);
+    LostDaemonLocked();
+    g_absent_until_ms = INT64_MAX;
+    return false;
+  }
+  g_arena_bytes = arena.size();
+  arena.release();  // slots of live sockets point into it for the process lifetime
+  delete g_slot_used;
+  g_slot_used = new std::vector<uint8_t>(h->max_sockets, 0);
+  if (g_regs == nullptr) g_regs = new std::unordered_map<uint32_t, Socket*>();
+  g_events_seen.store(h->events_posted.load(std::memory_order_acquire));
+  g_gen.fetch_add(1, std::memory_order_relaxed);
+  g_arena.store(h, std::memory_order_release);
+  Log(3, "attached to offloadd (%s/engine.sock)", cfg.run_dir);
+  return true;
+}
+
+}  // namespace
+
+bool EnsureAttached() {
+  if (g_arena.load(std::memory_order_acquire) != nullptr) return true;
+  pthread_mutex_lock(&g_mu);
+  bool ok = g_arena.load(std::memory_order_relaxed) != nullptr;
+  if (!ok && NowMs() >= g_absent_until_ms) {
+    ok = AttachLocked();
+    if (!ok && g_absent_until_ms != INT64_MAX) g_absent_until_ms = NowMs() + 1000;
+  }
+  pthread_mutex_unlock(&g_mu);
+  return ok;
+}
+
+shm::ArenaHeader* Arena() { return g_arena.load(std::memory_order_acquire); }
+uint32_t AttachGeneration() { return g_gen.load(std::memory_order_relaxed); }
+
+int DaemonLogLevel() {
+  shm::ArenaHeader* a = Arena();
+  if (a == nullptr) return -1;
+  const uint32_t v = a->log_level.load(std::memory_order_relaxed);
+  return v == static_cast<uint32_t>(shm::LogLevel::kInfo) ? -1 : static_cast<int>(v);
+}
+
+bool Call(shm::Msg* msg, const int* fds, int nfds, shm::Msg* reply, int* rfds, int* nrfds) {
+  pthread_mutex_lock(&g_mu);
+  *nrfds = 0;
+  if (g_fd < 0 || g_arena.load() == nullptr) {
+    pthread_mutex_unlock(&g_mu);
+    return false;
+  }
+  msg->seq = ++g_seq;
+  if (!SendRaw(*msg, fds, nfds)) {
+    LostDaemonLocked();
+    pthread_mutex_unlock(&g_mu);
+    return false;
+  }
+  for (;;) {
+    int got[shm::kMaxMsgFds];
+    int ngot = 0;
+    const int rc = RecvRaw(reply, got, &ngot, false);
+    if (rc != 1) {
+      LostDaemonLocked();
+      pthread_mutex_unlock(&g_mu);
+      return false;
+    }
+    if (reply->type == shm::MsgType::kOffer || reply->type == shm::MsgType::kDgramOffer) {
+      DispatchLocked(*reply, got, ngot);
+      continue;
+    }
+    if (reply->seq != msg->seq) {
+      CloseFds(got, ngot);
+      continue;
+    }
+    memcpy(rfds, got, sizeof(int) * ngot);
+    *nrfds = ngot;
+    pthread_mutex_unlock(&g_mu);
+    return true;
+  }
+}
+
+void SendAsync(const shm::Msg& msg) {
+  pthread_mutex_lock(&g_mu);
+  if (g_fd >= 0 && g_arena.load() != nullptr && !SendRaw(msg, nullptr, 0)) LostDaemonLocked();
+  pthread_mutex_unlock(&g_mu);
+}
+
+void DrainEvents() {
+  if (pthread_mutex_trylock(&g_mu) != 0) return;  // the holder dispatches
+  shm::ArenaHeader* a = g_arena.load();
+  if (a != nullptr && g_fd >= 0) {
+    const uint64_t posted = a->events_posted.load(std::memory_order_acquire);
+    for (;;) {
+      shm::Msg m;
+      int fds[shm::kMaxMsgFds];
+      int nfds = 0;
+      const int rc = RecvRaw(&m, fds, &nfds, true);
+      if (rc == 0) break;
+      if (rc < 0) {
+        LostDaemonLocked();
+        break;
+      }
+      DispatchLocked(m, fds, nfds);
+    }
+    g_events_seen.store(posted, std::memory_order_relaxed);
+  }
+  pthread_mutex_unlock(&g_mu);
+}
+
+uint32_t NewRegId() { return g_next_reg.fetch_add(1, std::memory_order_relaxed); }
+
+void RegisterSocket(uint32_t id, Socket* s) {
+  pthread_mutex_lock(&g_mu);
+  if (g_regs == nullptr) g_regs = new std::unordered_map<uint32_t, Socket*>();
+  (*g_regs)[id] = s;
+  pthread_mutex_unlock(&g_mu);
+}
+
+void UnregisterSocket(uint32_t id) {
+  pthread_mutex_lock(&g_mu);
+  if (g_regs != nullptr) g_regs->erase(id);
+  pthread_mutex_unlock(&g_mu);
+}
+
+shm::SocketSlot* AllocSlot(Socket* s) {
+  shm::ArenaHeader* a = Arena();
+  pthread_mutex_lock(&g_mu);
+  if (a != nullptr && g_slot_used != nullptr) {
+    auto* slots = reinterpret_cast<shm::SocketSlot*>(reinterpret_cast<uint8_t*>(a) +
+                                                     a->slots_offset);
+    for (size_t i = 0; i < g_slot_used->size(); ++i) {
+      if ((*g_slot_used)[i]) continue;
+      (*g_slot_used)[i] = 1;
+      pthread_mutex_unlock(&g_mu);
+      shm::SocketSlot* slot = &slots[i];
+      slot->in_use.store(0, std::memory_order_relaxed);
+      slot->fd = s->fd;
+      slot->inode = 0;
+      slot->protocol = s->type == SOCK_STREAM ? IPPROTO_TCP : IPPROTO_UDP;
+      slot->state = static_cast<uint8_t>(shm::SocketState::kCreated);
+      slot->path = static_cast<uint8_t>(shm::SocketPath::kKernel);
+      slot->fallback = 0;
+      slot->rule_id = 0;
+      slot->local_addr = slot->remote_addr = 0;
+      slot->local_port = slot->remote_port = 0;
+      memset(slot->fallback_detail, 0, sizeof(slot->fallback_detail));
+      for (auto* c : {&slot->rx_bytes, &slot->rx_msgs, &slot->tx_bytes, &slot->tx_msgs,
+                      &slot->rx_eagain, &slot->tx_eagain, &slot->errors, &slot->poll_hits,
+                      &slot->poll_misses, &slot->rx_queue_bytes, &slot->rx_queue_max,
+                      &slot->drops}) {
+        c->store(0, std::memory_order_relaxed);
+      }
+      s->slot_index = static_cast<int>(i);
+      s->slot = slot;
+      // Pairs with the daemon's acquire load in CopySlot().
+      slot->in_use.store(1, std::memory_order_release);
+      return slot;
+    }
+  }
+  pthread_mutex_unlock(&g_mu);
+  s->slot_index = -1;
+  s->slot = &g_dummy_slot;
+  return s->slot;
+}
+
+void FreeSlot(Socket* s) {
+  if (s->slot_index < 0) return;
+  if (s->serial < g_fork_serial) {  // inherited: the slot is the parent's
+    s->slot_index = -1;
+    return;
+  }
+  s->slot->in_use.store(0, std::memory_order_release);
+  pthread_mutex_lock(&g_mu);
+  if (g_slot_used != nullptr && s->slot_index < static_cast<int>(g_slot_used->size()) &&
+      Arena() != nullptr) {
+    (*g_slot_used)[s->slot_index] = 0;
+  }
+  pthread_mutex_unlock(&g_mu);
+  s->slot_index = -1;
+}
+
+void AttachAtForkChild() {
+  pthread_mutex_init(&g_mu, nullptr);
+  if (g_fd >= 0) {
+    shm::UniqueFd drop(g_fd);  // the parent keeps its own session
+    g_fd = -1;
+  }
+  g_arena.store(nullptr, std::memory_order_release);
+  g_absent_until_ms = 0;
+  if (g_regs != nullptr) g_regs->clear();
+  g_fork_serial = NextSerial();
+}
+
+}  // namespace client
+}  // namespace offload

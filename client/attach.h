@@ -1,0 +1,73 @@
+// The client's attach session with offloadd: the engine.sock connection,
+// the arena, synchronous requests and the asynchronous messages (offers of
+// connections and of UDP rings) that the daemon posts.
+//
+// Attach is lazy (first socket use) and never an error to the application:
+// with no daemon, or an ABI mismatch, one line is logged and every socket
+// stays on the kernel; an absent daemon is retried at most once a second.
+//
+// Thread safety: all functions are thread-safe. Requests are serialised by
+// one mutex (control path only); PollEvents() is lock-free when nothing is
+// pending.
+
+#ifndef OFFLOAD_CLIENT_ATTACH_H_
+#define OFFLOAD_CLIENT_ATTACH_H_
+
+#include <atomic>
+#include <cstdint>
+
+#include "client/socket.h"
+#include "daemon/shm/abi.h"
+
+namespace offload {
+namespace client {
+
+// Returns true if attached (attaching now if needed and allowed).
+bool EnsureAttached();
+// The arena, or null when not attached.
+shm::ArenaHeader* Arena();
+// Bumped on every (re-)attach: registrations of an older generation belong
+// to a previous session (e.g. the parent's, after fork).
+uint32_t AttachGeneration();
+// The daemon's per-process log level override, or -1.
+int DaemonLogLevel();
+
+// Sends `msg` with `fds` and waits for its reply. Received fds are stored in
+// `rfds` (up to shm::kMaxMsgFds; owned by the caller). Returns false if the
+// daemon is gone (the caller falls back to the kernel).
+bool Call(shm::Msg* msg, const int* fds, int nfds, shm::Msg* reply, int* rfds, int* nrfds);
+// Fire-and-forget message (closes, acknowledgements).
+void SendAsync(const shm::Msg& msg);
+
+// Drains the attach socket if the daemon posted something since the last
+// drain. Cheap (one load) when nothing is pending.
+void DrainEvents();
+extern std::atomic<uint64_t> g_events_seen;
+inline void PollEvents() {
+  shm::ArenaHeader* a = Arena();
+  // Acquire: pairs with the daemon's release increment after sending.
+  if (a != nullptr &&
+      a->events_posted.load(std::memory_order_acquire) !=
+          g_events_seen.load(std::memory_order_relaxed)) {
+    DrainEvents();
+  }
+}
+
+// Registration ids (listeners, UDP endpoints) and the sockets behind them.
+uint32_t NewRegId();
+void RegisterSocket(uint32_t id, Socket* s);
+void UnregisterSocket(uint32_t id);
+
+// Counter blocks in the arena; a process-local dummy when not attached.
+shm::SocketSlot* AllocSlot(Socket* s);
+void FreeSlot(Socket* s);
+
+// pthread_atfork child handler: forget the parent's session.
+void AttachAtForkChild();
+// Sockets with a serial below this were inherited across fork.
+extern uint64_t g_fork_serial;
+
+}  // namespace client
+}  // namespace offload
+
+#endif  // OFFLOAD_CLIENT_ATTACH_H_

@@ -1,0 +1,702 @@
+// The exported libc entry points of liboffload.so. Each looks the fd up in
+// the fd table (one atomic load) and either passes straight through to libc
+// or runs the offloaded operation. Every function is noexcept; results are
+// translated into errno here and in ops.h.
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/ioctl.h>
+#include <sys/select.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <vector>
+
+#include "client/attach.h"
+#include "client/config.h"
+#include "client/decision.h"
+#include "client/fd_table.h"
+#include "client/libc.h"
+#include "client/log.h"
+#include "client/offload_extra.h"
+#include "client/ops.h"
+
+using offload::client::EpollSet;
+using offload::client::FdObject;
+using offload::client::kUseKernel;
+using offload::client::ObjKind;
+using offload::client::Path;
+using offload::client::Real;
+using offload::client::Socket;
+
+namespace offload {
+namespace client {
+namespace {
+
+// Closes our side of `fd`'s object (the kernel fd is closed by the caller).
+void ReleaseFd(int fd) {
+  FdObject* o = ExchangeObject(fd, nullptr);
+  if (o == nullptr) return;
+  if (o->fd_refs.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+    if (o->kind == ObjKind::kSocket) Teardown(static_cast<Socket*>(o));
+    Unref(o);
+  }
+}
+
+void Install(int fd, FdObject* o) {
+  FdObject* old = ExchangeObject(fd, o);
+  if (old != nullptr) {
+    // A stale object (the fd was closed behind our back, e.g. by a raw
+    // syscall): forget it.
+    if (old->fd_refs.fetch_sub(1) == 1) {
+      if (old->kind == ObjKind::kSocket) Teardown(static_cast<Socket*>(old));
+      Unref(old);
+    }
+  }
+}
+
+void DupInto(int oldfd, int newfd) {
+  FdObject* o = GetObject(oldfd);
+  if (newfd == oldfd) return;
+  ReleaseFd(newfd);  // the kernel closed whatever newfd was
+  if (o == nullptr) return;
+  o->fd_refs.fetch_add(1, std::memory_order_relaxed);
+  Install(newfd, o);
+}
+
+bool IsInet(const sockaddr* a, socklen_t len) {
+  return a != nullptr && len >= sizeof(sockaddr_in) && a->sa_family == AF_INET;
+}
+
+ssize_t SocketRecv(Socket* s, int fd, const iovec* iov, int iovcnt, int flags, sockaddr* from,
+                   socklen_t* fromlen) {
+  switch (s->path.load(std::memory_order_acquire)) {
+    case Path::kPipe:
+      if (fromlen != nullptr) *fromlen = 0;
+      return PipeRecv(s, iov, iovcnt, flags);
+    case Path::kUdp: {
+      msghdr mh = {};
+      mh.msg_iov = const_cast<iovec*>(iov);
+      mh.msg_iovlen = iovcnt;
+      mh.msg_name = from;
+      mh.msg_namelen = fromlen != nullptr ? *fromlen : 0;
+      const ssize_t n = UdpRecv(s, &mh, flags);
+      if (n >= 0 && fromlen != nullptr) *fromlen = mh.msg_namelen;
+      return n;
+    }
+    case Path::kListener:
+      errno = ENOTCONN;
+      return -1;
+    default: {
+      msghdr mh = {};
+      mh.msg_iov = const_cast<iovec*>(iov);
+      mh.msg_iovlen = iovcnt;
+      mh.msg_name = from;
+      mh.msg_namelen = fromlen != nullptr ? *fromlen : 0;
+      const ssize_t n = Real().recvmsg(fd, &mh, flags);
+      if (n >= 0 && fromlen != nullptr) *fromlen = mh.msg_namelen;
+      return n;
+    }
+  }
+}
+
+ssize_t SocketSend(Socket* s, int fd, const iovec* iov, int iovcnt, int flags,
+                   const sockaddr* to, socklen_t tolen) {
+  const Path p = s->path.load(std::memory_order_acquire);
+  if (p == Path::kPipe) return PipeSend(s, iov, iovcnt, flags);
+  if (s->type == SOCK_DGRAM && p != Path::kKernel && (to == nullptr || IsInet(to, tolen))) {
+    const ssize_t n = UdpSend(s, iov, iovcnt, flags, reinterpret_cast<const sockaddr_in*>(to));
+    if (n != kUseKernel) return n;
+  }
+  msghdr mh = {};
+  mh.msg_iov = const_cast<iovec*>(iov);
+  mh.msg_iovlen = iovcnt;
+  mh.msg_name = const_cast<sockaddr*>(to);
+  mh.msg_namelen = tolen;
+  return Real().sendmsg(fd, &mh, flags);
+}
+
+int OptionUnsupported(int level, int name) {
+  if (level == SOL_SOCKET) {
+    return name == SO_BINDTODEVICE || name == SO_ATTACH_FILTER || name == SO_BROADCAST ||
+           name == SO_TIMESTAMP || name == SO_TIMESTAMPNS || name == SO_MARK;
+  }
+  if (level == IPPROTO_IP) {
+    return name == IP_ADD_MEMBERSHIP || name == IP_ADD_SOURCE_MEMBERSHIP ||
+           name == IP_TRANSPARENT || name == IP_PKTINFO || name == IP_RECVERR ||
+           name == IP_MULTICAST_IF;
+  }
+  if (level == IPPROTO_TCP) return name == TCP_MD5SIG || name == TCP_FASTOPEN || name == TCP_REPAIR;
+  return 0;
+}
+
+const char* OptionName(int level, int name) {
+  static char buf[24];
+  snprintf(buf, sizeof(buf), "opt %d/%d", level, name);
+  return buf;
+}
+
+int64_t TimevalMs(const void* v, socklen_t len) {
+  if (v == nullptr || len < sizeof(timeval)) return -1;
+  const timeval* tv = static_cast<const timeval*>(v);
+  if (tv->tv_sec == 0 && tv->tv_usec == 0) return -1;  // 0 = forever
+  return int64_t(tv->tv_sec) * 1000 + (tv->tv_usec + 999) / 1000;
+}
+
+int SelectImpl(int nfds, fd_set* r, fd_set* w, fd_set* e, int64_t timeout_ns,
+               const sigset_t* mask) {
+  if (nfds < 0 || nfds > FD_SETSIZE) {
+    errno = EINVAL;
+    return -1;
+  }
+  bool any = false;
+  for (int fd = 0; fd < nfds && !any; ++fd) {
+    if ((r && FD_ISSET(fd, r)) || (w && FD_ISSET(fd, w))) any = GetOffloaded(fd) != nullptr;
+  }
+  if (!any) {
+    if (mask == nullptr) {
+      timeval tv = {timeout_ns / 1000000000, (timeout_ns % 1000000000) / 1000};
+      return Real().select(nfds, r, w, e, timeout_ns < 0 ? nullptr : &tv);
+    }
+    timespec ts = {timeout_ns / 1000000000, timeout_ns % 1000000000};
+    return Real().pselect(nfds, r, w, e, timeout_ns < 0 ? nullptr : &ts, mask);
+  }
+  std::vector<pollfd> p;
+  for (int fd = 0; fd < nfds; ++fd) {
+    short ev = 0;
+    if (r && FD_ISSET(fd, r)) ev |= POLLIN;
+    if (w && FD_ISSET(fd, w)) ev |= POLLOUT;
+    if (e && FD_ISSET(fd, e)) ev |= POLLPRI;
+    if (ev) p.push_back({fd, ev, 0});
+  }
+  const int rc = PollImpl(p.data(), p.size(), timeout_ns, mask);
+  if (rc < 0) return -1;
+  for (const pollfd& x : p) {
+    if (x.revents & POLLNVAL) {
+      errno = EBADF;
+      return -1;
+    }
+  }
+  if (r) FD_ZERO(r);
+  if (w) FD_ZERO(w);
+  if (e) FD_ZERO(e);
+  int n = 0;
+  for (const pollfd& x : p) {
+    if ((x.events & POLLIN) && (x.revents & (POLLIN | POLLHUP | POLLERR))) {
+      FD_SET(x.fd, r);
+      ++n;
+    }
+    if ((x.events & POLLOUT) && (x.revents & (POLLOUT | POLLERR | POLLHUP))) {
+      FD_SET(x.fd, w);
+      ++n;
+    }
+    if ((x.events & POLLPRI) && (x.revents & POLLPRI)) {
+      FD_SET(x.fd, e);
+      ++n;
+    }
+  }
+  return n;
+}
+
+int ThreadOffloadApi(int offload, pthread_t tid) {
+  SetLocalThreadOffload(tid, offload != 0);
+  return 0;
+}
+
+int AddConfRuleApi(const char* line) { return AddLocalRule(line); }
+
+offload_api_t g_api = {ThreadOffloadApi, AddConfRuleApi,
+                       OFFLOAD_EXTRA_API_THREAD_OFFLOAD | OFFLOAD_EXTRA_API_ADD_CONF_RULE};
+
+void ChildAfterFork() { AttachAtForkChild(); }
+
+void WriteStatsFile() {
+  const char* path = Config().stats_file;
+  if (path[0] == '\0' || g_fd_table == nullptr) return;
+  FILE* f = fopen(path, "w");
+  if (f == nullptr) return;
+  fprintf(f, "# offload socket statistics, pid %d\n", getpid());
+  for (int fd = 0; fd < g_fd_table_size; ++fd) {
+    Socket* s = GetSocket(fd);
+    if (s == nullptr) continue;
+    const shm::SocketSlot& c = *s->slot;
+    const Path p = s->path.load();
+    fprintf(f,
+            "fd %d %s %s fallback=%u rx_bytes=%lu rx_msgs=%lu tx_bytes=%lu tx_msgs=%lu "
+            "rx_eagain=%lu tx_eagain=%lu errors=%lu drops=%lu\n",
+            fd, s->type == SOCK_STREAM ? "tcp" : "udp",
+            p == Path::kPipe ? "pipe" : p == Path::kListener ? "listener"
+                                      : p == Path::kUdp    ? "udp-ring"
+                                                           : "kernel",
+            static_cast<unsigned>(s->fallback), c.rx_bytes.load(), c.rx_msgs.load(),
+            c.tx_bytes.load(), c.tx_msgs.load(), c.rx_eagain.load(), c.tx_eagain.load(),
+            c.errors.load(), c.drops.load());
+  }
+  fclose(f);
+}
+
+__attribute__((constructor)) void Init() {
+  Real();
+  LoadConfig();
+  InitLog();
+  InitFdTable();
+  pthread_atfork(nullptr, nullptr, ChildAfterFork);
+}
+
+__attribute__((destructor)) void Fini() { WriteStatsFile(); }
+
+}  // namespace
+}  // namespace client
+}  // namespace offload
+
+namespace oc = offload::client;
+
+#define EXPORT extern "C" __attribute__((visibility("default")))
+
+EXPORT offload_api_t* offload_get_api(void) noexcept { return &oc::g_api; }
+
+EXPORT int socket(int domain, int type, int protocol) noexcept {
+  const int fd = Real().socket(domain, type, protocol);
+  const int base = type & ~(SOCK_NONBLOCK | SOCK_CLOEXEC);
+  if (fd < 0 || domain != AF_INET || oc::g_fd_table == nullptr) return fd;
+  if (!((base == SOCK_STREAM && (protocol == 0 || protocol == IPPROTO_TCP)) ||
+        (base == SOCK_DGRAM && (protocol == 0 || protocol == IPPROTO_UDP)))) {
+    return fd;
+  }
+  const bool thread_on = oc::ThreadOffloadEnabled();
+  if (thread_on) oc::EnsureAttached();
+  Socket* s = oc::NewSocket(fd, base, (type & SOCK_NONBLOCK) != 0);
+  s->thread_offload = thread_on;
+  if (!thread_on) oc::OnKernel(s, offload::shm::Fallback::kThreadOff, nullptr);
+  oc::Install(fd, s);
+  return fd;
+}
+
+EXPORT int close(int fd) noexcept {
+  oc::ReleaseFd(fd);
+  return Real().close(fd);
+}
+
+EXPORT int shutdown(int fd, int how) noexcept {
+  Socket* s = oc::GetOffloaded(fd);
+  if (s != nullptr && s->path.load() == Path::kPipe) return oc::PipeShutdown(s, how);
+  return Real().shutdown(fd, how);
+}
+
+EXPORT int bind(int fd, const sockaddr* addr, socklen_t len) noexcept {
+  const int rc = Real().bind(fd, addr, len);
+  Socket* s = oc::GetSocket(fd);
+  if (rc != 0 || s == nullptr || !oc::IsInet(addr, len)) return rc;
+  socklen_t l = sizeof(s->local);
+  Real().getsockname(fd, reinterpret_cast<sockaddr*>(&s->local), &l);
+  s->bound = true;
+  s->slot->state = static_cast<uint8_t>(offload::shm::SocketState::kBound);
+  oc::UpdateSlotAddrs(s);
+  if (s->type == SOCK_DGRAM && s->path.load() == Path::kUndecided) oc::UdpAfterBind(s);
+  return rc;
+}
+
+EXPORT int listen(int fd, int backlog) noexcept {
+  const int rc = Real().listen(fd, backlog);
+  Socket* s = oc::GetSocket(fd);
+  if (rc == 0 && s != nullptr && s->type == SOCK_STREAM) oc::TcpAfterListen(s, backlog);
+  return rc;
+}
+
+EXPORT int connect(int fd, const sockaddr* addr, socklen_t len) noexcept {
+  Socket* s = oc::GetSocket(fd);
+  if (s == nullptr) return Real().connect(fd, addr, len);
+  const Path p = s->path.load();
+  if (s->type == SOCK_STREAM) {
+    if (p == Path::kPipe) {
+      errno = EISCONN;
+      return -1;
+    }
+    if (p == Path::kUndecided && oc::IsInet(addr, len)) {
+      if (oc::TcpConnect(s, reinterpret_cast<const sockaddr_in*>(addr)) == 0) return 0;
+    }
+    return Real().connect(fd, addr, len);
+  }
+  // UDP: the kernel keeps the default destination too (kernel fallback).
+  const int rc = Real().connect(fd, addr, len);
+  if (rc != 0) return rc;
+  if (addr != nullptr && addr->sa_family == AF_UNSPEC) {
+    s->connected = false;
+  } else if (oc::IsInet(addr, len)) {
+    memcpy(&s->remote, addr, sizeof(s->remote));
+    s->connected = true;
+    if (p == Path::kUndecided) {
+      s->bound = false;  // the kernel autobound it: learn the port
+      oc::UdpAfterBind(s);
+    }
+  }
+  return rc;
+}
+
+EXPORT int accept4(int fd, sockaddr* addr, socklen_t* len, int flags) noexcept {
+  Socket* s = oc::GetOffloaded(fd);
+  if (s != nullptr && s->path.load() == Path::kListener) return oc::TcpAccept(s, addr, len, flags);
+  return Real().accept4(fd, addr, len, flags);
+}
+
+EXPORT int accept(int fd, sockaddr* addr, socklen_t* len) noexcept {
+  Socket* s = oc::GetOffloaded(fd);
+  if (s != nullptr && s->path.load() == Path::kListener) return oc::TcpAccept(s, addr, len, 0);
+  return Real().accept(fd, addr, len);
+}
+
+EXPORT ssize_t read(int fd, void* buf, size_t n) noexcept {
+  Socket* s = oc::GetOffloaded(fd);
+  if (s == nullptr) return Real().read(fd, buf, n);
+  iovec iov = {buf, n};
+  return oc::SocketRecv(s, fd, &iov, 1, 0, nullptr, nullptr);
+}
+
+EXPORT ssize_t __read_chk(int fd, void* buf, size_t n, size_t buflen) noexcept {
+  if (n > buflen) abort();
+  return read(fd, buf, n);
+}
+
+EXPORT ssize_t readv(int fd, const iovec* iov, int iovcnt) noexcept {
+  Socket* s = oc::GetOffloaded(fd);
+  if (s == nullptr) return Real().readv(fd, iov, iovcnt);
+  return oc::SocketRecv(s, fd, iov, iovcnt, 0, nullptr, nullptr);
+}
+
+EXPORT ssize_t write(int fd, const void* buf, size_t n) noexcept {
+  Socket* s = oc::GetOffloaded(fd);
+  if (s == nullptr) return Real().write(fd, buf, n);
+  iovec iov = {const_cast<void*>(buf), n};
+  return oc::SocketSend(s, fd, &iov, 1, 0, nullptr, 0);
+}
+
+EXPORT ssize_t writev(int fd, const iovec* iov, int iovcnt) noexcept {
+  Socket* s = oc::GetOffloaded(fd);
+  if (s == nullptr) return Real().writev(fd, iov, iovcnt);
+  return oc::SocketSend(s, fd, iov, iovcnt, 0, nullptr, 0);
+}
+
+EXPORT ssize_t recv(int fd, void* buf, size_t n, int flags) noexcept {
+  Socket* s = oc::GetOffloaded(fd);
+  if (s == nullptr) return Real().recv(fd, buf, n, flags);
+  iovec iov = {buf, n};
+  return oc::SocketRecv(s, fd, &iov, 1, flags, nullptr, nullptr);
+}
+
+EXPORT ssize_t __recv_chk(int fd, void* buf, size_t n, size_t buflen, int flags) noexcept {
+  if (n > buflen) abort();
+  return recv(fd, buf, n, flags);
+}
+
+EXPORT ssize_t recvfrom(int fd, void* buf, size_t n, int flags, sockaddr* from,
+                        socklen_t* fromlen) noexcept {
+  Socket* s = oc::GetOffloaded(fd);
+  if (s == nullptr) return Real().recvfrom(fd, buf, n, flags, from, fromlen);
+  iovec iov = {buf, n};
+  return oc::SocketRecv(s, fd, &iov, 1, flags, from, fromlen);
+}
+
+EXPORT ssize_t __recvfrom_chk(int fd, void* buf, size_t n, size_t buflen, int flags,
+                              sockaddr* from, socklen_t* fromlen) noexcept {
+  if (n > buflen) abort();
+  return recvfrom(fd, buf, n, flags, from, fromlen);
+}
+
+EXPORT ssize_t recvmsg(int fd, msghdr* msg, int flags) noexcept {
+  Socket* s = oc::GetOffloaded(fd);
+  if (s == nullptr) return Real().recvmsg(fd, msg, flags);
+  if (s->path.load() == Path::kUdp) return oc::UdpRecv(s, msg, flags);
+  socklen_t namelen = msg->msg_namelen;
+  const ssize_t n = oc::SocketRecv(s, fd, msg->msg_iov, static_cast<int>(msg->msg_iovlen), flags,
+                                   static_cast<sockaddr*>(msg->msg_name), &namelen);
+  if (n >= 0) {
+    msg->msg_namelen = namelen;
+    msg->msg_controllen = 0;
+    msg->msg_flags = 0;
+  }
+  return n;
+}
+
+EXPORT int recvmmsg(int fd, mmsghdr* vec, unsigned int vlen, int flags,
+                    struct timespec* timeout) noexcept {
+  Socket* s = oc::GetOffloaded(fd);
+  if (s == nullptr) return Real().recvmmsg(fd, vec, vlen, flags, timeout);
+  unsigned int i = 0;
+  for (; i < vlen; ++i) {
+    const ssize_t n = recvmsg(fd, &vec[i].msg_hdr, flags);
+    if (n < 0) {
+      if (i > 0) break;
+      return -1;
+    }
+    vec[i].msg_len = static_cast<unsigned int>(n);
+    if (flags & MSG_WAITFORONE) flags |= MSG_DONTWAIT;
+  }
+  return static_cast<int>(i);
+}
+
+EXPORT ssize_t send(int fd, const void* buf, size_t n, int flags) noexcept {
+  Socket* s = oc::GetSocket(fd);
+  if (s == nullptr || s->path.load(std::memory_order_relaxed) == Path::kKernel) {
+    return Real().send(fd, buf, n, flags);
+  }
+  iovec iov = {const_cast<void*>(buf), n};
+  return oc::SocketSend(s, fd, &iov, 1, flags, nullptr, 0);
+}
+
+EXPORT ssize_t sendto(int fd, const void* buf, size_t n, int flags, const sockaddr* to,
+                      socklen_t tolen) noexcept {
+  Socket* s = oc::GetSocket(fd);
+  if (s == nullptr || s->path.load(std::memory_order_relaxed) == Path::kKernel) {
+    return Real().sendto(fd, buf, n, flags, to, tolen);
+  }
+  iovec iov = {const_cast<void*>(buf), n};
+  return oc::SocketSend(s, fd, &iov, 1, flags, to, tolen);
+}
+
+EXPORT ssize_t sendmsg(int fd, const msghdr* msg, int flags) noexcept {
+  Socket* s = oc::GetSocket(fd);
+  if (s == nullptr || s->path.load(std::memory_order_relaxed) == Path::kKernel ||
+      msg->msg_controllen != 0) {
+    return Real().sendmsg(fd, msg, flags);
+  }
+  return oc::SocketSend(s, fd, msg->msg_iov, static_cast<int>(msg->msg_iovlen), flags,
+                        static_cast<const sockaddr*>(msg->msg_name), msg->msg_namelen);
+}
+
+EXPORT int sendmmsg(int fd, mmsghdr* vec, unsigned int vlen, int flags) noexcept {
+  Socket* s = oc::GetSocket(fd);
+  if (s == nullptr || s->path.load(std::memory_order_relaxed) == Path::kKernel) {
+    return Real().sendmmsg(fd, vec, vlen, flags);
+  }
+  unsigned int i = 0;
+  for (; i < vlen; ++i) {
+    const ssize_t n = sendmsg(fd, &vec[i].msg_hdr, flags);
+    if (n < 0) {
+      if (i > 0) break;
+      return -1;
+    }
+    vec[i].msg_len = static_cast<unsigned int>(n);
+  }
+  return static_cast<int>(i);
+}
+
+EXPORT int getsockopt(int fd, int level, int name, void* val, socklen_t* len) noexcept {
+  if (fd == -1 && level == SOL_SOCKET && name == SO_OFFLOAD_GET_API && val != nullptr &&
+      len != nullptr && *len >= sizeof(void*)) {
+    offload_api_t* api = &oc::g_api;
+    memcpy(val, &api, sizeof(api));
+    *len = sizeof(api);
+    return 0;
+  }
+  Socket* s = oc::GetOffloaded(fd);
+  if (s != nullptr && s->path.load() == Path::kPipe && level == SOL_SOCKET && val != nullptr &&
+      len != nullptr && *len >= sizeof(int)) {
+    if (name == SO_ERROR) {
+      int err = s->so_error;
+      s->so_error = 0;
+      memcpy(val, &err, sizeof(err));
+      *len = sizeof(int);
+      return 0;
+    }
+  }
+  return Real().getsockopt(fd, level, name, val, len);
+}
+
+EXPORT int setsockopt(int fd, int level, int name, const void* val, socklen_t len) noexcept {
+  const int rc = Real().setsockopt(fd, level, name, val, len);
+  Socket* s = oc::GetSocket(fd);
+  if (rc != 0 || s == nullptr) return rc;
+  if (level == SOL_SOCKET && name == SO_RCVTIMEO) s->rcvtimeo_ms = oc::TimevalMs(val, len);
+  if (level == SOL_SOCKET && name == SO_SNDTIMEO) s->sndtimeo_ms = oc::TimevalMs(val, len);
+  if (level == SOL_SOCKET && name == SO_LINGER && val != nullptr && len >= sizeof(linger)) {
+    const linger* l = static_cast<const linger*>(val);
+    s->linger_abort = l->l_onoff != 0 && l->l_linger == 0;
+  }
+  if (oc::OptionUnsupported(level, name) && s->path.load() == Path::kUndecided) {
+    // The offload path cannot honour it: this socket stays on the kernel.
+    oc::OnKernel(s, offload::shm::Fallback::kUnsupportedOption, oc::OptionName(level, name));
+  }
+  return rc;
+}
+
+EXPORT int getsockname(int fd, sockaddr* addr, socklen_t* len) noexcept {
+  Socket* s = oc::GetOffloaded(fd);
+  if (s == nullptr || s->path.load() != Path::kPipe || addr == nullptr || len == nullptr) {
+    return Real().getsockname(fd, addr, len);
+  }
+  memcpy(addr, &s->local, std::min<size_t>(*len, sizeof(s->local)));
+  *len = sizeof(s->local);
+  return 0;
+}
+
+EXPORT int getpeername(int fd, sockaddr* addr, socklen_t* len) noexcept {
+  Socket* s = oc::GetOffloaded(fd);
+  if (s == nullptr || s->path.load() != Path::kPipe) return Real().getpeername(fd, addr, len);
+  if (addr == nullptr || len == nullptr) {
+    errno = EFAULT;
+    return -1;
+  }
+  memcpy(addr, &s->remote, std::min<size_t>(*len, sizeof(s->remote)));
+  *len = sizeof(s->remote);
+  return 0;
+}
+
+namespace {
+int FcntlImpl(int fd, int cmd, long arg) {
+  Socket* s = oc::GetSocket(fd);
+  if (s == nullptr) {
+    const int rc = Real().fcntl(fd, cmd, arg);
+    if (rc >= 0 && (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC)) oc::DupInto(fd, rc);
+    return rc;
+  }
+  switch (cmd) {
+    case F_GETFL: {
+      const int fl = Real().fcntl(fd, cmd);
+      if (fl < 0) return fl;
+      return s->nonblock ? (fl | O_NONBLOCK) : (fl & ~O_NONBLOCK);
+    }
+    case F_SETFL: {
+      long real_arg = arg;
+      if (s->path.load() == Path::kListener) real_arg |= O_NONBLOCK;  // see TcpAfterListen
+      const int rc = Real().fcntl(fd, cmd, real_arg);
+      if (rc == 0) s->nonblock = (arg & O_NONBLOCK) != 0;
+      return rc;
+    }
+    case F_DUPFD:
+    case F_DUPFD_CLOEXEC: {
+      const int rc = Real().fcntl(fd, cmd, arg);
+      if (rc >= 0) oc::DupInto(fd, rc);
+      return rc;
+    }
+    default:
+      return Real().fcntl(fd, cmd, arg);
+  }
+}
+}  // namespace
+
+EXPORT int fcntl(int fd, int cmd, ...) noexcept {
+  va_list ap;
+  va_start(ap, cmd);
+  const long arg = va_arg(ap, long);
+  va_end(ap);
+  return FcntlImpl(fd, cmd, arg);
+}
+
+EXPORT int fcntl64(int fd, int cmd, ...) noexcept {
+  va_list ap;
+  va_start(ap, cmd);
+  const long arg = va_arg(ap, long);
+  va_end(ap);
+  return FcntlImpl(fd, cmd, arg);
+}
+
+EXPORT int ioctl(int fd, unsigned long req, ...) noexcept {
+  va_list ap;
+  va_start(ap, req);
+  void* arg = va_arg(ap, void*);
+  va_end(ap);
+  Socket* s = oc::GetSocket(fd);
+  if (s != nullptr && req == FIONBIO && arg != nullptr) {
+    const bool on = *static_cast<int*>(arg) != 0;
+    if (s->path.load() == Path::kListener) {
+      s->nonblock = on;
+      return 0;
+    }
+    const int rc = Real().ioctl(fd, req, arg);
+    if (rc == 0) s->nonblock = on;
+    return rc;
+  }
+  if (s != nullptr && req == FIONREAD && arg != nullptr) {
+    const Path p = s->path.load();
+    if (p == Path::kPipe) {
+      *static_cast<int*>(arg) = static_cast<int>(oc::PipeReadable(s));
+      return 0;
+    }
+    if (p == Path::kUdp && oc::UdpHasData(s)) {
+      *static_cast<int*>(arg) = static_cast<int>(oc::UdpNextSize(s));
+      return 0;
+    }
+  }
+  return Real().ioctl(fd, req, arg);
+}
+
+EXPORT int poll(pollfd* fds, nfds_t n, int timeout) noexcept {
+  return oc::PollImpl(fds, n, timeout < 0 ? -1 : int64_t{timeout} * 1000000, nullptr);
+}
+
+EXPORT int __poll_chk(pollfd* fds, nfds_t n, int timeout, size_t fdslen) noexcept {
+  if (fdslen / sizeof(*fds) < n) abort();
+  return poll(fds, n, timeout);
+}
+
+EXPORT int ppoll(pollfd* fds, nfds_t n, const timespec* ts, const sigset_t* mask) noexcept {
+  const int64_t t = ts == nullptr ? -1 : int64_t(ts->tv_sec) * 1000000000 + ts->tv_nsec;
+  if (mask == nullptr && t == -1) return oc::PollImpl(fds, n, -1, nullptr);
+  return oc::PollImpl(fds, n, t, mask);
+}
+
+EXPORT int __ppoll_chk(pollfd* fds, nfds_t n, const timespec* ts, const sigset_t* mask,
+                       size_t fdslen) noexcept {
+  if (fdslen / sizeof(*fds) < n) abort();
+  return ppoll(fds, n, ts, mask);
+}
+
+EXPORT int select(int nfds, fd_set* r, fd_set* w, fd_set* e, timeval* tv) noexcept {
+  const int64_t t = tv == nullptr ? -1 : int64_t(tv->tv_sec) * 1000000000 + tv->tv_usec * 1000;
+  return oc::SelectImpl(nfds, r, w, e, t, nullptr);
+}
+
+EXPORT int pselect(int nfds, fd_set* r, fd_set* w, fd_set* e, const timespec* ts,
+                   const sigset_t* mask) noexcept {
+  const int64_t t = ts == nullptr ? -1 : int64_t(ts->tv_sec) * 1000000000 + ts->tv_nsec;
+  return oc::SelectImpl(nfds, r, w, e, t, mask);
+}
+
+EXPORT int epoll_create(int size) noexcept { return Real().epoll_create(size); }
+EXPORT int epoll_create1(int flags) noexcept { return Real().epoll_create1(flags); }
+
+EXPORT int epoll_ctl(int epfd, int op, int fd, epoll_event* ev) noexcept {
+  return oc::EpollCtlImpl(epfd, op, fd, ev);
+}
+
+EXPORT int epoll_wait(int epfd, epoll_event* events, int maxevents, int timeout) noexcept {
+  return oc::EpollWaitImpl(epfd, events, maxevents, timeout, nullptr);
+}
+
+EXPORT int epoll_pwait(int epfd, epoll_event* events, int maxevents, int timeout,
+                       const sigset_t* mask) noexcept {
+  return oc::EpollWaitImpl(epfd, events, maxevents, timeout, mask);
+}
+
+EXPORT int dup(int fd) noexcept {
+  const int nfd = Real().dup(fd);
+  if (nfd >= 0) oc::DupInto(fd, nfd);
+  return nfd;
+}
+
+EXPORT int dup2(int fd, int nfd) noexcept {
+  const int rc = Real().dup2(fd, nfd);
+  if (rc >= 0 && fd != nfd) oc::DupInto(fd, rc);
+  return rc;
+}
+
+EXPORT int dup3(int fd, int nfd, int flags) noexcept {
+  const int rc = Real().dup3(fd, nfd, flags);
+  if (rc >= 0) oc::DupInto(fd, rc);
+  return rc;
+}
+
+EXPORT pid_t fork(void) noexcept { return Real().fork(); }
+
+// vfork shares the parent's memory; our fork handlers would corrupt it, so
+// vfork is a fork (as VMA does). The child only execs or exits anyway.
+EXPORT pid_t vfork(void) noexcept { return Real().fork(); }
+
+EXPORT int daemon(int nochdir, int noclose) noexcept { return Real().daemon(nochdir, noclose); }

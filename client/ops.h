@@ -1,0 +1,83 @@
+// The offloaded socket operations behind the interposed calls: TCP pipes,
+// offloaded listeners, UDP rings, waiting, readiness. Everything here is
+// called with a Socket already looked up in the fd table.
+//
+// Error convention: functions returning ssize_t/int return -1 with errno set
+// as the corresponding Linux call would; kUseKernel means "this call goes
+// to the kernel socket after all".
+//
+// Thread safety: see socket.h.
+
+#ifndef OFFLOAD_CLIENT_OPS_H_
+#define OFFLOAD_CLIENT_OPS_H_
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <poll.h>
+#include <signal.h>
+
+#include <cstdint>
+
+#include "client/socket.h"
+
+namespace offload {
+namespace client {
+
+inline constexpr int kUseKernel = -2;
+
+int64_t NowNs();
+inline void CpuRelax() { __builtin_ia32_pause(); }
+
+// Lifecycle.
+Socket* NewSocket(int fd, int type, bool nonblock);
+// Called when the last fd naming `s` is closed (before the kernel close).
+void Teardown(Socket* s);
+// Marks `s` offloaded on `path`: stats, OFFLOAD_DEBUG line, and moves its
+// kernel epoll registrations to user-space readiness.
+void OnOffloaded(Socket* s, Path path);
+void OnKernel(Socket* s, shm::Fallback why, const char* detail);
+void UpdateSlotAddrs(Socket* s);
+
+// TCP.
+void TcpAfterListen(Socket* s, int backlog);   // after a successful kernel listen()
+int TcpConnect(Socket* s, const sockaddr_in* dst);  // 0 or kUseKernel
+int TcpAccept(Socket* s, sockaddr* addr, socklen_t* len, int flags);
+ssize_t PipeSend(Socket* s, const iovec* iov, int iovcnt, int flags);
+ssize_t PipeRecv(Socket* s, const iovec* iov, int iovcnt, int flags);
+int PipeShutdown(Socket* s, int how);
+size_t PipeReadable(Socket* s);
+
+// UDP.
+void UdpAfterBind(Socket* s);                  // after a successful kernel bind()
+ssize_t UdpSend(Socket* s, const iovec* iov, int iovcnt, int flags, const sockaddr_in* dst);
+ssize_t UdpRecv(Socket* s, msghdr* msg, int flags);
+size_t UdpNextSize(Socket* s);  // FIONREAD: size of the next ring datagram
+bool UdpHasData(Socket* s);
+
+// Readiness as EPOLL* bits (== POLL* bits for the common ones).
+// `kernel_ready` says the shadow reported EPOLLIN (listeners, UDP).
+uint32_t Events(Socket* s, bool kernel_ready);
+// Need-wake-up handshake for a sleep waiting on `events` of `s`. Returns
+// true if `s` became ready meanwhile (do not sleep).
+bool Arm(Socket* s, uint32_t events);
+void Disarm(Socket* s);
+// EPOLLET marks: change when new data arrives / space is freed.
+uint64_t RxMark(Socket* s);
+uint64_t TxMark(Socket* s);
+
+// Blocks until Events(s) & events, a timeout (ms, -1 forever) or a signal.
+// Returns 0 when ready, EAGAIN on timeout, EINTR on a signal.
+int WaitSocket(Socket* s, uint32_t events, int64_t timeout_ms);
+
+// poll/select/epoll implementations (mux.cc).
+int PollImpl(pollfd* fds, nfds_t n, int64_t timeout_ns, const sigset_t* sigmask);
+int EpollCtlImpl(int epfd, int op, int fd, epoll_event* ev);
+int EpollWaitImpl(int epfd, epoll_event* events, int maxevents, int timeout_ms,
+                  const sigset_t* sigmask);
+void EpollForgetKernelReg(Socket* s, int epfd);
+
+}  // namespace client
+}  // namespace offload
+
+#endif  // OFFLOAD_CLIENT_OPS_H_

@@ -1,0 +1,178 @@
+// The client's view of an application fd: what the fd table holds for each
+// socket it manages (Socket) and for each epoll instance that watches an
+// offloaded socket (EpollSet).
+//
+// Every Socket has a shadow kernel socket whose fd number is the one the
+// application sees (DESIGN.md "The fd model"). A Socket starts undecided;
+// bind/listen/connect/first send decide whether it stays a kernel socket
+// (path kKernel) or is offloaded (kPipe, kListener, kUdp).
+//
+// Thread safety / invariants:
+//   * The fd table maps fd -> FdObject* with atomic loads/stores; an object
+//     is reachable from every fd that dup()ed it (fd_refs) and from epoll
+//     entries (mem_refs). Teardown of the offloaded state runs when the last
+//     fd goes; memory is freed when the last reference goes.
+//   * The data path of one socket side (tx or rx) is used by one thread at a
+//     time (as with SPSC rings: concurrent senders on one socket must
+//     serialise themselves). Listener offers and incoming UDP rings are
+//     handed over under `mu`.
+
+#ifndef OFFLOAD_CLIENT_SOCKET_H_
+#define OFFLOAD_CLIENT_SOCKET_H_
+
+#include <netinet/in.h>
+#include <pthread.h>
+#include <sys/epoll.h>
+
+#include <atomic>
+#include <cstdint>
+#include <deque>
+#include <vector>
+
+#include "daemon/shm/abi.h"
+#include "daemon/shm/byte_ring.h"
+#include "daemon/shm/dgram_ring.h"
+#include "daemon/shm/unique_fd.h"
+
+namespace offload {
+namespace client {
+
+enum class ObjKind : uint8_t { kSocket = 1, kEpoll = 2 };
+
+struct FdObject {
+  explicit FdObject(ObjKind k) : kind(k) {}
+  virtual ~FdObject() = default;
+  const ObjKind kind;
+  std::atomic<int> fd_refs{1};   // fds that name this object
+  std::atomic<int> mem_refs{1};  // fd_refs != 0 counts as one, + epoll entries
+};
+
+enum class Path : uint8_t {
+  kUndecided = 0,
+  kKernel = 1,    // plain kernel socket; the interposed calls pass through
+  kPipe = 2,      // connected same-host pipe
+  kListener = 3,  // offloaded TCP listener (+ its shadow listening)
+  kUdp = 4,       // offloaded UDP socket (rings + its shadow)
+};
+
+// A connection offered to a listener, waiting for accept().
+struct PendingOffer {
+  shm::Msg msg;
+  int fds[3];  // memfd, own efd, peer efd (owned)
+};
+
+struct InRing {  // an incoming UDP ring
+  shm::Mapping map;
+  shm::DgramConsumer c;
+  uint32_t id = 0;
+  uint32_t src_addr = 0;  // network order, from the daemon's offer
+  uint16_t src_port = 0;
+};
+
+// A registration of the socket's fd directly in a kernel epoll set (made
+// while the socket was on the kernel path), kept to move it to user-space
+// readiness if the socket is offloaded later.
+struct KernelEpollReg {
+  int epfd;
+  uint32_t events;
+  epoll_data_t data;
+};
+
+struct OutRing {  // an outgoing UDP ring to one destination
+  shm::Mapping map;
+  shm::DgramProducer p;
+  uint32_t id = 0;
+  uint32_t dst_addr = 0;  // network order
+  uint16_t dst_port = 0;
+  shm::UniqueFd efd;      // the receiver's eventfd
+};
+
+struct Socket : FdObject {
+  Socket() : FdObject(ObjKind::kSocket) { pthread_mutex_init(&mu, nullptr); }
+  ~Socket() override;
+
+  uint64_t serial = 0;       // unique per Socket, for stale epoll entries
+  int fd = -1;               // the fd it was created as
+  int type = 0;              // SOCK_STREAM or SOCK_DGRAM
+  std::atomic<Path> path{Path::kUndecided};
+  bool nonblock = false;     // the application's O_NONBLOCK
+  bool thread_offload = true;  // creating thread's state
+  bool closed = false;       // torn down (last fd closed)
+  shm::Fallback fallback = shm::Fallback::kNone;
+  uint32_t rule_id = 0;
+  char fallback_detail[24] = {};
+
+  sockaddr_in local = {};    // what getsockname reports once offloaded
+  sockaddr_in remote = {};
+  bool bound = false;
+  bool connected = false;    // UDP default destination set / TCP pipe up
+  int64_t rcvtimeo_ms = -1;  // SO_RCVTIMEO (-1 = forever)
+  int64_t sndtimeo_ms = -1;
+  int so_error = 0;          // pending SO_ERROR
+
+  shm::SocketSlot* slot = nullptr;  // counters in the arena (never null once created)
+  int slot_index = -1;
+
+  shm::UniqueFd efd;         // own wake-up eventfd
+  shm::UniqueFd peer_efd;    // pipe: the peer's eventfd
+
+  // kPipe
+  shm::Mapping seg;
+  shm::ByteRingProducer tx;
+  shm::ByteRingConsumer rx;
+  uint32_t pipe_id = 0;
+  int side = 0;              // 0 connector, 1 acceptor
+  bool shut_rd = false, shut_wr = false;
+  bool rst_reported = false;
+
+  // kListener / kUdp registration with the current session
+  uint32_t reg_id = 0;
+  uint32_t reg_gen = 0;      // attach generation the registration belongs to
+  int backlog = 0;
+  pthread_mutex_t mu;        // guards `offers`, `new_rings`
+  std::deque<PendingOffer> offers;
+  std::atomic<uint64_t> offers_total{0};
+  std::vector<InRing*> new_rings;          // handed over by the attach reader
+  std::atomic<bool> has_new_rings{false};
+
+  // kUdp data
+  std::vector<InRing*> in_rings;           // receiver-private
+  std::vector<OutRing*> out_rings;         // sender-private
+  std::vector<uint64_t> no_ring;           // destinations known to be kernel (addr<<16|port)
+  uint32_t no_ring_gen = 0;
+  uint32_t rr = 0;                         // round-robin start among in_rings
+  uint32_t os_poll_count = 0;
+
+  std::vector<KernelEpollReg> epolls;  // guarded by mu
+  bool linger_abort = false;  // SO_LINGER {1, 0}: close() resets
+};
+
+struct EpollEntry {
+  int fd = -1;
+  Socket* s = nullptr;       // holds a mem ref
+  uint32_t events = 0;       // requested (EPOLLIN, EPOLLET, ...)
+  epoll_data_t data = {};
+  bool disabled = false;     // EPOLLONESHOT fired
+  bool kernel_ready = false; // the shadow reported readiness (listener/udp)
+  uint64_t rx_mark = 0, tx_mark = 0;  // EPOLLET: state at the last report
+};
+
+struct EpollSet : FdObject {
+  EpollSet() : FdObject(ObjKind::kEpoll) { pthread_mutex_init(&mu, nullptr); }
+  int epfd = -1;
+  pthread_mutex_t mu;        // guards entries
+  std::vector<EpollEntry> entries;  // offloaded sockets (user-space readiness)
+  int kernel_fds = 0;        // application fds registered in the kernel set
+  std::atomic<int64_t> last_active_ns{0};  // last time epoll_wait returned events
+};
+
+// Tags in epoll_data.u64 for our own registrations in an application's
+// epoll set: the high 32 bits are the tag, the low 32 bits the fd.
+inline constexpr uint64_t kTagEfd = 0x0ff10ad1ull << 32;
+inline constexpr uint64_t kTagShadow = 0x0ff10ad2ull << 32;
+inline constexpr uint64_t kTagMask = 0xffffffffull << 32;
+
+}  // namespace client
+}  // namespace offload
+
+#endif  // OFFLOAD_CLIENT_SOCKET_H_

@@ -1,0 +1,174 @@
+// Socket lifecycle: creation, the offload/kernel transition, teardown.
+
+#include <arpa/inet.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+
+#include "client/attach.h"
+#include "client/config.h"
+#include "client/fd_table.h"
+#include "client/libc.h"
+#include "client/log.h"
+#include "client/ops.h"
+#include "daemon/shm/wakeup.h"
+
+namespace offload {
+namespace client {
+
+int64_t NowNs() {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return int64_t(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
+
+Socket::~Socket() {
+  for (InRing* r : in_rings) delete r;
+  for (InRing* r : new_rings) delete r;
+  for (OutRing* r : out_rings) delete r;
+  for (auto& o : offers) {
+    for (int f : o.fds) shm::UniqueFd drop(f);
+  }
+  pthread_mutex_destroy(&mu);
+}
+
+Socket* NewSocket(int fd, int type, bool nonblock) {
+  auto* s = new Socket();
+  s->serial = NextSerial();
+  s->fd = fd;
+  s->type = type;
+  s->nonblock = nonblock;
+  AllocSlot(s);
+  return s;
+}
+
+void UpdateSlotAddrs(Socket* s) {
+  shm::SocketSlot* slot = s->slot;
+  slot->local_addr = s->local.sin_addr.s_addr;
+  slot->local_port = s->local.sin_port;
+  slot->remote_addr = s->remote.sin_addr.s_addr;
+  slot->remote_port = s->remote.sin_port;
+}
+
+void OnKernel(Socket* s, shm::Fallback why, const char* detail) {
+  s->fallback = why;
+  s->slot->fallback = static_cast<uint8_t>(why);
+  s->slot->rule_id = s->rule_id;
+  s->slot->path = static_cast<uint8_t>(shm::SocketPath::kKernel);
+  if (detail != nullptr) snprintf(s->slot->fallback_detail, sizeof(s->slot->fallback_detail), "%s", detail);
+  s->path.store(Path::kKernel, std::memory_order_release);
+}
+
+void OnOffloaded(Socket* s, Path path) {
+  s->fallback = shm::Fallback::kNone;
+  shm::SocketSlot* slot = s->slot;
+  slot->fallback = 0;
+  slot->rule_id = s->rule_id;
+  slot->path = static_cast<uint8_t>(path == Path::kUdp ? shm::SocketPath::kUdpRing
+                                                       : shm::SocketPath::kPipe);
+  slot->state = static_cast<uint8_t>(path == Path::kListener ? shm::SocketState::kListen
+                                     : path == Path::kPipe   ? shm::SocketState::kEstablished
+                                                             : shm::SocketState::kBound);
+  UpdateSlotAddrs(s);
+  // Move kernel epoll registrations of the fd to user-space readiness.
+  pthread_mutex_lock(&s->mu);
+  std::vector<KernelEpollReg> regs;
+  regs.swap(s->epolls);
+  pthread_mutex_unlock(&s->mu);
+  s->path.store(path, std::memory_order_release);
+  for (const KernelEpollReg& r : regs) {
+    Real().epoll_ctl(r.epfd, EPOLL_CTL_DEL, s->fd, nullptr);
+    epoll_event ev = {};
+    ev.events = r.events;
+    ev.data = r.data;
+    EpollCtlImpl(r.epfd, EPOLL_CTL_ADD, s->fd, &ev);
+  }
+  if (Config().debug) DebugLine("enabled bypass on fd %d", s->fd);
+  Log(4, "fd %d offloaded (%s)", s->fd,
+      path == Path::kPipe ? "pipe" : path == Path::kListener ? "listener" : "udp");
+}
+
+void Teardown(Socket* s) {
+  s->closed = true;
+  const bool inherited = s->serial < g_fork_serial;
+  const Path path = s->path.load(std::memory_order_acquire);
+  if (path == Path::kPipe && s->seg.valid() && !inherited) {
+    // Linux: close with unread data sends RST (RFC 2525 2.17); SO_LINGER
+    // {1, 0} too; otherwise FIN after the queued data.
+    const bool unread = s->rx.ReadableFresh() > 0;
+    const bool abort = unread || s->linger_abort;
+    s->rx.Close(abort ? 2 : 1);
+    if (abort) {
+      s->tx.Shut(shm::kShutRst);
+    } else if (!s->shut_wr) {
+      s->tx.Shut(shm::kShutFin);
+    }
+    shm::Kick(s->peer_efd.get());
+    shm::Msg m = {};
+    m.type = shm::MsgType::kPipeClose;
+    m.id = s->pipe_id;
+    m.value = static_cast<uint32_t>(s->side);
+    SendAsync(m);
+  } else if (path == Path::kListener && !inherited) {
+    UnregisterSocket(s->reg_id);
+    if (s->reg_gen == AttachGeneration()) {
+      shm::Msg m = {};
+      m.type = shm::MsgType::kTcpUnlisten;
+      m.id = s->reg_id;
+      SendAsync(m);
+    }
+    pthread_mutex_lock(&s->mu);
+    std::deque<PendingOffer> offers;
+    offers.swap(s->offers);
+    pthread_mutex_unlock(&s->mu);
+    for (PendingOffer& o : offers) {
+      // Connections never accepted are reset, as Linux does on close of a
+      // listener with a non-empty accept queue.
+      shm::Mapping map = shm::Mapping::MapShared(o.fds[0], shm::PipeSegmentBytes(o.msg.value));
+      if (map.valid()) {
+        auto* h = map.as<shm::PipeHeader>();
+        h->dir[0].reader_closed.store(2, std::memory_order_release);
+        h->dir[1].shut.store(shm::kShutRst, std::memory_order_release);
+        shm::Kick(o.fds[2]);
+      }
+      for (int f : o.fds) shm::UniqueFd drop(f);
+      shm::Msg m = {};
+      m.type = shm::MsgType::kPipeClose;
+      m.id = o.msg.id2;
+      m.value = 1;
+      SendAsync(m);
+    }
+  } else if (path == Path::kUdp && !inherited) {
+    UnregisterSocket(s->reg_id);
+    if (s->reg_gen == AttachGeneration()) {
+      shm::Msg m = {};
+      m.type = shm::MsgType::kUdpUnbind;
+      m.id = s->reg_id;
+      SendAsync(m);
+    }
+    for (OutRing* r : s->out_rings) {
+      if (r->p.Shut()) shm::Kick(r->efd.get());
+      shm::Msg m = {};
+      m.type = shm::MsgType::kDgramClose;
+      m.id = r->id;
+      m.value = 1;
+      SendAsync(m);
+    }
+    pthread_mutex_lock(&s->mu);
+    for (InRing* r : s->new_rings) s->in_rings.push_back(r);
+    s->new_rings.clear();
+    pthread_mutex_unlock(&s->mu);
+    for (InRing* r : s->in_rings) {
+      shm::Msg m = {};
+      m.type = shm::MsgType::kDgramClose;
+      m.id = r->id;
+      m.value = 0;
+      SendAsync(m);
+    }
+  }
+  s->slot->state = static_cast<uint8_t>(shm::SocketState::kClosed);
+  FreeSlot(s);
+}
+
+}  // namespace client
+}  // namespace offload

@@ -1,0 +1,405 @@
+// Offloaded TCP: listeners that take daemon-brokered pipes (and keep their
+// shadow listening for kernel clients), connectors that get a pipe to an
+// offloaded listener, and the stream semantics of a pipe (RFC 9293 as seen
+// through the socket API: FIN = end of stream, RST = ECONNRESET).
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/eventfd.h>
+
+#include "client/attach.h"
+#include "client/config.h"
+#include "client/decision.h"
+#include "client/fd_table.h"
+#include "client/libc.h"
+#include "client/log.h"
+#include "client/ops.h"
+#include "daemon/shm/wakeup.h"
+
+namespace offload {
+namespace client {
+
+namespace {
+
+size_t IovLen(const iovec* iov, int n) {
+  size_t t = 0;
+  for (int i = 0; i < n; ++i) t += iov[i].iov_len;
+  return t;
+}
+
+// Copies `n` bytes of `iov` starting at byte `off` into the ring at
+// uncommitted offset `ring_off`.
+void GatherIn(shm::ByteRingProducer* p, const iovec* iov, int iovcnt, size_t off, size_t n) {
+  size_t ring_off = 0;
+  for (int i = 0; i < iovcnt && n > 0; ++i) {
+    if (off >= iov[i].iov_len) {
+      off -= iov[i].iov_len;
+      continue;
+    }
+    const size_t k = std::min(iov[i].iov_len - off, n);
+    p->CopyIn(ring_off, static_cast<const uint8_t*>(iov[i].iov_base) + off, k);
+    ring_off += k;
+    n -= k;
+    off = 0;
+  }
+}
+
+void ScatterOut(shm::ByteRingConsumer* c, const iovec* iov, int iovcnt, size_t off, size_t n) {
+  size_t ring_off = 0;
+  for (int i = 0; i < iovcnt && n > 0; ++i) {
+    if (off >= iov[i].iov_len) {
+      off -= iov[i].iov_len;
+      continue;
+    }
+    const size_t k = std::min(iov[i].iov_len - off, n);
+    c->CopyOut(ring_off, static_cast<uint8_t*>(iov[i].iov_base) + off, k);
+    ring_off += k;
+    n -= k;
+    off = 0;
+  }
+}
+
+bool SetupPipe(Socket* s, uint32_t pipe_id, uint32_t capacity, int side, int* fds) {
+  shm::UniqueFd memfd(fds[0]);
+  shm::UniqueFd own(fds[1]);
+  shm::UniqueFd peer(fds[2]);
+  if (capacity == 0 || (capacity & (capacity - 1)) != 0) return false;
+  shm::Mapping seg = shm::Mapping::MapShared(memfd.get(), shm::PipeSegmentBytes(capacity));
+  if (!seg.valid()) return false;
+  auto* h = seg.as<shm::PipeHeader>();
+  if (h->magic != shm::kPipeMagic || h->capacity != capacity) return false;
+  auto* base = seg.as<uint8_t>();
+  s->tx.Init(&h->dir[side], base + shm::PipeDataOffset(side, capacity), capacity);
+  s->rx.Init(&h->dir[1 - side], base + shm::PipeDataOffset(1 - side, capacity), capacity);
+  s->seg = std::move(seg);
+  s->efd = std::move(own);
+  s->peer_efd = std::move(peer);
+  s->pipe_id = pipe_id;
+  s->side = side;
+  s->connected = true;
+  return true;
+}
+
+int Timeout(Socket* s, bool rx) { return static_cast<int>(rx ? s->rcvtimeo_ms : s->sndtimeo_ms); }
+
+// (Re-)registers an offloaded listener with the current session: after a
+// fork (the child's own session) or a daemon restart.
+bool RegisterListener(Socket* s) {
+  if (!EnsureAttached()) return false;
+  if (!s->efd.valid()) s->efd.reset(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
+  if (!s->efd.valid()) return false;
+  const uint32_t old = s->reg_id;
+  s->reg_id = NewRegId();
+  if (old != 0) UnregisterSocket(old);
+  RegisterSocket(s->reg_id, s);
+  shm::Msg m = {};
+  m.type = shm::MsgType::kTcpListen;
+  m.id = s->reg_id;
+  m.value = static_cast<uint32_t>(s->backlog < 0 ? 0 : s->backlog);
+  m.local.addr = s->local.sin_addr.s_addr;
+  m.local.port = s->local.sin_port;
+  const int fds[2] = {s->fd, s->efd.get()};
+  shm::Msg r;
+  int rfds[shm::kMaxMsgFds];
+  int nr = 0;
+  const uint32_t gen = AttachGeneration();
+  if (!Call(&m, fds, 2, &r, rfds, &nr) || r.type != shm::MsgType::kStatus || r.status != 0) {
+    for (int i = 0; i < nr; ++i) shm::UniqueFd drop(rfds[i]);
+    UnregisterSocket(s->reg_id);
+    return false;
+  }
+  s->reg_gen = gen;
+  return true;
+}
+
+}  // namespace
+
+void TcpAfterListen(Socket* s, int backlog) {
+  s->backlog = backlog;
+  const Path path = s->path.load();
+  if (path == Path::kListener || path == Path::kKernel) return;
+  socklen_t len = sizeof(s->local);
+  if (Real().getsockname(s->fd, reinterpret_cast<sockaddr*>(&s->local), &len) != 0 ||
+      s->local.sin_family != AF_INET) {
+    OnKernel(s, shm::Fallback::kUnsupportedFamily, nullptr);
+    return;
+  }
+  if (!Decide(s, rules::Role::kTcpServer, &s->local, nullptr)) {
+    OnKernel(s, s->fallback, nullptr);
+    return;
+  }
+  // The shadow keeps listening for kernel clients; accept() polls it
+  // without blocking, so it is non-blocking underneath whatever the
+  // application asked (fcntl(F_GETFL) reports the application's view).
+  const int fl = Real().fcntl(s->fd, F_GETFL);
+  Real().fcntl(s->fd, F_SETFL, fl | O_NONBLOCK);
+  s->path.store(Path::kListener, std::memory_order_release);  // offers may arrive now
+  if (!RegisterListener(s)) {
+    Real().fcntl(s->fd, F_SETFL, fl);
+    OnKernel(s, Arena() == nullptr ? shm::Fallback::kDaemonAbsent : shm::Fallback::kLimit,
+             nullptr);
+    return;
+  }
+  OnOffloaded(s, Path::kListener);
+}
+
+int TcpConnect(Socket* s, const sockaddr_in* dst) {
+  if (!Decide(s, rules::Role::kTcpClient, s->bound ? &s->local : nullptr, dst)) {
+    OnKernel(s, s->fallback, nullptr);
+    return kUseKernel;
+  }
+  shm::ArenaHeader* a = Arena();
+  if (a == nullptr || !shm::PortBit(a->tcp_ports, ntohs(dst->sin_port))) {
+    // Nobody offloads this port: no daemon round trip.
+    OnKernel(s, shm::Fallback::kPeerNotOffloaded, nullptr);
+    return kUseKernel;
+  }
+  // Reserve a local port in the kernel so local ports never collide.
+  sockaddr_in local = {};
+  socklen_t len = sizeof(local);
+  if (!s->bound) {
+    local.sin_family = AF_INET;
+    if (Real().bind(s->fd, reinterpret_cast<sockaddr*>(&local), sizeof(local)) != 0) {
+      OnKernel(s, shm::Fallback::kLimit, "ephemeral port");
+      return kUseKernel;
+    }
+    s->bound = true;
+  }
+  Real().getsockname(s->fd, reinterpret_cast<sockaddr*>(&local), &len);
+  shm::Msg m = {};
+  m.type = shm::MsgType::kTcpConnect;
+  m.local.addr = local.sin_addr.s_addr != 0 ? local.sin_addr.s_addr : dst->sin_addr.s_addr;
+  m.local.port = local.sin_port;
+  m.remote.addr = dst->sin_addr.s_addr;
+  m.remote.port = dst->sin_port;
+  const int fds[1] = {s->fd};
+  shm::Msg r;
+  int rfds[shm::kMaxMsgFds];
+  int nr = 0;
+  if (!Call(&m, fds, 1, &r, rfds, &nr)) {
+    OnKernel(s, shm::Fallback::kDaemonAbsent, nullptr);
+    return kUseKernel;
+  }
+  if (r.type != shm::MsgType::kPipe || nr != 3) {
+    for (int i = 0; i < nr; ++i) shm::UniqueFd drop(rfds[i]);
+    OnKernel(s, shm::Fallback::kPeerNotOffloaded, nullptr);
+    return kUseKernel;
+  }
+  if (!SetupPipe(s, r.id, r.value, 0, rfds)) {
+    shm::Msg c = {};
+    c.type = shm::MsgType::kPipeClose;
+    c.id = r.id;
+    c.value = 0;
+    SendAsync(c);
+    OnKernel(s, shm::Fallback::kLimit, "pipe mapping");
+    return kUseKernel;
+  }
+  s->local.sin_family = AF_INET;
+  s->local.sin_addr.s_addr = m.local.addr;
+  s->local.sin_port = m.local.port;
+  s->remote = *dst;
+  OnOffloaded(s, Path::kPipe);
+  return 0;
+}
+
+int TcpAccept(Socket* s, sockaddr* addr, socklen_t* addrlen, int flags) {
+  for (;;) {
+    PollEvents();
+    if (s->reg_gen != AttachGeneration() || Arena() == nullptr) {
+      // Inherited across fork, or the daemon restarted: register again so
+      // offloaded connections reach this process too.
+      if (Arena() != nullptr || EnsureAttached()) RegisterListener(s);
+    }
+    pthread_mutex_lock(&s->mu);
+    if (!s->offers.empty()) {
+      PendingOffer o = s->offers.front();
+      s->offers.pop_front();
+      pthread_mutex_unlock(&s->mu);
+      const int nfd = Real().socket(AF_INET, SOCK_STREAM | (flags & (SOCK_NONBLOCK | SOCK_CLOEXEC)), 0);
+      if (nfd < 0) {
+        const int err = errno;
+        pthread_mutex_lock(&s->mu);
+        s->offers.push_front(o);
+        pthread_mutex_unlock(&s->mu);
+        errno = err;
+        return -1;
+      }
+      Socket* c = NewSocket(nfd, SOCK_STREAM, (flags & SOCK_NONBLOCK) != 0);
+      c->thread_offload = s->thread_offload;
+      c->rule_id = s->rule_id;
+      if (!SetupPipe(c, o.msg.id2, o.msg.value, 1, o.fds)) {
+        shm::Msg m = {};
+        m.type = shm::MsgType::kPipeClose;
+        m.id = o.msg.id2;
+        m.value = 1;
+        SendAsync(m);
+        Teardown(c);
+        Unref(c);
+        Real().close(nfd);
+        continue;
+      }
+      c->local.sin_family = AF_INET;
+      c->local.sin_addr.s_addr = o.msg.local.addr;
+      c->local.sin_port = o.msg.local.port;
+      c->remote.sin_family = AF_INET;
+      c->remote.sin_addr.s_addr = o.msg.remote.addr;
+      c->remote.sin_port = o.msg.remote.port;
+      c->bound = true;
+      shm::Msg ack = {};
+      ack.type = shm::MsgType::kPipeAccepted;
+      ack.id = o.msg.id2;
+      ack.value = 1;
+      SendAsync(ack);
+      FdObject* old = ExchangeObject(nfd, c);
+      if (old != nullptr) Unref(old);
+      OnOffloaded(c, Path::kPipe);
+      Add(s->slot->rx_msgs, 1);
+      if (addr != nullptr && addrlen != nullptr) {
+        const socklen_t n = std::min<socklen_t>(*addrlen, sizeof(c->remote));
+        memcpy(addr, &c->remote, n);
+        *addrlen = sizeof(c->remote);
+      }
+      return nfd;
+    }
+    pthread_mutex_unlock(&s->mu);
+    const int kfd = Real().accept4(s->fd, addr, addrlen, flags);
+    if (kfd >= 0) return kfd;  // a kernel client: a plain kernel socket
+    if (errno != EAGAIN && errno != EWOULDBLOCK) return -1;
+    if (s->nonblock) {
+      Add(s->slot->rx_eagain, 1);
+      errno = EAGAIN;
+      return -1;
+    }
+    const int rc = WaitSocket(s, EPOLLIN, Timeout(s, true));
+    if (rc != 0) {
+      errno = rc;
+      return -1;
+    }
+  }
+}
+
+size_t PipeReadable(Socket* s) { return s->rx.ReadableFresh(); }
+
+ssize_t PipeSend(Socket* s, const iovec* iov, int iovcnt, int flags) {
+  const size_t total = IovLen(iov, iovcnt);
+  const bool nonblock = s->nonblock || (flags & MSG_DONTWAIT);
+  size_t sent = 0;
+  for (;;) {
+    if (s->shut_wr) {
+      errno = EPIPE;
+      goto pipe_error;
+    }
+    if (const uint32_t rc = s->tx.ReaderClosed()) {
+      // The peer closed its socket: Linux answers our data with RST, the
+      // first send after it fails with ECONNRESET, later ones with EPIPE.
+      if ((rc == 2 || s->rx.Shut() == shm::kShutRst) && !s->rst_reported) {
+        s->rst_reported = true;
+        errno = ECONNRESET;
+      } else {
+        errno = EPIPE;
+      }
+      goto pipe_error;
+    }
+    if (total == 0) return 0;
+    const size_t room = s->tx.Writable(total - sent);
+    if (room > 0) {
+      const size_t n = std::min(room, total - sent);
+      GatherIn(&s->tx, iov, iovcnt, sent, n);
+      if (s->tx.Commit(n)) shm::Kick(s->peer_efd.get());
+      sent += n;
+      Add(s->slot->tx_bytes, n);
+      if (sent == total) {
+        Add(s->slot->tx_msgs, 1);
+        return static_cast<ssize_t>(sent);
+      }
+      continue;
+    }
+    if (nonblock) {
+      if (sent > 0) return static_cast<ssize_t>(sent);
+      Add(s->slot->tx_eagain, 1);
+      errno = EAGAIN;
+      return -1;
+    }
+    const int rc = WaitSocket(s, EPOLLOUT, Timeout(s, false));
+    if (rc != 0) {
+      if (sent > 0) return static_cast<ssize_t>(sent);
+      errno = rc;
+      return -1;
+    }
+  }
+pipe_error:
+  if (sent > 0) return static_cast<ssize_t>(sent);
+  Add(s->slot->errors, 1);
+  if (errno == EPIPE && !(flags & MSG_NOSIGNAL)) raise(SIGPIPE);
+  return -1;
+}
+
+ssize_t PipeRecv(Socket* s, const iovec* iov, int iovcnt, int flags) {
+  const size_t total = IovLen(iov, iovcnt);
+  const bool nonblock = s->nonblock || (flags & MSG_DONTWAIT);
+  const bool peek = flags & MSG_PEEK;
+  const bool waitall = (flags & MSG_WAITALL) && !peek && !nonblock;
+  size_t got = 0;
+  if (total == 0) return 0;
+  for (;;) {
+    if (s->shut_rd) return static_cast<ssize_t>(got);
+    size_t avail = s->rx.Readable();
+    if (avail > 0) {
+      const size_t n = std::min(avail, total - got);
+      ScatterOut(&s->rx, iov, iovcnt, got, n);
+      if (!peek) {
+        if (s->rx.Consume(n)) shm::Kick(s->peer_efd.get());
+        Add(s->slot->rx_bytes, n);
+        Add(s->slot->rx_msgs, 1);
+      }
+      got += n;
+      if (!waitall || got == total) return static_cast<ssize_t>(got);
+      continue;
+    }
+    if (const uint32_t shut = s->rx.Shut()) {
+      // shut is stored after the last tail update: re-check for data.
+      if (s->rx.ReadableFresh() > 0) continue;
+      if (shut == shm::kShutRst && !s->rst_reported && got == 0) {
+        s->rst_reported = true;  // RFC 9293 3.10.7.4: reset -> ECONNRESET, once
+        Add(s->slot->errors, 1);
+        errno = ECONNRESET;
+        return -1;
+      }
+      return static_cast<ssize_t>(got);  // end of stream
+    }
+    if (nonblock) {
+      if (got > 0) return static_cast<ssize_t>(got);
+      Add(s->slot->rx_eagain, 1);
+      errno = EAGAIN;
+      return -1;
+    }
+    const int rc = WaitSocket(s, EPOLLIN, Timeout(s, true));
+    if (rc != 0) {
+      if (got > 0) return static_cast<ssize_t>(got);
+      errno = rc;
+      return -1;
+    }
+  }
+}
+
+int PipeShutdown(Socket* s, int how) {
+  if (how != SHUT_RD && how != SHUT_WR && how != SHUT_RDWR) {
+    errno = EINVAL;
+    return -1;
+  }
+  if (how != SHUT_WR) s->shut_rd = true;
+  if (how != SHUT_RD && !s->shut_wr) {
+    s->shut_wr = true;
+    s->tx.Shut(shm::kShutFin);  // FIN after the queued data
+    shm::Kick(s->peer_efd.get());
+  }
+  shm::Kick(s->efd.get());  // our own waiters re-evaluate
+  return 0;
+}
+
+}  // namespace client
+}  // namespace offload

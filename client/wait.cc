@@ -1,0 +1,157 @@
+// Readiness of offloaded sockets and the one way to sleep on them: spin for
+// a bounded budget, then the need-wake-up handshake (set the flag, fence,
+// re-check) and poll() on the socket's eventfd plus its shadow. Blocking
+// recv/send/accept and poll/select/epoll all sleep this way, so a wake-up
+// cannot be lost and kernel fds in mixed sets just work.
+
+#include <errno.h>
+#include <poll.h>
+
+#include "client/attach.h"
+#include "client/config.h"
+#include "client/libc.h"
+#include "client/ops.h"
+#include "daemon/shm/wakeup.h"
+
+namespace offload {
+namespace client {
+
+uint32_t Events(Socket* s, bool kernel_ready) {
+  switch (s->path.load(std::memory_order_acquire)) {
+    case Path::kPipe: {
+      uint32_t ev = 0;
+      const size_t avail = s->rx.Readable();
+      const uint32_t shut = s->rx.Shut();
+      const bool rst = shut == shm::kShutRst || s->tx.ReaderClosed() == 2;
+      const bool rcv_shut = shut != 0 || s->shut_rd;
+      const bool snd_shut = s->shut_wr || rst;
+      if (avail > 0 || rcv_shut) ev |= EPOLLIN | EPOLLRDNORM;
+      if (rcv_shut) ev |= EPOLLRDHUP;
+      if (!s->shut_wr && (s->tx.Writable() > 0 || s->tx.ReaderClosed() != 0)) {
+        ev |= EPOLLOUT | EPOLLWRNORM;
+      }
+      if (rst && !s->rst_reported) ev |= EPOLLERR;
+      if (rcv_shut && snd_shut) ev |= EPOLLHUP;  // Linux: both directions shut
+      return ev;
+    }
+    case Path::kListener: {
+      bool pending = kernel_ready;
+      if (!pending) {
+        pthread_mutex_lock(&s->mu);
+        pending = !s->offers.empty();
+        pthread_mutex_unlock(&s->mu);
+      }
+      return pending ? (EPOLLIN | EPOLLRDNORM) : 0;
+    }
+    case Path::kUdp:
+      return ((kernel_ready || UdpHasData(s)) ? (EPOLLIN | EPOLLRDNORM) : 0) | EPOLLOUT |
+             EPOLLWRNORM;
+    default:
+      return 0;
+  }
+}
+
+bool Arm(Socket* s, uint32_t events) {
+  switch (s->path.load(std::memory_order_acquire)) {
+    case Path::kPipe: {
+      bool ready = false;
+      if (events & (EPOLLIN | EPOLLRDNORM | EPOLLRDHUP)) {
+        if (s->rx.PrepareSleep() != 0 || s->rx.Shut() != 0) ready = true;
+      }
+      if ((events & (EPOLLOUT | EPOLLWRNORM)) && s->tx.Writable() == 0) {
+        if (s->tx.PrepareSleep() != 0 || s->tx.ReaderClosed() != 0) ready = true;
+      }
+      return ready;
+    }
+    case Path::kUdp: {
+      bool ready = false;
+      for (InRing* r : s->in_rings) ready |= r->c.PrepareSleep();
+      return ready || s->has_new_rings.load(std::memory_order_acquire);
+    }
+    default:
+      return false;  // listeners: the daemon always kicks after an offer
+  }
+}
+
+void Disarm(Socket* s) {
+  switch (s->path.load(std::memory_order_acquire)) {
+    case Path::kPipe:
+      s->rx.CancelSleep();
+      s->tx.CancelSleep();
+      break;
+    case Path::kUdp:
+      for (InRing* r : s->in_rings) r->c.CancelSleep();
+      break;
+    default:
+      break;
+  }
+}
+
+uint64_t RxMark(Socket* s) {
+  switch (s->path.load(std::memory_order_acquire)) {
+    case Path::kPipe:
+      return s->rx.ProducerTail() + (uint64_t{s->rx.Shut()} << 60);
+    case Path::kListener:
+      return s->offers_total.load(std::memory_order_acquire);
+    case Path::kUdp: {
+      uint64_t m = s->in_rings.size();
+      for (InRing* r : s->in_rings) m += r->c.QueuedBytes() + (uint64_t{r->id} << 32);
+      return m;
+    }
+    default:
+      return 0;
+  }
+}
+
+uint64_t TxMark(Socket* s) {
+  return s->path.load(std::memory_order_acquire) == Path::kPipe ? s->tx.ConsumerHead() : 0;
+}
+
+int WaitSocket(Socket* s, uint32_t events, int64_t timeout_ms) {
+  const ClientConfig& cfg = Config();
+  const int64_t start = NowNs();
+  const int64_t deadline = timeout_ms < 0 ? INT64_MAX : start + timeout_ms * 1000000;
+  const Path path = s->path.load(std::memory_order_acquire);
+  const bool with_shadow = path == Path::kListener || path == Path::kUdp;
+  // Spin: bounded by OFFLOAD_RX_POLL iterations (and the timeout).
+  const int64_t budget = cfg.rx_poll < 0 ? INT64_MAX : cfg.rx_poll;
+  for (int64_t i = 0; i < budget; ++i) {
+    if (Events(s, false) & events) return 0;
+    if ((i & 63) == 63) {
+      PollEvents();
+      if (with_shadow && (i & 1023) == 1023) {
+        struct pollfd p = {s->fd, POLLIN, 0};
+        if (Real().poll(&p, 1, 0) > 0) return 0;
+      }
+      if (NowNs() >= deadline) return EAGAIN;
+    }
+    CpuRelax();
+  }
+  for (;;) {
+    PollEvents();
+    if (Arm(s, events) || (Events(s, false) & events)) {
+      Disarm(s);
+      return 0;
+    }
+    struct pollfd p[2] = {{s->efd.get(), POLLIN, 0}, {s->fd, POLLIN, 0}};
+    const int64_t now = NowNs();
+    if (now >= deadline) {
+      Disarm(s);
+      return EAGAIN;
+    }
+    const int ms = deadline == INT64_MAX ? -1
+                                         : static_cast<int>((deadline - now + 999999) / 1000000);
+    const int rc = Real().poll(p, with_shadow ? 2 : 1, ms);
+    Disarm(s);
+    if (rc < 0) {
+      if (errno == EINTR) return EINTR;
+      return EAGAIN;
+    }
+    if (p[0].revents & POLLIN) shm::Drain(s->efd.get());
+    if (with_shadow && (p[1].revents & POLLIN)) return 0;
+    if (Events(s, false) & events) return 0;
+  }
+}
+
+}  // namespace client
+}  // namespace offload
