@@ -1,0 +1,93 @@
+#!/bin/bash
+# Runs `offload-bench --quick` and checks that every scenario ran on every
+# available side and produced correct, parseable output (the bench itself
+# verifies sockperf's message counts, redis' per-command counters, nginx's
+# file content and wrk's error counters). No timing is asserted.
+#
+# The offload side runs when //daemon:offloadd and //client:offload are in
+# this test's runfiles; otherwise the test says it is skipped and checks the
+# kernel side only.
+set -u
+
+RUNFILES="${TEST_SRCDIR:-$PWD/..}/${TEST_WORKSPACE:-offload}"
+BENCH="$RUNFILES/tools/bench/offload-bench"
+OUT="${TEST_UNDECLARED_OUTPUTS_DIR:-${TEST_TMPDIR:-/tmp}}/bench-quick"
+OFFLOADD="$RUNFILES/daemon/offloadd"
+LAUNCHER="$RUNFILES/client/offload"
+rm -rf "$OUT"
+
+args=(--quick --out "$OUT" --connrate "$RUNFILES/tools/bench/offload-connrate")
+if [[ -x "$OFFLOADD" && -x "$LAUNCHER" ]]; then
+  echo "offload side: $LAUNCHER with $OFFLOADD"
+  args+=(--offload on --offloadd "$OFFLOADD" --launcher "$LAUNCHER")
+  want_offload=1
+else
+  echo "offload side SKIPPED: //daemon:offloadd and //client:offload are not" \
+       "in this test's runfiles; checking the kernel side only"
+  args+=(--offload off)
+  want_offload=0
+fi
+
+python3 "$BENCH" "${args[@]}"
+rc=$?
+if [[ $rc -ne 0 ]]; then
+  echo "FAIL: offload-bench --quick exited with $rc; report follows"
+  cat "$OUT/report.md" 2>/dev/null
+  exit 1
+fi
+
+python3 - "$OUT" "$want_offload" <<'PY'
+import json, os, sys
+sys.path.insert(0, os.path.join(os.environ.get("TEST_SRCDIR", ".."),
+                                os.environ.get("TEST_WORKSPACE", "offload"),
+                                "tools", "bench"))
+from offload_bench import scenarios
+
+out, want_offload = sys.argv[1], sys.argv[2] == "1"
+errors = []
+with open(os.path.join(out, "results.json")) as f:
+    data = json.load(f)
+samples = data["samples"]
+sides = ["kernel"] + (["offload"] if want_offload else [])
+for s in scenarios.all_scenarios():
+    for side in sides:
+        got = [x for x in samples if x["scenario"] == s.name and
+               x["side"] == side]
+        if not got:
+            errors.append("%s/%s: no sample" % (s.name, side))
+            continue
+        for x in got:
+            if not x["ok"]:
+                errors.append("%s/%s: %s" % (s.name, side, x["error"]))
+                continue
+            for m in s.metrics:
+                v = x["metrics"].get(m.key)
+                if not isinstance(v, (int, float)) or v <= 0:
+                    errors.append("%s/%s: metric %s = %r" % (
+                        s.name, side, m.key, v))
+if want_offload and not any(x.get("bypass") for x in samples
+                            if x["side"] == "offload"):
+    errors.append("offload side never printed 'enabled bypass on fd'")
+report = open(os.path.join(out, "report.md")).read()
+for needle in ("| pingpong-tcp | p50 latency |", "| redis | SET requests/s |",
+               "| nginx | requests/s |", "| connrate-tcp |"):
+    if needle not in report:
+        errors.append("report.md lacks %r" % needle)
+pngs = [p for p in os.listdir(os.path.join(out, "plots"))
+        if p.endswith(".png")]
+if len(pngs) < 6:
+    errors.append("expected 6 plots, found %s" % pngs)
+machine = open(os.path.join(out, "machine.txt")).read()
+if "Architecture" not in machine:
+    errors.append("machine.txt has no lscpu output")
+commands = open(os.path.join(out, "commands.txt")).read()
+for tool in ("sockperf ping-pong", "redis-benchmark", "wrk", "taskset -c"):
+    if tool not in commands:
+        errors.append("commands.txt does not list %r" % tool)
+for e in errors:
+    print("FAIL:", e)
+if errors:
+    sys.exit(1)
+print("bench quick: %d samples checked, sides: %s" % (len(samples),
+                                                     ", ".join(sides)))
+PY
