@@ -56,6 +56,21 @@ bool Fail(ParseError* error, int line, int column, std::string_view token,
   return false;
 }
 
+// Rejects control characters (other than the whitespace SplitWords skips)
+// before the comment: they cannot round-trip through the canonical text.
+bool CheckCharacters(std::string_view line, int line_no, ParseError* error) {
+  for (size_t i = 0; i < line.size(); ++i) {
+    const unsigned char c = static_cast<unsigned char>(line[i]);
+    if (c == '#') return true;
+    if ((c < 0x20 && c != '\t' && c != '\r' && c != '\v' && c != '\f') || c == 0x7f) {
+      char token[8];
+      std::snprintf(token, sizeof(token), "\\x%02x", c);
+      return Fail(error, line_no, static_cast<int>(i) + 1, token, "printable text");
+    }
+  }
+  return true;
+}
+
 // Parses a decimal number of at most `max`; false on anything else.
 bool ParseNumber(std::string_view s, uint32_t max, uint32_t* out) {
   if (s.empty() || s.size() > 10) return false;
@@ -355,6 +370,7 @@ Decision Match(const Rule* rules, size_t n, const Query& q) {
 }
 
 bool ParseRuleLine(std::string_view text, int line, Rule* out, ParseError* error) {
+  if (!CheckCharacters(text, line, error)) return false;
   const std::vector<Word> words = SplitWords(text);
   const int end_column = static_cast<int>(text.size()) + 1;
   if (words.empty()) return Fail(error, line, 1, "", "a rule: use <offload|vma|os> <role> <address>");
@@ -377,6 +393,7 @@ bool ParseRules(std::string_view text, std::vector<Rule>* out, ParseError* error
     const std::string_view line = text.substr(pos, eol - pos);
     ++line_no;
     pos = eol + 1;
+    if (!CheckCharacters(line, line_no, error)) return false;
     const std::vector<Word> words = SplitWords(line);
     const int end_column = static_cast<int>(line.size()) + 1;
     if (words.empty()) {

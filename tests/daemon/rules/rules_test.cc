@@ -121,6 +121,23 @@ TEST(RulesParse, MalformedLinesNameColumnTokenAndExpectation) {
   }
 }
 
+// Found by //tests/fuzz/rules: a NUL or other control byte inside an
+// application-id glob did not survive formatting.
+TEST(RulesParse, ControlCharactersAreRejectedWithTheirColumn) {
+  std::vector<Rule> rules;
+  ParseError err;
+  ASSERT_FALSE(ParseRules(std::string("application-id a\0b *\n", 20), &rules, &err));
+  EXPECT_EQ(err.line, 1);
+  EXPECT_EQ(err.column, 17);
+  EXPECT_EQ(err.token, "\\x00");
+  EXPECT_EQ(err.expected, "printable text");
+  Rule r;
+  EXPECT_FALSE(ParseRuleLine("use os tcp_server *:1\x01", 1, &r, &err));
+  EXPECT_EQ(err.column, 22);
+  // Tabs and carriage returns are whitespace; bytes in comments are ignored.
+  EXPECT_TRUE(ParseRules("use\tos tcp_server *:1\r\n# \x01\x02\n", &rules, &err));
+}
+
 TEST(RulesParse, FileErrorsCarryTheLineNumber) {
   std::vector<Rule> rules;
   ParseError err;
