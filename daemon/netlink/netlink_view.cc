@@ -1,0 +1,289 @@
+// Kernel address/route/neighbour view over libnl-route-3 (see header).
+
+#include "daemon/netlink/netlink_view.h"
+
+#include <arpa/inet.h>
+#include <linux/neighbour.h>
+#include <linux/rtnetlink.h>
+#include <netlink/cache.h>
+#include <netlink/msg.h>
+#include <netlink/netlink.h>
+#include <netlink/route/addr.h>
+#include <netlink/route/link.h>
+#include <netlink/route/neighbour.h>
+#include <netlink/route/route.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+
+namespace offload::netlink {
+namespace {
+
+absl::Status NlError(const char* what, int err) {
+  return absl::InternalError(
+      absl::StrCat(what, ": ", nl_geterror(err < 0 ? -err : err)));
+}
+
+// Host-order IPv4 of a libnl address, false if not IPv4.
+bool ToIpv4(nl_addr* a, uint32_t* out) {
+  if (a == nullptr || nl_addr_get_family(a) != AF_INET ||
+      nl_addr_get_len(a) != 4) {
+    return false;
+  }
+  uint32_t be;
+  memcpy(&be, nl_addr_get_binary_addr(a), 4);
+  *out = ntohl(be);
+  return true;
+}
+
+uint32_t PrefixMask(int len) {
+  return len <= 0 ? 0 : len >= 32 ? 0xffffffffu : ~0u << (32 - len);
+}
+
+NeighbourState ToState(int nud) {
+  if (nud & NUD_PERMANENT) return NeighbourState::kPermanent;
+  if (nud & NUD_NOARP) return NeighbourState::kNoArp;
+  if (nud & NUD_REACHABLE) return NeighbourState::kReachable;
+  if (nud & NUD_STALE) return NeighbourState::kStale;
+  if (nud & NUD_DELAY) return NeighbourState::kDelay;
+  if (nud & NUD_PROBE) return NeighbourState::kProbe;
+  if (nud & NUD_INCOMPLETE) return NeighbourState::kIncomplete;
+  if (nud & NUD_FAILED) return NeighbourState::kFailed;
+  return NeighbourState::kNone;
+}
+
+}  // namespace
+
+const char* NeighbourStateName(NeighbourState s) {
+  switch (s) {
+    case NeighbourState::kIncomplete: return "incomplete";
+    case NeighbourState::kReachable: return "reachable";
+    case NeighbourState::kStale: return "stale";
+    case NeighbourState::kDelay: return "delay";
+    case NeighbourState::kProbe: return "probe";
+    case NeighbourState::kFailed: return "failed";
+    case NeighbourState::kPermanent: return "permanent";
+    case NeighbourState::kNoArp: return "noarp";
+    case NeighbourState::kNone: return "none";
+  }
+  return "?";
+}
+
+absl::StatusOr<std::unique_ptr<NetlinkView>> NetlinkView::Create() {
+  std::unique_ptr<NetlinkView> v(new NetlinkView());
+  v->request_sock_ = nl_socket_alloc();
+  if (v->request_sock_ == nullptr) {
+    return absl::ResourceExhaustedError("cannot allocate a netlink socket");
+  }
+  if (int err = nl_connect(v->request_sock_, NETLINK_ROUTE); err < 0) {
+    return NlError("cannot open rtnetlink", err);
+  }
+  // NL_AUTO_PROVIDE: the caches are also offered to libnl's object lookup.
+  // The manager allocates and owns its own event socket.
+  if (int err = nl_cache_mngr_alloc(nullptr, NETLINK_ROUTE, NL_AUTO_PROVIDE,
+                                    &v->mngr_);
+      err < 0) {
+    v->mngr_ = nullptr;
+    return NlError("cannot create the netlink cache manager", err);
+  }
+  struct {
+    const char* name;
+    nl_cache** cache;
+  } caches[] = {{"route/link", &v->links_},
+                {"route/addr", &v->addrs_},
+                {"route/route", &v->routes_},
+                {"route/neigh", &v->neighs_}};
+  for (const auto& c : caches) {
+    // Link and address changes may flush routes without notifications.
+    bool watch = c.cache == &v->links_ || c.cache == &v->addrs_;
+    if (int err = nl_cache_mngr_add(v->mngr_, c.name,
+                                    watch ? &NetlinkView::OnLinkOrAddrChange
+                                          : nullptr,
+                                    v.get(), c.cache);
+        err < 0) {
+      return NlError(absl::StrCat("cannot follow ", c.name).c_str(), err);
+    }
+  }
+  v->stop_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (v->stop_fd_ < 0) {
+    return absl::InternalError(absl::StrCat("eventfd: ", strerror(errno)));
+  }
+  v->thread_ = std::thread([p = v.get()] { p->Run(); });
+  return v;
+}
+
+NetlinkView::~NetlinkView() {
+  if (thread_.joinable()) {
+    uint64_t one = 1;
+    [[maybe_unused]] ssize_t n = write(stop_fd_, &one, sizeof(one));
+    thread_.join();
+  }
+  if (stop_fd_ >= 0) close(stop_fd_);
+  if (mngr_ != nullptr) nl_cache_mngr_free(mngr_);  // frees its caches
+  if (request_sock_ != nullptr) nl_socket_free(request_sock_);
+}
+
+void NetlinkView::Run() {
+  pollfd fds[2] = {{nl_cache_mngr_get_fd(mngr_), POLLIN, 0},
+                   {stop_fd_, POLLIN, 0}};
+  for (;;) {
+    if (poll(fds, 2, -1) < 0) {
+      if (errno == EINTR) continue;
+      return;
+    }
+    if (fds[1].revents != 0) return;
+    if (fds[0].revents == 0) continue;
+    std::lock_guard<std::mutex> lock(mu_);
+    int n = nl_cache_mngr_data_ready(mngr_);
+    if (n < 0) {
+      // Lost notifications (socket overrun): resynchronise from a dump.
+      std::lock_guard<std::mutex> req(request_mu_);
+      for (nl_cache* c : {links_, addrs_, routes_, neighs_}) {
+        nl_cache_refill(request_sock_, c);
+      }
+    } else if (routes_stale_) {
+      // IPv4 removes the routes of a link going down (and of a deleted
+      // address) without RTM_DELROUTE notifications: re-dump them.
+      std::lock_guard<std::mutex> req(request_mu_);
+      nl_cache_refill(request_sock_, routes_);
+    }
+    routes_stale_ = false;
+    // Release: pairs with the acquire in generation(); readers that see the
+    // new generation and then lock mu_ see the applied change.
+    generation_.fetch_add(1, std::memory_order_release);
+  }
+}
+
+void NetlinkView::OnLinkOrAddrChange(nl_cache*, nl_object*, int action,
+                                     void* arg) {
+  // Called from nl_cache_mngr_data_ready() on the event thread, mu_ held.
+  // A link whose flags changed (e.g. went down) or an address that went
+  // away can take routes with it silently.
+  if (action == NL_ACT_CHANGE || action == NL_ACT_DEL) {
+    static_cast<NetlinkView*>(arg)->routes_stale_ = true;
+  }
+}
+
+int NetlinkView::IfIndex(const std::string& name) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return rtnl_link_name2i(links_, name.c_str());
+}
+
+std::vector<InterfaceAddress> NetlinkView::Addresses(int ifindex) const {
+  std::vector<InterfaceAddress> out;
+  std::lock_guard<std::mutex> lock(mu_);
+  for (nl_object* o = nl_cache_get_first(addrs_); o != nullptr;
+       o = nl_cache_get_next(o)) {
+    auto* a = reinterpret_cast<rtnl_addr*>(o);
+    if (rtnl_addr_get_family(a) != AF_INET) continue;
+    if (ifindex != 0 && rtnl_addr_get_ifindex(a) != ifindex) continue;
+    InterfaceAddress ia;
+    if (!ToIpv4(rtnl_addr_get_local(a), &ia.address)) continue;
+    ia.ifindex = rtnl_addr_get_ifindex(a);
+    ia.prefix_len = static_cast<uint8_t>(rtnl_addr_get_prefixlen(a));
+    out.push_back(ia);
+  }
+  return out;
+}
+
+std::optional<Route> NetlinkView::LookupRoute(uint32_t dst) const {
+  std::optional<Route> best;
+  std::lock_guard<std::mutex> lock(mu_);
+  for (nl_object* o = nl_cache_get_first(routes_); o != nullptr;
+       o = nl_cache_get_next(o)) {
+    auto* r = reinterpret_cast<rtnl_route*>(o);
+    if (rtnl_route_get_family(r) != AF_INET ||
+        rtnl_route_get_table(r) != RT_TABLE_MAIN ||
+        rtnl_route_get_type(r) != RTN_UNICAST) {
+      continue;
+    }
+    Route route;
+    nl_addr* d = rtnl_route_get_dst(r);
+    if (d != nullptr && nl_addr_get_len(d) == 4) {
+      ToIpv4(d, &route.dst);
+      route.prefix_len = static_cast<uint8_t>(nl_addr_get_prefixlen(d));
+    }
+    const uint32_t mask = PrefixMask(route.prefix_len);
+    if ((dst & mask) != (route.dst & mask)) continue;
+    route.priority = rtnl_route_get_priority(r);
+    if (best.has_value() &&
+        (route.prefix_len < best->prefix_len ||
+         (route.prefix_len == best->prefix_len &&
+          route.priority >= best->priority))) {
+      continue;
+    }
+    // Multipath routes: the first next hop (the kernel hashes flows across
+    // them; offload keeps a flow on one path, which is what matters).
+    rtnl_nexthop* nh = rtnl_route_nexthop_n(r, 0);
+    if (nh == nullptr) continue;
+    ToIpv4(rtnl_route_nh_get_gateway(nh), &route.gateway);
+    route.oif = rtnl_route_nh_get_ifindex(nh);
+    ToIpv4(rtnl_route_get_pref_src(r), &route.pref_src);
+    best = route;
+  }
+  return best;
+}
+
+std::optional<Neighbour> NetlinkView::LookupNeighbour(int ifindex,
+                                                      uint32_t ip) const {
+  uint32_t be = htonl(ip);
+  nl_addr* addr = nl_addr_build(AF_INET, &be, 4);
+  if (addr == nullptr) return std::nullopt;
+  std::optional<Neighbour> out;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    rtnl_neigh* n = rtnl_neigh_get(neighs_, ifindex, addr);
+    if (n != nullptr) {
+      Neighbour nb;
+      nb.ifindex = ifindex;
+      nb.ip = ip;
+      nb.state = ToState(rtnl_neigh_get_state(n));
+      nl_addr* ll = rtnl_neigh_get_lladdr(n);
+      if (ll != nullptr && nl_addr_get_len(ll) == 6) {
+        std::array<uint8_t, 6> mac;
+        memcpy(mac.data(), nl_addr_get_binary_addr(ll), 6);
+        nb.mac = mac;
+      }
+      out = nb;
+      rtnl_neigh_put(n);
+    }
+  }
+  nl_addr_put(addr);
+  return out;
+}
+
+absl::Status NetlinkView::ResolveNeighbour(int ifindex, uint32_t ip) {
+  nl_msg* msg = nlmsg_alloc_simple(RTM_NEWNEIGH, NLM_F_CREATE | NLM_F_ACK);
+  if (msg == nullptr) return absl::ResourceExhaustedError("nlmsg_alloc");
+  ndmsg ndm;
+  memset(&ndm, 0, sizeof(ndm));
+  ndm.ndm_family = AF_INET;
+  ndm.ndm_ifindex = ifindex;
+  ndm.ndm_state = NUD_NONE;
+  ndm.ndm_flags = NTF_USE;  // "as if a packet were sent": run ARP
+  uint32_t be = htonl(ip);
+  absl::Status status;
+  if (nlmsg_append(msg, &ndm, sizeof(ndm), NLMSG_ALIGNTO) < 0 ||
+      nla_put(msg, NDA_DST, 4, &be) < 0) {
+    status = absl::InternalError("cannot build RTM_NEWNEIGH");
+  } else {
+    std::lock_guard<std::mutex> lock(request_mu_);
+    int err = nl_send_auto(request_sock_, msg);
+    if (err >= 0) err = nl_wait_for_ack(request_sock_);
+    if (err < 0) {
+      status = NlError(
+          absl::StrCat("kernel refused to resolve the neighbour on ifindex ",
+                       ifindex).c_str(),
+          err);
+    }
+  }
+  nlmsg_free(msg);
+  return status;
+}
+
+}  // namespace offload::netlink

@@ -1,0 +1,150 @@
+// offloadd's view of the kernel's IPv4 addresses, routes and neighbours,
+// read from rtnetlink with libnl-route-3 and kept in sync while running:
+// offload routing *is* the OS routing, and the kernel does ARP.
+//
+// A libnl cache manager (route/link, route/addr, route/route, route/neigh)
+// subscribes to the rtnetlink multicast groups; a private thread waits on
+// its socket (and a stop eventfd) and applies every change. Lookups copy
+// results out under a mutex: they are control-path calls (connection setup,
+// a neighbour turning stale), never per packet.
+//
+// Neighbour resolution: ResolveNeighbour() sends RTM_NEWNEIGH with NTF_USE
+// for the address. The kernel then behaves exactly as if it had a packet to
+// send there: it creates the entry if needed and runs its own ARP state
+// machine (retransmissions, NUD_FAILED), without any packet of ours on the
+// wire. The result arrives as a neighbour update through the cache. (The
+// alternative, sending a UDP datagram to the discard port through a kernel
+// socket, puts a real datagram on the wire; rejected.)
+//
+// Thread safety: all public methods may be called from any thread.
+// Namespace: everything refers to the network namespace of the thread that
+// called Create().
+
+#ifndef OFFLOAD_DAEMON_NETLINK_NETLINK_VIEW_H_
+#define OFFLOAD_DAEMON_NETLINK_NETLINK_VIEW_H_
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+struct nl_cache;
+struct nl_cache_mngr;
+struct nl_object;
+struct nl_sock;
+
+namespace offload::netlink {
+
+// All IPv4 addresses in host byte order.
+struct InterfaceAddress {
+  int ifindex = 0;
+  uint32_t address = 0;
+  uint8_t prefix_len = 0;
+};
+
+struct Route {
+  uint32_t dst = 0;         // network
+  uint8_t prefix_len = 0;   // 0: default route
+  uint32_t gateway = 0;     // 0: directly connected (next hop = destination)
+  int oif = 0;              // output interface
+  uint32_t pref_src = 0;    // preferred source address, 0 if unset
+  uint32_t priority = 0;    // metric
+};
+
+enum class NeighbourState {
+  kIncomplete,  // resolution in progress
+  kReachable,
+  kStale,       // usable, kernel will re-confirm
+  kDelay,
+  kProbe,
+  kFailed,      // resolution failed
+  kPermanent,   // static entry
+  kNoArp,
+  kNone,
+};
+
+struct Neighbour {
+  int ifindex = 0;
+  uint32_t ip = 0;
+  std::optional<std::array<uint8_t, 6>> mac;  // absent while unresolved
+  NeighbourState state = NeighbourState::kNone;
+
+  // True if frames may be sent to `mac` now.
+  bool usable() const {
+    return mac.has_value() &&
+           (state == NeighbourState::kReachable ||
+            state == NeighbourState::kStale || state == NeighbourState::kDelay ||
+            state == NeighbourState::kProbe ||
+            state == NeighbourState::kPermanent);
+  }
+};
+
+class NetlinkView {
+ public:
+  // Fills the caches and starts following changes. Errors: Internal (with
+  // libnl's message) if netlink is unavailable.
+  static absl::StatusOr<std::unique_ptr<NetlinkView>> Create();
+
+  NetlinkView(const NetlinkView&) = delete;
+  NetlinkView& operator=(const NetlinkView&) = delete;
+  ~NetlinkView();
+
+  // Interface index for `name`, 0 if unknown.
+  int IfIndex(const std::string& name) const;
+
+  // IPv4 addresses of `ifindex` (all interfaces if 0).
+  std::vector<InterfaceAddress> Addresses(int ifindex) const;
+
+  // Longest-prefix match for `dst` in the main table (unicast routes; on a
+  // tie the lowest metric wins). nullopt if unroutable.
+  std::optional<Route> LookupRoute(uint32_t dst) const;
+
+  // The neighbour entry for `ip` on `ifindex`, if the kernel has one.
+  std::optional<Neighbour> LookupNeighbour(int ifindex, uint32_t ip) const;
+
+  // Asks the kernel to resolve `ip` on `ifindex` (see the file comment).
+  // Returns once the request is accepted; watch LookupNeighbour() (or
+  // generation()) for the answer. Errors: Internal with the kernel's error.
+  absl::Status ResolveNeighbour(int ifindex, uint32_t ip);
+
+  // Incremented after every change applied to the caches.
+  uint64_t generation() const {
+    return generation_.load(std::memory_order_acquire);
+  }
+
+ private:
+  NetlinkView() = default;
+  // The event thread: applies rtnetlink notifications to the caches.
+  void Run();
+  // libnl change callback (change_func_t) of the link and address caches.
+  static void OnLinkOrAddrChange(::nl_cache* cache, ::nl_object* obj,
+                                 int action, void* arg);
+
+  mutable std::mutex mu_;  // guards the manager and the caches below
+  nl_cache_mngr* mngr_ = nullptr;
+  nl_cache* links_ = nullptr;   // owned by mngr_
+  nl_cache* addrs_ = nullptr;
+  nl_cache* routes_ = nullptr;
+  nl_cache* neighs_ = nullptr;
+  bool routes_stale_ = false;   // set by OnLinkOrAddrChange, event thread
+
+  std::mutex request_mu_;        // guards request_sock_
+  nl_sock* request_sock_ = nullptr;  // for RTM_NEWNEIGH requests
+
+  std::atomic<uint64_t> generation_{0};
+  int stop_fd_ = -1;
+  std::thread thread_;
+};
+
+const char* NeighbourStateName(NeighbourState state);
+
+}  // namespace offload::netlink
+
+#endif  // OFFLOAD_DAEMON_NETLINK_NETLINK_VIEW_H_
