@@ -1,0 +1,113 @@
+// Parsing of received Ethernet frames into a flat view (ParsedFrame), and
+// builders for the headers the engine transmits.
+//
+// Parsing never reads outside [data, data + len) and never writes; the frame
+// memory must outlive the ParsedFrame. Every rejection has a distinct
+// ParseStatus so the stack can count drops by reason.
+#ifndef OFFLOAD_DAEMON_NET_FRAME_H_
+#define OFFLOAD_DAEMON_NET_FRAME_H_
+
+#include <cstddef>
+#include <cstdint>
+
+#include "daemon/net/headers.h"
+
+namespace offload::net {
+
+enum class ParseStatus : uint8_t {
+  kOk = 0,
+  kTruncated,           // shorter than the headers it claims
+  kUnsupportedEthertype,
+  kBadArp,
+  kBadIpVersion,
+  kBadIpHeaderLength,
+  kBadIpTotalLength,
+  kBadIpChecksum,
+  kIpFragment,          // RFC 791 fragments are not reassembled: dropped
+  kUnsupportedProtocol,
+  kBadUdpLength,
+  kBadTcpHeaderLength,
+  kBadL4Checksum,
+  kCount,
+};
+
+const char* ParseStatusName(ParseStatus s);
+
+struct ParsedFrame {
+  const uint8_t* frame = nullptr;
+  uint32_t frame_len = 0;
+  MacAddr dst_mac;
+  MacAddr src_mac;
+  uint16_t ethertype = 0;
+
+  // ARP (ethertype 0x0806).
+  const ArpPacket* arp = nullptr;
+
+  // IPv4 (ethertype 0x0800); addresses in host byte order.
+  uint32_t src_ip = 0;
+  uint32_t dst_ip = 0;
+  uint8_t protocol = 0;
+  uint8_t ttl = 0;
+  uint8_t tos = 0;
+  uint16_t ip_id = 0;
+  bool df = false;
+  const uint8_t* l4 = nullptr;
+  uint32_t l4_len = 0;
+
+  // TCP or UDP.
+  uint16_t src_port = 0;
+  uint16_t dst_port = 0;
+  const uint8_t* payload = nullptr;
+  uint32_t payload_len = 0;
+
+  // TCP only.
+  uint32_t seq = 0;
+  uint32_t ack = 0;
+  uint16_t window = 0;
+  uint16_t urgent = 0;
+  uint8_t tcp_flags = 0;
+  const uint8_t* tcp_options = nullptr;
+  uint8_t tcp_options_len = 0;
+};
+
+// Parses an Ethernet II frame (no FCS). Validates the IPv4 header checksum
+// always and the TCP/UDP checksum when `verify_l4_checksum` (false when the NIC
+// already verified it). Ethernet padding beyond the IP total length is ignored.
+// Returns kOk and fills `*out`, or the reason the frame must be dropped.
+ParseStatus ParseFrame(const uint8_t* data, size_t len, bool verify_l4_checksum,
+                       ParsedFrame* out);
+
+// Fields of the IPv4 header the builder fills; addresses in host order.
+struct Ipv4Fields {
+  uint32_t src_ip = 0;
+  uint32_t dst_ip = 0;
+  uint8_t protocol = 0;
+  uint8_t ttl = 64;
+  uint8_t tos = 0;
+  uint16_t id = 0;
+  bool df = true;
+};
+
+// Writes an Ethernet header at `buf`. Returns kEthHeaderLen.
+size_t WriteEthHeader(uint8_t* buf, const MacAddr& dst, const MacAddr& src,
+                      uint16_t ethertype);
+
+// Writes a 20-byte IPv4 header with a valid header checksum for an L4 payload
+// of `l4_len` bytes. Returns kIpv4HeaderLen.
+size_t WriteIpv4Header(uint8_t* buf, const Ipv4Fields& f, uint16_t l4_len);
+
+// Builds a complete Ethernet/ARP frame into `buf` (at least 60 bytes; padded
+// to the Ethernet minimum). Returns the frame length (60).
+size_t BuildArpFrame(uint8_t* buf, uint16_t oper, const MacAddr& eth_dst,
+                     const MacAddr& sha, uint32_t spa, const MacAddr& tha,
+                     uint32_t tpa);
+
+// Computes and stores the TCP or UDP checksum of the L4 segment at `l4`
+// (header + payload, `l4_len` bytes) for the given host-order addresses.
+// For UDP a computed 0 is sent as 0xffff (RFC 768).
+void FinishL4Checksum(uint8_t* l4, uint16_t l4_len, uint8_t protocol,
+                      uint32_t src_ip, uint32_t dst_ip);
+
+}  // namespace offload::net
+
+#endif  // OFFLOAD_DAEMON_NET_FRAME_H_

@@ -1,0 +1,283 @@
+// Stack: one engine's user-space TCP/UDP/IPv4/ARP protocol stack.
+//
+// The Stack does no I/O of its own: the NIC driver hands it received
+// Ethernet frames (ProcessRx), collects frames to transmit (PollTx), and
+// drives time (OnTimer); every call carries the current time of an injected
+// nanosecond clock. Applications' requests arrive as calls on flows, and
+// results leave as events (PollEvents). TCP payload lives in byte rings the
+// Stack does not own (tcp::RingMemory, normally in an application's shared
+// memory arena), treated as untrusted.
+//
+// Memory: connections, UDP endpoints, frame buffers, hash tables and the
+// timer wheel are allocated by Create() from the config (max_concurrency,
+// max_udp_endpoints, max_num_buffers); the per-packet paths never allocate.
+//
+// Thread safety: NOT thread-safe. A Stack belongs to one engine thread; every
+// method must be called on that thread. Other threads talk to it through the
+// engine's queues.
+#ifndef OFFLOAD_DAEMON_STACK_STACK_H_
+#define OFFLOAD_DAEMON_STACK_STACK_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "daemon/net/arp.h"
+#include "daemon/net/frame.h"
+#include "daemon/net/index_map.h"
+#include "daemon/stack/frame_pool.h"
+#include "daemon/tcp/isn.h"
+#include "daemon/tcp/tcb.h"
+#include "daemon/tcp/tcp.h"
+#include "daemon/timer/timer_wheel.h"
+#include "daemon/udp/udp_table.h"
+
+namespace offload::stack {
+
+struct StackConfig {
+  net::MacAddr local_mac;
+  uint32_t local_ip = 0;           // host order
+  uint8_t prefix_len = 24;
+  uint32_t gateway = 0;            // 0: no default route (on-link only)
+  uint16_t mtu = 1500;
+  uint32_t max_concurrency = 1024; // TCP control blocks (incl. listeners)
+  uint32_t max_udp_endpoints = 256;
+  uint32_t max_num_buffers = 4096; // frame buffers for control/UDP/ARP frames
+  uint32_t max_syn_backlog = 256;  // per listener (Linux tcp_max_syn_backlog)
+  uint32_t udp_rcvbuf_bytes = 212992;  // Linux default rmem
+  bool verify_rx_checksum = true;  // false when the NIC verified L4 checksums
+  uint16_t ephemeral_port_lo = 32768;  // Linux ip_local_port_range
+  uint16_t ephemeral_port_hi = 60999;
+  uint64_t timer_tick_ns = 1'000'000;  // 1 ms wheel resolution
+  uint32_t timer_slots = 4096;
+  tcp::SecretKey isn_key;          // all zero: random key from getrandom()
+  tcp::TcpConfig tcp;
+  net::ArpConfig arp;
+};
+
+// Flow handles: (generation << 32) | index; 0 is never a valid handle.
+using FlowId = uint64_t;
+inline constexpr FlowId kInvalidFlow = 0;
+
+enum class FlowKind : uint8_t { kTcp, kUdp };
+
+// Event bits for UDP endpoints (TCP uses tcp::TcpEvent).
+enum UdpEventBits : uint32_t { kUdpReadable = 1u << 0 };
+
+struct FlowEvent {
+  FlowKind kind = FlowKind::kTcp;
+  FlowId flow = kInvalidFlow;
+  uint64_t cookie = 0;
+  uint32_t events = 0;  // tcp::TcpEvent or UdpEventBits
+  int error = 0;        // errno for kEventError / kEventClosed
+};
+
+struct RxFrame {
+  const uint8_t* data = nullptr;
+  uint32_t len = 0;
+};
+
+struct TxFrame {
+  uint8_t* data = nullptr;  // caller's buffer (e.g. a UMEM frame)
+  uint32_t capacity = 0;    // >= 14 + mtu
+  uint32_t len = 0;         // filled by PollTx
+};
+
+// Supplies TX/RX rings for passively opened connections (the listener's
+// process arena). Called on the engine thread.
+class BufferProvider {
+ public:
+  virtual ~BufferProvider() = default;
+  // Provides rings for a new child of the listener with `listener_cookie`.
+  // Returns false to refuse (the SYN is dropped and counted).
+  virtual bool AllocateRings(uint64_t listener_cookie, tcp::RingMemory* tx,
+                             tcp::RingMemory* rx) = 0;
+  // The connection that used these rings was freed.
+  virtual void ReleaseRings(const tcp::RingMemory& tx, const tcp::RingMemory& rx) = 0;
+};
+
+struct StackCounters {
+  uint64_t rx_frames = 0;
+  uint64_t tx_frames = 0;
+  uint64_t rx_parse_drops[static_cast<size_t>(net::ParseStatus::kCount)] = {};
+  uint64_t rx_not_for_us = 0;        // wrong MAC / IP
+  uint64_t rx_ip_fragments = 0;      // (also in rx_parse_drops)
+  uint64_t rx_checksum_errors = 0;   // IP + L4
+  uint64_t arp_in = 0;
+  uint64_t tcp_no_socket = 0;        // answered with RST
+  uint64_t tcp_syn_backlog_drops = 0;
+  uint64_t tcp_syn_no_memory = 0;
+  uint64_t udp_in = 0;
+  uint64_t udp_out = 0;
+  uint64_t udp_no_port = 0;
+  uint64_t udp_queue_full = 0;
+  uint64_t tx_no_buffer = 0;         // frame pool exhausted
+  uint64_t tx_queue_full = 0;
+  uint64_t neighbor_unresolved = 0;  // output deferred for ARP
+};
+
+class Stack : private tcp::TcpHost {
+ public:
+  // Creates a stack. `provider` (may be null: listeners then fail) must
+  // outlive the stack. Errors: InvalidArgument for a bad config.
+  static absl::StatusOr<std::unique_ptr<Stack>> Create(const StackConfig& config,
+                                                       BufferProvider* provider,
+                                                       uint64_t now_ns);
+  ~Stack() override;
+  Stack(const Stack&) = delete;
+  Stack& operator=(const Stack&) = delete;
+
+  // --- Neighbours ---
+  // Installs ip -> mac (e.g. from the kernel's neighbour table).
+  void SeedNeighbor(uint32_t ip, const net::MacAddr& mac, bool permanent = false);
+
+  // --- TCP (calls return 0 or an errno value) ---
+  // listen(): `local_ip` 0 = any local address. EADDRINUSE, ENOBUFS.
+  int TcpListen(uint32_t local_ip, uint16_t port, int backlog, uint64_t cookie, FlowId* out);
+  // connect(): rings are owned by the caller and must stay valid until the
+  // flow is released. `local_port` 0 picks an ephemeral port. EINVAL,
+  // EADDRINUSE, EADDRNOTAVAIL (no ephemeral port), ENOBUFS.
+  int TcpConnect(uint32_t remote_ip, uint16_t remote_port, uint16_t local_port,
+                 const tcp::RingMemory& tx, const tcp::RingMemory& rx, uint64_t cookie,
+                 FlowId* out, const char* congestion = nullptr);
+  // accept(): pops an established child. EAGAIN if none, EINVAL if not a listener.
+  int TcpAccept(FlowId listener, uint64_t child_cookie, FlowId* child);
+  // The application appended bytes to the TX ring (`more` = MSG_MORE).
+  int TcpSend(FlowId flow, bool more = false);
+  // The application consumed bytes from the RX ring.
+  int TcpReceiveCredit(FlowId flow);
+  int TcpShutdown(FlowId flow, bool read, bool write);
+  // close(): releases the handle; the protocol finishes in the background.
+  int TcpClose(FlowId flow);
+  // Abortive close (RST); releases the handle.
+  int TcpAbort(FlowId flow);
+  int TcpSetOption(FlowId flow, tcp::TcpOpt opt, int value);
+  int TcpSetCongestion(FlowId flow, const char* name);
+  int TcpGetInfo(FlowId flow, tcp::TcpInfo* info);
+  // Local/remote addresses of a flow.
+  int TcpGetAddresses(FlowId flow, uint32_t* lip, uint16_t* lport, uint32_t* rip, uint16_t* rport);
+
+  // --- UDP ---
+  // bind(): port 0 picks an ephemeral port (returned in *bound_port).
+  int UdpBind(uint32_t local_ip, uint16_t port, bool reuse, uint64_t cookie, FlowId* out,
+              uint16_t* bound_port = nullptr);
+  int UdpConnect(FlowId ep, uint32_t remote_ip, uint16_t remote_port);
+  int UdpJoinGroup(FlowId ep, uint32_t group);
+  int UdpLeaveGroup(FlowId ep, uint32_t group);
+  // sendto(); dst 0 uses the connected peer. EMSGSIZE, EDESTADDRREQ, ENOBUFS.
+  int UdpSendTo(FlowId ep, uint32_t dst_ip, uint16_t dst_port, const void* data, uint32_t len);
+  // recvfrom(): returns the datagram length (>= 0, may exceed cap) or -errno.
+  int64_t UdpRecvFrom(FlowId ep, void* buf, uint32_t cap, uint32_t* src_ip, uint16_t* src_port);
+  int UdpClose(FlowId ep);
+
+  // --- Datapath ---
+  void ProcessRx(const RxFrame* frames, size_t n, uint64_t now_ns);
+  // Fills up to `max` caller buffers with frames to send; returns the count.
+  size_t PollTx(TxFrame* out, size_t max, uint64_t now_ns);
+  // Fires due timers.
+  void OnTimer(uint64_t now_ns);
+  // Earliest pending timer (kNever if none); for idle sleep / simulation.
+  uint64_t NextTimerDeadline() const;
+  // Returns whether PollTx has something to send.
+  bool HasPendingTx() const { return !ctrl_q_.empty() || !output_q_.empty(); }
+  // Drains up to `max` coalesced events.
+  size_t PollEvents(FlowEvent* out, size_t max);
+
+  const StackCounters& counters() const { return counters_; }
+  const tcp::TcpCounters& tcp_counters() const { return tcp_ctr_; }
+  const net::ArpCounters& arp_counters() const { return arp_.counters(); }
+  const StackConfig& config() const { return config_; }
+  size_t ActiveConnections() const { return tcb_used_; }
+
+  // Test hooks.
+  const tcp::Tcb* TcbForTest(FlowId flow) const;
+  tcp::Tcb* MutableTcbForTest(FlowId flow);
+
+ private:
+  Stack(const StackConfig& config, BufferProvider* provider, uint64_t now_ns);
+
+  struct TupleKey {
+    uint32_t lip, rip;
+    uint16_t lport, rport;
+    uint64_t Hash() const {
+      return net::Mix64((uint64_t{lip} << 32 | rip) ^ net::Mix64(uint64_t{lport} << 16 | rport));
+    }
+    friend bool operator==(const TupleKey& a, const TupleKey& b) {
+      return a.lip == b.lip && a.rip == b.rip && a.lport == b.lport && a.rport == b.rport;
+    }
+  };
+  struct ListenKey {
+    uint32_t ip;
+    uint16_t port;
+    uint64_t Hash() const { return net::Mix64((uint64_t{ip} << 16) | port); }
+    friend bool operator==(const ListenKey& a, const ListenKey& b) {
+      return a.ip == b.ip && a.port == b.port;
+    }
+  };
+
+  // TcpHost.
+  void ScheduleOutput(tcp::Tcb* tcb) override;
+  void Notify(tcp::Tcb* tcb, uint32_t events) override;
+  void ChildEstablished(tcp::Tcb* tcb) override;
+  void ConnectionClosed(tcp::Tcb* tcb) override;
+  void SendReset(tcp::Tcb* tcb, uint32_t seq, uint32_t ack, bool with_ack) override;
+
+  void SetNow(uint64_t now_ns) { now_ns_ = now_ns; ctx_.now_ns = now_ns; }
+  tcp::Tcb* AllocTcb();
+  void FreeTcb(tcp::Tcb* tcb);
+  void MaybeFree(tcp::Tcb* tcb);
+  tcp::Tcb* GetTcb(FlowId id);
+  FlowId IdOf(const tcp::Tcb* tcb) const {
+    return (uint64_t{tcb->generation} << 32) | tcb->index;
+  }
+  udp::UdpEndpoint* GetUdp(FlowId id, uint32_t* index);
+  bool IsLocalAddress(uint32_t ip) const { return ip == config_.local_ip; }
+  uint32_t NextHop(uint32_t dst) const;
+  uint16_t PickEphemeralPort(uint32_t rip, uint16_t rport, bool udp);
+
+  void HandleArp(const net::ParsedFrame& f);
+  void HandleTcp(const net::ParsedFrame& f);
+  void HandleUdp(const net::ParsedFrame& f);
+  void HandleListen(tcp::Tcb* listener, const net::ParsedFrame& f);
+  void SendRstForSegment(const net::ParsedFrame& f);
+  void OnNeighborResolved(uint32_t ip);
+  // Queues a fully built frame (pool index) whose L2 destination is the next
+  // hop of `dst_ip`, resolving it (ARP) if needed.
+  void TransmitIp(uint32_t frame, uint32_t dst_ip);
+  void QueueControl(uint32_t frame);
+  void SendArpRequest(uint32_t ip);
+  // Resolves the next-hop MAC of a TCP flow; false if unresolved (deferred).
+  bool ResolveFlow(tcp::Tcb* tcb);
+  void RunTimers(uint64_t now_ns);
+  void AbortChildren(tcp::Tcb* listener);
+  void NotifyUdp(uint32_t index, uint32_t events);
+
+  StackConfig config_;
+  BufferProvider* provider_;
+  uint64_t now_ns_;
+  uint32_t netmask_;
+  tcp::TcpCounters tcp_ctr_;
+  tcp::TcpContext ctx_;
+  timer::TimerWheel wheel_;
+  net::ArpCache arp_;
+  StackCounters counters_;
+  FramePool pool_;
+  IndexQueue ctrl_q_;       // built frames ready to send
+  IndexQueue output_q_;     // TCBs with pending output
+  IndexQueue event_q_;      // TCBs with pending events
+  IndexQueue udp_event_q_;  // UDP endpoints with pending events
+  std::vector<tcp::Tcb> tcbs_;
+  std::vector<uint32_t> tcb_free_;
+  size_t tcb_used_ = 0;
+  net::IndexMap<TupleKey> conns_;
+  net::IndexMap<ListenKey> listeners_;
+  udp::UdpTable udp_;
+  uint64_t last_arp_tick_ns_ = 0;
+  uint32_t next_ephemeral_ = 0;
+};
+
+}  // namespace offload::stack
+
+#endif  // OFFLOAD_DAEMON_STACK_STACK_H_

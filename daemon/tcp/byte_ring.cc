@@ -1,0 +1,110 @@
+// Shared-memory byte rings; see byte_ring.h for the barrier pairing.
+#include "daemon/tcp/byte_ring.h"
+
+#include <algorithm>
+#include <cstring>
+
+namespace offload::tcp {
+namespace {
+
+void CopyFromRing(const RingMemory& m, uint32_t pos, uint8_t* dst, uint32_t len) {
+  uint32_t off = pos & (m.capacity - 1);
+  uint32_t first = std::min(len, m.capacity - off);
+  std::memcpy(dst, m.base + off, first);
+  if (first < len) std::memcpy(dst + first, m.base, len - first);
+}
+
+void CopyToRing(const RingMemory& m, uint32_t pos, const uint8_t* src, uint32_t len) {
+  uint32_t off = pos & (m.capacity - 1);
+  uint32_t first = std::min(len, m.capacity - off);
+  std::memcpy(m.base + off, src, first);
+  if (first < len) std::memcpy(m.base, src + first, len - first);
+}
+
+}  // namespace
+
+void TxRing::Attach(const RingMemory& mem) {
+  mem_ = mem;
+  // The engine owns head; take the application's tail as the start of the
+  // stream only if it is sane, otherwise start empty at head.
+  head_ = mem.indices->head.load(std::memory_order_relaxed);
+  tail_ = head_;
+  frozen_ = false;
+  RefreshTail();
+}
+
+bool TxRing::RefreshTail() {
+  if (frozen_ || mem_.base == nullptr) return true;
+  // Pairs with the application's store-release of tail.
+  uint32_t t = mem_.indices->tail.load(std::memory_order_acquire);
+  // Valid: tail moved forward by at most the free space.
+  if (t - tail_ > mem_.capacity - (tail_ - head_)) return false;
+  tail_ = t;
+  return true;
+}
+
+void TxRing::CopyOut(uint32_t offset, uint8_t* dst, uint32_t len) const {
+  CopyFromRing(mem_, head_ + offset, dst, len);
+}
+
+void TxRing::Consume(uint32_t n) {
+  head_ += n;
+  // Pairs with the application's load-acquire of head before it reuses space.
+  mem_.indices->head.store(head_, std::memory_order_release);
+}
+
+void RxRing::Attach(const RingMemory& mem) {
+  mem_ = mem;
+  tail_ = mem.indices->tail.load(std::memory_order_relaxed);
+  head_ = tail_;
+  RefreshHead();
+}
+
+bool RxRing::RefreshHead() {
+  if (mem_.base == nullptr) return true;
+  // Pairs with the application's store-release of head after reading.
+  uint32_t h = mem_.indices->head.load(std::memory_order_acquire);
+  if (h - head_ > tail_ - head_) return false;
+  head_ = h;
+  return true;
+}
+
+void RxRing::WriteAt(uint32_t offset, const uint8_t* src, uint32_t len) {
+  CopyToRing(mem_, tail_ + offset, src, len);
+}
+
+void RxRing::Commit(uint32_t n) {
+  tail_ += n;
+  // Pairs with the application's load-acquire of tail.
+  mem_.indices->tail.store(tail_, std::memory_order_release);
+}
+
+OwnedRing::OwnedRing(uint32_t capacity)
+    : capacity_(capacity), data_(new uint8_t[capacity]) {}
+
+uint32_t OwnedRing::AppUsed() const {
+  return indices_.tail.load(std::memory_order_acquire) -
+         indices_.head.load(std::memory_order_acquire);
+}
+
+uint32_t OwnedRing::AppWrite(const void* src, uint32_t len) {
+  uint32_t head = indices_.head.load(std::memory_order_acquire);
+  uint32_t tail = indices_.tail.load(std::memory_order_relaxed);
+  uint32_t n = std::min(len, capacity_ - (tail - head));
+  CopyToRing(RingMemory{data_.get(), capacity_, &indices_}, tail,
+             static_cast<const uint8_t*>(src), n);
+  indices_.tail.store(tail + n, std::memory_order_release);
+  return n;
+}
+
+uint32_t OwnedRing::AppRead(void* dst, uint32_t len) {
+  uint32_t tail = indices_.tail.load(std::memory_order_acquire);
+  uint32_t head = indices_.head.load(std::memory_order_relaxed);
+  uint32_t n = std::min(len, tail - head);
+  CopyFromRing(RingMemory{data_.get(), capacity_, &indices_}, head,
+               static_cast<uint8_t*>(dst), n);
+  indices_.head.store(head + n, std::memory_order_release);
+  return n;
+}
+
+}  // namespace offload::tcp

@@ -1,0 +1,145 @@
+// Circular byte buffers for TCP payload, as views over memory the engine does
+// not own (in production: the application's shared-memory arena).
+//
+// A ring is `capacity` bytes (a power of two) plus two free-running uint32_t
+// indices, `head` (consumer) and `tail` (producer); the bytes in use are
+// [head, tail) modulo capacity. For the TX ring the application produces and
+// the engine consumes; for the RX ring the engine produces and the
+// application consumes.
+//
+// The indices written by the application are untrusted: the engine reads each
+// one once per refresh, validates it against the capacity and its own previous
+// snapshot, and never uses it for memory bounds without that check. The engine
+// keeps private copies of both indices and only publishes its own.
+//
+// Thread safety / barriers:
+//   - the app stores TX `tail` with release after writing data; the engine
+//     loads it with acquire (TxRing::RefreshTail).
+//   - the engine stores TX `head` with release after it no longer needs the
+//     bytes (TxRing::Consume); the app loads it with acquire before reuse.
+//   - the engine stores RX `tail` with release after writing data
+//     (RxRing::Commit); the app loads it with acquire.
+//   - the app stores RX `head` with release after copying data out; the
+//     engine loads it with acquire (RxRing::RefreshHead).
+#ifndef OFFLOAD_DAEMON_TCP_BYTE_RING_H_
+#define OFFLOAD_DAEMON_TCP_BYTE_RING_H_
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+
+namespace offload::tcp {
+
+// The shared part of a ring: its two indices, each on its own cache line.
+struct RingIndices {
+  alignas(64) std::atomic<uint32_t> head{0};
+  alignas(64) std::atomic<uint32_t> tail{0};
+};
+
+// Where a ring lives. `base` has `capacity` bytes. Not owned.
+struct RingMemory {
+  uint8_t* base = nullptr;
+  uint32_t capacity = 0;  // power of two, or 0 for "no ring"
+  RingIndices* indices = nullptr;
+
+  bool valid() const {
+    return base != nullptr && indices != nullptr && capacity != 0 &&
+           (capacity & (capacity - 1)) == 0 && capacity <= (1u << 30);
+  }
+};
+
+// Engine side of the TX ring (engine consumes).
+class TxRing {
+ public:
+  TxRing() = default;
+  // Adopts the ring; the engine's snapshot starts at the current head, and the
+  // tail is validated on the first RefreshTail().
+  void Attach(const RingMemory& mem);
+  bool attached() const { return mem_.base != nullptr; }
+
+  // Reads the application's tail once. Accepts it only if it lies in
+  // [old tail, head + capacity]; otherwise keeps the old snapshot and returns
+  // false (the application corrupted its ring). Returns true if accepted.
+  bool RefreshTail();
+
+  // Bytes in the ring (unacknowledged plus unsent), per the last snapshot.
+  uint32_t size() const { return tail_ - head_; }
+  uint32_t capacity() const { return mem_.capacity; }
+
+  // Copies `len` bytes starting `offset` bytes after head into `dst`.
+  // REQUIRES: offset + len <= size().
+  void CopyOut(uint32_t offset, uint8_t* dst, uint32_t len) const;
+
+  // Releases `n` bytes at head to the application. REQUIRES: n <= size().
+  void Consume(uint32_t n);
+
+  const RingMemory& memory() const { return mem_; }
+
+  // Stops accepting tail updates (after shutdown(SHUT_WR)).
+  void Freeze() { frozen_ = true; }
+
+ private:
+  RingMemory mem_;
+  uint32_t head_ = 0;
+  uint32_t tail_ = 0;
+  bool frozen_ = false;
+};
+
+// Engine side of the RX ring (engine produces).
+class RxRing {
+ public:
+  RxRing() = default;
+  void Attach(const RingMemory& mem);
+  bool attached() const { return mem_.base != nullptr; }
+
+  // Reads the application's head once. Accepts it only if it lies in
+  // [old head, tail]. Returns true if accepted.
+  bool RefreshHead();
+
+  // Free bytes after tail, per the last head snapshot.
+  uint32_t free() const { return mem_.capacity - (tail_ - head_); }
+  // Bytes committed but not yet consumed by the application.
+  uint32_t used() const { return tail_ - head_; }
+  uint32_t capacity() const { return mem_.capacity; }
+
+  // Writes `len` bytes at `offset` bytes after tail without publishing them.
+  // REQUIRES: offset + len <= free().
+  void WriteAt(uint32_t offset, const uint8_t* src, uint32_t len);
+
+  const RingMemory& memory() const { return mem_; }
+
+  // Publishes `n` bytes after tail to the application. REQUIRES: n <= free().
+  void Commit(uint32_t n);
+
+ private:
+  RingMemory mem_;
+  uint32_t head_ = 0;
+  uint32_t tail_ = 0;
+};
+
+// A ring that owns its memory, with the application-side operations, for
+// tests, benchmarks and the loopback driver.
+class OwnedRing {
+ public:
+  explicit OwnedRing(uint32_t capacity);
+  RingMemory memory() { return RingMemory{data_.get(), capacity_, &indices_}; }
+  RingIndices& indices() { return indices_; }
+
+  // Application producer: appends up to `len` bytes; returns bytes written.
+  uint32_t AppWrite(const void* src, uint32_t len);
+  // Application consumer: removes up to `len` bytes; returns bytes read.
+  uint32_t AppRead(void* dst, uint32_t len);
+  // Bytes readable (RX) or queued (TX) from the application's point of view.
+  uint32_t AppUsed() const;
+  uint32_t AppFree() const { return capacity_ - AppUsed(); }
+
+ private:
+  uint32_t capacity_;
+  std::unique_ptr<uint8_t[]> data_;
+  RingIndices indices_;
+};
+
+}  // namespace offload::tcp
+
+#endif  // OFFLOAD_DAEMON_TCP_BYTE_RING_H_

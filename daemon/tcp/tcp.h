@@ -1,0 +1,113 @@
+// TCP protocol engine entry points (RFC 9293 with RFC 5961, 6298, 6528,
+// 6582, 6675, 7323, 2018, 5681, 6928, 9438). Pure protocol logic: segments in
+// (parsed frames), segments out (written into caller buffers), time from
+// TcpContext::now_ns. The host (daemon/stack) owns demultiplexing, listeners,
+// the connection pool, neighbour resolution and the event queue.
+//
+// Thread safety: every function must be called on the engine thread that
+// owns the Tcb and context.
+#ifndef OFFLOAD_DAEMON_TCP_TCP_H_
+#define OFFLOAD_DAEMON_TCP_TCP_H_
+
+#include <linux/tcp.h>
+
+#include <cstddef>
+#include <cstdint>
+
+#include "daemon/net/frame.h"
+#include "daemon/tcp/options.h"
+#include "daemon/tcp/tcb.h"
+
+namespace offload::tcp {
+
+using TcpInfo = struct tcp_info;
+
+// Maximum bytes TcpOutput() writes for one frame: Ethernet + 20 IP + 60 TCP
+// + MSS payload. Output buffers must hold at least 14 + mtu bytes.
+inline size_t MaxFrameLen(const TcpConfig& cfg) { return net::kEthHeaderLen + cfg.mtu; }
+
+// Prepares a fresh Tcb (identity and buffers already set by the host):
+// options from config, congestion control, timers. REQUIRES: state kClosed.
+void TcbInit(TcpContext* ctx, Tcb* tcb);
+
+// Active open (RFC 9293 3.10.1): chooses the ISS (RFC 6528 via `iss`), enters
+// SYN-SENT and schedules the SYN.
+void TcpConnect(TcpContext* ctx, Tcb* tcb, uint32_t iss, uint32_t ts_offset);
+
+// Passive open of `child` from a SYN received by a listener (RFC 9293
+// 3.10.7.2): enters SYN-RECEIVED and schedules the SYN,ACK.
+void TcpAcceptSyn(TcpContext* ctx, Tcb* child, const net::ParsedFrame& seg,
+                  const TcpOptions& opts, uint32_t iss, uint32_t ts_offset);
+
+// Processes one segment for `tcb` (any state but LISTEN/CLOSED; RFC 9293
+// 3.10.7.3 and 3.10.7.4). May close the connection (host callbacks).
+void TcpInput(TcpContext* ctx, Tcb* tcb, const net::ParsedFrame& seg);
+
+// Writes at most one Ethernet frame for `tcb` into `buf` (capacity `cap`,
+// >= MaxFrameLen). Returns its length, or 0 when there is nothing (more) to
+// send now. Call repeatedly until it returns 0.
+size_t TcpOutput(TcpContext* ctx, Tcb* tcb, uint8_t* buf, size_t cap);
+
+// Handles expired deadlines of `tcb` (the host calls it when tcb->timer
+// fires), then re-arms the timer.
+void TcpOnTimer(TcpContext* ctx, Tcb* tcb);
+
+// (Re)arms tcb->timer at the earliest pending deadline.
+void TcpArmTimer(TcpContext* ctx, Tcb* tcb);
+
+// --- Application requests ---
+
+// New bytes were appended to the TX ring (send()); `more` = MSG_MORE.
+void TcpSendReady(TcpContext* ctx, Tcb* tcb, bool more);
+// The application consumed bytes from the RX ring (recv()).
+void TcpReceiveCredit(TcpContext* ctx, Tcb* tcb);
+// shutdown(SHUT_WR): FIN after the queued data (RFC 9293 3.10.4).
+void TcpShutdownWrite(TcpContext* ctx, Tcb* tcb);
+// close(): graceful (FIN) unless unread data remains or SO_LINGER {1,0}, in
+// which case the connection is reset (RFC 9293 3.10.4, RFC 2525 2.17).
+void TcpClose(TcpContext* ctx, Tcb* tcb);
+// Abortive close (RFC 9293 3.10.5): RST if synchronized, then CLOSED.
+void TcpAbort(TcpContext* ctx, Tcb* tcb, int error);
+// setsockopt. Returns 0 or an errno value (EINVAL).
+int TcpSetOption(TcpContext* ctx, Tcb* tcb, TcpOpt opt, int value);
+// TCP_CONGESTION. Returns 0 or ENOENT.
+int TcpSetCongestion(TcpContext* ctx, Tcb* tcb, const char* name);
+
+// TCP_INFO, with Linux's units (microseconds, segments).
+void TcpFillInfo(const TcpContext& ctx, const Tcb& tcb, TcpInfo* info);
+
+// Builds the RST a host sends for a segment that matches no connection
+// (RFC 9293 3.10.7.1): <SEQ=SEG.ACK><CTL=RST> if ACK set, else
+// <SEQ=0><ACK=SEG.SEQ+SEG.LEN><CTL=RST,ACK>. Returns 0 (nothing to send)
+// if the segment itself is a RST. `buf` must hold 54 + padding bytes.
+size_t BuildResetForSegment(const net::ParsedFrame& seg, const net::MacAddr& src_mac,
+                            uint8_t* buf, size_t cap);
+
+// Builds a RST (RST,ACK when `with_ack`, acknowledging `ack`) for `tcb`
+// with sequence number `seq` (RFC 9293 3.10.5 abort, 3.10.7.4 unacceptable
+// ACK in SYN-RECEIVED). Returns the frame length.
+size_t BuildResetForTcb(TcpContext* ctx, Tcb* tcb, uint8_t* buf, size_t cap,
+                        uint32_t seq, uint32_t ack, bool with_ack);
+
+// Segment length counting SYN and FIN (RFC 9293 3.4 SEG.LEN).
+inline uint32_t SegLen(const net::ParsedFrame& seg) {
+  return seg.payload_len + ((seg.tcp_flags & net::kTcpSyn) ? 1 : 0) +
+         ((seg.tcp_flags & net::kTcpFin) ? 1 : 0);
+}
+
+// Internal helpers shared by tcp_input/output/timer (not for the host).
+namespace internal {
+void EnterState(TcpContext* ctx, Tcb* tcb, TcpState s);
+void CloseConnection(TcpContext* ctx, Tcb* tcb, int error);
+void UpdateRto(TcpContext* ctx, Tcb* tcb, int64_t rtt_us);
+void RestartRtxTimer(TcpContext* ctx, Tcb* tcb);
+uint32_t TsNow(const TcpContext* ctx, const Tcb* tcb);
+uint32_t ReceiveWindow(const Tcb* tcb);
+void ScheduleAck(TcpContext* ctx, Tcb* tcb, bool now);
+void EnterTimeWait(TcpContext* ctx, Tcb* tcb);
+bool ChallengeAckAllowed(TcpContext* ctx);
+}  // namespace internal
+
+}  // namespace offload::tcp
+
+#endif  // OFFLOAD_DAEMON_TCP_TCP_H_

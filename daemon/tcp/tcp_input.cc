@@ -1,0 +1,758 @@
+// TCP segment arrival (RFC 9293 3.10.7), with RFC 5961 (blind attacks),
+// RFC 7323 (PAWS, timestamps), RFC 2018/2883 (SACK), RFC 5681/6582/6675
+// (loss recovery) and RFC 6298 (RTT). Structure follows the RFC's steps.
+#include <errno.h>
+
+#include <algorithm>
+
+#include "daemon/tcp/sack.h"
+#include "daemon/tcp/seq.h"
+#include "daemon/tcp/tcp.h"
+
+namespace offload::tcp {
+
+using net::kTcpAck;
+using net::kTcpFin;
+using net::kTcpRst;
+using net::kTcpSyn;
+
+namespace internal {
+
+void EnterState(TcpContext* ctx, Tcb* tcb, TcpState s) {
+  if (s == TcpState::kEstablished && tcb->state != TcpState::kEstablished) {
+    ctx->ctr->established++;
+  }
+  tcb->state = s;
+  // RFC 9293 3.10.4: a CLOSE queued in SYN-SENT/SYN-RECEIVED takes effect
+  // on entering ESTABLISHED.
+  if (s == TcpState::kEstablished && tcb->fin_queued) tcb->state = TcpState::kFinWait1;
+}
+
+void CloseConnection(TcpContext* ctx, Tcb* tcb, int error) {
+  if (tcb->state == TcpState::kClosed) return;
+  if (error != 0) tcb->error = error;
+  tcb->state = TcpState::kClosed;
+  tcb->rtx_deadline = tcb->delack_deadline = tcb->keepalive_deadline = 0;
+  tcb->close_deadline = tcb->cork_deadline = 0;
+  tcb->ack_now = tcb->probe_pending = tcb->force_rtx = false;
+  ctx->wheel->Cancel(&tcb->timer);
+  ctx->host->Notify(tcb, kEventClosed | (error != 0 ? uint32_t{kEventError} : 0u));
+  ctx->host->ConnectionClosed(tcb);
+}
+
+uint32_t TsNow(const TcpContext* ctx, const Tcb* tcb) {
+  // RFC 7323 5.4: a millisecond clock (as Linux), offset per connection.
+  return static_cast<uint32_t>(ctx->now_ns / kMs) + tcb->ts_offset;
+}
+
+void UpdateRto(TcpContext* ctx, Tcb* tcb, int64_t r) {
+  r = std::max<int64_t>(r, 1);
+  if (tcb->min_rtt_us == 0 || r < tcb->min_rtt_us) tcb->min_rtt_us = r;
+  if (tcb->srtt_us == 0) {
+    // RFC 6298 2.2: first measurement.
+    tcb->srtt_us = r;
+    tcb->rttvar_us = r / 2;
+  } else {
+    // RFC 6298 2.3, alpha = 1/8, beta = 1/4.
+    int64_t delta = tcb->srtt_us - r;
+    if (delta < 0) delta = -delta;
+    tcb->rttvar_us = (3 * tcb->rttvar_us + delta) / 4;
+    tcb->srtt_us = (7 * tcb->srtt_us + r) / 8;
+  }
+  // RFC 6298 2.3/2.4 with Linux's floor: RTO = SRTT + max(4 * RTTVAR, RTO_MIN).
+  uint64_t var_ns = static_cast<uint64_t>(4 * tcb->rttvar_us) * 1000;
+  uint64_t rto = static_cast<uint64_t>(tcb->srtt_us) * 1000 +
+                 std::max(var_ns, ctx->cfg->rto_min_ns);
+  tcb->rto_ns = std::min(rto, ctx->cfg->rto_max_ns);
+}
+
+void RestartRtxTimer(TcpContext* ctx, Tcb* tcb) {
+  // RFC 6298 5.1/5.3: (re)start the timer to expire after RTO, with backoff.
+  uint64_t rto = tcb->rto_ns << std::min<uint32_t>(tcb->backoff, 20);
+  rto = std::min(rto, ctx->cfg->rto_max_ns);
+  tcb->persist = false;
+  tcb->rtx_deadline = ctx->now_ns + rto;
+  TcpArmTimer(ctx, tcb);
+}
+
+uint32_t ReceiveWindow(const Tcb* tcb) {
+  return SeqGt(tcb->rcv_adv, tcb->rcv_nxt) ? tcb->rcv_adv - tcb->rcv_nxt : 0;
+}
+
+void ScheduleAck(TcpContext* ctx, Tcb* tcb, bool now) {
+  if (now) {
+    if (!tcb->ack_now) {
+      tcb->ack_now = true;
+      ctx->host->ScheduleOutput(tcb);
+    }
+    return;
+  }
+  if (tcb->delack_deadline == 0) {
+    tcb->delack_deadline = ctx->now_ns + ctx->cfg->delack_ns;
+    TcpArmTimer(ctx, tcb);
+  }
+}
+
+void EnterTimeWait(TcpContext* ctx, Tcb* tcb) {
+  EnterState(ctx, tcb, TcpState::kTimeWait);
+  tcb->rtx_deadline = tcb->keepalive_deadline = tcb->cork_deadline = 0;
+  tcb->delack_deadline = 0;
+  tcb->close_deadline = ctx->now_ns + ctx->cfg->time_wait_ns;
+  TcpArmTimer(ctx, tcb);
+}
+
+bool ChallengeAckAllowed(TcpContext* ctx) {
+  // RFC 5961 7: limit challenge ACKs per time unit (Linux: per second).
+  if (ctx->now_ns - ctx->challenge_window_ns >= kSec) {
+    ctx->challenge_window_ns = ctx->now_ns;
+    ctx->challenge_count = 0;
+  }
+  if (ctx->challenge_count >= ctx->cfg->challenge_ack_limit) {
+    ctx->ctr->challenge_acks_suppressed++;
+    return false;
+  }
+  ctx->challenge_count++;
+  ctx->ctr->challenge_acks++;
+  return true;
+}
+
+}  // namespace internal
+
+using namespace internal;  // NOLINT: file-local use of the shared helpers
+
+namespace {
+
+void SendChallengeAck(TcpContext* ctx, Tcb* tcb) {
+  if (ChallengeAckAllowed(ctx)) ScheduleAck(ctx, tcb, true);
+}
+
+// Negotiates options from a SYN or SYN,ACK (RFC 7323 2.2/3.2, RFC 2018 2,
+// RFC 9293 3.7.1) and sets the effective send MSS.
+void NegotiateOptions(TcpContext* ctx, Tcb* tcb, const TcpOptions& o) {
+  const TcpConfig& cfg = *ctx->cfg;
+  tcb->ws_ok = cfg.window_scaling && o.has_wscale;
+  tcb->snd_wscale = tcb->ws_ok ? o.wscale : 0;
+  if (!tcb->ws_ok) tcb->rcv_wscale = 0;
+  tcb->ts_ok = cfg.timestamps && o.has_timestamp;
+  if (tcb->ts_ok) {
+    tcb->ts_recent = o.tsval;
+    tcb->ts_recent_stamp_ns = ctx->now_ns;
+  }
+  tcb->sack_ok = cfg.sack && o.sack_permitted;
+  tcb->peer_mss = o.has_mss ? o.mss : kDefaultMss;
+  uint32_t mss = std::min<uint32_t>(tcb->peer_mss, cfg.mtu - 40u);
+  if (cfg.mss_clamp != 0) mss = std::min<uint32_t>(mss, cfg.mss_clamp);
+  if (tcb->user_mss != 0) mss = std::min<uint32_t>(mss, tcb->user_mss);
+  // Linux mss_cache: the MSS less the per-segment option overhead.
+  if (tcb->ts_ok) mss -= 12;
+  tcb->snd_mss = static_cast<uint16_t>(std::max<uint32_t>(mss, 64));
+}
+
+void InitCongestionWindow(TcpContext* ctx, Tcb* tcb) {
+  // RFC 6928 (Linux TCP_INIT_CWND = 10); RFC 5681 3.1 / Linux: 1 segment if
+  // the handshake needed more than one retransmission.
+  uint32_t segs = tcb->total_retrans > 1 ? 1 : ctx->cfg->initial_cwnd_segments;
+  tcb->snd_cwnd = segs * tcb->snd_mss;
+  tcb->snd_cwnd_cnt = 0;
+  // Linux enters quick-ACK mode at connection start.
+  uint32_t q = tcb->rx.capacity() / (2u * std::max<uint16_t>(tcb->adv_mss, 1));
+  tcb->quickack = std::clamp<uint32_t>(q, 2, ctx->cfg->quickack_segments);
+}
+
+void UpdateWindow(TcpContext* ctx, Tcb* tcb, const net::ParsedFrame& seg) {
+  // RFC 9293 3.10.7.4 fifth, ESTABLISHED: update the send window if the
+  // segment is newer (SND.WL1 < SEG.SEQ or (= and SND.WL2 =< SEG.ACK)).
+  if (SeqLt(tcb->snd_wl1, seg.seq) ||
+      (tcb->snd_wl1 == seg.seq && SeqLeq(tcb->snd_wl2, seg.ack))) {
+    uint32_t old = tcb->snd_wnd;
+    tcb->snd_wnd = uint32_t{seg.window} << tcb->snd_wscale;
+    tcb->snd_wl1 = seg.seq;
+    tcb->snd_wl2 = seg.ack;
+    tcb->max_snd_wnd = std::max(tcb->max_snd_wnd, tcb->snd_wnd);
+    if (tcb->snd_wnd > old) {
+      if (tcb->persist && tcb->snd_wnd > 0) {
+        tcb->persist = false;
+        tcb->rtx_deadline = 0;
+        tcb->persist_backoff = 0;
+        if (tcb->snd_una != tcb->snd_max) RestartRtxTimer(ctx, tcb);
+      }
+      ctx->host->ScheduleOutput(tcb);
+    }
+  }
+}
+
+void EnterRecovery(TcpContext* ctx, Tcb* tcb) {
+  const CcOps* cc = tcb->cc;
+  tcb->snd_ssthresh = cc->ssthresh(tcb);
+  if (cc->on_event) cc->on_event(tcb, CcEvent::kEnterRecovery, ctx->now_ns);
+  tcb->in_recovery = true;
+  tcb->recover = tcb->snd_max;
+  tcb->rtt_timing = false;  // Karn
+  tcb->ca_state = 3;        // TCP_CA_Recovery
+  if (tcb->sack_ok) {
+    // RFC 6675 5 (4.1-4.3): cwnd = ssthresh, retransmit, then pipe-driven.
+    tcb->sack_recovery = true;
+    tcb->high_rxt = tcb->snd_una;
+    tcb->snd_cwnd = tcb->snd_ssthresh;
+    ctx->ctr->sack_recoveries++;
+  } else {
+    // RFC 6582 3.2 step 2/3: cwnd = ssthresh + 3 * SMSS.
+    tcb->sack_recovery = false;
+    tcb->snd_cwnd = tcb->snd_ssthresh + 3 * tcb->snd_mss;
+    ctx->ctr->newreno_recoveries++;
+  }
+  tcb->force_rtx = true;
+  ctx->ctr->fast_retransmits++;
+  ctx->host->ScheduleOutput(tcb);
+}
+
+void ExitRecovery(TcpContext* ctx, Tcb* tcb) {
+  if (tcb->sack_recovery) {
+    tcb->snd_cwnd = tcb->snd_ssthresh;  // RFC 6675 5: cwnd = ssthresh
+  } else {
+    // RFC 6582 3.2 step 3 (1): min(ssthresh, max(FlightSize, SMSS) + SMSS).
+    uint32_t flight = tcb->snd_max - tcb->snd_una;
+    tcb->snd_cwnd = std::min(tcb->snd_ssthresh,
+                             std::max(flight, uint32_t{tcb->snd_mss}) + tcb->snd_mss);
+  }
+  tcb->in_recovery = false;
+  tcb->sack_recovery = false;
+  tcb->ca_state = 0;
+  tcb->snd_cwnd_cnt = 0;
+  if (tcb->cc->on_event) tcb->cc->on_event(tcb, CcEvent::kExitRecovery, ctx->now_ns);
+}
+
+// Handles an ACK in a synchronized state. Returns false if the segment must
+// be dropped (RFC 9293 3.10.7.4 fifth).
+bool ProcessAck(TcpContext* ctx, Tcb* tcb, const net::ParsedFrame& seg,
+                const TcpOptions& opts) {
+  const uint32_t ack = seg.ack;
+  // RFC 5961 5.2: acceptable iff SND.UNA - MAX.SND.WND =< SEG.ACK =< SND.NXT.
+  if (SeqGt(ack, tcb->snd_max)) {
+    ctx->ctr->ack_too_new++;
+    ScheduleAck(ctx, tcb, true);  // RFC 9293: send an ACK, drop
+    return false;
+  }
+  if (SeqLt(ack, tcb->snd_una - std::max<uint32_t>(tcb->max_snd_wnd, 1))) {
+    SendChallengeAck(ctx, tcb);
+    return false;
+  }
+  tcb->last_ack_recv_ns = ctx->now_ns;
+  tcb->persist_backoff = 0;
+  bool sack_new = false;
+  if (tcb->sack_ok && opts.num_sack > 0) sack_new = UpdateScoreboard(ctx, tcb, opts, ack);
+
+  if (SeqGt(ack, tcb->snd_una)) {
+    uint32_t acked = ack - tcb->snd_una;
+    // Release acknowledged payload from the TX ring (SYN/FIN carry none).
+    uint32_t data_end = SeqMin(ack, tcb->DataEndSeq());
+    if (SeqGt(data_end, tcb->tx_seq0)) {
+      uint32_t n = data_end - tcb->tx_seq0;
+      tcb->tx.Consume(n);
+      tcb->tx_seq0 = data_end;
+      ctx->host->Notify(tcb, kEventWritable);
+    }
+    tcb->snd_una = ack;
+    if (SeqLt(tcb->snd_nxt, ack)) tcb->snd_nxt = ack;
+    if (SeqLt(tcb->high_rxt, ack)) tcb->high_rxt = ack;
+    tcb->bytes_acked += acked;
+    tcb->scoreboard.RemoveBelow(ack);
+    // RFC 6298 / 7323 4: RTT sample (Karn's rule for the timed segment).
+    int64_t rtt_us = -1;
+    if (tcb->rtt_timing && SeqGt(ack, tcb->rtt_seq)) {
+      rtt_us = static_cast<int64_t>((ctx->now_ns - tcb->rtt_start_ns) / 1000);
+      tcb->rtt_timing = false;
+    } else if (tcb->ts_ok && opts.has_timestamp && opts.tsecr != 0 &&
+               tcb->retransmits == 0) {
+      int64_t ms = static_cast<int32_t>(TsNow(ctx, tcb) - opts.tsecr);
+      if (ms >= 0) rtt_us = ms * 1000;
+    }
+    if (rtt_us >= 0) UpdateRto(ctx, tcb, rtt_us);
+    // RFC 6298 5.2/5.3 and backoff reset (RFC 6298 5.7 note).
+    tcb->backoff = 0;
+    tcb->retransmits = 0;
+    tcb->una_since_ns = ctx->now_ns;
+    if (tcb->in_recovery) {
+      if (SeqGeq(ack, tcb->recover)) {
+        ExitRecovery(ctx, tcb);
+      } else if (!tcb->sack_recovery) {
+        // RFC 6582 3.2 step 5: partial ACK: retransmit the next hole and
+        // deflate cwnd by the amount acked, adding back one SMSS.
+        tcb->force_rtx = true;
+        tcb->snd_cwnd = tcb->snd_cwnd > acked ? tcb->snd_cwnd - acked : tcb->snd_mss;
+        if (acked >= tcb->snd_mss) tcb->snd_cwnd += tcb->snd_mss;
+      }
+    } else if (tcb->state != TcpState::kSynReceived) {
+      tcb->cc->cong_avoid(tcb, acked, ctx->now_ns);
+      if (tcb->ca_state == 4) tcb->ca_state = 0;  // leave TCP_CA_Loss
+    }
+    tcb->dupacks = 0;
+    if (tcb->snd_una == tcb->snd_max) {
+      if (!tcb->persist) tcb->rtx_deadline = 0;
+    } else {
+      RestartRtxTimer(ctx, tcb);
+    }
+    ctx->host->ScheduleOutput(tcb);
+  } else if (ack == tcb->snd_una && tcb->snd_una != tcb->snd_max &&
+             seg.payload_len == 0 && (seg.tcp_flags & (kTcpSyn | kTcpFin)) == 0 &&
+             (uint32_t{seg.window} << tcb->snd_wscale) == tcb->snd_wnd) {
+    // RFC 5681 2 "duplicate acknowledgment" (RFC 6675 2: with new SACK info
+    // when SACK is in use).
+    if (!tcb->sack_ok || sack_new || opts.num_sack == 0) tcb->dupacks++;
+    if (tcb->in_recovery) {
+      if (!tcb->sack_recovery) tcb->snd_cwnd += tcb->snd_mss;  // RFC 6582 step 4
+      ctx->host->ScheduleOutput(tcb);
+    } else if (tcb->ca_state == 0 && tcb->dupacks > 0) {
+      tcb->ca_state = 1;  // TCP_CA_Disorder
+    }
+  }
+  // Loss detection: DupThresh duplicate ACKs (RFC 5681 3.2), or RFC 6675 5
+  // IsLost(HighACK + 1). RFC 6582 3.2 step 2: only if the ACK covers more
+  // than "recover" (avoids multiple reductions per window).
+  if (!tcb->in_recovery && tcb->snd_una != tcb->snd_max &&
+      (SeqGt(ack, tcb->recover) || tcb->recover == tcb->iss)) {
+    bool lost = tcb->dupacks >= ctx->cfg->dupthresh;
+    if (!lost && tcb->sack_ok && !tcb->scoreboard.empty()) {
+      lost = SeqGt(LostBoundary(*tcb, ctx->cfg->dupthresh), tcb->snd_una);
+    }
+    if (lost) EnterRecovery(ctx, tcb);
+  }
+  return true;
+}
+
+// Advances RCV.NXT over contiguous out-of-order data, committing it to the
+// RX ring, and processes a FIN that becomes in-order.
+void DeliverInOrder(TcpContext* ctx, Tcb* tcb, uint32_t new_bytes) {
+  uint32_t end = tcb->rcv_nxt + new_bytes;
+  while (true) {
+    uint32_t e = tcb->ooo.PopContiguous(end);
+    if (e == end) break;
+    end = e;
+  }
+  uint32_t n = end - tcb->rcv_nxt;
+  if (n > 0) {
+    tcb->rx.Commit(n);
+    tcb->rcv_nxt = end;
+    tcb->bytes_received += n;
+    ctx->host->Notify(tcb, kEventReadable);
+  }
+}
+
+void ProcessFin(TcpContext* ctx, Tcb* tcb) {
+  // RFC 9293 3.10.7.4 eighth: advance RCV.NXT over the FIN, ACK it, signal
+  // "connection closing", and change state.
+  tcb->rcv_nxt += 1;
+  tcb->peer_fin = true;
+  tcb->ooo_fin = false;
+  ScheduleAck(ctx, tcb, true);
+  ctx->host->Notify(tcb, kEventPeerFin | kEventReadable);
+  switch (tcb->state) {
+    case TcpState::kSynReceived:
+    case TcpState::kEstablished:
+      EnterState(ctx, tcb, TcpState::kCloseWait);
+      break;
+    case TcpState::kFinWait1:
+      // FIN-WAIT-1: if our FIN is acked, TIME-WAIT; else CLOSING.
+      if (tcb->fin_sent && SeqGt(tcb->snd_una, tcb->fin_seq)) {
+        EnterTimeWait(ctx, tcb);
+      } else {
+        EnterState(ctx, tcb, TcpState::kClosing);
+      }
+      break;
+    case TcpState::kFinWait2:
+      EnterTimeWait(ctx, tcb);
+      break;
+    case TcpState::kTimeWait:
+      EnterTimeWait(ctx, tcb);  // restart the 2 MSL timeout
+      break;
+    default:
+      break;  // CLOSE-WAIT, CLOSING, LAST-ACK: remain
+  }
+}
+
+// RFC 9293 3.10.7.4 seventh: segment text. `seq`/`data`/`len` are already
+// trimmed to start at or after RCV.NXT.
+void ProcessData(TcpContext* ctx, Tcb* tcb, uint32_t seq, const uint8_t* data,
+                 uint32_t len, bool fin) {
+  const bool had_ooo = !tcb->ooo.empty();
+  if (len > 0) {
+    tcb->data_segs_in++;
+    ctx->ctr->data_segs_in++;
+    tcb->last_data_recv_ns = ctx->now_ns;
+    if (len > tcb->rcv_mss) tcb->rcv_mss = static_cast<uint16_t>(std::min<uint32_t>(len, 65535));
+    uint32_t offset = seq - tcb->rcv_nxt;
+    uint32_t room = tcb->rx.free();
+    if (offset >= room) {
+      ctx->ctr->beyond_buffer_dropped++;
+      ScheduleAck(ctx, tcb, true);
+      return;
+    }
+    if (len > room - offset) {
+      // More than the buffer can hold (peer overran the window): keep what
+      // fits, drop the rest (and the FIN with it).
+      len = room - offset;
+      fin = false;
+      ctx->ctr->beyond_buffer_dropped++;
+    }
+    if (offset == 0) {
+      tcb->rx.WriteAt(0, data, len);
+      DeliverInOrder(ctx, tcb, len);
+    } else {
+      // Out of order: store in place in the ring, remember the range.
+      ctx->ctr->ooo_segments++;
+      tcb->rcv_ooopack++;
+      if (!tcb->ooo.Add(seq, seq + len)) {
+        ctx->ctr->ooo_dropped++;
+        ScheduleAck(ctx, tcb, true);
+        return;
+      }
+      tcb->rx.WriteAt(offset, data, len);
+      // RFC 2018 4: the first SACK block reports the most recent segment.
+      uint8_t n = std::min<uint8_t>(tcb->num_recent_sack, kMaxSackBlocks - 1);
+      for (uint8_t i = n; i > 0; --i) tcb->recent_sack[i] = tcb->recent_sack[i - 1];
+      tcb->recent_sack[0] = seq;
+      tcb->num_recent_sack = n + 1;
+    }
+  }
+  if (fin) {
+    uint32_t fin_seq = seq + len;
+    if (fin_seq == tcb->rcv_nxt) {
+      ProcessFin(ctx, tcb);
+      return;
+    }
+    tcb->ooo_fin = true;
+    tcb->ooo_fin_seq = fin_seq;
+  }
+  if (tcb->ooo_fin && tcb->ooo_fin_seq == tcb->rcv_nxt) {
+    ProcessFin(ctx, tcb);
+    return;
+  }
+  if (len == 0) return;
+  // RFC 5681 4.2 / RFC 9293 3.10.7.4: ACK out-of-order data and hole fills
+  // immediately; otherwise at least every second full-sized segment, else
+  // delayed (<= 500 ms; Linux 40 ms minimum).
+  bool immediate = had_ooo || !tcb->ooo.empty() || tcb->quickack > 0 ||
+                   tcb->rcv_nxt - tcb->last_ack_sent >= 2u * tcb->rcv_mss;
+  if (tcb->quickack > 0) tcb->quickack--;
+  ScheduleAck(ctx, tcb, immediate);
+}
+
+void SynSentInput(TcpContext* ctx, Tcb* tcb, const net::ParsedFrame& seg,
+                  const TcpOptions& opts) {
+  const uint8_t f = seg.tcp_flags;
+  // RFC 9293 3.10.7.3 first: check the ACK bit.
+  if (f & kTcpAck) {
+    if (SeqLeq(seg.ack, tcb->iss) || SeqGt(seg.ack, tcb->snd_max)) {
+      if (!(f & kTcpRst)) ctx->host->SendReset(tcb, seg.ack, 0, false);
+      ctx->ctr->ack_too_new++;
+      return;
+    }
+  }
+  // Second: the RST bit (RFC 5961 3.2 for SYN-SENT: only with an acceptable ACK).
+  if (f & kTcpRst) {
+    if (f & kTcpAck) {
+      ctx->ctr->resets_received++;
+      CloseConnection(ctx, tcb, ECONNREFUSED);
+    }
+    return;
+  }
+  // Fourth: the SYN bit.
+  if (!(f & kTcpSyn)) return;
+  tcb->irs = seg.seq;
+  tcb->rcv_nxt = seg.seq + 1;
+  tcb->last_ack_sent = tcb->rcv_nxt;
+  tcb->rcv_adv = tcb->rcv_nxt;
+  NegotiateOptions(ctx, tcb, opts);
+  if (f & kTcpAck) {
+    tcb->snd_una = seg.ack;
+    tcb->tx_seq0 = tcb->iss + 1;
+    tcb->snd_wnd = seg.window;  // RFC 7323 2.2: never scaled on a SYN
+    tcb->max_snd_wnd = tcb->snd_wnd;
+    tcb->snd_wl1 = seg.seq;
+    tcb->snd_wl2 = seg.ack;
+    if (tcb->rtt_timing && tcb->retransmits == 0) {
+      UpdateRto(ctx, tcb, static_cast<int64_t>((ctx->now_ns - tcb->rtt_start_ns) / 1000));
+    }
+    tcb->rtt_timing = false;
+    tcb->backoff = 0;
+    tcb->retransmits = 0;
+    tcb->rtx_deadline = 0;
+    InitCongestionWindow(ctx, tcb);
+    EnterState(ctx, tcb, TcpState::kEstablished);
+    tcb->last_rx_ns = ctx->now_ns;
+    if (tcb->keepalive) {
+      tcb->keepalive_deadline = ctx->now_ns + (tcb->keepidle_ns ? tcb->keepidle_ns
+                                                                : ctx->cfg->keepalive_time_ns);
+    }
+    TcpArmTimer(ctx, tcb);
+    ctx->host->Notify(tcb, kEventConnected | kEventWritable);
+    // ACK the SYN (and any data or FIN carried with it).
+    ProcessData(ctx, tcb, tcb->rcv_nxt, seg.payload, seg.payload_len,
+                (f & kTcpFin) != 0);
+    ScheduleAck(ctx, tcb, true);
+    ctx->host->ScheduleOutput(tcb);
+    return;
+  }
+  // Simultaneous open: SYN-RECEIVED, send <SEQ=ISS><ACK=RCV.NXT><SYN,ACK>.
+  tcb->snd_wnd = seg.window;
+  tcb->max_snd_wnd = tcb->snd_wnd;
+  tcb->snd_wl1 = seg.seq;
+  tcb->snd_wl2 = tcb->iss;
+  EnterState(ctx, tcb, TcpState::kSynReceived);
+  tcb->snd_nxt = tcb->iss;  // the next output is SYN,ACK with our ISS
+  ctx->host->ScheduleOutput(tcb);
+}
+
+}  // namespace
+
+void TcpAcceptSyn(TcpContext* ctx, Tcb* child, const net::ParsedFrame& seg,
+                  const TcpOptions& opts, uint32_t iss, uint32_t ts_offset) {
+  // RFC 9293 3.10.7.2 LISTEN, third: SYN.
+  child->passive = true;
+  child->iss = iss;
+  child->ts_offset = ts_offset;
+  child->snd_una = child->snd_nxt = child->snd_max = iss;
+  child->tx_seq0 = iss + 1;
+  child->recover = iss;
+  child->high_rxt = iss;
+  child->irs = seg.seq;
+  child->rcv_nxt = seg.seq + 1;
+  child->rcv_adv = child->rcv_nxt;
+  child->last_ack_sent = child->rcv_nxt;
+  NegotiateOptions(ctx, child, opts);
+  child->snd_wnd = seg.window;  // unscaled on SYN
+  child->max_snd_wnd = child->snd_wnd;
+  child->snd_wl1 = seg.seq;
+  child->snd_wl2 = iss;
+  child->last_rx_ns = ctx->now_ns;
+  ctx->ctr->passive_opens++;
+  EnterState(ctx, child, TcpState::kSynReceived);
+  ctx->host->ScheduleOutput(child);
+}
+
+void TcpInput(TcpContext* ctx, Tcb* tcb, const net::ParsedFrame& seg) {
+  ctx->ctr->segs_in++;
+  tcb->segs_in++;
+  const uint8_t f = seg.tcp_flags;
+  TcpOptions opts;
+  ParseTcpOptions(seg.tcp_options, seg.tcp_options_len, (f & kTcpSyn) != 0, &opts);
+
+  if (tcb->state == TcpState::kSynSent) {
+    SynSentInput(ctx, tcb, seg, opts);
+    return;
+  }
+  if (tcb->state == TcpState::kClosed || tcb->state == TcpState::kListen) return;
+  tcb->last_rx_ns = ctx->now_ns;
+  tcb->keepalive_sent = 0;
+
+  // RFC 7323 5.3 R1: PAWS. A segment whose TSval is older than TS.Recent is
+  // a duplicate: ACK it (unless RST) and drop. TS.Recent older than 24 days is
+  // invalid (R3).
+  if (tcb->ts_ok && opts.has_timestamp && SeqLt(opts.tsval, tcb->ts_recent) &&
+      ctx->now_ns - tcb->ts_recent_stamp_ns < 24ull * 86400 * kSec) {
+    if (!(f & kTcpRst)) {
+      ctx->ctr->paws_rejected++;
+      ScheduleAck(ctx, tcb, true);
+      return;
+    }
+  }
+
+  // RFC 6191 / Linux tcp_timewait_state_process: a new SYN in TIME-WAIT with
+  // a higher sequence number (or newer timestamp) may reopen the connection.
+  // The TIME-WAIT TCB is closed; the host sees CLOSED and passes the SYN on
+  // to the listener.
+  if (tcb->state == TcpState::kTimeWait && (f & kTcpSyn) && !(f & (kTcpAck | kTcpRst)) &&
+      (SeqGt(seg.seq, tcb->rcv_nxt) ||
+       (tcb->ts_ok && opts.has_timestamp && SeqGt(opts.tsval, tcb->ts_recent)))) {
+    CloseConnection(ctx, tcb, 0);
+    return;
+  }
+
+  // RFC 9293 3.10.7.4 first: sequence number check (acceptability table).
+  const uint32_t seg_len = SegLen(seg);
+  const uint32_t wnd = ReceiveWindow(tcb);
+  uint32_t seq = seg.seq;
+  bool acceptable;
+  if (seg_len == 0) {
+    acceptable = wnd == 0 ? seq == tcb->rcv_nxt
+                          : SeqInRange(seq, tcb->rcv_nxt, tcb->rcv_nxt + wnd);
+  } else if (wnd == 0) {
+    acceptable = false;
+  } else {
+    acceptable = SeqInRange(seq, tcb->rcv_nxt, tcb->rcv_nxt + wnd) ||
+                 SeqInRange(seq + seg_len - 1, tcb->rcv_nxt, tcb->rcv_nxt + wnd);
+  }
+  bool zero_window_data = false;
+  if (!acceptable && wnd == 0 && seq == tcb->rcv_nxt) {
+    // RFC 9293 3.10.7.4: with a zero window, still process valid ACKs and
+    // RSTs; the text is dropped.
+    acceptable = true;
+    zero_window_data = true;
+  }
+  if (!acceptable) {
+    // RFC 9293 3.10.7.4 first (SYN in a synchronized state is handled by the
+    // RFC 5961 4 challenge ACK below, which also answers this way).
+    ctx->ctr->out_of_window++;
+    if (!(f & kTcpRst)) {
+      if (seg.payload_len > 0 && SeqLeq(seq + seg.payload_len, tcb->rcv_nxt)) {
+        ctx->ctr->duplicate_segments++;
+        if (tcb->sack_ok && ctx->cfg->dsack) {
+          // RFC 2883 4: report the duplicate in a D-SACK block.
+          tcb->dsack_pending = true;
+          tcb->dsack = SackBlock{seq, seq + seg.payload_len};
+        }
+      }
+      ScheduleAck(ctx, tcb, true);
+    }
+    return;
+  }
+
+  // Second: the RST bit (RFC 5961 3.2).
+  if (f & kTcpRst) {
+    if (seq != tcb->rcv_nxt) {
+      // In the window but not exact: challenge ACK (RFC 5961 3.2 item 3).
+      SendChallengeAck(ctx, tcb);
+      return;
+    }
+    ctx->ctr->resets_received++;
+    switch (tcb->state) {
+      case TcpState::kSynReceived:
+        // Passive: return to LISTEN (the child just disappears). Active
+        // (simultaneous open): connection refused.
+        CloseConnection(ctx, tcb, tcb->passive ? ECONNRESET : ECONNREFUSED);
+        return;
+      case TcpState::kEstablished:
+      case TcpState::kFinWait1:
+      case TcpState::kFinWait2:
+      case TcpState::kCloseWait:
+        CloseConnection(ctx, tcb, ECONNRESET);
+        return;
+      default:  // CLOSING, LAST-ACK, TIME-WAIT
+        CloseConnection(ctx, tcb, 0);
+        return;
+    }
+  }
+
+  // Fourth: the SYN bit (RFC 5961 4.2: challenge ACK in synchronized states;
+  // in SYN-RECEIVED a retransmitted SYN makes us resend the SYN,ACK).
+  if (f & kTcpSyn) {
+    if (tcb->state == TcpState::kSynReceived && tcb->passive && seq == tcb->irs) {
+      ScheduleAck(ctx, tcb, true);
+      return;
+    }
+    SendChallengeAck(ctx, tcb);
+    return;
+  }
+
+  // Fifth: the ACK bit.
+  if (!(f & kTcpAck)) return;
+  if (tcb->state == TcpState::kSynReceived) {
+    if (!SeqLt(tcb->snd_una, seg.ack) || SeqGt(seg.ack, tcb->snd_max)) {
+      // Unacceptable ACK: <SEQ=SEG.ACK><CTL=RST>.
+      ctx->host->SendReset(tcb, seg.ack, 0, false);
+      return;
+    }
+    tcb->snd_una = seg.ack;
+    if (SeqLt(tcb->snd_nxt, seg.ack)) tcb->snd_nxt = seg.ack;
+    tcb->snd_wnd = uint32_t{seg.window} << tcb->snd_wscale;
+    tcb->max_snd_wnd = tcb->snd_wnd;
+    tcb->snd_wl1 = seg.seq;
+    tcb->snd_wl2 = seg.ack;
+    if (tcb->rtt_timing && tcb->retransmits == 0) {
+      UpdateRto(ctx, tcb, static_cast<int64_t>((ctx->now_ns - tcb->rtt_start_ns) / 1000));
+    }
+    tcb->rtt_timing = false;
+    tcb->backoff = tcb->retransmits = 0;
+    tcb->rtx_deadline = 0;
+    InitCongestionWindow(ctx, tcb);
+    EnterState(ctx, tcb, TcpState::kEstablished);
+    if (tcb->keepalive) {
+      tcb->keepalive_deadline = ctx->now_ns + (tcb->keepidle_ns ? tcb->keepidle_ns
+                                                                : ctx->cfg->keepalive_time_ns);
+    }
+    TcpArmTimer(ctx, tcb);
+    if (tcb->passive) {
+      ctx->host->ChildEstablished(tcb);
+    } else {
+      ctx->host->Notify(tcb, kEventConnected | kEventWritable);
+    }
+  } else {
+    if (!ProcessAck(ctx, tcb, seg, opts)) return;
+    if (tcb->state == TcpState::kClosed) return;
+    UpdateWindow(ctx, tcb, seg);
+  }
+
+  // Our FIN acknowledged?
+  const bool fin_acked = tcb->fin_sent && SeqGt(tcb->snd_una, tcb->fin_seq);
+  switch (tcb->state) {
+    case TcpState::kFinWait1:
+      if (fin_acked) {
+        EnterState(ctx, tcb, TcpState::kFinWait2);
+        if (tcb->user_released) {
+          // Orphaned FIN-WAIT-2 (Linux tcp_fin_timeout).
+          tcb->close_deadline = ctx->now_ns + ctx->cfg->fin_timeout_ns;
+          TcpArmTimer(ctx, tcb);
+        }
+      }
+      break;
+    case TcpState::kClosing:
+      if (fin_acked) EnterTimeWait(ctx, tcb);
+      break;
+    case TcpState::kLastAck:
+      if (fin_acked) {
+        CloseConnection(ctx, tcb, 0);
+        return;
+      }
+      break;
+    default:
+      break;
+  }
+
+  // RFC 7323 4.3: update TS.Recent from a segment that covers Last.ACK.sent.
+  if (tcb->ts_ok && opts.has_timestamp && SeqGeq(opts.tsval, tcb->ts_recent) &&
+      SeqLeq(seq, tcb->last_ack_sent)) {
+    tcb->ts_recent = opts.tsval;
+    tcb->ts_recent_stamp_ns = ctx->now_ns;
+  }
+
+  // Sixth (URG) is not supported: urgent data is treated as normal data.
+  // Seventh: segment text; eighth: FIN.
+  const uint8_t* data = seg.payload;
+  uint32_t len = zero_window_data ? 0 : seg.payload_len;
+  bool fin = (f & kTcpFin) != 0 && !zero_window_data;
+  if (len > 0 && SeqLt(seq, tcb->rcv_nxt)) {
+    uint32_t skip = tcb->rcv_nxt - seq;  // trim the already-received prefix
+    data += skip;
+    len -= skip;
+    seq = tcb->rcv_nxt;
+  }
+  if (len > 0 || fin) {
+    uint32_t right = tcb->rcv_nxt + wnd;
+    if (SeqGt(seq + len, right)) {  // trim to the window
+      len = SeqGt(right, seq) ? right - seq : 0;
+      fin = false;
+    }
+  }
+  switch (tcb->state) {
+    case TcpState::kEstablished:
+    case TcpState::kFinWait1:
+    case TcpState::kFinWait2:
+      ProcessData(ctx, tcb, seq, data, len, fin);
+      break;
+    case TcpState::kCloseWait:
+    case TcpState::kClosing:
+    case TcpState::kLastAck:
+      break;  // the peer already sent FIN: ignore text and FIN
+    case TcpState::kTimeWait:
+      // Only a retransmitted FIN can arrive: ACK it, restart 2 MSL.
+      if (f & kTcpFin) {
+        ScheduleAck(ctx, tcb, true);
+        EnterTimeWait(ctx, tcb);
+      }
+      break;
+    default:
+      break;
+  }
+}
+
+}  // namespace offload::tcp

@@ -1,0 +1,413 @@
+// TCP segment transmission (RFC 9293 3.8.6 window management and SWS
+// avoidance, RFC 896/Minshall Nagle, RFC 5681/6582/6675 transmission rules,
+// RFC 2018 SACK block generation, RFC 7323 timestamps).
+#include <algorithm>
+
+#include "daemon/net/checksum.h"
+#include "daemon/net/frame.h"
+#include "daemon/tcp/sack.h"
+#include "daemon/tcp/seq.h"
+#include "daemon/tcp/tcp.h"
+
+namespace offload::tcp {
+
+using namespace internal;  // NOLINT
+using net::kTcpAck;
+using net::kTcpFin;
+using net::kTcpPsh;
+using net::kTcpRst;
+using net::kTcpSyn;
+
+namespace {
+
+constexpr size_t kHeadersLen = net::kEthHeaderLen + net::kIpv4HeaderLen + net::kTcpHeaderLen;
+
+// Chooses the window field for an outgoing segment and records the advertised
+// right edge. RFC 9293 3.8.6.2.2 (receiver SWS avoidance: move the right edge
+// only by min(RCV.BUFF / 2, MSS) or more) and 3.8.6 (never shrink the window).
+uint16_t SelectWindow(Tcb* tcb, bool syn) {
+  uint32_t free = tcb->rx.attached() ? tcb->rx.free() : 0;
+  uint32_t cur = ReceiveWindow(tcb);
+  uint32_t wnd = cur;
+  uint32_t thresh = std::min<uint32_t>(tcb->rx.capacity() / 2, tcb->adv_mss);
+  if (free > cur && free - cur >= thresh) wnd = free;
+  uint32_t field;
+  if (syn) {
+    // RFC 7323 2.2: the window field of a SYN is never scaled.
+    field = std::min<uint32_t>(wnd, 65535);
+    wnd = field;
+  } else {
+    uint8_t ws = tcb->rcv_wscale;
+    field = wnd >> ws;
+    if ((field << ws) < cur) field = (cur + (1u << ws) - 1) >> ws;  // no shrink
+    field = std::min<uint32_t>(field, 65535);
+    wnd = field << ws;
+  }
+  if (SeqGt(tcb->rcv_nxt + wnd, tcb->rcv_adv)) tcb->rcv_adv = tcb->rcv_nxt + wnd;
+  tcb->rcv_wnd = wnd;
+  return static_cast<uint16_t>(field);
+}
+
+// RFC 2018 4: D-SACK first (RFC 2883), then the block holding the most
+// recently received segment, then other recent blocks, then the rest.
+uint8_t BuildSackBlocks(TcpContext* ctx, Tcb* tcb, SackBlock* out) {
+  uint8_t n = 0;
+  if (tcb->dsack_pending) {
+    out[n++] = tcb->dsack;
+    ctx->ctr->dsacks_sent++;
+  }
+  auto add = [&](uint32_t s, uint32_t e) {
+    for (uint8_t i = 0; i < n; ++i) {
+      if (out[i].start == s && out[i].end == e) return;
+    }
+    if (n < kMaxSackBlocks) out[n++] = SackBlock{s, e};
+  };
+  uint8_t kept = 0;
+  for (uint8_t i = 0; i < tcb->num_recent_sack; ++i) {
+    int idx = tcb->ooo.Find(tcb->recent_sack[i]);
+    if (idx < 0) continue;
+    tcb->recent_sack[kept++] = tcb->recent_sack[i];
+    add(tcb->ooo[idx].start, tcb->ooo[idx].end);
+  }
+  tcb->num_recent_sack = kept;
+  for (size_t i = tcb->ooo.size(); i > 0 && n < kMaxSackBlocks; --i) {
+    add(tcb->ooo[i - 1].start, tcb->ooo[i - 1].end);
+  }
+  return n;
+}
+
+// Writes one segment. Payload [seq, seq + len) comes from the TX ring.
+void PrepareOptions(TcpContext* ctx, Tcb* tcb, uint8_t flags, OptionsToWrite* out) {
+  const TcpConfig& cfg = *ctx->cfg;
+  const bool syn = (flags & kTcpSyn) != 0;
+  const bool active_syn = syn && !(flags & kTcpAck);
+  OptionsToWrite& o = *out;
+  o = OptionsToWrite{};
+  if (syn) {
+    o.mss = true;
+    o.mss_value = tcb->adv_mss;
+    o.wscale = cfg.window_scaling && (active_syn || tcb->ws_ok);
+    o.wscale_value = tcb->rcv_wscale;
+    o.sack_permitted = cfg.sack && (active_syn || tcb->sack_ok);
+    o.timestamp = cfg.timestamps && (active_syn || tcb->ts_ok);
+  } else {
+    o.timestamp = tcb->ts_ok;
+  }
+  if (o.timestamp) {
+    o.tsval = TsNow(ctx, tcb);
+    o.tsecr = (flags & kTcpAck) ? tcb->ts_recent : 0;
+  }
+  if (!syn && tcb->sack_ok && (flags & kTcpAck) && !(flags & kTcpRst) &&
+      (tcb->dsack_pending || !tcb->ooo.empty())) {
+    o.num_sack = BuildSackBlocks(ctx, tcb, o.sack);
+  }
+}
+
+// Largest payload that fits the MTU next to the options `o` (Linux
+// tcp_current_mss accounts for SACK blocks the same way).
+uint32_t PayloadRoom(const TcpContext* ctx, const Tcb* tcb, const OptionsToWrite& o) {
+  uint32_t room = ctx->cfg->mtu - 40u - static_cast<uint32_t>(TcpOptionsLength(o));
+  return std::min<uint32_t>(room, tcb->snd_mss);
+}
+
+size_t EmitSegment(TcpContext* ctx, Tcb* tcb, uint8_t* buf, uint32_t seq,
+                   uint32_t len, uint8_t flags, const OptionsToWrite* prebuilt = nullptr) {
+  const bool syn = (flags & kTcpSyn) != 0;
+  OptionsToWrite local;
+  if (prebuilt == nullptr) PrepareOptions(ctx, tcb, flags, &local);
+  const OptionsToWrite& o = prebuilt ? *prebuilt : local;
+  uint8_t* tcp = buf + net::kEthHeaderLen + net::kIpv4HeaderLen;
+  size_t opt_len = WriteTcpOptions(o, tcp + net::kTcpHeaderLen);
+  size_t tcp_len = net::kTcpHeaderLen + opt_len + len;
+
+  net::WriteEthHeader(buf, tcb->remote_mac, tcb->local_mac, net::kEthTypeIpv4);
+  net::Ipv4Fields ip;
+  ip.src_ip = tcb->local_ip;
+  ip.dst_ip = tcb->remote_ip;
+  ip.protocol = net::kIpProtoTcp;
+  ip.id = tcb->ip_id++;
+  ip.df = true;  // RFC 1191 path MTU discovery, as Linux
+  net::WriteIpv4Header(buf + net::kEthHeaderLen, ip, static_cast<uint16_t>(tcp_len));
+
+  auto* th = reinterpret_cast<net::TcpHeader*>(tcp);
+  net::Store16(th->src_port, tcb->local_port);
+  net::Store16(th->dst_port, tcb->remote_port);
+  net::Store32(th->seq, seq);
+  net::Store32(th->ack, (flags & kTcpAck) ? tcb->rcv_nxt : 0);
+  th->data_offset = static_cast<uint8_t>(((net::kTcpHeaderLen + opt_len) / 4) << 4);
+  th->flags = flags;
+  net::Store16(th->window, (flags & kTcpRst) ? 0 : SelectWindow(tcb, syn));
+  net::Store16(th->urgent, 0);
+  if (len > 0) {
+    tcb->tx.CopyOut(seq - tcb->tx_seq0, tcp + net::kTcpHeaderLen + opt_len, len);
+  }
+  net::FinishL4Checksum(tcp, static_cast<uint16_t>(tcp_len), net::kIpProtoTcp,
+                        tcb->local_ip, tcb->remote_ip);
+  if (flags & kTcpAck) {
+    tcb->last_ack_sent = tcb->rcv_nxt;
+    tcb->ack_now = false;
+    tcb->delack_deadline = 0;
+    if (o.num_sack > 0) tcb->dsack_pending = false;
+  }
+  tcb->segs_out++;
+  ctx->ctr->segs_out++;
+  return net::kEthHeaderLen + net::kIpv4HeaderLen + tcp_len;
+}
+
+// Sends payload [seq, seq+len) (+FIN when it reaches our FIN) and does the
+// bookkeeping for new data or retransmissions.
+// Returns the frame length; *end is the sequence number after the segment.
+size_t SendData(TcpContext* ctx, Tcb* tcb, uint8_t* buf, uint32_t seq, uint32_t len,
+                uint32_t* end_out) {
+  const uint32_t data_end = tcb->DataEndSeq();
+  OptionsToWrite o;
+  PrepareOptions(ctx, tcb, kTcpAck, &o);
+  len = std::min(len, PayloadRoom(ctx, tcb, o));
+  uint8_t flags = kTcpAck;
+  bool fin = tcb->fin_queued && seq + len == tcb->fin_seq;
+  if (fin) flags |= kTcpFin;
+  if (len > 0 && seq + len == data_end) flags |= kTcpPsh;
+  const bool retransmit = SeqLt(seq, tcb->snd_max);
+  if (tcb->snd_una == tcb->snd_max) tcb->una_since_ns = ctx->now_ns;
+  size_t n = EmitSegment(ctx, tcb, buf, seq, len, flags, &o);
+  uint32_t end = seq + len + (fin ? 1 : 0);
+  *end_out = end;
+  if (retransmit) {
+    ctx->ctr->retrans_segs++;
+    tcb->total_retrans++;
+    tcb->bytes_retrans += len;
+    tcb->rtt_timing = false;  // Karn's algorithm
+    if (SeqGt(end, tcb->high_rxt)) tcb->high_rxt = end;
+  } else if (!tcb->rtt_timing) {
+    tcb->rtt_timing = true;
+    tcb->rtt_seq = seq;
+    tcb->rtt_start_ns = ctx->now_ns;
+  }
+  if (len > 0) {
+    tcb->data_segs_out++;
+    ctx->ctr->data_segs_out++;
+    tcb->bytes_sent += len;
+    tcb->last_data_sent_ns = ctx->now_ns;
+    if (len < tcb->snd_mss) tcb->snd_sml = end;  // Minshall's Nagle
+  }
+  if (fin) tcb->fin_sent = true;
+  if (SeqGt(end, tcb->snd_max)) tcb->snd_max = end;
+  // RFC 6298 5.1: start the timer when sending data if it is not running.
+  if (tcb->rtx_deadline == 0 || tcb->persist) RestartRtxTimer(ctx, tcb);
+  return n;
+}
+
+void ArmPersist(TcpContext* ctx, Tcb* tcb) {
+  if (tcb->rtx_deadline != 0) return;
+  // RFC 9293 3.8.6.1: probe a zero window; Linux backs the interval off
+  // exponentially from the RTO, bounded by TCP_RTO_MAX.
+  uint64_t t = std::max(tcb->rto_ns, ctx->cfg->rto_min_ns)
+               << std::min<uint32_t>(tcb->persist_backoff, 20);
+  tcb->persist = true;
+  tcb->rtx_deadline = ctx->now_ns + std::min(t, ctx->cfg->rto_max_ns);
+  TcpArmTimer(ctx, tcb);
+}
+
+// Next new (or go-back-N) data segment within `cwnd_room`. Returns 0 if
+// nothing may be sent now.
+size_t TrySendNext(TcpContext* ctx, Tcb* tcb, uint8_t* buf, uint32_t cwnd_room,
+                   bool ignore_sws) {
+  if (tcb->sack_ok && SeqLt(tcb->snd_nxt, tcb->snd_max)) {
+    int i;
+    while ((i = tcb->scoreboard.Find(tcb->snd_nxt)) >= 0) tcb->snd_nxt = tcb->scoreboard[i].end;
+  }
+  const uint32_t data_end = tcb->DataEndSeq();
+  const bool fin_pending = tcb->fin_queued && (!tcb->fin_sent || SeqLeq(tcb->snd_nxt, tcb->fin_seq));
+  const uint32_t avail = SeqLt(tcb->snd_nxt, data_end) ? data_end - tcb->snd_nxt : 0;
+  if (avail == 0 && !fin_pending) return 0;
+  if (avail == 0) {
+    // Only the FIN remains (RFC 9293 3.10.4: it follows all queued data).
+    if (tcb->snd_nxt != tcb->fin_seq) return 0;
+    uint32_t end;
+    size_t n = SendData(ctx, tcb, buf, tcb->snd_nxt, 0, &end);
+    tcb->snd_nxt = end;
+    return n;
+  }
+  uint32_t len = std::min<uint32_t>(avail, tcb->snd_mss);
+  if (tcb->sack_ok && SeqLt(tcb->snd_nxt, tcb->snd_max)) {
+    for (size_t i = 0; i < tcb->scoreboard.size(); ++i) {
+      if (SeqGt(tcb->scoreboard[i].start, tcb->snd_nxt)) {
+        len = std::min(len, tcb->scoreboard[i].start - tcb->snd_nxt);
+        break;
+      }
+    }
+  }
+  const uint32_t wnd_end = tcb->snd_una + tcb->snd_wnd;
+  const uint32_t wnd_room = SeqGt(wnd_end, tcb->snd_nxt) ? wnd_end - tcb->snd_nxt : 0;
+  const uint32_t room = std::min(cwnd_room, wnd_room);
+  if (len > room) {
+    // RFC 9293 3.8.6.2.1 sender SWS avoidance: a partial segment only if it
+    // is at least half the largest window the peer offered.
+    if (room == 0 || (!ignore_sws && room < tcb->max_snd_wnd / 2)) {
+      if (wnd_room < len && tcb->snd_una == tcb->snd_max) ArmPersist(ctx, tcb);
+      return 0;
+    }
+    len = room;
+  }
+  const bool last = len == avail;
+  if (len < tcb->snd_mss && last && !ignore_sws && SeqGeq(tcb->snd_nxt, tcb->snd_max)) {
+    // TCP_CORK / MSG_MORE: hold a partial segment (Linux: up to 200 ms).
+    if ((tcb->cork || tcb->more) && !tcb->cork_expired && !tcb->fin_queued) {
+      if (tcb->cork_deadline == 0) {
+        tcb->cork_deadline = ctx->now_ns + ctx->cfg->cork_timeout_ns;
+        TcpArmTimer(ctx, tcb);
+      }
+      return 0;
+    }
+    // RFC 9293 3.7.4 Nagle, Minshall variant (Linux): hold a small segment
+    // while a previous small segment is unacknowledged.
+    if (!tcb->nodelay && !tcb->cork && SeqGt(tcb->snd_sml, tcb->snd_una) &&
+        tcb->snd_una != tcb->snd_max) {
+      return 0;
+    }
+  }
+  uint32_t end;
+  size_t n = SendData(ctx, tcb, buf, tcb->snd_nxt, len, &end);
+  tcb->snd_nxt = end;
+  return n;
+}
+
+// Retransmits from snd_una (fast retransmit / partial ACK / RTO start).
+size_t RetransmitHead(TcpContext* ctx, Tcb* tcb, uint8_t* buf) {
+  uint32_t limit = SeqMin(tcb->snd_max, tcb->DataEndSeq());
+  uint32_t len = SeqGt(limit, tcb->snd_una) ? std::min<uint32_t>(limit - tcb->snd_una, tcb->snd_mss) : 0;
+  if (tcb->sack_ok && !tcb->scoreboard.empty() && SeqGt(tcb->scoreboard[0].start, tcb->snd_una)) {
+    len = std::min(len, tcb->scoreboard[0].start - tcb->snd_una);
+  }
+  if (len == 0 && !(tcb->fin_sent && tcb->snd_una == tcb->fin_seq)) return 0;
+  uint32_t end;
+  size_t n = SendData(ctx, tcb, buf, tcb->snd_una, len, &end);
+  if (SeqLt(tcb->snd_nxt, end)) tcb->snd_nxt = end;
+  return n;
+}
+
+}  // namespace
+
+size_t TcpOutput(TcpContext* ctx, Tcb* tcb, uint8_t* buf, size_t cap) {
+  if (cap < net::kEthHeaderLen + ctx->cfg->mtu) return 0;
+  switch (tcb->state) {
+    case TcpState::kClosed:
+    case TcpState::kListen:
+      return 0;
+    case TcpState::kSynSent:
+    case TcpState::kSynReceived: {
+      const bool rcvd = tcb->state == TcpState::kSynReceived;
+      if (tcb->snd_nxt != tcb->iss && !(rcvd && tcb->ack_now)) return 0;
+      // RFC 9293 3.10.1 / 3.10.7.2: <SEQ=ISS><CTL=SYN> or <SYN,ACK>.
+      size_t n = EmitSegment(ctx, tcb, buf, tcb->iss, 0,
+                             rcvd ? (kTcpSyn | kTcpAck) : kTcpSyn);
+      if (tcb->retransmits > 0 || tcb->snd_max != tcb->iss) {
+        tcb->total_retrans++;
+        ctx->ctr->retrans_segs++;
+      } else {
+        tcb->rtt_timing = true;
+        tcb->rtt_seq = tcb->iss;
+        tcb->rtt_start_ns = ctx->now_ns;
+      }
+      tcb->snd_nxt = tcb->iss + 1;
+      tcb->snd_max = tcb->iss + 1;
+      if (tcb->rtx_deadline == 0) RestartRtxTimer(ctx, tcb);
+      return n;
+    }
+    case TcpState::kTimeWait:
+      if (tcb->ack_now) return EmitSegment(ctx, tcb, buf, tcb->snd_nxt, 0, kTcpAck);
+      return 0;
+    default:
+      break;
+  }
+  if (tcb->probe_pending) {
+    tcb->probe_pending = false;
+    // Zero-window probe / keepalive (Linux tcp_xmit_probe_skb): an ACK with
+    // an old sequence number that the peer must answer (RFC 9293 3.8.6.1,
+    // RFC 1122 4.2.3.6).
+    return EmitSegment(ctx, tcb, buf, tcb->snd_una - 1, 0, kTcpAck);
+  }
+  if (tcb->force_rtx) {
+    tcb->force_rtx = false;
+    size_t n = RetransmitHead(ctx, tcb, buf);
+    if (n > 0) return n;
+  }
+  size_t n = 0;
+  if (tcb->sack_recovery) {
+    // RFC 6675 5 (C): while cwnd - pipe >= SMSS, send NextSeg().
+    uint32_t lb = LostBoundary(*tcb, ctx->cfg->dupthresh);
+    uint32_t pipe = Pipe(*tcb, lb);
+    if (tcb->snd_cwnd > pipe && tcb->snd_cwnd - pipe >= tcb->snd_mss) {
+      uint32_t seq, max_len;
+      if (NextSegRetransmit(*tcb, lb, false, &seq, &max_len)) {  // rule 1
+        uint32_t end;
+        n = SendData(ctx, tcb, buf, seq, std::min<uint32_t>(max_len, tcb->snd_mss), &end);
+      } else {
+        n = TrySendNext(ctx, tcb, buf, tcb->snd_cwnd - pipe, false);  // rule 2
+        if (n == 0 && NextSegRetransmit(*tcb, lb, true, &seq, &max_len)) {  // rule 3
+          uint32_t end;
+          n = SendData(ctx, tcb, buf, seq, std::min<uint32_t>(max_len, tcb->snd_mss), &end);
+        }
+      }
+    }
+  } else {
+    uint32_t flight = tcb->snd_nxt - tcb->snd_una;
+    uint32_t cwnd_room = tcb->snd_cwnd > flight ? tcb->snd_cwnd - flight : 0;
+    n = TrySendNext(ctx, tcb, buf, cwnd_room, tcb->sws_override);
+    if (n > 0) tcb->sws_override = false;
+  }
+  if (n > 0) return n;
+  if (tcb->ack_now) return EmitSegment(ctx, tcb, buf, tcb->snd_nxt, 0, kTcpAck);
+  return 0;
+}
+
+size_t BuildResetForTcb(TcpContext* ctx, Tcb* tcb, uint8_t* buf, size_t cap,
+                        uint32_t seq, uint32_t ack, bool with_ack) {
+  if (cap < kHeadersLen + kMaxOptionBytes) return 0;
+  uint32_t saved = tcb->rcv_nxt;
+  if (with_ack) tcb->rcv_nxt = ack;
+  size_t n = EmitSegment(ctx, tcb, buf, seq, 0, with_ack ? (kTcpRst | kTcpAck) : kTcpRst);
+  tcb->rcv_nxt = saved;
+  ctx->ctr->resets_sent++;
+  return n;
+}
+
+size_t BuildResetForSegment(const net::ParsedFrame& seg, const net::MacAddr& src_mac,
+                            uint8_t* buf, size_t cap) {
+  if (seg.tcp_flags & kTcpRst) return 0;  // RFC 9293 3.10.7.1: never answer a RST
+  if (cap < net::kMinEthFrameLen) return 0;
+  uint32_t seq, ack;
+  uint8_t flags;
+  if (seg.tcp_flags & kTcpAck) {
+    seq = seg.ack;
+    ack = 0;
+    flags = kTcpRst;
+  } else {
+    seq = 0;
+    ack = seg.seq + SegLen(seg);
+    flags = kTcpRst | kTcpAck;
+  }
+  net::WriteEthHeader(buf, seg.src_mac, src_mac, net::kEthTypeIpv4);
+  net::Ipv4Fields ip;
+  ip.src_ip = seg.dst_ip;
+  ip.dst_ip = seg.src_ip;
+  ip.protocol = net::kIpProtoTcp;
+  ip.df = true;
+  ip.id = 0;
+  net::WriteIpv4Header(buf + net::kEthHeaderLen, ip, net::kTcpHeaderLen);
+  uint8_t* tcp = buf + net::kEthHeaderLen + net::kIpv4HeaderLen;
+  auto* th = reinterpret_cast<net::TcpHeader*>(tcp);
+  net::Store16(th->src_port, seg.dst_port);
+  net::Store16(th->dst_port, seg.src_port);
+  net::Store32(th->seq, seq);
+  net::Store32(th->ack, ack);
+  th->data_offset = 5 << 4;
+  th->flags = flags;
+  net::Store16(th->window, 0);
+  net::Store16(th->urgent, 0);
+  net::FinishL4Checksum(tcp, net::kTcpHeaderLen, net::kIpProtoTcp, seg.dst_ip, seg.src_ip);
+  std::memset(buf + kHeadersLen, 0, net::kMinEthFrameLen - kHeadersLen);
+  return net::kMinEthFrameLen;
+}
+
+}  // namespace offload::tcp

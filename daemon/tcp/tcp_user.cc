@@ -1,0 +1,316 @@
+// Application-facing TCP operations (RFC 9293 3.10.1-3.10.6 OPEN, SEND,
+// RECEIVE, CLOSE, ABORT, STATUS), socket options and TCP_INFO.
+#include <errno.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "daemon/tcp/seq.h"
+#include "daemon/tcp/tcp.h"
+
+namespace offload::tcp {
+
+using namespace internal;  // NOLINT
+
+const char* TcpStateName(TcpState s) {
+  switch (s) {
+    case TcpState::kClosed: return "CLOSED";
+    case TcpState::kListen: return "LISTEN";
+    case TcpState::kSynSent: return "SYN-SENT";
+    case TcpState::kSynReceived: return "SYN-RECEIVED";
+    case TcpState::kEstablished: return "ESTABLISHED";
+    case TcpState::kFinWait1: return "FIN-WAIT-1";
+    case TcpState::kFinWait2: return "FIN-WAIT-2";
+    case TcpState::kCloseWait: return "CLOSE-WAIT";
+    case TcpState::kClosing: return "CLOSING";
+    case TcpState::kLastAck: return "LAST-ACK";
+    case TcpState::kTimeWait: return "TIME-WAIT";
+  }
+  return "?";
+}
+
+uint8_t LinuxTcpState(TcpState s) {
+  switch (s) {
+    case TcpState::kEstablished: return 1;
+    case TcpState::kSynSent: return 2;
+    case TcpState::kSynReceived: return 3;
+    case TcpState::kFinWait1: return 4;
+    case TcpState::kFinWait2: return 5;
+    case TcpState::kTimeWait: return 6;
+    case TcpState::kClosed: return 7;
+    case TcpState::kCloseWait: return 8;
+    case TcpState::kLastAck: return 9;
+    case TcpState::kListen: return 10;
+    case TcpState::kClosing: return 11;
+  }
+  return 7;
+}
+
+void TcbInit(TcpContext* ctx, Tcb* tcb) {
+  const TcpConfig& cfg = *ctx->cfg;
+  if (tcb->cc == nullptr) tcb->cc = cfg.cc;
+  tcb->cc->init(tcb);
+  tcb->rto_ns = cfg.rto_initial_ns;
+  uint32_t mss = cfg.mtu - 40u;
+  if (cfg.mss_clamp != 0) mss = std::min<uint32_t>(mss, cfg.mss_clamp);
+  if (tcb->user_mss != 0) mss = std::min<uint32_t>(mss, tcb->user_mss);
+  tcb->adv_mss = static_cast<uint16_t>(mss);
+  tcb->snd_mss = static_cast<uint16_t>(std::min<uint32_t>(kDefaultMss, mss));
+  tcb->rcv_mss = tcb->snd_mss;
+  uint8_t ws = 0;
+  if (cfg.window_scaling) {
+    // RFC 7323 2.3: the smallest shift that lets the buffer be advertised.
+    while (ws < kMaxWindowScale && (65535u << ws) < tcb->rx.capacity()) ++ws;
+  }
+  tcb->rcv_wscale = ws;
+  tcb->snd_cwnd = cfg.initial_cwnd_segments * tcb->snd_mss;
+  tcb->snd_ssthresh = 0x7fffffff;
+}
+
+void TcpConnect(TcpContext* ctx, Tcb* tcb, uint32_t iss, uint32_t ts_offset) {
+  // RFC 9293 3.10.1 OPEN (active): ISS, send SYN, enter SYN-SENT.
+  tcb->iss = iss;
+  tcb->ts_offset = ts_offset;
+  tcb->snd_una = tcb->snd_nxt = tcb->snd_max = iss;
+  tcb->tx_seq0 = iss + 1;
+  tcb->recover = iss;
+  tcb->high_rxt = iss;
+  tcb->passive = false;
+  tcb->una_since_ns = ctx->now_ns;
+  ctx->ctr->active_opens++;
+  EnterState(ctx, tcb, TcpState::kSynSent);
+  ctx->host->ScheduleOutput(tcb);
+}
+
+void TcpSendReady(TcpContext* ctx, Tcb* tcb, bool more) {
+  if (tcb->snd_nxt == tcb->DataEndSeq()) tcb->cork_expired = false;
+  if (!tcb->tx.RefreshTail()) ctx->ctr->bad_app_index++;
+  tcb->more = more;
+  if (tcb->state != TcpState::kClosed && tcb->state != TcpState::kListen) {
+    ctx->host->ScheduleOutput(tcb);
+  }
+}
+
+void TcpReceiveCredit(TcpContext* ctx, Tcb* tcb) {
+  if (!tcb->rx.RefreshHead()) {
+    ctx->ctr->bad_app_index++;
+    return;
+  }
+  switch (tcb->state) {
+    case TcpState::kEstablished:
+    case TcpState::kFinWait1:
+    case TcpState::kFinWait2:
+      break;
+    default:
+      return;
+  }
+  // Window update (Linux tcp_cleanup_rbuf): when the window we could offer is
+  // at least twice what the peer currently sees and the increase is worth a
+  // segment (RFC 9293 3.8.6.2.2).
+  uint32_t cur = ReceiveWindow(tcb);
+  uint32_t free = tcb->rx.free();
+  uint32_t thresh = std::min<uint32_t>(tcb->rx.capacity() / 2, tcb->adv_mss);
+  if (free >= 2 * cur && free - cur >= thresh) ScheduleAck(ctx, tcb, true);
+}
+
+void TcpShutdownWrite(TcpContext* ctx, Tcb* tcb) {
+  if (tcb->fin_queued) return;
+  switch (tcb->state) {
+    case TcpState::kClosed:
+    case TcpState::kListen:
+    case TcpState::kFinWait1:
+    case TcpState::kFinWait2:
+    case TcpState::kClosing:
+    case TcpState::kLastAck:
+    case TcpState::kTimeWait:
+      return;
+    default:
+      break;
+  }
+  if (!tcb->tx.RefreshTail()) ctx->ctr->bad_app_index++;
+  tcb->tx.Freeze();
+  tcb->fin_queued = true;
+  tcb->fin_seq = tcb->DataEndSeq();
+  tcb->cork = false;
+  tcb->more = false;
+  // RFC 9293 3.10.4 CLOSE: ESTABLISHED -> FIN-WAIT-1, CLOSE-WAIT -> LAST-ACK;
+  // in SYN-SENT / SYN-RECEIVED the FIN waits for ESTABLISHED.
+  if (tcb->state == TcpState::kEstablished) {
+    EnterState(ctx, tcb, TcpState::kFinWait1);
+  } else if (tcb->state == TcpState::kCloseWait) {
+    EnterState(ctx, tcb, TcpState::kLastAck);
+  }
+  ctx->host->ScheduleOutput(tcb);
+}
+
+void TcpAbort(TcpContext* ctx, Tcb* tcb, int error) {
+  switch (tcb->state) {
+    case TcpState::kSynReceived:
+    case TcpState::kEstablished:
+    case TcpState::kFinWait1:
+    case TcpState::kFinWait2:
+    case TcpState::kCloseWait:
+      // RFC 9293 3.10.5 ABORT: <SEQ=SND.NXT><CTL=RST> (Linux adds ACK).
+      ctx->host->SendReset(tcb, tcb->snd_nxt, tcb->rcv_nxt, true);
+      break;
+    default:
+      break;
+  }
+  CloseConnection(ctx, tcb, error);
+}
+
+void TcpClose(TcpContext* ctx, Tcb* tcb) {
+  tcb->user_released = true;
+  if (tcb->state == TcpState::kClosed) return;
+  tcb->rx.RefreshHead();
+  // RFC 2525 2.17 / Linux: closing with unread data, or SO_LINGER {1, 0},
+  // resets the connection instead of a graceful FIN.
+  if (tcb->linger_zero || (tcb->rx.attached() && tcb->rx.used() > 0) ||
+      (tcb->peer_fin == false && tcb->ooo.size() > 0)) {
+    TcpAbort(ctx, tcb, 0);
+    return;
+  }
+  switch (tcb->state) {
+    case TcpState::kSynSent:
+      CloseConnection(ctx, tcb, 0);  // RFC 9293 3.10.4: delete the TCB
+      return;
+    case TcpState::kFinWait2:
+      tcb->close_deadline = ctx->now_ns + ctx->cfg->fin_timeout_ns;
+      TcpArmTimer(ctx, tcb);
+      return;
+    default:
+      TcpShutdownWrite(ctx, tcb);
+      return;
+  }
+}
+
+int TcpSetOption(TcpContext* ctx, Tcb* tcb, TcpOpt opt, int value) {
+  switch (opt) {
+    case TcpOpt::kNoDelay:
+      tcb->nodelay = value != 0;
+      if (tcb->nodelay) ctx->host->ScheduleOutput(tcb);
+      return 0;
+    case TcpOpt::kCork:
+      tcb->cork = value != 0;
+      if (!tcb->cork) {
+        // Uncorking pushes pending partial segments out (Linux).
+        tcb->cork_deadline = 0;
+        tcb->cork_expired = true;
+        ctx->host->ScheduleOutput(tcb);
+      }
+      return 0;
+    case TcpOpt::kQuickAck:
+      if (value != 0) {
+        tcb->quickack = ctx->cfg->quickack_segments;
+        if (tcb->delack_deadline != 0) ScheduleAck(ctx, tcb, true);
+      } else {
+        tcb->quickack = 0;
+      }
+      return 0;
+    case TcpOpt::kKeepAlive:
+      tcb->keepalive = value != 0;
+      if (tcb->keepalive) {
+        uint64_t idle = tcb->keepidle_ns ? tcb->keepidle_ns : ctx->cfg->keepalive_time_ns;
+        tcb->keepalive_deadline = std::max(tcb->last_rx_ns, ctx->now_ns - std::min(ctx->now_ns, idle)) + idle;
+        if (tcb->keepalive_deadline <= ctx->now_ns) tcb->keepalive_deadline = ctx->now_ns + idle;
+      } else {
+        tcb->keepalive_deadline = 0;
+      }
+      TcpArmTimer(ctx, tcb);
+      return 0;
+    case TcpOpt::kKeepIdle:
+      if (value < 1 || value > 32767) return EINVAL;  // Linux MAX_TCP_KEEPIDLE
+      tcb->keepidle_ns = static_cast<uint64_t>(value) * kSec;
+      if (tcb->keepalive) {
+        tcb->keepalive_deadline = std::max(tcb->last_rx_ns, ctx->now_ns) + tcb->keepidle_ns;
+        TcpArmTimer(ctx, tcb);
+      }
+      return 0;
+    case TcpOpt::kKeepIntvl:
+      if (value < 1 || value > 32767) return EINVAL;
+      tcb->keepintvl_ns = static_cast<uint64_t>(value) * kSec;
+      return 0;
+    case TcpOpt::kKeepCnt:
+      if (value < 1 || value > 127) return EINVAL;
+      tcb->keepcnt = static_cast<uint32_t>(value);
+      return 0;
+    case TcpOpt::kLingerZero:
+      tcb->linger_zero = value != 0;
+      return 0;
+    case TcpOpt::kUserTimeout:
+      if (value < 0) return EINVAL;
+      tcb->user_timeout_ns = static_cast<uint64_t>(value) * kMs;
+      return 0;
+    case TcpOpt::kMaxSeg:
+      // Linux: 88..32767, effective only before the connection is set up.
+      if (value != 0 && (value < 88 || value > 32767)) return EINVAL;
+      tcb->user_mss = static_cast<uint16_t>(value);
+      return 0;
+  }
+  return EINVAL;
+}
+
+int TcpSetCongestion(TcpContext* ctx, Tcb* tcb, const char* name) {
+  const CcOps* ops = FindCongestionControl(name);
+  if (ops == nullptr) return ENOENT;
+  tcb->cc = ops;
+  ops->init(tcb);
+  return 0;
+}
+
+void TcpFillInfo(const TcpContext& ctx, const Tcb& t, TcpInfo* info) {
+  std::memset(info, 0, sizeof(*info));
+  auto ago_ms = [&](uint64_t ns) -> uint32_t {
+    return ns == 0 ? 0 : static_cast<uint32_t>((ctx.now_ns - ns) / kMs);
+  };
+  info->tcpi_state = LinuxTcpState(t.state);
+  info->tcpi_ca_state = t.ca_state;
+  info->tcpi_retransmits = static_cast<uint8_t>(std::min<uint32_t>(t.retransmits, 255));
+  info->tcpi_probes = static_cast<uint8_t>(std::min<uint32_t>(
+      std::max(t.keepalive_sent, t.persist_backoff), 255));
+  info->tcpi_backoff = static_cast<uint8_t>(std::min<uint32_t>(t.backoff, 255));
+  uint8_t opts = 0;
+  if (t.ts_ok) opts |= TCPI_OPT_TIMESTAMPS;
+  if (t.sack_ok) opts |= TCPI_OPT_SACK;
+  if (t.ws_ok) opts |= TCPI_OPT_WSCALE;
+  info->tcpi_options = opts;
+  info->tcpi_snd_wscale = t.snd_wscale & 0xf;
+  info->tcpi_rcv_wscale = t.rcv_wscale & 0xf;
+  info->tcpi_rto = static_cast<uint32_t>(
+      std::min<uint64_t>(t.rto_ns << std::min<uint32_t>(t.backoff, 20), ctx.cfg->rto_max_ns) / 1000);
+  info->tcpi_ato = static_cast<uint32_t>(ctx.cfg->delack_ns / 1000);
+  info->tcpi_snd_mss = t.snd_mss;
+  info->tcpi_rcv_mss = t.rcv_mss;
+  uint32_t mss = std::max<uint32_t>(t.snd_mss, 1);
+  info->tcpi_unacked = (t.snd_max - t.snd_una + mss - 1) / mss;
+  info->tcpi_sacked = (t.scoreboard.TotalBytes() + mss - 1) / mss;
+  info->tcpi_retrans = t.in_recovery || t.ca_state == 4 ? 1 : 0;
+  info->tcpi_last_data_sent = ago_ms(t.last_data_sent_ns);
+  info->tcpi_last_data_recv = ago_ms(t.last_data_recv_ns);
+  info->tcpi_last_ack_recv = ago_ms(t.last_ack_recv_ns);
+  info->tcpi_pmtu = ctx.cfg->mtu;
+  info->tcpi_rcv_ssthresh = t.rcv_wnd;
+  info->tcpi_rtt = static_cast<uint32_t>(t.srtt_us);
+  info->tcpi_rttvar = static_cast<uint32_t>(t.rttvar_us);
+  info->tcpi_snd_ssthresh = t.snd_ssthresh >= 0x7fffffff ? 0x7fffffff : t.snd_ssthresh / mss;
+  info->tcpi_snd_cwnd = t.snd_cwnd / mss;
+  info->tcpi_advmss = t.adv_mss;
+  info->tcpi_reordering = ctx.cfg->dupthresh;
+  info->tcpi_rcv_space = t.rx.capacity();
+  info->tcpi_total_retrans = t.total_retrans;
+  info->tcpi_bytes_acked = t.bytes_acked;
+  info->tcpi_bytes_received = t.bytes_received;
+  info->tcpi_segs_out = t.segs_out;
+  info->tcpi_segs_in = t.segs_in;
+  info->tcpi_notsent_bytes = SeqGt(t.DataEndSeq(), t.snd_max) ? t.DataEndSeq() - t.snd_max : 0;
+  info->tcpi_min_rtt = static_cast<uint32_t>(t.min_rtt_us);
+  info->tcpi_data_segs_in = t.data_segs_in;
+  info->tcpi_data_segs_out = t.data_segs_out;
+  info->tcpi_bytes_sent = t.bytes_sent;
+  info->tcpi_bytes_retrans = t.bytes_retrans;
+  info->tcpi_dsack_dups = t.dsack_dups;
+  info->tcpi_rcv_ooopack = t.rcv_ooopack;
+  info->tcpi_snd_wnd = t.snd_wnd;
+}
+
+}  // namespace offload::tcp

@@ -1,0 +1,168 @@
+// UDP endpoint table and demultiplexing; see udp_table.h.
+#include "daemon/udp/udp_table.h"
+
+#include <errno.h>
+
+#include "daemon/net/headers.h"
+
+namespace offload::udp {
+
+UdpTable::UdpTable(uint32_t max_endpoints, uint32_t rcvbuf_bytes)
+    : rcvbuf_bytes_(rcvbuf_bytes),
+      eps_(max_endpoints),
+      bound_(max_endpoints),
+      connected_(max_endpoints),
+      port_heads_(max_endpoints) {
+  for (uint32_t i = max_endpoints; i > 0; --i) free_.push_back(i - 1);
+}
+
+bool UdpTable::PortInUse(uint16_t port) const {
+  return port_heads_.Find(PortKey{port}) != kNone;
+}
+
+int UdpTable::Bind(uint32_t local_ip, uint16_t port, bool reuse, uint64_t cookie,
+                   uint32_t* index) {
+  // Linux: a port can be shared only if every user set SO_REUSEADDR; an
+  // INADDR_ANY bind conflicts with any specific bind on the port.
+  for (uint32_t i = port_heads_.Find(PortKey{port}); i != kNone; i = eps_[i].next_same_port) {
+    const UdpEndpoint& e = eps_[i];
+    bool overlap = e.local_ip == 0 || local_ip == 0 || e.local_ip == local_ip;
+    if (overlap && !(reuse && e.reuse)) return EADDRINUSE;
+  }
+  if (free_.empty()) return ENOBUFS;
+  uint32_t idx = free_.back();
+  free_.pop_back();
+  UdpEndpoint& e = eps_[idx];
+  uint32_t gen = e.generation + 1;
+  std::unique_ptr<DatagramQueue> q = std::move(e.queue);
+  // A stale entry in the owner's event queue may still name this slot; keep
+  // the flag so the slot is never queued twice.
+  bool in_event_list = e.in_event_list;
+  e = UdpEndpoint{};
+  e.in_event_list = in_event_list;
+  e.generation = gen;
+  e.in_use = true;
+  e.reuse = reuse;
+  e.local_ip = local_ip;
+  e.local_port = port;
+  e.cookie = cookie;
+  // Queues are allocated at first bind of a slot and reused (control path).
+  e.queue = q ? std::move(q) : std::make_unique<DatagramQueue>(rcvbuf_bytes_);
+  while (e.queue->count() > 0) {
+    DatagramInfo info;
+    e.queue->Pop(nullptr, 0, &info);
+  }
+  if (bound_.Find(AddrKey{local_ip, port}) == kNone) bound_.Insert(AddrKey{local_ip, port}, idx);
+  e.next_same_port = port_heads_.Find(PortKey{port});
+  port_heads_.Insert(PortKey{port}, idx);
+  *index = idx;
+  return 0;
+}
+
+int UdpTable::Connect(uint32_t index, uint32_t remote_ip, uint16_t remote_port) {
+  UdpEndpoint* e = Get(index);
+  if (e == nullptr) return EBADF;
+  if (e->connected) {
+    connected_.Erase(TupleKey{e->local_ip, e->remote_ip, e->local_port, e->remote_port});
+    e->connected = false;
+  }
+  if (remote_ip == 0) return 0;  // AF_UNSPEC: dissolve the association
+  if (remote_port == 0) return EINVAL;
+  e->remote_ip = remote_ip;
+  e->remote_port = remote_port;
+  e->connected = true;
+  connected_.Insert(TupleKey{e->local_ip, remote_ip, e->local_port, remote_port}, index);
+  return 0;
+}
+
+int UdpTable::JoinGroup(uint32_t index, uint32_t group) {
+  UdpEndpoint* e = Get(index);
+  if (e == nullptr) return EBADF;
+  if (!net::IsIpv4Multicast(group)) return EINVAL;
+  for (uint32_t g = 0; g < e->num_groups; ++g) {
+    if (e->groups[g] == group) return EADDRINUSE;  // Linux
+  }
+  if (e->num_groups >= kMaxGroups) return ENOBUFS;
+  e->groups[e->num_groups++] = group;
+  return 0;
+}
+
+int UdpTable::LeaveGroup(uint32_t index, uint32_t group) {
+  UdpEndpoint* e = Get(index);
+  if (e == nullptr) return EBADF;
+  for (uint32_t g = 0; g < e->num_groups; ++g) {
+    if (e->groups[g] == group) {
+      e->groups[g] = e->groups[--e->num_groups];
+      return 0;
+    }
+  }
+  return EADDRNOTAVAIL;
+}
+
+bool UdpTable::IsMember(uint32_t group) const {
+  for (const UdpEndpoint& e : eps_) {
+    if (!e.in_use) continue;
+    for (uint32_t g = 0; g < e.num_groups; ++g) {
+      if (e.groups[g] == group) return true;
+    }
+  }
+  return false;
+}
+
+void UdpTable::UnlinkPort(uint32_t index) {
+  UdpEndpoint& e = eps_[index];
+  PortKey pk{e.local_port};
+  uint32_t head = port_heads_.Find(pk);
+  if (head == index) {
+    if (e.next_same_port == kNone) {
+      port_heads_.Erase(pk);
+    } else {
+      port_heads_.Insert(pk, e.next_same_port);
+    }
+  } else {
+    for (uint32_t i = head; i != kNone; i = eps_[i].next_same_port) {
+      if (eps_[i].next_same_port == index) {
+        eps_[i].next_same_port = e.next_same_port;
+        break;
+      }
+    }
+  }
+  // Re-point the bound entry at another endpoint with the same address.
+  AddrKey ak{e.local_ip, e.local_port};
+  if (bound_.Find(ak) == index) {
+    bound_.Erase(ak);
+    for (uint32_t i = port_heads_.Find(pk); i != kNone; i = eps_[i].next_same_port) {
+      if (i != index && eps_[i].local_ip == e.local_ip) {
+        bound_.Insert(ak, i);
+        break;
+      }
+    }
+  }
+}
+
+void UdpTable::Close(uint32_t index) {
+  UdpEndpoint* e = Get(index);
+  if (e == nullptr) return;
+  if (e->connected) {
+    connected_.Erase(TupleKey{e->local_ip, e->remote_ip, e->local_port, e->remote_port});
+  }
+  UnlinkPort(index);
+  e->in_use = false;
+  e->connected = false;
+  free_.push_back(index);
+}
+
+uint32_t UdpTable::LookupUnicast(uint32_t dst_ip, uint16_t dst_port, uint32_t src_ip,
+                                 uint16_t src_port) const {
+  uint32_t i = connected_.Find(TupleKey{dst_ip, src_ip, dst_port, src_port});
+  if (i != kNone) return i;
+  i = connected_.Find(TupleKey{0, src_ip, dst_port, src_port});
+  if (i != kNone) return i;
+  i = bound_.Find(AddrKey{dst_ip, dst_port});
+  if (i != kNone && !eps_[i].connected) return i;
+  i = bound_.Find(AddrKey{0, dst_port});
+  if (i != kNone && !eps_[i].connected) return i;
+  return kNone;
+}
+
+}  // namespace offload::udp
