@@ -22,7 +22,9 @@
 extern "C" {
 #endif
 
-#define SO_OFFLOAD_GET_API 2800
+/* Deliberately not VMA's SO_VMA_GET_API (2800): the tables differ and VMA-aware
+ * applications (sockperf) would call into the wrong slots. */
+#define SO_OFFLOAD_GET_API 0x4f464c31
 
 #define OFFLOAD_EXTRA_API_THREAD_OFFLOAD (1ull << 0)
 #define OFFLOAD_EXTRA_API_ADD_CONF_RULE (1ull << 1)
