@@ -1,32 +1,42 @@
 #!/bin/bash
 # Runs `offload-bench --quick` and checks that every scenario ran on every
-# available side and produced correct, parseable output (the bench itself
-# verifies sockperf's message counts, redis' per-command counters, nginx's
-# file content and wrk's error counters). No timing is asserted.
+# side and produced correct, parseable output (the bench itself verifies
+# sockperf's message counts, redis' per-command counters, nginx's file
+# content and wrk's error counters). No timing is asserted.
 #
-# The offload side runs when //daemon:offloadd and //client:offload are in
-# this test's runfiles; otherwise the test says it is skipped and checks the
-# kernel side only.
+# Usage (from the sh_test args): bench_quick_test.sh kernel|offload
+#   kernel   the kernel side only: tests the bench harness and the tools.
+#   offload  both sides; //daemon:offloadd and //client:offload must be in
+#            the runfiles, and the offload side must engage bypass.
 set -u
 
+MODE="${1:-kernel}"
 RUNFILES="${TEST_SRCDIR:-$PWD/..}/${TEST_WORKSPACE:-offload}"
 BENCH="$RUNFILES/tools/bench/offload-bench"
-OUT="${TEST_UNDECLARED_OUTPUTS_DIR:-${TEST_TMPDIR:-/tmp}}/bench-quick"
+OUT="${TEST_UNDECLARED_OUTPUTS_DIR:-${TEST_TMPDIR:-/tmp}}/bench-quick-$MODE"
 OFFLOADD="$RUNFILES/daemon/offloadd"
 LAUNCHER="$RUNFILES/client/offload"
 rm -rf "$OUT"
 
 args=(--quick --out "$OUT" --connrate "$RUNFILES/tools/bench/offload-connrate")
-if [[ -x "$OFFLOADD" && -x "$LAUNCHER" ]]; then
-  echo "offload side: $LAUNCHER with $OFFLOADD"
-  args+=(--offload on --offloadd "$OFFLOADD" --launcher "$LAUNCHER")
-  want_offload=1
-else
-  echo "offload side SKIPPED: //daemon:offloadd and //client:offload are not" \
-       "in this test's runfiles; checking the kernel side only"
-  args+=(--offload off)
-  want_offload=0
-fi
+case "$MODE" in
+  kernel)
+    echo "offload side skipped in this target (see bench_quick_offload_test)"
+    args+=(--offload off)
+    want_offload=0
+    ;;
+  offload)
+    if [[ ! -x "$OFFLOADD" || ! -x "$LAUNCHER" ]]; then
+      echo "FAIL: $OFFLOADD or $LAUNCHER missing from the runfiles"
+      exit 1
+    fi
+    echo "offload side: $LAUNCHER with $OFFLOADD"
+    args+=(--offload on --offloadd "$OFFLOADD" --launcher "$LAUNCHER")
+    want_offload=1
+    ;;
+  *)
+    echo "usage: $0 kernel|offload"; exit 2 ;;
+esac
 
 python3 "$BENCH" "${args[@]}"
 rc=$?

@@ -114,6 +114,15 @@ class ParseTest(unittest.TestCase):
             parse.sockperf_latency_summary(
                 SOCKPERF_PINGPONG.replace("Total 29289", "Total 0"))
 
+    def test_no_valid_observations_names_counts(self):
+        text = ("sockperf: [Total Run] RunTime=1.004 sec; Warm up time=400 "
+                "msec; SentMessages=1998; ReceivedMessages=19\n"
+                "sockperf: No valid observations found. Try tune parameters\n")
+        with self.assertRaisesRegex(parse.ParseError,
+                                    r"no valid observations \(sent 1998, "
+                                    r"received 19 replies\)"):
+            parse.sockperf_latency_summary(text)
+
     def test_throughput(self):
         t = parse.sockperf_throughput(SOCKPERF_THROUGHPUT)
         self.assertEqual(t["msg_per_s"], 472911.0)

@@ -146,6 +146,31 @@ def run_sample(ctx, scenario, side, rep):
     return sample
 
 
+MAX_DAEMON_RESTARTS = 3
+
+
+def failed_sample(scenario, side, rep, error):
+    return {"scenario": scenario, "side": side, "rep": rep, "ok": False,
+            "metrics": {}, "error": error, "bypass": False}
+
+
+def ensure_daemon(offload, samples, restart=True):
+    """Records a crashed daemon as a failure and restarts it (at most
+    MAX_DAEMON_RESTARTS times). Returns False once it gives up."""
+    if offload.alive():
+        return True
+    if getattr(offload, "given_up", False):
+        return False
+    report_text = offload.death_report()
+    print("offload-bench: " + report_text.splitlines()[0], flush=True)
+    samples.append(failed_sample("offloadd", "offload", 0, report_text))
+    if not restart or offload.restarts >= MAX_DAEMON_RESTARTS:
+        offload.given_up = True
+        return False
+    offload.restart()
+    return True
+
+
 def describe(sample, scenario):
     if not sample["ok"]:
         return "FAILED: " + sample["error"].splitlines()[0]
@@ -241,11 +266,23 @@ def main(argv):
         for s in args.scenario_list:
             for rep in range(args.reps):
                 for side in side_list:
-                    sample = run_sample(ctx, s, side, rep)
+                    if side is offload and not ensure_daemon(offload,
+                                                             samples):
+                        sample = failed_sample(
+                            s.name, side.name, rep,
+                            "not run: offloadd crashed %d times; giving up "
+                            "on the offload side" % (offload.restarts + 1))
+                    else:
+                        sample = run_sample(ctx, s, side, rep)
+                    if side is offload:
+                        offload.last_sample = "%s repetition %d" % (s.name,
+                                                                    rep + 1)
                     samples.append(sample)
                     print("[%s] rep %d/%d %-7s %s" % (
                         s.name, rep + 1, args.reps, side.name,
                         describe(sample, s)), flush=True)
+        if offload is not None:
+            ensure_daemon(offload, samples, restart=False)
     except procs.BenchError as e:
         print("offload-bench: %s" % e, file=sys.stderr)
         notes.append("run aborted: %s" % str(e).splitlines()[0])
@@ -275,6 +312,7 @@ def main(argv):
         "quick": args.quick, "reps": args.reps, "duration": args.duration,
         "bench_cpus": bench_cpus, "daemon_cpu": daemon_cpu,
         "offload_status": offload_status,
+        "bypass_checked": bool(offload is not None and offload.debug_bypass),
         "argv": ["offload-bench"] + list(argv),
     }
     plots = []

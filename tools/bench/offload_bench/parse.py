@@ -61,7 +61,13 @@ def sockperf_latency_summary(text):
     _check_sockperf_errors(t)
     obs = re.findall(r"Total ([0-9]+) observations", t)
     if not obs:
-        raise ParseError("sockperf printed no 'Total N observations' line")
+        runs = re.findall(r"SentMessages=([0-9]+); ReceivedMessages=([0-9]+)",
+                          t)
+        detail = (" (sent %s, received %s replies)" % runs[-1]) if runs else ""
+        if "No valid observations" in t:
+            raise ParseError("sockperf found no valid observations" + detail)
+        raise ParseError("sockperf printed no 'Total N observations' line" +
+                         detail)
     n = int(obs[-1])
     if n <= 0:
         raise ParseError("sockperf made 0 observations")

@@ -165,9 +165,10 @@ def wait_until(predicate, timeout, what, proc=None):
         if predicate():
             return
         if proc is not None and not proc.alive():
-            raise BenchError("%s exited (status %s) while waiting for %s:\n%s"
-                             % (proc.name, proc.popen.returncode, what,
-                                tail(proc.output())))
+            raise BenchError("%s exited (%s) while waiting for %s; log %s "
+                             "ends:\n%s"
+                             % (proc.name, exit_text(proc.popen.returncode),
+                                what, proc.log_path, tail(proc.output())))
         time.sleep(0.02)
     raise BenchError("timed out after %.0f s waiting for %s" % (timeout, what))
 
@@ -176,6 +177,16 @@ def wait_listening(port, proto, timeout, proc):
     """Waits until a socket is listening (tcp) or bound (udp) on port."""
     wait_until(lambda: _proc_net_has(port, proto), timeout,
                "%s port %d on 127.0.0.1" % (proto, port), proc)
+
+
+def exit_text(returncode):
+    """'status N' or 'killed by SIGNAME' for a Popen return code."""
+    if returncode is not None and returncode < 0:
+        try:
+            return "killed by " + signal.Signals(-returncode).name
+        except ValueError:
+            return "killed by signal %d" % -returncode
+    return "status %s" % returncode
 
 
 def tail(text, lines=15):

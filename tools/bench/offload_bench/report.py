@@ -134,10 +134,16 @@ def write_report(outdir, run_info, scenario_list, samples, plots, notes):
                  "--quick mode or with --debug-bypass).\n")
         for s in scenario_list:
             seen = [x["bypass"] for x in samples
-                    if x["scenario"] == s.name and x["side"] == "offload"]
-            if seen:
-                L.append("- %s: %s" % (s.name, "yes" if any(seen) else
-                                       "no (fell back to the kernel)"))
+                    if x["scenario"] == s.name and x["side"] == "offload"
+                    and x["ok"]]
+            if not run_info["bypass_checked"]:
+                verdict = "not checked"
+            elif not seen:
+                verdict = "n/a (no successful sample)"
+            else:
+                verdict = ("yes" if any(seen) else
+                           "no (every socket stayed in the kernel)")
+            L.append("- %s: %s" % (s.name, verdict))
         L.append("")
     if plots:
         L.append("## Plots\n")

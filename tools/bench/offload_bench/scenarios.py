@@ -57,8 +57,9 @@ class Context:
                                     cpus=self.bench_cpus,
                                     env_extra=side.env())
         if rc != 0:
-            raise procs.BenchError("%s exited with status %d:\n%s"
-                                   % (cmd[0], rc, procs.tail(out)))
+            raise procs.BenchError("%s exited (%s):\n%s"
+                                   % (cmd[0], procs.exit_text(rc),
+                                      procs.tail(out)))
         return out
 
 
@@ -73,6 +74,9 @@ def _with_server(ctx, side, name, cmd_for_port, proto, body):
             server = ctx.start_server(side, name, cmd_for_port(port), port,
                                       proto)
         except procs.BenchError as e:
+            # Retry only if another process took the port in between.
+            if "in use" not in str(e):
+                raise
             last = e
             continue
         try:
@@ -287,7 +291,7 @@ daemon off;
 master_process off;
 worker_processes 1;
 pid {dir}/nginx.pid;
-error_log {dir}/error.log warn;
+error_log stderr warn;
 events {{ worker_connections 1024; }}
 http {{
     access_log off;
@@ -349,8 +353,8 @@ class Nginx:
                 path = os.path.join(d, "nginx-%d.conf" % port)
                 with open(path, "w") as f:
                     f.write(NGINX_CONF.format(dir=d, port=port))
-                return ["nginx", "-p", d, "-e", os.path.join(d, "error.log"),
-                        "-c", path]
+                # Errors go to stderr, i.e. into this sample's log file.
+                return ["nginx", "-p", d, "-e", "stderr", "-c", path]
 
             def bench(port, server):
                 status, body = _http_get(port, "/small.html")

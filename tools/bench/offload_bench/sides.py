@@ -9,6 +9,7 @@ repository's bazel-bin, then the installed paths.
 
 import os
 import shutil
+import signal
 import tempfile
 
 from offload_bench import procs
@@ -81,6 +82,8 @@ class OffloadSide:
         self.debug_bypass = debug_bypass
         self.run_dir = tempfile.mkdtemp(prefix="offload-bench-run-")
         self.daemon = None
+        self.restarts = 0
+        self.last_sample = "none"
 
     def start(self):
         """Starts offloadd and waits for its attach socket."""
@@ -94,9 +97,31 @@ class OffloadSide:
     def check(self):
         """Raises BenchError if the daemon has died."""
         if self.daemon is None or not self.daemon.alive():
-            raise procs.BenchError(
-                "offloadd is not running:\n" +
-                procs.tail(self.daemon.output() if self.daemon else ""))
+            raise procs.BenchError(self.death_report())
+
+    def alive(self):
+        return self.daemon is not None and self.daemon.alive()
+
+    def death_report(self):
+        """Says how the daemon ended and after which sample, with its log."""
+        if self.daemon is None:
+            return "offloadd is not running"
+        rc = self.daemon.popen.returncode
+        how = ("killed by %s" % signal.Signals(-rc).name if rc is not None
+               and rc < 0 else "exited with status %s" % rc)
+        return ("offloadd (pid %d) %s; last sample before: %s; its log "
+                "(%s) ends:\n%s" % (self.daemon.pid, how, self.last_sample,
+                                     self.daemon.log_path,
+                                     procs.tail(self.daemon.output())))
+
+    def restart(self):
+        """Starts a new daemon after a crash (fresh run directory)."""
+        self.restarts += 1
+        if self.daemon is not None:
+            self.registry.stop(self.daemon)
+        shutil.rmtree(self.run_dir, ignore_errors=True)
+        self.run_dir = tempfile.mkdtemp(prefix="offload-bench-run-")
+        self.start()
 
     def wrap(self, cmd):
         return [self.launcher, "--app-id", "offload-bench", "--"] + list(cmd)
