@@ -55,6 +55,16 @@ def find_binary(explicit, env_var, rel, installed):
     return None, tried
 
 
+def _short_tempdir():
+    """A private run directory whose socket paths fit sun_path (108 bytes),
+    even when $TMPDIR is long (as under bazel test)."""
+    d = tempfile.mkdtemp(prefix="offload-bench-run-")
+    if len(os.path.join(d, "control.sock")) <= 90:
+        return d
+    os.rmdir(d)
+    return tempfile.mkdtemp(prefix="offload-bench-run-", dir="/tmp")
+
+
 class KernelSide:
     name = "kernel"
     debug_bypass = False
@@ -80,7 +90,7 @@ class OffloadSide:
         self.launcher = launcher
         self.daemon_cpu = daemon_cpu
         self.debug_bypass = debug_bypass
-        self.run_dir = tempfile.mkdtemp(prefix="offload-bench-run-")
+        self.run_dir = _short_tempdir()
         self.daemon = None
         self.restarts = 0
         self.last_sample = "none"
@@ -120,7 +130,7 @@ class OffloadSide:
         if self.daemon is not None:
             self.registry.stop(self.daemon)
         shutil.rmtree(self.run_dir, ignore_errors=True)
-        self.run_dir = tempfile.mkdtemp(prefix="offload-bench-run-")
+        self.run_dir = _short_tempdir()
         self.start()
 
     def wrap(self, cmd):
