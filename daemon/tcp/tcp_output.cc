@@ -39,7 +39,12 @@ uint16_t SelectWindow(Tcb* tcb, bool syn) {
   } else {
     uint8_t ws = tcb->rcv_wscale;
     field = wnd >> ws;
-    if ((field << ws) < cur) field = (cur + (1u << ws) - 1) >> ws;  // no shrink
+    // Avoid shrinking the window through scaling granularity (round the
+    // promised window up), but never offer more than the ring can hold: an
+    // offer the buffer cannot honour would make the sender retransmit into a
+    // full buffer until it times out.
+    uint32_t up = (cur + (1u << ws) - 1) >> ws;
+    if ((field << ws) < cur && (uint64_t{up} << ws) <= free) field = up;
     field = std::min<uint32_t>(field, 65535);
     wnd = field << ws;
   }
@@ -162,6 +167,9 @@ size_t SendData(TcpContext* ctx, Tcb* tcb, uint8_t* buf, uint32_t seq, uint32_t 
   const uint32_t data_end = tcb->DataEndSeq();
   OptionsToWrite o;
   PrepareOptions(ctx, tcb, kTcpAck, &o);
+  // Never send sequence space past the data as payload: the FIN's sequence
+  // number (which SACK-based retransmission ranges may include) is a flag.
+  len = std::min(len, SeqLt(seq, data_end) ? data_end - seq : 0);
   len = std::min(len, PayloadRoom(ctx, tcb, o));
   uint8_t flags = kTcpAck;
   bool fin = tcb->fin_queued && seq + len == tcb->fin_seq;

@@ -1,0 +1,36 @@
+// Drives bulk transfers between the two stacks of a LoopbackPair.
+#ifndef OFFLOAD_TESTS_DAEMON_STACK_TRANSFER_UTIL_H_
+#define OFFLOAD_TESTS_DAEMON_STACK_TRANSFER_UTIL_H_
+
+#include <memory>
+#include <vector>
+
+#include "tests/testing/loopback.h"
+
+namespace offload::testing {
+
+// One connection A (client) -> B (server) carrying `bytes` from A to B.
+struct Conn {
+  stack::FlowId client = 0;
+  stack::FlowId server = 0;
+  std::unique_ptr<tcp::OwnedRing> ctx;  // client rings
+  std::unique_ptr<tcp::OwnedRing> crx;
+  tcp::OwnedRing* stx = nullptr;        // server rings (provider-owned)
+  tcp::OwnedRing* srx = nullptr;
+  std::unique_ptr<StreamTransfer> stream;
+  bool client_closed = false;
+  bool server_closed = false;
+  bool server_eof = false;
+  bool client_done = false;  // kEventClosed seen on client
+  bool server_done = false;
+};
+
+// Runs `n` connections each sending `bytes` from A to B; the client shuts
+// down after sending, the server closes on EOF. Returns false on timeout.
+// `congestion` selects the algorithm on the client.
+bool RunTransfers(LoopbackPair* lp, int n, uint64_t bytes, const char* congestion,
+                  uint64_t max_ns, std::vector<Conn>* conns, uint32_t ring_bytes = 1 << 20);
+
+}  // namespace offload::testing
+
+#endif  // OFFLOAD_TESTS_DAEMON_STACK_TRANSFER_UTIL_H_
