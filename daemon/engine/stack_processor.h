@@ -1,0 +1,46 @@
+// Adapts the protocol engine (stack::Stack, daemon/stack) to the engine
+// loop's PacketProcessor: received frames go to Stack::ProcessRx, the
+// frames the stack wants to send are written straight into driver TX
+// buffers (no copy through an intermediate pool), timers and the sleep
+// deadline come from the stack's timer wheel.
+//
+// Clock: the engine passes CLOCK_MONOTONIC nanoseconds (MonotonicNowNs());
+// create the Stack with the same clock.
+// Thread safety: like every PacketProcessor, engine thread only; the stack
+// is reached from other threads only through Engine::Post/RunSync.
+
+#ifndef OFFLOAD_DAEMON_ENGINE_STACK_PROCESSOR_H_
+#define OFFLOAD_DAEMON_ENGINE_STACK_PROCESSOR_H_
+
+#include <memory>
+
+#include "daemon/engine/packet_processor.h"
+#include "daemon/stack/stack.h"
+
+namespace offload::engine {
+
+class StackProcessor : public PacketProcessor {
+ public:
+  // Transmits on the engine's queue number `tx_queue` (AF_XDP and verbs may
+  // send any flow on any queue).
+  explicit StackProcessor(std::unique_ptr<stack::Stack> stack,
+                          size_t tx_queue = 0)
+      : stack_(std::move(stack)), tx_queue_(tx_queue) {}
+
+  stack::Stack& stack() { return *stack_; }
+
+  void OnFrames(size_t queue, const nic::RxFrame* frames, size_t n,
+                TimeNs now, TxBatch& tx) override;
+  size_t PollTx(TxBatch* const* tx, size_t num_queues, TimeNs now) override;
+  void OnTimers(TimeNs now) override;
+  TimeNs NextTimerDeadline() const override;
+  bool HasPendingWork() override { return stack_->HasPendingTx(); }
+
+ private:
+  std::unique_ptr<stack::Stack> stack_;
+  size_t tx_queue_;
+};
+
+}  // namespace offload::engine
+
+#endif  // OFFLOAD_DAEMON_ENGINE_STACK_PROCESSOR_H_
