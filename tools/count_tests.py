@@ -8,7 +8,9 @@ target's JUnit XML under bazel-testlogs/, then prints one line:
 
 Test cases are counted from the XML (gtest writes one <testcase> per TEST;
 bazel writes one for a shell test). A target that failed to build, timed out
-or left no XML counts as one failure. Exits 0 only when nothing failed.
+or left no XML counts as one failure, and so does every load/analysis/build
+error when bazel's exit code (third argument) says the build did not
+complete. Exits 0 only when nothing failed.
 """
 import os
 import re
@@ -38,6 +40,7 @@ def xml_counts(path):
 
 def main():
     log, testlogs = sys.argv[1], sys.argv[2]
+    bazel_rc = int(sys.argv[3]) if len(sys.argv) > 3 else 0
     passed = failed = 0
     failures = []
     seen = set()
@@ -70,6 +73,18 @@ def main():
     if not seen:
         print("no test results found in", log)
         failed += 1
+    # bazel exits 3 when tests failed (already counted above) and 1 when
+    # something did not load, analyze or build: that is a failure of its own.
+    if bazel_rc not in (0, 3):
+        errors = set()
+        with open(log, errors="replace") as f:
+            for line in f:
+                if line.startswith("ERROR:") and "not all targets were analyzed" not in line:
+                    errors.add(line.strip()[:300])
+        for e in sorted(errors):
+            print("BUILD", e)
+        print(f"FAILED: bazel test exited {bazel_rc}: targets above did not load or build")
+        failed += max(1, len(errors))
     print(f"{passed} passed, {failed} failed")
     return 0 if failed == 0 else 1
 

@@ -27,6 +27,9 @@ if ! bazel build --keep_going "${targets[@]}" 2>&1 | tee -a "$log" | grep -E '^(
   :
 fi
 echo "test: running tests"
-bazel test --keep_going --test_summary=short ${tag_filter:+"$tag_filter"} "${targets[@]}" 2>&1 | tee -a "$log" |
-  grep -vE 'linux-sandbox|^\s*$' | grep -E '^(//|ERROR|FAIL|Executed|INFO: Build)' 
-python3 tools/count_tests.py "$log" "$(bazel info bazel-testlogs 2>/dev/null)"
+bazel test --keep_going --test_summary=short ${tag_filter:+"$tag_filter"} "${targets[@]}" >>"$log" 2>&1
+bazel_rc=$?
+grep -vE 'linux-sandbox|^\s*$' "$log" | grep -E '^(//|ERROR|FAIL|Executed|INFO: Build)' | awk '!seen[$0]++'
+# A target that failed to load, analyze or build is a failure even when every
+# test that did run passed: count_tests.py is told bazel's exit code.
+python3 tools/count_tests.py "$log" "$(bazel info bazel-testlogs 2>/dev/null)" "$bazel_rc"
