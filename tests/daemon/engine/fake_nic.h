@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <deque>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -26,7 +27,8 @@ class FakeQueue : public nic::NicQueue {
   static constexpr size_t kBuffers = 256;
   static constexpr uint32_t kBufSize = 2048;
 
-  FakeQueue() : fd_(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {
+  explicit FakeQueue(uint32_t id = 0)
+      : id_(id), fd_(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {
     for (size_t i = 0; i < kBuffers; ++i) free_tx_.push_back(i);
   }
   ~FakeQueue() override { close(fd_); }
@@ -48,7 +50,7 @@ class FakeQueue : public nic::NicQueue {
     return rx_out_;
   }
 
-  uint32_t id() const override { return 0; }
+  uint32_t id() const override { return id_; }
   size_t RxBurst(nic::RxFrame* frames, size_t max) override {
     counters_.polls.Increment();
     std::lock_guard<std::mutex> lock(mu_);
@@ -112,6 +114,7 @@ class FakeQueue : public nic::NicQueue {
   }
 
  private:
+  const uint32_t id_;
   const int fd_;
   mutable std::mutex mu_;
   std::deque<std::string> rx_;
@@ -122,6 +125,30 @@ class FakeQueue : public nic::NicQueue {
   size_t submits_ = 0;
   std::vector<size_t> free_tx_;  // engine thread only
   uint8_t tx_bufs_[kBuffers][kBufSize];
+};
+
+// A driver made of FakeQueues 0..n-1; steering is recorded, not enforced.
+class FakeDriver : public nic::NicDriver {
+ public:
+  explicit FakeDriver(uint32_t queues) {
+    for (uint32_t q = 0; q < queues; ++q) {
+      queues_.push_back(std::make_unique<FakeQueue>(q));
+    }
+    info_.num_queues = queues;
+  }
+  const nic::InterfaceInfo& info() const override { return info_; }
+  size_t num_queues() const override { return queues_.size(); }
+  FakeQueue* queue(size_t i) override { return queues_[i].get(); }
+  absl::Status Steer(const nic::FlowKey&, uint32_t) override {
+    return absl::OkStatus();
+  }
+  absl::Status Unsteer(const nic::FlowKey&) override {
+    return absl::OkStatus();
+  }
+
+ private:
+  nic::InterfaceInfo info_;
+  std::vector<std::unique_ptr<FakeQueue>> queues_;
 };
 
 }  // namespace offload::testing
