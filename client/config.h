@@ -19,8 +19,8 @@ struct ClientConfig {
   bool debug = false;              // OFFLOAD_DEBUG=1: "offload: enabled bypass on fd N"
   char application_id[64] = {};    // OFFLOAD_APPLICATION_ID
   bool offloaded_sockets = true;   // OFFLOAD_OFFLOADED_SOCKETS (0: opt-in per thread)
-  int64_t rx_poll = 100000;        // OFFLOAD_RX_POLL: spins before sleeping in recv (-1 = forever)
-  int64_t select_poll_us = 100000; // OFFLOAD_SELECT_POLL: µs of spinning in poll/select/epoll
+  int64_t rx_poll = 20000;         // OFFLOAD_RX_POLL: spins before sleeping in recv (-1 = forever)
+  int64_t select_poll_us = 200;    // OFFLOAD_SELECT_POLL: µs of spinning in poll/select/epoll
   int udp_os_ratio = 100;          // OFFLOAD_RX_UDP_POLL_OS_RATIO: ring polls per kernel check
   int select_os_ratio = 10;        // OFFLOAD_SELECT_POLL_OS_RATIO
   char stats_file[256] = {};       // OFFLOAD_STATS_FILE: written at exit

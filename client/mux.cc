@@ -15,6 +15,7 @@
 // EPOLLONESHOT keep their meaning; closing an fd drops it from every set.
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
@@ -124,7 +125,7 @@ int PollImpl(pollfd* fds, nfds_t n, int64_t timeout_ns, const sigset_t* sigmask)
     }
     for (nfds_t i = 0; i < n; ++i) {
       if (socks[i] != nullptr) {
-        const uint32_t ev = Events(socks[i], false) & (fds[i].events | kAlways);
+        const uint32_t ev = Events(socks[i], false, fds[i].events) & (fds[i].events | kAlways);
         fds[i].revents |= static_cast<short>(ev);
         Add(socks[i]->slot->poll_hits, ev != 0);
       }
@@ -266,8 +267,7 @@ int EpollCtlImpl(int epfd, int op, int fd, epoll_event* ev) {
     errno = EINVAL;
     return -1;
   }
-  epoll_event probe = {};
-  if (Real().epoll_ctl(epfd, EPOLL_CTL_DEL, -1, &probe) != 0 && errno == EBADF) return -1;
+  if (Real().fcntl(epfd, F_GETFD) < 0) return -1;  // EBADF (regression: redis failed here)
   EpollSet* set = GetOrCreateSet(epfd);
   pthread_mutex_lock(&set->mu);
   auto it = std::find_if(set->entries.begin(), set->entries.end(),
@@ -361,7 +361,7 @@ int ScanEntries(EpollSet* set, epoll_event* out, int room) {
     }
     ++i;
     if (e.disabled) continue;
-    uint32_t ev = Events(e.s, e.kernel_ready) & (e.events | kAlways);
+    uint32_t ev = Events(e.s, e.kernel_ready, e.events) & (e.events | kAlways);
     if (ev == 0) continue;
     if (e.events & EPOLLET) {
       // Edge: report (the whole ready mask, as Linux does) only when new

@@ -57,7 +57,8 @@ bool UdpHasData(Socket* s);
 
 // Readiness as EPOLL* bits (== POLL* bits for the common ones).
 // `kernel_ready` says the shadow reported EPOLLIN (listeners, UDP).
-uint32_t Events(Socket* s, bool kernel_ready);
+// `want`: the events the caller cares about (others may be left out).
+uint32_t Events(Socket* s, bool kernel_ready, uint32_t want);
 // Need-wake-up handshake for a sleep waiting on `events` of `s`. Returns
 // true if `s` became ready meanwhile (do not sleep).
 bool Arm(Socket* s, uint32_t events);

@@ -16,22 +16,26 @@
 namespace offload {
 namespace client {
 
-uint32_t Events(Socket* s, bool kernel_ready) {
+uint32_t Events(Socket* s, bool kernel_ready, uint32_t want) {
   switch (s->path.load(std::memory_order_acquire)) {
     case Path::kPipe: {
+      // Only the lines the caller asks about are read: an EPOLLIN-only
+      // watcher touches the producer line of its rx ring and nothing else.
       uint32_t ev = 0;
-      const size_t avail = s->rx.Readable();
       const uint32_t shut = s->rx.Shut();
-      const bool rst = shut == shm::kShutRst || s->tx.ReaderClosed() == 2;
+      const bool rst = shut == shm::kShutRst;
       const bool rcv_shut = shut != 0 || s->shut_rd;
-      const bool snd_shut = s->shut_wr || rst;
-      if (avail > 0 || rcv_shut) ev |= EPOLLIN | EPOLLRDNORM;
+      if (rcv_shut || ((want & (EPOLLIN | EPOLLRDNORM)) && s->rx.Readable() > 0)) {
+        ev |= EPOLLIN | EPOLLRDNORM;
+      }
       if (rcv_shut) ev |= EPOLLRDHUP;
-      if (!s->shut_wr && (s->tx.Writable() > 0 || s->tx.ReaderClosed() != 0)) {
-        ev |= EPOLLOUT | EPOLLWRNORM;
+      if ((want & (EPOLLOUT | EPOLLWRNORM)) && !s->shut_wr) {
+        const uint32_t closed = s->tx.ReaderClosed();
+        if (s->tx.Writable() > 0 || closed != 0) ev |= EPOLLOUT | EPOLLWRNORM;
+        if (closed == 2 && !s->rst_reported) ev |= EPOLLERR;
       }
       if (rst && !s->rst_reported) ev |= EPOLLERR;
-      if (rcv_shut && snd_shut) ev |= EPOLLHUP;  // Linux: both directions shut
+      if (rcv_shut && (s->shut_wr || rst)) ev |= EPOLLHUP;  // Linux: both directions shut
       return ev;
     }
     case Path::kListener: {
@@ -116,7 +120,7 @@ int WaitSocket(Socket* s, uint32_t events, int64_t timeout_ms) {
   // Spin: bounded by OFFLOAD_RX_POLL iterations (and the timeout).
   const int64_t budget = cfg.rx_poll < 0 ? INT64_MAX : cfg.rx_poll;
   for (int64_t i = 0; i < budget; ++i) {
-    if (Events(s, false) & events) return 0;
+    if (Events(s, false, events) & events) return 0;
     if ((i & 63) == 63) {
       PollEvents();
       if (with_shadow && (i & 1023) == 1023) {
@@ -129,7 +133,7 @@ int WaitSocket(Socket* s, uint32_t events, int64_t timeout_ms) {
   }
   for (;;) {
     PollEvents();
-    if (Arm(s, events) || (Events(s, false) & events)) {
+    if (Arm(s, events) || (Events(s, false, events) & events)) {
       Disarm(s);
       return 0;
     }
@@ -149,7 +153,7 @@ int WaitSocket(Socket* s, uint32_t events, int64_t timeout_ms) {
     }
     if (p[0].revents & POLLIN) shm::Drain(s->efd.get());
     if (with_shadow && (p[1].revents & POLLIN)) return 0;
-    if (Events(s, false) & events) return 0;
+    if (Events(s, false, events) & events) return 0;
   }
 }
 

@@ -542,9 +542,12 @@ void SessionManager::ClosePipeSide(uint32_t pipe_id, int side, bool died) {
     }
     shm::Kick(p->efd[1 - side].get());
   }
+  // A closed side forgets its session: the session may be destroyed before
+  // the other side closes (regression: double free on detach).
   if (p->side[side] != nullptr && p->side[side] != p->side[1 - side]) {
     p->side[side]->pipes.erase(pipe_id);
   }
+  if (p->side[side] != p->side[1 - side]) p->side[side] = nullptr;
   if (!p->open[1 - side]) {
     if (p->side[1 - side] != nullptr) p->side[1 - side]->pipes.erase(pipe_id);
     if (p->side[side] != nullptr) p->side[side]->pipes.erase(pipe_id);
@@ -695,6 +698,10 @@ void SessionManager::CloseDgramSide(uint32_t ring_id, bool sender) {
   if (sender) {
     if (!r->sender_open) return;
     r->sender_open = false;
+    if (r->sender != r->receiver) {
+      r->sender->dgrams.erase(ring_id);
+      r->sender = nullptr;
+    }
     // Pairs with the receiver's load-acquire in DgramConsumer::SenderGone().
     r->header()->idx.shut.store(shm::kShutFin, std::memory_order_release);
     auto u = udp_.find(r->receiver_endpoint);
@@ -702,11 +709,15 @@ void SessionManager::CloseDgramSide(uint32_t ring_id, bool sender) {
   } else {
     if (!r->receiver_open) return;
     r->receiver_open = false;
+    if (r->sender != r->receiver) {
+      r->receiver->dgrams.erase(ring_id);
+      r->receiver = nullptr;
+    }
     r->header()->idx.reader_closed.store(1, std::memory_order_release);
   }
   if (!r->sender_open && !r->receiver_open) {
-    r->sender->dgrams.erase(ring_id);
-    r->receiver->dgrams.erase(ring_id);
+    if (r->sender != nullptr) r->sender->dgrams.erase(ring_id);
+    if (r->receiver != nullptr) r->receiver->dgrams.erase(ring_id);
     dgrams_.erase(it);
   }
 }
