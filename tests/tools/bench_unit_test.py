@@ -230,6 +230,20 @@ class ArgsTest(unittest.TestCase):
                     sys.stderr = stderr
             self.assertEqual(cm.exception.code, 2, argv)
 
+    def test_offload_env(self):
+        a = main.parse_args(["--offload-env", "OFFLOAD_RX_POLL=0",
+                             "--offload-env", "VMA_X=a=b"])
+        self.assertEqual(a.offload_env_map,
+                         {"OFFLOAD_RX_POLL": "0", "VMA_X": "a=b"})
+        for bad in ("foo", "=1", "A B=1"):
+            with self.assertRaises(SystemExit):
+                stderr, sys.stderr = sys.stderr, open(os.devnull, "w")
+                try:
+                    main.parse_args(["--offload-env", bad])
+                finally:
+                    sys.stderr.close()
+                    sys.stderr = stderr
+
     def test_quick_defaults(self):
         a = main.parse_args(["--quick"])
         self.assertEqual((a.reps, a.duration), (1, 1))

@@ -76,6 +76,11 @@ def parse_args(argv):
                     help="set OFFLOAD_DEBUG=1 on the offload side and record "
                          "whether sockets were offloaded (always on in "
                          "--quick)")
+    ap.add_argument("--offload-env", action="append", default=[],
+                    metavar="KEY=VALUE",
+                    help="extra environment for the offload side only, e.g. "
+                         "OFFLOAD_RX_POLL=0 (repeatable; recorded in the "
+                         "report)")
     ap.add_argument("--wire", action="store_true",
                     help="NIC scenarios over a veth between namespaces "
                          "(not available yet)")
@@ -85,6 +90,12 @@ def parse_args(argv):
         args.reps = 1 if args.quick else 5
     if args.duration is None:
         args.duration = 1 if args.quick else 5
+    args.offload_env_map = {}
+    for kv in args.offload_env:
+        key, sep, value = kv.partition("=")
+        if not sep or not key or not key.replace("_", "").isalnum():
+            ap.error("--offload-env expects KEY=VALUE, got %r" % kv)
+        args.offload_env_map[key] = value
     if not 1 <= args.reps <= 100:
         ap.error("--reps must be in [1, 100]")
     if not 1 <= args.duration <= 300:
@@ -245,7 +256,7 @@ def main(argv):
             if offloadd and launcher:
                 offload = sides.OffloadSide(
                     registry, offloadd, launcher, daemon_cpu,
-                    args.quick or args.debug_bypass)
+                    args.quick or args.debug_bypass, args.offload_env_map)
                 offload.start()
                 side_list.append(offload)
                 offload_status = "%s with %s (daemon pid %d)" % (
@@ -313,6 +324,9 @@ def main(argv):
         "bench_cpus": bench_cpus, "daemon_cpu": daemon_cpu,
         "offload_status": offload_status,
         "bypass_checked": bool(offload is not None and offload.debug_bypass),
+        "offload_env": args.offload_env_map,
+        "inherited_env": {k: v for k, v in os.environ.items()
+                          if k.startswith(("OFFLOAD_", "VMA_"))},
         "argv": ["offload-bench"] + list(argv),
     }
     plots = []

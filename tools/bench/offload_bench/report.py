@@ -100,6 +100,12 @@ def write_report(outdir, run_info, scenario_list, samples, plots, notes):
     L.append("- CPUs: benchmark processes on %s; offloadd on %s" %
              (run_info["bench_cpus"], run_info["daemon_cpu"]))
     L.append("- offload side: %s" % run_info["offload_status"])
+    if run_info.get("offload_env"):
+        L.append("- offload side environment: %s" % " ".join(
+            "%s=%s" % kv for kv in sorted(run_info["offload_env"].items())))
+    if run_info.get("inherited_env"):
+        L.append("- inherited by both sides: %s" % " ".join(
+            "%s=%s" % kv for kv in sorted(run_info["inherited_env"].items())))
     for n in notes:
         L.append("- note: %s" % n)
     L.append("")

@@ -84,12 +84,14 @@ class OffloadSide:
 
     name = "offload"
 
-    def __init__(self, registry, offloadd, launcher, daemon_cpu, debug_bypass):
+    def __init__(self, registry, offloadd, launcher, daemon_cpu, debug_bypass,
+                 extra_env=None):
         self.registry = registry
         self.offloadd = offloadd
         self.launcher = launcher
         self.daemon_cpu = daemon_cpu
         self.debug_bypass = debug_bypass
+        self.extra_env = dict(extra_env or {})
         self.run_dir = _short_tempdir()
         self.daemon = None
         self.restarts = 0
@@ -137,7 +139,8 @@ class OffloadSide:
         return [self.launcher, "--app-id", "offload-bench", "--"] + list(cmd)
 
     def env(self):
-        e = {"OFFLOAD_RUN_DIR": self.run_dir}
+        e = dict(self.extra_env)
+        e["OFFLOAD_RUN_DIR"] = self.run_dir
         if self.debug_bypass:
             e["OFFLOAD_DEBUG"] = "1"
         return e
