@@ -110,21 +110,24 @@ struct Conversation {
   absl::Status a, b;
 };
 
-Conversation Converse(const Script& a, const Script& b) {
+Conversation Converse(const Script& a, const Script& b,
+                      absl::Duration timeout_a = absl::Seconds(3),
+                      absl::Duration timeout_b = absl::Seconds(3)) {
   int sv[2];
   EXPECT_EQ(::socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
   UniqueFd fa(sv[0]), fb(sv[1]);
-  RunOptions options;
-  options.timeout = absl::Seconds(3);
+  RunOptions options_a, options_b;
+  options_a.timeout = timeout_a;
+  options_b.timeout = timeout_b;
   Conversation c;
   std::ostringstream out_a, out_b;
   // A side that failed shuts its socket down, as the real program does by
   // exiting, so the other side is not left waiting for its timeout.
   std::thread t([&] {
-    c.b = RunScript(fb.get(), b, options, out_b);
+    c.b = RunScript(fb.get(), b, options_b, out_b);
     if (!c.b.ok()) ::shutdown(fb.get(), SHUT_RDWR);
   });
-  c.a = RunScript(fa.get(), a, options, out_a);
+  c.a = RunScript(fa.get(), a, options_a, out_a);
   if (!c.a.ok()) ::shutdown(fa.get(), SHUT_RDWR);
   t.join();
   return c;
@@ -164,11 +167,14 @@ TEST(RunScriptTest, PeerClosingEarlyIsAnError) {
 }
 
 TEST(RunScriptTest, BothReceivingTimesOut) {
+  // Side a gives up first; b then sees a's shutdown.
   Conversation c = Converse(MustParse("recv 1 1 A\n", "c.txt"),
-                            MustParse("recv 1 1 A\n", "s.txt"));
+                            MustParse("recv 1 1 A\n", "s.txt"),
+                            absl::Milliseconds(500), absl::Seconds(10));
   EXPECT_TRUE(absl::IsDeadlineExceeded(c.a)) << c.a;
   EXPECT_NE(std::string(c.a.message()).find("does the peer's script send"),
             std::string::npos);
+  EXPECT_TRUE(absl::IsOutOfRange(c.b)) << c.b;
 }
 
 }  // namespace

@@ -2,9 +2,11 @@
 // process, plus the pattern helpers and the corruption path.
 
 #include "tools/grind/grind.h"
+#include "tools/grind/wire.h"
 
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <sstream>
 #include <thread>
 
@@ -88,6 +90,80 @@ TEST(GrindPlanTest, MessagesCoverWraps) {
   EXPECT_EQ(MessagesPerSize(1, 1), kWrapBytes);
   EXPECT_EQ(MessagesPerSize(1000, 1), (kWrapBytes + 999) / 1000);
   EXPECT_EQ(MessagesPerSize(1 << 20, 1), 1u);
+}
+
+TEST(GrindWireTest, HandshakeRoundTrip) {
+  Plan plan;
+  plan.transport = Transport::kUdp;
+  plan.start = 3;
+  plan.end = 9000;
+  plan.increment = 17;
+  plan.wraps = 5;
+  plan.seed = 0x123456789abcdefull;
+  uint8_t wire[kHandshakeSize];
+  EncodeHandshake(plan, wire);
+  absl::StatusOr<Plan> back = DecodeHandshake(wire);
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->transport, Transport::kUdp);
+  EXPECT_EQ(back->start, 3u);
+  EXPECT_EQ(back->end, 9000u);
+  EXPECT_EQ(back->increment, 17u);
+  EXPECT_EQ(back->wraps, 5u);
+  EXPECT_EQ(back->seed, plan.seed);
+}
+
+TEST(GrindWireTest, HandshakeRejectsBadVersionTransportAndPlan) {
+  uint8_t wire[kHandshakeSize];
+  EncodeHandshake(Plan(), wire);
+  uint8_t bad[kHandshakeSize];
+  std::copy(wire, wire + kHandshakeSize, bad);
+  bad[4] = 99;  // version
+  EXPECT_NE(std::string(DecodeHandshake(bad).status().message())
+                .find("version 99"),
+            std::string::npos);
+  std::copy(wire, wire + kHandshakeSize, bad);
+  bad[5] = 7;  // transport
+  EXPECT_TRUE(absl::IsInvalidArgument(DecodeHandshake(bad).status()));
+  Plan huge;
+  huge.transport = Transport::kUdp;
+  huge.end = kMaxUdpMessage;
+  EncodeHandshake(huge, bad);
+  bad[10] = 0xff;  // end > 65507 for UDP
+  bad[11] = 0xff;
+  EXPECT_TRUE(absl::IsInvalidArgument(DecodeHandshake(bad).status()));
+}
+
+TEST(GrindWireTest, VerdictRoundTripAndDescription) {
+  Verdict v;
+  v.code = VerdictCode::kMismatch;
+  v.size = 150;
+  v.bytes = 1000;
+  v.offset = 65600 + 3 * 150 + 7;
+  v.message = 3;
+  v.expected = 0x3a;
+  v.got = 0x60;
+  uint8_t wire[kVerdictSize];
+  EncodeVerdict(v, wire);
+  absl::StatusOr<Verdict> back = DecodeVerdict(wire);
+  ASSERT_TRUE(back.ok());
+  absl::Status s = VerdictStatus(*back, 65600);
+  EXPECT_TRUE(absl::IsDataLoss(s));
+  EXPECT_EQ(s.message(),
+            "MISMATCH: size 150, message 3, byte 7 of the message (stream "
+            "offset 66057): expected 0x3a, got 0x60");
+  wire[0] = 42;
+  EXPECT_FALSE(DecodeVerdict(wire).ok());
+}
+
+TEST(GrindWireTest, SplitsStayInRange) {
+  for (uint32_t size : {1u, 2u, 7u, 1500u, 65507u}) {
+    for (uint64_t i = 0; i < 1000; ++i) {
+      EXPECT_LE(SendSplit(i, size), size);
+      EXPECT_LE(RecvSplit(i, size), size);
+      EXPECT_GE(RecvLen(i, size), 1u);
+      EXPECT_LE(RecvLen(i, size), 2u * size);
+    }
+  }
 }
 
 TEST(GrindLoopbackTest, TcpLooksGood) {

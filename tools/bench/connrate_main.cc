@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "tools/bench/connrate.h"
+#include "tools/bench/arg_reader.h"
 #include "tools/bench/socket_util.h"
 
 namespace {

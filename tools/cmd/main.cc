@@ -4,6 +4,7 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "tools/bench/arg_reader.h"
 #include "tools/bench/socket_util.h"
 #include "tools/cmd/runner.h"
 #include "tools/cmd/script.h"
