@@ -594,6 +594,11 @@ void TcpInput(TcpContext* ctx, Tcb* tcb, const net::ParsedFrame& seg) {
     // RFC 9293 3.10.7.4 first (SYN in a synchronized state is handled by the
     // RFC 5961 4 challenge ACK below, which also answers this way).
     ctx->ctr->out_of_window++;
+    if (tcb->state == TcpState::kTimeWait && (f & kTcpFin) && !(f & kTcpRst)) {
+      // RFC 9293 3.10.7.4 eighth (TIME-WAIT): a retransmitted FIN restarts
+      // the 2 MSL timeout (and is acknowledged below).
+      EnterTimeWait(ctx, tcb);
+    }
     if (!(f & kTcpRst)) {
       if (seg.payload_len > 0 && SeqLeq(seq + seg.payload_len, tcb->rcv_nxt)) {
         ctx->ctr->duplicate_segments++;
