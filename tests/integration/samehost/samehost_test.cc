@@ -1,0 +1,267 @@
+// End-to-end same-host offload: the real offloadd, the real preload library
+// and real programs (semantics_prog, offload-grind), each also run without
+// the library to prove the expectations are Linux's.
+//
+// args: offloadd liboffload.so semantics_prog offload-grind
+
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "gtest/gtest.h"
+
+namespace {
+
+std::string g_offloadd, g_lib, g_prog, g_grind;
+
+std::string Abs(const std::string& p) {
+  char buf[4096];
+  return realpath(p.c_str(), buf) != nullptr ? buf : p;
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// A child process with its own environment and output file, killed (by
+// pid) when the object goes away.
+class Proc {
+ public:
+  Proc(const std::vector<std::string>& argv, const std::map<std::string, std::string>& env,
+       const std::string& out) : out_(out) {
+    pid_ = fork();
+    if (pid_ == 0) {
+      for (const auto& [k, v] : env) {
+        if (v.empty()) {
+          unsetenv(k.c_str());
+        } else {
+          setenv(k.c_str(), v.c_str(), 1);
+        }
+      }
+      const int fd = open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      dup2(fd, 1);
+      dup2(fd, 2);
+      std::vector<char*> args;
+      for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+      args.push_back(nullptr);
+      execv(args[0], args.data());
+      _exit(127);
+    }
+  }
+  ~Proc() {
+    if (pid_ > 0 && !done_) {
+      kill(pid_, SIGKILL);
+      waitpid(pid_, nullptr, 0);
+    }
+  }
+  pid_t pid() const { return pid_; }
+  // Waits up to `seconds`; returns the exit status or -1 on timeout.
+  int Wait(double seconds) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+    while (std::chrono::steady_clock::now() < deadline) {
+      int st = 0;
+      const pid_t r = waitpid(pid_, &st, WNOHANG);
+      if (r == pid_) {
+        done_ = true;
+        return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return -1;
+  }
+  void Kill(int sig) { kill(pid_, sig); }
+  std::string Output() const { return ReadFile(out_); }
+  // Waits until the output contains `text`.
+  bool WaitOutput(const std::string& text, double seconds) const {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+    while (std::chrono::steady_clock::now() < deadline) {
+      if (Output().find(text) != std::string::npos) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return false;
+  }
+
+ private:
+  pid_t pid_ = -1;
+  bool done_ = false;
+  std::string out_;
+};
+
+bool WaitFile(const std::string& path, double seconds) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+  struct stat st;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (stat(path.c_str(), &st) == 0 && st.st_size > 0) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return false;
+}
+
+bool WaitExists(const std::string& path, double seconds) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+  struct stat st;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (stat(path.c_str(), &st) == 0) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return false;
+}
+
+class SameHostTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/samehost_test.XXXXXX";
+    dir_ = mkdtemp(tmpl);
+    run_dir_ = dir_ + "/run";
+    mkdir(run_dir_.c_str(), 0755);
+    daemon_ = std::make_unique<Proc>(
+        std::vector<std::string>{g_offloadd, "--run-dir", run_dir_, "--rules", dir_ + "/rules.conf",
+                                 "--config", "/dev/null"},
+        std::map<std::string, std::string>{}, dir_ + "/offloadd.log");
+    ASSERT_TRUE(WaitExists(run_dir_ + "/engine.sock", 10)) << ReadFile(dir_ + "/offloadd.log");
+  }
+  void TearDown() override {
+    daemon_->Kill(SIGTERM);
+    daemon_->Wait(10);
+    daemon_.reset();
+    std::string cmd = "rm -rf '" + dir_ + "'";
+    if (system(cmd.c_str()) != 0) fprintf(stderr, "cleanup of %s failed\n", dir_.c_str());
+  }
+  std::map<std::string, std::string> Env(bool preload, int expect_offload) const {
+    return {{"LD_PRELOAD", preload ? g_lib : ""},
+            {"OFFLOAD_RUN_DIR", run_dir_},
+            {"EXPECT_OFFLOAD", std::to_string(expect_offload)}};
+  }
+  std::string EchoServer(bool preload, int expect, std::unique_ptr<Proc>* out) {
+    const std::string port_file = dir_ + "/port" + std::to_string(counter_++);
+    *out = std::make_unique<Proc>(std::vector<std::string>{g_prog, "echo-server", port_file},
+                                  Env(preload, expect), port_file + ".log");
+    EXPECT_TRUE(WaitFile(port_file, 10));
+    std::string port = ReadFile(port_file);
+    while (!port.empty() && port.back() == '\n') port.pop_back();
+    return port;
+  }
+
+  std::string dir_, run_dir_;
+  std::unique_ptr<Proc> daemon_;
+  int counter_ = 0;
+};
+
+TEST_F(SameHostTest, SemanticsMatchLinuxWithoutThePreloadLibrary) {
+  Proc p({g_prog, "checks"}, Env(false, 0), dir_ + "/kernel.log");
+  EXPECT_EQ(p.Wait(120), 0) << p.Output();
+}
+
+TEST_F(SameHostTest, SemanticsHoldOffloaded) {
+  Proc p({g_prog, "checks"}, Env(true, 1), dir_ + "/offload.log");
+  EXPECT_EQ(p.Wait(120), 0) << p.Output();
+}
+
+TEST_F(SameHostTest, DaemonAbsentEverythingRunsOnTheKernelSilently) {
+  auto env = Env(true, 0);
+  env["OFFLOAD_RUN_DIR"] = dir_ + "/nowhere";
+  Proc p({g_prog, "checks"}, env, dir_ + "/absent.log");
+  EXPECT_EQ(p.Wait(120), 0) << p.Output();
+  EXPECT_EQ(p.Output().find("offload:"), std::string::npos) << "stderr must stay clean";
+}
+
+TEST_F(SameHostTest, KernelClientReachesOffloadedListenerThroughItsShadow) {
+  std::unique_ptr<Proc> server;
+  const std::string port = EchoServer(true, 0, &server);
+  Proc c({g_prog, "echo-client", port, "200"}, Env(false, 0), dir_ + "/c.log");
+  EXPECT_EQ(c.Wait(60), 0) << c.Output() << server->Output();
+  EXPECT_NE(server->Output().find("accepted as-expected"), std::string::npos) << server->Output();
+}
+
+TEST_F(SameHostTest, OffloadedConnectorReachesKernelListenerThroughTheKernel) {
+  std::unique_ptr<Proc> server;
+  const std::string port = EchoServer(false, 0, &server);
+  Proc c({g_prog, "echo-client", port, "200"}, Env(true, 0), dir_ + "/c.log");
+  EXPECT_EQ(c.Wait(60), 0) << c.Output() << server->Output();
+}
+
+TEST_F(SameHostTest, OffloadedPairUsesPipeAndUdpRings) {
+  std::unique_ptr<Proc> server;
+  const std::string port = EchoServer(true, 1, &server);
+  Proc c({g_prog, "echo-client", port, "2000"}, Env(true, 1), dir_ + "/c.log");
+  EXPECT_EQ(c.Wait(60), 0) << c.Output() << server->Output();
+  EXPECT_NE(server->Output().find("accepted as-expected"), std::string::npos) << server->Output();
+}
+
+TEST_F(SameHostTest, KillNineOfClientMidTransferGivesServerEofAndDaemonKeepsServing) {
+  std::unique_ptr<Proc> server;
+  const std::string port = EchoServer(true, 1, &server);
+  auto blaster = std::make_unique<Proc>(std::vector<std::string>{g_prog, "blast", port},
+                                        Env(true, 1), dir_ + "/blast.log");
+  ASSERT_TRUE(blaster->WaitOutput("blasting", 10)) << blaster->Output();
+  const pid_t bpid = blaster->pid();
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));  // mid-transfer (not a sync)
+  blaster->Kill(SIGKILL);
+  blaster->Wait(10);
+  EXPECT_TRUE(server->WaitOutput("peer gone:", 10)) << server->Output();
+  const std::string gone = server->Output();
+  EXPECT_TRUE(gone.find("peer gone: EOF") != std::string::npos ||
+              gone.find("Connection reset") != std::string::npos)
+      << gone;
+  const std::string detached = "pid " + std::to_string(bpid) + " ";
+  bool dropped = false;
+  for (int i = 0; i < 500 && !dropped; ++i) {
+    const std::string log = ReadFile(dir_ + "/offloadd.log");
+    const size_t at = log.find(detached);
+    dropped = at != std::string::npos && log.find("detached", at) != std::string::npos;
+    if (!dropped) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_TRUE(dropped) << ReadFile(dir_ + "/offloadd.log");
+  Proc c({g_prog, "echo-client", port, "100"}, Env(true, 1), dir_ + "/c2.log");
+  EXPECT_EQ(c.Wait(60), 0) << c.Output() << server->Output();
+}
+
+TEST_F(SameHostTest, ByteIntegrityEverySizeEveryAlignmentTcpAndUdp) {
+  for (const bool udp : {false, true}) {
+    const std::string port_file = dir_ + (udp ? "/gport_udp" : "/gport_tcp");
+    Proc server({g_grind, "server", "--port-file", port_file, "--timeout", "120"}, Env(true, 1),
+                port_file + ".log");
+    ASSERT_TRUE(WaitFile(port_file, 10)) << server.Output();
+    std::string port = ReadFile(port_file);
+    while (!port.empty() && port.back() == '\n') port.pop_back();
+    std::vector<std::string> args = {g_grind, "client", "--port", port, "--start", "1",
+                                     "--end", udp ? "65507" : "65536", "--increment",
+                                     udp ? "13" : "7", "--wraps", "1"};
+    if (udp) args.push_back("--udp");
+    Proc client(args, Env(true, 1), port_file + ".client.log");
+    EXPECT_EQ(client.Wait(180), 0) << client.Output();
+    EXPECT_NE(client.Output().find("LOOKS GOOD"), std::string::npos) << client.Output();
+    EXPECT_EQ(server.Wait(30), 0) << server.Output();
+    EXPECT_NE(server.Output().find("LOOKS GOOD"), std::string::npos) << server.Output();
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  ::testing::InitGoogleTest(&argc, argv);
+  if (argc < 5) {
+    fprintf(stderr, "usage: %s OFFLOADD LIBOFFLOAD SEMANTICS_PROG GRIND\n", argv[0]);
+    return 2;
+  }
+  g_offloadd = Abs(argv[1]);
+  g_lib = Abs(argv[2]);
+  g_prog = Abs(argv[3]);
+  g_grind = Abs(argv[4]);
+  signal(SIGPIPE, SIG_IGN);
+  return RUN_ALL_TESTS();
+}

@@ -1,0 +1,735 @@
+// Socket-semantics checks for same-host offload. The same binary runs with
+// and without liboffload.so: every check states Linux behaviour, so passing
+// without the library proves the expectation and passing with it proves the
+// offloaded path matches.
+//
+//   semantics_prog checks          run every check; exit status = failures
+//   semantics_prog echo-server F   TCP+UDP echo on 127.0.0.1:0, port to F
+//   semantics_prog echo-client P N N round trips of TCP and UDP to port P
+//   semantics_prog blast P         connect to P and stream until killed
+//
+// EXPECT_OFFLOAD=1 additionally asserts that connections are offloaded
+// (the shadow kernel socket of an offloaded pipe is not connected, so the
+// raw getpeername syscall fails with ENOTCONN); EXPECT_OFFLOAD=0 asserts
+// they are kernel connections.
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/ioctl.h>
+#include <sys/select.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <string>
+#include <thread>
+
+namespace {
+
+int g_failures = 0;
+const char* g_check = "";
+int g_expect_offload = -1;  // -1: do not check
+
+#define CHECK_TRUE(cond)                                                               \
+  do {                                                                                 \
+    if (!(cond)) {                                                                     \
+      fprintf(stderr, "FAIL [%s] %s:%d: %s (errno %d %s)\n", g_check, __FILE__, __LINE__, \
+              #cond, errno, strerror(errno));                                          \
+      ++g_failures;                                                                    \
+      return;                                                                          \
+    }                                                                                  \
+  } while (0)
+
+int64_t NowMs() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return int64_t(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
+}
+
+sockaddr_in Loopback(uint16_t port) {
+  sockaddr_in a = {};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = htons(port);
+  return a;
+}
+
+uint16_t PortOf(int fd) {
+  sockaddr_in a = {};
+  socklen_t len = sizeof(a);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  return ntohs(a.sin_port);
+}
+
+int Listener(int type_flags = 0) {
+  int fd = socket(AF_INET, SOCK_STREAM | type_flags, 0);
+  sockaddr_in a = Loopback(0);
+  if (fd < 0 || bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0 || listen(fd, 16) != 0) {
+    return -1;
+  }
+  return fd;
+}
+
+int Connect(uint16_t port, int type_flags = 0) {
+  int fd = socket(AF_INET, SOCK_STREAM | type_flags, 0);
+  sockaddr_in a = Loopback(port);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0 && errno != EINPROGRESS) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+// A connected pair: *c (client) and *s (accepted).
+bool Pair(int* c, int* s) {
+  int l = Listener();
+  if (l < 0) return false;
+  *c = Connect(PortOf(l));
+  *s = accept(l, nullptr, nullptr);
+  close(l);
+  return *c >= 0 && *s >= 0;
+}
+
+// Checks the connection is (not) offloaded, per EXPECT_OFFLOAD.
+bool PathAsExpected(int fd) {
+  if (g_expect_offload < 0) return true;
+  sockaddr_in a = {};
+  socklen_t len = sizeof(a);
+  const long rc = syscall(SYS_getpeername, fd, &a, &len);
+  const bool offloaded = rc != 0 && errno == ENOTCONN;
+  if (offloaded != (g_expect_offload == 1)) {
+    fprintf(stderr, "[%s] fd %d is %s, expected %s\n", g_check, fd,
+            offloaded ? "offloaded" : "a kernel connection",
+            g_expect_offload ? "offloaded" : "kernel");
+    return false;
+  }
+  return true;
+}
+
+bool WaitReadable(int fd, int ms) {
+  pollfd p = {fd, POLLIN, 0};
+  return poll(&p, 1, ms) == 1;
+}
+
+ssize_t RecvAll(int fd, char* buf, size_t n) {
+  size_t got = 0;
+  while (got < n) {
+    const ssize_t k = recv(fd, buf + got, n - got, 0);
+    if (k <= 0) return k;
+    got += k;
+  }
+  return static_cast<ssize_t>(got);
+}
+
+// ------------------------------------------------------------------ checks
+
+void CheckEchoAndNames() {
+  int c, s;
+  CHECK_TRUE(Pair(&c, &s));
+  CHECK_TRUE(PathAsExpected(c));
+  CHECK_TRUE(PathAsExpected(s));
+  CHECK_TRUE(send(c, "ping", 4, 0) == 4);
+  char buf[16] = {};
+  CHECK_TRUE(RecvAll(s, buf, 4) == 4 && memcmp(buf, "ping", 4) == 0);
+  CHECK_TRUE(write(s, "pong!", 5) == 5);
+  CHECK_TRUE(RecvAll(c, buf, 5) == 5 && memcmp(buf, "pong!", 5) == 0);
+  sockaddr_in cl = {}, cp = {}, sl = {}, sp = {};
+  socklen_t len = sizeof(cl);
+  CHECK_TRUE(getsockname(c, reinterpret_cast<sockaddr*>(&cl), &len) == 0);
+  len = sizeof(cp);
+  CHECK_TRUE(getpeername(c, reinterpret_cast<sockaddr*>(&cp), &len) == 0);
+  len = sizeof(sl);
+  CHECK_TRUE(getsockname(s, reinterpret_cast<sockaddr*>(&sl), &len) == 0);
+  len = sizeof(sp);
+  CHECK_TRUE(getpeername(s, reinterpret_cast<sockaddr*>(&sp), &len) == 0);
+  CHECK_TRUE(cl.sin_port == sp.sin_port && cl.sin_addr.s_addr == sp.sin_addr.s_addr);
+  CHECK_TRUE(cp.sin_port == sl.sin_port && cp.sin_addr.s_addr == sl.sin_addr.s_addr);
+  CHECK_TRUE(cl.sin_addr.s_addr == htonl(INADDR_LOOPBACK));
+  iovec iov[3] = {{const_cast<char*>("ab"), 2}, {const_cast<char*>("cde"), 3}, {const_cast<char*>("f"), 1}};
+  CHECK_TRUE(writev(c, iov, 3) == 6);
+  char x[3], y[3];
+  iovec riov[2] = {{x, 3}, {y, 3}};
+  CHECK_TRUE(WaitReadable(s, 2000));
+  ssize_t got = 0;
+  for (int i = 0; i < 100 && got < 6; ++i) {
+    iovec part[2] = {riov[0], riov[1]};
+    if (got >= 3) {
+      part[0] = {y + (got - 3), size_t(3 - (got - 3))};
+      const ssize_t k = readv(s, part, 1);
+      if (k > 0) got += k;
+    } else {
+      part[0] = {x + got, size_t(3 - got)};
+      const ssize_t k = readv(s, part, 2);
+      if (k > 0) got += k;
+    }
+  }
+  CHECK_TRUE(got == 6 && memcmp(x, "abc", 3) == 0 && memcmp(y, "def", 3) == 0);
+  close(c);
+  close(s);
+}
+
+void CheckEagain() {
+  int c, s;
+  CHECK_TRUE(Pair(&c, &s));
+  char b;
+  CHECK_TRUE(recv(s, &b, 1, MSG_DONTWAIT) == -1 && (errno == EAGAIN || errno == EWOULDBLOCK));
+  int fl = fcntl(s, F_GETFL);
+  CHECK_TRUE((fl & O_NONBLOCK) == 0);
+  CHECK_TRUE(fcntl(s, F_SETFL, fl | O_NONBLOCK) == 0);
+  CHECK_TRUE((fcntl(s, F_GETFL) & O_NONBLOCK) != 0);
+  CHECK_TRUE(read(s, &b, 1) == -1 && errno == EAGAIN);
+  int on = 0;
+  CHECK_TRUE(ioctl(s, FIONBIO, &on) == 0);
+  CHECK_TRUE((fcntl(s, F_GETFL) & O_NONBLOCK) == 0);
+  int l = Listener(SOCK_NONBLOCK);
+  CHECK_TRUE(l >= 0);
+  CHECK_TRUE(accept(l, nullptr, nullptr) == -1 && errno == EAGAIN);
+  // Fill the send side of a non-blocking socket: EAGAIN, never a hang.
+  CHECK_TRUE(fcntl(c, F_SETFL, O_NONBLOCK) == 0);
+  static char big[65536];
+  ssize_t total = 0;
+  int rounds = 0;
+  for (; rounds < 10000; ++rounds) {
+    const ssize_t k = send(c, big, sizeof(big), 0);
+    if (k < 0) break;
+    total += k;
+  }
+  CHECK_TRUE(rounds < 10000 && errno == EAGAIN && total > 0);
+  close(l);
+  close(c);
+  close(s);
+}
+
+void CheckRcvTimeo() {
+  int c, s;
+  CHECK_TRUE(Pair(&c, &s));
+  timeval tv = {0, 150000};
+  CHECK_TRUE(setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) == 0);
+  char b;
+  const int64_t t0 = NowMs();
+  CHECK_TRUE(recv(s, &b, 1, 0) == -1 && (errno == EAGAIN || errno == EWOULDBLOCK));
+  const int64_t dt = NowMs() - t0;
+  CHECK_TRUE(dt >= 100 && dt < 3000);
+  close(c);
+  close(s);
+}
+
+void OnSignal(int) {}
+
+void CheckEintr() {
+  int c, s;
+  CHECK_TRUE(Pair(&c, &s));
+  struct sigaction sa = {};
+  sa.sa_handler = OnSignal;  // no SA_RESTART: a blocked recv returns EINTR
+  sigaction(SIGUSR1, &sa, nullptr);
+  std::atomic<int> result{0}, err{0};
+  std::atomic<bool> started{false};
+  pthread_t self_thread;
+  std::thread t([&] {
+    self_thread = pthread_self();
+    started = true;
+    char b;
+    result = static_cast<int>(recv(s, &b, 1, 0));
+    err = errno;
+  });
+  while (!started) usleep(1000);
+  usleep(100000);  // let it block (a late signal is also fine: the loop re-sends)
+  for (int i = 0; i < 50 && result == 0; ++i) {
+    pthread_kill(t.native_handle(), SIGUSR1);
+    usleep(20000);
+  }
+  if (result == 0) send(c, "x", 1, 0);  // unblock before failing
+  t.join();
+  CHECK_TRUE(result == -1 && err == EINTR);
+  close(c);
+  close(s);
+}
+
+void CheckPeekWaitall() {
+  int c, s;
+  CHECK_TRUE(Pair(&c, &s));
+  CHECK_TRUE(send(c, "hello", 5, 0) == 5);
+  char buf[16] = {};
+  CHECK_TRUE(WaitReadable(s, 2000));
+  CHECK_TRUE(recv(s, buf, 5, MSG_PEEK) >= 1 && buf[0] == 'h');
+  std::thread t([&] {
+    usleep(50000);
+    send(c, " world", 6, 0);
+  });
+  memset(buf, 0, sizeof(buf));
+  CHECK_TRUE(recv(s, buf, 11, MSG_WAITALL) == 11);
+  t.join();
+  CHECK_TRUE(memcmp(buf, "hello world", 11) == 0);
+  close(c);
+  close(s);
+}
+
+std::atomic<int> g_sigpipes{0};
+void OnSigpipe(int) { ++g_sigpipes; }
+
+void CheckEpipe() {
+  int c, s;
+  CHECK_TRUE(Pair(&c, &s));
+  struct sigaction sa = {};
+  sa.sa_handler = OnSigpipe;
+  sigaction(SIGPIPE, &sa, nullptr);
+  close(s);
+  // Linux: the first write after the peer's close may still succeed (the
+  // RST comes back), then EPIPE (CLOSE_WAIT + RST -> EPIPE).
+  int err = 0;
+  for (int i = 0; i < 100 && err == 0; ++i) {
+    if (send(c, "x", 1, MSG_NOSIGNAL) < 0) err = errno;
+    usleep(1000);
+  }
+  CHECK_TRUE(err == EPIPE || err == ECONNRESET);
+  const int before = g_sigpipes;
+  CHECK_TRUE(send(c, "x", 1, 0) == -1 && errno == EPIPE);
+  CHECK_TRUE(g_sigpipes == before + 1);
+  char b;
+  CHECK_TRUE(recv(c, &b, 1, 0) == 0);  // the FIN was seen: EOF
+  close(c);
+}
+
+void CheckHalfClose() {
+  int c, s;
+  CHECK_TRUE(Pair(&c, &s));
+  CHECK_TRUE(send(c, "req", 3, 0) == 3);
+  CHECK_TRUE(shutdown(c, SHUT_WR) == 0);
+  char buf[8];
+  CHECK_TRUE(RecvAll(s, buf, 3) == 3);
+  CHECK_TRUE(recv(s, buf, 8, 0) == 0);  // EOF after the data
+  CHECK_TRUE(send(s, "resp", 4, 0) == 4);  // the other direction still works
+  CHECK_TRUE(RecvAll(c, buf, 4) == 4 && memcmp(buf, "resp", 4) == 0);
+  CHECK_TRUE(send(c, "x", 1, MSG_NOSIGNAL) == -1 && errno == EPIPE);
+  close(s);
+  CHECK_TRUE(recv(c, buf, 8, 0) == 0);
+  close(c);
+}
+
+void CheckRefused() {
+  int l = Listener();
+  CHECK_TRUE(l >= 0);
+  const uint16_t port = PortOf(l);
+  close(l);
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a = Loopback(port);
+  CHECK_TRUE(connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == -1 &&
+             errno == ECONNREFUSED);
+  close(fd);
+  // Non-blocking: EINPROGRESS (or immediate), then SO_ERROR says why.
+  fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+  const int rc = connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
+  int err = rc == 0 ? 0 : errno;
+  if (err == EINPROGRESS) {
+    pollfd p = {fd, POLLOUT, 0};
+    CHECK_TRUE(poll(&p, 1, 2000) == 1);
+    socklen_t len = sizeof(err);
+    CHECK_TRUE(getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0);
+  }
+  CHECK_TRUE(err == ECONNREFUSED);
+  close(fd);
+}
+
+void CheckNonblockingConnect() {
+  int l = Listener();
+  CHECK_TRUE(l >= 0);
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+  sockaddr_in a = Loopback(PortOf(l));
+  const int rc = connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
+  CHECK_TRUE(rc == 0 || errno == EINPROGRESS);
+  pollfd p = {fd, POLLOUT, 0};
+  CHECK_TRUE(poll(&p, 1, 2000) == 1 && (p.revents & POLLOUT));
+  int err = -1;
+  socklen_t len = sizeof(err);
+  CHECK_TRUE(getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err == 0);
+  int s = accept(l, nullptr, nullptr);
+  CHECK_TRUE(s >= 0);
+  CHECK_TRUE(PathAsExpected(fd));
+  CHECK_TRUE(send(fd, "z", 1, 0) == 1);
+  char b;
+  CHECK_TRUE(RecvAll(s, &b, 1) == 1 && b == 'z');
+  close(fd);
+  close(s);
+  close(l);
+}
+
+void CheckFionread() {
+  int c, s;
+  CHECK_TRUE(Pair(&c, &s));
+  char buf[123] = {};
+  CHECK_TRUE(send(c, buf, sizeof(buf), 0) == 123);
+  int n = 0;
+  const int64_t deadline = NowMs() + 2000;
+  while (NowMs() < deadline) {
+    CHECK_TRUE(ioctl(s, FIONREAD, &n) == 0);
+    if (n == 123) break;
+    usleep(1000);
+  }
+  CHECK_TRUE(n == 123);
+  close(c);
+  close(s);
+}
+
+void CheckEpollModes() {
+  int c, s;
+  CHECK_TRUE(Pair(&c, &s));
+  int ep = epoll_create1(EPOLL_CLOEXEC);
+  CHECK_TRUE(ep >= 0);
+  epoll_event ev = {};
+  ev.events = EPOLLIN;
+  ev.data.u64 = 7;
+  CHECK_TRUE(epoll_ctl(ep, EPOLL_CTL_ADD, s, &ev) == 0);
+  CHECK_TRUE(epoll_ctl(ep, EPOLL_CTL_ADD, s, &ev) == -1 && errno == EEXIST);
+  epoll_event out[4];
+  CHECK_TRUE(epoll_wait(ep, out, 4, 0) == 0);
+  CHECK_TRUE(send(c, "ab", 2, 0) == 2);
+  // Level-triggered: reported again while unread.
+  CHECK_TRUE(epoll_wait(ep, out, 4, 2000) == 1 && out[0].data.u64 == 7 && (out[0].events & EPOLLIN));
+  CHECK_TRUE(epoll_wait(ep, out, 4, 0) == 1);
+  char b[2];
+  CHECK_TRUE(RecvAll(s, b, 2) == 2);
+  CHECK_TRUE(epoll_wait(ep, out, 4, 0) == 0);
+  // Edge-triggered: once per arrival.
+  ev.events = EPOLLIN | EPOLLET;
+  CHECK_TRUE(epoll_ctl(ep, EPOLL_CTL_MOD, s, &ev) == 0);
+  CHECK_TRUE(send(c, "a", 1, 0) == 1);
+  CHECK_TRUE(epoll_wait(ep, out, 4, 2000) == 1);
+  CHECK_TRUE(epoll_wait(ep, out, 4, 50) == 0);
+  CHECK_TRUE(send(c, "b", 1, 0) == 1);
+  CHECK_TRUE(epoll_wait(ep, out, 4, 2000) == 1);
+  CHECK_TRUE(RecvAll(s, b, 2) == 2);
+  // One-shot: once, then disabled until EPOLL_CTL_MOD.
+  ev.events = EPOLLIN | EPOLLONESHOT;
+  CHECK_TRUE(epoll_ctl(ep, EPOLL_CTL_MOD, s, &ev) == 0);
+  CHECK_TRUE(send(c, "c", 1, 0) == 1);
+  CHECK_TRUE(epoll_wait(ep, out, 4, 2000) == 1);
+  CHECK_TRUE(epoll_wait(ep, out, 4, 50) == 0);
+  CHECK_TRUE(epoll_ctl(ep, EPOLL_CTL_MOD, s, &ev) == 0);
+  CHECK_TRUE(epoll_wait(ep, out, 4, 2000) == 1);
+  CHECK_TRUE(RecvAll(s, b, 1) == 1);
+  // RDHUP on the peer's half-close.
+  ev.events = EPOLLIN | EPOLLRDHUP;
+  CHECK_TRUE(epoll_ctl(ep, EPOLL_CTL_MOD, s, &ev) == 0);
+  CHECK_TRUE(shutdown(c, SHUT_WR) == 0);
+  CHECK_TRUE(epoll_wait(ep, out, 4, 2000) == 1 && (out[0].events & EPOLLRDHUP) &&
+             (out[0].events & EPOLLIN));
+  // EPOLLOUT on a writable socket; EPOLLHUP once both directions are shut.
+  ev.events = EPOLLOUT;
+  CHECK_TRUE(epoll_ctl(ep, EPOLL_CTL_MOD, s, &ev) == 0);
+  CHECK_TRUE(epoll_wait(ep, out, 4, 2000) == 1 && (out[0].events & EPOLLOUT));
+  CHECK_TRUE(shutdown(s, SHUT_WR) == 0);
+  CHECK_TRUE(epoll_wait(ep, out, 4, 2000) == 1 && (out[0].events & EPOLLHUP));
+  // Closing a watched fd removes it from the set.
+  close(s);
+  CHECK_TRUE(epoll_wait(ep, out, 4, 50) == 0);
+  close(c);
+  close(ep);
+}
+
+void CheckEpollWakeup() {
+  // A thread blocked in epoll_wait with an infinite timeout wakes up for
+  // data sent later (the sleep path, not the spin).
+  int c, s;
+  CHECK_TRUE(Pair(&c, &s));
+  int ep = epoll_create1(0);
+  epoll_event ev = {};
+  ev.events = EPOLLIN;
+  ev.data.fd = s;
+  CHECK_TRUE(epoll_ctl(ep, EPOLL_CTL_ADD, s, &ev) == 0);
+  std::thread t([&] {
+    usleep(300000);
+    send(c, "w", 1, 0);
+  });
+  epoll_event out;
+  const int n = epoll_wait(ep, &out, 1, 5000);
+  t.join();
+  CHECK_TRUE(n == 1 && out.data.fd == s);
+  close(ep);
+  close(c);
+  close(s);
+}
+
+void CheckSelectPollMixed() {
+  int c, s;
+  CHECK_TRUE(Pair(&c, &s));
+  int p[2];
+  CHECK_TRUE(pipe(p) == 0);
+  pollfd fds[2] = {{s, POLLIN, 0}, {p[0], POLLIN, 0}};
+  CHECK_TRUE(poll(fds, 2, 0) == 0);
+  CHECK_TRUE(write(p[1], "k", 1) == 1);
+  CHECK_TRUE(poll(fds, 2, 2000) == 1 && fds[1].revents == POLLIN && fds[0].revents == 0);
+  CHECK_TRUE(send(c, "o", 1, 0) == 1);
+  const int64_t deadline = NowMs() + 2000;
+  int n = 0;
+  while (NowMs() < deadline && n != 2) n = poll(fds, 2, 100);
+  CHECK_TRUE(n == 2 && (fds[0].revents & POLLIN));
+  fd_set r;
+  FD_ZERO(&r);
+  FD_SET(s, &r);
+  FD_SET(p[0], &r);
+  timeval tv = {2, 0};
+  CHECK_TRUE(select(std::max(s, p[0]) + 1, &r, nullptr, nullptr, &tv) == 2);
+  CHECK_TRUE(FD_ISSET(s, &r) && FD_ISSET(p[0], &r));
+  char b;
+  CHECK_TRUE(read(p[0], &b, 1) == 1 && recv(s, &b, 1, 0) == 1);
+  FD_ZERO(&r);
+  FD_SET(s, &r);
+  FD_SET(p[0], &r);
+  fd_set w;
+  FD_ZERO(&w);
+  FD_SET(c, &w);
+  tv = {0, 100000};
+  CHECK_TRUE(select(std::max({s, p[0], c}) + 1, &r, &w, nullptr, &tv) == 1 && FD_ISSET(c, &w));
+  // A blocked poll() on an offloaded fd wakes for data sent later.
+  std::thread t([&] {
+    usleep(200000);
+    send(c, "q", 1, 0);
+  });
+  pollfd one = {s, POLLIN, 0};
+  const int rc = poll(&one, 1, 5000);
+  t.join();
+  CHECK_TRUE(rc == 1 && (one.revents & POLLIN));
+  close(p[0]);
+  close(p[1]);
+  close(c);
+  close(s);
+}
+
+void CheckDup() {
+  int c, s;
+  CHECK_TRUE(Pair(&c, &s));
+  int d = dup(s);
+  CHECK_TRUE(d >= 0);
+  close(s);  // the connection stays open through the dup
+  CHECK_TRUE(send(c, "d", 1, 0) == 1);
+  char b;
+  CHECK_TRUE(RecvAll(d, &b, 1) == 1 && b == 'd');
+  int e = 100;
+  CHECK_TRUE(dup2(d, e) == e);
+  CHECK_TRUE(send(e, "e", 1, 0) == 1);
+  CHECK_TRUE(RecvAll(c, &b, 1) == 1 && b == 'e');
+  close(d);
+  close(e);
+  CHECK_TRUE(recv(c, &b, 1, 0) == 0);  // last fd closed: FIN
+  close(c);
+}
+
+void CheckResetOnCloseWithUnread() {
+  int c, s;
+  CHECK_TRUE(Pair(&c, &s));
+  CHECK_TRUE(send(c, "unread", 6, 0) == 6);
+  CHECK_TRUE(WaitReadable(s, 2000));
+  close(s);  // unread data: RST (RFC 2525 2.17)
+  char b;
+  const int64_t deadline = NowMs() + 2000;
+  ssize_t rc;
+  do {
+    rc = recv(c, &b, 1, MSG_DONTWAIT);
+  } while (rc < 0 && errno == EAGAIN && NowMs() < deadline);
+  CHECK_TRUE(rc == -1 && errno == ECONNRESET);
+  close(c);
+}
+
+void CheckUdp() {
+  int a = socket(AF_INET, SOCK_DGRAM, 0);
+  int b = socket(AF_INET, SOCK_DGRAM, 0);
+  sockaddr_in la = Loopback(0), lb = Loopback(0);
+  CHECK_TRUE(bind(a, reinterpret_cast<sockaddr*>(&la), sizeof(la)) == 0);
+  CHECK_TRUE(bind(b, reinterpret_cast<sockaddr*>(&lb), sizeof(lb)) == 0);
+  const uint16_t pa = PortOf(a), pb = PortOf(b);
+  sockaddr_in to_b = Loopback(pb);
+  for (int i = 0; i < 3; ++i) {
+    char msg[32];
+    const int n = snprintf(msg, sizeof(msg), "dgram %d", i);
+    CHECK_TRUE(sendto(a, msg, n, 0, reinterpret_cast<sockaddr*>(&to_b), sizeof(to_b)) == n);
+  }
+  for (int i = 0; i < 3; ++i) {
+    char buf[64] = {};
+    sockaddr_in from = {};
+    socklen_t len = sizeof(from);
+    CHECK_TRUE(WaitReadable(b, 2000));
+    const ssize_t n = recvfrom(b, buf, sizeof(buf), 0, reinterpret_cast<sockaddr*>(&from), &len);
+    char want[32];
+    snprintf(want, sizeof(want), "dgram %d", i);
+    CHECK_TRUE(n == static_cast<ssize_t>(strlen(want)) && strcmp(buf, want) == 0);
+    CHECK_TRUE(ntohs(from.sin_port) == pa && from.sin_addr.s_addr == htonl(INADDR_LOOPBACK));
+  }
+  // Reply on a connected socket; truncation keeps datagram boundaries.
+  sockaddr_in to_a = Loopback(pa);
+  CHECK_TRUE(connect(b, reinterpret_cast<sockaddr*>(&to_a), sizeof(to_a)) == 0);
+  CHECK_TRUE(send(b, "0123456789", 10, 0) == 10);
+  CHECK_TRUE(send(b, "xy", 2, 0) == 2);
+  char small[4];
+  CHECK_TRUE(WaitReadable(a, 2000));
+  CHECK_TRUE(recv(a, small, 4, 0) == 4 && memcmp(small, "0123", 4) == 0);
+  CHECK_TRUE(WaitReadable(a, 2000));
+  CHECK_TRUE(recv(a, small, 4, 0) == 2 && memcmp(small, "xy", 2) == 0);
+  char b2;
+  CHECK_TRUE(recv(a, &b2, 1, MSG_DONTWAIT) == -1 && errno == EAGAIN);
+  close(a);
+  close(b);
+}
+
+struct Check {
+  const char* name;
+  void (*fn)();
+};
+
+const Check kChecks[] = {
+    {"echo_and_names", CheckEchoAndNames},
+    {"eagain", CheckEagain},
+    {"rcvtimeo", CheckRcvTimeo},
+    {"eintr", CheckEintr},
+    {"peek_waitall", CheckPeekWaitall},
+    {"epipe_sigpipe", CheckEpipe},
+    {"half_close", CheckHalfClose},
+    {"econnrefused_and_so_error", CheckRefused},
+    {"nonblocking_connect", CheckNonblockingConnect},
+    {"fionread", CheckFionread},
+    {"epoll_lt_et_oneshot_rdhup_hup", CheckEpollModes},
+    {"epoll_sleep_wakeup", CheckEpollWakeup},
+    {"select_poll_mixed", CheckSelectPollMixed},
+    {"dup", CheckDup},
+    {"reset_on_close_with_unread", CheckResetOnCloseWithUnread},
+    {"udp", CheckUdp},
+};
+
+int RunChecks(const char* only) {
+  for (const Check& c : kChecks) {
+    if (only != nullptr && strcmp(only, c.name) != 0) continue;
+    g_check = c.name;
+    const int before = g_failures;
+    const int64_t t0 = NowMs();
+    c.fn();
+    printf("%s %s (%lld ms)\n", g_failures == before ? "PASS" : "FAIL", c.name,
+           static_cast<long long>(NowMs() - t0));
+    fflush(stdout);
+  }
+  return g_failures;
+}
+
+// ------------------------------------------------------- helper processes
+
+int EchoServer(const char* port_file) {
+  int l = Listener();
+  if (l < 0) return 2;
+  int u = socket(AF_INET, SOCK_DGRAM, 0);
+  sockaddr_in ua = Loopback(PortOf(l));
+  if (bind(u, reinterpret_cast<sockaddr*>(&ua), sizeof(ua)) != 0) return 2;
+  FILE* f = fopen(std::string(std::string(port_file) + ".tmp").c_str(), "w");
+  fprintf(f, "%u\n", PortOf(l));
+  fclose(f);
+  rename((std::string(port_file) + ".tmp").c_str(), port_file);
+  int ep = epoll_create1(0);
+  epoll_event ev = {};
+  ev.events = EPOLLIN;
+  ev.data.fd = l;
+  epoll_ctl(ep, EPOLL_CTL_ADD, l, &ev);
+  ev.data.fd = u;
+  epoll_ctl(ep, EPOLL_CTL_ADD, u, &ev);
+  for (;;) {
+    epoll_event out[16];
+    const int n = epoll_wait(ep, out, 16, -1);
+    for (int i = 0; i < n; ++i) {
+      const int fd = out[i].data.fd;
+      char buf[65536];
+      if (fd == l) {
+        const int c = accept(l, nullptr, nullptr);
+        if (c < 0) continue;
+        printf("accepted %s\n", PathAsExpected(c) ? "as-expected" : "UNEXPECTED-PATH");
+        fflush(stdout);
+        ev.data.fd = c;
+        epoll_ctl(ep, EPOLL_CTL_ADD, c, &ev);
+      } else if (fd == u) {
+        sockaddr_in from = {};
+        socklen_t len = sizeof(from);
+        const ssize_t k = recvfrom(u, buf, sizeof(buf), MSG_DONTWAIT,
+                                   reinterpret_cast<sockaddr*>(&from), &len);
+        if (k >= 0) sendto(u, buf, k, 0, reinterpret_cast<sockaddr*>(&from), len);
+      } else {
+        const ssize_t k = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+        if (k > 0) {
+          if (send(fd, buf, k, MSG_NOSIGNAL) != k) {
+            printf("short echo\n");
+          }
+        } else if (k == 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) {
+          printf("peer gone: %s\n", k == 0 ? "EOF" : strerror(errno));
+          fflush(stdout);
+          epoll_ctl(ep, EPOLL_CTL_DEL, fd, nullptr);
+          close(fd);
+        }
+      }
+    }
+  }
+}
+
+int EchoClient(uint16_t port, int n) {
+  int c = Connect(port);
+  if (c < 0 || !PathAsExpected(c)) return 3;
+  int u = socket(AF_INET, SOCK_DGRAM, 0);
+  sockaddr_in to = Loopback(port);
+  timeval tv = {5, 0};
+  setsockopt(u, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  for (int i = 0; i < n; ++i) {
+    char msg[64], buf[64];
+    const int len = snprintf(msg, sizeof(msg), "message %d", i);
+    if (send(c, msg, len, 0) != len || RecvAll(c, buf, len) != len || memcmp(msg, buf, len) != 0) {
+      fprintf(stderr, "tcp echo %d failed: %s\n", i, strerror(errno));
+      return 4;
+    }
+    if (sendto(u, msg, len, 0, reinterpret_cast<sockaddr*>(&to), sizeof(to)) != len ||
+        recv(u, buf, sizeof(buf), 0) != len || memcmp(msg, buf, len) != 0) {
+      fprintf(stderr, "udp echo %d failed: %s\n", i, strerror(errno));
+      return 5;
+    }
+  }
+  printf("echo ok\n");
+  close(c);
+  return 0;
+}
+
+int Blast(uint16_t port) {
+  int c = Connect(port);
+  if (c < 0) return 3;
+  static char buf[16384];
+  printf("blasting\n");
+  fflush(stdout);
+  for (;;) {
+    if (send(c, buf, sizeof(buf), MSG_NOSIGNAL) < 0) return 0;
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (const char* e = getenv("EXPECT_OFFLOAD")) g_expect_offload = atoi(e);
+  signal(SIGPIPE, SIG_IGN);
+  if (argc >= 2 && strcmp(argv[1], "checks") == 0) {
+    signal(SIGPIPE, SIG_DFL);
+    return RunChecks(argc >= 3 ? argv[2] : nullptr);
+  }
+  if (argc >= 3 && strcmp(argv[1], "echo-server") == 0) return EchoServer(argv[2]);
+  if (argc >= 4 && strcmp(argv[1], "echo-client") == 0) {
+    return EchoClient(static_cast<uint16_t>(atoi(argv[2])), atoi(argv[3]));
+  }
+  if (argc >= 3 && strcmp(argv[1], "blast") == 0) return Blast(static_cast<uint16_t>(atoi(argv[2])));
+  fprintf(stderr, "usage: %s checks [NAME] | echo-server PORTFILE | echo-client PORT N | blast PORT\n",
+          argv[0]);
+  return 2;
+}
