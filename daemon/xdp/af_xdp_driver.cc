@@ -2,8 +2,15 @@
 
 #include "daemon/xdp/af_xdp_driver.h"
 
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
 #include "absl/strings/str_cat.h"
 #include "daemon/nic/netdev.h"
+#include "daemon/xdp/ntuple.h"
 
 namespace offload::xdp {
 
@@ -19,6 +26,10 @@ absl::StatusOr<std::unique_ptr<AfXdpDriver>> AfXdpDriver::Create(
         OFFLOAD_XDP_MAX_QUEUES, ")"));
   }
   std::unique_ptr<AfXdpDriver> d(new AfXdpDriver());
+  d->ioctl_fd_ = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (d->ioctl_fd_ < 0) {
+    return absl::InternalError(absl::StrCat("socket: ", strerror(errno)));
+  }
   d->info_ = *std::move(info);
   d->info_.driver = nic::DriverKind::kAfXdp;
   d->info_.num_queues = config.num_queues;
@@ -43,7 +54,16 @@ absl::StatusOr<std::unique_ptr<AfXdpDriver>> AfXdpDriver::Create(
 AfXdpDriver::~AfXdpDriver() {
   // Detach first: from here on the kernel gets every packet.
   program_.reset();
+  for (const auto& [key, location] : ntuple_rules_) {
+    (void)NTupleDelete(ioctl_fd_, info_.name, location);
+  }
   queues_.clear();
+  if (ioctl_fd_ >= 0) close(ioctl_fd_);
+}
+
+bool AfXdpDriver::hardware_steering() const {
+  std::lock_guard<std::mutex> lock(steer_mu_);
+  return ntuple_supported_;
 }
 
 absl::Status AfXdpDriver::Steer(const nic::FlowKey& flow, uint32_t queue) {
@@ -54,11 +74,38 @@ absl::Status AfXdpDriver::Steer(const nic::FlowKey& flow, uint32_t queue) {
                      " open queues"));
   }
   std::lock_guard<std::mutex> lock(steer_mu_);
-  return program_->SetFlow(flow, queues_[queue]->id());
+  absl::Status status = program_->SetFlow(flow, queues_[queue]->id());
+  if (!status.ok()) return status;
+  const Key key{static_cast<int>(flow.proto), flow.local_ip, flow.local_port,
+                flow.remote_ip, flow.remote_port};
+  if (queues_.size() > 1 && ntuple_supported_) {
+    // Re-steering moves the flow: drop the old rule first.
+    if (auto it = ntuple_rules_.find(key); it != ntuple_rules_.end()) {
+      (void)NTupleDelete(ioctl_fd_, info_.name, it->second);
+      ntuple_rules_.erase(it);
+    }
+    absl::StatusOr<uint32_t> location =
+        NTupleInsert(ioctl_fd_, info_.name, flow, queues_[queue]->id());
+    if (location.ok()) {
+      ntuple_rules_[key] = *location;
+    } else if (absl::IsUnimplemented(location.status())) {
+      ntuple_supported_ = false;  // RSS decides; QUEUE_MISMATCH shows it
+    } else {
+      (void)program_->DeleteFlow(flow);
+      return location.status();
+    }
+  }
+  return absl::OkStatus();
 }
 
 absl::Status AfXdpDriver::Unsteer(const nic::FlowKey& flow) {
   std::lock_guard<std::mutex> lock(steer_mu_);
+  const Key key{static_cast<int>(flow.proto), flow.local_ip, flow.local_port,
+                flow.remote_ip, flow.remote_port};
+  if (auto it = ntuple_rules_.find(key); it != ntuple_rules_.end()) {
+    (void)NTupleDelete(ioctl_fd_, info_.name, it->second);
+    ntuple_rules_.erase(it);
+  }
   return program_->DeleteFlow(flow);
 }
 

@@ -3,6 +3,13 @@
 // come to offloadd (see steer_program.h) -- everything else stays with the
 // kernel.
 //
+// Queue placement: on a multi-queue interface Steer() also asks the NIC,
+// through an ethtool n-tuple rule, to deliver the flow to the chosen queue
+// (see ntuple.h). Interfaces without n-tuple filters fall back to RSS.
+// Rules are removed by Unsteer() and on destruction; a daemon killed with
+// SIGKILL leaves its rules behind (they only pin flows to queues; the XDP
+// program still passes unsteered traffic to the kernel).
+//
 // Lifetime: creating the driver attaches the program (replacing a stale one
 // left by a killed daemon) and binds the sockets; destroying it detaches the
 // program first (traffic returns to the kernel at once), then closes the
@@ -12,8 +19,10 @@
 #ifndef OFFLOAD_DAEMON_XDP_AF_XDP_DRIVER_H_
 #define OFFLOAD_DAEMON_XDP_AF_XDP_DRIVER_H_
 
+#include <map>
 #include <memory>
 #include <mutex>
+#include <tuple>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -46,6 +55,8 @@ class AfXdpDriver : public nic::NicDriver {
     return program_->ReadStats();
   }
   bool native_xdp() const { return program_->native(); }
+  // False once the interface refused an n-tuple rule (RSS decides).
+  bool hardware_steering() const;
 
  private:
   AfXdpDriver() = default;
@@ -53,7 +64,14 @@ class AfXdpDriver : public nic::NicDriver {
   nic::InterfaceInfo info_;
   std::unique_ptr<SteerProgram> program_;
   std::vector<std::unique_ptr<AfXdpQueue>> queues_;
-  std::mutex steer_mu_;  // serialises Steer/Unsteer (map update + check)
+  // AF_INET socket of the interface's namespace, for ethtool ioctls issued
+  // from any thread.
+  int ioctl_fd_ = -1;
+
+  mutable std::mutex steer_mu_;  // serialises Steer/Unsteer; guards below
+  bool ntuple_supported_ = true;
+  using Key = std::tuple<int, uint32_t, uint16_t, uint32_t, uint16_t>;
+  std::map<Key, uint32_t> ntuple_rules_;  // flow -> rule location
 };
 
 }  // namespace offload::xdp
