@@ -544,7 +544,15 @@ void TcpInput(TcpContext* ctx, Tcb* tcb, const net::ParsedFrame& seg) {
   }
   if (tcb->state == TcpState::kClosed || tcb->state == TcpState::kListen) return;
   tcb->last_rx_ns = ctx->now_ns;
-  tcb->keepalive_sent = 0;
+  if (tcb->keepalive_sent > 0) {
+    // The peer answered a keep-alive probe: idle time starts over.
+    tcb->keepalive_sent = 0;
+    if (tcb->keepalive) {
+      tcb->keepalive_deadline =
+          ctx->now_ns + (tcb->keepidle_ns ? tcb->keepidle_ns : ctx->cfg->keepalive_time_ns);
+      TcpArmTimer(ctx, tcb);
+    }
+  }
 
   // RFC 7323 5.3 R1: PAWS. A segment whose TSval is older than TS.Recent is
   // a duplicate: ACK it (unless RST) and drop. TS.Recent older than 24 days is

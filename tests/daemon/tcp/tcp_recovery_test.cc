@@ -1,0 +1,201 @@
+// Loss recovery: RFC 5681 3.2 fast retransmit, RFC 6582 NewReno partial and
+// full ACKs, RFC 6675 SACK-based recovery, RFC 2883 D-SACK accounting,
+// congestion control responses (RFC 5681 Reno, RFC 9438 CUBIC).
+#include "tests/daemon/tcp/tcp_fixture.h"
+
+namespace offload::testing {
+namespace {
+
+using net::kTcpAck;
+using tcp::TcpState;
+
+class RecoveryTest : public TcpSegmentTest {
+ protected:
+  // Sends ten full segments (the initial window) and returns their seqs.
+  void SendWindow() {
+    AppSend(14600);
+    std::vector<TcpView> v = Out();
+    ASSERT_EQ(v.size(), 10u);
+    una_ = snd_;
+  }
+  Frame DupAck() { return Seg(kTcpAck, rcv_, una_); }
+  Frame SackAck(uint32_t ack, uint32_t s, uint32_t e) {
+    TcpSpec sp;
+    sp.src = h_.Peer(peer_port_);
+    sp.dst = h_.Us(our_port_);
+    sp.seq = rcv_;
+    sp.ack = ack;
+    sp.window = 65535;
+    sp.options.num_sack = 1;
+    sp.options.sack[0] = tcp::SackBlock{s, e};
+    return BuildTcp(sp);
+  }
+  uint32_t una_ = 0;
+  static constexpr uint32_t kMss = 1460;
+};
+
+TEST_F(RecoveryTest, Rfc5681_ThreeDuplicateAcks_FastRetransmit) {
+  ActiveOpen();
+  ASSERT_EQ(h_.s().TcpSetCongestion(flow_, "reno"), 0);
+  SendWindow();
+  h_.Inject(DupAck());
+  h_.Inject(DupAck());
+  ExpectSilence();
+  h_.Inject(DupAck());
+  TcpView r = One();
+  EXPECT_EQ(r.f.seq, una_);
+  EXPECT_EQ(r.f.payload_len, kMss);
+  EXPECT_EQ(h_.s().tcp_counters().fast_retransmits, 1u);
+  // RFC 6582: ssthresh = FlightSize/2, cwnd = ssthresh + 3 SMSS.
+  EXPECT_EQ(tcb().snd_ssthresh, 5 * kMss);
+  EXPECT_EQ(tcb().snd_cwnd, 8 * kMss);
+  EXPECT_TRUE(tcb().in_recovery);
+}
+
+TEST_F(RecoveryTest, Rfc6582_DupAcksInRecovery_InflateWindowAndSendNewData) {
+  ActiveOpen();
+  ASSERT_EQ(h_.s().TcpSetCongestion(flow_, "reno"), 0);
+  SendWindow();
+  AppSend(14600);  // more data queued behind the window
+  Out();
+  for (int i = 0; i < 3; ++i) h_.Inject(DupAck());
+  Out();
+  // cwnd = 8 MSS < flight 10 MSS: each further dupack adds one SMSS.
+  h_.Inject(DupAck());
+  h_.Inject(DupAck());
+  ExpectSilence();  // cwnd 10 MSS == flight
+  h_.Inject(DupAck());
+  TcpView n = One();
+  EXPECT_EQ(n.f.seq, una_ + 10 * kMss);  // new data
+}
+
+TEST_F(RecoveryTest, Rfc6582_PartialAck_RetransmitsNextHole) {
+  ActiveOpen();
+  ASSERT_EQ(h_.s().TcpSetCongestion(flow_, "reno"), 0);
+  SendWindow();
+  for (int i = 0; i < 3; ++i) h_.Inject(DupAck());
+  Out();
+  // Partial ACK: covers the first two segments only.
+  h_.Inject(Seg(kTcpAck, rcv_, una_ + 2 * kMss));
+  TcpView r = One();
+  EXPECT_EQ(r.f.seq, una_ + 2 * kMss);
+  EXPECT_TRUE(tcb().in_recovery);
+}
+
+TEST_F(RecoveryTest, Rfc6582_FullAck_ExitsRecovery) {
+  ActiveOpen();
+  ASSERT_EQ(h_.s().TcpSetCongestion(flow_, "reno"), 0);
+  SendWindow();
+  for (int i = 0; i < 3; ++i) h_.Inject(DupAck());
+  Out();
+  h_.Inject(Seg(kTcpAck, rcv_, una_ + 10 * kMss));
+  EXPECT_FALSE(tcb().in_recovery);
+  EXPECT_LE(tcb().snd_cwnd, tcb().snd_ssthresh);
+}
+
+TEST_F(RecoveryTest, Rfc6675_SackRecovery_RetransmitsOnlyTheHole) {
+  PeerOptions po;
+  po.sack = true;
+  ActiveOpen(po);
+  ASSERT_EQ(h_.s().TcpSetCongestion(flow_, "reno"), 0);
+  SendWindow();
+  // Segment 0 lost; 1..3 arrive and are SACKed.
+  h_.Inject(SackAck(una_, una_ + kMss, una_ + 2 * kMss));
+  h_.Inject(SackAck(una_, una_ + kMss, una_ + 3 * kMss));
+  ExpectSilence();
+  h_.Inject(SackAck(una_, una_ + kMss, una_ + 4 * kMss));
+  std::vector<TcpView> v = Out();
+  ASSERT_GE(v.size(), 1u);
+  EXPECT_EQ(v[0].f.seq, una_);
+  for (size_t i = 1; i < v.size(); ++i) {
+    // Nothing SACKed is sent again.
+    EXPECT_FALSE(v[i].f.seq >= una_ + kMss && v[i].f.seq < una_ + 4 * kMss);
+  }
+  EXPECT_TRUE(tcb().sack_recovery);
+  EXPECT_EQ(h_.s().tcp_counters().sack_recoveries, 1u);
+}
+
+TEST_F(RecoveryTest, Rfc6675_IsLost_ByteThresholdTriggersWithoutThreeDupacks) {
+  PeerOptions po;
+  po.sack = true;
+  ActiveOpen(po);
+  SendWindow();
+  // One ACK SACKing more than (DupThresh - 1) * SMSS above the hole.
+  h_.Inject(SackAck(una_, una_ + kMss, una_ + 5 * kMss));
+  std::vector<TcpView> v = Out();
+  ASSERT_GE(v.size(), 1u);
+  EXPECT_EQ(v[0].f.seq, una_);
+}
+
+TEST_F(RecoveryTest, Rfc6675_AfterRto_SackedDataIsSkipped) {
+  PeerOptions po;
+  po.sack = true;
+  ActiveOpen(po);
+  SendWindow();
+  h_.Inject(SackAck(una_, una_ + 2 * kMss, una_ + 3 * kMss));  // one block
+  Out();
+  h_.Advance(tcb().rtx_deadline - h_.now());
+  std::vector<TcpView> v = Out();
+  ASSERT_EQ(v.size(), 1u);
+  EXPECT_EQ(v[0].f.seq, una_);
+  h_.Inject(Seg(kTcpAck, rcv_, una_ + kMss));
+  // cwnd 2 after the ACK: next goes [1,2) then skips the SACKed [2,3).
+  std::vector<TcpView> w = Out();
+  ASSERT_GE(w.size(), 2u);
+  EXPECT_EQ(w[0].f.seq, una_ + kMss);
+  EXPECT_EQ(w[1].f.seq, una_ + 3 * kMss);
+}
+
+TEST_F(RecoveryTest, Rfc2883_DsackBlock_CountedNotTreatedAsSack) {
+  PeerOptions po;
+  po.sack = true;
+  ActiveOpen(po);
+  SendWindow();
+  h_.Inject(Seg(kTcpAck, rcv_, una_ + 2 * kMss));
+  h_.Inject(SackAck(una_ + 2 * kMss, una_, una_ + kMss));  // below the ACK
+  EXPECT_EQ(h_.s().tcp_counters().dsacks_received, 1u);
+  EXPECT_TRUE(tcb().scoreboard.empty());
+}
+
+TEST_F(RecoveryTest, Rfc9438_Cubic_ReducesSsthreshToSeventyPercent) {
+  PeerOptions po;
+  po.sack = true;
+  ActiveOpen(po);
+  ASSERT_EQ(h_.s().TcpSetCongestion(flow_, "cubic"), 0);
+  SendWindow();
+  h_.Inject(SackAck(una_, una_ + kMss, una_ + 5 * kMss));
+  Out();
+  EXPECT_EQ(tcb().snd_ssthresh, 7 * kMss);  // beta_cubic = 0.7 of 10 segments
+}
+
+TEST_F(RecoveryTest, Rfc5681_Reno_HalvesOnLoss) {
+  PeerOptions po;
+  po.sack = true;
+  ActiveOpen(po);
+  ASSERT_EQ(h_.s().TcpSetCongestion(flow_, "reno"), 0);
+  SendWindow();
+  h_.Inject(SackAck(una_, una_ + kMss, una_ + 5 * kMss));
+  Out();
+  EXPECT_EQ(tcb().snd_ssthresh, 5 * kMss);
+}
+
+TEST_F(RecoveryTest, Rfc5681_SlowStart_CwndGrowsByAckedBytes) {
+  ActiveOpen();
+  SendWindow();
+  h_.Inject(Seg(kTcpAck, rcv_, una_ + 10 * kMss));
+  EXPECT_EQ(tcb().snd_cwnd, 20 * kMss);
+}
+
+TEST_F(RecoveryTest, Rfc5681_CongestionAvoidance_OneSegmentPerWindow) {
+  ActiveOpen();
+  ASSERT_EQ(h_.s().TcpSetCongestion(flow_, "reno"), 0);
+  h_.s().MutableTcbForTest(flow_)->snd_ssthresh = 10 * kMss;  // start in CA
+  SendWindow();
+  h_.Inject(Seg(kTcpAck, rcv_, una_ + 5 * kMss));
+  EXPECT_EQ(tcb().snd_cwnd, 10 * kMss);
+  h_.Inject(Seg(kTcpAck, rcv_, una_ + 10 * kMss));
+  EXPECT_EQ(tcb().snd_cwnd, 11 * kMss);
+}
+
+}  // namespace
+}  // namespace offload::testing
