@@ -2,6 +2,8 @@
 
 #include "daemon/xdp/af_xdp_driver.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -57,6 +59,7 @@ AfXdpDriver::~AfXdpDriver() {
   for (const auto& [key, location] : ntuple_rules_) {
     (void)NTupleDelete(ioctl_fd_, info_.name, location);
   }
+  for (const auto& [group, membership] : groups_) close(membership.fd);
   queues_.clear();
   if (ioctl_fd_ >= 0) close(ioctl_fd_);
 }
@@ -74,10 +77,19 @@ absl::Status AfXdpDriver::Steer(const nic::FlowKey& flow, uint32_t queue) {
                      " open queues"));
   }
   std::lock_guard<std::mutex> lock(steer_mu_);
-  absl::Status status = program_->SetFlow(flow, queues_[queue]->id());
-  if (!status.ok()) return status;
   const Key key{static_cast<int>(flow.proto), flow.local_ip, flow.local_port,
                 flow.remote_ip, flow.remote_port};
+  const bool multicast = nic::IsMulticast(flow.local_ip);
+  const bool already = program_->HasFlow(flow);
+  absl::Status status = program_->SetFlow(flow, queues_[queue]->id());
+  if (!status.ok()) return status;
+  if (multicast && !already) {
+    status = JoinGroup(flow.local_ip);
+    if (!status.ok()) {
+      (void)program_->DeleteFlow(flow);
+      return status;
+    }
+  }
   if (queues_.size() > 1 && ntuple_supported_) {
     // Re-steering moves the flow: drop the old rule first.
     if (auto it = ntuple_rules_.find(key); it != ntuple_rules_.end()) {
@@ -106,7 +118,37 @@ absl::Status AfXdpDriver::Unsteer(const nic::FlowKey& flow) {
     (void)NTupleDelete(ioctl_fd_, info_.name, it->second);
     ntuple_rules_.erase(it);
   }
-  return program_->DeleteFlow(flow);
+  absl::Status status = program_->DeleteFlow(flow);
+  if (status.ok() && nic::IsMulticast(flow.local_ip)) LeaveGroup(flow.local_ip);
+  return status;
+}
+
+absl::Status AfXdpDriver::JoinGroup(uint32_t group) {
+  Membership& m = groups_[group];
+  if (m.refs++ > 0) return absl::OkStatus();
+  m.fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  ip_mreqn req;
+  memset(&req, 0, sizeof(req));
+  req.imr_multiaddr.s_addr = htonl(group);
+  req.imr_ifindex = info_.ifindex;
+  if (m.fd < 0 ||
+      setsockopt(m.fd, IPPROTO_IP, IP_ADD_MEMBERSHIP, &req, sizeof(req)) != 0) {
+    int err = errno;
+    if (m.fd >= 0) close(m.fd);
+    groups_.erase(group);
+    return absl::InternalError(absl::StrCat(
+        "cannot join multicast group ", nic::FlowKey::MulticastGroup(group, 1)
+                                            .ToString(),
+        " on ", info_.name, ": ", strerror(err)));
+  }
+  return absl::OkStatus();
+}
+
+void AfXdpDriver::LeaveGroup(uint32_t group) {
+  auto it = groups_.find(group);
+  if (it == groups_.end() || --it->second.refs > 0) return;
+  close(it->second.fd);  // closing the socket leaves the group
+  groups_.erase(it);
 }
 
 }  // namespace offload::xdp

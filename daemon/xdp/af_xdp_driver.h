@@ -10,6 +10,12 @@
 // SIGKILL leaves its rules behind (they only pin flows to queues; the XDP
 // program still passes unsteered traffic to the kernel).
 //
+// Multicast: steering a UDP multicast group also joins the group on the
+// interface through a kernel socket (IP_ADD_MEMBERSHIP): the NIC then accepts
+// the group's MAC, and the kernel sends the IGMP reports that make switches
+// forward the group. The datagrams themselves are redirected by the XDP
+// program before the kernel stack sees them.
+//
 // Lifetime: creating the driver attaches the program (replacing a stale one
 // left by a killed daemon) and binds the sockets; destroying it detaches the
 // program first (traffic returns to the kernel at once), then closes the
@@ -60,6 +66,9 @@ class AfXdpDriver : public nic::NicDriver {
 
  private:
   AfXdpDriver() = default;
+  // REQUIRES: steer_mu_ held. Reference-counted per group.
+  absl::Status JoinGroup(uint32_t group);
+  void LeaveGroup(uint32_t group);
 
   nic::InterfaceInfo info_;
   std::unique_ptr<SteerProgram> program_;
@@ -72,6 +81,11 @@ class AfXdpDriver : public nic::NicDriver {
   bool ntuple_supported_ = true;
   using Key = std::tuple<int, uint32_t, uint16_t, uint32_t, uint16_t>;
   std::map<Key, uint32_t> ntuple_rules_;  // flow -> rule location
+  struct Membership {
+    int fd = -1;   // kernel socket holding the IP_ADD_MEMBERSHIP
+    int refs = 0;  // steered flows of this group
+  };
+  std::map<uint32_t, Membership> groups_;  // multicast group -> membership
 };
 
 }  // namespace offload::xdp

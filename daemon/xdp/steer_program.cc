@@ -323,6 +323,12 @@ absl::Status SteerProgram::DeleteFlow(const nic::FlowKey& key) {
   return absl::OkStatus();
 }
 
+bool SteerProgram::HasFlow(const nic::FlowKey& key) const {
+  offload_flow_key k = ToBpfKey(key);
+  offload_flow_value v;
+  return bpf_map_lookup_elem(flows_map_fd_, &k, &v) == 0;
+}
+
 absl::StatusOr<SteerStats> SteerProgram::ReadStats() const {
   int ncpus = libbpf_num_possible_cpus();
   if (ncpus <= 0) return absl::InternalError("cannot count possible CPUs");

@@ -79,6 +79,8 @@ class SteerProgram {
   absl::Status SetFlow(const nic::FlowKey& key, uint32_t queue);
   // NotFound if the flow is absent.
   absl::Status DeleteFlow(const nic::FlowKey& key);
+  // True if `key` is in the flow map.
+  bool HasFlow(const nic::FlowKey& key) const;
 
   // Sums the per-CPU statistics.
   absl::StatusOr<SteerStats> ReadStats() const;

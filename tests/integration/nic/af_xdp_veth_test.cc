@@ -595,6 +595,36 @@ TEST_F(AfXdpVethTest, GenericModeAlsoWorks) {
   close(peer);
 }
 
+TEST_F(AfXdpVethTest, MulticastGroupIsJoinedAndSteered) {
+  auto driver = xdp::AfXdpDriver::Create(VaConfig());
+  ASSERT_TRUE(driver.ok()) << driver.status();
+  const FlowKey group = FlowKey::MulticastGroup(Ip("239.1.2.3"), 7700);
+  ASSERT_TRUE((*driver)->Steer(group, 0).ok());
+  const std::string maddr = "ip -n " + veth_->ns_a() + " maddr show dev va";
+  EXPECT_NE(ShOutput(maddr).find("239.1.2.3"), std::string::npos);
+
+  int peer = PeerUdpSocket();
+  in_addr ifaddr;
+  inet_pton(AF_INET, veth_->ip_b().c_str(), &ifaddr);
+  ASSERT_EQ(setsockopt(peer, IPPROTO_IP, IP_MULTICAST_IF, &ifaddr,
+                       sizeof(ifaddr)),
+            0);
+  sockaddr_in to = Addr("239.1.2.3", 7700);
+  ASSERT_EQ(sendto(peer, "mcast", 5, 0, reinterpret_cast<sockaddr*>(&to),
+                   sizeof(to)),
+            5);
+  auto frames = Receive(**driver, [](const std::vector<ParsedFrame>& got) {
+    return !got.empty();
+  });
+  ASSERT_EQ(frames.size(), 1u);
+  EXPECT_EQ(frames[0].dst_ip, Ip("239.1.2.3"));
+  EXPECT_EQ(frames[0].payload, "mcast");
+
+  ASSERT_TRUE((*driver)->Unsteer(group).ok());
+  EXPECT_EQ(ShOutput(maddr).find("239.1.2.3"), std::string::npos);
+  close(peer);
+}
+
 TEST_F(AfXdpVethTest, TooManyQueuesIsInvalidArgument) {
   nic::InterfaceConfig c = VaConfig();
   c.num_queues = kQueues + 1;
