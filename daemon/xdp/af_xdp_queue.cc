@@ -171,6 +171,7 @@ size_t AfXdpQueue::RxBurst(nic::RxFrame* frames, size_t max) {
   uint32_t n = xsk_ring_cons__peek(&rx_, static_cast<uint32_t>(max), &idx);
   if (n == 0) {
     counters_.empty_polls.Increment();
+    RefillFromPool();  // frames that overflowed into the pool go back to RX
     KickFill();
     return 0;
   }
