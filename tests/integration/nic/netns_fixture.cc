@@ -2,8 +2,10 @@
 
 #include "tests/integration/nic/netns_fixture.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <sched.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -32,8 +34,31 @@ std::string ShOutput(const std::string& cmd) {
   return out;
 }
 
+namespace {
+
+// Removes namespaces <prefix><pid>{a,b} left by test processes that died
+// (crash, SIGKILL) before their cleanup ran.
+void RemoveOrphans(const std::string& prefix) {
+  DIR* d = opendir("/run/netns");
+  if (d == nullptr) return;
+  while (dirent* e = readdir(d)) {
+    std::string name = e->d_name;
+    if (name.rfind(prefix, 0) != 0 || name.size() < prefix.size() + 2) continue;
+    std::string digits = name.substr(prefix.size(), name.size() - prefix.size() - 1);
+    if (digits.find_first_not_of("0123456789") != std::string::npos) continue;
+    pid_t pid = static_cast<pid_t>(std::stol(digits));
+    if (kill(pid, 0) != 0 && errno == ESRCH) {
+      Sh("ip netns del " + name + " 2>/dev/null");
+    }
+  }
+  closedir(d);
+}
+
+}  // namespace
+
 absl::Status VethPair::Create(const std::string& prefix, int subnet,
                               int queues, VethPair* out) {
+  RemoveOrphans(prefix);
   int pid = getpid();
   out->ns_a_ = absl::StrCat(prefix, pid, "a");
   out->ns_b_ = absl::StrCat(prefix, pid, "b");
