@@ -133,6 +133,13 @@ class ParseTest(unittest.TestCase):
             parse.sockperf_throughput(
                 SOCKPERF_THROUGHPUT.replace("472911", "0"))
 
+    def test_server_received(self):
+        text = ("sockperf: Test end (interrupted by user)\n"
+                "sockperf: Total 106113 messages received and handled\n")
+        self.assertEqual(parse.sockperf_server_received(text), 106113)
+        with self.assertRaisesRegex(parse.ParseError, "SIGINT"):
+            parse.sockperf_server_received("sockperf: [SERVER] listen on:\n")
+
     def test_connrate(self):
         r = parse.connrate("connrate: connections=2000 seconds=0.085 "
                            "conn_per_s=23529.4\n")
@@ -246,7 +253,7 @@ class ArgsTest(unittest.TestCase):
 
     def test_quick_defaults(self):
         a = main.parse_args(["--quick"])
-        self.assertEqual((a.reps, a.duration), (1, 1))
+        self.assertEqual((a.reps, a.duration), (1, 2))
         a = main.parse_args(["--scenarios", "redis,nginx"])
         self.assertEqual([s.name for s in a.scenario_list], ["redis", "nginx"])
         self.assertEqual((a.reps, a.duration), (5, 5))

@@ -33,7 +33,7 @@ repository's bazel-bin (daemon/offloadd, client/offload) or /usr/sbin/offloadd
 and /usr/bin/offload. If they are missing and --offload=auto, only the kernel
 side runs (and the report says so).
 
---quick runs each scenario once per side for 1 s: a correctness check (every
+--quick runs each scenario once per side for 2 s: a correctness check (every
 tool ran, its output parsed, servers counted every request), not a
 measurement.
 
@@ -47,11 +47,11 @@ def parse_args(argv):
         prog="offload-bench", description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true",
-                    help="1 repetition, 1 s runs, small counts; checks output")
+                    help="1 repetition, 2 s runs, small counts; checks output")
     ap.add_argument("--reps", type=int, default=None,
                     help="repetitions per side (default 5; quick: 1)")
     ap.add_argument("--duration", type=int, default=None,
-                    help="seconds per client run (default 5; quick: 1)")
+                    help="seconds per client run (default 5; quick: 2)")
     ap.add_argument("--scenarios", default="all",
                     help="comma-separated scenario names (default: all)")
     ap.add_argument("--list", action="store_true",
@@ -89,7 +89,9 @@ def parse_args(argv):
     if args.reps is None:
         args.reps = 1 if args.quick else 5
     if args.duration is None:
-        args.duration = 1 if args.quick else 5
+        # sockperf spends 400 ms warming up; 2 s leave a usable window even
+        # on a busy machine.
+        args.duration = 2 if args.quick else 5
     args.offload_env_map = {}
     for kv in args.offload_env:
         key, sep, value = kv.partition("=")

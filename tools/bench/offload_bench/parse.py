@@ -95,6 +95,17 @@ def sockperf_throughput(text):
     return {"msg_per_s": float(r), "mbyte_per_s": float(bw[-1])}
 
 
+def sockperf_server_received(text):
+    """Messages a sockperf server received, from the summary it prints when
+    stopped with SIGINT ('Total N messages received and handled')."""
+    t = _strip_ansi(text)
+    m = re.findall(r"Total ([0-9]+) messages received", t)
+    if not m:
+        raise ParseError("sockperf server printed no 'Total N messages "
+                         "received' line (was it stopped with SIGINT?)")
+    return int(m[-1])
+
+
 def _check_sockperf_errors(t):
     for line in t.splitlines():
         low = line.lower()

@@ -131,11 +131,12 @@ class Registry:
         self.procs.remove(proc)
         return rc, proc.output()
 
-    def stop(self, proc, grace=5.0):
-        """SIGTERM, wait up to `grace` s, then SIGKILL; by pid only."""
+    def stop(self, proc, grace=5.0, sig=signal.SIGTERM):
+        """`sig` (default SIGTERM), wait up to `grace` s, then SIGKILL; by
+        pid only."""
         if proc.alive():
             try:
-                os.kill(proc.pid, signal.SIGTERM)
+                os.kill(proc.pid, sig)
             except ProcessLookupError:
                 pass
             try:

@@ -235,9 +235,9 @@ plot '{base}.dat' using 2:3 with linespoints title "kernel", \\
         for size in scen.THROUGHPUT_SIZES:
             row = [s.size(size)]
             for side in ("kernel", "offload"):
-                vals = [x["metrics"]["msgs_%d" % size] for x in samples
+                vals = [x["metrics"]["rx_%d" % size] for x in samples
                         if x["scenario"] == s.name and x["side"] == side and
-                        x["ok"]]
+                        x["ok"] and "rx_%d" % size in x["metrics"]]
                 lo, hi, _ = stats.spread(vals)
                 m = stats.median(vals)
                 row += [m, lo, hi] if m is not None else ["?", "?", "?"]
@@ -250,12 +250,12 @@ plot '{base}.dat' using 2:3 with linespoints title "kernel", \\
                 f.write(" ".join(str(v) for v in r) + "\n")
         script = """set terminal pngcairo size 900,560
 set output '{base}.png'
-set title "{title}: messages per second by message size (median, min-max)"
+set title "{title}: messages received per second by size (median, min-max)"
 set datafile missing "?"
 set logscale x 2
 set logscale y
 set xlabel "message size (bytes)"
-set ylabel "messages/s"
+set ylabel "messages received/s"
 set grid
 plot '{base}.dat' using 1:2:3:4 with yerrorlines title "kernel", \\
      '{base}.dat' using 1:5:6:7 with yerrorlines title "offload"
