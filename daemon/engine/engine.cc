@@ -80,7 +80,8 @@ Engine::~Engine() {
 }
 
 absl::Status Engine::Start() {
-  if (thread_.joinable()) return absl::FailedPreconditionError("already started");
+  if (thread_.joinable())
+    return absl::FailedPreconditionError("already started");
   stop_.store(false, std::memory_order_relaxed);
   std::promise<absl::Status> started;
   std::future<absl::Status> result = started.get_future();
@@ -92,10 +93,11 @@ absl::Status Engine::Start() {
       CPU_SET(config_.core, &set);
       int err = pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
       if (err != 0) {
-        started.set_value(absl::InvalidArgumentError(absl::StrCat(
-            "cannot pin ", config_.name, " to core ", config_.core, ": ",
-            strerror(err), "; check num_cores/cores against the CPUs this "
-            "process may use")));
+        started.set_value(absl::InvalidArgumentError(
+            absl::StrCat("cannot pin ", config_.name, " to core ", config_.core,
+                         ": ", strerror(err),
+                         "; check num_cores/cores against the CPUs this "
+                         "process may use")));
         return;
       }
     }
@@ -140,9 +142,9 @@ absl::Status Engine::RunSync(CommandQueue::Command command,
   });
   if (f.wait_for(absl::ToChronoNanoseconds(timeout)) !=
       std::future_status::ready) {
-    return absl::DeadlineExceededError(absl::StrCat(
-        config_.name, " did not run the command within ",
-        absl::FormatDuration(timeout)));
+    return absl::DeadlineExceededError(
+        absl::StrCat(config_.name, " did not run the command within ",
+                     absl::FormatDuration(timeout)));
   }
   return absl::OkStatus();
 }

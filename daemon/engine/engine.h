@@ -38,14 +38,14 @@ struct EngineConfig {
 };
 
 struct EngineCounters {
-  nic::SingleWriterCounter loops;       // loop iterations
-  nic::SingleWriterCounter busy_polls;  // iterations that found work
-  nic::SingleWriterCounter idle_polls;  // iterations spent spinning idle
-  nic::SingleWriterCounter sleeps;      // epoll_wait calls
-  nic::SingleWriterCounter wakeups;     // sleeps ended by the doorbell
+  nic::SingleWriterCounter loops;           // loop iterations
+  nic::SingleWriterCounter busy_polls;      // iterations that found work
+  nic::SingleWriterCounter idle_polls;      // iterations spent spinning idle
+  nic::SingleWriterCounter sleeps;          // epoll_wait calls
+  nic::SingleWriterCounter wakeups;         // sleeps ended by the doorbell
   nic::SingleWriterCounter aborted_sleeps;  // re-check found work
-  nic::SingleWriterCounter commands;    // control-plane commands run
-  nic::SingleWriterCounter timer_runs;  // OnTimers calls
+  nic::SingleWriterCounter commands;        // control-plane commands run
+  nic::SingleWriterCounter timer_runs;      // OnTimers calls
 };
 
 class Engine {

@@ -27,9 +27,9 @@ absl::StatusOr<std::unique_ptr<EngineSet>> EngineSet::Create(
     return absl::InvalidArgumentError("num_cores must be at least 1");
   }
   if (!config.cores.empty() && config.cores.size() != config.num_cores) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "cores lists ", config.cores.size(), " CPUs for num_cores ",
-        config.num_cores));
+    return absl::InvalidArgumentError(
+        absl::StrCat("cores lists ", config.cores.size(),
+                     " CPUs for num_cores ", config.num_cores));
   }
   std::vector<int> cpus = config.cores;
   if (cpus.empty()) {

@@ -29,8 +29,8 @@ class StackProcessor : public PacketProcessor {
 
   stack::Stack& stack() { return *stack_; }
 
-  void OnFrames(size_t queue, const nic::RxFrame* frames, size_t n,
-                TimeNs now, TxBatch& tx) override;
+  void OnFrames(size_t queue, const nic::RxFrame* frames, size_t n, TimeNs now,
+                TxBatch& tx) override;
   size_t PollTx(TxBatch* const* tx, size_t num_queues, TimeNs now) override;
   void OnTimers(TimeNs now) override;
   TimeNs NextTimerDeadline() const override;

@@ -61,15 +61,24 @@ NeighbourState ToState(int nud) {
 
 const char* NeighbourStateName(NeighbourState s) {
   switch (s) {
-    case NeighbourState::kIncomplete: return "incomplete";
-    case NeighbourState::kReachable: return "reachable";
-    case NeighbourState::kStale: return "stale";
-    case NeighbourState::kDelay: return "delay";
-    case NeighbourState::kProbe: return "probe";
-    case NeighbourState::kFailed: return "failed";
-    case NeighbourState::kPermanent: return "permanent";
-    case NeighbourState::kNoArp: return "noarp";
-    case NeighbourState::kNone: return "none";
+    case NeighbourState::kIncomplete:
+      return "incomplete";
+    case NeighbourState::kReachable:
+      return "reachable";
+    case NeighbourState::kStale:
+      return "stale";
+    case NeighbourState::kDelay:
+      return "delay";
+    case NeighbourState::kProbe:
+      return "probe";
+    case NeighbourState::kFailed:
+      return "failed";
+    case NeighbourState::kPermanent:
+      return "permanent";
+    case NeighbourState::kNoArp:
+      return "noarp";
+    case NeighbourState::kNone:
+      return "none";
   }
   return "?";
 }
@@ -101,10 +110,10 @@ absl::StatusOr<std::unique_ptr<NetlinkView>> NetlinkView::Create() {
   for (const auto& c : caches) {
     // Link and address changes may flush routes without notifications.
     bool watch = c.cache == &v->links_ || c.cache == &v->addrs_;
-    if (int err = nl_cache_mngr_add(v->mngr_, c.name,
-                                    watch ? &NetlinkView::OnLinkOrAddrChange
-                                          : nullptr,
-                                    v.get(), c.cache);
+    if (int err = nl_cache_mngr_add(
+            v->mngr_, c.name,
+            watch ? &NetlinkView::OnLinkOrAddrChange : nullptr, v.get(),
+            c.cache);
         err < 0) {
       return NlError(absl::StrCat("cannot follow ", c.name).c_str(), err);
     }
@@ -211,10 +220,9 @@ std::optional<Route> NetlinkView::LookupRoute(uint32_t dst) const {
     const uint32_t mask = PrefixMask(route.prefix_len);
     if ((dst & mask) != (route.dst & mask)) continue;
     route.priority = rtnl_route_get_priority(r);
-    if (best.has_value() &&
-        (route.prefix_len < best->prefix_len ||
-         (route.prefix_len == best->prefix_len &&
-          route.priority >= best->priority))) {
+    if (best.has_value() && (route.prefix_len < best->prefix_len ||
+                             (route.prefix_len == best->prefix_len &&
+                              route.priority >= best->priority))) {
       continue;
     }
     // Multipath routes: the first next hop (the kernel hashes flows across
@@ -278,7 +286,8 @@ absl::Status NetlinkView::ResolveNeighbour(int ifindex, uint32_t ip) {
     if (err < 0) {
       status = NlError(
           absl::StrCat("kernel refused to resolve the neighbour on ifindex ",
-                       ifindex).c_str(),
+                       ifindex)
+              .c_str(),
           err);
     }
   }

@@ -50,22 +50,22 @@ struct InterfaceAddress {
 };
 
 struct Route {
-  uint32_t dst = 0;         // network
-  uint8_t prefix_len = 0;   // 0: default route
-  uint32_t gateway = 0;     // 0: directly connected (next hop = destination)
-  int oif = 0;              // output interface
-  uint32_t pref_src = 0;    // preferred source address, 0 if unset
-  uint32_t priority = 0;    // metric
+  uint32_t dst = 0;        // network
+  uint8_t prefix_len = 0;  // 0: default route
+  uint32_t gateway = 0;    // 0: directly connected (next hop = destination)
+  int oif = 0;             // output interface
+  uint32_t pref_src = 0;   // preferred source address, 0 if unset
+  uint32_t priority = 0;   // metric
 };
 
 enum class NeighbourState {
   kIncomplete,  // resolution in progress
   kReachable,
-  kStale,       // usable, kernel will re-confirm
+  kStale,  // usable, kernel will re-confirm
   kDelay,
   kProbe,
-  kFailed,      // resolution failed
-  kPermanent,   // static entry
+  kFailed,     // resolution failed
+  kPermanent,  // static entry
   kNoArp,
   kNone,
 };
@@ -78,11 +78,11 @@ struct Neighbour {
 
   // True if frames may be sent to `mac` now.
   bool usable() const {
-    return mac.has_value() &&
-           (state == NeighbourState::kReachable ||
-            state == NeighbourState::kStale || state == NeighbourState::kDelay ||
-            state == NeighbourState::kProbe ||
-            state == NeighbourState::kPermanent);
+    return mac.has_value() && (state == NeighbourState::kReachable ||
+                               state == NeighbourState::kStale ||
+                               state == NeighbourState::kDelay ||
+                               state == NeighbourState::kProbe ||
+                               state == NeighbourState::kPermanent);
   }
 };
 
@@ -129,13 +129,13 @@ class NetlinkView {
 
   mutable std::mutex mu_;  // guards the manager and the caches below
   nl_cache_mngr* mngr_ = nullptr;
-  nl_cache* links_ = nullptr;   // owned by mngr_
+  nl_cache* links_ = nullptr;  // owned by mngr_
   nl_cache* addrs_ = nullptr;
   nl_cache* routes_ = nullptr;
   nl_cache* neighs_ = nullptr;
-  bool routes_stale_ = false;   // set by OnLinkOrAddrChange, event thread
+  bool routes_stale_ = false;  // set by OnLinkOrAddrChange, event thread
 
-  std::mutex request_mu_;        // guards request_sock_
+  std::mutex request_mu_;            // guards request_sock_
   nl_sock* request_sock_ = nullptr;  // for RTM_NEWNEIGH requests
 
   std::atomic<uint64_t> generation_{0};

@@ -30,9 +30,9 @@ enum class XdpAttachMode {
 };
 
 struct InterfaceConfig {
-  std::string name;                    // netdev name, e.g. "eth0".
+  std::string name;  // netdev name, e.g. "eth0".
   DriverKind driver = DriverKind::kAuto;
-  uint32_t num_queues = 1;             // queues 0..num_queues-1 are opened.
+  uint32_t num_queues = 1;  // queues 0..num_queues-1 are opened.
   ZeroCopy zero_copy = ZeroCopy::kPrefer;
   XdpAttachMode xdp_mode = XdpAttachMode::kAuto;
   // Buffers per queue (UMEM frames / verbs pool entries). Power of two.

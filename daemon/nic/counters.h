@@ -76,7 +76,7 @@ struct QueueStats {
   uint64_t drops[static_cast<int>(DropReason::kCount)] = {};
   // Reported by the kernel for AF_XDP sockets (XDP_STATISTICS); zero for
   // drivers that have no equivalent.
-  uint64_t kernel_rx_dropped = 0;          // no room in the RX ring / UMEM.
+  uint64_t kernel_rx_dropped = 0;  // no room in the RX ring / UMEM.
   uint64_t kernel_rx_invalid_descs = 0;
   uint64_t kernel_tx_invalid_descs = 0;
   uint64_t kernel_rx_ring_full = 0;

@@ -14,9 +14,9 @@ enum class IpProto : uint8_t { kTcp = 6, kUdp = 17 };
 
 struct FlowKey {
   IpProto proto = IpProto::kTcp;
-  uint32_t local_ip = 0;     // 0: any local address (listener/receiver only).
+  uint32_t local_ip = 0;  // 0: any local address (listener/receiver only).
   uint16_t local_port = 0;
-  uint32_t remote_ip = 0;    // 0 together with remote_port 0: any peer.
+  uint32_t remote_ip = 0;  // 0 together with remote_port 0: any peer.
   uint16_t remote_port = 0;
 
   // An established connection / connected UDP socket.

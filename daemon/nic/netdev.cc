@@ -50,9 +50,9 @@ absl::StatusOr<InterfaceInfo> QueryInterface(const std::string& name) {
   info.name = name;
   info.ifindex = static_cast<int>(if_nametoindex(name.c_str()));
   if (info.ifindex == 0) {
-    return absl::NotFoundError(absl::StrCat(
-        "no interface '", name, "' in this network namespace (", 
-        strerror(errno), "); check the name with `ip link`"));
+    return absl::NotFoundError(
+        absl::StrCat("no interface '", name, "' in this network namespace (",
+                     strerror(errno), "); check the name with `ip link`"));
   }
   ScopedFd sock(socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
   if (sock.get() < 0) return IoctlError("socket", name, errno);

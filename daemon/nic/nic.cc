@@ -53,8 +53,8 @@ std::string FlowKey::ToString() const {
   if (is_listener()) {
     return absl::StrFormat("%s %s:%u <- *", p, IpString(local_ip), local_port);
   }
-  return absl::StrFormat("%s %s:%u <- %s:%u", p, IpString(local_ip),
-                         local_port, IpString(remote_ip), remote_port);
+  return absl::StrFormat("%s %s:%u <- %s:%u", p, IpString(local_ip), local_port,
+                         IpString(remote_ip), remote_port);
 }
 
 std::string ValidateFlowKey(const FlowKey& key) {

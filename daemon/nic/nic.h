@@ -54,10 +54,10 @@ struct InterfaceInfo {
   int ifindex = 0;
   std::array<uint8_t, 6> mac = {};
   uint32_t mtu = 0;
-  uint32_t hw_rx_queues = 0;   // RX queues the device has.
-  uint32_t num_queues = 0;     // queues opened by this driver.
+  uint32_t hw_rx_queues = 0;  // RX queues the device has.
+  uint32_t num_queues = 0;    // queues opened by this driver.
   DriverKind driver = DriverKind::kAfXdp;
-  bool zero_copy = false;      // af_xdp: bound with XDP_ZEROCOPY.
+  bool zero_copy = false;  // af_xdp: bound with XDP_ZEROCOPY.
   ChecksumOffload checksum_offload = ChecksumOffload::kNone;
 };
 

@@ -14,8 +14,8 @@
 namespace offload::verbs {
 
 struct RdmaDevice {
-  std::string name;   // e.g. "mlx5_0"
-  uint8_t port = 1;   // verbs port number (1-based)
+  std::string name;  // e.g. "mlx5_0"
+  uint8_t port = 1;  // verbs port number (1-based)
 };
 
 // Errors: NotFound if `ifname` has no RDMA device (e.g. veth, virtio, or a

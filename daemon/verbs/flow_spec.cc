@@ -9,8 +9,12 @@
 namespace offload::verbs {
 
 std::array<uint8_t, 6> MulticastMac(uint32_t group) {
-  return {0x01, 0x00, 0x5e, static_cast<uint8_t>((group >> 16) & 0x7f),
-          static_cast<uint8_t>(group >> 8), static_cast<uint8_t>(group)};
+  return {0x01,
+          0x00,
+          0x5e,
+          static_cast<uint8_t>((group >> 16) & 0x7f),
+          static_cast<uint8_t>(group >> 8),
+          static_cast<uint8_t>(group)};
 }
 
 FlowRule::FlowRule(const nic::FlowKey& key, const std::array<uint8_t, 6>& mac,
@@ -46,8 +50,8 @@ FlowRule::FlowRule(const nic::FlowKey& key, const std::array<uint8_t, 6>& mac,
   }
 
   ibv_flow_spec_tcp_udp& l4 = layout_.l4;
-  l4.type = key.proto == nic::IpProto::kTcp ? IBV_FLOW_SPEC_TCP
-                                            : IBV_FLOW_SPEC_UDP;
+  l4.type =
+      key.proto == nic::IpProto::kTcp ? IBV_FLOW_SPEC_TCP : IBV_FLOW_SPEC_UDP;
   l4.size = sizeof(l4);
   l4.val.dst_port = htons(key.local_port);
   l4.mask.dst_port = 0xffff;

@@ -24,8 +24,9 @@ absl::Status VerbsError(const std::string& what, int err) {
   }
   if (err == EOPNOTSUPP || err == ENOSYS) {
     return absl::FailedPreconditionError(absl::StrCat(
-        msg, " (the device does not support raw packet QPs / flow steering;"
-             " use driver af_xdp)"));
+        msg,
+        " (the device does not support raw packet QPs / flow steering;"
+        " use driver af_xdp)"));
   }
   return absl::InternalError(msg);
 }
@@ -73,7 +74,8 @@ absl::StatusOr<std::unique_ptr<VerbsQueue>> VerbsQueue::Create(
   memset(&attr, 0, sizeof(attr));
   attr.qp_state = IBV_QPS_INIT;
   attr.port_num = port;
-  if (int err = ibv_modify_qp(q->qp_.get(), &attr, IBV_QP_STATE | IBV_QP_PORT)) {
+  if (int err =
+          ibv_modify_qp(q->qp_.get(), &attr, IBV_QP_STATE | IBV_QP_PORT)) {
     return VerbsError("ibv_modify_qp(INIT)", err);
   }
   memset(&attr, 0, sizeof(attr));
@@ -152,7 +154,8 @@ size_t VerbsQueue::RxBurst(nic::RxFrame* frames, size_t max) {
     const ibv_wc& wc = stash_[stash_head_++];
     if (wc.status != IBV_WC_SUCCESS || wc.byte_len > kBufSize) {
       counters_.Drop(nic::DropReason::kRxTruncated);
-      if (wc.wr_id < num_bufs_ / 2 && nrepost < kStash) repost[nrepost++] = wc.wr_id;
+      if (wc.wr_id < num_bufs_ / 2 && nrepost < kStash)
+        repost[nrepost++] = wc.wr_id;
       continue;
     }
     frames[out].data = Buffer(wc.wr_id);
@@ -273,7 +276,8 @@ void VerbsQueue::AckWakeup() {
 
 absl::StatusOr<std::unique_ptr<VerbsDriver>> VerbsDriver::Create(
     const nic::InterfaceConfig& config) {
-  absl::StatusOr<RdmaDevice> dev = FindRdmaDevice(config.sysfs_root, config.name);
+  absl::StatusOr<RdmaDevice> dev =
+      FindRdmaDevice(config.sysfs_root, config.name);
   if (!dev.ok()) return dev.status();
   absl::StatusOr<nic::InterfaceInfo> info = nic::QueryInterface(config.name);
   if (!info.ok()) return info.status();
@@ -326,9 +330,9 @@ absl::Status VerbsDriver::Steer(const nic::FlowKey& flow, uint32_t queue) {
         absl::StrCat("cannot steer ", flow.ToString(), ": ", why));
   }
   if (queue >= queues_.size()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "cannot steer ", flow.ToString(), " to queue ", queue, ": ",
-        queues_.size(), " queues open"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("cannot steer ", flow.ToString(), " to queue ", queue,
+                     ": ", queues_.size(), " queues open"));
   }
   FlowRule rule(flow, info_.mac, device_.port);
   std::lock_guard<std::mutex> lock(mu_);

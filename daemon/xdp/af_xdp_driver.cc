@@ -22,10 +22,10 @@ absl::StatusOr<std::unique_ptr<AfXdpDriver>> AfXdpDriver::Create(
   if (!info.ok()) return info.status();
   if (config.num_queues == 0 || config.num_queues > info->hw_rx_queues ||
       config.num_queues > OFFLOAD_XDP_MAX_QUEUES) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "interface ", config.name, " has ", info->hw_rx_queues,
-        " RX queues; cannot open ", config.num_queues, " (at most ",
-        OFFLOAD_XDP_MAX_QUEUES, ")"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("interface ", config.name, " has ", info->hw_rx_queues,
+                     " RX queues; cannot open ", config.num_queues,
+                     " (at most ", OFFLOAD_XDP_MAX_QUEUES, ")"));
   }
   std::unique_ptr<AfXdpDriver> d(new AfXdpDriver());
   d->ioctl_fd_ = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
@@ -36,15 +36,15 @@ absl::StatusOr<std::unique_ptr<AfXdpDriver>> AfXdpDriver::Create(
   d->info_.driver = nic::DriverKind::kAfXdp;
   d->info_.num_queues = config.num_queues;
 
-  absl::StatusOr<std::unique_ptr<SteerProgram>> program = SteerProgram::Attach(
-      d->info_.ifindex, config.xdp_mode, config.max_flows);
+  absl::StatusOr<std::unique_ptr<SteerProgram>> program =
+      SteerProgram::Attach(d->info_.ifindex, config.xdp_mode, config.max_flows);
   if (!program.ok()) return program.status();
   d->program_ = *std::move(program);
 
   bool all_zero_copy = true;
   for (uint32_t q = 0; q < config.num_queues; ++q) {
-    absl::StatusOr<std::unique_ptr<AfXdpQueue>> queue = AfXdpQueue::Create(
-        config.name, q, config, d->program_->xsks_map_fd());
+    absl::StatusOr<std::unique_ptr<AfXdpQueue>> queue =
+        AfXdpQueue::Create(config.name, q, config, d->program_->xsks_map_fd());
     if (!queue.ok()) return queue.status();
     all_zero_copy = all_zero_copy && (*queue)->zero_copy();
     d->queues_.push_back(*std::move(queue));
@@ -71,10 +71,9 @@ bool AfXdpDriver::hardware_steering() const {
 
 absl::Status AfXdpDriver::Steer(const nic::FlowKey& flow, uint32_t queue) {
   if (queue >= queues_.size()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("cannot steer ", flow.ToString(), " to queue ", queue,
-                     ": ", info_.name, " has ", queues_.size(),
-                     " open queues"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "cannot steer ", flow.ToString(), " to queue ", queue, ": ", info_.name,
+        " has ", queues_.size(), " open queues"));
   }
   std::lock_guard<std::mutex> lock(steer_mu_);
   const Key key{static_cast<int>(flow.proto), flow.local_ip, flow.local_port,
@@ -136,10 +135,10 @@ absl::Status AfXdpDriver::JoinGroup(uint32_t group) {
     int err = errno;
     if (m.fd >= 0) close(m.fd);
     groups_.erase(group);
-    return absl::InternalError(absl::StrCat(
-        "cannot join multicast group ", nic::FlowKey::MulticastGroup(group, 1)
-                                            .ToString(),
-        " on ", info_.name, ": ", strerror(err)));
+    return absl::InternalError(
+        absl::StrCat("cannot join multicast group ",
+                     nic::FlowKey::MulticastGroup(group, 1).ToString(), " on ",
+                     info_.name, ": ", strerror(err)));
   }
   return absl::OkStatus();
 }

@@ -8,8 +8,8 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
-#include <thread>
 #include <cstring>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 
@@ -109,9 +109,9 @@ absl::Status AfXdpQueue::Bind(const std::string& ifname, uint32_t bind_flags,
   fd_ = xsk_socket__fd(xsk_);
   err = xsk_socket__update_xskmap(xsk_, xsks_map_fd);
   if (err != 0) {
-    return absl::InternalError(absl::StrCat(
-        "cannot insert the AF_XDP socket of queue ", queue_id_,
-        " into the XSKMAP: ", strerror(-err)));
+    return absl::InternalError(
+        absl::StrCat("cannot insert the AF_XDP socket of queue ", queue_id_,
+                     " into the XSKMAP: ", strerror(-err)));
   }
   RefillFromPool();  // first half of the frames: RX
   return absl::OkStatus();
@@ -312,8 +312,8 @@ size_t AfXdpQueue::ReclaimTx() {
   uint32_t idx;
   // xsk_ring_cons__peek: load-acquire of comp->producer; pairs with the
   // kernel's store-release when it completes a frame (xskq_prod_submit_n).
-  uint32_t n = xsk_ring_cons__peek(comp, static_cast<uint32_t>(tx_in_flight_),
-                                   &idx);
+  uint32_t n =
+      xsk_ring_cons__peek(comp, static_cast<uint32_t>(tx_in_flight_), &idx);
   for (uint32_t i = 0; i < n; ++i) {
     umem_->PushFree(*xsk_ring_cons__comp_addr(comp, idx + i));
   }

@@ -57,9 +57,9 @@ absl::StatusOr<uint32_t> NTupleInsert(int sock, const std::string& ifname,
       return absl::UnimplementedError(absl::StrCat(
           ifname, " has no n-tuple flow steering (", strerror(err), ")"));
     }
-    return absl::InternalError(absl::StrCat(
-        "ETHTOOL_SRXCLSRLINS for ", flow.ToString(), " on ", ifname, ": ",
-        strerror(err)));
+    return absl::InternalError(absl::StrCat("ETHTOOL_SRXCLSRLINS for ",
+                                            flow.ToString(), " on ", ifname,
+                                            ": ", strerror(err)));
   }
   return nfc.fs.location;
 }
@@ -71,9 +71,9 @@ absl::Status NTupleDelete(int sock, const std::string& ifname,
   nfc.cmd = ETHTOOL_SRXCLSRLDEL;
   nfc.fs.location = location;
   if (EthtoolIoctl(sock, ifname, &nfc) != 0) {
-    return absl::InternalError(absl::StrCat(
-        "ETHTOOL_SRXCLSRLDEL ", location, " on ", ifname, ": ",
-        strerror(errno)));
+    return absl::InternalError(absl::StrCat("ETHTOOL_SRXCLSRLDEL ", location,
+                                            " on ", ifname, ": ",
+                                            strerror(errno)));
   }
   return absl::OkStatus();
 }

@@ -24,8 +24,7 @@ namespace offload::xdp {
 // the rule's location for NTupleDelete. Unimplemented if the driver has no
 // n-tuple filters; Internal (errno text) otherwise.
 absl::StatusOr<uint32_t> NTupleInsert(int sock, const std::string& ifname,
-                                      const nic::FlowKey& flow,
-                                      uint32_t queue);
+                                      const nic::FlowKey& flow, uint32_t queue);
 
 // Removes the rule at `location`.
 absl::Status NTupleDelete(int sock, const std::string& ifname,

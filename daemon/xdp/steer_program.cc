@@ -41,8 +41,7 @@ int CaptureLibbpf(enum libbpf_print_level level, const char* fmt, va_list ap) {
   return CaptureLibLog(level, fmt, ap);
 }
 
-int CaptureLibxdp(enum libxdp_print_level level, const char* fmt,
-                  va_list ap) {
+int CaptureLibxdp(enum libxdp_print_level level, const char* fmt, va_list ap) {
   return CaptureLibLog(level, fmt, ap);
 }
 
@@ -108,9 +107,9 @@ absl::StatusOr<bool> DetachIfOurs(int ifindex, xdp_multiprog* mp) {
   if (!ours) return false;
   int err = xdp_multiprog__detach(mp);
   if (err != 0) {
-    return absl::InternalError(absl::StrCat(
-        "cannot detach stale ", OFFLOAD_XDP_PROG_NAME, " from ifindex ",
-        ifindex, ": ", Errno(err)));
+    return absl::InternalError(
+        absl::StrCat("cannot detach stale ", OFFLOAD_XDP_PROG_NAME,
+                     " from ifindex ", ifindex, ": ", Errno(err)));
   }
   return true;
 }
@@ -167,9 +166,9 @@ absl::StatusOr<bool> SteerProgram::DetachStale(int ifindex) {
   long err = libxdp_get_error(mp);
   if (err == -ENOENT || mp == nullptr) return false;  // nothing attached
   if (err != 0) {
-    return absl::InternalError(absl::StrCat(
-        "cannot query XDP programs on ifindex ", ifindex, ": ", Errno(err),
-        log.Tail()));
+    return absl::InternalError(
+        absl::StrCat("cannot query XDP programs on ifindex ", ifindex, ": ",
+                     Errno(err), log.Tail()));
   }
   absl::StatusOr<bool> result = DetachIfOurs(ifindex, mp);
   xdp_multiprog__close(mp);
@@ -207,8 +206,8 @@ absl::StatusOr<std::unique_ptr<SteerProgram>> SteerProgram::LoadForTest(
   if (!sp.ok()) return sp.status();
   ScopedLibLog log;
   if (int err = bpf_object__load((*sp)->obj_); err != 0) {
-    return absl::InternalError(absl::StrCat(
-        "cannot load the XDP program: ", Errno(err), log.Tail()));
+    return absl::InternalError(
+        absl::StrCat("cannot load the XDP program: ", Errno(err), log.Tail()));
   }
   SteerProgram& p = **sp;
   p.flows_map_fd_ = bpf_object__find_map_fd_by_name(p.obj_, "flows");
@@ -253,8 +252,8 @@ absl::StatusOr<std::unique_ptr<SteerProgram>> SteerProgram::Attach(
     std::string what = absl::StrCat("cannot attach the XDP program to ifindex ",
                                     ifindex, ": ", Errno(err), log.Tail());
     if (err == -EPERM || err == -EACCES) {
-      return absl::PermissionDeniedError(absl::StrCat(
-          what, " (offloadd needs CAP_NET_ADMIN and CAP_BPF)"));
+      return absl::PermissionDeniedError(
+          absl::StrCat(what, " (offloadd needs CAP_NET_ADMIN and CAP_BPF)"));
     }
     return absl::InternalError(what);
   }
@@ -299,12 +298,12 @@ absl::Status SteerProgram::SetFlow(const nic::FlowKey& key, uint32_t queue) {
   if (bpf_map_update_elem(flows_map_fd_, &k, &v, BPF_ANY) != 0) {
     int err = errno;
     if (err == E2BIG || err == ENOMEM) {
-      return absl::ResourceExhaustedError(absl::StrCat(
-          "XDP flow table full, cannot steer ", key.ToString(),
-          "; raise max_flows"));
+      return absl::ResourceExhaustedError(
+          absl::StrCat("XDP flow table full, cannot steer ", key.ToString(),
+                       "; raise max_flows"));
     }
-    return absl::InternalError(absl::StrCat(
-        "cannot steer ", key.ToString(), ": ", strerror(err)));
+    return absl::InternalError(
+        absl::StrCat("cannot steer ", key.ToString(), ": ", strerror(err)));
   }
   return absl::OkStatus();
 }
@@ -317,8 +316,8 @@ absl::Status SteerProgram::DeleteFlow(const nic::FlowKey& key) {
       return absl::NotFoundError(
           absl::StrCat("flow ", key.ToString(), " is not steered"));
     }
-    return absl::InternalError(absl::StrCat(
-        "cannot unsteer ", key.ToString(), ": ", strerror(err)));
+    return absl::InternalError(
+        absl::StrCat("cannot unsteer ", key.ToString(), ": ", strerror(err)));
   }
   return absl::OkStatus();
 }

@@ -93,8 +93,7 @@ class SteerProgram {
 
  private:
   SteerProgram() = default;
-  static absl::StatusOr<std::unique_ptr<SteerProgram>> Open(
-      uint32_t max_flows);
+  static absl::StatusOr<std::unique_ptr<SteerProgram>> Open(uint32_t max_flows);
 
   bpf_object* obj_ = nullptr;
   xdp_program* prog_ = nullptr;

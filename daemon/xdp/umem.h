@@ -47,7 +47,9 @@ class Umem {
   uint32_t num_frames() const { return num_frames_; }
 
   // Start of the frame containing `addr` (aligned chunk mode).
-  static uint64_t FrameBase(uint64_t addr) { return addr & ~uint64_t{kFrameSize - 1}; }
+  static uint64_t FrameBase(uint64_t addr) {
+    return addr & ~uint64_t{kFrameSize - 1};
+  }
   // True if [addr, addr+len) lies inside the area.
   bool Contains(uint64_t addr, uint32_t len) const {
     return addr < size_ && len <= size_ - addr;

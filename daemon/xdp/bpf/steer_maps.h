@@ -28,35 +28,35 @@
  *                                                    (or a multicast group)
  *   3. {proto, 0,      dst port, 0, 0}               listener on INADDR_ANY */
 struct offload_flow_key {
-	__be32 local_ip;
-	__be32 remote_ip;
-	__be16 local_port;
-	__be16 remote_port;
-	__u8 proto; /* IPPROTO_TCP or IPPROTO_UDP */
-	__u8 pad[3];
+  __be32 local_ip;
+  __be32 remote_ip;
+  __be16 local_port;
+  __be16 remote_port;
+  __u8 proto; /* IPPROTO_TCP or IPPROTO_UDP */
+  __u8 pad[3];
 };
 
 /* Value of the flow map. */
 struct offload_flow_value {
-	/* Queue the daemon steered the flow to. A packet is always redirected
-	 * to the AF_XDP socket of the queue it arrived on (AF_XDP requires
-	 * that); hardware flow rules keep the two equal. A mismatch is counted
-	 * (OFFLOAD_STAT_QUEUE_MISMATCH) so a misconfiguration is visible. */
-	__u32 queue_id;
-	__u32 flags; /* reserved, 0 */
+  /* Queue the daemon steered the flow to. A packet is always redirected
+   * to the AF_XDP socket of the queue it arrived on (AF_XDP requires
+   * that); hardware flow rules keep the two equal. A mismatch is counted
+   * (OFFLOAD_STAT_QUEUE_MISMATCH) so a misconfiguration is visible. */
+  __u32 queue_id;
+  __u32 flags; /* reserved, 0 */
 };
 
 /* Indexes of the per-CPU statistics array. */
 enum offload_xdp_stat {
-	OFFLOAD_STAT_PASS_NOT_IPV4 = 0, /* ARP, IPv6, VLAN, ...: kernel */
-	OFFLOAD_STAT_PASS_NOT_L4,       /* ICMP, other protocols: kernel */
-	OFFLOAD_STAT_PASS_FRAGMENT,     /* IPv4 fragments: kernel */
-	OFFLOAD_STAT_PASS_MALFORMED,    /* truncated headers: kernel */
-	OFFLOAD_STAT_PASS_NO_FLOW,      /* TCP/UDP not steered: kernel */
-	OFFLOAD_STAT_REDIRECT,          /* steered, redirected to a socket */
-	OFFLOAD_STAT_NO_SOCKET,         /* steered, no socket on this queue */
-	OFFLOAD_STAT_QUEUE_MISMATCH,    /* steered to another queue */
-	OFFLOAD_STAT_COUNT,
+  OFFLOAD_STAT_PASS_NOT_IPV4 = 0, /* ARP, IPv6, VLAN, ...: kernel */
+  OFFLOAD_STAT_PASS_NOT_L4,       /* ICMP, other protocols: kernel */
+  OFFLOAD_STAT_PASS_FRAGMENT,     /* IPv4 fragments: kernel */
+  OFFLOAD_STAT_PASS_MALFORMED,    /* truncated headers: kernel */
+  OFFLOAD_STAT_PASS_NO_FLOW,      /* TCP/UDP not steered: kernel */
+  OFFLOAD_STAT_REDIRECT,          /* steered, redirected to a socket */
+  OFFLOAD_STAT_NO_SOCKET,         /* steered, no socket on this queue */
+  OFFLOAD_STAT_QUEUE_MISMATCH,    /* steered to another queue */
+  OFFLOAD_STAT_COUNT,
 };
 
 #ifdef __cplusplus

@@ -45,16 +45,17 @@ TEST(EngineSetTest, OneEnginePerCoreEachOnItsCpu) {
   FakeDriver d(4);
   EngineSetConfig config;
   config.num_cores = 2;
-  auto set = EngineSet::Create(config, {&d}, [](size_t) {
-    return std::make_unique<IdleProcessor>();
-  });
+  auto set = EngineSet::Create(
+      config, {&d}, [](size_t) { return std::make_unique<IdleProcessor>(); });
   ASSERT_TRUE(set.ok()) << set.status();
   ASSERT_TRUE((*set)->Start().ok());
   ASSERT_EQ((*set)->size(), 2u);
   for (size_t i = 0; i < 2; ++i) {
     int cpu = -1;
-    ASSERT_TRUE((*set)->engine(i).RunSync([&] { cpu = sched_getcpu(); },
-                                          absl::Seconds(10)).ok());
+    ASSERT_TRUE((*set)
+                    ->engine(i)
+                    .RunSync([&] { cpu = sched_getcpu(); }, absl::Seconds(10))
+                    .ok());
     EXPECT_EQ(cpu, usable[i % usable.size()]);
     EXPECT_EQ((*set)->engine(i).num_queues(), 2u);
   }

@@ -40,8 +40,8 @@ bool WaitFor(F cond) {
 // application ring stand-in) is consumed in PollTx; one optional timer.
 class EchoProcessor : public PacketProcessor {
  public:
-  void OnFrames(size_t queue, const nic::RxFrame* frames, size_t n,
-                TimeNs now, TxBatch& tx) override {
+  void OnFrames(size_t queue, const nic::RxFrame* frames, size_t n, TimeNs now,
+                TxBatch& tx) override {
     for (size_t i = 0; i < n; ++i) {
       nic::TxFrame* f = tx.Alloc();
       if (f == nullptr) continue;
@@ -113,7 +113,8 @@ TEST(EngineTest, SleepsWhenIdle) {
   config.poll_budget_us = 200;
   Rig rig(config);
   ASSERT_TRUE(rig.engine->Start().ok());
-  ASSERT_TRUE(WaitFor([&] { return rig.engine->counters().sleeps.Get() >= 1; }));
+  ASSERT_TRUE(
+      WaitFor([&] { return rig.engine->counters().sleeps.Get() >= 1; }));
   rusage before, after;
   getrusage(RUSAGE_SELF, &before);
   uint64_t loops_before = rig.engine->counters().loops.Get();
@@ -121,11 +122,10 @@ TEST(EngineTest, SleepsWhenIdle) {
   std::this_thread::sleep_for(std::chrono::seconds(1));
   uint64_t loops = rig.engine->counters().loops.Get() - loops_before;
   getrusage(RUSAGE_SELF, &after);
-  double cpu_ms =
-      (after.ru_utime.tv_sec - before.ru_utime.tv_sec) * 1e3 +
-      (after.ru_utime.tv_usec - before.ru_utime.tv_usec) / 1e3 +
-      (after.ru_stime.tv_sec - before.ru_stime.tv_sec) * 1e3 +
-      (after.ru_stime.tv_usec - before.ru_stime.tv_usec) / 1e3;
+  double cpu_ms = (after.ru_utime.tv_sec - before.ru_utime.tv_sec) * 1e3 +
+                  (after.ru_utime.tv_usec - before.ru_utime.tv_usec) / 1e3 +
+                  (after.ru_stime.tv_sec - before.ru_stime.tv_sec) * 1e3 +
+                  (after.ru_stime.tv_usec - before.ru_stime.tv_usec) / 1e3;
   ::testing::Test::RecordProperty("idle_cpu_ms_per_s", std::to_string(cpu_ms));
   ::testing::Test::RecordProperty("idle_loops_per_s", std::to_string(loops));
   // Asleep in epoll_wait with no timer: not a single iteration.
@@ -147,7 +147,8 @@ TEST(EngineTest, DoorbellWakeUpIsNeverLost) {
       // wake-up leaves it asleep forever (no timers), failing the wait.
       ASSERT_TRUE(WaitFor([&] {
         return rig.proc->consumed.load(std::memory_order_acquire) == i;
-      })) << "engine missed the wake-up of round " << i;
+      })) << "engine missed the wake-up of round "
+          << i;
     }
   }
   ASSERT_TRUE(WaitFor([&] {
@@ -196,7 +197,8 @@ TEST(EngineTest, CommandsRunInOrderOnTheEngineThread) {
   Rig rig;
   ASSERT_TRUE(rig.engine->Start().ok());
   std::vector<int> order;  // touched only by the engine thread until RunSync
-  for (int i = 0; i < 100; ++i) rig.engine->Post([&order, i] { order.push_back(i); });
+  for (int i = 0; i < 100; ++i)
+    rig.engine->Post([&order, i] { order.push_back(i); });
   std::thread::id engine_thread;
   ASSERT_TRUE(rig.engine
                   ->RunSync([&] { engine_thread = std::this_thread::get_id(); },
@@ -206,7 +208,8 @@ TEST(EngineTest, CommandsRunInOrderOnTheEngineThread) {
   ASSERT_EQ(order.size(), 100u);
   for (int i = 0; i < 100; ++i) EXPECT_EQ(order[i], i);
   // Counted after the batch ran, i.e. possibly just after RunSync returned.
-  EXPECT_TRUE(WaitFor([&] { return rig.engine->counters().commands.Get() >= 101; }));
+  EXPECT_TRUE(
+      WaitFor([&] { return rig.engine->counters().commands.Get() >= 101; }));
 }
 
 TEST(EngineTest, RunSyncOnStoppedEngineFails) {

@@ -115,8 +115,8 @@ TEST_F(StackProcessorTest, UdpInAndOut) {
     EXPECT_TRUE(engine_
                     ->RunSync(
                         [&] {
-                          got = proc_->stack().UdpRecvFrom(
-                              ep, buf, sizeof(buf), &src_ip, &src_port);
+                          got = proc_->stack().UdpRecvFrom(ep, buf, sizeof(buf),
+                                                           &src_ip, &src_port);
                         },
                         absl::Seconds(10))
                     .ok());

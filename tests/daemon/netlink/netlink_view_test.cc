@@ -113,13 +113,11 @@ TEST_F(NetlinkViewTest, FollowsChangesMadeWhileRunning) {
 // RTM_DELROUTE, so a notification-only cache kept them forever.
 TEST_F(NetlinkViewTest, RoutesFlushedSilentlyByLinkDownDisappear) {
   ASSERT_EQ(IpA("route add 198.18.60.0/24 via 198.18.50.3"), 0);
-  ASSERT_TRUE(WaitFor([&] {
-    return view_->LookupRoute(Ip("198.18.60.1")).has_value();
-  }));
+  ASSERT_TRUE(WaitFor(
+      [&] { return view_->LookupRoute(Ip("198.18.60.1")).has_value(); }));
   ASSERT_EQ(IpA("link set va down"), 0);
-  ASSERT_TRUE(WaitFor([&] {
-    return !view_->LookupRoute(Ip("198.18.60.1")).has_value();
-  }));
+  ASSERT_TRUE(WaitFor(
+      [&] { return !view_->LookupRoute(Ip("198.18.60.1")).has_value(); }));
 }
 
 TEST_F(NetlinkViewTest, ResolveNeighbourRunsKernelArp) {

@@ -32,10 +32,9 @@ TEST(FlowKeyTest, InvalidKeysSayWhy) {
 TEST(FlowKeyTest, ToString) {
   EXPECT_EQ(FlowKey::Listener(IpProto::kUdp, 0, 53).ToString(),
             "udp *:53 <- *");
-  EXPECT_EQ(
-      FlowKey::Connection(IpProto::kTcp, 0xc6120001, 80, 0xc6120002, 4000)
-          .ToString(),
-      "tcp 198.18.0.1:80 <- 198.18.0.2:4000");
+  EXPECT_EQ(FlowKey::Connection(IpProto::kTcp, 0xc6120001, 80, 0xc6120002, 4000)
+                .ToString(),
+            "tcp 198.18.0.1:80 <- 198.18.0.2:4000");
 }
 
 TEST(CountersTest, SnapshotCopiesEveryCounter) {

@@ -108,8 +108,8 @@ TEST(FlowRuleTest, ConnectionMatchesTheFullFiveTuple) {
   EXPECT_EQ(r.l4().mask.src_port, 0xffff);
   // The specs follow the attr contiguously, each at the previous one's size.
   const uint8_t* base = reinterpret_cast<const uint8_t*>(&r.attr());
-  const auto* eth = reinterpret_cast<const ibv_flow_spec_eth*>(
-      base + sizeof(ibv_flow_attr));
+  const auto* eth =
+      reinterpret_cast<const ibv_flow_spec_eth*>(base + sizeof(ibv_flow_attr));
   const auto* ip = reinterpret_cast<const ibv_flow_spec_ipv4*>(
       reinterpret_cast<const uint8_t*>(eth) + eth->size);
   const auto* l4 = reinterpret_cast<const ibv_flow_spec_tcp_udp*>(

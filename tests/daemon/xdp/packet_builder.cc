@@ -70,10 +70,10 @@ std::vector<uint8_t> BuildFrame(const FrameSpec& s) {
     if (s.proto == 17) {
       Put16(l + 4, static_cast<uint16_t>(l4_len));
     } else {
-      Put32(l + 4, 1000);     // seq
-      l[12] = 5 << 4;         // data offset
+      Put32(l + 4, 1000);  // seq
+      l[12] = 5 << 4;      // data offset
       l[13] = s.tcp_flags;
-      Put16(l + 14, 65535);   // window
+      Put16(l + 14, 65535);  // window
     }
     // RFC 768 / RFC 9293 3.1: checksum over the pseudo-header + segment.
     uint32_t sum = SumWords(ip + 12, 8, 0);

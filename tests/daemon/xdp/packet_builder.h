@@ -18,13 +18,13 @@ struct FrameSpec {
   Mac src_mac = {2, 0, 0, 0, 0, 1};
   Mac dst_mac = {2, 0, 0, 0, 0, 2};
   uint16_t ether_type = 0x0800;
-  uint8_t proto = 17;          // IPPROTO_UDP / IPPROTO_TCP / other
-  uint32_t src_ip = 0;         // host order
-  uint32_t dst_ip = 0;         // host order
+  uint8_t proto = 17;   // IPPROTO_UDP / IPPROTO_TCP / other
+  uint32_t src_ip = 0;  // host order
+  uint32_t dst_ip = 0;  // host order
   uint16_t src_port = 0;
   uint16_t dst_port = 0;
-  uint8_t tcp_flags = 0x02;    // SYN
-  uint16_t frag_off = 0;       // host order, flags|offset
+  uint8_t tcp_flags = 0x02;      // SYN
+  uint16_t frag_off = 0;         // host order, flags|offset
   uint8_t ip_options_words = 0;  // extra 32-bit words of IP options (NOPs)
   std::string payload;
 };

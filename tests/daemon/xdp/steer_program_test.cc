@@ -5,6 +5,8 @@
 // OFFLOAD_STAT_NO_SOCKET and passed, which is how "steered" is observed here.
 // Needs CAP_BPF/CAP_SYS_ADMIN (tagged "root").
 
+#include "daemon/xdp/steer_program.h"
+
 #include <bpf/bpf.h>
 #include <linux/bpf.h>
 #include <unistd.h>
@@ -12,7 +14,6 @@
 #include <vector>
 
 #include "daemon/nic/flow.h"
-#include "daemon/xdp/steer_program.h"
 #include "gtest/gtest.h"
 #include "tests/daemon/xdp/packet_builder.h"
 
@@ -142,11 +143,10 @@ TEST_F(SteerProgramTest, WildcardListenerMatchesAnyPeerAndAddress) {
 }
 
 TEST_F(SteerProgramTest, AddressListenerMatchesOnlyItsAddress) {
-  ASSERT_TRUE(prog_
-                  ->SetFlow(FlowKey::Listener(IpProto::kTcp, Ip("198.18.0.1"),
-                                              8000),
-                            0)
-                  .ok());
+  ASSERT_TRUE(
+      prog_
+          ->SetFlow(FlowKey::Listener(IpProto::kTcp, Ip("198.18.0.1"), 8000), 0)
+          .ok());
   EXPECT_EQ(Classify(Tcp("198.18.0.2", 4000, "198.18.0.1", 8000)),
             OFFLOAD_STAT_NO_SOCKET);
   EXPECT_EQ(Classify(Tcp("198.18.0.2", 4000, "198.18.0.5", 8000)),
@@ -163,7 +163,8 @@ TEST_F(SteerProgramTest, MulticastGroupIsSteered) {
 }
 
 TEST_F(SteerProgramTest, FragmentsOfSteeredFlowGoToKernel) {
-  ASSERT_TRUE(prog_->SetFlow(FlowKey::Listener(IpProto::kUdp, 0, 7000), 0).ok());
+  ASSERT_TRUE(
+      prog_->SetFlow(FlowKey::Listener(IpProto::kUdp, 0, 7000), 0).ok());
   FrameSpec first = Udp("198.18.0.2", 4000, "198.18.0.1", 7000);
   first.frag_off = 0x2000;  // MF
   EXPECT_EQ(Classify(first), OFFLOAD_STAT_PASS_FRAGMENT);
@@ -176,15 +177,18 @@ TEST_F(SteerProgramTest, FragmentsOfSteeredFlowGoToKernel) {
 }
 
 TEST_F(SteerProgramTest, IpOptionsAreSkippedToFindPorts) {
-  ASSERT_TRUE(prog_->SetFlow(FlowKey::Listener(IpProto::kUdp, 0, 7000), 0).ok());
+  ASSERT_TRUE(
+      prog_->SetFlow(FlowKey::Listener(IpProto::kUdp, 0, 7000), 0).ok());
   FrameSpec s = Udp("198.18.0.2", 4000, "198.18.0.1", 7000);
   s.ip_options_words = 3;
   EXPECT_EQ(Classify(s), OFFLOAD_STAT_NO_SOCKET);
 }
 
 TEST_F(SteerProgramTest, TruncatedHeadersGoToKernel) {
-  ASSERT_TRUE(prog_->SetFlow(FlowKey::Listener(IpProto::kUdp, 0, 7000), 0).ok());
-  std::vector<uint8_t> f = BuildFrame(Udp("198.18.0.2", 4000, "198.18.0.1", 7000));
+  ASSERT_TRUE(
+      prog_->SetFlow(FlowKey::Listener(IpProto::kUdp, 0, 7000), 0).ok());
+  std::vector<uint8_t> f =
+      BuildFrame(Udp("198.18.0.2", 4000, "198.18.0.1", 7000));
   int stat;
   std::vector<uint8_t> cut(f.begin(), f.begin() + 14 + 20 + 2);  // half ports
   EXPECT_EQ(Run(cut, &stat), XDP_PASS);
@@ -207,7 +211,8 @@ TEST_F(SteerProgramTest, UnsteerReturnsFlowToKernel) {
 }
 
 TEST_F(SteerProgramTest, QueueMismatchIsCounted) {
-  ASSERT_TRUE(prog_->SetFlow(FlowKey::Listener(IpProto::kUdp, 0, 7000), 3).ok());
+  ASSERT_TRUE(
+      prog_->SetFlow(FlowKey::Listener(IpProto::kUdp, 0, 7000), 3).ok());
   auto before = prog_->ReadStats();
   ASSERT_TRUE(before.ok());
   int stat;
@@ -223,13 +228,11 @@ TEST_F(SteerProgramTest, InvalidKeysAreRejected) {
             absl::StatusCode::kInvalidArgument);
   FlowKey half = FlowKey::Connection(IpProto::kTcp, Ip("198.18.0.1"), 80,
                                      Ip("198.18.0.2"), 0);
-  EXPECT_EQ(prog_->SetFlow(half, 0).code(),
-            absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(prog_
-                ->SetFlow(FlowKey::Listener(IpProto::kTcp, Ip("239.1.1.1"), 80),
-                          0)
-                .code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(prog_->SetFlow(half, 0).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(
+      prog_->SetFlow(FlowKey::Listener(IpProto::kTcp, Ip("239.1.1.1"), 80), 0)
+          .code(),
+      absl::StatusCode::kInvalidArgument);
 }
 
 TEST_F(SteerProgramTest, FullFlowTableIsResourceExhausted) {

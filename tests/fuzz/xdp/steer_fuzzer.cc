@@ -28,7 +28,8 @@ constexpr uint32_t kB = 0xc6120002;  // 198.18.0.2
 
 offload::xdp::SteerProgram* Program() {
   static offload::xdp::SteerProgram* program = [] {
-    if (geteuid() != 0) return static_cast<offload::xdp::SteerProgram*>(nullptr);
+    if (geteuid() != 0)
+      return static_cast<offload::xdp::SteerProgram*>(nullptr);
     auto p = offload::xdp::SteerProgram::LoadForTest(64);
     if (!p.ok()) std::abort();
     // The steered set the reference model below knows about.
@@ -44,7 +45,9 @@ offload::xdp::SteerProgram* Program() {
   return program;
 }
 
-uint16_t Get16(const uint8_t* p) { return static_cast<uint16_t>(p[0] << 8 | p[1]); }
+uint16_t Get16(const uint8_t* p) {
+  return static_cast<uint16_t>(p[0] << 8 | p[1]);
+}
 uint32_t Get32(const uint8_t* p) {
   return uint32_t{Get16(p)} << 16 | Get16(p + 2);
 }

@@ -96,8 +96,8 @@ int Main(int seconds) {
     return 1;
   }
   nic::NicQueue* q = (*driver)->queue(0);
-  (void)(*driver)->Steer(
-      nic::FlowKey::Listener(nic::IpProto::kUdp, 0, 9000), 0);
+  (void)(*driver)->Steer(nic::FlowKey::Listener(nic::IpProto::kUdp, 0, 9000),
+                         0);
 
   // --- RX: af_xdp.
   std::atomic<bool> stop{false};
@@ -210,14 +210,16 @@ int Main(int seconds) {
          (*driver)->native_xdp() ? "native" : "generic", seconds);
   printf("RX  af_xdp  %.3f Mpps (peer sent %.3f Mpps)\n", xr,
          Mpps(xdp_sent, xdp_rx_time));
-  printf("RX  kernel  %.3f Mpps (peer sent %.3f Mpps)  ratio af_xdp/kernel %.2f\n",
-         kr, Mpps(kernel_sent, kernel_rx_time), kr > 0 ? xr / kr : 0);
+  printf(
+      "RX  kernel  %.3f Mpps (peer sent %.3f Mpps)  ratio af_xdp/kernel %.2f\n",
+      kr, Mpps(kernel_sent, kernel_rx_time), kr > 0 ? xr / kr : 0);
   nic::QueueStats qs = q->Stats();
-  printf("    af_xdp kernel-side drops: rx_dropped %lu rx_ring_full %lu "
-         "fill_ring_empty %lu\n",
-         static_cast<unsigned long>(qs.kernel_rx_dropped),
-         static_cast<unsigned long>(qs.kernel_rx_ring_full),
-         static_cast<unsigned long>(qs.kernel_rx_fill_ring_empty));
+  printf(
+      "    af_xdp kernel-side drops: rx_dropped %lu rx_ring_full %lu "
+      "fill_ring_empty %lu\n",
+      static_cast<unsigned long>(qs.kernel_rx_dropped),
+      static_cast<unsigned long>(qs.kernel_rx_ring_full),
+      static_cast<unsigned long>(qs.kernel_rx_fill_ring_empty));
   printf("TX  af_xdp  %.3f Mpps\n", xt);
   printf("TX  kernel  %.3f Mpps  ratio af_xdp/kernel %.2f\n", kt,
          kt > 0 ? xt / kt : 0);

@@ -117,9 +117,10 @@ std::vector<ParsedFrame> Receive(
 // (no ping binary needed); true once a matching echo reply arrives.
 bool Ping(const std::string& ns, const std::string& dst) {
   int fd = -1;
-  if (!VethPair::RunIn(ns, [&] {
-         fd = socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_ICMP);
-       }).ok() ||
+  if (!VethPair::RunIn(
+           ns,
+           [&] { fd = socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_ICMP); })
+           .ok() ||
       fd < 0) {
     return false;
   }
@@ -128,10 +129,17 @@ bool Ping(const std::string& ns, const std::string& dst) {
   bool ok = false;
   for (uint16_t seq = 1; seq <= 5 && !ok; ++seq) {
     // RFC 792: type 8 code 0, checksum, identifier, sequence number.
-    uint8_t req[16] = {8, 0, 0, 0, static_cast<uint8_t>(id >> 8),
-                       static_cast<uint8_t>(id), 0, static_cast<uint8_t>(seq)};
+    uint8_t req[16] = {8,
+                       0,
+                       0,
+                       0,
+                       static_cast<uint8_t>(id >> 8),
+                       static_cast<uint8_t>(id),
+                       0,
+                       static_cast<uint8_t>(seq)};
     uint32_t sum = 0;
-    for (size_t i = 0; i < sizeof(req); i += 2) sum += (req[i] << 8) | req[i + 1];
+    for (size_t i = 0; i < sizeof(req); i += 2)
+      sum += (req[i] << 8) | req[i + 1];
     while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
     req[2] = static_cast<uint8_t>(~sum >> 8);
     req[3] = static_cast<uint8_t>(~sum);
@@ -214,14 +222,15 @@ TEST_F(AfXdpVethTest, SteeredFlowsReachDriverEverythingElseTheKernel) {
   int other_peer = PeerUdpSocket();
   const uint16_t steered_udp_port = 7000;
   const uint16_t steered_tcp_port = 8000;
-  ASSERT_TRUE((*driver)
-                  ->Steer(FlowKey::Connection(IpProto::kUdp, ip_a,
-                                              steered_udp_port, ip_b,
-                                              LocalPort(steered_peer)),
-                          0)
-                  .ok());
   ASSERT_TRUE(
-      (*driver)->Steer(FlowKey::Listener(IpProto::kTcp, 0, steered_tcp_port), 0)
+      (*driver)
+          ->Steer(FlowKey::Connection(IpProto::kUdp, ip_a, steered_udp_port,
+                                      ip_b, LocalPort(steered_peer)),
+                  0)
+          .ok());
+  ASSERT_TRUE(
+      (*driver)
+          ->Steer(FlowKey::Listener(IpProto::kTcp, 0, steered_tcp_port), 0)
           .ok());
   // veth has no n-tuple filters: RSS (the peer's TX queue) places flows.
   EXPECT_FALSE((*driver)->hardware_steering());
@@ -231,10 +240,10 @@ TEST_F(AfXdpVethTest, SteeredFlowsReachDriverEverythingElseTheKernel) {
   sockaddr_in to_kernel = Addr(veth_->ip_a(), kernel_udp_port);
   for (int i = 0; i < kDatagrams; ++i) {
     std::string msg = absl::StrCat("steered-", i);
-    ASSERT_EQ(sendto(steered_peer, msg.data(), msg.size(), 0,
-                     reinterpret_cast<sockaddr*>(&to_steered),
-                     sizeof(to_steered)),
-              static_cast<ssize_t>(msg.size()));
+    ASSERT_EQ(
+        sendto(steered_peer, msg.data(), msg.size(), 0,
+               reinterpret_cast<sockaddr*>(&to_steered), sizeof(to_steered)),
+        static_cast<ssize_t>(msg.size()));
     // Same destination address, other port / other source: kernel's.
     std::string k = absl::StrCat("kernel-", i);
     sendto(other_peer, k.data(), k.size(), 0,
@@ -321,8 +330,8 @@ TEST_F(AfXdpVethTest, SteeredFlowsReachDriverEverythingElseTheKernel) {
   }
   EXPECT_EQ(rx, frames.size());
 
-  for (int fd : {kernel_udp, steered_peer, other_peer, syn_fd, listener,
-                 client, conn}) {
+  for (int fd :
+       {kernel_udp, steered_peer, other_peer, syn_fd, listener, client, conn}) {
     close(fd);
   }
 }
@@ -368,8 +377,7 @@ TEST_F(AfXdpVethTest, TransmittedFramesReachPeerKernel) {
   ASSERT_EQ(sent, kFrames);
   int got = 0;
   char buf[256];
-  while (got < kFrames &&
-         WaitReadable(peer, std::chrono::milliseconds(3000))) {
+  while (got < kFrames && WaitReadable(peer, std::chrono::milliseconds(3000))) {
     ssize_t n = recv(peer, buf, sizeof(buf), 0);
     ASSERT_GT(n, 0);
     EXPECT_EQ(std::string(buf, static_cast<size_t>(n)),
@@ -481,9 +489,9 @@ TEST_F(AfXdpVethTest, SecondLiveInstanceCannotStealInterface) {
       (*first)->Steer(FlowKey::Listener(IpProto::kUdp, 0, 7400), 0).ok());
   int peer = PeerUdpSocket();
   sockaddr_in to = Addr(veth_->ip_a(), 7400);
-  ASSERT_EQ(sendto(peer, "still", 5, 0, reinterpret_cast<sockaddr*>(&to),
-                   sizeof(to)),
-            5);
+  ASSERT_EQ(
+      sendto(peer, "still", 5, 0, reinterpret_cast<sockaddr*>(&to), sizeof(to)),
+      5);
   auto frames = Receive(**first, [](const std::vector<ParsedFrame>& got) {
     return !got.empty();
   });
@@ -578,8 +586,9 @@ TEST_F(AfXdpVethTest, GenericModeAlsoWorks) {
   auto driver = xdp::AfXdpDriver::Create(c);
   ASSERT_TRUE(driver.ok()) << driver.status();
   EXPECT_FALSE((*driver)->native_xdp());
-  EXPECT_NE(ShOutput("ip -n " + veth_->ns_a() + " link show va").find("xdpgeneric"),
-            std::string::npos);
+  EXPECT_NE(
+      ShOutput("ip -n " + veth_->ns_a() + " link show va").find("xdpgeneric"),
+      std::string::npos);
   ASSERT_TRUE(
       (*driver)->Steer(FlowKey::Listener(IpProto::kUdp, 0, 7600), 0).ok());
   int peer = PeerUdpSocket();
@@ -606,13 +615,13 @@ TEST_F(AfXdpVethTest, MulticastGroupIsJoinedAndSteered) {
   int peer = PeerUdpSocket();
   in_addr ifaddr;
   inet_pton(AF_INET, veth_->ip_b().c_str(), &ifaddr);
-  ASSERT_EQ(setsockopt(peer, IPPROTO_IP, IP_MULTICAST_IF, &ifaddr,
-                       sizeof(ifaddr)),
-            0);
+  ASSERT_EQ(
+      setsockopt(peer, IPPROTO_IP, IP_MULTICAST_IF, &ifaddr, sizeof(ifaddr)),
+      0);
   sockaddr_in to = Addr("239.1.2.3", 7700);
-  ASSERT_EQ(sendto(peer, "mcast", 5, 0, reinterpret_cast<sockaddr*>(&to),
-                   sizeof(to)),
-            5);
+  ASSERT_EQ(
+      sendto(peer, "mcast", 5, 0, reinterpret_cast<sockaddr*>(&to), sizeof(to)),
+      5);
   auto frames = Receive(**driver, [](const std::vector<ParsedFrame>& got) {
     return !got.empty();
   });

@@ -44,7 +44,8 @@ void RemoveOrphans(const std::string& prefix) {
   while (dirent* e = readdir(d)) {
     std::string name = e->d_name;
     if (name.rfind(prefix, 0) != 0 || name.size() < prefix.size() + 2) continue;
-    std::string digits = name.substr(prefix.size(), name.size() - prefix.size() - 1);
+    std::string digits =
+        name.substr(prefix.size(), name.size() - prefix.size() - 1);
     if (digits.find_first_not_of("0123456789") != std::string::npos) continue;
     pid_t pid = static_cast<pid_t>(std::stol(digits));
     if (kill(pid, 0) != 0 && errno == ESRCH) {
@@ -56,8 +57,8 @@ void RemoveOrphans(const std::string& prefix) {
 
 }  // namespace
 
-absl::Status VethPair::Create(const std::string& prefix, int subnet,
-                              int queues, VethPair* out) {
+absl::Status VethPair::Create(const std::string& prefix, int subnet, int queues,
+                              VethPair* out) {
   RemoveOrphans(prefix);
   int pid = getpid();
   out->ns_a_ = absl::StrCat(prefix, pid, "a");
@@ -87,8 +88,12 @@ absl::Status VethPair::Create(const std::string& prefix, int subnet,
   return absl::OkStatus();
 }
 
-std::string VethPair::ip_a() const { return absl::StrCat("198.18.", subnet_, ".1"); }
-std::string VethPair::ip_b() const { return absl::StrCat("198.18.", subnet_, ".2"); }
+std::string VethPair::ip_a() const {
+  return absl::StrCat("198.18.", subnet_, ".1");
+}
+std::string VethPair::ip_b() const {
+  return absl::StrCat("198.18.", subnet_, ".2");
+}
 
 void VethPair::Destroy() {
   // Deleting a namespace destroys its veth end, which takes the peer along.
@@ -102,7 +107,8 @@ absl::Status VethPair::Enter(const std::string& ns) {
   std::string path = "/run/netns/" + ns;
   int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
-    return absl::InternalError(absl::StrCat("open ", path, ": ", strerror(errno)));
+    return absl::InternalError(
+        absl::StrCat("open ", path, ": ", strerror(errno)));
   }
   int rc = setns(fd, CLONE_NEWNET);
   int err = errno;

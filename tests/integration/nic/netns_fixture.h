@@ -24,8 +24,8 @@ class VethPair {
   // Creates namespaces <prefix><pid>a / <prefix><pid>b, veth "va" in a and
   // "vb" in b with `queues` RX/TX queues each, addresses 198.18.<subnet>.1/24
   // and .2/24, links up.
-  static absl::Status Create(const std::string& prefix, int subnet,
-                             int queues, VethPair* out);
+  static absl::Status Create(const std::string& prefix, int subnet, int queues,
+                             VethPair* out);
   VethPair() = default;
   VethPair(const VethPair&) = delete;
   VethPair& operator=(const VethPair&) = delete;
