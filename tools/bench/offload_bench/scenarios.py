@@ -51,10 +51,12 @@ class Context:
         procs.wait_listening(port, proto, 15, p)
         return p
 
-    def run_client(self, side, name, cmd):
+    def run_client(self, side, name, cmd, timeout=None):
+        """Runs a client to completion within `timeout` s (default: the run
+        duration + 30 s); returns its output or raises BenchError."""
         side.check()
         rc, out = self.registry.run("%s-%s" % (name, side.name),
-                                    side.wrap(cmd), self.timeout(),
+                                    side.wrap(cmd), timeout or self.timeout(),
                                     cpus=self.bench_cpus,
                                     env_extra=side.env())
         if rc != 0:
@@ -277,6 +279,8 @@ class Redis:
                Metric("get_rps", "GET requests/s", "req/s", False),
                Metric("get_p99_ms", "GET p99 latency", "ms", True)]
 
+    timeout_floor = 60
+
     def run(self, ctx, side):
         n = 5000 if ctx.quick else 200000
 
@@ -284,7 +288,10 @@ class Redis:
             out = ctx.run_client(side, self.name,
                                  ["redis-benchmark", "-h", "127.0.0.1", "-p",
                                   str(port), "-n", str(n), "-c", "50", "-t",
-                                  "set,get", "--csv"])
+                                  "set,get", "--csv"],
+                                 # Count-bounded: allow 2n requests at a slow
+                                 # 4 000/s before calling it stuck.
+                                 timeout=max(self.timeout_floor, 2 * n / 4000))
             for line in out.splitlines():
                 if line.startswith("Error") or "ERR" in line:
                     raise parse.ParseError("redis-benchmark: " + line)
