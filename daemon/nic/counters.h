@@ -40,7 +40,10 @@ enum class DropReason : int {
   kRxInvalidDescriptor = 0,  // RX descriptor outside the buffer pool.
   kRxTruncated,              // frame longer than a buffer / CQE error.
   kTxNoBuffer,               // AllocTx found the buffer pool empty.
-  kTxRingFull,               // SubmitTx found the TX ring full.
+  kTxRingFull,               // frames discarded by an owner that gave up
+                             // retrying a full TX ring (a refused SubmitTx
+                             // itself only counts ring_full: the frames
+                             // stay with the caller).
   kTxError,                  // driver reported a send error (CQE, sendto).
   kCount,
 };

@@ -247,8 +247,8 @@ size_t AfXdpQueue::SubmitTx(const nic::TxFrame* frames, size_t n) {
                           xsk_prod_nb_free(&tx_, static_cast<uint32_t>(n)));
   uint32_t idx;
   if (put == 0 || xsk_ring_prod__reserve(&tx_, put, &idx) != put) {
+    // Not a drop: the frames stay with the caller, which retries.
     counters_.ring_full.Increment();
-    counters_.Drop(nic::DropReason::kTxRingFull, n);
     KickTx();
     return 0;
   }
@@ -267,10 +267,7 @@ size_t AfXdpQueue::SubmitTx(const nic::TxFrame* frames, size_t n) {
   tx_in_flight_ += put;
   counters_.tx_packets.Add(put);
   counters_.tx_bytes.Add(bytes);
-  if (put < n) {
-    counters_.ring_full.Increment();
-    counters_.Drop(nic::DropReason::kTxRingFull, n - put);
-  }
+  if (put < n) counters_.ring_full.Increment();
   tx_kick_pending_ = true;
   KickTx();
   return put;
