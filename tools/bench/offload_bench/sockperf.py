@@ -1,0 +1,134 @@
+"""sockperf scenarios: ping-pong and under-load latency, throughput."""
+
+import os
+import signal
+import tempfile
+
+from offload_bench import base
+from offload_bench import parse
+from offload_bench import stats
+
+
+class SockperfLatency:
+    """sockperf ping-pong (or under-load at a fixed rate) at 64 B;
+    percentiles from --full-log (sockperf's latency is half the RTT)."""
+
+    def __init__(self, proto, under_load):
+        self.proto = proto
+        self.under_load = under_load
+        kind = "underload" if under_load else "pingpong"
+        self.name = "%s-%s" % (kind, proto)
+        self.title = ("sockperf %s %s, 64 B%s" %
+                      ("under-load" if under_load else "ping-pong",
+                       proto.upper(), ", fixed rate" if under_load else ""))
+        self.metrics = [base.Metric("p50", "p50 latency", "usec", True),
+                        base.Metric("p99", "p99 latency", "usec", True),
+                        base.Metric("p99.9", "p99.9 latency", "usec", True)]
+
+    def rate(self, ctx):
+        # sockperf replies to every 100th message: at 10 000 msg/s even a
+        # short run yields enough observations after the 400 ms warm-up.
+        return 10000
+
+    def run(self, ctx, side):
+        proto_flag = ["--tcp"] if self.proto == "tcp" else []
+        log = tempfile.NamedTemporaryFile(prefix="sockperf-", suffix=".csv",
+                                          dir=ctx.tmpdir, delete=False)
+        log.close()
+
+        def client(port, server):
+            cmd = ["sockperf", "under-load" if self.under_load else "ping-pong",
+                   "-i", "127.0.0.1", "-p", str(port), "-m", "64",
+                   "-t", str(ctx.duration), "--full-log", log.name] + proto_flag
+            if self.under_load:
+                cmd.append("--mps=%d" % self.rate(ctx))
+            out = ctx.run_client(side, self.name, cmd)
+            summary = parse.sockperf_latency_summary(out)
+            with open(log.name, errors="replace") as f:
+                lat = parse.sockperf_full_log(f.read())
+            if self.proto == "tcp" and summary["dropped"]:
+                raise parse.ParseError("sockperf counted %d dropped TCP "
+                                       "messages" % summary["dropped"])
+            ctx.latencies.setdefault((self.name, side.name), []).append(lat)
+            return {"p50": stats.percentile(lat, 50),
+                    "p99": stats.percentile(lat, 99),
+                    "p99.9": stats.percentile(lat, 99.9),
+                    "observations": float(len(lat)),
+                    "dropped": float(summary["dropped"]),
+                    "_outputs": [out, server.output()]}
+
+        try:
+            return base.with_server(
+                ctx, side, self.name,
+                lambda port: ["sockperf", "server", "-i", "127.0.0.1", "-p",
+                              str(port)] + proto_flag,
+                self.proto, client)
+        finally:
+            os.unlink(log.name)
+
+
+THROUGHPUT_SIZES = [64, 100, 1024, 65536]
+
+
+class SockperfThroughput:
+    """sockperf throughput at 64 B, 100 B, 1 KiB and 64 KiB (65507 B for
+    UDP, the largest IPv4 datagram). Reports the rate the sender achieved and
+    the rate the server received (its count at SIGINT / the run time): for
+    UDP only the latter is delivered work."""
+
+    def __init__(self, proto):
+        self.proto = proto
+        self.name = "throughput-%s" % proto
+        self.title = "sockperf throughput %s" % proto.upper()
+        self.metrics = (
+            [base.Metric("rx_%d" % s, "received msg/s @ %s" % _size_label(s),
+                    "msg/s", False) for s in THROUGHPUT_SIZES] +
+            [base.Metric("msgs_%d" % s, "sent msg/s @ %s" % _size_label(s),
+                    "msg/s", False) for s in THROUGHPUT_SIZES])
+        if proto == "udp":
+            # UDP may drop; a high send rate with little delivered is no win.
+            self.metrics += [
+                base.Metric("delivered_%d" % s, "delivered @ %s" % _size_label(s),
+                       "%", False) for s in THROUGHPUT_SIZES]
+
+    def size(self, s):
+        return min(s, 65507) if self.proto == "udp" else s
+
+    def run(self, ctx, side):
+        # A fresh server per size: a sockperf TCP server still draining the
+        # previous client's backlog may reset the next connection.
+        proto_flag = ["--tcp"] if self.proto == "tcp" else []
+        out = {"_outputs": []}
+        for s in THROUGHPUT_SIZES:
+            name = "%s-%d" % (self.name, s)
+
+            def client(port, server, s=s, name=name):
+                text = ctx.run_client(
+                    side, name,
+                    ["sockperf", "throughput", "-i", "127.0.0.1", "-p",
+                     str(port), "-m", str(self.size(s)), "-t",
+                     str(ctx.duration)] + proto_flag)
+                out["msgs_%d" % s] = parse.sockperf_throughput(text)[
+                    "msg_per_s"]
+                # SIGINT makes the server print how many it received.
+                ctx.registry.stop(server, sig=signal.SIGINT)
+                received = parse.sockperf_server_received(server.output())
+                if received <= 0:
+                    raise parse.ParseError("sockperf server received nothing")
+                out["rx_%d" % s] = received / float(ctx.duration)
+                if self.proto == "udp":
+                    out["delivered_%d" % s] = min(
+                        100.0, 100.0 * out["rx_%d" % s] / out["msgs_%d" % s])
+                out["_outputs"] += [text, server.output()]
+
+            base.with_server(
+                ctx, side, name,
+                lambda port, s=s: ["sockperf", "server", "-i", "127.0.0.1",
+                                   "-p", str(port), "-m",
+                                   str(max(65507, self.size(s)))] + proto_flag,
+                self.proto, client)
+        return out
+
+
+def _size_label(s):
+    return "64 KiB" if s == 65536 else ("1 KiB" if s == 1024 else "%d B" % s)
