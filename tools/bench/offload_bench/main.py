@@ -342,11 +342,20 @@ def main(argv):
     with open(os.path.join(outdir, "commands.txt"), "w") as f:
         f.write("# " + " ".join(run_info["argv"]) + "\n")
         f.write("\n".join(commands) + "\n")
+    machine_notes = [
+        ("pinning", "offloadd: CPU %s; benchmark: CPU %s"
+         % (daemon_cpu, bench_cpus)),
+        ("offload side", offload_status),
+        ("source", report.source_revision(sides.REPO_ROOT))]
+    if offload is not None:
+        lib = os.path.join(os.path.dirname(os.path.realpath(offload.launcher)),
+                           "liboffload.so")
+        for path in (offload.offloadd, offload.launcher, lib):
+            if os.path.exists(path):
+                machine_notes.append(("sha256 " + os.path.basename(path),
+                                      report.sha256(path)))
     with open(os.path.join(outdir, "machine.txt"), "w") as f:
-        f.write(report.machine_description(
-            [("pinning", "offloadd: CPU %s; benchmark: CPU %s"
-              % (daemon_cpu, bench_cpus)),
-             ("offload side", offload_status)]))
+        f.write(report.machine_description(machine_notes))
     failed = [x for x in samples if not x["ok"]]
     print("offload-bench: %d samples, %d failed; report: %s" % (
         len(samples), len(failed), os.path.join(outdir, "report.md")))

@@ -2,6 +2,7 @@
 machine.txt and gnuplot PNGs (with their .dat/.gp sources)."""
 
 import datetime
+import hashlib
 import json
 import os
 import platform
@@ -19,6 +20,28 @@ def _cmd_output(cmd):
         return p.stdout.decode(errors="replace").strip()
     except (OSError, subprocess.TimeoutExpired) as e:
         return "(unavailable: %s)" % e
+
+
+def source_revision(repo):
+    """'<commit> (+N uncommitted changes)' of the repository, if it is one."""
+    head = _cmd_output(["git", "-C", repo, "rev-parse", "HEAD"])
+    if "unavailable" in head or "fatal" in head:
+        return "not a git checkout: " + repo
+    dirty = _cmd_output(["git", "-C", repo, "status", "--porcelain"])
+    n = len([l for l in dirty.splitlines() if l.strip()])
+    return "%s (%d uncommitted changes in %s)" % (head, n, repo)
+
+
+def sha256(path):
+    """Hex SHA-256 of a file (identifies the exact binaries measured)."""
+    h = hashlib.sha256()
+    try:
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+    except OSError as e:
+        return "(unreadable: %s)" % e
+    return "%s  %s" % (h.hexdigest(), os.path.realpath(path))
 
 
 def machine_description(notes):
