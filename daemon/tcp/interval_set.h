@@ -109,7 +109,7 @@ class SeqIntervalSet {
   }
 
  private:
-  Range r_[N];
+  Range r_[N] = {};
   size_t n_ = 0;
 };
 
