@@ -94,6 +94,22 @@ commands = open(os.path.join(out, "commands.txt")).read()
 for tool in ("sockperf ping-pong", "redis-benchmark", "wrk", "taskset -c"):
     if tool not in commands:
         errors.append("commands.txt does not list %r" % tool)
+# Cleanup: the run's temp dirs are gone and no process of the run survives.
+import re
+leftovers = set(re.findall(r"--run-dir (\S+)", commands))
+leftovers |= {os.path.dirname(p) for p in
+              re.findall(r"--full-log (\S+)", commands)}
+for d in sorted(leftovers):
+    if os.path.exists(d):
+        errors.append("temp dir %s was not removed" % d)
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open("/proc/%s/cmdline" % pid, "rb") as f:
+                cmdline = f.read().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if d in cmdline:
+            errors.append("process %s still running: %s" % (pid, cmdline))
 for e in errors:
     print("FAIL:", e)
 if errors:
