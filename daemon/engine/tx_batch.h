@@ -22,11 +22,15 @@ class TxBatch {
   TxBatch& operator=(const TxBatch&) = delete;
   ~TxBatch() { Discard(); }
 
-  // Returns a buffer to fill, or nullptr if the driver has none free (the
-  // caller retries later; the shortage is counted by the driver). The buffer
-  // is sent only if Commit() follows; otherwise the next Alloc() reuses it.
+  // Returns a buffer to fill, or nullptr if the driver has none free or the
+  // batch is full and the TX ring refuses it (the caller retries later). The
+  // buffer is sent only if Commit() follows; otherwise the next Alloc() reuses
+  // it.
   nic::TxFrame* Alloc() {
-    if (count_ == kMaxBatch) Flush();
+    if (count_ == kMaxBatch) {
+      Flush();
+      if (count_ == kMaxBatch) return nullptr;  // TX ring still full
+    }
     if (!spare_) {
       if (queue_->AllocTx(&frames_[count_], 1) != 1) return nullptr;
       spare_ = true;

@@ -12,6 +12,8 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cstdint>
 #include <deque>
 #include <memory>
 #include <mutex>
@@ -85,8 +87,17 @@ class FakeQueue : public nic::NicQueue {
   void FreeTx(const nic::TxFrame* frames, size_t n) override {
     for (size_t i = 0; i < n; ++i) free_tx_.push_back(frames[i].handle);
   }
+  // At most `room` more frames are accepted by SubmitTx (a full TX ring).
+  void set_tx_room(size_t room) {
+    std::lock_guard<std::mutex> lock(mu_);
+    tx_room_ = room;
+  }
+  size_t free_tx_buffers() const { return free_tx_.size(); }
+
   size_t SubmitTx(const nic::TxFrame* frames, size_t n) override {
     std::lock_guard<std::mutex> lock(mu_);
+    n = std::min(n, tx_room_);
+    tx_room_ -= n;
     for (size_t i = 0; i < n; ++i) {
       sent_.emplace_back(reinterpret_cast<const char*>(frames[i].data),
                          frames[i].len);
@@ -123,6 +134,7 @@ class FakeQueue : public nic::NicQueue {
   size_t rx_out_ = 0;
   std::vector<std::string> sent_;
   size_t submits_ = 0;
+  size_t tx_room_ = SIZE_MAX;
   std::vector<size_t> free_tx_;  // engine thread only
   uint8_t tx_bufs_[kBuffers][kBufSize];
 };
