@@ -525,9 +525,7 @@ void Stack::HandleUdp(const net::ParsedFrame& f) {
 // ---------------------------------------------------------------------------
 // Transmit, timers, events
 
-size_t Stack::PollTx(TxFrame* out, size_t max, uint64_t now_ns) {
-  SetNow(now_ns);
-  size_t n = 0;
+size_t Stack::DrainControl(TxFrame* out, size_t n, size_t max) {
   while (n < max && !ctrl_q_.empty()) {
     uint32_t f = ctrl_q_.front();
     ctrl_q_.Pop();
@@ -541,6 +539,12 @@ size_t Stack::PollTx(TxFrame* out, size_t max, uint64_t now_ns) {
     }
     pool_.Free(f);
   }
+  return n;
+}
+
+size_t Stack::PollTx(TxFrame* out, size_t max, uint64_t now_ns) {
+  SetNow(now_ns);
+  size_t n = DrainControl(out, 0, max);
   size_t visits = output_q_.size();
   while (n < max && visits-- > 0 && !output_q_.empty()) {
     uint32_t idx = output_q_.front();
@@ -562,6 +566,8 @@ size_t Stack::PollTx(TxFrame* out, size_t max, uint64_t now_ns) {
     }
     if (n == max || k == kOutputBurst) ScheduleOutput(t);  // more may be pending
   }
+  // Frames generated while producing output (ARP requests, resets).
+  n = DrainControl(out, n, max);
   counters_.tx_frames += n;
   return n;
 }

@@ -250,7 +250,8 @@ class Stack : private tcp::TcpHost {
   void SendArpRequest(uint32_t ip);
   // Resolves the next-hop MAC of a TCP flow; false if unresolved (deferred).
   bool ResolveFlow(tcp::Tcb* tcb);
-  void RunTimers(uint64_t now_ns);
+  // Copies queued control frames into out[n..max); returns the new count.
+  size_t DrainControl(TxFrame* out, size_t n, size_t max);
   void AbortChildren(tcp::Tcb* listener);
   void NotifyUdp(uint32_t index, uint32_t events);
 
