@@ -1,6 +1,7 @@
 #include "client/config.h"
 
 #include <fcntl.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,6 +65,7 @@ void LoadConfig() {
   v = c.select_os_ratio;
   EnvInt("SELECT_POLL_OS_RATIO", &v);
   c.select_os_ratio = v < 1 ? 1 : static_cast<int>(v);
+  EnvInt("SPIN_YIELD_NS", &c.spin_yield_ns);
   EnvStr("STATS_FILE", c.stats_file, sizeof(c.stats_file));
   EnvStr("RUN_DIR", c.run_dir, sizeof(c.run_dir));
   const int fd = static_cast<int>(syscall(SYS_openat, AT_FDCWD, "/proc/self/comm",

@@ -26,6 +26,9 @@ struct ClientConfig {
   char stats_file[256] = {};       // OFFLOAD_STATS_FILE: written at exit
   char run_dir[200] = "/run/offloadd";  // OFFLOAD_RUN_DIR
   char program[32] = {};           // basename of the program (/proc/self/comm)
+  // OFFLOAD_SPIN_YIELD_NS: sched_yield() after this much spinning so a peer
+  // sharing our CPU can run, and check we still own the CPU (0 = never).
+  int64_t spin_yield_ns = 20000;
 };
 
 const ClientConfig& Config();

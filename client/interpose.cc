@@ -14,6 +14,7 @@
 #include <sys/epoll.h>
 #include <sys/ioctl.h>
 #include <sys/select.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -673,6 +674,42 @@ EXPORT int epoll_wait(int epfd, epoll_event* events, int maxevents, int timeout)
 EXPORT int epoll_pwait(int epfd, epoll_event* events, int maxevents, int timeout,
                        const sigset_t* mask) noexcept {
   return oc::EpollWaitImpl(epfd, events, maxevents, timeout, mask);
+}
+
+// sendfile(2) to an offloaded pipe: the file is read into a bounce buffer
+// and sent through the pipe (nginx serves static files this way).
+EXPORT ssize_t sendfile(int out_fd, int in_fd, off_t* offset, size_t count) noexcept {
+  Socket* s = oc::GetOffloaded(out_fd);
+  if (s == nullptr || s->path.load() != Path::kPipe) {
+    return Real().sendfile(out_fd, in_fd, offset, count);
+  }
+  static thread_local char buf[65536];
+  size_t total = 0;
+  while (total < count) {
+    const size_t chunk = std::min(count - total, sizeof(buf));
+    const ssize_t n = offset != nullptr ? pread(in_fd, buf, chunk, *offset)
+                                        : Real().read(in_fd, buf, chunk);
+    if (n <= 0) {
+      if (total > 0) return static_cast<ssize_t>(total);
+      return n;
+    }
+    iovec iov = {buf, static_cast<size_t>(n)};
+    const ssize_t sent = oc::PipeSend(s, &iov, 1, 0);
+    const size_t done = sent > 0 ? static_cast<size_t>(sent) : 0;
+    if (offset != nullptr) {
+      *offset += done;
+    } else if (done < static_cast<size_t>(n)) {
+      lseek(in_fd, static_cast<off_t>(done) - n, SEEK_CUR);  // give back what was not sent
+    }
+    total += done;
+    if (sent < 0) return total > 0 ? static_cast<ssize_t>(total) : -1;
+    if (done < static_cast<size_t>(n)) break;  // non-blocking and full
+  }
+  return static_cast<ssize_t>(total);
+}
+
+EXPORT ssize_t sendfile64(int out_fd, int in_fd, off_t* offset, size_t count) noexcept {
+  return sendfile(out_fd, in_fd, offset, count);
 }
 
 EXPORT int dup(int fd) noexcept {

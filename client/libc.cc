@@ -58,6 +58,7 @@ void ResolveAll() {
   Resolve(&r.dup3, "dup3");
   Resolve(&r.fork, "fork");
   Resolve(&r.daemon, "daemon");
+  Resolve(&r.sendfile, "sendfile");
 }
 
 }  // namespace

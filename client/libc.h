@@ -59,6 +59,7 @@ struct RealLibc {
   int (*dup3)(int, int, int);
   pid_t (*fork)(void);
   int (*daemon)(int, int);
+  ssize_t (*sendfile)(int, int, off_t*, size_t);
 };
 
 // REQUIRES: nothing. Never returns null members on a sane glibc.

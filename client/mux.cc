@@ -102,6 +102,7 @@ int PollImpl(pollfd* fds, nfds_t n, int64_t timeout_ns, const sigset_t* sigmask)
   const int64_t deadline = timeout_ns < 0 ? INT64_MAX : start + timeout_ns;
   const int64_t spin_until = start + SpinBudgetNs(t_poll_active_ns, start, timeout_ns);
   uint64_t iter = 0;
+  bool stop_spinning = !SpinAllowed();
   bool kernel_fresh = false;  // kfds revents are from a call made this round
   for (;;) {
     PollEvents();
@@ -139,8 +140,8 @@ int PollImpl(pollfd* fds, nfds_t n, int64_t timeout_ns, const sigset_t* sigmask)
     ++iter;
     const int64_t now = NowNs();
     if (timeout_ns == 0 || now >= deadline) return 0;
-    if (now < spin_until) {
-      CpuRelax();
+    if (now < spin_until && !stop_spinning) {
+      if (!SpinStep(iter)) stop_spinning = true;
       continue;
     }
     // Sleep: arm every offloaded fd, re-check, then the kernel.
@@ -402,6 +403,7 @@ int EpollWaitImpl(int epfd, epoll_event* events, int maxevents, int timeout_ms,
       start + SpinBudgetNs(set->last_active_ns.load(std::memory_order_relaxed), start, timeout_ns);
   epoll_event kev[64];
   uint64_t iter = 0;
+  bool stop_spinning = !SpinAllowed();
   int result = 0;
   for (;;) {
     PollEvents();
@@ -438,8 +440,8 @@ int EpollWaitImpl(int epfd, epoll_event* events, int maxevents, int timeout_ms,
       result = 0;
       break;
     }
-    if (now < spin_until) {
-      CpuRelax();
+    if (now < spin_until && !stop_spinning) {
+      if (!SpinStep(iter)) stop_spinning = true;
       continue;
     }
     // Sleep: arm, re-check, then wait in the kernel (eventfds + shadows +

@@ -28,6 +28,15 @@ inline constexpr int kUseKernel = -2;
 
 int64_t NowNs();
 inline void CpuRelax() { __builtin_ia32_pause(); }
+// One step of a busy-poll loop: a pause, and every OFFLOAD_SPIN_YIELD steps
+// a sched_yield() so that a peer sharing this CPU gets to run (spinning
+// against a descheduled peer would cost a whole time slice). Returns false
+// when that yield handed the CPU to someone else for long (a busy task
+// shares our CPU): stop spinning and sleep, the kernel's wake-up preemption
+// then serves us better than the run queue.
+bool SpinStep(uint64_t i);
+// False for a while after SpinStep() found our CPU taken by a busy task.
+bool SpinAllowed();
 
 // Lifecycle.
 Socket* NewSocket(int fd, int type, bool nonblock);

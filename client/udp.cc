@@ -26,6 +26,7 @@ namespace client {
 namespace {
 
 constexpr size_t kMaxNoRing = 64;
+constexpr uint64_t kFullRingSpins = 4096;
 
 bool RegisterUdp(Socket* s) {
   if (!EnsureAttached()) return false;
@@ -201,12 +202,21 @@ ssize_t UdpSend(Socket* s, const iovec* iov, int iovcnt, int flags, const sockad
     return -1;
   }
   bool kick = false;
-  if (ring->p.Push(iov, iovcnt, len, &kick)) {
-    if (kick) shm::Kick(ring->efd.get());
-    Add(s->slot->tx_bytes, len);
-    Add(s->slot->tx_msgs, 1);
-  } else {
-    Add(s->slot->drops, 1);  // a full receive buffer drops, as in the kernel
+  // A full ring: give the receiver a moment (it may share our CPU), then
+  // drop as a full socket receive buffer does.
+  const bool nonblock = s->nonblock || (flags & MSG_DONTWAIT);
+  for (uint64_t i = 0;; ++i) {
+    if (ring->p.Push(iov, iovcnt, len, &kick)) {
+      if (kick) shm::Kick(ring->efd.get());
+      Add(s->slot->tx_bytes, len);
+      Add(s->slot->tx_msgs, 1);
+      break;
+    }
+    if (nonblock || i >= kFullRingSpins) {
+      Add(s->slot->drops, 1);
+      break;
+    }
+    SpinStep(i);
   }
   return static_cast<ssize_t>(len);
 }

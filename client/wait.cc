@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <sched.h>
 
 #include "client/attach.h"
 #include "client/config.h"
@@ -15,6 +16,61 @@
 
 namespace offload {
 namespace client {
+
+namespace {
+// Set when a yield handed our CPU to a busy task: this thread then sleeps
+// right away for a while instead of spinning (see SpinStep).
+thread_local int64_t t_no_spin_until_ns = 0;
+constexpr int64_t kStolenNs = 50000;
+constexpr int64_t kNoSpinNs = 1000000;  // 1 ms
+}  // namespace
+
+bool SpinAllowed() { return t_no_spin_until_ns == 0 || NowNs() >= t_no_spin_until_ns; }
+
+namespace {
+int64_t ThreadCpuNs() {
+  struct timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return int64_t(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
+}  // namespace
+
+bool SpinStep(uint64_t i) {
+  // Spinning pays only while this thread owns its CPU. Every
+  // OFFLOAD_SPIN_YIELD_NS we yield (a peer pinned to our CPU gets to run)
+  // and compare the CPU time we got with the wall time: well below it, a
+  // runnable task shares our CPU and spinning would starve it (or wait for
+  // it a whole time slice), so this thread sleeps right away for a while.
+  static thread_local int64_t t_wall0 = 0, t_cpu0 = 0, t_last_yield_ns = 0;
+  const int64_t every_ns = Config().spin_yield_ns;
+  if (every_ns <= 0) {
+    CpuRelax();
+    return true;
+  }
+  if (i == 0) {
+    t_wall0 = t_last_yield_ns = NowNs();
+    t_cpu0 = ThreadCpuNs();
+  }
+  if ((i & 15) != 15) {
+    CpuRelax();
+    return true;
+  }
+  const int64_t t0 = NowNs();
+  if (t0 - t_last_yield_ns < every_ns) {
+    CpuRelax();
+    return true;
+  }
+  sched_yield();
+  const int64_t t1 = NowNs();
+  t_last_yield_ns = t1;
+  const int64_t wall = t1 - t_wall0;
+  const int64_t cpu = ThreadCpuNs() - t_cpu0;
+  if (t1 - t0 >= kStolenNs || (wall >= kStolenNs && cpu * 4 < wall * 3)) {
+    t_no_spin_until_ns = t1 + kNoSpinNs;
+    return false;
+  }
+  return true;
+}
 
 uint32_t Events(Socket* s, bool kernel_ready, uint32_t want) {
   switch (s->path.load(std::memory_order_acquire)) {
@@ -118,7 +174,7 @@ int WaitSocket(Socket* s, uint32_t events, int64_t timeout_ms) {
   const Path path = s->path.load(std::memory_order_acquire);
   const bool with_shadow = path == Path::kListener || path == Path::kUdp;
   // Spin: bounded by OFFLOAD_RX_POLL iterations (and the timeout).
-  const int64_t budget = cfg.rx_poll < 0 ? INT64_MAX : cfg.rx_poll;
+  const int64_t budget = !SpinAllowed() ? 0 : cfg.rx_poll < 0 ? INT64_MAX : cfg.rx_poll;
   for (int64_t i = 0; i < budget; ++i) {
     if (Events(s, false, events) & events) return 0;
     if ((i & 63) == 63) {
@@ -129,7 +185,7 @@ int WaitSocket(Socket* s, uint32_t events, int64_t timeout_ms) {
       }
       if (NowNs() >= deadline) return EAGAIN;
     }
-    CpuRelax();
+    if (!SpinStep(i)) break;
   }
   for (;;) {
     PollEvents();
