@@ -730,10 +730,30 @@ EXPORT int dup3(int fd, int nfd, int flags) noexcept {
   return rc;
 }
 
-EXPORT pid_t fork(void) noexcept { return Real().fork(); }
+namespace offload {
+namespace client {
+namespace {
+// The child of fork(): inherited offloaded listeners join the child's own
+// session right away (the parent may close its copy at any moment).
+void AfterForkInChild() {
+  if (g_offloaded_listeners.load(std::memory_order_relaxed) == 0) return;
+  for (int fd = 0; fd < g_fd_table_size; ++fd) {
+    Socket* s = GetSocket(fd);
+    if (s != nullptr && s->path.load() == Path::kListener) ReRegisterAfterFork(s);
+  }
+}
+}  // namespace
+}  // namespace client
+}  // namespace offload
+
+EXPORT pid_t fork(void) noexcept {
+  const pid_t pid = Real().fork();
+  if (pid == 0) oc::AfterForkInChild();
+  return pid;
+}
 
 // vfork shares the parent's memory; our fork handlers would corrupt it, so
 // vfork is a fork (as VMA does). The child only execs or exits anyway.
-EXPORT pid_t vfork(void) noexcept { return Real().fork(); }
+EXPORT pid_t vfork(void) noexcept { return fork(); }
 
 EXPORT int daemon(int nochdir, int noclose) noexcept { return Real().daemon(nochdir, noclose); }

@@ -17,6 +17,7 @@
 #include <poll.h>
 #include <signal.h>
 
+#include <atomic>
 #include <cstdint>
 
 #include "client/socket.h"
@@ -52,6 +53,11 @@ void UpdateSlotAddrs(Socket* s);
 void TcpAfterListen(Socket* s, int backlog);   // after a successful kernel listen()
 int TcpConnect(Socket* s, const sockaddr_in* dst);  // 0 or kUseKernel
 int TcpAccept(Socket* s, sockaddr* addr, socklen_t* len, int flags);
+// In a forked child: registers an inherited offloaded listener with the
+// child's own session, so offloaded connections reach the child too.
+void ReRegisterAfterFork(Socket* s);
+// Number of offloaded listeners in this process (fork skips the scan at 0).
+extern std::atomic<int> g_offloaded_listeners;
 ssize_t PipeSend(Socket* s, const iovec* iov, int iovcnt, int flags);
 ssize_t PipeRecv(Socket* s, const iovec* iov, int iovcnt, int flags);
 int PipeShutdown(Socket* s, int how);

@@ -16,6 +16,8 @@
 namespace offload {
 namespace client {
 
+std::atomic<int> g_offloaded_listeners{0};
+
 int64_t NowNs() {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -83,6 +85,7 @@ void OnOffloaded(Socket* s, Path path) {
     ev.data = r.data;
     EpollCtlImpl(r.epfd, EPOLL_CTL_ADD, s->fd, &ev);
   }
+  if (path == Path::kListener) g_offloaded_listeners.fetch_add(1, std::memory_order_relaxed);
   if (Config().debug) DebugLine("enabled bypass on fd %d", s->fd);
   Log(4, "fd %d offloaded (%s)", s->fd,
       path == Path::kPipe ? "pipe" : path == Path::kListener ? "listener" : "udp");
@@ -109,7 +112,11 @@ void Teardown(Socket* s) {
     m.id = s->pipe_id;
     m.value = static_cast<uint32_t>(s->side);
     SendAsync(m);
-  } else if (path == Path::kListener && !inherited) {
+  }
+  if (path == Path::kListener) g_offloaded_listeners.fetch_sub(1, std::memory_order_relaxed);
+  // Registrations are per session: a forked child only ever unregisters
+  // what it registered itself (reg_gen is its own attach generation).
+  if (path == Path::kListener) {
     UnregisterSocket(s->reg_id);
     if (s->reg_gen == AttachGeneration()) {
       shm::Msg m = {};

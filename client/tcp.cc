@@ -118,6 +118,10 @@ bool RegisterListener(Socket* s) {
 
 }  // namespace
 
+void ReRegisterAfterFork(Socket* s) {
+  if (s->path.load() == Path::kListener) RegisterListener(s);
+}
+
 void TcpAfterListen(Socket* s, int backlog) {
   s->backlog = backlog;
   const Path path = s->path.load();

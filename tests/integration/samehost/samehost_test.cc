@@ -23,7 +23,7 @@
 
 namespace {
 
-std::string g_offloadd, g_lib, g_prog, g_grind;
+std::string g_offloadd, g_lib, g_prog, g_grind, g_ctl;
 
 std::string Abs(const std::string& p) {
   char buf[4096];
@@ -250,14 +250,74 @@ TEST_F(SameHostTest, ByteIntegrityEverySizeEveryAlignmentTcpAndUdp) {
   }
 }
 
+TEST_F(SameHostTest, ExtraApiThreadOffloadAddConfRuleAndForkedListener) {
+  Proc p({g_prog, "features"}, Env(true, -1), dir_ + "/features.log");
+  EXPECT_EQ(p.Wait(60), 0) << p.Output();
+  auto env = Env(true, -1);
+  env["OFFLOAD_OFFLOADED_SOCKETS"] = "0";  // opt-in per thread
+  Proc q({g_prog, "features"}, env, dir_ + "/features_optin.log");
+  EXPECT_EQ(q.Wait(60), 0) << q.Output();
+}
+
+// `offloadctl add-rule` changes what new sockets of a running process do,
+// and `offloadctl stats -p PID` shows its offloaded sockets.
+TEST_F(SameHostTest, OffloadctlRulesReachRunningProcessesAndStatsShowSockets) {
+  Proc p({g_prog, "paths", "3000", "10"}, Env(true, -1), dir_ + "/paths.log");
+  ASSERT_TRUE(p.WaitOutput("offloaded", 20)) << p.Output();
+  const std::string ctl_env = "OFFLOAD_RUN_DIR='" + run_dir_ + "' ";
+  const std::string stats_out = dir_ + "/stats.txt";
+  const std::string stats = ctl_env + "'" + g_ctl + "' stats -p " + std::to_string(p.pid()) +
+                            " -v > '" + stats_out + "' 2>&1";
+  EXPECT_EQ(system(stats.c_str()), 0) << ReadFile(stats_out);
+  EXPECT_NE(ReadFile(stats_out).find("pipe"), std::string::npos) << ReadFile(stats_out);
+  const std::string add = ctl_env + "'" + g_ctl + "' add-rule 'use os tcp_server *:*' > '" +
+                          dir_ + "/add.txt' 2>&1";
+  ASSERT_EQ(system(add.c_str()), 0) << ReadFile(dir_ + "/add.txt");
+  const size_t before = p.Output().size();
+  bool kernel = false;
+  for (int i = 0; i < 1000 && !kernel; ++i) {
+    kernel = p.Output().find("kernel", before) != std::string::npos;
+    if (!kernel) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_TRUE(kernel) << "new listeners of the running process must follow the new rule\n"
+                      << p.Output();
+}
+
+// Fast when busy, silent when idle: a blocked server, its idle client and
+// offloadd use (next to) no CPU. The bound is generous; the figure is
+// reported by the acceptance run (< 1 % over 10 s).
+TEST_F(SameHostTest, IdleServerClientAndDaemonSleep) {
+  auto ticks = [](pid_t pid) {
+    std::istringstream in(ReadFile("/proc/" + std::to_string(pid) + "/stat"));
+    std::string f;
+    long long total = 0;
+    for (int i = 1; i <= 15 && in >> f; ++i) {
+      if (i == 14 || i == 15) total += std::stoll(f);
+    }
+    return total;
+  };
+  Proc p({g_prog, "idle", "4"}, Env(true, 1), dir_ + "/idle.log");
+  ASSERT_TRUE(p.WaitOutput("idle offloaded", 10)) << p.Output();
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // past the spin budget
+  const long long a0 = ticks(p.pid()), d0 = ticks(daemon_->pid());
+  std::this_thread::sleep_for(std::chrono::seconds(2));
+  const long long a1 = ticks(p.pid()), d1 = ticks(daemon_->pid());
+  const double hz = static_cast<double>(sysconf(_SC_CLK_TCK));
+  const double cpu = ((a1 - a0) + (d1 - d0)) / hz / 2.0;
+  printf("idle CPU over 2 s: %.2f %%\n", cpu * 100);
+  EXPECT_LT(cpu, 0.10) << "an idle offloaded pair must sleep, not spin";
+  EXPECT_EQ(p.Wait(10), 0);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   ::testing::InitGoogleTest(&argc, argv);
-  if (argc < 5) {
-    fprintf(stderr, "usage: %s OFFLOADD LIBOFFLOAD SEMANTICS_PROG GRIND\n", argv[0]);
+  if (argc < 6) {
+    fprintf(stderr, "usage: %s OFFLOADD LIBOFFLOAD SEMANTICS_PROG GRIND OFFLOADCTL\n", argv[0]);
     return 2;
   }
+  g_ctl = Abs(argv[5]);
   g_offloadd = Abs(argv[1]);
   g_lib = Abs(argv[2]);
   g_prog = Abs(argv[3]);

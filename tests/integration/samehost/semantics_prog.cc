@@ -7,6 +7,9 @@
 //   semantics_prog echo-server F   TCP+UDP echo on 127.0.0.1:0, port to F
 //   semantics_prog echo-client P N N round trips of TCP and UDP to port P
 //   semantics_prog blast P         connect to P and stream until killed
+//   semantics_prog features        offload-only checks (extra API, fork)
+//   semantics_prog paths N MS      every MS create a pair, print its path
+//   semantics_prog idle S          blocked server + idle client for S s
 //
 // EXPECT_OFFLOAD=1 additionally asserts that connections are offloaded
 // (the shadow kernel socket of an offloaded pipe is not connected, so the
@@ -14,6 +17,7 @@
 // they are kernel connections.
 
 #include <arpa/inet.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -623,6 +627,183 @@ int RunChecks(const char* only) {
   return g_failures;
 }
 
+// ---------------------------------------------- offload-only features
+// (run only under liboffload.so: they use its extra API)
+
+struct ExtraApi {
+  int (*thread_offload)(int, pthread_t);
+  int (*add_conf_rule)(const char*);
+  uint64_t cap_mask;
+};
+
+ExtraApi* GetApi() {
+  auto get = reinterpret_cast<ExtraApi* (*)()>(dlsym(RTLD_DEFAULT, "offload_get_api"));
+  return get != nullptr ? get() : nullptr;
+}
+
+bool IsOffloaded(int fd) {
+  sockaddr_in a = {};
+  socklen_t len = sizeof(a);
+  return syscall(SYS_getpeername, fd, &a, &len) != 0 && errno == ENOTCONN;
+}
+
+void CheckThreadOffloadApi() {
+  ExtraApi* api = GetApi();
+  CHECK_TRUE(api != nullptr && api->thread_offload != nullptr);
+  const bool default_on = getenv("OFFLOAD_OFFLOADED_SOCKETS") == nullptr ||
+                          atoi(getenv("OFFLOAD_OFFLOADED_SOCKETS")) != 0;
+  int c, s;
+  CHECK_TRUE(Pair(&c, &s));
+  CHECK_TRUE(IsOffloaded(c) == default_on);
+  close(c);
+  close(s);
+  // Sockets this thread creates from now on stay on the kernel...
+  CHECK_TRUE(api->thread_offload(0, pthread_self()) == 0);
+  CHECK_TRUE(Pair(&c, &s));
+  CHECK_TRUE(!IsOffloaded(c) && !IsOffloaded(s));
+  CHECK_TRUE(send(c, "k", 1, 0) == 1);
+  char b;
+  CHECK_TRUE(RecvAll(s, &b, 1) == 1);
+  close(c);
+  close(s);
+  // ...while another thread keeps the process default.
+  bool other = false;
+  std::thread t([&] {
+    int c2, s2;
+    if (Pair(&c2, &s2)) {
+      other = IsOffloaded(c2);
+      close(c2);
+      close(s2);
+    }
+  });
+  t.join();
+  CHECK_TRUE(other == default_on);
+  CHECK_TRUE(api->thread_offload(1, pthread_self()) == 0);
+  CHECK_TRUE(Pair(&c, &s));
+  CHECK_TRUE(IsOffloaded(c) && IsOffloaded(s));
+  close(c);
+  close(s);
+}
+
+void CheckAddConfRule() {
+  ExtraApi* api = GetApi();
+  CHECK_TRUE(api != nullptr && api->add_conf_rule != nullptr);
+  CHECK_TRUE(api->add_conf_rule("use nonsense") != 0);
+  int l = Listener();
+  CHECK_TRUE(l >= 0);
+  const uint16_t port = PortOf(l);
+  close(l);
+  char rule[64];
+  snprintf(rule, sizeof(rule), "use os tcp_server *:%u", port + 1);
+  CHECK_TRUE(api->add_conf_rule(rule) == 0);
+  // A listener on that port stays on the kernel; others are offloaded.
+  int k = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a = Loopback(port + 1);
+  CHECK_TRUE(bind(k, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0 && listen(k, 4) == 0);
+  int c = Connect(port + 1);
+  int s = accept(k, nullptr, nullptr);
+  CHECK_TRUE(c >= 0 && s >= 0 && !IsOffloaded(c) && !IsOffloaded(s));
+  close(c);
+  close(s);
+  close(k);
+  CHECK_TRUE(Pair(&c, &s));
+  CHECK_TRUE(IsOffloaded(c));
+  close(c);
+  close(s);
+}
+
+void CheckForkInheritedListener() {
+  int l = Listener();
+  CHECK_TRUE(l >= 0);
+  const uint16_t port = PortOf(l);
+  int ready[2];
+  CHECK_TRUE(pipe(ready) == 0);
+  const pid_t child = fork();
+  if (child == 0) {
+    // The child accepts on the inherited offloaded listener and echoes.
+    if (write(ready[1], "r", 1) != 1) _exit(3);
+    int s = accept(l, nullptr, nullptr);
+    char buf[5];
+    if (s < 0 || RecvAll(s, buf, 5) != 5 || send(s, buf, 5, 0) != 5) _exit(1);
+    _exit(IsOffloaded(s) ? 0 : 2);
+  }
+  char r;
+  CHECK_TRUE(read(ready[0], &r, 1) == 1);  // the child is running
+  close(ready[0]);
+  close(ready[1]);
+  close(l);  // the parent's close must not tear down the child's listener
+  int c = Connect(port);
+  CHECK_TRUE(c >= 0);
+  CHECK_TRUE(send(c, "forky", 5, 0) == 5);
+  char buf[5];
+  timeval tv = {5, 0};
+  setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  CHECK_TRUE(RecvAll(c, buf, 5) == 5 && memcmp(buf, "forky", 5) == 0);
+  int st = 0;
+  CHECK_TRUE(waitpid(child, &st, 0) == child);
+  CHECK_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+  close(c);
+}
+
+const Check kFeatureChecks[] = {
+    {"thread_offload_api", CheckThreadOffloadApi},
+    {"add_conf_rule", CheckAddConfRule},
+    {"fork_inherited_listener", CheckForkInheritedListener},
+};
+
+int RunFeatureChecks() {
+  for (const Check& c : kFeatureChecks) {
+    g_check = c.name;
+    const int before = g_failures;
+    c.fn();
+    printf("%s %s\n", g_failures == before ? "PASS" : "FAIL", c.name);
+    fflush(stdout);
+  }
+  return g_failures;
+}
+
+// Every `ms` creates a connected pair and prints its path; keeps the last
+// pair open (for offloadctl stats).
+int Paths(int count, int ms) {
+  int keep_c = -1, keep_s = -1;
+  for (int i = 0; i < count; ++i) {
+    int c, s;
+    if (!Pair(&c, &s)) return 3;
+    printf("%s\n", IsOffloaded(c) ? "offloaded" : "kernel");
+    fflush(stdout);
+    if (keep_c >= 0) {
+      close(keep_c);
+      close(keep_s);
+    }
+    send(c, "stats", 5, 0);
+    keep_c = c;
+    keep_s = s;
+    usleep(ms * 1000);
+  }
+  return 0;
+}
+
+// A blocked server with an idle client: both must sleep (no CPU).
+int Idle(int seconds) {
+  int c, s;
+  if (!Pair(&c, &s)) return 3;
+  printf("idle %s\n", IsOffloaded(c) ? "offloaded" : "kernel");
+  fflush(stdout);
+  int ep = epoll_create1(0);
+  epoll_event ev = {};
+  ev.events = EPOLLIN;
+  epoll_ctl(ep, EPOLL_CTL_ADD, s, &ev);
+  std::thread t([&] {
+    char b;
+    recv(c, &b, 1, 0);  // the idle client, blocked in recv
+  });
+  epoll_event out;
+  epoll_wait(ep, &out, 1, seconds * 1000);  // the blocked server
+  shutdown(s, SHUT_WR);
+  t.join();
+  return 0;
+}
+
 // ------------------------------------------------------- helper processes
 
 int EchoServer(const char* port_file) {
@@ -724,6 +905,9 @@ int main(int argc, char** argv) {
     signal(SIGPIPE, SIG_DFL);
     return RunChecks(argc >= 3 ? argv[2] : nullptr);
   }
+  if (argc >= 2 && strcmp(argv[1], "features") == 0) return RunFeatureChecks();
+  if (argc >= 4 && strcmp(argv[1], "paths") == 0) return Paths(atoi(argv[2]), atoi(argv[3]));
+  if (argc >= 3 && strcmp(argv[1], "idle") == 0) return Idle(atoi(argv[2]));
   if (argc >= 3 && strcmp(argv[1], "echo-server") == 0) return EchoServer(argv[2]);
   if (argc >= 4 && strcmp(argv[1], "echo-client") == 0) {
     return EchoClient(static_cast<uint16_t>(atoi(argv[2])), atoi(argv[3]));
