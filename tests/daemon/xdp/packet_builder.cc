@@ -86,6 +86,23 @@ std::vector<uint8_t> BuildFrame(const FrameSpec& s) {
   return f;
 }
 
+bool ChecksumsValid(const uint8_t* d, size_t len) {
+  if (len < 34 || Get16(d + 12) != 0x0800) return false;
+  const uint8_t* ip = d + 14;
+  const size_t ihl = (ip[0] & 0xf) * 4u;
+  const size_t total = Get16(ip + 2);
+  if (ihl < 20 || total < ihl || 14 + total > len) return false;
+  if (Fold(SumWords(ip, ihl, 0)) != 0) return false;
+  const uint8_t proto = ip[9];
+  if (proto != 6 && proto != 17) return true;
+  const uint8_t* l4 = ip + ihl;
+  const size_t l4_len = total - ihl;
+  if (proto == 17 && l4_len >= 8 && Get16(l4 + 6) == 0) return true;
+  uint32_t sum =
+      SumWords(ip + 12, 8, 0) + proto + static_cast<uint32_t>(l4_len);
+  return Fold(SumWords(l4, l4_len, sum)) == 0;
+}
+
 std::optional<ParsedFrame> ParseFrame(const uint8_t* d, size_t len) {
   if (len < 14) return std::nullopt;
   ParsedFrame p;

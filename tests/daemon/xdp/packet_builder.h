@@ -44,6 +44,10 @@ struct ParsedFrame {
 // Parses an Ethernet/IPv4/{TCP,UDP} frame; nullopt if truncated/malformed.
 std::optional<ParsedFrame> ParseFrame(const uint8_t* data, size_t len);
 
+// True if the IPv4 header checksum and the TCP/UDP checksum (RFC 768: a
+// zero UDP checksum means "none") of an Ethernet/IPv4 frame are valid.
+bool ChecksumsValid(const uint8_t* data, size_t len);
+
 // Host-order IPv4 from dotted quad; 0 on error.
 uint32_t Ip(const char* dotted);
 

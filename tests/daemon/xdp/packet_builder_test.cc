@@ -53,6 +53,24 @@ TEST(PacketBuilderTest, TcpCarriesFlagsAndChecksum) {
   EXPECT_EQ(p->tcp_flags, 0x12);
 }
 
+TEST(PacketBuilderTest, ChecksumsValidDetectsCorruption) {
+  FrameSpec s;
+  s.src_ip = Ip("198.18.0.2");
+  s.dst_ip = Ip("198.18.0.1");
+  s.src_port = 1;
+  s.dst_port = 2;
+  s.payload = "payload";
+  std::vector<uint8_t> f = BuildFrame(s);
+  EXPECT_TRUE(ChecksumsValid(f.data(), f.size()));
+  f.back() ^= 1;
+  EXPECT_FALSE(ChecksumsValid(f.data(), f.size()));
+  s.proto = 6;
+  f = BuildFrame(s);
+  EXPECT_TRUE(ChecksumsValid(f.data(), f.size()));
+  f[14 + 8] ^= 1;  // TTL: IPv4 header checksum
+  EXPECT_FALSE(ChecksumsValid(f.data(), f.size()));
+}
+
 TEST(PacketBuilderTest, TruncatedFrameDoesNotParse) {
   FrameSpec s;
   s.src_ip = 1;

@@ -634,6 +634,46 @@ TEST_F(AfXdpVethTest, MulticastGroupIsJoinedAndSteered) {
   close(peer);
 }
 
+// What a user-space stack sees from a kernel sender across veth: with the
+// peer's TX checksum offload on (the default) the UDP checksum is only the
+// pseudo-header sum; with it off, complete. End-to-end tests over veth must
+// turn it off (VethPair::DisableTxChecksumOffload), as real NICs deliver
+// complete checksums.
+TEST_F(AfXdpVethTest, PeerChecksumOffloadDecidesChecksumValidity) {
+  auto driver = xdp::AfXdpDriver::Create(VaConfig());
+  ASSERT_TRUE(driver.ok()) << driver.status();
+  ASSERT_TRUE(
+      (*driver)->Steer(FlowKey::Listener(IpProto::kUdp, 0, 7800), 0).ok());
+  auto receive_one = [&](bool* valid) {
+    int peer = PeerUdpSocket();
+    sockaddr_in to = Addr(veth_->ip_a(), 7800);
+    ASSERT_EQ(sendto(peer, "csum", 4, 0, reinterpret_cast<sockaddr*>(&to),
+                     sizeof(to)),
+              4);
+    close(peer);
+    auto deadline = steady_clock::now() + kTimeout;
+    nic::RxFrame f[8];
+    while (steady_clock::now() < deadline) {
+      for (size_t q = 0; q < (*driver)->num_queues(); ++q) {
+        size_t n = (*driver)->queue(q)->RxBurst(f, 8);
+        if (n > 0) {
+          *valid = ChecksumsValid(f[0].data, f[0].len);
+          (*driver)->queue(q)->ReleaseRx(f, n);
+          return;
+        }
+      }
+      std::this_thread::yield();
+    }
+    FAIL() << "nothing received";
+  };
+  bool valid = true;
+  receive_one(&valid);
+  EXPECT_FALSE(valid) << "veth default: partial checksum";
+  ASSERT_TRUE(VethPair::DisableTxChecksumOffload(veth_->ns_b(), "vb").ok());
+  receive_one(&valid);
+  EXPECT_TRUE(valid);
+}
+
 TEST_F(AfXdpVethTest, TooManyQueuesIsInvalidArgument) {
   nic::InterfaceConfig c = VaConfig();
   c.num_queues = kQueues + 1;

@@ -4,8 +4,13 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <linux/ethtool.h>
+#include <linux/sockios.h>
+#include <net/if.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -115,6 +120,28 @@ absl::Status VethPair::Enter(const std::string& ns) {
   close(fd);
   if (rc != 0) {
     return absl::InternalError(absl::StrCat("setns ", ns, ": ", strerror(err)));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status VethPair::DisableTxChecksumOffload(const std::string& ns,
+                                                const std::string& ifname) {
+  int rc = -1, err = 0;
+  absl::Status entered = RunIn(ns, [&] {
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    ethtool_value v = {ETHTOOL_STXCSUM, 0};
+    ifreq ifr;
+    memset(&ifr, 0, sizeof(ifr));
+    strncpy(ifr.ifr_name, ifname.c_str(), IFNAMSIZ - 1);
+    ifr.ifr_data = reinterpret_cast<char*>(&v);
+    rc = ioctl(fd, SIOCETHTOOL, &ifr);
+    err = errno;
+    close(fd);
+  });
+  if (!entered.ok()) return entered;
+  if (rc != 0) {
+    return absl::InternalError(
+        absl::StrCat("ETHTOOL_STXCSUM on ", ifname, ": ", strerror(err)));
   }
   return absl::OkStatus();
 }

@@ -39,6 +39,14 @@ class VethPair {
   // Moves the calling thread into namespace a / b (setns).
   absl::Status EnterA() const { return Enter(ns_a_); }
   absl::Status EnterB() const { return Enter(ns_b_); }
+  // Turns off TX checksum offload of `ifname` in namespace `ns`
+  // (ETHTOOL_STXCSUM). A veth "offloads" checksums to no hardware: frames a
+  // kernel socket sends carry only the pseudo-header sum (CHECKSUM_PARTIAL),
+  // and an AF_XDP receiver on the peer sees them that way. A user-space
+  // stack that verifies or echoes checksums needs the sender to compute
+  // them, as every real NIC delivers them.
+  static absl::Status DisableTxChecksumOffload(const std::string& ns,
+                                               const std::string& ifname);
   // Runs `fn` on a fresh thread inside namespace `ns`, waits for it.
   static absl::Status RunIn(const std::string& ns,
                             const std::function<void()>& fn);
