@@ -674,6 +674,14 @@ TEST_F(AfXdpVethTest, PeerChecksumOffloadDecidesChecksumValidity) {
   EXPECT_TRUE(valid);
 }
 
+TEST_F(AfXdpVethTest, RequiredZeroCopyOnVethIsAStartUpError) {
+  nic::InterfaceConfig c = VaConfig();
+  c.zero_copy = nic::ZeroCopy::kRequire;
+  auto driver = xdp::AfXdpDriver::Create(c);
+  EXPECT_EQ(driver.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_FALSE(XdpAttached(veth_->ns_a()));  // nothing left behind
+}
+
 TEST_F(AfXdpVethTest, TooManyQueuesIsInvalidArgument) {
   nic::InterfaceConfig c = VaConfig();
   c.num_queues = kQueues + 1;
