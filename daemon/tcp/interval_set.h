@@ -65,14 +65,15 @@ class SeqIntervalSet {
     if (n_ > 0 && SeqLt(r_[0].start, seq)) r_[0].start = seq;
   }
 
-  // If the first range starts at or before `seq`, removes it and returns its
-  // end; otherwise returns `seq`. (Reassembly: advance RCV.NXT.)
-  uint32_t PopContiguous(uint32_t seq) {
-    if (n_ == 0 || SeqGt(r_[0].start, seq)) return seq;
-    uint32_t e = SeqMax(r_[0].end, seq);
+  // If the first range starts at or before `*end`, removes it, extends
+  // `*end` to its end (if larger) and returns true. Call until false to
+  // advance RCV.NXT over every range the in-order data reached (reassembly).
+  bool PopContiguous(uint32_t* end) {
+    if (n_ == 0 || SeqGt(r_[0].start, *end)) return false;
+    *end = SeqMax(r_[0].end, *end);
     for (size_t i = 1; i < n_; ++i) r_[i - 1] = r_[i];
     --n_;
-    return e;
+    return true;
   }
 
   // Returns whether `seq` is inside a range.

@@ -324,10 +324,8 @@ bool ProcessAck(TcpContext* ctx, Tcb* tcb, const net::ParsedFrame& seg,
 // RX ring, and processes a FIN that becomes in-order.
 void DeliverInOrder(TcpContext* ctx, Tcb* tcb, uint32_t new_bytes) {
   uint32_t end = tcb->rcv_nxt + new_bytes;
-  while (true) {
-    uint32_t e = tcb->ooo.PopContiguous(end);
-    if (e == end) break;
-    end = e;
+  // Every held range the new data reaches (or covers) becomes in-order.
+  while (tcb->ooo.PopContiguous(&end)) {
   }
   uint32_t n = end - tcb->rcv_nxt;
   if (n > 0) {

@@ -71,9 +71,26 @@ TEST(IntervalSetTest, PopContiguousAdvancesReassembly) {
   SeqIntervalSet<8> s;
   s.Add(110, 120);
   s.Add(130, 140);
-  EXPECT_EQ(s.PopContiguous(100), 100u);
-  EXPECT_EQ(s.PopContiguous(110), 120u);
-  EXPECT_EQ(s.PopContiguous(125), 125u);
+  uint32_t end = 100;
+  EXPECT_FALSE(s.PopContiguous(&end));
+  end = 110;
+  EXPECT_TRUE(s.PopContiguous(&end));
+  EXPECT_EQ(end, 120u);
+  EXPECT_FALSE(s.PopContiguous(&end));
+}
+
+// Regression: in-order data that covers a held range entirely must not stop
+// the walk; a later range it reaches is also consumed (found by the
+// reassembly fuzzer: stale ranges stayed below RCV.NXT).
+TEST(IntervalSetTest, PopContiguousContinuesPastCoveredRanges) {
+  SeqIntervalSet<8> s;
+  s.Add(10, 20);
+  s.Add(30, 40);
+  uint32_t end = 35;  // new data [0, 35) covers [10,20) and reaches [30,40)
+  while (s.PopContiguous(&end)) {
+  }
+  EXPECT_EQ(end, 40u);
+  EXPECT_TRUE(s.empty());
 }
 
 TEST(ByteRingTest, TxRingCopiesAcrossWrapAndReleasesOnConsume) {
