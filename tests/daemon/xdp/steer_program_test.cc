@@ -95,6 +95,19 @@ TEST_F(SteerProgramTest, ArpAndIpv6GoToKernel) {
   arp.proto = 0;
   arp.payload = std::string(28, '\0');
   EXPECT_EQ(Classify(arp), OFFLOAD_STAT_PASS_NOT_IPV4);
+  // A real ARP reply (RFC 826) addressed to us reaches the kernel even with
+  // a wildcard UDP listener steered: its neighbour table is what the engine
+  // reads.
+  ASSERT_TRUE(prog_->SetFlow(FlowKey::Listener(IpProto::kUdp, 0, 1), 0).ok());
+  const uint8_t reply[42] = {
+      2, 0, 0,    0, 0, 1, 2,   0,  0, 0, 0, 2, 0x08, 0x06,  // Ethernet
+      0, 1, 0x08, 0, 6, 4, 0,   2,          // Ethernet/IPv4 reply
+      2, 0, 0,    0, 0, 2, 198, 18, 0, 2,   // sender
+      2, 0, 0,    0, 0, 1, 198, 18, 0, 1};  // target: us
+  int stat;
+  EXPECT_EQ(Run(std::vector<uint8_t>(reply, reply + sizeof(reply)), &stat),
+            XDP_PASS);
+  EXPECT_EQ(stat, OFFLOAD_STAT_PASS_NOT_IPV4);
   FrameSpec v6 = arp;
   v6.ether_type = 0x86dd;
   EXPECT_EQ(Classify(v6), OFFLOAD_STAT_PASS_NOT_IPV4);
