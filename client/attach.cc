@@ -14,6 +14,7 @@
 #include "client/fd_table.h"
 #include "client/libc.h"
 #include "client/log.h"
+#include "daemon/shm/fence.h"
 #include "daemon/shm/unique_fd.h"
 #include "daemon/shm/wakeup.h"
 
@@ -259,6 +260,7 @@ bool AttachLocked() {
   if (g_regs == nullptr) g_regs = new std::unordered_map<uint32_t, Socket*>();
   g_events_seen.store(h->events_posted.load(std::memory_order_acquire));
   g_gen.fetch_add(1, std::memory_order_relaxed);
+  shm::RegisterFastSide();  // before any pipe exists (fence.h)
   g_arena.store(h, std::memory_order_release);
   Log(3, "attached to offloadd (%s/engine.sock)", cfg.run_dir);
   return true;
@@ -426,6 +428,7 @@ void FreeSlot(Socket* s) {
 }
 
 void AttachAtForkChild() {
+  shm::ForgetFastSide();  // membarrier registrations are not inherited
   pthread_mutex_init(&g_mu, nullptr);
   if (g_fd >= 0) {
     shm::UniqueFd drop(g_fd);  // the parent keeps its own session

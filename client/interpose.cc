@@ -29,6 +29,7 @@
 #include "client/offload_extra.h"
 #include "client/ops.h"
 
+using offload::client::EpollEntry;
 using offload::client::EpollSet;
 using offload::client::FdObject;
 using offload::client::kUseKernel;
@@ -47,6 +48,15 @@ void ReleaseFd(int fd) {
   if (o == nullptr) return;
   if (o->fd_refs.fetch_sub(1, std::memory_order_acq_rel) == 1) {
     if (o->kind == ObjKind::kSocket) Teardown(static_cast<Socket*>(o));
+    if (o->kind == ObjKind::kEpoll) {
+      // The epoll instance is gone: release the sockets it watched.
+      auto* set = static_cast<EpollSet*>(o);
+      pthread_mutex_lock(&set->mu);
+      std::vector<EpollEntry> entries;
+      entries.swap(set->entries);
+      pthread_mutex_unlock(&set->mu);
+      for (EpollEntry& e : entries) Unref(e.s);
+    }
     Unref(o);
   }
 }

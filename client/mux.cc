@@ -402,6 +402,8 @@ int EpollWaitImpl(int epfd, epoll_event* events, int maxevents, int timeout_ms,
   const int64_t spin_until =
       start + SpinBudgetNs(set->last_active_ns.load(std::memory_order_relaxed), start, timeout_ns);
   epoll_event kev[64];
+  const bool first_call_kernel =
+      set->calls.fetch_add(1, std::memory_order_relaxed) % cfg.select_os_ratio == 0;
   uint64_t iter = 0;
   bool stop_spinning = !SpinAllowed();
   int result = 0;
@@ -409,7 +411,11 @@ int EpollWaitImpl(int epfd, epoll_event* events, int maxevents, int timeout_ms,
     PollEvents();
     int n = 0;
     pthread_mutex_lock(&set->mu);
-    const bool poll_kernel = iter % cfg.select_os_ratio == 0;
+    // The kernel side (application kernel fds, shadows) is asked every
+    // OFFLOAD_SELECT_POLL_OS_RATIO spins, and on entry only every that many
+    // calls: a busy offloaded set then costs no syscall per call.
+    const bool poll_kernel =
+        iter % cfg.select_os_ratio == 0 && (iter != 0 || first_call_kernel);
     if (poll_kernel) {
       for (auto& e : set->entries) e.kernel_ready = false;
       const int k = Real().epoll_wait(epfd, kev, 64, 0);

@@ -164,6 +164,7 @@ struct EpollSet : FdObject {
   std::vector<EpollEntry> entries;  // offloaded sockets (user-space readiness)
   int kernel_fds = 0;        // application fds registered in the kernel set
   std::atomic<int64_t> last_active_ns{0};  // last time epoll_wait returned events
+  std::atomic<uint32_t> calls{0};          // epoll_wait calls (kernel-check ratio)
 };
 
 // Tags in epoll_data.u64 for our own registrations in an application's

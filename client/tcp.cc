@@ -354,6 +354,11 @@ ssize_t PipeRecv(Socket* s, const iovec* iov, int iovcnt, int flags) {
     size_t avail = s->rx.Readable();
     if (avail > 0) {
       const size_t n = std::min(avail, total - got);
+      // Receive-queue gauges (single writer: relaxed stores).
+      s->slot->rx_queue_bytes.store(avail - (peek ? 0 : n), std::memory_order_relaxed);
+      if (avail > s->slot->rx_queue_max.load(std::memory_order_relaxed)) {
+        s->slot->rx_queue_max.store(avail, std::memory_order_relaxed);
+      }
       ScatterOut(&s->rx, iov, iovcnt, got, n);
       if (!peek) {
         if (s->rx.Consume(n)) shm::Kick(s->peer_efd.get());

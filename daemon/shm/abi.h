@@ -33,7 +33,7 @@ inline constexpr uint64_t kArenaMagic = 0x4f46464c4f414431ull;  // "OFFLOAD1"
 inline constexpr uint64_t kPipeMagic = 0x4f46464c50495045ull;   // "OFFLPIPE"
 inline constexpr uint64_t kDgramMagic = 0x4f46464c44475231ull;  // "OFFLDGR1"
 // Bumped on every incompatible change of anything in daemon/shm/.
-inline constexpr uint32_t kAbiVersion = 1;
+inline constexpr uint32_t kAbiVersion = 2;
 
 inline constexpr size_t kCacheLine = 64;
 
@@ -155,6 +155,12 @@ inline bool PortBit(const std::atomic<uint64_t>* words, uint16_t port_host) {
 
 // One direction of a byte stream. `tail` and `head` are free-running byte
 // counts; the data area has `capacity` (power of two) bytes.
+//
+// Four cache lines so that the steady state touches only what it must: the
+// producer writes its line on every send, the consumer its line on every
+// receive; the wake-up/close flags live on lines written only when a side
+// goes to sleep or closes, so reading them on every send/receive stays a
+// cache hit.
 struct RingIndexes {
   // Producer line: written only by the producer (and by the daemon when the
   // producer's process dies).
@@ -165,17 +171,15 @@ struct RingIndexes {
   // kShutFin (write side shut down) / kShutRst (aborted). Store-release after
   // the last tail update; pairs with the consumer's load-acquire once it has
   // found the ring empty.
-  std::atomic<uint32_t> writer_needs_wakeup;
-  // Set by a producer that found the ring full (seq_cst), then it re-checks
-  // head and sleeps; the consumer, after advancing head, does a seq_cst
-  // fence, loads it and, if set, exchanges it to 0 and kicks the producer.
 
-  // Consumer line: written only by the consumer (and by the producer when it
-  // clears reader_needs_wakeup, on the slow path).
+  // Consumer line: written only by the consumer.
   alignas(kCacheLine) std::atomic<uint64_t> head;
   // Store-release by the consumer after copying data out; pairs with the
   // producer's load-acquire before it reuses the space.
-  std::atomic<uint32_t> reader_needs_wakeup;
+
+  // Consumer flags line: written by the consumer when it goes to sleep or
+  // closes (and by the producer when it clears the flag to kick).
+  alignas(kCacheLine) std::atomic<uint32_t> reader_needs_wakeup;
   // The need-wake-up handshake: the consumer sets it (seq_cst store), then
   // re-checks tail and only then sleeps on its eventfd; the producer, after
   // its tail store, does a seq_cst fence, loads it and, if set, exchanges it
@@ -185,6 +189,12 @@ struct RingIndexes {
   // 1 once the consumer's socket is closed (store-release; the producer's
   // send fails with EPIPE after a load-acquire). 2 = closed with unread data
   // (the producer sees ECONNRESET).
+
+  // Producer flags line: written by a producer that sleeps on a full ring.
+  alignas(kCacheLine) std::atomic<uint32_t> writer_needs_wakeup;
+  // Set by a producer that found the ring full (seq_cst), then it re-checks
+  // head and sleeps; the consumer, after advancing head, does a seq_cst
+  // fence, loads it and, if set, exchanges it to 0 and kicks the producer.
 };
 
 inline constexpr uint32_t kShutFin = 1;
@@ -283,7 +293,7 @@ static_assert(sizeof(Msg) == 144, "attach protocol ABI");
 
 static_assert(std::is_standard_layout<ArenaHeader>::value, "shm layout");
 static_assert(std::is_standard_layout<PipeHeader>::value, "shm layout");
-static_assert(sizeof(RingIndexes) == 2 * kCacheLine, "one line per side");
+static_assert(sizeof(RingIndexes) == 4 * kCacheLine, "one line per writer and purpose");
 static_assert(sizeof(SocketSlot) == 3 * kCacheLine, "slot layout");
 
 // Size of the arena for `max_sockets` slots, rounded up to a page.

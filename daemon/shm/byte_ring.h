@@ -21,6 +21,7 @@
 #include <cstring>
 
 #include "daemon/shm/abi.h"
+#include "daemon/shm/fence.h"
 
 namespace offload {
 namespace shm {
@@ -68,10 +69,10 @@ class ByteRingProducer {
     tail_ += n;
     // Pairs with the consumer's load-acquire of tail in Readable().
     idx_->tail.store(tail_, std::memory_order_release);
-    // StoreLoad: the tail store must be visible before we read the flag;
-    // pairs with the consumer's seq_cst store of reader_needs_wakeup followed
-    // by its re-check of tail (PrepareSleep).
-    std::atomic_thread_fence(std::memory_order_seq_cst);
+    // StoreLoad (fence.h, fast side): the tail store before the flag load;
+    // pairs with the consumer's flag store + HeavyFence + tail re-check in
+    // PrepareSleep().
+    LightFence();
     return TakeReaderWakeup();
   }
 
@@ -79,8 +80,10 @@ class ByteRingProducer {
   // Returns the free space seen after setting it: non-zero means do not
   // sleep.
   size_t PrepareSleep() {
-    // Pairs with the consumer's fence + load in Consume().
+    // Slow side of the handshake; pairs with the consumer's head store +
+    // LightFence + flag load in Consume().
     idx_->writer_needs_wakeup.store(1, std::memory_order_seq_cst);
+    HeavyFence();
     cached_head_ = idx_->head.load(std::memory_order_seq_cst);
     return capacity_ - (tail_ - cached_head_);
   }
@@ -91,7 +94,7 @@ class ByteRingProducer {
   bool Shut(uint32_t how) {
     // Pairs with the consumer's load-acquire of shut after an empty ring.
     idx_->shut.store(how, std::memory_order_release);
-    std::atomic_thread_fence(std::memory_order_seq_cst);
+    LightFence();
     return TakeReaderWakeup();
   }
   // The consumer's head (epoll EPOLLET: space was freed since last time).
@@ -163,9 +166,9 @@ class ByteRingConsumer {
     head_ += n;
     // Pairs with the producer's load-acquire of head in Writable().
     idx_->head.store(head_, std::memory_order_release);
-    // StoreLoad against the producer's PrepareSleep(): its flag store and
-    // our head store must not both be missed.
-    std::atomic_thread_fence(std::memory_order_seq_cst);
+    // StoreLoad (fence.h, fast side) against the producer's PrepareSleep():
+    // its flag store and our head store must not both be missed.
+    LightFence();
     if (idx_->writer_needs_wakeup.load(std::memory_order_relaxed) == 0) return false;
     return idx_->writer_needs_wakeup.exchange(0, std::memory_order_acq_rel) != 0;
   }
@@ -174,8 +177,10 @@ class ByteRingConsumer {
   // readable after setting it (non-zero: do not sleep) — the caller must
   // also re-check Shut() after this.
   size_t PrepareSleep() {
-    // Pairs with the producer's fence + flag load in Commit()/Shut().
+    // Slow side of the handshake; pairs with the producer's tail store +
+    // LightFence + flag load in Commit()/Shut().
     idx_->reader_needs_wakeup.store(1, std::memory_order_seq_cst);
+    HeavyFence();
     cached_tail_ = idx_->tail.load(std::memory_order_seq_cst);
     return cached_tail_ - head_;
   }

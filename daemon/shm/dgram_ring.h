@@ -17,6 +17,7 @@
 #include <cstring>
 
 #include "daemon/shm/abi.h"
+#include "daemon/shm/fence.h"
 
 namespace offload {
 namespace shm {
@@ -62,8 +63,8 @@ class DgramProducer {
     tail_ += rec;
     // Pairs with the consumer's load-acquire of tail in Front().
     hdr_->idx.tail.store(tail_, std::memory_order_release);
-    // StoreLoad against the consumer's PrepareSleep (abi.h RingIndexes).
-    std::atomic_thread_fence(std::memory_order_seq_cst);
+    // StoreLoad (fence.h, fast side) against the consumer's PrepareSleep.
+    LightFence();
     *kick = hdr_->idx.reader_needs_wakeup.load(std::memory_order_relaxed) != 0 &&
             hdr_->idx.reader_needs_wakeup.exchange(0, std::memory_order_acq_rel) != 0;
     return true;
@@ -72,7 +73,7 @@ class DgramProducer {
   // The sender socket closed: the receiver may unmap the ring once empty.
   bool Shut() {
     hdr_->idx.shut.store(kShutFin, std::memory_order_release);
-    std::atomic_thread_fence(std::memory_order_seq_cst);
+    LightFence();
     return hdr_->idx.reader_needs_wakeup.exchange(0, std::memory_order_acq_rel) != 0;
   }
   // The receiver's socket is gone (set by the daemon): stop sending here.
@@ -148,6 +149,7 @@ class DgramConsumer {
   // arrived meanwhile (do not sleep).
   bool PrepareSleep() {
     hdr_->idx.reader_needs_wakeup.store(1, std::memory_order_seq_cst);
+    HeavyFence();  // slow side; pairs with Push()'s LightFence
     cached_tail_ = hdr_->idx.tail.load(std::memory_order_seq_cst);
     return cached_tail_ != head_;
   }
