@@ -21,11 +21,29 @@ void StackProcessor::OnFrames(size_t, const nic::RxFrame* frames, size_t n,
   }
 }
 
+size_t StackProcessor::DeliverEvents() {
+  if (sink_ == nullptr) return 0;
+  constexpr size_t kBatch = 64;
+  stack::FlowEvent events[kBatch];
+  size_t total = 0;
+  // Bounded: a sink that keeps raising events cannot starve the loop.
+  for (int round = 0; round < 16; ++round) {
+    size_t n = stack_->PollEvents(events, kBatch);
+    if (n == 0) break;
+    sink_->OnFlowEvents(events, n);
+    total += n;
+  }
+  sink_->OnPoll();
+  return total;
+}
+
 size_t StackProcessor::PollTx(TxBatch* const* tx, size_t num_queues,
                               TimeNs now) {
-  if (tx_queue_ >= num_queues) return 0;
+  // Events raised by this iteration's frames, timers and commands.
+  size_t events = DeliverEvents();
+  if (tx_queue_ >= num_queues) return events;
   TxBatch& batch = *tx[tx_queue_];
-  size_t sent = 0;
+  size_t sent = events;
   while (stack_->HasPendingTx()) {
     nic::TxFrame* f = batch.Alloc();
     if (f == nullptr) break;  // driver out of buffers: retry next loop

@@ -19,13 +19,28 @@
 
 namespace offload::engine {
 
+// Receives the stack's flow events (connected, readable, closed, ...) on the
+// engine thread, once per loop iteration in which there were any. The sink
+// may call the stack (e.g. TcpAccept, TcpReceiveCredit); events those calls
+// raise are delivered in the same iteration.
+class FlowEventSink {
+ public:
+  virtual ~FlowEventSink() = default;
+  virtual void OnFlowEvents(const stack::FlowEvent* events, size_t n) = 0;
+  // Called once per PollTx, after the events: cheap bookkeeping that must
+  // see the stack between iterations (e.g. flows released in the
+  // background). Must return quickly when there is nothing to do.
+  virtual void OnPoll() {}
+};
+
 class StackProcessor : public PacketProcessor {
  public:
   // Transmits on the engine's queue number `tx_queue` (AF_XDP and verbs may
-  // send any flow on any queue).
+  // send any flow on any queue). `sink` (may be null: events are then left
+  // in the stack for whoever calls PollEvents) must outlive the processor.
   explicit StackProcessor(std::unique_ptr<stack::Stack> stack,
-                          size_t tx_queue = 0)
-      : stack_(std::move(stack)), tx_queue_(tx_queue) {}
+                          size_t tx_queue = 0, FlowEventSink* sink = nullptr)
+      : stack_(std::move(stack)), tx_queue_(tx_queue), sink_(sink) {}
 
   stack::Stack& stack() { return *stack_; }
 
@@ -37,8 +52,12 @@ class StackProcessor : public PacketProcessor {
   bool HasPendingWork() override { return stack_->HasPendingTx(); }
 
  private:
+  // Hands pending stack events to sink_; returns how many.
+  size_t DeliverEvents();
+
   std::unique_ptr<stack::Stack> stack_;
   size_t tx_queue_;
+  FlowEventSink* sink_;
 };
 
 }  // namespace offload::engine

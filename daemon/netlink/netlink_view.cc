@@ -14,6 +14,7 @@
 #include <netlink/route/route.h>
 #include <poll.h>
 #include <sys/eventfd.h>
+#include <net/if.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -147,7 +148,7 @@ void NetlinkView::Run() {
     }
     if (fds[1].revents != 0) return;
     if (fds[0].revents == 0) continue;
-    std::lock_guard<std::mutex> lock(mu_);
+    std::unique_lock<std::mutex> lock(mu_);
     int n = nl_cache_mngr_data_ready(mngr_);
     if (n < 0) {
       // Lost notifications (socket overrun): resynchronise from a dump.
@@ -164,8 +165,62 @@ void NetlinkView::Run() {
     routes_stale_ = false;
     // Release: pairs with the acquire in generation(); readers that see the
     // new generation and then lock mu_ see the applied change.
-    generation_.fetch_add(1, std::memory_order_release);
+    const uint64_t generation =
+        generation_.fetch_add(1, std::memory_order_release) + 1;
+    lock.unlock();  // the callback may look things up
+    std::lock_guard<std::mutex> cb(callback_mu_);
+    if (callback_) callback_(generation);
   }
+}
+
+void NetlinkView::SetChangeCallback(ChangeCallback callback) {
+  std::lock_guard<std::mutex> cb(callback_mu_);
+  callback_ = std::move(callback);
+}
+
+std::optional<Link> NetlinkView::GetLink(int ifindex) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  rtnl_link* l = rtnl_link_get(links_, ifindex);
+  if (l == nullptr) return std::nullopt;
+  Link out;
+  out.ifindex = ifindex;
+  const char* name = rtnl_link_get_name(l);
+  out.name = name != nullptr ? name : "";
+  const unsigned flags = rtnl_link_get_flags(l);
+  out.up = (flags & IFF_UP) != 0;
+  out.running = (flags & IFF_RUNNING) != 0;
+  out.mtu = rtnl_link_get_mtu(l);
+  nl_addr* ll = rtnl_link_get_addr(l);
+  if (ll != nullptr && nl_addr_get_len(ll) == 6) {
+    std::array<uint8_t, 6> mac;
+    memcpy(mac.data(), nl_addr_get_binary_addr(ll), 6);
+    out.mac = mac;
+  }
+  rtnl_link_put(l);
+  return out;
+}
+
+std::vector<Neighbour> NetlinkView::Neighbours(int ifindex) const {
+  std::vector<Neighbour> out;
+  std::lock_guard<std::mutex> lock(mu_);
+  for (nl_object* o = nl_cache_get_first(neighs_); o != nullptr;
+       o = nl_cache_get_next(o)) {
+    auto* n = reinterpret_cast<rtnl_neigh*>(o);
+    if (rtnl_neigh_get_family(n) != AF_INET) continue;
+    if (ifindex != 0 && rtnl_neigh_get_ifindex(n) != ifindex) continue;
+    Neighbour nb;
+    if (!ToIpv4(rtnl_neigh_get_dst(n), &nb.ip)) continue;
+    nb.ifindex = rtnl_neigh_get_ifindex(n);
+    nb.state = ToState(rtnl_neigh_get_state(n));
+    nl_addr* ll = rtnl_neigh_get_lladdr(n);
+    if (ll != nullptr && nl_addr_get_len(ll) == 6) {
+      std::array<uint8_t, 6> mac;
+      memcpy(mac.data(), nl_addr_get_binary_addr(ll), 6);
+      nb.mac = mac;
+    }
+    out.push_back(nb);
+  }
+  return out;
 }
 
 void NetlinkView::OnLinkOrAddrChange(nl_cache*, nl_object*, int action,

@@ -26,6 +26,7 @@
 #include <array>
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -86,8 +87,23 @@ struct Neighbour {
   }
 };
 
+// A network interface as the kernel reports it.
+struct Link {
+  int ifindex = 0;
+  std::string name;
+  bool up = false;       // IFF_UP: administratively up
+  bool running = false;  // IFF_RUNNING: carrier (operationally up)
+  uint32_t mtu = 0;
+  std::optional<std::array<uint8_t, 6>> mac;  // absent if not Ethernet-like
+};
+
 class NetlinkView {
  public:
+  // Called on the view's event thread after every change applied to the
+  // caches (with the new generation). It may call the lookup methods; it
+  // must not destroy the view or call SetChangeCallback.
+  using ChangeCallback = std::function<void(uint64_t generation)>;
+
   // Fills the caches and starts following changes. Errors: Internal (with
   // libnl's message) if netlink is unavailable.
   static absl::StatusOr<std::unique_ptr<NetlinkView>> Create();
@@ -108,6 +124,16 @@ class NetlinkView {
 
   // The neighbour entry for `ip` on `ifindex`, if the kernel has one.
   std::optional<Neighbour> LookupNeighbour(int ifindex, uint32_t ip) const;
+
+  // The interface `ifindex`, nullopt if unknown.
+  std::optional<Link> GetLink(int ifindex) const;
+
+  // Every IPv4 neighbour entry of `ifindex` (all interfaces if 0).
+  std::vector<Neighbour> Neighbours(int ifindex) const;
+
+  // Installs (or with nullptr removes) the change callback. After it
+  // returns, a removed/replaced callback is not running and will not run.
+  void SetChangeCallback(ChangeCallback callback);
 
   // Asks the kernel to resolve `ip` on `ifindex` (see the file comment).
   // Returns once the request is accepted; watch LookupNeighbour() (or
@@ -137,6 +163,9 @@ class NetlinkView {
 
   std::mutex request_mu_;            // guards request_sock_
   nl_sock* request_sock_ = nullptr;  // for RTM_NEWNEIGH requests
+
+  std::mutex callback_mu_;    // held while the callback runs
+  ChangeCallback callback_;  // guarded by callback_mu_
 
   std::atomic<uint64_t> generation_{0};
   int stop_fd_ = -1;

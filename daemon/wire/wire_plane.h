@@ -1,0 +1,223 @@
+// WirePlane: offloadd's path to the wire. It owns the offloaded network
+// interface (NIC driver, XDP steering), the engine threads with one protocol
+// stack each, and the netlink view that keeps those stacks' addresses and
+// neighbours equal to the kernel's: offload routing is the OS routing, and
+// the kernel does ARP.
+//
+// Start-up (Create): for the configured interface, in the calling thread's
+// network namespace,
+//   1. privileges (CAP_NET_ADMIN) and the interface's existence are checked
+//      first, so the error says what to fix rather than which syscall failed;
+//   2. nic::OpenDriver opens its queues (af_xdp: XDP program + AF_XDP sockets;
+//      verbs: raw-packet QPs);
+//   3. the IPv4 address / prefix, default gateway and MTU come from netlink,
+//      the MAC from the driver;
+//   4. an EngineSet of num_cores engines is created, engine e owning queue e
+//      (and e + num_cores, ...), each with a StackProcessor around its own
+//      stack::Stack driven by the engine's CLOCK_MONOTONIC clock;
+//   5. each stack is seeded with the kernel's usable neighbours of the
+//      interface, and every later neighbour change is posted to the engines.
+// Only one interface is supported for now (a stack has one address): a
+// config naming more is refused at start-up with that reason.
+//
+// Routing query (RouteTo): whether a connection to an IPv4 address leaves
+// through the offloaded interface per the kernel's main table, and if so the
+// local address, next hop and engine that serve it. Destinations that the
+// stack would route differently than the kernel (another interface, a
+// gateway other than the default one, a preferred source address that is not
+// the interface's, a local address) are reported as not offloaded with the
+// reason, so the caller falls back to the kernel (DESIGN: never worse).
+//
+// ---------------------------------------------------------------------------
+// Opening an engine flow for a client socket (the session manager's side;
+// the engine side is implemented below by ConnectTcp/Send/ReceiveCredit/Close)
+//
+//   app: connect(fd, 198.18.0.2:80)           liboffload: rules say offload
+//     1. The client binds its shadow kernel socket to (0.0.0.0, 0) if it is
+//        unbound and reads the port the kernel chose (getsockname): the
+//        kernel reserves the ephemeral port, so a kernel socket and an engine
+//        flow never share a 4-tuple. It then sends CONNECT(shadow inode,
+//        dst) on its control ring.
+//     2. The session manager calls RouteTo(dst). NotFound: the socket stays
+//        with the kernel (the client connects the shadow; stats record why).
+//        Otherwise it re-binds nothing: the shadow's port is the flow's
+//        local port on route.local_ip (a shadow bound to a specific other
+//        address is not offloaded).
+//     3. It carves the socket's TX and RX byte rings from the process arena
+//        (shm::ByteRing views with the app as TX producer / RX consumer) and
+//        calls ConnectTcp({dst, local_port, tx ring, rx ring, listener}).
+//        ConnectTcp steers the 5-tuple to the engine's queue (Steer on the
+//        driver: the XDP flow map / ibv_create_flow) BEFORE the SYN can
+//        leave, asks the kernel to resolve the next hop if it has no usable
+//        neighbour, and posts Stack::TcpConnect to the engine's command queue
+//        (Engine::Post rings the engine's doorbell).
+//     4. Events: the engine drains its stack's events every loop iteration
+//        (StackProcessor -> FlowEventSink) and calls the flow's
+//        FlowListener::OnTcpEvents on the engine thread: connected,
+//        readable, writable, peer FIN, error, closed. The session manager's
+//        listener writes one control-ring message per event and kicks the
+//        client's per-thread eventfd/futex only if the client set its
+//        need-wake-up flag (DESIGN "Wake-ups"): no allocation, no syscall
+//        when the client is polling.
+//     5. Data: send() copies into the TX ring and posts a credit message;
+//        the session manager (or the engine polling the app's ring) calls
+//        Send(); recv() copies out of the RX ring and returns window credit
+//        -> ReceiveCredit(). The stack reads and validates the app-written
+//        ring indices itself (tcp::TxRing/RxRing: untrusted input).
+//     6. close(): Close() releases the stack handle; the protocol finishes
+//        in the background (FIN, TIME-WAIT) and the flow stays steered until
+//        the connection is really gone, then it is unsteered. The rings must
+//        stay mapped until the listener sees kEventClosed or the plane's
+//        Released callback (the arena outlives the session's flows).
+//   Passive opens follow the same shape: listen() steers a listener key
+//   (FlowKey::Listener) and posts TcpListen; kEventAcceptable leads to
+//   TcpAccept with rings from the listener's arena (stack::BufferProvider)
+//   and a 5-tuple steer of the child (not implemented yet).
+// ---------------------------------------------------------------------------
+//
+// Thread safety: Create/Stop/destruction from one controlling thread. The
+// status/statistics methods, RouteTo and the flow calls are safe from any
+// thread (control plane, gRPC threads). FlowListener callbacks run on the
+// engine thread of the flow.
+
+#ifndef OFFLOAD_DAEMON_WIRE_WIRE_PLANE_H_
+#define OFFLOAD_DAEMON_WIRE_WIRE_PLANE_H_
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "daemon/engine/engine_set.h"
+#include "daemon/netlink/netlink_view.h"
+#include "daemon/nic/nic.h"
+#include "daemon/tcp/byte_ring.h"
+#include "offload/v1/config.pb.h"
+#include "offload/v1/control.pb.h"
+
+namespace offload::wire {
+
+class EngineFlows;  // per-engine flow table, wire_plane.cc
+
+// Where a connection to a remote address leaves, per the kernel's routes.
+struct WireRoute {
+  std::string interface;  // offloaded interface name
+  int ifindex = 0;
+  uint32_t local_ip = 0;  // source address the stack uses (host order)
+  uint32_t next_hop = 0;  // gateway, or the destination if on-link
+  uint32_t engine = 0;    // engine that would serve the flow
+  uint32_t queue = 0;     // NIC queue the flow is steered to
+};
+
+// Receives a flow's events on its engine thread. Must not block.
+class FlowListener {
+ public:
+  virtual ~FlowListener() = default;
+  // `events`: tcp::TcpEvent bits; `error`: errno with kEventError /
+  // kEventClosed (0 for an orderly close).
+  virtual void OnTcpEvents(uint32_t events, int error) = 0;
+};
+
+struct TcpConnectParams {
+  uint32_t remote_ip = 0;  // host order
+  uint16_t remote_port = 0;
+  // Reserved in the kernel by the caller (a bound shadow socket); required.
+  uint16_t local_port = 0;
+  // Views in the client's arena; must stay valid until the flow is released
+  // (see Close).
+  tcp::RingMemory tx;
+  tcp::RingMemory rx;
+  // Must outlive the flow (until Close's release or kEventClosed).
+  FlowListener* listener = nullptr;
+};
+
+// A TCP flow opened by ConnectTcp. Plain value; valid until Close().
+struct WireFlow {
+  uint32_t engine = 0;
+  uint64_t cookie = 0;  // unique per plane
+};
+
+class WirePlane {
+ public:
+  // Starts the wire path for `config.interfaces` (see the file comment).
+  // REQUIRES: config validated and defaulted (config::ApplyDefaults).
+  // Errors, each naming the interface and what to do: InvalidArgument (bad
+  // queue/cpu settings, more than one interface), PermissionDenied (no
+  // CAP_NET_ADMIN), NotFound (no such interface; verbs without an RDMA
+  // device), FailedPrecondition (no IPv4 address; interface owned by another
+  // offloadd; zero-copy unavailable), Internal (kernel errors).
+  static absl::StatusOr<std::unique_ptr<WirePlane>> Create(
+      const v1::DaemonConfig& config);
+
+  WirePlane(const WirePlane&) = delete;
+  WirePlane& operator=(const WirePlane&) = delete;
+  // Stop().
+  ~WirePlane();
+
+  // Stops following netlink, stops the engines, unsteers every flow and
+  // detaches the interfaces (XDP program removed). Idempotent.
+  void Stop();
+
+  // --- control plane (any thread) ---
+  std::vector<v1::InterfaceStatus> Interfaces() const;
+  std::vector<v1::EngineStats> EngineStats() const;
+  std::vector<v1::NicStats> NicStats() const;
+
+  // Whether a TCP/UDP connection to `remote_ip`:`remote_port` would leave
+  // through an offloaded interface. NotFound with the reason if not
+  // (unroutable, another interface, local address, ...).
+  absl::StatusOr<WireRoute> RouteTo(uint32_t remote_ip,
+                                    uint16_t remote_port = 0) const;
+
+  // --- engine flows (any thread) ---
+  // Active open (see the file comment, step 3). Returns once the flow is
+  // steered and the connect is queued on the engine; the outcome arrives as
+  // kEventConnected or kEventError|kEventClosed on the listener.
+  // Errors: NotFound (not routed through an offloaded interface),
+  // InvalidArgument (missing port/rings/listener), the driver's Steer errors.
+  absl::StatusOr<WireFlow> ConnectTcp(const TcpConnectParams& params);
+  // The application appended to the TX ring (`more`: MSG_MORE).
+  void Send(const WireFlow& flow, bool more = false);
+  // The application consumed from the RX ring.
+  void ReceiveCredit(const WireFlow& flow);
+  // Orderly close: FIN after the queued bytes. The listener gets no events
+  // after this call; the rings stay in use until the connection is gone
+  // (ReleasedFlowsForTest counts those), then the flow is unsteered.
+  void Close(const WireFlow& flow);
+
+  size_t num_engines() const;
+  // Flows fully released (connection gone and unsteered) since start.
+  uint64_t ReleasedFlowsForTest() const;
+  engine::EngineSet* EnginesForTest() { return engines_.get(); }
+
+ private:
+  friend class EngineFlows;
+  struct Interface;
+
+  WirePlane();
+  absl::Status Open(const v1::DaemonConfig& config);
+  // Netlink change callback (netlink event thread): pushes new or changed
+  // usable neighbours of the interface to every engine.
+  void SyncNeighbours();
+  // Called by EngineFlows on its engine thread when a closed flow is gone.
+  void FlowGone(uint32_t queue, const nic::FlowKey& key);
+
+  std::unique_ptr<netlink::NetlinkView> netlink_;
+  std::unique_ptr<Interface> interface_;
+  std::vector<std::unique_ptr<EngineFlows>> flows_;  // one per engine
+  std::unique_ptr<engine::EngineSet> engines_;
+  std::atomic<uint64_t> next_cookie_{1};
+  std::atomic<uint64_t> released_flows_{0};
+  bool stopped_ = false;
+
+  std::mutex neigh_mu_;  // serialises SyncNeighbours (netlink thread + Create)
+  bool engines_started_ = false;  // guarded by neigh_mu_
+};
+
+}  // namespace offload::wire
+
+#endif  // OFFLOAD_DAEMON_WIRE_WIRE_PLANE_H_
