@@ -246,6 +246,11 @@ int TcpSetOption(TcpContext* ctx, Tcb* tcb, TcpOpt opt, int value) {
       // Linux: 88..32767, effective only before the connection is set up.
       if (value != 0 && (value < 88 || value > 32767)) return EINVAL;
       tcb->user_mss = static_cast<uint16_t>(value);
+      // Before our SYN is on the wire the announced MSS can still change.
+      if ((tcb->state == TcpState::kClosed || tcb->state == TcpState::kSynSent) &&
+          tcb->snd_max == tcb->iss && value != 0) {
+        tcb->adv_mss = std::min<uint16_t>(tcb->adv_mss, static_cast<uint16_t>(value));
+      }
       return 0;
   }
   return EINVAL;

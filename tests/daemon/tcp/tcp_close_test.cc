@@ -107,7 +107,7 @@ TEST_F(CloseTest, Rfc9293_TimeWait_RetransmittedFinIsAckedAndTimerRestarted) {
   EXPECT_EQ(state(), TcpState::kTimeWait);
 }
 
-TEST_F(CloseTest, Rfc6191_TimeWait_NewSynWithHigherSeqOpensNewConnection) {
+TEST_F(CloseTest, Rfc9293_PassiveCloserFullyClosed_SameTupleSynIsANewConnection) {
   PassiveOpen();
   h_.Inject(PeerData("", kTcpFin));
   Out();
@@ -115,8 +115,8 @@ TEST_F(CloseTest, Rfc6191_TimeWait_NewSynWithHigherSeqOpensNewConnection) {
   One();  // our FIN
   snd_ += 1;
   h_.Inject(PeerAck());
-  // Passive closer ends in CLOSED directly; use the active-close side:
-  // this connection is gone, so a SYN on the same 4-tuple is simply new.
+  // The passive closer ends in CLOSED (no TIME-WAIT): a SYN on the same
+  // 4-tuple is simply a new connection for the listener.
   h_.Inject(Seg(kTcpSyn, rcv_ + 100000, 0));
   EXPECT_EQ(One().f.tcp_flags, kTcpSyn | kTcpAck);
 }

@@ -324,15 +324,46 @@ TEST_F(HandshakeTest, Rfc7323_WindowScaleAbove14_TreatedAs14) {
   EXPECT_EQ(tcb().snd_wscale, 14);
 }
 
-TEST_F(HandshakeTest, Rfc9293_MaxSegOption_ClampsAdvertisedMss) {
-  flow_ = h_.Connect(80, &tx_, &rx_);
-  One();
-  // TCP_MAXSEG before connect: set on a fresh flow.
-  stack::FlowId f2 = stack::kInvalidFlow;
+TEST_F(HandshakeTest, Linux_TcpMaxSeg_ClampsAdvertisedAndSentMss) {
+  tcp::OwnedRing t(1 << 16), r(1 << 16);
+  ASSERT_EQ(h_.s().TcpConnect(h_.peer_ip(), 80, 0, t.memory(), r.memory(), 0, &flow_), 0);
+  tx_ = &t;
+  rx_ = &r;
+  // TCP_MAXSEG before the SYN leaves (the SYN is built at PollTx time).
+  ASSERT_EQ(h_.s().TcpSetOption(flow_, tcp::TcpOpt::kMaxSeg, 1000), 0);
+  EXPECT_EQ(h_.s().TcpSetOption(flow_, tcp::TcpOpt::kMaxSeg, 50), EINVAL);
+  TcpView syn = One();
+  EXPECT_EQ(syn.opts.mss, 1000);
+  our_iss_ = syn.f.seq;
+  our_port_ = syn.f.src_port;
+  TcpSpec s;
+  s.src = h_.Peer(80);
+  s.dst = h_.Us(our_port_);
+  s.seq = peer_iss_;
+  s.ack = our_iss_ + 1;
+  s.flags = kTcpSyn | kTcpAck;
+  s.options.mss = true;
+  s.options.mss_value = 1460;
+  h_.Inject(BuildTcp(s));
+  Out();
+  AppSend(3000);
+  std::vector<TcpView> segs = Out();
+  ASSERT_EQ(segs.size(), 3u);
+  EXPECT_EQ(segs[0].f.payload_len, 1000u);
+}
+
+TEST_F(HandshakeTest, MssClampConfig_LimitsAdvertisedMss) {
+  stack::StackConfig cfg = DefaultTestConfig();
+  cfg.tcp.mss_clamp = 1200;
+  StackUnderTest h(cfg);
   tcp::OwnedRing t(4096), r(4096);
-  ASSERT_EQ(h_.s().TcpConnect(h_.peer_ip(), 81, 0, t.memory(), r.memory(), 0, &f2), 0);
-  (void)f2;
-  EXPECT_EQ(One().opts.mss, 1460);
+  stack::FlowId f;
+  ASSERT_EQ(h.s().TcpConnect(h.peer_ip(), 80, 0, t.memory(), r.memory(), 0, &f), 0);
+  auto out = h.Drain();
+  ASSERT_EQ(out.size(), 1u);
+  TcpView v;
+  ASSERT_TRUE(ParseTcp(out[0], &v));
+  EXPECT_EQ(v.opts.mss, 1200);
 }
 
 }  // namespace
