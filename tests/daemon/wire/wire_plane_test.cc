@@ -1,0 +1,404 @@
+// WirePlane on a real veth pair between two network namespaces: the engine's
+// stack opens a TCP connection to a kernel server in the peer namespace over
+// AF_XDP and exchanges verified bytes; status/statistics come from the real
+// counters; the routing query follows the kernel's routes; kernel TCP on
+// other ports keeps working; start-up errors name the interface; Stop()
+// detaches the XDP program.
+//
+// Namespace a holds "va" (offloaded by the WirePlane of this process), b
+// holds "vb" with kernel sockets. Needs root (tagged root/local/exclusive).
+
+#include "daemon/wire/wire_plane.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sched.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <cstring>
+#include <mutex>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "daemon/config/config.h"
+#include "daemon/tcp/byte_ring.h"
+#include "daemon/tcp/tcb.h"
+#include "gtest/gtest.h"
+#include "tests/integration/nic/netns_fixture.h"
+
+namespace offload::testing {
+namespace {
+
+using std::chrono::steady_clock;
+constexpr auto kTimeout = std::chrono::seconds(20);
+
+uint32_t ParseIp(const std::string& s) {
+  in_addr a;
+  inet_pton(AF_INET, s.c_str(), &a);
+  return ntohl(a.s_addr);
+}
+
+sockaddr_in Addr(uint32_t ip, uint16_t port) {
+  sockaddr_in a;
+  std::memset(&a, 0, sizeof(a));
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port);
+  a.sin_addr.s_addr = htonl(ip);
+  return a;
+}
+
+uint16_t LocalPort(int fd) {
+  sockaddr_in a;
+  socklen_t len = sizeof(a);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  return ntohs(a.sin_port);
+}
+
+// A TCP socket bound to ip:0 (and listening if asked), created in `ns` (or
+// the current namespace if empty).
+int BoundSocket(const std::string& ns, uint32_t ip, bool listening) {
+  int fd = -1;
+  auto make = [&] {
+    fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a = Addr(ip, 0);
+    if (bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0 ||
+        (listening && listen(fd, 8) != 0)) {
+      close(fd);
+      fd = -1;
+    }
+  };
+  if (ns.empty()) {
+    make();
+  } else if (!VethPair::RunIn(ns, make).ok()) {
+    return -1;
+  }
+  return fd;
+}
+
+// Records a flow's events; waits on them.
+class RecordingListener : public wire::FlowListener {
+ public:
+  void OnTcpEvents(uint32_t events, int error) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    seen_ |= events;
+    if (error != 0) error_ = error;
+    ++count_;
+    cv_.notify_all();
+  }
+  // Waits until any of `mask` was seen or `timeout`; returns the seen set.
+  uint32_t WaitFor(uint32_t mask, std::chrono::milliseconds timeout) {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait_for(lock, timeout, [&] { return (seen_ & mask) != 0; });
+    return seen_;
+  }
+  // Waits for the next event after `count` (any kind) or `timeout`.
+  uint64_t WaitNext(uint64_t count, std::chrono::milliseconds timeout) {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait_for(lock, timeout, [&] { return count_ != count; });
+    return count_;
+  }
+  uint64_t count() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return count_;
+  }
+  int error() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return error_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  uint32_t seen_ = 0;
+  int error_ = 0;
+  uint64_t count_ = 0;
+};
+
+v1::DaemonConfig VaConfig(const std::string& name = "va") {
+  v1::DaemonConfig c;
+  c.set_run_dir("/nonexistent");
+  auto* itf = c.add_interfaces();
+  itf->set_name(name);
+  itf->set_driver(v1::DRIVER_AF_XDP);
+  c.set_num_cores(1);
+  c.set_max_concurrency(64);
+  c.set_max_num_buffers(2048);
+  c.set_engine_poll_us(20);
+  config::ApplyDefaults(&c);
+  return c;
+}
+
+bool XdpAttached(const std::string& ns) {
+  return ShOutput("ip -n " + ns + " link show va").find("prog/xdp") != std::string::npos;
+}
+
+class WirePlaneTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    if (geteuid() != 0) return;
+    original_ns_ = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+    veth_ = new VethPair();
+    absl::Status s = VethPair::Create("ofw", 44, 1, veth_);
+    ASSERT_TRUE(s.ok()) << s;
+    // Kernel sockets in b must send complete checksums (daemon/nic/README.md).
+    s = VethPair::DisableTxChecksumOffload(veth_->ns_b(), "vb");
+    ASSERT_TRUE(s.ok()) << s;
+    s = veth_->EnterA();  // the WirePlane is created in namespace a
+    ASSERT_TRUE(s.ok()) << s;
+  }
+  static void TearDownTestSuite() {
+    if (original_ns_ >= 0) {
+      setns(original_ns_, CLONE_NEWNET);
+      close(original_ns_);
+      original_ns_ = -1;
+    }
+    delete veth_;
+    veth_ = nullptr;
+  }
+  void SetUp() override {
+    if (geteuid() != 0) GTEST_SKIP() << "needs root for namespaces and XDP";
+  }
+
+  static VethPair* veth_;
+  static int original_ns_;
+};
+VethPair* WirePlaneTest::veth_ = nullptr;
+int WirePlaneTest::original_ns_ = -1;
+
+TEST_F(WirePlaneTest, ReportsInterfaceEnginesAndRoutes) {
+  absl::StatusOr<std::unique_ptr<wire::WirePlane>> plane = wire::WirePlane::Create(VaConfig());
+  ASSERT_TRUE(plane.ok()) << plane.status();
+  EXPECT_TRUE(XdpAttached(veth_->ns_a()));
+
+  std::vector<v1::InterfaceStatus> itfs = (*plane)->Interfaces();
+  ASSERT_EQ(itfs.size(), 1u);
+  EXPECT_EQ(itfs[0].name(), "va");
+  EXPECT_EQ(itfs[0].driver(), v1::DRIVER_AF_XDP);
+  EXPECT_EQ(itfs[0].queues(), 1u);
+  EXPECT_FALSE(itfs[0].zero_copy());  // veth: copy mode
+  EXPECT_EQ(itfs[0].state(), "up");
+
+  ASSERT_EQ((*plane)->EngineStats().size(), 1u);
+  std::vector<v1::NicStats> nics = (*plane)->NicStats();
+  ASSERT_EQ(nics.size(), 1u);
+  EXPECT_EQ(nics[0].interface(), "va");
+  EXPECT_EQ(nics[0].steered_flows(), 0u);
+
+  absl::StatusOr<wire::WireRoute> r = (*plane)->RouteTo(ParseIp(veth_->ip_b()), 80);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->interface, "va");
+  EXPECT_EQ(r->local_ip, ParseIp(veth_->ip_a()));
+  EXPECT_EQ(r->next_hop, ParseIp(veth_->ip_b()));
+  EXPECT_EQ(r->engine, 0u);
+
+  // Our own address and loopback stay with the kernel; so does an
+  // unroutable one (no default route in the namespace).
+  absl::StatusOr<wire::WireRoute> own = (*plane)->RouteTo(ParseIp(veth_->ip_a()));
+  EXPECT_TRUE(absl::IsNotFound(own.status())) << own.status();
+  EXPECT_NE(own.status().message().find("local address"), std::string::npos);
+  absl::StatusOr<wire::WireRoute> lo = (*plane)->RouteTo(ParseIp("127.0.0.1"));
+  EXPECT_TRUE(absl::IsNotFound(lo.status())) << lo.status();
+  absl::StatusOr<wire::WireRoute> far = (*plane)->RouteTo(ParseIp("198.19.200.1"));
+  EXPECT_TRUE(absl::IsNotFound(far.status())) << far.status();
+  EXPECT_NE(far.status().message().find("no route"), std::string::npos) << far.status();
+
+  // A more specific route through loopback takes a subnet address away.
+  ASSERT_EQ(Sh("ip -n " + veth_->ns_a() + " route add " + "198.18.44.77/32 dev lo"), 0);
+  absl::StatusOr<wire::WireRoute> via_lo = (*plane)->RouteTo(ParseIp("198.18.44.77"));
+  Sh("ip -n " + veth_->ns_a() + " route del 198.18.44.77/32 dev lo");
+  EXPECT_TRUE(absl::IsNotFound(via_lo.status())) << via_lo.status();
+  EXPECT_NE(via_lo.status().message().find("lo, which is not offloaded"), std::string::npos)
+      << via_lo.status();
+
+  (*plane)->Stop();
+  EXPECT_FALSE(XdpAttached(veth_->ns_a())) << "Stop() must detach the XDP program";
+  EXPECT_TRUE((*plane)->Interfaces().empty());
+}
+
+// The strongest check of the NIC path: the engine's own TCP talks to Linux.
+TEST_F(WirePlaneTest, EngineTcpConnectsToKernelServerAndExchangesVerifiedBytes) {
+  absl::StatusOr<std::unique_ptr<wire::WirePlane>> plane = wire::WirePlane::Create(VaConfig());
+  ASSERT_TRUE(plane.ok()) << plane.status();
+  wire::WirePlane& wp = **plane;
+
+  // Kernel echo server in namespace b: echoes everything, closes after
+  // kBytes (so the engine is the passive closer: no TIME-WAIT to wait out).
+  constexpr size_t kBytes = 1 << 20;
+  int lfd = BoundSocket(veth_->ns_b(), ParseIp(veth_->ip_b()), true);
+  ASSERT_GE(lfd, 0);
+  const uint16_t server_port = LocalPort(lfd);
+  std::atomic<size_t> server_echoed{0};
+  std::thread server([&] {
+    pollfd p = {lfd, POLLIN, 0};
+    if (poll(&p, 1, 20000) != 1) return;
+    int c = accept4(lfd, nullptr, nullptr, SOCK_CLOEXEC);
+    if (c < 0) return;
+    std::vector<uint8_t> buf(65536);
+    size_t done = 0;
+    while (done < kBytes) {
+      pollfd q = {c, POLLIN, 0};
+      if (poll(&q, 1, 20000) != 1) break;
+      ssize_t n = read(c, buf.data(), buf.size());
+      if (n <= 0) break;
+      for (ssize_t off = 0; off < n;) {
+        ssize_t w = write(c, buf.data() + off, static_cast<size_t>(n - off));
+        if (w <= 0) break;
+        off += w;
+      }
+      done += static_cast<size_t>(n);
+      server_echoed.store(done);
+    }
+    close(c);
+  });
+
+  // The local port is reserved in the kernel by a bound socket, as a
+  // client's shadow socket would.
+  int shadow = BoundSocket("", ParseIp(veth_->ip_a()), false);
+  ASSERT_GE(shadow, 0);
+  tcp::OwnedRing tx(1 << 16), rx(1 << 16);
+  RecordingListener listener;
+  wire::TcpConnectParams params;
+  params.remote_ip = ParseIp(veth_->ip_b());
+  params.remote_port = server_port;
+  params.local_port = LocalPort(shadow);
+  params.tx = tx.memory();
+  params.rx = rx.memory();
+  params.listener = &listener;
+  absl::StatusOr<wire::WireFlow> flow = wp.ConnectTcp(params);
+  ASSERT_TRUE(flow.ok()) << flow.status();
+  EXPECT_EQ(wp.NicStats()[0].steered_flows(), 1u);
+
+  uint32_t seen = listener.WaitFor(tcp::kEventConnected | tcp::kEventClosed,
+                                   std::chrono::milliseconds(10000));
+  ASSERT_TRUE(seen & tcp::kEventConnected)
+      << "no connection; events " << seen << " error " << listener.error();
+  EXPECT_EQ(wp.EngineStats()[0].flows(), 1u);
+
+  std::vector<uint8_t> out(kBytes), in;
+  std::mt19937 rng(7);
+  for (auto& b : out) b = static_cast<uint8_t>(rng());
+  in.reserve(kBytes);
+  size_t sent = 0;
+  std::vector<uint8_t> chunk(1 << 16);
+  const auto deadline = steady_clock::now() + kTimeout;
+  while (in.size() < kBytes && steady_clock::now() < deadline) {
+    uint64_t before = listener.count();
+    bool progress = false;
+    if (sent < kBytes) {
+      uint32_t w = tx.AppWrite(out.data() + sent,
+                               static_cast<uint32_t>(std::min<size_t>(kBytes - sent, 1 << 15)));
+      if (w > 0) {
+        sent += w;
+        wp.Send(*flow);
+        progress = true;
+      }
+    }
+    uint32_t r = rx.AppRead(chunk.data(), static_cast<uint32_t>(chunk.size()));
+    if (r > 0) {
+      in.insert(in.end(), chunk.begin(), chunk.begin() + r);
+      wp.ReceiveCredit(*flow);
+      progress = true;
+    }
+    if (!progress) listener.WaitNext(before, std::chrono::milliseconds(50));
+  }
+  ASSERT_EQ(in.size(), kBytes) << "sent " << sent << ", server echoed " << server_echoed.load();
+  EXPECT_TRUE(in == out) << "echoed bytes differ";
+
+  // The server closed after kBytes: peer FIN, then our close completes the
+  // handshake and the flow is given back to the kernel.
+  seen = listener.WaitFor(tcp::kEventPeerFin, std::chrono::milliseconds(10000));
+  EXPECT_TRUE(seen & tcp::kEventPeerFin) << "events " << seen;
+  wp.Close(*flow);
+  for (auto end = steady_clock::now() + kTimeout;
+       wp.ReleasedFlowsForTest() == 0 && steady_clock::now() < end;) {
+    listener.WaitNext(listener.count(), std::chrono::milliseconds(20));
+  }
+  EXPECT_EQ(wp.ReleasedFlowsForTest(), 1u);
+  EXPECT_EQ(wp.NicStats()[0].steered_flows(), 0u);
+
+  // Real counters: the transfer went through the NIC queue and the engine.
+  v1::NicStats nic = wp.NicStats()[0];
+  EXPECT_GT(nic.rx_packets(), kBytes / 1500);
+  EXPECT_GT(nic.rx_bytes(), kBytes);
+  EXPECT_GT(nic.tx_packets(), kBytes / 1500);
+  v1::EngineStats eng = wp.EngineStats()[0];
+  EXPECT_EQ(eng.rx_packets(), nic.rx_packets());
+  EXPECT_EQ(eng.tx_packets(), nic.tx_packets());
+  EXPECT_GT(eng.loops(), 0u);
+
+  server.join();
+  close(lfd);
+  close(shadow);
+}
+
+TEST_F(WirePlaneTest, KernelTcpOnOtherPortsKeepsWorking) {
+  absl::StatusOr<std::unique_ptr<wire::WirePlane>> plane = wire::WirePlane::Create(VaConfig());
+  ASSERT_TRUE(plane.ok()) << plane.status();
+  // Kernel listener in a (the offloaded side), kernel client in b.
+  int lfd = BoundSocket("", ParseIp(veth_->ip_a()), true);
+  ASSERT_GE(lfd, 0);
+  int cfd = -1;
+  ASSERT_TRUE(VethPair::RunIn(veth_->ns_b(), [&] {
+                cfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+              }).ok());
+  sockaddr_in to = Addr(ParseIp(veth_->ip_a()), LocalPort(lfd));
+  ASSERT_EQ(connect(cfd, reinterpret_cast<sockaddr*>(&to), sizeof(to)), 0) << strerror(errno);
+  int sfd = accept4(lfd, nullptr, nullptr, SOCK_CLOEXEC);
+  ASSERT_GE(sfd, 0);
+  const char msg[] = "kernel path";
+  ASSERT_EQ(write(cfd, msg, sizeof(msg)), static_cast<ssize_t>(sizeof(msg)));
+  char got[sizeof(msg)] = {};
+  pollfd p = {sfd, POLLIN, 0};
+  ASSERT_EQ(poll(&p, 1, 10000), 1);
+  ASSERT_EQ(read(sfd, got, sizeof(got)), static_cast<ssize_t>(sizeof(msg)));
+  EXPECT_STREQ(got, msg);
+  // Nothing of it was steered to the engine.
+  EXPECT_EQ((*plane)->NicStats()[0].rx_packets(), 0u);
+  close(sfd);
+  close(cfd);
+  close(lfd);
+}
+
+TEST_F(WirePlaneTest, StartupErrorsNameTheInterfaceAndTheFix) {
+  absl::StatusOr<std::unique_ptr<wire::WirePlane>> missing =
+      wire::WirePlane::Create(VaConfig("nosuch0"));
+  ASSERT_FALSE(missing.ok());
+  EXPECT_TRUE(absl::IsNotFound(missing.status())) << missing.status();
+  EXPECT_NE(missing.status().message().find("interface nosuch0 does not exist"),
+            std::string::npos)
+      << missing.status();
+
+  v1::DaemonConfig two = VaConfig();
+  two.add_interfaces()->set_name("vb");
+  absl::StatusOr<std::unique_ptr<wire::WirePlane>> both = wire::WirePlane::Create(two);
+  EXPECT_TRUE(absl::IsInvalidArgument(both.status())) << both.status();
+
+  // An interface without an IPv4 address.
+  ASSERT_EQ(Sh("ip -n " + veth_->ns_a() + " link add ofw0 type veth peer name ofw1"), 0);
+  Sh("ip -n " + veth_->ns_a() + " link set ofw0 up");
+  absl::StatusOr<std::unique_ptr<wire::WirePlane>> noaddr =
+      wire::WirePlane::Create(VaConfig("ofw0"));
+  Sh("ip -n " + veth_->ns_a() + " link del ofw0");
+  EXPECT_TRUE(absl::IsFailedPrecondition(noaddr.status())) << noaddr.status();
+  EXPECT_NE(noaddr.status().message().find("has no IPv4 address"), std::string::npos)
+      << noaddr.status();
+
+  // verbs on a netdev without an RDMA device.
+  v1::DaemonConfig verbs = VaConfig();
+  verbs.mutable_interfaces(0)->set_driver(v1::DRIVER_VERBS);
+  absl::StatusOr<std::unique_ptr<wire::WirePlane>> nordma = wire::WirePlane::Create(verbs);
+  ASSERT_FALSE(nordma.ok());
+  EXPECT_NE(nordma.status().message().find("interface va"), std::string::npos)
+      << nordma.status();
+  EXPECT_FALSE(XdpAttached(veth_->ns_a()));
+}
+
+}  // namespace
+}  // namespace offload::testing
