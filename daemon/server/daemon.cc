@@ -69,13 +69,21 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Create(const v1::DaemonConfig& c
   spdlog::info("{} rules loaded from {}", d->rules_->Snapshot()->rules.size(),
                config.rules_file().empty() ? "(no file)" : config.rules_file());
 
+  // The wire path first: it is the part most likely to be refused (privileges,
+  // interface names), and nothing is serving clients yet.
+  if (config.interfaces_size() > 0) {
+    absl::StatusOr<std::unique_ptr<wire::WirePlane>> wire = wire::WirePlane::Create(config);
+    if (!wire.ok()) return wire.status();
+    d->wire_ = std::move(*wire);
+  }
+
   // Same-host data path: the attach socket and the pipe broker.
   absl::StatusOr<std::unique_ptr<session::SessionManager>> sessions =
       session::SessionManager::Create(config, d->rules_.get());
   if (!sessions.ok()) return sessions.status();
   d->sessions_ = std::move(*sessions);
   if (absl::Status s = d->sessions_->Start(); !s.ok()) return s;
-  d->data_plane_ = std::make_unique<SessionDataPlane>(d->sessions_.get());
+  d->data_plane_ = std::make_unique<SessionDataPlane>(d->sessions_.get(), d->wire_.get());
 
   absl::StatusOr<unsigned> mode = config::ParseSocketMode(config.control_socket_mode());
   if (!mode.ok()) return mode.status();
@@ -150,6 +158,8 @@ void Daemon::Shutdown() {
   // Control first (no rule changes after this), then the data path.
   if (control_ != nullptr) control_->Stop();
   if (sessions_ != nullptr) sessions_->Stop();
+  // Engines stopped, flows unsteered, XDP program detached.
+  if (wire_ != nullptr) wire_->Stop();
 }
 
 Daemon::~Daemon() {
@@ -158,6 +168,7 @@ Daemon::~Daemon() {
   service_.reset();
   data_plane_.reset();
   sessions_.reset();  // before rules_: it subscribed to the store
+  wire_.reset();
 }
 
 }  // namespace server

@@ -1,4 +1,5 @@
-// Daemon: the whole of offloadd — run-dir lock, rules, data plane, control
+// Daemon: the whole of offloadd — run-dir lock, rules, data plane (same-host
+// sessions, and the wire path when `interfaces` names NICs), control
 // service — and its signal-driven lifetime.
 //
 //   SIGTERM, SIGINT  clean shutdown: sessions closed, sockets removed
@@ -21,6 +22,7 @@
 #include "daemon/control/data_plane.h"
 #include "daemon/rules/rule_store.h"
 #include "daemon/session/session_manager.h"
+#include "daemon/wire/wire_plane.h"
 #include "offload/v1/config.pb.h"
 
 namespace offload {
@@ -48,6 +50,7 @@ class Daemon {
   UniqueFd lock_fd_;
   UniqueFd signal_fd_;
   std::unique_ptr<rules::RuleStore> rules_;
+  std::unique_ptr<wire::WirePlane> wire_;  // null: same-host offload only
   std::unique_ptr<session::SessionManager> sessions_;
   std::unique_ptr<control::DataPlane> data_plane_;
   control::PeerRegistry peers_;

@@ -1,7 +1,10 @@
-// SessionDataPlane: the control service's view of the same-host data path,
-// served by the SessionManager.
+// SessionDataPlane: the control service's view of the data path: sessions,
+// processes and thread toggles from the SessionManager (same-host path),
+// interfaces, engines and NIC queues from the WirePlane when the daemon
+// offloads interfaces (none otherwise: never made-up rows).
 //
-// Thread safety: forwards to SessionManager, whose methods are thread-safe.
+// Thread safety: forwards to SessionManager and WirePlane, whose methods
+// used here are thread-safe.
 
 #ifndef OFFLOAD_DAEMON_SERVER_SESSION_DATA_PLANE_H_
 #define OFFLOAD_DAEMON_SERVER_SESSION_DATA_PLANE_H_
@@ -12,14 +15,18 @@
 #include "daemon/control/data_plane.h"
 #include "daemon/session/session_manager.h"
 #include "daemon/shm/abi.h"
+#include "daemon/wire/wire_plane.h"
 
 namespace offload {
 namespace server {
 
 class SessionDataPlane : public control::DataPlane {
  public:
-  // `sessions` must outlive this object.
-  explicit SessionDataPlane(session::SessionManager* sessions) : sessions_(sessions) {}
+  // `sessions` and `wire` (null: no interface offloaded) must outlive this
+  // object.
+  explicit SessionDataPlane(session::SessionManager* sessions,
+                            const wire::WirePlane* wire = nullptr)
+      : sessions_(sessions), wire_(wire) {}
 
   uint32_t AbiVersion() const override { return shm::kAbiVersion; }
   std::vector<v1::Session> ListSessions() const override { return sessions_->ListSessions(); }
@@ -27,9 +34,15 @@ class SessionDataPlane : public control::DataPlane {
                                                          bool sockets) const override {
     return sessions_->GetStats(pid, sockets);
   }
-  std::vector<v1::EngineStats> GetEngineStats() const override { return {}; }
-  std::vector<v1::NicStats> GetNicStats() const override { return {}; }
-  std::vector<v1::InterfaceStatus> GetInterfaces() const override { return {}; }
+  std::vector<v1::EngineStats> GetEngineStats() const override {
+    return wire_ != nullptr ? wire_->EngineStats() : std::vector<v1::EngineStats>();
+  }
+  std::vector<v1::NicStats> GetNicStats() const override {
+    return wire_ != nullptr ? wire_->NicStats() : std::vector<v1::NicStats>();
+  }
+  std::vector<v1::InterfaceStatus> GetInterfaces() const override {
+    return wire_ != nullptr ? wire_->Interfaces() : std::vector<v1::InterfaceStatus>();
+  }
   absl::Status SetThreadOffload(uint32_t pid, uint32_t tid, bool offload) override {
     return sessions_->SetThreadOffload(pid, tid, offload);
   }
@@ -43,6 +56,7 @@ class SessionDataPlane : public control::DataPlane {
 
  private:
   session::SessionManager* const sessions_;
+  const wire::WirePlane* const wire_;
 };
 
 }  // namespace server
