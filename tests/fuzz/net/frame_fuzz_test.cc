@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "tests/fuzz/net/corpus_replay.h"
 #include "tests/testing/packet_builder.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size);
@@ -51,6 +52,11 @@ TEST(FrameFuzzTest, ReplaysSeedsAndMutations) {
     }
   }
   EXPECT_EQ(runs, 10000u);
+}
+
+TEST(FrameFuzzTest, ReplaysCheckedInCorpus) {
+  // Inputs libFuzzer found interesting (60 s runs), kept as regression seeds.
+  EXPECT_GT(fuzz::ReplayCorpus("tests/fuzz/net/corpus"), 10);
 }
 
 }  // namespace

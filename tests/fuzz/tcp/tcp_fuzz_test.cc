@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "tests/fuzz/net/corpus_replay.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size);
 
@@ -20,6 +21,11 @@ TEST(TcpFuzzReplayTest, RandomInputs) {
   }
   LLVMFuzzerTestOneInput(nullptr, 0);
   EXPECT_EQ(runs, 300);
+}
+
+TEST(TcpFuzzReplayTest, CheckedInCorpus) {
+  // CORPUS_DIR is set per target in BUILD.
+  EXPECT_GT(offload::fuzz::ReplayCorpus(CORPUS_DIR), 10);
 }
 
 }  // namespace
