@@ -258,6 +258,10 @@ TEST_F(WirePlaneTest, EngineTcpConnectsToKernelServerAndExchangesVerifiedBytes) 
     close(c);
   });
 
+  // Nobody knows b's MAC yet: the plane must have the kernel resolve it and
+  // feed the answer to the stack (the stack's own ARP replies go to the
+  // kernel, not to the engine).
+  Sh("ip -n " + veth_->ns_a() + " neigh flush dev va");
   // The local port is reserved in the kernel by a bound socket, as a
   // client's shadow socket would.
   int shadow = BoundSocket("", ParseIp(veth_->ip_a()), false);
@@ -335,6 +339,51 @@ TEST_F(WirePlaneTest, EngineTcpConnectsToKernelServerAndExchangesVerifiedBytes) 
 
   server.join();
   close(lfd);
+  close(shadow);
+}
+
+TEST_F(WirePlaneTest, RefusedConnectReportsErrorAndReleasesTheFlow) {
+  absl::StatusOr<std::unique_ptr<wire::WirePlane>> plane = wire::WirePlane::Create(VaConfig());
+  ASSERT_TRUE(plane.ok()) << plane.status();
+  wire::WirePlane& wp = **plane;
+  // A port in b that nobody listens on: bound then closed.
+  int probe = BoundSocket(veth_->ns_b(), ParseIp(veth_->ip_b()), false);
+  ASSERT_GE(probe, 0);
+  const uint16_t closed_port = LocalPort(probe);
+  close(probe);
+  int shadow = BoundSocket("", ParseIp(veth_->ip_a()), false);
+  ASSERT_GE(shadow, 0);
+  tcp::OwnedRing tx(4096), rx(4096);
+  RecordingListener listener;
+  wire::TcpConnectParams params;
+  params.remote_ip = ParseIp(veth_->ip_b());
+  params.remote_port = closed_port;
+  params.local_port = LocalPort(shadow);
+  params.tx = tx.memory();
+  params.rx = rx.memory();
+  params.listener = &listener;
+  absl::StatusOr<wire::WireFlow> flow = wp.ConnectTcp(params);
+  ASSERT_TRUE(flow.ok()) << flow.status();
+  uint32_t seen = listener.WaitFor(tcp::kEventClosed, std::chrono::milliseconds(10000));
+  EXPECT_TRUE(seen & tcp::kEventClosed) << "events " << seen;
+  EXPECT_FALSE(seen & tcp::kEventConnected);
+  EXPECT_EQ(listener.error(), ECONNREFUSED);
+  EXPECT_EQ(wp.ReleasedFlowsForTest(), 1u);
+  EXPECT_EQ(wp.NicStats()[0].steered_flows(), 0u);
+  // The control block was freed, not leaked (the next poll publishes it).
+  for (auto end = steady_clock::now() + kTimeout;
+       wp.EngineStats()[0].flows() != 0 && steady_clock::now() < end;) {
+    wp.Send(*flow);  // a command for a gone flow: ignored, but runs a loop
+    listener.WaitNext(listener.count(), std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(wp.EngineStats()[0].flows(), 0u);
+  // Invalid parameters are refused before anything is steered.
+  params.local_port = 0;
+  EXPECT_TRUE(absl::IsInvalidArgument(wp.ConnectTcp(params).status()));
+  params.local_port = LocalPort(shadow);
+  params.remote_ip = ParseIp("127.0.0.1");
+  EXPECT_TRUE(absl::IsNotFound(wp.ConnectTcp(params).status()));
+  EXPECT_EQ(wp.NicStats()[0].steered_flows(), 0u);
   close(shadow);
 }
 
