@@ -459,7 +459,8 @@ void SynSentInput(TcpContext* ctx, Tcb* tcb, const net::ParsedFrame& seg,
   tcb->irs = seg.seq;
   tcb->rcv_nxt = seg.seq + 1;
   tcb->last_ack_sent = tcb->rcv_nxt;
-  tcb->rcv_adv = tcb->rcv_nxt;
+  // The window offered in our SYN now has a left edge.
+  tcb->rcv_adv = tcb->rcv_nxt + tcb->rcv_wnd;
   NegotiateOptions(ctx, tcb, opts);
   if (f & kTcpAck) {
     tcb->snd_una = seg.ack;

@@ -33,8 +33,11 @@ uint16_t SelectWindow(Tcb* tcb, bool syn) {
   if (free > cur && free - cur >= thresh) wnd = free;
   uint32_t field;
   if (syn) {
-    // RFC 7323 2.2: the window field of a SYN is never scaled.
+    // RFC 7323 2.2: the window field of a SYN is never scaled. Like Linux
+    // (tcp_select_initial_window), offer a whole number of segments:
+    // 65535 -> 64240 with a 1460-byte MSS.
     field = std::min<uint32_t>(wnd, 65535);
+    if (field > tcb->adv_mss) field = field / tcb->adv_mss * tcb->adv_mss;
     wnd = field;
   } else {
     uint8_t ws = tcb->rcv_wscale;

@@ -164,10 +164,9 @@ void TcpClose(TcpContext* ctx, Tcb* tcb) {
   tcb->user_released = true;
   if (tcb->state == TcpState::kClosed) return;
   tcb->rx.RefreshHead();
-  // RFC 2525 2.17 / Linux: closing with unread data, or SO_LINGER {1, 0},
-  // resets the connection instead of a graceful FIN.
-  if (tcb->linger_zero || (tcb->rx.attached() && tcb->rx.used() > 0) ||
-      (tcb->peer_fin == false && tcb->ooo.size() > 0)) {
+  // RFC 2525 2.17 / Linux: closing with unread (in-order) data, or
+  // SO_LINGER {1, 0}, resets the connection instead of a graceful FIN.
+  if (tcb->linger_zero || (tcb->rx.attached() && tcb->rx.used() > 0)) {
     TcpAbort(ctx, tcb, 0);
     return;
   }

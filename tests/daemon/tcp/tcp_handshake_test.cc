@@ -19,7 +19,8 @@ TEST_F(HandshakeTest, Rfc9293_ActiveOpen_SendsSynWithLinuxOptionOrder) {
   TcpView syn = One();
   EXPECT_EQ(syn.f.tcp_flags, kTcpSyn);
   EXPECT_EQ(syn.f.ack, 0u);
-  EXPECT_EQ(syn.f.window, 65535);  // RFC 7323 2.2: SYN window never scaled
+  // RFC 7323 2.2: never scaled; Linux offers whole segments (44 * 1460).
+  EXPECT_EQ(syn.f.window, 64240);
   // Linux tcp_options_write order: MSS, SACK-permitted+TS, NOP+WS.
   ASSERT_EQ(syn.raw_options.size(), 20u);
   const std::vector<uint8_t>& o = syn.raw_options;
@@ -146,6 +147,27 @@ TEST_F(HandshakeTest, Rfc9293_SynReceived_DuplicateSyn_RetransmitsSynAck) {
   TcpView sa2 = One();
   EXPECT_EQ(sa2.f.tcp_flags, kTcpSyn | kTcpAck);
   EXPECT_EQ(sa2.f.seq, sa.f.seq);
+}
+
+TEST_F(HandshakeTest, Rfc6298_SynAckRetransmitted_ThenChildDroppedAfterSynackRetries) {
+  ASSERT_EQ(h_.s().TcpListen(0, 80, 16, 1, &listener_), 0);
+  our_port_ = 80;
+  peer_port_ = 40000;
+  h_.Inject(Seg(kTcpSyn, peer_iss_, 0));
+  TcpView sa = One();
+  int resent = 0;
+  for (int i = 0; i < 6; ++i) {
+    h_.Advance((1ull << i) * kSecNs);
+    for (auto& v : Out()) {
+      EXPECT_EQ(v.f.tcp_flags, kTcpSyn | kTcpAck);
+      EXPECT_EQ(v.f.seq, sa.f.seq);
+      ++resent;
+    }
+  }
+  EXPECT_EQ(resent, 5);  // tcp_synack_retries = 5, then the child is gone
+  EXPECT_EQ(h_.s().ActiveConnections(), 1u);
+  h_.Inject(Seg(kTcpAck, peer_iss_ + 1, sa.f.seq + 1));
+  EXPECT_TRUE(One().f.tcp_flags & kTcpRst);  // no SYN-RECEIVED state left
 }
 
 TEST_F(HandshakeTest, Rfc9293_ListenAck_SendsResetWithSeqEqualAck) {
@@ -310,10 +332,12 @@ TEST_F(HandshakeTest, Rfc7323_WindowScale_AppliedToPeerWindowsAfterSyn) {
   EXPECT_EQ(tcb().snd_wnd, 1000u);
   h_.Inject(PeerAck(100));
   EXPECT_EQ(tcb().snd_wnd, 12800u);
-  // Our own windows are scaled by the shift we announced.
+  // Our own windows are scaled by the shift we announced (1 for a 64 KiB
+  // ring): the 64240-byte window of the SYN is now sent as 32120 << 1.
+  EXPECT_EQ(tcb().rcv_wscale, 1);
   AppSend(10);
   TcpView d = One();
-  EXPECT_EQ(uint32_t{d.f.window} << tcb().rcv_wscale, 65536u - 0u);
+  EXPECT_EQ(d.f.window, 32120);
 }
 
 TEST_F(HandshakeTest, Rfc7323_WindowScaleAbove14_TreatedAs14) {
