@@ -260,7 +260,7 @@ bool AttachLocked() {
   if (g_regs == nullptr) g_regs = new std::unordered_map<uint32_t, Socket*>();
   g_events_seen.store(h->events_posted.load(std::memory_order_acquire));
   g_gen.fetch_add(1, std::memory_order_relaxed);
-  shm::RegisterFastSide();  // before any pipe exists (fence.h)
+  if (h->fence_mode == shm::kFenceAsymmetric) shm::EnableAsymmetricFences();  // before any pipe
   g_arena.store(h, std::memory_order_release);
   Log(3, "attached to offloadd (%s/engine.sock)", cfg.run_dir);
   return true;

@@ -28,6 +28,7 @@
 #include "client/fd_table.h"
 #include "client/libc.h"
 #include "client/ops.h"
+#include "daemon/shm/fence.h"
 #include "daemon/shm/wakeup.h"
 
 namespace offload {
@@ -147,7 +148,11 @@ int PollImpl(pollfd* fds, nfds_t n, int64_t timeout_ns, const sigset_t* sigmask)
     // Sleep: arm every offloaded fd, re-check, then the kernel.
     bool armed_ready = false;
     for (nfds_t i = 0; i < n; ++i) {
-      if (socks[i] != nullptr) armed_ready |= Arm(socks[i], fds[i].events);
+      if (socks[i] != nullptr) ArmFlags(socks[i], fds[i].events);
+    }
+    shm::HeavyFence();  // one for the whole set
+    for (nfds_t i = 0; i < n; ++i) {
+      if (socks[i] != nullptr) armed_ready |= ArmRecheck(socks[i], fds[i].events);
     }
     if (armed_ready) {
       for (nfds_t i = 0; i < n; ++i) {
@@ -455,7 +460,11 @@ int EpollWaitImpl(int epfd, epoll_event* events, int maxevents, int timeout_ms,
     bool ready = false;
     pthread_mutex_lock(&set->mu);
     for (auto& e : set->entries) {
-      if (!e.disabled && !e.s->closed) ready |= Arm(e.s, e.events);
+      if (!e.disabled && !e.s->closed) ArmFlags(e.s, e.events);
+    }
+    shm::HeavyFence();  // one for the whole set
+    for (auto& e : set->entries) {
+      if (!e.disabled && !e.s->closed) ready |= ArmRecheck(e.s, e.events);
     }
     pthread_mutex_unlock(&set->mu);
     if (!ready) {

@@ -77,6 +77,10 @@ uint32_t Events(Socket* s, bool kernel_ready, uint32_t want);
 // Need-wake-up handshake for a sleep waiting on `events` of `s`. Returns
 // true if `s` became ready meanwhile (do not sleep).
 bool Arm(Socket* s, uint32_t events);
+// Arm() in two halves for many sockets: all ArmFlags(), one
+// shm::HeavyFence(), then all ArmRecheck().
+void ArmFlags(Socket* s, uint32_t events);
+bool ArmRecheck(Socket* s, uint32_t events);
 void Disarm(Socket* s);
 // EPOLLET marks: change when new data arrives / space is freed.
 uint64_t RxMark(Socket* s);

@@ -12,6 +12,7 @@
 #include "client/config.h"
 #include "client/libc.h"
 #include "client/ops.h"
+#include "daemon/shm/fence.h"
 #include "daemon/shm/wakeup.h"
 
 namespace offload {
@@ -111,26 +112,47 @@ uint32_t Events(Socket* s, bool kernel_ready, uint32_t want) {
   }
 }
 
-bool Arm(Socket* s, uint32_t events) {
+void ArmFlags(Socket* s, uint32_t events) {
+  switch (s->path.load(std::memory_order_acquire)) {
+    case Path::kPipe:
+      if (events & (EPOLLIN | EPOLLRDNORM | EPOLLRDHUP)) s->rx.SetSleepFlag();
+      if ((events & (EPOLLOUT | EPOLLWRNORM)) && s->tx.Writable() == 0) s->tx.SetSleepFlag();
+      break;
+    case Path::kUdp:
+      for (InRing* r : s->in_rings) r->c.SetSleepFlag();
+      break;
+    default:
+      break;  // listeners: the daemon always kicks after an offer
+  }
+}
+
+bool ArmRecheck(Socket* s, uint32_t events) {
   switch (s->path.load(std::memory_order_acquire)) {
     case Path::kPipe: {
       bool ready = false;
       if (events & (EPOLLIN | EPOLLRDNORM | EPOLLRDHUP)) {
-        if (s->rx.PrepareSleep() != 0 || s->rx.Shut() != 0) ready = true;
+        if (s->rx.RecheckAfterFence() != 0 || s->rx.Shut() != 0) ready = true;
       }
-      if ((events & (EPOLLOUT | EPOLLWRNORM)) && s->tx.Writable() == 0) {
-        if (s->tx.PrepareSleep() != 0 || s->tx.ReaderClosed() != 0) ready = true;
+      if ((events & (EPOLLOUT | EPOLLWRNORM)) &&
+          (s->tx.RecheckAfterFence() != 0 || s->tx.ReaderClosed() != 0)) {
+        ready = true;
       }
       return ready;
     }
     case Path::kUdp: {
       bool ready = false;
-      for (InRing* r : s->in_rings) ready |= r->c.PrepareSleep();
+      for (InRing* r : s->in_rings) ready |= r->c.RecheckAfterFence();
       return ready || s->has_new_rings.load(std::memory_order_acquire);
     }
     default:
-      return false;  // listeners: the daemon always kicks after an offer
+      return false;
   }
+}
+
+bool Arm(Socket* s, uint32_t events) {
+  ArmFlags(s, events);
+  shm::HeavyFence();
+  return ArmRecheck(s, events);
 }
 
 void Disarm(Socket* s) {

@@ -24,6 +24,7 @@
 #include "absl/strings/str_cat.h"
 #include "daemon/common/errors.h"
 #include "daemon/session/session_internal.h"
+#include "daemon/shm/fence.h"
 #include "daemon/shm/wakeup.h"
 #include "spdlog/spdlog.h"
 
@@ -124,6 +125,10 @@ SessionManager::SessionManager(const offload::v1::DaemonConfig& config, rules::R
   const uint64_t cap = config.arena_bytes() == 0 ? (64ull << 20) : config.arena_bytes();
   while (max_sockets_ > 16 && shm::ArenaBytesFor(max_sockets_) > cap) max_sockets_ /= 2;
   arena_bytes_ = std::min<uint64_t>(cap, shm::ArenaBytesFor(max_sockets_));
+  const char* asym = getenv("OFFLOAD_ASYMMETRIC_FENCES");
+  fence_mode_ = asym != nullptr && std::string(asym) == "1" && shm::MembarrierAvailable()
+                    ? shm::kFenceAsymmetric
+                    : shm::kFenceFull;
 }
 
 SessionManager::~SessionManager() { Stop(); }
@@ -357,6 +362,7 @@ absl::Status SessionManager::HandleHello(Session* s, const Msg& m) {
   h->slots_offset = sizeof(shm::ArenaHeader);
   h->rcvbuf = pipe_capacity_;
   h->sndbuf = pipe_capacity_;
+  h->fence_mode = fence_mode_;
   h->log_level.store(static_cast<uint32_t>(shm::LogLevel::kInfo), std::memory_order_relaxed);
   for (const auto& [id, l] : listeners_) SetPortWord(h->tcp_ports, ntohs(l->port), true);
   for (const auto& [id, u] : udp_) SetPortWord(h->udp_ports, ntohs(u->port), true);

@@ -121,6 +121,7 @@ class SessionManager {
   uint32_t dgram_capacity_ = 0;
   uint32_t max_sockets_ = 0;
   uint64_t arena_bytes_ = 0;
+  uint32_t fence_mode_ = 0;  // shm::kFence*; OFFLOAD_ASYMMETRIC_FENCES=1 in the environment
 
   mutable absl::Mutex mu_;
   shm::UniqueFd listen_fd_ ABSL_GUARDED_BY(mu_);

@@ -127,6 +127,8 @@ struct alignas(kCacheLine) ArenaHeader {
   uint32_t max_sockets;    // number of SocketSlot entries
   uint64_t slots_offset;   // byte offset of SocketSlot[max_sockets]
   uint32_t rcvbuf, sndbuf; // default pipe ring sizes (power of two)
+  uint32_t fence_mode;     // kFenceFull or kFenceAsymmetric (fence.h), same for every process
+  uint32_t reserved0;
 
   // Daemon -> client, live.
   alignas(kCacheLine) std::atomic<uint64_t> events_posted;
@@ -146,6 +148,9 @@ struct alignas(kCacheLine) ArenaHeader {
   alignas(kCacheLine) ThreadTable threads;
   alignas(kCacheLine) PublishedRules rules;
 };
+
+inline constexpr uint32_t kFenceFull = 0;        // seq_cst fences on both sides
+inline constexpr uint32_t kFenceAsymmetric = 1;  // compiler barrier + membarrier (fence.h)
 
 inline bool PortBit(const std::atomic<uint64_t>* words, uint16_t port_host) {
   return (words[port_host >> 6].load(std::memory_order_acquire) >> (port_host & 63)) & 1;

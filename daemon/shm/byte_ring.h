@@ -80,10 +80,16 @@ class ByteRingProducer {
   // Returns the free space seen after setting it: non-zero means do not
   // sleep.
   size_t PrepareSleep() {
-    // Slow side of the handshake; pairs with the consumer's head store +
-    // LightFence + flag load in Consume().
-    idx_->writer_needs_wakeup.store(1, std::memory_order_seq_cst);
+    SetSleepFlag();
     HeavyFence();
+    return RecheckAfterFence();
+  }
+  // PrepareSleep() in two halves, so a caller arming many rings pays one
+  // HeavyFence() between all the flag stores and all the re-checks.
+  // Slow side of the handshake; pairs with the consumer's head store +
+  // LightFence + flag load in Consume().
+  void SetSleepFlag() { idx_->writer_needs_wakeup.store(1, std::memory_order_seq_cst); }
+  size_t RecheckAfterFence() {
     cached_head_ = idx_->head.load(std::memory_order_seq_cst);
     return capacity_ - (tail_ - cached_head_);
   }
@@ -177,10 +183,15 @@ class ByteRingConsumer {
   // readable after setting it (non-zero: do not sleep) — the caller must
   // also re-check Shut() after this.
   size_t PrepareSleep() {
-    // Slow side of the handshake; pairs with the producer's tail store +
-    // LightFence + flag load in Commit()/Shut().
-    idx_->reader_needs_wakeup.store(1, std::memory_order_seq_cst);
+    SetSleepFlag();
     HeavyFence();
+    return RecheckAfterFence();
+  }
+  // PrepareSleep() in two halves (one HeavyFence() for many rings).
+  // Slow side of the handshake; pairs with the producer's tail store +
+  // LightFence + flag load in Commit()/Shut().
+  void SetSleepFlag() { idx_->reader_needs_wakeup.store(1, std::memory_order_seq_cst); }
+  size_t RecheckAfterFence() {
     cached_tail_ = idx_->tail.load(std::memory_order_seq_cst);
     return cached_tail_ - head_;
   }

@@ -148,8 +148,13 @@ class DgramConsumer {
   // Need-wake-up handshake (abi.h RingIndexes). Returns true if data
   // arrived meanwhile (do not sleep).
   bool PrepareSleep() {
-    hdr_->idx.reader_needs_wakeup.store(1, std::memory_order_seq_cst);
+    SetSleepFlag();
     HeavyFence();  // slow side; pairs with Push()'s LightFence
+    return RecheckAfterFence();
+  }
+  // PrepareSleep() in two halves (one HeavyFence() for many rings).
+  void SetSleepFlag() { hdr_->idx.reader_needs_wakeup.store(1, std::memory_order_seq_cst); }
+  bool RecheckAfterFence() {
     cached_tail_ = hdr_->idx.tail.load(std::memory_order_seq_cst);
     return cached_tail_ != head_;
   }

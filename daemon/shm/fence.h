@@ -10,12 +10,15 @@
 // membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED): a full barrier on every CPU
 // running a registered process (liburcu / folly asymmetric-fence scheme).
 //
-// Correct in every mix: a process that could not register (old kernel,
-// seccomp) uses real fences on its fast side; HeavyFence() always issues the
-// membarrier when the kernel has it, whether or not the caller registered.
+// The mode is chosen once by the daemon for all its processes
+// (ArenaHeader::fence_mode): full fences by default — on virtual machines an
+// IPI-based membarrier costs more than it saves for request/response loads —
+// asymmetric with OFFLOAD_ASYMMETRIC_FENCES=1 in offloadd's environment.
+// Correct in every mix: a process that could not register (seccomp, a forked
+// child) keeps real fences on its fast side, and in asymmetric mode every
+// slow side issues the membarrier whether or not it registered itself.
 //
-// Thread safety: any thread. RegisterFastSide() per process (again after
-// fork: registrations are not inherited).
+// Thread safety: any thread. EnableAsymmetricFences() per process.
 
 #ifndef OFFLOAD_DAEMON_SHM_FENCE_H_
 #define OFFLOAD_DAEMON_SHM_FENCE_H_
@@ -29,31 +32,30 @@
 namespace offload {
 namespace shm {
 
-// 1: this process is a membarrier target (fast side may skip the fence).
+// 1: this process is a membarrier target (its fast side may skip the fence).
 inline std::atomic<int> g_fast_side_registered{0};
-// 1: the kernel has MEMBARRIER_CMD_GLOBAL_EXPEDITED; -1: unknown yet.
-inline std::atomic<int> g_heavy_available{-1};
+// 1: the slow side issues membarrier(GLOBAL_EXPEDITED). Chosen by the daemon
+// for every attached process (ArenaHeader::fence_mode), so all peers agree.
+inline std::atomic<int> g_heavy_membarrier{0};
 
-inline bool HeavyAvailable() {
-  int v = g_heavy_available.load(std::memory_order_relaxed);
-  if (v < 0) {
-    const long q = syscall(SYS_membarrier, MEMBARRIER_CMD_QUERY, 0, 0);
-    v = (q > 0 && (q & MEMBARRIER_CMD_GLOBAL_EXPEDITED)) ? 1 : 0;
-    g_heavy_available.store(v, std::memory_order_relaxed);
-  }
-  return v == 1;
+// True if the kernel has MEMBARRIER_CMD_GLOBAL_EXPEDITED.
+inline bool MembarrierAvailable() {
+  const long q = syscall(SYS_membarrier, MEMBARRIER_CMD_QUERY, 0, 0);
+  return q > 0 && (q & MEMBARRIER_CMD_GLOBAL_EXPEDITED);
 }
 
-// Registers the calling process as a target of the slow side's membarrier.
-// Returns true when the fast side may use compiler barriers only.
-inline bool RegisterFastSide() {
-  const bool ok = HeavyAvailable() &&
-                  syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED, 0, 0) == 0;
+// Asymmetric mode for this process: the slow side issues membarrier and,
+// if registration works, the fast side drops its fence. Returns true if the
+// fast side is registered.
+inline bool EnableAsymmetricFences() {
+  g_heavy_membarrier.store(1, std::memory_order_release);
+  const bool ok = syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED, 0, 0) == 0;
   g_fast_side_registered.store(ok ? 1 : 0, std::memory_order_release);
   return ok;
 }
 
-// Forgets the registration (a forked child is not registered).
+// Full fences on the fast side (a forked child: registrations are not
+// inherited; the slow-side mode is kept).
 inline void ForgetFastSide() { g_fast_side_registered.store(0, std::memory_order_release); }
 
 // Fast side: between the index store and the flag load.
@@ -68,7 +70,9 @@ inline void LightFence() {
 // Slow side: between the flag store and the index re-check.
 inline void HeavyFence() {
   std::atomic_thread_fence(std::memory_order_seq_cst);
-  if (HeavyAvailable()) (void)syscall(SYS_membarrier, MEMBARRIER_CMD_GLOBAL_EXPEDITED, 0, 0);
+  if (g_heavy_membarrier.load(std::memory_order_relaxed) == 1) {
+    (void)syscall(SYS_membarrier, MEMBARRIER_CMD_GLOBAL_EXPEDITED, 0, 0);
+  }
 }
 
 }  // namespace shm

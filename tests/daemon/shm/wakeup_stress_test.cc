@@ -74,9 +74,11 @@ long PingPong(ByteRingProducer* p, ByteRingConsumer* c, int my_efd, int peer_efd
 
 void RunPingPongs(bool asymmetric) {
   if (asymmetric) {
-    ASSERT_TRUE(RegisterFastSide()) << "kernel without MEMBARRIER_CMD_GLOBAL_EXPEDITED";
+    ASSERT_TRUE(MembarrierAvailable()) << "kernel without MEMBARRIER_CMD_GLOBAL_EXPEDITED";
+    ASSERT_TRUE(EnableAsymmetricFences());
   } else {
     ForgetFastSide();
+    g_heavy_membarrier.store(0);
   }
   UniqueFd mem(memfd_create("wakeup_stress", MFD_CLOEXEC));
   ASSERT_TRUE(mem.valid());
@@ -94,7 +96,7 @@ void RunPingPongs(bool asymmetric) {
   const pid_t child = fork();
   ASSERT_GE(child, 0);
   if (child == 0) {
-    if (asymmetric) RegisterFastSide();  // not inherited across fork
+    if (asymmetric) EnableAsymmetricFences();  // registration is not inherited
     ByteRingProducer p;
     ByteRingConsumer c;
     p.Init(&hdr->dir[1], base + PipeDataOffset(1, kCap), kCap);
