@@ -71,6 +71,7 @@ struct TcpConfig {
   bool timestamps = true;                    // RFC 7323
   bool sack = true;                          // RFC 2018
   bool dsack = true;                         // RFC 2883
+  bool tlp = true;                           // RFC 8985 7 tail loss probe (Linux default)
   uint32_t dupthresh = 3;                    // RFC 5681 / 6675 DupThresh
   uint32_t challenge_ack_limit = 1000;       // per second (RFC 5961 7)
   const CcOps* cc = &kCubicOps;              // Linux default
@@ -86,6 +87,7 @@ struct TcpCounters {
   uint64_t sack_recoveries = 0;
   uint64_t newreno_recoveries = 0;
   uint64_t rto_timeouts = 0;
+  uint64_t tail_loss_probes = 0;
   uint64_t active_opens = 0;
   uint64_t passive_opens = 0;
   uint64_t established = 0;
@@ -257,6 +259,10 @@ struct Tcb {
   timer::TimerNode timer;
   uint64_t rtx_deadline = 0;       // retransmission or persist
   bool persist = false;            // rtx_deadline is the persist timer
+  bool tlp_armed = false;          // rtx_deadline is a loss probe timeout (PTO)
+  bool tlp_pending = false;        // send a tail loss probe now
+  uint32_t tlp_high_seq = 0;       // RFC 8985 TLP.end_seq (0: none in flight)
+  bool tlp_in_flight = false;
   uint32_t persist_backoff = 0;
   uint64_t delack_deadline = 0;
   uint64_t keepalive_deadline = 0;

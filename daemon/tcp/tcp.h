@@ -101,6 +101,7 @@ void EnterState(TcpContext* ctx, Tcb* tcb, TcpState s);
 void CloseConnection(TcpContext* ctx, Tcb* tcb, int error);
 void UpdateRto(TcpContext* ctx, Tcb* tcb, int64_t rtt_us);
 void RestartRtxTimer(TcpContext* ctx, Tcb* tcb);
+void MaybeArmProbe(TcpContext* ctx, Tcb* tcb);
 uint32_t TsNow(const TcpContext* ctx, const Tcb* tcb);
 uint32_t ReceiveWindow(const Tcb* tcb);
 void ScheduleAck(TcpContext* ctx, Tcb* tcb, bool now);

@@ -66,11 +66,50 @@ void UpdateRto(TcpContext* ctx, Tcb* tcb, int64_t r) {
   tcb->rto_ns = std::min(rto, ctx->cfg->rto_max_ns);
 }
 
+// RFC 8985 7.2 (as Linux: with SACK, in the Open state, one probe at a
+// time): returns the probe timeout PTO = 2 * SRTT (at least 10 ms; plus the
+// worst-case delayed ACK when one segment is in flight), or 0 if no probe
+// may be scheduled now.
+uint64_t ProbeTimeout(const TcpContext* ctx, const Tcb* tcb) {
+  if (!ctx->cfg->tlp || !tcb->sack_ok || tcb->in_recovery || tcb->ca_state != 0 ||
+      tcb->tlp_in_flight || tcb->srtt_us <= 0 || tcb->backoff != 0 ||
+      tcb->snd_una == tcb->snd_max) {
+    return 0;
+  }
+  if (tcb->state != TcpState::kEstablished && tcb->state != TcpState::kCloseWait &&
+      tcb->state != TcpState::kFinWait1 && tcb->state != TcpState::kLastAck) {
+    return 0;
+  }
+  uint64_t srtt_ns = static_cast<uint64_t>(tcb->srtt_us) * 1000;
+  uint64_t pto = std::max<uint64_t>(2 * srtt_ns, 10 * kMs);
+  if (tcb->snd_max - tcb->snd_una <= tcb->snd_mss) {
+    pto = std::max<uint64_t>(pto, srtt_ns + srtt_ns / 2 + 200 * kMs);
+  }
+  return pto;
+}
+
+void MaybeArmProbe(TcpContext* ctx, Tcb* tcb) {
+  if (tcb->persist || tcb->tlp_armed) return;
+  uint64_t pto = ProbeTimeout(ctx, tcb);
+  if (pto != 0 && (tcb->rtx_deadline == 0 || ctx->now_ns + pto < tcb->rtx_deadline)) {
+    tcb->tlp_armed = true;
+    tcb->rtx_deadline = ctx->now_ns + pto;
+    TcpArmTimer(ctx, tcb);
+  }
+}
+
 void RestartRtxTimer(TcpContext* ctx, Tcb* tcb) {
-  // RFC 6298 5.1/5.3: (re)start the timer to expire after RTO, with backoff.
+  // RFC 6298 5.1/5.3: (re)start the timer to expire after RTO, with backoff;
+  // a loss probe timeout goes first when it is shorter (RFC 8985 7.2).
   uint64_t rto = tcb->rto_ns << std::min<uint32_t>(tcb->backoff, 20);
   rto = std::min(rto, ctx->cfg->rto_max_ns);
   tcb->persist = false;
+  tcb->tlp_armed = false;
+  uint64_t pto = ProbeTimeout(ctx, tcb);
+  if (pto != 0 && pto < rto) {
+    tcb->tlp_armed = true;
+    rto = pto;
+  }
   tcb->rtx_deadline = ctx->now_ns + rto;
   TcpArmTimer(ctx, tcb);
 }
@@ -254,6 +293,8 @@ bool ProcessAck(TcpContext* ctx, Tcb* tcb, const net::ParsedFrame& seg,
     }
     tcb->snd_una = ack;
     if (SeqLt(tcb->snd_nxt, ack)) tcb->snd_nxt = ack;
+    // RFC 8985 7.4: the probe's episode ends once its data is acknowledged.
+    if (tcb->tlp_in_flight && SeqGeq(ack, tcb->tlp_high_seq)) tcb->tlp_in_flight = false;
     if (SeqLt(tcb->high_rxt, ack)) tcb->high_rxt = ack;
     tcb->bytes_acked += acked;
     tcb->scoreboard.RemoveBelow(ack);
@@ -284,7 +325,10 @@ bool ProcessAck(TcpContext* ctx, Tcb* tcb, const net::ParsedFrame& seg,
       }
     } else if (tcb->state != TcpState::kSynReceived) {
       tcb->cc->cong_avoid(tcb, acked, ctx->now_ns);
-      if (tcb->ca_state == 4) tcb->ca_state = 0;  // leave TCP_CA_Loss
+      // Leave TCP_CA_Loss, and TCP_CA_Disorder once nothing is SACKed.
+      if (tcb->ca_state == 4 || (tcb->ca_state == 1 && tcb->scoreboard.empty())) {
+        tcb->ca_state = 0;
+      }
     }
     tcb->dupacks = 0;
     if (tcb->snd_una == tcb->snd_max) {
@@ -317,6 +361,9 @@ bool ProcessAck(TcpContext* ctx, Tcb* tcb, const net::ParsedFrame& seg,
     }
     if (lost) EnterRecovery(ctx, tcb);
   }
+  // A loss probe is only allowed in the Open state (RFC 8985 7.2 / Linux
+  // tcp_schedule_loss_probe): once SACKs or dupacks arrive, the RTO guards.
+  if (tcb->tlp_armed && ProbeTimeout(ctx, tcb) == 0) RestartRtxTimer(ctx, tcb);
   return true;
 }
 

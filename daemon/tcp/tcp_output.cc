@@ -203,8 +203,13 @@ size_t SendData(TcpContext* ctx, Tcb* tcb, uint8_t* buf, uint32_t seq, uint32_t 
   }
   if (fin) tcb->fin_sent = true;
   if (SeqGt(end, tcb->snd_max)) tcb->snd_max = end;
-  // RFC 6298 5.1: start the timer when sending data if it is not running.
-  if (tcb->rtx_deadline == 0 || tcb->persist) RestartRtxTimer(ctx, tcb);
+  // RFC 6298 5.1: start the timer when sending data if it is not running;
+  // new data in flight may allow an earlier loss probe (RFC 8985 7.2).
+  if (tcb->rtx_deadline == 0 || tcb->persist) {
+    RestartRtxTimer(ctx, tcb);
+  } else if (!retransmit) {
+    MaybeArmProbe(ctx, tcb);
+  }
   return n;
 }
 
@@ -342,6 +347,23 @@ size_t TcpOutput(TcpContext* ctx, Tcb* tcb, uint8_t* buf, size_t cap) {
     tcb->force_rtx = false;
     size_t n = RetransmitHead(ctx, tcb, buf);
     if (n > 0) return n;
+  }
+  if (tcb->tlp_pending) {
+    // RFC 8985 7.3: new data if the window allows, else the highest segment.
+    tcb->tlp_pending = false;
+    size_t n = TrySendNext(ctx, tcb, buf, ~0u, true);
+    if (n > 0) {
+      tcb->tlp_high_seq = tcb->snd_max;
+      return n;
+    }
+    uint32_t data_end = SeqMin(tcb->snd_max, tcb->DataEndSeq());
+    if (SeqGt(data_end, tcb->snd_una) || tcb->fin_sent) {
+      uint32_t start = SeqGt(data_end, tcb->snd_una + tcb->snd_mss) ? data_end - tcb->snd_mss
+                                                                    : tcb->snd_una;
+      uint32_t end;
+      n = SendData(ctx, tcb, buf, start, data_end - start, &end);
+      if (n > 0) return n;
+    }
   }
   size_t n = 0;
   if (tcb->sack_recovery) {

@@ -55,6 +55,18 @@ void OnRetransmitTimeout(TcpContext* ctx, Tcb* tcb) {
     return;
   }
   if (tcb->snd_una == tcb->snd_max) return;  // nothing outstanding
+  if (tcb->tlp_armed) {
+    // RFC 8985 7.3: the probe timeout fired: send one probe segment (new
+    // data if possible, else the last segment) and fall back to the RTO.
+    tcb->tlp_armed = false;
+    tcb->tlp_pending = true;
+    tcb->tlp_in_flight = true;
+    tcb->tlp_high_seq = tcb->snd_max;
+    ctx->ctr->tail_loss_probes++;
+    RestartRtxTimer(ctx, tcb);
+    ctx->host->ScheduleOutput(tcb);
+    return;
+  }
   // RFC 5482 / Linux tcp_retries2: give up.
   bool user_expired = UserTimeout(tcb) != 0 &&
                       ctx->now_ns - tcb->una_since_ns >= UserTimeout(tcb);
@@ -81,6 +93,8 @@ void OnRetransmitTimeout(TcpContext* ctx, Tcb* tcb) {
   tcb->recover = tcb->snd_max;  // RFC 6582 4.1
   tcb->high_rxt = tcb->snd_una;
   tcb->rtt_timing = false;
+  tcb->tlp_in_flight = false;
+  tcb->tlp_pending = false;
   // Go back: retransmit from SND.UNA (SACKed ranges are skipped on output).
   tcb->snd_nxt = tcb->snd_una;
   tcb->force_rtx = true;

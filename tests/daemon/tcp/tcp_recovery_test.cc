@@ -134,6 +134,7 @@ TEST_F(RecoveryTest, Rfc6675_AfterRto_SackedDataIsSkipped) {
   SendWindow();
   h_.Inject(SackAck(una_, una_ + 2 * kMss, una_ + 3 * kMss));  // one block
   Out();
+  ASSERT_EQ(tcb().ca_state, 1);  // Disorder: no loss probe, the RTO is armed
   h_.Advance(tcb().rtx_deadline - h_.now());
   std::vector<TcpView> v = Out();
   ASSERT_EQ(v.size(), 1u);
@@ -144,6 +145,46 @@ TEST_F(RecoveryTest, Rfc6675_AfterRto_SackedDataIsSkipped) {
   ASSERT_GE(w.size(), 2u);
   EXPECT_EQ(w[0].f.seq, una_ + kMss);
   EXPECT_EQ(w[1].f.seq, una_ + 3 * kMss);
+}
+
+TEST_F(RecoveryTest, Rfc8985_TailLossProbe_SendsLastSegmentAfterPto) {
+  PeerOptions po;
+  po.sack = true;
+  ActiveOpen(po);
+  // Give the connection an RTT sample of 20 ms.
+  AppSend(100);
+  Out();
+  h_.Advance(20 * kMsNs);
+  snd_ += 100;
+  h_.Inject(PeerAck());
+  SendWindow();
+  ASSERT_TRUE(tcb().tlp_armed);
+  uint64_t pto = tcb().rtx_deadline - h_.now();
+  EXPECT_GE(pto, 2 * static_cast<uint64_t>(tcb().srtt_us) * 1000);
+  EXPECT_LT(pto, tcb().rto_ns);
+  h_.Advance(pto);
+  TcpView probe = One();
+  EXPECT_EQ(probe.f.seq, una_ + 9 * kMss);  // the highest segment again
+  EXPECT_EQ(probe.f.payload_len, kMss);
+  EXPECT_EQ(h_.s().tcp_counters().tail_loss_probes, 1u);
+  // The probe's SACK exposes the loss of the first segment: fast recovery.
+  h_.Inject(SackAck(una_, una_ + 9 * kMss, una_ + 10 * kMss));
+  h_.Inject(SackAck(una_, una_ + kMss, una_ + 10 * kMss));
+  std::vector<TcpView> v = Out();
+  ASSERT_GE(v.size(), 1u);
+  EXPECT_EQ(v[0].f.seq, una_);
+  EXPECT_TRUE(tcb().in_recovery);
+}
+
+TEST_F(RecoveryTest, Rfc8985_NoProbeWithoutSack) {
+  ActiveOpen();
+  AppSend(100);
+  Out();
+  h_.Advance(20 * kMsNs);
+  snd_ += 100;
+  h_.Inject(PeerAck());
+  SendWindow();
+  EXPECT_FALSE(tcb().tlp_armed);
 }
 
 TEST_F(RecoveryTest, Rfc2883_DsackBlock_CountedNotTreatedAsSack) {
