@@ -23,6 +23,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <functional>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -178,6 +179,7 @@ class KernelInteropTest : public ::testing::Test {
                              reinterpret_cast<sockaddr*>(&from), &fl);
         if (n <= 0) break;
         if (from.sll_pkttype == PACKET_OUTGOING) continue;
+        if (drop_ > 0 && coin_(rng_) < drop_) continue;  // injected loss (from Linux)
         stack::RxFrame f{rx.data(), static_cast<uint32_t>(n)};
         stack_->ProcessRx(&f, 1, MonoNs());
       }
@@ -193,6 +195,7 @@ class KernelInteropTest : public ::testing::Test {
         for (int i = 0; i < 32; ++i) tx[i] = stack::TxFrame{txb[i].data(), 2048, 0};
         size_t n = stack_->PollTx(tx, 32, MonoNs());
         for (size_t i = 0; i < n; ++i) {
+          if (drop_ > 0 && coin_(rng_) < drop_) continue;  // injected loss (to Linux)
           if (send(sock_, tx[i].data, tx[i].len, 0) < 0) {
             pollfd w{sock_, POLLOUT, 0};
             poll(&w, 1, 10);
@@ -213,6 +216,12 @@ class KernelInteropTest : public ::testing::Test {
   std::vector<stack::FlowEvent> events_;
   std::vector<pid_t> pids_;
   std::vector<int> fds_;
+  double drop_ = 0;  // probability of dropping a frame in either direction
+  std::mt19937_64 rng_{12345};
+  std::uniform_real_distribution<double> coin_{0.0, 1.0};
+
+  // Sends `bytes` through the Linux echo server and verifies every byte.
+  void EchoThroughLinux(uint64_t bytes);
 };
 
 constexpr char kEchoServer[] = R"(
@@ -234,7 +243,7 @@ c.close()
 print('echoed', n, flush=True)
 )";
 
-TEST_F(KernelInteropTest, OffloadClient_LinuxEchoServer_BytesVerified) {
+void KernelInteropTest::EchoThroughLinux(uint64_t kBytes) {
   int out;
   pid_t srv = Spawn(peer_, kEchoServer, &out);
   ASSERT_GT(srv, 0);
@@ -242,7 +251,6 @@ TEST_F(KernelInteropTest, OffloadClient_LinuxEchoServer_BytesVerified) {
   fds_.push_back(out);
   ASSERT_EQ(ReadLine(out, 10000), "ready");
 
-  constexpr uint64_t kBytes = 4 << 20;
   tcp::OwnedRing tx(1 << 18), rx(1 << 18);
   stack::FlowId flow;
   ASSERT_EQ(stack_->TcpConnect(Ip("198.18.1.2"), 5001, 0, tx.memory(), rx.memory(), 1, &flow), 0);
@@ -277,6 +285,16 @@ TEST_F(KernelInteropTest, OffloadClient_LinuxEchoServer_BytesVerified) {
             TCPI_OPT_TIMESTAMPS | TCPI_OPT_SACK | TCPI_OPT_WSCALE);
   EXPECT_EQ(info.tcpi_snd_mss, 1448u);
   stack_->TcpClose(flow);
+}
+
+TEST_F(KernelInteropTest, OffloadClient_LinuxEchoServer_BytesVerified) { EchoThroughLinux(4 << 20); }
+
+// 2% of frames dropped in each direction: our SACK/TLP/RTO recovery against
+// Linux's, and Linux's against ours.
+TEST_F(KernelInteropTest, OffloadClient_LinuxEchoServer_TwoPercentLoss) {
+  drop_ = 0.02;
+  EchoThroughLinux(2 << 20);
+  EXPECT_GT(stack_->tcp_counters().retrans_segs, 0u);
 }
 
 constexpr char kClient[] = R"(
