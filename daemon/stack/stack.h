@@ -12,6 +12,17 @@
 // timer wheel are allocated by Create() from the config (max_concurrency,
 // max_udp_endpoints, max_num_buffers); the per-packet paths never allocate.
 //
+// Flow lifecycle: a TCP handle (from TcpConnect, TcpListen or TcpAccept) stays
+// valid until the application releases it with TcpClose or TcpAbort, even
+// after kEventClosed (whose FlowEvent::error says why: 0, ECONNREFUSED,
+// ECONNRESET, ETIMEDOUT). After TcpClose the protocol finishes in the
+// background (FIN, TIME-WAIT) and the control block is recycled by the Stack;
+// rings from a BufferProvider are handed back through ReleaseRings. Children
+// that die before accept() are recycled silently.
+//
+// Events are coalesced per flow (one FlowEvent with all bits that happened
+// since the last PollEvents); kEventAcceptable means "accept until EAGAIN".
+//
 // Thread safety: NOT thread-safe. A Stack belongs to one engine thread; every
 // method must be called on that thread. Other threads talk to it through the
 // engine's queues.

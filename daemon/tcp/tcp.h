@@ -102,11 +102,18 @@ void CloseConnection(TcpContext* ctx, Tcb* tcb, int error);
 void UpdateRto(TcpContext* ctx, Tcb* tcb, int64_t rtt_us);
 void RestartRtxTimer(TcpContext* ctx, Tcb* tcb);
 void MaybeArmProbe(TcpContext* ctx, Tcb* tcb);
+// RFC 8985 7.2 probe timeout, or 0 when no loss probe may be scheduled.
+uint64_t ProbeTimeout(const TcpContext* ctx, const Tcb* tcb);
 uint32_t TsNow(const TcpContext* ctx, const Tcb* tcb);
 uint32_t ReceiveWindow(const Tcb* tcb);
 void ScheduleAck(TcpContext* ctx, Tcb* tcb, bool now);
 void EnterTimeWait(TcpContext* ctx, Tcb* tcb);
 bool ChallengeAckAllowed(TcpContext* ctx);
+// RFC 9293 3.10.7.4 fifth step for synchronized states: returns false if the
+// segment must be dropped.
+bool ProcessAck(TcpContext* ctx, Tcb* tcb, const net::ParsedFrame& seg, const TcpOptions& opts);
+// Send-window update (SND.WL1/SND.WL2 rule).
+void UpdateWindow(TcpContext* ctx, Tcb* tcb, const net::ParsedFrame& seg);
 }  // namespace internal
 
 }  // namespace offload::tcp

@@ -1,0 +1,213 @@
+// Stack receive path: frame validation and dispatch to ARP, TCP (connections
+// and listeners, RFC 9293 3.10.7.1-2) and UDP (RFC 768) demultiplexing.
+#include <cstring>
+
+#include "daemon/stack/stack.h"
+
+namespace offload::stack {
+
+using tcp::Tcb;
+using tcp::TcpState;
+
+// ---------------------------------------------------------------------------
+// Receive
+
+void Stack::ProcessRx(const RxFrame* frames, size_t n, uint64_t now_ns) {
+  SetNow(now_ns);
+  for (size_t i = 0; i < n; ++i) {
+    counters_.rx_frames++;
+    net::ParsedFrame f;
+    net::ParseStatus st = net::ParseFrame(frames[i].data, frames[i].len,
+                                          config_.verify_rx_checksum, &f);
+    if (st != net::ParseStatus::kOk) {
+      counters_.rx_parse_drops[static_cast<size_t>(st)]++;
+      if (st == net::ParseStatus::kBadIpChecksum || st == net::ParseStatus::kBadL4Checksum) {
+        counters_.rx_checksum_errors++;
+      }
+      if (st == net::ParseStatus::kIpFragment) counters_.rx_ip_fragments++;
+      continue;
+    }
+    if (f.dst_mac != config_.local_mac && !f.dst_mac.IsBroadcast() && !f.dst_mac.IsMulticast()) {
+      counters_.rx_not_for_us++;
+      continue;
+    }
+    if (f.arp != nullptr) {
+      HandleArp(f);
+    } else if (f.protocol == net::kIpProtoTcp) {
+      HandleTcp(f);
+    } else if (f.protocol == net::kIpProtoUdp) {
+      HandleUdp(f);
+    }
+  }
+}
+
+void Stack::HandleArp(const net::ParsedFrame& f) {
+  counters_.arp_in++;
+  const net::ArpPacket* a = f.arp;
+  uint32_t spa = net::Load32(a->spa);
+  uint32_t tpa = net::Load32(a->tpa);
+  net::MacAddr sha;
+  std::memcpy(sha.b, a->sha, 6);
+  const bool for_us = tpa == config_.local_ip;
+  bool resolved = false;
+  // RFC 826 packet reception: merge the sender into an existing entry; add
+  // it if we are the target. ARP probes (sender 0.0.0.0) are not merged.
+  if (spa != 0 && !sha.IsMulticast() && spa != config_.local_ip) {
+    resolved = arp_.Update(spa, sha, now_ns_, for_us);
+  }
+  if (for_us && net::Load16(a->oper) == net::kArpRequest) {
+    uint32_t fr = pool_.Alloc();
+    if (fr == FramePool::kNone) {
+      counters_.tx_no_buffer++;
+    } else {
+      pool_.len(fr) = static_cast<uint32_t>(net::BuildArpFrame(
+          pool_.data(fr), net::kArpReply, sha, config_.local_mac, config_.local_ip, sha, spa));
+      arp_.mutable_counters().replies_sent++;
+      QueueControl(fr);
+    }
+  }
+  if (resolved) OnNeighborResolved(spa);
+}
+
+void Stack::SendRstForSegment(const net::ParsedFrame& f) {
+  uint32_t fr = pool_.Alloc();
+  if (fr == FramePool::kNone) {
+    counters_.tx_no_buffer++;
+    return;
+  }
+  size_t len = tcp::BuildResetForSegment(f, config_.local_mac, pool_.data(fr), pool_.frame_size());
+  if (len == 0) {
+    pool_.Free(fr);
+    return;
+  }
+  pool_.len(fr) = static_cast<uint32_t>(len);
+  tcp_ctr_.resets_sent++;
+  QueueControl(fr);
+}
+
+void Stack::HandleTcp(const net::ParsedFrame& f) {
+  if (!IsLocalAddress(f.dst_ip)) {
+    counters_.rx_not_for_us++;  // TCP never to broadcast/multicast (RFC 1122 4.2.3.10)
+    return;
+  }
+  uint32_t idx = conns_.Find(TupleKey{f.dst_ip, f.src_ip, f.dst_port, f.src_port});
+  if (idx != net::IndexMap<TupleKey>::kNone) {
+    Tcb* t = &tcbs_[idx];
+    TcpState prior = t->state;
+    tcp::TcpInput(&ctx_, t, f);
+    // A SYN that ended a TIME-WAIT goes on to the listener (RFC 6191).
+    if (!(prior == TcpState::kTimeWait && t->state == TcpState::kClosed &&
+          (f.tcp_flags & net::kTcpSyn))) {
+      return;
+    }
+  }
+  uint32_t l = listeners_.Find(ListenKey{f.dst_ip, f.dst_port});
+  if (l == net::IndexMap<ListenKey>::kNone) l = listeners_.Find(ListenKey{0, f.dst_port});
+  if (l != net::IndexMap<ListenKey>::kNone) {
+    HandleListen(&tcbs_[l], f);
+    return;
+  }
+  // RFC 9293 3.10.7.1 CLOSED: answer anything but a RST with a RST.
+  tcp_ctr_.segs_in++;
+  counters_.tcp_no_socket++;
+  SendRstForSegment(f);
+}
+
+void Stack::HandleListen(Tcb* l, const net::ParsedFrame& f) {
+  tcp_ctr_.segs_in++;
+  const uint8_t fl = f.tcp_flags;
+  // RFC 9293 3.10.7.2 LISTEN: first RST (ignore), second ACK (RST), third SYN.
+  if (fl & net::kTcpRst) return;
+  if (fl & net::kTcpAck) {
+    SendRstForSegment(f);
+    return;
+  }
+  if (!(fl & net::kTcpSyn) || (fl & net::kTcpFin)) return;  // Linux drops SYN+FIN
+  if (l->accept_count >= l->backlog || l->syn_count >= config_.max_syn_backlog) {
+    counters_.tcp_syn_backlog_drops++;
+    return;
+  }
+  Tcb* c = AllocTcb();
+  if (c == nullptr) {
+    counters_.tcp_syn_no_memory++;
+    return;
+  }
+  tcp::RingMemory tx, rx;
+  if (provider_ == nullptr || !provider_->AllocateRings(l->cookie, &tx, &rx) || !tx.valid() ||
+      !rx.valid()) {
+    counters_.tcp_syn_no_memory++;
+    FreeTcb(c);
+    return;
+  }
+  c->provider_buffers = true;
+  c->local_ip = f.dst_ip;
+  c->local_port = f.dst_port;
+  c->remote_ip = f.src_ip;
+  c->remote_port = f.src_port;
+  c->listener = l->index;
+  c->tx.Attach(tx);
+  c->rx.Attach(rx);
+  // Children inherit the listener's socket options (as Linux).
+  c->cc = l->cc;
+  c->nodelay = l->nodelay;
+  c->keepalive = l->keepalive;
+  c->keepidle_ns = l->keepidle_ns;
+  c->keepintvl_ns = l->keepintvl_ns;
+  c->keepcnt = l->keepcnt;
+  c->linger_zero = l->linger_zero;
+  c->user_timeout_ns = l->user_timeout_ns;
+  c->user_mss = l->user_mss;
+  tcp::TcbInit(&ctx_, c);
+  TupleKey key{c->local_ip, c->remote_ip, c->local_port, c->remote_port};
+  if (!conns_.Insert(key, c->index)) {
+    counters_.tcp_syn_no_memory++;
+    FreeTcb(c);
+    return;
+  }
+  l->syn_count++;
+  tcp::TcpOptions opts;
+  tcp::ParseTcpOptions(f.tcp_options, f.tcp_options_len, true, &opts);
+  uint32_t iss = tcp::GenerateIsn(config_.isn_key, c->local_ip, c->local_port, c->remote_ip,
+                                  c->remote_port, now_ns_);
+  uint32_t tso = tcp::TimestampOffset(config_.isn_key, c->local_ip, c->local_port,
+                                      c->remote_ip, c->remote_port);
+  tcp::TcpAcceptSyn(&ctx_, c, f, opts, iss, tso);
+}
+
+void Stack::HandleUdp(const net::ParsedFrame& f) {
+  counters_.udp_in++;
+  const uint32_t dst = f.dst_ip;
+  auto deliver = [&](uint32_t i) {
+    udp::UdpEndpoint* ep = udp_.Get(i);
+    if (ep->queue->Push(f.src_ip, f.src_port, dst, f.payload, f.payload_len)) {
+      ep->rx_datagrams++;
+      NotifyUdp(i, kUdpReadable);
+    } else {
+      ep->rx_dropped++;
+      counters_.udp_queue_full++;
+    }
+  };
+  const bool mcast = net::IsIpv4Multicast(dst);
+  const bool bcast = dst == net::kIpv4Broadcast || dst == (config_.local_ip | ~netmask_);
+  if (mcast || bcast) {
+    bool any = false;
+    udp_.ForEachGroupReceiver(dst, f.dst_port, mcast, [&](uint32_t i) {
+      any = true;
+      deliver(i);
+    });
+    if (!any) counters_.udp_no_port++;
+    return;
+  }
+  if (!IsLocalAddress(dst)) {
+    counters_.rx_not_for_us++;
+    return;
+  }
+  uint32_t i = udp_.LookupUnicast(dst, f.dst_port, f.src_ip, f.src_port);
+  if (i == udp::UdpTable::kNone) {
+    counters_.udp_no_port++;  // the kernel would send ICMP port unreachable
+    return;
+  }
+  deliver(i);
+}
+
+}  // namespace offload::stack

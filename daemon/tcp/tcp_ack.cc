@@ -1,0 +1,193 @@
+// ACK processing (RFC 9293 3.10.7.4 fifth step): send-window update,
+// RFC 5961 5.2 ACK acceptability, RTT sampling (RFC 6298, RFC 7323 4),
+// SACK scoreboard updates (RFC 2018/2883) and loss recovery: RFC 5681 fast
+// retransmit, RFC 6582 NewReno, RFC 6675 SACK-based recovery.
+#include <algorithm>
+
+#include "daemon/tcp/sack.h"
+#include "daemon/tcp/seq.h"
+#include "daemon/tcp/tcp.h"
+
+namespace offload::tcp {
+
+using net::kTcpFin;
+using net::kTcpSyn;
+
+namespace internal {
+namespace {
+
+void SendChallengeAck(TcpContext* ctx, Tcb* tcb) {
+  if (ChallengeAckAllowed(ctx)) ScheduleAck(ctx, tcb, true);
+}
+
+void EnterRecovery(TcpContext* ctx, Tcb* tcb) {
+  const CcOps* cc = tcb->cc;
+  tcb->snd_ssthresh = cc->ssthresh(tcb);
+  if (cc->on_event) cc->on_event(tcb, CcEvent::kEnterRecovery, ctx->now_ns);
+  tcb->in_recovery = true;
+  tcb->recover = tcb->snd_max;
+  tcb->rtt_timing = false;  // Karn
+  tcb->ca_state = 3;        // TCP_CA_Recovery
+  if (tcb->sack_ok) {
+    // RFC 6675 5 (4.1-4.3): cwnd = ssthresh, retransmit, then pipe-driven.
+    tcb->sack_recovery = true;
+    tcb->high_rxt = tcb->snd_una;
+    tcb->snd_cwnd = tcb->snd_ssthresh;
+    ctx->ctr->sack_recoveries++;
+  } else {
+    // RFC 6582 3.2 step 2/3: cwnd = ssthresh + 3 * SMSS.
+    tcb->sack_recovery = false;
+    tcb->snd_cwnd = tcb->snd_ssthresh + 3 * tcb->snd_mss;
+    ctx->ctr->newreno_recoveries++;
+  }
+  tcb->force_rtx = true;
+  ctx->ctr->fast_retransmits++;
+  ctx->host->ScheduleOutput(tcb);
+}
+
+void ExitRecovery(TcpContext* ctx, Tcb* tcb) {
+  if (tcb->sack_recovery) {
+    tcb->snd_cwnd = tcb->snd_ssthresh;  // RFC 6675 5: cwnd = ssthresh
+  } else {
+    // RFC 6582 3.2 step 3 (1): min(ssthresh, max(FlightSize, SMSS) + SMSS).
+    uint32_t flight = tcb->snd_max - tcb->snd_una;
+    tcb->snd_cwnd = std::min(tcb->snd_ssthresh,
+                             std::max(flight, uint32_t{tcb->snd_mss}) + tcb->snd_mss);
+  }
+  tcb->in_recovery = false;
+  tcb->sack_recovery = false;
+  tcb->ca_state = 0;
+  tcb->snd_cwnd_cnt = 0;
+  if (tcb->cc->on_event) tcb->cc->on_event(tcb, CcEvent::kExitRecovery, ctx->now_ns);
+}
+
+}  // namespace
+
+void UpdateWindow(TcpContext* ctx, Tcb* tcb, const net::ParsedFrame& seg) {
+  // RFC 9293 3.10.7.4 fifth, ESTABLISHED: update the send window if the
+  // segment is newer (SND.WL1 < SEG.SEQ or (= and SND.WL2 =< SEG.ACK)).
+  if (SeqLt(tcb->snd_wl1, seg.seq) ||
+      (tcb->snd_wl1 == seg.seq && SeqLeq(tcb->snd_wl2, seg.ack))) {
+    uint32_t old = tcb->snd_wnd;
+    tcb->snd_wnd = uint32_t{seg.window} << tcb->snd_wscale;
+    tcb->snd_wl1 = seg.seq;
+    tcb->snd_wl2 = seg.ack;
+    tcb->max_snd_wnd = std::max(tcb->max_snd_wnd, tcb->snd_wnd);
+    if (tcb->snd_wnd > old) {
+      if (tcb->persist && tcb->snd_wnd > 0) {
+        tcb->persist = false;
+        tcb->rtx_deadline = 0;
+        tcb->persist_backoff = 0;
+        if (tcb->snd_una != tcb->snd_max) RestartRtxTimer(ctx, tcb);
+      }
+      ctx->host->ScheduleOutput(tcb);
+    }
+  }
+}
+
+bool ProcessAck(TcpContext* ctx, Tcb* tcb, const net::ParsedFrame& seg,
+                const TcpOptions& opts) {
+  const uint32_t ack = seg.ack;
+  // RFC 5961 5.2: acceptable iff SND.UNA - MAX.SND.WND =< SEG.ACK =< SND.NXT.
+  if (SeqGt(ack, tcb->snd_max)) {
+    ctx->ctr->ack_too_new++;
+    ScheduleAck(ctx, tcb, true);  // RFC 9293: send an ACK, drop
+    return false;
+  }
+  if (SeqLt(ack, tcb->snd_una - std::max<uint32_t>(tcb->max_snd_wnd, 1))) {
+    SendChallengeAck(ctx, tcb);
+    return false;
+  }
+  tcb->last_ack_recv_ns = ctx->now_ns;
+  tcb->persist_backoff = 0;
+  bool sack_new = false;
+  if (tcb->sack_ok && opts.num_sack > 0) sack_new = UpdateScoreboard(ctx, tcb, opts, ack);
+
+  if (SeqGt(ack, tcb->snd_una)) {
+    uint32_t acked = ack - tcb->snd_una;
+    // Release acknowledged payload from the TX ring (SYN/FIN carry none).
+    uint32_t data_end = SeqMin(ack, tcb->DataEndSeq());
+    if (SeqGt(data_end, tcb->tx_seq0)) {
+      uint32_t n = data_end - tcb->tx_seq0;
+      tcb->tx.Consume(n);
+      tcb->tx_seq0 = data_end;
+      ctx->host->Notify(tcb, kEventWritable);
+    }
+    tcb->snd_una = ack;
+    if (SeqLt(tcb->snd_nxt, ack)) tcb->snd_nxt = ack;
+    // RFC 8985 7.4: the probe's episode ends once its data is acknowledged.
+    if (tcb->tlp_in_flight && SeqGeq(ack, tcb->tlp_high_seq)) tcb->tlp_in_flight = false;
+    if (SeqLt(tcb->high_rxt, ack)) tcb->high_rxt = ack;
+    tcb->bytes_acked += acked;
+    tcb->scoreboard.RemoveBelow(ack);
+    // RFC 6298 / 7323 4: RTT sample (Karn's rule for the timed segment).
+    int64_t rtt_us = -1;
+    if (tcb->rtt_timing && SeqGt(ack, tcb->rtt_seq)) {
+      rtt_us = static_cast<int64_t>((ctx->now_ns - tcb->rtt_start_ns) / 1000);
+      tcb->rtt_timing = false;
+    } else if (tcb->ts_ok && opts.has_timestamp && opts.tsecr != 0 &&
+               tcb->retransmits == 0) {
+      int64_t ms = static_cast<int32_t>(TsNow(ctx, tcb) - opts.tsecr);
+      if (ms >= 0) rtt_us = ms * 1000;
+    }
+    if (rtt_us >= 0) UpdateRto(ctx, tcb, rtt_us);
+    // RFC 6298 5.2/5.3 and backoff reset (RFC 6298 5.7 note).
+    tcb->backoff = 0;
+    tcb->retransmits = 0;
+    tcb->una_since_ns = ctx->now_ns;
+    if (tcb->in_recovery) {
+      if (SeqGeq(ack, tcb->recover)) {
+        ExitRecovery(ctx, tcb);
+      } else if (!tcb->sack_recovery) {
+        // RFC 6582 3.2 step 5: partial ACK: retransmit the next hole and
+        // deflate cwnd by the amount acked, adding back one SMSS.
+        tcb->force_rtx = true;
+        tcb->snd_cwnd = tcb->snd_cwnd > acked ? tcb->snd_cwnd - acked : tcb->snd_mss;
+        if (acked >= tcb->snd_mss) tcb->snd_cwnd += tcb->snd_mss;
+      }
+    } else if (tcb->state != TcpState::kSynReceived) {
+      tcb->cc->cong_avoid(tcb, acked, ctx->now_ns);
+      // Leave TCP_CA_Loss, and TCP_CA_Disorder once nothing is SACKed.
+      if (tcb->ca_state == 4 || (tcb->ca_state == 1 && tcb->scoreboard.empty())) {
+        tcb->ca_state = 0;
+      }
+    }
+    tcb->dupacks = 0;
+    if (tcb->snd_una == tcb->snd_max) {
+      if (!tcb->persist) tcb->rtx_deadline = 0;
+    } else {
+      RestartRtxTimer(ctx, tcb);
+    }
+    ctx->host->ScheduleOutput(tcb);
+  } else if (ack == tcb->snd_una && tcb->snd_una != tcb->snd_max &&
+             seg.payload_len == 0 && (seg.tcp_flags & (kTcpSyn | kTcpFin)) == 0 &&
+             (uint32_t{seg.window} << tcb->snd_wscale) == tcb->snd_wnd) {
+    // RFC 5681 2 "duplicate acknowledgment" (RFC 6675 2: with new SACK info
+    // when SACK is in use).
+    if (!tcb->sack_ok || sack_new || opts.num_sack == 0) tcb->dupacks++;
+    if (tcb->in_recovery) {
+      if (!tcb->sack_recovery) tcb->snd_cwnd += tcb->snd_mss;  // RFC 6582 step 4
+      ctx->host->ScheduleOutput(tcb);
+    } else if (tcb->ca_state == 0 && tcb->dupacks > 0) {
+      tcb->ca_state = 1;  // TCP_CA_Disorder
+    }
+  }
+  // Loss detection: DupThresh duplicate ACKs (RFC 5681 3.2), or RFC 6675 5
+  // IsLost(HighACK + 1). RFC 6582 3.2 step 2: only if the ACK covers more
+  // than "recover" (avoids multiple reductions per window).
+  if (!tcb->in_recovery && tcb->snd_una != tcb->snd_max &&
+      (SeqGt(ack, tcb->recover) || tcb->recover == tcb->iss)) {
+    bool lost = tcb->dupacks >= ctx->cfg->dupthresh;
+    if (!lost && tcb->sack_ok && !tcb->scoreboard.empty()) {
+      lost = SeqGt(LostBoundary(*tcb, ctx->cfg->dupthresh), tcb->snd_una);
+    }
+    if (lost) EnterRecovery(ctx, tcb);
+  }
+  // A loss probe is only allowed in the Open state (RFC 8985 7.2 / Linux
+  // tcp_schedule_loss_probe): once SACKs or dupacks arrive, the RTO guards.
+  if (tcb->tlp_armed && ProbeTimeout(ctx, tcb) == 0) RestartRtxTimer(ctx, tcb);
+  return true;
+}
+
+}  // namespace internal
+}  // namespace offload::tcp
