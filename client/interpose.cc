@@ -344,8 +344,14 @@ EXPORT int connect(int fd, const sockaddr* addr, socklen_t len) noexcept {
     memcpy(&s->remote, addr, sizeof(s->remote));
     s->connected = true;
     if (p == Path::kUndecided) {
-      s->bound = false;  // the kernel autobound it: learn the port
-      oc::UdpAfterBind(s);
+      // udp_connect rules decide a connected UDP socket (libvma.conf).
+      socklen_t l = sizeof(s->local);
+      Real().getsockname(fd, reinterpret_cast<sockaddr*>(&s->local), &l);
+      if (!oc::Decide(s, offload::rules::Role::kUdpConnect, &s->local, &s->remote)) {
+        oc::OnKernel(s, s->fallback, nullptr);
+      } else {
+        oc::UdpAfterBind(s);
+      }
     }
   }
   return rc;
