@@ -451,7 +451,24 @@ bool SessionManager::IsLocalAddress(uint32_t addr) const {
 }
 
 void SessionManager::HandleConnect(Session* s, Request& req) {
-  const Msg& m = req.msg;
+  Msg m = req.msg;
+  // The shadow is the proof of the source port: the acceptor's peer address
+  // comes from the kernel, not from what the process claims.
+  {
+    struct sockaddr_in sin = {};
+    socklen_t len = sizeof(sin);
+    int type = 0;
+    socklen_t tlen = sizeof(type);
+    if (getsockname(req.fds[0].get(), reinterpret_cast<sockaddr*>(&sin), &len) != 0 ||
+        sin.sin_family != AF_INET || sin.sin_port == 0 ||
+        getsockopt(req.fds[0].get(), SOL_SOCKET, SO_TYPE, &type, &tlen) != 0 ||
+        type != SOCK_STREAM) {
+      Reply(s, m, kStatusUseKernel);
+      return;
+    }
+    m.local.port = sin.sin_port;
+    if (sin.sin_addr.s_addr != 0) m.local.addr = sin.sin_addr.s_addr;
+  }
   // Candidates: offloaded listeners in the connector's network namespace on
   // the destination port, bound to the destination or to INADDR_ANY of a
   // local destination, with room in their backlog (Linux accepts backlog+1).
@@ -663,8 +680,11 @@ void SessionManager::HandleUdpOpen(Session* s, const Msg& m) {
   auto* h = new (r->segment.get()) shm::DgramHeader();
   h->magic = shm::kDgramMagic;
   h->capacity = dgram_capacity_;
-  h->src_addr = m.local.addr != 0 ? m.local.addr : m.remote.addr;
-  h->src_port = m.local.port;
+  // The source is the sender's registered (kernel-bound) endpoint, never
+  // what the request claims.
+  const UdpEndpoint* src = udp_.at(self->second).get();
+  h->src_addr = src->addr != 0 ? src->addr : m.remote.addr;
+  h->src_port = src->port;
   Msg offer = {};
   offer.type = MsgType::kDgramOffer;
   offer.id = dst->client_id;

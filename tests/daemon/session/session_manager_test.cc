@@ -112,6 +112,19 @@ class RawClient {
   shm::Mapping arena_;
 };
 
+// A connector's shadow: a TCP socket bound to an ephemeral loopback port.
+UniqueFd BoundShadow(uint16_t* port) {
+  UniqueFd s(socket(AF_INET, SOCK_STREAM, 0));
+  sockaddr_in a = {};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(s.get(), reinterpret_cast<sockaddr*>(&a), sizeof(a));
+  socklen_t len = sizeof(a);
+  getsockname(s.get(), reinterpret_cast<sockaddr*>(&a), &len);
+  if (port != nullptr) *port = a.sin_port;
+  return s;
+}
+
 class SessionManagerTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -262,12 +275,13 @@ TEST_F(SessionManagerTest, ConnectBrokersAPipeAndDetachGivesThePeerEof) {
   EXPECT_TRUE(shm::PortBit(client.arena()->tcp_ports, ntohs(l.port)))
       << "a listener's port is published to every process";
 
-  UniqueFd shadow(socket(AF_INET, SOCK_STREAM, 0));
+  uint16_t shadow_port = 0;
+  UniqueFd shadow = BoundShadow(&shadow_port);
   Msg m = {};
   m.type = MsgType::kTcpConnect;
   m.seq = 9;
   m.local.addr = htonl(INADDR_LOOPBACK);
-  m.local.port = htons(40000);
+  m.local.port = htons(40000);  // a lie: the daemon takes the shadow's port
   m.remote.addr = htonl(INADDR_LOOPBACK);
   m.remote.port = l.port;
   const int fds[1] = {shadow.get()};
@@ -284,7 +298,7 @@ TEST_F(SessionManagerTest, ConnectBrokersAPipeAndDetachGivesThePeerEof) {
   ASSERT_EQ(offer.type, MsgType::kOffer);
   EXPECT_EQ(offer.id, 42u);
   EXPECT_EQ(offer.id2, r.id);
-  EXPECT_EQ(offer.remote.port, htons(40000));
+  EXPECT_EQ(offer.remote.port, shadow_port) << "the peer address comes from the kernel";
   ASSERT_EQ(sfds.size(), 3u);
   uint64_t kicks = 0;
   EXPECT_EQ(read(l.efd.get(), &kicks, sizeof(kicks)), 8) << "the listener's eventfd is kicked";
@@ -323,7 +337,7 @@ TEST_F(SessionManagerTest, DeathWithUnreadDataResetsThePeer) {
   Listening l = Listen(&server, 1);
   RawClient client(manager_->engine_socket_path());
   ASSERT_TRUE(client.Attach());
-  UniqueFd shadow(socket(AF_INET, SOCK_STREAM, 0));
+  UniqueFd shadow = BoundShadow(nullptr);
   Msg m = {};
   m.type = MsgType::kTcpConnect;
   m.remote.addr = htonl(INADDR_LOOPBACK);
@@ -345,6 +359,26 @@ TEST_F(SessionManagerTest, DeathWithUnreadDataResetsThePeer) {
   for (int i = 0; i < 500 && sh->dir[0].shut.load() == 0; ++i) usleep(2000);
   EXPECT_EQ(sh->dir[0].shut.load(), shm::kShutRst);
   EXPECT_EQ(sh->dir[1].reader_closed.load(), 2u);
+}
+
+TEST_F(SessionManagerTest, ConnectWithAnUnboundShadowIsNotBrokered) {
+  RawClient server(manager_->engine_socket_path());
+  ASSERT_TRUE(server.Attach());
+  Listening l = Listen(&server, 3);
+  RawClient c(manager_->engine_socket_path());
+  ASSERT_TRUE(c.Attach());
+  UniqueFd unbound(socket(AF_INET, SOCK_STREAM, 0));
+  Msg m = {};
+  m.type = MsgType::kTcpConnect;
+  m.remote.addr = htonl(INADDR_LOOPBACK);
+  m.remote.port = l.port;
+  const int fds[1] = {unbound.get()};
+  ASSERT_TRUE(c.Send(m, fds, 1));
+  Msg r;
+  std::vector<UniqueFd> got;
+  ASSERT_TRUE(c.Recv(&r, &got));
+  EXPECT_EQ(r.type, MsgType::kStatus);
+  EXPECT_LT(r.status, 0);
 }
 
 TEST_F(SessionManagerTest, ConnectToAPortNobodyOffloadsUsesTheKernel) {
