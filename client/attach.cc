@@ -156,6 +156,10 @@ void DispatchLocked(const shm::Msg& m, int* fds, int nfds) {
         s->offers.push_back(o);
         pthread_mutex_unlock(&s->mu);
         s->offers_total.fetch_add(1, std::memory_order_release);
+        // The daemon's kick may already have been consumed by a waiter that
+        // could not drain (another thread held the attach socket): kick
+        // again now that the offer is queued.
+        if (s->efd.valid()) shm::Kick(s->efd.get());
       }
       return;
     case shm::MsgType::kDgramOffer: {
