@@ -58,6 +58,10 @@ int ToMs(int64_t ns) {
 
 // ------------------------------------------------------------------ poll
 
+// poll() over a set with at least one offloaded fd, `socks` held.
+static int PollOffloaded(pollfd* fds, nfds_t n, Socket** socks, size_t offloaded,
+                         int64_t timeout_ns, const sigset_t* sigmask);
+
 int PollImpl(pollfd* fds, nfds_t n, int64_t timeout_ns, const sigset_t* sigmask) {
   // Fast exit: nothing offloaded in the set.
   Socket* stack_socks[64];
@@ -77,6 +81,21 @@ int PollImpl(pollfd* fds, nfds_t n, int64_t timeout_ns, const sigset_t* sigmask)
     struct timespec ts = {timeout_ns / 1000000000, timeout_ns % 1000000000};
     return Real().ppoll(fds, n, timeout_ns < 0 ? nullptr : &ts, sigmask);
   }
+  // Hold the sockets while we may sleep on them (another thread may close).
+  for (nfds_t i = 0; i < n; ++i) {
+    if (socks[i] != nullptr) socks[i]->mem_refs.fetch_add(1, std::memory_order_relaxed);
+  }
+  const int rc = PollOffloaded(fds, n, socks, offloaded, timeout_ns, sigmask);
+  const int err = errno;
+  for (nfds_t i = 0; i < n; ++i) {
+    if (socks[i] != nullptr) Unref(socks[i]);
+  }
+  errno = err;
+  return rc;
+}
+
+static int PollOffloaded(pollfd* fds, nfds_t n, Socket** socks, size_t offloaded,
+                         int64_t timeout_ns, const sigset_t* sigmask) {
   // Kernel part: the kernel fds as given, plus shadows of listeners/UDP;
   // then (sleep only) the eventfds of offloaded fds.
   std::vector<pollfd> kfds;

@@ -97,7 +97,7 @@ struct Socket : FdObject {
   std::atomic<Path> path{Path::kUndecided};
   bool nonblock = false;     // the application's O_NONBLOCK
   bool thread_offload = true;  // creating thread's state
-  bool closed = false;       // torn down (last fd closed)
+  std::atomic<bool> closed{false};  // torn down (last fd closed)
   shm::Fallback fallback = shm::Fallback::kNone;
   uint32_t rule_id = 0;
   char fallback_detail[24] = {};

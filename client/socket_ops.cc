@@ -93,6 +93,7 @@ void OnOffloaded(Socket* s, Path path) {
 
 void Teardown(Socket* s) {
   s->closed = true;
+  if (s->efd.valid()) shm::Kick(s->efd.get());  // blocked waiters see `closed`
   const bool inherited = s->serial < g_fork_serial;
   const Path path = s->path.load(std::memory_order_acquire);
   if (path == Path::kPipe && s->seg.valid() && !inherited) {

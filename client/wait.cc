@@ -10,6 +10,7 @@
 
 #include "client/attach.h"
 #include "client/config.h"
+#include "client/fd_table.h"
 #include "client/libc.h"
 #include "client/ops.h"
 #include "daemon/shm/fence.h"
@@ -189,7 +190,22 @@ uint64_t TxMark(Socket* s) {
   return s->path.load(std::memory_order_acquire) == Path::kPipe ? s->tx.ConsumerHead() : 0;
 }
 
+namespace {
+int WaitSocketLocked(Socket* s, uint32_t events, int64_t timeout_ms);
+}  // namespace
+
 int WaitSocket(Socket* s, uint32_t events, int64_t timeout_ms) {
+  // Hold a reference while waiting: another thread may close the fd (Linux
+  // lets a blocked call finish; here the waiter wakes up with EBADF).
+  s->mem_refs.fetch_add(1, std::memory_order_relaxed);
+  int rc = WaitSocketLocked(s, events, timeout_ms);
+  if (s->closed) rc = EBADF;
+  Unref(s);
+  return rc;
+}
+
+namespace {
+int WaitSocketLocked(Socket* s, uint32_t events, int64_t timeout_ms) {
   const ClientConfig& cfg = Config();
   const int64_t start = NowNs();
   const int64_t deadline = timeout_ms < 0 ? INT64_MAX : start + timeout_ms * 1000000;
@@ -198,7 +214,7 @@ int WaitSocket(Socket* s, uint32_t events, int64_t timeout_ms) {
   // Spin: bounded by OFFLOAD_RX_POLL iterations (and the timeout).
   const int64_t budget = !SpinAllowed() ? 0 : cfg.rx_poll < 0 ? INT64_MAX : cfg.rx_poll;
   for (int64_t i = 0; i < budget; ++i) {
-    if (Events(s, false, events) & events) return 0;
+    if (s->closed || (Events(s, false, events) & events)) return 0;
     if ((i & 63) == 63) {
       PollEvents();
       if (with_shadow && (i & 1023) == 1023) {
@@ -231,9 +247,10 @@ int WaitSocket(Socket* s, uint32_t events, int64_t timeout_ms) {
     }
     if (p[0].revents & POLLIN) shm::Drain(s->efd.get());
     if (with_shadow && (p[1].revents & POLLIN)) return 0;
-    if (Events(s, false, events) & events) return 0;
+    if (s->closed || (Events(s, false, events) & events)) return 0;
   }
 }
+}  // namespace
 
 }  // namespace client
 }  // namespace offload

@@ -589,6 +589,24 @@ void CheckUdp() {
   close(b);
 }
 
+void CheckShutdownWakesBlockedRecv() {
+  int c, s;
+  CHECK_TRUE(Pair(&c, &s));
+  std::atomic<ssize_t> got{-2};
+  std::thread t([&] {
+    char b;
+    got = recv(s, &b, 1, 0);
+  });
+  usleep(100000);
+  CHECK_TRUE(shutdown(s, SHUT_RDWR) == 0);
+  for (int i = 0; i < 300 && got == -2; ++i) usleep(10000);
+  if (got == -2) send(c, "x", 1, 0);  // unblock before failing
+  t.join();
+  CHECK_TRUE(got == 0);
+  close(c);
+  close(s);
+}
+
 struct Check {
   const char* name;
   void (*fn)();
@@ -611,6 +629,7 @@ const Check kChecks[] = {
     {"dup", CheckDup},
     {"reset_on_close_with_unread", CheckResetOnCloseWithUnread},
     {"udp", CheckUdp},
+    {"shutdown_wakes_blocked_recv", CheckShutdownWakesBlockedRecv},
 };
 
 int RunChecks(const char* only) {
@@ -745,7 +764,28 @@ void CheckForkInheritedListener() {
   close(c);
 }
 
+// Linux keeps a recv blocked when another thread closes its fd; the
+// offloaded socket wakes it with EBADF instead of touching freed memory.
+void CheckCloseWhileBlockedDoesNotCrash() {
+  int c, s;
+  CHECK_TRUE(Pair(&c, &s));
+  std::atomic<int> done{0};
+  std::thread t([&] {
+    char b;
+    recv(s, &b, 1, 0);
+    done = 1;
+  });
+  usleep(100000);
+  close(s);
+  for (int i = 0; i < 300 && !done; ++i) usleep(10000);
+  if (!done) send(c, "x", 1, 0);
+  t.join();
+  CHECK_TRUE(done == 1);
+  close(c);
+}
+
 const Check kFeatureChecks[] = {
+    {"close_while_blocked", CheckCloseWhileBlockedDoesNotCrash},
     {"thread_offload_api", CheckThreadOffloadApi},
     {"add_conf_rule", CheckAddConfRule},
     {"fork_inherited_listener", CheckForkInheritedListener},
