@@ -123,6 +123,7 @@ static int PollOffloaded(pollfd* fds, nfds_t n, Socket** socks, size_t offloaded
   const int64_t spin_until = start + SpinBudgetNs(t_poll_active_ns, start, timeout_ns);
   uint64_t iter = 0;
   bool stop_spinning = !SpinAllowed();
+  bool slept = false;
   bool kernel_fresh = false;  // kfds revents are from a call made this round
   for (;;) {
     PollEvents();
@@ -154,6 +155,7 @@ static int PollOffloaded(pollfd* fds, nfds_t n, Socket** socks, size_t offloaded
     }
     if (ready > 0) {
       t_poll_active_ns = NowNs();
+      if (iter > 0 && !slept) SpinSucceeded();
       return ready;
     }
     kernel_fresh = false;
@@ -183,6 +185,7 @@ static int PollOffloaded(pollfd* fds, nfds_t n, Socket** socks, size_t offloaded
     const int64_t left = deadline == INT64_MAX ? -1 : std::max<int64_t>(0, deadline - NowNs());
     struct timespec ts = {left / 1000000000, left % 1000000000};
     const int rc = Real().ppoll(kfds.data(), kfds.size(), left < 0 ? nullptr : &ts, sigmask);
+    slept = true;
     for (nfds_t i = 0; i < n; ++i) {
       if (socks[i] != nullptr) {
         Disarm(socks[i]);
@@ -455,6 +458,7 @@ int EpollWaitImpl(int epfd, epoll_event* events, int maxevents, int timeout_ms,
     pthread_mutex_unlock(&set->mu);
     if (n > 0) {
       set->last_active_ns.store(NowNs(), std::memory_order_relaxed);
+      if (iter > 0) SpinSucceeded();
       result = n;
       break;
     }

@@ -38,6 +38,8 @@ inline void CpuRelax() { __builtin_ia32_pause(); }
 bool SpinStep(uint64_t i);
 // False for a while after SpinStep() found our CPU taken by a busy task.
 bool SpinAllowed();
+// A spin found what it waited for: reset the back-off.
+void SpinSucceeded();
 
 // Lifecycle.
 Socket* NewSocket(int fd, int type, bool nonblock);

@@ -5,6 +5,8 @@
 // cannot be lost and kernel fds in mixed sets just work.
 
 #include <errno.h>
+
+#include <algorithm>
 #include <poll.h>
 #include <sched.h>
 
@@ -24,8 +26,14 @@ namespace {
 // right away for a while instead of spinning (see SpinStep).
 thread_local int64_t t_no_spin_until_ns = 0;
 constexpr int64_t kStolenNs = 50000;
-constexpr int64_t kNoSpinNs = 1000000;  // 1 ms
+constexpr int64_t kNoSpinNs = 1000000;         // first back-off: 1 ms
+constexpr int64_t kMaxNoSpinNs = 1000000000;   // doubling up to 1 s
+// Current back-off; doubles while spinning keeps losing the CPU, back to
+// kNoSpinNs as soon as a spin pays off (SpinSucceeded).
+thread_local int64_t t_backoff_ns = kNoSpinNs;
 }  // namespace
+
+void SpinSucceeded() { t_backoff_ns = kNoSpinNs; }
 
 bool SpinAllowed() { return t_no_spin_until_ns == 0 || NowNs() >= t_no_spin_until_ns; }
 
@@ -68,7 +76,8 @@ bool SpinStep(uint64_t i) {
   const int64_t wall = t1 - t_wall0;
   const int64_t cpu = ThreadCpuNs() - t_cpu0;
   if (t1 - t0 >= kStolenNs || (wall >= kStolenNs && cpu * 4 < wall * 3)) {
-    t_no_spin_until_ns = t1 + kNoSpinNs;
+    t_no_spin_until_ns = t1 + t_backoff_ns;
+    t_backoff_ns = std::min(t_backoff_ns * 2, kMaxNoSpinNs);
     return false;
   }
   return true;
@@ -214,7 +223,10 @@ int WaitSocketLocked(Socket* s, uint32_t events, int64_t timeout_ms) {
   // Spin: bounded by OFFLOAD_RX_POLL iterations (and the timeout).
   const int64_t budget = !SpinAllowed() ? 0 : cfg.rx_poll < 0 ? INT64_MAX : cfg.rx_poll;
   for (int64_t i = 0; i < budget; ++i) {
-    if (s->closed || (Events(s, false, events) & events)) return 0;
+    if (s->closed || (Events(s, false, events) & events)) {
+      if (i > 0) SpinSucceeded();
+      return 0;
+    }
     if ((i & 63) == 63) {
       PollEvents();
       if (with_shadow && (i & 1023) == 1023) {
