@@ -74,6 +74,7 @@ struct TcpConfig {
   bool tlp = true;                           // RFC 8985 7 tail loss probe (Linux default)
   uint32_t dupthresh = 3;                    // RFC 5681 / 6675 DupThresh
   uint32_t challenge_ack_limit = 1000;       // per second (RFC 5961 7)
+  uint64_t invalid_ratelimit_ns = 500 * kMs; // Linux tcp_invalid_ratelimit (per socket)
   const CcOps* cc = &kCubicOps;              // Linux default
 };
 
@@ -95,6 +96,7 @@ struct TcpCounters {
   uint64_t resets_sent = 0;
   uint64_t challenge_acks = 0;
   uint64_t challenge_acks_suppressed = 0;
+  uint64_t oow_acks_suppressed = 0;  // per-socket out-of-window ACK limit
   uint64_t out_of_window = 0;       // failed RFC 9293 3.10.7.4 seq check
   uint64_t paws_rejected = 0;       // RFC 7323 5.3
   uint64_t ack_too_new = 0;         // SEG.ACK > SND.NXT
@@ -272,6 +274,7 @@ struct Tcb {
   uint32_t retransmits = 0;        // RTO retransmissions of the same data
   uint32_t keepalive_sent = 0;
   bool probe_pending = false;      // send a window/keepalive probe
+  uint64_t last_oow_ack_ns = 0;    // last ACK sent for an invalid segment
   bool force_rtx = false;          // retransmit snd_una now (fast rtx)
   bool sws_override = false;       // persist fired: fill a small window
 

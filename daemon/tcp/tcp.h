@@ -109,6 +109,12 @@ uint32_t ReceiveWindow(const Tcb* tcb);
 void ScheduleAck(TcpContext* ctx, Tcb* tcb, bool now);
 void EnterTimeWait(TcpContext* ctx, Tcb* tcb);
 bool ChallengeAckAllowed(TcpContext* ctx);
+// Linux tcp_oow_rate_limited: at most one ACK per invalid_ratelimit_ns per
+// connection in answer to out-of-window / invalid segments. Returns true
+// (and counts) when the ACK must be suppressed.
+bool OowRateLimited(TcpContext* ctx, Tcb* tcb);
+// RFC 5961 challenge ACK, subject to the per-connection and per-stack limits.
+void SendChallengeAck(TcpContext* ctx, Tcb* tcb);
 // RFC 9293 3.10.7.4 fifth step for synchronized states: returns false if the
 // segment must be dropped.
 bool ProcessAck(TcpContext* ctx, Tcb* tcb, const net::ParsedFrame& seg, const TcpOptions& opts);

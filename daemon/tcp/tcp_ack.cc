@@ -16,10 +16,6 @@ using net::kTcpSyn;
 namespace internal {
 namespace {
 
-void SendChallengeAck(TcpContext* ctx, Tcb* tcb) {
-  if (ChallengeAckAllowed(ctx)) ScheduleAck(ctx, tcb, true);
-}
-
 void EnterRecovery(TcpContext* ctx, Tcb* tcb) {
   const CcOps* cc = tcb->cc;
   tcb->snd_ssthresh = cc->ssthresh(tcb);
@@ -91,7 +87,8 @@ bool ProcessAck(TcpContext* ctx, Tcb* tcb, const net::ParsedFrame& seg,
   // RFC 5961 5.2: acceptable iff SND.UNA - MAX.SND.WND =< SEG.ACK =< SND.NXT.
   if (SeqGt(ack, tcb->snd_max)) {
     ctx->ctr->ack_too_new++;
-    ScheduleAck(ctx, tcb, true);  // RFC 9293: send an ACK, drop
+    // RFC 9293 / RFC 5961 5.2: send an ACK (rate-limited) and drop.
+    if (!OowRateLimited(ctx, tcb)) ScheduleAck(ctx, tcb, true);
     return false;
   }
   if (SeqLt(ack, tcb->snd_una - std::max<uint32_t>(tcb->max_snd_wnd, 1))) {

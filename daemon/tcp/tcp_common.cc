@@ -149,6 +149,23 @@ bool ChallengeAckAllowed(TcpContext* ctx) {
   return true;
 }
 
+bool OowRateLimited(TcpContext* ctx, Tcb* tcb) {
+  const uint64_t limit = ctx->cfg->invalid_ratelimit_ns;
+  if (limit != 0 && tcb->last_oow_ack_ns != 0 && ctx->now_ns - tcb->last_oow_ack_ns < limit) {
+    ctx->ctr->oow_acks_suppressed++;
+    return true;
+  }
+  tcb->last_oow_ack_ns = ctx->now_ns;
+  return false;
+}
+
+void SendChallengeAck(TcpContext* ctx, Tcb* tcb) {
+  // Linux tcp_send_challenge_ack: the per-socket limit first, then the
+  // per-stack RFC 5961 7 limit.
+  if (OowRateLimited(ctx, tcb)) return;
+  if (ChallengeAckAllowed(ctx)) ScheduleAck(ctx, tcb, true);
+}
+
 }  // namespace internal
 
 }  // namespace offload::tcp

@@ -21,10 +21,6 @@ using namespace internal;  // NOLINT: file-local use of the shared helpers
 
 namespace {
 
-void SendChallengeAck(TcpContext* ctx, Tcb* tcb) {
-  if (ChallengeAckAllowed(ctx)) ScheduleAck(ctx, tcb, true);
-}
-
 // Negotiates options from a SYN or SYN,ACK (RFC 7323 2.2/3.2, RFC 2018 2,
 // RFC 9293 3.7.1) and sets the effective send MSS.
 void NegotiateOptions(TcpContext* ctx, Tcb* tcb, const TcpOptions& o) {
@@ -298,7 +294,8 @@ void TcpInput(TcpContext* ctx, Tcb* tcb, const net::ParsedFrame& seg) {
       ctx->now_ns - tcb->ts_recent_stamp_ns < 24ull * 86400 * kSec) {
     if (!(f & kTcpRst)) {
       ctx->ctr->paws_rejected++;
-      ScheduleAck(ctx, tcb, true);
+      // Linux: a duplicate ACK, rate-limited unless the segment has data.
+      if (SegLen(seg) > 0 || !OowRateLimited(ctx, tcb)) ScheduleAck(ctx, tcb, true);
       return;
     }
   }
@@ -344,6 +341,17 @@ void TcpInput(TcpContext* ctx, Tcb* tcb, const net::ParsedFrame& seg) {
       // the 2 MSL timeout (and is acknowledged below).
       EnterTimeWait(ctx, tcb);
     }
+    if (f & kTcpSyn) {
+      // A SYN outside the window in a synchronized state: RFC 5961 4.2. In
+      // SYN-RECEIVED a retransmitted SYN gets the SYN,ACK again (Linux
+      // tcp_check_req, rate-limited the same way).
+      if (tcb->state != TcpState::kSynReceived) {
+        SendChallengeAck(ctx, tcb);
+      } else if (!OowRateLimited(ctx, tcb)) {
+        ScheduleAck(ctx, tcb, true);
+      }
+      return;
+    }
     if (!(f & kTcpRst)) {
       if (seg.payload_len > 0 && SeqLeq(seq + seg.payload_len, tcb->rcv_nxt)) {
         ctx->ctr->duplicate_segments++;
@@ -353,7 +361,9 @@ void TcpInput(TcpContext* ctx, Tcb* tcb, const net::ParsedFrame& seg) {
           tcb->dsack = SackBlock{seq, seq + seg.payload_len};
         }
       }
-      ScheduleAck(ctx, tcb, true);
+      // Linux tcp_oow_rate_limited: segments occupying sequence space are
+      // always acknowledged; pure ACKs at most once per 500 ms.
+      if (seg_len > 0 || !OowRateLimited(ctx, tcb)) ScheduleAck(ctx, tcb, true);
     }
     return;
   }

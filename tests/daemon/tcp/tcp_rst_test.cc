@@ -56,6 +56,7 @@ TEST_F(RstTest, Rfc5961_SynOutsideWindowInEstablished_AlsoAnsweredWithAck) {
 TEST_F(RstTest, Rfc5961_ChallengeAckRateLimited) {
   stack::StackConfig cfg = DefaultTestConfig();
   cfg.tcp.challenge_ack_limit = 2;
+  cfg.tcp.invalid_ratelimit_ns = 0;  // only the per-stack limit here
   StackUnderTest h(cfg);
   std::swap(h_, h);  // (h_ is rebuilt with the limit)
   ActiveOpen();
@@ -69,6 +70,30 @@ TEST_F(RstTest, Rfc5961_ChallengeAckRateLimited) {
   h_.Advance(1001 * kMsNs);  // a new one-second window
   h_.Inject(Seg(kTcpRst, rcv_ + 50, 0));
   EXPECT_EQ(Out().size(), 1u);
+}
+
+TEST_F(RstTest, Linux_ChallengeAcks_AtMostOnePer500msPerConnection) {
+  ActiveOpen();
+  h_.Inject(Seg(kTcpRst, rcv_ + 10, 0));
+  EXPECT_EQ(Out().size(), 1u);
+  h_.Advance(100 * kMsNs);
+  h_.Inject(Seg(kTcpRst, rcv_ + 11, 0));
+  h_.Inject(Seg(kTcpSyn, rcv_ + 12, 0));
+  ExpectSilence();
+  EXPECT_EQ(h_.s().tcp_counters().oow_acks_suppressed, 2u);
+  h_.Advance(400 * kMsNs);
+  h_.Inject(Seg(kTcpRst, rcv_ + 13, 0));
+  EXPECT_EQ(Out().size(), 1u);
+}
+
+TEST_F(RstTest, Linux_OutOfWindowPureAcks_RateLimitedButDataAlwaysAcked) {
+  ActiveOpen();
+  h_.Inject(Seg(kTcpAck, rcv_ + 100000, snd_));  // pure ACK, out of window
+  EXPECT_EQ(Out().size(), 1u);
+  h_.Inject(Seg(kTcpAck, rcv_ + 100000, snd_));
+  ExpectSilence();  // within 500 ms: suppressed (ACK-war mitigation)
+  h_.Inject(Seg(kTcpAck, rcv_ - 5, snd_, "old"));  // duplicate data
+  EXPECT_EQ(Out().size(), 1u);                    // always answered
 }
 
 TEST_F(RstTest, Rfc5961_AckBelowSndUnaMinusMaxWindow_SendsChallengeAckAndDrops) {
