@@ -253,6 +253,7 @@ struct Tcb {
 
   // --- ACK generation ---
   bool ack_now = false;
+  uint8_t extra_acks = 0;          // further immediate ACKs owed (one per OOO segment)
   uint16_t rcv_mss = kDefaultMss;  // largest payload seen (Linux rcv_mss)
   uint32_t quickack = 0;           // remaining quick ACKs
   bool quickack_forced = false;    // TCP_QUICKACK

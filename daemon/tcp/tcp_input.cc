@@ -131,6 +131,9 @@ void ProcessData(TcpContext* ctx, Tcb* tcb, uint32_t seq, const uint8_t* data,
       DeliverInOrder(ctx, tcb, len);
     } else {
       // Out of order: store in place in the ring, remember the range.
+      // RFC 5681 4.2: one immediate duplicate ACK per out-of-order segment,
+      // even when several arrive in one receive batch.
+      if (tcb->ack_now && tcb->extra_acks < 64) tcb->extra_acks++;
       ctx->ctr->ooo_segments++;
       tcb->rcv_ooopack++;
       if (!tcb->ooo.Add(seq, seq + len)) {

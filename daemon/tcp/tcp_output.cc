@@ -30,7 +30,10 @@ uint16_t SelectWindow(Tcb* tcb, bool syn) {
   uint32_t cur = ReceiveWindow(tcb);
   uint32_t wnd = cur;
   uint32_t thresh = std::min<uint32_t>(tcb->rx.capacity() / 2, tcb->adv_mss);
-  if (free > cur && free - cur >= thresh) wnd = free;
+  // While holes exist the right edge stays put, so the duplicate ACKs we
+  // send keep an unchanged window and count as such at the sender (RFC 5681
+  // 2: a window update is not a duplicate ACK).
+  if (free > cur && free - cur >= thresh && tcb->ooo.empty()) wnd = free;
   uint32_t field;
   if (syn) {
     // RFC 7323 2.2: the window field of a SYN is never scaled. Like Linux
@@ -390,7 +393,15 @@ size_t TcpOutput(TcpContext* ctx, Tcb* tcb, uint8_t* buf, size_t cap) {
     if (n > 0) tcb->sws_override = false;
   }
   if (n > 0) return n;
-  if (tcb->ack_now) return EmitSegment(ctx, tcb, buf, tcb->snd_nxt, 0, kTcpAck);
+  if (tcb->ack_now) {
+    n = EmitSegment(ctx, tcb, buf, tcb->snd_nxt, 0, kTcpAck);
+    if (tcb->extra_acks > 0) {  // more duplicate ACKs owed (see tcp_input.cc)
+      tcb->extra_acks--;
+      tcb->ack_now = true;
+    }
+    return n;
+  }
+  tcb->extra_acks = 0;
   return 0;
 }
 

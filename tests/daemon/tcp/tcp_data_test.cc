@@ -93,6 +93,23 @@ TEST_F(DataTest, Rfc5681_OutOfOrderSegment_ImmediateDuplicateAck) {
   EXPECT_EQ(AppRead(), "");
 }
 
+// Regression: out-of-order segments arriving in one receive batch were
+// answered with a single (coalesced) ACK, starving the sender of the three
+// duplicate ACKs fast retransmit needs.
+TEST_F(DataTest, Rfc5681_OutOfOrderBatch_OneDuplicateAckPerSegment) {
+  ActiveOpen();
+  EndQuickAck();
+  h_.Inject(Seg(kTcpAck, rcv_ + 100, snd_, "a"));
+  h_.Inject(Seg(kTcpAck, rcv_ + 200, snd_, "b"));
+  h_.Inject(Seg(kTcpAck, rcv_ + 300, snd_, "c"));
+  std::vector<TcpView> v = Out();
+  ASSERT_EQ(v.size(), 3u);
+  for (auto& a : v) {
+    EXPECT_EQ(a.f.ack, rcv_);
+    EXPECT_EQ(a.f.window, v[0].f.window);  // unchanged: true duplicates
+  }
+}
+
 TEST_F(DataTest, Rfc5681_HoleFill_ImmediateAckAndReassembly) {
   ActiveOpen();
   EndQuickAck();
