@@ -51,6 +51,17 @@ void OnOffloaded(Socket* s, Path path);
 void OnKernel(Socket* s, shm::Fallback why, const char* detail);
 void UpdateSlotAddrs(Socket* s);
 
+inline bool IsInet(const sockaddr* a, socklen_t len) {
+  return a != nullptr && len >= sizeof(sockaddr_in) && a->sa_family == AF_INET;
+}
+
+// The data path of one call on `s` (fd `fd`): pipe, UDP rings or kernel.
+// `from`/`to` may be null. Return and errno as recvmsg/sendmsg.
+ssize_t SocketRecv(Socket* s, int fd, const iovec* iov, int iovcnt, int flags, sockaddr* from,
+                   socklen_t* fromlen);
+ssize_t SocketSend(Socket* s, int fd, const iovec* iov, int iovcnt, int flags,
+                   const sockaddr* to, socklen_t tolen);
+
 // TCP.
 void TcpAfterListen(Socket* s, int backlog);   // after a successful kernel listen()
 int TcpConnect(Socket* s, const sockaddr_in* dst);  // 0 or kUseKernel

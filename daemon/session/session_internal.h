@@ -6,6 +6,8 @@
 #ifndef OFFLOAD_DAEMON_SESSION_SESSION_INTERNAL_H_
 #define OFFLOAD_DAEMON_SESSION_SESSION_INTERNAL_H_
 
+#include <atomic>
+#include <cstddef>
 #include <cstdint>
 #include <map>
 #include <set>
@@ -20,6 +22,14 @@ namespace session {
 
 // Reply status meaning "no offloaded peer: use the kernel".
 inline constexpr int32_t kStatusUseKernel = -1;
+
+// Creates a memfd of `bytes`, sealed against shrinking and growing, and
+// maps it into `*map`. Returns an invalid fd on failure (errno set).
+shm::UniqueFd MakeSealedMemfd(const char* name, size_t bytes, shm::Mapping* map);
+
+// Sets or clears `port_host` in a published port bitmap (abi.h); returns
+// the previous bit.
+bool SetPortWord(std::atomic<uint64_t>* words, uint16_t port_host, bool on);
 
 struct SessionManager::Session {
   shm::UniqueFd fd;  // the attach connection; EOF = the process is gone

@@ -1,0 +1,62 @@
+// Data-path helpers shared by the interposed read/write/send/recv family:
+// dispatch on the socket's path (pipe, UDP rings, kernel).
+
+#include <errno.h>
+#include <sys/socket.h>
+
+#include "client/libc.h"
+#include "client/ops.h"
+
+namespace offload {
+namespace client {
+
+ssize_t SocketRecv(Socket* s, int fd, const iovec* iov, int iovcnt, int flags, sockaddr* from,
+                   socklen_t* fromlen) {
+  switch (s->path.load(std::memory_order_acquire)) {
+    case Path::kPipe:
+      if (fromlen != nullptr) *fromlen = 0;
+      return PipeRecv(s, iov, iovcnt, flags);
+    case Path::kUdp: {
+      msghdr mh = {};
+      mh.msg_iov = const_cast<iovec*>(iov);
+      mh.msg_iovlen = iovcnt;
+      mh.msg_name = from;
+      mh.msg_namelen = fromlen != nullptr ? *fromlen : 0;
+      const ssize_t n = UdpRecv(s, &mh, flags);
+      if (n >= 0 && fromlen != nullptr) *fromlen = mh.msg_namelen;
+      return n;
+    }
+    case Path::kListener:
+      errno = ENOTCONN;
+      return -1;
+    default: {
+      msghdr mh = {};
+      mh.msg_iov = const_cast<iovec*>(iov);
+      mh.msg_iovlen = iovcnt;
+      mh.msg_name = from;
+      mh.msg_namelen = fromlen != nullptr ? *fromlen : 0;
+      const ssize_t n = Real().recvmsg(fd, &mh, flags);
+      if (n >= 0 && fromlen != nullptr) *fromlen = mh.msg_namelen;
+      return n;
+    }
+  }
+}
+
+ssize_t SocketSend(Socket* s, int fd, const iovec* iov, int iovcnt, int flags,
+                   const sockaddr* to, socklen_t tolen) {
+  const Path p = s->path.load(std::memory_order_acquire);
+  if (p == Path::kPipe) return PipeSend(s, iov, iovcnt, flags);
+  if (s->type == SOCK_DGRAM && p != Path::kKernel && (to == nullptr || IsInet(to, tolen))) {
+    const ssize_t n = UdpSend(s, iov, iovcnt, flags, reinterpret_cast<const sockaddr_in*>(to));
+    if (n != kUseKernel) return n;
+  }
+  msghdr mh = {};
+  mh.msg_iov = const_cast<iovec*>(iov);
+  mh.msg_iovlen = iovcnt;
+  mh.msg_name = const_cast<sockaddr*>(to);
+  mh.msg_namelen = tolen;
+  return Real().sendmsg(fd, &mh, flags);
+}
+
+}  // namespace client
+}  // namespace offload

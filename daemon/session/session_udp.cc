@@ -1,0 +1,193 @@
+// SessionManager: offloaded UDP receivers and the datagram-ring broker.
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <ifaddrs.h>
+#include <netinet/in.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+
+#include <cstring>
+#include <new>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "daemon/session/session_internal.h"
+#include "daemon/session/session_manager.h"
+#include "daemon/shm/wakeup.h"
+#include "spdlog/spdlog.h"
+
+namespace offload {
+namespace session {
+
+using shm::Msg;
+using shm::MsgType;
+
+absl::Status SessionManager::HandleUdpBind(Session* s, Request& req) {
+  const Msg& m = req.msg;
+  if (s->udp.count(m.id)) {
+    return absl::InvalidArgumentError(absl::StrCat("udp endpoint ", m.id, " registered twice"));
+  }
+  if (s->listeners.size() + s->udp.size() >= max_sockets_) {
+    Reply(s, m, ENOBUFS);
+    return absl::OkStatus();
+  }
+  struct sockaddr_in sin = {};
+  socklen_t len = sizeof(sin);
+  int type = 0;
+  socklen_t tlen = sizeof(type);
+  if (getsockname(req.fds[0].get(), reinterpret_cast<sockaddr*>(&sin), &len) != 0 ||
+      sin.sin_family != AF_INET || sin.sin_port != m.local.port ||
+      getsockopt(req.fds[0].get(), SOL_SOCKET, SO_TYPE, &type, &tlen) != 0 ||
+      type != SOCK_DGRAM) {
+    Reply(s, m, EINVAL);
+    return absl::OkStatus();
+  }
+  auto u = std::make_unique<UdpEndpoint>();
+  u->id = next_id_++;
+  u->session = s;
+  u->client_id = m.id;
+  u->addr = sin.sin_addr.s_addr;
+  u->port = sin.sin_port;
+  u->netns = s->netns;
+  u->efd = std::move(req.fds[1]);
+  s->udp[m.id] = u->id;
+  for (auto& [fd, other] : sessions_) {
+    if (other->hello_done) SetPortWord(other->header()->udp_ports, ntohs(u->port), true);
+  }
+  udp_[u->id] = std::move(u);
+  Reply(s, m, 0);
+  return absl::OkStatus();
+}
+
+void SessionManager::RemoveUdp(Session* s, uint32_t client_id) {
+  auto it = s->udp.find(client_id);
+  if (it == s->udp.end()) return;
+  const uint32_t uid = it->second;
+  s->udp.erase(it);
+  auto u = udp_.find(uid);
+  if (u == udp_.end()) return;
+  // Rings into this endpoint: senders see reader_closed and go back to the
+  // kernel for that destination.
+  for (auto& [id, r] : dgrams_) {
+    if (r->receiver_endpoint == uid) {
+      r->header()->idx.reader_closed.store(1, std::memory_order_release);
+      r->receiver_endpoint = 0;
+    }
+  }
+  const uint16_t port = u->second->port;
+  udp_.erase(u);
+  for (const auto& [id, other] : udp_) {
+    if (other->port == port) return;
+  }
+  for (auto& [fd, other] : sessions_) {
+    if (other->hello_done) SetPortWord(other->header()->udp_ports, ntohs(port), false);
+  }
+}
+
+void SessionManager::HandleUdpOpen(Session* s, const Msg& m) {
+  auto self = s->udp.find(m.id);
+  if (self == s->udp.end()) {
+    Reply(s, m, kStatusUseKernel);
+    return;
+  }
+  UdpEndpoint* dst = nullptr;
+  bool dst_local = false, dst_local_known = false;
+  for (auto& [id, u] : udp_) {
+    if (u->port != m.remote.port || u->netns != s->netns) continue;
+    if (u->addr != m.remote.addr) {
+      if (u->addr != 0) continue;
+      if (!dst_local_known) {
+        dst_local = IsLocalAddress(m.remote.addr);
+        dst_local_known = true;
+      }
+      if (!dst_local) continue;
+    }
+    dst = u.get();
+    break;
+  }
+  if (dst == nullptr || s->dgrams.size() >= 4 * size_t{max_sockets_}) {
+    Reply(s, m, kStatusUseKernel);
+    return;
+  }
+  auto r = std::make_unique<DgramRing>();
+  r->id = next_id_++;
+  shm::UniqueFd memfd = MakeSealedMemfd(
+      "offload-dgram", shm::DgramSegmentBytes(dgram_capacity_), &r->segment);
+  if (!memfd.valid()) {
+    Reply(s, m, kStatusUseKernel);
+    return;
+  }
+  auto* h = new (r->segment.get()) shm::DgramHeader();
+  h->magic = shm::kDgramMagic;
+  h->capacity = dgram_capacity_;
+  // The source is the sender's registered (kernel-bound) endpoint, never
+  // what the request claims.
+  const UdpEndpoint* src = udp_.at(self->second).get();
+  h->src_addr = src->addr != 0 ? src->addr : m.remote.addr;
+  h->src_port = src->port;
+  Msg offer = {};
+  offer.type = MsgType::kDgramOffer;
+  offer.id = dst->client_id;
+  offer.id2 = r->id;
+  offer.value = dgram_capacity_;
+  offer.remote.addr = h->src_addr;
+  offer.remote.port = h->src_port;
+  const int offer_fds[1] = {memfd.get()};
+  if (!SendMsg(dst->session->fd.get(), offer, offer_fds, 1)) {
+    Reply(s, m, kStatusUseKernel);
+    return;
+  }
+  PostEvent(dst->session);
+  shm::Kick(dst->efd.get());
+  r->sender = s;
+  r->receiver = dst->session;
+  r->receiver_endpoint = dst->id;
+  r->sender_open = r->receiver_open = true;
+  s->dgrams.insert(r->id);
+  dst->session->dgrams.insert(r->id);
+  Msg rep = {};
+  rep.type = MsgType::kDgram;
+  rep.seq = m.seq;
+  rep.id = r->id;
+  rep.value = dgram_capacity_;
+  rep.remote = m.remote;
+  const int fds[2] = {memfd.get(), dst->efd.get()};
+  const uint32_t rid = r->id;
+  dgrams_[rid] = std::move(r);
+  if (!SendMsg(s->fd.get(), rep, fds, 2)) CloseDgramSide(rid, /*sender=*/true);
+}
+
+void SessionManager::CloseDgramSide(uint32_t ring_id, bool sender) {
+  auto it = dgrams_.find(ring_id);
+  if (it == dgrams_.end()) return;
+  DgramRing* r = it->second.get();
+  if (sender) {
+    if (!r->sender_open) return;
+    r->sender_open = false;
+    if (r->sender != r->receiver) {
+      r->sender->dgrams.erase(ring_id);
+      r->sender = nullptr;
+    }
+    // Pairs with the receiver's load-acquire in DgramConsumer::SenderGone().
+    r->header()->idx.shut.store(shm::kShutFin, std::memory_order_release);
+    auto u = udp_.find(r->receiver_endpoint);
+    if (u != udp_.end()) shm::Kick(u->second->efd.get());
+  } else {
+    if (!r->receiver_open) return;
+    r->receiver_open = false;
+    if (r->sender != r->receiver) {
+      r->receiver->dgrams.erase(ring_id);
+      r->receiver = nullptr;
+    }
+    r->header()->idx.reader_closed.store(1, std::memory_order_release);
+  }
+  if (!r->sender_open && !r->receiver_open) {
+    if (r->sender != nullptr) r->sender->dgrams.erase(ring_id);
+    if (r->receiver != nullptr) r->receiver->dgrams.erase(ring_id);
+    dgrams_.erase(it);
+  }
+}
+
+}  // namespace session
+}  // namespace offload
