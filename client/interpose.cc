@@ -234,7 +234,13 @@ EXPORT int socket(int domain, int type, int protocol) noexcept {
   if (thread_on) oc::EnsureAttached();
   Socket* s = oc::NewSocket(fd, base, (type & SOCK_NONBLOCK) != 0);
   s->thread_offload = thread_on;
-  if (!thread_on) oc::OnKernel(s, offload::shm::Fallback::kThreadOff, nullptr);
+  if (!thread_on) {
+    oc::OnKernel(s, offload::shm::Fallback::kThreadOff, nullptr);
+  } else if (s->slot_index < 0 && oc::Arena() != nullptr) {
+    // Every counter slot of the arena is taken (max_sockets_per_process):
+    // this socket stays on the kernel rather than running unaccounted.
+    oc::OnKernel(s, offload::shm::Fallback::kLimit, "socket slots");
+  }
   oc::Install(fd, s);
   return fd;
 }

@@ -309,6 +309,33 @@ TEST_F(SameHostTest, IdleServerClientAndDaemonSleep) {
   EXPECT_EQ(p.Wait(10), 0);
 }
 
+// Beyond max_sockets_per_process new sockets stay on the kernel (reason
+// LIMIT) and everything keeps working.
+TEST_F(SameHostTest, SocketLimitFallsBackToTheKernelAndKeepsWorking) {
+  const std::string run2 = dir_ + "/run2";
+  mkdir(run2.c_str(), 0755);
+  {
+    std::ofstream conf(dir_ + "/small.conf");
+    conf << "max_sockets_per_process: 16\n";
+  }
+  Proc d2({g_offloadd, "--run-dir", run2, "--rules", dir_ + "/rules2.conf", "--config",
+           dir_ + "/small.conf"},
+          {}, dir_ + "/offloadd2.log");
+  ASSERT_TRUE(WaitExists(run2 + "/engine.sock", 10)) << ReadFile(dir_ + "/offloadd2.log");
+  auto env = Env(true, -1);
+  env["OFFLOAD_RUN_DIR"] = run2;
+  Proc p({g_prog, "many", "40"}, env, dir_ + "/many.log");
+  ASSERT_EQ(p.Wait(60), 0) << p.Output();
+  int offloaded = -1, kernel = -1;
+  ASSERT_EQ(sscanf(p.Output().c_str(), "offloaded=%d kernel=%d", &offloaded, &kernel), 2)
+      << p.Output();
+  EXPECT_GT(offloaded, 0);
+  EXPECT_GT(kernel, 0) << "the limit must bite";
+  EXPECT_EQ(offloaded + kernel, 40);
+  d2.Kill(SIGTERM);
+  d2.Wait(10);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {

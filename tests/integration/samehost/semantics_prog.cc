@@ -10,6 +10,7 @@
 //   semantics_prog features        offload-only checks (extra API, fork)
 //   semantics_prog paths N MS      every MS create a pair, print its path
 //   semantics_prog idle S          blocked server + idle client for S s
+//   semantics_prog many N          N pairs open at once; prints the split
 //
 // EXPECT_OFFLOAD=1 additionally asserts that connections are offloaded
 // (the shadow kernel socket of an offloaded pipe is not connected, so the
@@ -42,6 +43,7 @@
 #include <atomic>
 #include <string>
 #include <thread>
+#include <vector>
 
 namespace {
 
@@ -823,6 +825,31 @@ int Paths(int count, int ms) {
   return 0;
 }
 
+// Opens `n` connected pairs at once (all kept open), checks every one
+// carries data, and prints how many were offloaded.
+int Many(int n) {
+  int l = Listener();
+  if (l < 0) return 3;
+  std::vector<int> fds;
+  int offloaded = 0, kernel = 0;
+  for (int i = 0; i < n; ++i) {
+    int c = Connect(PortOf(l));
+    int s = c >= 0 ? accept(l, nullptr, nullptr) : -1;
+    char b = 0;
+    if (c < 0 || s < 0 || send(c, "m", 1, 0) != 1 || RecvAll(s, &b, 1) != 1 || b != 'm') {
+      fprintf(stderr, "pair %d failed: %s\n", i, strerror(errno));
+      return 4;
+    }
+    (IsOffloaded(c) ? offloaded : kernel)++;
+    fds.push_back(c);
+    fds.push_back(s);
+  }
+  printf("offloaded=%d kernel=%d\n", offloaded, kernel);
+  for (int fd : fds) close(fd);
+  close(l);
+  return 0;
+}
+
 // A blocked server with an idle client: both must sleep (no CPU).
 int Idle(int seconds) {
   int c, s;
@@ -948,6 +975,7 @@ int main(int argc, char** argv) {
   if (argc >= 2 && strcmp(argv[1], "features") == 0) return RunFeatureChecks();
   if (argc >= 4 && strcmp(argv[1], "paths") == 0) return Paths(atoi(argv[2]), atoi(argv[3]));
   if (argc >= 3 && strcmp(argv[1], "idle") == 0) return Idle(atoi(argv[2]));
+  if (argc >= 3 && strcmp(argv[1], "many") == 0) return Many(atoi(argv[2]));
   if (argc >= 3 && strcmp(argv[1], "echo-server") == 0) return EchoServer(argv[2]);
   if (argc >= 4 && strcmp(argv[1], "echo-client") == 0) {
     return EchoClient(static_cast<uint16_t>(atoi(argv[2])), atoi(argv[3]));
