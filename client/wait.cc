@@ -257,6 +257,9 @@ int WaitSocketLocked(Socket* s, uint32_t events, int64_t timeout_ms) {
       if (errno == EINTR) return EINTR;
       return EAGAIN;
     }
+    // Our eventfd closed behind our back (closefrom/close_range): fail
+    // instead of spinning on POLLNVAL.
+    if (p[0].revents & POLLNVAL) return EBADF;
     if (p[0].revents & POLLIN) shm::Drain(s->efd.get());
     if (with_shadow && (p[1].revents & POLLIN)) return 0;
     if (s->closed || (Events(s, false, events) & events)) return 0;
