@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
 
@@ -41,6 +42,9 @@ Socket* NewSocket(int fd, int type, bool nonblock) {
   s->type = type;
   s->nonblock = nonblock;
   AllocSlot(s);
+  // The shadow's inode identifies the socket (offloadctl stats, ss -e).
+  struct stat st;
+  if (fstat(fd, &st) == 0) s->slot->inode = st.st_ino;
   return s;
 }
 

@@ -6,6 +6,7 @@
 #include <arpa/inet.h>
 #include <sched.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -175,6 +176,15 @@ TEST_F(AttachedTest, CounterSlotsAreVisibleToTheDaemon) {
   ASSERT_TRUE(stats.ok());
   bool seen = false;
   for (const auto& row : (*stats)[0].sockets()) seen |= row.fd() == 1000 && row.tx_bytes() == 321;
+  // Identified by the shadow's inode.
+  const int real = socket(AF_INET, SOCK_STREAM, 0);
+  Socket* r = NewSocket(real, SOCK_STREAM, false);
+  struct stat st;
+  ASSERT_EQ(fstat(real, &st), 0);
+  EXPECT_EQ(r->slot->inode, st.st_ino);
+  Teardown(r);
+  Unref(r);
+  close(real);
   EXPECT_TRUE(seen);
   Teardown(s);
   Unref(s);
