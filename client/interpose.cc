@@ -18,6 +18,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <vector>
 
 #include "client/attach.h"
@@ -288,7 +289,19 @@ EXPORT int connect(int fd, const sockaddr* addr, socklen_t len) noexcept {
     if (p == Path::kUndecided && oc::IsInet(addr, len)) {
       if (oc::TcpConnect(s, reinterpret_cast<const sockaddr_in*>(addr)) == 0) return 0;
     }
-    return Real().connect(fd, addr, len);
+    const int rc = Real().connect(fd, addr, len);
+    if ((rc == 0 || errno == EINPROGRESS) && oc::IsInet(addr, len)) {
+      // A kernel connection: keep its stats row truthful (offloadctl stats).
+      const int saved = errno;
+      socklen_t l = sizeof(s->local);
+      Real().getsockname(fd, reinterpret_cast<sockaddr*>(&s->local), &l);
+      std::memcpy(&s->remote, addr, sizeof(s->remote));
+      s->slot->state = static_cast<uint8_t>(rc == 0 ? offload::shm::SocketState::kEstablished
+                                                    : offload::shm::SocketState::kConnecting);
+      oc::UpdateSlotAddrs(s);
+      errno = saved;
+    }
+    return rc;
   }
   // UDP: the kernel keeps the default destination too (kernel fallback).
   const int rc = Real().connect(fd, addr, len);
