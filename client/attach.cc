@@ -117,24 +117,10 @@ void LostDaemonLocked() {
   Log(2, "lost the connection to offloadd; new sockets use the kernel");
 }
 
-// Refuses an offer nobody can take: the connector sees a reset.
-void RefusePipe(const shm::Msg& m, const int* fds, int nfds) {
-  if (nfds == 3) {
-    shm::Mapping map = shm::Mapping::MapShared(fds[0], shm::PipeSegmentBytes(m.value));
-    if (map.valid()) {
-      auto* h = map.as<shm::PipeHeader>();
-      h->dir[0].reader_closed.store(2, std::memory_order_release);
-      h->dir[1].shut.store(shm::kShutRst, std::memory_order_release);
-      shm::Kick(fds[2]);
-    }
-  }
-  CloseFds(fds, nfds);
-  shm::Msg c = {};
-  c.type = shm::MsgType::kPipeClose;
-  c.id = m.id2;
-  c.value = 1;
-  SendRaw(c, nullptr, 0);
-}
+// Refuses an offer nobody can take: closing its fds (the liveness pipe
+// among them) ends the side; the daemon resets the connector (its data was
+// never read).
+void RefusePipe(const int* fds, int nfds) { CloseFds(fds, nfds); }
 
 void DispatchLocked(const shm::Msg& m, int* fds, int nfds) {
   Socket* s = nullptr;
@@ -144,8 +130,8 @@ void DispatchLocked(const shm::Msg& m, int* fds, int nfds) {
   }
   switch (m.type) {
     case shm::MsgType::kOffer:
-      if (s == nullptr || s->path.load() != Path::kListener || nfds != 3) {
-        RefusePipe(m, fds, nfds);
+      if (s == nullptr || s->path.load() != Path::kListener || nfds != 4) {
+        RefusePipe(fds, nfds);
         return;
       }
       {

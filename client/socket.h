@@ -58,7 +58,7 @@ enum class Path : uint8_t {
 // A connection offered to a listener, waiting for accept().
 struct PendingOffer {
   shm::Msg msg;
-  int fds[3];  // memfd, own efd, peer efd (owned)
+  int fds[4];  // memfd, own efd, peer efd, liveness write end (owned)
 };
 
 struct InRing {  // an incoming UDP ring
@@ -115,6 +115,7 @@ struct Socket : FdObject {
 
   shm::UniqueFd efd;         // own wake-up eventfd
   shm::UniqueFd peer_efd;    // pipe: the peer's eventfd
+  shm::UniqueFd alive;       // pipe: our copy of the side's liveness pipe (abi.h kPipe)
 
   // kPipe
   shm::Mapping seg;

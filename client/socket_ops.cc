@@ -100,23 +100,16 @@ void Teardown(Socket* s) {
   if (s->efd.valid()) shm::Kick(s->efd.get());  // blocked waiters see `closed`
   const bool inherited = s->serial < g_fork_serial;
   const Path path = s->path.load(std::memory_order_acquire);
-  if (path == Path::kPipe && s->seg.valid() && !inherited) {
-    // Linux: close with unread data sends RST (RFC 2525 2.17); SO_LINGER
-    // {1, 0} too; otherwise FIN after the queued data.
-    const bool unread = s->rx.ReadableFresh() > 0;
-    const bool abort = unread || s->linger_abort;
-    s->rx.Close(abort ? 2 : 1);
-    if (abort) {
-      s->tx.Shut(shm::kShutRst);
-    } else if (!s->shut_wr) {
-      s->tx.Shut(shm::kShutFin);
+  if (path == Path::kPipe && s->seg.valid()) {
+    // The side ends when the last copy of its fd is closed in any process
+    // (fork, dup, fd passing): the daemon sees the liveness pipe hang up
+    // and sends FIN, or RST with unread data or SO_LINGER {1, 0}.
+    if (s->linger_abort) {
+      // Release: pairs with the daemon's acquire load at the hang-up.
+      s->seg.as<shm::PipeHeader>()->abort_requested.fetch_or(1u << s->side,
+                                                              std::memory_order_release);
     }
-    shm::Kick(s->peer_efd.get());
-    shm::Msg m = {};
-    m.type = shm::MsgType::kPipeClose;
-    m.id = s->pipe_id;
-    m.value = static_cast<uint32_t>(s->side);
-    SendAsync(m);
+    s->alive.reset();  // now, not when epoll sets let go of the object
   }
   if (path == Path::kListener) g_offloaded_listeners.fetch_sub(1, std::memory_order_relaxed);
   // Registrations are per session: a forked child only ever unregisters
@@ -133,22 +126,10 @@ void Teardown(Socket* s) {
     std::deque<PendingOffer> offers;
     offers.swap(s->offers);
     pthread_mutex_unlock(&s->mu);
+    // Connections never accepted: closing their fds resets them, as Linux
+    // does on close of a listener with a non-empty accept queue.
     for (PendingOffer& o : offers) {
-      // Connections never accepted are reset, as Linux does on close of a
-      // listener with a non-empty accept queue.
-      shm::Mapping map = shm::Mapping::MapShared(o.fds[0], shm::PipeSegmentBytes(o.msg.value));
-      if (map.valid()) {
-        auto* h = map.as<shm::PipeHeader>();
-        h->dir[0].reader_closed.store(2, std::memory_order_release);
-        h->dir[1].shut.store(shm::kShutRst, std::memory_order_release);
-        shm::Kick(o.fds[2]);
-      }
       for (int f : o.fds) shm::UniqueFd drop(f);
-      shm::Msg m = {};
-      m.type = shm::MsgType::kPipeClose;
-      m.id = o.msg.id2;
-      m.value = 1;
-      SendAsync(m);
     }
   } else if (path == Path::kUdp && !inherited) {
     UnregisterSocket(s->reg_id);

@@ -67,6 +67,7 @@ bool SetupPipe(Socket* s, uint32_t pipe_id, uint32_t capacity, int side, int* fd
   shm::UniqueFd memfd(fds[0]);
   shm::UniqueFd own(fds[1]);
   shm::UniqueFd peer(fds[2]);
+  shm::UniqueFd alive(fds[3]);
   if (capacity == 0 || (capacity & (capacity - 1)) != 0) return false;
   shm::Mapping seg = shm::Mapping::MapShared(memfd.get(), shm::PipeSegmentBytes(capacity));
   if (!seg.valid()) return false;
@@ -78,6 +79,7 @@ bool SetupPipe(Socket* s, uint32_t pipe_id, uint32_t capacity, int side, int* fd
   s->seg = std::move(seg);
   s->efd = std::move(own);
   s->peer_efd = std::move(peer);
+  s->alive = std::move(alive);
   s->pipe_id = pipe_id;
   s->side = side;
   s->connected = true;
@@ -188,17 +190,12 @@ int TcpConnect(Socket* s, const sockaddr_in* dst) {
     OnKernel(s, shm::Fallback::kDaemonAbsent, nullptr);
     return kUseKernel;
   }
-  if (r.type != shm::MsgType::kPipe || nr != 3) {
+  if (r.type != shm::MsgType::kPipe || nr != 4) {
     for (int i = 0; i < nr; ++i) shm::UniqueFd drop(rfds[i]);
     OnKernel(s, shm::Fallback::kPeerNotOffloaded, nullptr);
     return kUseKernel;
   }
-  if (!SetupPipe(s, r.id, r.value, 0, rfds)) {
-    shm::Msg c = {};
-    c.type = shm::MsgType::kPipeClose;
-    c.id = r.id;
-    c.value = 0;
-    SendAsync(c);
+  if (!SetupPipe(s, r.id, r.value, 0, rfds)) {  // closes the fds: the side ends
     OnKernel(s, shm::Fallback::kLimit, "pipe mapping");
     return kUseKernel;
   }
@@ -235,12 +232,7 @@ int TcpAccept(Socket* s, sockaddr* addr, socklen_t* addrlen, int flags) {
       Socket* c = NewSocket(nfd, SOCK_STREAM, (flags & SOCK_NONBLOCK) != 0);
       c->thread_offload = s->thread_offload;
       c->rule_id = s->rule_id;
-      if (!SetupPipe(c, o.msg.id2, o.msg.value, 1, o.fds)) {
-        shm::Msg m = {};
-        m.type = shm::MsgType::kPipeClose;
-        m.id = o.msg.id2;
-        m.value = 1;
-        SendAsync(m);
+      if (!SetupPipe(c, o.msg.id2, o.msg.value, 1, o.fds)) {  // the side ends (fds closed)
         Teardown(c);
         Unref(c);
         Real().close(nfd);

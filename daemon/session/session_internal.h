@@ -66,6 +66,7 @@ struct SessionManager::Pipe {
   uint32_t id = 0;
   shm::Mapping segment;
   shm::UniqueFd efd[2];          // [0] connector's, [1] acceptor's
+  shm::UniqueFd alive[2];        // read ends of the sides' liveness pipes
   Session* side[2] = {nullptr, nullptr};
   bool open[2] = {false, false};
   uint32_t listener_id = 0;      // while not accepted

@@ -169,6 +169,12 @@ void SessionManager::Stop() {
   if (thread_.joinable()) thread_.join();
   absl::MutexLock l(&mu_);
   while (!sessions_.empty()) Detach(sessions_.begin()->first);
+  // Pipes keep working between their processes without us (no daemon on
+  // the data path); we only let go of our references.
+  for (auto& [id, p] : pipes_) {
+    for (int side = 0; side < 2; ++side) DropLiveness(p.get(), side);
+  }
+  pipes_.clear();
   listen_fd_.reset();
   epoll_fd_.reset();
   unlink(socket_path_.c_str());
@@ -194,6 +200,15 @@ void SessionManager::Loop() {
       if (fd == stop_fd_.get()) return;
       if (fd == listen_fd_.get()) {
         Accept();
+        continue;
+      }
+      auto lv = liveness_.find(fd);
+      if (lv != liveness_.end()) {
+        // Every copy of that side's fd is closed (any process): end it.
+        if (evs[i].events & (EPOLLHUP | EPOLLERR)) {
+          const auto [pipe_id, side] = lv->second;
+          ClosePipeSide(pipe_id, side, /*died=*/true);
+        }
         continue;
       }
       auto it = sessions_.find(fd);
@@ -289,7 +304,8 @@ absl::Status SessionManager::Handle(Session* s, Request& req) {
         auto l = listeners_.find(p->listener_id);
         if (l != listeners_.end() && l->second->pending > 0) --l->second->pending;
       }
-      if (m.type == MsgType::kPipeClose) ClosePipeSide(m.id, side, /*died=*/false);
+      // kPipeClose is only an acknowledgement now: a side ends when its
+      // liveness pipe hangs up (the last copy of the fd is closed).
       return absl::OkStatus();
     }
     case MsgType::kUdpBind:
@@ -366,16 +382,17 @@ void SessionManager::Detach(int fd) {
   epoll_ctl(epoll_fd_.get(), EPOLL_CTL_DEL, fd, nullptr);
   while (!s->listeners.empty()) RemoveListener(s, s->listeners.begin()->first);
   while (!s->udp.empty()) RemoveUdp(s, s->udp.begin()->first);
-  const std::set<uint32_t> pipes = s->pipes;
-  for (uint32_t id : pipes) {
+  // Its pipe sides end through their liveness pipes when the kernel closes
+  // the process's fds (a forked child may still hold them): only forget
+  // the session here.
+  for (uint32_t id : s->pipes) {
     auto p = pipes_.find(id);
     if (p == pipes_.end()) continue;
-    // A process connected to itself is both sides.
     for (int side = 0; side < 2; ++side) {
-      auto q = pipes_.find(id);
-      if (q != pipes_.end() && q->second->side[side] == s) ClosePipeSide(id, side, true);
+      if (p->second->side[side] == s) p->second->side[side] = nullptr;
     }
   }
+  s->pipes.clear();
   const std::set<uint32_t> dgrams = s->dgrams;
   for (uint32_t id : dgrams) {
     auto r = dgrams_.find(id);

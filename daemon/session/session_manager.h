@@ -102,6 +102,7 @@ class SessionManager {
   absl::Status HandleUdpBind(Session* s, Request& req) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void HandleUdpOpen(Session* s, const shm::Msg& m) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ClosePipeSide(uint32_t pipe_id, int side, bool died) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void DropLiveness(Pipe* p, int side) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void CloseDgramSide(uint32_t ring_id, bool sender) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void RemoveListener(Session* s, uint32_t client_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void RemoveUdp(Session* s, uint32_t client_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -130,6 +131,8 @@ class SessionManager {
   std::map<int, std::unique_ptr<Session>> sessions_ ABSL_GUARDED_BY(mu_);  // by attach fd
   std::map<uint32_t, std::unique_ptr<Listener>> listeners_ ABSL_GUARDED_BY(mu_);
   std::map<uint32_t, std::unique_ptr<Pipe>> pipes_ ABSL_GUARDED_BY(mu_);
+  // Liveness-pipe read end -> (pipe id, side); EPOLLHUP ends that side.
+  std::map<int, std::pair<uint32_t, int>> liveness_ ABSL_GUARDED_BY(mu_);
   std::map<uint32_t, std::unique_ptr<UdpEndpoint>> udp_ ABSL_GUARDED_BY(mu_);
   std::map<uint32_t, std::unique_ptr<DgramRing>> dgrams_ ABSL_GUARDED_BY(mu_);
   uint32_t next_id_ ABSL_GUARDED_BY(mu_) = 1;

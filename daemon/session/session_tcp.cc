@@ -5,7 +5,10 @@
 #include <errno.h>
 #include <ifaddrs.h>
 #include <netinet/in.h>
+#include <fcntl.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <unistd.h>
 #include <sys/socket.h>
 
 #include <cstring>
@@ -150,6 +153,19 @@ void SessionManager::HandleConnect(Session* s, Request& req) {
   auto* h = new (p->segment.get()) shm::PipeHeader();
   h->magic = shm::kPipeMagic;
   h->capacity = pipe_capacity_;
+  // Liveness pipes: each side's process gets the write end; we watch the
+  // read end for the hang-up that follows the last close anywhere.
+  shm::UniqueFd alive_w[2];
+  for (int side = 0; side < 2; ++side) {
+    int lv[2];
+    if (pipe2(lv, O_CLOEXEC | O_NONBLOCK) != 0) {
+      spdlog::warn("liveness pipe for pid {}: {}", s->pid, strerror(errno));
+      Reply(s, m, kStatusUseKernel);
+      return;
+    }
+    p->alive[side].reset(lv[0]);
+    alive_w[side].reset(lv[1]);
+  }
 
   Msg offer = {};
   offer.type = MsgType::kOffer;
@@ -158,8 +174,8 @@ void SessionManager::HandleConnect(Session* s, Request& req) {
   offer.value = pipe_capacity_;
   offer.local = m.remote;
   offer.remote = m.local;
-  const int offer_fds[3] = {memfd.get(), p->efd[1].get(), p->efd[0].get()};
-  if (!SendMsg(l->session->fd.get(), offer, offer_fds, 3)) {
+  const int offer_fds[4] = {memfd.get(), p->efd[1].get(), p->efd[0].get(), alive_w[1].get()};
+  if (!SendMsg(l->session->fd.get(), offer, offer_fds, 4)) {
     Reply(s, m, kStatusUseKernel);  // the listener's process is not keeping up
     return;
   }
@@ -180,27 +196,47 @@ void SessionManager::HandleConnect(Session* s, Request& req) {
   r.value = pipe_capacity_;
   r.local = m.local;
   r.remote = m.remote;
-  const int fds[3] = {memfd.get(), p->efd[0].get(), p->efd[1].get()};
+  const int fds[4] = {memfd.get(), p->efd[0].get(), p->efd[1].get(), alive_w[0].get()};
   const uint32_t pid = p->id;
+  for (int side = 0; side < 2; ++side) {
+    // No EPOLLIN: a process writing into its liveness pipe must not make us
+    // spin; EPOLLHUP is always reported.
+    struct epoll_event ev = {};
+    ev.events = 0;
+    ev.data.fd = p->alive[side].get();
+    epoll_ctl(epoll_fd_.get(), EPOLL_CTL_ADD, p->alive[side].get(), &ev);
+    liveness_[p->alive[side].get()] = {pid, side};
+  }
   pipes_[pid] = std::move(p);
-  if (!SendMsg(s->fd.get(), r, fds, 3)) ClosePipeSide(pid, 0, /*died=*/true);
+  SendMsg(s->fd.get(), r, fds, 4);  // if it fails, alive_w[0] closes below: HUP ends side 0
+}
+
+void SessionManager::DropLiveness(Pipe* p, int side) {
+  if (!p->alive[side].valid()) return;
+  epoll_ctl(epoll_fd_.get(), EPOLL_CTL_DEL, p->alive[side].get(), nullptr);
+  liveness_.erase(p->alive[side].get());
+  p->alive[side].reset();
 }
 
 void SessionManager::ClosePipeSide(uint32_t pipe_id, int side, bool died) {
   auto it = pipes_.find(pipe_id);
   if (it == pipes_.end()) return;
   Pipe* p = it->second.get();
+  DropLiveness(p, side);
   if (!p->open[side]) return;
   p->open[side] = false;
   if (died && p->open[1 - side]) {
-    // The process is gone without closing: do what its kernel would have.
-    // Unread data in what it was receiving makes the close an abort
-    // (RFC 2525 2.17, Linux: RST on close with unread data); else FIN.
+    // The last copy of the side's fd is gone: do what the kernel does on the
+    // last close. Unread data in what it was receiving (or SO_LINGER {1,0})
+    // makes the close an abort (RFC 2525 2.17, Linux: RST); else FIN after
+    // the queued data.
     shm::PipeHeader* h = p->header();
     shm::RingIndexes& out = h->dir[side];
     shm::RingIndexes& in = h->dir[1 - side];
+    // Acquire: pairs with the closing process's fetch_or (release).
     const bool unread = in.tail.load(std::memory_order_acquire) !=
-                        in.head.load(std::memory_order_acquire);
+                            in.head.load(std::memory_order_acquire) ||
+                        (h->abort_requested.load(std::memory_order_acquire) >> side) & 1;
     // Pairs with the survivor's load-acquire of reader_closed (ByteRingProducer).
     in.reader_closed.store(unread ? 2 : 1, std::memory_order_release);
     if (unread || out.shut.load(std::memory_order_relaxed) == 0) {

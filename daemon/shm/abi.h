@@ -33,7 +33,7 @@ inline constexpr uint64_t kArenaMagic = 0x4f46464c4f414431ull;  // "OFFLOAD1"
 inline constexpr uint64_t kPipeMagic = 0x4f46464c50495045ull;   // "OFFLPIPE"
 inline constexpr uint64_t kDgramMagic = 0x4f46464c44475231ull;  // "OFFLDGR1"
 // Bumped on every incompatible change of anything in daemon/shm/.
-inline constexpr uint32_t kAbiVersion = 2;
+inline constexpr uint32_t kAbiVersion = 3;
 
 inline constexpr size_t kCacheLine = 64;
 
@@ -210,7 +210,10 @@ inline constexpr uint32_t kShutRst = 2;
 struct alignas(kCacheLine) PipeHeader {
   uint64_t magic;        // kPipeMagic
   uint32_t capacity;     // per direction, power of two
-  uint32_t reserved;
+  std::atomic<uint32_t> abort_requested;
+  // Bit `side` set (fetch_or, release) by a process closing that side with
+  // SO_LINGER {1, 0}; read (acquire) by the daemon when the side's liveness
+  // pipe hangs up, to send RST instead of FIN.
   RingIndexes dir[2];    // [0]: connector -> acceptor; [1]: acceptor -> connector
 };
 inline constexpr size_t PipeSegmentBytes(uint32_t capacity) {
@@ -263,13 +266,17 @@ enum class MsgType : uint32_t {
   // daemon -> client
   kHelloOk = 101,
   kStatus = 102,       // result of a request: `status` (0 or a positive errno)
-  kPipe = 103,         // a connect succeeded: fds [memfd, own efd, peer efd]
-  kOffer = 104,        // a connection for a listener: fds [memfd, own efd, peer efd]
+  kPipe = 103,         // a connect succeeded: fds [memfd, own efd, peer efd, alive]
+  kOffer = 104,        // a connection for a listener: fds [memfd, own efd, peer efd, alive]
+  // `alive` is the write end of the side's liveness pipe: the daemon holds
+  // the read end and ends the side (FIN, or RST with unread data) when the
+  // last copy in any process is closed, so fork/dup/fd passing follow the
+  // kernel's file reference count.
   kDgramOffer = 105,   // a new incoming ring for a UDP receiver: fds [memfd]
   kDgram = 106,        // reply to kUdpOpen: fds [memfd, receiver efd]
 };
 
-inline constexpr int kMaxMsgFds = 3;
+inline constexpr int kMaxMsgFds = 4;
 inline constexpr size_t kMaxProgramName = 32;
 inline constexpr size_t kMaxAppId = 64;
 

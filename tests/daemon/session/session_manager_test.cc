@@ -291,7 +291,7 @@ TEST_F(SessionManagerTest, ConnectBrokersAPipeAndDetachGivesThePeerEof) {
   ASSERT_TRUE(client.Recv(&r, &cfds));
   ASSERT_EQ(r.type, MsgType::kPipe);
   EXPECT_EQ(r.seq, 9u);
-  ASSERT_EQ(cfds.size(), 3u);
+  ASSERT_EQ(cfds.size(), 4u) << "memfd, own eventfd, peer eventfd, liveness pipe";
   Msg offer;
   std::vector<UniqueFd> sfds;
   ASSERT_TRUE(server.Recv(&offer, &sfds));
@@ -299,7 +299,7 @@ TEST_F(SessionManagerTest, ConnectBrokersAPipeAndDetachGivesThePeerEof) {
   EXPECT_EQ(offer.id, 42u);
   EXPECT_EQ(offer.id2, r.id);
   EXPECT_EQ(offer.remote.port, shadow_port) << "the peer address comes from the kernel";
-  ASSERT_EQ(sfds.size(), 3u);
+  ASSERT_EQ(sfds.size(), 4u);
   uint64_t kicks = 0;
   EXPECT_EQ(read(l.efd.get(), &kicks, sizeof(kicks)), 8) << "the listener's eventfd is kicked";
   EXPECT_EQ(server.arena()->events_posted.load(), 1u);
@@ -323,8 +323,13 @@ TEST_F(SessionManagerTest, ConnectBrokersAPipeAndDetachGivesThePeerEof) {
   c.CopyOut(0, buf, 2);
   EXPECT_EQ(std::memcmp(buf, "hi", 2), 0);
 
-  // The connector's process dies: the acceptor sees FIN after the data.
+  // The connector's process dies (the kernel closes its fds, the liveness
+  // pipe among them): the acceptor sees FIN after the data.
+  const shm::PipeHeader* keep = ch;
+  (void)keep;
   client.Close();
+  EXPECT_EQ(sh->dir[0].shut.load(), 0u) << "its fd copy is still open: not ended yet";
+  cfds.clear();
   for (int i = 0; i < 500 && sh->dir[0].shut.load() == 0; ++i) usleep(2000);
   EXPECT_EQ(sh->dir[0].shut.load(), shm::kShutFin);
   EXPECT_EQ(sh->dir[1].reader_closed.load(), 1u);
@@ -356,9 +361,40 @@ TEST_F(SessionManagerTest, DeathWithUnreadDataResetsThePeer) {
   p.CopyIn(0, "unread", 6);
   p.Commit(6);
   client.Close();
+  cfds.clear();  // the process's fds are gone
   for (int i = 0; i < 500 && sh->dir[0].shut.load() == 0; ++i) usleep(2000);
   EXPECT_EQ(sh->dir[0].shut.load(), shm::kShutRst);
   EXPECT_EQ(sh->dir[1].reader_closed.load(), 2u);
+}
+
+TEST_F(SessionManagerTest, ASideEndsOnlyWhenEveryCopyOfItsFdIsClosed) {
+  RawClient server(manager_->engine_socket_path());
+  ASSERT_TRUE(server.Attach());
+  Listening l = Listen(&server, 1);
+  RawClient client(manager_->engine_socket_path());
+  ASSERT_TRUE(client.Attach());
+  UniqueFd shadow = BoundShadow(nullptr);
+  Msg m = {};
+  m.type = MsgType::kTcpConnect;
+  m.remote.addr = htonl(INADDR_LOOPBACK);
+  m.remote.port = l.port;
+  const int fds[1] = {shadow.get()};
+  ASSERT_TRUE(client.Send(m, fds, 1));
+  Msg r;
+  std::vector<UniqueFd> cfds, sfds;
+  ASSERT_TRUE(client.Recv(&r, &cfds));
+  ASSERT_TRUE(server.Recv(&r, &sfds));
+  ASSERT_EQ(cfds.size(), 4u);
+  shm::Mapping sm = shm::Mapping::MapShared(sfds[0].get(), shm::PipeSegmentBytes(r.value));
+  auto* sh = sm.as<shm::PipeHeader>();
+  // A second copy (fork, dup, fd passing) keeps the side open.
+  UniqueFd copy(dup(cfds[3].get()));
+  cfds[3].reset();
+  usleep(50000);
+  EXPECT_EQ(sh->dir[0].shut.load(), 0u);
+  copy.reset();
+  for (int i = 0; i < 500 && sh->dir[0].shut.load() == 0; ++i) usleep(2000);
+  EXPECT_EQ(sh->dir[0].shut.load(), shm::kShutFin);
 }
 
 TEST_F(SessionManagerTest, ConnectWithAnUnboundShadowIsNotBrokered) {

@@ -786,11 +786,41 @@ void CheckCloseWhileBlockedDoesNotCrash() {
   close(c);
 }
 
+// Prefork-style: the parent accepts, forks a child to serve the connection
+// and closes its own copy; the connection lives on in the child (the FIN
+// follows the last close, as with the kernel's file reference count).
+void CheckForkServeAndParentClose() {
+  int c, s;
+  CHECK_TRUE(Pair(&c, &s));
+  CHECK_TRUE(IsOffloaded(s));
+  const pid_t child = fork();
+  if (child == 0) {
+    char buf[4];
+    if (RecvAll(s, buf, 4) != 4 || send(s, buf, 4, 0) != 4) _exit(1);
+    close(s);
+    _exit(0);
+  }
+  close(s);  // the parent's copy
+  usleep(20000);
+  CHECK_TRUE(send(c, "pref", 4, 0) == 4);
+  char buf[4];
+  timeval tv = {5, 0};
+  setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  CHECK_TRUE(RecvAll(c, buf, 4) == 4 && memcmp(buf, "pref", 4) == 0);
+  CHECK_TRUE(recv(c, buf, 1, 0) == 0);  // EOF once the child closed too
+  int st = 0;
+  CHECK_TRUE(waitpid(child, &st, 0) == child && WIFEXITED(st) && WEXITSTATUS(st) == 0);
+  close(c);
+}
+
 const Check kFeatureChecks[] = {
     {"close_while_blocked", CheckCloseWhileBlockedDoesNotCrash},
     {"thread_offload_api", CheckThreadOffloadApi},
     {"add_conf_rule", CheckAddConfRule},
     {"fork_inherited_listener", CheckForkInheritedListener},
+    // Last: under OFFLOAD_OFFLOADED_SOCKETS=0 it relies on the thread having
+    // opted in (thread_offload_api ends with thread_offload(1)).
+    {"fork_serve_parent_close", CheckForkServeAndParentClose},
 };
 
 int RunFeatureChecks() {
