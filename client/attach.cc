@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <time.h>
@@ -428,6 +429,34 @@ void AttachAtForkChild() {
   g_absent_until_ms = 0;
   if (g_regs != nullptr) g_regs->clear();
   g_fork_serial = NextSerial();
+}
+
+bool RegisterEndpoint(Socket* s, shm::MsgType type, uint32_t value) {
+  if (!EnsureAttached()) return false;
+  if (!s->efd.valid()) s->efd.reset(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
+  if (!s->efd.valid()) return false;
+  const uint32_t old = s->reg_id;
+  s->reg_id = NewRegId();
+  if (old != 0) UnregisterSocket(old);
+  RegisterSocket(s->reg_id, s);
+  shm::Msg m = {};
+  m.type = type;
+  m.id = s->reg_id;
+  m.value = value;
+  m.local.addr = s->local.sin_addr.s_addr;
+  m.local.port = s->local.sin_port;
+  const int fds[2] = {s->fd, s->efd.get()};
+  shm::Msg r;
+  int rfds[shm::kMaxMsgFds];
+  int nr = 0;
+  const uint32_t gen = AttachGeneration();
+  if (!Call(&m, fds, 2, &r, rfds, &nr) || r.type != shm::MsgType::kStatus || r.status != 0) {
+    for (int i = 0; i < nr; ++i) shm::UniqueFd drop(rfds[i]);
+    UnregisterSocket(s->reg_id);
+    return false;
+  }
+  s->reg_gen = gen;
+  return true;
 }
 
 }  // namespace client

@@ -58,6 +58,12 @@ uint32_t NewRegId();
 void RegisterSocket(uint32_t id, Socket* s);
 void UnregisterSocket(uint32_t id);
 
+// (Re-)registers an offloaded listener (kTcpListen, value = backlog) or UDP
+// endpoint (kUdpBind) with the current session, after attach, a fork (the
+// child's own session) or a daemon restart. Returns false when the daemon
+// refused or is unreachable; the socket then stays unregistered.
+bool RegisterEndpoint(Socket* s, shm::MsgType type, uint32_t value);
+
 // Counter blocks in the arena; a process-local dummy when not attached.
 shm::SocketSlot* AllocSlot(Socket* s);
 void FreeSlot(Socket* s);

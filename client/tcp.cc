@@ -91,31 +91,8 @@ int Timeout(Socket* s, bool rx) { return static_cast<int>(rx ? s->rcvtimeo_ms : 
 // (Re-)registers an offloaded listener with the current session: after a
 // fork (the child's own session) or a daemon restart.
 bool RegisterListener(Socket* s) {
-  if (!EnsureAttached()) return false;
-  if (!s->efd.valid()) s->efd.reset(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
-  if (!s->efd.valid()) return false;
-  const uint32_t old = s->reg_id;
-  s->reg_id = NewRegId();
-  if (old != 0) UnregisterSocket(old);
-  RegisterSocket(s->reg_id, s);
-  shm::Msg m = {};
-  m.type = shm::MsgType::kTcpListen;
-  m.id = s->reg_id;
-  m.value = static_cast<uint32_t>(s->backlog < 0 ? 0 : s->backlog);
-  m.local.addr = s->local.sin_addr.s_addr;
-  m.local.port = s->local.sin_port;
-  const int fds[2] = {s->fd, s->efd.get()};
-  shm::Msg r;
-  int rfds[shm::kMaxMsgFds];
-  int nr = 0;
-  const uint32_t gen = AttachGeneration();
-  if (!Call(&m, fds, 2, &r, rfds, &nr) || r.type != shm::MsgType::kStatus || r.status != 0) {
-    for (int i = 0; i < nr; ++i) shm::UniqueFd drop(rfds[i]);
-    UnregisterSocket(s->reg_id);
-    return false;
-  }
-  s->reg_gen = gen;
-  return true;
+  return RegisterEndpoint(s, shm::MsgType::kTcpListen,
+                          static_cast<uint32_t>(s->backlog < 0 ? 0 : s->backlog));
 }
 
 }  // namespace

@@ -28,32 +28,7 @@ namespace {
 constexpr size_t kMaxNoRing = 64;
 constexpr uint64_t kFullRingSpins = 4096;
 
-bool RegisterUdp(Socket* s) {
-  if (!EnsureAttached()) return false;
-  if (!s->efd.valid()) s->efd.reset(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
-  if (!s->efd.valid()) return false;
-  const uint32_t old = s->reg_id;
-  s->reg_id = NewRegId();
-  if (old != 0) UnregisterSocket(old);
-  RegisterSocket(s->reg_id, s);
-  shm::Msg m = {};
-  m.type = shm::MsgType::kUdpBind;
-  m.id = s->reg_id;
-  m.local.addr = s->local.sin_addr.s_addr;
-  m.local.port = s->local.sin_port;
-  const int fds[2] = {s->fd, s->efd.get()};
-  shm::Msg r;
-  int rfds[shm::kMaxMsgFds];
-  int nr = 0;
-  const uint32_t gen = AttachGeneration();
-  if (!Call(&m, fds, 2, &r, rfds, &nr) || r.type != shm::MsgType::kStatus || r.status != 0) {
-    for (int i = 0; i < nr; ++i) shm::UniqueFd drop(rfds[i]);
-    UnregisterSocket(s->reg_id);
-    return false;
-  }
-  s->reg_gen = gen;
-  return true;
-}
+bool RegisterUdp(Socket* s) { return RegisterEndpoint(s, shm::MsgType::kUdpBind, 0); }
 
 void AdoptNewRings(Socket* s) {
   if (!s->has_new_rings.load(std::memory_order_acquire)) return;
