@@ -1,41 +1,14 @@
-// UniqueFd: owns a file descriptor and closes it on destruction.
-//
-// Thread safety: like a plain int; one owner at a time.
+// UniqueFd for daemon code: the same RAII fd owner the shared-memory ABI and
+// the preload library use (daemon/shm/unique_fd.h), so there is one of them.
 
 #ifndef OFFLOAD_DAEMON_COMMON_UNIQUE_FD_H_
 #define OFFLOAD_DAEMON_COMMON_UNIQUE_FD_H_
 
-#include <unistd.h>
-
-#include <utility>
+#include "daemon/shm/unique_fd.h"
 
 namespace offload {
 
-class UniqueFd {
- public:
-  UniqueFd() = default;
-  explicit UniqueFd(int fd) : fd_(fd) {}
-  ~UniqueFd() { reset(); }
-  UniqueFd(UniqueFd&& other) noexcept : fd_(other.release()) {}
-  UniqueFd& operator=(UniqueFd&& other) noexcept {
-    if (this != &other) reset(other.release());
-    return *this;
-  }
-  UniqueFd(const UniqueFd&) = delete;
-  UniqueFd& operator=(const UniqueFd&) = delete;
-
-  int get() const { return fd_; }
-  bool valid() const { return fd_ >= 0; }
-  // Gives up ownership; the caller must close the returned fd.
-  int release() { return std::exchange(fd_, -1); }
-  void reset(int fd = -1) {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = fd;
-  }
-
- private:
-  int fd_ = -1;
-};
+using UniqueFd = shm::UniqueFd;
 
 }  // namespace offload
 
