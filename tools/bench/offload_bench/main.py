@@ -14,6 +14,9 @@ from offload_bench import procs
 from offload_bench import report
 from offload_bench import scenarios as scen
 from offload_bench import sides
+from offload_bench import wire
+from offload_bench import wire_net
+from offload_bench import wire_sides
 
 DESCRIPTION = """\
 Runs every scenario with and without offload in the same run, interleaved
@@ -32,6 +35,15 @@ The offload side needs offloadd and the offload launcher: found via
 repository's bazel-bin (daemon/offloadd, client/offload) or /usr/sbin/offloadd
 and /usr/bin/offload. If they are missing and --offload=auto, only the kernel
 side runs (and the report says so).
+
+--wire (root) runs the NIC scenarios instead: TCP ping-pong, 100 B
+throughput, bulk 64 KiB (TSO/GSO/GRO off) and a reverse ping-pong between
+two network namespaces joined by a veth, with offloadd owning the namespace
+A end (va) through AF_XDP; plus the idle CPU of that daemon. The kernel side
+is a plain client in A, the offload side the same client under the launcher;
+the server is a kernel process in namespace B. Each sample records the
+packets offloadd's NIC queues moved (offloadctl stats), and the run fails if
+the offload side never went through the engine.
 
 --quick runs each scenario once per side for 2 s: a correctness check (every
 tool ran, its output parsed, servers counted every request), not a
@@ -81,9 +93,11 @@ def parse_args(argv):
                     help="extra environment for the offload side only, e.g. "
                          "OFFLOAD_RX_POLL=0 (repeatable; recorded in the "
                          "report)")
+    ap.add_argument("--offloadctl", default=None,
+                    help="path of offloadctl (--wire: engine packet counters)")
     ap.add_argument("--wire", action="store_true",
-                    help="NIC scenarios over a veth between namespaces "
-                         "(not available yet)")
+                    help="NIC scenarios: TCP over a veth between two network "
+                         "namespaces, offloadd owning one end (root)")
     ap.add_argument("--no-plots", action="store_true", help="skip gnuplot")
     args = ap.parse_args(argv)
     if args.reps is None:
@@ -102,7 +116,8 @@ def parse_args(argv):
         ap.error("--reps must be in [1, 100]")
     if not 1 <= args.duration <= 300:
         ap.error("--duration must be in [1, 300] seconds")
-    known = {s.name: s for s in scen.all_scenarios()}
+    known = {s.name: s for s in (wire.wire_scenarios() if args.wire
+                                 else scen.all_scenarios())}
     if args.scenarios == "all":
         args.scenario_list = list(known.values())
     else:
@@ -133,6 +148,7 @@ REQUIRED_TOOLS = {
     "pingpong": ["sockperf"], "underload": ["sockperf"],
     "throughput": ["sockperf"], "redis": ["redis-server", "redis-benchmark"],
     "nginx": ["nginx", "wrk"], "connrate": [],
+    "wire": ["sockperf", "ip", "ethtool"],
 }
 
 
@@ -184,6 +200,25 @@ def ensure_daemon(offload, samples, restart=True):
     return True
 
 
+def engine_checks(scenario_list, samples):
+    """--wire: a failed 'engine-check' sample for every scenario whose
+    offload side ran but moved no packet through offloadd's NIC queues
+    (its sockets stayed in the kernel)."""
+    out = []
+    for s in scenario_list:
+        got = [x for x in samples if x["scenario"] == s.name and
+               x["side"] == "offload" and x["ok"] and
+               "nic_rx_pkts" in x["metrics"]]
+        if got and not any(x["metrics"]["nic_rx_pkts"] > 0 and
+                           x["metrics"]["nic_tx_pkts"] > 0 for x in got):
+            out.append(failed_sample(
+                "engine-check", "offload", 0,
+                "%s: the offload side ran, but offloadd's NIC queues moved "
+                "no packets during it (offloadctl stats): its TCP went "
+                "through the kernel, not the engine" % s.name))
+    return out
+
+
 def describe(sample, scenario):
     if not sample["ok"]:
         return "FAILED: " + sample["error"].splitlines()[0]
@@ -200,15 +235,11 @@ def describe(sample, scenario):
 def main(argv):
     args = parse_args(argv)
     if args.list:
-        for s in scen.all_scenarios():
-            print("%-16s %s" % (s.name, s.title))
+        for s in (wire.wire_scenarios() if args.wire
+                  else scen.all_scenarios()):
+            print("%-26s %s" % (s.name, s.title))
         return 0
     notes = []
-    if args.wire:
-        print("offload-bench: --wire (NIC scenarios over a veth between "
-              "network namespaces) is not available yet; running the "
-              "loopback scenarios only")
-        notes.append("--wire requested: not available yet")
     missing = missing_tools(args.scenario_list)
     if missing:
         print("offload-bench: missing programs: %s (Debian: sockperf "
@@ -233,19 +264,28 @@ def main(argv):
     registry = procs.Registry(os.path.join(outdir, "logs"), commands)
     tmpdir = tempfile.mkdtemp(prefix="offload-bench-")
     daemon_cpu, bench_cpus = pick_cpus(args, notes)
-    ctx = scen.Context(registry, bench_cpus, args.quick, args.duration,
-                       {"offload-connrate": connrate}, tmpdir)
+    net = wire_net.WireNet(commands) if args.wire else None
+    tools = {"offload-connrate": connrate}
+    ctx = None
 
     def on_signal(signum, frame):
         raise KeyboardInterrupt()
     signal.signal(signal.SIGTERM, on_signal)
 
-    side_list = [sides.KernelSide()]
+    side_list = []
     offload = None
     offload_status = "off (--offload=off)"
     samples = []
     interrupted = False
     try:
+        if net is not None:
+            net.create()
+            if net.stale_removed:
+                notes.append("removed stale namespaces of dead runs: "
+                             + ", ".join(net.stale_removed))
+            side_list.append(wire_sides.WireKernelSide(net))
+        else:
+            side_list.append(sides.KernelSide())
         if args.offload != "off":
             offloadd, t1 = sides.find_binary(args.offloadd,
                                              "OFFLOAD_BENCH_OFFLOADD",
@@ -255,10 +295,22 @@ def main(argv):
                                              "OFFLOAD_BENCH_LAUNCHER",
                                              "client/offload",
                                              "/usr/bin/offload")
-            if offloadd and launcher:
+            if offloadd and launcher and net is not None:
+                offloadctl, _ = sides.find_binary(
+                    args.offloadctl, "OFFLOAD_BENCH_OFFLOADCTL",
+                    "cli/offloadctl", "/usr/bin/offloadctl")
+                if offloadctl is None:
+                    notes.append("offloadctl not found: the engine packet "
+                                 "counters were not recorded")
+                offload = wire_sides.WireOffloadSide(
+                    registry, offloadd, launcher, daemon_cpu,
+                    args.quick or args.debug_bypass, args.offload_env_map,
+                    net, offloadctl)
+            elif offloadd and launcher:
                 offload = sides.OffloadSide(
                     registry, offloadd, launcher, daemon_cpu,
                     args.quick or args.debug_bypass, args.offload_env_map)
+            if offload is not None:
                 offload.start()
                 side_list.append(offload)
                 offload_status = "%s with %s (daemon pid %d)" % (
@@ -274,11 +326,19 @@ def main(argv):
                 offload_status = ("SKIPPED: %s not found (looked at %s); "
                                   "kernel side only" % (what,
                                                         ", ".join(looked)))
+        if net is not None:
+            ctx = wire.WireContext(registry, bench_cpus, args.quick,
+                                   args.duration, tools, tmpdir, net, offload)
+        else:
+            ctx = scen.Context(registry, bench_cpus, args.quick,
+                               args.duration, tools, tmpdir)
         print("offload-bench: results in %s" % outdir)
         print("offload-bench: offload side: %s" % offload_status)
         for s in args.scenario_list:
             for rep in range(args.reps):
                 for side in side_list:
+                    if side.name not in getattr(s, "sides", (side.name,)):
+                        continue
                     if side is offload and not ensure_daemon(offload,
                                                              samples):
                         sample = failed_sample(
@@ -310,6 +370,8 @@ def main(argv):
         if offload is not None:
             offload.stop()
         shutil.rmtree(tmpdir, ignore_errors=True)
+        if net is not None:
+            net.destroy()
 
     if (offload is not None and offload.debug_bypass and
             not any(x["bypass"] for x in samples if x["side"] == "offload")):
@@ -319,6 +381,8 @@ def main(argv):
             "error": "the offload side ran, but no process printed 'offload: "
                      "enabled bypass on fd N' with OFFLOAD_DEBUG=1: nothing "
                      "was offloaded"})
+    if net is not None and offload is not None:
+        samples += engine_checks(args.scenario_list, samples)
     run_info = {
         "started": started.isoformat() + "Z",
         "finished": datetime.datetime.utcnow().isoformat() + "Z",
@@ -330,9 +394,12 @@ def main(argv):
         "inherited_env": {k: v for k, v in os.environ.items()
                           if k.startswith(("OFFLOAD_", "VMA_"))},
         "argv": ["offload-bench"] + list(argv),
+        "wire": None if net is None else {
+            "ns_a": net.ns_a, "ns_b": net.ns_b, "ip_a": net.ip_a,
+            "ip_b": net.ip_b},
     }
     plots = []
-    if not args.no_plots:
+    if not args.no_plots and ctx is not None:
         plots, plot_notes = report.make_plots(outdir, args.scenario_list,
                                               samples, ctx.latencies)
         notes += plot_notes

@@ -10,6 +10,7 @@ import os
 import shlex
 import signal
 import socket
+import struct
 import subprocess
 import time
 
@@ -29,21 +30,31 @@ def free_port(kind=socket.SOCK_STREAM):
         return s.getsockname()[1]
 
 
-def _proc_net_has(port, proto):
-    """True if /proc/net/<proto> shows 127.0.0.1:port or *:port listening
-    (TCP state 0A) or bound (UDP state 07)."""
+def _proc_net_addr(ip):
+    """An IPv4 address as /proc/net/tcp prints it (the __be32 as a native
+    hex word: 127.0.0.1 -> 0100007F on little-endian hosts)."""
+    return "%08X" % struct.unpack("=I", socket.inet_aton(ip))[0]
+
+
+def _proc_net_has(port, proto, ip="127.0.0.1", pid=None):
+    """True if /proc/[pid/]net/<proto> shows ip:port or *:port listening
+    (TCP state 0A) or bound (UDP state 07). With `pid` the table of that
+    process's network namespace is read (a server in another namespace)."""
     want_state = "0A" if proto == "tcp" else "07"
+    want_addrs = (_proc_net_addr(ip), "00000000")
+    path = ("/proc/%d/net/%s" % (pid, proto) if pid is not None
+            else "/proc/net/" + proto)
     try:
-        with open("/proc/net/" + proto) as f:
+        with open(path) as f:
             next(f)
             for line in f:
                 fields = line.split()
                 local, state = fields[1], fields[3]
                 addr, hexport = local.split(":")
                 if (int(hexport, 16) == port and state == want_state and
-                        addr in ("0100007F", "00000000")):
+                        addr in want_addrs):
                     return True
-    except OSError:
+    except (OSError, StopIteration):
         return False
     return False
 
@@ -174,10 +185,16 @@ def wait_until(predicate, timeout, what, proc=None):
     raise BenchError("timed out after %.0f s waiting for %s" % (timeout, what))
 
 
-def wait_listening(port, proto, timeout, proc):
-    """Waits until a socket is listening (tcp) or bound (udp) on port."""
-    wait_until(lambda: _proc_net_has(port, proto), timeout,
-               "%s port %d on 127.0.0.1" % (proto, port), proc)
+def wait_listening(port, proto, timeout, proc, ip="127.0.0.1",
+                   other_netns=False):
+    """Waits until a socket is listening (tcp) or bound (udp) on ip:port.
+
+    other_netns: `proc` runs in another network namespace; its own
+    /proc/PID/net table is read instead of ours.
+    """
+    pid = proc.pid if other_netns else None
+    wait_until(lambda: _proc_net_has(port, proto, ip, pid), timeout,
+               "%s port %d on %s" % (proto, port, ip), proc)
 
 
 def exit_text(returncode):

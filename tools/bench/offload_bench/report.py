@@ -123,6 +123,15 @@ def write_report(outdir, run_info, scenario_list, samples, plots, notes):
     L.append("- CPUs: benchmark processes on %s; offloadd on %s" %
              (run_info["bench_cpus"], run_info["daemon_cpu"]))
     L.append("- offload side: %s" % run_info["offload_status"])
+    if run_info.get("wire"):
+        w = run_info["wire"]
+        L.append("- wire: veth va (%s/24, namespace %s, owned by offloadd "
+                 "through AF_XDP) <-> vb (%s/24, namespace %s, kernel, TX "
+                 "checksum offload off); the measured client runs in %s "
+                 "(kernel side: plain; offload side: under the launcher), "
+                 "the kernel server in %s (reverse: the other way round)"
+                 % (w["ip_a"], w["ns_a"], w["ip_b"], w["ns_b"], w["ns_a"],
+                    w["ns_b"]))
     if run_info.get("offload_env"):
         L.append("- offload side environment: %s" % " ".join(
             "%s=%s" % kv for kv in sorted(run_info["offload_env"].items())))
@@ -162,6 +171,8 @@ def write_report(outdir, run_info, scenario_list, samples, plots, notes):
                  "N` (only checked when OFFLOAD_DEBUG=1 was set, i.e. in "
                  "--quick mode or with --debug-bypass).\n")
         for s in scenario_list:
+            if not getattr(s, "uses_sockets", True):
+                continue
             seen = [x["bypass"] for x in samples
                     if x["scenario"] == s.name and x["side"] == "offload"
                     and x["ok"]]
@@ -174,6 +185,7 @@ def write_report(outdir, run_info, scenario_list, samples, plots, notes):
                            "no (every socket stayed in the kernel)")
             L.append("- %s: %s" % (s.name, verdict))
         L.append("")
+    L += _engine_section(scenario_list, samples)
     if plots:
         L.append("## Plots\n")
         for title, png in plots:
@@ -187,6 +199,38 @@ def write_report(outdir, run_info, scenario_list, samples, plots, notes):
     with open(os.path.join(outdir, "report.md"), "w") as f:
         f.write("\n".join(L) + "\n")
     return rows
+
+
+def _engine_section(scenario_list, samples):
+    """--wire: the packets offloadd's NIC queues and engine moved during the
+    samples of each side (median of the per-sample deltas), or [] when no
+    sample recorded them."""
+    keys = ("nic_rx_pkts", "nic_tx_pkts", "engine_rx_pkts", "engine_tx_pkts")
+    if not any(keys[0] in x["metrics"] for x in samples):
+        return []
+    L = ["## Through the engine (wire)\n",
+         "Packets offloadd's NIC queues (AF_XDP on va) and engine moved "
+         "during each sample, from `offloadctl stats` before and after it; "
+         "median per sample. The offload side's traffic must show here; the "
+         "kernel side's is XDP_PASSed to the kernel and should not.\n",
+         "| scenario | side | NIC rx pkts | NIC tx pkts | engine rx pkts | "
+         "engine tx pkts | through the engine |",
+         "|---|---|---:|---:|---:|---:|---|"]
+    for s in scenario_list:
+        for side in ("kernel", "offload"):
+            got = [x["metrics"] for x in samples
+                   if x["scenario"] == s.name and x["side"] == side and
+                   x["ok"] and keys[0] in x["metrics"]]
+            if not got:
+                continue
+            med = [stats.median([m[k] for m in got]) for k in keys]
+            through = all(m["nic_rx_pkts"] > 0 and m["nic_tx_pkts"] > 0
+                          for m in got)
+            L.append("| %s | %s | %s | %s | %s | %s | %s |" % (
+                (s.name, side) + tuple(_fmt(v) for v in med) +
+                ("yes" if through else "no",)))
+    L.append("")
+    return L
 
 
 def write_json(outdir, run_info, samples):
