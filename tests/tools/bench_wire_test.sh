@@ -5,15 +5,23 @@
 # went through offloadd's NIC queues and engine (offloadctl packet counters
 # grew during its samples) while the kernel side's did not, and that the
 # namespaces, temp dirs and processes of the run are gone afterwards. No
-# timing or throughput is asserted.
+# timing or throughput is asserted. bench_wire_unit_test.py (the parts that
+# need no root) runs first.
 set -u
+
+RUNFILES="${TEST_SRCDIR:-$PWD/..}/${TEST_WORKSPACE:-offload}"
+# The parts that need no root first: parsers, engine check, options.
+if ! PYTHONPATH="$RUNFILES/tools/bench" PYTHONDONTWRITEBYTECODE=1 \
+    python3 "$RUNFILES/tests/tools/bench_wire_unit_test.py" -v; then
+  echo "FAIL: bench_wire_unit_test.py"
+  exit 1
+fi
 
 if [[ $(id -u) -ne 0 ]]; then
   echo "SKIP: offload-bench --wire needs root (namespaces, veth, XDP)"
   exit 0
 fi
 
-RUNFILES="${TEST_SRCDIR:-$PWD/..}/${TEST_WORKSPACE:-offload}"
 BENCH="$RUNFILES/tools/bench/offload-bench"
 OUT="${TEST_UNDECLARED_OUTPUTS_DIR:-${TEST_TMPDIR:-/tmp}}/bench-wire-quick"
 rm -rf "$OUT"

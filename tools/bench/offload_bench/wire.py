@@ -45,10 +45,14 @@ def _counted(ctx, fn):
     """Runs fn() -> metrics and adds the daemon's packet-counter deltas."""
     before = ctx.counters()
     result = fn()
+    if before is None:
+        return result
     after = ctx.counters()
-    if before is not None and after is not None:
-        for k in COUNTER_KEYS:
-            result[k] = float(after[k] - before[k])
+    if after is None:
+        raise procs.BenchError("offloadd died during the sample: its "
+                               "figures are not the engine's")
+    for k in COUNTER_KEYS:
+        result[k] = float(after[k] - before[k])
     return result
 
 
