@@ -94,6 +94,35 @@ class EngineCheckTest(unittest.TestCase):
         self.assertEqual(report._engine_section(scen, []), [])
 
 
+class AcceptanceTest(unittest.TestCase):
+    def rows(self, kernel, offload):
+        out = []
+        for s in wire.wire_scenarios():
+            for m in s.metrics:
+                ps = {"kernel": (kernel, kernel, kernel, 0.0, 1),
+                      "offload": (offload, offload, offload, 0.0, 1)}
+                out.append((s, m, ps, offload / kernel, ""))
+        return out
+
+    def test_verdicts_follow_the_bounds(self):
+        # Every metric 0.5 of the kernel: latency met, throughput not; idle
+        # CPU 0.5 % met.
+        text = "\n".join(report._acceptance_section(self.rows(1.0, 0.5)))
+        self.assertIn("| wire-pingpong-tcp p50 | offload/kernel <= 0.667 | "
+                      "0.5 | met |", text)
+        self.assertIn("| wire-throughput-tcp rx_msgs | offload/kernel >= 2 "
+                      "| 0.5 | NOT met |", text)
+        self.assertIn("| wire-idle-cpu idle_cpu | offload < 1 | 0.5 | met |",
+                      text)
+        text = "\n".join(report._acceptance_section(self.rows(1.0, 3.0)))
+        self.assertIn("| 3 | NOT met |", text)  # p50 three times worse
+        self.assertIn("| wire-throughput-tcp rx_msgs | offload/kernel >= 2 "
+                      "| 3 | met |", text)
+
+    def test_absent_without_wire_rows(self):
+        self.assertEqual(report._acceptance_section([]), [])
+
+
 class WireOptionsTest(unittest.TestCase):
     def test_wire_scenarios_selectable_loopback_ones_not(self):
         a = main.parse_args(["--wire", "--scenarios",

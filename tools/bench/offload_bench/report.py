@@ -157,6 +157,7 @@ def write_report(outdir, run_info, scenario_list, samples, plots, notes):
                     "%.1f%%" % o[3] if o[3] is not None else "–",
                     "%.3f" % r if r is not None else "–", verdict))
     L.append("")
+    L += _acceptance_section(rows)
     failed = [x for x in samples if not x["ok"]]
     L.append("## Failures\n")
     if not failed:
@@ -199,6 +200,36 @@ def write_report(outdir, run_info, scenario_list, samples, plots, notes):
     with open(os.path.join(outdir, "report.md"), "w") as f:
         f.write("\n".join(L) + "\n")
     return rows
+
+
+def _acceptance_section(rows):
+    """--wire: issue 5's acceptance criteria against this run's medians
+    (reported, not asserted), or [] when none of their scenarios ran."""
+    from offload_bench import wire  # wire imports base; avoid a cycle
+    found = {(s.name, m.key): (ps, r) for s, m, ps, r, _ in rows}
+    L = []
+    for name, key, what, op, bound, text in wire.ACCEPTANCE:
+        if (name, key) not in found:
+            continue
+        ps, r = found[(name, key)]
+        value = r if what == "ratio" else ps["offload"][0]
+        if value is None:
+            verdict = "not measured"
+        else:
+            met = {"<=": value <= bound, ">=": value >= bound,
+                   "<": value < bound}[op]
+            verdict = "met" if met else "NOT met"
+        L.append("| %s | %s %s | %s %s %.3g | %s | %s |" % (
+            text, name, key, "offload/kernel" if what == "ratio" else
+            "offload", op, bound, _fmt(value) if value is not None else "–",
+            verdict))
+    if not L:
+        return []
+    return (["## Acceptance (issue 5)\n",
+             "Reported, not asserted; valid only if every offload row of "
+             "\"Through the engine\" below says yes.\n",
+             "| criterion | measured | bound | this run | |",
+             "|---|---|---|---:|---|"] + L + [""])
 
 
 def _engine_section(scenario_list, samples):

@@ -25,6 +25,17 @@ COUNTER_KEYS = ("nic_rx_pkts", "nic_tx_pkts", "engine_rx_pkts",
                 "engine_tx_pkts")
 IDLE_WINDOW_S = 3.0
 
+# Issue 5's acceptance, reported (never asserted) under the ratio table:
+# (scenario, metric key, "ratio" or "offload", "<=" or ">=", bound, text).
+ACCEPTANCE = [
+    ("wire-pingpong-tcp", "p50", "ratio", "<=", 1 / 1.5,
+     "offload TCP ping-pong p50 at least 1.5x lower than the kernel's"),
+    ("wire-throughput-tcp", "rx_msgs", "ratio", ">=", 2.0,
+     "offload 100 B TCP throughput at least 2x the kernel's"),
+    ("wire-idle-cpu", "idle_cpu", "offload", "<", 1.0,
+     "idle offloadd with the interface attached below 1 % CPU"),
+]
+
 
 class WireContext(base.Context):
     """base.Context plus the namespaces and the daemon's counters."""
