@@ -287,7 +287,8 @@ EXPORT int connect(int fd, const sockaddr* addr, socklen_t len) noexcept {
       return -1;
     }
     if (p == Path::kUndecided && oc::IsInet(addr, len)) {
-      if (oc::TcpConnect(s, reinterpret_cast<const sockaddr_in*>(addr)) == 0) return 0;
+      const int rc = oc::TcpConnect(s, reinterpret_cast<const sockaddr_in*>(addr));
+      if (rc != oc::kUseKernel) return rc;  // offloaded: connected, or failed with errno
     }
     const int rc = Real().connect(fd, addr, len);
     if ((rc == 0 || errno == EINPROGRESS) && oc::IsInet(addr, len)) {

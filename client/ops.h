@@ -64,7 +64,7 @@ ssize_t SocketSend(Socket* s, int fd, const iovec* iov, int iovcnt, int flags,
 
 // TCP.
 void TcpAfterListen(Socket* s, int backlog);   // after a successful kernel listen()
-int TcpConnect(Socket* s, const sockaddr_in* dst);  // 0 or kUseKernel
+int TcpConnect(Socket* s, const sockaddr_in* dst);  // 0, -1 (errno) or kUseKernel
 int TcpAccept(Socket* s, sockaddr* addr, socklen_t* len, int flags);
 // In a forked child: registers an inherited offloaded listener with the
 // child's own session, so offloaded connections reach the child too.

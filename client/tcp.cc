@@ -86,6 +86,36 @@ bool SetupPipe(Socket* s, uint32_t pipe_id, uint32_t capacity, int side, int* fd
   return true;
 }
 
+// A pipe whose other end is an engine (a connection on the wire): waits for
+// the TCP handshake's outcome, published in connect_status. Returns 0 or
+// the errno of the failure. Like Linux, a blocking connect waits for the
+// handshake (bounded by the engine's SYN retries); a non-blocking one waits
+// too rather than report EINPROGRESS (the pipe carries no "connecting"
+// readiness yet).
+int WaitConnected(Socket* s) {
+  auto* h = s->seg.as<shm::PipeHeader>();
+  for (;;) {
+    // Pairs with the engine's store-release of the outcome.
+    const int32_t st = h->connect_status.load(std::memory_order_acquire);
+    if (st != shm::kConnectPending) return st > 0 ? st : 0;
+    pollfd p = {s->efd.get(), POLLIN, 0};
+    if (Real().poll(&p, 1, -1) < 0 && errno != EINTR) return errno;
+    shm::Drain(s->efd.get());
+  }
+}
+
+// Gives back a pipe that never carried data (a failed connect): the
+// liveness pipe closes, so the daemon forgets it; the socket can connect
+// again.
+void DropPipe(Socket* s) {
+  s->alive.reset();
+  s->peer_efd.reset();
+  s->efd.reset();
+  s->seg = shm::Mapping();
+  s->pipe_id = 0;
+  s->connected = false;
+}
+
 int Timeout(Socket* s, bool rx) { return static_cast<int>(rx ? s->rcvtimeo_ms : s->sndtimeo_ms); }
 
 // (Re-)registers an offloaded listener with the current session: after a
@@ -136,8 +166,15 @@ int TcpConnect(Socket* s, const sockaddr_in* dst) {
     return kUseKernel;
   }
   shm::ArenaHeader* a = Arena();
-  if (a == nullptr || !shm::PortBit(a->tcp_ports, ntohs(dst->sin_port))) {
-    // Nobody offloads this port: no daemon round trip.
+  if (a == nullptr) {
+    OnKernel(s, shm::Fallback::kDaemonAbsent, nullptr);
+    return kUseKernel;
+  }
+  // Loopback, or the daemon has no wire path: only an offloaded listener on
+  // this host can take the connection, and the port bitmap says whether
+  // there is one, without a daemon round trip.
+  const bool loopback = (ntohl(dst->sin_addr.s_addr) >> 24) == 127;
+  if (!shm::PortBit(a->tcp_ports, ntohs(dst->sin_port)) && (a->wire_addr == 0 || loopback)) {
     OnKernel(s, shm::Fallback::kPeerNotOffloaded, nullptr);
     return kUseKernel;
   }
@@ -169,18 +206,33 @@ int TcpConnect(Socket* s, const sockaddr_in* dst) {
   }
   if (r.type != shm::MsgType::kPipe || nr != 4) {
     for (int i = 0; i < nr; ++i) shm::UniqueFd drop(rfds[i]);
-    OnKernel(s, shm::Fallback::kPeerNotOffloaded, nullptr);
+    OnKernel(s, a->wire_addr != 0 ? shm::Fallback::kNotRouted : shm::Fallback::kPeerNotOffloaded,
+             nullptr);
     return kUseKernel;
   }
   if (!SetupPipe(s, r.id, r.value, 0, rfds)) {  // closes the fds: the side ends
     OnKernel(s, shm::Fallback::kLimit, "pipe mapping");
     return kUseKernel;
   }
+  const bool engine = s->seg.as<shm::PipeHeader>()->connect_status.load(
+                          std::memory_order_acquire) != 0;
+  if (engine) {
+    s->slot->state = static_cast<uint8_t>(shm::SocketState::kConnecting);
+    const int err = WaitConnected(s);
+    if (err != 0) {
+      DropPipe(s);
+      s->slot->state = static_cast<uint8_t>(shm::SocketState::kClosed);
+      Add(s->slot->errors, 1);
+      errno = err;
+      return -1;
+    }
+  }
   s->local.sin_family = AF_INET;
-  s->local.sin_addr.s_addr = m.local.addr;
+  s->local.sin_addr.s_addr = r.local.addr != 0 ? r.local.addr : m.local.addr;
   s->local.sin_port = m.local.port;
   s->remote = *dst;
   OnOffloaded(s, Path::kPipe);
+  if (engine) s->slot->path = static_cast<uint8_t>(shm::SocketPath::kEngine);
   return 0;
 }
 
@@ -230,6 +282,7 @@ int TcpAccept(Socket* s, sockaddr* addr, socklen_t* addrlen, int flags) {
       FdObject* old = ExchangeObject(nfd, c);
       if (old != nullptr) Unref(old);
       OnOffloaded(c, Path::kPipe);
+      if (o.msg.status == 1) c->slot->path = static_cast<uint8_t>(shm::SocketPath::kEngine);
       Add(s->slot->rx_msgs, 1);
       if (addr != nullptr && addrlen != nullptr) {
         const socklen_t n = std::min<socklen_t>(*addrlen, sizeof(c->remote));

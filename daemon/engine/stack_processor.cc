@@ -39,8 +39,11 @@ size_t StackProcessor::DeliverEvents() {
 
 size_t StackProcessor::PollTx(TxBatch* const* tx, size_t num_queues,
                               TimeNs now) {
-  // Events raised by this iteration's frames, timers and commands.
-  size_t events = DeliverEvents();
+  // Application ring activity first, so data written since the last
+  // iteration leaves in this one; then the events raised by this
+  // iteration's frames, timers, commands and application calls.
+  size_t events = sink_ != nullptr ? sink_->PollApplications() : 0;
+  events += DeliverEvents();
   if (tx_queue_ >= num_queues) return events;
   TxBatch& batch = *tx[tx_queue_];
   size_t sent = events;

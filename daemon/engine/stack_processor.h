@@ -31,6 +31,16 @@ class FlowEventSink {
   // see the stack between iterations (e.g. flows released in the
   // background). Must return quickly when there is nothing to do.
   virtual void OnPoll() {}
+  // Called once per PollTx before the stack's output is drained: picks up
+  // what applications did on their shared rings (new data, consumed data,
+  // shutdowns) and hands it to the stack. Returns the amount of work found
+  // (0: nothing new).
+  virtual size_t PollApplications() { return 0; }
+  // Called when the engine is about to sleep (after Doorbell's fence):
+  // asks every application ring to ring the engine's doorbell on its next
+  // change (need-wake-up flags), fences, and re-checks. True if work
+  // arrived meanwhile, so the engine must not sleep.
+  virtual bool ArmApplicationWakeups() { return false; }
 };
 
 class StackProcessor : public PacketProcessor {
@@ -49,7 +59,9 @@ class StackProcessor : public PacketProcessor {
   size_t PollTx(TxBatch* const* tx, size_t num_queues, TimeNs now) override;
   void OnTimers(TimeNs now) override;
   TimeNs NextTimerDeadline() const override;
-  bool HasPendingWork() override { return stack_->HasPendingTx(); }
+  bool HasPendingWork() override {
+    return stack_->HasPendingTx() || (sink_ != nullptr && sink_->ArmApplicationWakeups());
+  }
 
  private:
   // Hands pending stack events to sink_; returns how many.

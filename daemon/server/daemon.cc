@@ -82,6 +82,8 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Create(const v1::DaemonConfig& c
       session::SessionManager::Create(config, d->rules_.get());
   if (!sessions.ok()) return sessions.status();
   d->sessions_ = std::move(*sessions);
+  // TCP sockets routed through the offloaded interface go to the engines.
+  if (d->wire_ != nullptr) d->sessions_->SetWirePlane(d->wire_.get());
   if (absl::Status s = d->sessions_->Start(); !s.ok()) return s;
   d->data_plane_ = std::make_unique<SessionDataPlane>(d->sessions_.get(), d->wire_.get());
 

@@ -10,11 +10,13 @@
 #include <cstddef>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <set>
 #include <string>
 
 #include "daemon/session/session_manager.h"
 #include "daemon/shm/abi.h"
+#include "daemon/shm/segment.h"
 #include "daemon/shm/unique_fd.h"
 
 namespace offload {
@@ -23,9 +25,7 @@ namespace session {
 // Reply status meaning "no offloaded peer: use the kernel".
 inline constexpr int32_t kStatusUseKernel = -1;
 
-// Creates a memfd of `bytes`, sealed against shrinking and growing, and
-// maps it into `*map`. Returns an invalid fd on failure (errno set).
-shm::UniqueFd MakeSealedMemfd(const char* name, size_t bytes, shm::Mapping* map);
+using shm::MakeSealedMemfd;
 
 // Sets or clears `port_host` in a published port bitmap (abi.h); returns
 // the previous bit.
@@ -60,6 +60,7 @@ struct SessionManager::Listener {
   uint32_t backlog = 0;
   uint32_t pending = 0;  // offered, not yet accepted
   shm::UniqueFd efd;     // the listener's eventfd (kicked after an offer)
+  bool on_wire = false;  // also listens on the offloaded interface
 };
 
 struct SessionManager::Pipe {
@@ -71,7 +72,13 @@ struct SessionManager::Pipe {
   bool open[2] = {false, false};
   uint32_t listener_id = 0;      // while not accepted
   bool accepted = false;
-  shm::PipeHeader* header() const { return segment.as<shm::PipeHeader>(); }
+  // Wire pipes: the other side is an engine serving `flow`; `app` owns the
+  // segment (segment/efd stay empty) and side[1 - app->app_side()] is null.
+  std::shared_ptr<wire::AppPipe> app;
+  wire::WireFlow flow;
+  shm::PipeHeader* header() const {
+    return app != nullptr ? app->header() : segment.as<shm::PipeHeader>();
+  }
 };
 
 struct SessionManager::UdpEndpoint {

@@ -150,6 +150,10 @@ absl::Status SessionManager::Start() {
   epoll_ctl(epoll_fd_.get(), EPOLL_CTL_ADD, fd.get(), &ev);
   ev.data.fd = stop_fd_.get();
   epoll_ctl(epoll_fd_.get(), EPOLL_CTL_ADD, stop_fd_.get(), &ev);
+  if (accepted_fd_.valid()) {
+    ev.data.fd = accepted_fd_.get();
+    epoll_ctl(epoll_fd_.get(), EPOLL_CTL_ADD, accepted_fd_.get(), &ev);
+  }
   listen_fd_ = std::move(fd);
   started_ = true;
   thread_ = std::thread([this] { Loop(); });
@@ -200,6 +204,11 @@ void SessionManager::Loop() {
       if (fd == stop_fd_.get()) return;
       if (fd == listen_fd_.get()) {
         Accept();
+        continue;
+      }
+      if (accepted_fd_.valid() && fd == accepted_fd_.get()) {
+        shm::Drain(fd);
+        OfferAccepted();
         continue;
       }
       auto lv = liveness_.find(fd);
@@ -358,6 +367,7 @@ absl::Status SessionManager::HandleHello(Session* s, const Msg& m) {
   h->rcvbuf = pipe_capacity_;
   h->sndbuf = pipe_capacity_;
   h->fence_mode = fence_mode_;
+  h->wire_addr = wire_addr_;
   h->log_level.store(static_cast<uint32_t>(shm::LogLevel::kInfo), std::memory_order_relaxed);
   for (const auto& [id, l] : listeners_) SetPortWord(h->tcp_ports, ntohs(l->port), true);
   for (const auto& [id, u] : udp_) SetPortWord(h->udp_ports, ntohs(u->port), true);

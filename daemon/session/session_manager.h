@@ -11,6 +11,11 @@
 //     eventfds) when an offloaded connector reaches an offloaded listener,
 //     and a datagram ring when an offloaded UDP sender reaches an offloaded
 //     receiver; no daemon on the data path afterwards,
+//   * with a wire path (SetWirePlane), serves TCP connections that leave
+//     through the offloaded interface: a connect routed there gets a pipe
+//     whose other end is an engine (wire::AppPipe), and an offloaded
+//     listener also listens on the wire, its connections offered to the
+//     listening processes like same-host ones (session_wire.cc),
 //   * cleans up after a process that goes away: its pipe peers see EOF or
 //     ECONNRESET as with Linux, its registrations and memory are released,
 //   * publishes the rule table and the thread-offload table into every arena
@@ -42,20 +47,25 @@
 #include "daemon/session/protocol.h"
 #include "daemon/shm/abi.h"
 #include "daemon/shm/unique_fd.h"
+#include "daemon/wire/wire_plane.h"
 #include "offload/v1/config.pb.h"
 #include "offload/v1/control.pb.h"
 
 namespace offload {
 namespace session {
 
-class SessionManager {
+class SessionManager : private wire::AcceptSink {
  public:
   // `rules` may be null (no rule publication: everything is offloaded);
   // otherwise it must outlive the manager. Validates the sizes in `config`
   // (INVALID_ARGUMENT says which field).
   static absl::StatusOr<std::unique_ptr<SessionManager>> Create(
       const offload::v1::DaemonConfig& config, rules::RuleStore* rules);
-  ~SessionManager();
+  ~SessionManager() override;
+
+  // Serves TCP on the wire through `wire` (null: same-host only). Call
+  // before Start(); `wire` must outlive the manager's Stop().
+  void SetWirePlane(wire::WirePlane* wire);
 
   // Binds <run_dir>/engine.sock (removing a stale one; refusing one a live
   // daemon answers on: FAILED_PRECONDITION) and starts the event loop.
@@ -99,6 +109,17 @@ class SessionManager {
   absl::Status HandleHello(Session* s, const shm::Msg& m) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status HandleListen(Session* s, Request& req) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void HandleConnect(Session* s, Request& req) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // session_wire.cc. Returns false if the connect is not for the wire.
+  bool WireConnect(Session* s, const shm::Msg& m, uint32_t shadow_addr)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void WireListen(Listener* l) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void WireUnlisten(Listener* l) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void CloseWirePipe(Pipe* p) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void OfferAccepted() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // wire::AcceptSink (engine thread): queues the connection for the loop.
+  void OnAccepted(uint64_t token, const wire::AcceptedConnection& conn) override;
+  bool AddLiveness(Pipe* p, int side, shm::UniqueFd* write_end)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status HandleUdpBind(Session* s, Request& req) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void HandleUdpOpen(Session* s, const shm::Msg& m) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ClosePipeSide(uint32_t pipe_id, int side, bool died) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -140,6 +161,19 @@ class SessionManager {
   uint64_t rules_version_ ABSL_GUARDED_BY(mu_) = 0;
   bool started_ ABSL_GUARDED_BY(mu_) = false;
   std::thread thread_;
+
+  // Wire path (session_wire.cc).
+  wire::WirePlane* wire_ = nullptr;
+  uint32_t wire_addr_ = 0;   // offloaded interface address, network order
+  uint64_t wire_netns_ = 0;  // only processes in the daemon's namespace use it
+  struct WirePort {
+    wire::WireListener handle;
+    uint32_t refs = 0;
+  };
+  std::map<uint16_t, WirePort> wire_ports_ ABSL_GUARDED_BY(mu_);  // network-order port
+  shm::UniqueFd accepted_fd_;  // eventfd: OnAccepted queued something
+  absl::Mutex accepted_mu_;
+  std::vector<wire::AcceptedConnection> accepted_ ABSL_GUARDED_BY(accepted_mu_);
 };
 
 }  // namespace session

@@ -59,6 +59,7 @@ absl::Status SessionManager::HandleListen(Session* s, Request& req) {
   l->backlog = m.value;
   l->efd = std::move(req.fds[1]);
   s->listeners[m.id] = l->id;
+  WireListen(l.get());
   for (auto& [fd, other] : sessions_) {
     if (other->hello_done) SetPortWord(other->header()->tcp_ports, ntohs(l->port), true);
   }
@@ -73,6 +74,7 @@ void SessionManager::RemoveListener(Session* s, uint32_t client_id) {
   auto l = listeners_.find(it->second);
   s->listeners.erase(it);
   if (l == listeners_.end()) return;
+  WireUnlisten(l->second.get());
   const uint16_t port = l->second->port;
   listeners_.erase(l);
   for (const auto& [id, other] : listeners_) {
@@ -99,6 +101,7 @@ bool SessionManager::IsLocalAddress(uint32_t addr) const {
 
 void SessionManager::HandleConnect(Session* s, Request& req) {
   Msg m = req.msg;
+  uint32_t shadow_addr = 0;
   // The shadow is the proof of the source port: the acceptor's peer address
   // comes from the kernel, not from what the process claims.
   {
@@ -115,6 +118,7 @@ void SessionManager::HandleConnect(Session* s, Request& req) {
     }
     m.local.port = sin.sin_port;
     if (sin.sin_addr.s_addr != 0) m.local.addr = sin.sin_addr.s_addr;
+    shadow_addr = sin.sin_addr.s_addr;
   }
   // Candidates: offloaded listeners in the connector's network namespace on
   // the destination port, bound to the destination or to INADDR_ANY of a
@@ -134,7 +138,12 @@ void SessionManager::HandleConnect(Session* s, Request& req) {
     if (l->pending > l->backlog) continue;
     cands.push_back(l.get());
   }
-  if (cands.empty() || s->pipes.size() >= max_sockets_) {
+  if (cands.empty()) {
+    // No offloaded listener on this host: maybe a connection on the wire.
+    if (!WireConnect(s, m, shadow_addr)) Reply(s, m, kStatusUseKernel);
+    return;
+  }
+  if (s->pipes.size() >= max_sockets_) {
     Reply(s, m, kStatusUseKernel);
     return;
   }
@@ -156,15 +165,10 @@ void SessionManager::HandleConnect(Session* s, Request& req) {
   // Liveness pipes: each side's process gets the write end; we watch the
   // read end for the hang-up that follows the last close anywhere.
   shm::UniqueFd alive_w[2];
-  for (int side = 0; side < 2; ++side) {
-    int lv[2];
-    if (pipe2(lv, O_CLOEXEC | O_NONBLOCK) != 0) {
-      spdlog::warn("liveness pipe for pid {}: {}", s->pid, strerror(errno));
-      Reply(s, m, kStatusUseKernel);
-      return;
-    }
-    p->alive[side].reset(lv[0]);
-    alive_w[side].reset(lv[1]);
+  if (!AddLiveness(p.get(), 0, &alive_w[0]) || !AddLiveness(p.get(), 1, &alive_w[1])) {
+    for (int side = 0; side < 2; ++side) DropLiveness(p.get(), side);
+    Reply(s, m, kStatusUseKernel);
+    return;
   }
 
   Msg offer = {};
@@ -176,6 +180,7 @@ void SessionManager::HandleConnect(Session* s, Request& req) {
   offer.remote = m.local;
   const int offer_fds[4] = {memfd.get(), p->efd[1].get(), p->efd[0].get(), alive_w[1].get()};
   if (!SendMsg(l->session->fd.get(), offer, offer_fds, 4)) {
+    for (int side = 0; side < 2; ++side) DropLiveness(p.get(), side);
     Reply(s, m, kStatusUseKernel);  // the listener's process is not keeping up
     return;
   }
@@ -198,15 +203,6 @@ void SessionManager::HandleConnect(Session* s, Request& req) {
   r.remote = m.remote;
   const int fds[4] = {memfd.get(), p->efd[0].get(), p->efd[1].get(), alive_w[0].get()};
   const uint32_t pid = p->id;
-  for (int side = 0; side < 2; ++side) {
-    // No EPOLLIN: a process writing into its liveness pipe must not make us
-    // spin; EPOLLHUP is always reported.
-    struct epoll_event ev = {};
-    ev.events = 0;
-    ev.data.fd = p->alive[side].get();
-    epoll_ctl(epoll_fd_.get(), EPOLL_CTL_ADD, p->alive[side].get(), &ev);
-    liveness_[p->alive[side].get()] = {pid, side};
-  }
   pipes_[pid] = std::move(p);
   SendMsg(s->fd.get(), r, fds, 4);  // if it fails, alive_w[0] closes below: HUP ends side 0
 }
@@ -225,6 +221,17 @@ void SessionManager::ClosePipeSide(uint32_t pipe_id, int side, bool died) {
   DropLiveness(p, side);
   if (!p->open[side]) return;
   p->open[side] = false;
+  if (p->app != nullptr) {
+    // The engine is the other side: it finishes the connection.
+    CloseWirePipe(p);
+    if (p->side[side] != nullptr) p->side[side]->pipes.erase(pipe_id);
+    if (!p->accepted) {
+      auto l = listeners_.find(p->listener_id);
+      if (l != listeners_.end() && l->second->pending > 0) --l->second->pending;
+    }
+    pipes_.erase(it);
+    return;
+  }
   if (died && p->open[1 - side]) {
     // The last copy of the side's fd is gone: do what the kernel does on the
     // last close. Unread data in what it was receiving (or SO_LINGER {1,0})

@@ -9,18 +9,6 @@
 namespace offload {
 namespace session {
 
-shm::UniqueFd MakeSealedMemfd(const char* name, size_t bytes, shm::Mapping* map) {
-  shm::UniqueFd fd(memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING));
-  if (!fd.valid()) return fd;
-  if (ftruncate(fd.get(), static_cast<off_t>(bytes)) != 0 ||
-      fcntl(fd.get(), F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0) {
-    return shm::UniqueFd();
-  }
-  *map = shm::Mapping::MapShared(fd.get(), bytes);
-  if (!map->valid()) return shm::UniqueFd();
-  return fd;
-}
-
 bool SetPortWord(std::atomic<uint64_t>* words, uint16_t port_host, bool on) {
   const uint64_t bit = uint64_t{1} << (port_host & 63);
   // Release: pairs with the client's acquire load in shm::PortBit().

@@ -33,7 +33,7 @@ inline constexpr uint64_t kArenaMagic = 0x4f46464c4f414431ull;  // "OFFLOAD1"
 inline constexpr uint64_t kPipeMagic = 0x4f46464c50495045ull;   // "OFFLPIPE"
 inline constexpr uint64_t kDgramMagic = 0x4f46464c44475231ull;  // "OFFLDGR1"
 // Bumped on every incompatible change of anything in daemon/shm/.
-inline constexpr uint32_t kAbiVersion = 3;
+inline constexpr uint32_t kAbiVersion = 4;
 
 inline constexpr size_t kCacheLine = 64;
 
@@ -128,7 +128,11 @@ struct alignas(kCacheLine) ArenaHeader {
   uint64_t slots_offset;   // byte offset of SocketSlot[max_sockets]
   uint32_t rcvbuf, sndbuf; // default pipe ring sizes (power of two)
   uint32_t fence_mode;     // kFenceFull or kFenceAsymmetric (fence.h), same for every process
-  uint32_t reserved0;
+  // The offloaded interface's IPv4 address (network order), 0 when offloadd
+  // has no wire path. Non-zero: a TCP connect to a non-local destination
+  // asks the daemon, which routes it through an engine when the kernel's
+  // routes send it out of that interface.
+  uint32_t wire_addr;
 
   // Daemon -> client, live.
   alignas(kCacheLine) std::atomic<uint64_t> events_posted;
@@ -202,11 +206,17 @@ struct RingIndexes {
   // fence, loads it and, if set, exchanges it to 0 and kicks the producer.
 };
 
+inline constexpr int32_t kConnectPending = -1;
+
 inline constexpr uint32_t kShutFin = 1;
 inline constexpr uint32_t kShutRst = 2;
 
 // Segment layout: PipeHeader, then data[0] (connector -> acceptor, capacity
 // bytes), then data[1] (acceptor -> connector, capacity bytes).
+//
+// The other side of a pipe is either another process (same host) or an
+// engine of offloadd serving a TCP connection on the wire; the application
+// sees the same rings, and only connect_status tells them apart.
 struct alignas(kCacheLine) PipeHeader {
   uint64_t magic;        // kPipeMagic
   uint32_t capacity;     // per direction, power of two
@@ -214,6 +224,11 @@ struct alignas(kCacheLine) PipeHeader {
   // Bit `side` set (fetch_or, release) by a process closing that side with
   // SO_LINGER {1, 0}; read (acquire) by the daemon when the side's liveness
   // pipe hangs up, to send RST instead of FIN.
+  std::atomic<int32_t> connect_status;
+  // 0: connected (always for same-host pipes). kConnectPending: an engine is
+  // completing the TCP handshake; it stores 0 or the errno of the failure
+  // (ECONNREFUSED, ETIMEDOUT, ...) with release and then kicks the
+  // connector's eventfd; the connector loads it with acquire.
   RingIndexes dir[2];    // [0]: connector -> acceptor; [1]: acceptor -> connector
 };
 inline constexpr size_t PipeSegmentBytes(uint32_t capacity) {
@@ -267,7 +282,8 @@ enum class MsgType : uint32_t {
   kHelloOk = 101,
   kStatus = 102,       // result of a request: `status` (0 or a positive errno)
   kPipe = 103,         // a connect succeeded: fds [memfd, own efd, peer efd, alive]
-  kOffer = 104,        // a connection for a listener: fds [memfd, own efd, peer efd, alive]
+  kOffer = 104,        // a connection for a listener: fds [memfd, own efd, peer efd, alive];
+                       // status 1: the peer is an engine (a connection on the wire)
   // `alive` is the write end of the side's liveness pipe: the daemon holds
   // the read end and ends the side (FIN, or RST with unread data) when the
   // last copy in any process is closed, so fork/dup/fd passing follow the

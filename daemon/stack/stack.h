@@ -169,6 +169,9 @@ class Stack : private tcp::TcpHost {
   int TcpGetInfo(FlowId flow, tcp::TcpInfo* info);
   // Local/remote addresses of a flow.
   int TcpGetAddresses(FlowId flow, uint32_t* lip, uint16_t* lport, uint32_t* rip, uint16_t* rport);
+  // The rings a flow uses (for an accepted child: those its listener's
+  // BufferProvider gave it). EBADF for an unknown handle.
+  int TcpGetRings(FlowId flow, tcp::RingMemory* tx, tcp::RingMemory* rx);
 
   // --- UDP ---
   // bind(): port 0 picks an ephemeral port (returned in *bound_port).

@@ -231,6 +231,14 @@ int Stack::TcpGetAddresses(FlowId flow, uint32_t* lip, uint16_t* lport, uint32_t
   return 0;
 }
 
+int Stack::TcpGetRings(FlowId flow, tcp::RingMemory* tx, tcp::RingMemory* rx) {
+  Tcb* t = GetTcb(flow);
+  if (t == nullptr) return EBADF;
+  *tx = t->tx.memory();
+  *rx = t->rx.memory();
+  return 0;
+}
+
 // ---------------------------------------------------------------------------
 // UDP
 

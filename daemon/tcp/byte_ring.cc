@@ -7,15 +7,15 @@
 namespace offload::tcp {
 namespace {
 
-void CopyFromRing(const RingMemory& m, uint32_t pos, uint8_t* dst, uint32_t len) {
-  uint32_t off = pos & (m.capacity - 1);
+void CopyFromRing(const RingMemory& m, uint64_t pos, uint8_t* dst, uint32_t len) {
+  const uint32_t off = static_cast<uint32_t>(pos & (m.capacity - 1));
   uint32_t first = std::min(len, m.capacity - off);
   std::memcpy(dst, m.base + off, first);
   if (first < len) std::memcpy(dst + first, m.base, len - first);
 }
 
-void CopyToRing(const RingMemory& m, uint32_t pos, const uint8_t* src, uint32_t len) {
-  uint32_t off = pos & (m.capacity - 1);
+void CopyToRing(const RingMemory& m, uint64_t pos, const uint8_t* src, uint32_t len) {
+  const uint32_t off = static_cast<uint32_t>(pos & (m.capacity - 1));
   uint32_t first = std::min(len, m.capacity - off);
   std::memcpy(m.base + off, src, first);
   if (first < len) std::memcpy(m.base, src + first, len - first);
@@ -27,7 +27,7 @@ void TxRing::Attach(const RingMemory& mem) {
   mem_ = mem;
   // The engine owns head; take the application's tail as the start of the
   // stream only if it is sane, otherwise start empty at head.
-  head_ = mem.indices->head.load(std::memory_order_relaxed);
+  head_ = mem.head->load(std::memory_order_relaxed);
   tail_ = head_;
   frozen_ = false;
   RefreshTail();
@@ -36,7 +36,7 @@ void TxRing::Attach(const RingMemory& mem) {
 bool TxRing::RefreshTail() {
   if (frozen_ || mem_.base == nullptr) return true;
   // Pairs with the application's store-release of tail.
-  uint32_t t = mem_.indices->tail.load(std::memory_order_acquire);
+  const uint64_t t = mem_.tail->load(std::memory_order_acquire);
   // Valid: tail moved forward by at most the free space.
   if (t - tail_ > mem_.capacity - (tail_ - head_)) return false;
   tail_ = t;
@@ -50,12 +50,12 @@ void TxRing::CopyOut(uint32_t offset, uint8_t* dst, uint32_t len) const {
 void TxRing::Consume(uint32_t n) {
   head_ += n;
   // Pairs with the application's load-acquire of head before it reuses space.
-  mem_.indices->head.store(head_, std::memory_order_release);
+  mem_.head->store(head_, std::memory_order_release);
 }
 
 void RxRing::Attach(const RingMemory& mem) {
   mem_ = mem;
-  tail_ = mem.indices->tail.load(std::memory_order_relaxed);
+  tail_ = mem.tail->load(std::memory_order_relaxed);
   head_ = tail_;
   RefreshHead();
 }
@@ -63,7 +63,7 @@ void RxRing::Attach(const RingMemory& mem) {
 bool RxRing::RefreshHead() {
   if (mem_.base == nullptr) return true;
   // Pairs with the application's store-release of head after reading.
-  uint32_t h = mem_.indices->head.load(std::memory_order_acquire);
+  const uint64_t h = mem_.head->load(std::memory_order_acquire);
   if (h - head_ > tail_ - head_) return false;
   head_ = h;
   return true;
@@ -76,32 +76,32 @@ void RxRing::WriteAt(uint32_t offset, const uint8_t* src, uint32_t len) {
 void RxRing::Commit(uint32_t n) {
   tail_ += n;
   // Pairs with the application's load-acquire of tail.
-  mem_.indices->tail.store(tail_, std::memory_order_release);
+  mem_.tail->store(tail_, std::memory_order_release);
 }
 
 OwnedRing::OwnedRing(uint32_t capacity)
     : capacity_(capacity), data_(new uint8_t[capacity]) {}
 
 uint32_t OwnedRing::AppUsed() const {
-  return indices_.tail.load(std::memory_order_acquire) -
-         indices_.head.load(std::memory_order_acquire);
+  return static_cast<uint32_t>(indices_.tail.load(std::memory_order_acquire) -
+                               indices_.head.load(std::memory_order_acquire));
 }
 
 uint32_t OwnedRing::AppWrite(const void* src, uint32_t len) {
-  uint32_t head = indices_.head.load(std::memory_order_acquire);
-  uint32_t tail = indices_.tail.load(std::memory_order_relaxed);
-  uint32_t n = std::min(len, capacity_ - (tail - head));
-  CopyToRing(RingMemory{data_.get(), capacity_, &indices_}, tail,
+  const uint64_t head = indices_.head.load(std::memory_order_acquire);
+  const uint64_t tail = indices_.tail.load(std::memory_order_relaxed);
+  const uint32_t n = std::min(len, capacity_ - static_cast<uint32_t>(tail - head));
+  CopyToRing(memory(), tail,
              static_cast<const uint8_t*>(src), n);
   indices_.tail.store(tail + n, std::memory_order_release);
   return n;
 }
 
 uint32_t OwnedRing::AppRead(void* dst, uint32_t len) {
-  uint32_t tail = indices_.tail.load(std::memory_order_acquire);
-  uint32_t head = indices_.head.load(std::memory_order_relaxed);
-  uint32_t n = std::min(len, tail - head);
-  CopyFromRing(RingMemory{data_.get(), capacity_, &indices_}, head,
+  const uint64_t tail = indices_.tail.load(std::memory_order_acquire);
+  const uint64_t head = indices_.head.load(std::memory_order_relaxed);
+  const uint32_t n = static_cast<uint32_t>(std::min<uint64_t>(len, tail - head));
+  CopyFromRing(memory(), head,
                static_cast<uint8_t*>(dst), n);
   indices_.head.store(head + n, std::memory_order_release);
   return n;

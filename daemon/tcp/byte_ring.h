@@ -1,9 +1,11 @@
 // Circular byte buffers for TCP payload, as views over memory the engine does
 // not own (in production: the application's shared-memory arena).
 //
-// A ring is `capacity` bytes (a power of two) plus two free-running uint32_t
-// indices, `head` (consumer) and `tail` (producer); the bytes in use are
-// [head, tail) modulo capacity. For the TX ring the application produces and
+// A ring is `capacity` bytes (a power of two) plus two free-running uint64_t
+// byte counts, `head` (consumer) and `tail` (producer); the bytes in use are
+// [head, tail) modulo capacity. The indices are the ones of the shared-memory
+// pipe an application maps (shm::RingIndexes), so the engine reads and writes
+// an application's ring in place. For the TX ring the application produces and
 // the engine consumes; for the RX ring the engine produces and the
 // application consumes.
 //
@@ -31,20 +33,24 @@
 
 namespace offload::tcp {
 
-// The shared part of a ring: its two indices, each on its own cache line.
+// The shared part of a ring owned by an OwnedRing: its two indices, each on
+// its own cache line.
 struct RingIndices {
-  alignas(64) std::atomic<uint32_t> head{0};
-  alignas(64) std::atomic<uint32_t> tail{0};
+  alignas(64) std::atomic<uint64_t> head{0};
+  alignas(64) std::atomic<uint64_t> tail{0};
 };
 
-// Where a ring lives. `base` has `capacity` bytes. Not owned.
+// Where a ring lives. `base` has `capacity` bytes; `head` and `tail` are the
+// shared indices (anywhere: an OwnedRing's RingIndices, or the two index
+// lines of a pipe direction). Not owned.
 struct RingMemory {
   uint8_t* base = nullptr;
   uint32_t capacity = 0;  // power of two, or 0 for "no ring"
-  RingIndices* indices = nullptr;
+  std::atomic<uint64_t>* head = nullptr;
+  std::atomic<uint64_t>* tail = nullptr;
 
   bool valid() const {
-    return base != nullptr && indices != nullptr && capacity != 0 &&
+    return base != nullptr && head != nullptr && tail != nullptr && capacity != 0 &&
            (capacity & (capacity - 1)) == 0 && capacity <= (1u << 30);
   }
 };
@@ -64,7 +70,7 @@ class TxRing {
   bool RefreshTail();
 
   // Bytes in the ring (unacknowledged plus unsent), per the last snapshot.
-  uint32_t size() const { return tail_ - head_; }
+  uint32_t size() const { return static_cast<uint32_t>(tail_ - head_); }
   uint32_t capacity() const { return mem_.capacity; }
 
   // Copies `len` bytes starting `offset` bytes after head into `dst`.
@@ -81,8 +87,8 @@ class TxRing {
 
  private:
   RingMemory mem_;
-  uint32_t head_ = 0;
-  uint32_t tail_ = 0;
+  uint64_t head_ = 0;
+  uint64_t tail_ = 0;
   bool frozen_ = false;
 };
 
@@ -98,9 +104,9 @@ class RxRing {
   bool RefreshHead();
 
   // Free bytes after tail, per the last head snapshot.
-  uint32_t free() const { return mem_.capacity - (tail_ - head_); }
+  uint32_t free() const { return mem_.capacity - used(); }
   // Bytes committed but not yet consumed by the application.
-  uint32_t used() const { return tail_ - head_; }
+  uint32_t used() const { return static_cast<uint32_t>(tail_ - head_); }
   uint32_t capacity() const { return mem_.capacity; }
 
   // Writes `len` bytes at `offset` bytes after tail without publishing them.
@@ -114,8 +120,8 @@ class RxRing {
 
  private:
   RingMemory mem_;
-  uint32_t head_ = 0;
-  uint32_t tail_ = 0;
+  uint64_t head_ = 0;
+  uint64_t tail_ = 0;
 };
 
 // A ring that owns its memory, with the application-side operations, for
@@ -123,7 +129,9 @@ class RxRing {
 class OwnedRing {
  public:
   explicit OwnedRing(uint32_t capacity);
-  RingMemory memory() { return RingMemory{data_.get(), capacity_, &indices_}; }
+  RingMemory memory() {
+    return RingMemory{data_.get(), capacity_, &indices_.head, &indices_.tail};
+  }
   RingIndices& indices() { return indices_; }
 
   // Application producer: appends up to `len` bytes; returns bytes written.

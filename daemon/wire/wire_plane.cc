@@ -17,6 +17,7 @@
 #include "daemon/common/errors.h"
 #include "daemon/engine/stack_processor.h"
 #include "daemon/nic/driver_factory.h"
+#include "daemon/shm/fence.h"
 #include "daemon/wire/config_mapping.h"
 #include "spdlog/spdlog.h"
 
@@ -67,10 +68,12 @@ struct WirePlane::Interface {
 };
 
 // One engine's flows: the engine thread's table from cookie to stack flow,
-// and the stack's event sink. Everything except active_connections() runs
-// on the engine thread (commands posted by WirePlane, or the engine loop),
-// or on the controlling thread after the engine stopped.
-class EngineFlows : public engine::FlowEventSink {
+// the stack's event sink, the listeners' BufferProvider, and the servant of
+// the application pipes (see the header). Everything except
+// active_connections() runs on the engine thread (commands posted by
+// WirePlane, or the engine loop), or on the controlling thread after the
+// engine stopped.
+class EngineFlows : public engine::FlowEventSink, public stack::BufferProvider {
  public:
   EngineFlows(WirePlane* plane, uint32_t engine, uint32_t queue)
       : plane_(plane), engine_(engine), queue_(queue) {}
@@ -82,18 +85,43 @@ class EngineFlows : public engine::FlowEventSink {
     return active_.load(std::memory_order_relaxed);
   }
 
-  // Engine thread (command). On failure the listener hears about it and the
-  // flow is unsteered.
+  // Engine thread (command). On failure the owner hears about it (listener
+  // or the pipe's connect_status) and the flow is unsteered.
   void Connect(uint64_t cookie, const TcpConnectParams& p, const nic::FlowKey& key) {
     stack::FlowId id = stack::kInvalidFlow;
-    int err = stack_->TcpConnect(p.remote_ip, p.remote_port, p.local_port, p.tx, p.rx,
-                                 cookie, &id);
+    const tcp::RingMemory tx = p.pipe != nullptr ? p.pipe->TxMemory() : p.tx;
+    const tcp::RingMemory rx = p.pipe != nullptr ? p.pipe->RxMemory() : p.rx;
+    int err = stack_->TcpConnect(p.remote_ip, p.remote_port, p.local_port, tx, rx, cookie, &id);
     if (err != 0) {
-      p.listener->OnTcpEvents(tcp::kEventError | tcp::kEventClosed, err);
+      if (p.pipe != nullptr) {
+        // Pairs with the connector's load-acquire in its connect().
+        p.pipe->header()->connect_status.store(err, std::memory_order_release);
+        p.pipe->KickApp();
+      }
+      if (p.listener != nullptr) p.listener->OnTcpEvents(tcp::kEventError | tcp::kEventClosed, err);
       plane_->FlowGone(queue_, key);
       return;
     }
-    flows_[cookie] = Entry{id, p.listener, key};
+    Entry e;
+    e.id = id;
+    e.listener = p.listener;
+    e.key = key;
+    e.pipe = p.pipe;
+    e.connect_pending = p.pipe != nullptr;
+    Insert(cookie, std::move(e));
+  }
+
+  void Listen(uint64_t cookie, const TcpListenParams& p, const nic::FlowKey& key, int* result) {
+    stack::FlowId id = stack::kInvalidFlow;
+    *result = stack_->TcpListen(p.local_ip, p.port, p.backlog, cookie, &id);
+    if (*result == 0) listeners_[cookie] = ListenEntry{id, p, key};
+  }
+  void CloseListener(uint64_t cookie) {
+    auto it = listeners_.find(cookie);
+    if (it == listeners_.end()) return;
+    stack_->TcpClose(it->second.id);  // resets the children not accepted
+    plane_->FlowGone(queue_, it->second.key);
+    listeners_.erase(it);
   }
 
   void Send(uint64_t cookie, bool more) {
@@ -102,13 +130,44 @@ class EngineFlows : public engine::FlowEventSink {
   void ReceiveCredit(uint64_t cookie) {
     if (Entry* e = Find(cookie)) stack_->TcpReceiveCredit(e->id);
   }
-  void Close(uint64_t cookie) {
+  void Close(uint64_t cookie, bool abort) {
     auto it = flows_.find(cookie);
     if (it == flows_.end()) return;
-    stack_->TcpClose(it->second.id);
-    closing_.push_back(it->second);
-    flows_.erase(it);
+    Entry& e = it->second;
+    if (e.pipe != nullptr && !abort) PollPipe(e);  // the application's last bytes and shutdown
+    if (abort) {
+      stack_->TcpAbort(e.id);
+    } else {
+      stack_->TcpClose(e.id);
+    }
+    Entry closing = e;
+    Erase(it);
+    closing_.push_back(std::move(closing));  // keeps the pipe mapped while the stack uses it
     OnPoll();  // an already closed connection is gone right away
+  }
+
+  // BufferProvider (engine thread): every SYN that creates a child of one
+  // of our listeners gets a fresh application pipe.
+  bool AllocateRings(uint64_t listener_cookie, tcp::RingMemory* tx,
+                     tcp::RingMemory* rx) override {
+    auto l = listeners_.find(listener_cookie);
+    if (l == listeners_.end()) return false;
+    absl::StatusOr<std::shared_ptr<AppPipe>> pipe =
+        AppPipe::Create(l->second.params.pipe_capacity, 1, 0);
+    if (!pipe.ok()) {
+      if (alloc_failures_++ % 1024 == 0) {
+        spdlog::warn("wire: refusing a connection on port {}: {}", l->second.params.port,
+                     std::string(pipe.status().message()));
+      }
+      return false;
+    }
+    *tx = (*pipe)->TxMemory();
+    *rx = (*pipe)->RxMemory();
+    unaccepted_[tx->base] = std::move(*pipe);
+    return true;
+  }
+  void ReleaseRings(const tcp::RingMemory& tx, const tcp::RingMemory&) override {
+    unaccepted_.erase(tx.base);  // accepted children hold their own reference
   }
 
   // FlowEventSink (engine thread).
@@ -117,16 +176,27 @@ class EngineFlows : public engine::FlowEventSink {
       const stack::FlowEvent& ev = events[i];
       if (ev.kind != stack::FlowKind::kTcp) continue;
       auto it = flows_.find(ev.cookie);
-      if (it == flows_.end() || it->second.id != ev.flow) continue;
-      Entry entry = it->second;
+      if (it == flows_.end() || it->second.id != ev.flow) {
+        auto l = listeners_.find(ev.cookie);
+        if (l != listeners_.end() && l->second.id == ev.flow &&
+            (ev.events & tcp::kEventAcceptable)) {
+          AcceptChildren(l->second);
+        }
+        continue;
+      }
+      Entry& entry = it->second;
+      if (entry.pipe != nullptr) PublishToPipe(entry, ev.events, ev.error);
+      FlowListener* listener = entry.listener;
       if (ev.events & tcp::kEventClosed) {
         // The connection is gone: release the handle, give the flow back to
         // the kernel, then tell the owner (last event it receives).
-        flows_.erase(it);
-        stack_->TcpClose(entry.id);
-        plane_->FlowGone(queue_, entry.key);
+        const stack::FlowId id = entry.id;
+        const nic::FlowKey key = entry.key;
+        Erase(it);
+        stack_->TcpClose(id);
+        plane_->FlowGone(queue_, key);
       }
-      entry.listener->OnTcpEvents(ev.events, ev.error);
+      if (listener != nullptr) listener->OnTcpEvents(ev.events, ev.error);
     }
   }
 
@@ -140,17 +210,58 @@ class EngineFlows : public engine::FlowEventSink {
         continue;
       }
       plane_->FlowGone(queue_, closing_[i].key);
-      closing_[i] = closing_.back();
+      closing_[i] = std::move(closing_.back());
       closing_.pop_back();
     }
+  }
+
+  size_t PollApplications() override {
+    if (armed_) Disarm();
+    size_t work = 0;
+    for (Entry* e : pipes_) work += PollPipe(*e);
+    return work;
+  }
+
+  // The sleep side of the need-wake-up handshake for every pipe: flags,
+  // one heavy fence, re-check (abi.h RingIndexes).
+  bool ArmApplicationWakeups() override {
+    if (pipes_.empty()) return false;
+    for (Entry* e : pipes_) {
+      if (e->connect_pending) continue;
+      e->pipe->to_wire().reader_needs_wakeup.store(1, std::memory_order_seq_cst);
+      // Consumed RX space matters only when the window has closed enough
+      // for an update to be due (receiver-side SWS avoidance, RFC 9293
+      // 3.8.6.2.2); otherwise an application's receive need not wake us.
+      shm::RingIndexes& fw = e->pipe->from_wire();
+      if (fw.tail.load(std::memory_order_relaxed) - fw.head.load(std::memory_order_relaxed) >
+          e->pipe->capacity() / 2) {
+        fw.writer_needs_wakeup.store(1, std::memory_order_seq_cst);
+      }
+    }
+    armed_ = true;
+    shm::HeavyFence();
+    for (Entry* e : pipes_) {
+      if (e->connect_pending) continue;
+      shm::RingIndexes& tw = e->pipe->to_wire();
+      if (tw.tail.load(std::memory_order_seq_cst) != e->tx_tail_seen ||
+          (!e->tx_shut_done && tw.shut.load(std::memory_order_seq_cst) != 0) ||
+          e->pipe->from_wire().head.load(std::memory_order_seq_cst) != e->rx_head_seen) {
+        return true;
+      }
+    }
+    return false;
   }
 
   // Controlling thread, engine stopped: unsteers every flow still known.
   void UnsteerAll() {
     for (auto& [cookie, e] : flows_) plane_->FlowGone(queue_, e.key);
     for (Entry& e : closing_) plane_->FlowGone(queue_, e.key);
+    for (auto& [cookie, l] : listeners_) plane_->FlowGone(queue_, l.key);
+    pipes_.clear();
     flows_.clear();
     closing_.clear();
+    listeners_.clear();
+    unaccepted_.clear();
   }
 
  private:
@@ -158,10 +269,165 @@ class EngineFlows : public engine::FlowEventSink {
     stack::FlowId id = stack::kInvalidFlow;
     FlowListener* listener = nullptr;
     nic::FlowKey key;
+    std::shared_ptr<AppPipe> pipe;  // null: a raw-ring flow
+    uint64_t tx_tail_seen = 0;      // application TX tail last handed to the stack
+    uint64_t rx_head_seen = 0;      // application RX head last credited
+    bool tx_shut_done = false;
+    bool connect_pending = false;   // active open not yet published
   };
+  struct ListenEntry {
+    stack::FlowId id = stack::kInvalidFlow;
+    TcpListenParams params;
+    nic::FlowKey key;
+  };
+
   Entry* Find(uint64_t cookie) {
     auto it = flows_.find(cookie);
     return it == flows_.end() ? nullptr : &it->second;
+  }
+  void Insert(uint64_t cookie, Entry e) {
+    const bool pipe = e.pipe != nullptr;
+    Entry& stored = flows_[cookie] = std::move(e);
+    if (pipe) {
+      stored.tx_tail_seen = stored.pipe->to_wire().tail.load(std::memory_order_acquire);
+      stored.rx_head_seen = stored.pipe->from_wire().head.load(std::memory_order_acquire);
+      pipes_.push_back(&stored);  // unordered_map nodes do not move
+    }
+  }
+  void Erase(std::unordered_map<uint64_t, Entry>::iterator it) {
+    if (it->second.pipe != nullptr) {
+      for (size_t i = 0; i < pipes_.size(); ++i) {
+        if (pipes_[i] == &it->second) {
+          pipes_[i] = pipes_.back();
+          pipes_.pop_back();
+          break;
+        }
+      }
+    }
+    flows_.erase(it);
+  }
+
+  // Hands what the application did on its rings to the stack.
+  size_t PollPipe(Entry& e) {
+    if (e.connect_pending) return 0;
+    shm::RingIndexes& tw = e.pipe->to_wire();
+    // Acquire: pairs with the application's store-release of shut (after
+    // its last tail) and of tail (after its data); shut first, so a seen
+    // shutdown comes with every byte before it.
+    const uint32_t shut = e.tx_shut_done ? 0 : tw.shut.load(std::memory_order_acquire);
+    const uint64_t tail = tw.tail.load(std::memory_order_acquire);
+    size_t work = 0;
+    if (tail != e.tx_tail_seen) {
+      e.tx_tail_seen = tail;
+      stack_->TcpSend(e.id);  // validates the tail itself (tcp::TxRing)
+      ++work;
+    }
+    if (shut != 0) {
+      e.tx_shut_done = true;
+      stack_->TcpShutdown(e.id, false, true);
+      ++work;
+    }
+    // Pairs with the application's store-release of head after reading.
+    const uint64_t head = e.pipe->from_wire().head.load(std::memory_order_acquire);
+    if (head != e.rx_head_seen) {
+      e.rx_head_seen = head;
+      stack_->TcpReceiveCredit(e.id);
+      ++work;
+    }
+    return work;
+  }
+
+  void Disarm() {
+    for (Entry* e : pipes_) {
+      e->pipe->to_wire().reader_needs_wakeup.store(0, std::memory_order_relaxed);
+      e->pipe->from_wire().writer_needs_wakeup.store(0, std::memory_order_relaxed);
+    }
+    armed_ = false;
+  }
+
+  // Turns stack events into the pipe's state and wakes the application if
+  // it sleeps (or waits for its connect).
+  void PublishToPipe(Entry& e, uint32_t events, int error) {
+    AppPipe& p = *e.pipe;
+    shm::RingIndexes& tw = p.to_wire();
+    shm::RingIndexes& fw = p.from_wire();
+    bool kick = false;
+    if (e.connect_pending) {
+      if (events & tcp::kEventConnected) {
+        e.connect_pending = false;
+        e.tx_tail_seen = tw.tail.load(std::memory_order_acquire);
+        e.rx_head_seen = fw.head.load(std::memory_order_acquire);
+        // Pairs with the connector's load-acquire in its connect().
+        p.header()->connect_status.store(0, std::memory_order_release);
+        kick = true;
+      } else if (events & (tcp::kEventError | tcp::kEventClosed)) {
+        p.header()->connect_status.store(error != 0 ? error : ECONNREFUSED,
+                                         std::memory_order_release);
+        p.KickApp();
+        return;
+      }
+    }
+    // Pairs with the application's load-acquire of shut once its ring is
+    // empty (ByteRingConsumer), and of reader_closed before a send.
+    if ((events & (tcp::kEventError | tcp::kEventClosed)) && error != 0) {
+      fw.shut.store(shm::kShutRst, std::memory_order_release);
+      tw.reader_closed.store(2, std::memory_order_release);
+      kick = true;
+    } else {
+      if (events & tcp::kEventPeerFin) fw.shut.store(shm::kShutFin, std::memory_order_release);
+      if (events & tcp::kEventClosed) {
+        tw.reader_closed.store(1, std::memory_order_release);
+        kick = true;
+      }
+    }
+    if (!kick && (events & (tcp::kEventReadable | tcp::kEventPeerFin))) {
+      // Fast side of the handshake: RX tail (stored by the stack) before
+      // the flag load.
+      shm::LightFence();
+      kick = fw.reader_needs_wakeup.load(std::memory_order_relaxed) != 0 &&
+             fw.reader_needs_wakeup.exchange(0, std::memory_order_acq_rel) != 0;
+    }
+    if (!kick && (events & tcp::kEventWritable)) {
+      // TX head (stored by the stack's Consume) before the flag load.
+      shm::LightFence();
+      kick = tw.writer_needs_wakeup.load(std::memory_order_relaxed) != 0 &&
+             tw.writer_needs_wakeup.exchange(0, std::memory_order_acq_rel) != 0;
+    }
+    if (kick) p.KickApp();
+  }
+
+  void AcceptChildren(ListenEntry& l) {
+    for (int i = 0; i < 256; ++i) {
+      const uint64_t cookie = plane_->next_cookie_.fetch_add(1, std::memory_order_relaxed);
+      stack::FlowId child = stack::kInvalidFlow;
+      if (stack_->TcpAccept(l.id, cookie, &child) != 0) return;
+      tcp::RingMemory tx, rx;
+      AcceptedConnection c;
+      if (stack_->TcpGetRings(child, &tx, &rx) != 0 ||
+          stack_->TcpGetAddresses(child, &c.local_ip, &c.local_port, &c.remote_ip,
+                                  &c.remote_port) != 0) {
+        stack_->TcpAbort(child);
+        continue;
+      }
+      auto u = unaccepted_.find(tx.base);
+      if (u == unaccepted_.end()) {
+        stack_->TcpAbort(child);
+        continue;
+      }
+      c.pipe = std::move(u->second);
+      unaccepted_.erase(u);
+      // Its own steering entry, so the connection outlives its listener.
+      const nic::FlowKey key = nic::FlowKey::Connection(nic::IpProto::kTcp, c.local_ip,
+                                                        c.local_port, c.remote_ip, c.remote_port);
+      plane_->SteerFlow(queue_, key);
+      c.flow = WireFlow{engine_, cookie};
+      Entry e;
+      e.id = child;
+      e.key = key;
+      e.pipe = c.pipe;
+      Insert(cookie, std::move(e));
+      l.params.sink->OnAccepted(l.params.token, c);
+    }
   }
 
   WirePlane* const plane_;
@@ -169,7 +435,13 @@ class EngineFlows : public engine::FlowEventSink {
   const uint32_t queue_;  // the engine's first queue: flows are steered here
   stack::Stack* stack_ = nullptr;
   std::unordered_map<uint64_t, Entry> flows_;
+  std::vector<Entry*> pipes_;   // the flows of flows_ with an application pipe
   std::vector<Entry> closing_;  // released, protocol still finishing
+  std::unordered_map<uint64_t, ListenEntry> listeners_;
+  // Children's pipes until accept, by TX ring base.
+  std::unordered_map<uint8_t*, std::shared_ptr<AppPipe>> unaccepted_;
+  bool armed_ = false;  // need-wake-up flags set on the pipes
+  uint64_t alloc_failures_ = 0;
   std::atomic<uint64_t> active_{0};
 };
 
@@ -274,7 +546,7 @@ absl::Status WirePlane::Open(const v1::DaemonConfig& config) {
   absl::Status factory_status;
   auto factory = [&](size_t e) -> std::unique_ptr<engine::PacketProcessor> {
     absl::StatusOr<std::unique_ptr<stack::Stack>> st =
-        stack::Stack::Create(stack_config, nullptr,
+        stack::Stack::Create(stack_config, flows_[e].get(),
                              static_cast<uint64_t>(engine::MonotonicNowNs()));
     if (!st.ok()) {
       if (factory_status.ok()) factory_status = st.status();
@@ -492,12 +764,14 @@ absl::StatusOr<WireRoute> WirePlane::RouteTo(uint32_t remote_ip, uint16_t remote
 }
 
 absl::StatusOr<WireFlow> WirePlane::ConnectTcp(const TcpConnectParams& p) {
-  if (p.local_port == 0 || p.remote_port == 0 || p.listener == nullptr || !p.tx.valid() ||
-      !p.rx.valid()) {
+  const bool raw_ok = p.listener != nullptr && p.tx.valid() && p.rx.valid();
+  const bool pipe_ok = p.pipe != nullptr && p.pipe->app_side() == 0;
+  if (p.local_port == 0 || p.remote_port == 0 || !(raw_ok || pipe_ok)) {
     return absl::InvalidArgumentError(
-        "ConnectTcp needs a kernel-reserved local port, a remote port, both rings and a "
-        "listener");
+        "ConnectTcp needs a kernel-reserved local port, a remote port, and an application "
+        "pipe or both rings and a listener");
   }
+  if (engines_ == nullptr) return absl::FailedPreconditionError("the wire path is stopped");
   absl::StatusOr<WireRoute> route = RouteTo(p.remote_ip, p.remote_port);
   if (!route.ok()) return route.status();
   const nic::FlowKey key = nic::FlowKey::Connection(nic::IpProto::kTcp, route->local_ip,
@@ -540,10 +814,65 @@ void WirePlane::ReceiveCredit(const WireFlow& flow) {
   engines_->engine(flow.engine).Post([f, cookie = flow.cookie] { f->ReceiveCredit(cookie); });
 }
 
-void WirePlane::Close(const WireFlow& flow) {
-  if (flow.engine >= flows_.size()) return;
+void WirePlane::Close(const WireFlow& flow, bool abort) {
+  if (flow.engine >= flows_.size() || engines_ == nullptr) return;
   EngineFlows* f = flows_[flow.engine].get();
-  engines_->engine(flow.engine).Post([f, cookie = flow.cookie] { f->Close(cookie); });
+  engines_->engine(flow.engine).Post(
+      [f, cookie = flow.cookie, abort] { f->Close(cookie, abort); });
 }
 
+absl::StatusOr<WireListener> WirePlane::ListenTcp(const TcpListenParams& p) {
+  if (p.port == 0 || p.sink == nullptr) {
+    return absl::InvalidArgumentError("ListenTcp needs a port and an accept sink");
+  }
+  if (engines_ == nullptr) return absl::FailedPreconditionError("the wire path is stopped");
+  // One engine serves a port's listener and its children: a NIC delivers a
+  // connection's packets to one queue only when it can steer by 5-tuple,
+  // and the listener key steers the whole port.
+  const uint32_t engine = 0;
+  EngineFlows* f = flows_[engine].get();
+  const nic::FlowKey key = nic::FlowKey::Listener(nic::IpProto::kTcp, p.local_ip, p.port);
+  if (!SteerFlow(f->queue(), key)) {
+    return absl::InternalError("cannot steer " + key.ToString() + " to the engine");
+  }
+  WireListener l{engine, next_cookie_.fetch_add(1, std::memory_order_relaxed)};
+  auto result = std::make_shared<int>(EINVAL);
+  absl::Status s = engines_->engine(engine).RunSync(
+      [f, cookie = l.cookie, p, key, result] { f->Listen(cookie, p, key, result.get()); },
+      absl::Seconds(5));
+  if (!s.ok() || *result != 0) {
+    FlowGone(f->queue(), key);
+    if (!s.ok()) return s;
+    if (*result == EADDRINUSE) {
+      return absl::AlreadyExistsError(absl::StrCat("port ", p.port, " already listens"));
+    }
+    return absl::InternalError(absl::StrCat("listen on port ", p.port, ": ", strerror(*result)));
+  }
+  return l;
+}
+
+void WirePlane::CloseListener(const WireListener& l) {
+  if (l.engine >= flows_.size() || engines_ == nullptr) return;
+  EngineFlows* f = flows_[l.engine].get();
+  engines_->engine(l.engine).Post([f, cookie = l.cookie] { f->CloseListener(cookie); });
+}
+
+int WirePlane::DoorbellFd(uint32_t engine) const {
+  if (engines_ == nullptr || engine >= engines_->size()) return -1;
+  return engines_->engine(engine).doorbell().fd();
+}
+
+uint32_t WirePlane::local_ip() const {
+  return interface_ != nullptr ? interface_->local_ip : 0;
+}
+
+bool WirePlane::SteerFlow(uint32_t queue, const nic::FlowKey& key) {
+  absl::Status s = interface_->driver->Steer(key, queue);
+  if (!s.ok()) {
+    spdlog::warn("wire: cannot steer {}: {}", key.ToString(), std::string(s.message()));
+    return false;
+  }
+  interface_->steered[queue].fetch_add(1, std::memory_order_relaxed);
+  return true;
+}
 }  // namespace offload::wire

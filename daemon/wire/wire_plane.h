@@ -69,10 +69,21 @@
 //        the connection is really gone, then it is unsteered. The rings must
 //        stay mapped until the listener sees kEventClosed or the plane's
 //        Released callback (the arena outlives the session's flows).
-//   Passive opens follow the same shape: listen() steers a listener key
-//   (FlowKey::Listener) and posts TcpListen; kEventAcceptable leads to
-//   TcpAccept with rings from the listener's arena (stack::BufferProvider)
-//   and a 5-tuple steer of the child (not implemented yet).
+//   Passive opens follow the same shape: ListenTcp steers a listener key
+//   (FlowKey::Listener) and posts TcpListen; the engine gives each SYN's
+//   child a fresh AppPipe (the stack's BufferProvider), and on
+//   kEventAcceptable accepts it, steers its 5-tuple and hands it to the
+//   AcceptSink, which offers it to a listening process.
+//
+// Application pipes (AppPipe, app_pipe.h): a flow opened with an AppPipe is
+// served entirely by its engine: every loop iteration the engine looks at
+// the application's indices (new data -> TcpSend, consumed data ->
+// TcpReceiveCredit, shutdown -> TcpShutdown), and stack events become ring
+// state and wake-ups (connect_status, shut, reader_closed, eventfd kicks).
+// Before sleeping the engine arms the rings' need-wake-up flags, so an
+// application's send or receive rings the engine's doorbell (DoorbellFd).
+// No control-plane thread is on the data path; Send/ReceiveCredit are for
+// raw-ring flows only.
 // ---------------------------------------------------------------------------
 //
 // Thread safety: Create/Stop/destruction from one controlling thread. The
@@ -96,6 +107,7 @@
 #include "daemon/netlink/netlink_view.h"
 #include "daemon/nic/nic.h"
 #include "daemon/tcp/byte_ring.h"
+#include "daemon/wire/app_pipe.h"
 #include "offload/v1/config.pb.h"
 #include "offload/v1/control.pb.h"
 
@@ -127,18 +139,54 @@ struct TcpConnectParams {
   uint16_t remote_port = 0;
   // Reserved in the kernel by the caller (a bound shadow socket); required.
   uint16_t local_port = 0;
-  // Views in the client's arena; must stay valid until the flow is released
-  // (see Close).
+  // Either an application pipe (app_side 0, connect_status kConnectPending:
+  // the engine serves it and publishes the outcome there) ...
+  std::shared_ptr<AppPipe> pipe;
+  // ... or raw rings: views that must stay valid until the flow is released
+  // (see Close), driven with Send/ReceiveCredit.
   tcp::RingMemory tx;
   tcp::RingMemory rx;
-  // Must outlive the flow (until Close's release or kEventClosed).
+  // Required with raw rings, optional with a pipe. Must outlive the flow
+  // (until Close's release or kEventClosed).
   FlowListener* listener = nullptr;
 };
 
-// A TCP flow opened by ConnectTcp. Plain value; valid until Close().
+// A TCP flow opened by ConnectTcp or accepted. Plain value; valid until Close().
 struct WireFlow {
   uint32_t engine = 0;
   uint64_t cookie = 0;  // unique per plane
+};
+
+// A connection accepted on the wire for a listener (addresses host order).
+struct AcceptedConnection {
+  WireFlow flow;
+  std::shared_ptr<AppPipe> pipe;  // app_side 1, connected
+  uint32_t local_ip = 0;
+  uint16_t local_port = 0;
+  uint32_t remote_ip = 0;
+  uint16_t remote_port = 0;
+};
+
+// Receives accepted connections on the listener's engine thread. Must not
+// block; takes over the flow (it must Close() it eventually).
+class AcceptSink {
+ public:
+  virtual ~AcceptSink() = default;
+  virtual void OnAccepted(uint64_t token, const AcceptedConnection& conn) = 0;
+};
+
+struct TcpListenParams {
+  uint32_t local_ip = 0;  // host order; 0 = any address of the interface
+  uint16_t port = 0;      // host order, required
+  int backlog = 128;
+  uint32_t pipe_capacity = 1u << 18;  // per direction, power of two
+  AcceptSink* sink = nullptr;         // required; must outlive the listener
+  uint64_t token = 0;                 // passed back to the sink
+};
+
+struct WireListener {
+  uint32_t engine = 0;
+  uint64_t cookie = 0;
 };
 
 class WirePlane {
@@ -184,10 +232,26 @@ class WirePlane {
   void Send(const WireFlow& flow, bool more = false);
   // The application consumed from the RX ring.
   void ReceiveCredit(const WireFlow& flow);
-  // Orderly close: FIN after the queued bytes. The listener gets no events
-  // after this call; the rings stay in use until the connection is gone
-  // (ReleasedFlowsForTest counts those), then the flow is unsteered.
-  void Close(const WireFlow& flow);
+  // Orderly close: FIN after the queued bytes (`abort`: RST, RFC 9293
+  // 3.10.4 ABORT). The listener gets no events after this call; the rings
+  // stay in use until the connection is gone (ReleasedFlowsForTest counts
+  // those), then the flow is unsteered. A flow that is already gone is
+  // ignored.
+  void Close(const WireFlow& flow, bool abort = false);
+
+  // Passive open: steers the listener's port to an engine and listens
+  // there; accepted connections go to params.sink. Errors: InvalidArgument
+  // (no port or sink), AlreadyExists (the engine already listens there),
+  // the driver's Steer errors, FailedPrecondition (stopped).
+  absl::StatusOr<WireListener> ListenTcp(const TcpListenParams& params);
+  // Stops listening: unaccepted children are reset, the port is unsteered.
+  void CloseListener(const WireListener& listener);
+
+  // The eventfd an application kicks to wake `engine` (shm::Kick); valid
+  // while the plane runs.
+  int DoorbellFd(uint32_t engine) const;
+  // The offloaded interface's IPv4 address (host order).
+  uint32_t local_ip() const;
 
   size_t num_engines() const;
   // Flows fully released (connection gone and unsteered) since start.
@@ -205,6 +269,8 @@ class WirePlane {
   void SyncNeighbours();
   // Called by EngineFlows on its engine thread when a closed flow is gone.
   void FlowGone(uint32_t queue, const nic::FlowKey& key);
+  // Steers `key` to `queue` and counts it; false (logged) on failure.
+  bool SteerFlow(uint32_t queue, const nic::FlowKey& key);
 
   std::unique_ptr<netlink::NetlinkView> netlink_;
   std::unique_ptr<Interface> interface_;

@@ -120,7 +120,7 @@ TEST(ByteRingTest, Untrusted_TxTailBeyondCapacityRejected) {
   ring.indices().tail.store(17);
   EXPECT_FALSE(tx.RefreshTail());
   EXPECT_EQ(tx.size(), 0u);
-  ring.indices().tail.store(0xfffffff0u);  // "backwards"
+  ring.indices().tail.store(uint64_t{0} - 16);  // "backwards"
   EXPECT_FALSE(tx.RefreshTail());
   ring.indices().tail.store(16);
   EXPECT_TRUE(tx.RefreshTail());
