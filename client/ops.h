@@ -75,6 +75,9 @@ ssize_t PipeSend(Socket* s, const iovec* iov, int iovcnt, int flags);
 ssize_t PipeRecv(Socket* s, const iovec* iov, int iovcnt, int flags);
 int PipeShutdown(Socket* s, int how);
 size_t PipeReadable(Socket* s);
+// The engine serving an offloaded TCP connection is gone (offloadd died):
+// the connection reads as reset (ECONNRESET), as after a RST.
+void EngineLost(Socket* s);
 
 // UDP.
 void UdpAfterBind(Socket* s);                  // after a successful kernel bind()

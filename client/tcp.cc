@@ -310,6 +310,16 @@ int TcpAccept(Socket* s, sockaddr* addr, socklen_t* addrlen, int flags) {
 
 size_t PipeReadable(Socket* s) { return s->rx.ReadableFresh(); }
 
+void EngineLost(Socket* s) {
+  auto* h = s->seg.as<shm::PipeHeader>();
+  if (h == nullptr) return;
+  // What the engine would publish after a RST; we own the mapping, and
+  // nobody else writes these fields any more.
+  h->dir[1 - s->side].shut.store(shm::kShutRst, std::memory_order_release);
+  h->dir[s->side].reader_closed.store(2, std::memory_order_release);
+  Log(2, "fd %d: offloadd is gone; its TCP connection is reset", s->fd);
+}
+
 ssize_t PipeSend(Socket* s, const iovec* iov, int iovcnt, int flags) {
   const size_t total = IovLen(iov, iovcnt);
   const bool nonblock = s->nonblock || (flags & MSG_DONTWAIT);

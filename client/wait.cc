@@ -243,7 +243,13 @@ int WaitSocketLocked(Socket* s, uint32_t events, int64_t timeout_ms) {
       Disarm(s);
       return 0;
     }
-    struct pollfd p[2] = {{s->efd.get(), POLLIN, 0}, {s->fd, POLLIN, 0}};
+    // A pipe to an engine dies with offloadd: the liveness pipe's read end
+    // is the daemon's, so POLLERR on our write end says the connection is
+    // gone (same-host pipes need no daemon and keep working).
+    const bool engine = path == Path::kPipe && s->alive.valid() &&
+                        s->slot->path == static_cast<uint8_t>(shm::SocketPath::kEngine);
+    struct pollfd p[2] = {{s->efd.get(), POLLIN, 0},
+                          {engine ? s->alive.get() : s->fd, static_cast<short>(engine ? 0 : POLLIN), 0}};
     const int64_t now = NowNs();
     if (now >= deadline) {
       Disarm(s);
@@ -251,7 +257,7 @@ int WaitSocketLocked(Socket* s, uint32_t events, int64_t timeout_ms) {
     }
     const int ms = deadline == INT64_MAX ? -1
                                          : static_cast<int>((deadline - now + 999999) / 1000000);
-    const int rc = Real().poll(p, with_shadow ? 2 : 1, ms);
+    const int rc = Real().poll(p, with_shadow || engine ? 2 : 1, ms);
     Disarm(s);
     if (rc < 0) {
       if (errno == EINTR) return EINTR;
@@ -262,6 +268,10 @@ int WaitSocketLocked(Socket* s, uint32_t events, int64_t timeout_ms) {
     if (p[0].revents & POLLNVAL) return EBADF;
     if (p[0].revents & POLLIN) shm::Drain(s->efd.get());
     if (with_shadow && (p[1].revents & POLLIN)) return 0;
+    if (engine && (p[1].revents & (POLLERR | POLLHUP))) {
+      EngineLost(s);
+      return 0;
+    }
     if (s->closed || (Events(s, false, events) & events)) return 0;
   }
 }

@@ -189,6 +189,11 @@ void Engine::Loop() {
     }
     if (now - last_work < budget) {
       counters_.idle_polls.Increment();
+      // Idle spinning must not starve a thread that shares our core (an
+      // application, the kernel's side of a connection on a small host):
+      // offer the CPU every few empty iterations. sched_yield returns at
+      // once when nothing else is runnable.
+      if ((counters_.idle_polls.Get() & 7) == 0) sched_yield();
       continue;
     }
     Sleep(processor_->NextTimerDeadline());
