@@ -267,6 +267,8 @@ def main(argv):
     net = wire_net.WireNet(commands) if args.wire else None
     tools = {"offload-connrate": connrate}
     ctx = None
+    bin_dir = None
+    binary_hashes = []  # of the measured copies, taken before removal
 
     def on_signal(signum, frame):
         raise KeyboardInterrupt()
@@ -295,13 +297,32 @@ def main(argv):
                                              "OFFLOAD_BENCH_LAUNCHER",
                                              "client/offload",
                                              "/usr/bin/offload")
-            if offloadd and launcher and net is not None:
+            offloadctl = None
+            if net is not None:
                 offloadctl, _ = sides.find_binary(
                     args.offloadctl, "OFFLOAD_BENCH_OFFLOADCTL",
                     "cli/offloadctl", "/usr/bin/offloadctl")
                 if offloadctl is None:
                     notes.append("offloadctl not found: the engine packet "
                                  "counters were not recorded")
+            if offloadd and launcher:
+                bin_dir, copies = sides.snapshot_binaries(
+                    {"offloadd": offloadd, "launcher": launcher,
+                     "offloadctl": offloadctl})
+                notes.append("measured copies (in %s, removed after the run) "
+                             "of %s" % (bin_dir, ", ".join(
+                                 p for p in (offloadd, launcher, offloadctl)
+                                 if p)))
+                offloadd = copies["offloadd"]
+                launcher = copies["launcher"]
+                offloadctl = copies["offloadctl"]
+                for name in ("offloadd", os.path.basename(launcher),
+                             "liboffload.so"):
+                    path = os.path.join(bin_dir, name)
+                    if os.path.exists(path):
+                        binary_hashes.append(("sha256 " + name,
+                                              report.sha256(path)))
+            if offloadd and launcher and net is not None:
                 offload = wire_sides.WireOffloadSide(
                     registry, offloadd, launcher, daemon_cpu,
                     args.quick or args.debug_bypass, args.offload_env_map,
@@ -370,6 +391,8 @@ def main(argv):
         if offload is not None:
             offload.stop()
         shutil.rmtree(tmpdir, ignore_errors=True)
+        if bin_dir is not None:
+            shutil.rmtree(bin_dir, ignore_errors=True)
         if net is not None:
             net.destroy()
 
@@ -414,13 +437,7 @@ def main(argv):
          % (daemon_cpu, bench_cpus)),
         ("offload side", offload_status),
         ("source", report.source_revision(sides.REPO_ROOT))]
-    if offload is not None:
-        lib = os.path.join(os.path.dirname(os.path.realpath(offload.launcher)),
-                           "liboffload.so")
-        for path in (offload.offloadd, offload.launcher, lib):
-            if os.path.exists(path):
-                machine_notes.append(("sha256 " + os.path.basename(path),
-                                      report.sha256(path)))
+    machine_notes += binary_hashes
     with open(os.path.join(outdir, "machine.txt"), "w") as f:
         f.write(report.machine_description(machine_notes))
     failed = [x for x in samples if not x["ok"]]

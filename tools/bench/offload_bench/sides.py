@@ -55,6 +55,34 @@ def find_binary(explicit, env_var, rel, installed):
     return None, tried
 
 
+def snapshot_binaries(paths):
+    """Copies the binaries a run measures into a private directory, so a
+    rebuild in the working tree during the run (a shared checkout) cannot
+    swap one of them mid-run (a launcher whose liboffload.so speaks another
+    ABI than the running daemon silently stays on the kernel).
+
+    paths: {name: path or None}. The launcher's liboffload.so (found next
+    to it, where the launcher looks first) is copied next to its copy.
+    Returns (directory, {name: copied path or None}); the caller removes
+    the directory.
+    """
+    d = tempfile.mkdtemp(prefix="offload-bench-bin-")
+    out = {}
+    for name, path in paths.items():
+        if not path:
+            out[name] = None
+            continue
+        dst = os.path.join(d, os.path.basename(path))
+        shutil.copy2(os.path.realpath(path), dst)
+        out[name] = dst
+        if name == "launcher":
+            lib = os.path.join(os.path.dirname(os.path.realpath(path)),
+                               "liboffload.so")
+            if os.path.exists(lib):
+                shutil.copy2(lib, os.path.join(d, "liboffload.so"))
+    return d, out
+
+
 def _short_tempdir():
     """A private run directory whose socket paths fit sun_path (108 bytes),
     even when $TMPDIR is long (as under bazel test)."""
