@@ -283,7 +283,21 @@ EXPORT int connect(int fd, const sockaddr* addr, socklen_t len) noexcept {
   const Path p = s->path.load();
   if (s->type == SOCK_STREAM) {
     if (p == Path::kPipe) {
-      errno = EISCONN;
+      // A second connect() during / after a non-blocking one, as Linux.
+      // Linux: the first connect() after the handshake ended returns its
+      // outcome (0, or the pending error / ECONNABORTED), later ones EISCONN.
+      if (oc::ConnectProgress(s) == EINPROGRESS) {
+        errno = EALREADY;
+        return -1;
+      }
+      if (s->async_connect) {
+        s->async_connect = false;
+        if (!s->connect_failed) return 0;
+        errno = s->so_error != 0 ? s->so_error : ECONNABORTED;
+        s->so_error = 0;
+        return -1;
+      }
+      errno = s->connect_failed ? ECONNABORTED : EISCONN;
       return -1;
     }
     if (p == Path::kUndecided && oc::IsInet(addr, len)) {

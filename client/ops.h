@@ -78,6 +78,10 @@ size_t PipeReadable(Socket* s);
 // The engine serving an offloaded TCP connection is gone (offloadd died):
 // the connection reads as reset (ECONNRESET), as after a RST.
 void EngineLost(Socket* s);
+// For a socket whose engine connect is in flight (non-blocking connect):
+// 0 once connected, EINPROGRESS while the handshake runs, or the errno it
+// failed with (also left in so_error; the socket then reads as reset).
+int ConnectProgress(Socket* s);
 
 // UDP.
 void UdpAfterBind(Socket* s);                  // after a successful kernel bind()

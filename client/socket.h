@@ -125,6 +125,11 @@ struct Socket : FdObject {
   int side = 0;              // 0 connector, 1 acceptor
   bool shut_rd = false, shut_wr = false;
   bool rst_reported = false;
+  // A non-blocking connect an engine is still completing (connect_status
+  // pending when connect() returned EINPROGRESS); see ConnectProgress().
+  std::atomic<bool> connecting{false};
+  bool async_connect = false;   // connect() returned EINPROGRESS, outcome not yet returned by connect()
+  bool connect_failed = false;  // the engine could not connect
 
   // kListener / kUdp registration with the current session
   uint32_t reg_id = 0;

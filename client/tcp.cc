@@ -216,6 +216,23 @@ int TcpConnect(Socket* s, const sockaddr_in* dst) {
   }
   const bool engine = s->seg.as<shm::PipeHeader>()->connect_status.load(
                           std::memory_order_acquire) != 0;
+  if (engine && s->nonblock &&
+      s->seg.as<shm::PipeHeader>()->connect_status.load(std::memory_order_acquire) ==
+          shm::kConnectPending) {
+    // Linux's non-blocking connect: EINPROGRESS now, EPOLLOUT (or EPOLLERR
+    // and SO_ERROR) when the handshake ends; the engine kicks our eventfd.
+    s->local.sin_family = AF_INET;
+    s->local.sin_addr.s_addr = r.local.addr != 0 ? r.local.addr : m.local.addr;
+    s->local.sin_port = m.local.port;
+    s->remote = *dst;
+    s->async_connect = true;
+    s->connecting.store(true, std::memory_order_release);
+    OnOffloaded(s, Path::kPipe);
+    s->slot->path = static_cast<uint8_t>(shm::SocketPath::kEngine);
+    s->slot->state = static_cast<uint8_t>(shm::SocketState::kConnecting);
+    errno = EINPROGRESS;
+    return -1;
+  }
   if (engine) {
     s->slot->state = static_cast<uint8_t>(shm::SocketState::kConnecting);
     const int err = WaitConnected(s);
@@ -310,6 +327,51 @@ int TcpAccept(Socket* s, sockaddr* addr, socklen_t* addrlen, int flags) {
 
 size_t PipeReadable(Socket* s) { return s->rx.ReadableFresh(); }
 
+int ConnectProgress(Socket* s) {
+  if (!s->connecting.load(std::memory_order_acquire)) return 0;
+  auto* h = s->seg.as<shm::PipeHeader>();
+  // Pairs with the engine's store-release of the outcome.
+  const int32_t st = h->connect_status.load(std::memory_order_acquire);
+  if (st == shm::kConnectPending) return EINPROGRESS;
+  if (!s->connecting.exchange(false, std::memory_order_acq_rel)) return s->so_error;
+  if (st == 0) {
+    s->slot->state = static_cast<uint8_t>(shm::SocketState::kEstablished);
+    return 0;
+  }
+  // The engine gave the flow up: the socket now reads as a reset
+  // connection whose reset was already reported through SO_ERROR.
+  h->dir[1 - s->side].shut.store(shm::kShutRst, std::memory_order_release);
+  h->dir[s->side].reader_closed.store(2, std::memory_order_release);
+  s->rst_reported = true;
+  s->connect_failed = true;
+  s->so_error = st;
+  s->slot->state = static_cast<uint8_t>(shm::SocketState::kClosed);
+  Add(s->slot->errors, 1);
+  return st;
+}
+
+// Send/receive on a socket whose connect may still be in flight: 0 to go
+// on, or -1 with errno (EAGAIN while connecting without blocking, the
+// connect's error once).
+int SettleConnect(Socket* s, bool nonblock) {
+  for (;;) {
+    const int r = ConnectProgress(s);
+    if (r == 0) return 0;
+    if (r != EINPROGRESS) {
+      s->so_error = 0;  // reported here instead
+      errno = r;
+      return -1;
+    }
+    if (nonblock) {
+      errno = EAGAIN;
+      return -1;
+    }
+    pollfd p = {s->efd.get(), POLLIN, 0};
+    if (Real().poll(&p, 1, -1) < 0 && errno != EINTR) return -1;
+    shm::Drain(s->efd.get());
+  }
+}
+
 void EngineLost(Socket* s) {
   auto* h = s->seg.as<shm::PipeHeader>();
   if (h == nullptr) return;
@@ -323,6 +385,9 @@ void EngineLost(Socket* s) {
 ssize_t PipeSend(Socket* s, const iovec* iov, int iovcnt, int flags) {
   const size_t total = IovLen(iov, iovcnt);
   const bool nonblock = s->nonblock || (flags & MSG_DONTWAIT);
+  if (s->connecting.load(std::memory_order_relaxed) && SettleConnect(s, nonblock) != 0) {
+    return -1;
+  }
   size_t sent = 0;
   for (;;) {
     if (s->shut_wr) {
@@ -377,6 +442,9 @@ pipe_error:
 ssize_t PipeRecv(Socket* s, const iovec* iov, int iovcnt, int flags) {
   const size_t total = IovLen(iov, iovcnt);
   const bool nonblock = s->nonblock || (flags & MSG_DONTWAIT);
+  if (s->connecting.load(std::memory_order_relaxed) && SettleConnect(s, nonblock) != 0) {
+    return -1;
+  }
   const bool peek = flags & MSG_PEEK;
   const bool waitall = (flags & MSG_WAITALL) && !peek && !nonblock;
   size_t got = 0;

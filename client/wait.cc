@@ -86,9 +86,14 @@ bool SpinStep(uint64_t i) {
 uint32_t Events(Socket* s, bool kernel_ready, uint32_t want) {
   switch (s->path.load(std::memory_order_acquire)) {
     case Path::kPipe: {
+      if (s->connecting.load(std::memory_order_relaxed)) {
+        const int r = ConnectProgress(s);
+        if (r == EINPROGRESS) return 0;
+        if (r != 0) return EPOLLOUT | EPOLLWRNORM | EPOLLERR | EPOLLHUP;
+      }
       // Only the lines the caller asks about are read: an EPOLLIN-only
       // watcher touches the producer line of its rx ring and nothing else.
-      uint32_t ev = 0;
+      uint32_t ev = s->so_error != 0 ? uint32_t{EPOLLERR} : 0u;
       const uint32_t shut = s->rx.Shut();
       const bool rst = shut == shm::kShutRst;
       const bool rcv_shut = shut != 0 || s->shut_rd;
@@ -125,6 +130,8 @@ uint32_t Events(Socket* s, bool kernel_ready, uint32_t want) {
 void ArmFlags(Socket* s, uint32_t events) {
   switch (s->path.load(std::memory_order_acquire)) {
     case Path::kPipe:
+      // A connect in flight: the engine kicks our eventfd unconditionally.
+      if (s->connecting.load(std::memory_order_relaxed)) break;
       if (events & (EPOLLIN | EPOLLRDNORM | EPOLLRDHUP)) s->rx.SetSleepFlag();
       if ((events & (EPOLLOUT | EPOLLWRNORM)) && s->tx.Writable() == 0) s->tx.SetSleepFlag();
       break;
@@ -139,6 +146,7 @@ void ArmFlags(Socket* s, uint32_t events) {
 bool ArmRecheck(Socket* s, uint32_t events) {
   switch (s->path.load(std::memory_order_acquire)) {
     case Path::kPipe: {
+      if (s->connecting.load(std::memory_order_relaxed)) return ConnectProgress(s) != EINPROGRESS;
       bool ready = false;
       if (events & (EPOLLIN | EPOLLRDNORM | EPOLLRDHUP)) {
         if (s->rx.RecheckAfterFence() != 0 || s->rx.Shut() != 0) ready = true;
@@ -196,7 +204,9 @@ uint64_t RxMark(Socket* s) {
 }
 
 uint64_t TxMark(Socket* s) {
-  return s->path.load(std::memory_order_acquire) == Path::kPipe ? s->tx.ConsumerHead() : 0;
+  if (s->path.load(std::memory_order_acquire) != Path::kPipe) return 0;
+  // The end of a connect in flight is an edge too (EPOLLET writers).
+  return s->tx.ConsumerHead() + (s->connecting.load(std::memory_order_relaxed) ? 0 : 1ull << 62);
 }
 
 namespace {
