@@ -214,11 +214,9 @@ int TcpConnect(Socket* s, const sockaddr_in* dst) {
     OnKernel(s, shm::Fallback::kLimit, "pipe mapping");
     return kUseKernel;
   }
-  const bool engine = s->seg.as<shm::PipeHeader>()->connect_status.load(
-                          std::memory_order_acquire) != 0;
-  if (engine && s->nonblock &&
-      s->seg.as<shm::PipeHeader>()->connect_status.load(std::memory_order_acquire) ==
-          shm::kConnectPending) {
+  // status 1: an engine is the other side (a connection on the wire).
+  const bool engine = r.status == 1;
+  if (engine && s->nonblock) {
     // Linux's non-blocking connect: EINPROGRESS now, EPOLLOUT (or EPOLLERR
     // and SO_ERROR) when the handshake ends; the engine kicks our eventfd.
     s->local.sin_family = AF_INET;

@@ -110,8 +110,8 @@ class SessionManager : private wire::AcceptSink {
   absl::Status HandleListen(Session* s, Request& req) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void HandleConnect(Session* s, Request& req) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // session_wire.cc. Returns false if the connect is not for the wire.
-  bool WireConnect(Session* s, const shm::Msg& m, uint32_t shadow_addr)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  bool WireConnect(Session* s, const shm::Msg& m, uint32_t shadow_addr,
+                   shm::UniqueFd* shadow) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void WireListen(Listener* l) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void WireUnlisten(Listener* l) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void CloseWirePipe(Pipe* p) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -140,7 +140,7 @@ void SessionManager::HandleConnect(Session* s, Request& req) {
   }
   if (cands.empty()) {
     // No offloaded listener on this host: maybe a connection on the wire.
-    if (!WireConnect(s, m, shadow_addr)) Reply(s, m, kStatusUseKernel);
+    if (!WireConnect(s, m, shadow_addr, &req.fds[0])) Reply(s, m, kStatusUseKernel);
     return;
   }
   if (s->pipes.size() >= max_sockets_) {

@@ -71,7 +71,8 @@ bool SessionManager::AddLiveness(Pipe* p, int side, shm::UniqueFd* write_end) {
   return true;
 }
 
-bool SessionManager::WireConnect(Session* s, const Msg& m, uint32_t shadow_addr) {
+bool SessionManager::WireConnect(Session* s, const Msg& m, uint32_t shadow_addr,
+                                 shm::UniqueFd* shadow) {
   if (wire_ == nullptr || s->netns != wire_netns_) return false;
   // A shadow bound to a specific address other than the interface's would
   // put another source address on the wire than the application chose.
@@ -89,6 +90,7 @@ bool SessionManager::WireConnect(Session* s, const Msg& m, uint32_t shadow_addr)
     spdlog::warn("pid {}: {}", s->pid, std::string(app.status().message()));
     return false;
   }
+  (*app)->HoldShadow(std::move(*shadow));
   auto p = std::make_unique<Pipe>();
   p->id = next_id_++;
   p->app = *app;
@@ -118,6 +120,7 @@ bool SessionManager::WireConnect(Session* s, const Msg& m, uint32_t shadow_addr)
   Msg r = {};
   r.type = MsgType::kPipe;
   r.seq = m.seq;
+  r.status = 1;  // the peer is an engine: connect_status says when it is connected
   r.id = p->id;
   r.value = pipe_capacity_;
   r.local.addr = htonl(route->local_ip);

@@ -281,7 +281,8 @@ enum class MsgType : uint32_t {
   // daemon -> client
   kHelloOk = 101,
   kStatus = 102,       // result of a request: `status` (0 or a positive errno)
-  kPipe = 103,         // a connect succeeded: fds [memfd, own efd, peer efd, alive]
+  kPipe = 103,         // a connect succeeded: fds [memfd, own efd, peer efd, alive];
+                       // status 1: the peer is an engine (PipeHeader::connect_status)
   kOffer = 104,        // a connection for a listener: fds [memfd, own efd, peer efd, alive];
                        // status 1: the peer is an engine (a connection on the wire)
   // `alive` is the write end of the side's liveness pipe: the daemon holds

@@ -18,7 +18,7 @@
 // eventfd to the application) and the engine flow (which uses the rings
 // until the connection is gone); the mapping lives as long as either.
 //
-// Thread safety: the fields are immutable after Create(); the shared memory
+// Thread safety: the fields are immutable once an engine uses the pipe; the shared memory
 // follows the ring protocols.
 
 #ifndef OFFLOAD_DAEMON_WIRE_APP_PIPE_H_
@@ -65,6 +65,13 @@ class AppPipe {
   // said it sleeps, or for connect_status.
   void KickApp() const;
 
+  // Keeps the application's shadow socket (a dup) open as long as the pipe
+  // lives: the engine keeps the pipe until the connection is gone,
+  // TIME-WAIT included, so the kernel cannot hand the flow's local port to
+  // another socket meanwhile (RFC 9293 3.4.1: no new incarnation of the
+  // 4-tuple during 2 MSL). Call before the engine sees the pipe.
+  void HoldShadow(shm::UniqueFd shadow) { shadow_ = std::move(shadow); }
+
  private:
   AppPipe() = default;
   tcp::RingMemory Memory(int dir) const;
@@ -72,6 +79,7 @@ class AppPipe {
   shm::UniqueFd memfd_;
   shm::Mapping map_;
   shm::UniqueFd app_efd_;
+  shm::UniqueFd shadow_;
   uint32_t capacity_ = 0;
   int app_side_ = 0;
 };
