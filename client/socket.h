@@ -27,6 +27,7 @@
 #include <atomic>
 #include <cstdint>
 #include <deque>
+#include <memory>
 #include <vector>
 
 #include "daemon/shm/abi.h"
@@ -64,7 +65,7 @@ struct PendingOffer {
 struct InRing {  // an incoming UDP ring
   shm::Mapping map;
   shm::DgramConsumer c;
-  uint32_t id = 0;
+  uint32_t id = 0;          // 0: the socket's wire RX ring (records carry the source)
   uint32_t src_addr = 0;  // network order, from the daemon's offer
   uint16_t src_port = 0;
 };
@@ -148,6 +149,18 @@ struct Socket : FdObject {
   uint32_t no_ring_gen = 0;
   uint32_t rr = 0;                         // round-robin start among in_rings
   uint32_t os_poll_count = 0;
+
+  // kUdp served by an engine on the wire (udp.cc): the segment of the two
+  // rings (abi.h WireUdpSegmentBytes), the TX producer (sender-private),
+  // the engine's doorbell, and a direct-mapped cache of destinations
+  // (addr<<16|port) known to go through it or through the kernel. The RX
+  // ring is the InRing with id 0.
+  shm::Mapping wire_seg;
+  shm::DgramProducer wire_tx;
+  shm::UniqueFd wire_doorbell;
+  uint16_t wire_max_payload = 0;
+  uint64_t wire_drops_seen = 0;
+  std::unique_ptr<uint64_t[]> wire_routes;
 
   std::vector<KernelEpollReg> epolls;  // guarded by mu
   bool linger_abort = false;  // SO_LINGER {1, 0}: close() resets

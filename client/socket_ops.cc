@@ -152,6 +152,7 @@ void Teardown(Socket* s) {
     s->new_rings.clear();
     pthread_mutex_unlock(&s->mu);
     for (InRing* r : s->in_rings) {
+      if (r->id == 0) continue;  // the wire RX ring ends with the endpoint (kUdpUnbind)
       shm::Msg m = {};
       m.type = shm::MsgType::kDgramClose;
       m.id = r->id;

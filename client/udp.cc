@@ -3,13 +3,26 @@
 // datagram ring brokered for that (sender, receiver) pair, anything else to
 // the kernel through the shadow socket. A receiver polls its rings and,
 // every OFFLOAD_RX_UDP_POLL_OS_RATIO polls, its shadow (kernel senders).
+//
+// On the wire: when offloadd serves an interface (the arena's wire_addr)
+// and the socket is bound to INADDR_ANY or that address, the socket also
+// gets an engine endpoint on its port (kUdpWire): a TX ring whose records
+// carry their destination and an RX ring whose records carry their source
+// (abi.h WireUdpSegmentBytes). A send to a destination the daemon says
+// leaves through the offloaded interface (asked once per destination,
+// remembered in a small cache) goes into the TX ring; everything else, and
+// datagrams larger than the engine's MTU, still through the shadow: the
+// kernel and the engine share the port.
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <string.h>
 #include <sys/eventfd.h>
 
+#include <poll.h>
+
 #include <algorithm>
+#include <new>
 
 #include "client/attach.h"
 #include "client/config.h"
@@ -27,8 +40,154 @@ namespace {
 
 constexpr size_t kMaxNoRing = 64;
 constexpr uint64_t kFullRingSpins = 4096;
+constexpr size_t kWireRoutes = 256;  // direct-mapped destination cache entries
 
 bool RegisterUdp(Socket* s) { return RegisterEndpoint(s, shm::MsgType::kUdpBind, 0); }
+
+// --- the wire: destination cache ---------------------------------------
+// Entry: key (addr<<16|port, 48 bits) << 2 | 2 (valid) | 1 (wire).
+enum class Route { kUnknown, kWire, kKernel };
+
+uint64_t RouteKey(const sockaddr_in* dst) {
+  return (uint64_t{dst->sin_addr.s_addr} << 16) | dst->sin_port;
+}
+size_t RouteSlot(uint64_t key) { return ((key * 0x9e3779b97f4a7c15ull) >> 56) % kWireRoutes; }
+
+Route CachedRoute(const Socket* s, uint64_t key) {
+  if (s->wire_routes == nullptr) return Route::kUnknown;
+  const uint64_t e = s->wire_routes[RouteSlot(key)];
+  if ((e & 2) == 0 || (e >> 2) != key) return Route::kUnknown;
+  return (e & 1) ? Route::kWire : Route::kKernel;
+}
+
+void CacheRoute(Socket* s, uint64_t key, bool wire) {
+  if (s->wire_routes == nullptr) {
+    s->wire_routes.reset(new (std::nothrow) uint64_t[kWireRoutes]());
+    if (s->wire_routes == nullptr) return;
+  }
+  s->wire_routes[RouteSlot(key)] = (key << 2) | 2 | (wire ? 1 : 0);
+}
+
+// Forgets the engine endpoint (the daemon that served it is gone): sends go
+// through the kernel until a new one is set up. The old RX ring stays in
+// in_rings, empty, until the socket closes.
+void DropWire(Socket* s) {
+  s->wire_tx = shm::DgramProducer();
+  s->wire_doorbell.reset();
+  s->wire_max_payload = 0;
+  s->wire_routes.reset();
+}
+
+// Asks the daemon for an engine endpoint on the socket's port. True if the
+// socket now has one (statistics then say path engine).
+bool RequestWire(Socket* s) {
+  shm::ArenaHeader* a = Arena();
+  if (a == nullptr || a->wire_addr == 0) return false;
+  const uint32_t bound = s->local.sin_addr.s_addr;
+  if (bound != 0 && bound != a->wire_addr) return false;  // loopback etc.: not on the wire
+  shm::Msg m = {};
+  m.type = shm::MsgType::kUdpWire;
+  m.id = s->reg_id;
+  m.local.addr = bound;
+  m.local.port = s->local.sin_port;
+  shm::Msg r;
+  int rfds[shm::kMaxMsgFds];
+  int nr = 0;
+  if (!Call(&m, nullptr, 0, &r, rfds, &nr)) return false;
+  if (r.type != shm::MsgType::kDgram || nr != 2) {
+    for (int i = 0; i < nr; ++i) shm::UniqueFd drop(rfds[i]);
+    return false;
+  }
+  shm::UniqueFd memfd(rfds[0]);
+  shm::UniqueFd doorbell(rfds[1]);
+  shm::Mapping map = shm::Mapping::MapShared(memfd.get(), shm::WireUdpSegmentBytes(r.value));
+  if (!map.valid()) return false;  // the daemon ends the endpoint with the registration
+  auto* tx = map.as<shm::DgramHeader>();
+  auto* rx = reinterpret_cast<shm::DgramHeader*>(map.as<uint8_t>() +
+                                                 shm::DgramSegmentBytes(r.value));
+  if (tx->magic != shm::kDgramMagic || rx->magic != shm::kDgramMagic ||
+      tx->capacity != r.value || rx->capacity != r.value) {
+    return false;
+  }
+  auto* in = new (std::nothrow) InRing();
+  if (in == nullptr) return false;
+  in->c.Init(rx);
+  in->id = 0;
+  s->wire_tx.Init(tx);
+  s->wire_max_payload = tx->max_payload;
+  s->wire_doorbell = std::move(doorbell);
+  s->wire_seg = std::move(map);
+  s->wire_drops_seen = 0;
+  s->wire_routes.reset();
+  // Receivers pick it up like a ring offered by the daemon.
+  pthread_mutex_lock(&s->mu);
+  s->new_rings.push_back(in);
+  s->has_new_rings.store(true, std::memory_order_release);
+  pthread_mutex_unlock(&s->mu);
+  s->slot->path = static_cast<uint8_t>(shm::SocketPath::kEngine);
+  return true;
+}
+
+// Datagrams the engine dropped for this socket (RX ring full, invalid TX
+// records) into the slot's `drops`.
+void SyncWireDrops(Socket* s) {
+  if (!s->wire_seg.valid()) return;
+  const uint32_t cap = s->wire_seg.as<shm::DgramHeader>()->capacity;
+  const auto* rx = reinterpret_cast<const shm::DgramHeader*>(s->wire_seg.as<uint8_t>() +
+                                                             shm::DgramSegmentBytes(cap));
+  const uint64_t d = s->wire_seg.as<shm::DgramHeader>()->drops.load(std::memory_order_relaxed) +
+                     rx->drops.load(std::memory_order_relaxed);
+  if (d != s->wire_drops_seen) {
+    Add(s->slot->drops, d - s->wire_drops_seen);
+    s->wire_drops_seen = d;
+  }
+}
+
+// Sends one datagram through the engine. kUseKernel if it is too large for
+// the engine (the kernel fragments it).
+ssize_t WireSend(Socket* s, const iovec* iov, int iovcnt, size_t len, int flags,
+                 const sockaddr_in* dst) {
+  if (len > s->wire_max_payload) return kUseKernel;
+  const bool nonblock = s->nonblock || (flags & MSG_DONTWAIT);
+  const int64_t deadline = s->sndtimeo_ms < 0 ? INT64_MAX : NowNs() + s->sndtimeo_ms * 1000000;
+  for (uint64_t i = 0;; ++i) {
+    bool kick = false;
+    if (s->wire_tx.Push(iov, static_cast<size_t>(iovcnt), len, &kick, dst->sin_addr.s_addr,
+                        dst->sin_port)) {
+      if (kick) shm::Kick(s->wire_doorbell.get());
+      Add(s->slot->tx_bytes, len);
+      Add(s->slot->tx_msgs, 1);
+      return static_cast<ssize_t>(len);
+    }
+    // The TX ring is the socket's send buffer: full means the engine is
+    // behind. Linux: EAGAIN without blocking, else wait for room.
+    if (nonblock) {
+      Add(s->slot->tx_eagain, 1);
+      errno = EAGAIN;
+      return -1;
+    }
+    if (i < kFullRingSpins && SpinStep(i)) continue;
+    if (s->wire_tx.PrepareWriterSleep(len)) {
+      s->wire_tx.CancelWriterSleep();
+      continue;
+    }
+    const int64_t now = NowNs();
+    if (now >= deadline) {
+      s->wire_tx.CancelWriterSleep();
+      Add(s->slot->tx_eagain, 1);
+      errno = EAGAIN;
+      return -1;
+    }
+    pollfd p = {s->efd.get(), POLLIN, 0};
+    const int ms =
+        deadline == INT64_MAX ? -1 : static_cast<int>((deadline - now + 999999) / 1000000);
+    const int rc = Real().poll(&p, 1, ms);
+    s->wire_tx.CancelWriterSleep();
+    if (rc < 0 && errno == EINTR) return -1;
+    if (p.revents & POLLIN) shm::Drain(s->efd.get());
+    i = 0;
+  }
+}
 
 void AdoptNewRings(Socket* s) {
   if (!s->has_new_rings.load(std::memory_order_acquire)) return;
@@ -43,7 +202,7 @@ void AdoptNewRings(Socket* s) {
 void ReapRings(Socket* s) {
   for (size_t i = 0; i < s->in_rings.size();) {
     InRing* r = s->in_rings[i];
-    if (r->c.SenderGone() && r->c.Empty()) {
+    if (r->id != 0 && r->c.SenderGone() && r->c.Empty()) {
       shm::Msg m = {};
       m.type = shm::MsgType::kDgramClose;
       m.id = r->id;
@@ -71,11 +230,17 @@ bool EnsureBound(Socket* s) {
   return true;
 }
 
-OutRing* OpenRing(Socket* s, const sockaddr_in* dst) {
+// A same-host ring to `dst`, or nullptr: then *wire says whether the
+// socket's engine endpoint serves `dst` (else the kernel does).
+OutRing* OpenRing(Socket* s, const sockaddr_in* dst, bool* wire) {
+  *wire = false;
   const uint64_t key = (uint64_t{dst->sin_addr.s_addr} << 16) | dst->sin_port;
   if (std::find(s->no_ring.begin(), s->no_ring.end(), key) != s->no_ring.end()) return nullptr;
   shm::ArenaHeader* a = Arena();
-  if (a == nullptr || !shm::PortBit(a->udp_ports, ntohs(dst->sin_port))) return nullptr;
+  if (a == nullptr) return nullptr;
+  // Without an engine endpoint only an offloaded receiver on this host
+  // could take it, and the port bitmap says whether there is one.
+  if (!s->wire_tx.valid() && !shm::PortBit(a->udp_ports, ntohs(dst->sin_port))) return nullptr;
   if (!Decide(s, rules::Role::kUdpSender, &s->local, dst)) {
     if (s->no_ring.size() < kMaxNoRing) s->no_ring.push_back(key);
     return nullptr;
@@ -93,7 +258,8 @@ OutRing* OpenRing(Socket* s, const sockaddr_in* dst) {
   if (!Call(&m, nullptr, 0, &r, rfds, &nr)) return nullptr;
   if (r.type != shm::MsgType::kDgram || nr != 2) {
     for (int i = 0; i < nr; ++i) shm::UniqueFd drop(rfds[i]);
-    if (s->no_ring.size() < kMaxNoRing) s->no_ring.push_back(key);
+    *wire = r.type == shm::MsgType::kStatus && r.status == 0 && s->wire_tx.valid();
+    if (!*wire && !s->wire_tx.valid() && s->no_ring.size() < kMaxNoRing) s->no_ring.push_back(key);
     return nullptr;
   }
   shm::UniqueFd memfd(rfds[0]);
@@ -136,6 +302,7 @@ void UdpAfterBind(Socket* s) {
     return;
   }
   OnOffloaded(s, Path::kUdp);
+  RequestWire(s);
 }
 
 ssize_t UdpSend(Socket* s, const iovec* iov, int iovcnt, int flags, const sockaddr_in* dst) {
@@ -148,7 +315,12 @@ ssize_t UdpSend(Socket* s, const iovec* iov, int iovcnt, int flags, const sockad
     if (!s->connected) return kUseKernel;  // ENOTCONN / EDESTADDRREQ from the kernel
     dst = &s->remote;
   }
-  if (s->reg_gen != AttachGeneration() && EnsureAttached()) RegisterUdp(s);
+  if (s->reg_gen != AttachGeneration() && EnsureAttached()) {
+    // A new session (offloadd restarted): the old engine endpoint is gone.
+    const bool had_wire = s->wire_tx.valid();
+    DropWire(s);
+    if (RegisterUdp(s) && had_wire) RequestWire(s);
+  }
   OutRing* ring = nullptr;
   for (size_t i = 0; i < s->out_rings.size(); ++i) {
     OutRing* r = s->out_rings[i];
@@ -168,10 +340,29 @@ ssize_t UdpSend(Socket* s, const iovec* iov, int iovcnt, int flags, const sockad
       break;
     }
   }
-  if (ring == nullptr) ring = OpenRing(s, dst);
-  if (ring == nullptr) return kUseKernel;
   size_t len = 0;
   for (int i = 0; i < iovcnt; ++i) len += iov[i].iov_len;
+  if (ring == nullptr) {
+    // The engine's destinations are remembered per socket; the others are
+    // same-host rings or the kernel.
+    const uint64_t key = RouteKey(dst);
+    const Route route = s->wire_tx.valid() ? CachedRoute(s, key) : Route::kUnknown;
+    if (route == Route::kKernel) return kUseKernel;
+    bool wire = route == Route::kWire;
+    if (!wire) {
+      ring = OpenRing(s, dst, &wire);
+      if (ring == nullptr && s->wire_tx.valid()) CacheRoute(s, key, wire);
+    }
+    if (wire) {
+      if (len > shm::kMaxDatagram) {
+        errno = EMSGSIZE;
+        return -1;
+      }
+      SyncWireDrops(s);
+      return WireSend(s, iov, iovcnt, len, flags, dst);
+    }
+  }
+  if (ring == nullptr) return kUseKernel;
   if (len > shm::kMaxDatagram) {
     errno = EMSGSIZE;
     return -1;
@@ -222,8 +413,18 @@ ssize_t UdpRecv(Socket* s, msghdr* msg, int flags) {
     for (size_t k = 0; k < n; ++k) {
       InRing* r = s->in_rings[(s->rr + k) % n];
       size_t len;
-      const uint8_t* p = r->c.Front(&len);
+      uint32_t src_addr = r->src_addr;
+      uint16_t src_port = r->src_port;
+      const uint8_t* p = r->id == 0 ? r->c.Front(&len, &src_addr, &src_port) : r->c.Front(&len);
       if (p == nullptr) continue;
+      if (r->id == 0 && s->connected &&
+          (src_addr != s->remote.sin_addr.s_addr || src_port != s->remote.sin_port)) {
+        // A connected UDP socket receives from its peer only (the kernel
+        // filters the same way).
+        r->c.Pop(len);
+        --k;
+        continue;
+      }
       s->rr = static_cast<uint32_t>((s->rr + k + 1) % n);
       size_t copied = 0;
       for (size_t i = 0; i < msg->msg_iovlen && copied < len; ++i) {
@@ -235,8 +436,8 @@ ssize_t UdpRecv(Socket* s, msghdr* msg, int flags) {
       if (msg->msg_name != nullptr) {
         sockaddr_in from = {};
         from.sin_family = AF_INET;
-        from.sin_addr.s_addr = r->src_addr;
-        from.sin_port = r->src_port;
+        from.sin_addr.s_addr = src_addr;
+        from.sin_port = src_port;
         memcpy(msg->msg_name, &from, std::min<size_t>(msg->msg_namelen, sizeof(from)));
         msg->msg_namelen = sizeof(from);
       }
@@ -255,6 +456,7 @@ ssize_t UdpRecv(Socket* s, msghdr* msg, int flags) {
       if (k >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) return k;
     }
     ReapRings(s);
+    SyncWireDrops(s);
     if (nonblock) {
       Add(s->slot->rx_eagain, 1);
       errno = EAGAIN;

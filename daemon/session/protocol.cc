@@ -44,6 +44,7 @@ absl::StatusOr<Msg> ValidateRequest(const void* data, size_t len, int num_fds) {
     case MsgType::kUdpOpen:
     case MsgType::kDgramClose:
     case MsgType::kPipeAccepted:
+    case MsgType::kUdpWire:
       break;
     default:
       return absl::InvalidArgumentError(

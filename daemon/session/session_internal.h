@@ -89,6 +89,10 @@ struct SessionManager::UdpEndpoint {
   uint16_t port = 0;  // network order
   uint64_t netns = 0;
   shm::UniqueFd efd;
+  bool reuse = false;  // SO_REUSEADDR/SO_REUSEPORT on the shadow at registration
+  // Served by an engine on the wire (session_wire_udp.cc) while rings is set.
+  std::shared_ptr<wire::AppDgram> rings;
+  wire::WireUdp wire;
 };
 
 struct SessionManager::DgramRing {

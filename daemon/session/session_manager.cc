@@ -325,6 +325,9 @@ absl::Status SessionManager::Handle(Session* s, Request& req) {
     case MsgType::kUdpOpen:
       HandleUdpOpen(s, m);
       return absl::OkStatus();
+    case MsgType::kUdpWire:
+      HandleUdpWire(s, m);
+      return absl::OkStatus();
     case MsgType::kDgramClose: {
       auto it = dgrams_.find(m.id);
       const bool sender = m.value == 1;

@@ -122,6 +122,11 @@ class SessionManager : private wire::AcceptSink {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status HandleUdpBind(Session* s, Request& req) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void HandleUdpOpen(Session* s, const shm::Msg& m) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // session_wire_udp.cc: an engine endpoint for a registered UDP socket,
+  // whether a destination is served by it, and its release.
+  void HandleUdpWire(Session* s, const shm::Msg& m) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  bool WireUdpRoutes(const UdpEndpoint* u, const shm::Msg& m) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void CloseWireUdp(UdpEndpoint* u) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ClosePipeSide(uint32_t pipe_id, int side, bool died) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void DropLiveness(Pipe* p, int side) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void CloseDgramSide(uint32_t ring_id, bool sender) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

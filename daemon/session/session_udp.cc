@@ -51,6 +51,10 @@ absl::Status SessionManager::HandleUdpBind(Session* s, Request& req) {
   u->port = sin.sin_port;
   u->netns = s->netns;
   u->efd = std::move(req.fds[1]);
+  int on = 0;
+  socklen_t olen = sizeof(on);
+  u->reuse = (getsockopt(req.fds[0].get(), SOL_SOCKET, SO_REUSEADDR, &on, &olen) == 0 && on) ||
+             (getsockopt(req.fds[0].get(), SOL_SOCKET, SO_REUSEPORT, &on, &olen) == 0 && on);
   s->udp[m.id] = u->id;
   for (auto& [fd, other] : sessions_) {
     if (other->hello_done) SetPortWord(other->header()->udp_ports, ntohs(u->port), true);
@@ -75,6 +79,7 @@ void SessionManager::RemoveUdp(Session* s, uint32_t client_id) {
       r->receiver_endpoint = 0;
     }
   }
+  CloseWireUdp(u->second.get());
   const uint16_t port = u->second->port;
   udp_.erase(u);
   for (const auto& [id, other] : udp_) {
@@ -106,7 +111,15 @@ void SessionManager::HandleUdpOpen(Session* s, const Msg& m) {
     dst = u.get();
     break;
   }
-  if (dst == nullptr || s->dgrams.size() >= 4 * size_t{max_sockets_}) {
+  if (dst == nullptr) {
+    // No offloaded receiver on this host: the socket's engine endpoint, if
+    // it has one and the destination leaves through the offloaded
+    // interface; otherwise the kernel.
+    auto own = udp_.find(self->second);
+    Reply(s, m, own != udp_.end() && WireUdpRoutes(own->second.get(), m) ? 0 : kStatusUseKernel);
+    return;
+  }
+  if (s->dgrams.size() >= 4 * size_t{max_sockets_}) {
     Reply(s, m, kStatusUseKernel);
     return;
   }

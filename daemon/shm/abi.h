@@ -33,7 +33,7 @@ inline constexpr uint64_t kArenaMagic = 0x4f46464c4f414431ull;  // "OFFLOAD1"
 inline constexpr uint64_t kPipeMagic = 0x4f46464c50495045ull;   // "OFFLPIPE"
 inline constexpr uint64_t kDgramMagic = 0x4f46464c44475231ull;  // "OFFLDGR1"
 // Bumped on every incompatible change of anything in daemon/shm/.
-inline constexpr uint32_t kAbiVersion = 4;
+inline constexpr uint32_t kAbiVersion = 5;
 
 inline constexpr size_t kCacheLine = 64;
 
@@ -242,24 +242,51 @@ inline constexpr size_t PipeDataOffset(int dir, uint32_t capacity) {
 
 // A UDP ring from one sender socket to one receiver socket: records of
 // DgramRecord + payload padded to 8 bytes, in a byte ring of `capacity`.
-// A record never wraps: a record with len == kDgramSkip pads to the end.
+// A record never wraps: a record whose len is kDgramSkip pads to the end
+// (only its first 4 bytes need fit).
+//
+// Same-host rings (one per sender socket -> receiver endpoint) have a fixed
+// source, src_addr/src_port, set by the daemon; the records' addresses are
+// unused. A UDP socket served by an engine (on the wire) has a segment of
+// two rings (WireUdpSegmentBytes) with kDgramAddrPerRecord set:
+//   ring 0, app -> engine: each record carries its destination;
+//   ring 1, engine -> app: each record carries its source.
+// The engine reads ring 0 as untrusted input (dgram_ring.h
+// CheckedDgramConsumer) and trusts none of the app-written fields.
 struct alignas(kCacheLine) DgramHeader {
   uint64_t magic;        // kDgramMagic
   uint32_t capacity;     // power of two
   uint32_t src_addr;     // sender's address (network order), fixed per ring
   uint16_t src_port;     // network order
-  uint16_t reserved16;
-  uint32_t reserved32;
+  // Wire TX ring: the largest payload the engine sends (MTU - 28; larger
+  // datagrams go through the kernel, which fragments). 0 otherwise.
+  uint16_t max_payload;
+  uint32_t flags;        // kDgramAddrPerRecord
+  // Datagrams the producer dropped because the ring was full (engine ->
+  // app: the socket's receive-buffer drops), or the consumer dropped as
+  // invalid (app -> engine). Written by the daemon only (relaxed: a
+  // statistic); the client adds it to its socket slot's `drops`.
+  std::atomic<uint64_t> drops;
   RingIndexes idx;       // `shut` is kShutFin once the sender closed
 };
 struct DgramRecord {
   uint32_t len;          // payload bytes, or kDgramSkip
-  uint32_t reserved;
+  uint32_t addr;         // kDgramAddrPerRecord: destination (TX) / source (RX), network order
+  uint16_t port;         // network order
+  uint16_t reserved16;
+  uint32_t reserved32;
 };
+static_assert(sizeof(DgramRecord) == 16, "records stay 8-byte aligned");
 inline constexpr uint32_t kDgramSkip = 0xffffffffu;
+inline constexpr uint32_t kDgramAddrPerRecord = 1;
 inline constexpr uint32_t kMaxDatagram = 65507;
 inline constexpr size_t DgramSegmentBytes(uint32_t capacity) {
   return sizeof(DgramHeader) + size_t{capacity};
+}
+// A wire UDP socket's segment: ring 0 (app -> engine) at offset 0, ring 1
+// (engine -> app) at DgramSegmentBytes(capacity), same capacity.
+inline constexpr size_t WireUdpSegmentBytes(uint32_t capacity) {
+  return 2 * DgramSegmentBytes(capacity);
 }
 
 // --------------------------------------------------- attach protocol
@@ -275,9 +302,13 @@ enum class MsgType : uint32_t {
   kPipeClose = 5,      // no reply. Also acknowledges an offer (accepted or refused).
   kUdpBind = 6,        // fds: [shadow socket, receiver eventfd]. Reply kStatus.
   kUdpUnbind = 7,      // no reply.
-  kUdpOpen = 8,        // Reply kDgram + [memfd, receiver efd] or kStatus.
+  kUdpOpen = 8,        // Reply kDgram + [memfd, receiver efd] or kStatus: -1 use the
+                       // kernel, 0 (socket with an engine endpoint) use its wire ring.
   kDgramClose = 9,     // no reply.
   kPipeAccepted = 10,  // no reply: an offer left the listener's backlog.
+  kUdpWire = 11,       // `id`: a registered UDP endpoint asks for an engine endpoint.
+                       // Reply kDgram + [memfd (WireUdpSegmentBytes(value)), engine
+                       // doorbell efd], or kStatus (-1: the kernel serves the wire).
   // daemon -> client
   kHelloOk = 101,
   kStatus = 102,       // result of a request: `status` (0 or a positive errno)
@@ -322,6 +353,7 @@ static_assert(sizeof(Msg) == 144, "attach protocol ABI");
 
 static_assert(std::is_standard_layout<ArenaHeader>::value, "shm layout");
 static_assert(std::is_standard_layout<PipeHeader>::value, "shm layout");
+static_assert(std::is_standard_layout<DgramHeader>::value, "shm layout");
 static_assert(sizeof(RingIndexes) == 4 * kCacheLine, "one line per writer and purpose");
 static_assert(sizeof(SocketSlot) == 3 * kCacheLine, "slot layout");
 

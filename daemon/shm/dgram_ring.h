@@ -1,10 +1,17 @@
-// Single-producer/single-consumer datagram ring over shared memory: the
-// same-host UDP path from one sender socket to one receiver socket
-// (abi.h DgramHeader). Records are DgramRecord + payload padded to 8 bytes
-// and never wrap; a kDgramSkip record pads to the end of the ring.
+// Single-producer/single-consumer datagram ring over shared memory
+// (abi.h DgramHeader): the same-host UDP path from one sender socket to one
+// receiver socket, and the two rings between a wire UDP socket and its
+// engine. Records are DgramRecord + payload padded to 8 bytes and never
+// wrap; a kDgramSkip record pads to the end of the ring.
 //
 // A full ring drops the datagram (as a full socket receive buffer does);
 // the sender counts the drop. Thread safety and wake-ups: as byte_ring.h.
+//
+// Trust: DgramProducer and DgramConsumer are used by processes, which trust
+// the daemon. The daemon's engines read an application-written ring with
+// CheckedDgramConsumer, which validates every index and record before use,
+// and write one with DgramProducer::InitOwned (private tail, capacity from
+// the engine, an application-written head that cannot make it overrun).
 
 #ifndef OFFLOAD_DAEMON_SHM_DGRAM_RING_H_
 #define OFFLOAD_DAEMON_SHM_DGRAM_RING_H_
@@ -37,38 +44,89 @@ class DgramProducer {
     tail_ = hdr->idx.tail.load(std::memory_order_relaxed);
     cached_head_ = hdr->idx.head.load(std::memory_order_acquire);
   }
+  // The daemon's side of a ring it created (tail 0) and an application
+  // consumes: `capacity` is the daemon's own copy, never re-read from
+  // shared memory.
+  void InitOwned(DgramHeader* hdr, uint32_t capacity) {
+    hdr_ = hdr;
+    data_ = reinterpret_cast<uint8_t*>(hdr) + sizeof(DgramHeader);
+    capacity_ = capacity;
+    tail_ = 0;
+    cached_head_ = 0;
+  }
   bool valid() const { return hdr_ != nullptr; }
 
-  // Appends one datagram gathered from `iov`. Returns false (nothing
-  // written) if the ring has no room. Sets *kick when the consumer must be
-  // woken.
-  bool Push(const struct iovec* iov, size_t iovcnt, size_t len, bool* kick) {
-    const size_t rec = DgramRecordBytes(len);
-    size_t pos = tail_ & (capacity_ - 1);
-    size_t skip = 0;
-    if (pos + rec > capacity_) skip = capacity_ - pos;  // pad to the end
-    if (!Fits(skip + rec)) return false;
-    if (skip != 0) {
-      reinterpret_cast<DgramRecord*>(data_ + pos)->len = kDgramSkip;
-      tail_ += skip;
-      pos = 0;
-    }
-    auto* r = reinterpret_cast<DgramRecord*>(data_ + pos);
-    r->len = static_cast<uint32_t>(len);
-    uint8_t* p = data_ + pos + sizeof(DgramRecord);
+  // Appends one datagram gathered from `iov` (`addr`/`port`: the record's
+  // address, network order, for kDgramAddrPerRecord rings). Returns false
+  // (nothing written) if the ring has no room. Sets *kick when the consumer
+  // must be woken.
+  bool Push(const struct iovec* iov, size_t iovcnt, size_t len, bool* kick, uint32_t addr = 0,
+            uint16_t port = 0) {
+    if (!Append(iov, iovcnt, len, addr, port)) return false;
+    *kick = NeedsKick();
+    return true;
+  }
+
+  // Push() without the wake-up check: a batch of Append()s ends with one
+  // NeedsKick().
+  bool Append(const struct iovec* iov, size_t iovcnt, size_t len, uint32_t addr, uint16_t port) {
+    uint8_t* p = Reserve(len);
+    if (p == nullptr) return false;
     for (size_t i = 0; i < iovcnt; ++i) {
       std::memcpy(p, iov[i].iov_base, iov[i].iov_len);
       p += iov[i].iov_len;
     }
-    tail_ += rec;
-    // Pairs with the consumer's load-acquire of tail in Front().
-    hdr_->idx.tail.store(tail_, std::memory_order_release);
-    // StoreLoad (fence.h, fast side) against the consumer's PrepareSleep.
-    LightFence();
-    *kick = hdr_->idx.reader_needs_wakeup.load(std::memory_order_relaxed) != 0 &&
-            hdr_->idx.reader_needs_wakeup.exchange(0, std::memory_order_acq_rel) != 0;
+    Commit(len, addr, port);
     return true;
   }
+
+  // Room for a record of up to `max_len` payload bytes, contiguous: returns
+  // where its payload goes (write it, then Commit() with the real length),
+  // or nullptr if the ring is full. Pads to the end of the ring if needed.
+  uint8_t* Reserve(size_t max_len) {
+    size_t pos = tail_ & (capacity_ - 1);
+    const size_t skip = BytesNeeded(max_len) - DgramRecordBytes(max_len);
+    if (!Fits(skip + DgramRecordBytes(max_len))) return nullptr;
+    if (skip != 0) {
+      // Published with the record's tail (Commit), never alone.
+      std::memcpy(data_ + pos, &kDgramSkip, sizeof(kDgramSkip));
+      tail_ += skip;
+      pos = 0;
+    }
+    reserved_pos_ = pos;
+    return data_ + pos + sizeof(DgramRecord);
+  }
+  // Publishes the record Reserve()d. REQUIRES: len <= its max_len.
+  void Commit(size_t len, uint32_t addr, uint16_t port) {
+    auto* r = reinterpret_cast<DgramRecord*>(data_ + reserved_pos_);
+    r->len = static_cast<uint32_t>(len);
+    r->addr = addr;
+    r->port = port;
+    r->reserved16 = 0;
+    r->reserved32 = 0;
+    tail_ += DgramRecordBytes(len);
+    // Pairs with the consumer's load-acquire of tail in Front().
+    hdr_->idx.tail.store(tail_, std::memory_order_release);
+  }
+  // After the last Commit() of a batch: whether the consumer sleeps and
+  // must be kicked (then the flag is cleared).
+  bool NeedsKick() {
+    // StoreLoad (fence.h, fast side) against the consumer's PrepareSleep.
+    LightFence();
+    return hdr_->idx.reader_needs_wakeup.load(std::memory_order_relaxed) != 0 &&
+           hdr_->idx.reader_needs_wakeup.exchange(0, std::memory_order_acq_rel) != 0;
+  }
+
+  // A producer that found the ring full and wants to sleep until the
+  // consumer frees space: flag, heavy fence, re-check. Returns true if space
+  // for `len` appeared meanwhile (do not sleep); CancelWriterSleep() after.
+  bool PrepareWriterSleep(size_t len) {
+    hdr_->idx.writer_needs_wakeup.store(1, std::memory_order_seq_cst);
+    HeavyFence();  // slow side; pairs with the consumer's LightFence after its head store
+    cached_head_ = hdr_->idx.head.load(std::memory_order_seq_cst);
+    return Fits(BytesNeeded(len));
+  }
+  void CancelWriterSleep() { hdr_->idx.writer_needs_wakeup.store(0, std::memory_order_relaxed); }
 
   // The sender socket closed: the receiver may unmap the ring once empty.
   bool Shut() {
@@ -87,11 +145,21 @@ class DgramProducer {
   }
 
  private:
+  // Ring bytes a record of `len` takes at the current tail, with the
+  // padding to the end of the ring if it does not fit before.
+  size_t BytesNeeded(size_t len) const {
+    const size_t rec = DgramRecordBytes(len);
+    const size_t pos = tail_ & (capacity_ - 1);
+    return pos + rec > capacity_ ? capacity_ - pos + rec : rec;
+  }
   bool Fits(size_t n) {
-    if (capacity_ - (tail_ - cached_head_) >= n) return true;
-    // Pairs with the consumer's store-release of head in Pop().
+    if (tail_ - cached_head_ <= capacity_ && capacity_ - (tail_ - cached_head_) >= n) return true;
+    // Pairs with the consumer's store-release of head in Pop(). A head
+    // ahead of the tail or more than a ring behind (a corrupt consumer) is
+    // "full": nothing is overwritten that the consumer has not released.
     cached_head_ = hdr_->idx.head.load(std::memory_order_acquire);
-    return capacity_ - (tail_ - cached_head_) >= n;
+    const uint64_t used = tail_ - cached_head_;
+    return used <= capacity_ && capacity_ - used >= n;
   }
 
   DgramHeader* hdr_ = nullptr;
@@ -99,6 +167,7 @@ class DgramProducer {
   size_t capacity_ = 0;
   uint64_t tail_ = 0;
   uint64_t cached_head_ = 0;
+  size_t reserved_pos_ = 0;
 };
 
 class DgramConsumer {
@@ -114,8 +183,9 @@ class DgramConsumer {
   const DgramHeader* header() const { return hdr_; }
 
   // Returns the next datagram's payload and length, or nullptr if empty.
-  // The pointer stays valid until Pop().
-  const uint8_t* Front(size_t* len) {
+  // The pointer stays valid until Pop(). `addr`/`port` (optional): the
+  // record's address (kDgramAddrPerRecord rings).
+  const uint8_t* Front(size_t* len, uint32_t* addr = nullptr, uint16_t* port = nullptr) {
     for (;;) {
       if (cached_tail_ == head_) {
         // Pairs with the producer's store-release of tail in Push().
@@ -129,6 +199,8 @@ class DgramConsumer {
         continue;
       }
       *len = r->len;
+      if (addr != nullptr) *addr = r->addr;
+      if (port != nullptr) *port = r->port;
       return data_ + pos + sizeof(DgramRecord);
     }
   }
@@ -170,6 +242,101 @@ class DgramConsumer {
   size_t capacity_ = 0;
   uint64_t head_ = 0;
   uint64_t cached_tail_ = 0;
+};
+
+// The daemon's reader of a ring an application writes (a wire UDP socket's
+// TX ring). Nothing in shared memory is trusted: the tail may be anything,
+// records may claim any length, and all of it may change while being read.
+// Each record's header is copied once and checked against the ring's
+// bounds before its payload is handed out; a ring that breaks the format
+// is reported as corrupt (the caller stops serving it).
+//
+// Thread safety: one consumer thread (an engine).
+class CheckedDgramConsumer {
+ public:
+  enum class Next { kEmpty, kRecord, kCorrupt };
+  struct Record {
+    const uint8_t* payload;  // in shared memory: read it once (copy), trust no byte
+    uint32_t len;            // <= kMaxDatagram, fits the ring
+    uint32_t addr;           // as written by the producer (network order)
+    uint16_t port;
+  };
+
+  // `capacity`: the daemon's own copy (power of two, >= 2 * the largest
+  // record), never read back from the segment. Starts at head 0.
+  void Init(DgramHeader* hdr, uint32_t capacity) {
+    hdr_ = hdr;
+    data_ = reinterpret_cast<const uint8_t*>(hdr) + sizeof(DgramHeader);
+    capacity_ = capacity;
+    head_ = 0;
+    published_head_ = 0;
+  }
+  bool valid() const { return hdr_ != nullptr; }
+
+  // The next record, without consuming it.
+  Next Front(Record* out) {
+    // Pairs with the producer's store-release of tail after its record.
+    const uint64_t tail = hdr_->idx.tail.load(std::memory_order_acquire);
+    for (;;) {
+      const uint64_t avail = tail - head_;
+      if (avail == 0) return Next::kEmpty;
+      if (avail > capacity_) return Next::kCorrupt;
+      // head_ only ever advances by whole records (multiples of 8) or to
+      // the end of the ring, so at least 8 bytes remain at pos.
+      const size_t pos = head_ & (capacity_ - 1);
+      uint32_t len;
+      std::memcpy(&len, data_ + pos, sizeof(len));
+      if (len == kDgramSkip) {
+        const size_t skip = capacity_ - pos;
+        if (skip > avail) return Next::kCorrupt;
+        head_ += skip;
+        continue;  // at most once more: pos is now 0
+      }
+      if (len > kMaxDatagram) return Next::kCorrupt;
+      const size_t rec = DgramRecordBytes(len);
+      if (pos + rec > capacity_ || rec > avail) return Next::kCorrupt;
+      DgramRecord r;
+      std::memcpy(&r, data_ + pos, sizeof(r));
+      out->payload = data_ + pos + sizeof(DgramRecord);
+      out->len = len;  // the checked copy, not r.len (which may have changed)
+      out->addr = r.addr;
+      out->port = r.port;
+      front_bytes_ = rec;
+      return Next::kRecord;
+    }
+  }
+  // Consumes the record Front() returned (privately; Publish() makes the
+  // space visible to the producer).
+  void Pop() { head_ += front_bytes_; }
+  // Hands the consumed space back. Returns true if the producer sleeps
+  // waiting for space and must be kicked (its flag is then cleared).
+  bool Publish() {
+    if (head_ == published_head_) return false;
+    published_head_ = head_;
+    // Pairs with the producer's load-acquire of head in Fits().
+    hdr_->idx.head.store(head_, std::memory_order_release);
+    LightFence();  // fast side, against the producer's PrepareWriterSleep
+    return hdr_->idx.writer_needs_wakeup.load(std::memory_order_relaxed) != 0 &&
+           hdr_->idx.writer_needs_wakeup.exchange(0, std::memory_order_acq_rel) != 0;
+  }
+  bool HasUnpublished() const { return head_ != published_head_; }
+
+  // Need-wake-up handshake (abi.h RingIndexes), in two halves around the
+  // caller's HeavyFence(): set the flag, fence, then RecheckAfterFence().
+  void SetSleepFlag() { hdr_->idx.reader_needs_wakeup.store(1, std::memory_order_seq_cst); }
+  // True if records arrived (do not sleep).
+  bool RecheckAfterFence() const {
+    return hdr_->idx.tail.load(std::memory_order_seq_cst) != head_;
+  }
+  void CancelSleep() { hdr_->idx.reader_needs_wakeup.store(0, std::memory_order_relaxed); }
+
+ private:
+  DgramHeader* hdr_ = nullptr;
+  const uint8_t* data_ = nullptr;
+  size_t capacity_ = 0;
+  uint64_t head_ = 0;
+  uint64_t published_head_ = 0;
+  size_t front_bytes_ = 0;
 };
 
 }  // namespace shm

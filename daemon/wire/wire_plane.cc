@@ -19,6 +19,7 @@
 #include "daemon/nic/driver_factory.h"
 #include "daemon/shm/fence.h"
 #include "daemon/wire/config_mapping.h"
+#include "daemon/wire/engine_udp.h"
 #include "spdlog/spdlog.h"
 
 namespace offload::wire {
@@ -78,7 +79,10 @@ class EngineFlows : public engine::FlowEventSink, public stack::BufferProvider {
   EngineFlows(WirePlane* plane, uint32_t engine, uint32_t queue)
       : plane_(plane), engine_(engine), queue_(queue) {}
 
-  void set_stack(stack::Stack* stack) { stack_ = stack; }
+  void set_stack(stack::Stack* stack) {
+    stack_ = stack;
+    udp_.set_stack(stack);
+  }
   stack::Stack* stack() { return stack_; }
   uint32_t queue() const { return queue_; }
   uint64_t active_connections() const {
@@ -146,6 +150,12 @@ class EngineFlows : public engine::FlowEventSink, public stack::BufferProvider {
     OnPoll();  // an already closed connection is gone right away
   }
 
+  // UDP endpoints (engine thread, commands).
+  void BindUdp(uint64_t cookie, const UdpBindParams& p, int* result) {
+    *result = udp_.Bind(cookie, p.local_ip, p.port, p.reuse, p.rings);
+  }
+  void CloseUdp(uint64_t cookie) { udp_.Close(cookie); }
+
   // BufferProvider (engine thread): every SYN that creates a child of one
   // of our listeners gets a fresh application pipe.
   bool AllocateRings(uint64_t listener_cookie, tcp::RingMemory* tx,
@@ -174,7 +184,10 @@ class EngineFlows : public engine::FlowEventSink, public stack::BufferProvider {
   void OnFlowEvents(const stack::FlowEvent* events, size_t n) override {
     for (size_t i = 0; i < n; ++i) {
       const stack::FlowEvent& ev = events[i];
-      if (ev.kind != stack::FlowKind::kTcp) continue;
+      if (ev.kind == stack::FlowKind::kUdp) {
+        udp_.OnEvent(ev);
+        continue;
+      }
       auto it = flows_.find(ev.cookie);
       if (it == flows_.end() || it->second.id != ev.flow) {
         auto l = listeners_.find(ev.cookie);
@@ -219,13 +232,15 @@ class EngineFlows : public engine::FlowEventSink, public stack::BufferProvider {
     if (armed_) Disarm();
     size_t work = 0;
     for (Entry* e : pipes_) work += PollPipe(*e);
+    work += udp_.PollApplications();
     return work;
   }
 
   // The sleep side of the need-wake-up handshake for every pipe: flags,
   // one heavy fence, re-check (abi.h RingIndexes).
   bool ArmApplicationWakeups() override {
-    if (pipes_.empty()) return false;
+    if (pipes_.empty() && udp_.size() == 0) return false;
+    udp_.SetSleepFlags();
     for (Entry* e : pipes_) {
       if (e->connect_pending) continue;
       e->pipe->to_wire().reader_needs_wakeup.store(1, std::memory_order_seq_cst);
@@ -240,6 +255,7 @@ class EngineFlows : public engine::FlowEventSink, public stack::BufferProvider {
     }
     armed_ = true;
     shm::HeavyFence();
+    if (udp_.RecheckAfterFence()) return true;
     for (Entry* e : pipes_) {
       if (e->connect_pending) continue;
       shm::RingIndexes& tw = e->pipe->to_wire();
@@ -258,6 +274,7 @@ class EngineFlows : public engine::FlowEventSink, public stack::BufferProvider {
     for (Entry& e : closing_) plane_->FlowGone(queue_, e.key);
     for (auto& [cookie, l] : listeners_) plane_->FlowGone(queue_, l.key);
     pipes_.clear();
+    udp_.Clear();
     flows_.clear();
     closing_.clear();
     listeners_.clear();
@@ -342,6 +359,7 @@ class EngineFlows : public engine::FlowEventSink, public stack::BufferProvider {
       e->pipe->to_wire().reader_needs_wakeup.store(0, std::memory_order_relaxed);
       e->pipe->from_wire().writer_needs_wakeup.store(0, std::memory_order_relaxed);
     }
+    udp_.CancelSleep();
     armed_ = false;
   }
 
@@ -440,7 +458,8 @@ class EngineFlows : public engine::FlowEventSink, public stack::BufferProvider {
   std::unordered_map<uint64_t, ListenEntry> listeners_;
   // Children's pipes until accept, by TX ring base.
   std::unordered_map<uint8_t*, std::shared_ptr<AppPipe>> unaccepted_;
-  bool armed_ = false;  // need-wake-up flags set on the pipes
+  EngineUdp udp_;        // applications' UDP sockets served here
+  bool armed_ = false;  // need-wake-up flags set on the pipes and UDP TX rings
   uint64_t alloc_failures_ = 0;
   std::atomic<uint64_t> active_{0};
 };
@@ -739,6 +758,12 @@ absl::StatusOr<WireRoute> WirePlane::RouteTo(uint32_t remote_ip, uint16_t remote
                                             Ip(itf.local_ip)));
   }
   const bool on_subnet = ((remote_ip ^ itf.local_ip) & PrefixMask(itf.prefix_len)) == 0;
+  // The subnet's directed broadcast address is the kernel's (SO_BROADCAST,
+  // RFC 919/922); so are limited broadcast and multicast.
+  if ((on_subnet && itf.prefix_len < 31 && (remote_ip | PrefixMask(itf.prefix_len)) == ~0u) ||
+      remote_ip == ~0u || (remote_ip >> 28) == 0xe) {
+    return absl::NotFoundError(dst + " is a broadcast or multicast address (served by the kernel)");
+  }
   // The stack routes on-subnet destinations directly and everything else
   // through its default gateway; offload only what the kernel routes alike.
   if (route->gateway == 0 && !on_subnet) {
@@ -782,16 +807,7 @@ absl::StatusOr<WireFlow> WirePlane::ConnectTcp(const TcpConnectParams& p) {
     return Annotate(s, "cannot steer " + key.ToString());
   }
   interface_->steered[route->queue].fetch_add(1, std::memory_order_relaxed);
-  // The kernel does ARP (replies to the engine's own requests go to the
-  // kernel): ask it to resolve the next hop; the answer reaches the stack
-  // through the neighbour feed.
-  std::optional<netlink::Neighbour> nb = netlink_->LookupNeighbour(route->ifindex, route->next_hop);
-  if (!nb.has_value() || !nb->usable()) {
-    if (absl::Status s = netlink_->ResolveNeighbour(route->ifindex, route->next_hop); !s.ok()) {
-      spdlog::warn("wire: cannot ask the kernel to resolve {}: {}", Ip(route->next_hop),
-                   std::string(s.message()));
-    }
-  }
+  EnsureNeighbour(*route);
   WireFlow flow;
   flow.engine = route->engine;
   flow.cookie = next_cookie_.fetch_add(1, std::memory_order_relaxed);
@@ -855,6 +871,85 @@ void WirePlane::CloseListener(const WireListener& l) {
   if (l.engine >= flows_.size() || engines_ == nullptr) return;
   EngineFlows* f = flows_[l.engine].get();
   engines_->engine(l.engine).Post([f, cookie = l.cookie] { f->CloseListener(cookie); });
+}
+
+absl::StatusOr<WireUdp> WirePlane::BindUdp(const UdpBindParams& p) {
+  if (p.port == 0 || p.rings == nullptr) {
+    return absl::InvalidArgumentError("BindUdp needs a kernel-reserved port and rings");
+  }
+  if (engines_ == nullptr) return absl::FailedPreconditionError("the wire path is stopped");
+  if (p.local_ip != 0 && p.local_ip != interface_->local_ip) {
+    return absl::InvalidArgumentError(absl::StrCat(Ip(p.local_ip), " is not the offloaded address ",
+                                                   Ip(interface_->local_ip)));
+  }
+  // One engine serves a port: the receive key steers the whole port.
+  const uint32_t engine = 0;
+  EngineFlows* f = flows_[engine].get();
+  WireUdp u;
+  u.engine = engine;
+  u.cookie = next_cookie_.fetch_add(1, std::memory_order_relaxed);
+  u.steer_ip = interface_->local_ip;
+  u.port = p.port;
+  auto result = std::make_shared<int>(EINVAL);
+  absl::Status s = engines_->engine(engine).RunSync(
+      [f, cookie = u.cookie, p, result] { f->BindUdp(cookie, p, result.get()); },
+      absl::Seconds(5));
+  if (!s.ok()) return s;
+  if (*result == EADDRINUSE) {
+    return absl::AlreadyExistsError(
+        absl::StrCat("UDP port ", p.port, " is already served by the engine without reuse"));
+  }
+  if (*result != 0) {
+    return absl::InternalError(absl::StrCat("UDP bind on port ", p.port, ": ", strerror(*result)));
+  }
+  // Only unicast to the interface's address: broadcast and multicast to the
+  // port keep reaching the shadow through the kernel.
+  const nic::FlowKey key = nic::FlowKey::Listener(nic::IpProto::kUdp, u.steer_ip, u.port);
+  std::lock_guard<std::mutex> lock(udp_mu_);
+  int& refs = udp_steer_refs_[{u.steer_ip, u.port}];
+  if (refs == 0 && !SteerFlow(f->queue(), key)) {
+    udp_steer_refs_.erase({u.steer_ip, u.port});
+    engines_->engine(engine).Post([f, cookie = u.cookie] { f->CloseUdp(cookie); });
+    return absl::InternalError("cannot steer " + key.ToString() + " to the engine");
+  }
+  ++refs;
+  return u;
+}
+
+void WirePlane::CloseUdp(const WireUdp& u) {
+  if (u.engine >= flows_.size() || engines_ == nullptr) return;
+  EngineFlows* f = flows_[u.engine].get();
+  engines_->engine(u.engine).Post([f, cookie = u.cookie] { f->CloseUdp(cookie); });
+  std::lock_guard<std::mutex> lock(udp_mu_);
+  auto it = udp_steer_refs_.find({u.steer_ip, u.port});
+  if (it == udp_steer_refs_.end() || --it->second > 0) return;
+  udp_steer_refs_.erase(it);
+  FlowGone(f->queue(), nic::FlowKey::Listener(nic::IpProto::kUdp, u.steer_ip, u.port));
+}
+
+absl::StatusOr<WireRoute> WirePlane::RouteUdpTo(uint32_t remote_ip, uint16_t remote_port) {
+  absl::StatusOr<WireRoute> route = RouteTo(remote_ip, remote_port);
+  if (route.ok()) EnsureNeighbour(*route);
+  return route;
+}
+
+void WirePlane::EnsureNeighbour(const WireRoute& route) {
+  // The kernel does ARP (replies to the engine's own requests go to the
+  // kernel): ask it to resolve the next hop; the answer reaches the stack
+  // through the neighbour feed.
+  std::optional<netlink::Neighbour> nb = netlink_->LookupNeighbour(route.ifindex, route.next_hop);
+  if (!nb.has_value() || !nb->usable()) {
+    if (absl::Status s = netlink_->ResolveNeighbour(route.ifindex, route.next_hop); !s.ok()) {
+      spdlog::warn("wire: cannot ask the kernel to resolve {}: {}", Ip(route.next_hop),
+                   std::string(s.message()));
+    }
+  }
+}
+
+uint16_t WirePlane::max_udp_payload() const {
+  if (interface_ == nullptr) return 0;
+  const uint32_t mtu = std::min<uint32_t>(interface_->driver->info().mtu, 9000);
+  return static_cast<uint16_t>(mtu > 28 ? mtu - 28 : 0);
 }
 
 int WirePlane::DoorbellFd(uint32_t engine) const {

@@ -84,6 +84,15 @@
 // application's send or receive rings the engine's doorbell (DoorbellFd).
 // No control-plane thread is on the data path; Send/ReceiveCredit are for
 // raw-ring flows only.
+//
+// UDP sockets (BindUdp, engine_udp.h): an application's UDP socket whose
+// shadow is bound to INADDR_ANY or the interface's address gets an engine
+// endpoint on the same port (the kernel keeps the port reserved for the
+// shadow) and an AppDgram: the engine sends what the application appends
+// to the TX ring and delivers what the stack receives into the RX ring.
+// Only unicast to the interface's address is steered to the engine
+// (FlowKey::Listener(kUdp, interface address, port)): broadcast, multicast
+// and fragments keep reaching the shadow through the kernel.
 // ---------------------------------------------------------------------------
 //
 // Thread safety: Create/Stop/destruction from one controlling thread. The
@@ -96,6 +105,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -107,6 +117,7 @@
 #include "daemon/netlink/netlink_view.h"
 #include "daemon/nic/nic.h"
 #include "daemon/tcp/byte_ring.h"
+#include "daemon/wire/app_dgram.h"
 #include "daemon/wire/app_pipe.h"
 #include "offload/v1/config.pb.h"
 #include "offload/v1/control.pb.h"
@@ -189,6 +200,21 @@ struct WireListener {
   uint64_t cookie = 0;
 };
 
+struct UdpBindParams {
+  uint32_t local_ip = 0;  // host order; 0 = INADDR_ANY, else the interface's address
+  uint16_t port = 0;      // host order; reserved in the kernel by the caller (bound shadow)
+  bool reuse = false;     // SO_REUSEADDR/SO_REUSEPORT on the shadow
+  std::shared_ptr<AppDgram> rings;  // required
+};
+
+// A UDP endpoint served by an engine. Plain value; valid until CloseUdp().
+struct WireUdp {
+  uint32_t engine = 0;
+  uint64_t cookie = 0;
+  uint32_t steer_ip = 0;  // the steered key (host order)
+  uint16_t port = 0;
+};
+
 class WirePlane {
  public:
   // Starts the wire path for `config.interfaces` (see the file comment).
@@ -247,6 +273,23 @@ class WirePlane {
   // Stops listening: unaccepted children are reset, the port is unsteered.
   void CloseListener(const WireListener& listener);
 
+  // Serves an application's UDP socket on the wire (see the file comment):
+  // binds the stack endpoint, then steers unicast to the interface's
+  // address and `params.port` to the engine. Errors: InvalidArgument (no
+  // port or rings, a local address that is not the interface's),
+  // AlreadyExists (the engine already has the port and one of the sockets
+  // did not ask for reuse), FailedPrecondition (stopped), Internal (steering
+  // failed; nothing stays bound).
+  absl::StatusOr<WireUdp> BindUdp(const UdpBindParams& params);
+  // Closes the endpoint; the port is unsteered when its last endpoint goes.
+  void CloseUdp(const WireUdp& udp);
+  // RouteTo for a UDP destination an engine endpoint is about to send to;
+  // also asks the kernel to resolve the next hop if it has no usable
+  // neighbour (the engine learns it through the neighbour feed).
+  absl::StatusOr<WireRoute> RouteUdpTo(uint32_t remote_ip, uint16_t remote_port);
+  // The largest UDP payload the engines send or receive (MTU - 28).
+  uint16_t max_udp_payload() const;
+
   // The eventfd an application kicks to wake `engine` (shm::Kick); valid
   // while the plane runs.
   int DoorbellFd(uint32_t engine) const;
@@ -269,6 +312,8 @@ class WirePlane {
   void SyncNeighbours();
   // Called by EngineFlows on its engine thread when a closed flow is gone.
   void FlowGone(uint32_t queue, const nic::FlowKey& key);
+  // Asks the kernel to resolve route.next_hop unless it has a usable entry.
+  void EnsureNeighbour(const WireRoute& route);
   // Steers `key` to `queue` and counts it; false (logged) on failure.
   bool SteerFlow(uint32_t queue, const nic::FlowKey& key);
 
@@ -279,6 +324,10 @@ class WirePlane {
   std::atomic<uint64_t> next_cookie_{1};
   std::atomic<uint64_t> released_flows_{0};
   bool stopped_ = false;
+
+  // Steered UDP receive keys (ip, port; host order) -> endpoints using them.
+  std::mutex udp_mu_;
+  std::map<std::pair<uint32_t, uint16_t>, int> udp_steer_refs_;  // guarded by udp_mu_
 
   std::mutex neigh_mu_;  // serialises SyncNeighbours (netlink thread + Create)
   bool engines_started_ = false;  // guarded by neigh_mu_

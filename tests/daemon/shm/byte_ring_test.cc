@@ -162,11 +162,11 @@ TEST(DgramRingTest, RecordsKeepBoundariesAcrossWrap) {
 TEST(DgramRingTest, FullRingRejectsWithoutCorruption) {
   TestDgram r(256);
   bool kick = false;
-  uint8_t msg[56] = {};
+  uint8_t msg[64 - sizeof(DgramRecord)] = {};
   struct iovec iov = {msg, sizeof(msg)};
   int pushed = 0;
   while (r.p.Push(&iov, 1, sizeof(msg), &kick)) ++pushed;
-  EXPECT_EQ(pushed, 4);  // 4 * 64 bytes
+  EXPECT_EQ(pushed, 4);  // 4 records of 64 bytes
   size_t len;
   int popped = 0;
   while (r.c.Front(&len) != nullptr) {

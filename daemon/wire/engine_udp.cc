@@ -1,0 +1,158 @@
+// One engine's application-served UDP endpoints (see header).
+#include "daemon/wire/engine_udp.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <sys/uio.h>
+
+#include <algorithm>
+#include <utility>
+
+#include "daemon/shm/fence.h"
+#include "spdlog/spdlog.h"
+
+namespace offload::wire {
+namespace {
+
+// Destinations an engine never sends to on an application's behalf: "this
+// network" (RFC 1122 3.2.1.3), loopback, multicast and limited broadcast
+// (the client sends those through the kernel), and port 0.
+bool SendableDestination(uint32_t addr_host, uint16_t port_host) {
+  const uint32_t first = addr_host >> 24;
+  return port_host != 0 && first != 0 && first != 127 && first < 224;
+}
+
+}  // namespace
+
+int EngineUdp::Bind(uint64_t cookie, uint32_t local_ip, uint16_t port, bool reuse,
+                    std::shared_ptr<AppDgram> rings) {
+  if (port == 0 || rings == nullptr || endpoints_.count(cookie) != 0) return EINVAL;
+  stack::FlowId id = stack::kInvalidFlow;
+  const int err = stack_->UdpBind(local_ip, port, reuse, cookie, &id);
+  if (err != 0) return err;
+  if (scratch_ == nullptr) scratch_.reset(new uint8_t[shm::kMaxDatagram]);
+  Endpoint& e = endpoints_[cookie];
+  e.id = id;
+  e.tx.Init(rings->tx_header(), rings->capacity());
+  e.rx.InitOwned(rings->rx_header(), rings->capacity());
+  e.rings = std::move(rings);
+  list_.push_back(&e);
+  return 0;
+}
+
+void EngineUdp::Close(uint64_t cookie) {
+  auto it = endpoints_.find(cookie);
+  if (it == endpoints_.end()) return;
+  stack_->UdpClose(it->second.id);
+  list_.erase(std::find(list_.begin(), list_.end(), &it->second));
+  endpoints_.erase(it);
+}
+
+void EngineUdp::Clear() {
+  list_.clear();
+  endpoints_.clear();
+}
+
+size_t EngineUdp::PollApplications() {
+  size_t work = 0;
+  for (Endpoint* e : list_) {
+    if (!e->broken) work += DrainTx(*e);
+  }
+  return work;
+}
+
+size_t EngineUdp::DrainTx(Endpoint& e) {
+  size_t n = 0;
+  shm::CheckedDgramConsumer::Record r;
+  while (n < kTxBurst) {
+    const shm::CheckedDgramConsumer::Next next = e.tx.Front(&r);
+    if (next == shm::CheckedDgramConsumer::Next::kEmpty) break;
+    if (next == shm::CheckedDgramConsumer::Next::kCorrupt) {
+      e.broken = true;
+      if (counters_.corrupt_rings++ % 1024 == 0) {
+        spdlog::warn("wire: a UDP socket's TX ring is corrupt; its datagrams are no longer sent");
+      }
+      break;
+    }
+    const uint32_t dst = ntohl(r.addr);
+    const uint16_t dport = ntohs(r.port);
+    if (!SendableDestination(dst, dport)) {
+      e.rings->tx_header()->drops.fetch_add(1, std::memory_order_relaxed);
+      ++counters_.tx_drops;
+    } else {
+      // The payload is read once, by the copy into the frame.
+      const int err = stack_->UdpSendTo(e.id, dst, dport, r.payload, r.len);
+      if (err == ENOBUFS) break;  // frame pool empty: retry after this iteration's TX
+      if (err != 0) {
+        e.rings->tx_header()->drops.fetch_add(1, std::memory_order_relaxed);
+        ++counters_.tx_drops;
+      } else {
+        ++counters_.tx_datagrams;
+      }
+    }
+    e.tx.Pop();
+    ++n;
+  }
+  // One head store per batch; kicks a sender that sleeps on a full ring.
+  if (e.tx.Publish()) e.rings->KickApp();
+  return n;
+}
+
+size_t EngineUdp::OnEvent(const stack::FlowEvent& ev) {
+  if (ev.kind != stack::FlowKind::kUdp || !(ev.events & stack::kUdpReadable)) return 0;
+  auto it = endpoints_.find(ev.cookie);
+  if (it == endpoints_.end() || it->second.id != ev.flow) return 0;
+  return DeliverRx(it->second);
+}
+
+size_t EngineUdp::DeliverRx(Endpoint& e) {
+  const uint32_t max = e.rings->max_payload();
+  size_t delivered = 0;
+  for (;;) {
+    uint32_t sip = 0;
+    uint16_t sport = 0;
+    // Room for the largest datagram: the stack copies straight into the
+    // ring. Otherwise through the scratch buffer, so that a small datagram
+    // still fits a nearly full ring.
+    if (uint8_t* slot = e.rx.Reserve(max)) {
+      const int64_t n = stack_->UdpRecvFrom(e.id, slot, max, &sip, &sport);
+      if (n < 0) break;
+      e.rx.Commit(std::min<uint64_t>(static_cast<uint64_t>(n), max), htonl(sip), htons(sport));
+      ++delivered;
+      continue;
+    }
+    const int64_t n = stack_->UdpRecvFrom(e.id, scratch_.get(), shm::kMaxDatagram, &sip, &sport);
+    if (n < 0) break;
+    const struct iovec iov = {scratch_.get(),
+                              std::min<size_t>(static_cast<size_t>(n), shm::kMaxDatagram)};
+    if (e.rx.Append(&iov, 1, iov.iov_len, htonl(sip), htons(sport))) {
+      ++delivered;
+    } else {
+      // Linux: a full receive buffer drops (UDP_MIB_RCVBUFERRORS).
+      e.rings->rx_header()->drops.fetch_add(1, std::memory_order_relaxed);
+      ++counters_.rx_drops;
+    }
+  }
+  counters_.rx_datagrams += delivered;
+  if (delivered != 0 && e.rx.NeedsKick()) e.rings->KickApp();
+  return delivered;
+}
+
+void EngineUdp::SetSleepFlags() {
+  for (Endpoint* e : list_) {
+    if (!e->broken) e->tx.SetSleepFlag();
+  }
+}
+
+bool EngineUdp::RecheckAfterFence() const {
+  for (const Endpoint* e : list_) {
+    if (!e->broken && e->tx.RecheckAfterFence()) return true;
+  }
+  return false;
+}
+
+void EngineUdp::CancelSleep() {
+  for (Endpoint* e : list_) e->tx.CancelSleep();
+}
+
+}  // namespace offload::wire
