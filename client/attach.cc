@@ -5,6 +5,7 @@
 #include <poll.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <time.h>
@@ -68,6 +69,24 @@ bool SendRaw(const shm::Msg& m, const int* fds, int nfds) {
   return n == static_cast<ssize_t>(sizeof(m));
 }
 
+}  // namespace
+
+int HideFd(int fd) {
+  static const int base = [] {
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY) return 512;
+    // The upper half of the soft limit (at least 64 numbers stay below).
+    return static_cast<int>(rl.rlim_cur > 128 ? rl.rlim_cur / 2 : 64);
+  }();
+  if (fd < 0 || fd >= base) return fd;
+  const int nfd = Real().fcntl(fd, F_DUPFD_CLOEXEC, base);
+  if (nfd < 0) return fd;  // EMFILE/EINVAL up there: keep the low number
+  shm::UniqueFd old(fd);   // closes it
+  return nfd;
+}
+
+namespace {
+
 // Receives one message. Returns 1 ok, 0 nothing (dontwait), -1 gone.
 int RecvRaw(shm::Msg* m, int* fds, int* nfds, bool dontwait) {
   alignas(struct cmsghdr) char cbuf[CMSG_SPACE(sizeof(int) * (shm::kMaxMsgFds + 1))];
@@ -90,7 +109,7 @@ int RecvRaw(shm::Msg* m, int* fds, int* nfds, bool dontwait) {
       int f;
       memcpy(&f, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
       if (*nfds < shm::kMaxMsgFds) {
-        fds[(*nfds)++] = f;
+        fds[(*nfds)++] = HideFd(f);
       } else {
         shm::UniqueFd drop(f);
       }
@@ -208,7 +227,7 @@ bool AttachLocked() {
     }
     return false;
   }
-  g_fd = fd.release();
+  g_fd = HideFd(fd.release());
   shm::Msg m = {};
   m.type = shm::MsgType::kHello;
   m.seq = ++g_seq;
@@ -433,7 +452,7 @@ void AttachAtForkChild() {
 
 bool RegisterEndpoint(Socket* s, shm::MsgType type, uint32_t value) {
   if (!EnsureAttached()) return false;
-  if (!s->efd.valid()) s->efd.reset(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
+  if (!s->efd.valid()) s->efd.reset(HideFd(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)));
   if (!s->efd.valid()) return false;
   const uint32_t old = s->reg_id;
   s->reg_id = NewRegId();

@@ -24,6 +24,14 @@ namespace client {
 
 // Returns true if attached (attaching now if needed and allowed).
 bool EnsureAttached();
+
+// Moves a descriptor the library keeps for itself (eventfds, liveness
+// pipes, the attach socket) above the numbers applications use: the kernel
+// gives an application the lowest free number, and event loops sized by
+// connection count (wrk, redis's ae) or select()'s FD_SETSIZE must not see
+// their own sockets pushed up by ours. Returns the new fd (CLOEXEC), or
+// `fd` unchanged when there is no room up there.
+int HideFd(int fd);
 // The arena, or null when not attached.
 shm::ArenaHeader* Arena();
 // Bumped on every (re-)attach: registrations of an older generation belong
