@@ -1,6 +1,7 @@
 // offloadd: the offload daemon. See `offloadd --help`.
 
 #include <getopt.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -137,6 +138,13 @@ int main(int argc, char** argv) {
   absl::StatusOr<std::string> log_path = offload::InitLogging(config.log_level(), config.log_file());
   if (!log_path.ok()) return Fail(std::string(log_path.status().message()), 1);
 
+  // Every connection on the wire holds a descriptor (its shadow socket)
+  // until TIME-WAIT ends: take the whole hard limit (offloadd.service sets
+  // LimitNOFILE; a shell's default soft limit is 1024).
+  if (struct rlimit rl; getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+  }
   absl::StatusOr<std::unique_ptr<offload::server::Daemon>> daemon =
       offload::server::Daemon::Create(config, used_config);
   if (!daemon.ok()) {

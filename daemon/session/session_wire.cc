@@ -128,9 +128,11 @@ bool SessionManager::WireConnect(Session* s, const Msg& m, uint32_t shadow_addr,
   r.remote = m.remote;
   const int fds[4] = {p->app->memfd(), p->app->app_efd(), wire_->DoorbellFd(flow->engine),
                       alive_w.get()};
+  Pipe* sent = p.get();
   pipes_[p->id] = std::move(p);
   // If the reply is lost, alive_w closes below: the hang-up ends the flow.
   SendMsg(s->fd.get(), r, fds, 4);
+  sent->app->CloseMemfd();  // the application has its copy (or never will)
   return true;
 }
 
@@ -237,7 +239,9 @@ void SessionManager::OfferAccepted() {
     offer.remote.port = htons(c.remote_port);
     const int fds[4] = {c.pipe->memfd(), c.pipe->app_efd(), wire_->DoorbellFd(c.flow.engine),
                         alive_w.get()};
-    if (!SendMsg(l->session->fd.get(), offer, fds, 4)) {
+    const bool offered = SendMsg(l->session->fd.get(), offer, fds, 4);
+    c.pipe->CloseMemfd();  // the listener's process has its copy (or never will)
+    if (!offered) {
       // The listener's process is not keeping up; alive_w closing ends it.
       p->accepted = true;  // nothing pending in the listener's backlog
       pipes_[p->id] = std::move(p);

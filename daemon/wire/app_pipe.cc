@@ -47,6 +47,8 @@ tcp::RingMemory AppPipe::Memory(int dir) const {
                          &idx.head, &idx.tail};
 }
 
-void AppPipe::KickApp() const { shm::Kick(app_efd_.get()); }
+void AppPipe::KickApp() const {
+  if (app_efd_.valid()) shm::Kick(app_efd_.get());
+}
 
 }  // namespace offload::wire

@@ -62,7 +62,7 @@ class AppPipe {
   tcp::RingMemory RxMemory() const { return Memory(1 - app_side_); }
 
   // Wakes the application (a syscall): use after a handshake on the rings
-  // said it sleeps, or for connect_status.
+  // said it sleeps, or for connect_status. Nothing after CloseAppEfd().
   void KickApp() const;
 
   // Keeps the application's shadow socket (a dup) open as long as the pipe
@@ -71,6 +71,14 @@ class AppPipe {
   // another socket meanwhile (RFC 9293 3.4.1: no new incarnation of the
   // 4-tuple during 2 MSL). Call before the engine sees the pipe.
   void HoldShadow(shm::UniqueFd shadow) { shadow_ = std::move(shadow); }
+
+  // Descriptors that are no longer needed, closed early so a daemon with
+  // many connections in TIME-WAIT holds one fd (the shadow) per connection:
+  // the memfd once the application has its copy (session manager thread,
+  // after sending it), the application's eventfd once the application
+  // closed the socket (the engine thread, in Close()).
+  void CloseMemfd() { memfd_.reset(); }
+  void CloseAppEfd() { app_efd_.reset(); }
 
  private:
   AppPipe() = default;

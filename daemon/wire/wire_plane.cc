@@ -145,6 +145,7 @@ class EngineFlows : public engine::FlowEventSink, public stack::BufferProvider {
       stack_->TcpClose(e.id);
     }
     Entry closing = e;
+    if (closing.pipe != nullptr) closing.pipe->CloseAppEfd();  // nobody to wake any more
     Erase(it);
     closing_.push_back(std::move(closing));  // keeps the pipe mapped while the stack uses it
     OnPoll();  // an already closed connection is gone right away
