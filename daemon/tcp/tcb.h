@@ -89,6 +89,8 @@ struct TcpCounters {
   uint64_t newreno_recoveries = 0;
   uint64_t rto_timeouts = 0;
   uint64_t tail_loss_probes = 0;
+  uint64_t reorder_timeouts = 0;    // RFC 8985 reordering-window expiries that found a loss
+  uint64_t lost_retransmits = 0;    // a retransmission of SND.UNA detected lost (RFC 8985 6.2)
   uint64_t active_opens = 0;
   uint64_t passive_opens = 0;
   uint64_t established = 0;
@@ -239,6 +241,17 @@ struct Tcb {
   bool sack_recovery = false;      // RFC 6675 (else NewReno RFC 6582)
   uint32_t recover = 0;            // RecoveryPoint / "recover"
   uint32_t high_rxt = 0;           // RFC 6675 HighRxt
+  // RFC 8985 time-based loss detection without per-segment records (see
+  // tcp_rack.cc): data first sent at or above a mark left after a
+  // retransmission; once such data is SACKed, the retransmission was sent
+  // before delivered data and is lost after the reordering window.
+  bool head_rxt_valid = false;     // head_rxt_* describe SND.UNA's retransmission
+  uint32_t head_rxt_seq = 0;       // start of the last retransmission of SND.UNA
+  uint32_t head_rxt_mark = 0;      // snd_max when it was sent
+  uint32_t last_rxt_mark = 0;      // snd_max at the latest retransmission of anything
+  uint8_t reo_wnd_mult = 1;        // RFC 8985 6.2 step 4 RACK.reo_wnd_mult
+  uint8_t reo_wnd_persist = 0;     // RFC 8985 RACK.reo_wnd_persist
+  uint64_t reo_adjust_ns = 0;      // last reo_wnd_mult increase (once per RTT)
   uint8_t ca_state = 0;            // Linux TCP_CA_* for tcp_info
   const CcOps* cc = nullptr;
   alignas(8) uint8_t cc_priv[kCcPrivSize];
@@ -261,6 +274,7 @@ struct Tcb {
   // --- Timers (deadlines; 0 = not armed) ---
   timer::TimerNode timer;
   uint64_t rtx_deadline = 0;       // retransmission or persist
+  uint64_t reo_deadline = 0;       // RFC 8985 6.2 reordering window (RACK reo timer)
   bool persist = false;            // rtx_deadline is the persist timer
   bool tlp_armed = false;          // rtx_deadline is a loss probe timeout (PTO)
   bool tlp_pending = false;        // send a tail loss probe now

@@ -120,6 +120,20 @@ void SendChallengeAck(TcpContext* ctx, Tcb* tcb);
 bool ProcessAck(TcpContext* ctx, Tcb* tcb, const net::ParsedFrame& seg, const TcpOptions& opts);
 // Send-window update (SND.WL1/SND.WL2 rule).
 void UpdateWindow(TcpContext* ctx, Tcb* tcb, const net::ParsedFrame& seg);
+// Fast retransmit: enters RFC 6675 SACK / RFC 6582 NewReno recovery.
+void EnterRecovery(TcpContext* ctx, Tcb* tcb);
+// RFC 8985 6.2, coarse form (tcp_rack.cc): whether the segment at SND.UNA is
+// lost because data sent after it (after its last retransmission, if any)
+// has been SACKed. The loss is acted upon only after the reordering window.
+bool HeadSentBeforeDelivered(const Tcb& tcb);
+// Arms, keeps or cancels the reordering timer after an ACK.
+void RackAfterAck(TcpContext* ctx, Tcb* tcb);
+// The reordering timer fired.
+void RackOnTimeout(TcpContext* ctx, Tcb* tcb);
+// A D-SACK arrived: widen the reordering window (RFC 8985 6.2 step 4).
+void RackOnDsack(TcpContext* ctx, Tcb* tcb);
+// Loss recovery ended: let a widened reordering window decay.
+void RackOnRecoveryExit(Tcb* tcb);
 }  // namespace internal
 
 }  // namespace offload::tcp

@@ -1,7 +1,8 @@
 // ACK processing (RFC 9293 3.10.7.4 fifth step): send-window update,
 // RFC 5961 5.2 ACK acceptability, RTT sampling (RFC 6298, RFC 7323 4),
 // SACK scoreboard updates (RFC 2018/2883) and loss recovery: RFC 5681 fast
-// retransmit, RFC 6582 NewReno, RFC 6675 SACK-based recovery.
+// retransmit, RFC 6582 NewReno, RFC 6675 SACK-based recovery (with the
+// RFC 8985 reordering timer of tcp_rack.cc).
 #include <algorithm>
 
 #include "daemon/tcp/sack.h"
@@ -14,7 +15,6 @@ using net::kTcpFin;
 using net::kTcpSyn;
 
 namespace internal {
-namespace {
 
 void EnterRecovery(TcpContext* ctx, Tcb* tcb) {
   const CcOps* cc = tcb->cc;
@@ -41,6 +41,8 @@ void EnterRecovery(TcpContext* ctx, Tcb* tcb) {
   ctx->host->ScheduleOutput(tcb);
 }
 
+namespace {
+
 void ExitRecovery(TcpContext* ctx, Tcb* tcb) {
   if (tcb->sack_recovery) {
     tcb->snd_cwnd = tcb->snd_ssthresh;  // RFC 6675 5: cwnd = ssthresh
@@ -54,6 +56,7 @@ void ExitRecovery(TcpContext* ctx, Tcb* tcb) {
   tcb->sack_recovery = false;
   tcb->ca_state = 0;
   tcb->snd_cwnd_cnt = 0;
+  RackOnRecoveryExit(tcb);
   if (tcb->cc->on_event) tcb->cc->on_event(tcb, CcEvent::kExitRecovery, ctx->now_ns);
 }
 
@@ -98,7 +101,11 @@ bool ProcessAck(TcpContext* ctx, Tcb* tcb, const net::ParsedFrame& seg,
   tcb->last_ack_recv_ns = ctx->now_ns;
   tcb->persist_backoff = 0;
   bool sack_new = false;
-  if (tcb->sack_ok && opts.num_sack > 0) sack_new = UpdateScoreboard(ctx, tcb, opts, ack);
+  if (tcb->sack_ok && opts.num_sack > 0) {
+    const uint32_t dsacks = tcb->dsack_dups;
+    sack_new = UpdateScoreboard(ctx, tcb, opts, ack);
+    if (tcb->dsack_dups != dsacks) RackOnDsack(ctx, tcb);
+  }
 
   if (SeqGt(ack, tcb->snd_una)) {
     uint32_t acked = ack - tcb->snd_una;
@@ -115,6 +122,7 @@ bool ProcessAck(TcpContext* ctx, Tcb* tcb, const net::ParsedFrame& seg,
     // RFC 8985 7.4: the probe's episode ends once its data is acknowledged.
     if (tcb->tlp_in_flight && SeqGeq(ack, tcb->tlp_high_seq)) tcb->tlp_in_flight = false;
     if (SeqLt(tcb->high_rxt, ack)) tcb->high_rxt = ack;
+    if (tcb->head_rxt_valid && SeqGt(ack, tcb->head_rxt_seq)) tcb->head_rxt_valid = false;
     tcb->bytes_acked += acked;
     tcb->scoreboard.RemoveBelow(ack);
     // RFC 6298 / 7323 4: RTT sample (Karn's rule for the timed segment).
@@ -170,10 +178,15 @@ bool ProcessAck(TcpContext* ctx, Tcb* tcb, const net::ParsedFrame& seg,
     }
   }
   // Loss detection: DupThresh duplicate ACKs (RFC 5681 3.2), or RFC 6675 5
-  // IsLost(HighACK + 1). RFC 6582 3.2 step 2: only if the ACK covers more
-  // than "recover" (avoids multiple reductions per window).
+  // IsLost(HighACK + 1). RFC 6582 3.2 step 2: without SACK only if the ACK
+  // covers more than "recover" (avoids multiple reductions per window). With
+  // SACK the scoreboard tells new losses from old ones: RFC 6675 5.1 only
+  // bars recovery until the data outstanding at an RTO is acknowledged, so
+  // a loss at exactly the previous recovery point (or RTO point) is repaired
+  // by fast retransmit, not by another timeout.
+  const bool past_recover = tcb->sack_ok ? SeqGeq(ack, tcb->recover) : SeqGt(ack, tcb->recover);
   if (!tcb->in_recovery && tcb->snd_una != tcb->snd_max &&
-      (SeqGt(ack, tcb->recover) || tcb->recover == tcb->iss)) {
+      (past_recover || tcb->recover == tcb->iss)) {
     bool lost = tcb->dupacks >= ctx->cfg->dupthresh;
     if (!lost && tcb->sack_ok && !tcb->scoreboard.empty()) {
       lost = SeqGt(LostBoundary(*tcb, ctx->cfg->dupthresh), tcb->snd_una);
@@ -183,6 +196,8 @@ bool ProcessAck(TcpContext* ctx, Tcb* tcb, const net::ParsedFrame& seg,
   // A loss probe is only allowed in the Open state (RFC 8985 7.2 / Linux
   // tcp_schedule_loss_probe): once SACKs or dupacks arrive, the RTO guards.
   if (tcb->tlp_armed && ProbeTimeout(ctx, tcb) == 0) RestartRtxTimer(ctx, tcb);
+  // RFC 8985 6.2: losses the duplicate-ACK / SACK-count rules cannot see.
+  RackAfterAck(ctx, tcb);
   return true;
 }
 

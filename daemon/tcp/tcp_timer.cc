@@ -16,7 +16,7 @@ using namespace internal;  // NOLINT
 void TcpArmTimer(TcpContext* ctx, Tcb* tcb) {
   uint64_t next = timer::TimerWheel::kNever;
   for (uint64_t d : {tcb->rtx_deadline, tcb->delack_deadline, tcb->keepalive_deadline,
-                     tcb->close_deadline, tcb->cork_deadline}) {
+                     tcb->close_deadline, tcb->cork_deadline, tcb->reo_deadline}) {
     if (d != 0) next = std::min(next, d);
   }
   if (next == timer::TimerWheel::kNever) {
@@ -95,6 +95,7 @@ void OnRetransmitTimeout(TcpContext* ctx, Tcb* tcb) {
   tcb->rtt_timing = false;
   tcb->tlp_in_flight = false;
   tcb->tlp_pending = false;
+  tcb->reo_deadline = 0;
   // Go back: retransmit from SND.UNA (SACKed ranges are skipped on output).
   tcb->snd_nxt = tcb->snd_una;
   tcb->force_rtx = true;
@@ -186,6 +187,7 @@ void TcpOnTimer(TcpContext* ctx, Tcb* tcb) {
     }
     if (tcb->state == TcpState::kClosed) return;
   }
+  if (tcb->reo_deadline != 0 && now >= tcb->reo_deadline) RackOnTimeout(ctx, tcb);
   if (tcb->delack_deadline != 0 && now >= tcb->delack_deadline) {
     tcb->delack_deadline = 0;
     ctx->ctr->delayed_acks++;

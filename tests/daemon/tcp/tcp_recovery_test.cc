@@ -9,6 +9,8 @@ namespace {
 using net::kTcpAck;
 using tcp::TcpState;
 
+bool SeqGtForTest(uint32_t a, uint32_t b) { return static_cast<int32_t>(a - b) > 0; }
+
 class RecoveryTest : public TcpSegmentTest {
  protected:
   // Sends ten full segments (the initial window) and returns their seqs.
@@ -174,6 +176,115 @@ TEST_F(RecoveryTest, Rfc8985_TailLossProbe_SendsLastSegmentAfterPto) {
   ASSERT_GE(v.size(), 1u);
   EXPECT_EQ(v[0].f.seq, una_);
   EXPECT_TRUE(tcb().in_recovery);
+}
+
+// RFC 8985 6.2: a hole with a single SACKed segment above it (too few for
+// DupThresh, e.g. a short flight or lost ACKs) is repaired once the
+// reordering window passes, not by the retransmission timeout.
+TEST_F(RecoveryTest, Rfc8985_ReorderTimer_RepairsHoleBelowOneSackedSegment) {
+  PeerOptions po;
+  po.sack = true;
+  ActiveOpen(po);
+  SendWindow();
+  h_.Inject(SackAck(una_, una_ + kMss, una_ + 2 * kMss));
+  ExpectSilence();
+  ASSERT_NE(tcb().reo_deadline, 0u);
+  ASSERT_LT(tcb().reo_deadline, tcb().rtx_deadline);
+  h_.Advance(tcb().reo_deadline - h_.now());
+  std::vector<TcpView> v = Out();
+  ASSERT_GE(v.size(), 1u);
+  EXPECT_EQ(v[0].f.seq, una_);
+  EXPECT_TRUE(tcb().sack_recovery);
+  EXPECT_EQ(h_.s().tcp_counters().reorder_timeouts, 1u);
+  EXPECT_EQ(h_.s().tcp_counters().rto_timeouts, 0u);
+}
+
+// A SACK that arrives before the reordering window ends (the hole was only
+// reordered, and its ACK advances) cancels the timer: no retransmission.
+TEST_F(RecoveryTest, Rfc8985_ReorderTimer_CancelledWhenHoleFills) {
+  PeerOptions po;
+  po.sack = true;
+  ActiveOpen(po);
+  SendWindow();
+  h_.Inject(SackAck(una_, una_ + kMss, una_ + 2 * kMss));
+  ASSERT_NE(tcb().reo_deadline, 0u);
+  h_.Inject(Seg(kTcpAck, rcv_, una_ + 2 * kMss));
+  EXPECT_EQ(tcb().reo_deadline, 0u);
+  h_.Advance(5 * kMsNs);
+  for (const TcpView& t : Out()) EXPECT_NE(t.f.seq, una_);
+  EXPECT_EQ(h_.s().tcp_counters().retrans_segs, 0u);
+  EXPECT_FALSE(tcb().in_recovery);
+}
+
+// RFC 8985 6.2 (RFC 6675 cannot see it): the retransmission of SND.UNA is
+// lost too. Once data first sent after that retransmission is SACKed, the
+// head is retransmitted again after the reordering window instead of
+// waiting for the RTO, without a second window reduction.
+TEST_F(RecoveryTest, Rfc8985_LostRetransmission_SentAgainBeforeRto) {
+  PeerOptions po;
+  po.sack = true;
+  ActiveOpen(po);
+  ASSERT_EQ(h_.s().TcpSetCongestion(flow_, "reno"), 0);
+  SendWindow();
+  AppSend(14600);  // new data queued behind the window
+  Out();
+  h_.Inject(SackAck(una_, una_ + kMss, una_ + 5 * kMss));
+  std::vector<TcpView> v = Out();
+  ASSERT_GE(v.size(), 1u);
+  ASSERT_EQ(v[0].f.seq, una_);  // fast retransmit of the head (then lost)
+  const uint32_t ssthresh = tcb().snd_ssthresh;
+  // Everything else arrives: pipe drops and new data goes out.
+  h_.Inject(SackAck(una_, una_ + kMss, una_ + 10 * kMss));
+  std::vector<TcpView> n = Out();
+  ASSERT_GE(n.size(), 1u);
+  for (const TcpView& t : n) EXPECT_GE(t.f.seq, una_ + 10 * kMss);
+  ExpectSilence();
+  // The new data is SACKed; the head is still missing.
+  h_.Inject(SackAck(una_, una_ + kMss, tcb().snd_max));
+  ASSERT_NE(tcb().reo_deadline, 0u);
+  ASSERT_LT(tcb().reo_deadline, tcb().rtx_deadline);
+  h_.Advance(tcb().reo_deadline - h_.now());
+  std::vector<TcpView> r = Out();
+  ASSERT_GE(r.size(), 1u);
+  EXPECT_EQ(r[0].f.seq, una_);
+  EXPECT_EQ(h_.s().tcp_counters().lost_retransmits, 1u);
+  EXPECT_EQ(h_.s().tcp_counters().rto_timeouts, 0u);
+  EXPECT_EQ(h_.s().tcp_counters().sack_recoveries, 1u);
+  EXPECT_EQ(tcb().snd_ssthresh, ssthresh);
+  // The repaired hole completes recovery.
+  h_.Inject(Seg(kTcpAck, rcv_, tcb().snd_max));
+  EXPECT_FALSE(tcb().in_recovery);
+}
+
+// RFC 6675 5.1 bars a new recovery only until the data outstanding at the
+// previous recovery/RTO point is acknowledged; a loss exactly at that point
+// ("recover") is repaired by fast retransmit, not by a timeout.
+TEST_F(RecoveryTest, Rfc6675_LossAtRecoveryPoint_EntersNewRecovery) {
+  PeerOptions po;
+  po.sack = true;
+  ActiveOpen(po);
+  ASSERT_EQ(h_.s().TcpSetCongestion(flow_, "reno"), 0);
+  SendWindow();
+  AppSend(14600 * 3);
+  Out();
+  h_.Inject(SackAck(una_, una_ + kMss, una_ + 5 * kMss));
+  Out();
+  const uint32_t recover = tcb().recover;
+  ASSERT_EQ(recover, una_ + 10 * kMss);
+  h_.Inject(SackAck(una_, una_ + kMss, una_ + 10 * kMss));
+  Out();
+  h_.Inject(Seg(kTcpAck, rcv_, recover));  // full ACK: recovery ends
+  ASSERT_FALSE(tcb().in_recovery);
+  Out();
+  ASSERT_TRUE(SeqGtForTest(tcb().snd_max, recover + 3 * kMss))
+      << (tcb().snd_max - recover) << " cwnd=" << tcb().snd_cwnd << " una=" << (tcb().snd_una - una_);
+  // The segment at "recover" is lost; three above it are SACKed.
+  h_.Inject(SackAck(recover, recover + kMss, recover + 4 * kMss));
+  std::vector<TcpView> v = Out();
+  ASSERT_GE(v.size(), 1u);
+  EXPECT_EQ(v[0].f.seq, recover);
+  EXPECT_TRUE(tcb().in_recovery);
+  EXPECT_EQ(h_.s().tcp_counters().sack_recoveries, 2u);
 }
 
 TEST_F(RecoveryTest, Rfc8985_NoProbeWithoutSack) {
