@@ -4,6 +4,10 @@
 server: binds --bind (port 0 unless --port), writes the port to --port-file,
         echoes every datagram back to its source until --count datagrams
         (or --idle seconds without one), then prints "served N".
+sink:   binds like server, writes the port file, waits (up to --idle s)
+        for --go-file, then reads every datagram already queued without
+        blocking, prints "drained N", and waits for --stop-file (so its
+        statistics can be read while it still exists).
 client: sends --count datagrams of varied sizes (--sizes, comma list,
         cycled; each payload encodes its index) to --dst, waits for each
         echo (1 s per try, 3 tries), checks payload and that recvfrom
@@ -61,6 +65,40 @@ def server(args):
     return 0
 
 
+def wait_for(path, secs):
+    import os
+    import time
+    end = time.monotonic() + secs
+    while time.monotonic() < end:
+        if os.path.exists(path):
+            return True
+        time.sleep(0.05)  # poll interval
+    return False
+
+
+def sink(args):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind((args.bind, args.port))
+    with open(args.port_file + ".tmp", "w") as f:
+        f.write(str(s.getsockname()[1]))
+    import os
+    os.rename(args.port_file + ".tmp", args.port_file)
+    if not wait_for(args.go_file, args.idle):
+        print("FAIL no go file")
+        return 1
+    s.setblocking(False)
+    n = 0
+    while True:
+        try:
+            s.recvfrom(70000)
+        except BlockingIOError:
+            break
+        n += 1
+    print("drained %d" % n, flush=True)
+    wait_for(args.stop_file, args.idle)
+    return 0
+
+
 def client(args):
     host, port = args.dst.rsplit(":", 1)
     dst = (host, int(port))
@@ -96,7 +134,9 @@ def client(args):
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("mode", choices=["server", "client"])
+    p.add_argument("mode", choices=["server", "client", "sink"])
+    p.add_argument("--go-file", default="")
+    p.add_argument("--stop-file", default="")
     p.add_argument("--bind", default="")
     p.add_argument("--port", type=int, default=0)
     p.add_argument("--port-file", default="")
@@ -107,7 +147,7 @@ def main():
     p.add_argument("--connect", action="store_true")
     p.add_argument("--also", default="")
     args = p.parse_args()
-    return server(args) if args.mode == "server" else client(args)
+    return {"server": server, "client": client, "sink": sink}[args.mode](args)
 
 
 if __name__ == "__main__":
