@@ -124,7 +124,7 @@
 
 namespace offload::wire {
 
-class EngineFlows;  // per-engine flow table, wire_plane.cc
+class EngineFlows;  // per-engine flow table, engine_flows.h
 
 // Where a connection to a remote address leaves, per the kernel's routes.
 struct WireRoute {

@@ -1,0 +1,356 @@
+// One engine's flows, pipes and listeners (see engine_flows.h).
+#include "daemon/wire/engine_flows.h"
+
+#include <errno.h>
+
+#include <string>
+#include <utility>
+
+#include "daemon/shm/fence.h"
+#include "spdlog/spdlog.h"
+
+namespace offload::wire {
+
+void EngineFlows::set_stack(stack::Stack* stack) {
+  stack_ = stack;
+  udp_.set_stack(stack);
+}
+
+void EngineFlows::Connect(uint64_t cookie, const TcpConnectParams& p, const nic::FlowKey& key) {
+  stack::FlowId id = stack::kInvalidFlow;
+  const tcp::RingMemory tx = p.pipe != nullptr ? p.pipe->TxMemory() : p.tx;
+  const tcp::RingMemory rx = p.pipe != nullptr ? p.pipe->RxMemory() : p.rx;
+  int err = stack_->TcpConnect(p.remote_ip, p.remote_port, p.local_port, tx, rx, cookie, &id);
+  if (err != 0) {
+    if (p.pipe != nullptr) {
+      // Pairs with the connector's load-acquire in its connect().
+      p.pipe->header()->connect_status.store(err, std::memory_order_release);
+      p.pipe->KickApp();
+    }
+    if (p.listener != nullptr) p.listener->OnTcpEvents(tcp::kEventError | tcp::kEventClosed, err);
+    plane_->FlowGone(queue_, key);
+    return;
+  }
+  Entry e;
+  e.id = id;
+  e.listener = p.listener;
+  e.key = key;
+  e.pipe = p.pipe;
+  e.connect_pending = p.pipe != nullptr;
+  Insert(cookie, std::move(e));
+}
+
+void EngineFlows::Listen(uint64_t cookie, const TcpListenParams& p, const nic::FlowKey& key,
+                         int* result) {
+  stack::FlowId id = stack::kInvalidFlow;
+  *result = stack_->TcpListen(p.local_ip, p.port, p.backlog, cookie, &id);
+  if (*result == 0) listeners_[cookie] = ListenEntry{id, p, key};
+}
+
+void EngineFlows::CloseListener(uint64_t cookie) {
+  auto it = listeners_.find(cookie);
+  if (it == listeners_.end()) return;
+  stack_->TcpClose(it->second.id);  // resets the children not accepted
+  plane_->FlowGone(queue_, it->second.key);
+  listeners_.erase(it);
+}
+
+void EngineFlows::Send(uint64_t cookie, bool more) {
+  if (Entry* e = Find(cookie)) stack_->TcpSend(e->id, more);
+}
+
+void EngineFlows::ReceiveCredit(uint64_t cookie) {
+  if (Entry* e = Find(cookie)) stack_->TcpReceiveCredit(e->id);
+}
+
+void EngineFlows::Close(uint64_t cookie, bool abort) {
+  auto it = flows_.find(cookie);
+  if (it == flows_.end()) return;
+  Entry& e = it->second;
+  if (e.pipe != nullptr && !abort) PollPipe(e);  // the application's last bytes and shutdown
+  if (abort) {
+    stack_->TcpAbort(e.id);
+  } else {
+    stack_->TcpClose(e.id);
+  }
+  Entry closing = e;
+  if (closing.pipe != nullptr) closing.pipe->CloseAppEfd();  // nobody to wake any more
+  Erase(it);
+  closing_.push_back(std::move(closing));  // keeps the pipe mapped while the stack uses it
+  OnPoll();  // an already closed connection is gone right away
+}
+
+void EngineFlows::BindUdp(uint64_t cookie, const UdpBindParams& p, int* result) {
+  *result = udp_.Bind(cookie, p.local_ip, p.port, p.reuse, p.rings);
+}
+
+bool EngineFlows::AllocateRings(uint64_t listener_cookie, tcp::RingMemory* tx,
+                                tcp::RingMemory* rx) {
+  auto l = listeners_.find(listener_cookie);
+  if (l == listeners_.end()) return false;
+  absl::StatusOr<std::shared_ptr<AppPipe>> pipe =
+      AppPipe::Create(l->second.params.pipe_capacity, 1, 0);
+  if (!pipe.ok()) {
+    if (alloc_failures_++ % 1024 == 0) {
+      spdlog::warn("wire: refusing a connection on port {}: {}", l->second.params.port,
+                   std::string(pipe.status().message()));
+    }
+    return false;
+  }
+  *tx = (*pipe)->TxMemory();
+  *rx = (*pipe)->RxMemory();
+  unaccepted_[tx->base] = std::move(*pipe);
+  return true;
+}
+
+void EngineFlows::ReleaseRings(const tcp::RingMemory& tx, const tcp::RingMemory&) {
+  unaccepted_.erase(tx.base);  // accepted children hold their own reference
+}
+
+void EngineFlows::OnFlowEvents(const stack::FlowEvent* events, size_t n) {
+  for (size_t i = 0; i < n; ++i) {
+    const stack::FlowEvent& ev = events[i];
+    if (ev.kind == stack::FlowKind::kUdp) {
+      udp_.OnEvent(ev);
+      continue;
+    }
+    auto it = flows_.find(ev.cookie);
+    if (it == flows_.end() || it->second.id != ev.flow) {
+      auto l = listeners_.find(ev.cookie);
+      if (l != listeners_.end() && l->second.id == ev.flow &&
+          (ev.events & tcp::kEventAcceptable)) {
+        AcceptChildren(l->second);
+      }
+      continue;
+    }
+    Entry& entry = it->second;
+    if (entry.pipe != nullptr) PublishToPipe(entry, ev.events, ev.error);
+    FlowListener* listener = entry.listener;
+    if (ev.events & tcp::kEventClosed) {
+      // The connection is gone: release the handle, give the flow back to
+      // the kernel, then tell the owner (last event it receives).
+      const stack::FlowId id = entry.id;
+      const nic::FlowKey key = entry.key;
+      Erase(it);
+      stack_->TcpClose(id);
+      plane_->FlowGone(queue_, key);
+    }
+    if (listener != nullptr) listener->OnTcpEvents(ev.events, ev.error);
+  }
+}
+
+void EngineFlows::OnPoll() {
+  active_.store(stack_->ActiveConnections(), std::memory_order_relaxed);
+  for (size_t i = 0; i < closing_.size();) {
+    uint32_t lip, rip;
+    uint16_t lport, rport;
+    if (stack_->TcpGetAddresses(closing_[i].id, &lip, &lport, &rip, &rport) == 0) {
+      ++i;  // still finishing (FIN exchange, TIME-WAIT)
+      continue;
+    }
+    plane_->FlowGone(queue_, closing_[i].key);
+    closing_[i] = std::move(closing_.back());
+    closing_.pop_back();
+  }
+}
+
+size_t EngineFlows::PollApplications() {
+  if (armed_) Disarm();
+  size_t work = 0;
+  for (Entry* e : pipes_) work += PollPipe(*e);
+  work += udp_.PollApplications();
+  return work;
+}
+
+bool EngineFlows::ArmApplicationWakeups() {
+  if (pipes_.empty() && udp_.size() == 0) return false;
+  udp_.SetSleepFlags();
+  for (Entry* e : pipes_) {
+    if (e->connect_pending) continue;
+    e->pipe->to_wire().reader_needs_wakeup.store(1, std::memory_order_seq_cst);
+    // Consumed RX space matters only when the window has closed enough
+    // for an update to be due (receiver-side SWS avoidance, RFC 9293
+    // 3.8.6.2.2); otherwise an application's receive need not wake us.
+    shm::RingIndexes& fw = e->pipe->from_wire();
+    if (fw.tail.load(std::memory_order_relaxed) - fw.head.load(std::memory_order_relaxed) >
+        e->pipe->capacity() / 2) {
+      fw.writer_needs_wakeup.store(1, std::memory_order_seq_cst);
+    }
+  }
+  armed_ = true;
+  shm::HeavyFence();
+  if (udp_.RecheckAfterFence()) return true;
+  for (Entry* e : pipes_) {
+    if (e->connect_pending) continue;
+    shm::RingIndexes& tw = e->pipe->to_wire();
+    if (tw.tail.load(std::memory_order_seq_cst) != e->tx_tail_seen ||
+        (!e->tx_shut_done && tw.shut.load(std::memory_order_seq_cst) != 0) ||
+        e->pipe->from_wire().head.load(std::memory_order_seq_cst) != e->rx_head_seen) {
+      return true;
+    }
+  }
+  return false;
+}
+
+void EngineFlows::UnsteerAll() {
+  for (auto& [cookie, e] : flows_) plane_->FlowGone(queue_, e.key);
+  for (Entry& e : closing_) plane_->FlowGone(queue_, e.key);
+  for (auto& [cookie, l] : listeners_) plane_->FlowGone(queue_, l.key);
+  pipes_.clear();
+  udp_.Clear();
+  flows_.clear();
+  closing_.clear();
+  listeners_.clear();
+  unaccepted_.clear();
+}
+
+EngineFlows::Entry* EngineFlows::Find(uint64_t cookie) {
+  auto it = flows_.find(cookie);
+  return it == flows_.end() ? nullptr : &it->second;
+}
+
+void EngineFlows::Insert(uint64_t cookie, Entry e) {
+  const bool pipe = e.pipe != nullptr;
+  Entry& stored = flows_[cookie] = std::move(e);
+  if (pipe) {
+    stored.tx_tail_seen = stored.pipe->to_wire().tail.load(std::memory_order_acquire);
+    stored.rx_head_seen = stored.pipe->from_wire().head.load(std::memory_order_acquire);
+    pipes_.push_back(&stored);  // unordered_map nodes do not move
+  }
+}
+
+void EngineFlows::Erase(std::unordered_map<uint64_t, Entry>::iterator it) {
+  if (it->second.pipe != nullptr) {
+    for (size_t i = 0; i < pipes_.size(); ++i) {
+      if (pipes_[i] == &it->second) {
+        pipes_[i] = pipes_.back();
+        pipes_.pop_back();
+        break;
+      }
+    }
+  }
+  flows_.erase(it);
+}
+
+size_t EngineFlows::PollPipe(Entry& e) {
+  if (e.connect_pending) return 0;
+  shm::RingIndexes& tw = e.pipe->to_wire();
+  // Acquire: pairs with the application's store-release of shut (after
+  // its last tail) and of tail (after its data); shut first, so a seen
+  // shutdown comes with every byte before it.
+  const uint32_t shut = e.tx_shut_done ? 0 : tw.shut.load(std::memory_order_acquire);
+  const uint64_t tail = tw.tail.load(std::memory_order_acquire);
+  size_t work = 0;
+  if (tail != e.tx_tail_seen) {
+    e.tx_tail_seen = tail;
+    stack_->TcpSend(e.id);  // validates the tail itself (tcp::TxRing)
+    ++work;
+  }
+  if (shut != 0) {
+    e.tx_shut_done = true;
+    stack_->TcpShutdown(e.id, false, true);
+    ++work;
+  }
+  // Pairs with the application's store-release of head after reading.
+  const uint64_t head = e.pipe->from_wire().head.load(std::memory_order_acquire);
+  if (head != e.rx_head_seen) {
+    e.rx_head_seen = head;
+    stack_->TcpReceiveCredit(e.id);
+    ++work;
+  }
+  return work;
+}
+
+void EngineFlows::Disarm() {
+  for (Entry* e : pipes_) {
+    e->pipe->to_wire().reader_needs_wakeup.store(0, std::memory_order_relaxed);
+    e->pipe->from_wire().writer_needs_wakeup.store(0, std::memory_order_relaxed);
+  }
+  udp_.CancelSleep();
+  armed_ = false;
+}
+
+void EngineFlows::PublishToPipe(Entry& e, uint32_t events, int error) {
+  AppPipe& p = *e.pipe;
+  shm::RingIndexes& tw = p.to_wire();
+  shm::RingIndexes& fw = p.from_wire();
+  bool kick = false;
+  if (e.connect_pending) {
+    if (events & tcp::kEventConnected) {
+      e.connect_pending = false;
+      e.tx_tail_seen = tw.tail.load(std::memory_order_acquire);
+      e.rx_head_seen = fw.head.load(std::memory_order_acquire);
+      // Pairs with the connector's load-acquire in its connect().
+      p.header()->connect_status.store(0, std::memory_order_release);
+      kick = true;
+    } else if (events & (tcp::kEventError | tcp::kEventClosed)) {
+      p.header()->connect_status.store(error != 0 ? error : ECONNREFUSED,
+                                       std::memory_order_release);
+      p.KickApp();
+      return;
+    }
+  }
+  // Pairs with the application's load-acquire of shut once its ring is
+  // empty (ByteRingConsumer), and of reader_closed before a send.
+  if ((events & (tcp::kEventError | tcp::kEventClosed)) && error != 0) {
+    fw.shut.store(shm::kShutRst, std::memory_order_release);
+    tw.reader_closed.store(2, std::memory_order_release);
+    kick = true;
+  } else {
+    if (events & tcp::kEventPeerFin) fw.shut.store(shm::kShutFin, std::memory_order_release);
+    if (events & tcp::kEventClosed) {
+      tw.reader_closed.store(1, std::memory_order_release);
+      kick = true;
+    }
+  }
+  if (!kick && (events & (tcp::kEventReadable | tcp::kEventPeerFin))) {
+    // Fast side of the handshake: RX tail (stored by the stack) before
+    // the flag load.
+    shm::LightFence();
+    kick = fw.reader_needs_wakeup.load(std::memory_order_relaxed) != 0 &&
+           fw.reader_needs_wakeup.exchange(0, std::memory_order_acq_rel) != 0;
+  }
+  if (!kick && (events & tcp::kEventWritable)) {
+    // TX head (stored by the stack's Consume) before the flag load.
+    shm::LightFence();
+    kick = tw.writer_needs_wakeup.load(std::memory_order_relaxed) != 0 &&
+           tw.writer_needs_wakeup.exchange(0, std::memory_order_acq_rel) != 0;
+  }
+  if (kick) p.KickApp();
+}
+
+void EngineFlows::AcceptChildren(ListenEntry& l) {
+  for (int i = 0; i < 256; ++i) {
+    const uint64_t cookie = plane_->next_cookie_.fetch_add(1, std::memory_order_relaxed);
+    stack::FlowId child = stack::kInvalidFlow;
+    if (stack_->TcpAccept(l.id, cookie, &child) != 0) return;
+    tcp::RingMemory tx, rx;
+    AcceptedConnection c;
+    if (stack_->TcpGetRings(child, &tx, &rx) != 0 ||
+        stack_->TcpGetAddresses(child, &c.local_ip, &c.local_port, &c.remote_ip,
+                                &c.remote_port) != 0) {
+      stack_->TcpAbort(child);
+      continue;
+    }
+    auto u = unaccepted_.find(tx.base);
+    if (u == unaccepted_.end()) {
+      stack_->TcpAbort(child);
+      continue;
+    }
+    c.pipe = std::move(u->second);
+    unaccepted_.erase(u);
+    // Its own steering entry, so the connection outlives its listener.
+    const nic::FlowKey key = nic::FlowKey::Connection(nic::IpProto::kTcp, c.local_ip,
+                                                      c.local_port, c.remote_ip, c.remote_port);
+    plane_->SteerFlow(queue_, key);
+    c.flow = WireFlow{engine_, cookie};
+    Entry e;
+    e.id = child;
+    e.key = key;
+    e.pipe = c.pipe;
+    Insert(cookie, std::move(e));
+    l.params.sink->OnAccepted(l.params.token, c);
+  }
+}
+
+}  // namespace offload::wire

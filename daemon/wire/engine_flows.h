@@ -1,0 +1,128 @@
+// EngineFlows: one engine's side of the wire plane (see wire_plane.h for
+// the flows' life cycle and the application pipes' protocol). Private to
+// daemon/wire: WirePlane owns one per engine and posts commands to it.
+
+#ifndef OFFLOAD_DAEMON_WIRE_ENGINE_FLOWS_H_
+#define OFFLOAD_DAEMON_WIRE_ENGINE_FLOWS_H_
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <unordered_map>
+#include <vector>
+
+#include "daemon/engine/stack_processor.h"
+#include "daemon/nic/flow.h"
+#include "daemon/stack/stack.h"
+#include "daemon/tcp/byte_ring.h"
+#include "daemon/wire/app_pipe.h"
+#include "daemon/wire/engine_udp.h"
+#include "daemon/wire/wire_plane.h"
+
+namespace offload::wire {
+
+// One engine's flows: the engine thread's table from cookie to stack flow,
+// the stack's event sink, the listeners' BufferProvider, and the servant of
+// the application pipes (see the header). Everything except
+// active_connections() runs on the engine thread (commands posted by
+// WirePlane, or the engine loop), or on the controlling thread after the
+// engine stopped.
+class EngineFlows : public engine::FlowEventSink, public stack::BufferProvider {
+ public:
+  EngineFlows(WirePlane* plane, uint32_t engine, uint32_t queue)
+      : plane_(plane), engine_(engine), queue_(queue) {}
+
+  void set_stack(stack::Stack* stack);
+  stack::Stack* stack() { return stack_; }
+  uint32_t queue() const { return queue_; }
+  uint64_t active_connections() const {
+    return active_.load(std::memory_order_relaxed);
+  }
+
+  // Engine thread (command). On failure the owner hears about it (listener
+  // or the pipe's connect_status) and the flow is unsteered.
+  void Connect(uint64_t cookie, const TcpConnectParams& p, const nic::FlowKey& key);
+
+  void Listen(uint64_t cookie, const TcpListenParams& p, const nic::FlowKey& key, int* result);
+  void CloseListener(uint64_t cookie);
+
+  void Send(uint64_t cookie, bool more);
+  void ReceiveCredit(uint64_t cookie);
+  void Close(uint64_t cookie, bool abort);
+
+  // UDP endpoints (engine thread, commands).
+  void BindUdp(uint64_t cookie, const UdpBindParams& p, int* result);
+  void CloseUdp(uint64_t cookie) { udp_.Close(cookie); }
+
+  // BufferProvider (engine thread): every SYN that creates a child of one
+  // of our listeners gets a fresh application pipe.
+  bool AllocateRings(uint64_t listener_cookie, tcp::RingMemory* tx,
+                     tcp::RingMemory* rx) override;
+  void ReleaseRings(const tcp::RingMemory& tx, const tcp::RingMemory&) override;
+
+  // FlowEventSink (engine thread).
+  void OnFlowEvents(const stack::FlowEvent* events, size_t n) override;
+
+  void OnPoll() override;
+
+  size_t PollApplications() override;
+
+  // The sleep side of the need-wake-up handshake for every pipe: flags,
+  // one heavy fence, re-check (abi.h RingIndexes).
+  bool ArmApplicationWakeups() override;
+
+  // Controlling thread, engine stopped: unsteers every flow still known.
+  void UnsteerAll();
+
+ private:
+  struct Entry {
+    stack::FlowId id = stack::kInvalidFlow;
+    FlowListener* listener = nullptr;
+    nic::FlowKey key;
+    std::shared_ptr<AppPipe> pipe;  // null: a raw-ring flow
+    uint64_t tx_tail_seen = 0;      // application TX tail last handed to the stack
+    uint64_t rx_head_seen = 0;      // application RX head last credited
+    bool tx_shut_done = false;
+    bool connect_pending = false;   // active open not yet published
+  };
+  struct ListenEntry {
+    stack::FlowId id = stack::kInvalidFlow;
+    TcpListenParams params;
+    nic::FlowKey key;
+  };
+
+  Entry* Find(uint64_t cookie);
+  void Insert(uint64_t cookie, Entry e);
+  void Erase(std::unordered_map<uint64_t, Entry>::iterator it);
+
+  // Hands what the application did on its rings to the stack.
+  size_t PollPipe(Entry& e);
+
+  void Disarm();
+
+  // Turns stack events into the pipe's state and wakes the application if
+  // it sleeps (or waits for its connect).
+  void PublishToPipe(Entry& e, uint32_t events, int error);
+
+  void AcceptChildren(ListenEntry& l);
+
+  WirePlane* const plane_;
+  const uint32_t engine_;
+  const uint32_t queue_;  // the engine's first queue: flows are steered here
+  stack::Stack* stack_ = nullptr;
+  std::unordered_map<uint64_t, Entry> flows_;
+  std::vector<Entry*> pipes_;   // the flows of flows_ with an application pipe
+  std::vector<Entry> closing_;  // released, protocol still finishing
+  std::unordered_map<uint64_t, ListenEntry> listeners_;
+  // Children's pipes until accept, by TX ring base.
+  std::unordered_map<uint8_t*, std::shared_ptr<AppPipe>> unaccepted_;
+  EngineUdp udp_;        // applications' UDP sockets served here
+  bool armed_ = false;  // need-wake-up flags set on the pipes and UDP TX rings
+  uint64_t alloc_failures_ = 0;
+  std::atomic<uint64_t> active_{0};
+};
+
+}  // namespace offload::wire
+
+#endif  // OFFLOAD_DAEMON_WIRE_ENGINE_FLOWS_H_
