@@ -86,21 +86,36 @@ bool SetupPipe(Socket* s, uint32_t pipe_id, uint32_t capacity, int side, int* fd
   return true;
 }
 
-// A pipe whose other end is an engine (a connection on the wire): waits for
-// the TCP handshake's outcome, published in connect_status. Returns 0 or
-// the errno of the failure. Like Linux, a blocking connect waits for the
-// handshake (bounded by the engine's SYN retries); a non-blocking one waits
-// too rather than report EINPROGRESS (the pipe carries no "connecting"
-// readiness yet).
+// Sleeps until our eventfd is kicked (an engine kicks it on every connect
+// outcome); a signal counts as a wake-up. Returns 0 or the poll error.
+int AwaitKick(Socket* s) {
+  pollfd p = {s->efd.get(), POLLIN, 0};
+  if (Real().poll(&p, 1, -1) < 0 && errno != EINTR) return errno;
+  shm::Drain(s->efd.get());
+  return 0;
+}
+
+// Publishes what an engine publishes after a RST, for when the engine no
+// longer can (it gave the flow up, or offloadd died): the connection reads
+// as reset from now on. We own the mapping; nobody else writes these fields
+// any more.
+void MarkReset(Socket* s) {
+  auto* h = s->seg.as<shm::PipeHeader>();
+  h->dir[1 - s->side].shut.store(shm::kShutRst, std::memory_order_release);
+  h->dir[s->side].reader_closed.store(2, std::memory_order_release);
+}
+
+// A blocking connect through an engine: waits for the TCP handshake's
+// outcome, published in connect_status (bounded by the engine's SYN
+// retries, as Linux's by tcp_syn_retries). Returns 0 or the errno of the
+// failure.
 int WaitConnected(Socket* s) {
   auto* h = s->seg.as<shm::PipeHeader>();
   for (;;) {
     // Pairs with the engine's store-release of the outcome.
     const int32_t st = h->connect_status.load(std::memory_order_acquire);
     if (st != shm::kConnectPending) return st > 0 ? st : 0;
-    pollfd p = {s->efd.get(), POLLIN, 0};
-    if (Real().poll(&p, 1, -1) < 0 && errno != EINTR) return errno;
-    shm::Drain(s->efd.get());
+    if (const int err = AwaitKick(s)) return err;
   }
 }
 
@@ -338,8 +353,7 @@ int ConnectProgress(Socket* s) {
   }
   // The engine gave the flow up: the socket now reads as a reset
   // connection whose reset was already reported through SO_ERROR.
-  h->dir[1 - s->side].shut.store(shm::kShutRst, std::memory_order_release);
-  h->dir[s->side].reader_closed.store(2, std::memory_order_release);
+  MarkReset(s);
   s->rst_reported = true;
   s->connect_failed = true;
   s->so_error = st;
@@ -364,19 +378,16 @@ int SettleConnect(Socket* s, bool nonblock) {
       errno = EAGAIN;
       return -1;
     }
-    pollfd p = {s->efd.get(), POLLIN, 0};
-    if (Real().poll(&p, 1, -1) < 0 && errno != EINTR) return -1;
-    shm::Drain(s->efd.get());
+    if (const int err = AwaitKick(s)) {
+      errno = err;
+      return -1;
+    }
   }
 }
 
 void EngineLost(Socket* s) {
-  auto* h = s->seg.as<shm::PipeHeader>();
-  if (h == nullptr) return;
-  // What the engine would publish after a RST; we own the mapping, and
-  // nobody else writes these fields any more.
-  h->dir[1 - s->side].shut.store(shm::kShutRst, std::memory_order_release);
-  h->dir[s->side].reader_closed.store(2, std::memory_order_release);
+  if (!s->seg.valid()) return;
+  MarkReset(s);
   Log(2, "fd %d: offloadd is gone; its TCP connection is reset", s->fd);
 }
 
