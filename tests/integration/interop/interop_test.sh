@@ -57,17 +57,10 @@ chmod 755 "$WORK"
 RUN_A=$WORK/run-a
 RUN_B=$WORK/run-b
 mkdir -p "$RUN_A" "$RUN_B"
-pids=()
 daemon_a=-1
 daemon_b=-1
-failures=0
-passes=0
-skips=0
-
-pass() { passes=$((passes + 1)); echo "PASS $*"; }
-fail() { failures=$((failures + 1)); echo "FAIL $*"; }
-skip() { skips=$((skips + 1)); echo "SKIP $*"; }
-note() { echo "     $*"; }
+# pass/fail/skip/note, cleanup, bg, wait_file, port, sp_obs, sp_sent.
+source "$(dirname "$0")/../lib/harness.sh"
 
 # Stops one pid we started: SIGTERM, up to 5 s, then SIGKILL; reaps it.
 stop_pid() {
@@ -83,17 +76,6 @@ stop_pid() {
   return 0
 }
 
-cleanup() {
-  local p
-  for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
-  ip netns del "$NS_A" 2>/dev/null
-  ip netns del "$NS_B" 2>/dev/null
-  if [[ $failures -gt 0 && -n ${TEST_UNDECLARED_OUTPUTS_DIR:-} ]]; then
-    cp "$WORK"/*.log "$TEST_UNDECLARED_OUTPUTS_DIR"/ 2>/dev/null
-  fi
-  rm -rf "$WORK"
-}
 trap cleanup EXIT
 
 # Runs a command inside a namespace: plain (kernel) or under the launcher,
@@ -103,31 +85,11 @@ IN_B=(ip netns exec "$NS_B")
 OFF_A=(ip netns exec "$NS_A" env OFFLOAD_RUN_DIR="$RUN_A" OFFLOAD_LIBRARY="$LIBOFFLOAD" "$OFFLOAD" --)
 OFF_B=(ip netns exec "$NS_B" env OFFLOAD_RUN_DIR="$RUN_B" OFFLOAD_LIBRARY="$LIBOFFLOAD" "$OFFLOAD" --)
 
-# bg LOG CMD...: starts CMD in the background (every wrapper execs, so $! is
-# the application itself); sets BG_PID.
-bg() {
-  local log=$1
-  shift
-  "$@" >"$log" 2>&1 &
-  BG_PID=$!
-  pids+=("$BG_PID")
-}
-
 # wait_listen NS PORT: polls up to 10 s for a TCP listener on PORT in NS.
 wait_listen() {
   local ns=$1 port=$2 i
   for ((i = 0; i < 100; i++)); do
     ip netns exec "$ns" ss -Hltn "sport = :$port" 2>/dev/null | grep -q LISTEN && return 0
-    sleep 0.1  # poll interval
-  done
-  return 1
-}
-
-# wait_file FILE: polls up to 10 s for FILE to exist and be non-empty.
-wait_file() {
-  local i
-  for ((i = 0; i < 100; i++)); do
-    [[ -s $1 ]] && return 0
     sleep 0.1  # poll interval
   done
   return 1
@@ -257,12 +219,9 @@ daemon_a_alive() {
 # Ports: random base, distinct per use (namespaces are private, so the only
 # possible collision is with ourselves).
 next_port=$((20000 + RANDOM % 20000))
-port() { next_port=$((next_port + 1)); PORT=$next_port; }
 
-# sockperf_field LOG: observations ("Total N observations") and p50.
-sp_obs() { grep -ao 'Total [0-9]* observations' "$1" | grep -o '[0-9]*' | tail -1; }
+# sp_p50 LOG: the p50 of a sockperf latency run.
 sp_p50() { grep -a 'percentile 50.000' "$1" | awk '{print $NF}' | tail -1; }
-sp_sent() { grep -ao 'Total of [0-9]* messages sent' "$1" | grep -o '[0-9]*' | tail -1; }
 
 # ttcp_run NAME RX_CMD_PREFIX RX_IP TX_CMD_PREFIX BYTES [RUN_FOR_PROOF DIRECTION]
 # A verified ttcp transfer of BYTES (64 KiB writes) from TX to RX listening on

@@ -57,51 +57,14 @@ WORK=$(mktemp -d /tmp/offload-udpwire.XXXXXX)
 chmod 755 "$WORK"
 RUN=$WORK/run
 mkdir -p "$RUN"
-pids=()
-failures=0
-passes=0
-skips=0
+# pass/fail/skip/note, cleanup, bg, wait_file, port, sp_obs, sp_sent.
+source "$(dirname "$0")/../lib/harness.sh"
 
-pass() { passes=$((passes + 1)); echo "PASS $*"; }
-fail() { failures=$((failures + 1)); echo "FAIL $*"; }
-skip() { skips=$((skips + 1)); echo "SKIP $*"; }
-note() { echo "     $*"; }
-
-cleanup() {
-  local p
-  for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
-  ip netns del "$NS_A" 2>/dev/null
-  ip netns del "$NS_B" 2>/dev/null
-  if [[ $failures -gt 0 && -n ${TEST_UNDECLARED_OUTPUTS_DIR:-} ]]; then
-    cp "$WORK"/*.log "$TEST_UNDECLARED_OUTPUTS_DIR"/ 2>/dev/null
-  fi
-  rm -rf "$WORK"
-}
 trap cleanup EXIT
 
 IN_A=(ip netns exec "$NS_A")
 IN_B=(ip netns exec "$NS_B")
 OFF_A=(ip netns exec "$NS_A" env OFFLOAD_RUN_DIR="$RUN" OFFLOAD_LIBRARY="$LIBOFFLOAD" "$OFFLOAD" --)
-
-# bg LOG CMD...: starts CMD in the background; sets BG_PID.
-bg() {
-  local log=$1
-  shift
-  "$@" >"$log" 2>&1 &
-  BG_PID=$!
-  pids+=("$BG_PID")
-}
-
-# wait_file FILE: polls up to 10 s for FILE to exist and be non-empty.
-wait_file() {
-  local i
-  for ((i = 0; i < 100; i++)); do
-    [[ -s $1 ]] && return 0
-    sleep 0.1  # poll interval
-  done
-  return 1
-}
 
 ctl() { "$OFFLOADCTL" --socket "$RUN/control.sock" "$@"; }
 
@@ -170,7 +133,6 @@ expect_engine() {
 }
 
 next_port=$((20000 + RANDOM % 20000))
-port() { next_port=$((next_port + 1)); PORT=$next_port; }
 
 # echo_server LOG PREFIX... -- ARGS: starts udp_echo.py server, waits for its
 # port; sets SRV_PID and SRV_PORT.
@@ -306,9 +268,7 @@ fi
 # ---- 4: sockperf -----------------------------------------------------------
 declare -A P50 RATE
 sp_p50() { grep -a 'percentile 50.000' "$1" | awk '{print $NF}' | tail -1; }
-sp_obs() { grep -ao 'Total [0-9]* observations' "$1" | grep -o '[0-9]*' | tail -1; }
 sp_rate() { grep -ao 'Message Rate is [0-9]*' "$1" | grep -o '[0-9]*$' | tail -1; }
-sp_sent() { grep -ao 'Total of [0-9]* messages sent' "$1" | grep -o '[0-9]*' | tail -1; }
 
 # sp_pair NAME SERVER_PREFIX SERVER_BIND CLIENT_PREFIX DST_IP OFFLOADED_SIDE(client|server|none)
 sp_pair() {
