@@ -20,6 +20,7 @@ import argparse
 import socket
 import struct
 import sys
+import time
 
 
 def payload(i, size):
@@ -67,7 +68,6 @@ def server(args):
 
 def wait_for(path, secs):
     import os
-    import time
     end = time.monotonic() + secs
     while time.monotonic() < end:
         if os.path.exists(path):
@@ -129,6 +129,10 @@ def client(args):
             print("FAIL datagram %d: source %r, expected %r" % (i, src, dst))
             return 1
     print("ok %d" % args.count, flush=True)
+    # Keep the socket open a moment: the test samples `offloadctl stats`
+    # every 0.1 s to see its row on the engine, and a run of small echoes
+    # can otherwise end between two samples.
+    time.sleep(0.5)
     return 0
 
 
