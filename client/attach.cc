@@ -270,7 +270,12 @@ bool AttachLocked() {
   if (g_regs == nullptr) g_regs = new std::unordered_map<uint32_t, Socket*>();
   g_events_seen.store(h->events_posted.load(std::memory_order_acquire));
   g_gen.fetch_add(1, std::memory_order_relaxed);
-  if (h->fence_mode == shm::kFenceAsymmetric) shm::EnableAsymmetricFences();  // before any pipe
+  // Before any pipe. Registration also lets streaming producers go lazy.
+  if (h->fence_mode == shm::kFenceAsymmetric) {
+    shm::EnableAsymmetricFences();
+  } else {
+    shm::RegisterForPeerBarriers();
+  }
   g_arena.store(h, std::memory_order_release);
   Log(3, "attached to offloadd (%s/engine.sock)", cfg.run_dir);
   return true;

@@ -172,8 +172,9 @@ static int PollOffloaded(pollfd* fds, nfds_t n, Socket** socks, size_t offloaded
       if (socks[i] != nullptr) ArmFlags(socks[i], fds[i].events);
     }
     shm::HeavyFence();  // one for the whole set
+    bool barrier_done = false;
     for (nfds_t i = 0; i < n; ++i) {
-      if (socks[i] != nullptr) armed_ready |= ArmRecheck(socks[i], fds[i].events);
+      if (socks[i] != nullptr) armed_ready |= ArmRecheck(socks[i], fds[i].events, &barrier_done);
     }
     if (armed_ready) {
       for (nfds_t i = 0; i < n; ++i) {
@@ -486,8 +487,9 @@ int EpollWaitImpl(int epfd, epoll_event* events, int maxevents, int timeout_ms,
       if (!e.disabled && !e.s->closed) ArmFlags(e.s, e.events);
     }
     shm::HeavyFence();  // one for the whole set
+    bool barrier_done = false;
     for (auto& e : set->entries) {
-      if (!e.disabled && !e.s->closed) ready |= ArmRecheck(e.s, e.events);
+      if (!e.disabled && !e.s->closed) ready |= ArmRecheck(e.s, e.events, &barrier_done);
     }
     pthread_mutex_unlock(&set->mu);
     if (!ready) {

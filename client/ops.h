@@ -98,9 +98,11 @@ uint32_t Events(Socket* s, bool kernel_ready, uint32_t want);
 // true if `s` became ready meanwhile (do not sleep).
 bool Arm(Socket* s, uint32_t events);
 // Arm() in two halves for many sockets: all ArmFlags(), one
-// shm::HeavyFence(), then all ArmRecheck().
+// shm::HeavyFence(), then all ArmRecheck() with one `barrier_done` (false
+// at first): the first socket whose producer is lazy issues the one
+// shm::PeerBarrier() the set needs.
 void ArmFlags(Socket* s, uint32_t events);
-bool ArmRecheck(Socket* s, uint32_t events);
+bool ArmRecheck(Socket* s, uint32_t events, bool* barrier_done);
 void Disarm(Socket* s);
 // EPOLLET marks: change when new data arrives / space is freed.
 uint64_t RxMark(Socket* s);

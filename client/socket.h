@@ -126,6 +126,12 @@ struct Socket : FdObject {
   int side = 0;              // 0 connector, 1 acceptor
   bool shut_rd = false, shut_wr = false;
   bool rst_reported = false;
+  // The last operation on this socket was a recv that returned data (no
+  // send since): the application is draining a stream (PipeRecv's slip).
+  bool rx_streaming = false;
+  // Sends since the last receive on this socket: a stream of them makes
+  // the producer lazy (PipeSend, fence.h), a receive ends it.
+  uint32_t tx_streak = 0;
   // A non-blocking connect an engine is still completing (connect_status
   // pending when connect() returned EINPROGRESS); see ConnectProgress().
   std::atomic<bool> connecting{false};

@@ -11,6 +11,8 @@
 #include <string.h>
 #include <sys/eventfd.h>
 
+#include <algorithm>
+
 #include "client/attach.h"
 #include "client/config.h"
 #include "client/decision.h"
@@ -24,6 +26,13 @@ namespace offload {
 namespace client {
 
 namespace {
+
+// Sends in a row (no receive between) after which a producer goes lazy
+// (ByteRingProducer::SetLazy).
+constexpr uint32_t kLazyAfterSends = 16;
+// Reads at least this large evict the lines they used up
+// (ByteRingConsumer::EvictConsumed); small ones (request/response) do not.
+constexpr size_t kEvictBytes = 1024;
 
 size_t IovLen(const iovec* iov, int n) {
   size_t t = 0;
@@ -420,6 +429,8 @@ ssize_t PipeSend(Socket* s, const iovec* iov, int iovcnt, int flags) {
       const size_t n = std::min(room, total - sent);
       GatherIn(&s->tx, iov, iovcnt, sent, n);
       if (s->tx.Commit(n)) shm::Kick(s->peer_efd.get());
+      s->rx_streaming = false;
+      if (++s->tx_streak == kLazyAfterSends) s->tx.SetLazy(true);
       sent += n;
       Add(s->slot->tx_bytes, n);
       if (sent == total) {
@@ -448,6 +459,45 @@ pipe_error:
   return -1;
 }
 
+namespace {
+// Temporal slip (FastForward, Giacomoni et al., PPoPP 2008). A reader that
+// drains a stream as fast as it is written keeps reading the lines the
+// writer is filling, and every look at the writer's tail takes that line
+// away from it: its next commit waits for the line to come back, and every
+// store behind it waits too (x86 commits stores in order). Across CPU
+// complexes that transfer costs a quarter of a microsecond and the stream
+// collapses to a few million messages a second. So a reader that finds
+// only a little data, in a stream (PipeRecv decides), lets the writer get
+// kSlipBytes ahead first, looking at the tail as rarely as it can: once
+// after kSlipPollNs to measure the writer's rate, then when that rate says
+// the bytes will be there. It delivers at once if the tail did not move
+// between two looks (the writer paused), and after kSlipMaxNs in any case.
+constexpr size_t kSlipBytes = 4096;
+constexpr int64_t kSlipPollNs = 1000;
+constexpr int64_t kSlipMinPollNs = 250;
+constexpr int64_t kSlipMaxNs = 8000;
+constexpr int64_t kSlipDenseNs = 1000;
+
+size_t Slip(Socket* s, size_t avail) {
+  const size_t want = std::min<size_t>(kSlipBytes, s->rx.capacity() / 4);
+  if (avail >= want) return avail;
+  const int64_t start = NowNs();
+  const size_t first = avail;
+  int64_t next = start + kSlipPollNs;
+  for (;;) {
+    while (NowNs() < next) CpuRelax();  // no shared line touched here
+    const size_t now_avail = s->rx.ReadableFresh();
+    const int64_t now = NowNs();
+    if (now_avail >= want || now_avail == avail || now - start >= kSlipMaxNs) return now_avail;
+    avail = now_avail;
+    // Bytes per ns so far; the rest should take (want - avail) / rate.
+    const double rate = static_cast<double>(avail - first) / static_cast<double>(now - start);
+    const int64_t rest = static_cast<int64_t>(static_cast<double>(want - avail) / rate);
+    next = now + std::clamp<int64_t>(rest, kSlipMinPollNs, kSlipMaxNs - (now - start));
+  }
+}
+}  // namespace
+
 ssize_t PipeRecv(Socket* s, const iovec* iov, int iovcnt, int flags) {
   const size_t total = IovLen(iov, iovcnt);
   const bool nonblock = s->nonblock || (flags & MSG_DONTWAIT);
@@ -458,9 +508,18 @@ ssize_t PipeRecv(Socket* s, const iovec* iov, int iovcnt, int flags) {
   const bool waitall = (flags & MSG_WAITALL) && !peek && !nonblock;
   size_t got = 0;
   if (total == 0) return 0;
+  // Slip only a stream: data there on entry, or after a wait too short to
+  // be a gap between messages (kSlipDenseNs); never a sparse feed.
+  bool may_slip = s->rx_streaming && !peek && !waitall;
+  // A receive ends a stream of sends: request/response keeps its fences,
+  // so the peer's sleeps stay free of membarrier IPIs (fence.h).
+  s->tx_streak = 0;
+  if (s->tx.lazy()) s->tx.SetLazy(false);
   for (;;) {
     if (s->shut_rd) return static_cast<ssize_t>(got);
     size_t avail = s->rx.Readable();
+    if (avail > 0 && may_slip) avail = Slip(s, avail);
+    may_slip = false;
     if (avail > 0) {
       const size_t n = std::min(avail, total - got);
       // Receive-queue gauges (single writer: relaxed stores).
@@ -470,11 +529,13 @@ ssize_t PipeRecv(Socket* s, const iovec* iov, int iovcnt, int flags) {
       }
       ScatterOut(&s->rx, iov, iovcnt, got, n);
       if (!peek) {
+        if (n >= kEvictBytes) s->rx.EvictConsumed(n);
         if (s->rx.Consume(n)) shm::Kick(s->peer_efd.get());
         Add(s->slot->rx_bytes, n);
         Add(s->slot->rx_msgs, 1);
       }
       got += n;
+      s->rx_streaming = !peek;
       if (!waitall || got == total) return static_cast<ssize_t>(got);
       continue;
     }
@@ -495,12 +556,15 @@ ssize_t PipeRecv(Socket* s, const iovec* iov, int iovcnt, int flags) {
       errno = EAGAIN;
       return -1;
     }
+    const bool stream = got == 0 && s->rx_streaming && !peek && !waitall;
+    const int64_t wait_start = stream ? NowNs() : 0;
     const int rc = WaitSocket(s, EPOLLIN, Timeout(s, true));
     if (rc != 0) {
       if (got > 0) return static_cast<ssize_t>(got);
       errno = rc;
       return -1;
     }
+    may_slip = stream && NowNs() - wait_start < kSlipDenseNs;
   }
 }
 

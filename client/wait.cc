@@ -143,12 +143,16 @@ void ArmFlags(Socket* s, uint32_t events) {
   }
 }
 
-bool ArmRecheck(Socket* s, uint32_t events) {
+bool ArmRecheck(Socket* s, uint32_t events, bool* barrier_done) {
   switch (s->path.load(std::memory_order_acquire)) {
     case Path::kPipe: {
       if (s->connecting.load(std::memory_order_relaxed)) return ConnectProgress(s) != EINPROGRESS;
       bool ready = false;
       if (events & (EPOLLIN | EPOLLRDNORM | EPOLLRDHUP)) {
+        if (!*barrier_done && s->rx.WriterLazy()) {
+          shm::PeerBarrier();
+          *barrier_done = true;
+        }
         if (s->rx.RecheckAfterFence() != 0 || s->rx.Shut() != 0) ready = true;
       }
       if ((events & (EPOLLOUT | EPOLLWRNORM)) &&
@@ -170,7 +174,8 @@ bool ArmRecheck(Socket* s, uint32_t events) {
 bool Arm(Socket* s, uint32_t events) {
   ArmFlags(s, events);
   shm::HeavyFence();
-  return ArmRecheck(s, events);
+  bool barrier_done = false;
+  return ArmRecheck(s, events, &barrier_done);
 }
 
 void Disarm(Socket* s) {

@@ -33,7 +33,7 @@ inline constexpr uint64_t kArenaMagic = 0x4f46464c4f414431ull;  // "OFFLOAD1"
 inline constexpr uint64_t kPipeMagic = 0x4f46464c50495045ull;   // "OFFLPIPE"
 inline constexpr uint64_t kDgramMagic = 0x4f46464c44475231ull;  // "OFFLDGR1"
 // Bumped on every incompatible change of anything in daemon/shm/.
-inline constexpr uint32_t kAbiVersion = 5;
+inline constexpr uint32_t kAbiVersion = 6;
 
 inline constexpr size_t kCacheLine = 64;
 
@@ -204,6 +204,11 @@ struct RingIndexes {
   // Set by a producer that found the ring full (seq_cst), then it re-checks
   // head and sleeps; the consumer, after advancing head, does a seq_cst
   // fence, loads it and, if set, exchanges it to 0 and kicks the producer.
+  std::atomic<uint32_t> writer_lazy;
+  // 1 while the producer skips its fast-side fence (a stream: fence.h,
+  // ByteRingProducer::SetLazy). Stored with a full fence after it (on) or
+  // release after the last lazy commit (off); a consumer loads it after its
+  // sleep fence and, if set, issues shm::PeerBarrier() before re-checking.
 };
 
 inline constexpr int32_t kConnectPending = -1;

@@ -20,11 +20,46 @@
 #include <cstdint>
 #include <cstring>
 
+#if defined(__x86_64__)
+#include <cpuid.h>
+#endif
+
 #include "daemon/shm/abi.h"
 #include "daemon/shm/fence.h"
 
 namespace offload {
 namespace shm {
+
+// CLFLUSHOPT (CPUID.(EAX=7,ECX=0):EBX bit 23), checked once.
+inline bool HaveClflushopt() {
+#if defined(__x86_64__)
+  static const bool have = [] {
+    unsigned a = 0, b = 0, c = 0, d = 0;
+    return __get_cpuid_count(7, 0, &a, &b, &c, &d) != 0 && (b & (1u << 23)) != 0;
+  }();
+  return have;
+#else
+  return false;
+#endif
+}
+
+// PREFETCHW: fetch a line for writing (a NOP on x86 CPUs without it). GCC
+// drops a conditional __builtin_prefetch, hence the asm.
+inline void PrefetchForWrite(const void* p) {
+#if defined(__x86_64__)
+  asm volatile("prefetchw %0" : : "m"(*static_cast<const char*>(p)));
+#else
+  __builtin_prefetch(p, 1, 3);
+#endif
+}
+
+#if defined(__x86_64__)
+__attribute__((target("clflushopt"))) inline void EvictLines(const uint8_t* p, size_t n) {
+  for (size_t off = 0; off < n; off += kCacheLine) __builtin_ia32_clflushopt(p + off);
+}
+#else
+inline void EvictLines(const uint8_t*, size_t) {}
+#endif
 
 class ByteRingProducer {
  public:
@@ -38,6 +73,7 @@ class ByteRingProducer {
     capacity_ = capacity;
     tail_ = idx->tail.load(std::memory_order_relaxed);
     cached_head_ = idx->head.load(std::memory_order_acquire);
+    lazy_ = false;
   }
   bool valid() const { return idx_ != nullptr; }
   uint32_t capacity() const { return capacity_; }
@@ -71,10 +107,36 @@ class ByteRingProducer {
     idx_->tail.store(tail_, std::memory_order_release);
     // StoreLoad (fence.h, fast side): the tail store before the flag load;
     // pairs with the consumer's flag store + HeavyFence + tail re-check in
-    // PrepareSleep().
-    LightFence();
+    // PrepareSleep(). A lazy producer leaves it to the consumer's
+    // PeerBarrier() (registration is lost in a forked child: fence again).
+    if (lazy_ && g_peer_barriers.load(std::memory_order_relaxed) == 1) {
+      std::atomic_signal_fence(std::memory_order_seq_cst);
+      PrefetchAhead();
+    } else {
+      LightFence();
+    }
     return TakeReaderWakeup();
   }
+
+  // Lazy mode for a stream of sends (fence.h): on, the fast-side fence is
+  // skipped and sleeping consumers issue a membarrier instead; off, every
+  // commit fences again. No-op unless this process is registered.
+  void SetLazy(bool on) {
+    if (on == lazy_) return;
+    if (on) {
+      if (g_peer_barriers.load(std::memory_order_relaxed) != 1) return;
+      // Before any fence-less commit: a consumer that does not see the
+      // flag after its own fence is seen by our next flag load (Dekker).
+      idx_->writer_lazy.store(1, std::memory_order_seq_cst);
+      std::atomic_thread_fence(std::memory_order_seq_cst);
+    } else {
+      // After the last lazy commit (TSO/release: a consumer that sees 0
+      // also sees every earlier tail).
+      idx_->writer_lazy.store(0, std::memory_order_release);
+    }
+    lazy_ = on;
+  }
+  bool lazy() const { return lazy_; }
 
   // Sets the writer's need-wake-up flag before sleeping on a full ring.
   // Returns the free space seen after setting it: non-zero means do not
@@ -117,12 +179,29 @@ class ByteRingProducer {
     return idx_->reader_needs_wakeup.exchange(0, std::memory_order_acq_rel) != 0;
   }
 
+  // A stream: ask for ownership of the lines kPrefetchAhead bytes past the
+  // tail now, so their transfers overlap instead of queueing behind the
+  // store buffer one message at a time. Only lines the consumer is done
+  // with (within the free space last seen).
+  static constexpr size_t kPrefetchAhead = 2048;
+  void PrefetchAhead() {
+    const uint64_t at = tail_ + kPrefetchAhead;
+    if (at + 2 * kCacheLine - cached_head_ > capacity_) {
+      // A load, which does not hold up our stores like a lost line does.
+      cached_head_ = idx_->head.load(std::memory_order_acquire);
+      if (at + 2 * kCacheLine - cached_head_ > capacity_) return;
+    }
+    PrefetchForWrite(data_ + (at & mask_));
+    PrefetchForWrite(data_ + ((at + kCacheLine) & mask_));
+  }
+
   RingIndexes* idx_ = nullptr;
   uint8_t* data_ = nullptr;
   size_t mask_ = 0;
   size_t capacity_ = 0;
   uint64_t tail_ = 0;         // our own index, mirrored to idx_->tail
   uint64_t cached_head_ = 0;  // last head seen
+  bool lazy_ = false;         // SetLazy(true) in effect
 };
 
 class ByteRingConsumer {
@@ -166,6 +245,25 @@ class ByteRingConsumer {
     if (n > first) std::memcpy(static_cast<uint8_t*>(dst) + first, data_, n - first);
   }
 
+  // Before Consume(n) of a large read from a stream: evicts the cache
+  // lines the read used up entirely from every cache. The producer's next
+  // lap then writes lines no core holds, instead of invalidating this
+  // core's copies one remote snoop at a time; across CPU complexes (AMD
+  // CCDs, sockets) that snoop is what bounds a stream of small messages.
+  // Never the line the producer is still filling. Content is unchanged
+  // (CLFLUSHOPT writes back), so this is only a hint.
+  void EvictConsumed(size_t n) {
+    if (!HaveClflushopt()) return;
+    const uint64_t first = (head_ + kCacheLine - 1) & ~uint64_t{kCacheLine - 1};
+    const uint64_t last = (head_ + n) & ~uint64_t{kCacheLine - 1};
+    if (last <= first) return;
+    const size_t pos = first & mask_;
+    const size_t len = last - first;
+    const size_t run = len < capacity_ - pos ? len : capacity_ - pos;
+    EvictLines(data_ + pos, run);
+    if (len > run) EvictLines(data_, len - run);
+  }
+
   // Releases `n` bytes. Returns true if the producer sleeps on a full ring
   // and must be kicked.
   bool Consume(size_t n) {
@@ -185,9 +283,14 @@ class ByteRingConsumer {
   size_t PrepareSleep() {
     SetSleepFlag();
     HeavyFence();
+    if (WriterLazy()) PeerBarrier();
     return RecheckAfterFence();
   }
-  // PrepareSleep() in two halves (one HeavyFence() for many rings).
+  // After HeavyFence(): the producer is lazy, so PeerBarrier() must come
+  // before RecheckAfterFence().
+  bool WriterLazy() const { return idx_->writer_lazy.load(std::memory_order_seq_cst) != 0; }
+  // PrepareSleep() in two halves (one HeavyFence() for many rings; then
+  // PeerBarrier() once if any ring's WriterLazy()).
   // Slow side of the handshake; pairs with the producer's tail store +
   // LightFence + flag load in Commit()/Shut().
   void SetSleepFlag() { idx_->reader_needs_wakeup.store(1, std::memory_order_seq_cst); }

@@ -18,6 +18,15 @@
 // child) keeps real fences on its fast side, and in asymmetric mode every
 // slow side issues the membarrier whether or not it registered itself.
 //
+// Streaming writers (ByteRingProducer::SetLazy) get the asymmetric scheme
+// per ring even in full-fence mode: a producer that sends many messages in
+// a row publishes RingIndexes::writer_lazy and drops its fast-side fence;
+// a consumer about to sleep on that ring sees the flag after its own fence
+// and issues the membarrier (PeerBarrier). A request/response exchange
+// never goes lazy, so its sleeps cost no IPI; a stream's reader rarely
+// sleeps. Lazy mode needs the producer's process registered
+// (RegisterForPeerBarriers), which every attached process tries.
+//
 // Thread safety: any thread. EnableAsymmetricFences() per process.
 
 #ifndef OFFLOAD_DAEMON_SHM_FENCE_H_
@@ -44,19 +53,33 @@ inline bool MembarrierAvailable() {
   return q > 0 && (q & MEMBARRIER_CMD_GLOBAL_EXPEDITED);
 }
 
+// 1: this process receives MEMBARRIER_CMD_GLOBAL_EXPEDITED barriers, so its
+// producers may go lazy (ByteRingProducer::SetLazy).
+inline std::atomic<int> g_peer_barriers{0};
+
+// Registers this process as a membarrier target. Returns true on success.
+inline bool RegisterForPeerBarriers() {
+  const bool ok = syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED, 0, 0) == 0;
+  g_peer_barriers.store(ok ? 1 : 0, std::memory_order_release);
+  return ok;
+}
+
 // Asymmetric mode for this process: the slow side issues membarrier and,
 // if registration works, the fast side drops its fence. Returns true if the
 // fast side is registered.
 inline bool EnableAsymmetricFences() {
   g_heavy_membarrier.store(1, std::memory_order_release);
-  const bool ok = syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED, 0, 0) == 0;
+  const bool ok = RegisterForPeerBarriers();
   g_fast_side_registered.store(ok ? 1 : 0, std::memory_order_release);
   return ok;
 }
 
 // Full fences on the fast side (a forked child: registrations are not
 // inherited; the slow-side mode is kept).
-inline void ForgetFastSide() { g_fast_side_registered.store(0, std::memory_order_release); }
+inline void ForgetFastSide() {
+  g_fast_side_registered.store(0, std::memory_order_release);
+  g_peer_barriers.store(0, std::memory_order_release);
+}
 
 // Fast side: between the index store and the flag load.
 inline void LightFence() {
@@ -73,6 +96,14 @@ inline void HeavyFence() {
   if (g_heavy_membarrier.load(std::memory_order_relaxed) == 1) {
     (void)syscall(SYS_membarrier, MEMBARRIER_CMD_GLOBAL_EXPEDITED, 0, 0);
   }
+}
+
+// Slow side, after HeavyFence(), when a producer of a ring about to be slept
+// on is lazy (RingIndexes::writer_lazy read after the fence): its fast side
+// skipped the fence, so force one on every CPU running a registered process.
+inline void PeerBarrier() {
+  if (g_heavy_membarrier.load(std::memory_order_relaxed) == 1) return;  // HeavyFence did it
+  (void)syscall(SYS_membarrier, MEMBARRIER_CMD_GLOBAL_EXPEDITED, 0, 0);
 }
 
 }  // namespace shm

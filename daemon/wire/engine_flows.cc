@@ -179,6 +179,15 @@ bool EngineFlows::ArmApplicationWakeups() {
   }
   armed_ = true;
   shm::HeavyFence();
+  // An application streaming into a pipe may have skipped its fence
+  // (fence.h lazy producers): one barrier before the re-checks.
+  for (Entry* e : pipes_) {
+    if (!e->connect_pending &&
+        e->pipe->to_wire().writer_lazy.load(std::memory_order_seq_cst) != 0) {
+      shm::PeerBarrier();
+      break;
+    }
+  }
   if (udp_.RecheckAfterFence()) return true;
   for (Entry* e : pipes_) {
     if (e->connect_pending) continue;

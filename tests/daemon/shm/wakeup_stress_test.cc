@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -125,6 +126,128 @@ TEST(WakeupStressTest, MillionsOfSleepingPingPongsLoseNothingWithAsymmetricFence
 
 // A process that could not register: real fences on both sides.
 TEST(WakeupStressTest, MillionsOfSleepingPingPongsLoseNothingWithFullFences) { RunPingPongs(false); }
+
+// A streaming (lazy) producer: no fence on its fast side, the consumer's
+// sleep issues a membarrier instead (fence.h). The child sends bursts of
+// random-sized chunks with short pauses inside them, so the parent drains
+// the ring and goes to sleep in the middle of a burst over and over; the
+// parent checks every byte and acks each burst on the reverse ring. A lost
+// wake-up stalls a burst and fails on the poll timeout.
+uint8_t StreamByte(uint64_t i) { return static_cast<uint8_t>(i * 131 + (i >> 9)); }
+
+TEST(WakeupStressTest, LazyStreamingProducerLosesNoWakeup) {
+  ASSERT_TRUE(MembarrierAvailable()) << "kernel without MEMBARRIER_CMD_GLOBAL_EXPEDITED";
+  ForgetFastSide();
+  g_heavy_membarrier.store(0);  // full-fence mode: only the lazy ring uses membarrier
+  UniqueFd mem(memfd_create("wakeup_lazy", MFD_CLOEXEC));
+  ASSERT_TRUE(mem.valid());
+  const size_t bytes = PipeSegmentBytes(kCap);
+  ASSERT_EQ(ftruncate(mem.get(), bytes), 0);
+  Mapping map = Mapping::MapShared(mem.get(), bytes);
+  ASSERT_TRUE(map.valid());
+  auto* hdr = new (map.get()) PipeHeader();
+  hdr->capacity = kCap;
+  auto* base = map.as<uint8_t>();
+  UniqueFd efd[2] = {UniqueFd(eventfd(0, EFD_NONBLOCK)), UniqueFd(eventfd(0, EFD_NONBLOCK))};
+  const long kBursts = 300'000;
+  const double kSeconds = 15;
+
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    if (!RegisterForPeerBarriers()) _exit(2);
+    ByteRingProducer p;
+    ByteRingConsumer c;
+    p.Init(&hdr->dir[0], base + PipeDataOffset(0, kCap), kCap);
+    c.Init(&hdr->dir[1], base + PipeDataOffset(1, kCap), kCap);
+    p.SetLazy(true);
+    if (!p.lazy()) _exit(3);
+    uint64_t seq = 0, rng = 88172645463325252ull;
+    for (;;) {
+      // The burst size is announced by the parent's ack byte (0: stop).
+      if (!SleepForData(&c, efd[1].get())) _exit(1);
+      uint8_t burst;
+      c.CopyOut(0, &burst, 1);
+      c.Consume(1);
+      if (burst == 0) _exit(0);
+      size_t left = size_t{burst} * 16;
+      while (left > 0) {
+        rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+        size_t n = std::min<size_t>(left, 1 + rng % 100);
+        while (p.Writable(n) < n) {  // full: wait for the consumer
+          if (p.PrepareSleep() >= n) {
+            p.CancelSleep();
+            break;
+          }
+          struct pollfd pfd = {efd[1].get(), POLLIN, 0};
+          if (poll(&pfd, 1, kLostWakeupMs) == 0) _exit(1);
+          Drain(efd[1].get());
+        }
+        uint8_t chunk[100];
+        for (size_t k = 0; k < n; ++k) chunk[k] = StreamByte(seq + k);
+        p.CopyIn(0, chunk, n);
+        if (p.Commit(n)) Kick(efd[0].get());
+        seq += n;
+        left -= n;
+        if ((rng >> 40) % 4 == 0) {  // a pause inside the burst: the reader may sleep
+          for (int k = 0; k < static_cast<int>((rng >> 20) % 2000); ++k) __builtin_ia32_pause();
+        }
+      }
+    }
+  }
+  ByteRingProducer p;
+  ByteRingConsumer c;
+  p.Init(&hdr->dir[1], base + PipeDataOffset(1, kCap), kCap);
+  c.Init(&hdr->dir[0], base + PipeDataOffset(0, kCap), kCap);
+  const auto t0 = std::chrono::steady_clock::now();
+  const auto deadline = t0 + std::chrono::duration<double>(kSeconds);
+  uint64_t seq = 0, sleeps = 0;
+  long bursts = 0;
+  bool lost = false, corrupt = false;
+  for (; bursts < kBursts && !lost && !corrupt; ++bursts) {
+    if ((bursts & 255) == 0 && std::chrono::steady_clock::now() > deadline) break;
+    const uint8_t burst = static_cast<uint8_t>(1 + bursts % 200);
+    p.CopyIn(0, &burst, 1);
+    if (p.Commit(1)) Kick(efd[1].get());
+    size_t want = size_t{burst} * 16;
+    while (want > 0) {
+      size_t avail = c.Readable();
+      if (avail == 0) {
+        ++sleeps;
+        if (!SleepForData(&c, efd[0].get())) {
+          lost = true;
+          break;
+        }
+        continue;
+      }
+      const size_t n = std::min(avail, want);
+      uint8_t buf[kCap];
+      c.CopyOut(0, buf, n);
+      for (size_t k = 0; k < n; ++k) {
+        if (buf[k] != StreamByte(seq + k)) corrupt = true;
+      }
+      if (c.Consume(n)) Kick(efd[1].get());
+      seq += n;
+      want -= n;
+    }
+  }
+  const uint8_t stop = 0;
+  p.CopyIn(0, &stop, 1);
+  if (p.Commit(1)) Kick(efd[1].get());
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  ASSERT_FALSE(lost) << "lost wake-up: the consumer slept on data after " << bursts << " bursts";
+  ASSERT_FALSE(corrupt) << "byte mismatch near stream offset " << seq;
+  ASSERT_TRUE(WIFEXITED(status)) << "child killed";
+  ASSERT_NE(WEXITSTATUS(status), 2) << "membarrier registration failed";
+  ASSERT_NE(WEXITSTATUS(status), 3) << "the producer did not go lazy";
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "lost wake-up in the producer";
+  std::printf("%ld bursts, %llu bytes, %llu consumer sleeps in %.1f s\n", bursts,
+              static_cast<unsigned long long>(seq), static_cast<unsigned long long>(sleeps), secs);
+  EXPECT_GT(bursts, 1000);
+  EXPECT_GT(sleeps, 1000u);  // the sleep path really ran against a lazy writer
+}
 
 }  // namespace
 }  // namespace shm
