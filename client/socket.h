@@ -128,9 +128,13 @@ struct Socket : FdObject {
   bool rst_reported = false;
   // The last operation on this socket was a recv that returned data (no
   // send since): the application is draining a stream (PipeRecv's slip).
-  bool rx_streaming = false;
-  // Sends since the last receive on this socket: a stream of them makes
-  // the producer lazy (PipeSend, fence.h), a receive ends it.
+  // Relaxed atomics: a reader thread and a writer thread may share a socket.
+  std::atomic<bool> rx_streaming{false};
+  // Bumped by every receive. The sending thread alone owns the producer's
+  // lazy state: it counts sends since it last saw rx_epoch change
+  // (tx_streak) and goes lazy after a run of them (PipeSend, fence.h).
+  std::atomic<uint32_t> rx_epoch{0};
+  uint32_t tx_seen_rx_epoch = 0;
   uint32_t tx_streak = 0;
   // A non-blocking connect an engine is still completing (connect_status
   // pending when connect() returned EINPROGRESS); see ConnectProgress().

@@ -400,6 +400,22 @@ void EngineLost(Socket* s) {
   Log(2, "fd %d: offloadd is gone; its TCP connection is reset", s->fd);
 }
 
+namespace {
+// After a send: a run of kLazyAfterSends sends with no receive between
+// makes the producer lazy; the first send after a receive ends it, so
+// request/response keeps its fences and the peer's sleeps stay free of
+// membarrier IPIs (fence.h). Only the sending thread touches this state.
+void NoteSend(Socket* s) {
+  const uint32_t epoch = s->rx_epoch.load(std::memory_order_relaxed);
+  if (epoch != s->tx_seen_rx_epoch) {
+    s->tx_seen_rx_epoch = epoch;
+    s->tx_streak = 0;
+    s->tx.SetLazy(false);
+  }
+  if (s->tx_streak < kLazyAfterSends && ++s->tx_streak == kLazyAfterSends) s->tx.SetLazy(true);
+}
+}  // namespace
+
 ssize_t PipeSend(Socket* s, const iovec* iov, int iovcnt, int flags) {
   const size_t total = IovLen(iov, iovcnt);
   const bool nonblock = s->nonblock || (flags & MSG_DONTWAIT);
@@ -429,8 +445,10 @@ ssize_t PipeSend(Socket* s, const iovec* iov, int iovcnt, int flags) {
       const size_t n = std::min(room, total - sent);
       GatherIn(&s->tx, iov, iovcnt, sent, n);
       if (s->tx.Commit(n)) shm::Kick(s->peer_efd.get());
-      s->rx_streaming = false;
-      if (++s->tx_streak == kLazyAfterSends) s->tx.SetLazy(true);
+      if (s->rx_streaming.load(std::memory_order_relaxed)) {
+        s->rx_streaming.store(false, std::memory_order_relaxed);
+      }
+      NoteSend(s);
       sent += n;
       Add(s->slot->tx_bytes, n);
       if (sent == total) {
@@ -472,7 +490,7 @@ namespace {
 // after kSlipPollNs to measure the writer's rate, then when that rate says
 // the bytes will be there. It delivers at once if the tail did not move
 // between two looks (the writer paused), and after kSlipMaxNs in any case.
-constexpr size_t kSlipBytes = 4096;
+constexpr size_t kSlipBytes = 8192;
 constexpr int64_t kSlipPollNs = 1000;
 constexpr int64_t kSlipMinPollNs = 250;
 constexpr int64_t kSlipMaxNs = 8000;
@@ -480,7 +498,7 @@ constexpr int64_t kSlipDenseNs = 1000;
 
 size_t Slip(Socket* s, size_t avail) {
   const size_t want = std::min<size_t>(kSlipBytes, s->rx.capacity() / 4);
-  if (avail >= want) return avail;
+  if (avail >= want) return s->rx.BelowProducerPage(avail);
   const int64_t start = NowNs();
   const size_t first = avail;
   int64_t next = start + kSlipPollNs;
@@ -488,7 +506,8 @@ size_t Slip(Socket* s, size_t avail) {
     while (NowNs() < next) CpuRelax();  // no shared line touched here
     const size_t now_avail = s->rx.ReadableFresh();
     const int64_t now = NowNs();
-    if (now_avail >= want || now_avail == avail || now - start >= kSlipMaxNs) return now_avail;
+    if (now_avail == avail) return now_avail;  // the writer paused: all of it
+    if (now_avail >= want || now - start >= kSlipMaxNs) return s->rx.BelowProducerPage(now_avail);
     avail = now_avail;
     // Bytes per ns so far; the rest should take (want - avail) / rate.
     const double rate = static_cast<double>(avail - first) / static_cast<double>(now - start);
@@ -510,15 +529,15 @@ ssize_t PipeRecv(Socket* s, const iovec* iov, int iovcnt, int flags) {
   if (total == 0) return 0;
   // Slip only a stream: data there on entry, or after a wait too short to
   // be a gap between messages (kSlipDenseNs); never a sparse feed.
-  bool may_slip = s->rx_streaming && !peek && !waitall;
-  // A receive ends a stream of sends: request/response keeps its fences,
-  // so the peer's sleeps stay free of membarrier IPIs (fence.h).
-  s->tx_streak = 0;
-  if (s->tx.lazy()) s->tx.SetLazy(false);
+  bool may_slip = s->rx_streaming.load(std::memory_order_relaxed) && !peek && !waitall;
+  // A receive ends a stream of sends (NoteSend).
+  s->rx_epoch.store(s->rx_epoch.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
   for (;;) {
     if (s->shut_rd) return static_cast<ssize_t>(got);
     size_t avail = s->rx.Readable();
-    if (avail > 0 && may_slip) avail = Slip(s, avail);
+    // Never when the caller's buffer can be filled now (a length-prefixed
+    // protocol reading its body).
+    if (avail > 0 && may_slip && avail < total - got) avail = Slip(s, avail);
     may_slip = false;
     if (avail > 0) {
       const size_t n = std::min(avail, total - got);
@@ -535,7 +554,7 @@ ssize_t PipeRecv(Socket* s, const iovec* iov, int iovcnt, int flags) {
         Add(s->slot->rx_msgs, 1);
       }
       got += n;
-      s->rx_streaming = !peek;
+      if (!peek) s->rx_streaming.store(true, std::memory_order_relaxed);
       if (!waitall || got == total) return static_cast<ssize_t>(got);
       continue;
     }
@@ -556,7 +575,8 @@ ssize_t PipeRecv(Socket* s, const iovec* iov, int iovcnt, int flags) {
       errno = EAGAIN;
       return -1;
     }
-    const bool stream = got == 0 && s->rx_streaming && !peek && !waitall;
+    const bool stream =
+        got == 0 && s->rx_streaming.load(std::memory_order_relaxed) && !peek && !waitall;
     const int64_t wait_start = stream ? NowNs() : 0;
     const int rc = WaitSocket(s, EPOLLIN, Timeout(s, true));
     if (rc != 0) {

@@ -234,6 +234,18 @@ class ByteRingConsumer {
     cached_tail_ = idx_->tail.load(std::memory_order_acquire);
     return cached_tail_ - head_;
   }
+  // Of `avail` readable bytes, those before the page that holds the tail
+  // (all of them if that leaves none). A reader that stays out of the page
+  // the producer is filling keeps its hardware prefetcher from taking
+  // lines the producer has just claimed (PrefetchAhead).
+  size_t BelowProducerPage(size_t avail) const {
+    constexpr uintptr_t kPage = 4096;
+    const uintptr_t base = reinterpret_cast<uintptr_t>(data_);
+    const uintptr_t at = base + ((head_ + avail) & mask_);
+    const uintptr_t page = at & ~(kPage - 1);
+    const size_t cut = page > base ? at - page : at - base;
+    return cut < avail ? avail - cut : avail;
+  }
   // Peek at the producer's tail without touching the cache (epoll ET).
   uint64_t ProducerTail() const { return idx_->tail.load(std::memory_order_acquire); }
 
