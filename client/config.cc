@@ -66,6 +66,8 @@ void LoadConfig() {
   EnvInt("SELECT_POLL_OS_RATIO", &v);
   c.select_os_ratio = v < 1 ? 1 : static_cast<int>(v);
   EnvInt("SPIN_YIELD_NS", &c.spin_yield_ns);
+  EnvInt("RX_SLIP", &c.rx_slip);
+  if (c.rx_slip < 0) c.rx_slip = 0;
   EnvStr("STATS_FILE", c.stats_file, sizeof(c.stats_file));
   EnvStr("RUN_DIR", c.run_dir, sizeof(c.run_dir));
   const int fd = static_cast<int>(syscall(SYS_openat, AT_FDCWD, "/proc/self/comm",

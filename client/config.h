@@ -29,6 +29,9 @@ struct ClientConfig {
   // OFFLOAD_SPIN_YIELD_NS: sched_yield() after this much spinning so a peer
   // sharing our CPU can run, and check we still own the CPU (0 = never).
   int64_t spin_yield_ns = 20000;
+  // OFFLOAD_RX_SLIP: bytes a receiver in a stream lets the sender get ahead
+  // before it reads (client/README.md, "Streams of small messages"; 0 = off).
+  int64_t rx_slip = 8192;
 };
 
 const ClientConfig& Config();

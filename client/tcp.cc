@@ -479,25 +479,27 @@ pipe_error:
 
 namespace {
 // Temporal slip (FastForward, Giacomoni et al., PPoPP 2008). A reader that
-// drains a stream as fast as it is written keeps reading the lines the
-// writer is filling, and every look at the writer's tail takes that line
-// away from it: its next commit waits for the line to come back, and every
-// store behind it waits too (x86 commits stores in order). Across CPU
-// complexes that transfer costs a quarter of a microsecond and the stream
-// collapses to a few million messages a second. So a reader that finds
-// only a little data, in a stream (PipeRecv decides), lets the writer get
-// kSlipBytes ahead first, looking at the tail as rarely as it can: once
-// after kSlipPollNs to measure the writer's rate, then when that rate says
-// the bytes will be there. It delivers at once if the tail did not move
-// between two looks (the writer paused), and after kSlipMaxNs in any case.
-constexpr size_t kSlipBytes = 8192;
+// drains a stream as fast as it is written reads the lines the writer is
+// filling, and every look at the tail takes a line away from the writer:
+// its next store waits for the line, and every store behind it waits too
+// (x86 commits stores in order). Across CPU complexes a transfer costs a
+// quarter of a microsecond and the stream collapses to a few million
+// messages a second. So a reader that finds only a little data, in a
+// stream (PipeRecv decides), first lets the writer get OFFLOAD_RX_SLIP
+// bytes ahead, looking at the tail as rarely as it can: after kSlipPollNs
+// to measure the writer's rate, then when that rate says the bytes will be
+// there. It takes only the bytes before the page the writer is filling
+// (its hardware prefetcher would take the writer's next lines), and all of
+// them if the tail did not move between two looks (the writer paused) or
+// after kSlipMaxNs.
 constexpr int64_t kSlipPollNs = 1000;
 constexpr int64_t kSlipMinPollNs = 250;
 constexpr int64_t kSlipMaxNs = 8000;
 constexpr int64_t kSlipDenseNs = 1000;
 
 size_t Slip(Socket* s, size_t avail) {
-  const size_t want = std::min<size_t>(kSlipBytes, s->rx.capacity() / 4);
+  const size_t want = std::min<size_t>(static_cast<size_t>(Config().rx_slip), s->rx.capacity() / 4);
+  if (want == 0) return avail;
   if (avail >= want) return s->rx.BelowProducerPage(avail);
   const int64_t start = NowNs();
   const size_t first = avail;

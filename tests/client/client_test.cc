@@ -58,6 +58,19 @@ TEST(ConfigTest, OffloadNamesWinOverVmaAliases) {
   EXPECT_STREQ(Config().run_dir, "/run/offloadd");
 }
 
+TEST(ConfigTest, RxSlipDefaultsToEightKibAndZeroTurnsItOff) {
+  LoadConfig();
+  EXPECT_EQ(Config().rx_slip, 8192);
+  setenv("OFFLOAD_RX_SLIP", "0", 1);
+  LoadConfig();
+  EXPECT_EQ(Config().rx_slip, 0);
+  setenv("OFFLOAD_RX_SLIP", "-5", 1);
+  LoadConfig();
+  EXPECT_EQ(Config().rx_slip, 0) << "negative means off, not a huge unsigned wait";
+  unsetenv("OFFLOAD_RX_SLIP");
+  LoadConfig();
+}
+
 TEST(SpinTest, SpinningStopsWhenTheCpuIsShared) {
   setenv("OFFLOAD_SPIN_YIELD_NS", "1000", 1);
   LoadConfig();
