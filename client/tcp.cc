@@ -531,7 +531,8 @@ ssize_t PipeRecv(Socket* s, const iovec* iov, int iovcnt, int flags) {
   if (total == 0) return 0;
   // Slip only a stream: data there on entry, or after a wait too short to
   // be a gap between messages (kSlipDenseNs); never a sparse feed.
-  bool may_slip = s->rx_streaming.load(std::memory_order_relaxed) && !peek && !waitall;
+  const bool stream = s->rx_streaming.load(std::memory_order_relaxed) && !peek && !waitall;
+  bool may_slip = stream;
   // A receive ends a stream of sends (NoteSend).
   s->rx_epoch.store(s->rx_epoch.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
   for (;;) {
@@ -577,16 +578,15 @@ ssize_t PipeRecv(Socket* s, const iovec* iov, int iovcnt, int flags) {
       errno = EAGAIN;
       return -1;
     }
-    const bool stream =
-        got == 0 && s->rx_streaming.load(std::memory_order_relaxed) && !peek && !waitall;
-    const int64_t wait_start = stream ? NowNs() : 0;
+    const bool timed = stream && got == 0;
+    const int64_t wait_start = timed ? NowNs() : 0;
     const int rc = WaitSocket(s, EPOLLIN, Timeout(s, true));
     if (rc != 0) {
       if (got > 0) return static_cast<ssize_t>(got);
       errno = rc;
       return -1;
     }
-    may_slip = stream && NowNs() - wait_start < kSlipDenseNs;
+    may_slip = timed && NowNs() - wait_start < kSlipDenseNs;
   }
 }
 

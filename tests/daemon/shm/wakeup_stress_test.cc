@@ -28,6 +28,34 @@ namespace {
 constexpr uint32_t kCap = 4096;
 constexpr int kLostWakeupMs = 5000;
 
+// One pipe segment (both directions) in a memfd shared across fork(), and
+// one eventfd per side.
+struct SharedPipe {
+  UniqueFd mem;
+  Mapping map;
+  PipeHeader* hdr = nullptr;
+  UniqueFd efd[2];
+
+  bool Create() {
+    mem = UniqueFd(memfd_create("wakeup_stress", MFD_CLOEXEC));
+    const size_t bytes = PipeSegmentBytes(kCap);
+    if (!mem.valid() || ftruncate(mem.get(), bytes) != 0) return false;
+    map = Mapping::MapShared(mem.get(), bytes);
+    if (!map.valid()) return false;
+    hdr = new (map.get()) PipeHeader();
+    hdr->capacity = kCap;
+    efd[0] = UniqueFd(eventfd(0, EFD_NONBLOCK));
+    efd[1] = UniqueFd(eventfd(0, EFD_NONBLOCK));
+    return efd[0].valid() && efd[1].valid();
+  }
+  // Side 0 produces into dir[0] and consumes dir[1]; side 1 the reverse.
+  void Attach(int side, ByteRingProducer* p, ByteRingConsumer* c) {
+    uint8_t* base = map.as<uint8_t>();
+    p->Init(&hdr->dir[side], base + PipeDataOffset(side, kCap), kCap);
+    c->Init(&hdr->dir[1 - side], base + PipeDataOffset(1 - side, kCap), kCap);
+  }
+};
+
 // Blocks until the ring has a byte. Returns false on a lost wake-up.
 bool SleepForData(ByteRingConsumer* c, int efd) {
   while (c->Readable() == 0) {
@@ -81,16 +109,9 @@ void RunPingPongs(bool asymmetric) {
     ForgetFastSide();
     g_heavy_membarrier.store(0);
   }
-  UniqueFd mem(memfd_create("wakeup_stress", MFD_CLOEXEC));
-  ASSERT_TRUE(mem.valid());
-  const size_t bytes = PipeSegmentBytes(kCap);
-  ASSERT_EQ(ftruncate(mem.get(), bytes), 0);
-  Mapping map = Mapping::MapShared(mem.get(), bytes);
-  ASSERT_TRUE(map.valid());
-  auto* hdr = new (map.get()) PipeHeader();
-  hdr->capacity = kCap;
-  auto* base = map.as<uint8_t>();
-  UniqueFd efd[2] = {UniqueFd(eventfd(0, EFD_NONBLOCK)), UniqueFd(eventfd(0, EFD_NONBLOCK))};
+  SharedPipe pipe;
+  ASSERT_TRUE(pipe.Create());
+  UniqueFd* efd = pipe.efd;
   const long kRounds = 2'000'000;
   const double kSeconds = 20;
 
@@ -100,15 +121,13 @@ void RunPingPongs(bool asymmetric) {
     if (asymmetric) EnableAsymmetricFences();  // registration is not inherited
     ByteRingProducer p;
     ByteRingConsumer c;
-    p.Init(&hdr->dir[1], base + PipeDataOffset(1, kCap), kCap);
-    c.Init(&hdr->dir[0], base + PipeDataOffset(0, kCap), kCap);
+    pipe.Attach(1, &p, &c);
     const long n = PingPong(&p, &c, efd[1].get(), efd[0].get(), false, kRounds, kSeconds + 30);
     _exit(n < 0 ? 1 : 0);
   }
   ByteRingProducer p;
   ByteRingConsumer c;
-  p.Init(&hdr->dir[0], base + PipeDataOffset(0, kCap), kCap);
-  c.Init(&hdr->dir[1], base + PipeDataOffset(1, kCap), kCap);
+  pipe.Attach(0, &p, &c);
   const auto t0 = std::chrono::steady_clock::now();
   const long n = PingPong(&p, &c, efd[0].get(), efd[1].get(), true, kRounds, kSeconds);
   const double secs =
@@ -139,16 +158,9 @@ TEST(WakeupStressTest, LazyStreamingProducerLosesNoWakeup) {
   ASSERT_TRUE(MembarrierAvailable()) << "kernel without MEMBARRIER_CMD_GLOBAL_EXPEDITED";
   ForgetFastSide();
   g_heavy_membarrier.store(0);  // full-fence mode: only the lazy ring uses membarrier
-  UniqueFd mem(memfd_create("wakeup_lazy", MFD_CLOEXEC));
-  ASSERT_TRUE(mem.valid());
-  const size_t bytes = PipeSegmentBytes(kCap);
-  ASSERT_EQ(ftruncate(mem.get(), bytes), 0);
-  Mapping map = Mapping::MapShared(mem.get(), bytes);
-  ASSERT_TRUE(map.valid());
-  auto* hdr = new (map.get()) PipeHeader();
-  hdr->capacity = kCap;
-  auto* base = map.as<uint8_t>();
-  UniqueFd efd[2] = {UniqueFd(eventfd(0, EFD_NONBLOCK)), UniqueFd(eventfd(0, EFD_NONBLOCK))};
+  SharedPipe pipe;
+  ASSERT_TRUE(pipe.Create());
+  UniqueFd* efd = pipe.efd;
   const long kBursts = 300'000;
   const double kSeconds = 15;
 
@@ -158,8 +170,7 @@ TEST(WakeupStressTest, LazyStreamingProducerLosesNoWakeup) {
     if (!RegisterForPeerBarriers()) _exit(2);
     ByteRingProducer p;
     ByteRingConsumer c;
-    p.Init(&hdr->dir[0], base + PipeDataOffset(0, kCap), kCap);
-    c.Init(&hdr->dir[1], base + PipeDataOffset(1, kCap), kCap);
+    pipe.Attach(0, &p, &c);
     p.SetLazy(true);
     if (!p.lazy()) _exit(3);
     uint64_t seq = 0, rng = 88172645463325252ull;
@@ -197,8 +208,7 @@ TEST(WakeupStressTest, LazyStreamingProducerLosesNoWakeup) {
   }
   ByteRingProducer p;
   ByteRingConsumer c;
-  p.Init(&hdr->dir[1], base + PipeDataOffset(1, kCap), kCap);
-  c.Init(&hdr->dir[0], base + PipeDataOffset(0, kCap), kCap);
+  pipe.Attach(1, &p, &c);
   const auto t0 = std::chrono::steady_clock::now();
   const auto deadline = t0 + std::chrono::duration<double>(kSeconds);
   uint64_t seq = 0, sleeps = 0;
