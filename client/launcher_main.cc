@@ -47,7 +47,7 @@ constexpr char kUsage[] =
     "  offload --debug -- nc -l 1234\n"
     "  offload --app-id web -- redis-server --port 6380\n"
     "\n"
-    "more knobs (environment): OFFLOAD_RX_POLL, OFFLOAD_SELECT_POLL,\n"
+    "more knobs (environment): OFFLOAD_RX_POLL, OFFLOAD_SELECT_POLL, OFFLOAD_RX_SLIP,\n"
     "OFFLOAD_LOG_FILE (%d = pid), OFFLOAD_STATS_FILE; VMA_* names also work.\n"
     "See what is accelerated: offloadctl stats -p PID\n";
 
