@@ -173,6 +173,15 @@ std::string FormatStats(const v1::GetStatsResponse& r, bool verbose) {
                   static_cast<unsigned long long>(n.rx_drops()),
                   static_cast<unsigned long long>(n.tx_drops()),
                   static_cast<unsigned long long>(n.steered_flows()));
+    if (n.fault_rx_drops() + n.fault_tx_drops() + n.fault_rx_reorders() + n.fault_tx_reorders() >
+        0) {
+      out += Printf("  injected faults (OFFLOADD_FAULT): dropped rx %llu tx %llu, reordered rx %llu "
+                    "tx %llu\n",
+                    static_cast<unsigned long long>(n.fault_rx_drops()),
+                    static_cast<unsigned long long>(n.fault_tx_drops()),
+                    static_cast<unsigned long long>(n.fault_rx_reorders()),
+                    static_cast<unsigned long long>(n.fault_tx_reorders()));
+    }
   }
   return out;
 }

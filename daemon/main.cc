@@ -46,6 +46,15 @@ Options:
 Signals: SIGTERM/SIGINT stop cleanly (sockets removed); SIGHUP reloads the
 rules file.
 
+Environment:
+  OFFLOADD_FAULT           tests only: inject loss and reordering on the NIC
+                           queues, e.g. "rx_loss=0.01,tx_reorder=0.02,
+                           reorder_depth=3,reorder_us=200,seed=1" (keys: rx_loss
+                           tx_loss loss rx_reorder tx_reorder reorder
+                           reorder_depth reorder_us seed; see
+                           daemon/nic/README.md). A malformed value stops
+                           start-up; counters in `offloadctl stats`.
+
 Examples:
   systemctl start offloadd                   # as a service
   offloadd --run-dir /tmp/off &              # a private instance, no root needed

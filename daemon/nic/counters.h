@@ -60,6 +60,11 @@ struct QueueCounters {
   SingleWriterCounter wakeups;      // syscalls made to kick the kernel/NIC.
   SingleWriterCounter ring_full;    // fill/TX ring found full.
   SingleWriterCounter drops[static_cast<int>(DropReason::kCount)];
+  // Injected on purpose by FaultNicQueue (OFFLOADD_FAULT); zero otherwise.
+  SingleWriterCounter fault_rx_drops;
+  SingleWriterCounter fault_tx_drops;
+  SingleWriterCounter fault_rx_reorders;  // frames held back (reordered)
+  SingleWriterCounter fault_tx_reorders;
 
   void Drop(DropReason reason, uint64_t n = 1) {
     drops[static_cast<int>(reason)].Add(n);
@@ -77,6 +82,10 @@ struct QueueStats {
   uint64_t wakeups = 0;
   uint64_t ring_full = 0;
   uint64_t drops[static_cast<int>(DropReason::kCount)] = {};
+  uint64_t fault_rx_drops = 0;
+  uint64_t fault_tx_drops = 0;
+  uint64_t fault_rx_reorders = 0;
+  uint64_t fault_tx_reorders = 0;
   // Reported by the kernel for AF_XDP sockets (XDP_STATISTICS); zero for
   // drivers that have no equivalent.
   uint64_t kernel_rx_dropped = 0;  // no room in the RX ring / UMEM.

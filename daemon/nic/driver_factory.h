@@ -20,7 +20,10 @@ DriverKind ResolveDriverKind(const InterfaceConfig& config);
 // Opens `config.name` with the resolved driver. Errors are the drivers'
 // (see AfXdpDriver::Create, VerbsDriver::Create); asking for verbs on an
 // interface without an RDMA device is NotFound with a message naming the
-// interface and suggesting af_xdp.
+// interface and suggesting af_xdp. When the OFFLOADD_FAULT environment
+// variable asks for faults (fault_spec.h), the driver is wrapped in a
+// FaultNicDriver and a warning is logged; a malformed value is
+// InvalidArgument naming the bad token, before the interface is opened.
 absl::StatusOr<std::unique_ptr<NicDriver>> OpenDriver(
     const InterfaceConfig& config);
 

@@ -87,6 +87,10 @@ void SnapshotCounters(const QueueCounters& c, QueueStats* s) {
   for (int i = 0; i < static_cast<int>(DropReason::kCount); ++i) {
     s->drops[i] = c.drops[i].Get();
   }
+  s->fault_rx_drops = c.fault_rx_drops.Get();
+  s->fault_tx_drops = c.fault_tx_drops.Get();
+  s->fault_rx_reorders = c.fault_rx_reorders.Get();
+  s->fault_tx_reorders = c.fault_tx_reorders.Get();
 }
 
 QueueStats NicQueue::Stats() const {

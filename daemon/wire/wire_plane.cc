@@ -332,6 +332,10 @@ std::vector<v1::NicStats> WirePlane::NicStats() const {
     s.set_tx_drops(drop(nic::DropReason::kTxNoBuffer) + drop(nic::DropReason::kTxRingFull) +
                    drop(nic::DropReason::kTxError) + st.kernel_tx_invalid_descs);
     s.set_steered_flows(interface_->steered[q].load(std::memory_order_relaxed));
+    s.set_fault_rx_drops(st.fault_rx_drops);
+    s.set_fault_tx_drops(st.fault_tx_drops);
+    s.set_fault_rx_reorders(st.fault_rx_reorders);
+    s.set_fault_tx_reorders(st.fault_tx_reorders);
     out.push_back(std::move(s));
   }
   return out;
