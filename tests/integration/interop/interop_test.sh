@@ -11,6 +11,9 @@
 #   3 1 GiB each way byte-verified with ttcp
 #   4 byte-verified transfers each way under 1 % (64 MiB) and 5 % (16 MiB)
 #     random loss (iptables in B), next to kernel<->kernel references
+#     and under ~2 % reordering (64 MiB; offloadd started with OFFLOADD_FAULT
+#     holding frames back in both directions; the kernel references reordered
+#     by an HTB slow class fed by a random cls_bpf filter on both egresses)
 #   5 kernel traffic (ICMP, ARP, TCP from a process not under offload) works
 #     while offloadd runs, after kill -9 and after a restart
 #   6 nginx + wrk and redis-server + redis-benchmark, offloaded side on either end
@@ -179,15 +182,16 @@ expect_engine() {
   fi
 }
 
-# start_daemon NS RUN IFNAME: starts offloadd in NS owning IFNAME and waits
-# (10 s) for its control socket to answer; prints the pid in DAEMON_PID.
+# start_daemon NS RUN IFNAME [FAULT]: starts offloadd in NS owning IFNAME
+# (with OFFLOADD_FAULT=FAULT in its environment when given) and waits (10 s)
+# for its control socket to answer; prints the pid in DAEMON_PID.
 start_daemon() {
-  local ns=$1 run=$2 ifname=$3 i
+  local ns=$1 run=$2 ifname=$3 fault=${4:-} i
   printf 'interfaces { name: "%s" driver: DRIVER_AF_XDP }\nnum_cores: 1\n' "$ifname" \
     >"$WORK/offloadd-$ns.conf"
   : >"$WORK/rules-$ns.conf"
-  bg "$WORK/offloadd-$ns.log" ip netns exec "$ns" "$OFFLOADD" --config "$WORK/offloadd-$ns.conf" \
-    --run-dir "$run" --rules "$WORK/rules-$ns.conf"
+  bg "$WORK/offloadd-$ns.log" ip netns exec "$ns" env ${fault:+OFFLOADD_FAULT="$fault"} \
+    "$OFFLOADD" --config "$WORK/offloadd-$ns.conf" --run-dir "$run" --rules "$WORK/rules-$ns.conf"
   DAEMON_PID=$BG_PID
   for ((i = 0; i < 100; i++)); do
     ctl "$run" status >/dev/null 2>&1 && return 0
@@ -441,10 +445,125 @@ if command -v iptables >/dev/null; then
         --probability "$prob" -j DROP 2>/dev/null
     done
   done
-  note "reordering is not injected (it would need a tc/XDP program on vb)"
 else
   skip "4: iptables not installed"
 fi
+
+# fault_snap RUN: "rx_reorders tx_reorders rx_drops tx_drops" injected by
+# OFFLOADD_FAULT, summed over the daemon's NIC queues.
+fault_snap() {
+  ctl "$1" --json stats 2>/dev/null | jq -r '
+    def sum(f): (map(f // "0" | tonumber) | add) // 0;
+    (.nics // []) | [sum(.fault_rx_reorders), sum(.fault_tx_reorders),
+                     sum(.fault_rx_drops), sum(.fault_tx_drops)] | @tsv' 2>/dev/null ||
+    echo "-1 -1 -1 -1"
+}
+
+# ofo NS: the kernel's count of segments that arrived out of order in NS
+# (TcpExtTCPOFOQueue), or -1 without nstat.
+ofo() {
+  command -v nstat >/dev/null || { echo -1; return; }
+  ip netns exec "$1" nstat -az TcpExtTCPOFOQueue 2>/dev/null |
+    awk '$1 == "TcpExtTCPOFOQueue" {v = $2} END {print v + 0}'
+}
+
+# reorder_qdisc NS DEV add|del: on DEV's egress, HTB with a fast default class
+# and a slow one (100 Mbit/s) that a classic-BPF cls_bpf filter fills with a
+# random 2 % of the packets (ld rand; jge 2%: no match; else class 1:2). The
+# slow class's packets wait for tokens while later ones overtake them. There
+# is no netem in this kernel.
+REORDER_BPF="4,32 0 0 4294963256,53 1 0 $(((1 << 32) / 50)),6 0 0 65538,6 0 0 0"
+reorder_qdisc() {
+  local ns=$1 dev=$2 op=$3
+  if [[ $op == del ]]; then
+    ip netns exec "$ns" tc qdisc del dev "$dev" root 2>/dev/null
+    return 0
+  fi
+  ip netns exec "$ns" tc qdisc add dev "$dev" root handle 1: htb default 1 &&
+    ip netns exec "$ns" tc class add dev "$dev" parent 1: classid 1:1 htb rate 20gbit quantum 60000 &&
+    ip netns exec "$ns" tc class add dev "$dev" parent 1: classid 1:2 htb rate 100mbit \
+      ceil 100mbit quantum 1514 &&
+    ip netns exec "$ns" tc filter add dev "$dev" parent 1: protocol ip prio 1 bpf \
+      bytecode "$REORDER_BPF"
+}
+
+# slow_pkts NS DEV: packets the slow class sent.
+slow_pkts() {
+  ip netns exec "$1" tc -s class show dev "$2" 2>/dev/null |
+    awk '/class htb 1:2 / {f = 1} f && /Sent/ {print $4; exit}'
+}
+
+daemon_a_alive "check 4 (loss)"
+echo "== 4. verified transfers each way under ~2 % reordering (64 MiB)"
+# offloadd (A) restarted with its NIC queues holding 2 % of the frames each
+# way for up to 3 later frames or 200 us; the kernel side sees the result.
+REORDER_FAULT="rx_reorder=0.02,tx_reorder=0.02,reorder_depth=3,reorder_us=200,seed=$$"
+stop_pid "$daemon_a"
+daemon_a=-1
+if start_daemon "$NS_A" "$RUN_A" va "$REORDER_FAULT"; then
+  daemon_a=$DAEMON_PID
+  if grep -q 'OFFLOADD_FAULT is set' "$WORK/offloadd-$NS_A.log"; then
+    pass "4 reorder: offloadd warns that it injects faults"
+  else
+    fail "4 reorder: no OFFLOADD_FAULT warning in offloadd's log"
+  fi
+  mib=64
+  f0=$(fault_snap "$RUN_A")
+  o0=$(ofo "$NS_B")
+  ttcp_run "4 reorder: offloaded tx A -> kernel rx B, $mib MiB" "${IN_B[*]}" "$IP_B" "${OFF_A[*]}" $((mib << 20)) "$RUN_A" tx
+  f1=$(fault_snap "$RUN_A")
+  o1=$(ofo "$NS_B")
+  ttcp_run "4 reorder: kernel tx B -> offloaded rx A, $mib MiB" "${OFF_A[*]}" "$IP_A" "${IN_B[*]}" $((mib << 20)) "$RUN_A" rx
+  f2=$(fault_snap "$RUN_A")
+  read -r -a F0 <<<"$f0"
+  read -r -a F1 <<<"$f1"
+  read -r -a F2 <<<"$f2"
+  tx_held=$((F1[1] - F0[1]))
+  rx_held=$((F2[0] - F1[0]))
+  if ((F0[0] >= 0 && tx_held > 0)); then
+    pass "4 reorder: offloaded tx reordered $tx_held frames (kernel B queued $((o1 - o0)) segments out of order)"
+  else
+    fail "4 reorder: offloaded tx: no frame was reordered (fault counters $f0 -> $f1)"
+  fi
+  if ((F1[0] >= 0 && rx_held > 0)); then
+    pass "4 reorder: offloaded rx reordered $rx_held frames"
+  else
+    fail "4 reorder: offloaded rx: no frame was reordered (fault counters $f1 -> $f2)"
+  fi
+  if ((F2[2] != 0 || F2[3] != 0)); then
+    fail "4 reorder: frames were dropped although only reordering was asked for ($f2)"
+  fi
+else
+  fail "4 reorder: offloadd (A) did not start with OFFLOADD_FAULT=$REORDER_FAULT"
+fi
+# Back to a daemon without faults for the remaining checks.
+stop_pid "$daemon_a"
+daemon_a=-1
+if start_daemon "$NS_A" "$RUN_A" va; then
+  daemon_a=$DAEMON_PID
+else
+  fail "4 reorder: offloadd (A) did not restart without faults"
+fi
+
+if command -v tc >/dev/null && reorder_qdisc "$NS_A" va add && reorder_qdisc "$NS_B" vb add; then
+  o0=$(ofo "$NS_B")
+  ttcp_run "4 reorder: reference kernel tx A -> kernel rx B, 64 MiB" "${IN_B[*]}" "$IP_B" "${IN_A[*]}" $((64 << 20))
+  o1=$(ofo "$NS_A")
+  ttcp_run "4 reorder: reference kernel tx B -> kernel rx A, 64 MiB" "${IN_A[*]}" "$IP_A" "${IN_B[*]}" $((64 << 20))
+  o2=$(ofo "$NS_A")
+  ob=$(($(ofo "$NS_B") - o0))
+  slow_a=$(slow_pkts "$NS_A" va)
+  slow_b=$(slow_pkts "$NS_B" vb)
+  if ((${slow_a:-0} > 0 && ${slow_b:-0} > 0)); then
+    pass "4 reorder: reference reordering injected (slow class sent $slow_a packets on va, $slow_b on vb; out-of-order segments queued: B $ob, A $((o2 - o1)))"
+  else
+    fail "4 reorder: the reference reorder qdisc classified nothing (va ${slow_a:-?}, vb ${slow_b:-?})"
+  fi
+else
+  skip "4 reorder: kernel references (tc HTB + cls_bpf reorder qdisc not available)"
+fi
+reorder_qdisc "$NS_A" va del
+reorder_qdisc "$NS_B" vb del
 
 daemon_a_alive "check 4"
 echo "== 6. real applications"
