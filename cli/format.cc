@@ -146,6 +146,15 @@ std::string FormatStats(const v1::GetStatsResponse& r, bool verbose) {
                     static_cast<unsigned long long>(k.tx_msgs()),
                     static_cast<unsigned long long>(k.tx_eagain()),
                     static_cast<unsigned long long>(k.errors()));
+      if (k.multicast_groups_engine() + k.multicast_groups_kernel() + k.multicast_tx_engine() +
+              k.multicast_tx_kernel() + k.multicast_loop_copies() != 0) {
+        out += Printf("  Multicast: groups %u engine / %u kernel; tx %llu engine / %llu kernel, "
+                      "loop copies %llu (kernel)\n",
+                      k.multicast_groups_engine(), k.multicast_groups_kernel(),
+                      static_cast<unsigned long long>(k.multicast_tx_engine()),
+                      static_cast<unsigned long long>(k.multicast_tx_kernel()),
+                      static_cast<unsigned long long>(k.multicast_loop_copies()));
+      }
       const unsigned long long polls = k.poll_hits() + k.poll_misses();
       out += Printf("  Poll: %llu hits / %llu polls (%.1f%%)\n",
                     static_cast<unsigned long long>(k.poll_hits()), polls,

@@ -90,9 +90,10 @@ int OptionUnsupported(int level, int name) {
            name == SO_TIMESTAMP || name == SO_TIMESTAMPNS || name == SO_MARK;
   }
   if (level == IPPROTO_IP) {
-    return name == IP_ADD_MEMBERSHIP || name == IP_ADD_SOURCE_MEMBERSHIP ||
-           name == IP_TRANSPARENT || name == IP_PKTINFO || name == IP_RECVERR ||
-           name == IP_MULTICAST_IF;
+    // Group memberships and IP_MULTICAST_* are honoured (udp.cc); source
+    // filters are not.
+    return name == IP_ADD_SOURCE_MEMBERSHIP || name == MCAST_JOIN_SOURCE_GROUP ||
+           name == IP_TRANSPARENT || name == IP_PKTINFO || name == IP_RECVERR;
   }
   if (level == IPPROTO_TCP) return name == TCP_MD5SIG || name == TCP_FASTOPEN || name == TCP_REPAIR;
   return 0;
@@ -384,6 +385,7 @@ EXPORT int setsockopt(int fd, int level, int name, const void* val, socklen_t le
     const linger* l = static_cast<const linger*>(val);
     s->linger_abort = l->l_onoff != 0 && l->l_linger == 0;
   }
+  if (level == IPPROTO_IP) oc::UdpMulticastOption(s, name, val, len);
   if (oc::OptionUnsupported(level, name) && s->path.load() == Path::kUndecided) {
     // The offload path cannot honour it: this socket stays on the kernel.
     oc::OnKernel(s, offload::shm::Fallback::kUnsupportedOption, oc::OptionName(level, name));

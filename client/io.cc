@@ -1,9 +1,11 @@
 // Data-path helpers shared by the interposed read/write/send/recv family:
 // dispatch on the socket's path (pipe, UDP rings, kernel).
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <sys/socket.h>
 
+#include "client/fd_table.h"
 #include "client/libc.h"
 #include "client/ops.h"
 
@@ -55,7 +57,15 @@ ssize_t SocketSend(Socket* s, int fd, const iovec* iov, int iovcnt, int flags,
   mh.msg_iovlen = iovcnt;
   mh.msg_name = const_cast<sockaddr*>(to);
   mh.msg_namelen = tolen;
-  return Real().sendmsg(fd, &mh, flags);
+  const ssize_t n = Real().sendmsg(fd, &mh, flags);
+  // Multicast through the kernel, for the statistics (udp.cc "Multicast").
+  if (n >= 0 && s->type == SOCK_DGRAM && s->slot != nullptr &&
+      ((to != nullptr && IsInet(to, tolen) &&
+        (ntohl(reinterpret_cast<const sockaddr_in*>(to)->sin_addr.s_addr) >> 28) == 0xe) ||
+       (to == nullptr && s->connected && (ntohl(s->remote.sin_addr.s_addr) >> 28) == 0xe))) {
+    Add(s->slot->mc_tx_kernel, 1);
+  }
+  return n;
 }
 
 }  // namespace client

@@ -89,6 +89,11 @@ ssize_t UdpSend(Socket* s, const iovec* iov, int iovcnt, int flags, const sockad
 ssize_t UdpRecv(Socket* s, msghdr* msg, int flags);
 size_t UdpNextSize(Socket* s);  // FIONREAD: size of the next ring datagram
 bool UdpHasData(Socket* s);
+// After the application's IPPROTO_IP multicast setsockopt succeeded on the
+// shadow (the kernel joined / left, or took the value): records it and, for
+// memberships, tells the daemon so that the engine receives (or stops
+// receiving) the group (udp.cc "Multicast").
+void UdpMulticastOption(Socket* s, int name, const void* val, socklen_t len);
 
 // Readiness as EPOLL* bits (== POLL* bits for the common ones).
 // `kernel_ready` says the shadow reported EPOLLIN (listeners, UDP).

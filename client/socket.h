@@ -172,6 +172,24 @@ struct Socket : FdObject {
   uint64_t wire_drops_seen = 0;
   std::unique_ptr<uint64_t[]> wire_routes;
 
+  // UDP multicast (udp.cc): the application's memberships (kept so that
+  // they can be offered to an engine endpoint that appears later, e.g.
+  // joined before bind()) and the IP_MULTICAST_* values it set on the
+  // shadow. Addresses network order; `engine`: the engine receives the
+  // group for this socket. Used by one thread at a time (setsockopt/send).
+  struct McMembership {
+    uint32_t group = 0, if_addr = 0;
+    int ifindex = 0;
+    bool engine = false;
+  };
+  static constexpr uint32_t kMaxMcGroups = 20;  // Linux IP_MAX_MEMBERSHIPS
+  McMembership mc_groups[kMaxMcGroups];
+  uint32_t num_mc_groups = 0;
+  int mc_ttl = 1;          // IP_MULTICAST_TTL (RFC 1112 6.1 default 1)
+  bool mc_loop = true;     // IP_MULTICAST_LOOP (Linux default on)
+  uint32_t mc_if_addr = 0; // IP_MULTICAST_IF address / ifindex (0: any)
+  int mc_ifindex = 0;
+
   std::vector<KernelEpollReg> epolls;  // guarded by mu
   bool linger_abort = false;  // SO_LINGER {1, 0}: close() resets
 };

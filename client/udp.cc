@@ -13,6 +13,25 @@
 // remembered in a small cache) goes into the TX ring; everything else, and
 // datagrams larger than the engine's MTU, still through the shadow: the
 // kernel and the engine share the port.
+//
+// Multicast. IP_ADD_MEMBERSHIP / MCAST_JOIN_GROUP go to the shadow first:
+// the kernel joins (IGMP reports, and it serves the group whenever the
+// engine does not). A socket with an engine endpoint then reports the
+// membership (kUdpJoin); if it names the offloaded interface the daemon
+// steers the group's datagrams to the port to the engine, which delivers
+// them into the wire RX ring (every offloaded member on the port gets a
+// copy). Memberships made before the engine endpoint exists are reported
+// when it appears. Drops (and close) undo it.
+//
+// A send to a group goes through the engine when the daemon says the
+// socket's IP_MULTICAST_IF (or the group's route) is the offloaded
+// interface; the record carries IP_MULTICAST_TTL. IP_MULTICAST_LOOP (on by
+// default) asks for a copy to every member on this host: the engine cannot
+// loop a frame back into the kernel, so with loop on the client also sends
+// the datagram through the shadow with TTL 0, which the kernel delivers to
+// local members and never transmits (RFC 1112 6.1; Linux ip_mc_output).
+// That costs a kernel send per datagram; IP_MULTICAST_LOOP 0 leaves only
+// the engine send. TTL 0 (host only) goes through the kernel alone.
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -41,6 +60,8 @@ namespace {
 constexpr size_t kMaxNoRing = 64;
 constexpr uint64_t kFullRingSpins = 4096;
 constexpr size_t kWireRoutes = 256;  // direct-mapped destination cache entries
+
+void ReportJoins(Socket* s);  // multicast, below
 
 bool RegisterUdp(Socket* s) { return RegisterEndpoint(s, shm::MsgType::kUdpBind, 0); }
 
@@ -72,6 +93,7 @@ void CacheRoute(Socket* s, uint64_t key, bool wire) {
 // through the kernel until a new one is set up. The old RX ring stays in
 // in_rings, empty, until the socket closes.
 void DropWire(Socket* s) {
+  for (uint32_t i = 0; i < s->num_mc_groups; ++i) s->mc_groups[i].engine = false;
   s->wire_tx = shm::DgramProducer();
   s->wire_doorbell.reset();
   s->wire_max_payload = 0;
@@ -125,6 +147,7 @@ bool RequestWire(Socket* s) {
   s->has_new_rings.store(true, std::memory_order_release);
   pthread_mutex_unlock(&s->mu);
   s->slot->path = static_cast<uint8_t>(shm::SocketPath::kEngine);
+  ReportJoins(s);
   return true;
 }
 
@@ -146,14 +169,14 @@ void SyncWireDrops(Socket* s) {
 // Sends one datagram through the engine. kUseKernel if it is too large for
 // the engine (the kernel fragments it).
 ssize_t WireSend(Socket* s, const iovec* iov, int iovcnt, size_t len, int flags,
-                 const sockaddr_in* dst) {
+                 const sockaddr_in* dst, uint16_t ttl = 0) {
   if (len > s->wire_max_payload) return kUseKernel;
   const bool nonblock = s->nonblock || (flags & MSG_DONTWAIT);
   const int64_t deadline = s->sndtimeo_ms < 0 ? INT64_MAX : NowNs() + s->sndtimeo_ms * 1000000;
   for (uint64_t i = 0;; ++i) {
     bool kick = false;
     if (s->wire_tx.Push(iov, static_cast<size_t>(iovcnt), len, &kick, dst->sin_addr.s_addr,
-                        dst->sin_port)) {
+                        dst->sin_port, ttl)) {
       if (kick) shm::Kick(s->wire_doorbell.get());
       Add(s->slot->tx_bytes, len);
       Add(s->slot->tx_msgs, 1);
@@ -187,6 +210,62 @@ ssize_t WireSend(Socket* s, const iovec* iov, int iovcnt, size_t len, int flags,
     if (p.revents & POLLIN) shm::Drain(s->efd.get());
     i = 0;
   }
+}
+
+// --- multicast -------------------------------------------------------------
+
+bool IsGroup(uint32_t addr_net) { return (ntohl(addr_net) >> 28) == 0xe; }
+
+void SyncGroupCounts(Socket* s) {
+  uint32_t engine = 0;
+  for (uint32_t i = 0; i < s->num_mc_groups; ++i) engine += s->mc_groups[i].engine ? 1 : 0;
+  s->slot->mc_groups_engine.store(engine, std::memory_order_relaxed);
+  s->slot->mc_groups_kernel.store(s->num_mc_groups - engine, std::memory_order_relaxed);
+}
+
+// Reports one membership to the daemon; true if the engine now receives
+// the group for this socket.
+bool ReportJoin(Socket* s, const Socket::McMembership& g) {
+  if (s->path.load() != Path::kUdp || !s->wire_tx.valid()) return false;
+  shm::Msg m = {};
+  m.type = shm::MsgType::kUdpJoin;
+  m.id = s->reg_id;
+  m.remote.addr = g.group;
+  m.remote.port = s->local.sin_port;
+  m.local.addr = g.if_addr;
+  m.value = static_cast<uint32_t>(g.ifindex);
+  shm::Msg r;
+  int rfds[shm::kMaxMsgFds];
+  int nr = 0;
+  if (!Call(&m, nullptr, 0, &r, rfds, &nr)) return false;
+  for (int i = 0; i < nr; ++i) shm::UniqueFd drop(rfds[i]);
+  return r.type == shm::MsgType::kStatus && r.status == 0;
+}
+
+// Offers every membership the engine does not serve yet (a new engine
+// endpoint).
+void ReportJoins(Socket* s) {
+  for (uint32_t i = 0; i < s->num_mc_groups; ++i) {
+    if (!s->mc_groups[i].engine) s->mc_groups[i].engine = ReportJoin(s, s->mc_groups[i]);
+  }
+  SyncGroupCounts(s);
+}
+
+// The host-local copy of a datagram the engine sent to a group
+// (IP_MULTICAST_LOOP): through the shadow with TTL 0, then the
+// application's TTL again.
+void LoopCopy(Socket* s, const iovec* iov, int iovcnt, const sockaddr_in* dst) {
+  const int zero = 0;
+  if (Real().setsockopt(s->fd, IPPROTO_IP, IP_MULTICAST_TTL, &zero, sizeof(zero)) != 0) return;
+  msghdr mh = {};
+  mh.msg_iov = const_cast<iovec*>(iov);
+  mh.msg_iovlen = static_cast<size_t>(iovcnt);
+  mh.msg_name = const_cast<sockaddr_in*>(dst);
+  mh.msg_namelen = sizeof(*dst);
+  const int saved = errno;
+  if (Real().sendmsg(s->fd, &mh, MSG_DONTWAIT) >= 0) Add(s->slot->mc_loop_copies, 1);
+  Real().setsockopt(s->fd, IPPROTO_IP, IP_MULTICAST_TTL, &s->mc_ttl, sizeof(s->mc_ttl));
+  errno = saved;
 }
 
 void AdoptNewRings(Socket* s) {
@@ -252,6 +331,10 @@ OutRing* OpenRing(Socket* s, const sockaddr_in* dst, bool* wire) {
   m.local.port = s->local.sin_port;
   m.remote.addr = dst->sin_addr.s_addr;
   m.remote.port = dst->sin_port;
+  if (IsGroup(dst->sin_addr.s_addr)) {
+    m.value = static_cast<uint32_t>(s->mc_ifindex);
+    m.value64 = s->mc_if_addr;
+  }
   shm::Msg r;
   int rfds[shm::kMaxMsgFds];
   int nr = 0;
@@ -359,7 +442,16 @@ ssize_t UdpSend(Socket* s, const iovec* iov, int iovcnt, int flags, const sockad
         return -1;
       }
       SyncWireDrops(s);
-      return WireSend(s, iov, iovcnt, len, flags, dst);
+      if (!IsGroup(dst->sin_addr.s_addr)) return WireSend(s, iov, iovcnt, len, flags, dst);
+      // TTL 0 stays on this host: the kernel's loopback serves it.
+      if (s->mc_ttl == 0) return kUseKernel;
+      const ssize_t n = WireSend(s, iov, iovcnt, len, flags, dst,
+                                 static_cast<uint16_t>(shm::kDgramTtlSet | (s->mc_ttl & 0xff)));
+      if (n >= 0) {
+        Add(s->slot->mc_tx_engine, 1);
+        if (s->mc_loop) LoopCopy(s, iov, iovcnt, dst);
+      }
+      return n;
     }
   }
   if (ring == nullptr) return kUseKernel;
@@ -385,6 +477,106 @@ ssize_t UdpSend(Socket* s, const iovec* iov, int iovcnt, int flags, const sockad
     SpinStep(i);
   }
   return static_cast<ssize_t>(len);
+}
+
+void UdpMulticastOption(Socket* s, int name, const void* val, socklen_t len) {
+  if (s->type != SOCK_DGRAM || val == nullptr) return;
+  // int or unsigned char, as Linux accepts for both.
+  auto small_int = [&](int* out) {
+    if (len >= sizeof(int)) {
+      memcpy(out, val, sizeof(int));
+    } else if (len >= 1) {
+      *out = *static_cast<const unsigned char*>(val);
+    }
+  };
+  switch (name) {
+    case IP_MULTICAST_TTL: {
+      int ttl = s->mc_ttl;
+      small_int(&ttl);
+      s->mc_ttl = ttl == -1 ? 1 : ttl;  // -1: the default
+      return;
+    }
+    case IP_MULTICAST_LOOP: {
+      int loop = s->mc_loop ? 1 : 0;
+      small_int(&loop);
+      s->mc_loop = loop != 0;
+      return;
+    }
+    case IP_MULTICAST_IF: {
+      // in_addr, ip_mreq (its interface) or ip_mreqn (Linux ip_mreq_source
+      // is not accepted here).
+      uint32_t addr = 0;
+      int ifindex = 0;
+      if (len >= sizeof(ip_mreqn)) {
+        const auto* r = static_cast<const ip_mreqn*>(val);
+        addr = r->imr_address.s_addr;
+        ifindex = r->imr_ifindex;
+      } else if (len >= sizeof(ip_mreq)) {
+        addr = static_cast<const ip_mreq*>(val)->imr_interface.s_addr;
+      } else if (len >= sizeof(in_addr)) {
+        addr = static_cast<const in_addr*>(val)->s_addr;
+      }
+      s->mc_if_addr = addr;
+      s->mc_ifindex = ifindex;
+      s->wire_routes.reset();  // groups may route differently now
+      return;
+    }
+    default:
+      break;
+  }
+  Socket::McMembership g;
+  bool join;
+  if (name == IP_ADD_MEMBERSHIP || name == IP_DROP_MEMBERSHIP) {
+    join = name == IP_ADD_MEMBERSHIP;
+    if (len >= sizeof(ip_mreqn)) {
+      const auto* r = static_cast<const ip_mreqn*>(val);
+      g.group = r->imr_multiaddr.s_addr;
+      g.if_addr = r->imr_address.s_addr;
+      g.ifindex = r->imr_ifindex;
+    } else if (len >= sizeof(ip_mreq)) {
+      const auto* r = static_cast<const ip_mreq*>(val);
+      g.group = r->imr_multiaddr.s_addr;
+      g.if_addr = r->imr_interface.s_addr;
+    } else {
+      return;
+    }
+  } else if (name == MCAST_JOIN_GROUP || name == MCAST_LEAVE_GROUP) {
+    join = name == MCAST_JOIN_GROUP;
+    if (len < sizeof(group_req)) return;
+    const auto* r = static_cast<const group_req*>(val);
+    if (r->gr_group.ss_family != AF_INET) return;
+    g.group = reinterpret_cast<const sockaddr_in*>(&r->gr_group)->sin_addr.s_addr;
+    g.ifindex = static_cast<int>(r->gr_interface);
+  } else {
+    return;
+  }
+  if (join) {
+    if (s->num_mc_groups >= Socket::kMaxMcGroups) return;
+    g.engine = ReportJoin(s, g);
+    s->mc_groups[s->num_mc_groups++] = g;
+  } else {
+    // Linux matches a drop by group and interface (0 matches any).
+    for (uint32_t i = 0; i < s->num_mc_groups; ++i) {
+      const Socket::McMembership& m = s->mc_groups[i];
+      if (m.group != g.group || (g.ifindex != 0 && m.ifindex != 0 && g.ifindex != m.ifindex) ||
+          (g.if_addr != 0 && m.if_addr != 0 && g.if_addr != m.if_addr)) {
+        continue;
+      }
+      if (m.engine && s->wire_tx.valid()) {
+        shm::Msg msg = {};
+        msg.type = shm::MsgType::kUdpLeave;
+        msg.id = s->reg_id;
+        msg.remote.addr = m.group;
+        msg.remote.port = s->local.sin_port;
+        msg.local.addr = m.if_addr;
+        msg.value = static_cast<uint32_t>(m.ifindex);
+        SendAsync(msg);
+      }
+      s->mc_groups[i] = s->mc_groups[--s->num_mc_groups];
+      break;
+    }
+  }
+  SyncGroupCounts(s);
 }
 
 bool UdpHasData(Socket* s) {

@@ -45,6 +45,8 @@ absl::StatusOr<Msg> ValidateRequest(const void* data, size_t len, int num_fds) {
     case MsgType::kDgramClose:
     case MsgType::kPipeAccepted:
     case MsgType::kUdpWire:
+    case MsgType::kUdpJoin:
+    case MsgType::kUdpLeave:
       break;
     default:
       return absl::InvalidArgumentError(

@@ -328,6 +328,10 @@ absl::Status SessionManager::Handle(Session* s, Request& req) {
     case MsgType::kUdpWire:
       HandleUdpWire(s, m);
       return absl::OkStatus();
+    case MsgType::kUdpJoin:
+    case MsgType::kUdpLeave:
+      HandleUdpGroup(s, m);
+      return absl::OkStatus();
     case MsgType::kDgramClose: {
       auto it = dgrams_.find(m.id);
       const bool sender = m.value == 1;

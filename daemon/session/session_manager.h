@@ -127,6 +127,8 @@ class SessionManager : private wire::AcceptSink {
   void HandleUdpWire(Session* s, const shm::Msg& m) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool WireUdpRoutes(const UdpEndpoint* u, const shm::Msg& m) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void CloseWireUdp(UdpEndpoint* u) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // kUdpJoin (replies) / kUdpLeave (no reply): multicast on the engine.
+  void HandleUdpGroup(Session* s, const shm::Msg& m) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ClosePipeSide(uint32_t pipe_id, int side, bool died) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void DropLiveness(Pipe* p, int side) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void CloseDgramSide(uint32_t ring_id, bool sender) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -98,7 +98,11 @@ void SessionManager::HandleUdpOpen(Session* s, const Msg& m) {
   }
   UdpEndpoint* dst = nullptr;
   bool dst_local = false, dst_local_known = false;
+  // A group has no single receiver: no same-host ring (local members get
+  // the datagram through the kernel, IP_MULTICAST_LOOP).
+  const bool group = (ntohl(m.remote.addr) >> 28) == 0xe;
   for (auto& [id, u] : udp_) {
+    if (group) break;
     if (u->port != m.remote.port || u->netns != s->netns) continue;
     if (u->addr != m.remote.addr) {
       if (u->addr != 0) continue;

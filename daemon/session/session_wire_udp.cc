@@ -10,6 +10,17 @@
 // the wire ring" when the kernel routes it through the offloaded interface.
 // The endpoint is released with the UDP registration (kUdpUnbind, the
 // process's end).
+//
+// Multicast: a socket with an engine endpoint that joins a group (its
+// kernel socket has joined already: the kernel sends IGMP and serves the
+// group while it is not steered) reports it with kUdpJoin; when the
+// membership names the offloaded interface (or the kernel routes the group
+// through it) the engine endpoint joins and the group's datagrams to the
+// port are steered to the engine (WirePlane::JoinUdpGroup). kUdpLeave and
+// the endpoint's release undo it. A send to a group goes through the
+// engine when IP_MULTICAST_IF (carried in the kUdpOpen) or the group's
+// route is the offloaded interface. A socket bound to a group address gets
+// an engine endpoint without unicast steering.
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -47,7 +58,8 @@ void SessionManager::HandleUdpWire(Session* s, const Msg& m) {
     return;
   }
   UdpEndpoint* u = it->second.get();
-  if (u->rings != nullptr || (u->addr != 0 && u->addr != wire_addr_)) {
+  const bool group_bound = (ntohl(u->addr) >> 28) == 0xe;
+  if (u->rings != nullptr || (u->addr != 0 && u->addr != wire_addr_ && !group_bound)) {
     Reply(s, m, kStatusUseKernel);
     return;
   }
@@ -86,10 +98,22 @@ void SessionManager::HandleUdpWire(Session* s, const Msg& m) {
 
 bool SessionManager::WireUdpRoutes(const UdpEndpoint* u, const Msg& m) {
   if (u->rings == nullptr || wire_ == nullptr) return false;
-  // Broadcast and multicast leave through the kernel (SO_BROADCAST,
-  // IP_MULTICAST_IF/TTL/LOOP are the kernel socket's options).
+  // Broadcast leaves through the kernel (SO_BROADCAST is the kernel
+  // socket's option); a group through the engine if the socket's
+  // IP_MULTICAST_IF (or, without one, the kernel's route) is the offloaded
+  // interface. The client carries TTL and loop (abi.h DgramRecord::ttl).
   const uint32_t dst = ntohl(m.remote.addr);
-  if (dst == 0xffffffffu || (dst >> 28) == 0xe) return false;
+  if (dst == 0xffffffffu) return false;
+  if ((dst >> 28) == 0xe) {
+    absl::Status route = wire_->RouteMulticast(dst, ntohl(static_cast<uint32_t>(m.value64)),
+                                               static_cast<int>(m.value));
+    if (!route.ok()) {
+      spdlog::debug("pid {}: UDP to group {} stays with the kernel: {}", u->session->pid,
+                    Ip(m.remote.addr), std::string(route.message()));
+      return false;
+    }
+    return true;
+  }
   absl::StatusOr<wire::WireRoute> route = wire_->RouteUdpTo(dst, ntohs(m.remote.port));
   if (!route.ok()) {
     spdlog::debug("pid {}: UDP to {}:{} stays with the kernel: {}", u->session->pid,
@@ -97,6 +121,41 @@ bool SessionManager::WireUdpRoutes(const UdpEndpoint* u, const Msg& m) {
     return false;
   }
   return true;
+}
+
+void SessionManager::HandleUdpGroup(Session* s, const Msg& m) {
+  const bool join = m.type == MsgType::kUdpJoin;
+  auto self = s->udp.find(m.id);
+  auto it = self == s->udp.end() ? udp_.end() : udp_.find(self->second);
+  UdpEndpoint* u = it == udp_.end() ? nullptr : it->second.get();
+  const uint32_t group = ntohl(m.remote.addr);
+  if (u == nullptr || u->rings == nullptr || wire_ == nullptr) {
+    if (join) Reply(s, m, kStatusUseKernel);
+    return;
+  }
+  if (!join) {
+    absl::Status left = wire_->LeaveUdpGroup(u->wire, group);
+    if (!left.ok() && !absl::IsNotFound(left)) {
+      spdlog::warn("pid {}: leaving group {} on the engine: {}", s->pid, Ip(m.remote.addr),
+                   std::string(left.message()));
+    }
+    return;
+  }
+  absl::Status route = wire_->RouteMulticast(group, ntohl(m.local.addr), static_cast<int>(m.value));
+  if (!route.ok()) {
+    spdlog::info("pid {}: group {} on port {} stays with the kernel: {}", s->pid,
+                 Ip(m.remote.addr), ntohs(u->port), std::string(route.message()));
+    Reply(s, m, kStatusUseKernel);
+    return;
+  }
+  absl::Status joined = wire_->JoinUdpGroup(u->wire, group);
+  if (joined.ok() || absl::IsAlreadyExists(joined)) {
+    Reply(s, m, 0);
+    return;
+  }
+  spdlog::info("pid {}: group {} on port {} stays with the kernel: {}", s->pid, Ip(m.remote.addr),
+               ntohs(u->port), std::string(joined.message()));
+  Reply(s, m, kStatusUseKernel);
 }
 
 void SessionManager::CloseWireUdp(UdpEndpoint* u) {

@@ -78,6 +78,11 @@ bool CopySlot(const shm::SocketSlot& slot, SlotCopy* out) {
   c.rx_queue_bytes = slot.rx_queue_bytes.load(r);
   c.rx_queue_max = slot.rx_queue_max.load(r);
   c.drops = slot.drops.load(r);
+  c.mc_groups_engine = slot.mc_groups_engine.load(r);
+  c.mc_groups_kernel = slot.mc_groups_kernel.load(r);
+  c.mc_tx_engine = slot.mc_tx_engine.load(r);
+  c.mc_tx_kernel = slot.mc_tx_kernel.load(r);
+  c.mc_loop_copies = slot.mc_loop_copies.load(r);
   *out = c;
   return true;
 }
@@ -116,6 +121,11 @@ void SlotToProto(const SlotCopy& c, offload::v1::SocketStats* out) {
   out->set_rx_queue_bytes(c.rx_queue_bytes);
   out->set_rx_queue_max(c.rx_queue_max);
   out->set_drops(c.drops);
+  out->set_multicast_groups_engine(c.mc_groups_engine);
+  out->set_multicast_groups_kernel(c.mc_groups_kernel);
+  out->set_multicast_tx_engine(c.mc_tx_engine);
+  out->set_multicast_tx_kernel(c.mc_tx_kernel);
+  out->set_multicast_loop_copies(c.mc_loop_copies);
 }
 
 }  // namespace session

@@ -32,6 +32,8 @@ struct SlotCopy {
   uint64_t rx_bytes = 0, rx_msgs = 0, tx_bytes = 0, tx_msgs = 0;
   uint64_t rx_eagain = 0, tx_eagain = 0, errors = 0, poll_hits = 0, poll_misses = 0;
   uint64_t rx_queue_bytes = 0, rx_queue_max = 0, drops = 0;
+  uint32_t mc_groups_engine = 0, mc_groups_kernel = 0;
+  uint64_t mc_tx_engine = 0, mc_tx_kernel = 0, mc_loop_copies = 0;
 };
 
 // Copies and validates `slot`. Returns false if it is free or malformed.

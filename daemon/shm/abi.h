@@ -115,6 +115,12 @@ struct alignas(kCacheLine) SocketSlot {
   std::atomic<uint64_t> rx_bytes, rx_msgs, tx_bytes, tx_msgs;
   std::atomic<uint64_t> rx_eagain, tx_eagain, errors, poll_hits, poll_misses;
   std::atomic<uint64_t> rx_queue_bytes, rx_queue_max, drops;
+  // UDP multicast: groups joined that the engine receives / that only the
+  // kernel serves (another interface, no engine endpoint); datagrams to
+  // groups sent through the engine / the kernel; host-local copies sent
+  // through the kernel for IP_MULTICAST_LOOP next to an engine send.
+  std::atomic<uint32_t> mc_groups_engine, mc_groups_kernel;
+  std::atomic<uint64_t> mc_tx_engine, mc_tx_kernel, mc_loop_copies;
 };
 
 // The head of every per-process arena.
@@ -278,9 +284,12 @@ struct DgramRecord {
   uint32_t len;          // payload bytes, or kDgramSkip
   uint32_t addr;         // kDgramAddrPerRecord: destination (TX) / source (RX), network order
   uint16_t port;         // network order
-  uint16_t reserved16;
+  // Wire TX records to a multicast group: kDgramTtlSet | IP_MULTICAST_TTL
+  // (0..255); 0 = the default (RFC 1112 6.1: TTL 1). Ignored otherwise.
+  uint16_t ttl;
   uint32_t reserved32;
 };
+inline constexpr uint16_t kDgramTtlSet = 0x100;
 static_assert(sizeof(DgramRecord) == 16, "records stay 8-byte aligned");
 inline constexpr uint32_t kDgramSkip = 0xffffffffu;
 inline constexpr uint32_t kDgramAddrPerRecord = 1;
@@ -309,11 +318,21 @@ enum class MsgType : uint32_t {
   kUdpUnbind = 7,      // no reply.
   kUdpOpen = 8,        // Reply kDgram + [memfd, receiver efd] or kStatus: -1 use the
                        // kernel, 0 (socket with an engine endpoint) use its wire ring.
+                       // To a multicast group: `value` / `value64` are the socket's
+                       // IP_MULTICAST_IF ifindex / address (network order; 0: any),
+                       // and no same-host ring is offered (local members get the
+                       // datagram through the kernel, IP_MULTICAST_LOOP).
   kDgramClose = 9,     // no reply.
   kPipeAccepted = 10,  // no reply: an offer left the listener's backlog.
   kUdpWire = 11,       // `id`: a registered UDP endpoint asks for an engine endpoint.
                        // Reply kDgram + [memfd (WireUdpSegmentBytes(value)), engine
                        // doorbell efd], or kStatus (-1: the kernel serves the wire).
+  kUdpJoin = 12,       // `id`: a UDP endpoint with an engine endpoint joined multicast
+                       // group remote.addr on the interface local.addr / ifindex
+                       // `value` (0: any; the kernel socket has joined already).
+                       // Reply kStatus: 0 the engine receives the group for the
+                       // socket's port, -1 the kernel does, or an errno.
+  kUdpLeave = 13,      // the same fields: the membership is dropped. No reply.
   // daemon -> client
   kHelloOk = 101,
   kStatus = 102,       // result of a request: `status` (0 or a positive errno)

@@ -57,26 +57,27 @@ class DgramProducer {
   bool valid() const { return hdr_ != nullptr; }
 
   // Appends one datagram gathered from `iov` (`addr`/`port`: the record's
-  // address, network order, for kDgramAddrPerRecord rings). Returns false
-  // (nothing written) if the ring has no room. Sets *kick when the consumer
-  // must be woken.
+  // address, network order, for kDgramAddrPerRecord rings; `ttl`: the
+  // record's DgramRecord::ttl). Returns false (nothing written) if the ring
+  // has no room. Sets *kick when the consumer must be woken.
   bool Push(const struct iovec* iov, size_t iovcnt, size_t len, bool* kick, uint32_t addr = 0,
-            uint16_t port = 0) {
-    if (!Append(iov, iovcnt, len, addr, port)) return false;
+            uint16_t port = 0, uint16_t ttl = 0) {
+    if (!Append(iov, iovcnt, len, addr, port, ttl)) return false;
     *kick = NeedsKick();
     return true;
   }
 
   // Push() without the wake-up check: a batch of Append()s ends with one
   // NeedsKick().
-  bool Append(const struct iovec* iov, size_t iovcnt, size_t len, uint32_t addr, uint16_t port) {
+  bool Append(const struct iovec* iov, size_t iovcnt, size_t len, uint32_t addr, uint16_t port,
+              uint16_t ttl = 0) {
     uint8_t* p = Reserve(len);
     if (p == nullptr) return false;
     for (size_t i = 0; i < iovcnt; ++i) {
       std::memcpy(p, iov[i].iov_base, iov[i].iov_len);
       p += iov[i].iov_len;
     }
-    Commit(len, addr, port);
+    Commit(len, addr, port, ttl);
     return true;
   }
 
@@ -97,12 +98,12 @@ class DgramProducer {
     return data_ + pos + sizeof(DgramRecord);
   }
   // Publishes the record Reserve()d. REQUIRES: len <= its max_len.
-  void Commit(size_t len, uint32_t addr, uint16_t port) {
+  void Commit(size_t len, uint32_t addr, uint16_t port, uint16_t ttl = 0) {
     auto* r = reinterpret_cast<DgramRecord*>(data_ + reserved_pos_);
     r->len = static_cast<uint32_t>(len);
     r->addr = addr;
     r->port = port;
-    r->reserved16 = 0;
+    r->ttl = ttl;
     r->reserved32 = 0;
     tail_ += DgramRecordBytes(len);
     // Pairs with the consumer's load-acquire of tail in Front().
@@ -260,6 +261,7 @@ class CheckedDgramConsumer {
     uint32_t len;            // <= kMaxDatagram, fits the ring
     uint32_t addr;           // as written by the producer (network order)
     uint16_t port;
+    uint16_t ttl;            // as written (DgramRecord::ttl): any value
   };
 
   // `capacity`: the daemon's own copy (power of two, >= 2 * the largest
@@ -301,6 +303,7 @@ class CheckedDgramConsumer {
       out->len = len;  // the checked copy, not r.len (which may have changed)
       out->addr = r.addr;
       out->port = r.port;
+      out->ttl = r.ttl;
       front_bytes_ = rec;
       return Next::kRecord;
     }

@@ -181,7 +181,10 @@ class Stack : private tcp::TcpHost {
   int UdpJoinGroup(FlowId ep, uint32_t group);
   int UdpLeaveGroup(FlowId ep, uint32_t group);
   // sendto(); dst 0 uses the connected peer. EMSGSIZE, EDESTADDRREQ, ENOBUFS.
-  int UdpSendTo(FlowId ep, uint32_t dst_ip, uint16_t dst_port, const void* data, uint32_t len);
+  // A multicast destination leaves to its mapped MAC (RFC 1112 6.4) with
+  // `multicast_ttl` (-1: the default, 1; RFC 1112 6.1); unicast uses 64.
+  int UdpSendTo(FlowId ep, uint32_t dst_ip, uint16_t dst_port, const void* data, uint32_t len,
+                int multicast_ttl = -1);
   // recvfrom(): returns the datagram length (>= 0, may exceed cap) or -errno.
   int64_t UdpRecvFrom(FlowId ep, void* buf, uint32_t cap, uint32_t* src_ip, uint16_t* src_port);
   int UdpClose(FlowId ep);

@@ -287,7 +287,7 @@ int Stack::UdpLeaveGroup(FlowId id, uint32_t group) {
 }
 
 int Stack::UdpSendTo(FlowId id, uint32_t dst_ip, uint16_t dst_port, const void* data,
-                     uint32_t len) {
+                     uint32_t len, int multicast_ttl) {
   uint32_t idx;
   udp::UdpEndpoint* ep = GetUdp(id, &idx);
   if (ep == nullptr) return EBADF;
@@ -313,7 +313,10 @@ int Stack::UdpSendTo(FlowId id, uint32_t dst_ip, uint16_t dst_port, const void* 
   ip.protocol = net::kIpProtoUdp;
   ip.id = static_cast<uint16_t>(ep->tx_datagrams + idx * 7919);
   ip.df = !net::IsIpv4Multicast(dst_ip);
-  ip.ttl = net::IsIpv4Multicast(dst_ip) ? 1 : 64;  // RFC 1112 6.1 default TTL 1
+  // RFC 1112 6.1: multicast TTL 1 unless the application chose one.
+  ip.ttl = !net::IsIpv4Multicast(dst_ip)                  ? 64
+           : multicast_ttl >= 0 && multicast_ttl <= 255 ? static_cast<uint8_t>(multicast_ttl)
+                                                          : 1;
   net::WriteIpv4Header(p + net::kEthHeaderLen, ip, l4_len);
   uint8_t* l4 = p + net::kEthHeaderLen + net::kIpv4HeaderLen;
   auto* uh = reinterpret_cast<net::UdpHeader*>(l4);

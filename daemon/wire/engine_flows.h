@@ -54,6 +54,9 @@ class EngineFlows : public engine::FlowEventSink, public stack::BufferProvider {
   // UDP endpoints (engine thread, commands).
   void BindUdp(uint64_t cookie, const UdpBindParams& p, int* result);
   void CloseUdp(uint64_t cookie) { udp_.Close(cookie); }
+  // Multicast membership of a UDP endpoint (EngineUdp::JoinGroup).
+  int JoinUdpGroup(uint64_t cookie, uint32_t group) { return udp_.JoinGroup(cookie, group); }
+  int LeaveUdpGroup(uint64_t cookie, uint32_t group) { return udp_.LeaveGroup(cookie, group); }
 
   // BufferProvider (engine thread): every SYN that creates a child of one
   // of our listeners gets a fresh application pipe.

@@ -15,11 +15,17 @@ namespace offload::wire {
 namespace {
 
 // Destinations an engine never sends to on an application's behalf: "this
-// network" (RFC 1122 3.2.1.3), loopback, multicast and limited broadcast
-// (the client sends those through the kernel), and port 0.
+// network" (RFC 1122 3.2.1.3), loopback, class E and limited broadcast (the
+// client sends broadcast through the kernel), and port 0. Multicast groups
+// (224.0.0.0/4) are sendable.
 bool SendableDestination(uint32_t addr_host, uint16_t port_host) {
   const uint32_t first = addr_host >> 24;
-  return port_host != 0 && first != 0 && first != 127 && first < 224;
+  return port_host != 0 && first != 0 && first != 127 && first < 240;
+}
+
+// A TX record's multicast TTL (abi.h DgramRecord::ttl): -1 for the default.
+int RecordTtl(uint16_t ttl) {
+  return (ttl & shm::kDgramTtlSet) != 0 ? (ttl & 0xff) : -1;
 }
 
 }  // namespace
@@ -46,6 +52,18 @@ void EngineUdp::Close(uint64_t cookie) {
   stack_->UdpClose(it->second.id);
   list_.erase(std::find(list_.begin(), list_.end(), &it->second));
   endpoints_.erase(it);
+}
+
+int EngineUdp::JoinGroup(uint64_t cookie, uint32_t group) {
+  auto it = endpoints_.find(cookie);
+  if (it == endpoints_.end()) return EBADF;
+  return stack_->UdpJoinGroup(it->second.id, group);
+}
+
+int EngineUdp::LeaveGroup(uint64_t cookie, uint32_t group) {
+  auto it = endpoints_.find(cookie);
+  if (it == endpoints_.end()) return EBADF;
+  return stack_->UdpLeaveGroup(it->second.id, group);
 }
 
 void EngineUdp::Clear() {
@@ -76,12 +94,15 @@ size_t EngineUdp::DrainTx(Endpoint& e) {
     }
     const uint32_t dst = ntohl(r.addr);
     const uint16_t dport = ntohs(r.port);
-    if (!SendableDestination(dst, dport)) {
+    const int ttl = RecordTtl(r.ttl);
+    if (!SendableDestination(dst, dport) || (ttl == 0 && (dst >> 28) == 0xe)) {
+      // TTL 0 multicast stays on the host (RFC 1112 6.1): the client sends
+      // it through the kernel; a record asking the engine for it is dropped.
       e.rings->tx_header()->drops.fetch_add(1, std::memory_order_relaxed);
       ++counters_.tx_drops;
     } else {
       // The payload is read once, by the copy into the frame.
-      const int err = stack_->UdpSendTo(e.id, dst, dport, r.payload, r.len);
+      const int err = stack_->UdpSendTo(e.id, dst, dport, r.payload, r.len, ttl);
       if (err == ENOBUFS) break;  // frame pool empty: retry after this iteration's TX
       if (err != 0) {
         e.rings->tx_header()->drops.fetch_add(1, std::memory_order_relaxed);

@@ -9,9 +9,15 @@
 // Stack::UdpRecvFrom straight into the ring; the record carries the
 // source). A full RX ring drops the datagram and counts it in the ring's
 // `drops` (the socket's receive-buffer drops); a TX record to an invalid
-// destination (0.0.0.0/8, loopback, multicast/broadcast, port 0) is dropped
-// and counted in the TX ring's `drops`. A TX ring that breaks the format
-// (a corrupt or hostile process) is no longer read.
+// destination (0.0.0.0/8, loopback, class E, broadcast, port 0, a
+// multicast group with TTL 0) is dropped and counted in the TX ring's
+// `drops`. A TX ring that breaks the format (a corrupt or hostile process)
+// is no longer read.
+//
+// Multicast: a record to a group leaves to the group's MAC with the
+// record's TTL (IP_MULTICAST_TTL, default 1). An endpoint that joined a
+// group (JoinGroup) receives the group's datagrams to its port; every
+// member endpoint on the port gets a copy (udp::UdpTable).
 //
 // Wake-ups: no syscall per datagram while both sides poll. Before the
 // engine sleeps it sets every TX ring's reader_needs_wakeup (SetSleepFlags),
@@ -68,6 +74,12 @@ class EngineUdp {
   // Closes the endpoint (datagrams still in its rings are dropped). An
   // unknown cookie is ignored.
   void Close(uint64_t cookie);
+  // Multicast membership of the endpoint's stack endpoint (group host
+  // order). Returns 0, EBADF (unknown cookie) or the stack's errno (EINVAL
+  // not a group, EADDRINUSE already a member, ENOBUFS 20 groups;
+  // EADDRNOTAVAIL not a member).
+  int JoinGroup(uint64_t cookie, uint32_t group);
+  int LeaveGroup(uint64_t cookie, uint32_t group);
 
   // Sends what applications appended to their TX rings (up to kTxBurst
   // datagrams per ring). Returns the number of records handled (0: none).

@@ -484,7 +484,8 @@ absl::StatusOr<WireUdp> WirePlane::BindUdp(const UdpBindParams& p) {
     return absl::InvalidArgumentError("BindUdp needs a kernel-reserved port and rings");
   }
   if (engines_ == nullptr) return absl::FailedPreconditionError("the wire path is stopped");
-  if (p.local_ip != 0 && p.local_ip != interface_->local_ip) {
+  const bool group_bound = nic::IsMulticast(p.local_ip);
+  if (p.local_ip != 0 && p.local_ip != interface_->local_ip && !group_bound) {
     return absl::InvalidArgumentError(absl::StrCat(Ip(p.local_ip), " is not the offloaded address ",
                                                    Ip(interface_->local_ip)));
   }
@@ -494,7 +495,7 @@ absl::StatusOr<WireUdp> WirePlane::BindUdp(const UdpBindParams& p) {
   WireUdp u;
   u.engine = engine;
   u.cookie = next_cookie_.fetch_add(1, std::memory_order_relaxed);
-  u.steer_ip = interface_->local_ip;
+  u.steer_ip = group_bound ? 0 : interface_->local_ip;
   u.port = p.port;
   auto result = std::make_shared<int>(EINVAL);
   absl::Status s = engines_->engine(engine).RunSync(
@@ -508,8 +509,9 @@ absl::StatusOr<WireUdp> WirePlane::BindUdp(const UdpBindParams& p) {
   if (*result != 0) {
     return absl::InternalError(absl::StrCat("UDP bind on port ", p.port, ": ", strerror(*result)));
   }
-  // Only unicast to the interface's address: broadcast and multicast to the
-  // port keep reaching the shadow through the kernel.
+  // Only unicast to the interface's address: broadcast to the port keeps
+  // reaching the shadow through the kernel; groups are steered when joined.
+  if (group_bound) return u;
   const nic::FlowKey key = nic::FlowKey::Listener(nic::IpProto::kUdp, u.steer_ip, u.port);
   std::lock_guard<std::mutex> lock(udp_mu_);
   int& refs = udp_steer_refs_[{u.steer_ip, u.port}];
@@ -527,10 +529,105 @@ void WirePlane::CloseUdp(const WireUdp& u) {
   EngineFlows* f = flows_[u.engine].get();
   engines_->engine(u.engine).Post([f, cookie = u.cookie] { f->CloseUdp(cookie); });
   std::lock_guard<std::mutex> lock(udp_mu_);
+  if (auto g = udp_groups_.find(u.cookie); g != udp_groups_.end()) {
+    for (uint32_t group : g->second) ReleaseGroupSteer(f->queue(), group, u.port);
+    udp_groups_.erase(g);
+  }
+  if (u.steer_ip == 0) return;
   auto it = udp_steer_refs_.find({u.steer_ip, u.port});
   if (it == udp_steer_refs_.end() || --it->second > 0) return;
   udp_steer_refs_.erase(it);
   FlowGone(f->queue(), nic::FlowKey::Listener(nic::IpProto::kUdp, u.steer_ip, u.port));
+}
+
+absl::Status WirePlane::JoinUdpGroup(const WireUdp& u, uint32_t group) {
+  if (!nic::IsMulticast(group)) {
+    return absl::InvalidArgumentError(Ip(group) + " is not a multicast group");
+  }
+  if (u.engine >= flows_.size() || engines_ == nullptr) {
+    return absl::FailedPreconditionError("the wire path is stopped");
+  }
+  EngineFlows* f = flows_[u.engine].get();
+  auto result = std::make_shared<int>(EBADF);
+  absl::Status s = engines_->engine(u.engine).RunSync(
+      [f, cookie = u.cookie, group, result] { *result = f->JoinUdpGroup(cookie, group); },
+      absl::Seconds(5));
+  if (!s.ok()) return s;
+  switch (*result) {
+    case 0: break;
+    case EADDRINUSE: return absl::AlreadyExistsError("already a member of " + Ip(group));
+    case ENOBUFS:
+      return absl::ResourceExhaustedError(
+          absl::StrCat("a socket joins at most ", udp::kMaxGroups, " groups on the engine"));
+    case EBADF: return absl::FailedPreconditionError("the engine endpoint is gone");
+    default:
+      return absl::InternalError(absl::StrCat("join ", Ip(group), ": ", strerror(*result)));
+  }
+  std::lock_guard<std::mutex> lock(udp_mu_);
+  int& refs = group_steer_refs_[{group, u.port}];
+  const nic::FlowKey key = nic::FlowKey::MulticastGroup(group, u.port);
+  if (refs == 0 && !SteerFlow(f->queue(), key)) {
+    group_steer_refs_.erase({group, u.port});
+    engines_->engine(u.engine).Post(
+        [f, cookie = u.cookie, group] { f->LeaveUdpGroup(cookie, group); });
+    return absl::InternalError("cannot steer " + key.ToString() + " to the engine");
+  }
+  ++refs;
+  udp_groups_[u.cookie].push_back(group);
+  return absl::OkStatus();
+}
+
+absl::Status WirePlane::LeaveUdpGroup(const WireUdp& u, uint32_t group) {
+  if (u.engine >= flows_.size() || engines_ == nullptr) {
+    return absl::FailedPreconditionError("the wire path is stopped");
+  }
+  EngineFlows* f = flows_[u.engine].get();
+  {
+    std::lock_guard<std::mutex> lock(udp_mu_);
+    auto g = udp_groups_.find(u.cookie);
+    auto it = g == udp_groups_.end() ? std::vector<uint32_t>::iterator()
+                                     : std::find(g->second.begin(), g->second.end(), group);
+    if (g == udp_groups_.end() || it == g->second.end()) {
+      return absl::NotFoundError("not a member of " + Ip(group) + " on the engine");
+    }
+    g->second.erase(it);
+    if (g->second.empty()) udp_groups_.erase(g);
+    // Unsteer first: the group's datagrams go back to the kernel sockets.
+    ReleaseGroupSteer(f->queue(), group, u.port);
+  }
+  engines_->engine(u.engine).Post(
+      [f, cookie = u.cookie, group] { f->LeaveUdpGroup(cookie, group); });
+  return absl::OkStatus();
+}
+
+void WirePlane::ReleaseGroupSteer(uint32_t queue, uint32_t group, uint16_t port) {
+  auto it = group_steer_refs_.find({group, port});
+  if (it == group_steer_refs_.end() || --it->second > 0) return;
+  group_steer_refs_.erase(it);
+  FlowGone(queue, nic::FlowKey::MulticastGroup(group, port));
+}
+
+absl::Status WirePlane::RouteMulticast(uint32_t group, uint32_t if_addr, int ifindex) const {
+  if (interface_ == nullptr) return absl::FailedPreconditionError("the wire path is stopped");
+  const Interface& itf = *interface_;
+  if (!nic::IsMulticast(group)) return absl::NotFoundError(Ip(group) + " is not a group");
+  if (ifindex != 0 && ifindex != itf.ifindex) {
+    return absl::NotFoundError(absl::StrCat("interface index ", ifindex, " is not ",
+                                            itf.config.name, " (offloaded)"));
+  }
+  if (if_addr != 0 && if_addr != itf.local_ip) {
+    return absl::NotFoundError(absl::StrCat("interface address ", Ip(if_addr), " is not ",
+                                            Ip(itf.local_ip), " (offloaded)"));
+  }
+  if (ifindex != 0 || if_addr != 0) return absl::OkStatus();
+  // No interface named: the kernel picks it by routing the group.
+  std::optional<netlink::Route> route = netlink_->LookupRoute(group);
+  if (!route.has_value()) return absl::NotFoundError("no route to " + Ip(group));
+  if (route->oif != itf.ifindex) {
+    return absl::NotFoundError(absl::StrCat("the kernel routes ", Ip(group), " through another "
+                                            "interface than ", itf.config.name));
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<WireRoute> WirePlane::RouteUdpTo(uint32_t remote_ip, uint16_t remote_port) {

@@ -90,9 +90,25 @@
 // endpoint on the same port (the kernel keeps the port reserved for the
 // shadow) and an AppDgram: the engine sends what the application appends
 // to the TX ring and delivers what the stack receives into the RX ring.
-// Only unicast to the interface's address is steered to the engine
-// (FlowKey::Listener(kUdp, interface address, port)): broadcast, multicast
-// and fragments keep reaching the shadow through the kernel.
+// Unicast to the interface's address is steered to the engine
+// (FlowKey::Listener(kUdp, interface address, port)); broadcast and
+// fragments keep reaching the shadow through the kernel. A socket bound to
+// a multicast group address gets no unicast key.
+//
+// Multicast (JoinUdpGroup/LeaveUdpGroup): when an application's socket
+// joins a group on the offloaded interface (its kernel socket has joined
+// already, so the kernel sends the IGMP reports), the engine endpoint joins
+// too and FlowKey::MulticastGroup(group, port) is steered to the engine (the
+// af_xdp driver also holds a membership of its own for the NIC's filter).
+// Every member endpoint on the port gets a copy (udp::UdpTable). Steering
+// is reference-counted per (group, port): the last member's leave or close
+// unsteers it, and the group's datagrams reach the kernel sockets again.
+// While a (group, port) is steered, kernel sockets of this namespace that
+// are not offloaded and receive the same group and port get nothing (XDP
+// redirects, it cannot copy). Sending to a group (RouteMulticast) is
+// offloaded when the socket's IP_MULTICAST_IF, or the kernel's route for
+// the group, is the offloaded interface; the engine sends to the group's
+// MAC with the record's TTL.
 // ---------------------------------------------------------------------------
 //
 // Thread safety: Create/Stop/destruction from one controlling thread. The
@@ -201,7 +217,9 @@ struct WireListener {
 };
 
 struct UdpBindParams {
-  uint32_t local_ip = 0;  // host order; 0 = INADDR_ANY, else the interface's address
+  // host order; 0 = INADDR_ANY, else the interface's address or a
+  // multicast group (the socket receives only that group's datagrams)
+  uint32_t local_ip = 0;
   uint16_t port = 0;      // host order; reserved in the kernel by the caller (bound shadow)
   bool reuse = false;     // SO_REUSEADDR/SO_REUSEPORT on the shadow
   std::shared_ptr<AppDgram> rings;  // required
@@ -211,7 +229,7 @@ struct UdpBindParams {
 struct WireUdp {
   uint32_t engine = 0;
   uint64_t cookie = 0;
-  uint32_t steer_ip = 0;  // the steered key (host order)
+  uint32_t steer_ip = 0;  // the steered unicast key (host order); 0: none (bound to a group)
   uint16_t port = 0;
 };
 
@@ -283,6 +301,22 @@ class WirePlane {
   absl::StatusOr<WireUdp> BindUdp(const UdpBindParams& params);
   // Closes the endpoint; the port is unsteered when its last endpoint goes.
   void CloseUdp(const WireUdp& udp);
+  // Multicast membership of an engine endpoint (see the file comment):
+  // the endpoint joins `group` (host order) on its engine, then
+  // (group, udp.port) is steered to the engine. Errors: InvalidArgument
+  // (not a multicast group), AlreadyExists (already a member),
+  // ResourceExhausted (20 groups, Linux IP_MAX_MEMBERSHIPS),
+  // FailedPrecondition (stopped, endpoint gone), Internal (steering or the
+  // driver's join failed; nothing stays joined).
+  absl::Status JoinUdpGroup(const WireUdp& udp, uint32_t group);
+  // Drops a membership; the last member of (group, port) unsteers it.
+  // NotFound if the endpoint is not a member.
+  absl::Status LeaveUdpGroup(const WireUdp& udp, uint32_t group);
+  // Whether multicast on the interface named by `if_addr` (host order, 0:
+  // any) and `ifindex` (0: any) -- an IP_ADD_MEMBERSHIP or IP_MULTICAST_IF
+  // -- is on the offloaded interface; with neither, whether the kernel
+  // routes `group` through it. NotFound with the reason otherwise.
+  absl::Status RouteMulticast(uint32_t group, uint32_t if_addr, int ifindex) const;
   // RouteTo for a UDP destination an engine endpoint is about to send to;
   // also asks the kernel to resolve the next hop if it has no usable
   // neighbour (the engine learns it through the neighbour feed).
@@ -325,9 +359,17 @@ class WirePlane {
   std::atomic<uint64_t> released_flows_{0};
   bool stopped_ = false;
 
-  // Steered UDP receive keys (ip, port; host order) -> endpoints using them.
+  // Drops one reference to the steered multicast key (group, port).
+  // REQUIRES: udp_mu_ held.
+  void ReleaseGroupSteer(uint32_t queue, uint32_t group, uint16_t port);
+
+  // Steered UDP receive keys (ip, port; host order) -> endpoints using
+  // them; multicast keys (group, port) likewise; each engine endpoint's
+  // groups (by cookie). All guarded by udp_mu_.
   std::mutex udp_mu_;
-  std::map<std::pair<uint32_t, uint16_t>, int> udp_steer_refs_;  // guarded by udp_mu_
+  std::map<std::pair<uint32_t, uint16_t>, int> udp_steer_refs_;
+  std::map<std::pair<uint32_t, uint16_t>, int> group_steer_refs_;
+  std::map<uint64_t, std::vector<uint32_t>> udp_groups_;
 
   std::mutex neigh_mu_;  // serialises SyncNeighbours (netlink thread + Create)
   bool engines_started_ = false;  // guarded by neigh_mu_
