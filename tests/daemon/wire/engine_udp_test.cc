@@ -169,7 +169,7 @@ TEST_F(EngineUdpTest, FullRxRingDropsAndCountsLikeAFullReceiveBuffer) {
 TEST_F(EngineUdpTest, InvalidDestinationsAreDroppedAndCountedOthersStillSent) {
   bool kick;
   ASSERT_TRUE(AppSend("127.0.0.1", 53, {1}, &kick));
-  ASSERT_TRUE(AppSend("224.0.0.1", 53, {1}, &kick));
+  ASSERT_TRUE(AppSend("240.0.0.1", 53, {1}, &kick));  // class E (multicast is sendable)
   ASSERT_TRUE(AppSend("0.0.0.0", 53, {1}, &kick));
   ASSERT_TRUE(AppSend("198.18.0.2", 0, {1}, &kick));
   ASSERT_TRUE(AppSend("198.18.0.2", 53, {1}, &kick));
@@ -177,6 +177,81 @@ TEST_F(EngineUdpTest, InvalidDestinationsAreDroppedAndCountedOthersStillSent) {
   EXPECT_EQ(sut_.Drain().size(), 1u);
   EXPECT_EQ(rings_->tx_header()->drops.load(), 4u);
   EXPECT_EQ(udp_.counters().tx_drops, 4u);
+}
+
+TEST_F(EngineUdpTest, MulticastRecordsLeaveToTheGroupMacWithTheirTtl) {
+  const std::vector<uint8_t> d = {1, 2, 3};
+  struct iovec iov = {const_cast<uint8_t*>(d.data()), d.size()};
+  bool kick;
+  const uint32_t group = htonl(Ip("239.129.2.3"));
+  ASSERT_TRUE(app_tx_.Push(&iov, 1, d.size(), &kick, group, htons(6000)));  // default TTL
+  ASSERT_TRUE(app_tx_.Push(&iov, 1, d.size(), &kick, group, htons(6000), shm::kDgramTtlSet | 5));
+  // TTL 0 is host-local: never on the wire (the client sends it through the kernel).
+  ASSERT_TRUE(app_tx_.Push(&iov, 1, d.size(), &kick, group, htons(6000), shm::kDgramTtlSet | 0));
+  EXPECT_EQ(udp_.PollApplications(), 3u);
+  std::vector<Frame> out = sut_.Drain();
+  ASSERT_EQ(out.size(), 2u);
+  const uint8_t want_ttl[] = {1, 5};
+  for (size_t i = 0; i < out.size(); ++i) {
+    net::ParsedFrame f;
+    ASSERT_EQ(net::ParseFrame(out[i].data(), out[i].size(), true, &f), net::ParseStatus::kOk);
+    // RFC 1112 6.4: 01:00:5e + the low 23 bits of 239.129.2.3.
+    const net::MacAddr mac{{0x01, 0x00, 0x5e, 0x01, 0x02, 0x03}};
+    EXPECT_TRUE(f.dst_mac == mac);
+    EXPECT_EQ(f.dst_ip, Ip("239.129.2.3"));
+    EXPECT_EQ(f.ttl, want_ttl[i]);
+    EXPECT_EQ(f.src_port, kPort);
+  }
+  EXPECT_EQ(udp_.counters().tx_datagrams, 2u);
+  EXPECT_EQ(rings_->tx_header()->drops.load(), 1u);
+}
+
+TEST_F(EngineUdpTest, GroupDatagramsReachEveryMemberOnThePortUntilItLeaves) {
+  constexpr uint16_t kGroupPort = 6000;
+  shm::UniqueFd efd_a(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
+  shm::UniqueFd efd_b(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
+  absl::StatusOr<std::shared_ptr<AppDgram>> a =
+      AppDgram::Create(kCapacity, efd_a.get(), 0, htons(kGroupPort), 1472);
+  absl::StatusOr<std::shared_ptr<AppDgram>> b =
+      AppDgram::Create(kCapacity, efd_b.get(), 0, htons(kGroupPort), 1472);
+  ASSERT_TRUE(a.ok() && b.ok());
+  ASSERT_EQ(udp_.Bind(10, 0, kGroupPort, true, *a), 0);
+  ASSERT_EQ(udp_.Bind(11, 0, kGroupPort, true, *b), 0);
+  const uint32_t group = Ip("239.1.2.3");
+  EXPECT_EQ(udp_.JoinGroup(10, group), 0);
+  EXPECT_EQ(udp_.JoinGroup(11, group), 0);
+  EXPECT_EQ(udp_.JoinGroup(11, group), EADDRINUSE);
+  EXPECT_EQ(udp_.JoinGroup(99, group), EBADF);
+  shm::DgramConsumer rx_a, rx_b;
+  rx_a.Init((*a)->rx_header());
+  rx_b.Init((*b)->rx_header());
+  const net::MacAddr group_mac = net::MacAddr::ForIpv4Multicast(group);
+  auto inject = [&](uint32_t dst, uint8_t v) {
+    sut_.Inject(BuildUdp({kPeerMac, Ip("198.18.0.2"), 4000},
+                         {net::IsIpv4Multicast(dst) ? group_mac : kUsMac, dst, kGroupPort}, {v}));
+    return DeliverEvents();
+  };
+  EXPECT_EQ(inject(group, 1), 2u) << "one copy per member";
+  EXPECT_EQ(inject(Ip("239.9.9.9"), 2), 0u) << "a group nobody joined";
+  size_t len;
+  uint32_t src;
+  uint16_t sport;
+  const uint8_t* p = rx_a.Front(&len, &src, &sport);
+  ASSERT_NE(p, nullptr);
+  EXPECT_EQ(p[0], 1);
+  EXPECT_EQ(ntohl(src), Ip("198.18.0.2"));
+  rx_a.Pop(len);
+  p = rx_b.Front(&len);
+  ASSERT_NE(p, nullptr);
+  EXPECT_EQ(p[0], 1);
+  rx_b.Pop(len);
+  EXPECT_EQ(udp_.LeaveGroup(10, group), 0);
+  EXPECT_EQ(udp_.LeaveGroup(10, group), EADDRNOTAVAIL);
+  EXPECT_EQ(inject(group, 3), 1u) << "only the member that stayed";
+  EXPECT_TRUE(rx_a.Empty());
+  p = rx_b.Front(&len);
+  ASSERT_NE(p, nullptr);
+  EXPECT_EQ(p[0], 3);
 }
 
 TEST_F(EngineUdpTest, CorruptTxIndexStopsReadingThatRingOnly) {
