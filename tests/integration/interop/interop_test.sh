@@ -471,14 +471,17 @@ ofo() {
 # and a slow one (100 Mbit/s) that a classic-BPF cls_bpf filter fills with a
 # random 2 % of the packets (ld rand; jge 2%: no match; else class 1:2). The
 # slow class's packets wait for tokens while later ones overtake them. There
-# is no netem in this kernel.
+# is no netem in this kernel. TSO/GSO are off meanwhile so that the qdisc
+# sees frames, as the engine sends them, not 64 KiB GSO packets.
 REORDER_BPF="4,32 0 0 4294963256,53 1 0 $(((1 << 32) / 50)),6 0 0 65538,6 0 0 0"
 reorder_qdisc() {
   local ns=$1 dev=$2 op=$3
   if [[ $op == del ]]; then
     ip netns exec "$ns" tc qdisc del dev "$dev" root 2>/dev/null
+    ip netns exec "$ns" ethtool -K "$dev" tso on gso on >/dev/null 2>&1  # vb: tso stays off (tx off)
     return 0
   fi
+  ip netns exec "$ns" ethtool -K "$dev" tso off gso off >/dev/null 2>&1
   ip netns exec "$ns" tc qdisc add dev "$dev" root handle 1: htb default 1 &&
     ip netns exec "$ns" tc class add dev "$dev" parent 1: classid 1:1 htb rate 20gbit quantum 60000 &&
     ip netns exec "$ns" tc class add dev "$dev" parent 1: classid 1:2 htb rate 100mbit \
