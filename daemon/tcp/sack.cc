@@ -3,6 +3,8 @@
 
 #include <algorithm>
 
+#include "daemon/tcp/tcp.h"
+
 namespace offload::tcp {
 
 uint32_t LostBoundary(const Tcb& tcb, uint32_t dupthresh) {
@@ -10,13 +12,19 @@ uint32_t LostBoundary(const Tcb& tcb, uint32_t dupthresh) {
   uint32_t ranges = 0;
   uint64_t bytes = 0;
   const uint64_t byte_limit = uint64_t{dupthresh - 1} * tcb.snd_mss;
+  // RFC 8985: unSACKed data sent before delivered data, past the reordering
+  // window (tcp_rack.cc).
+  uint32_t boundary = tcb.snd_una;
+  if (SeqGt(tcb.rack_lost_end, boundary) && SeqLeq(tcb.rack_lost_end, tcb.snd_max)) {
+    boundary = tcb.rack_lost_end;
+  }
   for (size_t i = sb.size(); i > 0; --i) {
     const auto& r = sb[i - 1];
     ++ranges;
     bytes += r.end - r.start;
-    if (ranges >= dupthresh || bytes > byte_limit) return r.start;
+    if (ranges >= dupthresh || bytes > byte_limit) return SeqMax(r.start, boundary);
   }
-  return tcb.snd_una;
+  return boundary;
 }
 
 uint32_t Pipe(const Tcb& tcb, uint32_t lost_boundary) {
@@ -54,6 +62,7 @@ bool UpdateScoreboard(TcpContext* ctx, Tcb* tcb, const TcpOptions& opts,
     uint32_t before = tcb->scoreboard.CoveredIn(s, b.end);
     if (before == b.end - s) continue;
     if (tcb->scoreboard.Add(s, b.end)) newly = true;
+    tcb->sent.Sack(s, b.end, [&](const SentSeg& seg) { internal::RackOnDelivered(ctx, tcb, seg); });
   }
   return newly;
 }
@@ -61,6 +70,28 @@ bool UpdateScoreboard(TcpContext* ctx, Tcb* tcb, const TcpOptions& opts,
 bool NextSegRetransmit(const Tcb& tcb, uint32_t lost_boundary, bool rule3,
                        uint32_t* seq, uint32_t* max_len) {
   const auto& sb = tcb.scoreboard;
+  if (tcb.rack_lost_rtx && !rule3) {
+    // RFC 8985: a retransmission found lost goes again, first.
+    for (size_t i = 0; i < tcb.sent.size(); ++i) {
+      const SentSeg& r = tcb.sent[i];
+      if (!SeqLt(r.start, tcb.high_rxt)) break;
+      if (!r.lost || r.retrans || r.sacked || !SeqGt(r.end, tcb.snd_una)) continue;
+      uint32_t s = SeqMax(r.start, tcb.snd_una);
+      int k;
+      while (SeqLt(s, r.end) && (k = sb.Find(s)) >= 0) s = sb[k].end;
+      if (!SeqLt(s, r.end)) continue;
+      uint32_t e = r.end;
+      for (size_t j = 0; j < sb.size(); ++j) {
+        if (SeqGt(sb[j].start, s)) {
+          e = SeqMin(e, sb[j].start);
+          break;
+        }
+      }
+      *seq = s;
+      *max_len = e - s;
+      return true;
+    }
+  }
   uint32_t s = SeqMax(tcb.high_rxt, tcb.snd_una);
   uint32_t limit = rule3 ? tcb.snd_max : SeqMin(lost_boundary, tcb.snd_max);
   // Walk forward over SACKed ranges to the first unSACKed octet >= s.

@@ -18,6 +18,7 @@
 #include "daemon/tcp/cc/cc.h"
 #include "daemon/tcp/interval_set.h"
 #include "daemon/tcp/options.h"
+#include "daemon/tcp/sent_log.h"
 #include "daemon/timer/timer_wheel.h"
 
 namespace offload::tcp {
@@ -241,14 +242,14 @@ struct Tcb {
   bool sack_recovery = false;      // RFC 6675 (else NewReno RFC 6582)
   uint32_t recover = 0;            // RecoveryPoint / "recover"
   uint32_t high_rxt = 0;           // RFC 6675 HighRxt
-  // RFC 8985 time-based loss detection without per-segment records (see
-  // tcp_rack.cc): data first sent at or above a mark left after a
-  // retransmission; once such data is SACKed, the retransmission was sent
-  // before delivered data and is lost after the reordering window.
-  bool head_rxt_valid = false;     // head_rxt_* describe SND.UNA's retransmission
-  uint32_t head_rxt_seq = 0;       // start of the last retransmission of SND.UNA
-  uint32_t head_rxt_mark = 0;      // snd_max when it was sent
-  uint32_t last_rxt_mark = 0;      // snd_max at the latest retransmission of anything
+  // RFC 8985 (RACK) state, see tcp_rack.cc: the most recently sent segment
+  // known delivered, and how far losses were detected.
+  SentLog sent;                    // per-segment transmit records
+  uint64_t rack_xmit_ns = 0;       // RACK.xmit_ts (0: nothing delivered yet)
+  uint32_t rack_end = 0;           // RACK.end_seq
+  uint64_t rack_rtt_ns = 0;        // RACK.rtt
+  uint32_t rack_lost_end = 0;      // unSACKed data below this is lost (if > snd_una)
+  bool rack_lost_rtx = false;      // a retransmission was detected lost (resend it)
   uint8_t reo_wnd_mult = 1;        // RFC 8985 6.2 step 4 RACK.reo_wnd_mult
   uint8_t reo_wnd_persist = 0;     // RFC 8985 RACK.reo_wnd_persist
   uint64_t reo_adjust_ns = 0;      // last reo_wnd_mult increase (once per RTT)

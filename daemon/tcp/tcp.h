@@ -122,11 +122,11 @@ bool ProcessAck(TcpContext* ctx, Tcb* tcb, const net::ParsedFrame& seg, const Tc
 void UpdateWindow(TcpContext* ctx, Tcb* tcb, const net::ParsedFrame& seg);
 // Fast retransmit: enters RFC 6675 SACK / RFC 6582 NewReno recovery.
 void EnterRecovery(TcpContext* ctx, Tcb* tcb);
-// RFC 8985 6.2, coarse form (tcp_rack.cc): whether the segment at SND.UNA is
-// lost because data sent after it (after its last retransmission, if any)
-// has been SACKed. The loss is acted upon only after the reordering window.
-bool HeadSentBeforeDelivered(const Tcb& tcb);
-// Arms, keeps or cancels the reordering timer after an ACK.
+// RFC 8985 6.2 steps 1-3 (tcp_rack.cc): `seg` was delivered (cumulatively
+// ACKed or newly SACKed) by the ACK being processed.
+void RackOnDelivered(TcpContext* ctx, Tcb* tcb, const SentSeg& seg);
+// RFC 8985 6.2 step 5 after an ACK: marks losses, arms or cancels the
+// reordering timer.
 void RackAfterAck(TcpContext* ctx, Tcb* tcb);
 // The reordering timer fired.
 void RackOnTimeout(TcpContext* ctx, Tcb* tcb);

@@ -54,6 +54,7 @@ void ExitRecovery(TcpContext* ctx, Tcb* tcb) {
   }
   tcb->in_recovery = false;
   tcb->sack_recovery = false;
+  tcb->rack_lost_rtx = false;
   tcb->ca_state = 0;
   tcb->snd_cwnd_cnt = 0;
   RackOnRecoveryExit(tcb);
@@ -122,7 +123,7 @@ bool ProcessAck(TcpContext* ctx, Tcb* tcb, const net::ParsedFrame& seg,
     // RFC 8985 7.4: the probe's episode ends once its data is acknowledged.
     if (tcb->tlp_in_flight && SeqGeq(ack, tcb->tlp_high_seq)) tcb->tlp_in_flight = false;
     if (SeqLt(tcb->high_rxt, ack)) tcb->high_rxt = ack;
-    if (tcb->head_rxt_valid && SeqGt(ack, tcb->head_rxt_seq)) tcb->head_rxt_valid = false;
+    tcb->sent.AckTo(ack, [&](const SentSeg& s) { RackOnDelivered(ctx, tcb, s); });
     tcb->bytes_acked += acked;
     tcb->scoreboard.RemoveBelow(ack);
     // RFC 6298 / 7323 4: RTT sample (Karn's rule for the timed segment).

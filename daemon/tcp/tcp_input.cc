@@ -251,6 +251,7 @@ void TcpAcceptSyn(TcpContext* ctx, Tcb* child, const net::ParsedFrame& seg,
   child->tx_seq0 = iss + 1;
   child->recover = iss;
   child->high_rxt = iss;
+  child->rack_lost_end = iss;
   child->snd_sml = iss;
   child->irs = seg.seq;
   child->rcv_nxt = seg.seq + 1;

@@ -186,15 +186,9 @@ size_t SendData(TcpContext* ctx, Tcb* tcb, uint8_t* buf, uint32_t seq, uint32_t 
   size_t n = EmitSegment(ctx, tcb, buf, seq, len, flags, &o);
   uint32_t end = seq + len + (fin ? 1 : 0);
   *end_out = end;
+  // Transmit record for the RFC 8985 loss detection of tcp_rack.cc.
+  tcb->sent.OnSend(seq, end, ctx->now_ns);
   if (retransmit) {
-    // Marks for the RFC 8985 loss detection of tcp_rack.cc: data at or
-    // above snd_max is first sent after this retransmission.
-    tcb->last_rxt_mark = tcb->snd_max;
-    if (seq == tcb->snd_una) {
-      tcb->head_rxt_valid = true;
-      tcb->head_rxt_seq = seq;
-      tcb->head_rxt_mark = tcb->snd_max;
-    }
     ctx->ctr->retrans_segs++;
     tcb->total_retrans++;
     tcb->bytes_retrans += len;

@@ -1,17 +1,20 @@
-// RFC 8985 (RACK) time-based loss detection in a coarse form that needs no
-// per-segment transmit records: send order is inferred from sequence order
-// and from marks left by retransmissions (Tcb::head_rxt_*, last_rxt_mark).
+// RFC 8985 (RACK) time-based loss detection over the per-segment transmit
+// records of Tcb::sent (sent_log.h).
 //
-// RFC 8985 6.2 marks a segment lost once a segment sent after it has been
-// delivered (cumulatively ACKed or SACKed) and RACK.rtt + RACK.reo_wnd has
-// passed since it was sent. The first SACK that proves "sent before a
-// delivered segment" arrives no earlier than that segment's send time plus
-// RACK.rtt, so arming the reordering timer for reo_wnd from that ACK is the
-// RFC rule evaluated at a time never earlier than the RFC's. It repairs the
-// two cases RFC 6675 leaves to the RTO: a hole with fewer than DupThresh
-// SACKed segments above it (short flights, ACK loss), and a lost
-// retransmission of SND.UNA (recognised once data first sent after that
-// retransmission is SACKed).
+// Every ACK that delivers a segment (cumulatively or by SACK) advances
+// RACK.xmit_ts to the send time of the most recently sent delivered segment
+// (RFC 8985 6.2 steps 1-2). Then (step 5) every unSACKed segment sent before
+// it is lost once RACK.rtt + RACK.reo_wnd has passed since its own send
+// time; the earliest segment not yet due arms the reordering timer.
+//
+// A segment found lost that was never retransmitted extends
+// Tcb::rack_lost_end, which RFC 6675's IsLost() (LostBoundary) honours: the
+// hole is retransmitted by NextSeg() and leaves the pipe. A retransmission
+// found lost (data sent after it was delivered) is sent again: in SACK
+// recovery by NextSeg() (Tcb::rack_lost_rtx), after an RTO by rewinding the
+// go-back-N point, otherwise as a head retransmission. This repairs what
+// RFC 6675 alone leaves to the RTO: holes with fewer than DupThresh SACKed
+// segments above them, lost retransmissions, and lost tail loss probes.
 #include <algorithm>
 
 #include "daemon/tcp/seq.h"
@@ -35,57 +38,112 @@ bool Synchronized(TcpState s) {
          s == TcpState::kFinWait1 || s == TcpState::kClosing || s == TcpState::kLastAck;
 }
 
-}  // namespace
-
-bool HeadSentBeforeDelivered(const Tcb& tcb) {
-  if (!tcb.sack_ok || tcb.scoreboard.empty() || tcb.snd_una == tcb.snd_max) return false;
-  const uint32_t sacked_end = tcb.scoreboard[tcb.scoreboard.size() - 1].end;
-  if (tcb.head_rxt_valid && tcb.head_rxt_seq == tcb.snd_una) {
-    // Retransmitted at a known point: only data first sent after it counts.
-    return SeqGt(sacked_end, tcb.head_rxt_mark);
+// RFC 8985 6.2 step 5 (RACK_detect_loss): marks the segments due as lost and
+// returns the earliest deadline of those not yet due (0: none). Sets
+// *any_lost, and *any_rtx with *lowest_rtx the start of the lowest lost
+// retransmission.
+uint64_t DetectLoss(TcpContext* ctx, Tcb* tcb, bool* any_lost, bool* any_rtx,
+                    uint32_t* lowest_rtx) {
+  *any_lost = false;
+  *any_rtx = false;
+  if (tcb->rack_xmit_ns == 0) return 0;
+  const uint64_t reo = ReoWnd(*tcb);
+  uint64_t next = 0;
+  SentLog& log = tcb->sent;
+  for (size_t i = 0; i < log.size(); ++i) {
+    SentSeg& r = log[i];
+    if (r.sacked || (r.lost && !r.retrans)) continue;
+    const bool before = r.xmit_ns < tcb->rack_xmit_ns ||
+                        (r.xmit_ns == tcb->rack_xmit_ns && SeqLeq(r.end, tcb->rack_end));
+    const uint64_t deadline = r.xmit_ns + tcb->rack_rtt_ns + reo;
+    if (!before || deadline > ctx->now_ns) {
+      if (before && (next == 0 || deadline < next)) next = deadline;
+      // Originals are sent in sequence order: everything above an original
+      // that is not due was sent after it and is not due either.
+      if (!r.retrans) break;
+      continue;
+    }
+    *any_lost = true;
+    if (r.retrans) {
+      ctx->ctr->lost_retransmits++;
+      r.retrans = false;
+      if (!*any_rtx || SeqLt(r.start, *lowest_rtx)) *lowest_rtx = r.start;
+      *any_rtx = true;
+    }
+    r.lost = true;
+    if (SeqGt(r.end, tcb->rack_lost_end) || !SeqGt(tcb->rack_lost_end, tcb->snd_una)) {
+      tcb->rack_lost_end = r.end;
+    }
   }
-  if (SeqLt(tcb.snd_una, tcb.high_rxt)) {
-    // Retransmitted at an unknown point (go-back-N after an RTO, RFC 6675
-    // rule 3): bounded by the latest retransmission of anything.
-    return SeqGt(sacked_end, tcb.last_rxt_mark);
-  }
-  // Only the original transmission: SACKed data above it was sent later.
-  return true;
+  return next;
 }
 
-void RackAfterAck(TcpContext* ctx, Tcb* tcb) {
-  if (!Synchronized(tcb->state) || tcb->force_rtx || !HeadSentBeforeDelivered(*tcb)) {
-    tcb->reo_deadline = 0;
-    return;
-  }
-  if (tcb->reo_deadline == 0) {
-    tcb->reo_deadline = ctx->now_ns + ReoWnd(*tcb);
-    TcpArmTimer(ctx, tcb);
-  }
-}
-
-void RackOnTimeout(TcpContext* ctx, Tcb* tcb) {
-  tcb->reo_deadline = 0;
-  if (!Synchronized(tcb->state) || tcb->force_rtx || !HeadSentBeforeDelivered(*tcb)) return;
-  ctx->ctr->reorder_timeouts++;
-  // RFC 6675 5 (SACK: once all data outstanding at an RTO is acknowledged,
-  // RFC 6675 5.1) / RFC 6582 3.2 step 2 (NewReno: more than "recover").
+// Acts on the losses DetectLoss() found.
+void RepairLosses(TcpContext* ctx, Tcb* tcb, bool any_rtx, uint32_t lowest_rtx) {
+  // RFC 6675 5 / RFC 6582 3.2 step 2: one window reduction per episode.
   const bool may_enter =
       !tcb->in_recovery && tcb->ca_state != 4 &&
       (tcb->recover == tcb->iss || SeqGeq(tcb->snd_una, tcb->recover));
   if (may_enter) {
     EnterRecovery(ctx, tcb);
+    if (any_rtx) tcb->rack_lost_rtx = true;
     return;
   }
-  // Inside a recovery episode (fast recovery, or the go-back-N after an
-  // RTO): the head's retransmission is lost. Send it again; the window was
-  // already reduced once for this episode (RFC 5681 3.2, RFC 8985 9.3).
-  if ((tcb->head_rxt_valid && tcb->head_rxt_seq == tcb->snd_una) ||
-      SeqLt(tcb->snd_una, tcb->high_rxt)) {
-    ctx->ctr->lost_retransmits++;
+  if (any_rtx) {
+    if (tcb->sack_recovery) {
+      tcb->rack_lost_rtx = true;  // NextSeg() sends it again
+    } else if (tcb->ca_state == 4 && SeqLt(lowest_rtx, tcb->snd_nxt)) {
+      // Go-back-N after an RTO: resend from the lost retransmission
+      // (SACKed ranges are skipped).
+      tcb->snd_nxt = SeqMax(lowest_rtx, tcb->snd_una);
+    } else if (lowest_rtx == tcb->snd_una) {
+      tcb->force_rtx = true;
+    }
   }
-  tcb->force_rtx = true;
   ctx->host->ScheduleOutput(tcb);
+}
+
+// Returns whether a loss was found.
+bool RunDetection(TcpContext* ctx, Tcb* tcb) {
+  bool any_lost, any_rtx;
+  uint32_t lowest_rtx = 0;
+  const uint64_t next = DetectLoss(ctx, tcb, &any_lost, &any_rtx, &lowest_rtx);
+  if (any_lost) RepairLosses(ctx, tcb, any_rtx, lowest_rtx);
+  tcb->reo_deadline = next;
+  if (next != 0) TcpArmTimer(ctx, tcb);
+  return any_lost;
+}
+
+}  // namespace
+
+void RackOnDelivered(TcpContext* ctx, Tcb* tcb, const SentSeg& seg) {
+  // RFC 8985 6.2 step 2: an ACK of a retransmitted segment sooner than the
+  // minimum RTT after its retransmission was for the original transmission.
+  if (seg.retrans && tcb->min_rtt_us > 0 &&
+      ctx->now_ns - seg.xmit_ns < static_cast<uint64_t>(tcb->min_rtt_us) * 1000) {
+    return;
+  }
+  // RFC 8985 6.2 step 1/3: remember the most recently sent delivered segment.
+  if (seg.xmit_ns > tcb->rack_xmit_ns ||
+      (seg.xmit_ns == tcb->rack_xmit_ns && SeqGt(seg.end, tcb->rack_end))) {
+    tcb->rack_xmit_ns = seg.xmit_ns;
+    tcb->rack_end = seg.end;
+    tcb->rack_rtt_ns = ctx->now_ns - seg.xmit_ns;
+  }
+}
+
+void RackAfterAck(TcpContext* ctx, Tcb* tcb) {
+  if (!Synchronized(tcb->state) || tcb->snd_una == tcb->snd_max) {
+    tcb->reo_deadline = 0;
+    return;
+  }
+  RunDetection(ctx, tcb);
+}
+
+void RackOnTimeout(TcpContext* ctx, Tcb* tcb) {
+  tcb->reo_deadline = 0;
+  if (!Synchronized(tcb->state) || tcb->snd_una == tcb->snd_max) return;
+  if (RunDetection(ctx, tcb)) ctx->ctr->reorder_timeouts++;
 }
 
 void RackOnDsack(TcpContext* ctx, Tcb* tcb) {

@@ -96,6 +96,7 @@ void OnRetransmitTimeout(TcpContext* ctx, Tcb* tcb) {
   tcb->tlp_in_flight = false;
   tcb->tlp_pending = false;
   tcb->reo_deadline = 0;
+  tcb->rack_lost_rtx = false;
   // Go back: retransmit from SND.UNA (SACKed ranges are skipped on output).
   tcb->snd_nxt = tcb->snd_una;
   tcb->force_rtx = true;

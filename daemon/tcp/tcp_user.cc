@@ -75,6 +75,7 @@ void TcpConnect(TcpContext* ctx, Tcb* tcb, uint32_t iss, uint32_t ts_offset) {
   tcb->tx_seq0 = iss + 1;
   tcb->recover = iss;
   tcb->high_rxt = iss;
+  tcb->rack_lost_end = iss;
   tcb->snd_sml = iss;
   tcb->passive = false;
   tcb->una_since_ns = ctx->now_ns;

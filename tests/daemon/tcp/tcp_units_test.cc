@@ -3,6 +3,7 @@
 // indices, RFC 6528 ISNs, RFC 6675 pipe/IsLost, CUBIC window growth.
 #include <random>
 #include <set>
+#include <vector>
 
 #include "daemon/tcp/byte_ring.h"
 #include "daemon/tcp/interval_set.h"
@@ -222,6 +223,67 @@ TEST(RenoTest, Rfc5681_SlowStartThenAdditiveIncrease) {
   EXPECT_EQ(t.snd_cwnd, 4000u);  // capped at ssthresh; 1000 left over for CA
   t.cc->cong_avoid(&t, 3000, 0);
   EXPECT_EQ(t.snd_cwnd, 5000u);
+}
+
+// RFC 8985 transmit records: new data appends in sequence order, a
+// retransmission re-stamps exactly the bytes it covers (splitting records),
+// SACKs and cumulative ACKs report each record once.
+TEST(SentLogTest, RecordsRetransmissionsSacksAndAcks) {
+  SentLog log;
+  const uint32_t base = 0xfffff000u;  // across the sequence wrap
+  for (uint32_t i = 0; i < 4; ++i) log.OnSend(base + i * 1000, base + (i + 1) * 1000, 10 + i);
+  ASSERT_EQ(log.size(), 4u);
+  EXPECT_EQ(log[2].start, base + 2000);
+  EXPECT_EQ(log[2].xmit_ns, 12u);
+  // A retransmission of [500, 1500): [0,500) [500,1000) [1000,1500) [1500,2000) ...
+  log.OnSend(base + 500, base + 1500, 50);
+  ASSERT_EQ(log.size(), 6u);
+  EXPECT_EQ(log[0].xmit_ns, 10u);
+  EXPECT_FALSE(log[0].retrans);
+  EXPECT_EQ(log[1].start, base + 500);
+  EXPECT_TRUE(log[1].retrans);
+  EXPECT_EQ(log[1].xmit_ns, 50u);
+  EXPECT_TRUE(log[2].retrans);
+  EXPECT_EQ(log[2].end, base + 1500);
+  EXPECT_FALSE(log[3].retrans);
+  EXPECT_EQ(log[3].xmit_ns, 11u);
+  // A send straddling the end: the old part is a retransmission, the rest new.
+  log.OnSend(base + 3500, base + 4500, 60);
+  EXPECT_EQ(log[log.size() - 1].start, base + 4000);
+  EXPECT_FALSE(log[log.size() - 1].retrans);
+  EXPECT_TRUE(log[log.size() - 2].retrans);
+  // SACK [2000, 3000): one record, reported once.
+  int sacked = 0;
+  log.Sack(base + 2000, base + 3000, [&](const SentSeg& s) {
+    ++sacked;
+    EXPECT_EQ(s.xmit_ns, 12u);
+  });
+  log.Sack(base + 2000, base + 3000, [&](const SentSeg&) { ++sacked; });
+  EXPECT_EQ(sacked, 1);
+  // Cumulative ACK to 3000: the SACKed record is not reported again.
+  std::vector<uint64_t> acked;
+  log.AckTo(base + 3000, [&](const SentSeg& s) { acked.push_back(s.xmit_ns); });
+  EXPECT_EQ(acked, (std::vector<uint64_t>{10, 50, 50, 11}));
+  EXPECT_EQ(log[0].start, base + 3000);
+  log.AckTo(base + 3200, [&](const SentSeg&) {});  // partial: trimmed
+  EXPECT_EQ(log[0].start, base + 3200);
+  log.AckTo(base + 5000, [&](const SentSeg&) {});
+  EXPECT_TRUE(log.empty());
+}
+
+// Past kMaxRecords new data merges into the last record with the newest time.
+TEST(SentLogTest, BoundedByMergingNewData) {
+  SentLog log;
+  const uint32_t n = SentLog::kMaxRecords + 100;
+  for (uint32_t i = 0; i < n; ++i) log.OnSend(i * 10, i * 10 + 10, i);
+  EXPECT_EQ(log.size(), SentLog::kMaxRecords);
+  const SentSeg& last = log[log.size() - 1];
+  EXPECT_EQ(last.end, n * 10);
+  EXPECT_EQ(last.xmit_ns, n - 1);
+  size_t reported = 0;
+  log.AckTo(n * 10, [&](const SentSeg&) { ++reported; });
+  EXPECT_EQ(reported, SentLog::kMaxRecords);
+  EXPECT_TRUE(log.empty());
 }
 
 }  // namespace
