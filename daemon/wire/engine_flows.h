@@ -124,6 +124,8 @@ class EngineFlows : public engine::FlowEventSink, public stack::BufferProvider {
   bool armed_ = false;  // need-wake-up flags set on the pipes and UDP TX rings
   uint64_t alloc_failures_ = 0;
   std::atomic<uint64_t> active_{0};
+  // Checksum failures already reported in the log (engine thread only).
+  uint64_t csum_logged_ = 0;
 };
 
 }  // namespace offload::wire
