@@ -223,17 +223,23 @@ void SyncGroupCounts(Socket* s) {
   s->slot->mc_groups_kernel.store(s->num_mc_groups - engine, std::memory_order_relaxed);
 }
 
-// Reports one membership to the daemon; true if the engine now receives
-// the group for this socket.
-bool ReportJoin(Socket* s, const Socket::McMembership& g) {
-  if (s->path.load() != Path::kUdp || !s->wire_tx.valid()) return false;
+// The kUdpJoin / kUdpLeave message for membership `g` of socket `s`.
+shm::Msg MembershipMsg(shm::MsgType type, const Socket* s, const Socket::McMembership& g) {
   shm::Msg m = {};
-  m.type = shm::MsgType::kUdpJoin;
+  m.type = type;
   m.id = s->reg_id;
   m.remote.addr = g.group;
   m.remote.port = s->local.sin_port;
   m.local.addr = g.if_addr;
   m.value = static_cast<uint32_t>(g.ifindex);
+  return m;
+}
+
+// Reports one membership to the daemon; true if the engine now receives
+// the group for this socket.
+bool ReportJoin(Socket* s, const Socket::McMembership& g) {
+  if (s->path.load() != Path::kUdp || !s->wire_tx.valid()) return false;
+  shm::Msg m = MembershipMsg(shm::MsgType::kUdpJoin, s, g);
   shm::Msg r;
   int rfds[shm::kMaxMsgFds];
   int nr = 0;
@@ -562,16 +568,7 @@ void UdpMulticastOption(Socket* s, int name, const void* val, socklen_t len) {
           (g.if_addr != 0 && m.if_addr != 0 && g.if_addr != m.if_addr)) {
         continue;
       }
-      if (m.engine && s->wire_tx.valid()) {
-        shm::Msg msg = {};
-        msg.type = shm::MsgType::kUdpLeave;
-        msg.id = s->reg_id;
-        msg.remote.addr = m.group;
-        msg.remote.port = s->local.sin_port;
-        msg.local.addr = m.if_addr;
-        msg.value = static_cast<uint32_t>(m.ifindex);
-        SendAsync(msg);
-      }
+      if (m.engine && s->wire_tx.valid()) SendAsync(MembershipMsg(shm::MsgType::kUdpLeave, s, m));
       s->mc_groups[i] = s->mc_groups[--s->num_mc_groups];
       break;
     }
