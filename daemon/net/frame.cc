@@ -1,6 +1,8 @@
 // Frame parsing and header builders; see frame.h.
 #include "daemon/net/frame.h"
 
+#include <cstring>
+
 #include "daemon/net/checksum.h"
 
 namespace offload::net {
@@ -41,7 +43,20 @@ ParseStatus ParseArp(const uint8_t* p, size_t len, ParsedFrame* out) {
   return ParseStatus::kOk;
 }
 
-ParseStatus ParseL4(ParsedFrame* out, bool verify) {
+// True if the checksum over `len` bytes at `l4` (with pseudo-header `sum`) is
+// right, or if `mode` allows a partial one and the field at `field` holds only
+// the folded pseudo-header sum.
+bool L4ChecksumOk(const uint8_t* l4, uint32_t len, uint32_t sum, const uint8_t* field,
+                  L4Checksum mode) {
+  if (ChecksumFold(ChecksumPartial(l4, len, sum)) == 0) return true;
+  if (mode != L4Checksum::kVerifyOrPartial) return false;
+  uint16_t stored;
+  std::memcpy(&stored, field, 2);
+  return stored == static_cast<uint16_t>(~ChecksumFold(sum));
+}
+
+ParseStatus ParseL4(ParsedFrame* out, L4Checksum mode) {
+  const bool verify = mode != L4Checksum::kSkip;
   const uint8_t* l4 = out->l4;
   const uint32_t l4_len = out->l4_len;
   if (out->protocol == kIpProtoUdp) {
@@ -53,7 +68,7 @@ ParseStatus ParseL4(ParsedFrame* out, bool verify) {
     if (verify && Load16(udp->checksum) != 0) {  // RFC 768: 0 = no checksum
       uint32_t sum = PseudoHeaderSum(htonl(out->src_ip), htonl(out->dst_ip),
                                      kIpProtoUdp, ulen);
-      if (ChecksumFold(ChecksumPartial(l4, ulen, sum)) != 0) {
+      if (!L4ChecksumOk(l4, ulen, sum, udp->checksum, mode)) {
         return ParseStatus::kBadL4Checksum;
       }
     }
@@ -74,7 +89,7 @@ ParseStatus ParseL4(ParsedFrame* out, bool verify) {
     if (verify) {
       uint32_t sum = PseudoHeaderSum(htonl(out->src_ip), htonl(out->dst_ip),
                                      kIpProtoTcp, static_cast<uint16_t>(l4_len));
-      if (ChecksumFold(ChecksumPartial(l4, l4_len, sum)) != 0) {
+      if (!L4ChecksumOk(l4, l4_len, sum, tcp->checksum, mode)) {
         return ParseStatus::kBadL4Checksum;
       }
     }
@@ -96,7 +111,7 @@ ParseStatus ParseL4(ParsedFrame* out, bool verify) {
 
 }  // namespace
 
-ParseStatus ParseFrame(const uint8_t* data, size_t len, bool verify_l4_checksum,
+ParseStatus ParseFrame(const uint8_t* data, size_t len, L4Checksum l4_checksum,
                        ParsedFrame* out) {
   *out = ParsedFrame{};
   if (len < kEthHeaderLen) return ParseStatus::kTruncated;
@@ -135,7 +150,7 @@ ParseStatus ParseFrame(const uint8_t* data, size_t len, bool verify_l4_checksum,
   out->l4_len = static_cast<uint32_t>(total - ihl);
   // Fragments (MF set or non-zero offset) are not reassembled.
   if ((frag & (kIpFlagMf | kIpFragOffsetMask)) != 0) return ParseStatus::kIpFragment;
-  return ParseL4(out, verify_l4_checksum);
+  return ParseL4(out, l4_checksum);
 }
 
 size_t WriteEthHeader(uint8_t* buf, const MacAddr& dst, const MacAddr& src,

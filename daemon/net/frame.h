@@ -70,11 +70,26 @@ struct ParsedFrame {
   uint8_t tcp_options_len = 0;
 };
 
+// How ParseFrame treats the TCP/UDP checksum.
+enum class L4Checksum : uint8_t {
+  // Verify it; a mismatch drops the frame.
+  kVerify,
+  // Verify it, but also accept a field that holds only the folded
+  // pseudo-header sum: what a local sender leaves for checksum offload
+  // (Linux CHECKSUM_PARTIAL, __tcp_v4_send_check / udp4_hwcsum). A veth hands
+  // such frames to XDP unchanged; the bytes never left host memory, and the
+  // kernel receiving them trusts the same metadata. Only for links that cannot
+  // corrupt data (set from nic::ChecksumOffload::kRxPartial).
+  kVerifyOrPartial,
+  // Do not look at it (the NIC already verified it).
+  kSkip,
+};
+
 // Parses an Ethernet II frame (no FCS). Validates the IPv4 header checksum
-// always and the TCP/UDP checksum when `verify_l4_checksum` (false when the NIC
-// already verified it). Ethernet padding beyond the IP total length is ignored.
-// Returns kOk and fills `*out`, or the reason the frame must be dropped.
-ParseStatus ParseFrame(const uint8_t* data, size_t len, bool verify_l4_checksum,
+// always and the TCP/UDP checksum as `l4_checksum` says. Ethernet padding
+// beyond the IP total length is ignored. Returns kOk and fills `*out`, or the
+// reason the frame must be dropped.
+ParseStatus ParseFrame(const uint8_t* data, size_t len, L4Checksum l4_checksum,
                        ParsedFrame* out);
 
 // Fields of the IPv4 header the builder fills; addresses in host order.

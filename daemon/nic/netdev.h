@@ -11,7 +11,8 @@
 
 namespace offload::nic {
 
-// Fills name, ifindex, mac, mtu and hw_rx_queues of the interface `name` in
+// Fills name, ifindex, mac, mtu, hw_rx_queues and checksum_offload (kRxPartial
+// for a veth) of the interface `name` in
 // the calling thread's network namespace. NotFound if there is no such
 // interface; Internal with errno text for other failures.
 absl::StatusOr<InterfaceInfo> QueryInterface(const std::string& name);

@@ -47,7 +47,13 @@ struct TxFrame {
   uint64_t handle;  // driver-private buffer identity.
 };
 
-enum class ChecksumOffload { kNone };
+// What the link does about TCP/UDP checksums on receive.
+enum class ChecksumOffload {
+  kNone,       // nothing: every received checksum is verified in software.
+  // A veth: a local sender's frames may carry only the pseudo-header sum
+  // (CHECKSUM_PARTIAL), which is accepted; see net::L4Checksum.
+  kRxPartial,
+};
 
 struct InterfaceInfo {
   std::string name;

@@ -58,7 +58,8 @@ struct StackConfig {
   uint32_t max_num_buffers = 4096; // frame buffers for control/UDP/ARP frames
   uint32_t max_syn_backlog = 256;  // per listener (Linux tcp_max_syn_backlog)
   uint32_t udp_rcvbuf_bytes = 212992;  // Linux default rmem
-  bool verify_rx_checksum = true;  // false when the NIC verified L4 checksums
+  // kSkip when the NIC verified L4 checksums; kVerifyOrPartial on a veth.
+  net::L4Checksum rx_l4_checksum = net::L4Checksum::kVerify;
   uint16_t ephemeral_port_lo = 32768;  // Linux ip_local_port_range
   uint16_t ephemeral_port_hi = 60999;
   uint64_t timer_tick_ns = 1'000'000;  // 1 ms wheel resolution

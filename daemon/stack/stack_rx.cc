@@ -18,7 +18,7 @@ void Stack::ProcessRx(const RxFrame* frames, size_t n, uint64_t now_ns) {
     counters_.rx_frames++;
     net::ParsedFrame f;
     net::ParseStatus st = net::ParseFrame(frames[i].data, frames[i].len,
-                                          config_.verify_rx_checksum, &f);
+                                          config_.rx_l4_checksum, &f);
     if (st != net::ParseStatus::kOk) {
       counters_.rx_parse_drops[static_cast<size_t>(st)]++;
       if (st == net::ParseStatus::kBadIpChecksum || st == net::ParseStatus::kBadL4Checksum) {

@@ -141,17 +141,18 @@ void EngineFlows::OnFlowEvents(const stack::FlowEvent* events, size_t n) {
 
 void EngineFlows::OnPoll() {
   active_.store(stack_->ActiveConnections(), std::memory_order_relaxed);
-  // Frames that fail their checksum are dropped. On a veth this is almost
-  // always the peer's TX checksum offload (CHECKSUM_PARTIAL frames reach
-  // AF_XDP unfinished) and would otherwise look like a hang: say so at the
+  // Frames that fail their checksum are dropped. A veth's partial checksums
+  // are accepted (nic::ChecksumOffload::kRxPartial); what is left is a
+  // corrupting link or a virtual device of another kind whose sender leaves
+  // checksums to an offload. Silence would look like a hang: say so at the
   // 1st, 10th, 100th... failure.
   const uint64_t bad = stack_->counters().rx_checksum_errors;
   if (bad > csum_logged_ && (csum_logged_ == 0 || bad >= csum_logged_ * 10)) {
     csum_logged_ = bad;
     spdlog::warn(
         "wire: dropped {} received frame(s) with a bad IP/TCP/UDP checksum so far; if the "
-        "interface is a veth, its peer leaves checksums to an offload that does not exist: "
-        "turn it off on the other end (ethtool -K <peer> tx off)",
+        "sender is on this host behind a virtual link, it may leave checksums to an offload "
+        "that does not exist: turn it off on the sending end (ethtool -K <dev> tx off)",
         bad);
   }
   for (size_t i = 0; i < closing_.size();) {

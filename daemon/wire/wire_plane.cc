@@ -159,6 +159,9 @@ absl::Status WirePlane::Open(const v1::DaemonConfig& config) {
   stack_config.prefix_len = interface_->prefix_len;
   stack_config.gateway = interface_->gateway;
   stack_config.mtu = static_cast<uint16_t>(std::min<uint32_t>(info.mtu, 9000));
+  if (info.checksum_offload == nic::ChecksumOffload::kRxPartial) {
+    stack_config.rx_l4_checksum = net::L4Checksum::kVerifyOrPartial;
+  }
 
   const uint32_t num_engines = engine_config->num_cores;
   for (uint32_t e = 0; e < num_engines; ++e) {
@@ -193,9 +196,12 @@ absl::Status WirePlane::Open(const v1::DaemonConfig& config) {
   netlink_->SetChangeCallback([this](uint64_t) { SyncNeighbours(); });
   SyncNeighbours();  // changes between the first sync and the callback
 
-  spdlog::info("wire: {} ({}, {} queue{}, {}) offloaded as {}/{} gw {} mtu {}, {} engine{}", name,
-               nic::DriverKindName(info.driver), info.num_queues, info.num_queues == 1 ? "" : "s",
-               info.zero_copy ? "zero-copy" : "copy mode", Ip(interface_->local_ip),
+  spdlog::info("wire: {} ({}, {} queue{}, {}{}) offloaded as {}/{} gw {} mtu {}, {} engine{}",
+               name, nic::DriverKindName(info.driver), info.num_queues,
+               info.num_queues == 1 ? "" : "s", info.zero_copy ? "zero-copy" : "copy mode",
+               info.checksum_offload == nic::ChecksumOffload::kRxPartial
+                   ? ", veth: partial checksums accepted"
+                   : "", Ip(interface_->local_ip),
                interface_->prefix_len, interface_->gateway ? Ip(interface_->gateway) : "none",
                info.mtu, num_engines, num_engines == 1 ? "" : "s");
   return absl::OkStatus();

@@ -95,7 +95,8 @@ std::string FlagsToString(uint8_t fl) {
 }
 
 ::testing::AssertionResult ParseTcp(const Frame& frame, TcpView* out) {
-  net::ParseStatus st = net::ParseFrame(frame.data(), frame.size(), true, &out->f);
+  net::ParseStatus st =
+      net::ParseFrame(frame.data(), frame.size(), net::L4Checksum::kVerify, &out->f);
   if (st != net::ParseStatus::kOk) {
     return ::testing::AssertionFailure() << "frame does not parse: " << net::ParseStatusName(st);
   }

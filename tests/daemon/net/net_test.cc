@@ -54,7 +54,7 @@ TEST(FrameTest, ParsesTcpSegmentWithOptionsAndPayload) {
   s.payload = {1, 2, 3, 4, 5};
   Frame f = BuildTcp(s);
   net::ParsedFrame p;
-  ASSERT_EQ(net::ParseFrame(f.data(), f.size(), true, &p), ParseStatus::kOk);
+  ASSERT_EQ(net::ParseFrame(f.data(), f.size(), net::L4Checksum::kVerify, &p), ParseStatus::kOk);
   EXPECT_EQ(p.src_ip, Ip("198.18.0.1"));
   EXPECT_EQ(p.dst_port, 80);
   EXPECT_EQ(p.seq, 0xfffffff0u);
@@ -71,7 +71,8 @@ TEST(FrameTest, Rfc1122_BadIpChecksumDropped) {
   Frame f = BuildUdp({Mac(1), Ip("198.18.0.1"), 1}, {Mac(2), Ip("198.18.0.2"), 2}, {9});
   f[net::kEthHeaderLen + 10] ^= 1;
   net::ParsedFrame p;
-  EXPECT_EQ(net::ParseFrame(f.data(), f.size(), true, &p), ParseStatus::kBadIpChecksum);
+  EXPECT_EQ(net::ParseFrame(f.data(), f.size(), net::L4Checksum::kVerify, &p),
+            ParseStatus::kBadIpChecksum);
 }
 
 TEST(FrameTest, BadTcpChecksumDroppedOnlyWhenVerifying) {
@@ -81,14 +82,55 @@ TEST(FrameTest, BadTcpChecksumDroppedOnlyWhenVerifying) {
   s.corrupt_checksum = true;
   Frame f = BuildTcp(s);
   net::ParsedFrame p;
-  EXPECT_EQ(net::ParseFrame(f.data(), f.size(), true, &p), ParseStatus::kBadL4Checksum);
-  EXPECT_EQ(net::ParseFrame(f.data(), f.size(), false, &p), ParseStatus::kOk);
+  EXPECT_EQ(net::ParseFrame(f.data(), f.size(), net::L4Checksum::kVerify, &p),
+            ParseStatus::kBadL4Checksum);
+  EXPECT_EQ(net::ParseFrame(f.data(), f.size(), net::L4Checksum::kSkip, &p), ParseStatus::kOk);
+}
+
+// A local sender with checksum offload (CHECKSUM_PARTIAL on a veth) leaves
+// only the folded pseudo-header sum in the field; accepted only in
+// kVerifyOrPartial mode, and a wrong value is still dropped there.
+void SetPartialChecksum(Frame* f, size_t field_offset) {
+  net::ParsedFrame p;
+  ASSERT_EQ(net::ParseFrame(f->data(), f->size(), net::L4Checksum::kSkip, &p), ParseStatus::kOk);
+  uint32_t sum = net::PseudoHeaderSum(htonl(p.src_ip), htonl(p.dst_ip), p.protocol,
+                                      static_cast<uint16_t>(p.l4_len));
+  uint16_t partial = static_cast<uint16_t>(~net::ChecksumFold(sum));
+  std::memcpy(const_cast<uint8_t*>(p.l4) + field_offset, &partial, 2);
+}
+
+TEST(FrameTest, PartialChecksumAcceptedOnlyWhenAllowed) {
+  TcpSpec s;
+  s.src = {Mac(1), Ip("198.18.0.1"), 40000};
+  s.dst = {Mac(2), Ip("198.18.0.2"), 80};
+  s.payload = {1, 2, 3, 4, 5, 6, 7};
+  Frame tcp = BuildTcp(s);
+  SetPartialChecksum(&tcp, 16);
+  Frame udp = BuildUdp({Mac(1), Ip("198.18.0.1"), 5}, {Mac(2), Ip("198.18.0.2"), 6}, {9, 8, 7});
+  SetPartialChecksum(&udp, 6);
+  for (Frame* f : {&tcp, &udp}) {
+    net::ParsedFrame p;
+    EXPECT_EQ(net::ParseFrame(f->data(), f->size(), net::L4Checksum::kVerify, &p),
+              ParseStatus::kBadL4Checksum);
+    EXPECT_EQ(net::ParseFrame(f->data(), f->size(), net::L4Checksum::kVerifyOrPartial, &p),
+              ParseStatus::kOk);
+    // Any other wrong value is still a bad checksum.
+    uint8_t* field = const_cast<uint8_t*>(p.l4) + (f == &tcp ? 16 : 6);
+    field[1] ^= 0x40;
+    EXPECT_EQ(net::ParseFrame(f->data(), f->size(), net::L4Checksum::kVerifyOrPartial, &p),
+              ParseStatus::kBadL4Checksum);
+  }
+  // A correct full checksum passes in every mode.
+  Frame good = BuildTcp(s);
+  net::ParsedFrame p;
+  EXPECT_EQ(net::ParseFrame(good.data(), good.size(), net::L4Checksum::kVerifyOrPartial, &p),
+            ParseStatus::kOk);
 }
 
 TEST(FrameTest, Rfc768_ZeroUdpChecksumMeansNone) {
   Frame f = BuildUdp({Mac(1), Ip("198.18.0.1"), 1}, {Mac(2), Ip("198.18.0.2"), 2}, {9, 8}, true);
   net::ParsedFrame p;
-  ASSERT_EQ(net::ParseFrame(f.data(), f.size(), true, &p), ParseStatus::kOk);
+  ASSERT_EQ(net::ParseFrame(f.data(), f.size(), net::L4Checksum::kVerify, &p), ParseStatus::kOk);
   EXPECT_EQ(p.payload_len, 2u);
 }
 
@@ -100,26 +142,31 @@ TEST(FrameTest, Rfc791_FragmentsAreDropped) {
   uint16_t c = net::Checksum(ip, 20);
   std::memcpy(ip + 10, &c, 2);
   net::ParsedFrame p;
-  EXPECT_EQ(net::ParseFrame(f.data(), f.size(), true, &p), ParseStatus::kIpFragment);
+  EXPECT_EQ(net::ParseFrame(f.data(), f.size(), net::L4Checksum::kVerify, &p),
+            ParseStatus::kIpFragment);
 }
 
 TEST(FrameTest, TruncatedAndMalformedHeaders) {
   Frame f = BuildUdp({Mac(1), Ip("198.18.0.1"), 1}, {Mac(2), Ip("198.18.0.2"), 2}, {9});
   net::ParsedFrame p;
-  EXPECT_EQ(net::ParseFrame(f.data(), 10, true, &p), ParseStatus::kTruncated);
-  EXPECT_EQ(net::ParseFrame(f.data(), 20, true, &p), ParseStatus::kTruncated);
+  EXPECT_EQ(net::ParseFrame(f.data(), 10, net::L4Checksum::kVerify, &p), ParseStatus::kTruncated);
+  EXPECT_EQ(net::ParseFrame(f.data(), 20, net::L4Checksum::kVerify, &p), ParseStatus::kTruncated);
   Frame v6 = f;
   v6[net::kEthHeaderLen] = 0x65;
-  EXPECT_EQ(net::ParseFrame(v6.data(), v6.size(), true, &p), ParseStatus::kBadIpVersion);
+  EXPECT_EQ(net::ParseFrame(v6.data(), v6.size(), net::L4Checksum::kVerify, &p),
+            ParseStatus::kBadIpVersion);
   Frame ihl = f;
   ihl[net::kEthHeaderLen] = 0x44;
-  EXPECT_EQ(net::ParseFrame(ihl.data(), ihl.size(), true, &p), ParseStatus::kBadIpHeaderLength);
+  EXPECT_EQ(net::ParseFrame(ihl.data(), ihl.size(), net::L4Checksum::kVerify, &p),
+            ParseStatus::kBadIpHeaderLength);
   Frame ulen = f;
   net::Store16(ulen.data() + 34 + 4, 200);
-  EXPECT_EQ(net::ParseFrame(ulen.data(), ulen.size(), false, &p), ParseStatus::kBadUdpLength);
+  EXPECT_EQ(net::ParseFrame(ulen.data(), ulen.size(), net::L4Checksum::kSkip, &p),
+            ParseStatus::kBadUdpLength);
   Frame vlan = f;
   net::Store16(vlan.data() + 12, 0x8100);
-  EXPECT_EQ(net::ParseFrame(vlan.data(), vlan.size(), true, &p), ParseStatus::kUnsupportedEthertype);
+  EXPECT_EQ(net::ParseFrame(vlan.data(), vlan.size(), net::L4Checksum::kVerify, &p),
+            ParseStatus::kUnsupportedEthertype);
 }
 
 TEST(FrameTest, TcpDataOffsetBeyondSegmentRejected) {
@@ -129,18 +176,20 @@ TEST(FrameTest, TcpDataOffsetBeyondSegmentRejected) {
   Frame f = BuildTcp(s);
   f[34 + 12] = 0xf0;  // 60-byte header in a 20-byte segment
   net::ParsedFrame p;
-  EXPECT_EQ(net::ParseFrame(f.data(), f.size(), false, &p), ParseStatus::kBadTcpHeaderLength);
+  EXPECT_EQ(net::ParseFrame(f.data(), f.size(), net::L4Checksum::kSkip, &p),
+            ParseStatus::kBadTcpHeaderLength);
 }
 
 TEST(FrameTest, ArpRoundTrip) {
   Frame f = BuildArp(net::kArpRequest, net::MacAddr::Broadcast(), Mac(1), Ip("198.18.0.1"),
                      net::MacAddr{}, Ip("198.18.0.2"));
   net::ParsedFrame p;
-  ASSERT_EQ(net::ParseFrame(f.data(), f.size(), true, &p), ParseStatus::kOk);
+  ASSERT_EQ(net::ParseFrame(f.data(), f.size(), net::L4Checksum::kVerify, &p), ParseStatus::kOk);
   ASSERT_NE(p.arp, nullptr);
   EXPECT_EQ(net::Load32(p.arp->tpa), Ip("198.18.0.2"));
   f[14 + 7] = 9;  // bad opcode
-  EXPECT_EQ(net::ParseFrame(f.data(), f.size(), true, &p), ParseStatus::kBadArp);
+  EXPECT_EQ(net::ParseFrame(f.data(), f.size(), net::L4Checksum::kVerify, &p),
+            ParseStatus::kBadArp);
 }
 
 TEST(OptionsTest, MalformedLengthStopsParsingLikeLinux) {

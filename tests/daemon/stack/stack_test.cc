@@ -116,7 +116,8 @@ TEST_F(StackTest, Connect_UnresolvedNeighbor_ArpFirstThenSyn) {
   auto out = h_.Drain();
   ASSERT_EQ(out.size(), 1u);
   net::ParsedFrame p;
-  ASSERT_EQ(net::ParseFrame(out[0].data(), out[0].size(), true, &p), net::ParseStatus::kOk);
+  ASSERT_EQ(net::ParseFrame(out[0].data(), out[0].size(), net::L4Checksum::kVerify, &p),
+            net::ParseStatus::kOk);
   ASSERT_NE(p.arp, nullptr);
   EXPECT_EQ(net::Load32(p.arp->tpa), dst);
   h_.Inject(BuildArp(net::kArpReply, kUsMac, Mac(33), dst, kUsMac, h_.us_ip()));

@@ -141,7 +141,8 @@ TEST_F(UdpTest, SendTo_BuildsValidDatagram) {
   auto out = h_.Drain();
   ASSERT_EQ(out.size(), 1u);
   net::ParsedFrame p;
-  ASSERT_EQ(net::ParseFrame(out[0].data(), out[0].size(), true, &p), net::ParseStatus::kOk);
+  ASSERT_EQ(net::ParseFrame(out[0].data(), out[0].size(), net::L4Checksum::kVerify, &p),
+            net::ParseStatus::kOk);
   EXPECT_EQ(p.protocol, net::kIpProtoUdp);
   EXPECT_EQ(p.dst_mac, kPeerMac);
   EXPECT_EQ(p.src_port, 5000);
@@ -166,7 +167,8 @@ TEST_F(UdpTest, SendTo_Multicast_UsesGroupMacAndTtl1) {
   auto out = h_.Drain();
   ASSERT_EQ(out.size(), 1u);
   net::ParsedFrame p;
-  ASSERT_EQ(net::ParseFrame(out[0].data(), out[0].size(), true, &p), net::ParseStatus::kOk);
+  ASSERT_EQ(net::ParseFrame(out[0].data(), out[0].size(), net::L4Checksum::kVerify, &p),
+            net::ParseStatus::kOk);
   EXPECT_EQ(p.dst_mac, net::MacAddr::ForIpv4Multicast(Ip("239.1.1.1")));
   EXPECT_EQ(p.ttl, 1);
 }
@@ -180,7 +182,8 @@ TEST_F(UdpTest, SendTo_UnresolvedNeighbor_ArpsAndQueuesThenSends) {
   auto out = h_.Drain();
   ASSERT_EQ(out.size(), 1u);  // the ARP request only
   net::ParsedFrame p;
-  ASSERT_EQ(net::ParseFrame(out[0].data(), out[0].size(), true, &p), net::ParseStatus::kOk);
+  ASSERT_EQ(net::ParseFrame(out[0].data(), out[0].size(), net::L4Checksum::kVerify, &p),
+            net::ParseStatus::kOk);
   ASSERT_NE(p.arp, nullptr);
   EXPECT_TRUE(p.dst_mac.IsBroadcast());
   EXPECT_EQ(net::Load32(p.arp->tpa), other);
@@ -188,7 +191,8 @@ TEST_F(UdpTest, SendTo_UnresolvedNeighbor_ArpsAndQueuesThenSends) {
   h_.Inject(BuildArp(net::kArpReply, kUsMac, Mac(77), other, kUsMac, h_.us_ip()));
   auto sent = h_.Drain();
   ASSERT_EQ(sent.size(), 2u);
-  ASSERT_EQ(net::ParseFrame(sent[0].data(), sent[0].size(), true, &p), net::ParseStatus::kOk);
+  ASSERT_EQ(net::ParseFrame(sent[0].data(), sent[0].size(), net::L4Checksum::kVerify, &p),
+            net::ParseStatus::kOk);
   EXPECT_EQ(p.dst_mac, Mac(77));
 }
 
@@ -198,7 +202,8 @@ TEST_F(UdpTest, Arp_RequestForOurAddress_Answered) {
   auto out = h_.Drain();
   ASSERT_EQ(out.size(), 1u);
   net::ParsedFrame p;
-  ASSERT_EQ(net::ParseFrame(out[0].data(), out[0].size(), true, &p), net::ParseStatus::kOk);
+  ASSERT_EQ(net::ParseFrame(out[0].data(), out[0].size(), net::L4Checksum::kVerify, &p),
+            net::ParseStatus::kOk);
   ASSERT_NE(p.arp, nullptr);
   EXPECT_EQ(net::Load16(p.arp->oper), net::kArpReply);
   EXPECT_EQ(p.dst_mac, Mac(50));
@@ -209,7 +214,8 @@ TEST_F(UdpTest, Arp_RequestForOurAddress_Answered) {
   ASSERT_EQ(h_.s().UdpSendTo(ep, Ip("198.18.0.50"), 9, "x", 1), 0);
   auto d = h_.Drain();
   ASSERT_EQ(d.size(), 1u);
-  ASSERT_EQ(net::ParseFrame(d[0].data(), d[0].size(), true, &p), net::ParseStatus::kOk);
+  ASSERT_EQ(net::ParseFrame(d[0].data(), d[0].size(), net::L4Checksum::kVerify, &p),
+            net::ParseStatus::kOk);
   EXPECT_EQ(p.arp, nullptr);
 }
 

@@ -95,7 +95,8 @@ TEST_F(EngineUdpTest, TxRecordsLeaveAsFramesToTheirDestinations) {
   } want[] = {{"198.18.0.2", 9000, 3}, {"198.18.0.3", 9001, 1472}, {"198.18.0.2", 9002, 0}};
   for (size_t i = 0; i < out.size(); ++i) {
     net::ParsedFrame f;
-    ASSERT_EQ(net::ParseFrame(out[i].data(), out[i].size(), true, &f), net::ParseStatus::kOk);
+    ASSERT_EQ(net::ParseFrame(out[i].data(), out[i].size(), net::L4Checksum::kVerify, &f),
+              net::ParseStatus::kOk);
     EXPECT_EQ(f.protocol, net::kIpProtoUdp);
     EXPECT_EQ(f.src_ip, Ip("198.18.0.1"));
     EXPECT_EQ(f.dst_ip, Ip(want[i].ip));
@@ -194,7 +195,8 @@ TEST_F(EngineUdpTest, MulticastRecordsLeaveToTheGroupMacWithTheirTtl) {
   const uint8_t want_ttl[] = {1, 5};
   for (size_t i = 0; i < out.size(); ++i) {
     net::ParsedFrame f;
-    ASSERT_EQ(net::ParseFrame(out[i].data(), out[i].size(), true, &f), net::ParseStatus::kOk);
+    ASSERT_EQ(net::ParseFrame(out[i].data(), out[i].size(), net::L4Checksum::kVerify, &f),
+              net::ParseStatus::kOk);
     // RFC 1112 6.4: 01:00:5e + the low 23 bits of 239.129.2.3.
     const net::MacAddr mac{{0x01, 0x00, 0x5e, 0x01, 0x02, 0x03}};
     EXPECT_TRUE(f.dst_mac == mac);

@@ -25,9 +25,11 @@ bool Inside(const uint8_t* p, size_t n, const uint8_t* base, size_t len) {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using offload::net::ParsedFrame;
   using offload::net::ParseStatus;
-  for (bool verify : {true, false}) {
+  using offload::net::L4Checksum;
+  for (L4Checksum mode :
+       {L4Checksum::kVerify, L4Checksum::kVerifyOrPartial, L4Checksum::kSkip}) {
     ParsedFrame f;
-    ParseStatus st = offload::net::ParseFrame(data, size, verify, &f);
+    ParseStatus st = offload::net::ParseFrame(data, size, mode, &f);
     if (st != ParseStatus::kOk) continue;
     if (f.arp != nullptr) {
       Check(Inside(reinterpret_cast<const uint8_t*>(f.arp), sizeof(*f.arp), data, size));

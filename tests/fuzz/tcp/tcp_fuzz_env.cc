@@ -28,7 +28,7 @@ TcpFuzzEnv::TcpFuzzEnv() : frame_(2048), out_(8 * 2048) {
   cfg.max_concurrency = 16;
   cfg.max_udp_endpoints = 2;
   cfg.max_num_buffers = 64;
-  cfg.verify_rx_checksum = true;
+  cfg.rx_l4_checksum = net::L4Checksum::kVerify;
   cfg.isn_key = tcp::SecretKey{1, 2};
   cfg.tcp.challenge_ack_limit = 1u << 30;
   stack_ = std::move(*stack::Stack::Create(cfg, this, now_));
@@ -96,7 +96,7 @@ void TcpFuzzEnv::Drain() {
     for (size_t i = 0; i < n; ++i) {
       net::ParsedFrame p;
       // Everything the stack emits must be a valid frame of at most the MTU.
-      net::ParseStatus st = net::ParseFrame(tx[i].data, tx[i].len, true, &p);
+      net::ParseStatus st = net::ParseFrame(tx[i].data, tx[i].len, net::L4Checksum::kVerify, &p);
       if (st != net::ParseStatus::kOk || tx[i].len > 14 + 1500) {
         std::fprintf(stderr, "bad output frame: %s len=%u:", net::ParseStatusName(st), tx[i].len);
         for (uint32_t k = 0; k < tx[i].len; ++k) std::fprintf(stderr, " %02x", tx[i].data[k]);

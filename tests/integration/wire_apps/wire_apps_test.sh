@@ -39,8 +39,8 @@ ip link add va netns "$NSA" type veth peer name vb netns "$NSB"
 ip -n "$NSA" addr add 198.18.6.1/24 dev va; ip -n "$NSB" addr add 198.18.6.2/24 dev vb
 for ns in "$NSA" "$NSB"; do ip -n "$ns" link set lo up; done
 ip -n "$NSA" link set va up; ip -n "$NSB" link set vb up
-# veth "offloads" TX checksums to nobody: make the kernel peer compute them.
-ip netns exec "$NSB" ethtool -K vb tx off >/dev/null
+# vb keeps TX checksum offload on (the veth default): offloadd accepts its
+# partial checksums.
 
 cat > "$WORK/offloadd.conf" <<EOC
 interfaces { name: "va" driver: DRIVER_AF_XDP }
