@@ -3,6 +3,9 @@
 #include <cstdarg>
 #include <cstdio>
 #include <ctime>
+#include <map>
+#include <string>
+#include <vector>
 
 namespace offload {
 namespace cli {
@@ -34,6 +37,35 @@ const char* DriverName(v1::Driver d) {
     case v1::DRIVER_VERBS: return "verbs";
     default: return "auto";
   }
+}
+
+// The non-zero stack counters of an engine, one indented line per group
+// ("  tcp: retrans_segs 12, rto_timeouts 3"), wrapped near 100 columns.
+std::string FormatStackCounters(const v1::EngineStats& e) {
+  std::map<std::string, std::vector<std::string>> groups;
+  const std::map<std::string, uint64_t> sorted(e.counters().begin(), e.counters().end());
+  for (const auto& [name, value] : sorted) {
+    if (value == 0) continue;
+    const size_t dot = name.find('.');
+    const std::string group = dot == std::string::npos ? "other" : name.substr(0, dot);
+    const std::string rest = dot == std::string::npos ? name : name.substr(dot + 1);
+    groups[group].push_back(Printf("%s %llu", rest.c_str(), static_cast<unsigned long long>(value)));
+  }
+  std::string out;
+  for (const auto& [group, items] : groups) {
+    std::string line = "  " + group + ":";
+    const size_t indent = line.size() + 1;
+    for (size_t i = 0; i < items.size(); ++i) {
+      const std::string item = items[i] + (i + 1 < items.size() ? "," : "");
+      if (line.size() + 1 + item.size() > 100 && line.size() > indent) {
+        out += line + "\n";
+        line = std::string(indent - 1, ' ');
+      }
+      line += " " + item;
+    }
+    out += line + "\n";
+  }
+  return out;
 }
 
 }  // namespace
@@ -171,6 +203,7 @@ std::string FormatStats(const v1::GetStatsResponse& r, bool verbose) {
                   static_cast<unsigned long long>(e.rx_packets()),
                   static_cast<unsigned long long>(e.tx_packets()),
                   static_cast<unsigned long long>(e.flows()));
+    out += FormatStackCounters(e);
   }
   for (const v1::NicStats& n : r.nics()) {
     out += Printf("nic %s queue %u: rx %llu pkts %llu bytes, tx %llu pkts %llu bytes, drops rx %llu "

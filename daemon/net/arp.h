@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "daemon/common/counter.h"
 #include "daemon/net/headers.h"
 #include "daemon/net/index_map.h"
 
@@ -35,11 +36,11 @@ struct ArpConfig {
 };
 
 struct ArpCounters {
-  uint64_t requests_sent = 0;
-  uint64_t replies_sent = 0;
-  uint64_t pending_dropped = 0;   // queue full or resolution failed
-  uint64_t resolution_failed = 0;
-  uint64_t table_full = 0;
+  common::SingleWriterCounter requests_sent;
+  common::SingleWriterCounter replies_sent;
+  common::SingleWriterCounter pending_dropped;  // queue full or resolution failed
+  common::SingleWriterCounter resolution_failed;
+  common::SingleWriterCounter table_full;
 };
 
 class ArpCache {

@@ -45,14 +45,15 @@ ParseStatus ParseArp(const uint8_t* p, size_t len, ParsedFrame* out) {
 
 // True if the checksum over `len` bytes at `l4` (with pseudo-header `sum`) is
 // right, or if `mode` allows a partial one and the field at `field` holds only
-// the folded pseudo-header sum.
+// the folded pseudo-header sum (then sets *partial).
 bool L4ChecksumOk(const uint8_t* l4, uint32_t len, uint32_t sum, const uint8_t* field,
-                  L4Checksum mode) {
+                  L4Checksum mode, bool* partial) {
   if (ChecksumFold(ChecksumPartial(l4, len, sum)) == 0) return true;
   if (mode != L4Checksum::kVerifyOrPartial) return false;
   uint16_t stored;
   std::memcpy(&stored, field, 2);
-  return stored == static_cast<uint16_t>(~ChecksumFold(sum));
+  *partial = stored == static_cast<uint16_t>(~ChecksumFold(sum));
+  return *partial;
 }
 
 ParseStatus ParseL4(ParsedFrame* out, L4Checksum mode) {
@@ -68,7 +69,7 @@ ParseStatus ParseL4(ParsedFrame* out, L4Checksum mode) {
     if (verify && Load16(udp->checksum) != 0) {  // RFC 768: 0 = no checksum
       uint32_t sum = PseudoHeaderSum(htonl(out->src_ip), htonl(out->dst_ip),
                                      kIpProtoUdp, ulen);
-      if (!L4ChecksumOk(l4, ulen, sum, udp->checksum, mode)) {
+      if (!L4ChecksumOk(l4, ulen, sum, udp->checksum, mode, &out->l4_checksum_partial)) {
         return ParseStatus::kBadL4Checksum;
       }
     }
@@ -89,7 +90,7 @@ ParseStatus ParseL4(ParsedFrame* out, L4Checksum mode) {
     if (verify) {
       uint32_t sum = PseudoHeaderSum(htonl(out->src_ip), htonl(out->dst_ip),
                                      kIpProtoTcp, static_cast<uint16_t>(l4_len));
-      if (!L4ChecksumOk(l4, l4_len, sum, tcp->checksum, mode)) {
+      if (!L4ChecksumOk(l4, l4_len, sum, tcp->checksum, mode, &out->l4_checksum_partial)) {
         return ParseStatus::kBadL4Checksum;
       }
     }

@@ -53,6 +53,9 @@ struct ParsedFrame {
   bool df = false;
   const uint8_t* l4 = nullptr;
   uint32_t l4_len = 0;
+  // The TCP/UDP checksum held only the pseudo-header sum and was accepted
+  // (L4Checksum::kVerifyOrPartial).
+  bool l4_checksum_partial = false;
 
   // TCP or UDP.
   uint16_t src_port = 0;

@@ -1,38 +1,19 @@
 // Per-queue NIC counters. Written by the one engine thread that owns the
 // queue, read by the control plane at any time.
 //
-// Thread safety: each counter has a single writer (the owning engine thread),
-// which does a relaxed load + relaxed store (no read-modify-write, so no
-// locked instruction on the per-packet path). Readers do relaxed loads; a
-// snapshot is therefore not atomic across counters, which statistics accept.
+// Thread safety: each counter has a single writer (the owning engine thread);
+// see common::SingleWriterCounter.
 
 #ifndef OFFLOAD_DAEMON_NIC_COUNTERS_H_
 #define OFFLOAD_DAEMON_NIC_COUNTERS_H_
 
-#include <atomic>
 #include <cstdint>
+
+#include "daemon/common/counter.h"
 
 namespace offload::nic {
 
-// A monotonically increasing counter with exactly one writing thread.
-class SingleWriterCounter {
- public:
-  SingleWriterCounter() = default;
-  SingleWriterCounter(const SingleWriterCounter&) = delete;
-  SingleWriterCounter& operator=(const SingleWriterCounter&) = delete;
-
-  // REQUIRES: called only from the owning thread.
-  void Add(uint64_t n) {
-    value_.store(value_.load(std::memory_order_relaxed) + n,
-                 std::memory_order_relaxed);
-  }
-  void Increment() { Add(1); }
-  // Any thread.
-  uint64_t Get() const { return value_.load(std::memory_order_relaxed); }
-
- private:
-  std::atomic<uint64_t> value_{0};
-};
+using common::SingleWriterCounter;
 
 // Why a frame was dropped or could not be sent. Kernel-side drops reported
 // by the driver (e.g. AF_XDP XDP_STATISTICS) are in QueueStats below.

@@ -34,7 +34,9 @@
 #include <memory>
 #include <vector>
 
+#include "absl/functional/function_ref.h"
 #include "absl/status/statusor.h"
+#include "daemon/common/counter.h"
 #include "daemon/net/arp.h"
 #include "daemon/net/frame.h"
 #include "daemon/net/index_map.h"
@@ -111,23 +113,24 @@ class BufferProvider {
 };
 
 struct StackCounters {
-  uint64_t rx_frames = 0;
-  uint64_t tx_frames = 0;
-  uint64_t rx_parse_drops[static_cast<size_t>(net::ParseStatus::kCount)] = {};
-  uint64_t rx_not_for_us = 0;        // wrong MAC / IP
-  uint64_t rx_ip_fragments = 0;      // (also in rx_parse_drops)
-  uint64_t rx_checksum_errors = 0;   // IP + L4
-  uint64_t arp_in = 0;
-  uint64_t tcp_no_socket = 0;        // answered with RST
-  uint64_t tcp_syn_backlog_drops = 0;
-  uint64_t tcp_syn_no_memory = 0;
-  uint64_t udp_in = 0;
-  uint64_t udp_out = 0;
-  uint64_t udp_no_port = 0;
-  uint64_t udp_queue_full = 0;
-  uint64_t tx_no_buffer = 0;         // frame pool exhausted
-  uint64_t tx_queue_full = 0;
-  uint64_t neighbor_unresolved = 0;  // output deferred for ARP
+  common::SingleWriterCounter rx_frames;
+  common::SingleWriterCounter tx_frames;
+  common::SingleWriterCounter rx_parse_drops[static_cast<size_t>(net::ParseStatus::kCount)];
+  common::SingleWriterCounter rx_not_for_us;        // wrong MAC / IP
+  common::SingleWriterCounter rx_ip_fragments;      // (also in rx_parse_drops)
+  common::SingleWriterCounter rx_checksum_errors;   // IP + L4
+  common::SingleWriterCounter rx_checksum_partial;  // veth: pseudo-header-only L4 sums accepted
+  common::SingleWriterCounter arp_in;
+  common::SingleWriterCounter tcp_no_socket;        // answered with RST
+  common::SingleWriterCounter tcp_syn_backlog_drops;
+  common::SingleWriterCounter tcp_syn_no_memory;
+  common::SingleWriterCounter udp_in;
+  common::SingleWriterCounter udp_out;
+  common::SingleWriterCounter udp_no_port;
+  common::SingleWriterCounter udp_queue_full;
+  common::SingleWriterCounter tx_no_buffer;         // frame pool exhausted
+  common::SingleWriterCounter tx_queue_full;
+  common::SingleWriterCounter neighbor_unresolved;  // output deferred for ARP
 };
 
 class Stack : private tcp::TcpHost {
@@ -206,6 +209,10 @@ class Stack : private tcp::TcpHost {
   const StackCounters& counters() const { return counters_; }
   const tcp::TcpCounters& tcp_counters() const { return tcp_ctr_; }
   const net::ArpCounters& arp_counters() const { return arp_.counters(); }
+  // Calls `fn(name, value)` for every counter above, named for offloadctl
+  // stats in netstat -s style ("tcp.retrans_segs", "ip.rx_checksum_errors",
+  // "ip.drop.ip_fragment"...). Any thread: the counters are single-writer.
+  void ForEachCounter(absl::FunctionRef<void(const char* name, uint64_t value)> fn) const;
   const StackConfig& config() const { return config_; }
   size_t ActiveConnections() const { return tcb_used_; }
 

@@ -27,6 +27,7 @@ void Stack::ProcessRx(const RxFrame* frames, size_t n, uint64_t now_ns) {
       if (st == net::ParseStatus::kIpFragment) counters_.rx_ip_fragments++;
       continue;
     }
+    if (f.l4_checksum_partial) counters_.rx_checksum_partial++;
     if (f.dst_mac != config_.local_mac && !f.dst_mac.IsBroadcast() && !f.dst_mac.IsMulticast()) {
       counters_.rx_not_for_us++;
       continue;

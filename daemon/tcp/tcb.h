@@ -13,6 +13,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "daemon/common/counter.h"
 #include "daemon/net/headers.h"
 #include "daemon/tcp/byte_ring.h"
 #include "daemon/tcp/cc/cc.h"
@@ -80,40 +81,42 @@ struct TcpConfig {
 };
 
 struct TcpCounters {
-  uint64_t segs_in = 0;
-  uint64_t segs_out = 0;
-  uint64_t data_segs_in = 0;
-  uint64_t data_segs_out = 0;
-  uint64_t retrans_segs = 0;
-  uint64_t fast_retransmits = 0;
-  uint64_t sack_recoveries = 0;
-  uint64_t newreno_recoveries = 0;
-  uint64_t rto_timeouts = 0;
-  uint64_t tail_loss_probes = 0;
-  uint64_t reorder_timeouts = 0;    // RFC 8985 reordering-window expiries that found a loss
-  uint64_t lost_retransmits = 0;    // a retransmission of SND.UNA detected lost (RFC 8985 6.2)
-  uint64_t active_opens = 0;
-  uint64_t passive_opens = 0;
-  uint64_t established = 0;
-  uint64_t resets_received = 0;
-  uint64_t resets_sent = 0;
-  uint64_t challenge_acks = 0;
-  uint64_t challenge_acks_suppressed = 0;
-  uint64_t oow_acks_suppressed = 0;  // per-socket out-of-window ACK limit
-  uint64_t out_of_window = 0;       // failed RFC 9293 3.10.7.4 seq check
-  uint64_t paws_rejected = 0;       // RFC 7323 5.3
-  uint64_t ack_too_new = 0;         // SEG.ACK > SND.NXT
-  uint64_t ooo_segments = 0;
-  uint64_t ooo_dropped = 0;         // reassembly ranges exhausted
-  uint64_t duplicate_segments = 0;
-  uint64_t beyond_buffer_dropped = 0;
-  uint64_t delayed_acks = 0;
-  uint64_t zero_window_probes = 0;
-  uint64_t keepalive_probes = 0;
-  uint64_t timeouts = 0;            // connections aborted with ETIMEDOUT
-  uint64_t dsacks_received = 0;
-  uint64_t dsacks_sent = 0;
-  uint64_t bad_app_index = 0;       // ring index from the app rejected
+  common::SingleWriterCounter segs_in;
+  common::SingleWriterCounter segs_out;
+  common::SingleWriterCounter data_segs_in;
+  common::SingleWriterCounter data_segs_out;
+  common::SingleWriterCounter retrans_segs;
+  common::SingleWriterCounter fast_retransmits;
+  common::SingleWriterCounter sack_recoveries;
+  common::SingleWriterCounter newreno_recoveries;
+  common::SingleWriterCounter rto_timeouts;
+  common::SingleWriterCounter tail_loss_probes;
+  // RFC 8985 reordering-window expiries that found a loss.
+  common::SingleWriterCounter reorder_timeouts;
+  // A retransmission of SND.UNA detected lost (RFC 8985 6.2).
+  common::SingleWriterCounter lost_retransmits;
+  common::SingleWriterCounter active_opens;
+  common::SingleWriterCounter passive_opens;
+  common::SingleWriterCounter established;
+  common::SingleWriterCounter resets_received;
+  common::SingleWriterCounter resets_sent;
+  common::SingleWriterCounter challenge_acks;
+  common::SingleWriterCounter challenge_acks_suppressed;
+  common::SingleWriterCounter oow_acks_suppressed;  // per-socket out-of-window ACK limit
+  common::SingleWriterCounter out_of_window;        // failed RFC 9293 3.10.7.4 seq check
+  common::SingleWriterCounter paws_rejected;        // RFC 7323 5.3
+  common::SingleWriterCounter ack_too_new;          // SEG.ACK > SND.NXT
+  common::SingleWriterCounter ooo_segments;
+  common::SingleWriterCounter ooo_dropped;          // reassembly ranges exhausted
+  common::SingleWriterCounter duplicate_segments;
+  common::SingleWriterCounter beyond_buffer_dropped;
+  common::SingleWriterCounter delayed_acks;
+  common::SingleWriterCounter zero_window_probes;
+  common::SingleWriterCounter keepalive_probes;
+  common::SingleWriterCounter timeouts;             // connections aborted with ETIMEDOUT
+  common::SingleWriterCounter dsacks_received;
+  common::SingleWriterCounter dsacks_sent;
+  common::SingleWriterCounter bad_app_index;        // ring index from the app rejected
 };
 
 // Event bits reported to the host (and from it to the application).

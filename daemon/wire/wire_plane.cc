@@ -313,6 +313,10 @@ std::vector<v1::EngineStats> WirePlane::EngineStats() const {
     s.set_rx_packets(rx);
     s.set_tx_packets(tx);
     s.set_flows(flows_[e]->active_connections());
+    if (const stack::Stack* st = flows_[e]->stack(); st != nullptr) {
+      auto* m = s.mutable_counters();
+      st->ForEachCounter([m](const char* name, uint64_t v) { (*m)[name] = v; });
+    }
     out.push_back(std::move(s));
   }
   return out;

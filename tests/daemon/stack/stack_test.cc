@@ -3,6 +3,9 @@
 // frame filtering and counters.
 #include <errno.h>
 
+#include <map>
+#include <string>
+
 #include "gtest/gtest.h"
 #include "tests/daemon/tcp/tcp_fixture.h"
 
@@ -176,6 +179,32 @@ TEST_F(StackTest, FramesForOtherMacOrIpAreCounted) {
   h_.Inject(BuildTcp(s));
   ExpectSilence();
   EXPECT_EQ(h_.s().counters().rx_not_for_us, 2u);
+}
+
+TEST_F(StackTest, CountersAreNamedOnceAndReadBack) {
+  ActiveOpen();
+  TcpSpec s;
+  s.src = h_.Peer(peer_port_);
+  s.dst = h_.Us(our_port_);
+  s.seq = rcv_;
+  s.ack = snd_;
+  s.flags = kTcpAck;
+  s.corrupt_checksum = true;
+  h_.Inject(BuildTcp(s));
+  std::map<std::string, uint64_t> seen;
+  size_t calls = 0;
+  h_.s().ForEachCounter([&](const char* name, uint64_t v) {
+    ++calls;
+    seen[name] = v;
+  });
+  EXPECT_EQ(seen.size(), calls) << "a counter name is used twice";
+  EXPECT_EQ(seen["tcp.active_opens"], 1u);
+  EXPECT_EQ(seen["tcp.segs_out"], h_.s().tcp_counters().segs_out);
+  EXPECT_EQ(seen["ip.rx_checksum_errors"], 1u);
+  EXPECT_EQ(seen["ip.drop.bad_l4_checksum"], 1u);
+  EXPECT_EQ(seen["ip.rx_checksum_partial"], 0u);
+  EXPECT_EQ(seen["arp.in"], h_.s().counters().arp_in);
+  EXPECT_EQ(seen.count("ip.drop.ok"), 0u);
 }
 
 TEST(StackCreateTest, RejectsBadConfig) {

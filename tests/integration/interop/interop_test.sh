@@ -114,6 +114,25 @@ nic_snap() {
     echo "-1 -1 -1 -1 -1 -1"
 }
 
+# tcp_snap RUN: the engine TCP counters below, summed over engines (tab-separated).
+TCP_KEYS=(retrans_segs fast_retransmits sack_recoveries rto_timeouts tail_loss_probes
+          reorder_timeouts lost_retransmits dsacks_received ooo_segments)
+tcp_snap() {
+  ctl "$1" --json stats 2>/dev/null | jq -r --argjson k "$(printf '%s\n' "${TCP_KEYS[@]}" | jq -R . | jq -s .)" '
+    [$k[] as $n | ([(.engines // [])[] | (.counters["tcp." + $n] // "0" | tonumber)] | add // 0)]
+    | @tsv' 2>/dev/null
+}
+# tcp_note BEFORE AFTER: a note with the non-zero TCP counter deltas.
+tcp_note() {
+  local -a b=($1) a=($2)
+  local out="" i d
+  for ((i = 0; i < ${#TCP_KEYS[@]}; i++)); do
+    d=$((${a[i]:-0} - ${b[i]:-0}))
+    [[ $d -ne 0 ]] && out="$out ${TCP_KEYS[i]} $d,"
+  done
+  note "engine TCP counters:${out:- none moved}"
+}
+
 # nic_delta BEFORE AFTER: per-field difference of two nic_snap lines (sets D_*).
 nic_delta() {
   local -a b=($1) a=($2)
@@ -244,8 +263,8 @@ ttcp_run() {
   local pf=$WORK/ttcp-port.$RANDOM
   rm -f "$pf"
   local nbuf=$((bytes / 65536))
-  local before
-  [[ -n $run ]] && before=$(nic_snap "$run")
+  local before tcp_before
+  [[ -n $run ]] && before=$(nic_snap "$run") && tcp_before=$(tcp_snap "$run")
   bg "$WORK/ttcp-r.log" timeout -k 5 150 "${rxp[@]}" "$TTCP" -r -V -l 64k -p 0 --bind "$rx_ip" \
     --port-file "$pf" --timeout 30
   local rx_pid=$BG_PID
@@ -293,6 +312,7 @@ ttcp_run() {
     note "receiver: $(tail -3 "$WORK/ttcp-r.log" | tr '\n' ' ')"
   fi
   if [[ -n $run ]]; then
+    tcp_note "$tcp_before" "$(tcp_snap "$run")"
     local packets=$((bytes / 65536))  # at least one segment per write
     if [[ $dir == tx ]]; then
       expect_engine "$name" "$run" "$before" "$packets" 0 "$bytes"

@@ -28,6 +28,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "daemon/engine/engine.h"
+#include "daemon/net/frame.h"
 #include "daemon/nic/netdev.h"
 #include "daemon/xdp/af_xdp_driver.h"
 #include "gtest/gtest.h"
@@ -636,12 +637,14 @@ TEST_F(AfXdpVethTest, MulticastGroupIsJoinedAndSteered) {
 
 // What a user-space stack sees from a kernel sender across veth: with the
 // peer's TX checksum offload on (the default) the UDP checksum is only the
-// pseudo-header sum; with it off, complete. End-to-end tests over veth must
-// turn it off (VethPair::DisableTxChecksumOffload), as real NICs deliver
-// complete checksums.
+// pseudo-header sum; with it off, complete. The driver marks a veth
+// kRxPartial, and the parser in kVerifyOrPartial mode accepts both.
 TEST_F(AfXdpVethTest, PeerChecksumOffloadDecidesChecksumValidity) {
   auto driver = xdp::AfXdpDriver::Create(VaConfig());
   ASSERT_TRUE(driver.ok()) << driver.status();
+  EXPECT_EQ((*driver)->info().checksum_offload, nic::ChecksumOffload::kRxPartial);
+  net::ParsedFrame parsed;
+  net::ParseStatus parse_status = net::ParseStatus::kCount;
   ASSERT_TRUE(
       (*driver)->Steer(FlowKey::Listener(IpProto::kUdp, 0, 7800), 0).ok());
   auto receive_one = [&](bool* valid) {
@@ -658,6 +661,8 @@ TEST_F(AfXdpVethTest, PeerChecksumOffloadDecidesChecksumValidity) {
         size_t n = (*driver)->queue(q)->RxBurst(f, 8);
         if (n > 0) {
           *valid = ChecksumsValid(f[0].data, f[0].len);
+          parse_status = net::ParseFrame(f[0].data, f[0].len,
+                                         net::L4Checksum::kVerifyOrPartial, &parsed);
           (*driver)->queue(q)->ReleaseRx(f, n);
           return;
         }
@@ -669,9 +674,13 @@ TEST_F(AfXdpVethTest, PeerChecksumOffloadDecidesChecksumValidity) {
   bool valid = true;
   receive_one(&valid);
   EXPECT_FALSE(valid) << "veth default: partial checksum";
+  EXPECT_EQ(parse_status, net::ParseStatus::kOk);
+  EXPECT_TRUE(parsed.l4_checksum_partial);
   ASSERT_TRUE(VethPair::DisableTxChecksumOffload(veth_->ns_b(), "vb").ok());
   receive_one(&valid);
   EXPECT_TRUE(valid);
+  EXPECT_EQ(parse_status, net::ParseStatus::kOk);
+  EXPECT_FALSE(parsed.l4_checksum_partial);
 }
 
 TEST_F(AfXdpVethTest, RequiredZeroCopyOnVethIsAStartUpError) {

@@ -11,7 +11,9 @@
 #     byte-compared and its recvfrom source checked; unconnected, then
 #     connected; the same socket first talks to a kernel server on 127.0.0.1
 #     (not on the wire) through its shadow
-#   2 kernel echo client -> offloaded echo server (receive side, replies)
+#   2 kernel echo client -> offloaded echo server (receive side, replies);
+#     vb keeps its TX checksum offload on, and the engine's stack counters
+#     show partial checksums accepted and none dropped
 #   3 a full RX ring drops and counts: the socket row's `drops` grew, and
 #     drained + dropped datagrams account for what the engine received
 #   4 sockperf UDP ping-pong and throughput (-m 100), offloaded client vs a
@@ -79,6 +81,13 @@ nic_snap() {
 nic_delta() {
   local -a b=($1) a=($2)
   D_RX=$((a[0] - b[0])); D_TX=$((a[1] - b[1])); D_ERX=$((a[2] - b[2])); D_ETX=$((a[3] - b[3]))
+}
+
+# engine_counter NAME: the stack counter NAME summed over the engines.
+engine_counter() {
+  ctl --json stats 2>/dev/null |
+    jq -r --arg n "$1" '[(.engines // [])[] | (.counters[$n] // "0" | tonumber)] | add // 0' \
+      2>/dev/null || echo -1
 }
 
 # socket_rows: JSON array of the offloaded processes' socket rows.
@@ -223,6 +232,15 @@ if echo_server "$WORK/echo-a.log" "${OFF_A[@]}"; then
   kill -TERM "$SRV_PID" 2>/dev/null
 else
   fail "offloaded echo server in A did not start: $(tail -3 "$WORK/echo-a.log")"
+fi
+
+# ---- 2b: vb's partial checksums were accepted, nothing dropped for checksums
+partial=$(engine_counter ip.rx_checksum_partial)
+bad=$(engine_counter ip.rx_checksum_errors)
+if [[ $partial -gt 0 && $bad -eq 0 ]]; then
+  pass "veth peer with TX checksum offload on: $partial partial checksums accepted, 0 checksum drops"
+else
+  fail "veth peer with TX checksum offload on: partial checksums accepted $partial, checksum drops $bad"
 fi
 
 # ---- 3: a full RX ring drops and counts -----------------------------------

@@ -10,8 +10,9 @@ pid is gone. Addresses exist only inside the namespaces.
 Checksums: a veth "offloads" transmit checksums to no hardware, so frames a
 kernel socket sends carry only the pseudo-header sum (CHECKSUM_PARTIAL). An
 AF_XDP receiver sees them that way, while every real NIC delivers complete
-checksums. TX checksum offload is therefore turned off on vb, the kernel
-host's end, as on the way to real hardware.
+checksums. offloadd accepts them on a veth, but TX checksum offload is still
+turned off on vb, the kernel host's end, so that B computes complete
+checksums in both arms of a comparison (as before that acceptance).
 """
 
 import errno
