@@ -48,6 +48,9 @@ void Stack::ForEachCounter(absl::FunctionRef<void(const char*, uint64_t)> fn) co
   fn("tcp.tail_loss_probes", t.tail_loss_probes);
   fn("tcp.reorder_timeouts", t.reorder_timeouts);
   fn("tcp.lost_retransmits", t.lost_retransmits);
+  fn("tcp.recovery_undos", t.recovery_undos);
+  fn("tcp.rto_undos", t.rto_undos);
+  fn("tcp.reordering_seen", t.reordering_seen);
   fn("tcp.dsacks_received", t.dsacks_received);
   fn("tcp.dsacks_sent", t.dsacks_sent);
   fn("tcp.ooo_segments", t.ooo_segments);

@@ -18,6 +18,9 @@ uint32_t LostBoundary(const Tcb& tcb, uint32_t dupthresh) {
   if (SeqGt(tcb.rack_lost_end, boundary) && SeqLeq(tcb.rack_lost_end, tcb.snd_max)) {
     boundary = tcb.rack_lost_end;
   }
+  // Once reordering was seen, only RACK's time-based marks count (the
+  // SACK-count rule would call every reordered segment lost).
+  if (tcb.rack_reord) return boundary;
   for (size_t i = sb.size(); i > 0; --i) {
     const auto& r = sb[i - 1];
     ++ranges;
@@ -54,6 +57,7 @@ bool UpdateScoreboard(TcpContext* ctx, Tcb* tcb, const TcpOptions& opts,
                     SeqLeq(b.end, opts.sack[1].end)))) {
       ctx->ctr->dsacks_received++;
       tcb->dsack_dups++;
+      internal::UndoOnDsack(ctx, tcb, b.start, b.end);
       continue;
     }
     // RFC 2018 / RFC 5961-style sanity: only data we sent and not yet acked.

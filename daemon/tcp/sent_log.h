@@ -28,6 +28,7 @@ struct SentSeg {
   bool retrans = false;   // retransmitted since it was last marked lost
   bool lost = false;      // marked lost and not retransmitted since
   bool sacked = false;    // wholly covered by a SACK block
+  bool ever_retrans = false;  // retransmitted at least once (not an original)
 };
 
 class SentLog {
@@ -136,6 +137,7 @@ class SentLog {
       if (!SeqLt(r.start, end)) break;
       r.xmit_ns = now;
       r.retrans = true;
+      r.ever_retrans = true;
       r.lost = false;
     }
   }

@@ -95,6 +95,12 @@ struct TcpCounters {
   common::SingleWriterCounter reorder_timeouts;
   // A retransmission of SND.UNA detected lost (RFC 8985 6.2).
   common::SingleWriterCounter lost_retransmits;
+  // Window reductions reverted because D-SACKs proved every retransmission
+  // of the episode spurious (Linux TCPDSACKUndo / TCPLossUndo).
+  common::SingleWriterCounter recovery_undos;
+  // Connections that saw reordering (RFC 8985 RACK.reord; Linux TCPSACKReorder).
+  common::SingleWriterCounter reordering_seen;
+  common::SingleWriterCounter rto_undos;
   common::SingleWriterCounter active_opens;
   common::SingleWriterCounter passive_opens;
   common::SingleWriterCounter established;
@@ -253,10 +259,24 @@ struct Tcb {
   uint64_t rack_rtt_ns = 0;        // RACK.rtt
   uint32_t rack_lost_end = 0;      // unSACKed data below this is lost (if > snd_una)
   bool rack_lost_rtx = false;      // a retransmission was detected lost (resend it)
+  // RFC 8985 6.2 step 2 RACK.reord: an original transmission was delivered
+  // below data SACKed by an earlier ACK. From then on losses are found by
+  // time only (no DupThresh), as Linux does once reordering is seen.
+  bool rack_reord = false;
+  bool rack_fack_valid = false;    // rack_fack holds the highest SACKed end before this ACK
+  uint32_t rack_fack = 0;
   uint8_t reo_wnd_mult = 1;        // RFC 8985 6.2 step 4 RACK.reo_wnd_mult
   uint8_t reo_wnd_persist = 0;     // RFC 8985 RACK.reo_wnd_persist
   uint64_t reo_adjust_ns = 0;      // last reo_wnd_mult increase (once per RTT)
   uint8_t ca_state = 0;            // Linux TCP_CA_* for tcp_info
+  // Undo of a spurious congestion response (RFC 2883 4, Linux undo_marker):
+  // a window reduction (fast recovery or RTO) is reverted once D-SACKs show
+  // that every retransmission it caused was unnecessary. See tcp_ack.cc.
+  bool undo_armed = false;         // an episode's reduction can still be undone
+  uint32_t undo_marker = 0;        // SND.UNA when the episode began
+  uint32_t undo_retrans = 0;       // its retransmissions not yet D-SACKed
+  uint32_t undo_cwnd = 0;          // cwnd and ssthresh before the reduction
+  uint32_t undo_ssthresh = 0;
   const CcOps* cc = nullptr;
   alignas(8) uint8_t cc_priv[kCcPrivSize];
 

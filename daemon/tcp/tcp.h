@@ -122,6 +122,12 @@ bool ProcessAck(TcpContext* ctx, Tcb* tcb, const net::ParsedFrame& seg, const Tc
 void UpdateWindow(TcpContext* ctx, Tcb* tcb, const net::ParsedFrame& seg);
 // Fast retransmit: enters RFC 6675 SACK / RFC 6582 NewReno recovery.
 void EnterRecovery(TcpContext* ctx, Tcb* tcb);
+// Records cwnd/ssthresh before a window reduction (recovery or RTO) so that
+// D-SACKs can undo it; keeps the older record if one is still armed.
+void ArmUndo(Tcb* tcb);
+// A D-SACK reported [start, end) received twice; it counts against the
+// episode's retransmissions and may undo the reduction.
+void UndoOnDsack(TcpContext* ctx, Tcb* tcb, uint32_t start, uint32_t end);
 // RFC 8985 6.2 steps 1-3 (tcp_rack.cc): `seg` was delivered (cumulatively
 // ACKed or newly SACKed) by the ACK being processed.
 void RackOnDelivered(TcpContext* ctx, Tcb* tcb, const SentSeg& seg);

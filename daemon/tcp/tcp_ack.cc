@@ -18,6 +18,7 @@ namespace internal {
 
 void EnterRecovery(TcpContext* ctx, Tcb* tcb) {
   const CcOps* cc = tcb->cc;
+  ArmUndo(tcb);
   tcb->snd_ssthresh = cc->ssthresh(tcb);
   if (cc->on_event) cc->on_event(tcb, CcEvent::kEnterRecovery, ctx->now_ns);
   tcb->in_recovery = true;
@@ -61,7 +62,66 @@ void ExitRecovery(TcpContext* ctx, Tcb* tcb) {
   if (tcb->cc->on_event) tcb->cc->on_event(tcb, CcEvent::kExitRecovery, ctx->now_ns);
 }
 
+// Reverts the episode's window reduction: every retransmission it made was
+// D-SACKed, so nothing was lost (reordering, or ACKs lost or delayed). The
+// D-SACKs may arrive during the episode or after it ended (Linux
+// tcp_try_undo_loss, tcp_try_undo_dsack).
+void Undo(TcpContext* ctx, Tcb* tcb) {
+  tcb->undo_armed = false;
+  tcb->snd_cwnd = std::max(tcb->snd_cwnd, tcb->undo_cwnd);
+  tcb->snd_ssthresh = std::max(tcb->snd_ssthresh, tcb->undo_ssthresh);
+  tcb->snd_cwnd_cnt = 0;
+  if (tcb->ca_state == 4) {
+    ctx->ctr->rto_undos++;
+  } else {
+    ctx->ctr->recovery_undos++;
+  }
+  if (tcb->in_recovery || tcb->ca_state == 4) {
+    // Still in the episode: the losses were not losses. Forget them, so that
+    // nothing more is retransmitted for them (after an RTO: stop the
+    // go-back-N) and a later real loss starts a new episode.
+    for (size_t i = 0; i < tcb->sent.size(); ++i) tcb->sent[i].lost = false;
+    tcb->rack_lost_end = tcb->snd_una;
+    tcb->rack_lost_rtx = false;
+    tcb->recover = tcb->snd_una;
+    tcb->high_rxt = tcb->snd_una;
+    tcb->force_rtx = false;
+    if (tcb->ca_state == 4) {
+      tcb->snd_nxt = tcb->snd_max;
+      tcb->retransmits = 0;
+      tcb->backoff = 0;
+    }
+    if (tcb->in_recovery) RackOnRecoveryExit(tcb);
+    tcb->in_recovery = false;
+    tcb->sack_recovery = false;
+    tcb->ca_state = tcb->scoreboard.empty() ? 0 : 1;  // Open or Disorder
+    if (tcb->cc->on_event) tcb->cc->on_event(tcb, CcEvent::kExitRecovery, ctx->now_ns);
+  }
+  ctx->host->ScheduleOutput(tcb);
+}
+
 }  // namespace
+
+void ArmUndo(Tcb* tcb) {
+  // Linux tcp_init_undo: an episode that is still running keeps its record
+  // (an RTO during recovery undoes to the state before the recovery).
+  if (tcb->undo_armed && (tcb->in_recovery || tcb->ca_state == 4)) return;
+  tcb->undo_armed = true;
+  tcb->undo_marker = tcb->snd_una;
+  tcb->undo_retrans = 0;
+  tcb->undo_cwnd = tcb->snd_cwnd;
+  tcb->undo_ssthresh = tcb->snd_ssthresh;
+}
+
+void UndoOnDsack(TcpContext* ctx, Tcb* tcb, uint32_t start, uint32_t end) {
+  // RFC 2883 4 / Linux tcp_check_dsack: only duplicates of data sent in this
+  // episode (above its marker) count, one per segment's worth of bytes.
+  if (!tcb->undo_armed || tcb->undo_retrans == 0 || !SeqGt(end, tcb->undo_marker)) return;
+  const uint32_t mss = std::max<uint32_t>(tcb->snd_mss, 1);
+  const uint32_t segs = std::max<uint32_t>((end - start + mss - 1) / mss, 1);
+  tcb->undo_retrans -= std::min(tcb->undo_retrans, segs);
+  if (tcb->undo_retrans == 0) Undo(ctx, tcb);
+}
 
 void UpdateWindow(TcpContext* ctx, Tcb* tcb, const net::ParsedFrame& seg) {
   // RFC 9293 3.10.7.4 fifth, ESTABLISHED: update the send window if the
@@ -102,6 +162,9 @@ bool ProcessAck(TcpContext* ctx, Tcb* tcb, const net::ParsedFrame& seg,
   tcb->last_ack_recv_ns = ctx->now_ns;
   tcb->persist_backoff = 0;
   bool sack_new = false;
+  // RACK.reord detection compares against what earlier ACKs SACKed.
+  tcb->rack_fack_valid = !tcb->scoreboard.empty();
+  if (tcb->rack_fack_valid) tcb->rack_fack = tcb->scoreboard[tcb->scoreboard.size() - 1].end;
   if (tcb->sack_ok && opts.num_sack > 0) {
     const uint32_t dsacks = tcb->dsack_dups;
     sack_new = UpdateScoreboard(ctx, tcb, opts, ack);
@@ -188,8 +251,10 @@ bool ProcessAck(TcpContext* ctx, Tcb* tcb, const net::ParsedFrame& seg,
   const bool past_recover = tcb->sack_ok ? SeqGeq(ack, tcb->recover) : SeqGt(ack, tcb->recover);
   if (!tcb->in_recovery && tcb->snd_una != tcb->snd_max &&
       (past_recover || tcb->recover == tcb->iss)) {
-    bool lost = tcb->dupacks >= ctx->cfg->dupthresh;
-    if (!lost && tcb->sack_ok && !tcb->scoreboard.empty()) {
+    // Once reordering was seen, RACK's timer decides alone (RFC 8985 6.2
+    // step 4, Linux tcp_time_to_recover with RACK).
+    bool lost = !tcb->rack_reord && tcb->dupacks >= ctx->cfg->dupthresh;
+    if (!lost && !tcb->rack_reord && tcb->sack_ok && !tcb->scoreboard.empty()) {
       lost = SeqGt(LostBoundary(*tcb, ctx->cfg->dupthresh), tcb->snd_una);
     }
     if (lost) EnterRecovery(ctx, tcb);

@@ -190,6 +190,7 @@ size_t SendData(TcpContext* ctx, Tcb* tcb, uint8_t* buf, uint32_t seq, uint32_t 
   tcb->sent.OnSend(seq, end, ctx->now_ns);
   if (retransmit) {
     ctx->ctr->retrans_segs++;
+    if (tcb->undo_armed) tcb->undo_retrans++;
     tcb->total_retrans++;
     tcb->bytes_retrans += len;
     tcb->rtt_timing = false;  // Karn's algorithm

@@ -117,6 +117,12 @@ bool RunDetection(TcpContext* ctx, Tcb* tcb) {
 }  // namespace
 
 void RackOnDelivered(TcpContext* ctx, Tcb* tcb, const SentSeg& seg) {
+  // RFC 8985 6.2 step 3: an original transmission delivered below what an
+  // earlier ACK SACKed arrived out of order.
+  if (!seg.ever_retrans && tcb->rack_fack_valid && SeqLt(seg.end, tcb->rack_fack)) {
+    if (!tcb->rack_reord) ctx->ctr->reordering_seen++;
+    tcb->rack_reord = true;
+  }
   // RFC 8985 6.2 step 2: an ACK of a retransmitted segment sooner than the
   // minimum RTT after its retransmission was for the original transmission.
   if (seg.retrans && tcb->min_rtt_us > 0 &&

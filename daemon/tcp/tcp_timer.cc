@@ -79,6 +79,7 @@ void OnRetransmitTimeout(TcpContext* ctx, Tcb* tcb) {
   // RFC 5681 3.1 eq. 4 on the first timeout for this data; RFC 6298 5.5
   // back off; RFC 5681 3.1 loss window of one segment.
   if (tcb->retransmits == 0 || tcb->ca_state != 4) {
+    ArmUndo(tcb);
     tcb->snd_ssthresh = tcb->cc->ssthresh(tcb);
   }
   if (tcb->cc->on_event) tcb->cc->on_event(tcb, CcEvent::kRto, ctx->now_ns);

@@ -51,13 +51,14 @@ Result RunLossy(const char* name, double loss, uint64_t seed, const char* cc, ui
   r.mib_per_s = bytes / double(kMiB) / secs;
   std::printf("%s: %.1f MiB/s virtual, data_segs=%lu lost(a->b)=%lu lost(b->a)=%lu "
               "retrans=%lu fast_rtx=%lu sack_rec=%lu tlp=%lu reo_timeouts=%lu lost_rtx=%lu "
-              "rto=%lu (%.2f per 1000 segs)\n",
+              "rto=%lu (%.2f per 1000 segs) undos recovery=%lu rto=%lu\n",
               name, r.mib_per_s, (unsigned long)c.data_segs_out, (unsigned long)r.lost,
               (unsigned long)lp.b_to_a().stats().lost, (unsigned long)c.retrans_segs,
               (unsigned long)c.fast_retransmits, (unsigned long)c.sack_recoveries,
               (unsigned long)c.tail_loss_probes, (unsigned long)c.reorder_timeouts,
               (unsigned long)c.lost_retransmits, (unsigned long)c.rto_timeouts,
-              1000.0 * c.rto_timeouts / c.data_segs_out);
+              1000.0 * c.rto_timeouts / c.data_segs_out, (unsigned long)c.recovery_undos,
+              (unsigned long)c.rto_undos);
   return r;
 }
 

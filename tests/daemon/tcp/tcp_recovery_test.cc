@@ -169,8 +169,8 @@ TEST_F(RecoveryTest, Rfc8985_TailLossProbe_SendsLastSegmentAfterPto) {
   EXPECT_EQ(probe.f.seq, una_ + 9 * kMss);  // the highest segment again
   EXPECT_EQ(probe.f.payload_len, kMss);
   EXPECT_EQ(h_.s().tcp_counters().tail_loss_probes, 1u);
-  // The probe's SACK exposes the loss of the first segment: fast recovery.
-  h_.Inject(SackAck(una_, una_ + 9 * kMss, una_ + 10 * kMss));
+  // The probe's SACK exposes the loss of the first segment (the ACKs of
+  // 1..8 were lost): fast recovery.
   h_.Inject(SackAck(una_, una_ + kMss, una_ + 10 * kMss));
   std::vector<TcpView> v = Out();
   ASSERT_GE(v.size(), 1u);
@@ -307,6 +307,122 @@ TEST_F(RecoveryTest, Rfc2883_DsackBlock_CountedNotTreatedAsSack) {
   h_.Inject(SackAck(una_ + 2 * kMss, una_, una_ + kMss));  // below the ACK
   EXPECT_EQ(h_.s().tcp_counters().dsacks_received, 1u);
   EXPECT_TRUE(tcb().scoreboard.empty());
+}
+
+// RFC 8985 6.2 step 3: once an original segment is delivered below data an
+// earlier ACK SACKed, the DupThresh rule is off; a hole is repaired when
+// RACK's reordering window has passed, not on the third SACKed segment.
+TEST_F(RecoveryTest, Rfc8985_ReorderingSeen_LossesFoundByTimeOnly) {
+  PeerOptions po;
+  po.sack = true;
+  ActiveOpen(po);
+  AppSend(100);  // an RTT sample of 20 ms
+  Out();
+  h_.Advance(20 * kMsNs);
+  snd_ += 100;
+  h_.Inject(PeerAck());
+  SendWindow();
+  // Segment 1 arrives after 2: reordering.
+  h_.Inject(SackAck(una_, una_ + 2 * kMss, una_ + 3 * kMss));
+  h_.Inject(SackAck(una_, una_ + kMss, una_ + 3 * kMss));
+  ASSERT_TRUE(tcb().rack_reord);
+  // Segment 0 is still missing with 3..5 SACKed: DupThresh alone would
+  // retransmit it now; RACK waits for its reordering window.
+  h_.Inject(SackAck(una_, una_ + kMss, una_ + 6 * kMss));
+  ExpectSilence();
+  EXPECT_FALSE(tcb().in_recovery);
+  ASSERT_NE(tcb().reo_deadline, 0u);
+  h_.Advance(tcb().reo_deadline - h_.now());
+  std::vector<TcpView> v = Out();
+  ASSERT_GE(v.size(), 1u);
+  EXPECT_EQ(v[0].f.seq, una_);
+  EXPECT_TRUE(tcb().in_recovery);
+}
+
+// Reordering, not loss: segment 0 arrives late, after our fast retransmit.
+// The receiver's D-SACK for the retransmission proves it unnecessary, and
+// the window reduction is undone (RFC 2883 4, Linux tcp_try_undo_dsack).
+TEST_F(RecoveryTest, Rfc2883_DsackOfEveryRetransmission_UndoesTheReduction) {
+  PeerOptions po;
+  po.sack = true;
+  ActiveOpen(po);
+  SendWindow();
+  AppSend(4 * kMss);  // queued: new data for the recovery to send
+  ExpectSilence();
+  const uint32_t cwnd_before = tcb().snd_cwnd;
+  const uint32_t ssthresh_before = tcb().snd_ssthresh;
+  h_.Inject(SackAck(una_, una_ + kMss, una_ + 5 * kMss));  // enters recovery
+  std::vector<TcpView> v = Out();
+  ASSERT_GE(v.size(), 1u);
+  ASSERT_EQ(v[0].f.seq, una_);
+  ASSERT_TRUE(tcb().in_recovery);
+  ASSERT_LT(tcb().snd_cwnd, cwnd_before);
+  for (size_t i = 1; i < v.size(); ++i) {
+    ASSERT_GE(v[i].f.seq, una_ + 10 * kMss) << "new data only";
+  }
+  // The original segment 0 arrives: everything sent is acknowledged, which
+  // ends the recovery; then the retransmission arrives as a duplicate.
+  const uint32_t all = tcb().snd_max;
+  h_.Inject(Seg(kTcpAck, rcv_, all));
+  EXPECT_FALSE(tcb().in_recovery);
+  Out();
+  h_.Inject(SackAck(all, una_, una_ + kMss));  // D-SACK below the ACK
+  EXPECT_EQ(h_.s().tcp_counters().recovery_undos, 1u);
+  EXPECT_GE(tcb().snd_cwnd, cwnd_before);
+  EXPECT_EQ(tcb().snd_ssthresh, ssthresh_before);
+}
+
+// One of two retransmissions D-SACKed: a real loss remains, nothing undone.
+TEST_F(RecoveryTest, Rfc2883_DsackOfSomeRetransmissions_KeepsTheReduction) {
+  PeerOptions po;
+  po.sack = true;
+  ActiveOpen(po);
+  SendWindow();
+  // Segments 0 and 1 missing, 2..6 SACKed: both retransmitted.
+  h_.Inject(SackAck(una_, una_ + 2 * kMss, una_ + 7 * kMss));
+  std::vector<TcpView> v = Out();
+  ASSERT_GE(v.size(), 2u);
+  ASSERT_EQ(v[0].f.seq, una_);
+  ASSERT_EQ(v[1].f.seq, una_ + kMss);
+  const uint32_t reduced = tcb().snd_ssthresh;
+  h_.Inject(Seg(kTcpAck, rcv_, una_ + 10 * kMss));
+  h_.Inject(SackAck(una_ + 10 * kMss, una_, una_ + kMss));  // only segment 0
+  EXPECT_EQ(h_.s().tcp_counters().recovery_undos, 0u);
+  EXPECT_EQ(tcb().snd_ssthresh, reduced);
+}
+
+// An RTO whose retransmission is D-SACKed (the ACKs were lost, not the
+// data): the loss-state reduction is undone and the go-back-N stops.
+TEST_F(RecoveryTest, Rfc2883_DsackAfterRto_UndoesLossState) {
+  PeerOptions po;
+  po.sack = true;
+  ActiveOpen(po);
+  SendWindow();
+  const uint32_t cwnd_before = tcb().snd_cwnd;
+  h_.Inject(SackAck(una_, una_ + 9 * kMss, una_ + 10 * kMss));  // one block: Disorder
+  Out();
+  h_.Advance(tcb().rtx_deadline - h_.now());
+  std::vector<TcpView> v = Out();
+  ASSERT_EQ(v.size(), 1u);
+  ASSERT_EQ(v[0].f.seq, una_);
+  ASSERT_EQ(tcb().ca_state, 4);
+  // The peer had segment 0..8 all along: ACK 9 with a D-SACK for segment 0.
+  tcp::SackBlock dsack{una_, una_ + kMss};
+  TcpSpec sp;
+  sp.src = h_.Peer(peer_port_);
+  sp.dst = h_.Us(our_port_);
+  sp.seq = rcv_;
+  sp.ack = una_ + 9 * kMss;
+  sp.window = 65535;
+  sp.options.num_sack = 2;
+  sp.options.sack[0] = dsack;
+  sp.options.sack[1] = tcp::SackBlock{una_ + 9 * kMss, una_ + 10 * kMss};
+  h_.Inject(BuildTcp(sp));
+  EXPECT_EQ(h_.s().tcp_counters().rto_undos, 1u);
+  EXPECT_EQ(tcb().ca_state, 1);  // segment 9 is still SACKed above SND.UNA
+  EXPECT_GE(tcb().snd_cwnd, cwnd_before);
+  // Nothing more is resent by the go-back-N: the next output (if any) is new data.
+  for (const TcpView& w : Out()) EXPECT_TRUE(SeqGtForTest(w.f.seq, una_ + 9 * kMss)) << w.f.seq;
 }
 
 TEST_F(RecoveryTest, Rfc9438_Cubic_ReducesSsthreshToSeventyPercent) {

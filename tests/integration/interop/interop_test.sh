@@ -116,7 +116,8 @@ nic_snap() {
 
 # tcp_snap RUN: the engine TCP counters below, summed over engines (tab-separated).
 TCP_KEYS=(retrans_segs fast_retransmits sack_recoveries rto_timeouts tail_loss_probes
-          reorder_timeouts lost_retransmits dsacks_received ooo_segments)
+          reorder_timeouts lost_retransmits dsacks_received recovery_undos rto_undos
+          reordering_seen ooo_segments)
 tcp_snap() {
   ctl "$1" --json stats 2>/dev/null | jq -r --argjson k "$(printf '%s\n' "${TCP_KEYS[@]}" | jq -R . | jq -s .)" '
     [$k[] as $n | ([(.engines // [])[] | (.counters["tcp." + $n] // "0" | tonumber)] | add // 0)]
