@@ -20,6 +20,17 @@ class RecoveryTest : public TcpSegmentTest {
     ASSERT_EQ(v.size(), 10u);
     una_ = snd_;
   }
+  // Opens with SACK and gives the connection an RTT sample of 20 ms.
+  void OpenWithRttSample() {
+    PeerOptions po;
+    po.sack = true;
+    ActiveOpen(po);
+    AppSend(100);
+    Out();
+    h_.Advance(20 * kMsNs);
+    snd_ += 100;
+    h_.Inject(PeerAck());
+  }
   Frame DupAck() { return Seg(kTcpAck, rcv_, una_); }
   Frame SackAck(uint32_t ack, uint32_t s, uint32_t e) {
     TcpSpec sp;
@@ -150,15 +161,7 @@ TEST_F(RecoveryTest, Rfc6675_AfterRto_SackedDataIsSkipped) {
 }
 
 TEST_F(RecoveryTest, Rfc8985_TailLossProbe_SendsLastSegmentAfterPto) {
-  PeerOptions po;
-  po.sack = true;
-  ActiveOpen(po);
-  // Give the connection an RTT sample of 20 ms.
-  AppSend(100);
-  Out();
-  h_.Advance(20 * kMsNs);
-  snd_ += 100;
-  h_.Inject(PeerAck());
+  OpenWithRttSample();
   SendWindow();
   ASSERT_TRUE(tcb().tlp_armed);
   uint64_t pto = tcb().rtx_deadline - h_.now();
@@ -313,14 +316,7 @@ TEST_F(RecoveryTest, Rfc2883_DsackBlock_CountedNotTreatedAsSack) {
 // earlier ACK SACKed, the DupThresh rule is off; a hole is repaired when
 // RACK's reordering window has passed, not on the third SACKed segment.
 TEST_F(RecoveryTest, Rfc8985_ReorderingSeen_LossesFoundByTimeOnly) {
-  PeerOptions po;
-  po.sack = true;
-  ActiveOpen(po);
-  AppSend(100);  // an RTT sample of 20 ms
-  Out();
-  h_.Advance(20 * kMsNs);
-  snd_ += 100;
-  h_.Inject(PeerAck());
+  OpenWithRttSample();
   SendWindow();
   // Segment 1 arrives after 2: reordering.
   h_.Inject(SackAck(una_, una_ + 2 * kMss, una_ + 3 * kMss));
