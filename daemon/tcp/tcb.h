@@ -263,8 +263,7 @@ struct Tcb {
   // below data SACKed by an earlier ACK. From then on losses are found by
   // time only (no DupThresh), as Linux does once reordering is seen.
   bool rack_reord = false;
-  bool rack_fack_valid = false;    // rack_fack holds the highest SACKed end before this ACK
-  uint32_t rack_fack = 0;
+  uint32_t rack_fack = 0;          // highest SACKed end before this ACK (else SND.UNA)
   uint8_t reo_wnd_mult = 1;        // RFC 8985 6.2 step 4 RACK.reo_wnd_mult
   uint8_t reo_wnd_persist = 0;     // RFC 8985 RACK.reo_wnd_persist
   uint64_t reo_adjust_ns = 0;      // last reo_wnd_mult increase (once per RTT)

@@ -162,9 +162,11 @@ bool ProcessAck(TcpContext* ctx, Tcb* tcb, const net::ParsedFrame& seg,
   tcb->last_ack_recv_ns = ctx->now_ns;
   tcb->persist_backoff = 0;
   bool sack_new = false;
-  // RACK.reord detection compares against what earlier ACKs SACKed.
-  tcb->rack_fack_valid = !tcb->scoreboard.empty();
-  if (tcb->rack_fack_valid) tcb->rack_fack = tcb->scoreboard[tcb->scoreboard.size() - 1].end;
+  // RACK.reord detection compares against what earlier ACKs SACKed (with
+  // nothing SACKed, SND.UNA: no newly delivered segment ends below it).
+  tcb->rack_fack = tcb->scoreboard.empty()
+                       ? tcb->snd_una
+                       : tcb->scoreboard[tcb->scoreboard.size() - 1].end;
   if (tcb->sack_ok && opts.num_sack > 0) {
     const uint32_t dsacks = tcb->dsack_dups;
     sack_new = UpdateScoreboard(ctx, tcb, opts, ack);

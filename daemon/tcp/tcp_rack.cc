@@ -119,7 +119,7 @@ bool RunDetection(TcpContext* ctx, Tcb* tcb) {
 void RackOnDelivered(TcpContext* ctx, Tcb* tcb, const SentSeg& seg) {
   // RFC 8985 6.2 step 3: an original transmission delivered below what an
   // earlier ACK SACKed arrived out of order.
-  if (!seg.ever_retrans && tcb->rack_fack_valid && SeqLt(seg.end, tcb->rack_fack)) {
+  if (!seg.ever_retrans && SeqLt(seg.end, tcb->rack_fack)) {
     if (!tcb->rack_reord) ctx->ctr->reordering_seen++;
     tcb->rack_reord = true;
   }

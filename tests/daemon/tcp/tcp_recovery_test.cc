@@ -20,10 +20,11 @@ class RecoveryTest : public TcpSegmentTest {
     ASSERT_EQ(v.size(), 10u);
     una_ = snd_;
   }
-  // Opens with SACK and gives the connection an RTT sample of 20 ms.
-  void OpenWithRttSample() {
+  // Opens (with SACK unless told) and gives the connection an RTT sample
+  // of 20 ms.
+  void OpenWithRttSample(bool sack = true) {
     PeerOptions po;
-    po.sack = true;
+    po.sack = sack;
     ActiveOpen(po);
     AppSend(100);
     Out();
@@ -291,12 +292,7 @@ TEST_F(RecoveryTest, Rfc6675_LossAtRecoveryPoint_EntersNewRecovery) {
 }
 
 TEST_F(RecoveryTest, Rfc8985_NoProbeWithoutSack) {
-  ActiveOpen();
-  AppSend(100);
-  Out();
-  h_.Advance(20 * kMsNs);
-  snd_ += 100;
-  h_.Inject(PeerAck());
+  OpenWithRttSample(/*sack=*/false);
   SendWindow();
   EXPECT_FALSE(tcb().tlp_armed);
 }
