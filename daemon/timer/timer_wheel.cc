@@ -39,10 +39,12 @@ void TimerWheel::Unlink(TimerNode* node) {
 
 void TimerWheel::Schedule(TimerNode* node, uint64_t expiry_ns) {
   if (node->scheduled()) {
+    Removed(node);
     Unlink(node);
     --count_;
   }
   node->expiry_ns = expiry_ns;
+  if (next_valid_ && expiry_ns < next_expiry_) next_expiry_ = expiry_ns;
   uint64_t tick = std::max<uint64_t>(expiry_ns / tick_ns_, cur_tick_);
   LinkTail(&slots_[tick & mask_], node);
   ++count_;
@@ -50,6 +52,7 @@ void TimerWheel::Schedule(TimerNode* node, uint64_t expiry_ns) {
 
 void TimerWheel::Cancel(TimerNode* node) {
   if (!node->scheduled()) return;
+  Removed(node);
   Unlink(node);
   --count_;
 }
@@ -68,6 +71,14 @@ void TimerWheel::CollectDue(size_t s, uint64_t now_ns) {
 }
 
 uint64_t TimerWheel::NextExpiry() const {
+  if (!next_valid_) {
+    next_expiry_ = ComputeNextExpiry();
+    next_valid_ = true;
+  }
+  return next_expiry_;
+}
+
+uint64_t TimerWheel::ComputeNextExpiry() const {
   if (count_ == 0) return kNever;
   uint64_t best = kNever;
   if (expired_.next != &expired_) {

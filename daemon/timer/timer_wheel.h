@@ -51,8 +51,10 @@ class TimerWheel {
   template <typename Fn>
   size_t Advance(uint64_t now_ns, Fn fn);
 
-  // Returns the earliest expiry among scheduled timers, or kNever. Cost is
-  // O(slots) in the worst case; meant for idle sleeps and simulations.
+  // Returns the earliest expiry among scheduled timers, or kNever. The value
+  // is cached: an engine asks on every loop iteration, and the walk (O(slots)
+  // in the worst case) runs only after the earliest timer was cancelled,
+  // rescheduled or fired.
   uint64_t NextExpiry() const;
 
   size_t size() const { return count_; }
@@ -63,12 +65,22 @@ class TimerWheel {
   // Moves due nodes of slot `s` to `expired_`.
   void CollectDue(size_t s, uint64_t now_ns);
 
+  // Walks the wheel for NextExpiry().
+  uint64_t ComputeNextExpiry() const;
+  // A removed node may have been the earliest.
+  void Removed(const TimerNode* node) {
+    if (node->expiry_ns == next_expiry_) next_valid_ = false;
+  }
+
   uint64_t tick_ns_;
   size_t mask_;
   uint64_t cur_tick_;  // every slot for ticks < cur_tick_ has been collected
   size_t count_ = 0;
   std::vector<TimerNode> slots_;  // circular list sentinels
   TimerNode expired_;             // sentinel of the list being fired
+  // Cache of NextExpiry(): exact while next_valid_.
+  mutable uint64_t next_expiry_ = kNever;
+  mutable bool next_valid_ = true;
 };
 
 template <typename Fn>
@@ -86,6 +98,7 @@ size_t TimerWheel::Advance(uint64_t now_ns, Fn fn) {
   size_t fired = 0;
   while (expired_.next != &expired_) {
     TimerNode* n = expired_.next;
+    Removed(n);
     Unlink(n);
     --count_;
     ++fired;

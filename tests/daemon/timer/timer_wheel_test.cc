@@ -84,5 +84,49 @@ TEST(TimerWheelTest, NextExpiryIsTheMinimum) {
   EXPECT_EQ(w.NextExpiry(), min);
 }
 
+TEST(TimerWheelTest, CachedNextExpiryFollowsEveryChange) {
+  // NextExpiry() is cached; compare it with a brute-force minimum after
+  // every kind of change, including cancelling the earliest timer and
+  // rescheduling timers from inside a callback.
+  TimerWheel w(kMs, 64, 0);
+  std::vector<TimerNode> nodes(40);
+  std::mt19937 rng(3);
+  auto brute = [&] {
+    uint64_t min = TimerWheel::kNever;
+    for (const TimerNode& n : nodes) {
+      if (n.scheduled()) min = std::min(min, n.expiry_ns);
+    }
+    return min;
+  };
+  uint64_t now = 0;
+  for (int step = 0; step < 20000; ++step) {
+    TimerNode& n = nodes[rng() % nodes.size()];
+    switch (rng() % 4) {
+      case 0:
+      case 1:
+        w.Schedule(&n, now + rng() % (200 * kMs));
+        break;
+      case 2: {
+        // Cancel the earliest timer half of the time, a random one otherwise.
+        TimerNode* victim = &n;
+        if (rng() % 2 == 0) {
+          for (TimerNode& m : nodes) {
+            if (m.scheduled() && m.expiry_ns == brute()) victim = &m;
+          }
+        }
+        w.Cancel(victim);
+        break;
+      }
+      case 3:
+        now += rng() % (20 * kMs);
+        w.Advance(now, [&](TimerNode* fired) {
+          if (rng() % 3 == 0) w.Schedule(fired, now + 1 + rng() % (50 * kMs));
+        });
+        break;
+    }
+    ASSERT_EQ(w.NextExpiry(), brute()) << "after step " << step;
+  }
+}
+
 }  // namespace
 }  // namespace offload::timer
