@@ -67,6 +67,34 @@ TEST(TtcpTest, ReceiverDetectsForeignData) {
                                 "stream offset 2: expected 0x22, got 0x58"));
 }
 
+TEST(TtcpTest, CongestionControlIsSetOrNamedInTheError) {
+  // "reno" is built into every kernel; an unknown name fails before any data
+  // is sent, and the error names the option and the value.
+  for (const char* cc : {"reno", "no-such-cc"}) {
+    ttcp::Options options;
+    options.nbuf = 4;
+    options.congestion = cc;
+    absl::StatusOr<UniqueFd> listener = BindSocket(SOCK_STREAM, "127.0.0.1", 0);
+    ASSERT_TRUE(listener.ok());
+    absl::StatusOr<uint16_t> port = LocalPort(listener->get());
+    ASSERT_TRUE(port.ok());
+    options.port = *port;
+    absl::StatusOr<ttcp::Result> received;
+    std::thread r([&] { received = ttcp::Receive(listener->get(), options); });
+    absl::StatusOr<ttcp::Result> sent = ttcp::Transmit(options);
+    r.join();
+    if (std::string(cc) == "reno") {
+      ASSERT_TRUE(sent.ok()) << sent.status();
+      EXPECT_EQ(sent->bytes, options.buflen * options.nbuf);
+    } else {
+      ASSERT_FALSE(sent.ok());
+      EXPECT_TRUE(absl::StrContains(sent.status().message(),
+                                    "setsockopt(TCP_CONGESTION, no-such-cc)"))
+          << sent.status();
+    }
+  }
+}
+
 TEST(ConnrateTest, CountsCompletedCycles) {
   absl::StatusOr<UniqueFd> listener = BindSocket(SOCK_STREAM, "127.0.0.1", 0);
   ASSERT_TRUE(listener.ok());

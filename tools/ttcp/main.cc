@@ -29,6 +29,8 @@ options (values are separate words: -l 8192; k and m suffixes allowed):
   -b, --sockbuf N    SO_SNDBUF/SO_RCVBUF before connect/listen (default:
                      kernel's); the granted size is reported
   -D, --nodelay      TCP_NODELAY on the transmitter
+  --congestion NAME  TCP_CONGESTION on the transmitter (cubic, reno, bbr...);
+                     compare kernel and offload senders with the same one
   -V, --verify       receiver checks every byte of the pattern
   --bind ADDR        receiver address (default 127.0.0.1)
   --port-file FILE   receiver: write the port to FILE once listening
@@ -77,6 +79,7 @@ int main(int argc, char** argv) {
       options.nodelay = true;
     } else if (args.Flag("--verify", "-V")) {
       options.verify = true;
+    } else if (args.Value("--congestion", "", &options.congestion)) {
     } else if (args.Value("--bind", "", &bind)) {
     } else if (args.Value("--port-file", "", &port_file)) {
     } else if (args.Uint("--timeout", "", 1, 86400, &timeout)) {

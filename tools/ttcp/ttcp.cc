@@ -45,6 +45,15 @@ absl::StatusOr<Result> Transmit(const Options& options) {
       return ErrnoStatus("setsockopt(TCP_NODELAY)", errno);
     }
   }
+  if (!options.congestion.empty() &&
+      ::setsockopt(fd->get(), IPPROTO_TCP, TCP_CONGESTION,
+                   options.congestion.data(), options.congestion.size()) != 0) {
+    // EPERM: a network namespace other than the first only offers
+    // net.ipv4.tcp_allowed_congestion_control without CAP_NET_ADMIN.
+    return ErrnoStatus(
+        absl::StrCat("setsockopt(TCP_CONGESTION, ", options.congestion, ")"),
+        errno);
+  }
   Result result;
   result.effective_sockbuf = GetBuf(fd->get(), SO_SNDBUF);
   uint64_t offset = 0;

@@ -35,6 +35,7 @@ struct Options {
   uint64_t nbuf = 2048;      // buffers the transmitter sends
   int sockbuf = 0;           // SO_SNDBUF/SO_RCVBUF; 0 = kernel default
   bool nodelay = false;      // TCP_NODELAY on the transmitter
+  std::string congestion;    // TCP_CONGESTION on the transmitter ("" = default)
   bool verify = false;       // receiver checks the byte pattern
   absl::Duration timeout = absl::Seconds(60);  // longest silence allowed
 };

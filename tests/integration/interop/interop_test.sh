@@ -258,9 +258,10 @@ sp_p50() { grep -a 'percentile 50.000' "$1" | awk '{print $NF}' | tail -1; }
 # daemon) the engine proof is asserted too.
 ttcp_run() {
   local name=$1 rx_ns_prefix=$2 rx_ip=$3 tx_prefix=$4 bytes=$5 run=${6:-} dir=${7:-}
-  local -a rxp txp
+  local -a rxp txp txo
   read -r -a rxp <<<"$rx_ns_prefix"
   read -r -a txp <<<"$tx_prefix"
+  read -r -a txo <<<"${TTCP_TX_OPTS:-}"  # extra transmitter options
   local pf=$WORK/ttcp-port.$RANDOM
   rm -f "$pf"
   local nbuf=$((bytes / 65536))
@@ -276,10 +277,10 @@ ttcp_run() {
   fi
   local t0=$SECONDS rc_t rc_r
   if [[ -n $run && $dir == tx ]]; then
-    run_watch "$run" "$WORK/ttcp-t.log" "${txp[@]}" "$TTCP" -t -l 64k -n "$nbuf" -p "$(cat "$pf")" "$rx_ip"
+    run_watch "$run" "$WORK/ttcp-t.log" "${txp[@]}" "$TTCP" -t "${txo[@]}" -l 64k -n "$nbuf" -p "$(cat "$pf")" "$rx_ip"
     rc_t=$?
   else
-    timeout -k 5 150 "${txp[@]}" "$TTCP" -t -l 64k -n "$nbuf" -p "$(cat "$pf")" "$rx_ip" \
+    timeout -k 5 150 "${txp[@]}" "$TTCP" -t "${txo[@]}" -l 64k -n "$nbuf" -p "$(cat "$pf")" "$rx_ip" \
       >"$WORK/ttcp-t.log" 2>&1 &
     local tpid=$!
     pids+=("$tpid")
@@ -443,6 +444,10 @@ daemon_a_alive "check 3"
 echo "== 4. verified transfers each way under random loss (iptables in B, both directions)"
 # 64 MiB at 1 %, 16 MiB at 5 % (to stay in time); the same transfer between
 # kernels runs under the same loss as a reference (reported, not compared).
+# The A -> B reference runs twice: with CUBIC, the engine's congestion
+# control (like for like), and with the namespace's default (BBR on many
+# hosts, which hardly reacts to random loss and is far faster here).
+KERNEL_CC=$(ip netns exec "$NS_A" sysctl -n net.ipv4.tcp_congestion_control 2>/dev/null || echo "?")
 if command -v iptables >/dev/null; then
   for spec in 0.01:64 0.05:16; do
     prob=${spec%%:*}
@@ -455,7 +460,11 @@ if command -v iptables >/dev/null; then
     if ((rules_ok)); then
       ttcp_run "4 loss $prob: offloaded tx A -> kernel rx B, $mib MiB" "${IN_B[*]}" "$IP_B" "${OFF_A[*]}" $((mib << 20)) "$RUN_A" tx
       ttcp_run "4 loss $prob: kernel tx B -> offloaded rx A, $mib MiB" "${OFF_A[*]}" "$IP_A" "${IN_B[*]}" $((mib << 20)) "$RUN_A" rx
-      ttcp_run "4 loss $prob: reference kernel tx A -> kernel rx B, $mib MiB" "${IN_B[*]}" "$IP_B" "${IN_A[*]}" $((mib << 20))
+      TTCP_TX_OPTS="--congestion cubic" \
+        ttcp_run "4 loss $prob: reference kernel tx A (cubic, as the engine) -> kernel rx B, $mib MiB" "${IN_B[*]}" "$IP_B" "${IN_A[*]}" $((mib << 20))
+      if [[ $KERNEL_CC != cubic ]]; then
+        ttcp_run "4 loss $prob: reference kernel tx A ($KERNEL_CC, the namespace default) -> kernel rx B, $mib MiB" "${IN_B[*]}" "$IP_B" "${IN_A[*]}" $((mib << 20))
+      fi
       ttcp_run "4 loss $prob: reference kernel tx B -> kernel rx A, $mib MiB" "${IN_A[*]}" "$IP_A" "${IN_B[*]}" $((mib << 20))
       drops=$(ip netns exec "$NS_B" iptables -L -v -n -x | awk '/DROP/ && /statistic/ {s += $1} END {print s + 0}')
       if ((drops > 0)); then
@@ -576,7 +585,8 @@ fi
 
 if command -v tc >/dev/null && reorder_qdisc "$NS_A" va add && reorder_qdisc "$NS_B" vb add; then
   o0=$(ofo "$NS_B")
-  ttcp_run "4 reorder: reference kernel tx A -> kernel rx B, 64 MiB" "${IN_B[*]}" "$IP_B" "${IN_A[*]}" $((64 << 20))
+  TTCP_TX_OPTS="--congestion cubic" \
+    ttcp_run "4 reorder: reference kernel tx A (cubic, as the engine) -> kernel rx B, 64 MiB" "${IN_B[*]}" "$IP_B" "${IN_A[*]}" $((64 << 20))
   o1=$(ofo "$NS_A")
   ttcp_run "4 reorder: reference kernel tx B -> kernel rx A, 64 MiB" "${IN_A[*]}" "$IP_A" "${IN_B[*]}" $((64 << 20))
   o2=$(ofo "$NS_A")
