@@ -1,6 +1,7 @@
 #include "client/decision.h"
 
 #include <arpa/inet.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <string.h>
 #include <sys/syscall.h>
@@ -144,6 +145,32 @@ bool Decide(Socket* s, rules::Role role, const sockaddr_in* local, const sockadd
     return false;
   }
   return true;
+}
+
+bool OptionKeepsKernel(int level, int name, const void* val, socklen_t len, char* detail,
+                       size_t detail_size) {
+  bool unsupported = false;
+  if (level == SOL_SOCKET) {
+    unsupported = name == SO_BINDTODEVICE || name == SO_ATTACH_FILTER || name == SO_BROADCAST ||
+                  name == SO_TIMESTAMP || name == SO_TIMESTAMPNS || name == SO_MARK;
+  } else if (level == IPPROTO_IP) {
+    // Group memberships and IP_MULTICAST_* are honoured (udp.cc); source
+    // filters are not.
+    unsupported = name == IP_ADD_SOURCE_MEMBERSHIP || name == MCAST_JOIN_SOURCE_GROUP ||
+                  name == IP_TRANSPARENT || name == IP_PKTINFO || name == IP_RECVERR;
+  } else if (level == IPPROTO_TCP && name == TCP_CONGESTION) {
+    // The kernel accepted the name (the caller checks), so it is a real one;
+    // like the kernel, it ends at the first NUL.
+    char cc[16] = {};
+    if (val != nullptr) memcpy(cc, val, len < sizeof(cc) - 1 ? len : sizeof(cc) - 1);
+    if (strcmp(cc, "cubic") == 0) return false;
+    snprintf(detail, detail_size, "TCP_CONGESTION %s", cc);
+    return true;
+  } else if (level == IPPROTO_TCP) {
+    unsupported = name == TCP_MD5SIG || name == TCP_FASTOPEN || name == TCP_REPAIR;
+  }
+  if (unsupported) snprintf(detail, detail_size, "opt %d/%d", level, name);
+  return unsupported;
 }
 
 int AddLocalRule(const char* line) {

@@ -9,6 +9,8 @@
 
 #include <netinet/in.h>
 #include <pthread.h>
+#include <stddef.h>
+#include <sys/socket.h>
 
 #include "client/socket.h"
 #include "daemon/rules/rules.h"
@@ -26,6 +28,15 @@ void SetLocalThreadOffload(pthread_t tid, bool offload);
 // Decides for `s` in `role`. Returns true to offload; otherwise sets
 // s->fallback / s->rule_id. Attaches to the daemon if needed.
 bool Decide(Socket* s, rules::Role role, const sockaddr_in* local, const sockaddr_in* remote);
+
+// A setsockopt() the offload paths cannot honour keeps a socket that is not
+// decided yet on the kernel. Returns true for such an option and writes what
+// it was into `detail` (shown by offloadctl stats -v): socket options the
+// engine does not implement (SO_BINDTODEVICE, IP_TRANSPARENT, TCP_MD5SIG...)
+// and a TCP_CONGESTION other than "cubic", the engine's congestion control
+// (an application that asks for BBR gets it from the kernel).
+bool OptionKeepsKernel(int level, int name, const void* val, socklen_t len, char* detail,
+                       size_t detail_size);
 
 // Extra API add_conf_rule: parses one `use ...` line into the process-local
 // table (checked before the published one). Returns 0 or -1.

@@ -84,27 +84,6 @@ void DupInto(int oldfd, int newfd) {
 }
 
 
-int OptionUnsupported(int level, int name) {
-  if (level == SOL_SOCKET) {
-    return name == SO_BINDTODEVICE || name == SO_ATTACH_FILTER || name == SO_BROADCAST ||
-           name == SO_TIMESTAMP || name == SO_TIMESTAMPNS || name == SO_MARK;
-  }
-  if (level == IPPROTO_IP) {
-    // Group memberships and IP_MULTICAST_* are honoured (udp.cc); source
-    // filters are not.
-    return name == IP_ADD_SOURCE_MEMBERSHIP || name == MCAST_JOIN_SOURCE_GROUP ||
-           name == IP_TRANSPARENT || name == IP_PKTINFO || name == IP_RECVERR;
-  }
-  if (level == IPPROTO_TCP) return name == TCP_MD5SIG || name == TCP_FASTOPEN || name == TCP_REPAIR;
-  return 0;
-}
-
-const char* OptionName(int level, int name) {
-  static char buf[24];
-  snprintf(buf, sizeof(buf), "opt %d/%d", level, name);
-  return buf;
-}
-
 int64_t TimevalMs(const void* v, socklen_t len) {
   if (v == nullptr || len < sizeof(timeval)) return -1;
   const timeval* tv = static_cast<const timeval*>(v);
@@ -386,9 +365,18 @@ EXPORT int setsockopt(int fd, int level, int name, const void* val, socklen_t le
     s->linger_abort = l->l_onoff != 0 && l->l_linger == 0;
   }
   if (level == IPPROTO_IP) oc::UdpMulticastOption(s, name, val, len);
-  if (oc::OptionUnsupported(level, name) && s->path.load() == Path::kUndecided) {
-    // The offload path cannot honour it: this socket stays on the kernel.
-    oc::OnKernel(s, offload::shm::Fallback::kUnsupportedOption, oc::OptionName(level, name));
+  char detail[sizeof(s->slot->fallback_detail)];
+  const Path path = s->path.load();
+  if ((path == Path::kUndecided || path == Path::kPipe) &&
+      oc::OptionKeepsKernel(level, name, val, len, detail, sizeof(detail))) {
+    if (path == Path::kUndecided) {
+      // The offload path cannot honour it: this socket stays on the kernel.
+      oc::OnKernel(s, offload::shm::Fallback::kUnsupportedOption, detail);
+    } else {
+      // Too late to move a connected socket; say so instead of pretending.
+      oc::Log(3, "fd %d: %s set after connect/accept is not applied by the offload path "
+                 "(set it before connect, or add a 'use os' rule)", fd, detail);
+    }
   }
   return rc;
 }

@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <fstream>
 #include <map>
 #include <utility>
 
@@ -16,6 +17,7 @@
 #include "daemon/common/errors.h"
 #include "daemon/engine/stack_processor.h"
 #include "daemon/nic/driver_factory.h"
+#include "daemon/tcp/cc/cc.h"
 #include "daemon/wire/config_mapping.h"
 #include "daemon/wire/engine_flows.h"
 #include "spdlog/spdlog.h"
@@ -204,6 +206,16 @@ absl::Status WirePlane::Open(const v1::DaemonConfig& config) {
                    : "", Ip(interface_->local_ip),
                interface_->prefix_len, interface_->gateway ? Ip(interface_->gateway) : "none",
                info.mtu, num_engines, num_engines == 1 ? "" : "s");
+  // Users compare against kernel sockets: say when those would run another
+  // congestion control (BBR by default on many hosts, which reacts very
+  // differently to loss).
+  std::string kernel_cc;
+  std::ifstream("/proc/sys/net/ipv4/tcp_congestion_control") >> kernel_cc;
+  if (!kernel_cc.empty() && kernel_cc != tcp::kCubicOps.name) {
+    spdlog::info("wire: offloaded TCP uses {}; kernel sockets here default to {} (a socket "
+                 "that sets TCP_CONGESTION {} before connect stays on the kernel)",
+                 tcp::kCubicOps.name, kernel_cc, kernel_cc);
+  }
   return absl::OkStatus();
 }
 

@@ -4,6 +4,7 @@
 // rules, and the spin policy.
 
 #include <arpa/inet.h>
+#include <netinet/tcp.h>
 #include <sched.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -179,6 +180,19 @@ TEST_F(AttachedTest, ThreadToggleFromTheDaemonAndFromTheExtraApi) {
   const sockaddr_in dst = Addr("127.0.0.1", 80);
   EXPECT_FALSE(Decide(&s, rules::Role::kTcpClient, nullptr, &dst));
   EXPECT_EQ(s.fallback, shm::Fallback::kThreadOff);
+}
+
+TEST(OptionTest, OnlyOptionsTheOffloadPathsCannotHonourKeepTheKernel) {
+  char detail[24] = {};
+  EXPECT_FALSE(OptionKeepsKernel(IPPROTO_TCP, TCP_NODELAY, "\1\0\0\0", 4, detail, sizeof(detail)));
+  EXPECT_FALSE(OptionKeepsKernel(IPPROTO_TCP, TCP_CONGESTION, "cubic", 5, detail, sizeof(detail)))
+      << "the engine's own congestion control";
+  EXPECT_FALSE(OptionKeepsKernel(IPPROTO_TCP, TCP_CONGESTION, "cubic\0xyz", 9, detail, sizeof(detail)))
+      << "the name ends at the NUL, as in the kernel";
+  ASSERT_TRUE(OptionKeepsKernel(IPPROTO_TCP, TCP_CONGESTION, "bbr", 3, detail, sizeof(detail)));
+  EXPECT_STREQ(detail, "TCP_CONGESTION bbr");
+  ASSERT_TRUE(OptionKeepsKernel(SOL_SOCKET, SO_BINDTODEVICE, "eth0", 4, detail, sizeof(detail)));
+  EXPECT_STREQ(detail, "opt 1/25");
 }
 
 TEST_F(AttachedTest, CounterSlotsAreVisibleToTheDaemon) {
