@@ -275,7 +275,23 @@ void KernelInteropTest::EchoThroughLinux(uint64_t kBytes) {
         if (down.Consume(&rx) > 0) stack_->TcpReceiveCredit(flow);
       },
       30000);
-  ASSERT_TRUE(ok) << "received " << down.received() << " of " << kBytes;
+  if (!ok) {
+    // A stall: say where the connection stood, for the next person.
+    tcp::TcpInfo info{};
+    stack_->TcpGetInfo(flow, &info);
+    std::string counters;
+    stack_->ForEachCounter([&](const char* name, uint64_t v) {
+      if (v != 0) counters += std::string(" ") + name + "=" + std::to_string(v);
+    });
+    ADD_FAILURE() << "stalled: sent " << up.sent() << ", received " << down.received() << " of "
+                  << kBytes << "; state " << int(info.tcpi_state) << " ca_state "
+                  << int(info.tcpi_ca_state) << " retransmits " << int(info.tcpi_retransmits)
+                  << " backoff " << int(info.tcpi_backoff) << " rto_us " << info.tcpi_rto
+                  << " unacked " << info.tcpi_unacked << " lost " << info.tcpi_lost
+                  << " snd_cwnd " << info.tcpi_snd_cwnd << " rcv_space " << info.tcpi_rcv_space
+                  << " snd_wnd " << info.tcpi_snd_wnd << "; counters:" << counters;
+    return;
+  }
   EXPECT_EQ(down.mismatches(), 0u);
   EXPECT_EQ(ReadLine(out, 5000), "echoed " + std::to_string(kBytes));
   tcp::TcpInfo info;
