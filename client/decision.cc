@@ -149,6 +149,15 @@ bool Decide(Socket* s, rules::Role role, const sockaddr_in* local, const sockadd
 
 bool OptionKeepsKernel(int level, int name, const void* val, socklen_t len, char* detail,
                        size_t detail_size) {
+  if (level == IPPROTO_TCP && name == TCP_CONGESTION) {
+    // The kernel accepted the name (the caller checks), so it is a real one;
+    // like the kernel, it ends at the first NUL.
+    char cc[16] = {};
+    if (val != nullptr) memcpy(cc, val, len < sizeof(cc) - 1 ? len : sizeof(cc) - 1);
+    if (strcmp(cc, "cubic") == 0) return false;
+    snprintf(detail, detail_size, "TCP_CONGESTION %s", cc);
+    return true;
+  }
   bool unsupported = false;
   if (level == SOL_SOCKET) {
     unsupported = name == SO_BINDTODEVICE || name == SO_ATTACH_FILTER || name == SO_BROADCAST ||
@@ -158,14 +167,6 @@ bool OptionKeepsKernel(int level, int name, const void* val, socklen_t len, char
     // filters are not.
     unsupported = name == IP_ADD_SOURCE_MEMBERSHIP || name == MCAST_JOIN_SOURCE_GROUP ||
                   name == IP_TRANSPARENT || name == IP_PKTINFO || name == IP_RECVERR;
-  } else if (level == IPPROTO_TCP && name == TCP_CONGESTION) {
-    // The kernel accepted the name (the caller checks), so it is a real one;
-    // like the kernel, it ends at the first NUL.
-    char cc[16] = {};
-    if (val != nullptr) memcpy(cc, val, len < sizeof(cc) - 1 ? len : sizeof(cc) - 1);
-    if (strcmp(cc, "cubic") == 0) return false;
-    snprintf(detail, detail_size, "TCP_CONGESTION %s", cc);
-    return true;
   } else if (level == IPPROTO_TCP) {
     unsupported = name == TCP_MD5SIG || name == TCP_FASTOPEN || name == TCP_REPAIR;
   }
