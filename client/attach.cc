@@ -16,9 +16,9 @@
 #include "client/fd_table.h"
 #include "client/libc.h"
 #include "client/log.h"
-#include "daemon/shm/fence.h"
-#include "daemon/shm/unique_fd.h"
-#include "daemon/shm/wakeup.h"
+#include "shm/fence.h"
+#include "shm/unique_fd.h"
+#include "shm/wakeup.h"
 
 namespace offload {
 namespace client {

@@ -17,7 +17,7 @@
 #include <cstdint>
 
 #include "client/socket.h"
-#include "daemon/shm/abi.h"
+#include "shm/abi.h"
 
 namespace offload {
 namespace client {

@@ -13,7 +13,7 @@
 #include <sys/socket.h>
 
 #include "client/socket.h"
-#include "daemon/rules/rules.h"
+#include "rules/rules.h"
 
 namespace offload {
 namespace client {

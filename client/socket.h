@@ -30,10 +30,10 @@
 #include <memory>
 #include <vector>
 
-#include "daemon/shm/abi.h"
-#include "daemon/shm/byte_ring.h"
-#include "daemon/shm/dgram_ring.h"
-#include "daemon/shm/unique_fd.h"
+#include "shm/abi.h"
+#include "shm/byte_ring.h"
+#include "shm/dgram_ring.h"
+#include "shm/unique_fd.h"
 
 namespace offload {
 namespace client {

@@ -50,7 +50,7 @@
 #include "client/libc.h"
 #include "client/log.h"
 #include "client/ops.h"
-#include "daemon/shm/wakeup.h"
+#include "shm/wakeup.h"
 
 namespace offload {
 namespace client {

@@ -15,8 +15,8 @@
 #include "client/fd_table.h"
 #include "client/libc.h"
 #include "client/ops.h"
-#include "daemon/shm/fence.h"
-#include "daemon/shm/wakeup.h"
+#include "shm/fence.h"
+#include "shm/wakeup.h"
 
 namespace offload {
 namespace client {

@@ -1,10 +1,10 @@
 // UniqueFd for daemon code: the same RAII fd owner the shared-memory ABI and
-// the preload library use (daemon/shm/unique_fd.h), so there is one of them.
+// the preload library use (shm/unique_fd.h), so there is one of them.
 
 #ifndef OFFLOAD_DAEMON_COMMON_UNIQUE_FD_H_
 #define OFFLOAD_DAEMON_COMMON_UNIQUE_FD_H_
 
-#include "daemon/shm/unique_fd.h"
+#include "shm/unique_fd.h"
 
 namespace offload {
 

@@ -21,7 +21,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
-#include "daemon/rules/rules.h"
+#include "rules/rules.h"
 
 namespace offload {
 namespace rules {

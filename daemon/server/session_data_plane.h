@@ -14,7 +14,7 @@
 
 #include "daemon/control/data_plane.h"
 #include "daemon/session/session_manager.h"
-#include "daemon/shm/abi.h"
+#include "shm/abi.h"
 #include "daemon/wire/wire_plane.h"
 
 namespace offload {

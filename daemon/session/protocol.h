@@ -1,4 +1,4 @@
-// The daemon's side of the attach protocol (daemon/shm/abi.h Msg): sending
+// The daemon's side of the attach protocol (shm/abi.h Msg): sending
 // and receiving one SEQPACKET record with SCM_RIGHTS, and the validation of
 // everything a client sends. A client can send anything: every request is
 // copied out of the receive buffer, then checked before it is used.
@@ -14,8 +14,8 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "daemon/shm/abi.h"
-#include "daemon/shm/unique_fd.h"
+#include "shm/abi.h"
+#include "shm/unique_fd.h"
 
 namespace offload {
 namespace session {

@@ -15,9 +15,9 @@
 #include <string>
 
 #include "daemon/session/session_manager.h"
-#include "daemon/shm/abi.h"
-#include "daemon/shm/segment.h"
-#include "daemon/shm/unique_fd.h"
+#include "shm/abi.h"
+#include "shm/segment.h"
+#include "shm/unique_fd.h"
 
 namespace offload {
 namespace session {

@@ -24,8 +24,8 @@
 #include "absl/strings/str_cat.h"
 #include "daemon/common/errors.h"
 #include "daemon/session/session_internal.h"
-#include "daemon/shm/fence.h"
-#include "daemon/shm/wakeup.h"
+#include "shm/fence.h"
+#include "shm/wakeup.h"
 #include "spdlog/spdlog.h"
 
 namespace offload {

@@ -2,7 +2,7 @@
 //
 // It serves the attach socket <run_dir>/engine.sock (SOCK_SEQPACKET). Every
 // process that uses liboffload.so attaches once: the manager reads its
-// SO_PEERCRED, creates its arena (a sealed memfd, daemon/shm/abi.h
+// SO_PEERCRED, creates its arena (a sealed memfd, shm/abi.h
 // ArenaHeader) and keeps the connection as the liveness signal. Through it
 // the manager
 //   * registers offloaded TCP listeners and UDP receivers (and publishes
@@ -45,8 +45,8 @@
 #include "absl/synchronization/mutex.h"
 #include "daemon/rules/rule_store.h"
 #include "daemon/session/protocol.h"
-#include "daemon/shm/abi.h"
-#include "daemon/shm/unique_fd.h"
+#include "shm/abi.h"
+#include "shm/unique_fd.h"
 #include "daemon/wire/wire_plane.h"
 #include "offload/v1/config.pb.h"
 #include "offload/v1/control.pb.h"

@@ -14,7 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "daemon/session/session_internal.h"
 #include "daemon/session/session_manager.h"
-#include "daemon/shm/wakeup.h"
+#include "shm/wakeup.h"
 #include "spdlog/spdlog.h"
 
 namespace offload {

@@ -11,7 +11,7 @@
 #include <cstdint>
 #include <functional>
 
-#include "daemon/shm/abi.h"
+#include "shm/abi.h"
 #include "offload/v1/control.pb.h"
 
 namespace offload {

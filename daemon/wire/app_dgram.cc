@@ -9,9 +9,9 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
-#include "daemon/shm/dgram_ring.h"
-#include "daemon/shm/segment.h"
-#include "daemon/shm/wakeup.h"
+#include "shm/dgram_ring.h"
+#include "shm/segment.h"
+#include "shm/wakeup.h"
 
 namespace offload::wire {
 

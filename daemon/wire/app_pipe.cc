@@ -9,8 +9,8 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
-#include "daemon/shm/segment.h"
-#include "daemon/shm/wakeup.h"
+#include "shm/segment.h"
+#include "shm/wakeup.h"
 
 namespace offload::wire {
 

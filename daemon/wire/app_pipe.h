@@ -28,8 +28,8 @@
 #include <memory>
 
 #include "absl/status/statusor.h"
-#include "daemon/shm/abi.h"
-#include "daemon/shm/unique_fd.h"
+#include "shm/abi.h"
+#include "shm/unique_fd.h"
 #include "daemon/tcp/byte_ring.h"
 
 namespace offload::wire {

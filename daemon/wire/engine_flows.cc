@@ -6,7 +6,7 @@
 #include <string>
 #include <utility>
 
-#include "daemon/shm/fence.h"
+#include "shm/fence.h"
 #include "spdlog/spdlog.h"
 
 namespace offload::wire {

@@ -8,7 +8,7 @@
 #include <algorithm>
 #include <utility>
 
-#include "daemon/shm/fence.h"
+#include "shm/fence.h"
 #include "spdlog/spdlog.h"
 
 namespace offload::wire {

@@ -39,7 +39,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "daemon/shm/dgram_ring.h"
+#include "shm/dgram_ring.h"
 #include "daemon/stack/stack.h"
 #include "daemon/wire/app_dgram.h"
 

@@ -20,9 +20,9 @@
 #include <string>
 
 #include "daemon/rules/rule_store.h"
-#include "daemon/shm/abi.h"
-#include "daemon/shm/byte_ring.h"
-#include "daemon/shm/unique_fd.h"
+#include "shm/abi.h"
+#include "shm/byte_ring.h"
+#include "shm/unique_fd.h"
 #include "gtest/gtest.h"
 
 namespace offload {

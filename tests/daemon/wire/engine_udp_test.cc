@@ -15,9 +15,9 @@
 #include <vector>
 
 #include "daemon/net/frame.h"
-#include "daemon/shm/dgram_ring.h"
-#include "daemon/shm/fence.h"
-#include "daemon/shm/unique_fd.h"
+#include "shm/dgram_ring.h"
+#include "shm/fence.h"
+#include "shm/unique_fd.h"
 #include "daemon/wire/app_dgram.h"
 #include "gtest/gtest.h"
 #include "tests/testing/harness.h"

@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "daemon/rules/rules.h"
+#include "rules/rules.h"
 
 namespace {
 

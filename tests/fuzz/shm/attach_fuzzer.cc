@@ -11,7 +11,7 @@
 
 #include "daemon/session/protocol.h"
 #include "daemon/session/slot_reader.h"
-#include "daemon/shm/abi.h"
+#include "shm/abi.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size == 0) return 0;

@@ -29,8 +29,8 @@
 //
 // Thread safety: any thread. EnableAsymmetricFences() per process.
 
-#ifndef OFFLOAD_DAEMON_SHM_FENCE_H_
-#define OFFLOAD_DAEMON_SHM_FENCE_H_
+#ifndef OFFLOAD_SHM_FENCE_H_
+#define OFFLOAD_SHM_FENCE_H_
 
 #include <linux/membarrier.h>
 #include <sys/syscall.h>
@@ -109,4 +109,4 @@ inline void PeerBarrier() {
 }  // namespace shm
 }  // namespace offload
 
-#endif  // OFFLOAD_DAEMON_SHM_FENCE_H_
+#endif  // OFFLOAD_SHM_FENCE_H_

@@ -1,6 +1,6 @@
 // Table-driven tests of the rule grammar and matcher.
 
-#include "daemon/rules/rules.h"
+#include "rules/rules.h"
 
 #include <arpa/inet.h>
 #include <gtest/gtest.h>

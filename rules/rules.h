@@ -22,8 +22,8 @@
 // first section apply to every process. First match wins; when nothing
 // matches the socket is offloaded.
 
-#ifndef OFFLOAD_DAEMON_RULES_RULES_H_
-#define OFFLOAD_DAEMON_RULES_RULES_H_
+#ifndef OFFLOAD_RULES_RULES_H_
+#define OFFLOAD_RULES_RULES_H_
 
 #include <cstddef>
 #include <cstdint>
@@ -136,4 +136,4 @@ const char* RoleName(Role r);            // "tcp_server", ...
 }  // namespace rules
 }  // namespace offload
 
-#endif  // OFFLOAD_DAEMON_RULES_RULES_H_
+#endif  // OFFLOAD_RULES_RULES_H_

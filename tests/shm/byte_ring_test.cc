@@ -1,7 +1,7 @@
 // Byte ring and datagram ring: full/empty, wrap-around, and SPSC correctness
 // under two threads (every byte checked).
 
-#include "daemon/shm/byte_ring.h"
+#include "shm/byte_ring.h"
 
 #include <cstdint>
 #include <cstring>
@@ -9,7 +9,7 @@
 #include <thread>
 #include <vector>
 
-#include "daemon/shm/dgram_ring.h"
+#include "shm/dgram_ring.h"
 #include "gtest/gtest.h"
 
 namespace offload {

@@ -15,10 +15,10 @@
 #include <cstdio>
 #include <cstdlib>
 
-#include "daemon/shm/byte_ring.h"
-#include "daemon/shm/fence.h"
-#include "daemon/shm/unique_fd.h"
-#include "daemon/shm/wakeup.h"
+#include "shm/byte_ring.h"
+#include "shm/fence.h"
+#include "shm/unique_fd.h"
+#include "shm/wakeup.h"
 #include "gtest/gtest.h"
 
 namespace offload {

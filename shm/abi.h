@@ -16,15 +16,15 @@
 //   * Atomics in shared memory are lock-free (static_assert below) and each
 //     documents the operation it pairs with.
 
-#ifndef OFFLOAD_DAEMON_SHM_ABI_H_
-#define OFFLOAD_DAEMON_SHM_ABI_H_
+#ifndef OFFLOAD_SHM_ABI_H_
+#define OFFLOAD_SHM_ABI_H_
 
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <type_traits>
 
-#include "daemon/rules/rules.h"
+#include "rules/rules.h"
 
 namespace offload {
 namespace shm {
@@ -32,7 +32,7 @@ namespace shm {
 inline constexpr uint64_t kArenaMagic = 0x4f46464c4f414431ull;  // "OFFLOAD1"
 inline constexpr uint64_t kPipeMagic = 0x4f46464c50495045ull;   // "OFFLPIPE"
 inline constexpr uint64_t kDgramMagic = 0x4f46464c44475231ull;  // "OFFLDGR1"
-// Bumped on every incompatible change of anything in daemon/shm/.
+// Bumped on every incompatible change of anything in shm/.
 inline constexpr uint32_t kAbiVersion = 6;
 
 inline constexpr size_t kCacheLine = 64;
@@ -389,4 +389,4 @@ inline constexpr uint64_t ArenaBytesFor(uint32_t max_sockets) {
 }  // namespace shm
 }  // namespace offload
 
-#endif  // OFFLOAD_DAEMON_SHM_ABI_H_
+#endif  // OFFLOAD_SHM_ABI_H_

@@ -4,8 +4,8 @@
 //
 // Thread safety: like std::unique_ptr.
 
-#ifndef OFFLOAD_DAEMON_SHM_UNIQUE_FD_H_
-#define OFFLOAD_DAEMON_SHM_UNIQUE_FD_H_
+#ifndef OFFLOAD_SHM_UNIQUE_FD_H_
+#define OFFLOAD_SHM_UNIQUE_FD_H_
 
 #include <sys/mman.h>
 #include <sys/syscall.h>
@@ -91,4 +91,4 @@ class Mapping {
 }  // namespace shm
 }  // namespace offload
 
-#endif  // OFFLOAD_DAEMON_SHM_UNIQUE_FD_H_
+#endif  // OFFLOAD_SHM_UNIQUE_FD_H_

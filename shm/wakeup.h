@@ -3,8 +3,8 @@
 //
 // Thread safety: any thread; async-signal-safe.
 
-#ifndef OFFLOAD_DAEMON_SHM_WAKEUP_H_
-#define OFFLOAD_DAEMON_SHM_WAKEUP_H_
+#ifndef OFFLOAD_SHM_WAKEUP_H_
+#define OFFLOAD_SHM_WAKEUP_H_
 
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -30,4 +30,4 @@ inline void Drain(int efd) {
 }  // namespace shm
 }  // namespace offload
 
-#endif  // OFFLOAD_DAEMON_SHM_WAKEUP_H_
+#endif  // OFFLOAD_SHM_WAKEUP_H_

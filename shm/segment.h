@@ -3,8 +3,8 @@
 //
 // Thread safety: any thread.
 
-#ifndef OFFLOAD_DAEMON_SHM_SEGMENT_H_
-#define OFFLOAD_DAEMON_SHM_SEGMENT_H_
+#ifndef OFFLOAD_SHM_SEGMENT_H_
+#define OFFLOAD_SHM_SEGMENT_H_
 
 #include <fcntl.h>
 #include <sys/mman.h>
@@ -12,7 +12,7 @@
 
 #include <cstddef>
 
-#include "daemon/shm/unique_fd.h"
+#include "shm/unique_fd.h"
 
 namespace offload {
 namespace shm {
@@ -35,4 +35,4 @@ inline UniqueFd MakeSealedMemfd(const char* name, size_t bytes, Mapping* map) {
 }  // namespace shm
 }  // namespace offload
 
-#endif  // OFFLOAD_DAEMON_SHM_SEGMENT_H_
+#endif  // OFFLOAD_SHM_SEGMENT_H_

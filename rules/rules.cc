@@ -1,6 +1,6 @@
 // Parser, matcher and formatter for the libvma.conf rule grammar.
 
-#include "daemon/rules/rules.h"
+#include "rules/rules.h"
 
 #include <fnmatch.h>
 

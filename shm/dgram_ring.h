@@ -13,8 +13,8 @@
 // and write one with DgramProducer::InitOwned (private tail, capacity from
 // the engine, an application-written head that cannot make it overrun).
 
-#ifndef OFFLOAD_DAEMON_SHM_DGRAM_RING_H_
-#define OFFLOAD_DAEMON_SHM_DGRAM_RING_H_
+#ifndef OFFLOAD_SHM_DGRAM_RING_H_
+#define OFFLOAD_SHM_DGRAM_RING_H_
 
 #include <sys/uio.h>
 
@@ -23,8 +23,8 @@
 #include <cstdint>
 #include <cstring>
 
-#include "daemon/shm/abi.h"
-#include "daemon/shm/fence.h"
+#include "shm/abi.h"
+#include "shm/fence.h"
 
 namespace offload {
 namespace shm {
@@ -345,4 +345,4 @@ class CheckedDgramConsumer {
 }  // namespace shm
 }  // namespace offload
 
-#endif  // OFFLOAD_DAEMON_SHM_DGRAM_RING_H_
+#endif  // OFFLOAD_SHM_DGRAM_RING_H_

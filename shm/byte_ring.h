@@ -12,8 +12,8 @@
 // return true when the other side asked to be woken (need-wake-up handshake,
 // abi.h RingIndexes).
 
-#ifndef OFFLOAD_DAEMON_SHM_BYTE_RING_H_
-#define OFFLOAD_DAEMON_SHM_BYTE_RING_H_
+#ifndef OFFLOAD_SHM_BYTE_RING_H_
+#define OFFLOAD_SHM_BYTE_RING_H_
 
 #include <atomic>
 #include <cstddef>
@@ -24,8 +24,8 @@
 #include <cpuid.h>
 #endif
 
-#include "daemon/shm/abi.h"
-#include "daemon/shm/fence.h"
+#include "shm/abi.h"
+#include "shm/fence.h"
 
 namespace offload {
 namespace shm {
@@ -335,4 +335,4 @@ class ByteRingConsumer {
 }  // namespace shm
 }  // namespace offload
 
-#endif  // OFFLOAD_DAEMON_SHM_BYTE_RING_H_
+#endif  // OFFLOAD_SHM_BYTE_RING_H_
