@@ -1,6 +1,10 @@
 // The shared-memory ABI between offloadd and liboffload.so: the per-process
-// arena, the same-host pipe and datagram-ring segments, and the messages on
-// the attach socket (<run dir>/engine.sock, SOCK_SEQPACKET).
+// arena, the datagram-ring segments, and the messages on the attach socket
+// (<run dir>/engine.sock, SOCK_SEQPACKET). The other shared structures have
+// their own headers in this folder: ring.h (the byte ring of a TCP
+// direction), end_lock.h (the lock of a socket side), pipe.h (channels of
+// TCP connections), listener.h (accept queues), dgram_ring.h (UDP rings).
+// kAbiVersion covers all of them.
 //
 // One header set, included by both sides; never written twice. Everything
 // here is standard-layout, fixed-size and free of pointers so it can live in
@@ -8,7 +12,7 @@
 //
 // Trust model (DESIGN.md principle 3): the daemon never follows an offset or
 // length it reads from shared memory or from the attach socket; it copies,
-// then validates (see validate.h). The client trusts the daemon.
+// then validates. The client trusts the daemon.
 //
 // Thread safety / invariants:
 //   * The ArenaHeader fields above `live` are written once by the daemon
@@ -25,17 +29,18 @@
 #include <type_traits>
 
 #include "rules/rules.h"
+#include "shm/listener.h"
+#include "shm/pipe.h"
+#include "shm/ring.h"
 
 namespace offload {
 namespace shm {
 
 inline constexpr uint64_t kArenaMagic = 0x4f46464c4f414431ull;  // "OFFLOAD1"
-inline constexpr uint64_t kPipeMagic = 0x4f46464c50495045ull;   // "OFFLPIPE"
 inline constexpr uint64_t kDgramMagic = 0x4f46464c44475231ull;  // "OFFLDGR1"
 // Bumped on every incompatible change of anything in shm/.
-inline constexpr uint32_t kAbiVersion = 6;
+inline constexpr uint32_t kAbiVersion = 7;
 
-inline constexpr size_t kCacheLine = 64;
 
 static_assert(std::atomic<uint64_t>::is_always_lock_free, "shm atomics must be lock-free");
 static_assert(std::atomic<uint32_t>::is_always_lock_free, "shm atomics must be lock-free");
@@ -95,12 +100,20 @@ inline constexpr uint8_t kMaxSocketState = 6;
 enum class SocketPath : uint8_t { kKernel = 0, kPipe = 1, kUdpRing = 2, kEngine = 3 };
 inline constexpr uint8_t kMaxSocketPath = 3;
 
-// Per-socket counters, written by the client (one thread at a time per
-// socket, relaxed: they are statistics), read by the daemon for GetStats.
-// The daemon copies a slot and validates every enum before use.
+// SocketSlot::share: how the daemon learns that a pipe end is closed.
+inline constexpr uint8_t kSlotExclusive = 0;  // only this process holds it: when the process
+                                              // dies, offloadd closes the end for it
+inline constexpr uint8_t kSlotShared = 1;     // offloadd watches the socket itself
+
+// One row per socket of the process (kernel ones included): what it is,
+// why it is not offloaded, and its counters. Written by the client (the
+// counters by the thread holding the socket side's EndLock, relaxed: they
+// are statistics), read by the daemon for GetStats and, for pipe ends held
+// by this process alone, to close them when the process dies. The daemon
+// copies a slot and validates every field before use.
 struct alignas(kCacheLine) SocketSlot {
   // Written last when a slot is taken (release), first when it is freed;
-  // pairs with the daemon's acquire load in session/stats.cc.
+  // pairs with the daemon's acquire load when it copies the slot.
   std::atomic<uint32_t> in_use;
   int32_t fd;
   uint64_t inode;
@@ -112,6 +125,14 @@ struct alignas(kCacheLine) SocketSlot {
   uint32_t local_addr, remote_addr;  // network byte order
   uint16_t local_port, remote_port;  // network byte order
   char fallback_detail[24];
+  // The pipe end (path kPipe / kEngine) or listener (state kListen) this
+  // socket is: written before `share` says kSlotExclusive with release.
+  uint32_t channel_id, pipe_slot, pipe_gen, listener_id;
+  uint8_t pipe_end;     // 0 connector, 1 acceptor
+  std::atomic<uint8_t> share;  // kSlotExclusive / kSlotShared
+  uint8_t family;       // AF_INET / AF_INET6 of the socket
+  uint8_t reserved8;
+  uint32_t reserved32;
   std::atomic<uint64_t> rx_bytes, rx_msgs, tx_bytes, tx_msgs;
   std::atomic<uint64_t> rx_eagain, tx_eagain, errors, poll_hits, poll_misses;
   std::atomic<uint64_t> rx_queue_bytes, rx_queue_max, drops;
@@ -139,6 +160,9 @@ struct alignas(kCacheLine) ArenaHeader {
   // asks the daemon, which routes it through an engine when the kernel's
   // routes send it out of that interface.
   uint32_t wire_addr;
+  // This process's doorbell id (ring.h RingWaitLine::waiters): peers that
+  // find it there ask the daemon for the eventfd behind it.
+  uint32_t doorbell_id;
 
   // Daemon -> client, live.
   alignas(kCacheLine) std::atomic<uint64_t> events_posted;
@@ -164,89 +188,6 @@ inline constexpr uint32_t kFenceAsymmetric = 1;  // compiler barrier + membarrie
 
 inline bool PortBit(const std::atomic<uint64_t>* words, uint16_t port_host) {
   return (words[port_host >> 6].load(std::memory_order_acquire) >> (port_host & 63)) & 1;
-}
-
-// --------------------------------------------------------------- pipes
-
-// One direction of a byte stream. `tail` and `head` are free-running byte
-// counts; the data area has `capacity` (power of two) bytes.
-//
-// Four cache lines so that the steady state touches only what it must: the
-// producer writes its line on every send, the consumer its line on every
-// receive; the wake-up/close flags live on lines written only when a side
-// goes to sleep or closes, so reading them on every send/receive stays a
-// cache hit.
-struct RingIndexes {
-  // Producer line: written only by the producer (and by the daemon when the
-  // producer's process dies).
-  alignas(kCacheLine) std::atomic<uint64_t> tail;
-  // Store-release by the producer after copying data; pairs with the
-  // consumer's load-acquire before it reads data.
-  std::atomic<uint32_t> shut;
-  // kShutFin (write side shut down) / kShutRst (aborted). Store-release after
-  // the last tail update; pairs with the consumer's load-acquire once it has
-  // found the ring empty.
-
-  // Consumer line: written only by the consumer.
-  alignas(kCacheLine) std::atomic<uint64_t> head;
-  // Store-release by the consumer after copying data out; pairs with the
-  // producer's load-acquire before it reuses the space.
-
-  // Consumer flags line: written by the consumer when it goes to sleep or
-  // closes (and by the producer when it clears the flag to kick).
-  alignas(kCacheLine) std::atomic<uint32_t> reader_needs_wakeup;
-  // The need-wake-up handshake: the consumer sets it (seq_cst store), then
-  // re-checks tail and only then sleeps on its eventfd; the producer, after
-  // its tail store, does a seq_cst fence, loads it and, if set, exchanges it
-  // to 0 and writes the consumer's eventfd. Either the consumer sees the new
-  // tail or the producer sees the flag: no lost wake-up.
-  std::atomic<uint32_t> reader_closed;
-  // 1 once the consumer's socket is closed (store-release; the producer's
-  // send fails with EPIPE after a load-acquire). 2 = closed with unread data
-  // (the producer sees ECONNRESET).
-
-  // Producer flags line: written by a producer that sleeps on a full ring.
-  alignas(kCacheLine) std::atomic<uint32_t> writer_needs_wakeup;
-  // Set by a producer that found the ring full (seq_cst), then it re-checks
-  // head and sleeps; the consumer, after advancing head, does a seq_cst
-  // fence, loads it and, if set, exchanges it to 0 and kicks the producer.
-  std::atomic<uint32_t> writer_lazy;
-  // 1 while the producer skips its fast-side fence (a stream: fence.h,
-  // ByteRingProducer::SetLazy). Stored with a full fence after it (on) or
-  // release after the last lazy commit (off); a consumer loads it after its
-  // sleep fence and, if set, issues shm::PeerBarrier() before re-checking.
-};
-
-inline constexpr int32_t kConnectPending = -1;
-
-inline constexpr uint32_t kShutFin = 1;
-inline constexpr uint32_t kShutRst = 2;
-
-// Segment layout: PipeHeader, then data[0] (connector -> acceptor, capacity
-// bytes), then data[1] (acceptor -> connector, capacity bytes).
-//
-// The other side of a pipe is either another process (same host) or an
-// engine of offloadd serving a TCP connection on the wire; the application
-// sees the same rings, and only connect_status tells them apart.
-struct alignas(kCacheLine) PipeHeader {
-  uint64_t magic;        // kPipeMagic
-  uint32_t capacity;     // per direction, power of two
-  std::atomic<uint32_t> abort_requested;
-  // Bit `side` set (fetch_or, release) by a process closing that side with
-  // SO_LINGER {1, 0}; read (acquire) by the daemon when the side's liveness
-  // pipe hangs up, to send RST instead of FIN.
-  std::atomic<int32_t> connect_status;
-  // 0: connected (always for same-host pipes). kConnectPending: an engine is
-  // completing the TCP handshake; it stores 0 or the errno of the failure
-  // (ECONNREFUSED, ETIMEDOUT, ...) with release and then kicks the
-  // connector's eventfd; the connector loads it with acquire.
-  RingIndexes dir[2];    // [0]: connector -> acceptor; [1]: acceptor -> connector
-};
-inline constexpr size_t PipeSegmentBytes(uint32_t capacity) {
-  return sizeof(PipeHeader) + 2 * size_t{capacity};
-}
-inline constexpr size_t PipeDataOffset(int dir, uint32_t capacity) {
-  return sizeof(PipeHeader) + size_t(dir) * capacity;
 }
 
 // ----------------------------------------------------- datagram rings
@@ -309,11 +250,13 @@ inline constexpr size_t WireUdpSegmentBytes(uint32_t capacity) {
 // sizeof(Msg) bytes) plus up to kMaxMsgFds fds in SCM_RIGHTS.
 enum class MsgType : uint32_t {
   // client -> daemon
-  kHello = 1,          // fds: none. Reply kHelloOk + [arena memfd].
-  kTcpListen = 2,      // fds: [shadow socket, listener eventfd]. Reply kStatus.
-  kTcpUnlisten = 3,    // no reply.
-  kTcpConnect = 4,     // fds: [shadow socket]. Reply kPipe + [memfd, own efd, peer efd] or kStatus.
-  kPipeClose = 5,      // no reply. Also acknowledges an offer (accepted or refused).
+  kHello = 1,          // fds: [the process's doorbell eventfd]. value: kAbiVersion.
+                       // Reply kHelloOk + [arena memfd].
+  kTcpListen = 2,      // fds: [listening socket]. value: backlog. Reply kListener
+                       // + [listener memfd] (shm/listener.h), or kStatus.
+  kTcpConnect = 4,     // fds: [socket, bound]. remote: destination. Reply kChannel
+                       // (see there), or kStatus kStatusUseKernel (no offloaded peer:
+                       // the kernel connects) or an errno.
   kUdpBind = 6,        // fds: [shadow socket, receiver eventfd]. Reply kStatus.
   kUdpUnbind = 7,      // no reply.
   kUdpOpen = 8,        // Reply kDgram + [memfd, receiver efd] or kStatus: -1 use the
@@ -323,7 +266,6 @@ enum class MsgType : uint32_t {
                        // and no same-host ring is offered (local members get the
                        // datagram through the kernel, IP_MULTICAST_LOOP).
   kDgramClose = 9,     // no reply.
-  kPipeAccepted = 10,  // no reply: an offer left the listener's backlog.
   kUdpWire = 11,       // `id`: a registered UDP endpoint asks for an engine endpoint.
                        // Reply kDgram + [memfd (WireUdpSegmentBytes(value)), engine
                        // doorbell efd], or kStatus (-1: the kernel serves the wire).
@@ -333,20 +275,49 @@ enum class MsgType : uint32_t {
                        // Reply kStatus: 0 the engine receives the group for the
                        // socket's port, -1 the kernel does, or an errno.
   kUdpLeave = 13,      // the same fields: the membership is dropped. No reply.
+  kMapChannel = 14,    // fds: [a socket proving access: the listener the channel
+                       // serves, or a pipe end in it]. id: channel id.
+                       // Reply kChannel + [channel memfd], or kStatus.
+  kDoorbell = 15,      // id: a doorbell id. Reply kDoorbellFd + [eventfd], or kStatus
+                       // ENOENT (that process is gone: drop the id).
+  kShare = 16,         // fds: [socket]. The socket is (about to be) held by several
+                       // processes: from now on offloadd watches it and closes it
+                       // when the last holder anywhere has closed it. kind
+                       // kSharePipe (channel id, slot, gen, end) or kShareListener
+                       // (listener id). No reply.
+  kAdopt = 17,         // fds: [socket]. A process that got the socket by exec or
+                       // SCM_RIGHTS asks what it is. Reply kAdopted (kind, ids,
+                       // addresses) + [channel or listener memfd], or kStatus
+                       // ENOENT (not offloaded: a kernel socket).
+  kFreeSlot = 18,      // channel id, slot, gen: the process closed its end of a pipe
+                       // an engine had already finished; offloadd frees the slot.
+                       // No reply.
   // daemon -> client
-  kHelloOk = 101,
+  kHelloOk = 101,      // value: doorbell id of this process. value64: arena bytes.
   kStatus = 102,       // result of a request: `status` (0 or a positive errno)
-  kPipe = 103,         // a connect succeeded: fds [memfd, own efd, peer efd, alive];
-                       // status 1: the peer is an engine (PipeHeader::connect_status)
-  kOffer = 104,        // a connection for a listener: fds [memfd, own efd, peer efd, alive];
-                       // status 1: the peer is an engine (a connection on the wire)
-  // `alive` is the write end of the side's liveness pipe: the daemon holds
-  // the read end and ends the side (FIN, or RST with unread data) when the
-  // last copy in any process is closed, so fork/dup/fd passing follow the
-  // kernel's file reference count.
+  kChannel = 103,      // reply to kTcpConnect / kMapChannel: id channel id, value
+                       // capacity, value64 channel file size (extents), id2 listener id.
+                       // fds: [channel memfd, listener memfd] (kTcpConnect; the
+                       // listener memfd only for same-host channels) or [channel
+                       // memfd] (kMapChannel). kTcpConnect through an engine:
+                       // kind kChannelEngine, slot/gen the pipe the engine allocated
+                       // (end 0 is ours; connect_status says when it is connected).
+  kListener = 104,     // reply to kTcpListen: id listener id. fds: [listener memfd].
   kDgramOffer = 105,   // a new incoming ring for a UDP receiver: fds [memfd]
   kDgram = 106,        // reply to kUdpOpen: fds [memfd, receiver efd]
+  kDoorbellFd = 107,   // reply to kDoorbell: fds [eventfd]
+  kAdopted = 108,      // reply to kAdopt: kind kSharePipe (id channel id, slot, gen,
+                       // end, value capacity, value64 channel size; fds [channel memfd])
+                       // or kShareListener (id listener id; fds [listener memfd]).
 };
+
+// Msg::status of a kTcpConnect reply: no offloaded peer, use the kernel.
+inline constexpr int32_t kStatusUseKernel = -1;
+// Msg::kind values.
+inline constexpr uint32_t kChannelSameHost = 1;  // kChannel: a same-host channel
+inline constexpr uint32_t kChannelEngine = 2;    // kChannel: an engine allocated the pipe
+inline constexpr uint32_t kSharePipe = 1;
+inline constexpr uint32_t kShareListener = 2;
 
 inline constexpr int kMaxMsgFds = 4;
 inline constexpr size_t kMaxProgramName = 32;
@@ -363,23 +334,30 @@ struct Msg {
   MsgType type;
   uint32_t seq;         // request sequence; replies echo it; 0 for async
   int32_t status;       // kStatus: 0 or errno
-  uint32_t id;          // listener / pipe / endpoint / ring id (see types)
-  uint32_t id2;         // second id (kOffer: pipe id; kDgramOffer: ring id)
-  uint32_t value;       // kHello: ABI version; kTcpListen: backlog; kPipe/kOffer/kDgram*: capacity
-  uint64_t value64;     // kHelloOk: arena bytes
+  uint32_t id;          // listener / channel / endpoint / ring / doorbell id (see types)
+  uint32_t id2;         // second id (see types)
+  uint32_t value;       // see types
+  uint64_t value64;     // see types
+  uint32_t kind;        // kChannel* / kShare*
+  uint32_t slot;        // pipe slot
+  uint32_t gen;         // pipe slot generation
+  uint32_t end;         // pipe end (0 connector, 1 acceptor)
   Addr4 local;          // the sender's own endpoint (connect: bound shadow)
   Addr4 remote;         // destination / peer
   char program[kMaxProgramName];
   char app_id[kMaxAppId];
 };
 static_assert(std::is_trivially_copyable<Msg>::value, "Msg goes over a socket");
-static_assert(sizeof(Msg) == 144, "attach protocol ABI");
+static_assert(sizeof(Msg) == 160, "attach protocol ABI");
 
 static_assert(std::is_standard_layout<ArenaHeader>::value, "shm layout");
-static_assert(std::is_standard_layout<PipeHeader>::value, "shm layout");
+static_assert(std::is_standard_layout<PipeRecord>::value, "shm layout");
+static_assert(std::is_standard_layout<ListenerHeader>::value, "shm layout");
+static_assert(std::is_standard_layout<ChannelHeader>::value, "shm layout");
 static_assert(std::is_standard_layout<DgramHeader>::value, "shm layout");
-static_assert(sizeof(RingIndexes) == 4 * kCacheLine, "one line per writer and purpose");
-static_assert(sizeof(SocketSlot) == 3 * kCacheLine, "slot layout");
+static_assert(sizeof(SocketSlot) == 4 * kCacheLine, "slot layout");
+// What the arena embeds from the rule grammar is part of this ABI too.
+static_assert(sizeof(rules::Rule) == 164, "rules::Rule is published in the arena: bump kAbiVersion");
 
 // Size of the arena for `max_sockets` slots, rounded up to a page.
 inline constexpr uint64_t ArenaBytesFor(uint32_t max_sockets) {

@@ -5,7 +5,8 @@
 // wrap; a kDgramSkip record pads to the end of the ring.
 //
 // A full ring drops the datagram (as a full socket receive buffer does);
-// the sender counts the drop. Thread safety and wake-ups: as byte_ring.h.
+// the sender counts the drop. Thread safety and wake-ups: as ring.h, with
+// one eventfd per receiving socket: any arm bit means "kick it".
 //
 // Trust: DgramProducer and DgramConsumer are used by processes, which trust
 // the daemon. The daemon's engines read an application-written ring with
@@ -114,26 +115,25 @@ class DgramProducer {
   bool NeedsKick() {
     // StoreLoad (fence.h, fast side) against the consumer's PrepareSleep.
     LightFence();
-    return hdr_->idx.reader_needs_wakeup.load(std::memory_order_relaxed) != 0 &&
-           hdr_->idx.reader_needs_wakeup.exchange(0, std::memory_order_acq_rel) != 0;
+    return TakeArmed(&hdr_->idx.reader_wait) != 0;
   }
 
   // A producer that found the ring full and wants to sleep until the
   // consumer frees space: flag, heavy fence, re-check. Returns true if space
   // for `len` appeared meanwhile (do not sleep); CancelWriterSleep() after.
   bool PrepareWriterSleep(size_t len) {
-    hdr_->idx.writer_needs_wakeup.store(1, std::memory_order_seq_cst);
+    ArmWait(&hdr_->idx.writer_wait, kArmDoorbell);
     HeavyFence();  // slow side; pairs with the consumer's LightFence after its head store
     cached_head_ = hdr_->idx.head.load(std::memory_order_seq_cst);
     return Fits(BytesNeeded(len));
   }
-  void CancelWriterSleep() { hdr_->idx.writer_needs_wakeup.store(0, std::memory_order_relaxed); }
+  void CancelWriterSleep() { hdr_->idx.writer_wait.armed.store(0, std::memory_order_relaxed); }
 
   // The sender socket closed: the receiver may unmap the ring once empty.
   bool Shut() {
     hdr_->idx.shut.store(kShutFin, std::memory_order_release);
     LightFence();
-    return hdr_->idx.reader_needs_wakeup.exchange(0, std::memory_order_acq_rel) != 0;
+    return hdr_->idx.reader_wait.armed.exchange(0, std::memory_order_acq_rel) != 0;
   }
   // The receiver's socket is gone (set by the daemon): stop sending here.
   bool ReaderClosedForSender() const {
@@ -226,12 +226,12 @@ class DgramConsumer {
     return RecheckAfterFence();
   }
   // PrepareSleep() in two halves (one HeavyFence() for many rings).
-  void SetSleepFlag() { hdr_->idx.reader_needs_wakeup.store(1, std::memory_order_seq_cst); }
+  void SetSleepFlag() { ArmWait(&hdr_->idx.reader_wait, kArmDoorbell); }
   bool RecheckAfterFence() {
     cached_tail_ = hdr_->idx.tail.load(std::memory_order_seq_cst);
     return cached_tail_ != head_;
   }
-  void CancelSleep() { hdr_->idx.reader_needs_wakeup.store(0, std::memory_order_relaxed); }
+  void CancelSleep() { hdr_->idx.reader_wait.armed.store(0, std::memory_order_relaxed); }
   bool SenderGone() const {
     // Pairs with the producer's store-release in Shut().
     return hdr_->idx.shut.load(std::memory_order_acquire) != 0;
@@ -319,19 +319,18 @@ class CheckedDgramConsumer {
     // Pairs with the producer's load-acquire of head in Fits().
     hdr_->idx.head.store(head_, std::memory_order_release);
     LightFence();  // fast side, against the producer's PrepareWriterSleep
-    return hdr_->idx.writer_needs_wakeup.load(std::memory_order_relaxed) != 0 &&
-           hdr_->idx.writer_needs_wakeup.exchange(0, std::memory_order_acq_rel) != 0;
+    return TakeArmed(&hdr_->idx.writer_wait) != 0;
   }
   bool HasUnpublished() const { return head_ != published_head_; }
 
   // Need-wake-up handshake (abi.h RingIndexes), in two halves around the
   // caller's HeavyFence(): set the flag, fence, then RecheckAfterFence().
-  void SetSleepFlag() { hdr_->idx.reader_needs_wakeup.store(1, std::memory_order_seq_cst); }
+  void SetSleepFlag() { ArmWait(&hdr_->idx.reader_wait, kArmDoorbell); }
   // True if records arrived (do not sleep).
   bool RecheckAfterFence() const {
     return hdr_->idx.tail.load(std::memory_order_seq_cst) != head_;
   }
-  void CancelSleep() { hdr_->idx.reader_needs_wakeup.store(0, std::memory_order_relaxed); }
+  void CancelSleep() { hdr_->idx.reader_wait.armed.store(0, std::memory_order_relaxed); }
 
  private:
   DgramHeader* hdr_ = nullptr;

@@ -16,10 +16,14 @@ using shm::MsgType;
 
 int ExpectedFds(MsgType type) {
   switch (type) {
-    case MsgType::kTcpListen:
     case MsgType::kUdpBind:
       return 2;
+    case MsgType::kHello:
+    case MsgType::kTcpListen:
     case MsgType::kTcpConnect:
+    case MsgType::kMapChannel:
+    case MsgType::kShare:
+    case MsgType::kAdopt:
       return 1;
     default:
       return 0;
@@ -36,17 +40,19 @@ absl::StatusOr<Msg> ValidateRequest(const void* data, size_t len, int num_fds) {
   switch (m.type) {
     case MsgType::kHello:
     case MsgType::kTcpListen:
-    case MsgType::kTcpUnlisten:
     case MsgType::kTcpConnect:
-    case MsgType::kPipeClose:
     case MsgType::kUdpBind:
     case MsgType::kUdpUnbind:
     case MsgType::kUdpOpen:
     case MsgType::kDgramClose:
-    case MsgType::kPipeAccepted:
     case MsgType::kUdpWire:
     case MsgType::kUdpJoin:
     case MsgType::kUdpLeave:
+    case MsgType::kMapChannel:
+    case MsgType::kDoorbell:
+    case MsgType::kShare:
+    case MsgType::kAdopt:
+    case MsgType::kFreeSlot:
       break;
     default:
       return absl::InvalidArgumentError(

@@ -1,5 +1,5 @@
-// Private state of SessionManager, shared by its .cc files. Not part of the
-// API: include only from daemon/session/*.cc.
+// Private state of the session manager and its brokers, shared by their
+// .cc files. Not part of the API: include only from daemon/session/*.cc.
 //
 // Thread safety: every object here is guarded by SessionManager::mu_.
 
@@ -15,6 +15,7 @@
 #include <string>
 
 #include "daemon/session/session_manager.h"
+#include "daemon/wire/app_pipe.h"
 #include "shm/abi.h"
 #include "shm/segment.h"
 #include "shm/unique_fd.h"
@@ -22,17 +23,20 @@
 namespace offload {
 namespace session {
 
-// Reply status meaning "no offloaded peer: use the kernel".
-inline constexpr int32_t kStatusUseKernel = -1;
-
+using shm::kStatusUseKernel;
 using shm::MakeSealedMemfd;
 
 // Sets or clears `port_host` in a published port bitmap (abi.h); returns
 // the previous bit.
 bool SetPortWord(std::atomic<uint64_t>* words, uint16_t port_host, bool on);
+// True for a loopback address or one of this namespace's addresses
+// (network order).
+bool IsLocalAddress(uint32_t addr);
 
-struct SessionManager::Session {
-  shm::UniqueFd fd;  // the attach connection; EOF = the process is gone
+// An attached process.
+struct Session {
+  shm::UniqueFd fd;  // the attach connection; EOF = the process is gone (or exec'd)
+  uint64_t serial = 0;  // unique for the daemon's lifetime (keys channels)
   uint32_t pid = 0, uid = 0, gid = 0;
   uint64_t netns = 0;  // inode of /proc/<pid>/ns/net (0 if unknown)
   std::string program;
@@ -40,9 +44,10 @@ struct SessionManager::Session {
   uint64_t attached_unix_ms = 0;
   bool hello_done = false;
   shm::Mapping arena;  // our mapping of the process's arena
-  std::map<uint32_t, uint32_t> listeners;  // client listener id -> Listener id
+  uint32_t doorbell_id = 0;
+  std::set<uint32_t> channels_sent;        // channel memfds this process was given
+  std::shared_ptr<wire::EngineChannel> engine_channel;  // its active opens on the wire
   std::map<uint32_t, uint32_t> udp;        // client endpoint id -> UdpEndpoint id
-  std::set<uint32_t> pipes;                // Pipe ids this process is a side of
   std::set<uint32_t> dgrams;               // DgramRing ids (either side)
   std::map<uint32_t, bool> threads;        // explicit thread-offload states
   std::string log_level = "info";
@@ -50,38 +55,7 @@ struct SessionManager::Session {
   shm::ArenaHeader* header() const { return arena.as<shm::ArenaHeader>(); }
 };
 
-struct SessionManager::Listener {
-  uint32_t id = 0;
-  Session* session = nullptr;
-  uint32_t client_id = 0;
-  uint32_t addr = 0;  // network order; 0 = INADDR_ANY
-  uint16_t port = 0;  // network order
-  uint64_t netns = 0;
-  uint32_t backlog = 0;
-  uint32_t pending = 0;  // offered, not yet accepted
-  shm::UniqueFd efd;     // the listener's eventfd (kicked after an offer)
-  bool on_wire = false;  // also listens on the offloaded interface
-};
-
-struct SessionManager::Pipe {
-  uint32_t id = 0;
-  shm::Mapping segment;
-  shm::UniqueFd efd[2];          // [0] connector's, [1] acceptor's
-  shm::UniqueFd alive[2];        // read ends of the sides' liveness pipes
-  Session* side[2] = {nullptr, nullptr};
-  bool open[2] = {false, false};
-  uint32_t listener_id = 0;      // while not accepted
-  bool accepted = false;
-  // Wire pipes: the other side is an engine serving `flow`; `app` owns the
-  // segment (segment/efd stay empty) and side[1 - app->app_side()] is null.
-  std::shared_ptr<wire::AppPipe> app;
-  wire::WireFlow flow;
-  shm::PipeHeader* header() const {
-    return app != nullptr ? app->header() : segment.as<shm::PipeHeader>();
-  }
-};
-
-struct SessionManager::UdpEndpoint {
+struct UdpEndpoint {
   uint32_t id = 0;
   Session* session = nullptr;
   uint32_t client_id = 0;
@@ -95,7 +69,7 @@ struct SessionManager::UdpEndpoint {
   wire::WireUdp wire;
 };
 
-struct SessionManager::DgramRing {
+struct DgramRing {
   uint32_t id = 0;
   shm::Mapping segment;
   Session* sender = nullptr;

@@ -1,4 +1,4 @@
-// SessionManager: attach server, arenas, listener/UDP registries, brokers.
+// SessionManager: attach server, arenas, sessions, dispatch to the brokers.
 // Statistics and run-time control live in session_control.cc.
 
 #include "daemon/session/session_manager.h"
@@ -24,6 +24,8 @@
 #include "absl/strings/str_cat.h"
 #include "daemon/common/errors.h"
 #include "daemon/session/session_internal.h"
+#include "daemon/session/socket_watch.h"
+#include "daemon/session/tcp_broker.h"
 #include "shm/fence.h"
 #include "shm/wakeup.h"
 #include "spdlog/spdlog.h"
@@ -80,6 +82,22 @@ absl::StatusOr<std::unique_ptr<SessionManager>> SessionManager::Create(
   }
   m->stop_fd_.reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   if (!m->stop_fd_.valid()) return ErrnoStatus(errno, "eventfd");
+  {
+    absl::MutexLock l(&m->mu_);
+    absl::StatusOr<std::unique_ptr<SocketWatch>> watch = SocketWatch::Create();
+    if (!watch.ok()) return watch.status();
+    m->watch_ = std::move(*watch);
+    SessionManager* self = m.get();
+    TcpBroker::Env env;
+    env.doorbells = &self->doorbells_;
+    env.watch = self->watch_.get();
+    env.pipe_capacity = self->pipe_capacity_;
+    env.publish_port = [self](uint16_t port, bool on) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+      self->PublishTcpPort(port, on);
+    };
+    env.next_id = [self]() ABSL_NO_THREAD_SAFETY_ANALYSIS { return self->next_id_++; };
+    m->tcp_ = std::make_unique<TcpBroker>(std::move(env));
+  }
   if (rules != nullptr) {
     SessionManager* self = m.get();
     auto snap = rules->Snapshot();
@@ -110,7 +128,38 @@ SessionManager::SessionManager(const offload::v1::DaemonConfig& config, rules::R
                     : shm::kFenceFull;
 }
 
-SessionManager::~SessionManager() { Stop(); }
+namespace {
+uint64_t OwnNetns() {
+  struct stat st;
+  return stat("/proc/self/ns/net", &st) == 0 ? st.st_ino : 0;
+}
+}  // namespace
+
+void SessionManager::SetWirePlane(wire::WirePlane* wire) {
+  absl::MutexLock l(&mu_);
+  wire_ = wire;
+  wire_addr_ = wire != nullptr ? htonl(wire->local_ip()) : 0;
+  wire_netns_ = OwnNetns();
+  tcp_->SetWirePlane(wire, wire_addr_, wire_netns_);
+  if (wire != nullptr) {
+    for (uint32_t e = 0; e < wire->num_engines(); ++e) {
+      doorbells_.AddEngine(e, wire->DoorbellFd(e));
+    }
+    wire->SetAppWaker(&doorbells_);
+  }
+}
+
+SessionManager::~SessionManager() {
+  Stop();
+  absl::MutexLock l(&mu_);
+  tcp_.reset();
+}
+
+void SessionManager::PublishTcpPort(uint16_t port_net, bool on) {
+  for (auto& [fd, other] : sessions_) {
+    if (other->hello_done) SetPortWord(other->header()->tcp_ports, ntohs(port_net), on);
+  }
+}
 
 absl::Status SessionManager::Start() {
   absl::MutexLock l(&mu_);
@@ -150,10 +199,8 @@ absl::Status SessionManager::Start() {
   epoll_ctl(epoll_fd_.get(), EPOLL_CTL_ADD, fd.get(), &ev);
   ev.data.fd = stop_fd_.get();
   epoll_ctl(epoll_fd_.get(), EPOLL_CTL_ADD, stop_fd_.get(), &ev);
-  if (accepted_fd_.valid()) {
-    ev.data.fd = accepted_fd_.get();
-    epoll_ctl(epoll_fd_.get(), EPOLL_CTL_ADD, accepted_fd_.get(), &ev);
-  }
+  ev.data.fd = watch_->fd();
+  epoll_ctl(epoll_fd_.get(), EPOLL_CTL_ADD, watch_->fd(), &ev);
   listen_fd_ = std::move(fd);
   started_ = true;
   thread_ = std::thread([this] { Loop(); });
@@ -173,12 +220,8 @@ void SessionManager::Stop() {
   if (thread_.joinable()) thread_.join();
   absl::MutexLock l(&mu_);
   while (!sessions_.empty()) Detach(sessions_.begin()->first);
-  // Pipes keep working between their processes without us (no daemon on
-  // the data path); we only let go of our references.
-  for (auto& [id, p] : pipes_) {
-    for (int side = 0; side < 2; ++side) DropLiveness(p.get(), side);
-  }
-  pipes_.clear();
+  // Same-host pipes keep working between their processes without us (no
+  // daemon on their data path).
   listen_fd_.reset();
   epoll_fd_.reset();
   unlink(socket_path_.c_str());
@@ -191,14 +234,18 @@ void SessionManager::Loop() {
     epfd = epoll_fd_.get();
   }
   struct epoll_event evs[64];
+  // Work a process's lock kept us from doing is retried this often.
+  constexpr int kRetryMs = 10;
+  bool retry = false;
   for (;;) {
-    const int n = epoll_wait(epfd, evs, 64, -1);
+    const int n = epoll_wait(epfd, evs, 64, retry ? kRetryMs : -1);
     if (n < 0 && errno != EINTR) {
       spdlog::error("session loop: epoll_wait: {}", strerror(errno));
       return;
     }
     absl::MutexLock l(&mu_);
     if (!started_) return;
+    if (deferred_) deferred_ = tcp_->RetryDeferred();
     for (int i = 0; i < n; ++i) {
       const int fd = evs[i].data.fd;
       if (fd == stop_fd_.get()) return;
@@ -206,18 +253,10 @@ void SessionManager::Loop() {
         Accept();
         continue;
       }
-      if (accepted_fd_.valid() && fd == accepted_fd_.get()) {
-        shm::Drain(fd);
-        OfferAccepted();
-        continue;
-      }
-      auto lv = liveness_.find(fd);
-      if (lv != liveness_.end()) {
-        // Every copy of that side's fd is closed (any process): end it.
-        if (evs[i].events & (EPOLLHUP | EPOLLERR)) {
-          const auto [pipe_id, side] = lv->second;
-          ClosePipeSide(pipe_id, side, /*died=*/true);
-        }
+      if (fd == watch_->fd()) {
+        // Sockets released by every process that held them.
+        watch_->Drain([this](int wd) ABSL_NO_THREAD_SAFETY_ANALYSIS { tcp_->OnReleased(wd); });
+        deferred_ = true;
         continue;
       }
       auto it = sessions_.find(fd);
@@ -231,6 +270,8 @@ void SessionManager::Loop() {
       }
       ServeSession(it->second.get());
     }
+    if (deferred_) deferred_ = tcp_->RetryDeferred();
+    retry = deferred_;
   }
 }
 
@@ -246,6 +287,7 @@ void SessionManager::Accept() {
     socklen_t len = sizeof(cred);
     if (getsockopt(fd.get(), SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) continue;
     auto s = std::make_unique<Session>();
+    s->serial = next_serial_++;
     s->pid = cred.pid;
     s->uid = cred.uid;
     s->gid = cred.gid;
@@ -290,31 +332,34 @@ absl::Status SessionManager::Handle(Session* s, Request& req) {
   }
   switch (m.type) {
     case MsgType::kHello:
-      return HandleHello(s, m);
+      return HandleHello(s, req);
     case MsgType::kTcpListen:
-      return HandleListen(s, req);
-    case MsgType::kTcpUnlisten:
-      RemoveListener(s, m.id);
+      tcp_->Listen(s, req);
       return absl::OkStatus();
     case MsgType::kTcpConnect:
-      HandleConnect(s, req);
+      tcp_->Connect(s, req);
       return absl::OkStatus();
-    case MsgType::kPipeAccepted:
-    case MsgType::kPipeClose: {
-      auto it = pipes_.find(m.id);
-      const int side = m.value == 1 ? 1 : 0;
-      if (it == pipes_.end() || it->second->side[side] != s) {
-        return absl::InvalidArgumentError(absl::StrCat("pipe ", m.id, " side ", side,
-                                                       " does not belong to this process"));
+    case MsgType::kMapChannel:
+      tcp_->MapChannel(s, req);
+      return absl::OkStatus();
+    case MsgType::kShare:
+      tcp_->Share(s, req);
+      return absl::OkStatus();
+    case MsgType::kAdopt:
+      tcp_->Adopt(s, req);
+      return absl::OkStatus();
+    case MsgType::kFreeSlot:
+      tcp_->FreeSlotRequest(s, m);
+      deferred_ = true;
+      return absl::OkStatus();
+    case MsgType::kDoorbell: {
+      Msg r = {};
+      r.type = MsgType::kDoorbellFd;
+      r.seq = m.seq;
+      r.id = m.id;
+      if (!doorbells_.WithFd(m.id, [&](int fd) { SendMsg(s->fd.get(), r, &fd, 1); })) {
+        Reply(s, m, ENOENT);
       }
-      Pipe* p = it->second.get();
-      if (side == 1 && !p->accepted) {
-        p->accepted = true;
-        auto l = listeners_.find(p->listener_id);
-        if (l != listeners_.end() && l->second->pending > 0) --l->second->pending;
-      }
-      // kPipeClose is only an acknowledgement now: a side ends when its
-      // liveness pipe hangs up (the last copy of the fd is closed).
       return absl::OkStatus();
     }
     case MsgType::kUdpBind:
@@ -348,12 +393,19 @@ absl::Status SessionManager::Handle(Session* s, Request& req) {
   }
 }
 
-absl::Status SessionManager::HandleHello(Session* s, const Msg& m) {
+absl::Status SessionManager::HandleHello(Session* s, Request& req) {
+  const Msg& m = req.msg;
   if (s->hello_done) return absl::InvalidArgumentError("second hello");
   if (m.value != shm::kAbiVersion) {
     spdlog::info("pid {} ({}) speaks ABI {}, we speak {}: it runs on the kernel", s->pid,
                  s->program, m.value, shm::kAbiVersion);
     Reply(s, m, EPROTONOSUPPORT);
+    return absl::OkStatus();
+  }
+  s->doorbell_id = doorbells_.AddProcess(std::move(req.fds[0]));
+  if (s->doorbell_id == 0) {
+    spdlog::warn("pid {}: every doorbell id is taken; it runs on the kernel", s->pid);
+    Reply(s, m, ENOBUFS);
     return absl::OkStatus();
   }
   shm::UniqueFd memfd = MakeSealedMemfd("offload-arena", arena_bytes_, &s->arena);
@@ -375,8 +427,9 @@ absl::Status SessionManager::HandleHello(Session* s, const Msg& m) {
   h->sndbuf = pipe_capacity_;
   h->fence_mode = fence_mode_;
   h->wire_addr = wire_addr_;
+  h->doorbell_id = s->doorbell_id;
   h->log_level.store(static_cast<uint32_t>(shm::LogLevel::kInfo), std::memory_order_relaxed);
-  for (const auto& [id, l] : listeners_) SetPortWord(h->tcp_ports, ntohs(l->port), true);
+  tcp_->ForEachListenerPort([h](uint16_t port) { SetPortWord(h->tcp_ports, ntohs(port), true); });
   for (const auto& [id, u] : udp_) SetPortWord(h->udp_ports, ntohs(u->port), true);
   s->app_id = m.app_id;
   s->hello_done = true;
@@ -384,7 +437,7 @@ absl::Status SessionManager::HandleHello(Session* s, const Msg& m) {
   Msg r = {};
   r.type = MsgType::kHelloOk;
   r.seq = m.seq;
-  r.value = shm::kAbiVersion;
+  r.value = s->doorbell_id;
   r.value64 = arena_bytes_;
   const int fds[1] = {memfd.get()};
   if (!SendMsg(s->fd.get(), r, fds, 1)) return absl::UnavailableError("hello reply not sent");
@@ -397,19 +450,12 @@ void SessionManager::Detach(int fd) {
   if (it == sessions_.end()) return;
   Session* s = it->second.get();
   epoll_ctl(epoll_fd_.get(), EPOLL_CTL_DEL, fd, nullptr);
-  while (!s->listeners.empty()) RemoveListener(s, s->listeners.begin()->first);
   while (!s->udp.empty()) RemoveUdp(s, s->udp.begin()->first);
-  // Its pipe sides end through their liveness pipes when the kernel closes
-  // the process's fds (a forked child may still hold them): only forget
-  // the session here.
-  for (uint32_t id : s->pipes) {
-    auto p = pipes_.find(id);
-    if (p == pipes_.end()) continue;
-    for (int side = 0; side < 2; ++side) {
-      if (p->second->side[side] == s) p->second->side[side] = nullptr;
-    }
-  }
-  s->pipes.clear();
+  // The pipe ends it held alone end now (the kernel closed its fds); the
+  // shared ones end when their last holder closes them (SocketWatch).
+  tcp_->OnSessionGone(s);
+  deferred_ = true;
+  doorbells_.RemoveProcess(s->doorbell_id);
   const std::set<uint32_t> dgrams = s->dgrams;
   for (uint32_t id : dgrams) {
     auto r = dgrams_.find(id);
@@ -435,7 +481,7 @@ void SessionManager::Reply(Session* s, const Msg& req, int status) {
   SendMsg(s->fd.get(), r, nullptr, 0);
 }
 
-SessionManager::Session* SessionManager::FindByPid(uint32_t pid) const {
+Session* SessionManager::FindByPid(uint32_t pid) const {
   Session* found = nullptr;
   for (const auto& [fd, s] : sessions_) {
     if (s->pid == pid && s->hello_done) found = s.get();

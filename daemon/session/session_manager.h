@@ -1,29 +1,26 @@
-// SessionManager: the daemon's same-host data-path broker.
+// SessionManager: the daemon's side of liboffload.so.
 //
 // It serves the attach socket <run_dir>/engine.sock (SOCK_SEQPACKET). Every
 // process that uses liboffload.so attaches once: the manager reads its
-// SO_PEERCRED, creates its arena (a sealed memfd, shm/abi.h
-// ArenaHeader) and keeps the connection as the liveness signal. Through it
-// the manager
-//   * registers offloaded TCP listeners and UDP receivers (and publishes
-//     their ports in every arena),
-//   * brokers a direct pipe (a shared segment with two byte rings and two
-//     eventfds) when an offloaded connector reaches an offloaded listener,
-//     and a datagram ring when an offloaded UDP sender reaches an offloaded
-//     receiver; no daemon on the data path afterwards,
-//   * with a wire path (SetWirePlane), serves TCP connections that leave
-//     through the offloaded interface: a connect routed there gets a pipe
-//     whose other end is an engine (wire::AppPipe), and an offloaded
-//     listener also listens on the wire, its connections offered to the
-//     listening processes like same-host ones (session_wire.cc),
-//   * cleans up after a process that goes away: its pipe peers see EOF or
-//     ECONNRESET as with Linux, its registrations and memory are released,
-//   * publishes the rule table and the thread-offload table into every arena
-//     and serves statistics from the per-socket counter blocks.
+// SO_PEERCRED, creates its arena (a sealed memfd, shm/abi.h ArenaHeader),
+// registers its doorbell eventfd and keeps the connection as the liveness
+// signal. It is composed of
+//   * TcpBroker (tcp_broker.h): offloaded listeners, channels of same-host
+//     connections, connections on the wire, sockets shared between
+//     processes (followed with SocketWatch), adoptions;
+//   * DoorbellRegistry (doorbells.h): every process's and engine's
+//     doorbell, for wake-ups across processes;
+//   * the UDP broker (session_udp.cc, session_wire_udp.cc): offloaded
+//     receivers and datagram rings;
+//   * statistics and run-time control (session_control.cc): rule and
+//     thread-offload tables published in every arena, per-socket counters.
+// After a connection is set up no daemon is on its data path; a process
+// that goes away is cleaned up (its peers see EOF or ECONNRESET as with
+// Linux).
 //
 // Everything received from a process (messages, fds, shared memory) is
 // copied and validated; a process cannot crash the daemon or reach another
-// process's pipes or arena.
+// process's connections or arena.
 //
 // Thread safety: all public methods are thread-safe. Start() runs one
 // event-loop thread; the control plane may call the accessors from any
@@ -44,6 +41,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "daemon/rules/rule_store.h"
+#include "daemon/session/doorbells.h"
 #include "daemon/session/protocol.h"
 #include "shm/abi.h"
 #include "shm/unique_fd.h"
@@ -54,14 +52,20 @@
 namespace offload {
 namespace session {
 
-class SessionManager : private wire::AcceptSink {
+struct Session;
+struct UdpEndpoint;
+struct DgramRing;
+class SocketWatch;
+class TcpBroker;
+
+class SessionManager {
  public:
   // `rules` may be null (no rule publication: everything is offloaded);
   // otherwise it must outlive the manager. Validates the sizes in `config`
   // (INVALID_ARGUMENT says which field).
   static absl::StatusOr<std::unique_ptr<SessionManager>> Create(
       const offload::v1::DaemonConfig& config, rules::RuleStore* rules);
-  ~SessionManager() override;
+  ~SessionManager();
 
   // Serves TCP on the wire through `wire` (null: same-host only). Call
   // before Start(); `wire` must outlive the manager's Stop().
@@ -94,32 +98,13 @@ class SessionManager : private wire::AcceptSink {
   size_t NumSessionsForTest() const;
 
  private:
-  struct Session;
-  struct Listener;
-  struct Pipe;
-  struct UdpEndpoint;
-  struct DgramRing;
-
   SessionManager(const offload::v1::DaemonConfig& config, rules::RuleStore* rules);
 
   void Loop();
   void Accept() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ServeSession(Session* s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status Handle(Session* s, Request& req) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  absl::Status HandleHello(Session* s, const shm::Msg& m) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  absl::Status HandleListen(Session* s, Request& req) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void HandleConnect(Session* s, Request& req) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // session_wire.cc. Returns false if the connect is not for the wire.
-  bool WireConnect(Session* s, const shm::Msg& m, uint32_t shadow_addr,
-                   shm::UniqueFd* shadow) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void WireListen(Listener* l) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void WireUnlisten(Listener* l) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void CloseWirePipe(Pipe* p) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void OfferAccepted() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // wire::AcceptSink (engine thread): queues the connection for the loop.
-  void OnAccepted(uint64_t token, const wire::AcceptedConnection& conn) override;
-  bool AddLiveness(Pipe* p, int side, shm::UniqueFd* write_end)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status HandleHello(Session* s, Request& req) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status HandleUdpBind(Session* s, Request& req) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void HandleUdpOpen(Session* s, const shm::Msg& m) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // session_wire_udp.cc: an engine endpoint for a registered UDP socket,
@@ -129,10 +114,7 @@ class SessionManager : private wire::AcceptSink {
   void CloseWireUdp(UdpEndpoint* u) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // kUdpJoin (replies) / kUdpLeave (no reply): multicast on the engine.
   void HandleUdpGroup(Session* s, const shm::Msg& m) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void ClosePipeSide(uint32_t pipe_id, int side, bool died) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void DropLiveness(Pipe* p, int side) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void CloseDgramSide(uint32_t ring_id, bool sender) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void RemoveListener(Session* s, uint32_t client_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void RemoveUdp(Session* s, uint32_t client_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Detach(int fd) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void RepublishPorts() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -141,7 +123,8 @@ class SessionManager : private wire::AcceptSink {
   void Reply(Session* s, const shm::Msg& req, int status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   Session* FindByPid(uint32_t pid) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   static void FillSession(const Session& s, offload::v1::Session* out);
-  bool IsLocalAddress(uint32_t addr) const;
+  // Sets or clears a TCP port bit in every attached arena.
+  void PublishTcpPort(uint16_t port_net, bool on) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const offload::v1::DaemonConfig config_;
   rules::RuleStore* const rules_;
@@ -157,10 +140,11 @@ class SessionManager : private wire::AcceptSink {
   shm::UniqueFd epoll_fd_ ABSL_GUARDED_BY(mu_);
   shm::UniqueFd stop_fd_;  // eventfd; written by Stop()
   std::map<int, std::unique_ptr<Session>> sessions_ ABSL_GUARDED_BY(mu_);  // by attach fd
-  std::map<uint32_t, std::unique_ptr<Listener>> listeners_ ABSL_GUARDED_BY(mu_);
-  std::map<uint32_t, std::unique_ptr<Pipe>> pipes_ ABSL_GUARDED_BY(mu_);
-  // Liveness-pipe read end -> (pipe id, side); EPOLLHUP ends that side.
-  std::map<int, std::pair<uint32_t, int>> liveness_ ABSL_GUARDED_BY(mu_);
+  uint64_t next_serial_ ABSL_GUARDED_BY(mu_) = 1;
+  DoorbellRegistry doorbells_;
+  std::unique_ptr<SocketWatch> watch_ ABSL_GUARDED_BY(mu_);
+  std::unique_ptr<TcpBroker> tcp_ ABSL_GUARDED_BY(mu_);
+  bool deferred_ ABSL_GUARDED_BY(mu_) = false;  // tcp_ has work to retry
   std::map<uint32_t, std::unique_ptr<UdpEndpoint>> udp_ ABSL_GUARDED_BY(mu_);
   std::map<uint32_t, std::unique_ptr<DgramRing>> dgrams_ ABSL_GUARDED_BY(mu_);
   uint32_t next_id_ ABSL_GUARDED_BY(mu_) = 1;
@@ -173,14 +157,6 @@ class SessionManager : private wire::AcceptSink {
   wire::WirePlane* wire_ = nullptr;
   uint32_t wire_addr_ = 0;   // offloaded interface address, network order
   uint64_t wire_netns_ = 0;  // only processes in the daemon's namespace use it
-  struct WirePort {
-    wire::WireListener handle;
-    uint32_t refs = 0;
-  };
-  std::map<uint16_t, WirePort> wire_ports_ ABSL_GUARDED_BY(mu_);  // network-order port
-  shm::UniqueFd accepted_fd_;  // eventfd: OnAccepted queued something
-  absl::Mutex accepted_mu_;
-  std::vector<wire::AcceptedConnection> accepted_ ABSL_GUARDED_BY(accepted_mu_);
 };
 
 }  // namespace session

@@ -28,7 +28,7 @@ absl::Status SessionManager::HandleUdpBind(Session* s, Request& req) {
   if (s->udp.count(m.id)) {
     return absl::InvalidArgumentError(absl::StrCat("udp endpoint ", m.id, " registered twice"));
   }
-  if (s->listeners.size() + s->udp.size() >= max_sockets_) {
+  if (s->udp.size() >= max_sockets_) {
     Reply(s, m, ENOBUFS);
     return absl::OkStatus();
   }

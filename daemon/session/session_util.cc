@@ -1,6 +1,9 @@
 // Small helpers shared by the SessionManager's .cc files.
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <ifaddrs.h>
+#include <netinet/in.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -14,6 +17,20 @@ bool SetPortWord(std::atomic<uint64_t>* words, uint16_t port_host, bool on) {
   // Release: pairs with the client's acquire load in shm::PortBit().
   if (on) return words[port_host >> 6].fetch_or(bit, std::memory_order_release) & bit;
   return words[port_host >> 6].fetch_and(~bit, std::memory_order_release) & bit;
+}
+
+bool IsLocalAddress(uint32_t addr) {
+  if ((ntohl(addr) >> 24) == 127) return true;
+  struct ifaddrs* ifa = nullptr;
+  if (getifaddrs(&ifa) != 0) return false;
+  bool local = false;
+  for (struct ifaddrs* i = ifa; i != nullptr && !local; i = i->ifa_next) {
+    if (i->ifa_addr != nullptr && i->ifa_addr->sa_family == AF_INET) {
+      local = reinterpret_cast<sockaddr_in*>(i->ifa_addr)->sin_addr.s_addr == addr;
+    }
+  }
+  freeifaddrs(ifa);
+  return local;
 }
 
 }  // namespace session

@@ -2,53 +2,99 @@
 #include "daemon/wire/app_pipe.h"
 
 #include <errno.h>
-#include <sys/eventfd.h>
 
 #include <cstring>
-#include <new>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
-#include "shm/segment.h"
-#include "shm/wakeup.h"
 
 namespace offload::wire {
 
-absl::StatusOr<std::shared_ptr<AppPipe>> AppPipe::Create(uint32_t capacity, int app_side,
-                                                         int32_t connect_status) {
-  if (capacity < 4096 || capacity > (1u << 30) || (capacity & (capacity - 1)) != 0 ||
-      (app_side != 0 && app_side != 1)) {
+absl::StatusOr<std::shared_ptr<EngineChannel>> EngineChannel::Create(uint32_t id,
+                                                                     uint32_t capacity) {
+  if (capacity < 4096 || capacity > (1u << 28) || (capacity & (capacity - 1)) != 0) {
     return absl::InvalidArgumentError(
-        absl::StrCat("pipe capacity ", capacity, " is not a power of two in [4096, 2^30]"));
+        absl::StrCat("pipe capacity ", capacity, " is not a power of two in [4096, 2^28]"));
+  }
+  std::unique_ptr<shm::ChannelMap> map =
+      shm::ChannelMap::Create(id, shm::ChannelKind::kEngine, capacity, 0, 1);
+  if (map == nullptr) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("cannot create an engine channel: ", strerror(errno)));
+  }
+  return std::shared_ptr<EngineChannel>(new EngineChannel(std::move(map)));
+}
+
+bool EngineChannel::Allocate(uint32_t engine_end, uint32_t* slot, uint32_t* gen) {
+  absl::MutexLock l(&mu_);
+  // try_only: an application could hold the channel's lock forever; then
+  // this connection is refused rather than an engine blocked.
+  return map_->Allocate(0, engine_end, /*try_only=*/true, slot, gen);
+}
+
+void EngineChannel::Free(uint32_t slot, uint32_t gen) {
+  absl::MutexLock l(&mu_);
+  shm::PipeRecord* r = map_->Record(slot);
+  if (r == nullptr || r->ctl.gen.load(std::memory_order_acquire) != gen ||
+      r->ctl.closed.load(std::memory_order_acquire) != 3u) {
+    return;
+  }
+  map_->Free(slot, /*try_only=*/true);
+}
+
+uint64_t EngineChannel::InUse() const {
+  const shm::ChannelHeader* h = map_->header();
+  return h->allocs.load(std::memory_order_relaxed) - h->frees.load(std::memory_order_relaxed);
+}
+
+absl::StatusOr<std::shared_ptr<AppPipe>> AppPipe::Create(std::shared_ptr<EngineChannel> chan,
+                                                         int app_end, int32_t connect_status) {
+  if (chan == nullptr || (app_end != 0 && app_end != 1)) {
+    return absl::InvalidArgumentError("engine pipe without a channel or with a bad end");
   }
   std::shared_ptr<AppPipe> p(new AppPipe());
-  p->memfd_ = shm::MakeSealedMemfd("offload-wire", shm::PipeSegmentBytes(capacity), &p->map_);
-  if (!p->memfd_.valid()) {
+  if (!chan->Allocate(static_cast<uint32_t>(1 - app_end), &p->slot_, &p->gen_)) {
     return absl::ResourceExhaustedError(
-        absl::StrCat("cannot create a ", shm::PipeSegmentBytes(capacity),
-                     "-byte pipe segment: ", strerror(errno)));
+        absl::StrCat("engine channel ", chan->id(), " has no free connection slot"));
   }
-  p->app_efd_.reset(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
-  if (!p->app_efd_.valid()) {
-    return absl::ResourceExhaustedError(absl::StrCat("eventfd: ", strerror(errno)));
-  }
-  p->capacity_ = capacity;
-  p->app_side_ = app_side;
-  auto* h = new (p->map_.get()) shm::PipeHeader();
-  h->magic = shm::kPipeMagic;
-  h->capacity = capacity;
-  h->connect_status.store(connect_status, std::memory_order_relaxed);
+  p->record_ = chan->map()->Record(p->slot_);
+  p->chan_ = std::move(chan);
+  p->app_end_ = app_end;
+  p->record_->ctl.connect_status.store(connect_status, std::memory_order_release);
   return p;
 }
 
-tcp::RingMemory AppPipe::Memory(int dir) const {
-  shm::RingIndexes& idx = header()->dir[dir];
-  return tcp::RingMemory{map_.as<uint8_t>() + shm::PipeDataOffset(dir, capacity_), capacity_,
-                         &idx.head, &idx.tail};
+AppPipe::~AppPipe() {
+  if (chan_ == nullptr) return;
+  if (!engine_done_) EngineDone();
 }
 
-void AppPipe::KickApp() const {
-  if (app_efd_.valid()) shm::Kick(app_efd_.get());
+void AppPipe::HoldPort(shm::UniqueFd fd) {
+  absl::MutexLock l(&port_mu_);
+  port_ = std::move(fd);
+}
+
+void AppPipe::EngineDone() {
+  if (engine_done_) return;
+  engine_done_ = true;
+  const uint32_t bit = 1u << (1 - app_end_);
+  // acq_rel: pairs with the application's CloseEnd() fetch_or; whoever
+  // sets the second bit frees (the application asks offloadd to).
+  const uint32_t prev = record_->ctl.closed.fetch_or(bit, std::memory_order_acq_rel);
+  if ((prev | bit) == 3u) chan_->Free(slot_, gen_);
+  absl::MutexLock l(&port_mu_);
+  port_.reset();
+}
+
+void AppPipe::Abandon() {
+  record_->ctl.closed.fetch_or(1u << app_end_, std::memory_order_acq_rel);
+  EngineDone();
+}
+
+tcp::RingMemory AppPipe::Memory(int dir) const {
+  shm::RingIndexes& idx = record_->dir[dir];
+  return tcp::RingMemory{chan_->map()->RingData(slot_, dir), chan_->capacity(), &idx.head,
+                         &idx.tail};
 }
 
 }  // namespace offload::wire

@@ -1,6 +1,7 @@
 // One engine's flows, pipes and listeners (see engine_flows.h).
 #include "daemon/wire/engine_flows.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 
 #include <string>
@@ -24,8 +25,8 @@ void EngineFlows::Connect(uint64_t cookie, const TcpConnectParams& p, const nic:
   if (err != 0) {
     if (p.pipe != nullptr) {
       // Pairs with the connector's load-acquire in its connect().
-      p.pipe->header()->connect_status.store(err, std::memory_order_release);
-      p.pipe->KickApp();
+      p.pipe->record()->ctl.connect_status.store(err, std::memory_order_release);
+      Wake(&p.pipe->from_wire().reader_wait);
     }
     if (p.listener != nullptr) p.listener->OnTcpEvents(tcp::kEventError | tcp::kEventClosed, err);
     plane_->FlowGone(queue_, key);
@@ -45,6 +46,13 @@ void EngineFlows::Listen(uint64_t cookie, const TcpListenParams& p, const nic::F
   stack::FlowId id = stack::kInvalidFlow;
   *result = stack_->TcpListen(p.local_ip, p.port, p.backlog, cookie, &id);
   if (*result == 0) listeners_[cookie] = ListenEntry{id, p, key};
+}
+
+void EngineFlows::SetAcceptTarget(uint64_t cookie, std::shared_ptr<AcceptTarget> target) {
+  auto it = listeners_.find(cookie);
+  if (it == listeners_.end()) return;
+  it->second.params.target = std::move(target);
+  it->second.accept_tail = 0;  // a new segment's ring starts empty
 }
 
 void EngineFlows::CloseListener(uint64_t cookie) {
@@ -74,7 +82,6 @@ void EngineFlows::Close(uint64_t cookie, bool abort) {
     stack_->TcpClose(e.id);
   }
   Entry closing = e;
-  if (closing.pipe != nullptr) closing.pipe->CloseAppEfd();  // nobody to wake any more
   Erase(it);
   closing_.push_back(std::move(closing));  // keeps the pipe mapped while the stack uses it
   OnPoll();  // an already closed connection is gone right away
@@ -87,9 +94,9 @@ void EngineFlows::BindUdp(uint64_t cookie, const UdpBindParams& p, int* result) 
 bool EngineFlows::AllocateRings(uint64_t listener_cookie, tcp::RingMemory* tx,
                                 tcp::RingMemory* rx) {
   auto l = listeners_.find(listener_cookie);
-  if (l == listeners_.end()) return false;
+  if (l == listeners_.end() || l->second.params.target == nullptr) return false;
   absl::StatusOr<std::shared_ptr<AppPipe>> pipe =
-      AppPipe::Create(l->second.params.pipe_capacity, 1, 0);
+      AppPipe::Create(l->second.params.target->channel, 1, 0);
   if (!pipe.ok()) {
     if (alloc_failures_++ % 1024 == 0) {
       spdlog::warn("wire: refusing a connection on port {}: {}", l->second.params.port,
@@ -131,9 +138,11 @@ void EngineFlows::OnFlowEvents(const stack::FlowEvent* events, size_t n) {
       // the kernel, then tell the owner (last event it receives).
       const stack::FlowId id = entry.id;
       const nic::FlowKey key = entry.key;
+      std::shared_ptr<AppPipe> pipe = entry.pipe;
       Erase(it);
       stack_->TcpClose(id);
       plane_->FlowGone(queue_, key);
+      if (pipe != nullptr) pipe->EngineDone();
     }
     if (listener != nullptr) listener->OnTcpEvents(ev.events, ev.error);
   }
@@ -163,6 +172,7 @@ void EngineFlows::OnPoll() {
       continue;
     }
     plane_->FlowGone(queue_, closing_[i].key);
+    if (closing_[i].pipe != nullptr) closing_[i].pipe->EngineDone();
     closing_[i] = std::move(closing_.back());
     closing_.pop_back();
   }
@@ -181,14 +191,16 @@ bool EngineFlows::ArmApplicationWakeups() {
   udp_.SetSleepFlags();
   for (Entry* e : pipes_) {
     if (e->connect_pending) continue;
-    e->pipe->to_wire().reader_needs_wakeup.store(1, std::memory_order_seq_cst);
+    // We are the only reader of the application's TX ring and the only
+    // writer of its RX ring: our doorbell is listed there (Insert).
+    shm::ArmWait(&e->pipe->to_wire().reader_wait, shm::kArmDoorbell);
     // Consumed RX space matters only when the window has closed enough
     // for an update to be due (receiver-side SWS avoidance, RFC 9293
     // 3.8.6.2.2); otherwise an application's receive need not wake us.
     shm::RingIndexes& fw = e->pipe->from_wire();
     if (fw.tail.load(std::memory_order_relaxed) - fw.head.load(std::memory_order_relaxed) >
         e->pipe->capacity() / 2) {
-      fw.writer_needs_wakeup.store(1, std::memory_order_seq_cst);
+      shm::ArmWait(&fw.writer_wait, shm::kArmDoorbell);
     }
   }
   armed_ = true;
@@ -208,6 +220,7 @@ bool EngineFlows::ArmApplicationWakeups() {
     shm::RingIndexes& tw = e->pipe->to_wire();
     if (tw.tail.load(std::memory_order_seq_cst) != e->tx_tail_seen ||
         (!e->tx_shut_done && tw.shut.load(std::memory_order_seq_cst) != 0) ||
+        e->pipe->AppClosed() ||
         e->pipe->from_wire().head.load(std::memory_order_seq_cst) != e->rx_head_seen) {
       return true;
     }
@@ -238,6 +251,9 @@ void EngineFlows::Insert(uint64_t cookie, Entry e) {
   if (pipe) {
     stored.tx_tail_seen = stored.pipe->to_wire().tail.load(std::memory_order_acquire);
     stored.rx_head_seen = stored.pipe->from_wire().head.load(std::memory_order_acquire);
+    // The application kicks our doorbell when it wakes what we arm.
+    shm::AddWaiter(&stored.pipe->to_wire().reader_wait, doorbell_id());
+    shm::AddWaiter(&stored.pipe->from_wire().writer_wait, doorbell_id());
     pipes_.push_back(&stored);  // unordered_map nodes do not move
   }
 }
@@ -257,6 +273,19 @@ void EngineFlows::Erase(std::unordered_map<uint64_t, Entry>::iterator it) {
 
 size_t EngineFlows::PollPipe(Entry& e) {
   if (e.connect_pending) return 0;
+  if (e.pipe->AppClosed()) {
+    // The last holder of the application's socket closed it (shm::CloseEnd
+    // stored kShutRst when it left unread data or asked for an abort).
+    // Close() takes the last bytes first; it erases `e`.
+    const bool abort = e.pipe->to_wire().shut.load(std::memory_order_acquire) == shm::kShutRst;
+    for (auto& [cookie, entry] : flows_) {
+      if (&entry == &e) {
+        Close(cookie, abort);
+        return 1;
+      }
+    }
+    return 0;
+  }
   shm::RingIndexes& tw = e.pipe->to_wire();
   // Acquire: pairs with the application's store-release of shut (after
   // its last tail) and of tail (after its data); shut first, so a seen
@@ -285,61 +314,65 @@ size_t EngineFlows::PollPipe(Entry& e) {
 }
 
 void EngineFlows::Disarm() {
+  // Only we wait on these two lines, so we may clear them.
   for (Entry* e : pipes_) {
-    e->pipe->to_wire().reader_needs_wakeup.store(0, std::memory_order_relaxed);
-    e->pipe->from_wire().writer_needs_wakeup.store(0, std::memory_order_relaxed);
+    e->pipe->to_wire().reader_wait.armed.store(0, std::memory_order_relaxed);
+    e->pipe->from_wire().writer_wait.armed.store(0, std::memory_order_relaxed);
   }
   udp_.CancelSleep();
   armed_ = false;
+}
+
+void EngineFlows::Wake(shm::RingWaitLine* w) {
+  // StoreLoad: what the sleeper waits for (an index, shut, connect_status)
+  // was stored before; pairs with its arm RMW + fence + re-check.
+  shm::LightFence();
+  const uint32_t bits = shm::TakeArmed(w);
+  if (bits != 0) WakeWaitLine(w, bits, plane_->app_waker());
 }
 
 void EngineFlows::PublishToPipe(Entry& e, uint32_t events, int error) {
   AppPipe& p = *e.pipe;
   shm::RingIndexes& tw = p.to_wire();
   shm::RingIndexes& fw = p.from_wire();
-  bool kick = false;
   if (e.connect_pending) {
     if (events & tcp::kEventConnected) {
       e.connect_pending = false;
       e.tx_tail_seen = tw.tail.load(std::memory_order_acquire);
       e.rx_head_seen = fw.head.load(std::memory_order_acquire);
       // Pairs with the connector's load-acquire in its connect().
-      p.header()->connect_status.store(0, std::memory_order_release);
-      kick = true;
+      p.record()->ctl.connect_status.store(0, std::memory_order_release);
+      Wake(&fw.reader_wait);
+      Wake(&tw.writer_wait);  // EPOLLOUT of a non-blocking connect
     } else if (events & (tcp::kEventError | tcp::kEventClosed)) {
-      p.header()->connect_status.store(error != 0 ? error : ECONNREFUSED,
-                                       std::memory_order_release);
-      p.KickApp();
+      p.record()->ctl.connect_status.store(error != 0 ? error : ECONNREFUSED,
+                                           std::memory_order_release);
+      Wake(&fw.reader_wait);
+      Wake(&tw.writer_wait);
       return;
     }
   }
   // Pairs with the application's load-acquire of shut once its ring is
   // empty (ByteRingConsumer), and of reader_closed before a send.
+  bool readers = false, writers = false;
   if ((events & (tcp::kEventError | tcp::kEventClosed)) && error != 0) {
     fw.shut.store(shm::kShutRst, std::memory_order_release);
-    tw.reader_closed.store(2, std::memory_order_release);
-    kick = true;
+    tw.reader_closed.store(shm::kReaderClosedUnread, std::memory_order_release);
+    readers = writers = true;
   } else {
-    if (events & tcp::kEventPeerFin) fw.shut.store(shm::kShutFin, std::memory_order_release);
+    if (events & tcp::kEventPeerFin) {
+      fw.shut.store(shm::kShutFin, std::memory_order_release);
+      readers = true;
+    }
     if (events & tcp::kEventClosed) {
-      tw.reader_closed.store(1, std::memory_order_release);
-      kick = true;
+      tw.reader_closed.store(shm::kReaderClosed, std::memory_order_release);
+      readers = writers = true;
     }
   }
-  if (!kick && (events & (tcp::kEventReadable | tcp::kEventPeerFin))) {
-    // Fast side of the handshake: RX tail (stored by the stack) before
-    // the flag load.
-    shm::LightFence();
-    kick = fw.reader_needs_wakeup.load(std::memory_order_relaxed) != 0 &&
-           fw.reader_needs_wakeup.exchange(0, std::memory_order_acq_rel) != 0;
-  }
-  if (!kick && (events & tcp::kEventWritable)) {
-    // TX head (stored by the stack's Consume) before the flag load.
-    shm::LightFence();
-    kick = tw.writer_needs_wakeup.load(std::memory_order_relaxed) != 0 &&
-           tw.writer_needs_wakeup.exchange(0, std::memory_order_acq_rel) != 0;
-  }
-  if (kick) p.KickApp();
+  if (events & tcp::kEventReadable) readers = true;  // RX tail stored by the stack
+  if (events & tcp::kEventWritable) writers = true;  // TX head stored by the stack
+  if (readers) Wake(&fw.reader_wait);
+  if (writers) Wake(&tw.writer_wait);
 }
 
 void EngineFlows::AcceptChildren(ListenEntry& l) {
@@ -371,8 +404,30 @@ void EngineFlows::AcceptChildren(ListenEntry& l) {
     e.id = child;
     e.key = key;
     e.pipe = c.pipe;
+    shm::PipeRecord* rec = c.pipe->record();
+    rec->end[0].local = shm::FromV4(htonl(c.remote_ip), htons(c.remote_port));
+    rec->end[1].local = shm::FromV4(htonl(c.local_ip), htons(c.local_port));
     Insert(cookie, std::move(e));
-    l.params.sink->OnAccepted(l.params.token, c);
+    AcceptTarget* t = l.params.target.get();
+    if (t != nullptr && t->listener != nullptr &&
+        t->listener->state.load(std::memory_order_acquire) != shm::kListening) {
+      Close(cookie, /*abort=*/true);  // its socket is gone: as a closed listener, reset
+      continue;
+    }
+    if (t != nullptr && t->listener != nullptr) {
+      const shm::AcceptEntry entry{c.pipe->channel()->id(), c.pipe->slot(), c.pipe->gen(), 0};
+      if (!shm::PostEngineConnection(t->listener, engine_, entry, &l.accept_tail)) {
+        // The application does not keep up (accept queue full): refuse it
+        // as a full backlog would.
+        Close(cookie, /*abort=*/true);
+        continue;
+      }
+      Wake(&t->listener->accept_wait);
+    } else if (l.params.sink != nullptr) {
+      l.params.sink->OnAccepted(l.params.token, c);
+    } else {
+      Close(cookie, /*abort=*/true);
+    }
   }
 }
 

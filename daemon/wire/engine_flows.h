@@ -46,6 +46,7 @@ class EngineFlows : public engine::FlowEventSink, public stack::BufferProvider {
 
   void Listen(uint64_t cookie, const TcpListenParams& p, const nic::FlowKey& key, int* result);
   void CloseListener(uint64_t cookie);
+  void SetAcceptTarget(uint64_t cookie, std::shared_ptr<AcceptTarget> target);
 
   void Send(uint64_t cookie, bool more);
   void ReceiveCredit(uint64_t cookie);
@@ -93,6 +94,7 @@ class EngineFlows : public engine::FlowEventSink, public stack::BufferProvider {
     stack::FlowId id = stack::kInvalidFlow;
     TcpListenParams params;
     nic::FlowKey key;
+    uint64_t accept_tail = 0;  // our tail of the target's engine accept ring
   };
 
   Entry* Find(uint64_t cookie);
@@ -107,6 +109,10 @@ class EngineFlows : public engine::FlowEventSink, public stack::BufferProvider {
   // Turns stack events into the pipe's state and wakes the application if
   // it sleeps (or waits for its connect).
   void PublishToPipe(Entry& e, uint32_t events, int error);
+  // Wakes what sleeps on `w` (after the index or state it waits for).
+  void Wake(shm::RingWaitLine* w);
+  // This engine's doorbell id (shm/ring.h RingWaitLine::waiters).
+  uint32_t doorbell_id() const { return shm::kEngineDoorbellBit | engine_; }
 
   void AcceptChildren(ListenEntry& l);
 

@@ -20,11 +20,11 @@
 // member endpoint on the port gets a copy (udp::UdpTable).
 //
 // Wake-ups: no syscall per datagram while both sides poll. Before the
-// engine sleeps it sets every TX ring's reader_needs_wakeup (SetSleepFlags),
+// engine sleeps it sets every TX ring's reader_wait arm (SetSleepFlags),
 // fences once and re-checks (RecheckAfterFence); the application's producer
 // then kicks the engine's doorbell. The engine kicks the application's
-// eventfd only when the RX ring's reader_needs_wakeup (the application
-// sleeps on receive) or the TX ring's writer_needs_wakeup (it sleeps on a
+// eventfd only when the RX ring's reader_wait arm (the application
+// sleeps on receive) or the TX ring's writer_wait arm (it sleeps on a
 // full TX ring) is set, once per batch.
 //
 // Thread safety: everything runs on the engine thread (commands, the loop),

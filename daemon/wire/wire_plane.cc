@@ -418,7 +418,7 @@ absl::StatusOr<WireRoute> WirePlane::RouteTo(uint32_t remote_ip, uint16_t remote
 
 absl::StatusOr<WireFlow> WirePlane::ConnectTcp(const TcpConnectParams& p) {
   const bool raw_ok = p.listener != nullptr && p.tx.valid() && p.rx.valid();
-  const bool pipe_ok = p.pipe != nullptr && p.pipe->app_side() == 0;
+  const bool pipe_ok = p.pipe != nullptr && p.pipe->app_end() == 0;
   if (p.local_port == 0 || p.remote_port == 0 || !(raw_ok || pipe_ok)) {
     return absl::InvalidArgumentError(
         "ConnectTcp needs a kernel-reserved local port, a remote port, and an application "
@@ -466,8 +466,10 @@ void WirePlane::Close(const WireFlow& flow, bool abort) {
 }
 
 absl::StatusOr<WireListener> WirePlane::ListenTcp(const TcpListenParams& p) {
-  if (p.port == 0 || p.sink == nullptr) {
-    return absl::InvalidArgumentError("ListenTcp needs a port and an accept sink");
+  if (p.port == 0 || p.target == nullptr || p.target->channel == nullptr ||
+      (p.target->listener == nullptr && p.sink == nullptr)) {
+    return absl::InvalidArgumentError(
+        "ListenTcp needs a port, an engine channel, and an accept target or sink");
   }
   if (engines_ == nullptr) return absl::FailedPreconditionError("the wire path is stopped");
   // One engine serves a port's listener and its children: a NIC delivers a
@@ -493,6 +495,13 @@ absl::StatusOr<WireListener> WirePlane::ListenTcp(const TcpListenParams& p) {
     return absl::InternalError(absl::StrCat("listen on port ", p.port, ": ", strerror(*result)));
   }
   return l;
+}
+
+void WirePlane::SetAcceptTarget(const WireListener& l, std::shared_ptr<AcceptTarget> target) {
+  if (l.engine >= flows_.size() || engines_ == nullptr) return;
+  EngineFlows* f = flows_[l.engine].get();
+  engines_->engine(l.engine).Post(
+      [f, cookie = l.cookie, target] { f->SetAcceptTarget(cookie, target); });
 }
 
 void WirePlane::CloseListener(const WireListener& l) {

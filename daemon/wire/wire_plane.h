@@ -71,19 +71,22 @@
 //        Released callback (the arena outlives the session's flows).
 //   Passive opens follow the same shape: ListenTcp steers a listener key
 //   (FlowKey::Listener) and posts TcpListen; the engine gives each SYN's
-//   child a fresh AppPipe (the stack's BufferProvider), and on
-//   kEventAcceptable accepts it, steers its 5-tuple and hands it to the
-//   AcceptSink, which offers it to a listening process.
+//   child a slot of the listener's engine channel (the stack's
+//   BufferProvider), and on kEventAcceptable accepts it, steers its
+//   5-tuple and queues it in the offloaded listener's accept queue, waking
+//   its acceptors: no control-plane thread between the handshake and
+//   accept().
 //
 // Application pipes (AppPipe, app_pipe.h): a flow opened with an AppPipe is
 // served entirely by its engine: every loop iteration the engine looks at
 // the application's indices (new data -> TcpSend, consumed data ->
-// TcpReceiveCredit, shutdown -> TcpShutdown), and stack events become ring
-// state and wake-ups (connect_status, shut, reader_closed, eventfd kicks).
-// Before sleeping the engine arms the rings' need-wake-up flags, so an
-// application's send or receive rings the engine's doorbell (DoorbellFd).
-// No control-plane thread is on the data path; Send/ReceiveCredit are for
-// raw-ring flows only.
+// TcpReceiveCredit, shutdown -> TcpShutdown, its end closed -> close or
+// abort), and stack events become ring state and wake-ups (connect_status,
+// shut, reader_closed; futex and doorbell wake-ups through the AppWaker).
+// Before sleeping the engine arms the rings it reads (shm/ring.h), listing
+// its own doorbell, so an application's send or receive rings the engine's
+// doorbell (DoorbellFd). No control-plane thread is on the data path;
+// Send/ReceiveCredit are for raw-ring flows only.
 //
 // UDP sockets (BindUdp, engine_udp.h): an application's UDP socket whose
 // shadow is bound to INADDR_ANY or the interface's address gets an engine
@@ -135,6 +138,8 @@
 #include "daemon/tcp/byte_ring.h"
 #include "daemon/wire/app_dgram.h"
 #include "daemon/wire/app_pipe.h"
+#include "daemon/wire/app_waker.h"
+#include "shm/listener.h"
 #include "offload/v1/config.pb.h"
 #include "offload/v1/control.pb.h"
 
@@ -166,7 +171,7 @@ struct TcpConnectParams {
   uint16_t remote_port = 0;
   // Reserved in the kernel by the caller (a bound shadow socket); required.
   uint16_t local_port = 0;
-  // Either an application pipe (app_side 0, connect_status kConnectPending:
+  // Either an application pipe (app_end 0, connect_status kConnectPending:
   // the engine serves it and publishes the outcome there) ...
   std::shared_ptr<AppPipe> pipe;
   // ... or raw rings: views that must stay valid until the flow is released
@@ -187,7 +192,7 @@ struct WireFlow {
 // A connection accepted on the wire for a listener (addresses host order).
 struct AcceptedConnection {
   WireFlow flow;
-  std::shared_ptr<AppPipe> pipe;  // app_side 1, connected
+  std::shared_ptr<AppPipe> pipe;  // app_end 1, connected
   uint32_t local_ip = 0;
   uint16_t local_port = 0;
   uint32_t remote_ip = 0;
@@ -202,12 +207,25 @@ class AcceptSink {
   virtual void OnAccepted(uint64_t token, const AcceptedConnection& conn) = 0;
 };
 
+// Where an engine puts the connections it accepts for an offloaded
+// listener: a slot of `channel` each, queued in the listener's accept
+// queue (shm/listener.h), acceptors woken. `keep` holds the mapping of
+// `listener` alive.
+struct AcceptTarget {
+  shm::ListenerHeader* listener = nullptr;
+  std::shared_ptr<void> keep;
+  std::shared_ptr<EngineChannel> channel;
+};
+
 struct TcpListenParams {
   uint32_t local_ip = 0;  // host order; 0 = any address of the interface
   uint16_t port = 0;      // host order, required
   int backlog = 128;
-  uint32_t pipe_capacity = 1u << 18;  // per direction, power of two
-  AcceptSink* sink = nullptr;         // required; must outlive the listener
+  // Accepted connections go to `target` (an offloaded listener) when it
+  // has a listener, else to `sink` (raw consumers, tests); one is
+  // required, and `target->channel` always (the children's rings).
+  std::shared_ptr<AcceptTarget> target;
+  AcceptSink* sink = nullptr;         // must outlive the listener
   uint64_t token = 0;                 // passed back to the sink
 };
 
@@ -290,6 +308,14 @@ class WirePlane {
   absl::StatusOr<WireListener> ListenTcp(const TcpListenParams& params);
   // Stops listening: unaccepted children are reset, the port is unsteered.
   void CloseListener(const WireListener& listener);
+  // Accepted connections of `listener` go to `target` from now on (another
+  // offloaded listener took the port over).
+  void SetAcceptTarget(const WireListener& listener, std::shared_ptr<AcceptTarget> target);
+
+  // Who wakes application threads sleeping in poll/epoll (their doorbells).
+  // Set once before connections are opened; must outlive the plane.
+  void SetAppWaker(AppWaker* waker) { waker_.store(waker, std::memory_order_release); }
+  AppWaker* app_waker() const { return waker_.load(std::memory_order_acquire); }
 
   // Serves an application's UDP socket on the wire (see the file comment):
   // binds the stack endpoint, then steers unicast to the interface's
@@ -356,6 +382,7 @@ class WirePlane {
   std::vector<std::unique_ptr<EngineFlows>> flows_;  // one per engine
   std::unique_ptr<engine::EngineSet> engines_;
   std::atomic<uint64_t> next_cookie_{1};
+  std::atomic<AppWaker*> waker_{nullptr};
   std::atomic<uint64_t> released_flows_{0};
   bool stopped_ = false;
 

@@ -1,0 +1,174 @@
+// TcpBroker: TCP on the wire. A connect routed through the offloaded
+// interface gets a pipe slot in the process's engine channel, served by an
+// engine; an offloaded listener also listens on the wire, and the engine
+// queues what it accepts in the listener's accept queue itself.
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <string>
+
+#include "daemon/session/tcp_broker.h"
+#include "spdlog/spdlog.h"
+
+namespace offload {
+namespace session {
+
+using shm::Msg;
+
+namespace {
+
+std::string Ip(uint32_t net_order) {
+  char buf[INET_ADDRSTRLEN] = {};
+  in_addr a;
+  a.s_addr = net_order;
+  inet_ntop(AF_INET, &a, buf, sizeof(buf));
+  return buf;
+}
+
+}  // namespace
+
+void TcpBroker::SetWirePlane(wire::WirePlane* wire, uint32_t wire_addr_net, uint64_t netns) {
+  wire_ = wire;
+  wire_addr_ = wire_addr_net;
+  wire_netns_ = netns;
+}
+
+bool TcpBroker::WireConnect(Session* s, const Msg& m, uint32_t shadow_addr, uint16_t shadow_port,
+                            uint64_t inode, int fd) {
+  if (wire_ == nullptr || s->netns != wire_netns_) return false;
+  // A socket bound to a specific address other than the interface's would
+  // put another source address on the wire than the application chose.
+  if (shadow_addr != 0 && shadow_addr != wire_addr_) return false;
+  absl::StatusOr<wire::WireRoute> route = wire_->RouteTo(ntohl(m.remote.addr), ntohs(m.remote.port));
+  if (!route.ok()) {
+    spdlog::debug("pid {}: connect to {}:{} stays with the kernel: {}", s->pid, Ip(m.remote.addr),
+                  ntohs(m.remote.port), std::string(route.status().message()));
+    return false;
+  }
+  if (s->engine_channel == nullptr) {
+    absl::StatusOr<std::shared_ptr<wire::EngineChannel>> ec =
+        wire::EngineChannel::Create(env_.next_id(), env_.pipe_capacity);
+    if (!ec.ok()) {
+      spdlog::warn("pid {}: {}", s->pid, std::string(ec.status().message()));
+      return false;
+    }
+    auto c = std::make_unique<Channel>();
+    c->id = (*ec)->id();
+    c->engine = *ec;
+    channels_[c->id] = std::move(c);
+    s->engine_channel = *ec;
+  }
+  absl::StatusOr<std::shared_ptr<wire::AppPipe>> pipe =
+      wire::AppPipe::Create(s->engine_channel, 0, shm::kConnectPending);
+  if (!pipe.ok()) {
+    spdlog::warn("pid {}: {}", s->pid, std::string(pipe.status().message()));
+    return false;
+  }
+  shm::PipeRecord* r = (*pipe)->record();
+  r->end[0].local = shm::FromV4(htonl(route->local_ip), shadow_port);
+  r->end[0].inode = inode;
+  r->end[1].local = shm::FromV4(m.remote.addr, m.remote.port);
+  // While one process holds the socket alone, our copy keeps its port
+  // reserved until the connection is really gone (TIME-WAIT included).
+  (*pipe)->HoldPort(shm::UniqueFd(fcntl(fd, F_DUPFD_CLOEXEC, 0)));
+  wire::TcpConnectParams params;
+  params.remote_ip = ntohl(m.remote.addr);
+  params.remote_port = ntohs(m.remote.port);
+  params.local_port = ntohs(shadow_port);
+  params.pipe = *pipe;
+  absl::StatusOr<wire::WireFlow> flow = wire_->ConnectTcp(params);
+  if (!flow.ok()) {
+    spdlog::warn("pid {}: connect to {}:{} through the engine failed, using the kernel: {}",
+                 s->pid, Ip(m.remote.addr), ntohs(m.remote.port),
+                 std::string(flow.status().message()));
+    (*pipe)->Abandon();
+    return false;
+  }
+  if (engine_pipes_.size() > 1024 && engine_pipes_.size() % 1024 == 0) {
+    for (auto it = engine_pipes_.begin(); it != engine_pipes_.end();) {
+      it = it->second.expired() ? engine_pipes_.erase(it) : std::next(it);
+    }
+  }
+  engine_pipes_[uint64_t{s->engine_channel->id()} << 32 | (*pipe)->slot()] = *pipe;
+  Channel* c = FindChannel(s->engine_channel->id());
+  SendChannel(s, m, c, nullptr, (*pipe)->slot(), (*pipe)->gen());
+  return true;
+}
+
+std::shared_ptr<wire::AcceptTarget> TcpBroker::TargetOf(Listener* l) const {
+  auto t = std::make_shared<wire::AcceptTarget>();
+  t->listener = l->header();
+  t->keep = l->seg;
+  t->channel = l->engine_channel;
+  return t;
+}
+
+void TcpBroker::WireListen(Listener* l) {
+  if (wire_ == nullptr || l->netns != wire_netns_ || (l->addr != 0 && l->addr != wire_addr_)) {
+    return;
+  }
+  absl::StatusOr<std::shared_ptr<wire::EngineChannel>> ec =
+      wire::EngineChannel::Create(env_.next_id(), env_.pipe_capacity);
+  if (!ec.ok()) {
+    spdlog::warn("pid {}: port {} is not offloaded on the wire: {}", l->pid, ntohs(l->port),
+                 std::string(ec.status().message()));
+    return;
+  }
+  auto c = std::make_unique<Channel>();
+  c->id = (*ec)->id();
+  c->listener_id = l->id;
+  c->engine = *ec;
+  channels_[c->id] = std::move(c);
+  l->engine_channel = *ec;
+  WirePort& port = wire_ports_[l->port];
+  if (port.listeners.empty()) {
+    wire::TcpListenParams params;
+    params.local_ip = ntohl(l->addr);
+    params.port = ntohs(l->port);
+    params.backlog = static_cast<int>(std::max<uint32_t>(l->backlog, 128));
+    params.target = TargetOf(l);
+    absl::StatusOr<wire::WireListener> h = wire_->ListenTcp(params);
+    if (!h.ok()) {
+      wire_ports_.erase(l->port);
+      spdlog::warn("pid {}: port {} is not offloaded on the wire (kernel clients are served by "
+                   "the kernel): {}",
+                   l->pid, ntohs(l->port), std::string(h.status().message()));
+      return;
+    }
+    port.handle = *h;
+  } else {
+    // A newer listener on the port (the old one may be about to close, as
+    // iperf3 does between tests): it gets the connections from now on.
+    wire_->SetAcceptTarget(port.handle, TargetOf(l));
+  }
+  port.listeners.push_back(l->id);
+  l->on_wire = true;
+}
+
+void TcpBroker::WireUnlisten(Listener* l) {
+  if (!l->on_wire || wire_ == nullptr) return;
+  l->on_wire = false;
+  auto it = wire_ports_.find(l->port);
+  if (it == wire_ports_.end()) return;
+  std::vector<uint32_t>& ids = it->second.listeners;
+  const bool was_target = !ids.empty() && ids.back() == l->id;
+  ids.erase(std::remove(ids.begin(), ids.end(), l->id), ids.end());
+  if (ids.empty()) {
+    wire_->CloseListener(it->second.handle);
+    wire_ports_.erase(it);
+    return;
+  }
+  if (was_target) {
+    if (Listener* next = FindListener(ids.back())) {
+      wire_->SetAcceptTarget(it->second.handle, TargetOf(next));
+    }
+  }
+}
+
+}  // namespace session
+}  // namespace offload

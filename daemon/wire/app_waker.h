@@ -1,0 +1,38 @@
+// AppWaker: how the daemon wakes application threads that sleep on a ring
+// (shm/ring.h): futex sleepers directly, poll/epoll sleepers through their
+// process's doorbell eventfd, which offloadd's session manager knows by id.
+//
+// Thread safety: KickDoorbell may be called from any thread (engines).
+
+#ifndef OFFLOAD_DAEMON_WIRE_APP_WAKER_H_
+#define OFFLOAD_DAEMON_WIRE_APP_WAKER_H_
+
+#include <cstdint>
+
+#include "shm/ring.h"
+
+namespace offload::wire {
+
+class AppWaker {
+ public:
+  virtual ~AppWaker() = default;
+  // Writes the eventfd behind doorbell `id`; an unknown id is ignored.
+  virtual void KickDoorbell(uint32_t id) = 0;
+};
+
+// Wakes what `bits` (shm::TakeArmed() of `w`) say sleeps on `w`. `waker`
+// may be null (no doorbells yet: only futex sleepers are woken).
+inline void WakeWaitLine(shm::RingWaitLine* w, uint32_t bits, AppWaker* waker) {
+  if (bits & shm::kArmFutex) shm::WakeFutexWaiters(w);
+  if ((bits & shm::kArmDoorbell) && waker != nullptr) {
+    for (auto& e : w->waiters) {
+      // Acquire: pairs with the waiter's CAS that listed itself.
+      const uint32_t id = e.load(std::memory_order_acquire);
+      if (id != 0) waker->KickDoorbell(id);
+    }
+  }
+}
+
+}  // namespace offload::wire
+
+#endif  // OFFLOAD_DAEMON_WIRE_APP_WAKER_H_
