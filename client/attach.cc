@@ -5,7 +5,9 @@
 #include <poll.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/random.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <time.h>
@@ -17,6 +19,7 @@
 #include "client/libc.h"
 #include "client/log.h"
 #include "shm/fence.h"
+#include "shm/futex.h"
 #include "shm/unique_fd.h"
 #include "shm/wakeup.h"
 
@@ -40,6 +43,17 @@ std::atomic<uint32_t> g_next_reg{1};
 std::unordered_map<uint32_t, Socket*>* g_regs = nullptr;
 std::vector<uint8_t>* g_slot_used = nullptr;
 shm::SocketSlot g_dummy_slot;
+std::atomic<int> g_doorbell_fd{-1};
+// Our doorbell id (shm/ring.h): random, chosen at the first attach, kept
+// across daemon restarts; 0 until then. g_doorbell_id is what peers may
+// find in wait lines: set once attached.
+uint64_t g_doorbell_pick = 0;
+std::atomic<uint64_t> g_doorbell_id{0};
+std::atomic<int> g_attach_fd{-1};
+// Peers' doorbells by id (our copies), guarded by g_peer_mu.
+pthread_mutex_t g_peer_mu = PTHREAD_MUTEX_INITIALIZER;
+std::unordered_map<uint64_t, int>* g_peer_doorbells = nullptr;
+std::atomic<uint32_t> g_fork_gen{1};
 
 int64_t NowMs() {
   struct timespec ts;
@@ -132,15 +146,24 @@ void LostDaemonLocked() {
     shm::UniqueFd drop(g_fd);
     g_fd = -1;
   }
+  g_attach_fd.store(-1, std::memory_order_release);
   g_arena.store(nullptr, std::memory_order_release);  // the mapping stays: slots point into it
+  // Engines' doorbells were that daemon's: the next one has its own.
+  pthread_mutex_lock(&g_peer_mu);
+  if (g_peer_doorbells != nullptr) {
+    for (auto it = g_peer_doorbells->begin(); it != g_peer_doorbells->end();) {
+      if (it->first & shm::kEngineDoorbellBit) {
+        if (it->second >= 0) shm::UniqueFd drop(it->second);
+        it = g_peer_doorbells->erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+  pthread_mutex_unlock(&g_peer_mu);
   g_absent_until_ms = NowMs() + 1000;
   Log(2, "lost the connection to offloadd; new sockets use the kernel");
 }
-
-// Refuses an offer nobody can take: closing its fds (the liveness pipe
-// among them) ends the side; the daemon resets the connector (its data was
-// never read).
-void RefusePipe(const int* fds, int nfds) { CloseFds(fds, nfds); }
 
 void DispatchLocked(const shm::Msg& m, int* fds, int nfds) {
   Socket* s = nullptr;
@@ -149,25 +172,6 @@ void DispatchLocked(const shm::Msg& m, int* fds, int nfds) {
     if (it != g_regs->end()) s = it->second;
   }
   switch (m.type) {
-    case shm::MsgType::kOffer:
-      if (s == nullptr || s->path.load() != Path::kListener || nfds != 4) {
-        RefusePipe(fds, nfds);
-        return;
-      }
-      {
-        PendingOffer o;
-        o.msg = m;
-        memcpy(o.fds, fds, sizeof(o.fds));
-        pthread_mutex_lock(&s->mu);
-        s->offers.push_back(o);
-        pthread_mutex_unlock(&s->mu);
-        s->offers_total.fetch_add(1, std::memory_order_release);
-        // The daemon's kick may already have been consumed by a waiter that
-        // could not drain (another thread held the attach socket): kick
-        // again now that the offer is queued.
-        if (s->efd.valid()) shm::Kick(s->efd.get());
-      }
-      return;
     case shm::MsgType::kDgramOffer: {
       InRing* r = nullptr;
       if (s != nullptr && s->path.load() == Path::kUdp && nfds == 1) {
@@ -228,19 +232,49 @@ bool AttachLocked() {
     return false;
   }
   g_fd = HideFd(fd.release());
+  // Our doorbell: peers (and offloadd's engines) write it to wake our
+  // threads sleeping in poll/select/epoll; it goes to offloadd with hello.
+  // The same one for the process's life (peers that knew it through a
+  // daemon that restarted still reach us).
+  if (g_doorbell_fd.load(std::memory_order_relaxed) < 0) {
+    g_doorbell_fd.store(HideFd(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)), std::memory_order_release);
+  }
+  const int doorbell = g_doorbell_fd.load(std::memory_order_relaxed);
+  if (doorbell < 0) {
+    LostDaemonLocked();
+    return false;
+  }
+  if (g_doorbell_pick == 0) {
+    uint64_t r = 0;
+    while (r == 0) {
+      if (getrandom(&r, sizeof(r), 0) != static_cast<ssize_t>(sizeof(r))) {
+        r = (uint64_t(getpid()) << 32) ^ static_cast<uint64_t>(NowMs());
+      }
+      r &= ~shm::kEngineDoorbellBit;
+    }
+    g_doorbell_pick = r;
+  }
   shm::Msg m = {};
   m.type = shm::MsgType::kHello;
   m.seq = ++g_seq;
   m.value = shm::kAbiVersion;
+  m.value64 = g_doorbell_pick;
   snprintf(m.program, sizeof(m.program), "%s", cfg.program);
   snprintf(m.app_id, sizeof(m.app_id), "%s", cfg.application_id);
   shm::Msg r;
   int fds[shm::kMaxMsgFds];
   int nfds = 0;
   struct pollfd pfd = {g_fd, POLLIN, 0};
-  if (!SendRaw(m, nullptr, 0) || Real().poll(&pfd, 1, 5000) != 1 ||
+  const int hello_fds[1] = {doorbell};
+  if (!SendRaw(m, hello_fds, 1) || Real().poll(&pfd, 1, 5000) != 1 ||
       RecvRaw(&r, fds, &nfds, false) != 1) {
     Log(2, "offloadd did not answer the attach request; all sockets use the kernel");
+    LostDaemonLocked();
+    return false;
+  }
+  if (r.type == shm::MsgType::kStatus && r.status == EEXIST) {
+    CloseFds(fds, nfds);
+    g_doorbell_pick = 0;  // another process has that id: pick again next time
     LostDaemonLocked();
     return false;
   }
@@ -270,6 +304,8 @@ bool AttachLocked() {
   if (g_regs == nullptr) g_regs = new std::unordered_map<uint32_t, Socket*>();
   g_events_seen.store(h->events_posted.load(std::memory_order_acquire));
   g_gen.fetch_add(1, std::memory_order_relaxed);
+  g_doorbell_id.store(g_doorbell_pick, std::memory_order_release);
+  g_attach_fd.store(g_fd, std::memory_order_release);
   // Before any pipe. Registration also lets streaming producers go lazy.
   if (h->fence_mode == shm::kFenceAsymmetric) {
     shm::EnableAsymmetricFences();
@@ -287,11 +323,13 @@ bool EnsureAttached() {
   if (g_arena.load(std::memory_order_acquire) != nullptr) return true;
   pthread_mutex_lock(&g_mu);
   bool ok = g_arena.load(std::memory_order_relaxed) != nullptr;
+  bool attached_now = false;
   if (!ok && NowMs() >= g_absent_until_ms) {
-    ok = AttachLocked();
+    ok = attached_now = AttachLocked();
     if (!ok && g_absent_until_ms != INT64_MAX) g_absent_until_ms = NowMs() + 1000;
   }
   pthread_mutex_unlock(&g_mu);
+  if (attached_now && g_on_attached != nullptr) g_on_attached();
   return ok;
 }
 
@@ -306,6 +344,7 @@ int DaemonLogLevel() {
 }
 
 bool Call(shm::Msg* msg, const int* fds, int nfds, shm::Msg* reply, int* rfds, int* nrfds) {
+  EnsureAttached();  // a forked child attaches on its first request
   pthread_mutex_lock(&g_mu);
   *nrfds = 0;
   if (g_fd < 0 || g_arena.load() == nullptr) {
@@ -327,7 +366,7 @@ bool Call(shm::Msg* msg, const int* fds, int nfds, shm::Msg* reply, int* rfds, i
       pthread_mutex_unlock(&g_mu);
       return false;
     }
-    if (reply->type == shm::MsgType::kOffer || reply->type == shm::MsgType::kDgramOffer) {
+    if (reply->type == shm::MsgType::kDgramOffer) {
       DispatchLocked(*reply, got, ngot);
       continue;
     }
@@ -342,11 +381,13 @@ bool Call(shm::Msg* msg, const int* fds, int nfds, shm::Msg* reply, int* rfds, i
   }
 }
 
-void SendAsync(const shm::Msg& msg) {
+void SendAsync(const shm::Msg& msg, const int* fds, int nfds) {
   pthread_mutex_lock(&g_mu);
-  if (g_fd >= 0 && g_arena.load() != nullptr && !SendRaw(msg, nullptr, 0)) LostDaemonLocked();
+  if (g_fd >= 0 && g_arena.load() != nullptr && !SendRaw(msg, fds, nfds)) LostDaemonLocked();
   pthread_mutex_unlock(&g_mu);
 }
+
+void (*g_on_attached)() = nullptr;
 
 void DrainEvents() {
   if (pthread_mutex_trylock(&g_mu) != 0) return;  // the holder dispatches
@@ -428,8 +469,8 @@ shm::SocketSlot* AllocSlot(Socket* s) {
 
 void FreeSlot(Socket* s) {
   if (s->slot_index < 0) return;
-  if (s->serial < g_fork_serial) {  // inherited: the slot is the parent's
-    s->slot_index = -1;
+  if (s->slot_index >= 0 && s->serial < g_fork_serial && !s->slot_rebound) {
+    s->slot_index = -1;  // inherited: the slot is the parent's
     return;
   }
   s->slot->in_use.store(0, std::memory_order_release);
@@ -445,14 +486,93 @@ void FreeSlot(Socket* s) {
 void AttachAtForkChild() {
   shm::ForgetFastSide();  // membarrier registrations are not inherited
   pthread_mutex_init(&g_mu, nullptr);
+  pthread_mutex_init(&g_peer_mu, nullptr);
+  g_fork_gen.fetch_add(1, std::memory_order_relaxed);  // new thread identities
   if (g_fd >= 0) {
     shm::UniqueFd drop(g_fd);  // the parent keeps its own session
     g_fd = -1;
   }
+  g_attach_fd.store(-1, std::memory_order_release);
+  // The parent's doorbell wakes the parent; ours comes with our session.
+  const int doorbell = g_doorbell_fd.exchange(-1, std::memory_order_acq_rel);
+  if (doorbell >= 0) shm::UniqueFd drop(doorbell);
+  g_doorbell_id.store(0, std::memory_order_release);
+  g_doorbell_pick = 0;
   g_arena.store(nullptr, std::memory_order_release);
   g_absent_until_ms = 0;
   if (g_regs != nullptr) g_regs->clear();
   g_fork_serial = NextSerial();
+}
+
+void DropSession() {
+  pthread_mutex_lock(&g_mu);
+  if (g_fd >= 0) LostDaemonLocked();
+  pthread_mutex_unlock(&g_mu);
+}
+
+int DoorbellFd() { return g_doorbell_fd.load(std::memory_order_acquire); }
+uint64_t DoorbellId() { return g_doorbell_id.load(std::memory_order_acquire); }
+int AttachFd() { return g_attach_fd.load(std::memory_order_acquire); }
+
+namespace {
+// Our copy of the eventfd behind doorbell `id` (asked once), or -1.
+int PeerDoorbell(uint64_t id) {
+  pthread_mutex_lock(&g_peer_mu);
+  if (g_peer_doorbells == nullptr) g_peer_doorbells = new std::unordered_map<uint64_t, int>();
+  auto it = g_peer_doorbells->find(id);
+  const int known = it == g_peer_doorbells->end() ? -2 : it->second;
+  pthread_mutex_unlock(&g_peer_mu);
+  if (known != -2) return known;
+  shm::Msg m = {};
+  m.type = shm::MsgType::kDoorbell;
+  m.value64 = id;
+  shm::Msg r;
+  int rfds[shm::kMaxMsgFds];
+  int nr = 0;
+  int fd = -1;
+  if (Call(&m, nullptr, 0, &r, rfds, &nr)) {
+    if (r.type == shm::MsgType::kDoorbellFd && nr == 1) {
+      fd = rfds[0];
+    } else {
+      for (int i = 0; i < nr; ++i) shm::UniqueFd drop(rfds[i]);
+    }
+  } else {
+    return -1;  // no daemon now: ask again next time
+  }
+  pthread_mutex_lock(&g_peer_mu);
+  auto [slot, inserted] = g_peer_doorbells->emplace(id, fd);
+  if (!inserted) {
+    if (fd >= 0) shm::UniqueFd drop(fd);  // another thread got it meanwhile
+    fd = slot->second;
+  }
+  pthread_mutex_unlock(&g_peer_mu);
+  return fd;  // -1: that process is gone (remembered: its id is never reused)
+}
+}  // namespace
+
+void WakeLine(shm::RingWaitLine* w, uint32_t bits) {
+  if (bits & shm::kArmFutex) shm::WakeFutexWaiters(w);
+  if (!(bits & shm::kArmDoorbell)) return;
+  const uint64_t self = DoorbellId();
+  for (auto& e : w->waiters) {
+    // Acquire: pairs with the waiter's CAS that listed itself.
+    const uint64_t id = e.load(std::memory_order_acquire);
+    if (id == 0) continue;
+    const int fd = id == self ? DoorbellFd() : PeerDoorbell(id);
+    if (fd >= 0) shm::Kick(fd);
+  }
+}
+
+uint64_t CallerToken() {
+  static thread_local uint64_t t_token = 0;
+  static thread_local uint32_t t_gen = 0;
+  const uint32_t gen = g_fork_gen.load(std::memory_order_relaxed);
+  if (t_gen != gen || t_token == 0) {
+    t_token = uint64_t(static_cast<uint32_t>(getpid())) << 32 |
+              static_cast<uint32_t>(syscall(SYS_gettid));
+    t_gen = gen;
+  }
+  return t_token;
 }
 
 bool RegisterEndpoint(Socket* s, shm::MsgType type, uint32_t value) {

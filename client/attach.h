@@ -44,8 +44,9 @@ int DaemonLogLevel();
 // `rfds` (up to shm::kMaxMsgFds; owned by the caller). Returns false if the
 // daemon is gone (the caller falls back to the kernel).
 bool Call(shm::Msg* msg, const int* fds, int nfds, shm::Msg* reply, int* rfds, int* nrfds);
-// Fire-and-forget message (closes, acknowledgements).
-void SendAsync(const shm::Msg& msg);
+// Fire-and-forget message (closes, acknowledgements), with up to
+// shm::kMaxMsgFds descriptors (borrowed).
+void SendAsync(const shm::Msg& msg, const int* fds = nullptr, int nfds = 0);
 
 // Drains the attach socket if the daemon posted something since the last
 // drain. Cheap (one load) when nothing is pending.
@@ -75,9 +76,31 @@ bool RegisterEndpoint(Socket* s, shm::MsgType type, uint32_t value);
 // Counter blocks in the arena; a process-local dummy when not attached.
 shm::SocketSlot* AllocSlot(Socket* s);
 void FreeSlot(Socket* s);
+// Called (once per attach) after this process attached: a forked child
+// gives the sockets it inherited slots of its own arena (sharing.cc).
+extern void (*g_on_attached)();
 
 // pthread_atfork child handler: forget the parent's session.
 void AttachAtForkChild();
+
+// --- wake-ups (shm/ring.h) ------------------------------------------------
+// This process's doorbell: the eventfd its threads sleep on in poll, select
+// and epoll (and in accept), and its id in rings' waiter sets. -1 / 0 when
+// not attached.
+int DoorbellFd();
+uint64_t DoorbellId();
+// The attach socket (POLLHUP: offloadd is gone), -1 when not attached.
+int AttachFd();
+// offloadd hung up: forget the session (new sockets use the kernel until
+// it is back; EnsureAttached() tries again at most once a second).
+void DropSession();
+// Wakes the sleepers `bits` (shm::TakeArmed() of `w`) says are there:
+// futex sleepers directly, poll/epoll sleepers through their process's
+// doorbell (asked from offloadd once per peer process).
+void WakeLine(shm::RingWaitLine* w, uint32_t bits);
+// The caller's identity for shm::EndLock (pid << 32 | tid), cached per
+// thread and renewed in a forked child.
+uint64_t CallerToken();
 // Sockets with a serial below this were inherited across fork.
 extern uint64_t g_fork_serial;
 

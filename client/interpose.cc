@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "client/attach.h"
+#include "client/channels.h"
 #include "client/config.h"
 #include "client/decision.h"
 #include "client/fd_table.h"
@@ -156,7 +157,10 @@ int AddConfRuleApi(const char* line) { return AddLocalRule(line); }
 offload_api_t g_api = {ThreadOffloadApi, AddConfRuleApi,
                        OFFLOAD_EXTRA_API_THREAD_OFFLOAD | OFFLOAD_EXTRA_API_ADD_CONF_RULE};
 
-void ChildAfterFork() { AttachAtForkChild(); }
+void ChildAfterFork() {
+  AttachAtForkChild();
+  ChannelsAtForkChild();
+}
 
 void WriteStatsFile() {
   const char* path = Config().stats_file;
@@ -189,6 +193,9 @@ __attribute__((constructor)) void Init() {
   InitLog();
   InitFdTable();
   pthread_atfork(nullptr, nullptr, ChildAfterFork);
+  g_on_attached = AfterForkInChild;
+  // Offloaded sockets inherited across exec (inetd style, pass_fds).
+  AdoptInherited();
 }
 
 __attribute__((destructor)) void Fini() { WriteStatsFile(); }
@@ -237,6 +244,28 @@ EXPORT int shutdown(int fd, int how) noexcept {
   return Real().shutdown(fd, how);
 }
 
+namespace {
+void ReleaseRange(unsigned int first, unsigned int last) {
+  const unsigned int end = std::min<unsigned int>(last, oc::g_fd_table_size - 1);
+  for (unsigned int fd = first; fd <= end && fd < static_cast<unsigned int>(oc::g_fd_table_size);
+       ++fd) {
+    if (oc::GetObject(static_cast<int>(fd)) != nullptr) oc::ReleaseFd(static_cast<int>(fd));
+  }
+}
+}  // namespace
+
+EXPORT int close_range(unsigned int first, unsigned int last, int flags) noexcept {
+  const int rc = Real().close_range(first, last, flags);
+  if (rc == 0 && !(flags & CLOSE_RANGE_CLOEXEC) && first <= last) ReleaseRange(first, last);
+  return rc;
+}
+
+EXPORT void closefrom(int lowfd) noexcept {
+  if (lowfd < 0) lowfd = 0;
+  ReleaseRange(static_cast<unsigned int>(lowfd), ~0u);
+  Real().closefrom(lowfd);
+}
+
 EXPORT int bind(int fd, const sockaddr* addr, socklen_t len) noexcept {
   const int rc = Real().bind(fd, addr, len);
   Socket* s = oc::GetSocket(fd);
@@ -266,18 +295,19 @@ EXPORT int connect(int fd, const sockaddr* addr, socklen_t len) noexcept {
       // A second connect() during / after a non-blocking one, as Linux.
       // Linux: the first connect() after the handshake ended returns its
       // outcome (0, or the pending error / ECONNABORTED), later ones EISCONN.
+      offload::client::PipeEnd* pe = s->pipe.get();
       if (oc::ConnectProgress(s) == EINPROGRESS) {
         errno = EALREADY;
         return -1;
       }
-      if (s->async_connect) {
-        s->async_connect = false;
-        if (!s->connect_failed) return 0;
-        errno = s->so_error != 0 ? s->so_error : ECONNABORTED;
-        s->so_error = 0;
+      if (pe->async_connect) {
+        pe->async_connect = false;
+        if (!pe->connect_failed) return 0;
+        const int err = pe->me().so_error.exchange(0, std::memory_order_acq_rel);
+        errno = err != 0 ? err : ECONNABORTED;
         return -1;
       }
-      errno = s->connect_failed ? ECONNABORTED : EISCONN;
+      errno = pe->connect_failed ? ECONNABORTED : EISCONN;
       return -1;
     }
     if (p == Path::kUndecided && oc::IsInet(addr, len)) {
@@ -344,8 +374,8 @@ EXPORT int getsockopt(int fd, int level, int name, void* val, socklen_t* len) no
   if (s != nullptr && s->path.load() == Path::kPipe && level == SOL_SOCKET && val != nullptr &&
       len != nullptr && *len >= sizeof(int)) {
     if (name == SO_ERROR) {
-      int err = s->so_error;
-      s->so_error = 0;
+      oc::ConnectProgress(s);  // an engine connect that failed leaves its error here
+      int err = s->pipe->me().so_error.exchange(0, std::memory_order_acq_rel);
       memcpy(val, &err, sizeof(err));
       *len = sizeof(int);
       return 0;
@@ -358,15 +388,30 @@ EXPORT int setsockopt(int fd, int level, int name, const void* val, socklen_t le
   const int rc = Real().setsockopt(fd, level, name, val, len);
   Socket* s = oc::GetSocket(fd);
   if (rc != 0 || s == nullptr) return rc;
-  if (level == SOL_SOCKET && name == SO_RCVTIMEO) s->rcvtimeo_ms = oc::TimevalMs(val, len);
-  if (level == SOL_SOCKET && name == SO_SNDTIMEO) s->sndtimeo_ms = oc::TimevalMs(val, len);
+  offload::client::PipeEnd* pe = s->path.load() == Path::kPipe ? s->pipe.get() : nullptr;
+  if (level == SOL_SOCKET && name == SO_RCVTIMEO) {
+    s->rcvtimeo_ms = oc::TimevalMs(val, len);
+    if (pe != nullptr) pe->me().rcvtimeo_ms.store(static_cast<int32_t>(s->rcvtimeo_ms));
+  }
+  if (level == SOL_SOCKET && name == SO_SNDTIMEO) {
+    s->sndtimeo_ms = oc::TimevalMs(val, len);
+    if (pe != nullptr) pe->me().sndtimeo_ms.store(static_cast<int32_t>(s->sndtimeo_ms));
+  }
   if (level == SOL_SOCKET && name == SO_LINGER && val != nullptr && len >= sizeof(linger)) {
     const linger* l = static_cast<const linger*>(val);
     s->linger_abort = l->l_onoff != 0 && l->l_linger == 0;
+    if (pe != nullptr) {
+      if (s->linger_abort) {
+        pe->me().flags.fetch_or(offload::shm::kEndLingerAbort, std::memory_order_acq_rel);
+      } else {
+        pe->me().flags.fetch_and(~offload::shm::kEndLingerAbort, std::memory_order_acq_rel);
+      }
+    }
   }
   if (level == IPPROTO_IP) oc::UdpMulticastOption(s, name, val, len);
   char detail[sizeof(s->slot->fallback_detail)];
   const Path path = s->path.load();
+  (void)pe;
   if ((path == Path::kUndecided || path == Path::kPipe) &&
       oc::OptionKeepsKernel(level, name, val, len, detail, sizeof(detail))) {
     if (path == Path::kUndecided) {
@@ -404,6 +449,35 @@ EXPORT int getpeername(int fd, sockaddr* addr, socklen_t* len) noexcept {
 }
 
 namespace {
+// The application's O_NONBLOCK of `s`: in the socket's shared state for an
+// offloaded one (every holder sees it, as the open file's flag in Linux).
+void SetNonblock(Socket* s, bool on) {
+  s->nonblock = on;
+  const Path p = s->path.load();
+  if (p == Path::kPipe) {
+    if (on) {
+      s->pipe->me().flags.fetch_or(offload::shm::kEndNonblock, std::memory_order_acq_rel);
+    } else {
+      s->pipe->me().flags.fetch_and(~offload::shm::kEndNonblock, std::memory_order_acq_rel);
+    }
+  } else if (p == Path::kListener) {
+    if (on) {
+      s->listener->hdr->app_flags.fetch_or(offload::shm::kListenerNonblock);
+    } else {
+      s->listener->hdr->app_flags.fetch_and(~offload::shm::kListenerNonblock);
+    }
+  }
+}
+
+bool GetNonblock(Socket* s) {
+  const Path p = s->path.load();
+  if (p == Path::kPipe) return s->pipe->flags() & offload::shm::kEndNonblock;
+  if (p == Path::kListener) {
+    return s->listener->hdr->app_flags.load() & offload::shm::kListenerNonblock;
+  }
+  return s->nonblock;
+}
+
 int FcntlImpl(int fd, int cmd, long arg) {
   Socket* s = oc::GetSocket(fd);
   if (s == nullptr) {
@@ -415,13 +489,13 @@ int FcntlImpl(int fd, int cmd, long arg) {
     case F_GETFL: {
       const int fl = Real().fcntl(fd, cmd);
       if (fl < 0) return fl;
-      return s->nonblock ? (fl | O_NONBLOCK) : (fl & ~O_NONBLOCK);
+      return GetNonblock(s) ? (fl | O_NONBLOCK) : (fl & ~O_NONBLOCK);
     }
     case F_SETFL: {
       long real_arg = arg;
       if (s->path.load() == Path::kListener) real_arg |= O_NONBLOCK;  // see TcpAfterListen
       const int rc = Real().fcntl(fd, cmd, real_arg);
-      if (rc == 0) s->nonblock = (arg & O_NONBLOCK) != 0;
+      if (rc == 0) SetNonblock(s, (arg & O_NONBLOCK) != 0);
       return rc;
     }
     case F_DUPFD:
@@ -461,11 +535,11 @@ EXPORT int ioctl(int fd, unsigned long req, ...) noexcept {
   if (s != nullptr && req == FIONBIO && arg != nullptr) {
     const bool on = *static_cast<int*>(arg) != 0;
     if (s->path.load() == Path::kListener) {
-      s->nonblock = on;
+      SetNonblock(s, on);
       return 0;
     }
     const int rc = Real().ioctl(fd, req, arg);
-    if (rc == 0) s->nonblock = on;
+    if (rc == 0) SetNonblock(s, on);
     return rc;
   }
   if (s != nullptr && req == FIONREAD && arg != nullptr) {
@@ -548,26 +622,11 @@ EXPORT int dup3(int fd, int nfd, int flags) noexcept {
   return rc;
 }
 
-namespace offload {
-namespace client {
-namespace {
-// The child of fork(): inherited offloaded listeners join the child's own
-// session right away (the parent may close its copy at any moment).
-void AfterForkInChild() {
-  if (g_offloaded_listeners.load(std::memory_order_relaxed) == 0) return;
-  for (int fd = 0; fd < g_fd_table_size; ++fd) {
-    Socket* s = GetSocket(fd);
-    if (s != nullptr && s->path.load() == Path::kListener) ReRegisterAfterFork(s);
-  }
-}
-}  // namespace
-}  // namespace client
-}  // namespace offload
-
 EXPORT pid_t fork(void) noexcept {
-  const pid_t pid = Real().fork();
-  if (pid == 0) oc::AfterForkInChild();
-  return pid;
+  // Every offloaded socket will be held by two processes: offloadd follows
+  // them from now on (sharing.cc).
+  oc::ShareAllBeforeFork();
+  return Real().fork();
 }
 
 // vfork shares the parent's memory; our fork handlers would corrupt it, so

@@ -82,7 +82,12 @@ EXPORT ssize_t __recvfrom_chk(int fd, void* buf, size_t n, size_t buflen, int fl
 
 EXPORT ssize_t recvmsg(int fd, msghdr* msg, int flags) noexcept {
   Socket* s = oc::GetOffloaded(fd);
-  if (s == nullptr) return Real().recvmsg(fd, msg, flags);
+  if (s == nullptr) {
+    const ssize_t n = Real().recvmsg(fd, msg, flags);
+    // Sockets passed to us (SCM_RIGHTS) may be offloaded ones: adopt them.
+    if (n >= 0 && msg != nullptr && msg->msg_controllen != 0) oc::AdoptFdsInMessage(msg);
+    return n;
+  }
   if (s->path.load() == Path::kUdp) return oc::UdpRecv(s, msg, flags);
   socklen_t namelen = msg->msg_namelen;
   const ssize_t n = oc::SocketRecv(s, fd, msg->msg_iov, static_cast<int>(msg->msg_iovlen), flags,
@@ -133,8 +138,12 @@ EXPORT ssize_t sendto(int fd, const void* buf, size_t n, int flags, const sockad
 
 EXPORT ssize_t sendmsg(int fd, const msghdr* msg, int flags) noexcept {
   Socket* s = oc::GetSocket(fd);
-  if (s == nullptr || s->path.load(std::memory_order_relaxed) == Path::kKernel ||
-      msg->msg_controllen != 0) {
+  if (msg != nullptr && msg->msg_controllen != 0) {
+    // Offloaded sockets passed in SCM_RIGHTS become shared first.
+    oc::ShareFdsInMessage(msg);
+    return Real().sendmsg(fd, msg, flags);
+  }
+  if (s == nullptr || s->path.load(std::memory_order_relaxed) == Path::kKernel) {
     return Real().sendmsg(fd, msg, flags);
   }
   return oc::SocketSend(s, fd, msg->msg_iov, static_cast<int>(msg->msg_iovlen), flags,

@@ -59,6 +59,17 @@ void ResolveAll() {
   Resolve(&r.fork, "fork");
   Resolve(&r.daemon, "daemon");
   Resolve(&r.sendfile, "sendfile");
+  Resolve(&r.close_range, "close_range");
+  Resolve(&r.closefrom, "closefrom");
+  Resolve(&r.execve, "execve");
+  Resolve(&r.execv, "execv");
+  Resolve(&r.execvp, "execvp");
+  Resolve(&r.execvpe, "execvpe");
+  Resolve(&r.fexecve, "fexecve");
+  Resolve(&r.posix_spawn, "posix_spawn");
+  Resolve(&r.posix_spawnp, "posix_spawnp");
+  Resolve(&r.system, "system");
+  Resolve(&r.popen, "popen");
 }
 
 }  // namespace

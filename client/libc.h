@@ -9,6 +9,8 @@
 
 #include <poll.h>
 #include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
 #include <sys/epoll.h>
 #include <sys/select.h>
 #include <sys/socket.h>
@@ -60,6 +62,19 @@ struct RealLibc {
   pid_t (*fork)(void);
   int (*daemon)(int, int);
   ssize_t (*sendfile)(int, int, off_t*, size_t);
+  int (*close_range)(unsigned int, unsigned int, int);
+  void (*closefrom)(int);
+  int (*execve)(const char*, char* const[], char* const[]);
+  int (*execv)(const char*, char* const[]);
+  int (*execvp)(const char*, char* const[]);
+  int (*execvpe)(const char*, char* const[], char* const[]);
+  int (*fexecve)(int, char* const[], char* const[]);
+  int (*posix_spawn)(pid_t*, const char*, const posix_spawn_file_actions_t*,
+                     const posix_spawnattr_t*, char* const[], char* const[]);
+  int (*posix_spawnp)(pid_t*, const char*, const posix_spawn_file_actions_t*,
+                      const posix_spawnattr_t*, char* const[], char* const[]);
+  int (*system)(const char*);
+  FILE* (*popen)(const char*, const char*);
 };
 
 // REQUIRES: nothing. Never returns null members on a sane glibc.

@@ -4,15 +4,18 @@
 // with a zero-timeout kernel call every OFFLOAD_SELECT_POLL_OS_RATIO spins.
 // A call spins for up to OFFLOAD_SELECT_POLL µs, but only while the set saw
 // activity in the last second (fast when busy, silent when idle), then arms
-// the need-wake-up flags of every offloaded fd and sleeps in the kernel on
-// the kernel fds + the offloaded fds' eventfds (+ shadows of offloaded
-// listeners/UDP sockets).
+// every offloaded fd (shm/ring.h: this process's doorbell listed on the
+// lines it waits on) and sleeps in the kernel on the kernel fds + the
+// doorbell (+ the shadows of offloaded listeners/UDP sockets, the eventfds
+// of UDP sockets, and the attach socket when an engine serves a
+// connection: offloadd's death resets those).
 //
 // epoll: offloaded fds live in a user-space list attached to the epoll fd
-// (EpollSet); their eventfds and shadows are registered in the kernel epoll
-// set with tagged data (socket.h kTag*). Level-triggered, EPOLLET (report
-// when new data arrived / space was freed since the last report) and
-// EPOLLONESHOT keep their meaning; closing an fd drops it from every set.
+// (EpollSet); the doorbell, the UDP eventfds and the shadows are registered
+// in the kernel epoll set with tagged data (socket.h kTag*).
+// Level-triggered, EPOLLET (report when new data arrived / space was freed
+// since the last report) and EPOLLONESHOT keep their meaning; closing an fd
+// drops it from every set.
 
 #include <errno.h>
 #include <fcntl.h>
@@ -111,11 +114,26 @@ static int PollOffloaded(pollfd* fds, nfds_t n, Socket** socks, size_t offloaded
     }
   }
   const size_t nkernel = kfds.size();
+  bool need_doorbell = false, need_attach = false;
   for (nfds_t i = 0; i < n; ++i) {
-    if (socks[i] != nullptr) {
+    if (socks[i] == nullptr) continue;
+    if (socks[i]->path.load() == Path::kUdp) {
       kfds.push_back({socks[i]->efd.get(), POLLIN, 0});
       kmap.push_back(static_cast<int>(i));
+    } else {
+      need_doorbell = true;
+      need_attach |= socks[i]->path.load() == Path::kPipe && socks[i]->pipe->engine;
     }
+  }
+  const int doorbell_at = need_doorbell && DoorbellFd() >= 0 ? static_cast<int>(kfds.size()) : -1;
+  if (doorbell_at >= 0) {
+    kfds.push_back({DoorbellFd(), POLLIN, 0});
+    kmap.push_back(-1);
+  }
+  const int attach_at = need_attach && AttachFd() >= 0 ? static_cast<int>(kfds.size()) : -1;
+  if (attach_at >= 0) {
+    kfds.push_back({AttachFd(), 0, 0});
+    kmap.push_back(-1);
   }
   const ClientConfig& cfg = Config();
   const int64_t start = NowNs();
@@ -168,8 +186,9 @@ static int PollOffloaded(pollfd* fds, nfds_t n, Socket** socks, size_t offloaded
     }
     // Sleep: arm every offloaded fd, re-check, then the kernel.
     bool armed_ready = false;
+    bool listed = true;
     for (nfds_t i = 0; i < n; ++i) {
-      if (socks[i] != nullptr) ArmFlags(socks[i], fds[i].events);
+      if (socks[i] != nullptr) listed &= ArmFlags(socks[i], fds[i].events);
     }
     shm::HeavyFence();  // one for the whole set
     bool barrier_done = false;
@@ -183,7 +202,12 @@ static int PollOffloaded(pollfd* fds, nfds_t n, Socket** socks, size_t offloaded
       continue;
     }
     for (auto& k : kfds) k.revents = 0;
-    const int64_t left = deadline == INT64_MAX ? -1 : std::max<int64_t>(0, deadline - NowNs());
+    int64_t left = deadline == INT64_MAX ? -1 : std::max<int64_t>(0, deadline - NowNs());
+    // A socket that could not list our doorbell: a short sleep, never an
+    // unwoken one.
+    if ((!listed || (need_doorbell && doorbell_at < 0)) && (left < 0 || left > 1000000)) {
+      left = 1000000;
+    }
     struct timespec ts = {left / 1000000000, left % 1000000000};
     const int rc = Real().ppoll(kfds.data(), kfds.size(), left < 0 ? nullptr : &ts, sigmask);
     slept = true;
@@ -195,8 +219,11 @@ static int PollOffloaded(pollfd* fds, nfds_t n, Socket** socks, size_t offloaded
     }
     if (rc < 0) return -1;  // EINTR etc.
     for (size_t k = nkernel; k < kfds.size(); ++k) {
+      if (static_cast<int>(k) == doorbell_at || static_cast<int>(k) == attach_at) continue;
       if (kfds[k].revents & POLLIN) shm::Drain(kfds[k].fd);
     }
+    AfterDoorbellSleep(doorbell_at >= 0 && (kfds[doorbell_at].revents & POLLIN),
+                       attach_at >= 0 && (kfds[attach_at].revents & (POLLHUP | POLLERR)));
     // The kernel results of this sleep are used as they are; a timeout
     // still gets one last look at the offloaded fds before returning 0.
     kernel_fresh = nkernel > 0;
@@ -225,21 +252,48 @@ EpollSet* GetOrCreateSet(int epfd) {
   return created;
 }
 
+// The process-wide fds a set's sleep needs: the doorbell (once per set),
+// and the attach socket when an engine serves one of its connections.
+// REQUIRES: set->mu held.
+void RegisterProcessFds(EpollSet* set, Socket* s) {
+  const Path p = s->path.load();
+  if (p == Path::kUdp) return;
+  const int doorbell = DoorbellFd();
+  if (doorbell >= 0 && set->doorbell_fd != doorbell) {
+    if (set->doorbell_fd >= 0) Real().epoll_ctl(set->epfd, EPOLL_CTL_DEL, set->doorbell_fd, nullptr);
+    epoll_event ev = {};
+    ev.events = EPOLLIN;
+    ev.data.u64 = kTagDoorbell;
+    if (Real().epoll_ctl(set->epfd, EPOLL_CTL_ADD, doorbell, &ev) == 0) set->doorbell_fd = doorbell;
+  }
+  const int attach = AttachFd();
+  if (p == Path::kPipe && s->pipe->engine && attach >= 0 && set->attach_fd != attach) {
+    if (set->attach_fd >= 0) Real().epoll_ctl(set->epfd, EPOLL_CTL_DEL, set->attach_fd, nullptr);
+    epoll_event ev = {};
+    ev.events = 0;  // EPOLLHUP / EPOLLERR are always reported
+    ev.data.u64 = kTagAttach;
+    if (Real().epoll_ctl(set->epfd, EPOLL_CTL_ADD, attach, &ev) == 0) set->attach_fd = attach;
+  }
+}
+
 void KernelRegister(EpollSet* set, Socket* s, int fd) {
   epoll_event ev = {};
   ev.events = EPOLLIN;
   ev.data.u64 = kTagEfd | static_cast<uint32_t>(fd);
-  if (s->efd.valid()) Real().epoll_ctl(set->epfd, EPOLL_CTL_ADD, s->efd.get(), &ev);
   const Path p = s->path.load();
+  if (p == Path::kUdp && s->efd.valid()) Real().epoll_ctl(set->epfd, EPOLL_CTL_ADD, s->efd.get(), &ev);
   if (p == Path::kListener || p == Path::kUdp) {
     ev.data.u64 = kTagShadow | static_cast<uint32_t>(fd);
     Real().epoll_ctl(set->epfd, EPOLL_CTL_ADD, fd, &ev);
   }
+  RegisterProcessFds(set, s);
 }
 
 void KernelUnregister(EpollSet* set, Socket* s, int fd) {
-  if (s->efd.valid()) Real().epoll_ctl(set->epfd, EPOLL_CTL_DEL, s->efd.get(), nullptr);
   const Path p = s->path.load();
+  if (p == Path::kUdp && s->efd.valid()) {
+    Real().epoll_ctl(set->epfd, EPOLL_CTL_DEL, s->efd.get(), nullptr);
+  }
   if (p == Path::kListener || p == Path::kUdp) Real().epoll_ctl(set->epfd, EPOLL_CTL_DEL, fd, nullptr);
 }
 
@@ -350,7 +404,13 @@ int EpollCtlImpl(int epfd, int op, int fd, epoll_event* ev) {
   }
   pthread_mutex_unlock(&set->mu);
   // Wake a thread sleeping in epoll_wait on this set so it sees the change.
-  if (rc == 0 && op != EPOLL_CTL_DEL && s->efd.valid()) shm::Kick(s->efd.get());
+  if (rc == 0 && op != EPOLL_CTL_DEL) {
+    if (s->path.load() == Path::kUdp) {
+      if (s->efd.valid()) shm::Kick(s->efd.get());
+    } else if (DoorbellFd() >= 0) {
+      shm::Kick(DoorbellFd());
+    }
+  }
   return rc;
 }
 
@@ -366,6 +426,14 @@ int TakeKernelEvents(EpollSet* set, const epoll_event* kev, int k, epoll_event* 
     if (tag == kTagEfd) {
       Socket* s = GetSocket(fd);
       if (s != nullptr && s->efd.valid()) shm::Drain(s->efd.get());
+    } else if (tag == kTagDoorbell) {
+      AfterDoorbellSleep(true, false);
+    } else if (tag == kTagAttach) {
+      if (kev[i].events & (EPOLLHUP | EPOLLERR)) {
+        Real().epoll_ctl(set->epfd, EPOLL_CTL_DEL, set->attach_fd, nullptr);
+        set->attach_fd = -1;
+        AfterDoorbellSleep(false, true);
+      }
     } else if (tag == kTagShadow) {
       for (auto& e : set->entries) {
         if (e.fd == fd) e.kernel_ready = true;
@@ -482,10 +550,14 @@ int EpollWaitImpl(int epfd, epoll_event* events, int maxevents, int timeout_ms,
     // Sleep: arm, re-check, then wait in the kernel (eventfds + shadows +
     // the application's kernel fds are all in this epoll set).
     bool ready = false;
+    bool listed = set->doorbell_fd >= 0 || DoorbellFd() < 0;
     pthread_mutex_lock(&set->mu);
     for (auto& e : set->entries) {
-      if (!e.disabled && !e.s->closed) ArmFlags(e.s, e.events);
+      if (e.disabled || e.s->closed) continue;
+      RegisterProcessFds(set, e.s);
+      listed &= ArmFlags(e.s, e.events);
     }
+    listed &= set->doorbell_fd >= 0 || set->entries.empty();
     shm::HeavyFence();  // one for the whole set
     bool barrier_done = false;
     for (auto& e : set->entries) {
@@ -493,7 +565,10 @@ int EpollWaitImpl(int epfd, epoll_event* events, int maxevents, int timeout_ms,
     }
     pthread_mutex_unlock(&set->mu);
     if (!ready) {
-      const int64_t left = deadline == INT64_MAX ? -1 : std::max<int64_t>(0, deadline - NowNs());
+      int64_t left = deadline == INT64_MAX ? -1 : std::max<int64_t>(0, deadline - NowNs());
+      // A socket that could not list our doorbell: a short sleep, never an
+      // unwoken one.
+      if (!listed && (left < 0 || left > 1000000)) left = 1000000;
       const int k = sigmask ? Real().epoll_pwait(epfd, kev, 64, ToMs(left), sigmask)
                             : Real().epoll_wait(epfd, kev, 64, ToMs(left));
       pthread_mutex_lock(&set->mu);

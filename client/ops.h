@@ -1,6 +1,7 @@
 // The offloaded socket operations behind the interposed calls: TCP pipes,
-// offloaded listeners, UDP rings, waiting, readiness. Everything here is
-// called with a Socket already looked up in the fd table.
+// offloaded listeners, sockets shared between processes, UDP rings,
+// waiting, readiness. Everything here is called with a Socket already
+// looked up in the fd table.
 //
 // Error convention: functions returning ssize_t/int return -1 with errno set
 // as the corresponding Linux call would; kUseKernel means "this call goes
@@ -62,26 +63,54 @@ ssize_t SocketRecv(Socket* s, int fd, const iovec* iov, int iovcnt, int flags, s
 ssize_t SocketSend(Socket* s, int fd, const iovec* iov, int iovcnt, int flags,
                    const sockaddr* to, socklen_t tolen);
 
-// TCP.
+// TCP (tcp.cc).
 void TcpAfterListen(Socket* s, int backlog);   // after a successful kernel listen()
 int TcpConnect(Socket* s, const sockaddr_in* dst);  // 0, -1 (errno) or kUseKernel
 int TcpAccept(Socket* s, sockaddr* addr, socklen_t* len, int flags);
-// In a forked child: registers an inherited offloaded listener with the
-// child's own session, so offloaded connections reach the child too.
-void ReRegisterAfterFork(Socket* s);
-// Number of offloaded listeners in this process (fork skips the scan at 0).
-extern std::atomic<int> g_offloaded_listeners;
+// Makes `s` this process's handle on end `end` of pipe (`chan`, slot,
+// gen); false if the slot is gone.
+bool AttachPipeEnd(Socket* s, shm::ChannelMap* chan, uint32_t slot, uint32_t gen, int end,
+                   bool engine);
+// Makes `s` this process's handle on listener `id` (a reference taken).
+bool AttachListener(Socket* s, uint32_t id, shm::ListenerHeader* hdr);
+// The last fd of `s` in this process is being closed (socket_ops.cc
+// Teardown): ends the pipe end if this process held it alone, drops our
+// references otherwise.
+void ClosePipeEnd(Socket* s);
+void CloseListenerRef(Socket* s);
+
+// Pipe I/O (pipe_io.cc).
 ssize_t PipeSend(Socket* s, const iovec* iov, int iovcnt, int flags);
 ssize_t PipeRecv(Socket* s, const iovec* iov, int iovcnt, int flags);
 int PipeShutdown(Socket* s, int how);
 size_t PipeReadable(Socket* s);
+uint32_t PipeEvents(Socket* s, uint32_t want);
 // The engine serving an offloaded TCP connection is gone (offloadd died):
 // the connection reads as reset (ECONNRESET), as after a RST.
 void EngineLost(Socket* s);
 // For a socket whose engine connect is in flight (non-blocking connect):
 // 0 once connected, EINPROGRESS while the handshake runs, or the errno it
-// failed with (also left in so_error; the socket then reads as reset).
+// failed with (also left in SO_ERROR; the socket then reads as reset).
 int ConnectProgress(Socket* s);
+// Blocks until the connect in flight ends; 0 or its errno.
+int WaitConnected(Socket* s);
+
+// Sockets held by several processes (sharing.cc).
+// Tells offloadd that `s` is (about to be) held by another process too:
+// from now on it ends when the last holder anywhere closes it.
+void ShareSocket(Socket* s);
+// Before fork(): every offloaded socket of this process becomes shared.
+void ShareAllBeforeFork();
+// Before exec: the offloaded sockets that survive it (no FD_CLOEXEC).
+void ShareSurvivorsBeforeExec();
+// Before sendmsg(): the offloaded sockets passed in its SCM_RIGHTS.
+void ShareFdsInMessage(const msghdr* msg);
+// After recvmsg(): the sockets received in its SCM_RIGHTS.
+void AdoptFdsInMessage(const msghdr* msg);
+// At start-up: sockets inherited across exec.
+void AdoptInherited();
+// In a forked child once attached: slots for the inherited sockets.
+void AfterForkInChild();
 
 // UDP.
 void UdpAfterBind(Socket* s);                  // after a successful kernel bind()
@@ -99,15 +128,16 @@ void UdpMulticastOption(Socket* s, int name, const void* val, socklen_t len);
 // `kernel_ready` says the shadow reported EPOLLIN (listeners, UDP).
 // `want`: the events the caller cares about (others may be left out).
 uint32_t Events(Socket* s, bool kernel_ready, uint32_t want);
-// Need-wake-up handshake for a sleep waiting on `events` of `s`. Returns
-// true if `s` became ready meanwhile (do not sleep).
-bool Arm(Socket* s, uint32_t events);
-// Arm() in two halves for many sockets: all ArmFlags(), one
-// shm::HeavyFence(), then all ArmRecheck() with one `barrier_done` (false
-// at first): the first socket whose producer is lazy issues the one
-// shm::PeerBarrier() the set needs.
-void ArmFlags(Socket* s, uint32_t events);
+// The sleep side of the wake-up handshake (shm/ring.h) for a thread about
+// to sleep on this process's doorbell waiting for `events` of `s`: lists
+// the doorbell and arms the lines, then (after one shm::HeavyFence() for
+// the whole set) ArmRecheck() says whether `s` became ready meanwhile; the
+// first socket whose producer is lazy issues the one shm::PeerBarrier()
+// the set needs (`barrier_done`, false at first). False from ArmFlags():
+// the socket could not list the doorbell (sleep with a short timeout).
+bool ArmFlags(Socket* s, uint32_t events);
 bool ArmRecheck(Socket* s, uint32_t events, bool* barrier_done);
+// UDP rings only (their eventfd protocol clears its flags).
 void Disarm(Socket* s);
 // EPOLLET marks: change when new data arrives / space is freed.
 uint64_t RxMark(Socket* s);
@@ -116,6 +146,9 @@ uint64_t TxMark(Socket* s);
 // Blocks until Events(s) & events, a timeout (ms, -1 forever) or a signal.
 // Returns 0 when ready, EAGAIN on timeout, EINTR on a signal.
 int WaitSocket(Socket* s, uint32_t events, int64_t timeout_ms);
+// Doorbell handling for sleepers (wait.cc): drains it; marks every engine
+// connection reset when the attach socket hung up (offloadd died).
+void AfterDoorbellSleep(bool doorbell_ready, bool attach_hup);
 
 // poll/select/epoll implementations (mux.cc).
 int PollImpl(pollfd* fds, nfds_t n, int64_t timeout_ns, const sigset_t* sigmask);

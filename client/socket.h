@@ -2,20 +2,29 @@
 // socket it manages (Socket) and for each epoll instance that watches an
 // offloaded socket (EpollSet).
 //
-// Every Socket has a shadow kernel socket whose fd number is the one the
-// application sees (DESIGN.md "The fd model"). A Socket starts undecided;
-// bind/listen/connect/first send decide whether it stays a kernel socket
-// (path kKernel) or is offloaded (kPipe, kListener, kUdp).
+// Every Socket's fd is a real kernel socket of the same family and type
+// (the shadow); it is the number the application sees, and its kernel file
+// is the socket's identity across fork, exec and SCM_RIGHTS (DESIGN.md "The
+// fd model"). A Socket starts undecided; bind/listen/connect/first send
+// decide whether it stays a kernel socket (path kKernel) or is offloaded
+// (kPipe, kListener, kUdp).
+//
+// An offloaded TCP socket's state lives in shared memory, where every
+// holder of it (threads, processes) reaches it: a pipe end's record and
+// rings (shm/pipe.h) or a listener's accept queue (shm/listener.h). A
+// Socket is this process's handle on it: pointers into the mappings,
+// cached ring indices, per-process heuristics.
 //
 // Thread safety / invariants:
 //   * The fd table maps fd -> FdObject* with atomic loads/stores; an object
 //     is reachable from every fd that dup()ed it (fd_refs) and from epoll
 //     entries (mem_refs). Teardown of the offloaded state runs when the last
 //     fd goes; memory is freed when the last reference goes.
-//   * The data path of one socket side (tx or rx) is used by one thread at a
-//     time (as with SPSC rings: concurrent senders on one socket must
-//     serialise themselves). Listener offers and incoming UDP rings are
-//     handed over under `mu`.
+//   * A pipe end's senders and receivers are serialised by the EndLocks in
+//     its rings (shm/end_lock.h), across threads and processes; the
+//     producer/consumer objects below are used under them.
+//   * UDP sockets: one thread at a time per socket direction; incoming
+//     rings are handed over under `mu`.
 
 #ifndef OFFLOAD_CLIENT_SOCKET_H_
 #define OFFLOAD_CLIENT_SOCKET_H_
@@ -26,13 +35,14 @@
 
 #include <atomic>
 #include <cstdint>
-#include <deque>
 #include <memory>
 #include <vector>
 
 #include "shm/abi.h"
-#include "shm/byte_ring.h"
+#include "shm/channel_map.h"
 #include "shm/dgram_ring.h"
+#include "shm/listener.h"
+#include "shm/ring.h"
 #include "shm/unique_fd.h"
 
 namespace offload {
@@ -54,12 +64,6 @@ enum class Path : uint8_t {
   kPipe = 2,      // connected same-host pipe
   kListener = 3,  // offloaded TCP listener (+ its shadow listening)
   kUdp = 4,       // offloaded UDP socket (rings + its shadow)
-};
-
-// A connection offered to a listener, waiting for accept().
-struct PendingOffer {
-  shm::Msg msg;
-  int fds[4];  // memfd, own efd, peer efd, liveness write end (owned)
 };
 
 struct InRing {  // an incoming UDP ring
@@ -88,6 +92,44 @@ struct OutRing {  // an outgoing UDP ring to one destination
   shm::UniqueFd efd;      // the receiver's eventfd
 };
 
+// This process's handle on one end of a pipe (a connected offloaded TCP
+// socket): end `end` of slot `slot` of channel `channel_id`.
+struct PipeEnd {
+  shm::ChannelMap* chan = nullptr;  // process-lifetime mapping (LocalChannels)
+  shm::PipeRecord* rec = nullptr;
+  uint32_t channel_id = 0, slot = 0, gen = 0;
+  int end = 0;            // 0 connector, 1 acceptor
+  bool engine = false;    // the other end is an engine (a connection on the wire)
+  shm::ByteRingProducer tx;  // dir[end]: under its producer_lock
+  shm::ByteRingConsumer rx;  // dir[1 - end]: under its consumer_lock
+  shm::EndState& me() const { return rec->end[end]; }
+  shm::EndState& peer() const { return rec->end[1 - end]; }
+  uint32_t flags() const { return me().flags.load(std::memory_order_acquire); }
+
+  // Streams of small messages (pipe_io.cc): per-process heuristics.
+  // The last operation was a recv that returned data (no send since).
+  std::atomic<bool> rx_streaming{false};
+  // Bumped by every receive; the sending thread counts sends since it last
+  // saw it change (tx_streak) and goes lazy after a run of them.
+  std::atomic<uint32_t> rx_epoch{0};
+  uint32_t tx_seen_rx_epoch = 0;
+  uint32_t tx_streak = 0;
+
+  // A non-blocking connect an engine is still completing.
+  std::atomic<bool> connecting{false};
+  bool async_connect = false;   // connect() returned EINPROGRESS, outcome not yet returned
+  bool connect_failed = false;  // the engine could not connect
+  // Our doorbell is listed in the rings' wait lines (removed at teardown).
+  std::atomic<bool> doorbell_listed{false};
+};
+
+// This process's handle on an offloaded listener's accept queue.
+struct ListenerRef {
+  uint32_t id = 0;
+  shm::ListenerHeader* hdr = nullptr;  // mapping owned by LocalListeners
+  std::atomic<bool> doorbell_listed{false};
+};
+
 struct Socket : FdObject {
   Socket() : FdObject(ObjKind::kSocket) { pthread_mutex_init(&mu, nullptr); }
   ~Socket() override;
@@ -95,10 +137,14 @@ struct Socket : FdObject {
   uint64_t serial = 0;       // unique per Socket, for stale epoll entries
   int fd = -1;               // the fd it was created as
   int type = 0;              // SOCK_STREAM or SOCK_DGRAM
+  uint64_t inode = 0;        // the shadow's inode (its identity for offloadd)
   std::atomic<Path> path{Path::kUndecided};
-  bool nonblock = false;     // the application's O_NONBLOCK
+  bool nonblock = false;     // the application's O_NONBLOCK (pipes: EndState kEndNonblock)
   bool thread_offload = true;  // creating thread's state
   std::atomic<bool> closed{false};  // torn down (last fd closed)
+  // Held by several processes (fork, exec, SCM_RIGHTS): offloadd watches
+  // it and ends it when the last holder closes it (sharing.cc).
+  std::atomic<bool> shared{false};
   shm::Fallback fallback = shm::Fallback::kNone;
   uint32_t rule_id = 0;
   char fallback_detail[24] = {};
@@ -106,49 +152,25 @@ struct Socket : FdObject {
   sockaddr_in local = {};    // what getsockname reports once offloaded
   sockaddr_in remote = {};
   bool bound = false;
-  bool connected = false;    // UDP default destination set / TCP pipe up
-  int64_t rcvtimeo_ms = -1;  // SO_RCVTIMEO (-1 = forever)
+  bool connected = false;    // UDP default destination set
+  int64_t rcvtimeo_ms = -1;  // SO_RCVTIMEO (-1 = forever); pipes: EndState
   int64_t sndtimeo_ms = -1;
-  int so_error = 0;          // pending SO_ERROR
+  int so_error = 0;          // pending SO_ERROR (UDP); pipes: EndState
 
   shm::SocketSlot* slot = nullptr;  // counters in the arena (never null once created)
   int slot_index = -1;
+  bool slot_rebound = false;  // inherited across fork, slot taken in our own arena
 
-  shm::UniqueFd efd;         // own wake-up eventfd
-  shm::UniqueFd peer_efd;    // pipe: the peer's eventfd
-  shm::UniqueFd alive;       // pipe: our copy of the side's liveness pipe (abi.h kPipe)
+  std::unique_ptr<PipeEnd> pipe;        // kPipe
+  std::unique_ptr<ListenerRef> listener;  // kListener
 
-  // kPipe
-  shm::Mapping seg;
-  shm::ByteRingProducer tx;
-  shm::ByteRingConsumer rx;
-  uint32_t pipe_id = 0;
-  int side = 0;              // 0 connector, 1 acceptor
-  bool shut_rd = false, shut_wr = false;
-  bool rst_reported = false;
-  // The last operation on this socket was a recv that returned data (no
-  // send since): the application is draining a stream (PipeRecv's slip).
-  // Relaxed atomics: a reader thread and a writer thread may share a socket.
-  std::atomic<bool> rx_streaming{false};
-  // Bumped by every receive. The sending thread alone owns the producer's
-  // lazy state: it counts sends since it last saw rx_epoch change
-  // (tx_streak) and goes lazy after a run of them (PipeSend, fence.h).
-  std::atomic<uint32_t> rx_epoch{0};
-  uint32_t tx_seen_rx_epoch = 0;
-  uint32_t tx_streak = 0;
-  // A non-blocking connect an engine is still completing (connect_status
-  // pending when connect() returned EINPROGRESS); see ConnectProgress().
-  std::atomic<bool> connecting{false};
-  bool async_connect = false;   // connect() returned EINPROGRESS, outcome not yet returned by connect()
-  bool connect_failed = false;  // the engine could not connect
+  shm::UniqueFd efd;         // UDP: own wake-up eventfd (its rings' producers kick it)
 
-  // kListener / kUdp registration with the current session
+  // kUdp registration with the current session
   uint32_t reg_id = 0;
   uint32_t reg_gen = 0;      // attach generation the registration belongs to
-  int backlog = 0;
-  pthread_mutex_t mu;        // guards `offers`, `new_rings`
-  std::deque<PendingOffer> offers;
-  std::atomic<uint64_t> offers_total{0};
+  int backlog = 0;           // listen() backlog
+  pthread_mutex_t mu;        // guards `new_rings`, `epolls`
   std::vector<InRing*> new_rings;          // handed over by the attach reader
   std::atomic<bool> has_new_rings{false};
 
@@ -201,6 +223,7 @@ struct EpollEntry {
   epoll_data_t data = {};
   bool disabled = false;     // EPOLLONESHOT fired
   bool kernel_ready = false; // the shadow reported readiness (listener/udp)
+  bool listed = false;       // our doorbell is in the socket's wait lines
   uint64_t rx_mark = 0, tx_mark = 0;  // EPOLLET: state at the last report
 };
 
@@ -210,14 +233,18 @@ struct EpollSet : FdObject {
   pthread_mutex_t mu;        // guards entries
   std::vector<EpollEntry> entries;  // offloaded sockets (user-space readiness)
   int kernel_fds = 0;        // application fds registered in the kernel set
+  int doorbell_fd = -1;      // our doorbell as registered in the kernel set (-1: not)
+  int attach_fd = -1;        // the attach socket as registered (-1: not)
   std::atomic<int64_t> last_active_ns{0};  // last time epoll_wait returned events
   std::atomic<uint32_t> calls{0};          // epoll_wait calls (kernel-check ratio)
 };
 
 // Tags in epoll_data.u64 for our own registrations in an application's
 // epoll set: the high 32 bits are the tag, the low 32 bits the fd.
-inline constexpr uint64_t kTagEfd = 0x0ff10ad1ull << 32;
-inline constexpr uint64_t kTagShadow = 0x0ff10ad2ull << 32;
+inline constexpr uint64_t kTagEfd = 0x0ff10ad1ull << 32;     // a UDP socket's eventfd
+inline constexpr uint64_t kTagShadow = 0x0ff10ad2ull << 32;  // a listener's / UDP shadow
+inline constexpr uint64_t kTagDoorbell = 0x0ff10ad3ull << 32;  // the process's doorbell
+inline constexpr uint64_t kTagAttach = 0x0ff10ad4ull << 32;    // the attach socket (offloadd died)
 inline constexpr uint64_t kTagMask = 0xffffffffull << 32;
 
 }  // namespace client

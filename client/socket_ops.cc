@@ -17,8 +17,6 @@
 namespace offload {
 namespace client {
 
-std::atomic<int> g_offloaded_listeners{0};
-
 int64_t NowNs() {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -29,9 +27,6 @@ Socket::~Socket() {
   for (InRing* r : in_rings) delete r;
   for (InRing* r : new_rings) delete r;
   for (OutRing* r : out_rings) delete r;
-  for (auto& o : offers) {
-    for (int f : o.fds) shm::UniqueFd drop(f);
-  }
   pthread_mutex_destroy(&mu);
 }
 
@@ -42,9 +37,12 @@ Socket* NewSocket(int fd, int type, bool nonblock) {
   s->type = type;
   s->nonblock = nonblock;
   AllocSlot(s);
-  // The shadow's inode identifies the socket (offloadctl stats, ss -e).
+  // The shadow's inode identifies the socket (offloadd, offloadctl stats,
+  // ss -e).
   struct stat st;
-  if (fstat(fd, &st) == 0) s->slot->inode = st.st_ino;
+  if (fstat(fd, &st) == 0) s->inode = st.st_ino;
+  s->slot->inode = s->inode;
+  s->slot->family = AF_INET;
   return s;
 }
 
@@ -72,6 +70,20 @@ void OnOffloaded(Socket* s, Path path) {
   slot->rule_id = s->rule_id;
   slot->path = static_cast<uint8_t>(path == Path::kUdp ? shm::SocketPath::kUdpRing
                                                        : shm::SocketPath::kPipe);
+  if (path == Path::kPipe && s->pipe != nullptr) {
+    PipeEnd* p = s->pipe.get();
+    // The socket's own options, set before it was offloaded, are the
+    // socket's (every holder reads them from the end's state).
+    uint32_t set = 0;
+    if (s->linger_abort) set |= shm::kEndLingerAbort;
+    if (s->nonblock) set |= shm::kEndNonblock;
+    if (set != 0) p->me().flags.fetch_or(set, std::memory_order_acq_rel);
+    if (s->rcvtimeo_ms >= 0) p->me().rcvtimeo_ms.store(static_cast<int32_t>(s->rcvtimeo_ms));
+    if (s->sndtimeo_ms >= 0) p->me().sndtimeo_ms.store(static_cast<int32_t>(s->sndtimeo_ms));
+  }
+  if (path == Path::kListener && s->listener != nullptr && s->nonblock) {
+    s->listener->hdr->app_flags.fetch_or(shm::kListenerNonblock, std::memory_order_relaxed);
+  }
   slot->state = static_cast<uint8_t>(path == Path::kListener ? shm::SocketState::kListen
                                      : path == Path::kPipe   ? shm::SocketState::kEstablished
                                                              : shm::SocketState::kBound);
@@ -89,7 +101,6 @@ void OnOffloaded(Socket* s, Path path) {
     ev.data = r.data;
     EpollCtlImpl(r.epfd, EPOLL_CTL_ADD, s->fd, &ev);
   }
-  if (path == Path::kListener) g_offloaded_listeners.fetch_add(1, std::memory_order_relaxed);
   if (Config().debug) DebugLine("enabled bypass on fd %d", s->fd);
   Log(4, "fd %d offloaded (%s)", s->fd,
       path == Path::kPipe ? "pipe" : path == Path::kListener ? "listener" : "udp");
@@ -97,40 +108,13 @@ void OnOffloaded(Socket* s, Path path) {
 
 void Teardown(Socket* s) {
   s->closed = true;
-  if (s->efd.valid()) shm::Kick(s->efd.get());  // blocked waiters see `closed`
+  if (s->efd.valid()) shm::Kick(s->efd.get());  // blocked UDP waiters see `closed`
   const bool inherited = s->serial < g_fork_serial;
   const Path path = s->path.load(std::memory_order_acquire);
-  if (path == Path::kPipe && s->seg.valid()) {
-    // The side ends when the last copy of its fd is closed in any process
-    // (fork, dup, fd passing): the daemon sees the liveness pipe hang up
-    // and sends FIN, or RST with unread data or SO_LINGER {1, 0}.
-    if (s->linger_abort) {
-      // Release: pairs with the daemon's acquire load at the hang-up.
-      s->seg.as<shm::PipeHeader>()->abort_requested.fetch_or(1u << s->side,
-                                                              std::memory_order_release);
-    }
-    s->alive.reset();  // now, not when epoll sets let go of the object
-  }
-  if (path == Path::kListener) g_offloaded_listeners.fetch_sub(1, std::memory_order_relaxed);
-  // Registrations are per session: a forked child only ever unregisters
-  // what it registered itself (reg_gen is its own attach generation).
-  if (path == Path::kListener) {
-    UnregisterSocket(s->reg_id);
-    if (s->reg_gen == AttachGeneration()) {
-      shm::Msg m = {};
-      m.type = shm::MsgType::kTcpUnlisten;
-      m.id = s->reg_id;
-      SendAsync(m);
-    }
-    pthread_mutex_lock(&s->mu);
-    std::deque<PendingOffer> offers;
-    offers.swap(s->offers);
-    pthread_mutex_unlock(&s->mu);
-    // Connections never accepted: closing their fds resets them, as Linux
-    // does on close of a listener with a non-empty accept queue.
-    for (PendingOffer& o : offers) {
-      for (int f : o.fds) shm::UniqueFd drop(f);
-    }
+  if (path == Path::kPipe) {
+    ClosePipeEnd(s);
+  } else if (path == Path::kListener) {
+    CloseListenerRef(s);
   } else if (path == Path::kUdp && !inherited) {
     UnregisterSocket(s->reg_id);
     if (s->reg_gen == AttachGeneration()) {

@@ -1,8 +1,11 @@
-// Readiness of offloaded sockets and the one way to sleep on them: spin for
-// a bounded budget, then the need-wake-up handshake (set the flag, fence,
-// re-check) and poll() on the socket's eventfd plus its shadow. Blocking
-// recv/send/accept and poll/select/epoll all sleep this way, so a wake-up
-// cannot be lost and kernel fds in mixed sets just work.
+// Readiness of offloaded sockets and the ways to sleep on them: spin for a
+// bounded budget, then the wake-up handshake of shm/ring.h (arm, fence,
+// re-check) and sleep. A blocking call on a same-host pipe sleeps in
+// futex_wait on the ring's eventcount; everything else (listeners, UDP,
+// connections an engine serves, and poll/select/epoll in mux.cc) sleeps in
+// poll() on this process's doorbell, with the shadow for kernel clients
+// and the attach socket for offloadd's death. A wake-up cannot be lost and
+// kernel fds in mixed sets just work.
 
 #include <errno.h>
 
@@ -16,6 +19,7 @@
 #include "client/libc.h"
 #include "client/ops.h"
 #include "shm/fence.h"
+#include "shm/futex.h"
 #include "shm/wakeup.h"
 
 namespace offload {
@@ -83,42 +87,33 @@ bool SpinStep(uint64_t i) {
   return true;
 }
 
+namespace {
+
+// The wait line(s) a sleeper waiting for `events` of a pipe arms.
+bool WantsIn(uint32_t events) { return events & (EPOLLIN | EPOLLRDNORM | EPOLLRDHUP); }
+bool WantsOut(uint32_t events) { return events & (EPOLLOUT | EPOLLWRNORM); }
+
+bool ListenerPending(Socket* s) { return shm::PendingAccepts(s->listener->hdr) != 0; }
+
+// Lists this process's doorbell on `w` once per socket. False when it
+// cannot (not attached, or the waiter set is full).
+bool ListOn(shm::RingWaitLine* w, std::atomic<bool>* listed) {
+  uint64_t id = DoorbellId();
+  if (id == 0 && EnsureAttached()) id = DoorbellId();  // a forked child's first sleep
+  if (id == 0) return false;
+  if (!shm::AddWaiter(w, id)) return false;
+  listed->store(true, std::memory_order_relaxed);
+  return true;
+}
+
+}  // namespace
+
 uint32_t Events(Socket* s, bool kernel_ready, uint32_t want) {
   switch (s->path.load(std::memory_order_acquire)) {
-    case Path::kPipe: {
-      if (s->connecting.load(std::memory_order_relaxed)) {
-        const int r = ConnectProgress(s);
-        if (r == EINPROGRESS) return 0;
-        if (r != 0) return EPOLLOUT | EPOLLWRNORM | EPOLLERR | EPOLLHUP;
-      }
-      // Only the lines the caller asks about are read: an EPOLLIN-only
-      // watcher touches the producer line of its rx ring and nothing else.
-      uint32_t ev = s->so_error != 0 ? uint32_t{EPOLLERR} : 0u;
-      const uint32_t shut = s->rx.Shut();
-      const bool rst = shut == shm::kShutRst;
-      const bool rcv_shut = shut != 0 || s->shut_rd;
-      if (rcv_shut || ((want & (EPOLLIN | EPOLLRDNORM)) && s->rx.Readable() > 0)) {
-        ev |= EPOLLIN | EPOLLRDNORM;
-      }
-      if (rcv_shut) ev |= EPOLLRDHUP;
-      if ((want & (EPOLLOUT | EPOLLWRNORM)) && !s->shut_wr) {
-        const uint32_t closed = s->tx.ReaderClosed();
-        if (s->tx.Writable() > 0 || closed != 0) ev |= EPOLLOUT | EPOLLWRNORM;
-        if (closed == 2 && !s->rst_reported) ev |= EPOLLERR;
-      }
-      if (rst && !s->rst_reported) ev |= EPOLLERR;
-      if (rcv_shut && (s->shut_wr || rst)) ev |= EPOLLHUP;  // Linux: both directions shut
-      return ev;
-    }
-    case Path::kListener: {
-      bool pending = kernel_ready;
-      if (!pending) {
-        pthread_mutex_lock(&s->mu);
-        pending = !s->offers.empty();
-        pthread_mutex_unlock(&s->mu);
-      }
-      return pending ? (EPOLLIN | EPOLLRDNORM) : 0;
-    }
+    case Path::kPipe:
+      return PipeEvents(s, want);
+    case Path::kListener:
+      return (kernel_ready || ListenerPending(s)) ? (EPOLLIN | EPOLLRDNORM) : 0;
     case Path::kUdp:
       return ((kernel_ready || UdpHasData(s)) ? (EPOLLIN | EPOLLRDNORM) : 0) | EPOLLOUT |
              EPOLLWRNORM;
@@ -127,40 +122,49 @@ uint32_t Events(Socket* s, bool kernel_ready, uint32_t want) {
   }
 }
 
-void ArmFlags(Socket* s, uint32_t events) {
+bool ArmFlags(Socket* s, uint32_t events) {
   switch (s->path.load(std::memory_order_acquire)) {
-    case Path::kPipe:
-      // A connect in flight: the engine kicks our eventfd unconditionally.
-      if (s->connecting.load(std::memory_order_relaxed)) break;
-      if (events & (EPOLLIN | EPOLLRDNORM | EPOLLRDHUP)) s->rx.SetSleepFlag();
-      if ((events & (EPOLLOUT | EPOLLWRNORM)) && s->tx.Writable() == 0) s->tx.SetSleepFlag();
-      break;
+    case Path::kPipe: {
+      PipeEnd* p = s->pipe.get();
+      bool ok = true;
+      // A connect in flight: the engine wakes the reader and writer lines.
+      if (WantsIn(events) || p->connecting.load(std::memory_order_relaxed)) {
+        ok &= ListOn(p->rx.reader_wait(), &p->doorbell_listed);
+        p->rx.ArmReader(shm::kArmDoorbell);
+      }
+      if (WantsOut(events) || p->connecting.load(std::memory_order_relaxed)) {
+        ok &= ListOn(p->tx.writer_wait(), &p->doorbell_listed);
+        p->tx.ArmWriter(shm::kArmDoorbell);
+      }
+      return ok;
+    }
+    case Path::kListener: {
+      ListenerRef* l = s->listener.get();
+      const bool ok = ListOn(&l->hdr->accept_wait, &l->doorbell_listed);
+      shm::ArmWait(&l->hdr->accept_wait, shm::kArmDoorbell);
+      return ok;
+    }
     case Path::kUdp:
       for (InRing* r : s->in_rings) r->c.SetSleepFlag();
-      break;
+      return true;
     default:
-      break;  // listeners: the daemon always kicks after an offer
+      return true;
   }
 }
 
 bool ArmRecheck(Socket* s, uint32_t events, bool* barrier_done) {
   switch (s->path.load(std::memory_order_acquire)) {
     case Path::kPipe: {
-      if (s->connecting.load(std::memory_order_relaxed)) return ConnectProgress(s) != EINPROGRESS;
-      bool ready = false;
-      if (events & (EPOLLIN | EPOLLRDNORM | EPOLLRDHUP)) {
-        if (!*barrier_done && s->rx.WriterLazy()) {
-          shm::PeerBarrier();
-          *barrier_done = true;
-        }
-        if (s->rx.RecheckAfterFence() != 0 || s->rx.Shut() != 0) ready = true;
+      PipeEnd* p = s->pipe.get();
+      if (p->connecting.load(std::memory_order_relaxed)) return ConnectProgress(s) != EINPROGRESS;
+      if (WantsIn(events) && !*barrier_done && p->rx.WriterLazy()) {
+        shm::PeerBarrier();
+        *barrier_done = true;
       }
-      if ((events & (EPOLLOUT | EPOLLWRNORM)) &&
-          (s->tx.RecheckAfterFence() != 0 || s->tx.ReaderClosed() != 0)) {
-        ready = true;
-      }
-      return ready;
+      return (PipeEvents(s, events) & (events | EPOLLERR | EPOLLHUP)) != 0;
     }
+    case Path::kListener:
+      return ListenerPending(s);
     case Path::kUdp: {
       bool ready = false;
       for (InRing* r : s->in_rings) ready |= r->c.RecheckAfterFence();
@@ -171,33 +175,17 @@ bool ArmRecheck(Socket* s, uint32_t events, bool* barrier_done) {
   }
 }
 
-bool Arm(Socket* s, uint32_t events) {
-  ArmFlags(s, events);
-  shm::HeavyFence();
-  bool barrier_done = false;
-  return ArmRecheck(s, events, &barrier_done);
-}
-
 void Disarm(Socket* s) {
-  switch (s->path.load(std::memory_order_acquire)) {
-    case Path::kPipe:
-      s->rx.CancelSleep();
-      s->tx.CancelSleep();
-      break;
-    case Path::kUdp:
-      for (InRing* r : s->in_rings) r->c.CancelSleep();
-      break;
-    default:
-      break;
-  }
+  if (s->path.load(std::memory_order_acquire) != Path::kUdp) return;
+  for (InRing* r : s->in_rings) r->c.CancelSleep();
 }
 
 uint64_t RxMark(Socket* s) {
   switch (s->path.load(std::memory_order_acquire)) {
     case Path::kPipe:
-      return s->rx.ProducerTail() + (uint64_t{s->rx.Shut()} << 60);
+      return s->pipe->rx.ProducerTail() + (uint64_t{s->pipe->rx.Shut()} << 60);
     case Path::kListener:
-      return s->offers_total.load(std::memory_order_acquire);
+      return s->listener->hdr->posted.load(std::memory_order_acquire);
     case Path::kUdp: {
       uint64_t m = s->in_rings.size();
       for (InRing* r : s->in_rings) m += r->c.QueuedBytes() + (uint64_t{r->id} << 32);
@@ -210,8 +198,24 @@ uint64_t RxMark(Socket* s) {
 
 uint64_t TxMark(Socket* s) {
   if (s->path.load(std::memory_order_acquire) != Path::kPipe) return 0;
+  PipeEnd* p = s->pipe.get();
   // The end of a connect in flight is an edge too (EPOLLET writers).
-  return s->tx.ConsumerHead() + (s->connecting.load(std::memory_order_relaxed) ? 0 : 1ull << 62);
+  return p->tx.ConsumerHead() + (p->connecting.load(std::memory_order_relaxed) ? 0 : 1ull << 62);
+}
+
+void AfterDoorbellSleep(bool doorbell_ready, bool attach_hup) {
+  if (doorbell_ready) shm::Drain(DoorbellFd());
+  if (!attach_hup) return;
+  // offloadd is gone: every connection an engine served is reset. The
+  // attach code notices too (the next call drops the session).
+  for (int fd = 0; fd < g_fd_table_size; ++fd) {
+    Socket* s = GetSocket(fd);
+    if (s != nullptr && s->path.load(std::memory_order_acquire) == Path::kPipe &&
+        s->pipe->engine) {
+      EngineLost(s);
+    }
+  }
+  DropSession();
 }
 
 namespace {
@@ -227,6 +231,77 @@ int WaitSocket(Socket* s, uint32_t events, int64_t timeout_ms) {
   Unref(s);
   return rc;
 }
+
+namespace {
+
+// A pipe to another process on this host, waited for by one thread in a
+// blocking call: futex on the ring's eventcount (no fd, no daemon).
+int FutexSleep(Socket* s, uint32_t events, int64_t deadline) {
+  PipeEnd* p = s->pipe.get();
+  const bool in = WantsIn(events) || p->connecting.load(std::memory_order_relaxed);
+  shm::RingWaitLine* w = in ? p->rx.reader_wait() : p->tx.writer_wait();
+  const uint32_t seq = shm::ArmWait(w, shm::kArmFutex);
+  shm::HeavyFence();
+  bool barrier_done = false;
+  if (ArmRecheck(s, events, &barrier_done)) return 0;
+  int64_t left = -1;
+  if (deadline != INT64_MAX) {
+    left = deadline - NowNs();
+    if (left <= 0) return EAGAIN;
+  }
+  const int rc = shm::FutexWait(&w->wake_seq, seq, left);
+  return rc == EINTR ? EINTR : 0;
+}
+
+// Everything else: this process's doorbell (+ the shadow of a listener or
+// UDP socket, + the attach socket for an engine's connection).
+int DoorbellSleep(Socket* s, uint32_t events, int64_t deadline) {
+  const Path path = s->path.load(std::memory_order_acquire);
+  const bool with_shadow = path == Path::kListener || path == Path::kUdp;
+  const bool engine = path == Path::kPipe && s->pipe->engine;
+  const bool listed = ArmFlags(s, events);
+  shm::HeavyFence();
+  bool barrier_done = false;
+  if (ArmRecheck(s, events, &barrier_done) || (Events(s, false, events) & events)) {
+    Disarm(s);
+    return 0;
+  }
+  struct pollfd p[3];
+  int n = 0;
+  const int doorbell_at = path == Path::kUdp ? -1 : n;
+  if (path == Path::kUdp) {
+    p[n++] = {s->efd.get(), POLLIN, 0};
+  } else if (DoorbellFd() >= 0) {
+    p[n++] = {DoorbellFd(), POLLIN, 0};
+  }
+  const int shadow_at = with_shadow ? n : -1;
+  if (with_shadow) p[n++] = {s->fd, POLLIN, 0};
+  const int attach_at = engine && AttachFd() >= 0 ? n : -1;
+  if (attach_at >= 0) p[n++] = {AttachFd(), 0, 0};
+  const int64_t now = NowNs();
+  if (now >= deadline) {
+    Disarm(s);
+    return EAGAIN;
+  }
+  int ms = deadline == INT64_MAX ? -1 : static_cast<int>((deadline - now + 999999) / 1000000);
+  // Not listed (no doorbell, or too many processes wait here): a short
+  // sleep, never an unwoken one.
+  if (!listed && (ms < 0 || ms > 1)) ms = 1;
+  const int rc = Real().poll(p, n, ms);
+  Disarm(s);
+  if (rc < 0) return errno == EINTR ? EINTR : EAGAIN;
+  if (path == Path::kUdp) {
+    if (p[0].revents & POLLNVAL) return EBADF;
+    if (p[0].revents & POLLIN) shm::Drain(s->efd.get());
+  }
+  const bool attach_hup = attach_at >= 0 && (p[attach_at].revents & (POLLHUP | POLLERR));
+  AfterDoorbellSleep(doorbell_at >= 0 && n > doorbell_at && (p[doorbell_at].revents & POLLIN),
+                     attach_hup);
+  if (shadow_at >= 0 && (p[shadow_at].revents & POLLIN)) return 0;
+  return 0;
+}
+
+}  // namespace
 
 namespace {
 int WaitSocketLocked(Socket* s, uint32_t events, int64_t timeout_ms) {
@@ -254,40 +329,13 @@ int WaitSocketLocked(Socket* s, uint32_t events, int64_t timeout_ms) {
   }
   for (;;) {
     PollEvents();
-    if (Arm(s, events) || (Events(s, false, events) & events)) {
-      Disarm(s);
-      return 0;
-    }
-    // A pipe to an engine dies with offloadd: the liveness pipe's read end
-    // is the daemon's, so POLLERR on our write end says the connection is
-    // gone (same-host pipes need no daemon and keep working).
-    const bool engine = path == Path::kPipe && s->alive.valid() &&
-                        s->slot->path == static_cast<uint8_t>(shm::SocketPath::kEngine);
-    struct pollfd p[2] = {{s->efd.get(), POLLIN, 0},
-                          {engine ? s->alive.get() : s->fd, static_cast<short>(engine ? 0 : POLLIN), 0}};
-    const int64_t now = NowNs();
-    if (now >= deadline) {
-      Disarm(s);
-      return EAGAIN;
-    }
-    const int ms = deadline == INT64_MAX ? -1
-                                         : static_cast<int>((deadline - now + 999999) / 1000000);
-    const int rc = Real().poll(p, with_shadow || engine ? 2 : 1, ms);
-    Disarm(s);
-    if (rc < 0) {
-      if (errno == EINTR) return EINTR;
-      return EAGAIN;
-    }
-    // Our eventfd closed behind our back (closefrom/close_range): fail
-    // instead of spinning on POLLNVAL.
-    if (p[0].revents & POLLNVAL) return EBADF;
-    if (p[0].revents & POLLIN) shm::Drain(s->efd.get());
-    if (with_shadow && (p[1].revents & POLLIN)) return 0;
-    if (engine && (p[1].revents & (POLLERR | POLLHUP))) {
-      EngineLost(s);
-      return 0;
-    }
     if (s->closed || (Events(s, false, events) & events)) return 0;
+    if (NowNs() >= deadline) return EAGAIN;
+    const bool futex = path == Path::kPipe && !s->pipe->engine;
+    const int rc = futex ? FutexSleep(s, events, deadline) : DoorbellSleep(s, events, deadline);
+    if (rc == EINTR || rc == EBADF) return rc;
+    if (s->closed || (Events(s, false, events) & events)) return 0;
+    if (rc == EAGAIN && NowNs() >= deadline) return EAGAIN;
   }
 }
 }  // namespace

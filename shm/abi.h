@@ -160,9 +160,7 @@ struct alignas(kCacheLine) ArenaHeader {
   // asks the daemon, which routes it through an engine when the kernel's
   // routes send it out of that interface.
   uint32_t wire_addr;
-  // This process's doorbell id (ring.h RingWaitLine::waiters): peers that
-  // find it there ask the daemon for the eventfd behind it.
-  uint32_t doorbell_id;
+  uint32_t reserved0;
 
   // Daemon -> client, live.
   alignas(kCacheLine) std::atomic<uint64_t> events_posted;
@@ -250,8 +248,10 @@ inline constexpr size_t WireUdpSegmentBytes(uint32_t capacity) {
 // sizeof(Msg) bytes) plus up to kMaxMsgFds fds in SCM_RIGHTS.
 enum class MsgType : uint32_t {
   // client -> daemon
-  kHello = 1,          // fds: [the process's doorbell eventfd]. value: kAbiVersion.
-                       // Reply kHelloOk + [arena memfd].
+  kHello = 1,          // fds: [the process's doorbell eventfd]. value: kAbiVersion;
+                       // value64: its doorbell id (ring.h; chosen by the process,
+                       // the same across daemon restarts). Reply kHelloOk + [arena
+                       // memfd], or kStatus (EEXIST: the id is taken, pick another).
   kTcpListen = 2,      // fds: [listening socket]. value: backlog. Reply kListener
                        // + [listener memfd] (shm/listener.h), or kStatus.
   kTcpConnect = 4,     // fds: [socket, bound]. remote: destination. Reply kChannel
@@ -278,7 +278,7 @@ enum class MsgType : uint32_t {
   kMapChannel = 14,    // fds: [a socket proving access: the listener the channel
                        // serves, or a pipe end in it]. id: channel id.
                        // Reply kChannel + [channel memfd], or kStatus.
-  kDoorbell = 15,      // id: a doorbell id. Reply kDoorbellFd + [eventfd], or kStatus
+  kDoorbell = 15,      // value64: a doorbell id. Reply kDoorbellFd + [eventfd], or kStatus
                        // ENOENT (that process is gone: drop the id).
   kShare = 16,         // fds: [socket]. The socket is (about to be) held by several
                        // processes: from now on offloadd watches it and closes it
@@ -293,7 +293,7 @@ enum class MsgType : uint32_t {
                        // an engine had already finished; offloadd frees the slot.
                        // No reply.
   // daemon -> client
-  kHelloOk = 101,      // value: doorbell id of this process. value64: arena bytes.
+  kHelloOk = 101,      // value64: arena bytes.
   kStatus = 102,       // result of a request: `status` (0 or a positive errno)
   kChannel = 103,      // reply to kTcpConnect / kMapChannel: id channel id, value
                        // capacity, value64 channel file size (extents), id2 listener id.

@@ -32,6 +32,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -95,12 +96,19 @@ inline void Revoke(EndLock* l, uint64_t o) {
   // Either the owner's next load sees kRevoked, or its busy store is
   // visible to our load below (the membarrier is its missing fence).
   (void)syscall(SYS_membarrier, MEMBARRIER_CMD_GLOBAL_EXPEDITED, 0, 0);
+  // The owner may be waiting for room with the lock held (an atomic send):
+  // yield at first, then sleep in growing steps up to 1 ms.
   for (uint32_t i = 0; l->busy.load(std::memory_order_acquire) != 0; ++i) {
     if ((i & 63) == 63 && TokenThreadGone(o)) {
       l->busy.store(0, std::memory_order_release);
       break;
     }
-    sched_yield();
+    if (i < 256) {
+      sched_yield();
+    } else {
+      struct timespec ts = {0, i < 1024 ? 50000 : 1000000};
+      nanosleep(&ts, nullptr);
+    }
   }
 }
 
@@ -148,7 +156,7 @@ inline bool EndLockBiasedTo(const EndLock* l, uint64_t token) {
 // RAII holder.
 class EndLockGuard {
  public:
-  EndLockGuard(EndLock* l, uint64_t token) : l_(l), mode_(AcquireEndLock(l, token)) {}
+  EndLockGuard(EndLock* l, uint64_t token) : lock_(l), l_(l), mode_(AcquireEndLock(l, token)) {}
   ~EndLockGuard() {
     if (l_ != nullptr) ReleaseEndLock(l_, mode_);
   }
@@ -159,9 +167,17 @@ class EndLockGuard {
     if (l_ != nullptr) ReleaseEndLock(l_, mode_);
     l_ = nullptr;
   }
+  // Takes the lock again after Unlock().
+  void Relock(uint64_t token) {
+    if (l_ != nullptr) return;
+    l_ = lock_;
+    mode_ = AcquireEndLock(l_, token);
+  }
+  bool held() const { return l_ != nullptr; }
   EndLockMode mode() const { return mode_; }
 
  private:
+  EndLock* const lock_;
   EndLock* l_;
   EndLockMode mode_;
 };

@@ -41,6 +41,9 @@ inline constexpr uint32_t kAcceptQueueCap = 4096;  // connectors' queue (Linux s
 inline constexpr uint32_t kEngineAcceptCap = 1024;  // per engine
 inline constexpr uint32_t kMaxAcceptEngines = 4;
 
+// ListenerHeader::app_flags
+inline constexpr uint32_t kListenerNonblock = 1;  // O_NONBLOCK as the application set it
+
 // ListenerHeader::state
 inline constexpr uint32_t kListening = 1;
 inline constexpr uint32_t kListenerClosed = 2;  // set by offloadd when the socket is released
@@ -72,7 +75,9 @@ struct alignas(4096) ListenerHeader {
   // (store-release by the daemon; connectors load-acquire it and stop
   // posting; acceptors of a closed listener do not exist).
   std::atomic<uint32_t> state;
-  uint32_t reserved0;
+  // The listening socket's own state, shared by every holder (the kernel
+  // keeps it in the socket's open file): kListenerNonblock. Relaxed.
+  std::atomic<uint32_t> app_flags;
 
   // The connectors' queue: entries [q_head, q_tail) of q[], guarded by q_mu
   // (process-shared, robust). q_tail is also read without the lock

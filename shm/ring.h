@@ -62,10 +62,12 @@ inline constexpr uint32_t kArmFutex = 1;     // threads in futex_wait on the *_w
 inline constexpr uint32_t kArmDoorbell = 2;  // processes listed in the waiter set
 
 // A process that sleeps on a ring in poll/select/epoll is listed by its
-// doorbell id (session index << 16 | generation, daemon-assigned; an
-// engine's doorbell has the high bit set). 0 = empty.
+// doorbell id: 64 random bits the process chose when it first attached
+// (top bit clear), kept for its lifetime, daemon restarts included, so an
+// id never names another process; an engine's doorbell has the top bit
+// set. 0 = empty.
 inline constexpr uint32_t kMaxRingWaiters = 4;
-inline constexpr uint32_t kEngineDoorbellBit = 0x80000000u;
+inline constexpr uint64_t kEngineDoorbellBit = uint64_t{1} << 63;
 
 // Waiters of one side of a ring (a cache line with its arm word).
 struct alignas(kCacheLine) RingWaitLine {
@@ -80,7 +82,7 @@ struct alignas(kCacheLine) RingWaitLine {
   // Doorbell ids of processes that sleep on this side through their
   // doorbell (CAS from 0 by the process itself; cleared by it, or by the
   // daemon after its death). Read by the waking side after `armed`.
-  std::atomic<uint32_t> waiters[kMaxRingWaiters];
+  std::atomic<uint64_t> waiters[kMaxRingWaiters];
   // 1 when a process found the waiter set full: it sleeps with a short
   // timeout instead (counted in stats), never unwoken.
   std::atomic<uint32_t> waiter_overflow;
@@ -182,12 +184,12 @@ inline uint32_t ArmWait(RingWaitLine* w, uint32_t bits) {
 
 // Lists doorbell `id` among the waiters of `w` (idempotent). Returns false
 // when the set is full (the caller then sleeps with a timeout).
-inline bool AddWaiter(RingWaitLine* w, uint32_t id) {
+inline bool AddWaiter(RingWaitLine* w, uint64_t id) {
   for (auto& e : w->waiters) {
     if (e.load(std::memory_order_relaxed) == id) return true;
   }
   for (auto& e : w->waiters) {
-    uint32_t expected = 0;
+    uint64_t expected = 0;
     if (e.load(std::memory_order_relaxed) == 0 &&
         e.compare_exchange_strong(expected, id, std::memory_order_acq_rel)) {
       return true;
@@ -199,9 +201,9 @@ inline bool AddWaiter(RingWaitLine* w, uint32_t id) {
 
 // Removes doorbell `id` from the waiters of `w` (a process that no longer
 // watches the socket, or the daemon after that process died).
-inline void RemoveWaiter(RingWaitLine* w, uint32_t id) {
+inline void RemoveWaiter(RingWaitLine* w, uint64_t id) {
   for (auto& e : w->waiters) {
-    uint32_t expected = id;
+    uint64_t expected = id;
     e.compare_exchange_strong(expected, 0, std::memory_order_acq_rel);
   }
 }
@@ -243,6 +245,18 @@ class ByteRingProducer {
       free_bytes = capacity_ - (tail_ - cached_head_);
     }
     return free_bytes;
+  }
+
+  // Free bytes from the shared indices only (any thread, no lock, no cache
+  // update): readiness checks by threads that do not hold the producer
+  // lock.
+  size_t WritableShared() const {
+    // Tail first: bytes produced are then never over-counted (the consumer
+    // may have read past this tail meanwhile: a "negative" use is empty).
+    const uint64_t tail = idx_->tail.load(std::memory_order_acquire);
+    const int64_t used =
+        static_cast<int64_t>(tail - idx_->head.load(std::memory_order_acquire));
+    return used <= 0 ? capacity_ : used >= static_cast<int64_t>(capacity_) ? 0 : capacity_ - used;
   }
 
   // Copies `n` bytes to offset `off` past the uncommitted tail.
@@ -389,8 +403,9 @@ class ByteRingConsumer {
   // cache update): readiness checks by threads that do not hold the
   // consumer lock.
   size_t ReadableShared() const {
-    return idx_->tail.load(std::memory_order_acquire) -
-           idx_->head.load(std::memory_order_acquire);
+    // Head first: it never passes the tail, so the difference cannot wrap.
+    const uint64_t head = idx_->head.load(std::memory_order_acquire);
+    return idx_->tail.load(std::memory_order_acquire) - head;
   }
   // Of `avail` readable bytes, those before the page that holds the tail
   // (all of them if that leaves none). A reader that stays out of the page

@@ -356,8 +356,8 @@ absl::Status SessionManager::Handle(Session* s, Request& req) {
       Msg r = {};
       r.type = MsgType::kDoorbellFd;
       r.seq = m.seq;
-      r.id = m.id;
-      if (!doorbells_.WithFd(m.id, [&](int fd) { SendMsg(s->fd.get(), r, &fd, 1); })) {
+      r.value64 = m.value64;
+      if (!doorbells_.WithFd(m.value64, [&](int fd) { SendMsg(s->fd.get(), r, &fd, 1); })) {
         Reply(s, m, ENOENT);
       }
       return absl::OkStatus();
@@ -402,12 +402,11 @@ absl::Status SessionManager::HandleHello(Session* s, Request& req) {
     Reply(s, m, EPROTONOSUPPORT);
     return absl::OkStatus();
   }
-  s->doorbell_id = doorbells_.AddProcess(std::move(req.fds[0]));
-  if (s->doorbell_id == 0) {
-    spdlog::warn("pid {}: every doorbell id is taken; it runs on the kernel", s->pid);
-    Reply(s, m, ENOBUFS);
+  if (!doorbells_.AddProcess(m.value64, std::move(req.fds[0]))) {
+    Reply(s, m, EEXIST);  // the process picks another id
     return absl::OkStatus();
   }
+  s->doorbell_id = m.value64;
   shm::UniqueFd memfd = MakeSealedMemfd("offload-arena", arena_bytes_, &s->arena);
   if (!memfd.valid()) {
     spdlog::error("pid {}: cannot create arena of {} bytes: {}", s->pid, arena_bytes_,
@@ -427,7 +426,6 @@ absl::Status SessionManager::HandleHello(Session* s, Request& req) {
   h->sndbuf = pipe_capacity_;
   h->fence_mode = fence_mode_;
   h->wire_addr = wire_addr_;
-  h->doorbell_id = s->doorbell_id;
   h->log_level.store(static_cast<uint32_t>(shm::LogLevel::kInfo), std::memory_order_relaxed);
   tcp_->ForEachListenerPort([h](uint16_t port) { SetPortWord(h->tcp_ports, ntohs(port), true); });
   for (const auto& [id, u] : udp_) SetPortWord(h->udp_ports, ntohs(u->port), true);
@@ -437,7 +435,6 @@ absl::Status SessionManager::HandleHello(Session* s, Request& req) {
   Msg r = {};
   r.type = MsgType::kHelloOk;
   r.seq = m.seq;
-  r.value = s->doorbell_id;
   r.value64 = arena_bytes_;
   const int fds[1] = {memfd.get()};
   if (!SendMsg(s->fd.get(), r, fds, 1)) return absl::UnavailableError("hello reply not sent");

@@ -17,7 +17,7 @@ class AppWaker {
  public:
   virtual ~AppWaker() = default;
   // Writes the eventfd behind doorbell `id`; an unknown id is ignored.
-  virtual void KickDoorbell(uint32_t id) = 0;
+  virtual void KickDoorbell(uint64_t id) = 0;
 };
 
 // Wakes what `bits` (shm::TakeArmed() of `w`) say sleeps on `w`. `waker`
@@ -27,7 +27,7 @@ inline void WakeWaitLine(shm::RingWaitLine* w, uint32_t bits, AppWaker* waker) {
   if ((bits & shm::kArmDoorbell) && waker != nullptr) {
     for (auto& e : w->waiters) {
       // Acquire: pairs with the waiter's CAS that listed itself.
-      const uint32_t id = e.load(std::memory_order_acquire);
+      const uint64_t id = e.load(std::memory_order_acquire);
       if (id != 0) waker->KickDoorbell(id);
     }
   }

@@ -112,7 +112,7 @@ class EngineFlows : public engine::FlowEventSink, public stack::BufferProvider {
   // Wakes what sleeps on `w` (after the index or state it waits for).
   void Wake(shm::RingWaitLine* w);
   // This engine's doorbell id (shm/ring.h RingWaitLine::waiters).
-  uint32_t doorbell_id() const { return shm::kEngineDoorbellBit | engine_; }
+  uint64_t doorbell_id() const { return shm::kEngineDoorbellBit | engine_; }
 
   void AcceptChildren(ListenEntry& l);
 

@@ -1,0 +1,178 @@
+// Mapped channels, listener segments and the route cache (channels.h).
+
+#include "client/channels.h"
+
+#include <pthread.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+
+#include <unordered_map>
+
+#include "client/attach.h"
+#include "client/log.h"
+#include "shm/abi.h"
+
+namespace offload {
+namespace client {
+
+namespace {
+
+pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;  // guards everything below
+
+// Heap tables, created on first use (the library must not run constructors
+// of globals before libc is ready); never destroyed (process lifetime).
+std::unordered_map<uint32_t, shm::ChannelMap*>* g_channels = nullptr;
+
+struct ListenerMap {
+  shm::ListenerHeader* hdr = nullptr;
+  uint32_t refs = 0;
+};
+std::unordered_map<uint32_t, ListenerMap>* g_listeners = nullptr;
+std::unordered_map<uint64_t, Route>* g_routes = nullptr;
+
+uint64_t RouteKey(uint32_t addr, uint16_t port) { return uint64_t{addr} << 16 | port; }
+
+void EnsureTablesLocked() {
+  if (g_channels == nullptr) g_channels = new std::unordered_map<uint32_t, shm::ChannelMap*>();
+  if (g_listeners == nullptr) g_listeners = new std::unordered_map<uint32_t, ListenerMap>();
+  if (g_routes == nullptr) g_routes = new std::unordered_map<uint64_t, Route>();
+}
+
+void ReleaseListenerLocked(uint32_t id) {
+  auto it = g_listeners->find(id);
+  if (it == g_listeners->end() || --it->second.refs != 0) return;
+  munmap(it->second.hdr, shm::ListenerSegmentBytes());
+  g_listeners->erase(it);
+}
+
+}  // namespace
+
+shm::ChannelMap* FindChannel(uint32_t id) {
+  pthread_mutex_lock(&g_mu);
+  EnsureTablesLocked();
+  auto it = g_channels->find(id);
+  shm::ChannelMap* c = it == g_channels->end() ? nullptr : it->second;
+  pthread_mutex_unlock(&g_mu);
+  return c;
+}
+
+shm::ChannelMap* AddChannel(shm::UniqueFd memfd) {
+  std::unique_ptr<shm::ChannelMap> map = shm::ChannelMap::Open(std::move(memfd), false);
+  if (map == nullptr) return nullptr;
+  pthread_mutex_lock(&g_mu);
+  EnsureTablesLocked();
+  shm::ChannelMap*& slot = (*g_channels)[map->id()];
+  if (slot == nullptr) slot = map.release();  // else: ours already; the new one unmaps
+  shm::ChannelMap* c = slot;
+  pthread_mutex_unlock(&g_mu);
+  return c;
+}
+
+shm::ChannelMap* MapChannelVia(uint32_t id, int proof_fd) {
+  if (shm::ChannelMap* c = FindChannel(id)) return c;
+  shm::Msg m = {};
+  m.type = shm::MsgType::kMapChannel;
+  m.id = id;
+  shm::Msg r;
+  int rfds[shm::kMaxMsgFds];
+  int nr = 0;
+  if (!Call(&m, &proof_fd, 1, &r, rfds, &nr)) return nullptr;
+  shm::UniqueFd memfd(nr > 0 ? rfds[0] : -1);
+  for (int i = 1; i < nr; ++i) shm::UniqueFd drop(rfds[i]);
+  if (r.type != shm::MsgType::kChannel || r.id != id) {
+    Log(2, "offloadd refused channel %u (%d)", id, r.status);
+    return nullptr;
+  }
+  return AddChannel(std::move(memfd));
+}
+
+shm::ListenerHeader* AcquireListener(uint32_t id, shm::UniqueFd memfd) {
+  pthread_mutex_lock(&g_mu);
+  EnsureTablesLocked();
+  auto it = g_listeners->find(id);
+  if (it != g_listeners->end()) {
+    ++it->second.refs;
+    shm::ListenerHeader* h = it->second.hdr;
+    pthread_mutex_unlock(&g_mu);
+    return h;
+  }
+  pthread_mutex_unlock(&g_mu);
+  if (!memfd.valid()) return nullptr;
+  struct stat st;
+  if (fstat(memfd.get(), &st) != 0 || static_cast<uint64_t>(st.st_size) < shm::ListenerSegmentBytes()) {
+    return nullptr;
+  }
+  void* p = mmap(nullptr, shm::ListenerSegmentBytes(), PROT_READ | PROT_WRITE, MAP_SHARED,
+                 memfd.get(), 0);
+  if (p == MAP_FAILED) return nullptr;
+  auto* h = static_cast<shm::ListenerHeader*>(p);
+  if (h->magic != shm::kListenerMagic || h->abi_version != shm::kAbiVersion ||
+      h->listener_id != id) {
+    munmap(p, shm::ListenerSegmentBytes());
+    return nullptr;
+  }
+  pthread_mutex_lock(&g_mu);
+  ListenerMap& e = (*g_listeners)[id];
+  if (e.hdr == nullptr) {
+    e.hdr = h;
+  } else {
+    munmap(p, shm::ListenerSegmentBytes());  // another thread mapped it meanwhile
+  }
+  ++e.refs;
+  h = e.hdr;
+  pthread_mutex_unlock(&g_mu);
+  return h;
+}
+
+void ReleaseListener(uint32_t id) {
+  pthread_mutex_lock(&g_mu);
+  EnsureTablesLocked();
+  ReleaseListenerLocked(id);
+  pthread_mutex_unlock(&g_mu);
+}
+
+bool LookupRoute(uint32_t addr, uint16_t port, Route* out) {
+  pthread_mutex_lock(&g_mu);
+  EnsureTablesLocked();
+  auto it = g_routes->find(RouteKey(addr, port));
+  bool ok = false;
+  if (it != g_routes->end()) {
+    // Acquire: pairs with offloadd's store-release of kListenerClosed.
+    if (it->second.hdr->state.load(std::memory_order_acquire) == shm::kListening) {
+      *out = it->second;
+      ok = true;
+    } else {
+      ReleaseListenerLocked(it->second.listener_id);
+      g_routes->erase(it);
+    }
+  }
+  pthread_mutex_unlock(&g_mu);
+  return ok;
+}
+
+void InsertRoute(uint32_t addr, uint16_t port, const Route& r) {
+  pthread_mutex_lock(&g_mu);
+  EnsureTablesLocked();
+  auto [it, inserted] = g_routes->emplace(RouteKey(addr, port), r);
+  if (!inserted) {
+    ReleaseListenerLocked(it->second.listener_id);
+    it->second = r;
+  }
+  pthread_mutex_unlock(&g_mu);
+}
+
+void EvictRoute(uint32_t addr, uint16_t port) {
+  pthread_mutex_lock(&g_mu);
+  EnsureTablesLocked();
+  auto it = g_routes->find(RouteKey(addr, port));
+  if (it != g_routes->end()) {
+    ReleaseListenerLocked(it->second.listener_id);
+    g_routes->erase(it);
+  }
+  pthread_mutex_unlock(&g_mu);
+}
+
+void ChannelsAtForkChild() { pthread_mutex_init(&g_mu, nullptr); }
+
+}  // namespace client
+}  // namespace offload

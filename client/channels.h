@@ -1,0 +1,60 @@
+// The shared segments this process has mapped, by id: channels of TCP
+// connections (shm/pipe.h), listeners' accept queues (shm/listener.h), and
+// the route cache that lets a connect to an offloaded listener this
+// process already reached skip offloadd entirely.
+//
+// Mappings are inherited by a forked child (with the tables: the child
+// connects through its parent's channels); after exec they are gone and
+// come back through adoption (sharing.cc).
+//
+// Thread safety: every function is thread-safe; lookups take a short
+// internal mutex (connection setup only, never the data path).
+
+#ifndef OFFLOAD_CLIENT_CHANNELS_H_
+#define OFFLOAD_CLIENT_CHANNELS_H_
+
+#include <cstdint>
+
+#include "shm/channel_map.h"
+#include "shm/listener.h"
+#include "shm/unique_fd.h"
+
+namespace offload {
+namespace client {
+
+// The channel `id`, or null if this process has not mapped it.
+shm::ChannelMap* FindChannel(uint32_t id);
+// Maps the channel in `memfd` (taken); returns the existing mapping if the
+// channel is already mapped. Null if it is not a valid channel.
+shm::ChannelMap* AddChannel(shm::UniqueFd memfd);
+// Asks offloadd for channel `id` (kMapChannel), proving access with the
+// socket `proof_fd` (the listener it serves, or one of its pipe ends).
+shm::ChannelMap* MapChannelVia(uint32_t id, int proof_fd);
+
+// The accept queue of listener `id`, mapping `memfd` (taken; may be
+// invalid if the listener is known) on first use; counted: each Acquire is
+// paired with a ReleaseListener. Null if the segment is not valid.
+shm::ListenerHeader* AcquireListener(uint32_t id, shm::UniqueFd memfd);
+void ReleaseListener(uint32_t id);
+
+// Where a connect to addr:port (network order) went last time.
+struct Route {
+  uint32_t listener_id = 0;
+  uint32_t channel_id = 0;
+  shm::ListenerHeader* hdr = nullptr;  // holds a listener reference while cached
+  shm::ChannelMap* chan = nullptr;
+};
+// True if a route is cached and its listener still listens (a closed one
+// is evicted).
+bool LookupRoute(uint32_t addr, uint16_t port, Route* out);
+// Caches `r` (takes one listener reference from the caller).
+void InsertRoute(uint32_t addr, uint16_t port, const Route& r);
+void EvictRoute(uint32_t addr, uint16_t port);
+
+// In a forked child: the parent may have held the tables' mutex.
+void ChannelsAtForkChild();
+
+}  // namespace client
+}  // namespace offload
+
+#endif  // OFFLOAD_CLIENT_CHANNELS_H_

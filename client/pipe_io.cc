@@ -1,0 +1,446 @@
+// The stream semantics of a pipe end (RFC 9293 as seen through the socket
+// API: FIN = end of stream, RST = ECONNRESET): send, receive, shutdown,
+// readiness, and the connect an engine completes.
+//
+// Every sender of the socket (threads, processes) takes the producer lock
+// of its TX ring, every receiver the consumer lock of its RX ring
+// (shm/end_lock.h): a send is not interleaved with another unless it has
+// to wait for room, as on Linux, and a receive returns bytes in order. The
+// lock is released while waiting.
+
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <string.h>
+
+#include <algorithm>
+
+#include "client/attach.h"
+#include "client/config.h"
+#include "client/fd_table.h"
+#include "client/libc.h"
+#include "client/log.h"
+#include "client/ops.h"
+
+namespace offload {
+namespace client {
+
+namespace {
+
+// Sends in a row (no receive between) after which a producer goes lazy
+// (ByteRingProducer::SetLazy).
+constexpr uint32_t kLazyAfterSends = 16;
+// Reads at least this large evict the lines they used up
+// (ByteRingConsumer::EvictConsumed); small ones (request/response) do not.
+constexpr size_t kEvictBytes = 1024;
+
+size_t IovLen(const iovec* iov, int n) {
+  size_t t = 0;
+  for (int i = 0; i < n; ++i) t += iov[i].iov_len;
+  return t;
+}
+
+// Copies `n` bytes of `iov` starting at byte `off` into the ring at
+// uncommitted offset 0.
+void GatherIn(shm::ByteRingProducer* p, const iovec* iov, int iovcnt, size_t off, size_t n) {
+  size_t ring_off = 0;
+  for (int i = 0; i < iovcnt && n > 0; ++i) {
+    if (off >= iov[i].iov_len) {
+      off -= iov[i].iov_len;
+      continue;
+    }
+    const size_t k = std::min(iov[i].iov_len - off, n);
+    p->CopyIn(ring_off, static_cast<const uint8_t*>(iov[i].iov_base) + off, k);
+    ring_off += k;
+    n -= k;
+    off = 0;
+  }
+}
+
+void ScatterOut(shm::ByteRingConsumer* c, const iovec* iov, int iovcnt, size_t off, size_t n) {
+  size_t ring_off = 0;
+  for (int i = 0; i < iovcnt && n > 0; ++i) {
+    if (off >= iov[i].iov_len) {
+      off -= iov[i].iov_len;
+      continue;
+    }
+    const size_t k = std::min(iov[i].iov_len - off, n);
+    c->CopyOut(ring_off, static_cast<uint8_t*>(iov[i].iov_base) + off, k);
+    ring_off += k;
+    n -= k;
+    off = 0;
+  }
+}
+
+int Timeout(const PipeEnd* p, bool rx) {
+  return (rx ? p->me().rcvtimeo_ms : p->me().sndtimeo_ms).load(std::memory_order_relaxed);
+}
+
+bool Nonblock(const PipeEnd* p, int flags) {
+  return (p->flags() & shm::kEndNonblock) || (flags & MSG_DONTWAIT);
+}
+
+// Publishes what an engine publishes after a RST, for when the engine no
+// longer can (it gave the flow up, or offloadd died): the connection reads
+// as reset from now on.
+void MarkReset(PipeEnd* p) {
+  p->rx.indexes()->shut.store(shm::kShutRst, std::memory_order_release);
+  p->tx.indexes()->reader_closed.store(shm::kReaderClosedUnread, std::memory_order_release);
+}
+
+// After a send: a run of kLazyAfterSends sends with no receive between
+// makes the producer lazy; the first send after a receive ends it, so
+// request/response keeps its fences and the peer's sleeps stay free of
+// membarrier IPIs (fence.h). Only the biased sending thread goes lazy.
+void NoteSend(PipeEnd* p) {
+  const uint32_t epoch = p->rx_epoch.load(std::memory_order_relaxed);
+  if (epoch != p->tx_seen_rx_epoch) {
+    p->tx_seen_rx_epoch = epoch;
+    p->tx_streak = 0;
+    p->tx.SetLazy(false);
+  }
+  if (p->tx_streak < kLazyAfterSends && ++p->tx_streak == kLazyAfterSends) p->tx.SetLazy(true);
+}
+
+}  // namespace
+
+size_t PipeReadable(Socket* s) { return s->pipe->rx.ReadableShared(); }
+
+int ConnectProgress(Socket* s) {
+  PipeEnd* p = s->pipe.get();
+  if (!p->connecting.load(std::memory_order_acquire)) return 0;
+  // Pairs with the engine's store-release of the outcome.
+  const int32_t st = p->rec->ctl.connect_status.load(std::memory_order_acquire);
+  if (st == shm::kConnectPending) return EINPROGRESS;
+  if (!p->connecting.exchange(false, std::memory_order_acq_rel)) {
+    return p->me().so_error.load(std::memory_order_relaxed);
+  }
+  if (st == 0) {
+    s->slot->state = static_cast<uint8_t>(shm::SocketState::kEstablished);
+    return 0;
+  }
+  // The engine gave the flow up: the socket now reads as a reset
+  // connection whose reset was already reported through SO_ERROR.
+  MarkReset(p);
+  p->me().flags.fetch_or(shm::kEndRstReported, std::memory_order_acq_rel);
+  p->connect_failed = true;
+  p->me().so_error.store(st, std::memory_order_relaxed);
+  s->slot->state = static_cast<uint8_t>(shm::SocketState::kClosed);
+  Add(s->slot->errors, 1);
+  return st;
+}
+
+int WaitConnected(Socket* s) {
+  for (;;) {
+    const int r = ConnectProgress(s);
+    if (r != EINPROGRESS) return r;
+    const int rc = WaitSocket(s, EPOLLOUT, -1);
+    if (rc != 0 && rc != EAGAIN) return rc;
+  }
+}
+
+namespace {
+// Send/receive on a socket whose connect may still be in flight: 0 to go
+// on, or -1 with errno (EAGAIN while connecting without blocking, the
+// connect's error once).
+int SettleConnect(Socket* s, bool nonblock) {
+  for (;;) {
+    const int r = ConnectProgress(s);
+    if (r == 0) return 0;
+    if (r != EINPROGRESS) {
+      s->pipe->me().so_error.store(0, std::memory_order_relaxed);  // reported here instead
+      errno = r;
+      return -1;
+    }
+    if (nonblock) {
+      errno = EAGAIN;
+      return -1;
+    }
+    const int rc = WaitSocket(s, EPOLLOUT, -1);
+    if (rc != 0 && rc != EAGAIN) {
+      errno = rc;
+      return -1;
+    }
+  }
+}
+}  // namespace
+
+void EngineLost(Socket* s) {
+  PipeEnd* p = s->pipe.get();
+  if (p == nullptr || !p->engine) return;
+  MarkReset(p);
+  p->connecting.store(false, std::memory_order_release);
+  Log(2, "fd %d: offloadd is gone; its TCP connection is reset", s->fd);
+}
+
+ssize_t PipeSend(Socket* s, const iovec* iov, int iovcnt, int flags) {
+  PipeEnd* p = s->pipe.get();
+  const size_t total = IovLen(iov, iovcnt);
+  const bool nonblock = Nonblock(p, flags);
+  if (p->connecting.load(std::memory_order_relaxed) && SettleConnect(s, nonblock) != 0) {
+    return -1;
+  }
+  // A send that fits the ring is atomic: other senders wait for it even
+  // while it waits for room. A larger one lets others in between its
+  // chunks, as Linux does whenever a sender waits for buffer space.
+  const bool atomic = total <= p->tx.capacity();
+  size_t sent = 0;
+  const uint64_t token = CallerToken();
+  shm::EndLockGuard lock(&p->tx.indexes()->producer_lock, token);
+  bool biased = lock.mode() == shm::EndLockMode::kBiased;
+  auto relock = [&] {
+    lock.Relock(token);
+    biased = lock.mode() == shm::EndLockMode::kBiased;
+  };
+  for (;;) {
+    if (!lock.held()) relock();
+    if (!biased) {
+      p->tx.Resync();
+      p->tx.SetLazy(false);  // only a lone sender may skip its fences
+    }
+    const uint32_t fl = p->flags();
+    if (fl & shm::kEndShutWr) {
+      errno = EPIPE;
+      goto pipe_error;
+    }
+    if (const uint32_t rc = p->tx.ReaderClosed()) {
+      // The peer closed its socket: Linux answers our data with RST, the
+      // first send after it fails with ECONNRESET, later ones with EPIPE.
+      if ((rc == shm::kReaderClosedUnread || p->rx.Shut() == shm::kShutRst) &&
+          !(p->me().flags.fetch_or(shm::kEndRstReported, std::memory_order_acq_rel) &
+            shm::kEndRstReported)) {
+        errno = ECONNRESET;
+      } else {
+        errno = EPIPE;
+      }
+      goto pipe_error;
+    }
+    if (total == 0) return 0;
+    {
+      const size_t room = p->tx.Writable(total - sent);
+      if (room > 0) {
+        const size_t n = std::min(room, total - sent);
+        GatherIn(&p->tx, iov, iovcnt, sent, n);
+        const uint32_t wake = p->tx.Commit(n);
+        if (p->rx_streaming.load(std::memory_order_relaxed)) {
+          p->rx_streaming.store(false, std::memory_order_relaxed);
+        }
+        if (biased) NoteSend(p);
+        sent += n;
+        Add(s->slot->tx_bytes, n);
+        if (sent == total) {
+          Add(s->slot->tx_msgs, 1);
+          lock.Unlock();
+        }
+        if (wake != 0) WakeLine(&p->tx.indexes()->reader_wait, wake);
+        if (sent == total) return static_cast<ssize_t>(sent);
+        continue;
+      }
+    }
+    if (nonblock) {
+      if (sent > 0) return static_cast<ssize_t>(sent);
+      Add(s->slot->tx_eagain, 1);
+      errno = EAGAIN;
+      return -1;
+    }
+    if (!atomic) lock.Unlock();
+    {
+      const int rc = WaitSocket(s, EPOLLOUT, Timeout(p, false));
+      if (rc != 0) {
+        if (sent > 0) return static_cast<ssize_t>(sent);
+        errno = rc;
+        return -1;
+      }
+    }
+  }
+pipe_error:
+  lock.Unlock();
+  if (sent > 0) return static_cast<ssize_t>(sent);
+  Add(s->slot->errors, 1);
+  if (errno == EPIPE && !(flags & MSG_NOSIGNAL)) raise(SIGPIPE);
+  return -1;
+}
+
+namespace {
+// Temporal slip (FastForward, Giacomoni et al., PPoPP 2008). A reader that
+// drains a stream as fast as it is written reads the lines the writer is
+// filling, and every look at the tail takes a line away from the writer:
+// its next store waits for the line, and every store behind it waits too
+// (x86 commits stores in order). Across CPU complexes a transfer costs a
+// quarter of a microsecond and the stream collapses to a few million
+// messages a second. So a reader that finds only a little data, in a
+// stream (PipeRecv decides), first lets the writer get OFFLOAD_RX_SLIP
+// bytes ahead, looking at the tail as rarely as it can: after kSlipPollNs
+// to measure the writer's rate, then when that rate says the bytes will be
+// there. It takes only the bytes before the page the writer is filling
+// (its hardware prefetcher would take the writer's next lines), and all of
+// them if the tail did not move between two looks (the writer paused) or
+// after kSlipMaxNs.
+constexpr int64_t kSlipPollNs = 1000;
+constexpr int64_t kSlipMinPollNs = 250;
+constexpr int64_t kSlipMaxNs = 8000;
+constexpr int64_t kSlipDenseNs = 1000;
+
+size_t Slip(PipeEnd* p, size_t avail) {
+  const size_t want = std::min<size_t>(static_cast<size_t>(Config().rx_slip), p->rx.capacity() / 4);
+  if (want == 0) return avail;
+  if (avail >= want) return p->rx.BelowProducerPage(avail);
+  const int64_t start = NowNs();
+  const size_t first = avail;
+  int64_t next = start + kSlipPollNs;
+  for (;;) {
+    while (NowNs() < next) CpuRelax();  // no shared line touched here
+    const size_t now_avail = p->rx.ReadableFresh();
+    const int64_t now = NowNs();
+    if (now_avail == avail) return now_avail;  // the writer paused: all of it
+    if (now_avail >= want || now - start >= kSlipMaxNs) return p->rx.BelowProducerPage(now_avail);
+    avail = now_avail;
+    // Bytes per ns so far; the rest should take (want - avail) / rate.
+    const double rate = static_cast<double>(avail - first) / static_cast<double>(now - start);
+    const int64_t rest = static_cast<int64_t>(static_cast<double>(want - avail) / rate);
+    next = now + std::clamp<int64_t>(rest, kSlipMinPollNs, kSlipMaxNs - (now - start));
+  }
+}
+}  // namespace
+
+ssize_t PipeRecv(Socket* s, const iovec* iov, int iovcnt, int flags) {
+  PipeEnd* p = s->pipe.get();
+  const size_t total = IovLen(iov, iovcnt);
+  const bool nonblock = Nonblock(p, flags);
+  if (p->connecting.load(std::memory_order_relaxed) && SettleConnect(s, nonblock) != 0) {
+    return -1;
+  }
+  const bool peek = flags & MSG_PEEK;
+  const bool waitall = (flags & MSG_WAITALL) && !peek && !nonblock;
+  size_t got = 0;
+  if (total == 0) return 0;
+  // Slip only a stream: data there on entry, or after a wait too short to
+  // be a gap between messages (kSlipDenseNs); never a sparse feed.
+  const bool stream = p->rx_streaming.load(std::memory_order_relaxed) && !peek && !waitall;
+  bool may_slip = stream;
+  // A receive ends a stream of sends (NoteSend).
+  p->rx_epoch.store(p->rx_epoch.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  const uint64_t token = CallerToken();
+  for (;;) {
+    shm::EndLockGuard lock(&p->rx.indexes()->consumer_lock, token);
+    if (lock.mode() != shm::EndLockMode::kBiased) p->rx.Resync();
+    if (p->flags() & shm::kEndShutRd) return static_cast<ssize_t>(got);
+    size_t avail = p->rx.Readable();
+    // Never when the caller's buffer can be filled now (a length-prefixed
+    // protocol reading its body), and never while other receivers share it.
+    if (avail > 0 && may_slip && avail < total - got &&
+        lock.mode() == shm::EndLockMode::kBiased) {
+      avail = Slip(p, avail);
+    }
+    may_slip = false;
+    if (avail > 0) {
+      const size_t n = std::min(avail, total - got);
+      // Receive-queue gauges (relaxed: statistics).
+      s->slot->rx_queue_bytes.store(avail - (peek ? 0 : n), std::memory_order_relaxed);
+      if (avail > s->slot->rx_queue_max.load(std::memory_order_relaxed)) {
+        s->slot->rx_queue_max.store(avail, std::memory_order_relaxed);
+      }
+      ScatterOut(&p->rx, iov, iovcnt, got, n);
+      uint32_t wake = 0;
+      if (!peek) {
+        if (n >= kEvictBytes) p->rx.EvictConsumed(n);
+        wake = p->rx.Consume(n);
+        Add(s->slot->rx_bytes, n);
+        Add(s->slot->rx_msgs, 1);
+      }
+      got += n;
+      lock.Unlock();
+      if (wake != 0) WakeLine(&p->rx.indexes()->writer_wait, wake);
+      if (!peek) p->rx_streaming.store(true, std::memory_order_relaxed);
+      if (!waitall || got == total) return static_cast<ssize_t>(got);
+      continue;
+    }
+    if (const uint32_t shut = p->rx.Shut()) {
+      // shut is stored after the last tail update: re-check for data.
+      if (p->rx.ReadableFresh() > 0) continue;
+      if (shut == shm::kShutRst && got == 0 &&
+          !(p->me().flags.fetch_or(shm::kEndRstReported, std::memory_order_acq_rel) &
+            shm::kEndRstReported)) {
+        // RFC 9293 3.10.7.4: reset -> ECONNRESET, once.
+        Add(s->slot->errors, 1);
+        errno = ECONNRESET;
+        return -1;
+      }
+      return static_cast<ssize_t>(got);  // end of stream
+    }
+    lock.Unlock();
+    if (nonblock) {
+      if (got > 0) return static_cast<ssize_t>(got);
+      Add(s->slot->rx_eagain, 1);
+      errno = EAGAIN;
+      return -1;
+    }
+    const bool timed = stream && got == 0;
+    const int64_t wait_start = timed ? NowNs() : 0;
+    const int rc = WaitSocket(s, EPOLLIN, Timeout(p, true));
+    if (rc != 0) {
+      if (got > 0) return static_cast<ssize_t>(got);
+      errno = rc;
+      return -1;
+    }
+    may_slip = timed && NowNs() - wait_start < kSlipDenseNs;
+  }
+}
+
+int PipeShutdown(Socket* s, int how) {
+  if (how != SHUT_RD && how != SHUT_WR && how != SHUT_RDWR) {
+    errno = EINVAL;
+    return -1;
+  }
+  PipeEnd* p = s->pipe.get();
+  if (how != SHUT_WR) p->me().flags.fetch_or(shm::kEndShutRd, std::memory_order_acq_rel);
+  if (how != SHUT_RD) {
+    shm::EndLockGuard lock(&p->tx.indexes()->producer_lock, CallerToken());
+    if (!(p->me().flags.fetch_or(shm::kEndShutWr, std::memory_order_acq_rel) & shm::kEndShutWr)) {
+      const uint32_t wake = p->tx.Shut(shm::kShutFin);  // FIN after the queued data
+      lock.Unlock();
+      if (wake != 0) WakeLine(&p->tx.indexes()->reader_wait, wake);
+    }
+  }
+  // Our own sleepers re-evaluate (a receiver of a SHUT_RD socket returns 0).
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  if (const uint32_t wake = shm::TakeArmed(&p->rx.indexes()->reader_wait)) {
+    WakeLine(&p->rx.indexes()->reader_wait, wake);
+  }
+  if (const uint32_t wake = shm::TakeArmed(&p->tx.indexes()->writer_wait)) {
+    WakeLine(&p->tx.indexes()->writer_wait, wake);
+  }
+  return 0;
+}
+
+uint32_t PipeEvents(Socket* s, uint32_t want) {
+  PipeEnd* p = s->pipe.get();
+  if (p->connecting.load(std::memory_order_relaxed)) {
+    const int r = ConnectProgress(s);
+    if (r == EINPROGRESS) return 0;
+    if (r != 0) return EPOLLOUT | EPOLLWRNORM | EPOLLERR | EPOLLHUP;
+  }
+  // Only the lines the caller asks about are read: an EPOLLIN-only watcher
+  // touches the producer line of its rx ring and nothing else.
+  const uint32_t fl = p->flags();
+  const bool reported = fl & shm::kEndRstReported;
+  uint32_t ev = p->me().so_error.load(std::memory_order_relaxed) != 0 ? uint32_t{EPOLLERR} : 0u;
+  const uint32_t shut = p->rx.Shut();
+  const bool rst = shut == shm::kShutRst;
+  const bool rcv_shut = shut != 0 || (fl & shm::kEndShutRd);
+  if (rcv_shut || ((want & (EPOLLIN | EPOLLRDNORM)) && p->rx.ReadableShared() > 0)) {
+    ev |= EPOLLIN | EPOLLRDNORM;
+  }
+  if (rcv_shut) ev |= EPOLLRDHUP;
+  if ((want & (EPOLLOUT | EPOLLWRNORM)) && !(fl & shm::kEndShutWr)) {
+    const uint32_t closed = p->tx.ReaderClosed();
+    if (p->tx.WritableShared() > 0 || closed != 0) ev |= EPOLLOUT | EPOLLWRNORM;
+    if (closed == shm::kReaderClosedUnread && !reported) ev |= EPOLLERR;
+  }
+  if (rst && !reported) ev |= EPOLLERR;
+  if (rcv_shut && ((fl & shm::kEndShutWr) || rst)) ev |= EPOLLHUP;  // Linux: both directions shut
+  return ev;
+}
+
+}  // namespace client
+}  // namespace offload
