@@ -140,7 +140,8 @@ PipeRecord* ChannelMap::Record(uint32_t slot) {
   return p == nullptr ? nullptr : RecordIn(p, slot % kSlotsPerExtent);
 }
 
-uint8_t* ChannelMap::RingData(uint32_t slot, int dir) const {
+uint8_t* ChannelMap::RingData(uint32_t slot, int dir) {
+  if (Record(slot) == nullptr) return nullptr;
   uint8_t* p = extents_[slot / kSlotsPerExtent].load(std::memory_order_acquire);
   return RingDataIn(p, capacity_, slot % kSlotsPerExtent, dir);
 }

@@ -50,9 +50,9 @@ class ChannelMap {
   // The record of `slot`, mapping its extent if needed; null if the slot is
   // out of range or its extent cannot be mapped (not in the file).
   PipeRecord* Record(uint32_t slot);
-  // Slot `slot`'s ring data for direction `dir`. REQUIRES: Record(slot)
-  // returned non-null.
-  uint8_t* RingData(uint32_t slot, int dir) const;
+  // Slot `slot`'s ring data for direction `dir`, mapping its extent if
+  // needed; null when Record(slot) would be.
+  uint8_t* RingData(uint32_t slot, int dir);
 
   // Takes a free slot for a new connection (posted to `listener_id` on the
   // same host; `engine_end` 0 or 1 in engine channels, 2 otherwise), grows

@@ -45,9 +45,14 @@ void InitListener(ListenerHeader* l, uint32_t id, const SockAddr& local, uint32_
 }
 
 PostResult PostConnection(ListenerHeader* l, const AcceptEntry& e) {
-  // Acquire: pairs with the daemon's store-release of kListenerClosed.
-  if (l->state.load(std::memory_order_acquire) != kListening) return PostResult::kClosed;
   LockQueue(l);
+  // Under the lock: the daemon sets kListenerClosed and then drains the
+  // queue under it, so nothing is posted after its drain. Acquire: pairs
+  // with its store-release.
+  if (l->state.load(std::memory_order_acquire) != kListening) {
+    pthread_mutex_unlock(&l->q_mu);
+    return PostResult::kClosed;
+  }
   const uint32_t head = l->q_head.load(std::memory_order_relaxed);
   const uint32_t tail = l->q_tail.load(std::memory_order_relaxed);
   if (tail - head >= kAcceptQueueCap) {

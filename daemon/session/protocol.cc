@@ -58,7 +58,10 @@ absl::StatusOr<Msg> ValidateRequest(const void* data, size_t len, int num_fds) {
       return absl::InvalidArgumentError(
           absl::StrCat("unknown attach message type ", static_cast<uint32_t>(m.type)));
   }
-  if (num_fds != ExpectedFds(m.type)) {
+  // A hello of another ABI may come without our doorbell: it is refused
+  // with EPROTONOSUPPORT, not dropped.
+  const bool foreign_hello = m.type == MsgType::kHello && m.value != shm::kAbiVersion && num_fds == 0;
+  if (num_fds != ExpectedFds(m.type) && !foreign_hello) {
     return absl::InvalidArgumentError(absl::StrCat("attach message type ",
                                                    static_cast<uint32_t>(m.type), " carries ",
                                                    num_fds, " fds, expected ",

@@ -1,7 +1,8 @@
-// The need-wake-up handshake under stress: two processes ping-pong one byte
-// through a shared pipe segment with spinning disabled, so every message
-// goes through the sleep path (flag, fence, re-check, poll on an eventfd).
-// A lost wake-up shows up as a poll() that times out with the flag set and
+// The wake-up handshake of shm/ring.h under stress: two processes ping-pong
+// one byte through a pipe slot of a channel with spinning disabled, so
+// every message goes through the sleep path (arm, fence, re-check, then
+// futex_wait on the eventcount, or poll() on an eventfd doorbell). A lost
+// wake-up shows up as a sleep that times out with the ring still empty and
 // fails the test; the run is bounded in count and in time.
 
 #include <poll.h>
@@ -15,7 +16,9 @@
 #include <cstdio>
 #include <cstdlib>
 
-#include "shm/byte_ring.h"
+#include "shm/channel_map.h"
+#include "shm/futex.h"
+#include "shm/ring.h"
 #include "shm/fence.h"
 #include "shm/unique_fd.h"
 #include "shm/wakeup.h"
@@ -28,45 +31,59 @@ namespace {
 constexpr uint32_t kCap = 4096;
 constexpr int kLostWakeupMs = 5000;
 
-// One pipe segment (both directions) in a memfd shared across fork(), and
-// one eventfd per side.
+// One pipe slot (both directions) in a channel memfd shared across fork(),
+// and one eventfd per side for the doorbell variant.
 struct SharedPipe {
-  UniqueFd mem;
-  Mapping map;
-  PipeHeader* hdr = nullptr;
+  std::unique_ptr<ChannelMap> chan;
+  PipeRecord* rec = nullptr;
+  uint32_t slot = 0;
   UniqueFd efd[2];
+  bool doorbell = false;  // sleep on eventfds (poll/epoll path) instead of futexes
 
-  bool Create() {
-    mem = UniqueFd(memfd_create("wakeup_stress", MFD_CLOEXEC));
-    const size_t bytes = PipeSegmentBytes(kCap);
-    if (!mem.valid() || ftruncate(mem.get(), bytes) != 0) return false;
-    map = Mapping::MapShared(mem.get(), bytes);
-    if (!map.valid()) return false;
-    hdr = new (map.get()) PipeHeader();
-    hdr->capacity = kCap;
+  bool Create(bool use_doorbell) {
+    doorbell = use_doorbell;
+    chan = ChannelMap::Create(1, ChannelKind::kSameHost, kCap, 0, 1);
+    uint32_t gen = 0;
+    if (chan == nullptr || !chan->Allocate(0, 2, false, &slot, &gen)) return false;
+    rec = chan->Record(slot);
     efd[0] = UniqueFd(eventfd(0, EFD_NONBLOCK));
     efd[1] = UniqueFd(eventfd(0, EFD_NONBLOCK));
     return efd[0].valid() && efd[1].valid();
   }
   // Side 0 produces into dir[0] and consumes dir[1]; side 1 the reverse.
   void Attach(int side, ByteRingProducer* p, ByteRingConsumer* c) {
-    uint8_t* base = map.as<uint8_t>();
-    p->Init(&hdr->dir[side], base + PipeDataOffset(side, kCap), kCap);
-    c->Init(&hdr->dir[1 - side], base + PipeDataOffset(1 - side, kCap), kCap);
+    p->Init(&rec->dir[side], chan->RingData(slot, side), kCap);
+    c->Init(&rec->dir[1 - side], chan->RingData(slot, 1 - side), kCap);
+  }
+  uint32_t ArmBit() const { return doorbell ? kArmDoorbell : kArmFutex; }
+  // Wakes what `bits` says sleeps on `w`; `efd`: the sleeper's doorbell.
+  void Wake(RingWaitLine* w, uint32_t bits, int peer_efd) {
+    if (bits & kArmFutex) WakeFutexWaiters(w);
+    if (bits & kArmDoorbell) Kick(peer_efd);
+  }
+  // Sleeps on `w` after the caller armed it and re-checked. False on a
+  // lost wake-up (nothing for kLostWakeupMs).
+  bool Sleep(RingWaitLine* w, uint32_t seq, int my_efd) {
+    if (doorbell) {
+      struct pollfd pfd = {my_efd, POLLIN, 0};
+      if (poll(&pfd, 1, kLostWakeupMs) == 0) return false;
+      Drain(my_efd);
+      return true;
+    }
+    return FutexWait(&w->wake_seq, seq, int64_t{kLostWakeupMs} * 1000000) != ETIMEDOUT;
   }
 };
+
+SharedPipe* g_pipe = nullptr;
 
 // Blocks until the ring has a byte. Returns false on a lost wake-up.
 bool SleepForData(ByteRingConsumer* c, int efd) {
   while (c->Readable() == 0) {
-    if (c->PrepareSleep() != 0) {
-      c->CancelSleep();
-      break;
-    }
-    struct pollfd pfd = {efd, POLLIN, 0};
-    const int rc = poll(&pfd, 1, kLostWakeupMs);
-    if (rc == 0) return false;
-    Drain(efd);
+    const uint32_t seq = c->ArmReader(g_pipe->ArmBit());
+    HeavyFence();
+    if (c->WriterLazy()) PeerBarrier();
+    if (c->RecheckAfterFence() != 0) break;
+    if (!g_pipe->Sleep(c->reader_wait(), seq, efd)) return c->Readable() != 0;
   }
   return true;
 }
@@ -80,7 +97,7 @@ long PingPong(ByteRingProducer* p, ByteRingConsumer* c, int my_efd, int peer_efd
   for (long i = 0; i < rounds; ++i) {
     if (initiator) {
       p->CopyIn(0, &b, 1);
-      if (p->Commit(1)) Kick(peer_efd);
+      g_pipe->Wake(&p->indexes()->reader_wait, p->Commit(1), peer_efd);
     }
     if (!SleepForData(c, my_efd)) return -1;
     uint8_t v;
@@ -89,19 +106,19 @@ long PingPong(ByteRingProducer* p, ByteRingConsumer* c, int my_efd, int peer_efd
     c->Consume(1);
     if (!initiator) {
       p->CopyIn(0, &v, 1);
-      if (p->Commit(1)) Kick(peer_efd);
+      g_pipe->Wake(&p->indexes()->reader_wait, p->Commit(1), peer_efd);
     }
     if (initiator && (i & 1023) == 0 && std::chrono::steady_clock::now() > deadline) {
       b = 0xff;
       p->CopyIn(0, &b, 1);
-      if (p->Commit(1)) Kick(peer_efd);
+      g_pipe->Wake(&p->indexes()->reader_wait, p->Commit(1), peer_efd);
       return i + 1;
     }
   }
   return rounds;
 }
 
-void RunPingPongs(bool asymmetric) {
+void RunPingPongs(bool asymmetric, bool doorbell) {
   if (asymmetric) {
     ASSERT_TRUE(MembarrierAvailable()) << "kernel without MEMBARRIER_CMD_GLOBAL_EXPEDITED";
     ASSERT_TRUE(EnableAsymmetricFences());
@@ -110,7 +127,8 @@ void RunPingPongs(bool asymmetric) {
     g_heavy_membarrier.store(0);
   }
   SharedPipe pipe;
-  ASSERT_TRUE(pipe.Create());
+  ASSERT_TRUE(pipe.Create(doorbell));
+  g_pipe = &pipe;
   UniqueFd* efd = pipe.efd;
   const long kRounds = 2'000'000;
   const double kSeconds = 20;
@@ -140,11 +158,17 @@ void RunPingPongs(bool asymmetric) {
   EXPECT_GT(n, 100000);
 }
 
-// Fast side with compiler barriers only, slow side with membarrier.
-TEST(WakeupStressTest, MillionsOfSleepingPingPongsLoseNothingWithAsymmetricFences) { RunPingPongs(true); }
+// Fast side with compiler barriers only, slow side with membarrier;
+// blocking calls' futex sleeps.
+TEST(WakeupStressTest, MillionsOfSleepingPingPongsLoseNothingWithAsymmetricFences) {
+  RunPingPongs(true, false);
+}
 
-// A process that could not register: real fences on both sides.
-TEST(WakeupStressTest, MillionsOfSleepingPingPongsLoseNothingWithFullFences) { RunPingPongs(false); }
+// A process that could not register: real fences on both sides; the
+// doorbell sleeps of poll/epoll.
+TEST(WakeupStressTest, MillionsOfSleepingPingPongsLoseNothingWithFullFences) {
+  RunPingPongs(false, true);
+}
 
 // A streaming (lazy) producer: no fence on its fast side, the consumer's
 // sleep issues a membarrier instead (fence.h). The child sends bursts of
@@ -159,7 +183,8 @@ TEST(WakeupStressTest, LazyStreamingProducerLosesNoWakeup) {
   ForgetFastSide();
   g_heavy_membarrier.store(0);  // full-fence mode: only the lazy ring uses membarrier
   SharedPipe pipe;
-  ASSERT_TRUE(pipe.Create());
+  ASSERT_TRUE(pipe.Create(false));
+  g_pipe = &pipe;
   UniqueFd* efd = pipe.efd;
   const long kBursts = 300'000;
   const double kSeconds = 15;
@@ -186,18 +211,19 @@ TEST(WakeupStressTest, LazyStreamingProducerLosesNoWakeup) {
         rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
         size_t n = std::min<size_t>(left, 1 + rng % 100);
         while (p.Writable(n) < n) {  // full: wait for the consumer
-          if (p.PrepareSleep() >= n) {
-            p.CancelSleep();
-            break;
+          const uint32_t wseq = p.ArmWriter(kArmFutex);
+          HeavyFence();
+          if (p.RecheckAfterFence() >= n) break;
+          if (FutexWait(&p.writer_wait()->wake_seq, wseq, int64_t{kLostWakeupMs} * 1000000) ==
+                  ETIMEDOUT &&
+              p.Writable(n) < n) {
+            _exit(1);
           }
-          struct pollfd pfd = {efd[1].get(), POLLIN, 0};
-          if (poll(&pfd, 1, kLostWakeupMs) == 0) _exit(1);
-          Drain(efd[1].get());
         }
         uint8_t chunk[100];
         for (size_t k = 0; k < n; ++k) chunk[k] = StreamByte(seq + k);
         p.CopyIn(0, chunk, n);
-        if (p.Commit(n)) Kick(efd[0].get());
+        pipe.Wake(&p.indexes()->reader_wait, p.Commit(n), efd[0].get());
         seq += n;
         left -= n;
         if ((rng >> 40) % 4 == 0) {  // a pause inside the burst: the reader may sleep
@@ -218,7 +244,7 @@ TEST(WakeupStressTest, LazyStreamingProducerLosesNoWakeup) {
     if ((bursts & 255) == 0 && std::chrono::steady_clock::now() > deadline) break;
     const uint8_t burst = static_cast<uint8_t>(1 + bursts % 200);
     p.CopyIn(0, &burst, 1);
-    if (p.Commit(1)) Kick(efd[1].get());
+    pipe.Wake(&p.indexes()->reader_wait, p.Commit(1), efd[1].get());
     size_t want = size_t{burst} * 16;
     while (want > 0) {
       size_t avail = c.Readable();
@@ -236,14 +262,14 @@ TEST(WakeupStressTest, LazyStreamingProducerLosesNoWakeup) {
       for (size_t k = 0; k < n; ++k) {
         if (buf[k] != StreamByte(seq + k)) corrupt = true;
       }
-      if (c.Consume(n)) Kick(efd[1].get());
+      pipe.Wake(&c.indexes()->writer_wait, c.Consume(n), efd[1].get());
       seq += n;
       want -= n;
     }
   }
   const uint8_t stop = 0;
   p.CopyIn(0, &stop, 1);
-  if (p.Commit(1)) Kick(efd[1].get());
+  pipe.Wake(&p.indexes()->reader_wait, p.Commit(1), efd[1].get());
   int status = 0;
   ASSERT_EQ(waitpid(child, &status, 0), child);
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

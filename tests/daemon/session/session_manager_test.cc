@@ -1,6 +1,6 @@
-// SessionManager against raw attach-protocol clients: arenas, brokering,
-// detach clean-up, validation of hostile input, stats, thread toggles and
-// rule publication.
+// SessionManager against raw attach-protocol clients: arenas, listeners and
+// channels, sockets shared between processes, detach clean-up, validation
+// of hostile input, stats, thread toggles and rule publication.
 
 #include "daemon/session/session_manager.h"
 
@@ -21,7 +21,11 @@
 
 #include "daemon/rules/rule_store.h"
 #include "shm/abi.h"
-#include "shm/byte_ring.h"
+#include "shm/channel_map.h"
+#include "shm/listener.h"
+#include "shm/ring.h"
+#include "shm/segment.h"
+#include <sys/stat.h>
 #include "shm/unique_fd.h"
 #include "gtest/gtest.h"
 
@@ -87,15 +91,20 @@ class RawClient {
     }
     return true;
   }
-  // Hello; maps the arena.
+  // Hello with a doorbell; maps the arena.
   bool Attach() {
+    static uint64_t next_id = 1000;
+    doorbell_.reset(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
+    doorbell_id_ = next_id++;
     Msg m = {};
     m.type = MsgType::kHello;
     m.seq = 1;
     m.value = shm::kAbiVersion;
+    m.value64 = doorbell_id_;
     std::vector<UniqueFd> fds;
     Msg r;
-    if (!Send(m) || !Recv(&r, &fds) || r.type != MsgType::kHelloOk || fds.size() != 1) {
+    const int dfd = doorbell_.get();
+    if (!Send(m, &dfd, 1) || !Recv(&r, &fds) || r.type != MsgType::kHelloOk || fds.size() != 1) {
       return false;
     }
     arena_fd_ = std::move(fds[0]);
@@ -104,9 +113,17 @@ class RawClient {
   }
   shm::ArenaHeader* arena() const { return arena_.as<shm::ArenaHeader>(); }
   int arena_fd() const { return arena_fd_.get(); }
+  int doorbell() const { return doorbell_.get(); }
+  uint64_t doorbell_id() const { return doorbell_id_; }
+  // A request and its reply (fds appended to `fds`).
+  bool Call(const Msg& m, const int* send_fds, int n, Msg* r, std::vector<UniqueFd>* fds) {
+    return Send(m, send_fds, n) && Recv(r, fds);
+  }
 
  private:
   UniqueFd fd_;
+  UniqueFd doorbell_;
+  uint64_t doorbell_id_ = 0;
   bool ok_ = false;
   UniqueFd arena_fd_;
   shm::Mapping arena_;
@@ -146,12 +163,16 @@ class SessionManagerTest : public ::testing::Test {
     rmdir(dir_.c_str());
   }
 
-  // A listening kernel socket on 127.0.0.1:0 registered as listener `id`.
+  // A listening kernel socket on 127.0.0.1:0 registered with offloadd,
+  // and its accept queue.
   struct Listening {
-    UniqueFd sock, efd;
+    UniqueFd sock;
     uint16_t port = 0;  // network order
+    uint32_t id = 0;
+    shm::Mapping seg;
+    shm::ListenerHeader* hdr() const { return seg.as<shm::ListenerHeader>(); }
   };
-  Listening Listen(RawClient* c, uint32_t id) {
+  Listening Listen(RawClient* c) {
     Listening l;
     l.sock.reset(socket(AF_INET, SOCK_STREAM, 0));
     sockaddr_in a = {};
@@ -162,22 +183,91 @@ class SessionManagerTest : public ::testing::Test {
     socklen_t len = sizeof(a);
     getsockname(l.sock.get(), reinterpret_cast<sockaddr*>(&a), &len);
     l.port = a.sin_port;
-    l.efd.reset(eventfd(0, EFD_NONBLOCK));
     Msg m = {};
     m.type = MsgType::kTcpListen;
     m.seq = 2;
-    m.id = id;
     m.value = 8;
     m.local.addr = a.sin_addr.s_addr;
     m.local.port = a.sin_port;
-    const int fds[2] = {l.sock.get(), l.efd.get()};
+    const int fds[1] = {l.sock.get()};
     Msg r;
     std::vector<UniqueFd> got;
-    EXPECT_TRUE(c->Send(m, fds, 2));
-    EXPECT_TRUE(c->Recv(&r, &got));
-    EXPECT_EQ(r.type, MsgType::kStatus);
-    EXPECT_EQ(r.status, 0);
+    EXPECT_TRUE(c->Call(m, fds, 1, &r, &got));
+    EXPECT_EQ(r.type, MsgType::kListener);
+    if (r.type == MsgType::kListener && got.size() == 1) {
+      l.id = r.id;
+      l.seg = shm::Mapping::MapShared(got[0].get(), shm::ListenerSegmentBytes());
+    }
     return l;
+  }
+
+  // A connection from `client` to `l`, set up as the library does: the
+  // channel from offloadd, a slot, an entry in the accept queue.
+  struct Conn {
+    UniqueFd shadow;
+    uint16_t port = 0;  // the connector's port (network order)
+    std::unique_ptr<shm::ChannelMap> chan;
+    uint32_t slot = 0, gen = 0;
+    shm::PipeRecord* rec() const { return chan->Record(slot); }
+  };
+  Conn Connect(RawClient* client, const Listening& l) {
+    Conn c;
+    c.shadow = BoundShadow(&c.port);
+    Msg m = {};
+    m.type = MsgType::kTcpConnect;
+    m.seq = 9;
+    m.remote.addr = htonl(INADDR_LOOPBACK);
+    m.remote.port = l.port;
+    const int fds[1] = {c.shadow.get()};
+    Msg r;
+    std::vector<UniqueFd> got;
+    EXPECT_TRUE(client->Call(m, fds, 1, &r, &got));
+    EXPECT_EQ(r.type, MsgType::kChannel);
+    EXPECT_EQ(r.kind, shm::kChannelSameHost);
+    EXPECT_EQ(r.id2, l.id);
+    if (r.type != MsgType::kChannel || got.size() != 2) return c;
+    c.chan = shm::ChannelMap::Open(std::move(got[0]), false);
+    EXPECT_NE(c.chan, nullptr);
+    if (c.chan == nullptr) return c;
+    EXPECT_TRUE(c.chan->Allocate(l.id, 2, false, &c.slot, &c.gen));
+    struct stat st;
+    fstat(c.shadow.get(), &st);
+    c.rec()->end[0].inode = st.st_ino;
+    EXPECT_EQ(shm::PostConnection(l.hdr(), {c.chan->id(), c.slot, c.gen, 0}),
+              shm::PostResult::kPosted);
+    return c;
+  }
+
+  // The acceptor's side: takes the entry and maps the channel with the
+  // listener as proof.
+  std::unique_ptr<shm::ChannelMap> Accept(RawClient* server, const Listening& l,
+                                          shm::AcceptEntry* e) {
+    int engine = 0;
+    EXPECT_TRUE(shm::TakeConnection(l.hdr(), e, &engine));
+    Msg m = {};
+    m.type = MsgType::kMapChannel;
+    m.seq = 11;
+    m.id = e->channel_id;
+    const int fds[1] = {l.sock.get()};
+    Msg r;
+    std::vector<UniqueFd> got;
+    EXPECT_TRUE(server->Call(m, fds, 1, &r, &got));
+    EXPECT_EQ(r.type, MsgType::kChannel);
+    if (got.size() != 1) return nullptr;
+    return shm::ChannelMap::Open(std::move(got[0]), false);
+  }
+
+  // Lists the connector's end in its arena as the library does.
+  static void ListExclusive(RawClient* client, const Conn& c) {
+    shm::SocketSlot* slot = reinterpret_cast<shm::SocketSlot*>(
+        reinterpret_cast<uint8_t*>(client->arena()) + client->arena()->slots_offset);
+    slot->inode = c.rec()->end[0].inode;
+    slot->channel_id = c.chan->id();
+    slot->pipe_slot = c.slot;
+    slot->pipe_gen = c.gen;
+    slot->pipe_end = 0;
+    slot->share.store(shm::kSlotExclusive);
+    slot->in_use.store(1, std::memory_order_release);
   }
 
   std::string dir_;
@@ -227,18 +317,24 @@ TEST_F(SessionManagerTest, MalformedInputDropsOnlyThatSession) {
   pollfd p = {bad.fd(), POLLIN, 0};
   ASSERT_EQ(poll(&p, 1, 5000), 1);
   EXPECT_EQ(recv(bad.fd(), &b, 1, 0), 0) << "the daemon hangs up on a protocol violation";
-  // A request for someone else's pipe is a violation too.
+  // An unknown request, or one with the wrong number of fds, too.
   RawClient nosy(manager_->engine_socket_path());
   ASSERT_TRUE(nosy.Attach());
   Msg m = {};
-  m.type = MsgType::kPipeClose;
-  m.id = 12345;
+  m.type = static_cast<MsgType>(99);
   ASSERT_TRUE(nosy.Send(m));
   p = {nosy.fd(), POLLIN, 0};
   ASSERT_EQ(poll(&p, 1, 5000), 1);
   EXPECT_EQ(recv(nosy.fd(), &b, 1, 0), 0);
+  RawClient fdless(manager_->engine_socket_path());
+  ASSERT_TRUE(fdless.Attach());
+  m.type = MsgType::kShare;
+  ASSERT_TRUE(fdless.Send(m));
+  p = {fdless.fd(), POLLIN, 0};
+  ASSERT_EQ(poll(&p, 1, 5000), 1);
+  EXPECT_EQ(recv(fdless.fd(), &b, 1, 0), 0);
   // The well-behaved process is still served.
-  Listening l = Listen(&good, 1);
+  Listening l = Listen(&good);
   EXPECT_NE(l.port, 0);
 }
 
@@ -252,13 +348,11 @@ TEST_F(SessionManagerTest, ListenRequiresAListeningSocketAsProof) {
   ASSERT_EQ(bind(s.get(), reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
   socklen_t len = sizeof(a);
   getsockname(s.get(), reinterpret_cast<sockaddr*>(&a), &len);
-  UniqueFd efd(eventfd(0, 0));
   Msg m = {};
   m.type = MsgType::kTcpListen;
-  m.id = 1;
   m.local.port = a.sin_port;
-  const int fds[2] = {s.get(), efd.get()};
-  ASSERT_TRUE(c.Send(m, fds, 2));
+  const int fds[1] = {s.get()};
+  ASSERT_TRUE(c.Send(m, fds, 1));
   Msg r;
   std::vector<UniqueFd> got;
   ASSERT_TRUE(c.Recv(&r, &got));
@@ -266,141 +360,237 @@ TEST_F(SessionManagerTest, ListenRequiresAListeningSocketAsProof) {
   EXPECT_FALSE(shm::PortBit(c.arena()->tcp_ports, ntohs(a.sin_port)));
 }
 
-TEST_F(SessionManagerTest, ConnectBrokersAPipeAndDetachGivesThePeerEof) {
+TEST_F(SessionManagerTest, ConnectGivesAChannelThatBothProcessesMap) {
   RawClient server(manager_->engine_socket_path());
   ASSERT_TRUE(server.Attach());
-  Listening l = Listen(&server, 42);
+  Listening l = Listen(&server);
+  ASSERT_NE(l.hdr(), nullptr);
+  EXPECT_EQ(l.hdr()->state.load(), shm::kListening);
   RawClient client(manager_->engine_socket_path());
   ASSERT_TRUE(client.Attach());
   EXPECT_TRUE(shm::PortBit(client.arena()->tcp_ports, ntohs(l.port)))
       << "a listener's port is published to every process";
-
-  uint16_t shadow_port = 0;
-  UniqueFd shadow = BoundShadow(&shadow_port);
-  Msg m = {};
-  m.type = MsgType::kTcpConnect;
-  m.seq = 9;
-  m.local.addr = htonl(INADDR_LOOPBACK);
-  m.local.port = htons(40000);  // a lie: the daemon takes the shadow's port
-  m.remote.addr = htonl(INADDR_LOOPBACK);
-  m.remote.port = l.port;
-  const int fds[1] = {shadow.get()};
-  ASSERT_TRUE(client.Send(m, fds, 1));
-  Msg r;
-  std::vector<UniqueFd> cfds;
-  ASSERT_TRUE(client.Recv(&r, &cfds));
-  ASSERT_EQ(r.type, MsgType::kPipe);
-  EXPECT_EQ(r.seq, 9u);
-  ASSERT_EQ(cfds.size(), 4u) << "memfd, own eventfd, peer eventfd, liveness pipe";
-  Msg offer;
-  std::vector<UniqueFd> sfds;
-  ASSERT_TRUE(server.Recv(&offer, &sfds));
-  ASSERT_EQ(offer.type, MsgType::kOffer);
-  EXPECT_EQ(offer.id, 42u);
-  EXPECT_EQ(offer.id2, r.id);
-  EXPECT_EQ(offer.remote.port, shadow_port) << "the peer address comes from the kernel";
-  ASSERT_EQ(sfds.size(), 4u);
-  uint64_t kicks = 0;
-  EXPECT_EQ(read(l.efd.get(), &kicks, sizeof(kicks)), 8) << "the listener's eventfd is kicked";
-  EXPECT_EQ(server.arena()->events_posted.load(), 1u);
-
-  // Both processes map the same segment: bytes flow connector -> acceptor.
-  const size_t bytes = shm::PipeSegmentBytes(r.value);
-  shm::Mapping cm = shm::Mapping::MapShared(cfds[0].get(), bytes);
-  shm::Mapping sm = shm::Mapping::MapShared(sfds[0].get(), bytes);
-  ASSERT_TRUE(cm.valid() && sm.valid());
-  auto* ch = cm.as<shm::PipeHeader>();
-  auto* sh = sm.as<shm::PipeHeader>();
-  EXPECT_EQ(ch->magic, shm::kPipeMagic);
+  Conn c = Connect(&client, l);
+  ASSERT_NE(c.chan, nullptr);
+  shm::AcceptEntry e;
+  std::unique_ptr<shm::ChannelMap> sc = Accept(&server, l, &e);
+  ASSERT_NE(sc, nullptr);
+  EXPECT_EQ(sc->id(), c.chan->id());
+  EXPECT_EQ(e.slot, c.slot);
+  // Both map the same slot: bytes flow connector -> acceptor.
   shm::ByteRingProducer p;
-  p.Init(&ch->dir[0], cm.as<uint8_t>() + shm::PipeDataOffset(0, r.value), r.value);
-  shm::ByteRingConsumer c;
-  c.Init(&sh->dir[0], sm.as<uint8_t>() + shm::PipeDataOffset(0, r.value), r.value);
+  p.Init(&c.rec()->dir[0], c.chan->RingData(c.slot, 0), c.chan->capacity());
+  shm::ByteRingConsumer r;
+  r.Init(&sc->Record(e.slot)->dir[0], sc->RingData(e.slot, 0), sc->capacity());
   p.CopyIn(0, "hi", 2);
   p.Commit(2);
-  ASSERT_EQ(c.Readable(), 2u);
+  ASSERT_EQ(r.Readable(), 2u);
   char buf[2];
-  c.CopyOut(0, buf, 2);
+  r.CopyOut(0, buf, 2);
   EXPECT_EQ(std::memcmp(buf, "hi", 2), 0);
+  // A second connect of the same process needs no new channel.
+  Conn c2 = Connect(&client, l);
+  ASSERT_NE(c2.chan, nullptr);
+  EXPECT_EQ(c2.chan->id(), c.chan->id());
+}
 
-  // The connector's process dies (the kernel closes its fds, the liveness
-  // pipe among them): the acceptor sees FIN after the data.
-  const shm::PipeHeader* keep = ch;
-  (void)keep;
-  client.Close();
-  EXPECT_EQ(sh->dir[0].shut.load(), 0u) << "its fd copy is still open: not ended yet";
-  cfds.clear();
-  for (int i = 0; i < 500 && sh->dir[0].shut.load() == 0; ++i) usleep(2000);
-  EXPECT_EQ(sh->dir[0].shut.load(), shm::kShutFin);
-  EXPECT_EQ(sh->dir[1].reader_closed.load(), 1u);
-  EXPECT_EQ(read(sfds[1].get(), &kicks, sizeof(kicks)), 8) << "the survivor is woken";
+TEST_F(SessionManagerTest, MapChannelNeedsASocketOfThatChannelAsProof) {
+  RawClient server(manager_->engine_socket_path());
+  ASSERT_TRUE(server.Attach());
+  Listening l = Listen(&server);
+  RawClient client(manager_->engine_socket_path());
+  ASSERT_TRUE(client.Attach());
+  Conn c = Connect(&client, l);
+  ASSERT_NE(c.chan, nullptr);
+  RawClient nosy(manager_->engine_socket_path());
+  ASSERT_TRUE(nosy.Attach());
+  UniqueFd other(socket(AF_INET, SOCK_STREAM, 0));
+  Msg m = {};
+  m.type = MsgType::kMapChannel;
+  m.id = c.chan->id();
+  const int fds[1] = {other.get()};
+  Msg r;
+  std::vector<UniqueFd> got;
+  ASSERT_TRUE(nosy.Call(m, fds, 1, &r, &got));
+  EXPECT_EQ(r.type, MsgType::kStatus);
+  EXPECT_EQ(r.status, EPERM);
+  EXPECT_TRUE(got.empty());
+}
+
+TEST_F(SessionManagerTest, DeathOfTheSoleHolderEndsItsPipeEnd) {
+  RawClient server(manager_->engine_socket_path());
+  ASSERT_TRUE(server.Attach());
+  Listening l = Listen(&server);
+  RawClient client(manager_->engine_socket_path());
+  ASSERT_TRUE(client.Attach());
+  Conn c = Connect(&client, l);
+  ASSERT_NE(c.chan, nullptr);
+  ListExclusive(&client, c);
+  shm::PipeRecord* rec = c.rec();
+  EXPECT_EQ(rec->dir[0].shut.load(), 0u);
+  client.Close();  // the process is gone
+  for (int i = 0; i < 500 && rec->dir[0].shut.load() == 0; ++i) usleep(2000);
+  EXPECT_EQ(rec->dir[0].shut.load(), shm::kShutFin);
+  EXPECT_EQ(rec->dir[1].reader_closed.load(), shm::kReaderClosed);
+  EXPECT_EQ(rec->ctl.closed.load(), 1u);
 }
 
 TEST_F(SessionManagerTest, DeathWithUnreadDataResetsThePeer) {
   RawClient server(manager_->engine_socket_path());
   ASSERT_TRUE(server.Attach());
-  Listening l = Listen(&server, 1);
+  Listening l = Listen(&server);
   RawClient client(manager_->engine_socket_path());
   ASSERT_TRUE(client.Attach());
-  UniqueFd shadow = BoundShadow(nullptr);
-  Msg m = {};
-  m.type = MsgType::kTcpConnect;
-  m.remote.addr = htonl(INADDR_LOOPBACK);
-  m.remote.port = l.port;
-  const int fds[1] = {shadow.get()};
-  ASSERT_TRUE(client.Send(m, fds, 1));
-  Msg r;
-  std::vector<UniqueFd> cfds, sfds;
-  ASSERT_TRUE(client.Recv(&r, &cfds));
-  ASSERT_TRUE(server.Recv(&r, &sfds));
-  shm::Mapping sm = shm::Mapping::MapShared(sfds[0].get(), shm::PipeSegmentBytes(r.value));
-  auto* sh = sm.as<shm::PipeHeader>();
+  Conn c = Connect(&client, l);
+  ASSERT_NE(c.chan, nullptr);
+  ListExclusive(&client, c);
   // The acceptor wrote data the connector never read; then the connector dies.
   shm::ByteRingProducer p;
-  p.Init(&sh->dir[1], sm.as<uint8_t>() + shm::PipeDataOffset(1, r.value), r.value);
+  p.Init(&c.rec()->dir[1], c.chan->RingData(c.slot, 1), c.chan->capacity());
   p.CopyIn(0, "unread", 6);
   p.Commit(6);
   client.Close();
-  cfds.clear();  // the process's fds are gone
-  for (int i = 0; i < 500 && sh->dir[0].shut.load() == 0; ++i) usleep(2000);
-  EXPECT_EQ(sh->dir[0].shut.load(), shm::kShutRst);
-  EXPECT_EQ(sh->dir[1].reader_closed.load(), 2u);
+  shm::PipeRecord* rec = c.rec();
+  for (int i = 0; i < 500 && rec->dir[0].shut.load() == 0; ++i) usleep(2000);
+  EXPECT_EQ(rec->dir[0].shut.load(), shm::kShutRst);
+  EXPECT_EQ(rec->dir[1].reader_closed.load(), shm::kReaderClosedUnread);
 }
 
-TEST_F(SessionManagerTest, ASideEndsOnlyWhenEveryCopyOfItsFdIsClosed) {
+TEST_F(SessionManagerTest, AnArenaSlotCannotEndSomeoneElsesConnection) {
   RawClient server(manager_->engine_socket_path());
   ASSERT_TRUE(server.Attach());
-  Listening l = Listen(&server, 1);
+  Listening l = Listen(&server);
   RawClient client(manager_->engine_socket_path());
   ASSERT_TRUE(client.Attach());
-  UniqueFd shadow = BoundShadow(nullptr);
+  Conn c = Connect(&client, l);
+  ASSERT_NE(c.chan, nullptr);
+  // A hostile process lists that pipe end as its own, with a wrong inode.
+  RawClient hostile(manager_->engine_socket_path());
+  ASSERT_TRUE(hostile.Attach());
+  Conn fake;
+  fake.chan = shm::ChannelMap::Open(UniqueFd(fcntl(c.chan->memfd(), F_DUPFD_CLOEXEC, 0)), false);
+  fake.slot = c.slot;
+  fake.gen = c.gen;
+  const uint64_t real_inode = c.rec()->end[0].inode;
+  c.rec()->end[0].inode = real_inode + 1;
+  ListExclusive(&hostile, fake);
+  c.rec()->end[0].inode = real_inode;
+  hostile.Close();
+  usleep(100000);  // give a wrong close time to happen (it must not)
+  EXPECT_EQ(c.rec()->dir[0].shut.load(), 0u);
+  EXPECT_EQ(c.rec()->ctl.closed.load(), 0u);
+}
+
+TEST_F(SessionManagerTest, ASharedEndEndsOnlyWhenEveryCopyOfTheSocketIsClosed) {
+  RawClient server(manager_->engine_socket_path());
+  ASSERT_TRUE(server.Attach());
+  Listening l = Listen(&server);
+  RawClient client(manager_->engine_socket_path());
+  ASSERT_TRUE(client.Attach());
+  Conn c = Connect(&client, l);
+  ASSERT_NE(c.chan, nullptr);
   Msg m = {};
-  m.type = MsgType::kTcpConnect;
-  m.remote.addr = htonl(INADDR_LOOPBACK);
-  m.remote.port = l.port;
-  const int fds[1] = {shadow.get()};
+  m.type = MsgType::kShare;
+  m.kind = shm::kSharePipe;
+  m.id = c.chan->id();
+  m.slot = c.slot;
+  m.gen = c.gen;
+  m.end = 0;
+  const int fds[1] = {c.shadow.get()};
   ASSERT_TRUE(client.Send(m, fds, 1));
+  // Another process adopts it (it got the socket through SCM_RIGHTS).
+  RawClient other(manager_->engine_socket_path());
+  ASSERT_TRUE(other.Attach());
+  UniqueFd copy(dup(c.shadow.get()));
+  Msg a = {};
+  a.type = MsgType::kAdopt;
+  a.seq = 5;
+  const int afds[1] = {copy.get()};
   Msg r;
-  std::vector<UniqueFd> cfds, sfds;
-  ASSERT_TRUE(client.Recv(&r, &cfds));
-  ASSERT_TRUE(server.Recv(&r, &sfds));
-  ASSERT_EQ(cfds.size(), 4u);
-  shm::Mapping sm = shm::Mapping::MapShared(sfds[0].get(), shm::PipeSegmentBytes(r.value));
-  auto* sh = sm.as<shm::PipeHeader>();
-  // A second copy (fork, dup, fd passing) keeps the side open.
-  UniqueFd copy(dup(cfds[3].get()));
-  cfds[3].reset();
-  usleep(50000);
-  EXPECT_EQ(sh->dir[0].shut.load(), 0u);
+  std::vector<UniqueFd> got;
+  ASSERT_TRUE(other.Call(a, afds, 1, &r, &got));
+  ASSERT_EQ(r.type, MsgType::kAdopted);
+  EXPECT_EQ(r.kind, shm::kSharePipe);
+  EXPECT_EQ(r.id, c.chan->id());
+  EXPECT_EQ(r.slot, c.slot);
+  EXPECT_EQ(r.end, 0u);
+  EXPECT_EQ(got.size(), 1u);
+  EXPECT_TRUE(c.rec()->end[0].flags.load() & shm::kEndShared);
+  // Both sessions end; one copy of the socket is still open somewhere.
+  client.Close();
+  other.Close();
+  c.shadow.reset();
+  usleep(100000);
+  EXPECT_EQ(c.rec()->dir[0].shut.load(), 0u) << "a copy is still open: not ended yet";
   copy.reset();
-  for (int i = 0; i < 500 && sh->dir[0].shut.load() == 0; ++i) usleep(2000);
-  EXPECT_EQ(sh->dir[0].shut.load(), shm::kShutFin);
+  for (int i = 0; i < 500 && c.rec()->dir[0].shut.load() == 0; ++i) usleep(2000);
+  EXPECT_EQ(c.rec()->dir[0].shut.load(), shm::kShutFin);
+}
+
+TEST_F(SessionManagerTest, AdoptingAKernelSocketSaysItIsNotOffloaded) {
+  RawClient c(manager_->engine_socket_path());
+  ASSERT_TRUE(c.Attach());
+  UniqueFd k(socket(AF_INET, SOCK_STREAM, 0));
+  Msg a = {};
+  a.type = MsgType::kAdopt;
+  const int fds[1] = {k.get()};
+  Msg r;
+  std::vector<UniqueFd> got;
+  ASSERT_TRUE(c.Call(a, fds, 1, &r, &got));
+  EXPECT_EQ(r.type, MsgType::kStatus);
+  EXPECT_EQ(r.status, ENOENT);
+}
+
+TEST_F(SessionManagerTest, AReleasedListenerResetsItsQueuedConnections) {
+  RawClient server(manager_->engine_socket_path());
+  ASSERT_TRUE(server.Attach());
+  Listening l = Listen(&server);
+  RawClient client(manager_->engine_socket_path());
+  ASSERT_TRUE(client.Attach());
+  Conn c = Connect(&client, l);
+  ASSERT_NE(c.chan, nullptr);
+  l.sock.reset();  // the last copy of the listening socket
+  for (int i = 0; i < 500 && c.rec()->dir[1].shut.load() == 0; ++i) usleep(2000);
+  EXPECT_EQ(l.hdr()->state.load(), shm::kListenerClosed);
+  EXPECT_EQ(c.rec()->dir[1].shut.load(), shm::kShutRst) << "Linux resets unaccepted connections";
+  EXPECT_FALSE(shm::PortBit(client.arena()->tcp_ports, ntohs(l.port)));
+  EXPECT_EQ(shm::PostConnection(l.hdr(), {c.chan->id(), 0, 0, 0}), shm::PostResult::kClosed);
+}
+
+TEST_F(SessionManagerTest, DoorbellsAreGivenToPeersAndForgottenWithTheirProcess) {
+  RawClient a(manager_->engine_socket_path());
+  ASSERT_TRUE(a.Attach());
+  RawClient b(manager_->engine_socket_path());
+  ASSERT_TRUE(b.Attach());
+  Msg m = {};
+  m.type = MsgType::kDoorbell;
+  m.seq = 3;
+  m.value64 = a.doorbell_id();
+  Msg r;
+  std::vector<UniqueFd> got;
+  ASSERT_TRUE(b.Call(m, nullptr, 0, &r, &got));
+  ASSERT_EQ(r.type, MsgType::kDoorbellFd);
+  ASSERT_EQ(got.size(), 1u);
+  const uint64_t one = 1;
+  ASSERT_EQ(write(got[0].get(), &one, 8), 8);
+  uint64_t v = 0;
+  EXPECT_EQ(read(a.doorbell(), &v, 8), 8) << "the eventfd is a's own";
+  a.Close();
+  got.clear();
+  for (int i = 0; i < 100; ++i) {
+    ASSERT_TRUE(b.Call(m, nullptr, 0, &r, &got));
+    if (r.type == MsgType::kStatus) break;
+    got.clear();
+    usleep(2000);
+  }
+  EXPECT_EQ(r.type, MsgType::kStatus);
+  EXPECT_EQ(r.status, ENOENT);
 }
 
 TEST_F(SessionManagerTest, ConnectWithAnUnboundShadowIsNotBrokered) {
   RawClient server(manager_->engine_socket_path());
   ASSERT_TRUE(server.Attach());
-  Listening l = Listen(&server, 3);
+  Listening l = Listen(&server);
   RawClient c(manager_->engine_socket_path());
   ASSERT_TRUE(c.Attach());
   UniqueFd unbound(socket(AF_INET, SOCK_STREAM, 0));

@@ -1,7 +1,7 @@
 // Byte ring and datagram ring: full/empty, wrap-around, and SPSC correctness
 // under two threads (every byte checked).
 
-#include "shm/byte_ring.h"
+#include "shm/ring.h"
 
 #include <cstdint>
 #include <cstring>
@@ -35,13 +35,13 @@ TEST(ByteRingTest, EmptyThenFullThenEmpty) {
   uint8_t buf[64];
   for (int i = 0; i < 64; ++i) buf[i] = static_cast<uint8_t>(i);
   r.p.CopyIn(0, buf, 64);
-  EXPECT_FALSE(r.p.Commit(64));
+  EXPECT_EQ(r.p.Commit(64), 0u);
   EXPECT_EQ(r.p.Writable(), 0u);
   EXPECT_EQ(r.c.Readable(), 64u);
   uint8_t out[64] = {};
   r.c.CopyOut(0, out, 64);
   EXPECT_EQ(std::memcmp(buf, out, 64), 0);
-  EXPECT_FALSE(r.c.Consume(64));
+  EXPECT_EQ(r.c.Consume(64), 0u);
   EXPECT_EQ(r.c.Readable(), 0u);
   EXPECT_EQ(r.p.Writable(), 64u);
 }
@@ -64,21 +64,47 @@ TEST(ByteRingTest, WrapAroundKeepsBytesInOrder) {
   }
 }
 
-TEST(ByteRingTest, WakeupFlagsAreReportedOnceAndOnlyWhenSet) {
+TEST(ByteRingTest, ArmBitsAreReportedOnceAndOnlyWhenSet) {
   TestRing r(16);
   uint8_t b = 1;
-  EXPECT_EQ(r.c.PrepareSleep(), 0u);  // reader goes to sleep
+  r.c.ArmReader(kArmFutex | kArmDoorbell);  // a reader goes to sleep
+  EXPECT_EQ(r.c.RecheckAfterFence(), 0u);
   r.p.CopyIn(0, &b, 1);
-  EXPECT_TRUE(r.p.Commit(1));   // producer must kick
+  EXPECT_EQ(r.p.Commit(1), kArmFutex | kArmDoorbell);  // the producer must wake both kinds
   r.p.CopyIn(0, &b, 1);
-  EXPECT_FALSE(r.p.Commit(1));  // flag consumed by the first kick
-  // Writer side: fill, sleep, consumer must kick once.
+  EXPECT_EQ(r.p.Commit(1), 0u);  // taken by the first commit
+  // Writer side: fill, sleep, the consumer must wake it once.
   r.p.CopyIn(0, &b, 1);
   r.p.Commit(14);
   EXPECT_EQ(r.p.Writable(), 0u);
-  EXPECT_EQ(r.p.PrepareSleep(), 0u);
-  EXPECT_TRUE(r.c.Consume(1));
-  EXPECT_FALSE(r.c.Consume(1));
+  r.p.ArmWriter(kArmFutex);
+  EXPECT_EQ(r.p.RecheckAfterFence(), 0u);
+  EXPECT_EQ(r.c.Consume(1), kArmFutex);
+  EXPECT_EQ(r.c.Consume(1), 0u);
+}
+
+TEST(ByteRingTest, WaiterSetListsEachProcessOnceAndReportsOverflow) {
+  RingWaitLine w = {};
+  for (uint64_t id = 1; id <= kMaxRingWaiters; ++id) {
+    EXPECT_TRUE(AddWaiter(&w, id));
+    EXPECT_TRUE(AddWaiter(&w, id));  // idempotent
+  }
+  EXPECT_FALSE(AddWaiter(&w, 99));
+  EXPECT_EQ(w.waiter_overflow.load(), 1u);
+  RemoveWaiter(&w, 2);
+  EXPECT_TRUE(AddWaiter(&w, 99));
+}
+
+TEST(ByteRingTest, SharedReadinessNeverWrapsWhileIndicesMove) {
+  TestRing r(64);
+  uint8_t buf[64] = {};
+  r.p.CopyIn(0, buf, 40);
+  r.p.Commit(40);
+  EXPECT_EQ(r.c.ReadableShared(), 40u);
+  EXPECT_EQ(r.p.WritableShared(), 24u);
+  r.c.Consume(40);
+  EXPECT_EQ(r.c.ReadableShared(), 0u);
+  EXPECT_EQ(r.p.WritableShared(), 64u);
 }
 
 TEST(ByteRingTest, ShutIsSeenAfterTheLastByte) {
