@@ -532,9 +532,30 @@ int EpollWaitImpl(int epfd, epoll_event* events, int maxevents, int timeout_ms,
       break;
     }
     if (empty) {  // every offloaded fd left the set: plain kernel wait
+      pthread_mutex_lock(&set->mu);
+      // Our own fds leave the kernel set too (a kicked doorbell must not
+      // wake, let alone be reported to, the application).
+      if (set->entries.empty()) {
+        if (set->doorbell_fd >= 0) Real().epoll_ctl(epfd, EPOLL_CTL_DEL, set->doorbell_fd, nullptr);
+        if (set->attach_fd >= 0) Real().epoll_ctl(epfd, EPOLL_CTL_DEL, set->attach_fd, nullptr);
+        set->doorbell_fd = set->attach_fd = -1;
+      }
+      pthread_mutex_unlock(&set->mu);
       const int64_t left = deadline == INT64_MAX ? -1 : std::max<int64_t>(0, deadline - NowNs());
       result = sigmask ? Real().epoll_pwait(epfd, events, maxevents, ToMs(left), sigmask)
                        : Real().epoll_wait(epfd, events, maxevents, ToMs(left));
+      if (result > 0) {
+        // A tagged event of ours registered before the set emptied.
+        int kept = 0;
+        for (int i = 0; i < result; ++i) {
+          const uint64_t tag = events[i].data.u64 & kTagMask;
+          if (tag == kTagEfd || tag == kTagShadow || tag == kTagDoorbell || tag == kTagAttach) {
+            continue;
+          }
+          events[kept++] = events[i];
+        }
+        result = kept;
+      }
       break;
     }
     ++iter;

@@ -174,6 +174,12 @@ struct Socket : FdObject {
   std::vector<InRing*> new_rings;          // handed over by the attach reader
   std::atomic<bool> has_new_rings{false};
 
+  // kUdp: serialise the socket's senders / receivers (threads of this
+  // process), so a datagram is never torn and the ring state below is
+  // used by one thread at a time.
+  pthread_mutex_t udp_tx_mu = PTHREAD_MUTEX_INITIALIZER;
+  pthread_mutex_t udp_rx_mu = PTHREAD_MUTEX_INITIALIZER;
+
   // kUdp data
   std::vector<InRing*> in_rings;           // receiver-private
   std::vector<OutRing*> out_rings;         // sender-private
@@ -214,6 +220,22 @@ struct Socket : FdObject {
 
   std::vector<KernelEpollReg> epolls;  // guarded by mu
   bool linger_abort = false;  // SO_LINGER {1, 0}: close() resets
+};
+
+// Holds a pthread mutex for a scope.
+class MutexGuard {
+ public:
+  explicit MutexGuard(pthread_mutex_t* mu) : mu_(mu) { pthread_mutex_lock(mu_); }
+  ~MutexGuard() { Unlock(); }
+  MutexGuard(const MutexGuard&) = delete;
+  MutexGuard& operator=(const MutexGuard&) = delete;
+  void Unlock() {
+    if (mu_ != nullptr) pthread_mutex_unlock(mu_);
+    mu_ = nullptr;
+  }
+
+ private:
+  pthread_mutex_t* mu_;
 };
 
 struct EpollEntry {

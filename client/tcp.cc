@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <vector>
 #include <new>
 
 #include "client/attach.h"
@@ -429,8 +430,31 @@ void CloseListenerRef(Socket* s) {
   if (l->doorbell_listed.load(std::memory_order_relaxed)) {
     shm::RemoveWaiter(&l->hdr->accept_wait, DoorbellId());
   }
-  // The listener itself ends when its socket is released everywhere
-  // (offloadd watches it): nothing to do here but let go of the mapping.
+  if (!s->shared.load(std::memory_order_acquire)) {
+    // This close is the socket's last: from now on connects are refused
+    // (ECONNREFUSED, as right after a kernel listener's close) and the
+    // queued connections are reset. offloadd, which watches the socket,
+    // tidies up the rest (port, wire listener) when it sees it released.
+    shm::ListenerHeader* h = l->hdr;
+    std::vector<shm::AcceptEntry> pending;
+    if (pthread_mutex_lock(&h->q_mu) == EOWNERDEAD) pthread_mutex_consistent(&h->q_mu);
+    h->state.store(shm::kListenerClosed, std::memory_order_release);
+    shm::AcceptEntry e;
+    int engine = 0;
+    pthread_mutex_unlock(&h->q_mu);
+    while (shm::TakeConnection(h, &e, &engine)) pending.push_back(e);
+    for (const shm::AcceptEntry& p : pending) {
+      shm::ChannelMap* chan = FindChannel(p.channel_id);
+      if (chan == nullptr) chan = MapChannelVia(p.channel_id, s->fd);
+      shm::PipeRecord* r = chan != nullptr ? chan->Record(p.slot) : nullptr;
+      if (r == nullptr || r->ctl.gen.load(std::memory_order_acquire) != p.gen) continue;
+      r->end[1].flags.fetch_or(shm::kEndLingerAbort, std::memory_order_acq_rel);
+      const shm::CloseWakeups w = shm::CloseEnd(r, 1);
+      WakeLine(&r->dir[1].reader_wait, w.peer_readers);
+      WakeLine(&r->dir[0].writer_wait, w.peer_writers);
+      if (w.free_slot) chan->Free(p.slot, false);
+    }
+  }
   ReleaseListener(l->id);
 }
 

@@ -395,6 +395,7 @@ void UdpAfterBind(Socket* s) {
 }
 
 ssize_t UdpSend(Socket* s, const iovec* iov, int iovcnt, int flags, const sockaddr_in* dst) {
+  MutexGuard tx(&s->udp_tx_mu);
   if (s->path.load(std::memory_order_relaxed) == Path::kUndecided) {
     if (!EnsureBound(s)) return kUseKernel;
     UdpAfterBind(s);
@@ -577,6 +578,7 @@ void UdpMulticastOption(Socket* s, int name, const void* val, socklen_t len) {
 }
 
 bool UdpHasData(Socket* s) {
+  MutexGuard rx(&s->udp_rx_mu);
   AdoptNewRings(s);
   for (InRing* r : s->in_rings) {
     if (!r->c.Empty()) return true;
@@ -585,6 +587,7 @@ bool UdpHasData(Socket* s) {
 }
 
 size_t UdpNextSize(Socket* s) {
+  MutexGuard rx(&s->udp_rx_mu);
   AdoptNewRings(s);
   for (InRing* r : s->in_rings) {
     size_t len;
@@ -597,6 +600,7 @@ ssize_t UdpRecv(Socket* s, msghdr* msg, int flags) {
   const bool nonblock = s->nonblock || (flags & MSG_DONTWAIT);
   const int ratio = Config().udp_os_ratio;
   for (;;) {
+    MutexGuard rx(&s->udp_rx_mu);
     AdoptNewRings(s);
     const size_t n = s->in_rings.size();
     for (size_t k = 0; k < n; ++k) {
@@ -646,6 +650,7 @@ ssize_t UdpRecv(Socket* s, msghdr* msg, int flags) {
     }
     ReapRings(s);
     SyncWireDrops(s);
+    rx.Unlock();
     if (nonblock) {
       Add(s->slot->rx_eagain, 1);
       errno = EAGAIN;

@@ -144,9 +144,11 @@ bool ArmFlags(Socket* s, uint32_t events) {
       shm::ArmWait(&l->hdr->accept_wait, shm::kArmDoorbell);
       return ok;
     }
-    case Path::kUdp:
+    case Path::kUdp: {
+      MutexGuard rx(&s->udp_rx_mu);
       for (InRing* r : s->in_rings) r->c.SetSleepFlag();
       return true;
+    }
     default:
       return true;
   }
@@ -166,6 +168,7 @@ bool ArmRecheck(Socket* s, uint32_t events, bool* barrier_done) {
     case Path::kListener:
       return ListenerPending(s);
     case Path::kUdp: {
+      MutexGuard rx(&s->udp_rx_mu);
       bool ready = false;
       for (InRing* r : s->in_rings) ready |= r->c.RecheckAfterFence();
       return ready || s->has_new_rings.load(std::memory_order_acquire);
@@ -177,6 +180,7 @@ bool ArmRecheck(Socket* s, uint32_t events, bool* barrier_done) {
 
 void Disarm(Socket* s) {
   if (s->path.load(std::memory_order_acquire) != Path::kUdp) return;
+  MutexGuard rx(&s->udp_rx_mu);
   for (InRing* r : s->in_rings) r->c.CancelSleep();
 }
 
@@ -187,6 +191,7 @@ uint64_t RxMark(Socket* s) {
     case Path::kListener:
       return s->listener->hdr->posted.load(std::memory_order_acquire);
     case Path::kUdp: {
+      MutexGuard rx(&s->udp_rx_mu);
       uint64_t m = s->in_rings.size();
       for (InRing* r : s->in_rings) m += r->c.QueuedBytes() + (uint64_t{r->id} << 32);
       return m;
@@ -254,7 +259,9 @@ int FutexSleep(Socket* s, uint32_t events, int64_t deadline) {
 }
 
 // Everything else: this process's doorbell (+ the shadow of a listener or
-// UDP socket, + the attach socket for an engine's connection).
+// UDP socket, + the attach socket for an engine's connection). Returns 0,
+// EAGAIN, EINTR, EBADF, or kShadowReady.
+constexpr int kShadowReady = -1;
 int DoorbellSleep(Socket* s, uint32_t events, int64_t deadline) {
   const Path path = s->path.load(std::memory_order_acquire);
   const bool with_shadow = path == Path::kListener || path == Path::kUdp;
@@ -297,7 +304,9 @@ int DoorbellSleep(Socket* s, uint32_t events, int64_t deadline) {
   const bool attach_hup = attach_at >= 0 && (p[attach_at].revents & (POLLHUP | POLLERR));
   AfterDoorbellSleep(doorbell_at >= 0 && n > doorbell_at && (p[doorbell_at].revents & POLLIN),
                      attach_hup);
-  if (shadow_at >= 0 && (p[shadow_at].revents & POLLIN)) return 0;
+  // The kernel side (a kernel client, a kernel datagram) is ready: the
+  // caller looks at it.
+  if (shadow_at >= 0 && (p[shadow_at].revents & POLLIN)) return kShadowReady;
   return 0;
 }
 
@@ -334,7 +343,7 @@ int WaitSocketLocked(Socket* s, uint32_t events, int64_t timeout_ms) {
     const bool futex = path == Path::kPipe && !s->pipe->engine;
     const int rc = futex ? FutexSleep(s, events, deadline) : DoorbellSleep(s, events, deadline);
     if (rc == EINTR || rc == EBADF) return rc;
-    if (s->closed || (Events(s, false, events) & events)) return 0;
+    if (rc == kShadowReady || s->closed || (Events(s, false, events) & events)) return 0;
     if (rc == EAGAIN && NowNs() >= deadline) return EAGAIN;
   }
 }

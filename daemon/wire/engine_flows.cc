@@ -75,7 +75,7 @@ void EngineFlows::Close(uint64_t cookie, bool abort) {
   auto it = flows_.find(cookie);
   if (it == flows_.end()) return;
   Entry& e = it->second;
-  if (e.pipe != nullptr && !abort) PollPipe(e);  // the application's last bytes and shutdown
+  if (e.pipe != nullptr && !abort) PollPipe(e, false);  // the application's last bytes and shutdown
   if (abort) {
     stack_->TcpAbort(e.id);
   } else {
@@ -182,6 +182,23 @@ size_t EngineFlows::PollApplications() {
   if (armed_) Disarm();
   size_t work = 0;
   for (Entry* e : pipes_) work += PollPipe(*e);
+  // The last holder of an application's socket closed it (shm::CloseEnd
+  // stored kShutRst when it left unread data or asked for an abort).
+  // Close() takes its last bytes first.
+  if (!app_closed_.empty()) {
+    std::vector<Entry*> closed;
+    closed.swap(app_closed_);
+    for (Entry* e : closed) {
+      const bool abort =
+          e->pipe->to_wire().shut.load(std::memory_order_acquire) == shm::kShutRst;
+      for (auto& [cookie, entry] : flows_) {
+        if (&entry == e) {
+          Close(cookie, abort);
+          break;
+        }
+      }
+    }
+  }
   work += udp_.PollApplications();
   return work;
 }
@@ -229,6 +246,20 @@ bool EngineFlows::ArmApplicationWakeups() {
 }
 
 void EngineFlows::UnsteerAll() {
+  // offloadd is stopping: every connection it served reads as reset
+  // (ECONNRESET) in the applications, as if the peer had sent RST.
+  for (auto& [cookie, e] : flows_) {
+    if (e.pipe == nullptr) continue;
+    shm::RingIndexes& tw = e.pipe->to_wire();
+    shm::RingIndexes& fw = e.pipe->from_wire();
+    int32_t pending = shm::kConnectPending;
+    e.pipe->record()->ctl.connect_status.compare_exchange_strong(pending, ECONNRESET,
+                                                                  std::memory_order_acq_rel);
+    fw.shut.store(shm::kShutRst, std::memory_order_release);
+    tw.reader_closed.store(shm::kReaderClosedUnread, std::memory_order_release);
+    Wake(&fw.reader_wait);
+    Wake(&tw.writer_wait);
+  }
   for (auto& [cookie, e] : flows_) plane_->FlowGone(queue_, e.key);
   for (Entry& e : closing_) plane_->FlowGone(queue_, e.key);
   for (auto& [cookie, l] : listeners_) plane_->FlowGone(queue_, l.key);
@@ -271,20 +302,12 @@ void EngineFlows::Erase(std::unordered_map<uint64_t, Entry>::iterator it) {
   flows_.erase(it);
 }
 
-size_t EngineFlows::PollPipe(Entry& e) {
+size_t EngineFlows::PollPipe(Entry& e, bool check_closed) {
   if (e.connect_pending) return 0;
-  if (e.pipe->AppClosed()) {
-    // The last holder of the application's socket closed it (shm::CloseEnd
-    // stored kShutRst when it left unread data or asked for an abort).
-    // Close() takes the last bytes first; it erases `e`.
-    const bool abort = e.pipe->to_wire().shut.load(std::memory_order_acquire) == shm::kShutRst;
-    for (auto& [cookie, entry] : flows_) {
-      if (&entry == &e) {
-        Close(cookie, abort);
-        return 1;
-      }
-    }
-    return 0;
+  if (check_closed && e.pipe->AppClosed()) {
+    // Closed by the caller after the scan (Close() erases entries).
+    app_closed_.push_back(&e);
+    return 1;
   }
   shm::RingIndexes& tw = e.pipe->to_wire();
   // Acquire: pairs with the application's store-release of shut (after

@@ -102,7 +102,9 @@ class EngineFlows : public engine::FlowEventSink, public stack::BufferProvider {
   void Erase(std::unordered_map<uint64_t, Entry>::iterator it);
 
   // Hands what the application did on its rings to the stack.
-  size_t PollPipe(Entry& e);
+  // `check_closed`: a pipe the application closed is queued in
+  // app_closed_ (PollApplications closes it after its scan).
+  size_t PollPipe(Entry& e, bool check_closed = true);
 
   void Disarm();
 
@@ -123,6 +125,7 @@ class EngineFlows : public engine::FlowEventSink, public stack::BufferProvider {
   std::unordered_map<uint64_t, Entry> flows_;
   std::vector<Entry*> pipes_;   // the flows of flows_ with an application pipe
   std::vector<Entry> closing_;  // released, protocol still finishing
+  std::vector<Entry*> app_closed_;  // found closed by PollPipe, closed after the scan
   std::unordered_map<uint64_t, ListenEntry> listeners_;
   // Children's pipes until accept, by TX ring base.
   std::unordered_map<uint8_t*, std::shared_ptr<AppPipe>> unaccepted_;
