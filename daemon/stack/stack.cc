@@ -226,6 +226,12 @@ void Stack::SendReset(Tcb* t, uint32_t seq, uint32_t ack, bool with_ack) {
 // Neighbours and transmission
 
 uint32_t Stack::NextHop(uint32_t dst) const {
+  // The kernel's routes (SetRoutes), longest prefix first; then the
+  // interface's subnet (on-link) and the configured default gateway.
+  for (const StackRoute& r : routes_) {
+    const uint32_t mask = r.prefix_len == 0 ? 0 : ~0u << (32 - r.prefix_len);
+    if (((dst ^ r.dst) & mask) == 0) return r.gateway != 0 ? r.gateway : dst;
+  }
   if (config_.gateway == 0 || ((dst ^ config_.local_ip) & netmask_) == 0) return dst;
   return config_.gateway;
 }
@@ -233,6 +239,26 @@ uint32_t Stack::NextHop(uint32_t dst) const {
 void Stack::SeedNeighbor(uint32_t ip, const net::MacAddr& mac, bool permanent) {
   arp_.SeedNeighbor(ip, mac, now_ns_, permanent);
   OnNeighborResolved(ip);
+}
+
+void Stack::ForgetNeighbor(uint32_t ip) {
+  uint32_t pending[net::ArpCache::kMaxPendingLimit];
+  size_t n = arp_.TakePending(ip, pending, net::ArpCache::kMaxPendingLimit);
+  for (size_t i = 0; i < n; ++i) pool_.Free(pending[i]);
+  arp_.Remove(ip);
+}
+
+void Stack::SetRoutes(const std::vector<StackRoute>& routes) {
+  routes_ = routes;
+  std::stable_sort(routes_.begin(), routes_.end(), [](const StackRoute& a, const StackRoute& b) {
+    return a.prefix_len > b.prefix_len;
+  });
+  if (++route_gen_ == 0) route_gen_ = 1;
+}
+
+void Stack::SetTcpConfig(const tcp::TcpConfig& tcp) {
+  config_.tcp = tcp;
+  config_.tcp.mtu = config_.mtu;
 }
 
 void Stack::QueueControl(uint32_t f) {
@@ -243,6 +269,12 @@ void Stack::QueueControl(uint32_t f) {
 }
 
 void Stack::SendArpRequest(uint32_t ip) {
+  if (config_.neighbours != nullptr) {
+    // The kernel owns ARP: ask it (netlink NTF_USE) rather than broadcast.
+    counters_.neighbor_requests++;
+    config_.neighbours->RequestResolution(ip);
+    return;
+  }
   uint32_t f = pool_.Alloc();
   if (f == FramePool::kNone) {
     counters_.tx_no_buffer++;
@@ -256,7 +288,11 @@ void Stack::SendArpRequest(uint32_t ip) {
 }
 
 bool Stack::ResolveFlow(Tcb* t) {
-  uint32_t nh = NextHop(t->remote_ip);
+  if (t->route_gen != route_gen_) {
+    t->next_hop = NextHop(t->remote_ip);
+    t->route_gen = route_gen_;
+  }
+  const uint32_t nh = t->next_hop;
   bool send_request = false;
   net::MacAddr mac;
   net::ArpCache::Result r = arp_.Lookup(nh, now_ns_, &mac, &send_request);
@@ -314,7 +350,7 @@ void Stack::OnNeighborResolved(uint32_t ip) {
     QueueControl(pending[i]);
   }
   for (Tcb& t : tcbs_) {
-    if (t.in_use && t.waiting_neighbor && NextHop(t.remote_ip) == ip) {
+    if (t.in_use && t.waiting_neighbor && (t.route_gen != route_gen_ || t.next_hop == ip)) {
       t.waiting_neighbor = false;
       ScheduleOutput(&t);
     }

@@ -31,6 +31,7 @@ inline constexpr size_t kCcPrivSize = 64;
 inline constexpr size_t kMaxOooRanges = 32;   // receiver reassembly ranges
 inline constexpr size_t kMaxSackRanges = 32;  // sender scoreboard ranges
 inline constexpr uint16_t kDefaultMss = 536;  // RFC 9293 3.7.1 / RFC 1122
+inline constexpr uint32_t kMaxEorMarks = 16;  // record ends (MSG_EOR) remembered per connection
 
 // RFC 9293 3.3.2 states.
 enum class TcpState : uint8_t {
@@ -64,6 +65,20 @@ struct TcpConfig {
   uint64_t fin_timeout_ns = 60 * kSec;       // orphaned FIN-WAIT-2
   uint32_t syn_retries = 6;                  // Linux tcp_syn_retries
   uint32_t synack_retries = 5;               // Linux tcp_synack_retries
+  // Linux tcp_syn_linear_timeouts: the first N SYN retransmissions keep the
+  // initial RTO (no doubling) before exponential backoff.
+  uint32_t syn_linear_timeouts = 4;
+  // Linux tcp_select_initial_window: the receive window scale follows the
+  // largest buffer a socket may grow to, max(tcp_rmem[2], core.rmem_max),
+  // not the ring a connection uses now (a socket that set SO_RCVBUF uses
+  // that instead, Tcb::user_rcvbuf).
+  uint32_t rcv_space_max = 6291456;
+  uint32_t rcvbuf_default = 131072;          // tcp_rmem[1] (SO_RCVBUF before autotuning)
+  uint32_t sndbuf_default = 16384;           // tcp_wmem[1]
+  uint32_t sndbuf_max = 4194304;             // tcp_wmem[2]
+  // Linux tcp_syncookies: 0 never, 1 when a listener's SYN queue is full,
+  // 2 always (RFC 4987 3.6).
+  uint8_t syncookies = 1;
   uint32_t retries2 = 15;                    // Linux tcp_retries2
   uint64_t keepalive_time_ns = 7200 * kSec;  // RFC 1122 4.2.3.6
   uint64_t keepalive_intvl_ns = 75 * kSec;
@@ -74,6 +89,7 @@ struct TcpConfig {
   bool sack = true;                          // RFC 2018
   bool dsack = true;                         // RFC 2883
   bool tlp = true;                           // RFC 8985 7 tail loss probe (Linux default)
+  bool prr = true;                           // RFC 6937 proportional rate reduction (Linux)
   uint32_t dupthresh = 3;                    // RFC 5681 / 6675 DupThresh
   uint32_t challenge_ack_limit = 1000;       // per second (RFC 5961 7)
   uint64_t invalid_ratelimit_ns = 500 * kMs; // Linux tcp_invalid_ratelimit (per socket)
@@ -123,6 +139,12 @@ struct TcpCounters {
   common::SingleWriterCounter dsacks_received;
   common::SingleWriterCounter dsacks_sent;
   common::SingleWriterCounter bad_app_index;        // ring index from the app rejected
+  // RFC 4987 3.6 SYN cookies (Linux SyncookiesSent / Recv / Failed).
+  common::SingleWriterCounter syncookies_sent;
+  common::SingleWriterCounter syncookies_recv;
+  common::SingleWriterCounter syncookies_failed;
+  common::SingleWriterCounter limited_transmits;    // RFC 3042 segments
+  common::SingleWriterCounter user_timeouts;        // aborted by TCP_USER_TIMEOUT
 };
 
 // Event bits reported to the host (and from it to the application).
@@ -180,6 +202,8 @@ enum class TcpOpt : uint8_t {
   kLingerZero,     // SO_LINGER {1, 0}: close() aborts with RST
   kUserTimeout,    // TCP_USER_TIMEOUT (milliseconds, 0 = default)
   kMaxSeg,         // TCP_MAXSEG (before connect)
+  kRcvBuf,         // SO_RCVBUF (bytes as passed; sets the window scale before SYN)
+  kSndBuf,         // SO_SNDBUF (bytes as passed)
 };
 
 struct Tcb {
@@ -276,6 +300,12 @@ struct Tcb {
   uint32_t undo_retrans = 0;       // its retransmissions not yet D-SACKed
   uint32_t undo_cwnd = 0;          // cwnd and ssthresh before the reduction
   uint32_t undo_ssthresh = 0;
+  // RFC 6937 PRR: segments delivered and sent since recovery began, and
+  // cwnd (bytes) before it (Linux prr_delivered, prr_out, prior_cwnd).
+  uint32_t prr_delivered = 0;
+  uint32_t prr_out = 0;
+  uint32_t prior_cwnd = 0;
+  uint32_t acked_sacked = 0;       // bytes newly ACKed or SACKed by the ACK being processed
   const CcOps* cc = nullptr;
   alignas(8) uint8_t cc_priv[kCcPrivSize];
 
@@ -329,6 +359,14 @@ struct Tcb {
   uint64_t keepintvl_ns = 0;
   uint32_t keepcnt = 0;
   uint64_t user_timeout_ns = 0;
+  uint32_t user_rcvbuf = 0;        // SO_RCVBUF as set (0: not set; window scale from config)
+  uint32_t user_sndbuf = 0;        // SO_SNDBUF as set (0: not set)
+  // MSG_EOR (Linux skb->eor): sequence numbers where a record ends; no
+  // segment carries bytes of two records. A ring of the newest marks;
+  // eor_head..eor_tail (monotonic counters) index it.
+  uint32_t eor_marks[kMaxEorMarks] = {};
+  uint32_t eor_head = 0;
+  uint32_t eor_tail = 0;
 
   // --- Buffers ---
   TxRing tx;
@@ -364,6 +402,9 @@ struct Tcb {
   bool closed_notified = false;
   bool in_output_list = false;
   bool waiting_neighbor = false;
+  uint32_t next_hop = 0;           // cached route lookup, valid for route_gen
+  uint32_t route_gen = 0;
+  uint64_t last_syncookie_ns = 0;  // listener: last cookie SYN,ACK sent (0: never)
   bool accepted = false;
   uint32_t pending_events = 0;
   bool in_event_list = false;

@@ -19,10 +19,8 @@ using net::kTcpSyn;
 
 using namespace internal;  // NOLINT: file-local use of the shared helpers
 
-namespace {
+namespace internal {
 
-// Negotiates options from a SYN or SYN,ACK (RFC 7323 2.2/3.2, RFC 2018 2,
-// RFC 9293 3.7.1) and sets the effective send MSS.
 void NegotiateOptions(TcpContext* ctx, Tcb* tcb, const TcpOptions& o) {
   const TcpConfig& cfg = *ctx->cfg;
   tcb->ws_ok = cfg.window_scaling && o.has_wscale;
@@ -53,6 +51,10 @@ void InitCongestionWindow(TcpContext* ctx, Tcb* tcb) {
   uint32_t q = tcb->rx.capacity() / (2u * std::max<uint16_t>(tcb->adv_mss, 1));
   tcb->quickack = std::clamp<uint32_t>(q, 2, ctx->cfg->quickack_segments);
 }
+
+}  // namespace internal
+
+namespace {
 
 // Advances RCV.NXT over contiguous out-of-order data, committing it to the
 // RX ring, and processes a FIN that becomes in-order.
@@ -263,6 +265,7 @@ void TcpAcceptSyn(TcpContext* ctx, Tcb* child, const net::ParsedFrame& seg,
   child->snd_wl1 = seg.seq;
   child->snd_wl2 = iss;
   child->last_rx_ns = ctx->now_ns;
+  child->una_since_ns = ctx->now_ns;  // the SYN,ACK is outstanding from now
   ctx->ctr->passive_opens++;
   EnterState(ctx, child, TcpState::kSynReceived);
   ctx->host->ScheduleOutput(child);

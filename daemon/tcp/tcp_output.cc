@@ -6,6 +6,7 @@
 #include "daemon/net/checksum.h"
 #include "daemon/net/frame.h"
 #include "daemon/tcp/sack.h"
+#include "daemon/tcp/syncookie.h"
 #include "daemon/tcp/seq.h"
 #include "daemon/tcp/tcp.h"
 
@@ -121,8 +122,10 @@ uint32_t PayloadRoom(const TcpContext* ctx, const Tcb* tcb, const OptionsToWrite
   return std::min<uint32_t>(room, tcb->snd_mss);
 }
 
+// `window_field` >= 0 replaces the window SelectWindow would choose.
 size_t EmitSegment(TcpContext* ctx, Tcb* tcb, uint8_t* buf, uint32_t seq,
-                   uint32_t len, uint8_t flags, const OptionsToWrite* prebuilt = nullptr) {
+                   uint32_t len, uint8_t flags, const OptionsToWrite* prebuilt = nullptr,
+                   int32_t window_field = -1) {
   const bool syn = (flags & kTcpSyn) != 0;
   OptionsToWrite local;
   if (prebuilt == nullptr) PrepareOptions(ctx, tcb, flags, &local);
@@ -147,7 +150,9 @@ size_t EmitSegment(TcpContext* ctx, Tcb* tcb, uint8_t* buf, uint32_t seq,
   net::Store32(th->ack, (flags & kTcpAck) ? tcb->rcv_nxt : 0);
   th->data_offset = static_cast<uint8_t>(((net::kTcpHeaderLen + opt_len) / 4) << 4);
   th->flags = flags;
-  net::Store16(th->window, (flags & kTcpRst) ? 0 : SelectWindow(tcb, syn));
+  net::Store16(th->window, (flags & kTcpRst)     ? 0
+                           : window_field >= 0 ? static_cast<uint16_t>(window_field)
+                                               : SelectWindow(tcb, syn));
   net::Store16(th->urgent, 0);
   if (len > 0) {
     tcb->tx.CopyOut(seq - tcb->tx_seq0, tcp + net::kTcpHeaderLen + opt_len, len);
@@ -165,11 +170,26 @@ size_t EmitSegment(TcpContext* ctx, Tcb* tcb, uint8_t* buf, uint32_t seq,
   return net::kEthHeaderLen + net::kIpv4HeaderLen + tcp_len;
 }
 
+// The first record end (MSG_EOR) after `seq`, or 0 with none; forgets the
+// marks of acknowledged records.
+uint32_t NextRecordEnd(Tcb* tcb, uint32_t seq) {
+  while (tcb->eor_head != tcb->eor_tail &&
+         SeqLeq(tcb->eor_marks[tcb->eor_head % kMaxEorMarks], tcb->snd_una)) {
+    tcb->eor_head++;
+  }
+  for (uint32_t i = tcb->eor_head; i != tcb->eor_tail; ++i) {
+    const uint32_t m = tcb->eor_marks[i % kMaxEorMarks];
+    if (SeqGt(m, seq)) return m;
+  }
+  return 0;
+}
+
 // Sends payload [seq, seq+len) (+FIN when it reaches our FIN) and does the
-// bookkeeping for new data or retransmissions.
+// bookkeeping for new data or retransmissions. `push`: set PSH even if the
+// segment does not end the queued data (see TrySendNext).
 // Returns the frame length; *end is the sequence number after the segment.
 size_t SendData(TcpContext* ctx, Tcb* tcb, uint8_t* buf, uint32_t seq, uint32_t len,
-                uint32_t* end_out) {
+                uint32_t* end_out, bool push = false) {
   const uint32_t data_end = tcb->DataEndSeq();
   OptionsToWrite o;
   PrepareOptions(ctx, tcb, kTcpAck, &o);
@@ -177,10 +197,21 @@ size_t SendData(TcpContext* ctx, Tcb* tcb, uint8_t* buf, uint32_t seq, uint32_t 
   // number (which SACK-based retransmission ranges may include) is a flag.
   len = std::min(len, SeqLt(seq, data_end) ? data_end - seq : 0);
   len = std::min(len, PayloadRoom(ctx, tcb, o));
+  // MSG_EOR (Linux tcp_skb_can_collapse): a segment never spans a record end,
+  // new or retransmitted; the record's last segment is pushed like the end
+  // of a send().
+  if (const uint32_t rec = NextRecordEnd(tcb, seq); rec != 0 && SeqLt(rec, seq + len)) {
+    len = rec - seq;
+  }
   uint8_t flags = kTcpAck;
   bool fin = tcb->fin_queued && seq + len == tcb->fin_seq;
   if (fin) flags |= kTcpFin;
-  if (len > 0 && seq + len == data_end) flags |= kTcpPsh;
+  // PSH as Linux (tcp_push / tcp_mark_push): the segment that ends the data
+  // queued so far (the end of a send()), a record end, or the last segment
+  // of a burst cut short by the congestion window.
+  if (len > 0 && (push || seq + len == data_end || NextRecordEnd(tcb, seq) == seq + len)) {
+    flags |= kTcpPsh;
+  }
   const bool retransmit = SeqLt(seq, tcb->snd_max);
   if (tcb->snd_una == tcb->snd_max) tcb->una_since_ns = ctx->now_ns;
   size_t n = EmitSegment(ctx, tcb, buf, seq, len, flags, &o);
@@ -188,6 +219,7 @@ size_t SendData(TcpContext* ctx, Tcb* tcb, uint8_t* buf, uint32_t seq, uint32_t 
   *end_out = end;
   // Transmit record for the RFC 8985 loss detection of tcp_rack.cc.
   tcb->sent.OnSend(seq, end, ctx->now_ns);
+  if (tcb->in_recovery) tcb->prr_out++;  // RFC 6937 prr_out (segments)
   if (retransmit) {
     ctx->ctr->retrans_segs++;
     if (tcb->undo_armed) tcb->undo_retrans++;
@@ -271,6 +303,11 @@ size_t TrySendNext(TcpContext* ctx, Tcb* tcb, uint8_t* buf, uint32_t cwnd_room,
     }
     len = room;
   }
+  // Linux marks PSH on the last segment a congestion-window-limited burst
+  // sends in the Open state (what its packetdrill scripts expect); a limited
+  // transmit segment (RFC 3042, Disorder) goes without.
+  const bool cwnd_cut = len < avail && cwnd_room <= wnd_room && cwnd_room - len < tcb->snd_mss &&
+                        tcb->ca_state == 0 && !tcb->in_recovery;
   const bool last = len == avail;
   if (len < tcb->snd_mss && last && !ignore_sws && SeqGeq(tcb->snd_nxt, tcb->snd_max)) {
     // TCP_CORK / MSG_MORE: hold a partial segment (Linux: up to 200 ms).
@@ -289,7 +326,7 @@ size_t TrySendNext(TcpContext* ctx, Tcb* tcb, uint8_t* buf, uint32_t cwnd_room,
     }
   }
   uint32_t end;
-  size_t n = SendData(ctx, tcb, buf, tcb->snd_nxt, len, &end);
+  size_t n = SendData(ctx, tcb, buf, tcb->snd_nxt, len, &end, cwnd_cut);
   tcb->snd_nxt = end;
   return n;
 }
@@ -391,9 +428,23 @@ size_t TcpOutput(TcpContext* ctx, Tcb* tcb, uint8_t* buf, size_t cap) {
     }
   } else {
     uint32_t flight = tcb->snd_nxt - tcb->snd_una;
+    // RFC 3042 limited transmit, as Linux counts packets in flight: what the
+    // receiver reported holding above SND.UNA (SACKed, or one segment per
+    // duplicate ACK without SACK) has left the network, so each duplicate
+    // ACK before recovery releases one new segment.
+    uint32_t left = 0;
+    if (!tcb->in_recovery && tcb->ca_state != 4) {
+      left = tcb->sack_ok ? tcb->scoreboard.TotalBytes()
+                          : std::min(tcb->dupacks, ctx->cfg->dupthresh - 1) * tcb->snd_mss;
+      left = std::min(left, flight);
+    }
+    flight -= left;
     uint32_t cwnd_room = tcb->snd_cwnd > flight ? tcb->snd_cwnd - flight : 0;
     n = TrySendNext(ctx, tcb, buf, cwnd_room, tcb->sws_override);
-    if (n > 0) tcb->sws_override = false;
+    if (n > 0) {
+      tcb->sws_override = false;
+      if (left > 0) ctx->ctr->limited_transmits++;
+    }
   }
   if (n > 0) return n;
   if (tcb->ack_now) {
@@ -406,6 +457,42 @@ size_t TcpOutput(TcpContext* ctx, Tcb* tcb, uint8_t* buf, size_t cap) {
   }
   tcb->extra_acks = 0;
   return 0;
+}
+
+size_t TcpBuildCookieSynAck(TcpContext* ctx, Tcb* scratch, const net::ParsedFrame& seg,
+                            const TcpOptions& opts, uint32_t cookie, uint32_t ts_offset,
+                            uint8_t* buf, size_t cap) {
+  if (cap < net::kEthHeaderLen + ctx->cfg->mtu) return 0;
+  // RFC 9293 3.10.7.2 SYN,ACK <SEQ=ISS><ACK=RCV.NXT> with ISS the cookie
+  // (RFC 4987 3.6); the options are negotiated as for a queued SYN.
+  scratch->state = TcpState::kSynReceived;
+  scratch->iss = scratch->snd_una = scratch->snd_nxt = scratch->snd_max = cookie;
+  scratch->irs = seg.seq;
+  scratch->rcv_nxt = scratch->rcv_adv = seg.seq + 1;
+  scratch->ts_offset = ts_offset;
+  scratch->ooo.Clear();
+  scratch->dsack_pending = false;
+  internal::NegotiateOptions(ctx, scratch, opts);
+  if (!scratch->ts_ok) {
+    // Linux tcp_conn_request: without timestamps a cookie cannot carry the
+    // window scale or SACK-permitted; offer neither.
+    scratch->ws_ok = false;
+    scratch->sack_ok = false;
+  }
+  scratch->rcv_wscale =
+      scratch->ws_ok ? InitialWindowScale(*ctx->cfg, scratch->user_rcvbuf) : 0;
+  OptionsToWrite o;
+  PrepareOptions(ctx, scratch, kTcpSyn | kTcpAck, &o);
+  if (o.timestamp) {
+    o.tsval = SynCookieTsval(o.tsval, scratch->ws_ok ? opts.wscale : -1, scratch->sack_ok);
+  }
+  // The SYN,ACK window is never scaled (RFC 7323 2.2); as SelectWindow does
+  // for a queued SYN: whole segments of at most 64 KiB.
+  uint32_t field = 65535;
+  if (scratch->adv_mss > 0) field = field / scratch->adv_mss * scratch->adv_mss;
+  ctx->ctr->syncookies_sent++;
+  return EmitSegment(ctx, scratch, buf, cookie, 0, kTcpSyn | kTcpAck, &o,
+                     static_cast<int32_t>(field));
 }
 
 size_t BuildResetForTcb(TcpContext* ctx, Tcb* tcb, uint8_t* buf, size_t cap,

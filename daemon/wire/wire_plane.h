@@ -133,6 +133,8 @@
 #include "daemon/netlink/netlink_view.h"
 #include "daemon/nic/nic.h"
 #include "daemon/tcp/byte_ring.h"
+#include "daemon/stack/sysctl.h"
+#include "daemon/tcp/tcb.h"
 #include "daemon/wire/app_dgram.h"
 #include "daemon/wire/app_pipe.h"
 #include "offload/v1/config.pb.h"
@@ -373,6 +375,20 @@ class WirePlane {
 
   std::mutex neigh_mu_;  // serialises SyncNeighbours (netlink thread + Create)
   bool engines_started_ = false;  // guarded by neigh_mu_
+
+  // Routes and sysctls followed live (routing/neighbour part of the plane).
+  class KernelNeighbours;  // stack::NeighborRequester over netlink
+  std::unique_ptr<KernelNeighbours> kernel_neighbours_;
+  // Pushes the kernel's routes through the interface to every engine when
+  // they changed. REQUIRES: neigh_mu_ held.
+  void SyncRoutes();
+  // Re-reads the namespace's TCP sysctls (at most every 100 ms) and posts a
+  // changed TCP configuration to every engine before a new flow.
+  void RefreshSysctls();
+  std::mutex sysctl_mu_;
+  uint64_t sysctl_read_ns_ = 0;         // guarded by sysctl_mu_
+  stack::TcpSysctls sysctl_last_;       // values last applied, sysctl_mu_
+  tcp::TcpConfig tcp_config_;           // the engines' TCP config, sysctl_mu_
 };
 
 }  // namespace offload::wire
