@@ -179,7 +179,7 @@ class Runner:
         if name == 'epoll_wait':
             want = fields(args[1]).get('events') if args[1].startswith('{') else None
             return [self.fd(args[0]), value(args[3])], \
-                lambda got: want is not None and got != [want] and 'events %s, expected %#x' % (
+                lambda got: want is not None and got and got != [want] and 'events %s, expected %#x' % (
                     got, want)
         raise Fail('unsupported call ' + name)
 
