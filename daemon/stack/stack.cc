@@ -129,7 +129,7 @@ void Stack::FreeTcb(Tcb* t) {
 
 void Stack::MaybeFree(Tcb* t) {
   if (!t->in_use || t->state != TcpState::kClosed) return;
-  if (t->user_released || (t->passive && !t->accepted)) FreeTcb(t);
+  if (t->user_released || (t->passive && !t->accepted && !t->in_accept_queue)) FreeTcb(t);
 }
 
 Tcb* Stack::GetTcb(FlowId id) {
@@ -177,31 +177,20 @@ void Stack::ChildEstablished(Tcb* t) {
     l.accept_tail = t->index;
   }
   l.accept_count++;
+  t->in_accept_queue = true;
   Notify(&l, tcp::kEventAcceptable);
 }
 
 void Stack::ConnectionClosed(Tcb* t) {
   TupleKey k{t->local_ip, t->remote_ip, t->local_port, t->remote_port};
   if (conns_.Find(k) == t->index) conns_.Erase(k);
-  if (t->passive && !t->accepted && t->listener < tcbs_.size()) {
+  if (t->passive && !t->accepted && !t->in_accept_queue && t->listener < tcbs_.size()) {
+    // A half-open child died (RFC 9293 3.10.7.4: RST in SYN-RECEIVED, or
+    // its SYN,ACKs timed out): the listener forgets it. An established
+    // child stays on the accept queue (Linux): accept() returns it and the
+    // application sees the reset on its first read.
     Tcb& l = tcbs_[t->listener];
-    // Unlink from the accept queue, or drop from the SYN queue count.
-    uint32_t prev = kNoIndex;
-    bool found = false;
-    for (uint32_t i = l.accept_head; i != kNoIndex; prev = i, i = tcbs_[i].next_in_queue) {
-      if (i != t->index) continue;
-      uint32_t next = tcbs_[i].next_in_queue;
-      if (prev == kNoIndex) {
-        l.accept_head = next;
-      } else {
-        tcbs_[prev].next_in_queue = next;
-      }
-      if (l.accept_tail == i) l.accept_tail = prev;
-      l.accept_count--;
-      found = true;
-      break;
-    }
-    if (!found && l.syn_count > 0) l.syn_count--;
+    if (l.syn_count > 0) l.syn_count--;
   }
   MaybeFree(t);
 }

@@ -138,13 +138,18 @@ int Stack::TcpAccept(FlowId listener, uint64_t child_cookie, FlowId* child) {
   if (l->accept_head == kNoIndex) l->accept_tail = kNoIndex;
   l->accept_count--;
   c->next_in_queue = kNoIndex;
+  c->in_accept_queue = false;
   c->accepted = true;
   c->listener = kNoIndex;
   c->cookie = child_cookie;
-  // Report what happened before accept(): data, EOF.
+  // Report what happened before accept(): data, EOF, or a reset (Linux
+  // returns a connection reset in the queue; its reads fail ECONNRESET).
   uint32_t ev = tcp::kEventWritable;
   if (c->rx.used() > 0) ev |= tcp::kEventReadable;
   if (c->peer_fin) ev |= tcp::kEventPeerFin | tcp::kEventReadable;
+  if (c->state == TcpState::kClosed) {
+    ev |= tcp::kEventClosed | (c->error != 0 ? uint32_t{tcp::kEventError} : 0u);
+  }
   Notify(c, ev);
   *child = IdOf(c);
   return 0;
@@ -185,8 +190,14 @@ int Stack::TcpShutdown(FlowId flow, bool read, bool write) {
 void Stack::AbortChildren(Tcb* l) {
   for (Tcb& c : tcbs_) {
     if (c.in_use && c.passive && !c.accepted && c.listener == l->index) {
-      // Linux inet_csk_listen_stop: unaccepted children are reset.
-      tcp::TcpAbort(&ctx_, &c, ECONNRESET);
+      // Linux inet_csk_listen_stop: unaccepted children are reset (those
+      // already reset are just freed).
+      c.in_accept_queue = false;
+      if (c.state == TcpState::kClosed) {
+        FreeTcb(&c);
+      } else {
+        tcp::TcpAbort(&ctx_, &c, ECONNRESET);
+      }
     }
   }
 }

@@ -406,6 +406,9 @@ struct Tcb {
   uint32_t route_gen = 0;
   uint64_t last_syncookie_ns = 0;  // listener: last cookie SYN,ACK sent (0: never)
   bool accepted = false;
+  // Passive child on its listener's accept queue (stays there if it is
+  // reset before accept(), as on Linux: accept() returns it, reads fail).
+  bool in_accept_queue = false;
   uint32_t pending_events = 0;
   bool in_event_list = false;
   bool provider_buffers = false;   // rings come from the BufferProvider

@@ -216,3 +216,43 @@ TEST(StackCreateTest, RejectsBadConfig) {
 
 }  // namespace
 }  // namespace offload::testing
+
+namespace offload::testing {
+namespace {
+
+class AcceptQueueTest : public TcpSegmentTest {};
+
+TEST_F(AcceptQueueTest, Linux_ResetBeforeAccept_AcceptReturnsItWithEconnreset) {
+  ASSERT_EQ(h_.s().TcpListen(0, 80, 4, 1, &listener_), 0);
+  TcpSpec s;
+  s.src = h_.Peer(40000);
+  s.dst = h_.Us(80);
+  s.seq = 100;
+  s.flags = net::kTcpSyn;
+  h_.Inject(BuildTcp(s));
+  TcpView sa = One();
+  s.flags = net::kTcpAck;
+  s.seq = 101;
+  s.ack = sa.f.seq + 1;
+  h_.Inject(BuildTcp(s));
+  s.flags = net::kTcpRst;
+  h_.Inject(BuildTcp(s));  // reset after the handshake, before accept()
+  ExpectSilence();
+  stack::FlowId child;
+  ASSERT_EQ(h_.s().TcpAccept(listener_, 9, &child), 0);
+  std::vector<stack::FlowEvent> ev = h_.Events();
+  bool closed = false;
+  for (const auto& e : ev) {
+    if (e.flow == child && (e.events & tcp::kEventClosed)) {
+      closed = true;
+      EXPECT_EQ(e.error, ECONNRESET);
+    }
+  }
+  EXPECT_TRUE(closed);
+  EXPECT_EQ(h_.s().TcpAccept(listener_, 10, &child), EAGAIN);
+  ASSERT_EQ(h_.s().TcpClose(child), 0);
+  EXPECT_EQ(h_.s().ActiveConnections(), 1u);  // only the listener
+}
+
+}  // namespace
+}  // namespace offload::testing
