@@ -382,6 +382,11 @@ struct Tcb {
   uint64_t bytes_received = 0;
   uint64_t bytes_sent = 0;
   uint64_t bytes_retrans = 0;
+  // Delivery rate (TCP_INFO tcpi_delivery_rate): bytes delivered (ACKed or
+  // SACKed) over the last window of at least one SRTT.
+  uint64_t rate_window_start_ns = 0;
+  uint64_t rate_window_delivered = 0;  // delivered bytes at the window start
+  uint64_t delivery_rate = 0;          // bytes per second, last full window
   uint32_t segs_in = 0;
   uint32_t segs_out = 0;
   uint32_t data_segs_in = 0;

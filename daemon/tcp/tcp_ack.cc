@@ -285,6 +285,20 @@ bool ProcessAck(TcpContext* ctx, Tcb* tcb, const net::ParsedFrame& seg,
   // Data this ACK newly reported delivered, cumulatively or by SACK (RFC
   // 6937 DeliveredData).
   tcb->acked_sacked = (tcb->snd_una - una_before) + tcb->scoreboard.TotalBytes() - sacked_before;
+  if (tcb->acked_sacked > 0) {
+    // A delivery-rate sample per round trip (Linux tcp_rate_gen, coarser).
+    const uint64_t delivered = tcb->bytes_acked + tcb->scoreboard.TotalBytes();
+    const uint64_t window = std::max<uint64_t>(static_cast<uint64_t>(tcb->srtt_us) * 1000, kMs);
+    if (tcb->rate_window_start_ns == 0) {
+      tcb->rate_window_start_ns = ctx->now_ns;
+      tcb->rate_window_delivered = delivered;
+    } else if (ctx->now_ns - tcb->rate_window_start_ns >= window) {
+      tcb->delivery_rate = (delivered - tcb->rate_window_delivered) * kSec /
+                           (ctx->now_ns - tcb->rate_window_start_ns);
+      tcb->rate_window_start_ns = ctx->now_ns;
+      tcb->rate_window_delivered = delivered;
+    }
+  }
   if (tcb->sack_recovery && ctx->cfg->prr) PrrUpdate(ctx, tcb, tcb->snd_una != una_before);
   // Loss detection: DupThresh duplicate ACKs (RFC 5681 3.2), or RFC 6675 5
   // IsLost(HighACK + 1). RFC 6582 3.2 step 2: without SACK only if the ACK

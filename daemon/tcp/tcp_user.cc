@@ -251,6 +251,23 @@ void TcpFillInfo(const TcpContext& ctx, const Tcb& t, TcpInfo* info) {
   info->tcpi_dsack_dups = t.dsack_dups;
   info->tcpi_rcv_ooopack = t.rcv_ooopack;
   info->tcpi_snd_wnd = t.snd_wnd;
+  // Linux tcp_update_pacing_rate: cwnd * MSS / SRTT, times 200 % in slow
+  // start (cwnd < ssthresh / 2) or 120 % after; no SO_MAX_PACING_RATE.
+  if (t.srtt_us > 0) {
+    const uint64_t ratio = t.snd_cwnd < t.snd_ssthresh / 2 ? 200 : 120;
+    info->tcpi_pacing_rate = uint64_t{t.snd_cwnd} * 1'000'000 / static_cast<uint64_t>(t.srtt_us) *
+                             ratio / 100;
+  }
+  info->tcpi_max_pacing_rate = ~uint64_t{0};
+  info->tcpi_delivery_rate = t.delivery_rate;
+  info->tcpi_delivered = static_cast<uint32_t>((t.bytes_acked + t.scoreboard.TotalBytes()) / mss);
+  info->tcpi_lost = t.rack_lost_end != t.snd_una && static_cast<int32_t>(t.rack_lost_end - t.snd_una) > 0
+                        ? (t.rack_lost_end - t.snd_una + mss - 1) / mss
+                        : 0;
+  info->tcpi_reord_seen = t.rack_reord ? 1 : 0;
+  info->tcpi_busy_time = t.una_since_ns != 0 && t.snd_una != t.snd_max
+                             ? (ctx.now_ns - t.una_since_ns) / 1000
+                             : 0;
 }
 
 }  // namespace offload::tcp

@@ -137,3 +137,26 @@ TEST_F(PolicyTest, Rfc5482_UserTimeout_AbortsAtTheDeadlineNotTheNextBackoff) {
 
 }  // namespace
 }  // namespace offload::testing
+
+namespace offload::testing {
+namespace {
+
+TEST_F(PolicyTest, Linux_TcpInfo_ReportsStateRttCwndAndPacing) {
+  ActiveOpen();
+  AppSend(1000);
+  One();
+  h_.Advance(10 * kMsNs);
+  h_.Inject(Seg(kTcpAck, rcv_, snd_ + 1000));
+  tcp::TcpInfo info;
+  ASSERT_EQ(h_.s().TcpGetInfo(flow_, &info), 0);
+  EXPECT_EQ(info.tcpi_state, 1);  // TCP_ESTABLISHED
+  EXPECT_GT(info.tcpi_rtt, 0u);
+  EXPECT_EQ(info.tcpi_snd_cwnd, 10u);
+  EXPECT_EQ(info.tcpi_snd_mss, 1460u);
+  EXPECT_EQ(info.tcpi_bytes_acked, 1000u);
+  EXPECT_GT(info.tcpi_pacing_rate, 0u);
+  EXPECT_EQ(info.tcpi_max_pacing_rate, ~uint64_t{0});
+}
+
+}  // namespace
+}  // namespace offload::testing
