@@ -15,17 +15,22 @@
 //   4. an EngineSet of num_cores engines is created, engine e owning queue e
 //      (and e + num_cores, ...), each with a StackProcessor around its own
 //      stack::Stack driven by the engine's CLOCK_MONOTONIC clock;
-//   5. each stack is seeded with the kernel's usable neighbours of the
-//      interface, and every later neighbour change is posted to the engines.
+//   5. each stack is seeded with the kernel's usable neighbours and routes of
+//      the interface, and every later change is posted to the engines; the
+//      namespace's TCP sysctls (stack/sysctl.h) configure the stacks, and are
+//      re-read before new flows (RefreshSysctls).
 // Only one interface is supported for now (a stack has one address): a
 // config naming more is refused at start-up with that reason.
 //
 // Routing query (RouteTo): whether a connection to an IPv4 address leaves
 // through the offloaded interface per the kernel's main table, and if so the
-// local address, next hop and engine that serve it. Destinations that the
-// stack would route differently than the kernel (another interface, a
-// gateway other than the default one, a preferred source address that is not
-// the interface's, a local address) are reported as not offloaded with the
+// local address, next hop and engine that serve it. The stacks follow the
+// kernel's routes through the interface and its default gateway live
+// (SyncRoutes, on every netlink change), and resolve next hops through the
+// kernel's neighbour table (KernelNeighbours: NTF_USE, never ARP of their
+// own). Destinations the engine cannot serve as the kernel would (another
+// interface, a preferred source address that is not the interface's, a
+// local or broadcast address) are reported as not offloaded with the
 // reason, so the caller falls back to the kernel (DESIGN: never worse).
 //
 // ---------------------------------------------------------------------------
