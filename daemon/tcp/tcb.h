@@ -237,6 +237,7 @@ struct Tcb {
   uint32_t rcv_nxt = 0;
   uint32_t rcv_adv = 0;      // right edge of the last advertised window
   uint32_t rcv_wnd = 0;
+  uint32_t rcv_ssthresh = 0;       // Linux: cap on the window offered (0: none yet)
   uint32_t last_ack_sent = 0;
   bool peer_fin = false;     // FIN received and processed
   bool ooo_fin = false;      // FIN received out of order at ooo_fin_seq

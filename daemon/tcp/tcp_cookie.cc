@@ -46,6 +46,7 @@ bool TcpAcceptCookie(TcpContext* ctx, Tcb* child, const net::ParsedFrame& seg, u
   uint32_t offered = 65535;
   if (child->adv_mss > 0) offered = offered / child->adv_mss * child->adv_mss;
   child->rcv_wnd = offered;
+  child->rcv_ssthresh = offered;
   child->rcv_adv = seg.seq + offered;
   // RFC 7323 2.2: this ACK's window is scaled.
   child->snd_wnd = uint32_t{seg.window} << child->snd_wscale;

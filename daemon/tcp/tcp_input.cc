@@ -78,13 +78,23 @@ void ProcessFin(TcpContext* ctx, Tcb* tcb) {
   tcb->rcv_nxt += 1;
   tcb->peer_fin = true;
   tcb->ooo_fin = false;
-  ScheduleAck(ctx, tcb, true);
   ctx->host->Notify(tcb, kEventPeerFin | kEventReadable);
   switch (tcb->state) {
     case TcpState::kSynReceived:
     case TcpState::kEstablished:
+      // Linux tcp_fin: CLOSE-WAIT enters "ping-pong" (interactive) mode:
+      // the ACK of a lone FIN is delayed, hoping to ride on our own FIN;
+      // it goes at once when more than a segment is unacknowledged
+      // (__tcp_ack_snd_check).
+      tcb->quickack = 0;
+      ScheduleAck(ctx, tcb, tcb->rcv_nxt - tcb->last_ack_sent > tcb->rcv_mss);
       EnterState(ctx, tcb, TcpState::kCloseWait);
       break;
+    default:
+      ScheduleAck(ctx, tcb, true);  // Linux tcp_fin: tcp_send_ack()
+      break;
+  }
+  switch (tcb->state) {
     case TcpState::kFinWait1:
       // FIN-WAIT-1: if our FIN is acked, TIME-WAIT; else CLOSING.
       if (tcb->fin_sent && SeqGt(tcb->snd_una, tcb->fin_seq)) {
@@ -131,6 +141,11 @@ void ProcessData(TcpContext* ctx, Tcb* tcb, uint32_t seq, const uint8_t* data,
     if (offset == 0) {
       tcb->rx.WriteAt(0, data, len);
       DeliverInOrder(ctx, tcb, len);
+      // Linux tcp_grow_window: the window offered grows by two segments per
+      // in-order segment of at least 128 bytes, up to the buffer.
+      if (len >= 128 && tcb->rcv_ssthresh < tcb->rx.capacity()) {
+        tcb->rcv_ssthresh = std::min(tcb->rcv_ssthresh + 2u * tcb->adv_mss, tcb->rx.capacity());
+      }
     } else {
       // Out of order: store in place in the ring, remember the range.
       // RFC 5681 4.2: one immediate duplicate ACK per out-of-order segment,
@@ -155,6 +170,7 @@ void ProcessData(TcpContext* ctx, Tcb* tcb, uint32_t seq, const uint8_t* data,
     uint32_t fin_seq = seq + len;
     if (fin_seq == tcb->rcv_nxt) {
       ProcessFin(ctx, tcb);
+      if (had_ooo) ScheduleAck(ctx, tcb, true);  // RFC 5681 4.2: a hole filled
       return;
     }
     tcb->ooo_fin = true;
@@ -162,6 +178,7 @@ void ProcessData(TcpContext* ctx, Tcb* tcb, uint32_t seq, const uint8_t* data,
   }
   if (tcb->ooo_fin && tcb->ooo_fin_seq == tcb->rcv_nxt) {
     ProcessFin(ctx, tcb);
+    if (had_ooo) ScheduleAck(ctx, tcb, true);  // RFC 5681 4.2: a hole filled
     return;
   }
   if (len == 0) return;

@@ -27,7 +27,12 @@ constexpr size_t kHeadersLen = net::kEthHeaderLen + net::kIpv4HeaderLen + net::k
 // right edge. RFC 9293 3.8.6.2.2 (receiver SWS avoidance: move the right edge
 // only by min(RCV.BUFF / 2, MSS) or more) and 3.8.6 (never shrink the window).
 uint16_t SelectWindow(Tcb* tcb, bool syn) {
-  uint32_t free = tcb->rx.attached() ? tcb->rx.free() : 0;
+  const uint32_t ring_free = tcb->rx.attached() ? tcb->rx.free() : 0;
+  uint32_t free = ring_free;
+  // Linux __tcp_select_window: the free space offered is capped by
+  // rcv_ssthresh, which starts at the SYN's window and grows with the data
+  // received (tcp_input.cc), so the window opens as the peer sends.
+  if (!syn && tcb->rcv_ssthresh != 0) free = std::min(free, tcb->rcv_ssthresh);
   uint32_t cur = ReceiveWindow(tcb);
   uint32_t wnd = cur;
   uint32_t thresh = std::min<uint32_t>(tcb->rx.capacity() / 2, tcb->adv_mss);
@@ -43,6 +48,7 @@ uint16_t SelectWindow(Tcb* tcb, bool syn) {
     field = std::min<uint32_t>(wnd, 65535);
     if (field > tcb->adv_mss) field = field / tcb->adv_mss * tcb->adv_mss;
     wnd = field;
+    tcb->rcv_ssthresh = std::max(tcb->rcv_ssthresh, wnd);
   } else {
     uint8_t ws = tcb->rcv_wscale;
     field = wnd >> ws;
@@ -51,7 +57,7 @@ uint16_t SelectWindow(Tcb* tcb, bool syn) {
     // offer the buffer cannot honour would make the sender retransmit into a
     // full buffer until it times out.
     uint32_t up = (cur + (1u << ws) - 1) >> ws;
-    if ((field << ws) < cur && (uint64_t{up} << ws) <= free) field = up;
+    if ((field << ws) < cur && (uint64_t{up} << ws) <= ring_free) field = up;
     field = std::min<uint32_t>(field, 65535);
     wnd = field << ws;
   }

@@ -116,6 +116,7 @@ void TcpReceiveCredit(TcpContext* ctx, Tcb* tcb) {
   // segment (RFC 9293 3.8.6.2.2).
   uint32_t cur = ReceiveWindow(tcb);
   uint32_t free = tcb->rx.free();
+  if (tcb->rcv_ssthresh != 0) free = std::min(free, tcb->rcv_ssthresh);  // as SelectWindow
   uint32_t thresh = std::min<uint32_t>(tcb->rx.capacity() / 2, tcb->adv_mss);
   if (free >= 2 * cur && free - cur >= thresh) ScheduleAck(ctx, tcb, true);
 }
@@ -229,7 +230,7 @@ void TcpFillInfo(const TcpContext& ctx, const Tcb& t, TcpInfo* info) {
   info->tcpi_last_data_recv = ago_ms(t.last_data_recv_ns);
   info->tcpi_last_ack_recv = ago_ms(t.last_ack_recv_ns);
   info->tcpi_pmtu = ctx.cfg->mtu;
-  info->tcpi_rcv_ssthresh = t.rcv_wnd;
+  info->tcpi_rcv_ssthresh = t.rcv_ssthresh != 0 ? t.rcv_ssthresh : t.rcv_wnd;
   info->tcpi_rtt = static_cast<uint32_t>(t.srtt_us);
   info->tcpi_rttvar = static_cast<uint32_t>(t.rttvar_us);
   info->tcpi_snd_ssthresh = t.snd_ssthresh >= 0x7fffffff ? 0x7fffffff : t.snd_ssthresh / mss;

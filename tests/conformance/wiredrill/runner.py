@@ -245,7 +245,7 @@ class Runner:
                     ev.line_no, ev.text, ev.start + self.tol))
             if seg['dport'] != self.a.rport:
                 continue  # another connection's leftovers
-            if (seg['flags'] & 0x02) and self.local_isn is None:
+            if seg['flags'] & 0x02:  # every SYN starts a new local sequence space
                 self.local_isn = seg['seq'] - p['seq']
                 self.dut_port = seg['sport']
             if got is None:
@@ -284,6 +284,12 @@ class Runner:
             have_ts = any(k == 'TS' for k, _ in got['opts'])
             if sorted(map(str, want)) != sorted(map(str, have)) or want_ts != have_ts:
                 problems.append('options %s' % got['opts'])
+            # SACK blocks of a '>' packet acknowledge the peer's sequence
+            # space, written as is.
+            want_sack = [v for k, v in p['opts'] if k == 'sack']
+            have_sack = [[tuple(b) for b in v] for k, v in got['opts'] if k == 'sack']
+            if want_sack and [list(map(tuple, w)) for w in want_sack] != have_sack:
+                problems.append('sack %s' % have_sack)
         if problems:
             raise Fail('line %d: expected %s, got %s at %.3f' % (
                 ev.line_no, ev.text, ', '.join(problems), t))

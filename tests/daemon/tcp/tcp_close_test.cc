@@ -58,6 +58,9 @@ TEST_F(CloseTest, Rfc9293_FinCarriedWithLastData) {
 TEST_F(CloseTest, Rfc9293_PassiveClose_CloseWaitLastAckClosed) {
   ActiveOpen();
   h_.Inject(PeerData("", kTcpFin));
+  // Linux tcp_fin: ping-pong mode delays the ACK of a lone FIN.
+  ExpectSilence();
+  h_.Advance(40 * kMsNs);
   EXPECT_EQ(One().f.ack, rcv_);
   EXPECT_EQ(state(), TcpState::kCloseWait);
   EXPECT_TRUE(FlowEvents() & tcp::kEventPeerFin);
