@@ -85,9 +85,11 @@ void ProcessFin(TcpContext* ctx, Tcb* tcb) {
       // Linux tcp_fin: CLOSE-WAIT enters "ping-pong" (interactive) mode:
       // the ACK of a lone FIN is delayed, hoping to ride on our own FIN;
       // it goes at once when more than a segment is unacknowledged
-      // (__tcp_ack_snd_check).
+      // (__tcp_ack_snd_check), or when no data ever arrived (the delayed
+      // ACK timeout, ato, is still 0 until the first data segment).
       tcb->quickack = 0;
-      ScheduleAck(ctx, tcb, tcb->rcv_nxt - tcb->last_ack_sent > tcb->rcv_mss);
+      ScheduleAck(ctx, tcb,
+                  tcb->data_segs_in == 0 || tcb->rcv_nxt - tcb->last_ack_sent > tcb->rcv_mss);
       EnterState(ctx, tcb, TcpState::kCloseWait);
       break;
     default:
