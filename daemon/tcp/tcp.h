@@ -120,6 +120,14 @@ inline uint32_t SegLen(const net::ParsedFrame& seg) {
 
 // Internal helpers shared by tcp_input/output/timer (not for the host).
 namespace internal {
+// The option block for a segment with `flags` (tcp_output.cc).
+void PrepareOptions(TcpContext* ctx, Tcb* tcb, uint8_t flags, OptionsToWrite* out);
+// Writes one segment (payload [seq, seq + len) from the TX ring) into `buf`
+// and returns its length. `prebuilt`: options from PrepareOptions (null:
+// built here); `window_field` >= 0 replaces the window SelectWindow chooses.
+size_t EmitSegment(TcpContext* ctx, Tcb* tcb, uint8_t* buf, uint32_t seq, uint32_t len,
+                   uint8_t flags, const OptionsToWrite* prebuilt = nullptr,
+                   int32_t window_field = -1);
 // Negotiates options from a SYN or SYN,ACK (RFC 7323 2.2/3.2, RFC 2018 2,
 // RFC 9293 3.7.1) and sets the effective send MSS.
 void NegotiateOptions(TcpContext* ctx, Tcb* tcb, const TcpOptions& o);
