@@ -8,6 +8,7 @@ import struct
 import time
 
 ETH_P_ALL = 0x0003
+SO_TIMESTAMPNS = 35
 
 
 def csum(data):
@@ -72,6 +73,11 @@ class Wire:
         self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
         self.sock.bind((ifname, 0))
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+        # Arrival times from the kernel (SO_TIMESTAMPNS, CLOCK_REALTIME),
+        # mapped onto CLOCK_MONOTONIC: a runner descheduled on a loaded host
+        # still sees when a frame really arrived.
+        self.sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+        self.clock_offset = time.time() - time.monotonic()
         self.our_mac, self.dut_mac = our_mac, dut_mac
         self.our_ip, self.dut_ip = socket.inet_aton(our_ip), socket.inet_aton(dut_ip)
         self.ip_id = 1
@@ -100,7 +106,12 @@ class Wire:
             r, _, _ = select.select([self.sock], [], [], left)
             if not r:
                 return None
-            frame, addr = self.sock.recvfrom(65600)
+            frame, anc, _, addr = self.sock.recvmsg(65600, 64)
+            arrival = time.monotonic()
+            for level, kind, data in anc:
+                if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(data) >= 16:
+                    sec, nsec = struct.unpack('qq', data[:16])
+                    arrival = min(arrival, sec + nsec / 1e9 - self.clock_offset)
             if addr[2] == socket.PACKET_OUTGOING or len(frame) < 54:
                 continue
             if frame[12:14] != b'\x08\x00' or frame[23] != 6:
@@ -112,7 +123,7 @@ class Wire:
             t = 14 + ihl
             sport, dport, seq, ack, off, flags, win = struct.unpack('!HHIIBBH', frame[t:t + 16])
             thl = (off >> 4) * 4
-            return {'t': time.monotonic(), 'sport': sport, 'dport': dport, 'seq': seq,
+            return {'t': arrival, 'sport': sport, 'dport': dport, 'seq': seq,
                     'ack': ack, 'flags': flags, 'win': win,
                     'opts': decode_options(frame[t + 20:t + thl]),
                     'len': tot - ihl - thl}
