@@ -120,9 +120,11 @@ absl::StatusOr<std::unique_ptr<NetlinkView>> NetlinkView::Create() {
     }
   }
   v->stop_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  if (v->stop_fd_ < 0) {
+  v->async_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (v->stop_fd_ < 0 || v->async_fd_ < 0) {
     return absl::InternalError(absl::StrCat("eventfd: ", strerror(errno)));
   }
+  v->async_q_.reserve(kMaxAsyncRequests);
   v->thread_ = std::thread([p = v.get()] { p->Run(); });
   return v;
 }
@@ -134,19 +136,22 @@ NetlinkView::~NetlinkView() {
     thread_.join();
   }
   if (stop_fd_ >= 0) close(stop_fd_);
+  if (async_fd_ >= 0) close(async_fd_);
   if (mngr_ != nullptr) nl_cache_mngr_free(mngr_);  // frees its caches
   if (request_sock_ != nullptr) nl_socket_free(request_sock_);
 }
 
 void NetlinkView::Run() {
-  pollfd fds[2] = {{nl_cache_mngr_get_fd(mngr_), POLLIN, 0},
-                   {stop_fd_, POLLIN, 0}};
+  pollfd fds[3] = {{nl_cache_mngr_get_fd(mngr_), POLLIN, 0},
+                   {stop_fd_, POLLIN, 0},
+                   {async_fd_, POLLIN, 0}};
   for (;;) {
-    if (poll(fds, 2, -1) < 0) {
+    if (poll(fds, 3, -1) < 0) {
       if (errno == EINTR) continue;
       return;
     }
     if (fds[1].revents != 0) return;
+    if (fds[2].revents != 0) DrainAsyncRequests();
     if (fds[0].revents == 0) continue;
     std::unique_lock<std::mutex> lock(mu_);
     int n = nl_cache_mngr_data_ready(mngr_);
@@ -292,6 +297,33 @@ std::optional<Route> NetlinkView::LookupRoute(uint32_t dst) const {
   return best;
 }
 
+std::vector<Route> NetlinkView::Routes(int ifindex) const {
+  std::vector<Route> out;
+  std::lock_guard<std::mutex> lock(mu_);
+  for (nl_object* o = nl_cache_get_first(routes_); o != nullptr; o = nl_cache_get_next(o)) {
+    auto* r = reinterpret_cast<rtnl_route*>(o);
+    if (rtnl_route_get_family(r) != AF_INET || rtnl_route_get_table(r) != RT_TABLE_MAIN ||
+        rtnl_route_get_type(r) != RTN_UNICAST) {
+      continue;
+    }
+    rtnl_nexthop* nh = rtnl_route_nexthop_n(r, 0);
+    if (nh == nullptr || rtnl_route_nh_get_ifindex(nh) != ifindex) continue;
+    Route route;
+    nl_addr* d = rtnl_route_get_dst(r);
+    if (d != nullptr && nl_addr_get_len(d) == 4) {
+      ToIpv4(d, &route.dst);
+      route.prefix_len = static_cast<uint8_t>(nl_addr_get_prefixlen(d));
+    }
+    route.dst &= PrefixMask(route.prefix_len);
+    ToIpv4(rtnl_route_nh_get_gateway(nh), &route.gateway);
+    route.oif = ifindex;
+    ToIpv4(rtnl_route_get_pref_src(r), &route.pref_src);
+    route.priority = rtnl_route_get_priority(r);
+    out.push_back(route);
+  }
+  return out;
+}
+
 std::optional<Neighbour> NetlinkView::LookupNeighbour(int ifindex,
                                                       uint32_t ip) const {
   uint32_t be = htonl(ip);
@@ -318,6 +350,31 @@ std::optional<Neighbour> NetlinkView::LookupNeighbour(int ifindex,
   }
   nl_addr_put(addr);
   return out;
+}
+
+bool NetlinkView::ResolveNeighbourAsync(int ifindex, uint32_t ip) {
+  {
+    std::lock_guard<std::mutex> lock(async_mu_);
+    if (async_q_.size() >= kMaxAsyncRequests) return false;
+    async_q_.emplace_back(ifindex, ip);
+  }
+  uint64_t one = 1;
+  [[maybe_unused]] ssize_t n = write(async_fd_, &one, sizeof(one));
+  return true;
+}
+
+void NetlinkView::DrainAsyncRequests() {
+  uint64_t count;
+  [[maybe_unused]] ssize_t n = read(async_fd_, &count, sizeof(count));
+  std::vector<std::pair<int, uint32_t>> batch;
+  {
+    std::lock_guard<std::mutex> lock(async_mu_);
+    batch.swap(async_q_);
+    async_q_.reserve(kMaxAsyncRequests);
+  }
+  // A failure (e.g. the interface went away) needs no report here: the
+  // engine's entry fails after its retries and it asks again later.
+  for (const auto& [ifindex, ip] : batch) (void)ResolveNeighbour(ifindex, ip);
 }
 
 absl::Status NetlinkView::ResolveNeighbour(int ifindex, uint32_t ip) {

@@ -122,6 +122,10 @@ class NetlinkView {
   // tie the lowest metric wins). nullopt if unroutable.
   std::optional<Route> LookupRoute(uint32_t dst) const;
 
+  // The main table's IPv4 unicast routes whose (first) next hop leaves
+  // through `ifindex`.
+  std::vector<Route> Routes(int ifindex) const;
+
   // The neighbour entry for `ip` on `ifindex`, if the kernel has one.
   std::optional<Neighbour> LookupNeighbour(int ifindex, uint32_t ip) const;
 
@@ -139,6 +143,13 @@ class NetlinkView {
   // Returns once the request is accepted; watch LookupNeighbour() (or
   // generation()) for the answer. Errors: Internal with the kernel's error.
   absl::Status ResolveNeighbour(int ifindex, uint32_t ip);
+
+  // ResolveNeighbour without waiting: queues the request for the view's
+  // event thread and returns at once (safe on a busy-polling engine thread;
+  // no allocation once the queue has grown). At most kMaxAsyncRequests wait;
+  // further requests are dropped (the caller retries) and false returned.
+  bool ResolveNeighbourAsync(int ifindex, uint32_t ip);
+  static constexpr size_t kMaxAsyncRequests = 256;
 
   // Incremented after every change applied to the caches.
   uint64_t generation() const {
@@ -169,6 +180,12 @@ class NetlinkView {
 
   std::atomic<uint64_t> generation_{0};
   int stop_fd_ = -1;
+  // ResolveNeighbourAsync requests (ifindex, ip), guarded by async_mu_;
+  // async_fd_ (eventfd) wakes the event thread.
+  std::mutex async_mu_;
+  std::vector<std::pair<int, uint32_t>> async_q_;
+  int async_fd_ = -1;
+  void DrainAsyncRequests();
   std::thread thread_;
 };
 

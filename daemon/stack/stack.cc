@@ -129,7 +129,7 @@ void Stack::FreeTcb(Tcb* t) {
 
 void Stack::MaybeFree(Tcb* t) {
   if (!t->in_use || t->state != TcpState::kClosed) return;
-  if (t->user_released || (t->passive && !t->accepted)) FreeTcb(t);
+  if (t->user_released || (t->passive && !t->accepted && !t->in_accept_queue)) FreeTcb(t);
 }
 
 Tcb* Stack::GetTcb(FlowId id) {
@@ -177,31 +177,20 @@ void Stack::ChildEstablished(Tcb* t) {
     l.accept_tail = t->index;
   }
   l.accept_count++;
+  t->in_accept_queue = true;
   Notify(&l, tcp::kEventAcceptable);
 }
 
 void Stack::ConnectionClosed(Tcb* t) {
   TupleKey k{t->local_ip, t->remote_ip, t->local_port, t->remote_port};
   if (conns_.Find(k) == t->index) conns_.Erase(k);
-  if (t->passive && !t->accepted && t->listener < tcbs_.size()) {
+  if (t->passive && !t->accepted && !t->in_accept_queue && t->listener < tcbs_.size()) {
+    // A half-open child died (RFC 9293 3.10.7.4: RST in SYN-RECEIVED, or
+    // its SYN,ACKs timed out): the listener forgets it. An established
+    // child stays on the accept queue (Linux): accept() returns it and the
+    // application sees the reset on its first read.
     Tcb& l = tcbs_[t->listener];
-    // Unlink from the accept queue, or drop from the SYN queue count.
-    uint32_t prev = kNoIndex;
-    bool found = false;
-    for (uint32_t i = l.accept_head; i != kNoIndex; prev = i, i = tcbs_[i].next_in_queue) {
-      if (i != t->index) continue;
-      uint32_t next = tcbs_[i].next_in_queue;
-      if (prev == kNoIndex) {
-        l.accept_head = next;
-      } else {
-        tcbs_[prev].next_in_queue = next;
-      }
-      if (l.accept_tail == i) l.accept_tail = prev;
-      l.accept_count--;
-      found = true;
-      break;
-    }
-    if (!found && l.syn_count > 0) l.syn_count--;
+    if (l.syn_count > 0) l.syn_count--;
   }
   MaybeFree(t);
 }
@@ -226,6 +215,12 @@ void Stack::SendReset(Tcb* t, uint32_t seq, uint32_t ack, bool with_ack) {
 // Neighbours and transmission
 
 uint32_t Stack::NextHop(uint32_t dst) const {
+  // The kernel's routes (SetRoutes), longest prefix first; then the
+  // interface's subnet (on-link) and the configured default gateway.
+  for (const StackRoute& r : routes_) {
+    const uint32_t mask = r.prefix_len == 0 ? 0 : ~0u << (32 - r.prefix_len);
+    if (((dst ^ r.dst) & mask) == 0) return r.gateway != 0 ? r.gateway : dst;
+  }
   if (config_.gateway == 0 || ((dst ^ config_.local_ip) & netmask_) == 0) return dst;
   return config_.gateway;
 }
@@ -233,6 +228,26 @@ uint32_t Stack::NextHop(uint32_t dst) const {
 void Stack::SeedNeighbor(uint32_t ip, const net::MacAddr& mac, bool permanent) {
   arp_.SeedNeighbor(ip, mac, now_ns_, permanent);
   OnNeighborResolved(ip);
+}
+
+void Stack::ForgetNeighbor(uint32_t ip) {
+  uint32_t pending[net::ArpCache::kMaxPendingLimit];
+  size_t n = arp_.TakePending(ip, pending, net::ArpCache::kMaxPendingLimit);
+  for (size_t i = 0; i < n; ++i) pool_.Free(pending[i]);
+  arp_.Remove(ip);
+}
+
+void Stack::SetRoutes(const std::vector<StackRoute>& routes) {
+  routes_ = routes;
+  std::stable_sort(routes_.begin(), routes_.end(), [](const StackRoute& a, const StackRoute& b) {
+    return a.prefix_len > b.prefix_len;
+  });
+  if (++route_gen_ == 0) route_gen_ = 1;
+}
+
+void Stack::SetTcpConfig(const tcp::TcpConfig& tcp) {
+  config_.tcp = tcp;
+  config_.tcp.mtu = config_.mtu;
 }
 
 void Stack::QueueControl(uint32_t f) {
@@ -243,6 +258,12 @@ void Stack::QueueControl(uint32_t f) {
 }
 
 void Stack::SendArpRequest(uint32_t ip) {
+  if (config_.neighbours != nullptr) {
+    // The kernel owns ARP: ask it (netlink NTF_USE) rather than broadcast.
+    counters_.neighbor_requests++;
+    config_.neighbours->RequestResolution(ip);
+    return;
+  }
   uint32_t f = pool_.Alloc();
   if (f == FramePool::kNone) {
     counters_.tx_no_buffer++;
@@ -256,7 +277,11 @@ void Stack::SendArpRequest(uint32_t ip) {
 }
 
 bool Stack::ResolveFlow(Tcb* t) {
-  uint32_t nh = NextHop(t->remote_ip);
+  if (t->route_gen != route_gen_) {
+    t->next_hop = NextHop(t->remote_ip);
+    t->route_gen = route_gen_;
+  }
+  const uint32_t nh = t->next_hop;
   bool send_request = false;
   net::MacAddr mac;
   net::ArpCache::Result r = arp_.Lookup(nh, now_ns_, &mac, &send_request);
@@ -314,7 +339,7 @@ void Stack::OnNeighborResolved(uint32_t ip) {
     QueueControl(pending[i]);
   }
   for (Tcb& t : tcbs_) {
-    if (t.in_use && t.waiting_neighbor && NextHop(t.remote_ip) == ip) {
+    if (t.in_use && t.waiting_neighbor && (t.route_gen != route_gen_ || t.next_hop == ip)) {
       t.waiting_neighbor = false;
       ScheduleOutput(&t);
     }

@@ -42,12 +42,29 @@
 #include "daemon/net/index_map.h"
 #include "daemon/stack/frame_pool.h"
 #include "daemon/tcp/isn.h"
+#include "daemon/tcp/socket_options.h"
 #include "daemon/tcp/tcb.h"
 #include "daemon/tcp/tcp.h"
 #include "daemon/timer/timer_wheel.h"
 #include "daemon/udp/udp_table.h"
 
 namespace offload::stack {
+
+// Receives the stack's requests to resolve a next hop when the host's
+// kernel owns the neighbour table (StackConfig::neighbours). Called on the
+// engine thread; must not block. The answer arrives as SeedNeighbor().
+class NeighborRequester {
+ public:
+  virtual ~NeighborRequester() = default;
+  virtual void RequestResolution(uint32_t ip) = 0;
+};
+
+// A route the stack follows (from the kernel's table), host byte order.
+struct StackRoute {
+  uint32_t dst = 0;
+  uint8_t prefix_len = 0;
+  uint32_t gateway = 0;  // 0: on-link
+};
 
 struct StackConfig {
   net::MacAddr local_mac;
@@ -69,6 +86,10 @@ struct StackConfig {
   tcp::SecretKey isn_key;          // all zero: random key from getrandom()
   tcp::TcpConfig tcp;
   net::ArpConfig arp;
+  // Non-null: the kernel resolves neighbours (the stack never broadcasts
+  // ARP requests of its own; it asks here and waits for SeedNeighbor).
+  // Must outlive the stack.
+  NeighborRequester* neighbours = nullptr;
 };
 
 // Flow handles: (generation << 32) | index; 0 is never a valid handle.
@@ -131,6 +152,9 @@ struct StackCounters {
   common::SingleWriterCounter tx_no_buffer;         // frame pool exhausted
   common::SingleWriterCounter tx_queue_full;
   common::SingleWriterCounter neighbor_unresolved;  // output deferred for ARP
+  common::SingleWriterCounter neighbor_requests;    // resolutions asked of the kernel
+  common::SingleWriterCounter listen_overflows;     // SYN/ACK dropped: accept queue full
+  common::SingleWriterCounter listen_drops;         // SYN dropped: SYN queue full, no cookies
 };
 
 class Stack : private tcp::TcpHost {
@@ -144,19 +168,32 @@ class Stack : private tcp::TcpHost {
   Stack(const Stack&) = delete;
   Stack& operator=(const Stack&) = delete;
 
-  // --- Neighbours ---
+  // --- Neighbours and routes (the kernel's, fed from netlink) ---
   // Installs ip -> mac (e.g. from the kernel's neighbour table).
   void SeedNeighbor(uint32_t ip, const net::MacAddr& mac, bool permanent = false);
+  // Forgets ip (the kernel deleted the entry or it failed); the next frame
+  // to it asks for resolution again.
+  void ForgetNeighbor(uint32_t ip);
+  // Replaces the routing table (longest prefix wins; on-subnet destinations
+  // and routes without gateway are on-link). Connections pick up the change
+  // on their next transmission.
+  void SetRoutes(const std::vector<StackRoute>& routes);
+  // Replaces the TCP configuration (sysctl refresh, stack_sysctl.h). New
+  // connections and listeners use it; established ones keep what they
+  // negotiated.
+  void SetTcpConfig(const tcp::TcpConfig& tcp);
 
   // --- TCP (calls return 0 or an errno value) ---
   // listen(): `local_ip` 0 = any local address. EADDRINUSE, ENOBUFS.
-  int TcpListen(uint32_t local_ip, uint16_t port, int backlog, uint64_t cookie, FlowId* out);
+  int TcpListen(uint32_t local_ip, uint16_t port, int backlog, uint64_t cookie, FlowId* out,
+                const tcp::SocketOptions* options = nullptr);
   // connect(): rings are owned by the caller and must stay valid until the
   // flow is released. `local_port` 0 picks an ephemeral port. EINVAL,
   // EADDRINUSE, EADDRNOTAVAIL (no ephemeral port), ENOBUFS.
   int TcpConnect(uint32_t remote_ip, uint16_t remote_port, uint16_t local_port,
                  const tcp::RingMemory& tx, const tcp::RingMemory& rx, uint64_t cookie,
-                 FlowId* out, const char* congestion = nullptr);
+                 FlowId* out, const char* congestion = nullptr,
+                 const tcp::SocketOptions* options = nullptr);
   // accept(): pops an established child. EAGAIN if none, EINVAL if not a listener.
   int TcpAccept(FlowId listener, uint64_t child_cookie, FlowId* child);
   // The application appended bytes to the TX ring (`more` = MSG_MORE).
@@ -169,6 +206,15 @@ class Stack : private tcp::TcpHost {
   // Abortive close (RST); releases the handle.
   int TcpAbort(FlowId flow);
   int TcpSetOption(FlowId flow, tcp::TcpOpt opt, int value);
+  // The application's socket options (socket_options.h): applies what
+  // changed (EINVAL for a bad value), reads them back.
+  int TcpSetOptions(FlowId flow, const tcp::SocketOptions& options);
+  int TcpGetOptions(FlowId flow, tcp::SocketOptions* options);
+  // getsockopt values: TCP_MAXSEG, SO_SNDBUF, SO_RCVBUF, TCP_INQ, SIOCOUTQ.
+  int TcpGetSocketValues(FlowId flow, tcp::SocketValues* values);
+  // MSG_EOR: a record ends at application TX index `tx_index`
+  // (tcp::TcpMarkRecordEnd). Call before TcpSend for those bytes.
+  int TcpMarkRecordEnd(FlowId flow, uint64_t tx_index);
   int TcpSetCongestion(FlowId flow, const char* name);
   int TcpGetInfo(FlowId flow, tcp::TcpInfo* info);
   // Local/remote addresses of a flow.
@@ -260,6 +306,14 @@ class Stack : private tcp::TcpHost {
   udp::UdpEndpoint* GetUdp(FlowId id, uint32_t* index);
   bool IsLocalAddress(uint32_t ip) const { return ip == config_.local_ip; }
   uint32_t NextHop(uint32_t dst) const;
+  // SYN cookies (RFC 4987 3.6): answer a SYN statelessly / complete the
+  // handshake from its ACK. TryCookieAck returns false if `f` carries no
+  // valid cookie for listener `l`.
+  void SendCookieSynAck(tcp::Tcb* l, const net::ParsedFrame& f);
+  bool TryCookieAck(tcp::Tcb* l, const net::ParsedFrame& f);
+  // A child of `l` for the connection `f` belongs to, with rings and the
+  // listener's options; nullptr (counted) if none can be had.
+  tcp::Tcb* NewChild(tcp::Tcb* l, const net::ParsedFrame& f);
   uint16_t PickEphemeralPort(uint32_t rip, uint16_t rport, bool udp);
 
   void HandleArp(const net::ParsedFrame& f);
@@ -302,6 +356,9 @@ class Stack : private tcp::TcpHost {
   udp::UdpTable udp_;
   uint64_t last_arp_tick_ns_ = 0;
   uint32_t next_ephemeral_ = 0;
+  std::vector<StackRoute> routes_;  // longest prefix first
+  uint32_t route_gen_ = 1;          // bumped by SetRoutes (Tcb next-hop cache)
+  tcp::Tcb cookie_tcb_;             // scratch for stateless cookie SYN,ACKs
 };
 
 }  // namespace offload::stack

@@ -43,7 +43,7 @@ uint16_t Stack::PickEphemeralPort(uint32_t rip, uint16_t rport, bool udp) {
 }
 
 int Stack::TcpListen(uint32_t local_ip, uint16_t port, int backlog, uint64_t cookie,
-                     FlowId* out) {
+                     FlowId* out, const tcp::SocketOptions* options) {
   if (port == 0) return EINVAL;
   if (local_ip != 0 && !IsLocalAddress(local_ip)) return EADDRNOTAVAIL;
   // A wildcard listener conflicts with a specific one on the port and back.
@@ -63,6 +63,12 @@ int Stack::TcpListen(uint32_t local_ip, uint16_t port, int backlog, uint64_t coo
   l->cookie = cookie;
   l->cc = config_.tcp.cc;
   l->accepted = true;  // listeners are application handles
+  if (options != nullptr) {
+    if (int err = tcp::TcpApplyOptions(&ctx_, l, *options); err != 0) {
+      FreeTcb(l);
+      return err;
+    }
+  }
   if (!listeners_.Insert(ListenKey{local_ip, port}, l->index)) {
     FreeTcb(l);
     return ENOBUFS;
@@ -73,7 +79,8 @@ int Stack::TcpListen(uint32_t local_ip, uint16_t port, int backlog, uint64_t coo
 
 int Stack::TcpConnect(uint32_t remote_ip, uint16_t remote_port, uint16_t local_port,
                       const tcp::RingMemory& tx, const tcp::RingMemory& rx, uint64_t cookie,
-                      FlowId* out, const char* congestion) {
+                      FlowId* out, const char* congestion,
+                      const tcp::SocketOptions* options) {
   if (remote_ip == 0 || remote_port == 0 || !tx.valid() || !rx.valid()) return EINVAL;
   if (net::IsIpv4Multicast(remote_ip) || remote_ip == net::kIpv4Broadcast) return ENETUNREACH;
   const tcp::CcOps* cc = config_.tcp.cc;
@@ -100,6 +107,14 @@ int Stack::TcpConnect(uint32_t remote_ip, uint16_t remote_port, uint16_t local_p
   t->tx.Attach(tx);
   t->rx.Attach(rx);
   tcp::TcbInit(&ctx_, t);
+  // Options set before connect() shape the SYN (TCP_MAXSEG, SO_RCVBUF's
+  // window scale) and the connection from its start.
+  if (options != nullptr) {
+    if (int err = tcp::TcpApplyOptions(&ctx_, t, *options); err != 0) {
+      FreeTcb(t);
+      return err;
+    }
+  }
   if (!conns_.Insert(TupleKey{t->local_ip, remote_ip, local_port, remote_port}, t->index)) {
     FreeTcb(t);
     return ENOBUFS;
@@ -123,13 +138,18 @@ int Stack::TcpAccept(FlowId listener, uint64_t child_cookie, FlowId* child) {
   if (l->accept_head == kNoIndex) l->accept_tail = kNoIndex;
   l->accept_count--;
   c->next_in_queue = kNoIndex;
+  c->in_accept_queue = false;
   c->accepted = true;
   c->listener = kNoIndex;
   c->cookie = child_cookie;
-  // Report what happened before accept(): data, EOF.
+  // Report what happened before accept(): data, EOF, or a reset (Linux
+  // returns a connection reset in the queue; its reads fail ECONNRESET).
   uint32_t ev = tcp::kEventWritable;
   if (c->rx.used() > 0) ev |= tcp::kEventReadable;
   if (c->peer_fin) ev |= tcp::kEventPeerFin | tcp::kEventReadable;
+  if (c->state == TcpState::kClosed) {
+    ev |= tcp::kEventClosed | (c->error != 0 ? uint32_t{tcp::kEventError} : 0u);
+  }
   Notify(c, ev);
   *child = IdOf(c);
   return 0;
@@ -170,8 +190,14 @@ int Stack::TcpShutdown(FlowId flow, bool read, bool write) {
 void Stack::AbortChildren(Tcb* l) {
   for (Tcb& c : tcbs_) {
     if (c.in_use && c.passive && !c.accepted && c.listener == l->index) {
-      // Linux inet_csk_listen_stop: unaccepted children are reset.
-      tcp::TcpAbort(&ctx_, &c, ECONNRESET);
+      // Linux inet_csk_listen_stop: unaccepted children are reset (those
+      // already reset are just freed).
+      c.in_accept_queue = false;
+      if (c.state == TcpState::kClosed) {
+        FreeTcb(&c);
+      } else {
+        tcp::TcpAbort(&ctx_, &c, ECONNRESET);
+      }
     }
   }
 }
@@ -205,6 +231,34 @@ int Stack::TcpSetOption(FlowId flow, tcp::TcpOpt opt, int value) {
   Tcb* t = GetTcb(flow);
   if (t == nullptr) return EBADF;
   return tcp::TcpSetOption(&ctx_, t, opt, value);
+}
+
+int Stack::TcpSetOptions(FlowId flow, const tcp::SocketOptions& options) {
+  Tcb* t = GetTcb(flow);
+  if (t == nullptr) return EBADF;
+  return tcp::TcpApplyOptions(&ctx_, t, options);
+}
+
+int Stack::TcpGetOptions(FlowId flow, tcp::SocketOptions* options) {
+  Tcb* t = GetTcb(flow);
+  if (t == nullptr) return EBADF;
+  *options = tcp::TcpReadOptions(*t);
+  return 0;
+}
+
+int Stack::TcpGetSocketValues(FlowId flow, tcp::SocketValues* values) {
+  Tcb* t = GetTcb(flow);
+  if (t == nullptr) return EBADF;
+  if (t->rx.attached()) t->rx.RefreshHead();
+  *values = tcp::TcpGetSocketValues(config_.tcp, *t);
+  return 0;
+}
+
+int Stack::TcpMarkRecordEnd(FlowId flow, uint64_t tx_index) {
+  Tcb* t = GetTcb(flow);
+  if (t == nullptr) return EBADF;
+  if (t->state == TcpState::kListen) return ENOTCONN;
+  return tcp::TcpMarkRecordEnd(&ctx_, t, tx_index);
 }
 
 int Stack::TcpSetCongestion(FlowId flow, const char* name) {

@@ -25,9 +25,12 @@ void Stack::ForEachCounter(absl::FunctionRef<void(const char*, uint64_t)> fn) co
 
   const net::ArpCounters& a = arp_.counters();
   fn("arp.in", s.arp_in);
-  fn("arp.requests_sent", a.requests_sent);
+  // With the kernel resolving (StackConfig::neighbours) no ARP request of
+  // ours goes on the wire; the attempts are arp.kernel_resolutions.
+  fn("arp.requests_sent", config_.neighbours != nullptr ? 0 : uint64_t{a.requests_sent});
   fn("arp.replies_sent", a.replies_sent);
   fn("arp.unresolved_output", s.neighbor_unresolved);
+  fn("arp.kernel_resolutions", s.neighbor_requests);
   fn("arp.pending_dropped", a.pending_dropped);
   fn("arp.resolution_failed", a.resolution_failed);
   fn("arp.table_full", a.table_full);
@@ -66,6 +69,13 @@ void Stack::ForEachCounter(absl::FunctionRef<void(const char*, uint64_t)> fn) co
   fn("tcp.no_socket", s.tcp_no_socket);
   fn("tcp.syn_backlog_drops", s.tcp_syn_backlog_drops);
   fn("tcp.syn_no_memory", s.tcp_syn_no_memory);
+  fn("tcp.listen_overflows", s.listen_overflows);
+  fn("tcp.listen_drops", s.listen_drops);
+  fn("tcp.syncookies_sent", t.syncookies_sent);
+  fn("tcp.syncookies_recv", t.syncookies_recv);
+  fn("tcp.syncookies_failed", t.syncookies_failed);
+  fn("tcp.limited_transmits", t.limited_transmits);
+  fn("tcp.user_timeouts", t.user_timeouts);
   fn("tcp.challenge_acks", t.challenge_acks);
   fn("tcp.challenge_acks_suppressed", t.challenge_acks_suppressed);
   fn("tcp.oow_acks_suppressed", t.oow_acks_suppressed);

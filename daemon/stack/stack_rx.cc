@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "daemon/stack/stack.h"
+#include "daemon/tcp/syncookie.h"
 
 namespace offload::stack {
 
@@ -114,31 +115,18 @@ void Stack::HandleTcp(const net::ParsedFrame& f) {
   SendRstForSegment(f);
 }
 
-void Stack::HandleListen(Tcb* l, const net::ParsedFrame& f) {
-  tcp_ctr_.segs_in++;
-  const uint8_t fl = f.tcp_flags;
-  // RFC 9293 3.10.7.2 LISTEN: first RST (ignore), second ACK (RST), third SYN.
-  if (fl & net::kTcpRst) return;
-  if (fl & net::kTcpAck) {
-    SendRstForSegment(f);
-    return;
-  }
-  if (!(fl & net::kTcpSyn) || (fl & net::kTcpFin)) return;  // Linux drops SYN+FIN
-  if (l->accept_count >= l->backlog || l->syn_count >= config_.max_syn_backlog) {
-    counters_.tcp_syn_backlog_drops++;
-    return;
-  }
+Tcb* Stack::NewChild(Tcb* l, const net::ParsedFrame& f) {
   Tcb* c = AllocTcb();
   if (c == nullptr) {
     counters_.tcp_syn_no_memory++;
-    return;
+    return nullptr;
   }
   tcp::RingMemory tx, rx;
   if (provider_ == nullptr || !provider_->AllocateRings(l->cookie, &tx, &rx) || !tx.valid() ||
       !rx.valid()) {
     counters_.tcp_syn_no_memory++;
     FreeTcb(c);
-    return;
+    return nullptr;
   }
   c->provider_buffers = true;
   c->local_ip = f.dst_ip;
@@ -148,9 +136,10 @@ void Stack::HandleListen(Tcb* l, const net::ParsedFrame& f) {
   c->listener = l->index;
   c->tx.Attach(tx);
   c->rx.Attach(rx);
-  // Children inherit the listener's socket options (as Linux).
+  // Children inherit the listener's socket options (as Linux sk_clone).
   c->cc = l->cc;
   c->nodelay = l->nodelay;
+  c->cork = l->cork;
   c->keepalive = l->keepalive;
   c->keepidle_ns = l->keepidle_ns;
   c->keepintvl_ns = l->keepintvl_ns;
@@ -158,13 +147,122 @@ void Stack::HandleListen(Tcb* l, const net::ParsedFrame& f) {
   c->linger_zero = l->linger_zero;
   c->user_timeout_ns = l->user_timeout_ns;
   c->user_mss = l->user_mss;
+  c->user_rcvbuf = l->user_rcvbuf;
+  c->user_sndbuf = l->user_sndbuf;
   tcp::TcbInit(&ctx_, c);
   TupleKey key{c->local_ip, c->remote_ip, c->local_port, c->remote_port};
   if (!conns_.Insert(key, c->index)) {
     counters_.tcp_syn_no_memory++;
     FreeTcb(c);
+    return nullptr;
+  }
+  return c;
+}
+
+void Stack::SendCookieSynAck(Tcb* l, const net::ParsedFrame& f) {
+  tcp::TcpOptions opts;
+  tcp::ParseTcpOptions(f.tcp_options, f.tcp_options_len, true, &opts);
+  const tcp::CookieTuple ct{f.dst_ip, f.dst_port, f.src_ip, f.src_port};
+  uint16_t mss = 0;
+  const uint32_t cookie = tcp::SynCookieIsn(config_.isn_key, ct, f.seq,
+                                            opts.has_mss ? opts.mss : 0, now_ns_, &mss);
+  opts.mss = mss;  // the peer is held to the MSS the cookie can encode
+  opts.has_mss = true;
+  Tcb* t = &cookie_tcb_;
+  t->local_ip = f.dst_ip;
+  t->local_port = f.dst_port;
+  t->remote_ip = f.src_ip;
+  t->remote_port = f.src_port;
+  t->local_mac = config_.local_mac;
+  t->user_mss = l->user_mss;
+  t->user_rcvbuf = l->user_rcvbuf;
+  t->cc = l->cc;
+  tcp::TcbInit(&ctx_, t);
+  t->route_gen = 0;  // a new peer: look its next hop up
+  if (!ResolveFlow(t)) return;  // the peer retransmits its SYN
+  uint32_t fr = pool_.Alloc();
+  if (fr == FramePool::kNone) {
+    counters_.tx_no_buffer++;
     return;
   }
+  const uint32_t tso = tcp::TimestampOffset(config_.isn_key, f.dst_ip, f.dst_port, f.src_ip,
+                                            f.src_port);
+  size_t len = tcp::TcpBuildCookieSynAck(&ctx_, t, f, opts, cookie, tso, pool_.data(fr),
+                                         pool_.frame_size());
+  if (len == 0) {
+    pool_.Free(fr);
+    return;
+  }
+  l->last_syncookie_ns = now_ns_;
+  pool_.len(fr) = static_cast<uint32_t>(len);
+  QueueControl(fr);
+}
+
+bool Stack::TryCookieAck(Tcb* l, const net::ParsedFrame& f) {
+  // Linux tcp_synq_no_recent_overflow: cookies are only honoured while the
+  // listener recently sent some (always with tcp_syncookies=2).
+  const tcp::TcpConfig& cfg = config_.tcp;
+  if (cfg.syncookies == 0) return false;
+  if (cfg.syncookies != 2 &&
+      (l->last_syncookie_ns == 0 ||
+       now_ns_ - l->last_syncookie_ns > uint64_t{tcp::kSynCookieMaxAgeMinutes} * 60 * tcp::kSec)) {
+    return false;
+  }
+  const tcp::CookieTuple ct{f.dst_ip, f.dst_port, f.src_ip, f.src_port};
+  const uint16_t mss = tcp::SynCookieCheck(config_.isn_key, ct, f.seq - 1, f.ack - 1, now_ns_);
+  if (mss == 0) {
+    tcp_ctr_.syncookies_failed++;
+    return false;
+  }
+  if (l->accept_count >= l->backlog) {
+    counters_.listen_overflows++;  // Linux: dropped, the peer retransmits
+    return true;
+  }
+  Tcb* c = NewChild(l, f);
+  if (c == nullptr) return true;
+  l->syn_count++;  // ChildEstablished moves it to the accept queue
+  const uint32_t tso = tcp::TimestampOffset(config_.isn_key, f.dst_ip, f.dst_port, f.src_ip,
+                                            f.src_port);
+  if (!tcp::TcpAcceptCookie(&ctx_, c, f, mss, tso)) {
+    l->syn_count--;
+    tcp_ctr_.syncookies_failed++;
+    FreeTcb(c);
+    return false;
+  }
+  return true;
+}
+
+void Stack::HandleListen(Tcb* l, const net::ParsedFrame& f) {
+  tcp_ctr_.segs_in++;
+  const uint8_t fl = f.tcp_flags;
+  // RFC 9293 3.10.7.2 LISTEN: first RST (ignore), second ACK (RST), third SYN.
+  if (fl & net::kTcpRst) return;
+  if (fl & net::kTcpAck) {
+    // RFC 4987 3.6: an ACK may complete a handshake answered with a cookie.
+    if (!(fl & net::kTcpSyn) && TryCookieAck(l, f)) return;
+    SendRstForSegment(f);
+    return;
+  }
+  if (!(fl & net::kTcpSyn) || (fl & net::kTcpFin)) return;  // Linux drops SYN+FIN
+  // Linux tcp_conn_request: a full accept queue drops the SYN; a full SYN
+  // queue (the listen backlog) answers with a cookie when tcp_syncookies
+  // allows, else drops it (as does tcp_max_syn_backlog without cookies).
+  if (l->accept_count >= l->backlog) {
+    counters_.listen_overflows++;
+    return;
+  }
+  const uint8_t cookies = config_.tcp.syncookies;
+  if (cookies == 2 || (l->syn_count >= l->backlog && cookies == 1)) {
+    SendCookieSynAck(l, f);
+    return;
+  }
+  if (l->syn_count >= l->backlog || l->syn_count >= config_.max_syn_backlog) {
+    counters_.tcp_syn_backlog_drops++;
+    counters_.listen_drops++;
+    return;
+  }
+  Tcb* c = NewChild(l, f);
+  if (c == nullptr) return;
   l->syn_count++;
   tcp::TcpOptions opts;
   tcp::ParseTcpOptions(f.tcp_options, f.tcp_options_len, true, &opts);

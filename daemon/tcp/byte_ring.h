@@ -81,6 +81,9 @@ class TxRing {
   void Consume(uint32_t n);
 
   const RingMemory& memory() const { return mem_; }
+  // Application index of the byte at head / just past the snapshot's tail.
+  uint64_t head_index() const { return head_; }
+  uint64_t tail_index() const { return tail_; }
 
   // Stops accepting tail updates (after shutdown(SHUT_WR)).
   void Freeze() { frozen_ = true; }

@@ -20,17 +20,17 @@
 #include "daemon/tcp/interval_set.h"
 #include "daemon/tcp/options.h"
 #include "daemon/tcp/sent_log.h"
+#include "daemon/tcp/tcp_config.h"
 #include "daemon/timer/timer_wheel.h"
 
 namespace offload::tcp {
 
-inline constexpr uint64_t kMs = 1'000'000ull;
-inline constexpr uint64_t kSec = 1'000'000'000ull;
 inline constexpr uint32_t kMaxCwnd = 1u << 30;
 inline constexpr size_t kCcPrivSize = 64;
 inline constexpr size_t kMaxOooRanges = 32;   // receiver reassembly ranges
 inline constexpr size_t kMaxSackRanges = 32;  // sender scoreboard ranges
 inline constexpr uint16_t kDefaultMss = 536;  // RFC 9293 3.7.1 / RFC 1122
+inline constexpr uint32_t kMaxEorMarks = 16;  // record ends (MSG_EOR) remembered per connection
 
 // RFC 9293 3.3.2 states.
 enum class TcpState : uint8_t {
@@ -50,80 +50,6 @@ enum class TcpState : uint8_t {
 const char* TcpStateName(TcpState s);
 // Linux's TCP_* state numbers as reported in tcp_info.tcpi_state.
 uint8_t LinuxTcpState(TcpState s);
-
-struct TcpConfig {
-  uint16_t mtu = 1500;
-  uint16_t mss_clamp = 0;                    // 0: no clamp (TCP_MAXSEG)
-  uint32_t initial_cwnd_segments = 10;       // RFC 6928
-  uint64_t rto_initial_ns = 1 * kSec;        // RFC 6298 2.1
-  uint64_t rto_min_ns = 200 * kMs;           // Linux TCP_RTO_MIN
-  uint64_t rto_max_ns = 120 * kSec;          // Linux TCP_RTO_MAX
-  uint64_t delack_ns = 40 * kMs;             // Linux TCP_DELACK_MIN
-  uint32_t quickack_segments = 16;           // Linux TCP_MAX_QUICKACKS
-  uint64_t time_wait_ns = 60 * kSec;         // 2MSL (Linux TCP_TIMEWAIT_LEN)
-  uint64_t fin_timeout_ns = 60 * kSec;       // orphaned FIN-WAIT-2
-  uint32_t syn_retries = 6;                  // Linux tcp_syn_retries
-  uint32_t synack_retries = 5;               // Linux tcp_synack_retries
-  uint32_t retries2 = 15;                    // Linux tcp_retries2
-  uint64_t keepalive_time_ns = 7200 * kSec;  // RFC 1122 4.2.3.6
-  uint64_t keepalive_intvl_ns = 75 * kSec;
-  uint32_t keepalive_probes = 9;
-  uint64_t cork_timeout_ns = 200 * kMs;      // Linux TCP_CORK ceiling
-  bool window_scaling = true;                // RFC 7323
-  bool timestamps = true;                    // RFC 7323
-  bool sack = true;                          // RFC 2018
-  bool dsack = true;                         // RFC 2883
-  bool tlp = true;                           // RFC 8985 7 tail loss probe (Linux default)
-  uint32_t dupthresh = 3;                    // RFC 5681 / 6675 DupThresh
-  uint32_t challenge_ack_limit = 1000;       // per second (RFC 5961 7)
-  uint64_t invalid_ratelimit_ns = 500 * kMs; // Linux tcp_invalid_ratelimit (per socket)
-  const CcOps* cc = &kCubicOps;              // Linux default
-};
-
-struct TcpCounters {
-  common::SingleWriterCounter segs_in;
-  common::SingleWriterCounter segs_out;
-  common::SingleWriterCounter data_segs_in;
-  common::SingleWriterCounter data_segs_out;
-  common::SingleWriterCounter retrans_segs;
-  common::SingleWriterCounter fast_retransmits;
-  common::SingleWriterCounter sack_recoveries;
-  common::SingleWriterCounter newreno_recoveries;
-  common::SingleWriterCounter rto_timeouts;
-  common::SingleWriterCounter tail_loss_probes;
-  // RFC 8985 reordering-window expiries that found a loss.
-  common::SingleWriterCounter reorder_timeouts;
-  // A retransmission of SND.UNA detected lost (RFC 8985 6.2).
-  common::SingleWriterCounter lost_retransmits;
-  // Window reductions reverted because D-SACKs proved every retransmission
-  // of the episode spurious (Linux TCPDSACKUndo / TCPLossUndo).
-  common::SingleWriterCounter recovery_undos;
-  // Connections that saw reordering (RFC 8985 RACK.reord; Linux TCPSACKReorder).
-  common::SingleWriterCounter reordering_seen;
-  common::SingleWriterCounter rto_undos;
-  common::SingleWriterCounter active_opens;
-  common::SingleWriterCounter passive_opens;
-  common::SingleWriterCounter established;
-  common::SingleWriterCounter resets_received;
-  common::SingleWriterCounter resets_sent;
-  common::SingleWriterCounter challenge_acks;
-  common::SingleWriterCounter challenge_acks_suppressed;
-  common::SingleWriterCounter oow_acks_suppressed;  // per-socket out-of-window ACK limit
-  common::SingleWriterCounter out_of_window;        // failed RFC 9293 3.10.7.4 seq check
-  common::SingleWriterCounter paws_rejected;        // RFC 7323 5.3
-  common::SingleWriterCounter ack_too_new;          // SEG.ACK > SND.NXT
-  common::SingleWriterCounter ooo_segments;
-  common::SingleWriterCounter ooo_dropped;          // reassembly ranges exhausted
-  common::SingleWriterCounter duplicate_segments;
-  common::SingleWriterCounter beyond_buffer_dropped;
-  common::SingleWriterCounter delayed_acks;
-  common::SingleWriterCounter zero_window_probes;
-  common::SingleWriterCounter keepalive_probes;
-  common::SingleWriterCounter timeouts;             // connections aborted with ETIMEDOUT
-  common::SingleWriterCounter dsacks_received;
-  common::SingleWriterCounter dsacks_sent;
-  common::SingleWriterCounter bad_app_index;        // ring index from the app rejected
-};
 
 // Event bits reported to the host (and from it to the application).
 enum TcpEvent : uint32_t {
@@ -180,6 +106,8 @@ enum class TcpOpt : uint8_t {
   kLingerZero,     // SO_LINGER {1, 0}: close() aborts with RST
   kUserTimeout,    // TCP_USER_TIMEOUT (milliseconds, 0 = default)
   kMaxSeg,         // TCP_MAXSEG (before connect)
+  kRcvBuf,         // SO_RCVBUF (bytes as passed; sets the window scale before SYN)
+  kSndBuf,         // SO_SNDBUF (bytes as passed)
 };
 
 struct Tcb {
@@ -213,6 +141,7 @@ struct Tcb {
   uint32_t rcv_nxt = 0;
   uint32_t rcv_adv = 0;      // right edge of the last advertised window
   uint32_t rcv_wnd = 0;
+  uint32_t rcv_ssthresh = 0;       // Linux: cap on the window offered (0: none yet)
   uint32_t last_ack_sent = 0;
   bool peer_fin = false;     // FIN received and processed
   bool ooo_fin = false;      // FIN received out of order at ooo_fin_seq
@@ -276,6 +205,12 @@ struct Tcb {
   uint32_t undo_retrans = 0;       // its retransmissions not yet D-SACKed
   uint32_t undo_cwnd = 0;          // cwnd and ssthresh before the reduction
   uint32_t undo_ssthresh = 0;
+  // RFC 6937 PRR: segments delivered and sent since recovery began, and
+  // cwnd (bytes) before it (Linux prr_delivered, prr_out, prior_cwnd).
+  uint32_t prr_delivered = 0;
+  uint32_t prr_out = 0;
+  uint32_t prior_cwnd = 0;
+  uint32_t acked_sacked = 0;       // bytes newly ACKed or SACKed by the ACK being processed
   const CcOps* cc = nullptr;
   alignas(8) uint8_t cc_priv[kCcPrivSize];
 
@@ -329,6 +264,14 @@ struct Tcb {
   uint64_t keepintvl_ns = 0;
   uint32_t keepcnt = 0;
   uint64_t user_timeout_ns = 0;
+  uint32_t user_rcvbuf = 0;        // SO_RCVBUF as set (0: not set; window scale from config)
+  uint32_t user_sndbuf = 0;        // SO_SNDBUF as set (0: not set)
+  // MSG_EOR (Linux skb->eor): sequence numbers where a record ends; no
+  // segment carries bytes of two records. A ring of the newest marks;
+  // eor_head..eor_tail (monotonic counters) index it.
+  uint32_t eor_marks[kMaxEorMarks] = {};
+  uint32_t eor_head = 0;
+  uint32_t eor_tail = 0;
 
   // --- Buffers ---
   TxRing tx;
@@ -344,6 +287,11 @@ struct Tcb {
   uint64_t bytes_received = 0;
   uint64_t bytes_sent = 0;
   uint64_t bytes_retrans = 0;
+  // Delivery rate (TCP_INFO tcpi_delivery_rate): bytes delivered (ACKed or
+  // SACKed) over the last window of at least one SRTT.
+  uint64_t rate_window_start_ns = 0;
+  uint64_t rate_window_delivered = 0;  // delivered bytes at the window start
+  uint64_t delivery_rate = 0;          // bytes per second, last full window
   uint32_t segs_in = 0;
   uint32_t segs_out = 0;
   uint32_t data_segs_in = 0;
@@ -364,7 +312,13 @@ struct Tcb {
   bool closed_notified = false;
   bool in_output_list = false;
   bool waiting_neighbor = false;
+  uint32_t next_hop = 0;           // cached route lookup, valid for route_gen
+  uint32_t route_gen = 0;
+  uint64_t last_syncookie_ns = 0;  // listener: last cookie SYN,ACK sent (0: never)
   bool accepted = false;
+  // Passive child on its listener's accept queue (stays there if it is
+  // reset before accept(), as on Linux: accept() returns it, reads fail).
+  bool in_accept_queue = false;
   uint32_t pending_events = 0;
   bool in_event_list = false;
   bool provider_buffers = false;   // rings come from the BufferProvider

@@ -26,6 +26,10 @@ using TcpInfo = struct tcp_info;
 // + MSS payload. Output buffers must hold at least 14 + mtu bytes.
 inline size_t MaxFrameLen(const TcpConfig& cfg) { return net::kEthHeaderLen + cfg.mtu; }
 
+// The receive window scale offered in a SYN or SYN,ACK (RFC 7323 2.3; see
+// TcpConfig::rcv_space_max). `user_rcvbuf` 0: SO_RCVBUF not set.
+uint8_t InitialWindowScale(const TcpConfig& cfg, uint32_t user_rcvbuf);
+
 // Prepares a fresh Tcb (identity and buffers already set by the host):
 // options from config, congestion control, timers. REQUIRES: state kClosed.
 void TcbInit(TcpContext* ctx, Tcb* tcb);
@@ -83,6 +87,25 @@ void TcpFillInfo(const TcpContext& ctx, const Tcb& tcb, TcpInfo* info);
 size_t BuildResetForSegment(const net::ParsedFrame& seg, const net::MacAddr& src_mac,
                             uint8_t* buf, size_t cap);
 
+// SYN cookies (RFC 4987 3.6, syncookie.h). Writes the SYN,ACK answering
+// `seg` (a SYN to a listener whose queue is full) with ISN `cookie` into
+// `buf` (>= MaxFrameLen) and keeps no state: `scratch` is a Tcb the host
+// reuses for this, with identity, MACs, adv_mss (TcbInit) and the
+// listener's user_rcvbuf set. Returns the frame length (0 if `cap` is too
+// small). Counts syncookies_sent.
+size_t TcpBuildCookieSynAck(TcpContext* ctx, Tcb* scratch, const net::ParsedFrame& seg,
+                            const TcpOptions& opts, uint32_t cookie, uint32_t ts_offset,
+                            uint8_t* buf, size_t cap);
+
+// Completes a cookie handshake: `child` (fresh, identity and rings set,
+// TcbInit done) enters ESTABLISHED from the ACK `seg` whose cookie encoded
+// `mss` (SynCookieCheck), with the window scale and SACK from its TSecr
+// when timestamps are in use. Calls the host's ChildEstablished, then
+// processes any data or FIN the ACK carries. Returns false (nothing done)
+// if the timestamp-encoded options are invalid.
+bool TcpAcceptCookie(TcpContext* ctx, Tcb* child, const net::ParsedFrame& seg, uint16_t mss,
+                     uint32_t ts_offset);
+
 // Builds a RST (RST,ACK when `with_ack`, acknowledging `ack`) for `tcb`
 // with sequence number `seq` (RFC 9293 3.10.5 abort, 3.10.7.4 unacceptable
 // ACK in SYN-RECEIVED). Returns the frame length.
@@ -97,11 +120,27 @@ inline uint32_t SegLen(const net::ParsedFrame& seg) {
 
 // Internal helpers shared by tcp_input/output/timer (not for the host).
 namespace internal {
+// The option block for a segment with `flags` (tcp_output.cc).
+void PrepareOptions(TcpContext* ctx, Tcb* tcb, uint8_t flags, OptionsToWrite* out);
+// Writes one segment (payload [seq, seq + len) from the TX ring) into `buf`
+// and returns its length. `prebuilt`: options from PrepareOptions (null:
+// built here); `window_field` >= 0 replaces the window SelectWindow chooses.
+size_t EmitSegment(TcpContext* ctx, Tcb* tcb, uint8_t* buf, uint32_t seq, uint32_t len,
+                   uint8_t flags, const OptionsToWrite* prebuilt = nullptr,
+                   int32_t window_field = -1);
+// Negotiates options from a SYN or SYN,ACK (RFC 7323 2.2/3.2, RFC 2018 2,
+// RFC 9293 3.7.1) and sets the effective send MSS.
+void NegotiateOptions(TcpContext* ctx, Tcb* tcb, const TcpOptions& o);
+// RFC 6928 initial window, Linux quick-ACK mode at connection start.
+void InitCongestionWindow(TcpContext* ctx, Tcb* tcb);
 void EnterState(TcpContext* ctx, Tcb* tcb, TcpState s);
 void CloseConnection(TcpContext* ctx, Tcb* tcb, int error);
 void UpdateRto(TcpContext* ctx, Tcb* tcb, int64_t rtt_us);
 void RestartRtxTimer(TcpContext* ctx, Tcb* tcb);
 void MaybeArmProbe(TcpContext* ctx, Tcb* tcb);
+// `timeout` shortened so that it expires no later than TCP_USER_TIMEOUT after
+// the oldest unacknowledged transmission (at least 1 ms).
+uint64_t ClampToUserTimeout(const TcpContext* ctx, const Tcb* tcb, uint64_t timeout);
 // RFC 8985 7.2 probe timeout, or 0 when no loss probe may be scheduled.
 uint64_t ProbeTimeout(const TcpContext* ctx, const Tcb* tcb);
 uint32_t TsNow(const TcpContext* ctx, const Tcb* tcb);
@@ -120,6 +159,9 @@ void SendChallengeAck(TcpContext* ctx, Tcb* tcb);
 bool ProcessAck(TcpContext* ctx, Tcb* tcb, const net::ParsedFrame& seg, const TcpOptions& opts);
 // Send-window update (SND.WL1/SND.WL2 rule).
 void UpdateWindow(TcpContext* ctx, Tcb* tcb, const net::ParsedFrame& seg);
+// RFC 6937 PRR: sets cwnd from Tcb::acked_sacked (this ACK's DeliveredData)
+// while in SACK recovery.
+void PrrUpdate(TcpContext* ctx, Tcb* tcb, bool una_advanced);
 // Fast retransmit: enters RFC 6675 SACK / RFC 6582 NewReno recovery.
 void EnterRecovery(TcpContext* ctx, Tcb* tcb);
 // Records cwnd/ssthresh before a window reduction (recovery or RTO) so that

@@ -16,6 +16,32 @@ using net::kTcpSyn;
 
 namespace internal {
 
+void PrrUpdate(TcpContext* ctx, Tcb* tcb, bool una_advanced) {
+  // RFC 6937 3 in segments, as Linux tcp_cwnd_reduction.
+  const uint32_t mss = std::max<uint32_t>(tcb->snd_mss, 1);
+  const uint32_t newly = (tcb->acked_sacked + mss - 1) / mss;
+  if (newly == 0 || tcb->prior_cwnd == 0) return;
+  const uint32_t pipe = Pipe(*tcb, LostBoundary(*tcb, ctx->cfg->dupthresh));
+  const int64_t pipe_segs = (pipe + mss - 1) / mss;
+  const int64_t ssthresh = tcb->snd_ssthresh / mss;
+  tcb->prr_delivered += newly;
+  int64_t sndcnt;
+  if (pipe_segs > ssthresh) {
+    // Proportional part: sndcnt = CEIL(prr_delivered * ssthresh / RecoverFS) - prr_out.
+    const int64_t prior = std::max<int64_t>(tcb->prior_cwnd / mss, 1);
+    sndcnt = (int64_t{tcb->prr_delivered} * ssthresh + prior - 1) / prior - tcb->prr_out;
+  } else {
+    // PRR-SSRB: grow back to ssthresh at most one segment faster than the
+    // ACK clock (the extra segment when SND.UNA advanced).
+    sndcnt = std::max<int64_t>(int64_t{tcb->prr_delivered} - tcb->prr_out, newly);
+    if (una_advanced) sndcnt++;
+    sndcnt = std::min(ssthresh - pipe_segs, sndcnt);
+  }
+  // The fast retransmit itself always goes out.
+  sndcnt = std::max<int64_t>(sndcnt, tcb->prr_out == 0 ? 1 : 0);
+  tcb->snd_cwnd = static_cast<uint32_t>(pipe + std::max<int64_t>(sndcnt, 0) * mss);
+}
+
 void EnterRecovery(TcpContext* ctx, Tcb* tcb) {
   const CcOps* cc = tcb->cc;
   ArmUndo(tcb);
@@ -26,10 +52,19 @@ void EnterRecovery(TcpContext* ctx, Tcb* tcb) {
   tcb->rtt_timing = false;  // Karn
   tcb->ca_state = 3;        // TCP_CA_Recovery
   if (tcb->sack_ok) {
-    // RFC 6675 5 (4.1-4.3): cwnd = ssthresh, retransmit, then pipe-driven.
+    // RFC 6675 5 (4.1-4.3) with RFC 6937 PRR setting cwnd on each ACK (as
+    // Linux tcp_init_cwnd_reduction / tcp_cwnd_reduction): retransmit, then
+    // pipe-driven transmission.
     tcb->sack_recovery = true;
     tcb->high_rxt = tcb->snd_una;
-    tcb->snd_cwnd = tcb->snd_ssthresh;
+    tcb->prior_cwnd = tcb->snd_cwnd;
+    tcb->prr_delivered = 0;
+    tcb->prr_out = 0;
+    if (ctx->cfg->prr) {
+      PrrUpdate(ctx, tcb, false);
+    } else {
+      tcb->snd_cwnd = tcb->snd_ssthresh;
+    }
     ctx->ctr->sack_recoveries++;
   } else {
     // RFC 6582 3.2 step 2/3: cwnd = ssthresh + 3 * SMSS.
@@ -164,6 +199,8 @@ bool ProcessAck(TcpContext* ctx, Tcb* tcb, const net::ParsedFrame& seg,
   bool sack_new = false;
   // RACK.reord detection compares against what earlier ACKs SACKed (with
   // nothing SACKed, SND.UNA: no newly delivered segment ends below it).
+  const uint32_t una_before = tcb->snd_una;
+  const uint32_t sacked_before = tcb->scoreboard.TotalBytes();
   tcb->rack_fack = tcb->scoreboard.empty()
                        ? tcb->snd_una
                        : tcb->scoreboard[tcb->scoreboard.size() - 1].end;
@@ -239,10 +276,30 @@ bool ProcessAck(TcpContext* ctx, Tcb* tcb, const net::ParsedFrame& seg,
     if (tcb->in_recovery) {
       if (!tcb->sack_recovery) tcb->snd_cwnd += tcb->snd_mss;  // RFC 6582 step 4
       ctx->host->ScheduleOutput(tcb);
-    } else if (tcb->ca_state == 0 && tcb->dupacks > 0) {
-      tcb->ca_state = 1;  // TCP_CA_Disorder
+    } else {
+      if (tcb->ca_state == 0 && tcb->dupacks > 0) tcb->ca_state = 1;  // TCP_CA_Disorder
+      // RFC 3042: a duplicate ACK may release a new segment (TcpOutput).
+      ctx->host->ScheduleOutput(tcb);
     }
   }
+  // Data this ACK newly reported delivered, cumulatively or by SACK (RFC
+  // 6937 DeliveredData).
+  tcb->acked_sacked = (tcb->snd_una - una_before) + tcb->scoreboard.TotalBytes() - sacked_before;
+  if (tcb->acked_sacked > 0) {
+    // A delivery-rate sample per round trip (Linux tcp_rate_gen, coarser).
+    const uint64_t delivered = tcb->bytes_acked + tcb->scoreboard.TotalBytes();
+    const uint64_t window = std::max<uint64_t>(static_cast<uint64_t>(tcb->srtt_us) * 1000, kMs);
+    if (tcb->rate_window_start_ns == 0) {
+      tcb->rate_window_start_ns = ctx->now_ns;
+      tcb->rate_window_delivered = delivered;
+    } else if (ctx->now_ns - tcb->rate_window_start_ns >= window) {
+      tcb->delivery_rate = (delivered - tcb->rate_window_delivered) * kSec /
+                           (ctx->now_ns - tcb->rate_window_start_ns);
+      tcb->rate_window_start_ns = ctx->now_ns;
+      tcb->rate_window_delivered = delivered;
+    }
+  }
+  if (tcb->sack_recovery && ctx->cfg->prr) PrrUpdate(ctx, tcb, tcb->snd_una != una_before);
   // Loss detection: DupThresh duplicate ACKs (RFC 5681 3.2), or RFC 6675 5
   // IsLost(HighACK + 1). RFC 6582 3.2 step 2: without SACK only if the ACK
   // covers more than "recover" (avoids multiple reductions per window). With
@@ -266,6 +323,7 @@ bool ProcessAck(TcpContext* ctx, Tcb* tcb, const net::ParsedFrame& seg,
   if (tcb->tlp_armed && ProbeTimeout(ctx, tcb) == 0) RestartRtxTimer(ctx, tcb);
   // RFC 8985 6.2: losses the duplicate-ACK / SACK-count rules cannot see.
   RackAfterAck(ctx, tcb);
+  tcb->acked_sacked = 0;  // a recovery entered from a timer has delivered nothing
   return true;
 }
 

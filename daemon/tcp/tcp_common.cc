@@ -82,6 +82,16 @@ uint64_t ProbeTimeout(const TcpContext* ctx, const Tcb* tcb) {
   return pto;
 }
 
+uint64_t ClampToUserTimeout(const TcpContext* ctx, const Tcb* tcb, uint64_t timeout) {
+  // Linux tcp_clamp_rto_to_user_timeout (RFC 5482): with TCP_USER_TIMEOUT the
+  // timer fires when the timeout ends, not at the next backed-off RTO, so
+  // the connection does not outlive it.
+  if (tcb->user_timeout_ns == 0) return timeout;
+  const uint64_t end = tcb->una_since_ns + tcb->user_timeout_ns;
+  const uint64_t left = end > ctx->now_ns ? end - ctx->now_ns : 0;
+  return std::max<uint64_t>(std::min(timeout, left), kMs);
+}
+
 void MaybeArmProbe(TcpContext* ctx, Tcb* tcb) {
   if (tcb->persist || tcb->tlp_armed) return;
   uint64_t pto = ProbeTimeout(ctx, tcb);
@@ -104,6 +114,7 @@ void RestartRtxTimer(TcpContext* ctx, Tcb* tcb) {
     tcb->tlp_armed = true;
     rto = pto;
   }
+  rto = ClampToUserTimeout(ctx, tcb, rto);
   tcb->rtx_deadline = ctx->now_ns + rto;
   TcpArmTimer(ctx, tcb);
 }

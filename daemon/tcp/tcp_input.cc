@@ -19,10 +19,8 @@ using net::kTcpSyn;
 
 using namespace internal;  // NOLINT: file-local use of the shared helpers
 
-namespace {
+namespace internal {
 
-// Negotiates options from a SYN or SYN,ACK (RFC 7323 2.2/3.2, RFC 2018 2,
-// RFC 9293 3.7.1) and sets the effective send MSS.
 void NegotiateOptions(TcpContext* ctx, Tcb* tcb, const TcpOptions& o) {
   const TcpConfig& cfg = *ctx->cfg;
   tcb->ws_ok = cfg.window_scaling && o.has_wscale;
@@ -54,6 +52,10 @@ void InitCongestionWindow(TcpContext* ctx, Tcb* tcb) {
   tcb->quickack = std::clamp<uint32_t>(q, 2, ctx->cfg->quickack_segments);
 }
 
+}  // namespace internal
+
+namespace {
+
 // Advances RCV.NXT over contiguous out-of-order data, committing it to the
 // RX ring, and processes a FIN that becomes in-order.
 void DeliverInOrder(TcpContext* ctx, Tcb* tcb, uint32_t new_bytes) {
@@ -76,13 +78,25 @@ void ProcessFin(TcpContext* ctx, Tcb* tcb) {
   tcb->rcv_nxt += 1;
   tcb->peer_fin = true;
   tcb->ooo_fin = false;
-  ScheduleAck(ctx, tcb, true);
   ctx->host->Notify(tcb, kEventPeerFin | kEventReadable);
   switch (tcb->state) {
     case TcpState::kSynReceived:
     case TcpState::kEstablished:
+      // Linux tcp_fin: CLOSE-WAIT enters "ping-pong" (interactive) mode:
+      // the ACK of a lone FIN is delayed, hoping to ride on our own FIN;
+      // it goes at once when more than a segment is unacknowledged
+      // (__tcp_ack_snd_check), or when no data ever arrived (the delayed
+      // ACK timeout, ato, is still 0 until the first data segment).
+      tcb->quickack = 0;
+      ScheduleAck(ctx, tcb,
+                  tcb->data_segs_in == 0 || tcb->rcv_nxt - tcb->last_ack_sent > tcb->rcv_mss);
       EnterState(ctx, tcb, TcpState::kCloseWait);
       break;
+    default:
+      ScheduleAck(ctx, tcb, true);  // Linux tcp_fin: tcp_send_ack()
+      break;
+  }
+  switch (tcb->state) {
     case TcpState::kFinWait1:
       // FIN-WAIT-1: if our FIN is acked, TIME-WAIT; else CLOSING.
       if (tcb->fin_sent && SeqGt(tcb->snd_una, tcb->fin_seq)) {
@@ -129,6 +143,11 @@ void ProcessData(TcpContext* ctx, Tcb* tcb, uint32_t seq, const uint8_t* data,
     if (offset == 0) {
       tcb->rx.WriteAt(0, data, len);
       DeliverInOrder(ctx, tcb, len);
+      // Linux tcp_grow_window: the window offered grows by two segments per
+      // in-order segment of at least 128 bytes, up to the buffer.
+      if (len >= 128 && tcb->rcv_ssthresh < tcb->rx.capacity()) {
+        tcb->rcv_ssthresh = std::min(tcb->rcv_ssthresh + 2u * tcb->adv_mss, tcb->rx.capacity());
+      }
     } else {
       // Out of order: store in place in the ring, remember the range.
       // RFC 5681 4.2: one immediate duplicate ACK per out-of-order segment,
@@ -153,6 +172,7 @@ void ProcessData(TcpContext* ctx, Tcb* tcb, uint32_t seq, const uint8_t* data,
     uint32_t fin_seq = seq + len;
     if (fin_seq == tcb->rcv_nxt) {
       ProcessFin(ctx, tcb);
+      if (had_ooo) ScheduleAck(ctx, tcb, true);  // RFC 5681 4.2: a hole filled
       return;
     }
     tcb->ooo_fin = true;
@@ -160,6 +180,7 @@ void ProcessData(TcpContext* ctx, Tcb* tcb, uint32_t seq, const uint8_t* data,
   }
   if (tcb->ooo_fin && tcb->ooo_fin_seq == tcb->rcv_nxt) {
     ProcessFin(ctx, tcb);
+    if (had_ooo) ScheduleAck(ctx, tcb, true);  // RFC 5681 4.2: a hole filled
     return;
   }
   if (len == 0) return;
@@ -263,6 +284,7 @@ void TcpAcceptSyn(TcpContext* ctx, Tcb* child, const net::ParsedFrame& seg,
   child->snd_wl1 = seg.seq;
   child->snd_wl2 = iss;
   child->last_rx_ns = ctx->now_ns;
+  child->una_since_ns = ctx->now_ns;  // the SYN,ACK is outstanding from now
   ctx->ctr->passive_opens++;
   EnterState(ctx, child, TcpState::kSynReceived);
   ctx->host->ScheduleOutput(child);

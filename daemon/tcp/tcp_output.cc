@@ -20,13 +20,16 @@ using net::kTcpSyn;
 
 namespace {
 
-constexpr size_t kHeadersLen = net::kEthHeaderLen + net::kIpv4HeaderLen + net::kTcpHeaderLen;
-
 // Chooses the window field for an outgoing segment and records the advertised
 // right edge. RFC 9293 3.8.6.2.2 (receiver SWS avoidance: move the right edge
 // only by min(RCV.BUFF / 2, MSS) or more) and 3.8.6 (never shrink the window).
 uint16_t SelectWindow(Tcb* tcb, bool syn) {
-  uint32_t free = tcb->rx.attached() ? tcb->rx.free() : 0;
+  const uint32_t ring_free = tcb->rx.attached() ? tcb->rx.free() : 0;
+  uint32_t free = ring_free;
+  // Linux __tcp_select_window: the free space offered is capped by
+  // rcv_ssthresh, which starts at the SYN's window and grows with the data
+  // received (tcp_input.cc), so the window opens as the peer sends.
+  if (!syn && tcb->rcv_ssthresh != 0) free = std::min(free, tcb->rcv_ssthresh);
   uint32_t cur = ReceiveWindow(tcb);
   uint32_t wnd = cur;
   uint32_t thresh = std::min<uint32_t>(tcb->rx.capacity() / 2, tcb->adv_mss);
@@ -42,6 +45,7 @@ uint16_t SelectWindow(Tcb* tcb, bool syn) {
     field = std::min<uint32_t>(wnd, 65535);
     if (field > tcb->adv_mss) field = field / tcb->adv_mss * tcb->adv_mss;
     wnd = field;
+    tcb->rcv_ssthresh = std::max(tcb->rcv_ssthresh, wnd);
   } else {
     uint8_t ws = tcb->rcv_wscale;
     field = wnd >> ws;
@@ -50,7 +54,7 @@ uint16_t SelectWindow(Tcb* tcb, bool syn) {
     // offer the buffer cannot honour would make the sender retransmit into a
     // full buffer until it times out.
     uint32_t up = (cur + (1u << ws) - 1) >> ws;
-    if ((field << ws) < cur && (uint64_t{up} << ws) <= free) field = up;
+    if ((field << ws) < cur && (uint64_t{up} << ws) <= ring_free) field = up;
     field = std::min<uint32_t>(field, 65535);
     wnd = field << ws;
   }
@@ -87,7 +91,10 @@ uint8_t BuildSackBlocks(TcpContext* ctx, Tcb* tcb, SackBlock* out) {
   return n;
 }
 
-// Writes one segment. Payload [seq, seq + len) comes from the TX ring.
+}  // namespace
+
+namespace internal {
+
 void PrepareOptions(TcpContext* ctx, Tcb* tcb, uint8_t flags, OptionsToWrite* out) {
   const TcpConfig& cfg = *ctx->cfg;
   const bool syn = (flags & kTcpSyn) != 0;
@@ -114,6 +121,10 @@ void PrepareOptions(TcpContext* ctx, Tcb* tcb, uint8_t flags, OptionsToWrite* ou
   }
 }
 
+}  // namespace internal
+
+namespace {
+
 // Largest payload that fits the MTU next to the options `o` (Linux
 // tcp_current_mss accounts for SACK blocks the same way).
 uint32_t PayloadRoom(const TcpContext* ctx, const Tcb* tcb, const OptionsToWrite& o) {
@@ -121,8 +132,13 @@ uint32_t PayloadRoom(const TcpContext* ctx, const Tcb* tcb, const OptionsToWrite
   return std::min<uint32_t>(room, tcb->snd_mss);
 }
 
+}  // namespace
+
+namespace internal {
+
 size_t EmitSegment(TcpContext* ctx, Tcb* tcb, uint8_t* buf, uint32_t seq,
-                   uint32_t len, uint8_t flags, const OptionsToWrite* prebuilt = nullptr) {
+                   uint32_t len, uint8_t flags, const OptionsToWrite* prebuilt,
+                   int32_t window_field) {
   const bool syn = (flags & kTcpSyn) != 0;
   OptionsToWrite local;
   if (prebuilt == nullptr) PrepareOptions(ctx, tcb, flags, &local);
@@ -147,7 +163,9 @@ size_t EmitSegment(TcpContext* ctx, Tcb* tcb, uint8_t* buf, uint32_t seq,
   net::Store32(th->ack, (flags & kTcpAck) ? tcb->rcv_nxt : 0);
   th->data_offset = static_cast<uint8_t>(((net::kTcpHeaderLen + opt_len) / 4) << 4);
   th->flags = flags;
-  net::Store16(th->window, (flags & kTcpRst) ? 0 : SelectWindow(tcb, syn));
+  net::Store16(th->window, (flags & kTcpRst)     ? 0
+                           : window_field >= 0 ? static_cast<uint16_t>(window_field)
+                                               : SelectWindow(tcb, syn));
   net::Store16(th->urgent, 0);
   if (len > 0) {
     tcb->tx.CopyOut(seq - tcb->tx_seq0, tcp + net::kTcpHeaderLen + opt_len, len);
@@ -165,11 +183,30 @@ size_t EmitSegment(TcpContext* ctx, Tcb* tcb, uint8_t* buf, uint32_t seq,
   return net::kEthHeaderLen + net::kIpv4HeaderLen + tcp_len;
 }
 
+}  // namespace internal
+
+namespace {
+
+// The first record end (MSG_EOR) after `seq`, or 0 with none; forgets the
+// marks of acknowledged records.
+uint32_t NextRecordEnd(Tcb* tcb, uint32_t seq) {
+  while (tcb->eor_head != tcb->eor_tail &&
+         SeqLeq(tcb->eor_marks[tcb->eor_head % kMaxEorMarks], tcb->snd_una)) {
+    tcb->eor_head++;
+  }
+  for (uint32_t i = tcb->eor_head; i != tcb->eor_tail; ++i) {
+    const uint32_t m = tcb->eor_marks[i % kMaxEorMarks];
+    if (SeqGt(m, seq)) return m;
+  }
+  return 0;
+}
+
 // Sends payload [seq, seq+len) (+FIN when it reaches our FIN) and does the
-// bookkeeping for new data or retransmissions.
+// bookkeeping for new data or retransmissions. `push`: set PSH even if the
+// segment does not end the queued data (see TrySendNext).
 // Returns the frame length; *end is the sequence number after the segment.
 size_t SendData(TcpContext* ctx, Tcb* tcb, uint8_t* buf, uint32_t seq, uint32_t len,
-                uint32_t* end_out) {
+                uint32_t* end_out, bool push = false) {
   const uint32_t data_end = tcb->DataEndSeq();
   OptionsToWrite o;
   PrepareOptions(ctx, tcb, kTcpAck, &o);
@@ -177,10 +214,21 @@ size_t SendData(TcpContext* ctx, Tcb* tcb, uint8_t* buf, uint32_t seq, uint32_t 
   // number (which SACK-based retransmission ranges may include) is a flag.
   len = std::min(len, SeqLt(seq, data_end) ? data_end - seq : 0);
   len = std::min(len, PayloadRoom(ctx, tcb, o));
+  // MSG_EOR (Linux tcp_skb_can_collapse): a segment never spans a record end,
+  // new or retransmitted; the record's last segment is pushed like the end
+  // of a send().
+  if (const uint32_t rec = NextRecordEnd(tcb, seq); rec != 0 && SeqLt(rec, seq + len)) {
+    len = rec - seq;
+  }
   uint8_t flags = kTcpAck;
   bool fin = tcb->fin_queued && seq + len == tcb->fin_seq;
   if (fin) flags |= kTcpFin;
-  if (len > 0 && seq + len == data_end) flags |= kTcpPsh;
+  // PSH as Linux (tcp_push / tcp_mark_push): the segment that ends the data
+  // queued so far (the end of a send()), a record end, or the last segment
+  // of a burst cut short by the congestion window.
+  if (len > 0 && (push || seq + len == data_end || NextRecordEnd(tcb, seq) == seq + len)) {
+    flags |= kTcpPsh;
+  }
   const bool retransmit = SeqLt(seq, tcb->snd_max);
   if (tcb->snd_una == tcb->snd_max) tcb->una_since_ns = ctx->now_ns;
   size_t n = EmitSegment(ctx, tcb, buf, seq, len, flags, &o);
@@ -188,6 +236,7 @@ size_t SendData(TcpContext* ctx, Tcb* tcb, uint8_t* buf, uint32_t seq, uint32_t 
   *end_out = end;
   // Transmit record for the RFC 8985 loss detection of tcp_rack.cc.
   tcb->sent.OnSend(seq, end, ctx->now_ns);
+  if (tcb->in_recovery) tcb->prr_out++;  // RFC 6937 prr_out (segments)
   if (retransmit) {
     ctx->ctr->retrans_segs++;
     if (tcb->undo_armed) tcb->undo_retrans++;
@@ -271,6 +320,11 @@ size_t TrySendNext(TcpContext* ctx, Tcb* tcb, uint8_t* buf, uint32_t cwnd_room,
     }
     len = room;
   }
+  // Linux marks PSH on the last segment a congestion-window-limited burst
+  // sends in the Open state (what its packetdrill scripts expect); a limited
+  // transmit segment (RFC 3042, Disorder) goes without.
+  const bool cwnd_cut = len < avail && cwnd_room <= wnd_room && cwnd_room - len < tcb->snd_mss &&
+                        tcb->ca_state == 0 && !tcb->in_recovery;
   const bool last = len == avail;
   if (len < tcb->snd_mss && last && !ignore_sws && SeqGeq(tcb->snd_nxt, tcb->snd_max)) {
     // TCP_CORK / MSG_MORE: hold a partial segment (Linux: up to 200 ms).
@@ -289,7 +343,7 @@ size_t TrySendNext(TcpContext* ctx, Tcb* tcb, uint8_t* buf, uint32_t cwnd_room,
     }
   }
   uint32_t end;
-  size_t n = SendData(ctx, tcb, buf, tcb->snd_nxt, len, &end);
+  size_t n = SendData(ctx, tcb, buf, tcb->snd_nxt, len, &end, cwnd_cut);
   tcb->snd_nxt = end;
   return n;
 }
@@ -391,9 +445,23 @@ size_t TcpOutput(TcpContext* ctx, Tcb* tcb, uint8_t* buf, size_t cap) {
     }
   } else {
     uint32_t flight = tcb->snd_nxt - tcb->snd_una;
+    // RFC 3042 limited transmit, as Linux counts packets in flight: what the
+    // receiver reported holding above SND.UNA (SACKed, or one segment per
+    // duplicate ACK without SACK) has left the network, so each duplicate
+    // ACK before recovery releases one new segment.
+    uint32_t left = 0;
+    if (!tcb->in_recovery && tcb->ca_state != 4) {
+      left = tcb->sack_ok ? tcb->scoreboard.TotalBytes()
+                          : std::min(tcb->dupacks, ctx->cfg->dupthresh - 1) * tcb->snd_mss;
+      left = std::min(left, flight);
+    }
+    flight -= left;
     uint32_t cwnd_room = tcb->snd_cwnd > flight ? tcb->snd_cwnd - flight : 0;
     n = TrySendNext(ctx, tcb, buf, cwnd_room, tcb->sws_override);
-    if (n > 0) tcb->sws_override = false;
+    if (n > 0) {
+      tcb->sws_override = false;
+      if (left > 0) ctx->ctr->limited_transmits++;
+    }
   }
   if (n > 0) return n;
   if (tcb->ack_now) {
@@ -406,55 +474,6 @@ size_t TcpOutput(TcpContext* ctx, Tcb* tcb, uint8_t* buf, size_t cap) {
   }
   tcb->extra_acks = 0;
   return 0;
-}
-
-size_t BuildResetForTcb(TcpContext* ctx, Tcb* tcb, uint8_t* buf, size_t cap,
-                        uint32_t seq, uint32_t ack, bool with_ack) {
-  if (cap < kHeadersLen + kMaxOptionBytes) return 0;
-  uint32_t saved = tcb->rcv_nxt;
-  if (with_ack) tcb->rcv_nxt = ack;
-  size_t n = EmitSegment(ctx, tcb, buf, seq, 0, with_ack ? (kTcpRst | kTcpAck) : kTcpRst);
-  tcb->rcv_nxt = saved;
-  ctx->ctr->resets_sent++;
-  return n;
-}
-
-size_t BuildResetForSegment(const net::ParsedFrame& seg, const net::MacAddr& src_mac,
-                            uint8_t* buf, size_t cap) {
-  if (seg.tcp_flags & kTcpRst) return 0;  // RFC 9293 3.10.7.1: never answer a RST
-  if (cap < net::kMinEthFrameLen) return 0;
-  uint32_t seq, ack;
-  uint8_t flags;
-  if (seg.tcp_flags & kTcpAck) {
-    seq = seg.ack;
-    ack = 0;
-    flags = kTcpRst;
-  } else {
-    seq = 0;
-    ack = seg.seq + SegLen(seg);
-    flags = kTcpRst | kTcpAck;
-  }
-  net::WriteEthHeader(buf, seg.src_mac, src_mac, net::kEthTypeIpv4);
-  net::Ipv4Fields ip;
-  ip.src_ip = seg.dst_ip;
-  ip.dst_ip = seg.src_ip;
-  ip.protocol = net::kIpProtoTcp;
-  ip.df = true;
-  ip.id = 0;
-  net::WriteIpv4Header(buf + net::kEthHeaderLen, ip, net::kTcpHeaderLen);
-  uint8_t* tcp = buf + net::kEthHeaderLen + net::kIpv4HeaderLen;
-  auto* th = reinterpret_cast<net::TcpHeader*>(tcp);
-  net::Store16(th->src_port, seg.dst_port);
-  net::Store16(th->dst_port, seg.src_port);
-  net::Store32(th->seq, seq);
-  net::Store32(th->ack, ack);
-  th->data_offset = 5 << 4;
-  th->flags = flags;
-  net::Store16(th->window, 0);
-  net::Store16(th->urgent, 0);
-  net::FinishL4Checksum(tcp, net::kTcpHeaderLen, net::kIpProtoTcp, seg.dst_ip, seg.src_ip);
-  std::memset(buf + kHeadersLen, 0, net::kMinEthFrameLen - kHeadersLen);
-  return net::kMinEthFrameLen;
 }
 
 }  // namespace offload::tcp

@@ -39,14 +39,20 @@ void OnRetransmitTimeout(TcpContext* ctx, Tcb* tcb) {
   tcb->rtx_deadline = 0;
   if (tcb->state == TcpState::kSynSent || tcb->state == TcpState::kSynReceived) {
     uint32_t limit = tcb->state == TcpState::kSynSent ? cfg.syn_retries : cfg.synack_retries;
-    if (tcb->retransmits >= limit ||
-        (UserTimeout(tcb) && ctx->now_ns - tcb->una_since_ns >= UserTimeout(tcb))) {
+    const bool user_expired =
+        UserTimeout(tcb) && ctx->now_ns - tcb->una_since_ns >= UserTimeout(tcb);
+    if (tcb->retransmits >= limit || user_expired) {
       ctx->ctr->timeouts++;
+      if (user_expired) ctx->ctr->user_timeouts++;
       CloseConnection(ctx, tcb, ETIMEDOUT);
       return;
     }
     tcb->retransmits++;
-    tcb->backoff++;
+    // Linux tcp_syn_linear_timeouts: the first SYN retransmissions of an
+    // active open keep the initial RTO; then RFC 6298 5.5 doubling.
+    if (tcb->state != TcpState::kSynSent || tcb->retransmits > ctx->cfg->syn_linear_timeouts) {
+      tcb->backoff++;
+    }
     tcb->snd_nxt = tcb->iss;  // resend SYN / SYN,ACK
     tcb->rtt_timing = false;
     ctx->ctr->rto_timeouts++;
@@ -72,6 +78,7 @@ void OnRetransmitTimeout(TcpContext* ctx, Tcb* tcb) {
                       ctx->now_ns - tcb->una_since_ns >= UserTimeout(tcb);
   if (user_expired || (UserTimeout(tcb) == 0 && tcb->retransmits >= cfg.retries2)) {
     ctx->ctr->timeouts++;
+    if (user_expired) ctx->ctr->user_timeouts++;
     CloseConnection(ctx, tcb, ETIMEDOUT);
     return;
   }
@@ -112,6 +119,7 @@ void OnPersistTimeout(TcpContext* ctx, Tcb* tcb) {
   if (tcb->DataEndSeq() == tcb->snd_nxt && !tcb->fin_queued) return;
   if (UserTimeout(tcb) && ctx->now_ns - tcb->last_ack_recv_ns >= UserTimeout(tcb)) {
     ctx->ctr->timeouts++;
+    ctx->ctr->user_timeouts++;
     CloseConnection(ctx, tcb, ETIMEDOUT);
     return;
   }

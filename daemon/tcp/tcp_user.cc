@@ -46,6 +46,16 @@ uint8_t LinuxTcpState(TcpState s) {
   return 7;
 }
 
+uint8_t InitialWindowScale(const TcpConfig& cfg, uint32_t user_rcvbuf) {
+  // RFC 7323 2.3 as Linux tcp_select_initial_window: scale for the largest
+  // buffer the socket may grow to (max(tcp_rmem[2], rmem_max)), or for the
+  // SO_RCVBUF the application fixed (its usable half of the doubled value).
+  uint32_t space = cfg.rcv_space_max;
+  if (user_rcvbuf != 0) space = std::min(space, user_rcvbuf);
+  int log2 = 31 - __builtin_clz(std::max<uint32_t>(space, 1));
+  return static_cast<uint8_t>(std::clamp(log2 - 15, 0, int{kMaxWindowScale}));
+}
+
 void TcbInit(TcpContext* ctx, Tcb* tcb) {
   const TcpConfig& cfg = *ctx->cfg;
   if (tcb->cc == nullptr) tcb->cc = cfg.cc;
@@ -57,12 +67,7 @@ void TcbInit(TcpContext* ctx, Tcb* tcb) {
   tcb->adv_mss = static_cast<uint16_t>(mss);
   tcb->snd_mss = static_cast<uint16_t>(std::min<uint32_t>(kDefaultMss, mss));
   tcb->rcv_mss = tcb->snd_mss;
-  uint8_t ws = 0;
-  if (cfg.window_scaling) {
-    // RFC 7323 2.3: the smallest shift that lets the buffer be advertised.
-    while (ws < kMaxWindowScale && (65535u << ws) < tcb->rx.capacity()) ++ws;
-  }
-  tcb->rcv_wscale = ws;
+  tcb->rcv_wscale = cfg.window_scaling ? InitialWindowScale(cfg, tcb->user_rcvbuf) : 0;
   tcb->snd_cwnd = cfg.initial_cwnd_segments * tcb->snd_mss;
   tcb->snd_ssthresh = 0x7fffffff;
 }
@@ -111,6 +116,7 @@ void TcpReceiveCredit(TcpContext* ctx, Tcb* tcb) {
   // segment (RFC 9293 3.8.6.2.2).
   uint32_t cur = ReceiveWindow(tcb);
   uint32_t free = tcb->rx.free();
+  if (tcb->rcv_ssthresh != 0) free = std::min(free, tcb->rcv_ssthresh);  // as SelectWindow
   uint32_t thresh = std::min<uint32_t>(tcb->rx.capacity() / 2, tcb->adv_mss);
   if (free >= 2 * cur && free - cur >= thresh) ScheduleAck(ctx, tcb, true);
 }
@@ -185,77 +191,6 @@ void TcpClose(TcpContext* ctx, Tcb* tcb) {
   }
 }
 
-int TcpSetOption(TcpContext* ctx, Tcb* tcb, TcpOpt opt, int value) {
-  switch (opt) {
-    case TcpOpt::kNoDelay:
-      tcb->nodelay = value != 0;
-      if (tcb->nodelay) ctx->host->ScheduleOutput(tcb);
-      return 0;
-    case TcpOpt::kCork:
-      tcb->cork = value != 0;
-      if (!tcb->cork) {
-        // Uncorking pushes pending partial segments out (Linux).
-        tcb->cork_deadline = 0;
-        tcb->cork_expired = true;
-        ctx->host->ScheduleOutput(tcb);
-      }
-      return 0;
-    case TcpOpt::kQuickAck:
-      if (value != 0) {
-        tcb->quickack = ctx->cfg->quickack_segments;
-        if (tcb->delack_deadline != 0) ScheduleAck(ctx, tcb, true);
-      } else {
-        tcb->quickack = 0;
-      }
-      return 0;
-    case TcpOpt::kKeepAlive:
-      tcb->keepalive = value != 0;
-      if (tcb->keepalive) {
-        uint64_t idle = tcb->keepidle_ns ? tcb->keepidle_ns : ctx->cfg->keepalive_time_ns;
-        tcb->keepalive_deadline = std::max(tcb->last_rx_ns, ctx->now_ns - std::min(ctx->now_ns, idle)) + idle;
-        if (tcb->keepalive_deadline <= ctx->now_ns) tcb->keepalive_deadline = ctx->now_ns + idle;
-      } else {
-        tcb->keepalive_deadline = 0;
-      }
-      TcpArmTimer(ctx, tcb);
-      return 0;
-    case TcpOpt::kKeepIdle:
-      if (value < 1 || value > 32767) return EINVAL;  // Linux MAX_TCP_KEEPIDLE
-      tcb->keepidle_ns = static_cast<uint64_t>(value) * kSec;
-      if (tcb->keepalive) {
-        tcb->keepalive_deadline = std::max(tcb->last_rx_ns, ctx->now_ns) + tcb->keepidle_ns;
-        TcpArmTimer(ctx, tcb);
-      }
-      return 0;
-    case TcpOpt::kKeepIntvl:
-      if (value < 1 || value > 32767) return EINVAL;
-      tcb->keepintvl_ns = static_cast<uint64_t>(value) * kSec;
-      return 0;
-    case TcpOpt::kKeepCnt:
-      if (value < 1 || value > 127) return EINVAL;
-      tcb->keepcnt = static_cast<uint32_t>(value);
-      return 0;
-    case TcpOpt::kLingerZero:
-      tcb->linger_zero = value != 0;
-      return 0;
-    case TcpOpt::kUserTimeout:
-      if (value < 0) return EINVAL;
-      tcb->user_timeout_ns = static_cast<uint64_t>(value) * kMs;
-      return 0;
-    case TcpOpt::kMaxSeg:
-      // Linux: 88..32767, effective only before the connection is set up.
-      if (value != 0 && (value < 88 || value > 32767)) return EINVAL;
-      tcb->user_mss = static_cast<uint16_t>(value);
-      // Before our SYN is on the wire the announced MSS can still change.
-      if ((tcb->state == TcpState::kClosed || tcb->state == TcpState::kSynSent) &&
-          tcb->snd_max == tcb->iss && value != 0) {
-        tcb->adv_mss = std::min<uint16_t>(tcb->adv_mss, static_cast<uint16_t>(value));
-      }
-      return 0;
-  }
-  return EINVAL;
-}
-
 int TcpSetCongestion(TcpContext* ctx, Tcb* tcb, const char* name) {
   const CcOps* ops = FindCongestionControl(name);
   if (ops == nullptr) return ENOENT;
@@ -295,7 +230,7 @@ void TcpFillInfo(const TcpContext& ctx, const Tcb& t, TcpInfo* info) {
   info->tcpi_last_data_recv = ago_ms(t.last_data_recv_ns);
   info->tcpi_last_ack_recv = ago_ms(t.last_ack_recv_ns);
   info->tcpi_pmtu = ctx.cfg->mtu;
-  info->tcpi_rcv_ssthresh = t.rcv_wnd;
+  info->tcpi_rcv_ssthresh = t.rcv_ssthresh != 0 ? t.rcv_ssthresh : t.rcv_wnd;
   info->tcpi_rtt = static_cast<uint32_t>(t.srtt_us);
   info->tcpi_rttvar = static_cast<uint32_t>(t.rttvar_us);
   info->tcpi_snd_ssthresh = t.snd_ssthresh >= 0x7fffffff ? 0x7fffffff : t.snd_ssthresh / mss;
@@ -317,6 +252,23 @@ void TcpFillInfo(const TcpContext& ctx, const Tcb& t, TcpInfo* info) {
   info->tcpi_dsack_dups = t.dsack_dups;
   info->tcpi_rcv_ooopack = t.rcv_ooopack;
   info->tcpi_snd_wnd = t.snd_wnd;
+  // Linux tcp_update_pacing_rate: cwnd * MSS / SRTT, times 200 % in slow
+  // start (cwnd < ssthresh / 2) or 120 % after; no SO_MAX_PACING_RATE.
+  if (t.srtt_us > 0) {
+    const uint64_t ratio = t.snd_cwnd < t.snd_ssthresh / 2 ? 200 : 120;
+    info->tcpi_pacing_rate = uint64_t{t.snd_cwnd} * 1'000'000 / static_cast<uint64_t>(t.srtt_us) *
+                             ratio / 100;
+  }
+  info->tcpi_max_pacing_rate = ~uint64_t{0};
+  info->tcpi_delivery_rate = t.delivery_rate;
+  info->tcpi_delivered = static_cast<uint32_t>((t.bytes_acked + t.scoreboard.TotalBytes()) / mss);
+  info->tcpi_lost = t.rack_lost_end != t.snd_una && static_cast<int32_t>(t.rack_lost_end - t.snd_una) > 0
+                        ? (t.rack_lost_end - t.snd_una + mss - 1) / mss
+                        : 0;
+  info->tcpi_reord_seen = t.rack_reord ? 1 : 0;
+  info->tcpi_busy_time = t.una_since_ns != 0 && t.snd_una != t.snd_max
+                             ? (ctx.now_ns - t.una_since_ns) / 1000
+                             : 0;
 }
 
 }  // namespace offload::tcp

@@ -60,12 +60,28 @@ struct WirePlane::Interface {
   int ifindex = 0;
   uint32_t local_ip = 0;
   uint8_t prefix_len = 0;
-  uint32_t gateway = 0;  // default route via this interface, 0 if none
+  // Default route via this interface, 0 if none; followed live (netlink).
+  std::atomic<uint32_t> gateway{0};
+  // Routes pushed to the stacks (neigh_mu_).
+  std::vector<stack::StackRoute> routes;
   // Steered flows per queue (control plane writes, statistics read).
   std::unique_ptr<std::atomic<uint64_t>[]> steered;
   // Neighbours pushed to the stacks: ip -> (mac, state). neigh_mu_.
   std::map<uint32_t, std::pair<std::array<uint8_t, 6>, netlink::NeighbourState>>
       seeded;
+};
+
+// The stacks' neighbour resolution: the kernel's ARP, asked through
+// netlink (RTM_NEWNEIGH with NTF_USE) from the engine threads without
+// blocking; answers come back through the neighbour feed (SyncNeighbours).
+class WirePlane::KernelNeighbours : public stack::NeighborRequester {
+ public:
+  KernelNeighbours(netlink::NetlinkView* view, int ifindex) : view_(view), ifindex_(ifindex) {}
+  void RequestResolution(uint32_t ip) override { view_->ResolveNeighbourAsync(ifindex_, ip); }
+
+ private:
+  netlink::NetlinkView* const view_;
+  const int ifindex_;
 };
 
 WirePlane::WirePlane() = default;
@@ -156,6 +172,16 @@ absl::Status WirePlane::Open(const v1::DaemonConfig& config) {
   }
 
   stack::StackConfig stack_config = ToStackConfig(config);
+  // The namespace's TCP sysctls, as Linux applies them (stack/sysctl.h).
+  std::vector<std::string> bad_sysctls;
+  sysctl_last_ = stack::ReadTcpSysctls("/proc/sys", &bad_sysctls);
+  for (const std::string& f : bad_sysctls) spdlog::warn("wire: cannot parse {}; using its default", f);
+  stack::ApplyTcpSysctls(sysctl_last_, &stack_config.tcp);
+  stack_config.max_syn_backlog = std::max<uint32_t>(sysctl_last_.max_syn_backlog, 1);
+  tcp_config_ = stack_config.tcp;
+  sysctl_read_ns_ = static_cast<uint64_t>(engine::MonotonicNowNs());
+  kernel_neighbours_ = std::make_unique<KernelNeighbours>(netlink_.get(), interface_->ifindex);
+  stack_config.neighbours = kernel_neighbours_.get();
   std::memcpy(stack_config.local_mac.b, info.mac.data(), 6);
   stack_config.local_ip = interface_->local_ip;
   stack_config.prefix_len = interface_->prefix_len;
@@ -204,7 +230,7 @@ absl::Status WirePlane::Open(const v1::DaemonConfig& config) {
                info.checksum_offload == nic::ChecksumOffload::kRxPartial
                    ? ", veth: partial checksums accepted"
                    : "", Ip(interface_->local_ip),
-               interface_->prefix_len, interface_->gateway ? Ip(interface_->gateway) : "none",
+               interface_->prefix_len, interface_->gateway ? Ip(interface_->gateway.load()) : "none",
                info.mtu, num_engines, num_engines == 1 ? "" : "s");
   // Users compare against kernel sockets: say when those would run another
   // congestion control (BBR by default on many hosts, which reacts very
@@ -222,28 +248,105 @@ absl::Status WirePlane::Open(const v1::DaemonConfig& config) {
 void WirePlane::SyncNeighbours() {
   std::lock_guard<std::mutex> lock(neigh_mu_);
   if (interface_ == nullptr || engines_ == nullptr) return;
-  std::vector<std::pair<uint32_t, net::MacAddr>> updates;
+  SyncRoutes();
+  struct Update {
+    uint32_t ip;
+    net::MacAddr mac;
+    bool permanent;
+    bool forget;  // the kernel deleted the entry or it became unusable
+  };
+  std::vector<Update> updates;
+  std::map<uint32_t, bool> present;
   for (const netlink::Neighbour& n : netlink_->Neighbours(interface_->ifindex)) {
     if (!n.usable()) continue;
+    present[n.ip] = true;
     auto value = std::make_pair(*n.mac, n.state);
     auto it = interface_->seeded.find(n.ip);
     if (it != interface_->seeded.end() && it->second == value) continue;
     interface_->seeded[n.ip] = value;
     net::MacAddr mac;
     std::memcpy(mac.b, n.mac->data(), 6);
-    updates.emplace_back(n.ip, mac);
+    // Permanent entries never age in the stack either: the kernel's table
+    // is the truth.
+    updates.push_back({n.ip, mac, n.state == netlink::NeighbourState::kPermanent, false});
+  }
+  for (auto it = interface_->seeded.begin(); it != interface_->seeded.end();) {
+    if (present.count(it->first) != 0) {
+      ++it;
+      continue;
+    }
+    updates.push_back({it->first, net::MacAddr{}, false, true});
+    it = interface_->seeded.erase(it);
   }
   if (updates.empty()) return;
   for (size_t e = 0; e < flows_.size(); ++e) {
     stack::Stack* st = flows_[e]->stack();
     auto seed = [st, updates] {
-      for (const auto& [ip, mac] : updates) st->SeedNeighbor(ip, mac);
+      for (const Update& u : updates) {
+        if (u.forget) {
+          st->ForgetNeighbor(u.ip);
+        } else {
+          st->SeedNeighbor(u.ip, u.mac, u.permanent);
+        }
+      }
     };
     if (engines_started_) {
       engines_->engine(e).Post(seed);
     } else {
       seed();
     }
+  }
+}
+
+void WirePlane::SyncRoutes() {
+  // The kernel's main-table routes out of the offloaded interface, and its
+  // default gateway, followed live (a route added with `ip route` applies
+  // to the next connection).
+  std::vector<stack::StackRoute> routes;
+  for (const netlink::Route& r : netlink_->Routes(interface_->ifindex)) {
+    routes.push_back(stack::StackRoute{r.dst, r.prefix_len, r.gateway});
+  }
+  std::optional<netlink::Route> def = netlink_->LookupRoute(0);
+  const uint32_t gw = def.has_value() && def->prefix_len == 0 && def->oif == interface_->ifindex
+                          ? def->gateway
+                          : 0;
+  if (gw != interface_->gateway.load()) {
+    spdlog::info("wire: default gateway of {} is now {}", interface_->config.name,
+                 gw != 0 ? Ip(gw) : "none");
+    interface_->gateway.store(gw);
+  }
+  auto same = [](const stack::StackRoute& a, const stack::StackRoute& b) {
+    return a.dst == b.dst && a.prefix_len == b.prefix_len && a.gateway == b.gateway;
+  };
+  if (routes.size() == interface_->routes.size() &&
+      std::equal(routes.begin(), routes.end(), interface_->routes.begin(), same)) {
+    return;
+  }
+  interface_->routes = routes;
+  for (size_t e = 0; e < flows_.size(); ++e) {
+    stack::Stack* st = flows_[e]->stack();
+    auto set = [st, routes] { st->SetRoutes(routes); };
+    if (engines_started_) {
+      engines_->engine(e).Post(set);
+    } else {
+      set();
+    }
+  }
+}
+
+void WirePlane::RefreshSysctls() {
+  std::lock_guard<std::mutex> lock(sysctl_mu_);
+  const uint64_t now = static_cast<uint64_t>(engine::MonotonicNowNs());
+  if (engines_ == nullptr || now - sysctl_read_ns_ < 100'000'000) return;
+  sysctl_read_ns_ = now;
+  const stack::TcpSysctls s = stack::ReadTcpSysctls("/proc/sys");
+  if (s == sysctl_last_) return;
+  sysctl_last_ = s;
+  stack::ApplyTcpSysctls(s, &tcp_config_);
+  spdlog::info("wire: the namespace's TCP sysctls changed; new connections follow them");
+  for (size_t e = 0; e < flows_.size(); ++e) {
+    stack::Stack* st = flows_[e]->stack();
+    engines_->engine(e).Post([st, cfg = tcp_config_] { st->SetTcpConfig(cfg); });
   }
 }
 
@@ -392,18 +495,8 @@ absl::StatusOr<WireRoute> WirePlane::RouteTo(uint32_t remote_ip, uint16_t remote
       remote_ip == ~0u || (remote_ip >> 28) == 0xe) {
     return absl::NotFoundError(dst + " is a broadcast or multicast address (served by the kernel)");
   }
-  // The stack routes on-subnet destinations directly and everything else
-  // through its default gateway; offload only what the kernel routes alike.
-  if (route->gateway == 0 && !on_subnet) {
-    return absl::NotFoundError(absl::StrCat("the kernel routes ", dst, " on-link outside ",
-                                            Ip(itf.local_ip), "/", itf.prefix_len,
-                                            "; the engine cannot follow that route"));
-  }
-  if (route->gateway != 0 && (on_subnet || route->gateway != itf.gateway)) {
-    return absl::NotFoundError(absl::StrCat("the kernel routes ", dst, " via ",
-                                            Ip(route->gateway),
-                                            ", not the offloaded interface's default gateway"));
-  }
+  // The stacks follow the kernel's routes through the interface (SyncRoutes),
+  // so any next hop on it serves: the gateway, or the destination on-link.
   WireRoute out;
   out.interface = itf.config.name;
   out.ifindex = itf.ifindex;
@@ -425,6 +518,7 @@ absl::StatusOr<WireFlow> WirePlane::ConnectTcp(const TcpConnectParams& p) {
         "pipe or both rings and a listener");
   }
   if (engines_ == nullptr) return absl::FailedPreconditionError("the wire path is stopped");
+  RefreshSysctls();
   absl::StatusOr<WireRoute> route = RouteTo(p.remote_ip, p.remote_port);
   if (!route.ok()) return route.status();
   const nic::FlowKey key = nic::FlowKey::Connection(nic::IpProto::kTcp, route->local_ip,
@@ -472,6 +566,7 @@ absl::StatusOr<WireListener> WirePlane::ListenTcp(const TcpListenParams& p) {
         "ListenTcp needs a port, an engine channel, and an accept target or sink");
   }
   if (engines_ == nullptr) return absl::FailedPreconditionError("the wire path is stopped");
+  RefreshSysctls();
   // One engine serves a port's listener and its children: a NIC delivers a
   // connection's packets to one queue only when it can steer by 5-tuple,
   // and the listener key steers the whole port.

@@ -15,17 +15,22 @@
 //   4. an EngineSet of num_cores engines is created, engine e owning queue e
 //      (and e + num_cores, ...), each with a StackProcessor around its own
 //      stack::Stack driven by the engine's CLOCK_MONOTONIC clock;
-//   5. each stack is seeded with the kernel's usable neighbours of the
-//      interface, and every later neighbour change is posted to the engines.
+//   5. each stack is seeded with the kernel's usable neighbours and routes of
+//      the interface, and every later change is posted to the engines; the
+//      namespace's TCP sysctls (stack/sysctl.h) configure the stacks, and are
+//      re-read before new flows (RefreshSysctls).
 // Only one interface is supported for now (a stack has one address): a
 // config naming more is refused at start-up with that reason.
 //
 // Routing query (RouteTo): whether a connection to an IPv4 address leaves
 // through the offloaded interface per the kernel's main table, and if so the
-// local address, next hop and engine that serve it. Destinations that the
-// stack would route differently than the kernel (another interface, a
-// gateway other than the default one, a preferred source address that is not
-// the interface's, a local address) are reported as not offloaded with the
+// local address, next hop and engine that serve it. The stacks follow the
+// kernel's routes through the interface and its default gateway live
+// (SyncRoutes, on every netlink change), and resolve next hops through the
+// kernel's neighbour table (KernelNeighbours: NTF_USE, never ARP of their
+// own). Destinations the engine cannot serve as the kernel would (another
+// interface, a preferred source address that is not the interface's, a
+// local or broadcast address) are reported as not offloaded with the
 // reason, so the caller falls back to the kernel (DESIGN: never worse).
 //
 // ---------------------------------------------------------------------------
@@ -136,6 +141,8 @@
 #include "daemon/netlink/netlink_view.h"
 #include "daemon/nic/nic.h"
 #include "daemon/tcp/byte_ring.h"
+#include "daemon/stack/sysctl.h"
+#include "daemon/tcp/tcb.h"
 #include "daemon/wire/app_dgram.h"
 #include "daemon/wire/app_pipe.h"
 #include "daemon/wire/app_waker.h"
@@ -400,6 +407,20 @@ class WirePlane {
 
   std::mutex neigh_mu_;  // serialises SyncNeighbours (netlink thread + Create)
   bool engines_started_ = false;  // guarded by neigh_mu_
+
+  // Routes and sysctls followed live (routing/neighbour part of the plane).
+  class KernelNeighbours;  // stack::NeighborRequester over netlink
+  std::unique_ptr<KernelNeighbours> kernel_neighbours_;
+  // Pushes the kernel's routes through the interface to every engine when
+  // they changed. REQUIRES: neigh_mu_ held.
+  void SyncRoutes();
+  // Re-reads the namespace's TCP sysctls (at most every 100 ms) and posts a
+  // changed TCP configuration to every engine before a new flow.
+  void RefreshSysctls();
+  std::mutex sysctl_mu_;
+  uint64_t sysctl_read_ns_ = 0;         // guarded by sysctl_mu_
+  stack::TcpSysctls sysctl_last_;       // values last applied, sysctl_mu_
+  tcp::TcpConfig tcp_config_;           // the engines' TCP config, sysctl_mu_
 };
 
 }  // namespace offload::wire

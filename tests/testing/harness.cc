@@ -76,13 +76,15 @@ std::vector<stack::FlowEvent> StackUnderTest::Events() {
 }
 
 stack::FlowId StackUnderTest::Connect(uint16_t peer_port, tcp::OwnedRing** tx,
-                                      tcp::OwnedRing** rx, uint32_t ring_bytes) {
+                                      tcp::OwnedRing** rx, uint32_t ring_bytes,
+                                      const tcp::SocketOptions* options) {
   rings_.push_back(std::make_unique<tcp::OwnedRing>(ring_bytes));
   tcp::OwnedRing* t = rings_.back().get();
   rings_.push_back(std::make_unique<tcp::OwnedRing>(ring_bytes));
   tcp::OwnedRing* r = rings_.back().get();
   stack::FlowId id = stack::kInvalidFlow;
-  int err = stack_->TcpConnect(peer_ip_, peer_port, 0, t->memory(), r->memory(), 7, &id);
+  int err = stack_->TcpConnect(peer_ip_, peer_port, 0, t->memory(), r->memory(), 7, &id,
+                               nullptr, options);
   EXPECT_EQ(err, 0);
   if (tx) *tx = t;
   if (rx) *rx = r;

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "daemon/stack/stack.h"
+#include "daemon/tcp/socket_options.h"
 #include "daemon/tcp/byte_ring.h"
 #include "tests/testing/packet_builder.h"
 
@@ -66,7 +67,8 @@ class StackUnderTest {
 
   // Opens an active connection to the peer with owned rings.
   stack::FlowId Connect(uint16_t peer_port, tcp::OwnedRing** tx = nullptr,
-                        tcp::OwnedRing** rx = nullptr, uint32_t ring_bytes = 1 << 16);
+                        tcp::OwnedRing** rx = nullptr, uint32_t ring_bytes = 1 << 16,
+                        const tcp::SocketOptions* options = nullptr);
 
  private:
   uint64_t now_ = 1'000'000'000'000ull;  // arbitrary non-zero start

@@ -47,7 +47,7 @@ TEST_F(StackTest, Linux_ListenBacklogFull_DropsSyn) {
   EXPECT_TRUE(ev[0].events & tcp::kEventAcceptable);
   h_.Inject(Syn(1001, 200));
   ExpectSilence();
-  EXPECT_EQ(h_.s().counters().tcp_syn_backlog_drops, 1u);
+  EXPECT_EQ(h_.s().counters().listen_overflows, 1u);  // Linux ListenOverflows
   stack::FlowId child;
   ASSERT_EQ(h_.s().TcpAccept(listener_, 5, &child), 0);
   h_.Inject(Syn(1001, 200));
@@ -212,6 +212,46 @@ TEST(StackCreateTest, RejectsBadConfig) {
   cfg = DefaultTestConfig();
   cfg.max_num_buffers = 1;
   EXPECT_FALSE(stack::Stack::Create(cfg, nullptr, 0).ok());
+}
+
+}  // namespace
+}  // namespace offload::testing
+
+namespace offload::testing {
+namespace {
+
+class AcceptQueueTest : public TcpSegmentTest {};
+
+TEST_F(AcceptQueueTest, Linux_ResetBeforeAccept_AcceptReturnsItWithEconnreset) {
+  ASSERT_EQ(h_.s().TcpListen(0, 80, 4, 1, &listener_), 0);
+  TcpSpec s;
+  s.src = h_.Peer(40000);
+  s.dst = h_.Us(80);
+  s.seq = 100;
+  s.flags = net::kTcpSyn;
+  h_.Inject(BuildTcp(s));
+  TcpView sa = One();
+  s.flags = net::kTcpAck;
+  s.seq = 101;
+  s.ack = sa.f.seq + 1;
+  h_.Inject(BuildTcp(s));
+  s.flags = net::kTcpRst;
+  h_.Inject(BuildTcp(s));  // reset after the handshake, before accept()
+  ExpectSilence();
+  stack::FlowId child;
+  ASSERT_EQ(h_.s().TcpAccept(listener_, 9, &child), 0);
+  std::vector<stack::FlowEvent> ev = h_.Events();
+  bool closed = false;
+  for (const auto& e : ev) {
+    if (e.flow == child && (e.events & tcp::kEventClosed)) {
+      closed = true;
+      EXPECT_EQ(e.error, ECONNRESET);
+    }
+  }
+  EXPECT_TRUE(closed);
+  EXPECT_EQ(h_.s().TcpAccept(listener_, 10, &child), EAGAIN);
+  ASSERT_EQ(h_.s().TcpClose(child), 0);
+  EXPECT_EQ(h_.s().ActiveConnections(), 1u);  // only the listener
 }
 
 }  // namespace

@@ -55,10 +55,23 @@ TEST_F(CloseTest, Rfc9293_FinCarriedWithLastData) {
   EXPECT_TRUE(v.f.tcp_flags & kTcpFin);
 }
 
+TEST_F(CloseTest, Linux_LoneFinAfterData_AckDelayedInPingPongMode) {
+  ActiveOpen();
+  h_.Inject(PeerData("abc"));
+  Out();
+  h_.Inject(PeerData("", kTcpFin));
+  // Linux tcp_fin: ping-pong mode delays the ACK of a lone FIN (ato 40 ms
+  // once data has arrived).
+  ExpectSilence();
+  h_.Advance(40 * kMsNs);
+  EXPECT_EQ(One().f.ack, rcv_);
+  EXPECT_EQ(state(), TcpState::kCloseWait);
+}
+
 TEST_F(CloseTest, Rfc9293_PassiveClose_CloseWaitLastAckClosed) {
   ActiveOpen();
   h_.Inject(PeerData("", kTcpFin));
-  EXPECT_EQ(One().f.ack, rcv_);
+  EXPECT_EQ(One().f.ack, rcv_);  // no data yet: Linux's ato is 0, ACK at once
   EXPECT_EQ(state(), TcpState::kCloseWait);
   EXPECT_TRUE(FlowEvents() & tcp::kEventPeerFin);
   ASSERT_EQ(h_.s().TcpClose(flow_), 0);

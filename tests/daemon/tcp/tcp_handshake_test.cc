@@ -244,7 +244,29 @@ TEST_F(HandshakeTest, Rfc9293_SynReceivedRst_ChildIsDroppedListenerStays) {
   EXPECT_EQ(One().f.tcp_flags, kTcpSyn | kTcpAck);
 }
 
+TEST_F(HandshakeTest, Linux_SynLinearTimeouts_FirstRetransmissionsEverySecond) {
+  // tcp_syn_linear_timeouts = 4 (Linux default): the RTO doubles only once
+  // more than 4 timeouts happened (Linux tcp_retransmit_timer): SYNs at 0,
+  // 1, 2, 3, 4, 5 s, then 7 s.
+  flow_ = h_.Connect(80, &tx_, &rx_);
+  One();
+  for (int i = 0; i < 5; ++i) {
+    h_.Advance(999 * kMsNs);
+    ExpectSilence();
+    h_.Advance(1 * kMsNs);
+    EXPECT_EQ(One().f.tcp_flags, kTcpSyn) << "linear retransmission " << i + 1;
+  }
+  h_.Advance(1999 * kMsNs);
+  ExpectSilence();
+  h_.Advance(1 * kMsNs);
+  EXPECT_EQ(One().f.tcp_flags, kTcpSyn);
+}
+
 TEST_F(HandshakeTest, Rfc6298_SynRetransmission_BackoffDoublesFromOneSecond) {
+  stack::StackConfig cfg = DefaultTestConfig();
+  cfg.tcp.syn_linear_timeouts = 0;  // as kernels before tcp_syn_linear_timeouts
+  StackUnderTest h(cfg);
+  std::swap(h_, h);
   flow_ = h_.Connect(80, &tx_, &rx_);
   TcpView syn = One();
   h_.Advance(999 * kMsNs);
@@ -332,12 +354,14 @@ TEST_F(HandshakeTest, Rfc7323_WindowScale_AppliedToPeerWindowsAfterSyn) {
   EXPECT_EQ(tcb().snd_wnd, 1000u);
   h_.Inject(PeerAck(100));
   EXPECT_EQ(tcb().snd_wnd, 12800u);
-  // Our own windows are scaled by the shift we announced (1 for a 64 KiB
-  // ring): the 64240-byte window of the SYN is now sent as 32120 << 1.
-  EXPECT_EQ(tcb().rcv_wscale, 1);
+  // Our own windows are scaled by the shift we announced: Linux's, from the
+  // largest buffer (tcp_rmem[2] = 6 MiB: 7), not from the 64 KiB ring. The
+  // 64240-byte window of the SYN is now sent as 502 << 7 (rounded up, still
+  // within the free ring).
+  EXPECT_EQ(tcb().rcv_wscale, 7);
   AppSend(10);
   TcpView d = One();
-  EXPECT_EQ(d.f.window, 32120);
+  EXPECT_EQ(d.f.window, 502);
 }
 
 TEST_F(HandshakeTest, Rfc7323_WindowScaleAbove14_TreatedAs14) {

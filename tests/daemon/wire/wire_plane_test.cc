@@ -222,6 +222,27 @@ TEST_F(WirePlaneTest, ReportsInterfaceEnginesAndRoutes) {
   EXPECT_TRUE((*plane)->Interfaces().empty());
 }
 
+// Routes are followed live from netlink (issue 16): a route added or removed
+// with `ip` while the plane runs applies to the next flow, no restart.
+TEST_F(WirePlaneTest, Linux_RouteChangedWhileRunning_AppliesToNewFlows) {
+  absl::StatusOr<std::unique_ptr<wire::WirePlane>> plane = wire::WirePlane::Create(VaConfig());
+  ASSERT_TRUE(plane.ok()) << plane.status();
+  const uint32_t far = ParseIp("198.19.200.1");
+  EXPECT_TRUE(absl::IsNotFound((*plane)->RouteTo(far).status()));
+  ASSERT_EQ(Sh("ip -n " + veth_->ns_a() + " route add 198.19.200.0/24 via " + veth_->ip_b() +
+               " dev va"),
+            0);
+  // Wait for the netlink notification (a condition, bounded at 10 s).
+  absl::StatusOr<wire::WireRoute> r;
+  for (int i = 0; i < 1000 && !(r = (*plane)->RouteTo(far)).ok(); ++i) usleep(10'000);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->next_hop, ParseIp(veth_->ip_b()));
+  ASSERT_EQ(Sh("ip -n " + veth_->ns_a() + " route del 198.19.200.0/24"), 0);
+  for (int i = 0; i < 1000 && (r = (*plane)->RouteTo(far)).ok(); ++i) usleep(10'000);
+  EXPECT_TRUE(absl::IsNotFound(r.status())) << "a deleted route must stop serving";
+  (*plane)->Stop();
+}
+
 // The strongest check of the NIC path: the engine's own TCP talks to Linux.
 TEST_F(WirePlaneTest, EngineTcpConnectsToKernelServerAndExchangesVerifiedBytes) {
   absl::StatusOr<std::unique_ptr<wire::WirePlane>> plane = wire::WirePlane::Create(VaConfig());
