@@ -156,8 +156,14 @@ std::string FormatStats(const v1::GetStatsResponse& r, bool verbose) {
     if (!verbose) continue;
     for (const v1::SocketStats& k : p.sockets()) {
       out += Printf("------------------------------------------------------\n");
-      out += Printf("fd %-4d %s %-11s %s -> %s\n", k.fd(), k.protocol().c_str(), k.state().c_str(),
-                    k.local().c_str(), k.remote().empty() ? "*" : k.remote().c_str());
+      out += Printf("fd %-4d %s%s %-11s %s -> %s\n", k.fd(), k.protocol().c_str(),
+                    k.family() == "ipv6" ? "6" : "", k.state().c_str(), k.local().c_str(),
+                    k.remote().empty() ? "*" : k.remote().c_str());
+      if (k.holders_size() > 0) {
+        std::string holders;
+        for (const std::string& h : k.holders()) holders += (holders.empty() ? "" : " ") + h;
+        out += Printf("  shared by pid:fd %s\n", holders.c_str());
+      }
       if (k.offloaded()) {
         out += Printf("  offloaded (%s)\n", k.path().c_str());
       } else {

@@ -124,6 +124,7 @@ int ConnectProgress(Socket* s) {
   MarkReset(p);
   p->me().flags.fetch_or(shm::kEndRstReported, std::memory_order_acq_rel);
   p->connect_failed = true;
+  p->connect_errno = st;
   p->me().so_error.store(st, std::memory_order_relaxed);
   s->slot->state = static_cast<uint8_t>(shm::SocketState::kClosed);
   Add(s->slot->errors, 1);
@@ -133,6 +134,8 @@ int ConnectProgress(Socket* s) {
 int WaitConnected(Socket* s) {
   for (;;) {
     const int r = ConnectProgress(s);
+    // The outcome may have been taken by a readiness check meanwhile.
+    if (r == 0 && s->pipe->connect_failed) return s->pipe->connect_errno;
     if (r != EINPROGRESS) return r;
     const int rc = WaitSocket(s, EPOLLOUT, -1);
     if (rc != 0 && rc != EAGAIN) return rc;

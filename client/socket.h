@@ -119,6 +119,7 @@ struct PipeEnd {
   std::atomic<bool> connecting{false};
   bool async_connect = false;   // connect() returned EINPROGRESS, outcome not yet returned
   bool connect_failed = false;  // the engine could not connect
+  int connect_errno = 0;        // why (kept: SO_ERROR may be read meanwhile)
   // Our doorbell is listed in the rings' wait lines (removed at teardown).
   std::atomic<bool> doorbell_listed{false};
 };

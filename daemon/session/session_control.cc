@@ -6,7 +6,10 @@
 #include <netinet/in.h>
 #include <sys/stat.h>
 
+#include <algorithm>
+#include <climits>
 #include <cstring>
+#include <map>
 #include <string>
 
 #include "absl/strings/str_cat.h"
@@ -73,6 +76,22 @@ std::vector<offload::v1::Session> SessionManager::ListSessions() const {
 absl::StatusOr<std::vector<offload::v1::ProcessStats>> SessionManager::GetStats(
     uint32_t pid, bool sockets) const {
   absl::MutexLock l(&mu_);
+  // Sockets held by several processes: every holder (pid, fd, counters),
+  // by inode, so each is listed once, under its lowest pid.
+  struct Holder {
+    uint32_t pid;
+    int32_t fd;
+    SlotCopy copy;
+  };
+  std::map<uint64_t, std::vector<Holder>> shared;
+  if (sockets) {
+    for (const auto& [fd, s] : sessions_) {
+      if (!s->hello_done) continue;
+      ForEachValidSlot(s->arena.get(), max_sockets_, [&](const SlotCopy& c) {
+        if (c.shared && c.inode != 0) shared[c.inode].push_back({s->pid, c.fd, c});
+      });
+    }
+  }
   std::vector<offload::v1::ProcessStats> out;
   for (const auto& [fd, s] : sessions_) {
     if (!s->hello_done || (pid != 0 && s->pid != pid)) continue;
@@ -82,7 +101,24 @@ absl::StatusOr<std::vector<offload::v1::ProcessStats>> SessionManager::GetStats(
     ForEachValidSlot(s->arena.get(), max_sockets_, [&](const SlotCopy& c) {
       ++total;
       offloaded += c.path != shm::SocketPath::kKernel;
-      if (sockets) SlotToProto(c, ps.add_sockets());
+      if (!sockets) return;
+      auto it = c.shared ? shared.find(c.inode) : shared.end();
+      if (it == shared.end()) {
+        SlotToProto(c, ps.add_sockets());
+        return;
+      }
+      uint32_t lowest = UINT32_MAX;
+      for (const Holder& h : it->second) lowest = std::min(lowest, h.pid);
+      // Listed under the lowest pid, or under this one when it is the
+      // process asked about.
+      if (s->pid != lowest && pid == 0) return;
+      SlotCopy sum = c;
+      for (const Holder& h : it->second) {
+        if (!(h.pid == s->pid && h.fd == c.fd)) AddCounters(h.copy, &sum);
+      }
+      offload::v1::SocketStats* row = ps.add_sockets();
+      SlotToProto(sum, row);
+      for (const Holder& h : it->second) row->add_holders(absl::StrCat(h.pid, ":", h.fd));
     });
     ps.mutable_session()->set_num_sockets(total);
     ps.mutable_session()->set_num_offloaded(offloaded);

@@ -1,5 +1,7 @@
 #include "daemon/session/slot_reader.h"
 
+#include <algorithm>
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
@@ -83,6 +85,8 @@ bool CopySlot(const shm::SocketSlot& slot, SlotCopy* out) {
   c.mc_tx_engine = slot.mc_tx_engine.load(r);
   c.mc_tx_kernel = slot.mc_tx_kernel.load(r);
   c.mc_loop_copies = slot.mc_loop_copies.load(r);
+  c.family = slot.family == AF_INET6 ? AF_INET6 : AF_INET;
+  c.shared = slot.share.load(std::memory_order_acquire) == shm::kSlotShared;
   *out = c;
   return true;
 }
@@ -126,6 +130,25 @@ void SlotToProto(const SlotCopy& c, offload::v1::SocketStats* out) {
   out->set_multicast_tx_engine(c.mc_tx_engine);
   out->set_multicast_tx_kernel(c.mc_tx_kernel);
   out->set_multicast_loop_copies(c.mc_loop_copies);
+  out->set_family(c.family == AF_INET6 ? "ipv6" : "ipv4");
+  out->set_shared(c.shared);
+}
+
+void AddCounters(const SlotCopy& b, SlotCopy* a) {
+  a->rx_bytes += b.rx_bytes;
+  a->rx_msgs += b.rx_msgs;
+  a->tx_bytes += b.tx_bytes;
+  a->tx_msgs += b.tx_msgs;
+  a->rx_eagain += b.rx_eagain;
+  a->tx_eagain += b.tx_eagain;
+  a->errors += b.errors;
+  a->poll_hits += b.poll_hits;
+  a->poll_misses += b.poll_misses;
+  a->drops += b.drops;
+  a->rx_queue_max = std::max(a->rx_queue_max, b.rx_queue_max);
+  a->mc_tx_engine += b.mc_tx_engine;
+  a->mc_tx_kernel += b.mc_tx_kernel;
+  a->mc_loop_copies += b.mc_loop_copies;
 }
 
 }  // namespace session

@@ -34,7 +34,12 @@ struct SlotCopy {
   uint64_t rx_queue_bytes = 0, rx_queue_max = 0, drops = 0;
   uint32_t mc_groups_engine = 0, mc_groups_kernel = 0;
   uint64_t mc_tx_engine = 0, mc_tx_kernel = 0, mc_loop_copies = 0;
+  uint8_t family = 0;   // AF_INET / AF_INET6
+  bool shared = false;  // shm::kSlotShared
 };
+
+// Adds `b`'s counters to `a` (holders of one shared socket).
+void AddCounters(const SlotCopy& b, SlotCopy* a);
 
 // Copies and validates `slot`. Returns false if it is free or malformed.
 bool CopySlot(const shm::SocketSlot& slot, SlotCopy* out);

@@ -189,8 +189,10 @@ size_t EngineFlows::PollApplications() {
     std::vector<Entry*> closed;
     closed.swap(app_closed_);
     for (Entry* e : closed) {
-      const bool abort =
-          e->pipe->to_wire().shut.load(std::memory_order_acquire) == shm::kShutRst;
+      // Closed while connecting: the connection is abandoned (Linux:
+      // close() in SYN-SENT; the peer's SYN-ACK then meets a RST).
+      const bool abort = e->connect_pending ||
+                         e->pipe->to_wire().shut.load(std::memory_order_acquire) == shm::kShutRst;
       for (auto& [cookie, entry] : flows_) {
         if (&entry == e) {
           Close(cookie, abort);
@@ -207,10 +209,11 @@ bool EngineFlows::ArmApplicationWakeups() {
   if (pipes_.empty() && udp_.size() == 0) return false;
   udp_.SetSleepFlags();
   for (Entry* e : pipes_) {
-    if (e->connect_pending) continue;
     // We are the only reader of the application's TX ring and the only
-    // writer of its RX ring: our doorbell is listed there (Insert).
+    // writer of its RX ring: our doorbell is listed there (Insert). A
+    // close during the handshake wakes us through the first.
     shm::ArmWait(&e->pipe->to_wire().reader_wait, shm::kArmDoorbell);
+    if (e->connect_pending) continue;
     // Consumed RX space matters only when the window has closed enough
     // for an update to be due (receiver-side SWS avoidance, RFC 9293
     // 3.8.6.2.2); otherwise an application's receive need not wake us.
@@ -233,6 +236,7 @@ bool EngineFlows::ArmApplicationWakeups() {
   }
   if (udp_.RecheckAfterFence()) return true;
   for (Entry* e : pipes_) {
+    if (e->pipe->AppClosed()) return true;
     if (e->connect_pending) continue;
     shm::RingIndexes& tw = e->pipe->to_wire();
     if (tw.tail.load(std::memory_order_seq_cst) != e->tx_tail_seen ||
@@ -303,12 +307,12 @@ void EngineFlows::Erase(std::unordered_map<uint64_t, Entry>::iterator it) {
 }
 
 size_t EngineFlows::PollPipe(Entry& e, bool check_closed) {
-  if (e.connect_pending) return 0;
   if (check_closed && e.pipe->AppClosed()) {
     // Closed by the caller after the scan (Close() erases entries).
     app_closed_.push_back(&e);
     return 1;
   }
+  if (e.connect_pending) return 0;
   shm::RingIndexes& tw = e.pipe->to_wire();
   // Acquire: pairs with the application's store-release of shut (after
   // its last tail) and of tail (after its data); shut first, so a seen
