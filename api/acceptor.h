@@ -58,21 +58,14 @@ class BasicAcceptor : public SocketBase {
   // when done. Errors: errno of socket, setsockopt, bind or listen.
   static Result<BasicAcceptor> Open(const Addr& local,
                                     const AcceptorOptions& options = {}) {
-    Result<Handle> h =
-        detail::NewSocket(local.family(), SOCK_STREAM, SOCK_NONBLOCK);
+    Result<Handle> h = detail::OpenSocket(
+        local.family(), SOCK_STREAM, SOCK_NONBLOCK,
+        {options.send_buffer, options.recv_buffer, local.sockaddr(),
+         local.size(), options.reuse_addr});
     if (!h.ok()) return h.status();
-    const int fd = h->get();
-    if (Status s =
-            detail::SetBuffers(fd, options.send_buffer, options.recv_buffer);
-        !s.ok()) {
-      return s;
+    if (::listen(h->get(), options.backlog) != 0) {
+      return Status(errno, "listen");
     }
-    if (Status s = detail::Bind(fd, local.sockaddr(), local.size(),
-                                options.reuse_addr);
-        !s.ok()) {
-      return s;
-    }
-    if (::listen(fd, options.backlog) != 0) return Status(errno, "listen");
     return BasicAcceptor(std::move(*h));
   }
 

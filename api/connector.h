@@ -61,23 +61,13 @@ class BasicConnector {
   static Result<StreamT> Connect(const Addr& remote, const Addr* local,
                                  const ConnectOptions& options) {
     Result<Handle> h =
-        detail::NewSocket(remote.family(), SOCK_STREAM,
-                          options.timeout.infinite() ? 0 : SOCK_NONBLOCK);
+        detail::OpenSocket(remote.family(), SOCK_STREAM,
+                           options.timeout.infinite() ? 0 : SOCK_NONBLOCK,
+                           {options.send_buffer, options.recv_buffer,
+                            local ? local->sockaddr() : nullptr,
+                            local ? local->size() : 0, options.reuse_addr});
     if (!h.ok()) return h.status();
-    const int fd = h->get();
-    if (Status s =
-            detail::SetBuffers(fd, options.send_buffer, options.recv_buffer);
-        !s.ok()) {
-      return s;
-    }
-    if (local != nullptr) {
-      if (Status s = detail::Bind(fd, local->sockaddr(), local->size(),
-                                  options.reuse_addr);
-          !s.ok()) {
-        return s;
-      }
-    }
-    if (Status s = detail::Connect(fd, remote.sockaddr(), remote.size(),
+    if (Status s = detail::Connect(h->get(), remote.sockaddr(), remote.size(),
                                    options.timeout);
         !s.ok()) {
       return s;

@@ -6,22 +6,14 @@ namespace offload::sock::detail {
 
 Result<Handle> OpenDgram(int family, const InetAddr* local,
                          const InetAddr* remote, const DgramOptions& options) {
-  Result<Handle> h = NewSocket(family, SOCK_DGRAM);
+  Result<Handle> h =
+      OpenSocket(family, SOCK_DGRAM, 0,
+                 {options.send_buffer, options.recv_buffer,
+                  local ? local->sockaddr() : nullptr,
+                  local ? local->size() : 0, options.reuse_addr});
   if (!h.ok()) return h.status();
-  const int fd = h->get();
-  if (Status s = SetBuffers(fd, options.send_buffer, options.recv_buffer);
-      !s.ok()) {
-    return s;
-  }
-  if (local != nullptr) {
-    if (Status s =
-            Bind(fd, local->sockaddr(), local->size(), options.reuse_addr);
-        !s.ok()) {
-      return s;
-    }
-  }
   if (remote != nullptr &&
-      ::connect(fd, remote->sockaddr(), remote->size()) != 0) {
+      ::connect(h->get(), remote->sockaddr(), remote->size()) != 0) {
     return Status(errno, "connect");
   }
   return h;

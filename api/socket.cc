@@ -67,33 +67,32 @@ Status CheckKind(int fd, const SocketKind& kind) {
   return Status();
 }
 
-Status SetBuffers(int fd, int send_buffer, int recv_buffer) {
-  if (send_buffer > 0 && ::setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &send_buffer,
-                                      sizeof(send_buffer)) != 0) {
-    return Status(errno, "setsockopt(SO_SNDBUF)");
-  }
-  if (recv_buffer > 0 && ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &recv_buffer,
-                                      sizeof(recv_buffer)) != 0) {
-    return Status(errno, "setsockopt(SO_RCVBUF)");
-  }
-  return Status();
-}
-
-Result<Handle> NewSocket(int family, int type, int extra_flags) {
+Result<Handle> OpenSocket(int family, int type, int extra_flags,
+                          const SocketSetup& setup) {
   Handle h(::socket(family, type | SOCK_CLOEXEC | extra_flags, 0));
   if (!h.valid()) return Status(errno, "socket");
-  return h;
-}
-
-Status Bind(int fd, const ::sockaddr* addr, socklen_t len, bool reuse_addr) {
-  if (reuse_addr && addr->sa_family != AF_UNIX) {
+  const int fd = h.get();
+  if (setup.send_buffer > 0 &&
+      ::setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &setup.send_buffer,
+                   sizeof(setup.send_buffer)) != 0) {
+    return Status(errno, "setsockopt(SO_SNDBUF)");
+  }
+  if (setup.recv_buffer > 0 &&
+      ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &setup.recv_buffer,
+                   sizeof(setup.recv_buffer)) != 0) {
+    return Status(errno, "setsockopt(SO_RCVBUF)");
+  }
+  if (setup.local == nullptr) return h;
+  if (setup.reuse_addr && family != AF_UNIX) {
     const int one = 1;
     if (::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0) {
       return Status(errno, "setsockopt(SO_REUSEADDR)");
     }
   }
-  if (::bind(fd, addr, len) != 0) return Status(errno, "bind");
-  return Status();
+  if (::bind(fd, setup.local, setup.local_len) != 0) {
+    return Status(errno, "bind");
+  }
+  return h;
 }
 
 Status Connect(int fd, const ::sockaddr* addr, socklen_t len, Timeout timeout) {

@@ -157,15 +157,21 @@ struct SocketKind {
 // should not, or the reverse), ENOTCONN (no peer when one is needed).
 Status CheckKind(int fd, const SocketKind& kind);
 
-// SO_SNDBUF/SO_RCVBUF when positive. Errors: errno of setsockopt.
-Status SetBuffers(int fd, int send_buffer, int recv_buffer);
+// How the factories prepare a new socket before listen / connect.
+struct SocketSetup {
+  int send_buffer = 0;  // SO_SNDBUF when positive
+  int recv_buffer = 0;  // SO_RCVBUF when positive
+  // Bound to this address when not null (`local_len` bytes), with
+  // SO_REUSEADDR first if `reuse_addr` and the family is not AF_UNIX.
+  const ::sockaddr* local = nullptr;
+  socklen_t local_len = 0;
+  bool reuse_addr = false;
+};
 
-// socket(family, type | SOCK_CLOEXEC | extra_flags). Errors: errno.
-Result<Handle> NewSocket(int family, int type, int extra_flags = 0);
-
-// Binds `fd` to `addr` (SO_REUSEADDR first if `reuse_addr` and the family
-// is AF_INET/AF_INET6). Errors: errno of setsockopt or bind.
-Status Bind(int fd, const ::sockaddr* addr, socklen_t len, bool reuse_addr);
+// socket(family, type | SOCK_CLOEXEC | extra_flags), then `setup`.
+// Errors: errno of socket, setsockopt or bind (the socket is closed).
+Result<Handle> OpenSocket(int family, int type, int extra_flags,
+                          const SocketSetup& setup);
 
 // The local (getsockname) or peer (getpeername) address of `fd` as an
 // InetAddr or UnixAddr. Errors: errno of the call, or Addr::Adopt's.

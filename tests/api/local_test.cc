@@ -56,51 +56,55 @@ TEST(LocalStreamTest, PassesAStreamThatKeepsWorking) {
   EXPECT_NE(::fcntl(got->native_handle(), F_GETFD) & FD_CLOEXEC, 0);
 }
 
-TEST(LocalStreamTest, PassesAnAcceptorAndADgram) {
-  Result<std::pair<LocalStream, LocalStream>> pair = LocalStream::Pair();
-  ASSERT_TRUE(pair.ok());
-  Result<Acceptor> a = Acceptor::Open(InetAddr::Loopback4(0));
-  Result<Dgram> d = Dgram::Open(InetAddr::Loopback4(0));
-  ASSERT_TRUE(a.ok() && d.ok());
-  ASSERT_TRUE(pair->first.send_handle(*a).ok());
-  ASSERT_TRUE(pair->first.send_handle(*d).ok());
-  Result<Acceptor> a2 = pair->second.recv_handle<Acceptor>();
+// A local stream pair plus an acceptor and a datagram socket to pass.
+class HandlesTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(pair_.ok());
+    ASSERT_TRUE(acceptor_.ok() && dgram_.ok());
+  }
+  LocalStream& sender() { return pair_->first; }
+  LocalStream& receiver() { return pair_->second; }
+
+  Result<std::pair<LocalStream, LocalStream>> pair_ = LocalStream::Pair();
+  Result<Acceptor> acceptor_ = Acceptor::Open(InetAddr::Loopback4(0));
+  Result<Dgram> dgram_ = Dgram::Open(InetAddr::Loopback4(0));
+};
+
+TEST_F(HandlesTest, PassesAnAcceptorAndADgram) {
+  ASSERT_TRUE(sender().send_handle(*acceptor_).ok());
+  ASSERT_TRUE(sender().send_handle(*dgram_).ok());
+  Result<Acceptor> a2 = receiver().recv_handle<Acceptor>();
   ASSERT_TRUE(a2.ok()) << a2.status().ToString();
-  EXPECT_EQ(*a2->local_addr(), *a->local_addr());
-  Result<Dgram> d2 = pair->second.recv_handle<Dgram>();
+  EXPECT_EQ(*a2->local_addr(), *acceptor_->local_addr());
+  Result<Dgram> d2 = receiver().recv_handle<Dgram>();
   ASSERT_TRUE(d2.ok()) << d2.status().ToString();
-  EXPECT_EQ(*d2->local_addr(), *d->local_addr());
+  EXPECT_EQ(*d2->local_addr(), *dgram_->local_addr());
   // The received acceptor accepts (with a timeout: it is non-blocking).
-  Result<Stream> c = Connector().connect(*a->local_addr());
+  Result<Stream> c = Connector().connect(*acceptor_->local_addr());
   ASSERT_TRUE(c.ok());
   EXPECT_TRUE(a2->accept(seconds(10)).ok());
 }
 
-TEST(LocalStreamTest, WrongKindIsRefusedAndClosed) {
-  Result<std::pair<LocalStream, LocalStream>> pair = LocalStream::Pair();
-  ASSERT_TRUE(pair.ok());
-  Result<Acceptor> a = Acceptor::Open(InetAddr::Loopback4(0));
-  Result<Dgram> d = Dgram::Open(InetAddr::Loopback4(0));
-  ASSERT_TRUE(a.ok() && d.ok());
-  ASSERT_TRUE(pair->first.send_handle(*a).ok());
-  Result<Stream> s = pair->second.recv_handle<Stream>();
+TEST_F(HandlesTest, WrongKindIsRefusedAndClosed) {
+  ASSERT_TRUE(sender().send_handle(*acceptor_).ok());
+  Result<Stream> s = receiver().recv_handle<Stream>();
   ASSERT_FALSE(s.ok());
   EXPECT_EQ(s.status().code(), EPROTOTYPE);  // listening, not connected
-  ASSERT_TRUE(pair->first.send_handle(*d).ok());
-  EXPECT_EQ(pair->second.recv_handle<Stream>().status().code(), EPROTOTYPE);
-  ASSERT_TRUE(pair->first.send_handle(*d).ok());
-  EXPECT_EQ(pair->second.recv_handle<ConnectedDgram>().status().code(),
-            ENOTCONN);
-  ASSERT_TRUE(pair->first.send_handle(pair->first).ok());
-  EXPECT_EQ(pair->second.recv_handle<Stream>().status().code(), EAFNOSUPPORT);
+  ASSERT_TRUE(sender().send_handle(*dgram_).ok());
+  EXPECT_EQ(receiver().recv_handle<Stream>().status().code(), EPROTOTYPE);
+  ASSERT_TRUE(sender().send_handle(*dgram_).ok());
+  EXPECT_EQ(receiver().recv_handle<ConnectedDgram>().status().code(), ENOTCONN);
+  ASSERT_TRUE(sender().send_handle(sender()).ok());
+  EXPECT_EQ(receiver().recv_handle<Stream>().status().code(), EAFNOSUPPORT);
   // Not a socket at all: only Handle takes it.
   int p[2];
   ASSERT_EQ(::pipe2(p, O_CLOEXEC), 0);
   Handle r(p[0]), w(p[1]);
-  ASSERT_TRUE(pair->first.send_handle(r).ok());
-  EXPECT_EQ(pair->second.recv_handle<Stream>().status().code(), ENOTSOCK);
-  ASSERT_TRUE(pair->first.send_handle(r).ok());
-  Result<Handle> h = pair->second.recv_handle<Handle>();
+  ASSERT_TRUE(sender().send_handle(r).ok());
+  EXPECT_EQ(receiver().recv_handle<Stream>().status().code(), ENOTSOCK);
+  ASSERT_TRUE(sender().send_handle(r).ok());
+  Result<Handle> h = receiver().recv_handle<Handle>();
   ASSERT_TRUE(h.ok());
   ASSERT_EQ(::write(w.get(), "!", 1), 1);
   char c = 0;
