@@ -49,6 +49,16 @@ IoResult CallOnce(int fd, short events, Timeout timeout, Call call) {
   }
 }
 
+// The slow path of the stream calls, after their inline first attempt
+// returned `first` (bytes, or -1 with `err`): retries EINTR, waits (at most
+// `timeout`, counted from here) when the socket would block, and, if
+// `all`, loops until all `len` bytes are transferred or a recv sees end of
+// stream. `is_send` chooses send (MSG_NOSIGNAL) or recv. Returns the bytes
+// transferred in total (`first` included) and 0 or the errno that stopped
+// it.
+IoResult FinishTransfer(int fd, bool is_send, void* buf, size_t len,
+                        Timeout timeout, bool all, ssize_t first, int err);
+
 // A msghdr over `count` buffers (at most IOV_MAX), without an address.
 inline msghdr IovMsg(const iovec* iov, int count) {
   msghdr m{};

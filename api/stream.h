@@ -11,8 +11,10 @@
 //   sendv / recvv(_n)    the same with an iovec array
 //   recv_view            bytes lent to the caller (see RecvView)
 //
-// The data calls are inline: a send compiles to the send() call plus an
-// errno test. See timeout.h for what a Timeout bounds.
+// The data calls are inline up to their first system call: a send_n that
+// the socket takes whole compiles to the send() call and two tests; what
+// follows a short transfer, EINTR or EAGAIN (the loop, waiting) is out of
+// line. See timeout.h for what a Timeout bounds.
 //
 // Thread safety: as for any socket, concurrent sends (or recvs) from
 // several threads interleave at the kernel's discretion; moving or closing
@@ -110,16 +112,19 @@ class BasicStream : public SocketBase {
   // One send that waits at most `timeout` for buffer space (ETIMEDOUT).
   // EINTR is retried.
   IoResult send(const void* buf, size_t len, Timeout timeout) {
-    return detail::CallOnce(fd(), POLLOUT, timeout, [&](int wait_flag) {
-      return ::send(fd(), buf, len, wait_flag | MSG_NOSIGNAL);
-    });
+    const ssize_t n =
+        ::send(fd(), buf, len, MSG_NOSIGNAL | detail::WaitFlag(timeout));
+    if (n >= 0) return IoResult::Ok(static_cast<size_t>(n));
+    return detail::FinishTransfer(fd(), true, const_cast<void*>(buf), len,
+                                  timeout, false, n, errno);
   }
   // One recv that waits at most `timeout` for data (ETIMEDOUT). EINTR is
   // retried.
   IoResult recv(void* buf, size_t len, Timeout timeout) {
-    return detail::CallOnce(fd(), POLLIN, timeout, [&](int wait_flag) {
-      return ::recv(fd(), buf, len, wait_flag);
-    });
+    const ssize_t n = ::recv(fd(), buf, len, detail::WaitFlag(timeout));
+    if (n >= 0) return IoResult::Ok(static_cast<size_t>(n));
+    return detail::FinishTransfer(fd(), false, buf, len, timeout, false, n,
+                                  errno);
   }
 
   // --- all bytes ----------------------------------------------------------
@@ -129,40 +134,23 @@ class BasicStream : public SocketBase {
   // bytes() == len, or the error and how many bytes went before it.
   IoResult send_n(const void* buf, size_t len,
                   Timeout timeout = Timeout::Infinite()) {
-    const char* p = static_cast<const char*>(buf);
-    const int flags = MSG_NOSIGNAL | detail::WaitFlag(timeout);
-    size_t done = 0;
-    WaitBudget budget(timeout);
-    while (done < len) {
-      const ssize_t n = ::send(fd(), p + done, len - done, flags);
-      if (n >= 0) {
-        done += static_cast<size_t>(n);
-      } else if (const int err = Retry(errno, POLLOUT, &budget); err != 0) {
-        return IoResult(done, err);
-      }
-    }
-    return IoResult::Ok(done);
+    const ssize_t n =
+        ::send(fd(), buf, len, MSG_NOSIGNAL | detail::WaitFlag(timeout));
+    if (n >= 0 && static_cast<size_t>(n) == len) return IoResult::Ok(len);
+    return detail::FinishTransfer(fd(), true, const_cast<void*>(buf), len,
+                                  timeout, true, n, errno);
   }
   // Receives `len` bytes, looping over short reads and EINTR, waiting at
   // most `timeout` in total. Returns ok with bytes() == len, ok with fewer
   // bytes if the stream ended first, or the error and the bytes before it.
   IoResult recv_n(void* buf, size_t len,
                   Timeout timeout = Timeout::Infinite()) {
-    char* p = static_cast<char*>(buf);
-    const int flags = detail::WaitFlag(timeout);
-    size_t done = 0;
-    WaitBudget budget(timeout);
-    while (done < len) {
-      const ssize_t n = ::recv(fd(), p + done, len - done, flags);
-      if (n > 0) {
-        done += static_cast<size_t>(n);
-      } else if (n == 0) {
-        break;  // end of stream
-      } else if (const int err = Retry(errno, POLLIN, &budget); err != 0) {
-        return IoResult(done, err);
-      }
+    const ssize_t n = ::recv(fd(), buf, len, detail::WaitFlag(timeout));
+    if (n == 0 || (n > 0 && static_cast<size_t>(n) == len)) {
+      return IoResult::Ok(static_cast<size_t>(n));
     }
-    return IoResult::Ok(done);
+    return detail::FinishTransfer(fd(), false, buf, len, timeout, true, n,
+                                  errno);
   }
 
   // --- scatter/gather -----------------------------------------------------
@@ -235,14 +223,6 @@ class BasicStream : public SocketBase {
   explicit BasicStream(Handle h) : SocketBase(std::move(h)) {}
 
  private:
-  // 0 if the call should be retried (EINTR; EAGAIN after waiting), else the
-  // errno to report.
-  int Retry(int err, short events, WaitBudget* budget) {
-    if (err == EINTR) return 0;
-    if (!detail::WouldBlock(err)) return err;
-    return budget->Wait(fd(), events);
-  }
-
   template <bool kSend>
   IoResult VecN(const iovec* iov, int count, Timeout timeout) {
     const int flags = kSend ? MSG_NOSIGNAL | detail::WaitFlag(timeout)

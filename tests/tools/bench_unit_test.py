@@ -255,14 +255,24 @@ class TtcpSweepTest(unittest.TestCase):
                             for api in ttcp_sweep.APIS}}
 
     def test_counts_are_bounded(self):
-        for quick in (False, True):
-            for s in ttcp_sweep.SIZES:
-                n = ttcp_sweep.nbuf_for(s, quick)
+        for s in ttcp_sweep.SIZES:
+            for quick in (False, True):
+                n = ttcp_sweep.probe_nbuf(s, quick)
+                self.assertGreaterEqual(n, 1)
+                self.assertLessEqual(n, ttcp_sweep.PROBE_CALLS)
+                self.assertLessEqual(n * s, ttcp_sweep.PROBE_BYTES)
+            for seconds in (1e-9, 0.001, 1.0, 1000.0):
+                n = ttcp_sweep.scaled_nbuf(s, 1000, seconds)
                 self.assertGreaterEqual(n, 1)
                 self.assertLessEqual(n, ttcp_sweep.MAX_CALLS)
                 self.assertLessEqual(n * s, ttcp_sweep.MAX_BYTES)
-        self.assertEqual(ttcp_sweep.nbuf_for(1, False), ttcp_sweep.MAX_CALLS)
-        self.assertEqual(ttcp_sweep.nbuf_for(128 << 10, False), 2048)
+        # 1000 buffers in 0.1 s: 5000 take the target 0.5 s, but never fewer
+        # than a tenth of the probe's count.
+        self.assertEqual(ttcp_sweep.scaled_nbuf(1, 1000, 0.1),
+                         ttcp_sweep.PROBE_CALLS // 10)
+        self.assertEqual(ttcp_sweep.scaled_nbuf(1, 10 ** 6, 0.1), 5 * 10 ** 6)
+        self.assertEqual(ttcp_sweep.scaled_nbuf(128 << 10, 10 ** 6, 0.001),
+                         ttcp_sweep.MAX_BYTES // (128 << 10))
         self.assertEqual(len(ttcp_sweep.SIZES), 18)
         self.assertEqual(ttcp_sweep.SIZES[-1], 128 << 10)
 

@@ -87,9 +87,8 @@ absl::StatusOr<Result> Transmit(const Options& options) {
   result.effective_sockbuf = GetBuf(fd->get(), SO_SNDBUF);
   uint64_t offset = 0;
   for (uint64_t i = 0; i < options.nbuf; ++i) {
-    if (absl::Status s =
-            WriteFull(fd->get(), buf.data() + offset % 95, options.buflen,
-                      absl::Now() + options.timeout);
+    if (absl::Status s = WriteFull(fd->get(), buf.data() + offset % 95,
+                                   options.buflen, options.timeout);
         !s.ok()) {
       return BufferError(i, s);
     }
@@ -102,7 +101,7 @@ absl::StatusOr<Result> Transmit(const Options& options) {
   // Wait for the receiver to read everything and close.
   char sink[64];
   absl::StatusOr<size_t> n =
-      ReadSome(fd->get(), sink, sizeof(sink), absl::Now() + options.timeout);
+      ReadSome(fd->get(), sink, sizeof(sink), options.timeout);
   if (!n.ok()) {
     return absl::Status(n.status().code(),
                         absl::StrCat("waiting for the receiver to finish: ",
@@ -125,8 +124,8 @@ absl::StatusOr<Result> Receive(int listener, const Options& options) {
   result.effective_sockbuf = GetBuf(fd->get(), SO_RCVBUF);
   std::vector<char> buf(options.buflen);
   for (;;) {
-    absl::StatusOr<size_t> n = ReadSome(fd->get(), buf.data(), buf.size(),
-                                        absl::Now() + options.timeout);
+    absl::StatusOr<size_t> n =
+        ReadSome(fd->get(), buf.data(), buf.size(), options.timeout);
     if (!n.ok()) return n.status();
     ++result.calls;
     if (*n == 0) break;

@@ -7,8 +7,10 @@ One sample (a side, a repetition) runs every point: for each queue and
 buffer size a C pair and a C++ pair back to back, alternating which goes
 first, so that drift in the machine hits both APIs alike. Each pair is a
 fresh `ttcp -r` (stopped by pid at the end) and a `ttcp -t` that sends a
-fixed count of buffers; both must report every byte. The metric is the
-transmitter's Mbit/s, which includes the receiver draining everything.
+fixed count of buffers (the same for both APIs and every repetition of a
+point and side; see PROBE_BYTES); both must report every byte. The metric
+is the transmitter's Mbit/s, which includes the receiver draining
+everything.
 
 The report gets its own section: per queue and buffer size the medians of
 both APIs on both sides and the C++/C ratio (the acceptance of issue 19 is
@@ -29,12 +31,20 @@ QUEUES = [8 << 10, 64 << 10]
 APIS = ("c", "cxx")
 API_LABEL = {"c": "C", "cxx": "C++"}
 
-# How much one transfer moves: MAX_BYTES, but at most MAX_CALLS buffers (a
-# 1-byte run on the kernel costs a few microseconds per buffer). Every run
-# is also bounded in time (RUN_TIMEOUT s, then killed).
-MAX_BYTES = 256 << 20
-MAX_CALLS = 300000
-QUICK_MAX_BYTES = 1 << 20   # --quick: every point, a token transfer
+# How much one transfer moves. A probe transfer of PROBE_BYTES, at most
+# PROBE_CALLS buffers, runs first at every point and side (C, not counted);
+# the measured transfers then send as many buffers as take about
+# TARGET_SECONDS at the probe's rate, within [PROBE_CALLS / 10, MAX_CALLS]
+# and at most MAX_BYTES. Per-buffer costs differ 40-fold between the kernel
+# (a few microseconds) and a same-host offload pipe, so one fixed count
+# would make some runs last milliseconds and others minutes. Every run is
+# also bounded in time (RUN_TIMEOUT s, then killed).
+PROBE_BYTES = 64 << 20
+PROBE_CALLS = 100000
+TARGET_SECONDS = 0.5
+MAX_BYTES = 4 << 30
+MAX_CALLS = 50000000
+QUICK_MAX_BYTES = 1 << 20   # --quick: no probe, a token transfer
 QUICK_MAX_CALLS = 2000
 RUN_TIMEOUT = 120
 SILENCE = 30  # ttcp --timeout: longest silence of the peer
@@ -42,11 +52,19 @@ SILENCE = 30  # ttcp --timeout: longest silence of the peer
 TOLERANCE = 0.03  # issue 19: C and C++ within 3 % at every size
 
 
-def nbuf_for(size, quick):
-    """Buffers one transfer of `size`-byte buffers sends."""
+def probe_nbuf(size, quick):
+    """Buffers of the probe transfer (or, with --quick, of every one)."""
     max_bytes, max_calls = ((QUICK_MAX_BYTES, QUICK_MAX_CALLS) if quick
-                            else (MAX_BYTES, MAX_CALLS))
+                            else (PROBE_BYTES, PROBE_CALLS))
     return max(1, min(max_bytes // size, max_calls))
+
+
+def scaled_nbuf(size, probe_nbuf, probe_seconds):
+    """Buffers that take about TARGET_SECONDS at the probe's rate."""
+    rate = probe_nbuf / max(probe_seconds, 1e-6)
+    n = int(rate * TARGET_SECONDS)
+    n = max(n, PROBE_CALLS // 10)
+    return max(1, min(n, MAX_CALLS, MAX_BYTES // size))
 
 
 def key(api, queue, size):
@@ -75,6 +93,7 @@ class TtcpSweep:
                         "Mbit/s", False)
             for q in QUEUES for s in self.sizes for api in APIS]
         self._runs = {}  # side name -> samples run, to alternate the order
+        self._nbuf = {}  # (side, queue, size) -> buffers, from the probe
 
     # --- running ----------------------------------------------------------
 
@@ -89,16 +108,28 @@ class TtcpSweep:
         for q in QUEUES:
             for i, s in enumerate(self.sizes):
                 order = APIS if (turn + i) % 2 == 0 else APIS[::-1]
+                nbuf = self._count(ctx, side, ttcp, q, s)
                 for api in order:
-                    mbit, texts = self._pair(ctx, side, ttcp, api, q, s)
-                    out[key(api, q, s)] = mbit
+                    t, texts = self._pair(ctx, side, ttcp, api, q, s, nbuf)
+                    out[key(api, q, s)] = t["mbit_per_s"]
                     out["_outputs"] += texts
         return out
 
-    def _pair(self, ctx, side, ttcp, api, queue, size):
-        """One receiver + transmitter run; returns (tx Mbit/s, outputs)."""
-        nbuf = nbuf_for(size, ctx.quick)
-        name = "ttcp-%s-q%d-b%d" % (api, queue, size)
+    def _count(self, ctx, side, ttcp, queue, size):
+        """The buffer count of this point and side (probing it once)."""
+        n = probe_nbuf(size, ctx.quick)
+        if ctx.quick:
+            return n
+        k = (side.name, queue, size)
+        if k not in self._nbuf:
+            t, _ = self._pair(ctx, side, ttcp, "c", queue, size, n, "probe")
+            self._nbuf[k] = scaled_nbuf(size, n, t["seconds"])
+        return self._nbuf[k]
+
+    def _pair(self, ctx, side, ttcp, api, queue, size, nbuf, what="ttcp"):
+        """One receiver + transmitter run; returns (the transmitter's
+        parsed result, outputs)."""
+        name = "%s-%s-q%d-b%d" % (what, api, queue, size)
         common = ["-l", str(size), "-b", str(queue), "--api", api,
                   "--timeout", str(SILENCE)]
 
@@ -127,7 +158,7 @@ class TtcpSweep:
                     "%s: sent %d and received %d bytes; expected %d"
                     % (name, t["bytes"], r["bytes"], want))
             ctx.registry.stop(server)  # unregisters the exited receiver
-            return t["mbit_per_s"], [text, server.output()]
+            return t, [text, server.output()]
 
         return base.with_server(
             ctx, side, name,
