@@ -176,7 +176,8 @@ TEST(TtcpCxxTest, ListenErrorsSayWhatToDo) {
 }
 
 TEST(TtcpPatternTest, BufferAndVerifierAgree) {
-  const std::vector<char> buf = ttcp::PatternBuffer(10);
+  const ttcp::AlignedBuffer buf = ttcp::PatternBuffer(10);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(buf.data()) % 4096, 0u);
   ASSERT_EQ(buf.size(), 105u);
   for (uint64_t offset : {0u, 1u, 94u, 95u, 1000u}) {
     EXPECT_TRUE(ttcp::VerifyPattern(buf.data() + offset % 95, 10, offset).ok());

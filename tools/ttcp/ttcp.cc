@@ -4,9 +4,9 @@
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <string.h>
 #include <sys/socket.h>
 
-#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -24,9 +24,18 @@ int GetBuf(int fd, int which) {
 
 }  // namespace
 
-std::vector<char> PatternBuffer(uint64_t buflen) {
-  std::vector<char> buf(buflen + 95);
-  for (size_t i = 0; i < buf.size(); ++i) buf[i] = PatternChar(i);
+AlignedBuffer::AlignedBuffer(size_t size) : size_(size) {
+  constexpr size_t kPage = 4096;
+  const size_t rounded = (size + kPage - 1) / kPage * kPage;
+  data_.reset(
+      static_cast<char*>(aligned_alloc(kPage, rounded ? rounded : kPage)));
+  if (!data_) abort();  // out of memory at start-up: nothing to measure
+  memset(data_.get(), 0, rounded);
+}
+
+AlignedBuffer PatternBuffer(uint64_t buflen) {
+  AlignedBuffer buf(buflen + 95);
+  for (size_t i = 0; i < buf.size(); ++i) buf.data()[i] = PatternChar(i);
   return buf;
 }
 
@@ -60,7 +69,7 @@ absl::StatusOr<Result> Transmit(const Options& options) {
   if (options.buflen < 1 || options.buflen > kMaxBuflen || options.nbuf < 1) {
     return absl::InvalidArgumentError("buflen and nbuf must be positive");
   }
-  const std::vector<char> buf = PatternBuffer(options.buflen);
+  const AlignedBuffer buf = PatternBuffer(options.buflen);
 
   const absl::Time start = absl::Now();
   absl::StatusOr<UniqueFd> fd =
@@ -122,7 +131,7 @@ absl::StatusOr<Result> Receive(int listener, const Options& options) {
   const absl::Time start = absl::Now();
   Result result;
   result.effective_sockbuf = GetBuf(fd->get(), SO_RCVBUF);
-  std::vector<char> buf(options.buflen);
+  AlignedBuffer buf(options.buflen);
   for (;;) {
     absl::StatusOr<size_t> n =
         ReadSome(fd->get(), buf.data(), buf.size(), options.timeout);

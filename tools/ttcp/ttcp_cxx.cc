@@ -7,7 +7,6 @@
 
 #include <algorithm>
 #include <chrono>
-#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "api/connector.h"
@@ -90,7 +89,7 @@ absl::StatusOr<Result> CxxApi::Transmit(const Options& options) {
   }
   absl::StatusOr<sock::InetAddr> to = Address(options.host, options.port);
   if (!to.ok()) return to.status();
-  const std::vector<char> buf = PatternBuffer(options.buflen);
+  const AlignedBuffer buf = PatternBuffer(options.buflen);
 
   const absl::Time start = absl::Now();
   absl::StatusOr<sock::Stream> s =
@@ -152,7 +151,7 @@ absl::StatusOr<Result> CxxApi::Receive(Listener& listener,
   Result result;
   const sock::Result<int> granted = s->recv_buffer();
   result.effective_sockbuf = granted.ok() ? *granted : -1;
-  std::vector<char> buf(options.buflen);
+  AlignedBuffer buf(options.buflen);
   const sock::Timeout timeout = ToTimeout(options.timeout);
   for (;;) {
     const sock::IoResult n = s->recv(buf.data(), buf.size(), timeout);
