@@ -11,7 +11,8 @@ CC="$1"
 SRC="$2"
 ERR="$(mktemp)"
 trap 'rm -f "$ERR"' EXIT
-FLAGS=(-x c++ -std=c++17 -fsyntax-only -Wall -Wextra -Werror
+# -fno-exceptions: the headers must not need them.
+FLAGS=(-x c++ -std=c++17 -fsyntax-only -fno-exceptions -Wall -Wextra -Werror
        -Wno-unused-parameter -I.)
 
 if "$CC" "${FLAGS[@]}" "$SRC" 2>"$ERR"; then

@@ -31,16 +31,20 @@ QUEUES = [8 << 10, 64 << 10]
 APIS = ("c", "cxx")
 API_LABEL = {"c": "C", "cxx": "C++"}
 
-# How much one transfer moves. A probe transfer of PROBE_BYTES, at most
-# PROBE_CALLS buffers, runs first at every point and side (C, not counted);
-# the measured transfers then send as many buffers as take about
-# TARGET_SECONDS at the probe's rate, within [PROBE_CALLS / 10, MAX_CALLS]
-# and at most MAX_BYTES. Per-buffer costs differ 40-fold between the kernel
-# (a few microseconds) and a same-host offload pipe, so one fixed count
-# would make some runs last milliseconds and others minutes. Every run is
-# also bounded in time (RUN_TIMEOUT s, then killed).
+# How much one transfer moves. Probe transfers (C, not counted) run first
+# at every point and side: PROBE_BYTES, at most PROBE_CALLS buffers, then,
+# while a probe lasts less than half of TARGET_SECONDS, again with the count
+# its rate suggests (at most PROBE_ROUNDS probes: ttcp's time includes
+# connecting, so a short probe overrates the per-buffer cost). The measured
+# transfers then send as many buffers as take about TARGET_SECONDS at the
+# last probe's rate, within [PROBE_CALLS / 10, MAX_CALLS] and at most
+# MAX_BYTES. Per-buffer costs differ 40-fold between the kernel (a few
+# microseconds) and a same-host offload pipe, so one fixed count would make
+# some runs last milliseconds and others minutes. Every run is also bounded
+# in time (RUN_TIMEOUT s, then killed).
 PROBE_BYTES = 64 << 20
 PROBE_CALLS = 100000
+PROBE_ROUNDS = 4
 TARGET_SECONDS = 0.5
 MAX_BYTES = 4 << 30
 MAX_CALLS = 50000000
@@ -122,8 +126,14 @@ class TtcpSweep:
             return n
         k = (side.name, queue, size)
         if k not in self._nbuf:
-            t, _ = self._pair(ctx, side, ttcp, "c", queue, size, n, "probe")
-            self._nbuf[k] = scaled_nbuf(size, n, t["seconds"])
+            for _ in range(PROBE_ROUNDS):
+                t, _ = self._pair(ctx, side, ttcp, "c", queue, size, n,
+                                  "probe")
+                scaled = scaled_nbuf(size, n, t["seconds"])
+                if t["seconds"] >= TARGET_SECONDS / 2 or scaled <= n:
+                    break
+                n = scaled
+            self._nbuf[k] = scaled
         return self._nbuf[k]
 
     def _pair(self, ctx, side, ttcp, api, queue, size, nbuf, what="ttcp"):
