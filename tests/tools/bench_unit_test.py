@@ -3,6 +3,7 @@ against outputs recorded from sockperf 3.7, redis-benchmark 7.0, wrk 4.1,
 offload-connrate and ttcp, and of the ttcp sweep's report."""
 
 import os
+import shutil
 import sys
 import tempfile
 import unittest
@@ -309,6 +310,29 @@ class TtcpSweepTest(unittest.TestCase):
         self.assertEqual(sweep.paired_ratio(drift, "kernel", 8192, 1), 1.0)
         self.assertIn("median 0.900",
                       sweep.describe(samples[-2]["metrics"]))
+
+    def test_plots(self):
+        if shutil.which("gnuplot") is None:
+            self.skipTest("no gnuplot")
+        sweep = ttcp_sweep.TtcpSweep()
+        samples = [self.sample("kernel", 0, {"c": 100.0, "cxx": 101.0}),
+                   self.sample("offload", 0, {"c": 900.0, "cxx": 880.0})]
+        with tempfile.TemporaryDirectory() as d:
+            plots, notes = sweep.plots(d, samples, report._gnuplot)
+            self.assertEqual(notes, [])
+            self.assertEqual([p for _, p in plots],
+                             ["plots/ttcp-sweep-q8.png",
+                              "plots/ttcp-sweep-q64.png",
+                              "plots/ttcp-sweep-ratio.png"])
+            for _, p in plots:
+                self.assertGreater(os.path.getsize(
+                    os.path.join(d, os.path.basename(p))), 0)
+            with open(os.path.join(d, "ttcp-sweep-ratio.dat")) as f:
+                lines = f.read().splitlines()
+            self.assertEqual(lines[0], "# buffer_bytes kernel_8_KiB_queue "
+                             "kernel_64_KiB_queue offload_8_KiB_queue "
+                             "offload_64_KiB_queue")
+            self.assertEqual(lines[1], "1 1.01 1.01 0.977778 0.977778")
 
     def test_not_in_the_main_table(self):
         sweep = ttcp_sweep.TtcpSweep()

@@ -291,67 +291,65 @@ class TtcpSweep:
         out, notes = [], []
         cols = [(side, api) for side in ("kernel", "offload") for api in APIS]
         for q in QUEUES:
-            base_name = "ttcp-sweep-q%d" % (q >> 10)
-            with open(os.path.join(plot_dir, base_name + ".dat"), "w") as f:
-                f.write("# buffer_bytes " + " ".join(
-                    "%s_%s_mbit" % c for c in cols) + "\n")
-                for s in self.sizes:
-                    vals = [med.get((side, api, q, s)) for side, api in cols]
-                    f.write("%d %s\n" % (s, " ".join(
-                        "%g" % v[0] if v else "?" for v in vals)))
-            lines = ", \\\n     ".join(
-                "'%s.dat' using 1:%d with linespoints title \"%s %s\""
-                % (base_name, i + 2, side, API_LABEL[api])
-                for i, (side, api) in enumerate(cols))
-            script = """set terminal pngcairo size 900,560
-set output '{base}.png'
-set title "ttcp throughput by buffer size, {q} socket queue (median)"
-set datafile missing "?"
-set logscale x 2
-set logscale y
-set xlabel "buffer size (bytes per send/recv)"
-set ylabel "Mbit/s (transmitter)"
-set grid
-set key top left
-plot {lines}
-""".format(base=base_name, q=size_label(q), lines=lines)
-            try:
-                out.append(("ttcp sweep, %s queue" % size_label(q),
-                            gnuplot(plot_dir, base_name, script)))
-            except (RuntimeError, OSError, subprocess.TimeoutExpired) as e:
-                notes.append("plot %s failed: %s" % (base_name, e))
-        base_name = "ttcp-sweep-ratio"
-        rcols = [(side, q) for side in ("kernel", "offload") for q in QUEUES]
-        with open(os.path.join(plot_dir, base_name + ".dat"), "w") as f:
-            f.write("# buffer_bytes " + " ".join(
-                "%s_q%d_cxx_over_c" % c for c in rcols) + "\n")
-            for s in self.sizes:
-                vals = [self.ratio(med, side, q, s) for side, q in rcols]
-                f.write("%d %s\n" % (s, " ".join(
-                    "%g" % v if v is not None else "?" for v in vals)))
-        lines = ", \\\n     ".join(
-            "'%s.dat' using 1:%d with linespoints title \"%s, %s queue\""
-            % (base_name, i + 2, side, size_label(q))
-            for i, (side, q) in enumerate(rcols))
-        script = """set terminal pngcairo size 900,560
-set output '{base}.png'
-set title "ttcp C++ / C throughput ratio by buffer size (medians)"
-set datafile missing "?"
-set logscale x 2
-set xlabel "buffer size (bytes per send/recv)"
-set ylabel "C++ / C"
-set grid
-set key top left
-set arrow from graph 0, first {lo} to graph 1, first {lo} nohead dt 2
-set arrow from graph 0, first {hi} to graph 1, first {hi} nohead dt 2
-plot {lines}
-""".format(base=base_name, lines=lines, lo=1 - TOLERANCE, hi=1 + TOLERANCE)
-        try:
-            out.append(("ttcp sweep, C++/C ratio (dashed: ±3 %)",
-                        gnuplot(plot_dir, base_name, script)))
-        except (RuntimeError, OSError, subprocess.TimeoutExpired) as e:
-            notes.append("plot %s failed: %s" % (base_name, e))
+            def mbit(s, side, api, q=q):
+                v = med.get((side, api, q, s))
+                return v[0] if v else None
+            _plot(gnuplot, plot_dir, "ttcp-sweep-q%d" % (q >> 10),
+                  "ttcp sweep, %s queue" % size_label(q),
+                  "ttcp throughput by buffer size, %s socket queue (median)"
+                  % size_label(q),
+                  "set logscale y\nset ylabel \"Mbit/s (transmitter)\"",
+                  self.sizes,
+                  [("%s %s" % (side, API_LABEL[api]),
+                    lambda s, side=side, api=api: mbit(s, side, api))
+                   for side, api in cols], out, notes)
+        _plot(gnuplot, plot_dir, "ttcp-sweep-ratio",
+              "ttcp sweep, C++/C ratio (dashed: ±3 %)",
+              "ttcp C++ / C throughput ratio by buffer size (medians)",
+              "set ylabel \"C++ / C\"\n"
+              "set arrow from graph 0, first {lo} to graph 1, first {lo} "
+              "nohead dt 2\n"
+              "set arrow from graph 0, first {hi} to graph 1, first {hi} "
+              "nohead dt 2".format(lo=1 - TOLERANCE, hi=1 + TOLERANCE),
+              self.sizes,
+              [("%s, %s queue" % (side, size_label(q)),
+                lambda s, side=side, q=q: self.ratio(med, side, q, s))
+               for side in ("kernel", "offload") for q in QUEUES],
+              out, notes)
         return out, notes
+
+
+def _plot(gnuplot, plot_dir, base, caption, title, settings, sizes, series,
+          out, notes):
+    """Writes <base>.dat (one column per series: (label, f(size) -> value
+    or None)) and a log-x line plot of it; appends (caption, path) to `out`
+    or a failure to `notes`."""
+    with open(os.path.join(plot_dir, base + ".dat"), "w") as f:
+        names = [label.replace(",", "").replace(" ", "_")
+                 for label, _ in series]
+        f.write("# buffer_bytes " + " ".join(names) + "\n")
+        for s in sizes:
+            vals = [fn(s) for _, fn in series]
+            f.write("%d %s\n" % (s, " ".join(
+                "%g" % v if v is not None else "?" for v in vals)))
+    lines = ", \\\n     ".join(
+        "'%s.dat' using 1:%d with linespoints title \"%s\"" % (
+            base, i + 2, label) for i, (label, _) in enumerate(series))
+    script = """set terminal pngcairo size 900,560
+set output '{base}.png'
+set title "{title}"
+set datafile missing "?"
+set logscale x 2
+set xlabel "buffer size (bytes per send/recv)"
+set grid
+set key top left
+{settings}
+plot {lines}
+""".format(base=base, title=title, settings=settings, lines=lines)
+    try:
+        out.append((caption, gnuplot(plot_dir, base, script)))
+    except (RuntimeError, OSError, subprocess.TimeoutExpired) as e:
+        notes.append("plot %s failed: %s" % (base, e))
 
 
 def _fmt(v):
