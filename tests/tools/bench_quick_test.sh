@@ -18,7 +18,8 @@ OFFLOADD="$RUNFILES/daemon/offloadd"
 LAUNCHER="$RUNFILES/client/offload"
 rm -rf "$OUT"
 
-args=(--quick --out "$OUT" --connrate "$RUNFILES/tools/bench/offload-connrate")
+args=(--quick --out "$OUT" --connrate "$RUNFILES/tools/bench/offload-connrate"
+      --ttcp "$RUNFILES/tools/ttcp/ttcp")
 case "$MODE" in
   kernel)
     echo "offload side skipped in this target (see bench_quick_offload_test)"
@@ -80,18 +81,20 @@ if want_offload and not any(x.get("bypass") for x in samples
     errors.append("offload side never printed 'enabled bypass on fd'")
 report = open(os.path.join(out, "report.md")).read()
 for needle in ("| pingpong-tcp | p50 latency |", "| redis | SET requests/s |",
-               "| nginx | requests/s |", "| connrate-tcp |"):
+               "| nginx | requests/s |", "| connrate-tcp |",
+               "## ttcp buffer-size sweep: C vs C++", "| 128 KiB |"):
     if needle not in report:
         errors.append("report.md lacks %r" % needle)
 pngs = [p for p in os.listdir(os.path.join(out, "plots"))
         if p.endswith(".png")]
-if len(pngs) < 6:
-    errors.append("expected 6 plots, found %s" % pngs)
+if len(pngs) < 9:
+    errors.append("expected 9 plots, found %s" % pngs)
 machine = open(os.path.join(out, "machine.txt")).read()
 if "Architecture" not in machine:
     errors.append("machine.txt has no lscpu output")
 commands = open(os.path.join(out, "commands.txt")).read()
-for tool in ("sockperf ping-pong", "redis-benchmark", "wrk", "taskset -c"):
+for tool in ("sockperf ping-pong", "redis-benchmark", "wrk", "taskset -c",
+             "--api cxx"):
     if tool not in commands:
         errors.append("commands.txt does not list %r" % tool)
 # Cleanup: the run's temp dirs are gone and no process of the run survives.

@@ -1,8 +1,9 @@
 """Unit tests of offload-bench's parsers, statistics and argument checks,
-against outputs recorded from sockperf 3.7, redis-benchmark 7.0, wrk 4.1 and
-offload-connrate."""
+against outputs recorded from sockperf 3.7, redis-benchmark 7.0, wrk 4.1,
+offload-connrate and ttcp, and of the ttcp sweep's report."""
 
 import os
+import shutil
 import sys
 import tempfile
 import unittest
@@ -13,6 +14,7 @@ from offload_bench import report
 from offload_bench import scenarios
 from offload_bench import sides
 from offload_bench import stats
+from offload_bench import ttcp_sweep
 
 SOCKPERF_PINGPONG = """\
 sockperf: == version #3.7-no.git ==
@@ -88,7 +90,26 @@ Transfer/sec:     50.00MB
 """
 
 
+TTCP_T = """\
+ttcp-t: buflen=1024, nbuf=4096, port=40001, sockbuf=8192  tcp  -> 127.0.0.1
+ttcp-t: 4194304 bytes in 0.012500 real seconds = 327680.00 KB/sec = 2684.35 Mbit/s +++
+ttcp-t: 4096 I/O calls, msec/call = 0.0031, calls/sec = 327680.00
+ttcp-result role=t bytes=4194304 seconds=0.012500 mbit_per_s=2684.355 calls=4096 buflen=1024 sockbuf=8192 effective_sockbuf=16384
+"""
+
+
 class ParseTest(unittest.TestCase):
+
+    def test_ttcp_result(self):
+        t = parse.ttcp(TTCP_T, "t")
+        self.assertEqual(t["bytes"], 4194304)
+        self.assertAlmostEqual(t["mbit_per_s"], 2684.355)
+        self.assertEqual((t["calls"], t["buflen"], t["sockbuf"],
+                          t["effective_sockbuf"]), (4096, 1024, 8192, 16384))
+        with self.assertRaisesRegex(parse.ParseError, "role=r"):
+            parse.ttcp(TTCP_T, "r")
+        with self.assertRaisesRegex(parse.ParseError, "moved no data"):
+            parse.ttcp(TTCP_T.replace("bytes=4194304", "bytes=0"), "t")
 
     def test_full_log_latencies_sorted(self):
         self.assertEqual(parse.sockperf_full_log(FULL_LOG),
@@ -221,6 +242,104 @@ class ReportTest(unittest.TestCase):
                     "metrics": {"conn_per_s": 1.0}, "error": "x"}]
         rows = report.summarize([conn], samples)
         self.assertEqual(rows[0][2]["kernel"][4], 0)
+
+
+class TtcpSweepTest(unittest.TestCase):
+
+    def sample(self, side, rep, values):
+        """A sample where every point has values[api] Mbit/s."""
+        sweep = ttcp_sweep.TtcpSweep()
+        return {"scenario": sweep.name, "side": side, "rep": rep, "ok": True,
+                "metrics": {ttcp_sweep.key(api, q, s): values[api]
+                            for q in ttcp_sweep.QUEUES
+                            for s in ttcp_sweep.SIZES
+                            for api in ttcp_sweep.APIS}}
+
+    def test_counts_are_bounded(self):
+        for s in ttcp_sweep.SIZES:
+            for quick in (False, True):
+                n = ttcp_sweep.probe_nbuf(s, quick)
+                self.assertGreaterEqual(n, 1)
+                self.assertLessEqual(n, ttcp_sweep.PROBE_CALLS)
+                self.assertLessEqual(n * s, ttcp_sweep.PROBE_BYTES)
+            for seconds in (1e-9, 0.001, 1.0, 1000.0):
+                n = ttcp_sweep.scaled_nbuf(s, 1000, seconds)
+                self.assertGreaterEqual(n, 1)
+                self.assertLessEqual(n, ttcp_sweep.MAX_CALLS)
+                self.assertLessEqual(n * s, ttcp_sweep.MAX_BYTES)
+        # 1000 buffers in 0.1 s: 5000 take the target 0.5 s, but never fewer
+        # than a tenth of the probe's count.
+        self.assertEqual(ttcp_sweep.scaled_nbuf(1, 1000, 0.1),
+                         ttcp_sweep.PROBE_CALLS // 10)
+        self.assertEqual(ttcp_sweep.scaled_nbuf(1, 10 ** 6, 0.1), 5 * 10 ** 6)
+        self.assertEqual(ttcp_sweep.scaled_nbuf(128 << 10, 10 ** 6, 0.001),
+                         ttcp_sweep.MAX_BYTES // (128 << 10))
+        self.assertEqual(len(ttcp_sweep.SIZES), 18)
+        self.assertEqual(ttcp_sweep.SIZES[-1], 128 << 10)
+
+    def test_ratio_table_and_verdicts(self):
+        sweep = ttcp_sweep.TtcpSweep()
+        samples = [self.sample("kernel", r, {"c": 100.0, "cxx": v})
+                   for r, v in enumerate((99.0, 101.0, 100.0))]
+        samples += [self.sample("offload", r, {"c": 100.0, "cxx": 90.0})
+                    for r in range(3)]
+        # A failed sample never enters the medians.
+        bad = self.sample("kernel", 3, {"c": 1.0, "cxx": 1000.0})
+        bad["ok"] = False
+        samples.append(bad)
+        med = sweep.medians(samples)
+        self.assertEqual(med[("kernel", "cxx", 8192, 1)][0], 100.0)
+        self.assertEqual(med[("kernel", "cxx", 8192, 1)][2], 3)
+        self.assertAlmostEqual(sweep.ratio(med, "offload", 65536, 4), 0.9)
+        text = "\n".join(sweep.report_lines(samples))
+        self.assertIn("| 1 B | 100 (±0%, n=3) | 100 (±2%, n=3) | 1.000 | "
+                      "1.000 |", text)
+        self.assertIn("| 0.900 (!) | 0.900 (!) |", text)
+        self.assertIn("- kernel: C++/C (medians) within 3 % at 36 of 36 "
+                      "points", text)
+        self.assertIn("- offload: C++/C (paired) within 3 % at 0 of 36 "
+                      "points", text)
+        # Repetition 0 ran on a slow machine for both APIs and repetition 1
+        # has an outlier: the ratio of medians mixes repetitions and reports
+        # 0.8, the median of the per-repetition ratios does not.
+        drift = [self.sample("kernel", r, v) for r, v in enumerate(
+            ({"c": 50.0, "cxx": 50.0}, {"c": 100.0, "cxx": 80.0},
+             {"c": 100.0, "cxx": 100.0}))]
+        med = sweep.medians(drift)
+        self.assertAlmostEqual(sweep.ratio(med, "kernel", 8192, 1), 0.8)
+        self.assertEqual(sweep.paired_ratio(drift, "kernel", 8192, 1), 1.0)
+        self.assertIn("median 0.900",
+                      sweep.describe(samples[-2]["metrics"]))
+
+    def test_plots(self):
+        if shutil.which("gnuplot") is None:
+            self.skipTest("no gnuplot")
+        sweep = ttcp_sweep.TtcpSweep()
+        samples = [self.sample("kernel", 0, {"c": 100.0, "cxx": 101.0}),
+                   self.sample("offload", 0, {"c": 900.0, "cxx": 880.0})]
+        with tempfile.TemporaryDirectory() as d:
+            plots, notes = sweep.plots(d, samples, report._gnuplot)
+            self.assertEqual(notes, [])
+            self.assertEqual([p for _, p in plots],
+                             ["plots/ttcp-sweep-q8.png",
+                              "plots/ttcp-sweep-q64.png",
+                              "plots/ttcp-sweep-ratio.png"])
+            for _, p in plots:
+                self.assertGreater(os.path.getsize(
+                    os.path.join(d, os.path.basename(p))), 0)
+            with open(os.path.join(d, "ttcp-sweep-ratio.dat")) as f:
+                lines = f.read().splitlines()
+            self.assertEqual(lines[0], "# buffer_bytes kernel_8_KiB_queue "
+                             "kernel_64_KiB_queue offload_8_KiB_queue "
+                             "offload_64_KiB_queue")
+            self.assertEqual(lines[1], "1 1.01 1.01 0.977778 0.977778")
+
+    def test_not_in_the_main_table(self):
+        sweep = ttcp_sweep.TtcpSweep()
+        self.assertFalse(sweep.in_main_table)
+        self.assertEqual(len(sweep.metrics), 72)
+        self.assertIn(sweep.name, [s.name for s in
+                                   scenarios.all_scenarios()])
 
 
 class ArgsTest(unittest.TestCase):

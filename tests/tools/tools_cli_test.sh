@@ -1,7 +1,7 @@
 #!/bin/bash
 # End-to-end test of the test-program binaries over loopback: --help, usage
 # errors (exit 2), and real server/client runs (grind TCP+UDP, cmd matched
-# and mismatched scripts, ttcp, connrate). Every server is started by this
+# and mismatched scripts, ttcp on both APIs, connrate). Every server is started by this
 # script, waited for through its --port-file, and killed by pid on exit.
 set -u
 
@@ -93,6 +93,9 @@ expect_grep "$WORK/err" "syntax.txt:2:9: expected a repeat count" \
 expect_exit 2 "ttcp without -t/-r" -- "$TTCP"
 expect_exit 2 "ttcp -t without host" -- "$TTCP" -t -p 9
 expect_exit 2 "ttcp -l abc" -- "$TTCP" -r -l abc
+expect_exit 2 "ttcp --api bogus" -- "$TTCP" -r --api bogus
+expect_grep "$WORK/err" "--api expects c or cxx" "ttcp names the bad --api"
+expect_exit 2 "ttcp --api cxx bad --bind" -- "$TTCP" -r --api cxx --bind nowhere
 expect_exit 2 "connrate client without port" -- "$CONNRATE" client
 
 # --- offload-grind ------------------------------------------------------
@@ -141,6 +144,20 @@ if start_server ttcp "$WORK/ttcp.port" "$TTCP" -r -p 0 -V -l 4k \
   wait_server ttcp 0
   expect_grep "$WORK/ttcp.out" "ttcp-result role=r bytes=8388608" "ttcp-r got every byte"
 fi
+# The same on the typed C++ socket API, and each API against the other.
+for apis in "cxx cxx" "c cxx" "cxx c"; do
+  read -r rx tx <<<"$apis"
+  if start_server "ttcp-$rx-$tx" "$WORK/ttcp.port" "$TTCP" -r -p 0 -V -l 4k \
+      --api "$rx" --port-file "$WORK/ttcp.port"; then
+    expect_exit 0 "ttcp -t --api $tx to --api $rx" -- "$TTCP" -t -l 16k \
+      -n 512 -b 256k -p "$PORT" --api "$tx" 127.0.0.1
+    expect_grep "$WORK/out" "ttcp-result role=t bytes=8388608" \
+      "ttcp-t --api $tx result line"
+    wait_server "ttcp-$rx-$tx" 0
+    expect_grep "$WORK/ttcp-$rx-$tx.out" "ttcp-result role=r bytes=8388608" \
+      "ttcp-r --api $rx got every byte"
+  fi
+done
 
 # --- offload-connrate -------------------------------------------------------
 if start_server connrate "$WORK/cr.port" "$CONNRATE" server --port 0 \

@@ -1,9 +1,9 @@
 #!/bin/bash
 # The test programs through the offloaded path: starts a private offloadd
 # (same-host mode, no privileges), then runs offload-grind (TCP and UDP,
-# every alignment), offload-cmd (matched and mismatched scripts), ttcp with
-# verification and offload-connrate with both ends under the offload
-# launcher. Checks the results and that the client library reported
+# every alignment), offload-cmd (matched and mismatched scripts), ttcp (plain
+# sockets and the typed C++ API) with verification and offload-connrate with
+# both ends under the offload launcher. Checks the results and that the client library reported
 # "enabled bypass" (OFFLOAD_DEBUG=1), i.e. the data really took the offload
 # path. Every process is started here and killed by pid on exit.
 set -u
@@ -127,6 +127,18 @@ if start_server ttcp "$WORK/p" "${OFF[@]}" "$TTCP" -r -p 0 -V -l 4k \
   check ttcp 0 0 $?
   expect_grep "$WORK/ttcp.out" "ttcp-result role=r bytes=8388608" \
     "ttcp received and verified every byte"
+fi
+
+# ttcp on the typed C++ socket API: its calls are the interposed ones too.
+if start_server ttcp-cxx "$WORK/p" "${OFF[@]}" "$TTCP" -r -p 0 -V -l 4k \
+    --api cxx --port-file "$WORK/p"; then
+  "${OFF[@]}" "$TTCP" -t -l 16k -n 512 -p "$PORT" --api cxx 127.0.0.1 \
+    >"$WORK/ttcp-cxx.client" 2>&1
+  check ttcp-cxx 0 0 $?
+  expect_grep "$WORK/ttcp-cxx.out" "ttcp-result role=r bytes=8388608" \
+    "ttcp --api cxx received and verified every byte"
+  expect_grep "$WORK/ttcp-cxx.client" "enabled bypass on fd" \
+    "ttcp --api cxx transmitter was offloaded"
 fi
 
 if start_server connrate "$WORK/p" "${OFF[@]}" "$CONNRATE" server --port 0 \

@@ -67,8 +67,7 @@ absl::StatusOr<in_addr> ParseIpv4(absl::string_view text) {
   return addr;
 }
 
-absl::StatusOr<sockaddr_in> MakeAddress(absl::string_view host,
-                                        uint16_t port) {
+absl::StatusOr<sockaddr_in> MakeAddress(absl::string_view host, uint16_t port) {
   absl::StatusOr<in_addr> addr = ParseIpv4(host);
   if (!addr.ok()) return addr.status();
   sockaddr_in sin{};
@@ -86,9 +85,8 @@ absl::Status SetBuffers(int fd, int sock_buf) {
           0 ||
       ::setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sock_buf, sizeof(sock_buf)) !=
           0) {
-    return ErrnoStatus(absl::StrCat("setsockopt(SO_RCVBUF/SO_SNDBUF, ",
-                                    sock_buf, ")"),
-                       errno);
+    return ErrnoStatus(
+        absl::StrCat("setsockopt(SO_RCVBUF/SO_SNDBUF, ", sock_buf, ")"), errno);
   }
   return absl::OkStatus();
 }
@@ -96,8 +94,7 @@ absl::Status SetBuffers(int fd, int sock_buf) {
 }  // namespace
 
 absl::StatusOr<UniqueFd> BindSocket(int type, absl::string_view host,
-                                    uint16_t port, int backlog,
-                                    int sock_buf) {
+                                    uint16_t port, int backlog, int sock_buf) {
   absl::StatusOr<sockaddr_in> sin = MakeAddress(host, port);
   if (!sin.ok()) return sin.status();
   UniqueFd fd(::socket(AF_INET, type | SOCK_CLOEXEC, 0));
@@ -188,42 +185,97 @@ absl::StatusOr<uint16_t> LocalPort(int fd) {
   return ntohs(sin.sin_port);
 }
 
-absl::Status WriteFull(int fd, const void* data, size_t len,
-                       absl::Time deadline) {
-  const char* p = static_cast<const char*>(data);
-  while (len > 0) {
-    const ssize_t n = ::send(fd, p, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+namespace {
+
+// A deadline that is either fixed or starts when first asked for: Get()
+// reads the clock once, the first time a call has to wait.
+class LazyDeadline {
+ public:
+  static LazyDeadline At(absl::Time deadline) {
+    return LazyDeadline(deadline, absl::ZeroDuration());
+  }
+  static LazyDeadline After(absl::Duration timeout) {
+    return LazyDeadline(absl::InfinitePast(), timeout);
+  }
+  absl::Time Get() {
+    if (deadline_ == absl::InfinitePast()) deadline_ = absl::Now() + timeout_;
+    return deadline_;
+  }
+
+ private:
+  LazyDeadline(absl::Time deadline, absl::Duration timeout)
+      : deadline_(deadline), timeout_(timeout) {}
+  absl::Time deadline_;
+  absl::Duration timeout_;
+};
+
+// Sends all `len` bytes. `first` and `err` are the result of a send the
+// caller already made (first > 0: bytes it sent; first < 0: it failed with
+// `err`), or first == 0 when none was made.
+absl::Status WriteFullUntil(int fd, const char* p, size_t len,
+                            LazyDeadline deadline, ssize_t first = 0,
+                            int err = 0) {
+  ssize_t n = first;
+  for (;;) {
     if (n > 0) {
       p += n;
       len -= static_cast<size_t>(n);
-      continue;
-    }
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-      if (absl::Status s = WaitFd(fd, POLLOUT, deadline); !s.ok()) {
+    } else if (n < 0 && (err == EAGAIN || err == EWOULDBLOCK)) {
+      if (absl::Status s = WaitFd(fd, POLLOUT, deadline.Get()); !s.ok()) {
         return absl::DeadlineExceededError(absl::StrCat(
-            "timed out sending: the peer has not read for too long (",
-            len, " bytes left)"));
+            "timed out sending: the peer has not read for too long (", len,
+            " bytes left)"));
       }
-      continue;
+    } else if (n < 0 && err != EINTR) {
+      return ErrnoStatus("send", err);
     }
-    return ErrnoStatus("send", n < 0 ? errno : EPIPE);
+    if (len == 0) return absl::OkStatus();
+    n = ::send(fd, p, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+    err = n < 0 ? errno : 0;
+    if (n == 0) return ErrnoStatus("send", EPIPE);
   }
-  return absl::OkStatus();
+}
+
+// Receives once; `err`, if not 0, is the errno of a recv the caller
+// already made.
+absl::StatusOr<size_t> ReadSomeUntil(int fd, void* data, size_t len,
+                                     LazyDeadline deadline, int err = 0) {
+  for (;;) {
+    if (err == EAGAIN || err == EWOULDBLOCK) {
+      if (absl::Status s = WaitFd(fd, POLLIN, deadline.Get()); !s.ok()) {
+        return s;
+      }
+    } else if (err != 0 && err != EINTR) {
+      return ErrnoStatus("recv", err);
+    }
+    const ssize_t n = ::recv(fd, data, len, MSG_DONTWAIT);
+    if (n >= 0) return static_cast<size_t>(n);
+    err = errno;
+  }
+}
+
+}  // namespace
+
+absl::Status WriteFull(int fd, const void* data, size_t len,
+                       absl::Time deadline) {
+  return WriteFullUntil(fd, static_cast<const char*>(data), len,
+                        LazyDeadline::At(deadline));
+}
+
+absl::Status WriteFullSlow(int fd, const char* data, size_t len,
+                           absl::Duration timeout, ssize_t first, int err) {
+  return WriteFullUntil(fd, data, len, LazyDeadline::After(timeout), first,
+                        err);
 }
 
 absl::StatusOr<size_t> ReadSome(int fd, void* data, size_t len,
                                 absl::Time deadline) {
-  for (;;) {
-    const ssize_t n = ::recv(fd, data, len, MSG_DONTWAIT);
-    if (n >= 0) return static_cast<size_t>(n);
-    if (errno == EINTR) continue;
-    if (errno == EAGAIN || errno == EWOULDBLOCK) {
-      if (absl::Status s = WaitFd(fd, POLLIN, deadline); !s.ok()) return s;
-      continue;
-    }
-    return ErrnoStatus("recv", errno);
-  }
+  return ReadSomeUntil(fd, data, len, LazyDeadline::At(deadline));
+}
+
+absl::StatusOr<size_t> ReadSomeSlow(int fd, void* data, size_t len,
+                                    absl::Duration timeout, int err) {
+  return ReadSomeUntil(fd, data, len, LazyDeadline::After(timeout), err);
 }
 
 absl::Status ReadFull(int fd, void* data, size_t len, absl::Time deadline) {
@@ -233,8 +285,8 @@ absl::Status ReadFull(int fd, void* data, size_t len, absl::Time deadline) {
     absl::StatusOr<size_t> n = ReadSome(fd, p + got, len - got, deadline);
     if (!n.ok()) {
       return absl::Status(n.status().code(),
-                          absl::StrCat(n.status().message(), " (received ",
-                                       got, " of ", len, " bytes)"));
+                          absl::StrCat(n.status().message(), " (received ", got,
+                                       " of ", len, " bytes)"));
     }
     if (*n == 0) {
       return absl::OutOfRangeError(absl::StrCat(
@@ -247,8 +299,8 @@ absl::Status ReadFull(int fd, void* data, size_t len, absl::Time deadline) {
 
 absl::Status WritePortFile(const std::string& path, uint16_t port) {
   const std::string tmp = absl::StrCat(path, ".tmp.", ::getpid());
-  UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
-                     0644));
+  UniqueFd fd(
+      ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
   if (!fd.valid()) return ErrnoStatus(absl::StrCat("open ", tmp), errno);
   const std::string text = absl::StrCat(port, "\n");
   if (::write(fd.get(), text.data(), text.size()) !=

@@ -10,9 +10,12 @@
 #ifndef OFFLOAD_TOOLS_BENCH_SOCKET_UTIL_H_
 #define OFFLOAD_TOOLS_BENCH_SOCKET_UTIL_H_
 
+#include <errno.h>
 #include <netinet/in.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
 
 #include <string>
 
@@ -86,6 +89,22 @@ absl::Status WaitFd(int fd, short events, absl::Time deadline);
 absl::Status WriteFull(int fd, const void* data, size_t len,
                        absl::Time deadline);
 
+// The same with a bound on silence instead of a deadline: the call fails
+// (DeadlineExceeded) once it has waited `timeout` for the peer, counted
+// from the moment it first had to wait. The common case, one send that
+// takes everything, is inline and reads no clock: per call at small sizes
+// an out-of-line call and absl::Now() (~50 ns) cost as much as an
+// offloaded send itself.
+absl::Status WriteFullSlow(int fd, const char* data, size_t len,
+                           absl::Duration timeout, ssize_t first, int err);
+inline absl::Status WriteFull(int fd, const void* data, size_t len,
+                              absl::Duration timeout) {
+  const ssize_t n = ::send(fd, data, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+  if (n >= 0 && static_cast<size_t>(n) == len) return absl::OkStatus();
+  return WriteFullSlow(fd, static_cast<const char*>(data), len, timeout, n,
+                       errno);
+}
+
 // Reads exactly `len` bytes. Errors: OutOfRange if the peer closes first
 // (message says how many bytes arrived), DeadlineExceeded, or errno errors.
 absl::Status ReadFull(int fd, void* data, size_t len, absl::Time deadline);
@@ -94,6 +113,17 @@ absl::Status ReadFull(int fd, void* data, size_t len, absl::Time deadline);
 // count, 0 on EOF.
 absl::StatusOr<size_t> ReadSome(int fd, void* data, size_t len,
                                 absl::Time deadline);
+
+// The same with a bound on silence (see WriteFull above); the first recv
+// is inline.
+absl::StatusOr<size_t> ReadSomeSlow(int fd, void* data, size_t len,
+                                    absl::Duration timeout, int err);
+inline absl::StatusOr<size_t> ReadSome(int fd, void* data, size_t len,
+                                       absl::Duration timeout) {
+  const ssize_t n = ::recv(fd, data, len, MSG_DONTWAIT);
+  if (n >= 0) return static_cast<size_t>(n);
+  return ReadSomeSlow(fd, data, len, timeout, errno);
+}
 
 // Writes "<port>\n" to `path` atomically (temp file + rename) so a script
 // polling for the file never sees a partial number.

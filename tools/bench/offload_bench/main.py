@@ -26,7 +26,9 @@ machine description and the exact commands.
 
 Scenarios (--list): sockperf ping-pong and under-load latency (p50/p99/p99.9
 from --full-log), sockperf throughput at 64 B/100 B/1 KiB/64 KiB, TCP and UDP;
-TCP connection rate; redis-benchmark against redis-server; nginx + wrk.
+TCP connection rate; redis-benchmark against redis-server; nginx + wrk;
+the ttcp buffer-size sweep (1 B to 128 KiB buffers, 8 KiB and 64 KiB socket
+queues), C sockets vs the typed C++ socket API (ttcp --api c|cxx).
 Everything binds to 127.0.0.1. offloadd is pinned to one CPU, the benchmark
 processes to another.
 
@@ -79,6 +81,8 @@ def parse_args(argv):
                     help="path of the offload launcher")
     ap.add_argument("--connrate", default=None,
                     help="path of offload-connrate")
+    ap.add_argument("--ttcp", default=None,
+                    help="path of ttcp (the ttcp-sweep scenario)")
     ap.add_argument("--daemon-cpu", default=None,
                     help="CPU list for offloadd (default: first allowed CPU)")
     ap.add_argument("--bench-cpus", default=None,
@@ -147,7 +151,7 @@ def pick_cpus(args, notes):
 REQUIRED_TOOLS = {
     "pingpong": ["sockperf"], "underload": ["sockperf"],
     "throughput": ["sockperf"], "redis": ["redis-server", "redis-benchmark"],
-    "nginx": ["nginx", "wrk"], "connrate": [],
+    "nginx": ["nginx", "wrk"], "connrate": [], "ttcp": [],
     "wire": ["sockperf", "ip", "ethtool"],
 }
 
@@ -222,6 +226,8 @@ def engine_checks(scenario_list, samples):
 def describe(sample, scenario):
     if not sample["ok"]:
         return "FAILED: " + sample["error"].splitlines()[0]
+    if hasattr(scenario, "describe"):
+        return scenario.describe(sample["metrics"])
     parts = []
     for m in scenario.metrics:
         v = sample["metrics"].get(m.key)
@@ -256,6 +262,15 @@ def main(argv):
               % ", ".join(tried), file=sys.stderr)
         return 1
 
+    ttcp, tried = sides.find_binary(args.ttcp, "OFFLOAD_BENCH_TTCP",
+                                    "tools/ttcp/ttcp", "ttcp")
+    if ttcp is None and any(s.name == "ttcp-sweep"
+                            for s in args.scenario_list):
+        print("offload-bench: ttcp not found (looked at %s); build it: "
+              "bazel build //tools/ttcp:ttcp" % ", ".join(tried),
+              file=sys.stderr)
+        return 1
+
     started = datetime.datetime.utcnow()
     outdir = args.out or os.path.join(
         os.getcwd(), "results", started.strftime("%Y%m%d-%H%M%S"))
@@ -265,7 +280,7 @@ def main(argv):
     tmpdir = tempfile.mkdtemp(prefix="offload-bench-")
     daemon_cpu, bench_cpus = pick_cpus(args, notes)
     net = wire_net.WireNet(commands) if args.wire else None
-    tools = {"offload-connrate": connrate}
+    tools = {"offload-connrate": connrate, "ttcp": ttcp}
     ctx = None
     bin_dir = None
     binary_hashes = []  # of the measured copies, taken before removal

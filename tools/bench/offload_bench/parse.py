@@ -215,3 +215,26 @@ def wrk(text):
         if p:
             out[key] = _ms(p.group(1), p.group(2))
     return out
+
+
+_TTCP_RESULT = re.compile(
+    r"ttcp-result role=([tr]) bytes=([0-9]+) seconds=" + _FLOAT +
+    r" mbit_per_s=" + _FLOAT + r" calls=([0-9]+) buflen=([0-9]+) "
+    r"sockbuf=([0-9]+) effective_sockbuf=(-?[0-9]+)")
+
+
+def ttcp(text, role):
+    """{'bytes', 'seconds', 'mbit_per_s', 'calls', 'buflen', 'sockbuf',
+    'effective_sockbuf'} from the 'ttcp-result' line of `role` ('t' or
+    'r')."""
+    for m in _TTCP_RESULT.finditer(text):
+        if m.group(1) != role:
+            continue
+        out = {"bytes": int(m.group(2)), "seconds": float(m.group(3)),
+               "mbit_per_s": float(m.group(4)), "calls": int(m.group(5)),
+               "buflen": int(m.group(6)), "sockbuf": int(m.group(7)),
+               "effective_sockbuf": int(m.group(8))}
+        if out["bytes"] <= 0 or out["mbit_per_s"] <= 0:
+            raise ParseError("ttcp-%s moved no data: %s" % (role, m.group(0)))
+        return out
+    raise ParseError("ttcp printed no 'ttcp-result role=%s' line" % role)

@@ -149,6 +149,8 @@ def write_report(outdir, run_info, scenario_list, samples, plots, notes):
              "offload median | offload spread | offload/kernel | |")
     L.append("|---|---|---|---:|---:|---:|---:|---:|---|")
     for s, m, ps, r, verdict in rows:
+        if not getattr(s, "in_main_table", True):
+            continue  # a scenario with its own section (below)
         k, o = ps["kernel"], ps["offload"]
         L.append("| %s | %s | %s | %s (n=%d) | %s | %s (n=%d) | %s | %s | %s |"
                  % (s.name, m.label, m.unit, _fmt(k[0]), k[4],
@@ -157,6 +159,9 @@ def write_report(outdir, run_info, scenario_list, samples, plots, notes):
                     "%.1f%%" % o[3] if o[3] is not None else "–",
                     "%.3f" % r if r is not None else "–", verdict))
     L.append("")
+    for s in scenario_list:
+        if hasattr(s, "report_lines"):
+            L += s.report_lines(samples)
     L += _acceptance_section(rows)
     failed = [x for x in samples if not x["ok"]]
     L.append("## Failures\n")
@@ -325,6 +330,11 @@ plot '{base}.dat' using 2:3 with linespoints title "kernel", \\
             plots.append((s.title, _gnuplot(plot_dir, base, script)))
         except (RuntimeError, OSError, subprocess.TimeoutExpired) as e:
             notes.append("plot %s failed: %s" % (base, e))
+    for s in scenario_list:
+        if hasattr(s, "plots"):
+            p, n = s.plots(plot_dir, samples, _gnuplot)
+            plots += p
+            notes += n
     for s in scenario_list:
         if not isinstance(s, scen.SockperfThroughput):
             continue
