@@ -42,6 +42,8 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -53,7 +55,7 @@ constexpr uint32_t kMagic = 0x46524d31;  // "FRM1"
 constexpr size_t kHeader = 24;
 constexpr uint32_t kMaxTcpPayload = 3000;
 constexpr uint32_t kMaxUdpPayload = 1400;  // one frame on a 1500-byte MTU
-constexpr int64_t kWindow = 32 * 1024;     // well below any send buffer
+constexpr int64_t kWindow = 64 * 1024;     // well below the send buffer we set
 constexpr int kSndBuf = 256 * 1024;
 
 int64_t NowMs() {
@@ -222,6 +224,9 @@ int RecvTcp(const Args& a) {
     perror("accept");
     return 3;
   }
+  // Credits are 8-byte writes: without NODELAY, Nagle holds each one back
+  // until the previous is acknowledged (delayed ACK: up to 40 ms).
+  setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
   std::vector<int64_t> next(4096, 0);  // per sender thread: the next seq
   long frames = 0, ok = 0, torn = 0, out_of_order = 0;
   uint64_t bytes = 0, credited = 0;
@@ -368,6 +373,10 @@ int Send(const Args& a) {
   const bool udp = a.proto == "udp";
   const int s = socket(AF_INET, udp ? SOCK_DGRAM : SOCK_STREAM, 0);
   setsockopt(s, SOL_SOCKET, SO_SNDBUF, &kSndBuf, sizeof(kSndBuf));
+  if (!udp) {  // frames are smaller than an MSS: no Nagle/delayed-ACK stalls
+    const int on = 1;
+    setsockopt(s, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
+  }
   sockaddr_in to = Addr(a.to, a.port);
   if (connect(s, reinterpret_cast<sockaddr*>(&to), sizeof(to)) != 0) {
     perror("connect");
@@ -377,6 +386,8 @@ int Send(const Args& a) {
   std::atomic<int64_t> reserved{0};  // bytes handed to send() so far
   std::atomic<int64_t> credit{0};    // bytes the receiver has consumed
   std::atomic<bool> stop{false};
+  std::mutex credit_mu;  // with credit_cv: senders sleep until credit moves
+  std::condition_variable credit_cv;
   std::atomic<long> stalls{0}, errors{0}, sent{0};
   // The credit reader: receives on the socket while the senders send.
   std::thread reader([&] {
@@ -397,8 +408,12 @@ int Send(const Args& a) {
       int64_t cur = credit.load();
       while (int64_t(v) > cur && !credit.compare_exchange_weak(cur, int64_t(v))) {
       }
+      std::lock_guard<std::mutex> g(credit_mu);
+      credit_cv.notify_all();
     }
     stop = true;  // EOF or error: nobody will credit us any more
+    std::lock_guard<std::mutex> g(credit_mu);
+    credit_cv.notify_all();
   });
   auto worker = [&](uint32_t thread) {
     std::vector<uint8_t> f;
@@ -409,16 +424,21 @@ int Send(const Args& a) {
       // datagram never comes back as credit: after 200 ms without enough,
       // UDP counts a stall and writes the missing bytes off.
       int64_t waited_from = 0;
-      while (mine - credit.load() > kWindow && NowMs() < deadline && !(stop && !udp)) {
-        if (waited_from == 0) waited_from = NowMs();
-        if (udp && NowMs() - waited_from > 200) {
-          ++stalls;
-          int64_t cur = credit.load();
-          while (mine - kWindow > cur && !credit.compare_exchange_weak(cur, mine - kWindow)) {
+      {
+        // The condition is checked under credit_mu, which the reader takes
+        // to notify after it moved credit: no wake-up is lost.
+        std::unique_lock<std::mutex> g(credit_mu);
+        while (mine - credit.load() > kWindow && NowMs() < deadline && !(stop && !udp)) {
+          if (waited_from == 0) waited_from = NowMs();
+          if (udp && NowMs() - waited_from > 200) {
+            ++stalls;
+            int64_t cur = credit.load();
+            while (mine - kWindow > cur && !credit.compare_exchange_weak(cur, mine - kWindow)) {
+            }
+            break;
           }
-          break;
+          credit_cv.wait_for(g, std::chrono::milliseconds(10));
         }
-        std::this_thread::yield();
       }
       const ssize_t k = send(s, f.data(), f.size(), MSG_NOSIGNAL);
       if (k != ssize_t(f.size())) {
