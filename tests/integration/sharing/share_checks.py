@@ -345,6 +345,111 @@ def check_hold(host, port, count, path):
     time.sleep(120)  # held until the test kills us (bounded)
 
 
+def srv_sink(ip):
+    """Accepts connections on IP and discards what they send; on SIGUSR1
+    resets every connection (SO_LINGER 0), as a peer that dies would."""
+    l = socket.socket()
+    l.bind((ip, 0))
+    l.listen(64)
+    conns = []
+    lock = threading.Lock()
+
+    def on_usr1(*_):
+        with lock:
+            for c in conns:
+                c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+                c.close()
+            conns.clear()
+    signal.signal(signal.SIGUSR1, on_usr1)
+
+    def drain(c):
+        try:
+            while c.recv(65536):
+                pass
+        except OSError:
+            pass
+
+    print(f"port {l.getsockname()[1]}", flush=True)
+    while True:
+        c, _ = l.accept()
+        with lock:
+            conns.append(c)
+        threading.Thread(target=drain, args=(c,), daemon=True).start()
+
+
+def lifecycle(host, port, d):
+    """Four connections to a sink: one blocked in recv, one waited on in
+    epoll, one sending without pause, one idle. Prints 'ready', then one
+    'result NAME ...' line per connection once it fails (the test stops
+    offloadd, or the kernel peer resets them), then 'done'. When DIR/go2
+    appears it opens a new connection ('new fd N') and holds it."""
+    conns = {n: socket.create_connection((host, port), timeout=10) for n in
+             ("recv", "epoll", "busy", "idle")}
+    for c in conns.values():
+        c.settimeout(None)
+    out = threading.Lock()
+
+    def say(line):
+        with out:
+            print(line, flush=True)
+
+    def err_name(e):
+        import errno
+        return errno.errorcode.get(e.errno, str(e.errno)) if e.errno else type(e).__name__
+
+    def t_recv():
+        try:
+            got = conns["recv"].recv(1)
+            say(f"result recv returned {got!r}")
+        except OSError as e:
+            say(f"result recv {err_name(e)}")
+
+    def t_epoll():
+        ep = select.epoll()
+        ep.register(conns["epoll"].fileno(), select.EPOLLIN | select.EPOLLRDHUP)
+        ev = ep.poll(60)
+        flags = ev[0][1] if ev else 0
+        names = [n for n, b in (("IN", select.EPOLLIN), ("ERR", select.EPOLLERR),
+                                ("HUP", select.EPOLLHUP), ("RDHUP", select.EPOLLRDHUP)) if flags & b]
+        say(f"result epoll {'|'.join(names) or 'none'}")
+
+    chunk = b"b" * 65536
+    busy_started = threading.Event()
+
+    def t_busy():
+        try:
+            while True:
+                conns["busy"].sendall(chunk)
+                busy_started.set()
+        except OSError as e:
+            say(f"result busy {err_name(e)}")
+
+    threads = [threading.Thread(target=f, daemon=True) for f in (t_recv, t_epoll, t_busy)]
+    for t in threads:
+        t.start()
+    busy_started.wait(10)
+    say("ready")
+    for t in threads:
+        t.join(timeout=120)
+    try:
+        conns["idle"].send(b"x")
+        time.sleep(0.2)  # the RST to a first send after the peer's reset
+        conns["idle"].send(b"x")
+        say("result idle sent (no error)")
+    except OSError as e:
+        say(f"result idle {err_name(e)}")
+    say("done")
+    deadline = time.monotonic() + 120
+    while not os.path.exists(os.path.join(d, "go2")):
+        if time.monotonic() > deadline:
+            return
+        time.sleep(0.02)  # poll interval for the go file
+    n = socket.create_connection((host, port), timeout=10)
+    n.sendall(b"new")
+    say(f"new fd {n.fileno()}")
+    time.sleep(120)  # held until the test kills us (bounded)
+
+
 def reattach(d):
     """A long-lived process: each time DIR/goN appears (N = 1, 2, ...) it
     makes a new connected pair and prints 'pair N offloaded=0|1'; gives up
@@ -561,6 +666,10 @@ def main():
         check_scm()
     elif cmd == "echo":
         check_echo(args[0], int(args[1]), int(args[2]), args[3])
+    elif cmd == "srv-sink":
+        srv_sink(args[0])
+    elif cmd == "lifecycle":
+        lifecycle(args[0], int(args[1]), args[2])
     elif cmd == "reattach":
         reattach(args[0])
     elif cmd == "hold":
