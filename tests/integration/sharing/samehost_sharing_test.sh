@@ -473,12 +473,13 @@ case_restart() {
   else
     fail "$MODE: restart: after the restart the process's new sockets: $(grep '^pair 2' "$log" || tail -2 "$log" | tr '\n' ' ') (want offloaded=1 data=1)"
   fi
-  local listed
-  listed=$(ctl "$RUN" --json stats -p "$rpid" 2>/dev/null | jq -r '[(.processes // [])[] | .session.pid] | length' 2>/dev/null)
+  local listed ppid
+  ppid=$(grep -o 'pid=[0-9]*' "$log" | head -1 | cut -d= -f2)  # python's own pid
+  listed=$(ctl "$RUN" --json stats -p "${ppid:-0}" 2>/dev/null | jq -r '[(.processes // [])[] | .session.pid] | length' 2>/dev/null)
   if [[ ${listed:-0} -ge 1 ]]; then
     pass "$MODE: restart: offloadctl stats lists the process again"
   else
-    fail "$MODE: restart: offloadctl stats -p $rpid lists no session after the restart"
+    fail "$MODE: restart: offloadctl stats -p ${ppid:-?} lists no session after the restart"
   fi
   stop_pid "$rpid"
 }

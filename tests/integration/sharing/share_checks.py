@@ -268,7 +268,7 @@ def check_forking(count):
 
 def check_passfds(count):
     p, port = spawn("srv-passfds")
-    ok = eof = off = 0
+    ok = eof = off = tried = 0
     problems = []
     deadline = time.monotonic() + 60
     try:
@@ -279,6 +279,7 @@ def check_passfds(count):
             try:
                 with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
                     off += offloaded(s.fileno())
+                    tried += 1
                     s.sendall(f"line {i}\n".encode())
                     resp = read_line(s)
                     if resp == f"exec line {i}\n".encode():
@@ -295,7 +296,7 @@ def check_passfds(count):
            f"{ok} of {count}" + (f" ({'; '.join(problems[:5])})" if problems else ""))
     report(eof == count, "pass_fds: EOF when the helper (last holder) closes",
            f"{eof} of {count}")
-    report_paths("pass_fds", off, count)
+    report_paths("pass_fds", off, tried)
 
 
 def check_echo(host, port, count, name):
@@ -428,7 +429,7 @@ def lifecycle(host, port, d):
     for t in threads:
         t.start()
     busy_started.wait(10)
-    say("ready")
+    say(f"ready pid={os.getpid()}")
     for t in threads:
         t.join(timeout=120)
     try:

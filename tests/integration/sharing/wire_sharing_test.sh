@@ -417,9 +417,11 @@ lifecycle_round() {
     stop_pid "$sink"
     return
   fi
+  local ppid  # python's own pid (cpid is the timeout wrapper's)
+  ppid=$(grep -o '^ready pid=[0-9]*' "$d/client.log" | cut -d= -f2)
   if [[ $MODE == offload ]]; then
     local eng
-    eng=$(sock_rows "$RUN" | awk -v p="$cpid" '$1 == p && $7 == "engine"' | wc -l)
+    eng=$(sock_rows "$RUN" | awk -v p="$ppid" '$1 == p && $7 == "engine"' | wc -l)
     if ((eng >= 4)); then
       pass "$MODE/$how: the 4 connections are on the engine"
     else
@@ -460,7 +462,7 @@ lifecycle_round() {
       fd=$(awk '/^new fd/ {print $3}' "$d/client.log")
       local rowpath=""
       for ((i = 0; i < 30; i++)); do
-        rowpath=$(sock_rows "$RUN" | awk -v p="$cpid" -v f="$fd" '$1 == p && $3 == f {print $6, $7}')
+        rowpath=$(sock_rows "$RUN" | awk -v p="$ppid" -v f="$fd" '$1 == p && $3 == f {print $6, $7}')
         [[ -n $rowpath ]] && break
         sleep 0.1  # poll interval: the session may attach lazily
       done
