@@ -348,34 +348,48 @@ def check_hold(host, port, count, path):
 
 def srv_sink(ip):
     """Accepts connections on IP and discards what they send; on SIGUSR1
-    resets every connection (SO_LINGER 0), as a peer that dies would."""
+    resets every connection (SO_LINGER 0, then close), as a peer whose
+    stack dies would. One thread: a socket closed while another thread is
+    blocked in recv on it would not be released (nor reset) until then."""
+    import selectors
     l = socket.socket()
     l.bind((ip, 0))
     l.listen(64)
+    l.setblocking(False)
+    sel = selectors.DefaultSelector()
+    sel.register(l, selectors.EVENT_READ)
+    reset = threading.Event()
+    signal.signal(signal.SIGUSR1, lambda *_: reset.set())
+    print(f"port {l.getsockname()[1]}", flush=True)
     conns = []
-    lock = threading.Lock()
-
-    def on_usr1(*_):
-        with lock:
+    while True:
+        for key, _ in sel.select(0.05):
+            if key.fileobj is l:
+                try:
+                    c, _ = l.accept()
+                except BlockingIOError:
+                    continue
+                c.setblocking(False)
+                conns.append(c)
+                sel.register(c, selectors.EVENT_READ)
+            else:
+                try:
+                    if not key.fileobj.recv(262144):
+                        sel.unregister(key.fileobj)
+                except (BlockingIOError, InterruptedError):
+                    pass
+                except OSError:
+                    sel.unregister(key.fileobj)
+        if reset.is_set():
+            reset.clear()
             for c in conns:
+                try:
+                    sel.unregister(c)
+                except (KeyError, ValueError):
+                    pass
                 c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
                 c.close()
-            conns.clear()
-    signal.signal(signal.SIGUSR1, on_usr1)
-
-    def drain(c):
-        try:
-            while c.recv(65536):
-                pass
-        except OSError:
-            pass
-
-    print(f"port {l.getsockname()[1]}", flush=True)
-    while True:
-        c, _ = l.accept()
-        with lock:
-            conns.append(c)
-        threading.Thread(target=drain, args=(c,), daemon=True).start()
+            conns = []
 
 
 def lifecycle(host, port, d):
