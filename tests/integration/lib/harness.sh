@@ -15,10 +15,40 @@ failures=0
 passes=0
 skips=0
 
-pass() { passes=$((passes + 1)); echo "PASS $*"; }
-fail() { failures=$((failures + 1)); echo "FAIL $*"; }
-skip() { skips=$((skips + 1)); echo "SKIP $*"; }
+# Every pass/fail/skip is also kept as a JUnit <testcase>; junit_write puts
+# them in bazel's XML_OUTPUT_FILE, so each check is counted on its own and a
+# skipped one as skipped (tools/count_tests.py), not as a pass.
+junit_cases=()
+_xml_escape() {
+  printf '%s' "$1" | sed -e 's/&/\&amp;/g' -e 's/</\&lt;/g' -e 's/>/\&gt;/g' -e 's/"/\&quot;/g' |
+    tr -d '\000-\010\013\014\016-\037'
+}
+_junit_case() {  # NAME INNER [ATTRS]
+  local name
+  name=$(_xml_escape "${1:0:300}")
+  junit_cases+=("<testcase name=\"$name\" classname=\"${JUNIT_SUITE:-integration}\"${3:+ $3}>$2</testcase>")
+}
+pass() { passes=$((passes + 1)); echo "PASS $*"; _junit_case "$*" ""; }
+fail() {
+  local msg="$*"
+  failures=$((failures + 1))
+  echo "FAIL $msg"
+  _junit_case "$msg" "<failure message=\"$(_xml_escape "${msg:0:500}")\"/>"
+}
+skip() { skips=$((skips + 1)); echo "SKIP $*"; _junit_case "$*" "<skipped/>" 'status="notrun"'; }
 note() { echo "     $*"; }
+
+# junit_write SUITE: writes the recorded cases to $XML_OUTPUT_FILE (when
+# bazel set it); a no-op otherwise.
+junit_write() {
+  [[ -n ${XML_OUTPUT_FILE:-} ]] || return 0
+  {
+    echo '<?xml version="1.0" encoding="UTF-8"?>'
+    echo "<testsuites><testsuite name=\"$1\" tests=\"${#junit_cases[@]}\" failures=\"$failures\" skipped=\"$skips\">"
+    printf '%s\n' "${junit_cases[@]}"
+    echo '</testsuite></testsuites>'
+  } >"$XML_OUTPUT_FILE"
+}
 
 cleanup() {
   local p

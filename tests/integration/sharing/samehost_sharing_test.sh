@@ -47,8 +47,13 @@ SHARE=$(realpath "$7")
 CASES=${SHARING_CASES:-semantics python frames socat nginx postgres restart}
 MODES=${SHARING_MODES:-kernel offload}
 
+# pass/fail/skip/note, junit_write, bg, wait_file, stop_pid, wait_listen,
+# ctl, start_daemon, sock_rows (one harness for every integration script).
+source "$(dirname "$0")/../lib/harness.sh"
+JUNIT_SUITE=samehost_sharing
 if [[ $(id -u) -ne 0 ]]; then
-  echo "SKIP: needs root (nginx's worker user switch, PostgreSQL as user postgres)"
+  skip "needs root (nginx's worker user switch, PostgreSQL as user postgres)"
+  junit_write "$JUNIT_SUITE"
   echo "0 passed, 0 failed, 1 skipped"
   exit 0
 fi
@@ -60,7 +65,6 @@ NS_A="" NS_B=""  # no namespaces: cleanup's ip netns del is a no-op
 WORK=$(mktemp -d /tmp/offload-sharing.XXXXXX)
 chmod 755 "$WORK"
 RUN=$WORK/run
-source "$(dirname "$(realpath "$0")")/../lib/harness.sh"
 # Every server runs in a session of its own (setsid): stop_group kills
 # that process group (workers, forked children), never anything else.
 groups=()
@@ -78,6 +82,7 @@ stop_group() {
 cleanup_all() {
   local g
   for g in "${groups[@]}"; do kill -KILL -- "-$g" 2>/dev/null; done
+  junit_write "$JUNIT_SUITE"  # one JUnit case per check for bazel
   cleanup
 }
 trap cleanup_all EXIT

@@ -48,8 +48,14 @@ SHARE=$(realpath "$6")
 CASES=${SHARING_CASES:-nginx socat frames iperf3 lifecycle}
 MODES=${SHARING_MODES:-kernel offload}
 
+# pass/fail/skip/note, junit_write, bg, wait_file, stop_pid, wait_listen,
+# ctl, start_daemon, setup_veth, sock_rows (one harness for every
+# integration script).
+source "$(dirname "$0")/../lib/harness.sh"
+JUNIT_SUITE=wire_sharing
 if [[ $(id -u) -ne 0 ]]; then
-  echo "SKIP: needs root (network namespaces, XDP)"
+  skip "needs root (network namespaces, XDP)"
+  junit_write "$JUNIT_SUITE"
   echo "0 passed, 0 failed, 1 skipped"
   exit 0
 fi
@@ -64,7 +70,6 @@ IP_B=198.18.14.2
 WORK=$(mktemp -d /tmp/offload-wireshare.XXXXXX)
 chmod 755 "$WORK"
 RUN=$WORK/run
-source "$(dirname "$(realpath "$0")")/../lib/harness.sh"
 groups=()
 # stop_group PID: TERM to PID (a session leader we started with setsid),
 # then KILL to its process group.
@@ -82,6 +87,7 @@ stop_group() {
 cleanup_all() {
   local g
   for g in "${groups[@]}"; do kill -KILL -- "-$g" 2>/dev/null; done
+  junit_write "$JUNIT_SUITE"  # one JUnit case per check for bazel
   cleanup
 }
 trap cleanup_all EXIT
