@@ -394,10 +394,13 @@ def srv_sink(ip):
 
 def lifecycle(host, port, d):
     """Four connections to a sink: one blocked in recv, one waited on in
-    epoll, one sending without pause, one idle. Prints 'ready', then one
-    'result NAME ...' line per connection once it fails (the test stops
-    offloadd, or the kernel peer resets them), then 'done'. When DIR/go2
-    appears it opens a new connection ('new fd N') and holds it."""
+    epoll, one sending without pause, one idle until DIR/trigger appears
+    (the test creates it once it stopped offloadd or made the peer reset),
+    then sending. Prints 'ready pid=N', one 'result NAME ...' line per
+    connection as it fails, then 'done' -- or 'done hung: NAMES' when some
+    had not failed 14 s after the trigger. When DIR/go2 appears it opens a
+    new connection ('new fd N') and holds it."""
+    import errno
     conns = {n: socket.create_connection((host, port), timeout=10) for n in
              ("recv", "epoll", "busy", "idle")}
     for c in conns.values():
@@ -409,8 +412,15 @@ def lifecycle(host, port, d):
             print(line, flush=True)
 
     def err_name(e):
-        import errno
         return errno.errorcode.get(e.errno, str(e.errno)) if e.errno else type(e).__name__
+
+    def wait_file(name, seconds):
+        deadline = time.monotonic() + seconds
+        while not os.path.exists(os.path.join(d, name)):
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.02)  # poll interval for the file
+        return True
 
     def t_recv():
         try:
@@ -439,26 +449,37 @@ def lifecycle(host, port, d):
         except OSError as e:
             say(f"result busy {err_name(e)}")
 
-    threads = [threading.Thread(target=f, daemon=True) for f in (t_recv, t_epoll, t_busy)]
-    for t in threads:
+    def t_idle():
+        if not wait_file("trigger", 120):
+            return
+        # Linux: a send after the peer's RST fails with ECONNRESET (or EPIPE
+        # once the error was reported). Allow the reset 2 s to arrive.
+        deadline = time.monotonic() + 2
+        try:
+            while True:
+                conns["idle"].send(b"x")
+                if time.monotonic() > deadline:
+                    say("result idle sent (no error)")
+                    return
+                time.sleep(0.05)  # poll interval: the next send sees the reset
+        except OSError as e:
+            say(f"result idle {err_name(e)}")
+
+    threads = {n: threading.Thread(target=f, daemon=True) for n, f in
+               (("recv", t_recv), ("epoll", t_epoll), ("busy", t_busy), ("idle", t_idle))}
+    for t in threads.values():
         t.start()
     busy_started.wait(10)
     say(f"ready pid={os.getpid()}")
-    for t in threads:
-        t.join(timeout=120)
-    try:
-        conns["idle"].send(b"x")
-        time.sleep(0.2)  # the RST to a first send after the peer's reset
-        conns["idle"].send(b"x")
-        say("result idle sent (no error)")
-    except OSError as e:
-        say(f"result idle {err_name(e)}")
-    say("done")
-    deadline = time.monotonic() + 120
-    while not os.path.exists(os.path.join(d, "go2")):
-        if time.monotonic() > deadline:
-            return
-        time.sleep(0.02)  # poll interval for the go file
+    if not wait_file("trigger", 120):
+        return
+    deadline = time.monotonic() + 14
+    for t in threads.values():
+        t.join(timeout=max(0.0, deadline - time.monotonic()))
+    hung = [n for n, t in threads.items() if t.is_alive()]
+    say("done" + (f" hung: {' '.join(hung)}" if hung else ""))
+    if not wait_file("go2", 120):
+        return
     n = socket.create_connection((host, port), timeout=10)
     n.sendall(b"new")
     say(f"new fd {n.fileno()}")
