@@ -1184,12 +1184,13 @@ void CheckPreforkChildrenAccept() {
 }
 
 // Four threads accept on one listener at once: every connection is
-// accepted exactly once.
+// accepted exactly once. Every wait is short (1 s) and the whole check has
+// a 15 s deadline, so a lost connection is reported, not a hang.
 void CheckThreadsAcceptOneListener() {
-  int l = Listener();
+  int l = Listener(SOCK_NONBLOCK);  // poll wakes every thread; the losers get EAGAIN
   CHECK_TRUE(l >= 0);
   const uint16_t port = PortOf(l);
-  std::atomic<int> accepted{0};
+  std::atomic<int> accepted{0}, served{0};
   std::atomic<bool> stop{false};
   std::vector<std::thread> ts;
   for (int i = 0; i < 4; ++i) {
@@ -1197,22 +1198,25 @@ void CheckThreadsAcceptOneListener() {
       while (!stop) {
         pollfd p = {l, POLLIN, 0};
         if (poll(&p, 1, 50) != 1) continue;
-        const int s = accept4(l, nullptr, nullptr, SOCK_NONBLOCK);
+        const int s = accept(l, nullptr, nullptr);
         if (s < 0) continue;  // another thread took it (EAGAIN)
         ++accepted;
         char b;
         fcntl(s, F_SETFL, 0);
-        Timeout5s(s);
-        if (RecvAll(s, &b, 1) == 1) send(s, &b, 1, 0);
+        timeval tv = {1, 0};
+        setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+        if (RecvAll(s, &b, 1) == 1 && send(s, &b, 1, 0) == 1) ++served;
         close(s);
       }
     });
   }
-  int answered = 0;
-  for (int i = 0; i < 40; ++i) {
+  int answered = 0, tried = 0;
+  const int64_t deadline = NowMs() + 15000;
+  for (int i = 0; i < 40 && NowMs() < deadline; ++i, ++tried) {
     int c = Connect(port);
     if (c < 0) continue;
-    Timeout5s(c);
+    timeval tv = {1, 0};
+    setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
     char b = 'k';
     if (send(c, &b, 1, 0) == 1 && RecvAll(c, &b, 1) == 1) ++answered;
     close(c);
@@ -1220,6 +1224,10 @@ void CheckThreadsAcceptOneListener() {
   stop = true;
   for (auto& t : ts) t.join();
   close(l);
+  if (answered != 40 || accepted != 40) {
+    fprintf(stderr, "[%s] tried %d, answered %d, accepted %d, served %d\n", g_check, tried,
+            answered, accepted.load(), served.load());
+  }
   CHECK_TRUE(answered == 40 && accepted == 40);
 }
 
