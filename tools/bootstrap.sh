@@ -2,7 +2,7 @@
 # Installs (idempotently) every Debian 12 package offload needs to build, test
 # and benchmark, then prints what it did. Run as root. Safe to run repeatedly:
 # only missing packages are installed, and services those packages ship (redis,
-# nginx) are not started by the install.
+# nginx, postgresql, iperf3) are not started by the install.
 set -euo pipefail
 
 PACKAGES=(
@@ -15,6 +15,8 @@ PACKAGES=(
   # tests, demo and benchmarks
   python3 iproute2 procps util-linux iptables bpftool ethtool
   sockperf redis-server redis-tools nginx-light wrk gnuplot-nox
+  # sharing tests (issue 14): ab, h2load, curl, PostgreSQL + pgbench, socat, iperf3, jq
+  apache2-utils nghttp2-client curl postgresql postgresql-contrib socat iperf3 jq
   # unit file check
   systemd
 )

@@ -8,6 +8,9 @@
 //   semantics_prog echo-client P N N round trips of TCP and UDP to port P
 //   semantics_prog blast P         connect to P and stream until killed
 //   semantics_prog features        offload-only checks (extra API, fork)
+//   semantics_prog sharing [NAME]  sockets shared by processes and threads
+//                                  (fork, exec, SCM_RIGHTS; issue 14), each
+//                                  check in its own process, 30 s bound
 //   semantics_prog paths N MS      every MS create a pair, print its path
 //   semantics_prog idle S          blocked server + idle client for S s
 //   semantics_prog many N          N pairs open at once; prints the split
@@ -834,6 +837,536 @@ int RunFeatureChecks() {
   return g_failures;
 }
 
+// ------------------------------------------------ sharing (issue 14)
+// One socket held by several processes or threads, as the kernel shares
+// it: fork, exec, SCM_RIGHTS, threads, a listener re-created on its port.
+// Run by //tests/integration/sharing (manual until the rewrite lands):
+//   semantics_prog sharing [NAME]     (EXPECT_OFFLOAD as for `checks`)
+
+// Sets a 5 s receive timeout so a lost byte fails instead of hanging.
+void Timeout5s(int fd) {
+  timeval tv = {5, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+}
+
+// True when nothing (no data, no EOF) becomes readable on fd within ms.
+bool StaysQuiet(int fd, int ms) {
+  pollfd p = {fd, POLLIN, 0};
+  return poll(&p, 1, ms) == 0;
+}
+
+// Waits for child and returns its exit code (or 128 + signal, or -1).
+int Reap(pid_t child) {
+  int st = 0;
+  for (int i = 0; i < 1000; ++i) {  // up to 10 s
+    const pid_t r = waitpid(child, &st, WNOHANG);
+    if (r == child) return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    usleep(10000);  // poll interval
+  }
+  kill(child, SIGKILL);
+  waitpid(child, &st, 0);
+  return -1;
+}
+
+// A child writes on an inherited connection and exits, then the parent
+// writes: the peer reads both, in that order.
+void CheckForkChildThenParentWrite() {
+  int c, s;
+  CHECK_TRUE(Pair(&c, &s));
+  Timeout5s(c);
+  const pid_t child = fork();
+  if (child == 0) _exit(send(s, "child:", 6, 0) == 6 ? 0 : 1);
+  CHECK_TRUE(Reap(child) == 0);
+  CHECK_TRUE(send(s, "parent", 6, 0) == 6);
+  char buf[12];
+  CHECK_TRUE(RecvAll(c, buf, 12) == 12 && memcmp(buf, "child:parent", 12) == 0);
+  close(c);
+  close(s);
+}
+
+// socketserver.ForkingTCPServer: the parent closes its copy right after
+// fork, the child serves the connection; EOF follows the child's close.
+void CheckForkParentClosesChildServes() {
+  int c, s;
+  CHECK_TRUE(Pair(&c, &s));
+  Timeout5s(c);
+  const pid_t child = fork();
+  if (child == 0) {
+    Timeout5s(s);
+    char buf[4];
+    if (RecvAll(s, buf, 4) != 4 || send(s, buf, 4, 0) != 4) _exit(1);
+    close(s);
+    _exit(0);
+  }
+  close(s);  // the parent's copy, at once
+  CHECK_TRUE(send(c, "fork", 4, 0) == 4);
+  char buf[4];
+  CHECK_TRUE(RecvAll(c, buf, 4) == 4 && memcmp(buf, "fork", 4) == 0);
+  CHECK_TRUE(recv(c, buf, 1, 0) == 0);  // EOF: the child closed the last copy
+  CHECK_TRUE(Reap(child) == 0);
+  close(c);
+}
+
+// The child closes its copy and exits: the connection stays up in the
+// parent (no EOF at the peer), and ends with the parent's close.
+void CheckForkChildCloseKeepsParent() {
+  int c, s;
+  CHECK_TRUE(Pair(&c, &s));
+  Timeout5s(c);
+  const pid_t child = fork();
+  if (child == 0) {
+    close(s);
+    _exit(0);
+  }
+  CHECK_TRUE(Reap(child) == 0);
+  CHECK_TRUE(StaysQuiet(c, 300));  // no EOF, no reset
+  CHECK_TRUE(send(s, "still", 5, 0) == 5);
+  char buf[5];
+  CHECK_TRUE(RecvAll(c, buf, 5) == 5 && memcmp(buf, "still", 5) == 0);
+  CHECK_TRUE(send(c, "back", 4, 0) == 4);
+  Timeout5s(s);
+  CHECK_TRUE(RecvAll(s, buf, 4) == 4 && memcmp(buf, "back", 4) == 0);
+  close(s);
+  CHECK_TRUE(recv(c, buf, 1, 0) == 0);
+  close(c);
+}
+
+// The parent closes first while the child still holds the socket: no EOF
+// until the child, the last holder, closes; the child's bytes arrive.
+void CheckForkParentCloseFirstChildLast() {
+  int c, s;
+  CHECK_TRUE(Pair(&c, &s));
+  Timeout5s(c);
+  int go[2];
+  CHECK_TRUE(pipe(go) == 0);
+  const pid_t child = fork();
+  if (child == 0) {
+    close(go[1]);
+    char b;
+    if (read(go[0], &b, 1) != 1) _exit(3);
+    if (send(s, "kid", 3, 0) != 3) _exit(1);
+    Timeout5s(s);
+    char buf[3];
+    if (RecvAll(s, buf, 3) != 3 || memcmp(buf, "ack", 3) != 0) _exit(2);
+    close(s);
+    _exit(0);
+  }
+  close(go[0]);
+  close(s);
+  CHECK_TRUE(StaysQuiet(c, 300));  // the child still holds it
+  CHECK_TRUE(write(go[1], "g", 1) == 1);
+  close(go[1]);
+  char buf[3];
+  CHECK_TRUE(RecvAll(c, buf, 3) == 3 && memcmp(buf, "kid", 3) == 0);
+  CHECK_TRUE(send(c, "ack", 3, 0) == 3);
+  CHECK_TRUE(recv(c, buf, 1, 0) == 0);
+  CHECK_TRUE(Reap(child) == 0);
+  close(c);
+}
+
+// Runs this program again as `exec-MODE FD` with fd inherited (no
+// CLOEXEC), the way inetd, subprocess(pass_fds) and socat EXEC do.
+pid_t ExecSelf(const char* mode, int fd) {
+  const pid_t child = fork();
+  if (child == 0) {
+    fcntl(fd, F_SETFD, 0);
+    char self[4096];
+    const ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    if (n <= 0) _exit(126);
+    self[n] = 0;
+    char arg[16];
+    snprintf(arg, sizeof(arg), "%d", fd);
+    execl(self, self, mode, arg, static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  return child;
+}
+
+// exec-echo FD: echo one 5-byte message on the inherited connection, close.
+int ExecEcho(int fd) {
+  g_check = "exec-echo";
+  Timeout5s(fd);
+  char buf[5];
+  if (!PathAsExpected(fd)) return 4;
+  if (RecvAll(fd, buf, 5) != 5) return 1;
+  if (write(fd, buf, 5) != 5) return 2;
+  return close(fd) == 0 ? 0 : 3;
+}
+
+// exec-accept FD: accept one connection on the inherited listener, echo
+// 5 bytes on it.
+int ExecAccept(int fd) {
+  pollfd p = {fd, POLLIN, 0};
+  if (poll(&p, 1, 5000) != 1) return 5;
+  const int s = accept(fd, nullptr, nullptr);
+  if (s < 0) return 6;
+  return ExecEcho(s);
+}
+
+void CheckExecInheritedConnection() {
+  int c, s;
+  CHECK_TRUE(Pair(&c, &s));
+  Timeout5s(c);
+  const pid_t child = ExecSelf("exec-echo", s);
+  CHECK_TRUE(child > 0);
+  close(s);
+  CHECK_TRUE(send(c, "inetd", 5, 0) == 5);
+  char buf[5];
+  CHECK_TRUE(RecvAll(c, buf, 5) == 5 && memcmp(buf, "inetd", 5) == 0);
+  CHECK_TRUE(recv(c, buf, 1, 0) == 0);
+  CHECK_TRUE(Reap(child) == 0);
+  close(c);
+}
+
+void CheckExecInheritedListener() {
+  int l = Listener();
+  CHECK_TRUE(l >= 0);
+  const pid_t child = ExecSelf("exec-accept", l);
+  CHECK_TRUE(child > 0);
+  const uint16_t port = PortOf(l);
+  close(l);  // socket activation: only the new program holds it now
+  int c = Connect(port);
+  CHECK_TRUE(c >= 0);
+  Timeout5s(c);
+  CHECK_TRUE(PathAsExpected(c));
+  CHECK_TRUE(send(c, "activ", 5, 0) == 5);
+  char buf[5];
+  CHECK_TRUE(RecvAll(c, buf, 5) == 5 && memcmp(buf, "activ", 5) == 0);
+  CHECK_TRUE(recv(c, buf, 1, 0) == 0);
+  CHECK_TRUE(Reap(child) == 0);
+  close(c);
+}
+
+bool SendFd(int unix_fd, int fd) {
+  char byte = 'F';
+  iovec iov = {&byte, 1};
+  char ctrl[CMSG_SPACE(sizeof(int))] = {};
+  msghdr m = {};
+  m.msg_iov = &iov;
+  m.msg_iovlen = 1;
+  m.msg_control = ctrl;
+  m.msg_controllen = sizeof(ctrl);
+  cmsghdr* cm = CMSG_FIRSTHDR(&m);
+  cm->cmsg_level = SOL_SOCKET;
+  cm->cmsg_type = SCM_RIGHTS;
+  cm->cmsg_len = CMSG_LEN(sizeof(int));
+  memcpy(CMSG_DATA(cm), &fd, sizeof(int));
+  return sendmsg(unix_fd, &m, 0) == 1;
+}
+
+int RecvFd(int unix_fd) {
+  char byte;
+  iovec iov = {&byte, 1};
+  char ctrl[CMSG_SPACE(sizeof(int))] = {};
+  msghdr m = {};
+  m.msg_iov = &iov;
+  m.msg_iovlen = 1;
+  m.msg_control = ctrl;
+  m.msg_controllen = sizeof(ctrl);
+  if (recvmsg(unix_fd, &m, 0) != 1) return -1;
+  cmsghdr* cm = CMSG_FIRSTHDR(&m);
+  if (cm == nullptr || cm->cmsg_type != SCM_RIGHTS) return -1;
+  int fd;
+  memcpy(&fd, CMSG_DATA(cm), sizeof(int));
+  return fd;
+}
+
+// A connected socket passed with SCM_RIGHTS to a process that did not
+// inherit it; the sender closes its copy. The receiver waits in epoll,
+// reads, answers, closes; the peer sees the answer, then EOF.
+void CheckScmRightsConnection() {
+  int sp[2];
+  CHECK_TRUE(socketpair(AF_UNIX, SOCK_STREAM, 0, sp) == 0);
+  const pid_t child = fork();  // forked before the connection exists
+  if (child == 0) {
+    close(sp[0]);
+    const int fd = RecvFd(sp[1]);
+    if (fd < 0) _exit(1);
+    if (!PathAsExpected(fd)) _exit(4);
+    const int ep = epoll_create1(0);
+    epoll_event ev = {};
+    ev.events = EPOLLIN;
+    ev.data.fd = fd;
+    epoll_event out;
+    if (epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) != 0 || epoll_wait(ep, &out, 1, 5000) != 1) _exit(2);
+    char buf[4];
+    Timeout5s(fd);
+    if (RecvAll(fd, buf, 4) != 4 || memcmp(buf, "ping", 4) != 0) _exit(3);
+    if (send(fd, "pong", 4, 0) != 4) _exit(5);
+    close(fd);
+    _exit(0);
+  }
+  close(sp[1]);
+  int c, s;
+  CHECK_TRUE(Pair(&c, &s));
+  Timeout5s(c);
+  CHECK_TRUE(SendFd(sp[0], s));
+  close(s);
+  CHECK_TRUE(send(c, "ping", 4, 0) == 4);
+  char buf[4];
+  CHECK_TRUE(RecvAll(c, buf, 4) == 4 && memcmp(buf, "pong", 4) == 0);
+  CHECK_TRUE(recv(c, buf, 1, 0) == 0);
+  CHECK_TRUE(Reap(child) == 0);
+  close(sp[0]);
+  close(c);
+}
+
+// A listener passed with SCM_RIGHTS (nginx binary upgrade, haproxy
+// reload): the receiver accepts and serves; the sender closed its copy.
+void CheckScmRightsListener() {
+  int sp[2];
+  CHECK_TRUE(socketpair(AF_UNIX, SOCK_STREAM, 0, sp) == 0);
+  const pid_t child = fork();
+  if (child == 0) {
+    close(sp[0]);
+    const int fd = RecvFd(sp[1]);
+    if (fd < 0) _exit(1);
+    if (write(sp[1], "r", 1) != 1) _exit(2);
+    _exit(ExecAccept(fd));
+  }
+  close(sp[1]);
+  int l = Listener();
+  CHECK_TRUE(l >= 0);
+  const uint16_t port = PortOf(l);
+  CHECK_TRUE(SendFd(sp[0], l));
+  char r;
+  CHECK_TRUE(read(sp[0], &r, 1) == 1);
+  close(l);
+  int c = Connect(port);
+  CHECK_TRUE(c >= 0);
+  Timeout5s(c);
+  CHECK_TRUE(send(c, "moved", 5, 0) == 5);
+  char buf[5];
+  CHECK_TRUE(RecvAll(c, buf, 5) == 5 && memcmp(buf, "moved", 5) == 0);
+  CHECK_TRUE(recv(c, buf, 1, 0) == 0);
+  CHECK_TRUE(Reap(child) == 0);
+  close(sp[0]);
+  close(c);
+}
+
+// Pre-fork: the parent listens, two children accept on the inherited
+// listener while the parent never does; every connection is answered.
+void CheckPreforkChildrenAccept() {
+  int l = Listener();
+  CHECK_TRUE(l >= 0);
+  const uint16_t port = PortOf(l);
+  pid_t kids[2];
+  for (pid_t& k : kids) {
+    k = fork();
+    if (k == 0) {
+      for (;;) {
+        const int s = accept(l, nullptr, nullptr);
+        if (s < 0) _exit(1);
+        char b;
+        Timeout5s(s);
+        if (RecvAll(s, &b, 1) == 1) send(s, &b, 1, 0);
+        close(s);
+      }
+    }
+  }
+  int answered = 0;
+  for (int i = 0; i < 20; ++i) {
+    int c = Connect(port);
+    if (c < 0) continue;
+    timeval tv = {1, 0};  // 20 x 1 s stays inside the check's 30 s
+    setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    char b = char('a' + i);
+    if (send(c, &b, 1, 0) == 1 && RecvAll(c, &b, 1) == 1 && b == char('a' + i)) ++answered;
+    close(c);
+  }
+  for (pid_t k : kids) {
+    kill(k, SIGKILL);
+    waitpid(k, nullptr, 0);
+  }
+  close(l);
+  if (answered != 20) fprintf(stderr, "[%s] %d of 20 answered\n", g_check, answered);
+  CHECK_TRUE(answered == 20);
+}
+
+// Four threads accept on one listener at once: every connection is
+// accepted exactly once. Every wait is short (1 s) and the whole check has
+// a 15 s deadline, so a lost connection is reported, not a hang.
+void CheckThreadsAcceptOneListener() {
+  int l = Listener(SOCK_NONBLOCK);  // poll wakes every thread; the losers get EAGAIN
+  CHECK_TRUE(l >= 0);
+  const uint16_t port = PortOf(l);
+  std::atomic<int> accepted{0}, served{0};
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> ts;
+  for (int i = 0; i < 4; ++i) {
+    ts.emplace_back([&] {
+      while (!stop) {
+        pollfd p = {l, POLLIN, 0};
+        if (poll(&p, 1, 50) != 1) continue;
+        const int s = accept(l, nullptr, nullptr);
+        if (s < 0) continue;  // another thread took it (EAGAIN)
+        ++accepted;
+        char b;
+        fcntl(s, F_SETFL, 0);
+        timeval tv = {1, 0};
+        setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+        if (RecvAll(s, &b, 1) == 1 && send(s, &b, 1, 0) == 1) ++served;
+        close(s);
+      }
+    });
+  }
+  int answered = 0, tried = 0;
+  const int64_t deadline = NowMs() + 15000;
+  for (int i = 0; i < 40 && NowMs() < deadline; ++i, ++tried) {
+    int c = Connect(port);
+    if (c < 0) continue;
+    timeval tv = {1, 0};
+    setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    char b = 'k';
+    if (send(c, &b, 1, 0) == 1 && RecvAll(c, &b, 1) == 1) ++answered;
+    close(c);
+  }
+  stop = true;
+  for (auto& t : ts) t.join();
+  close(l);
+  if (answered != 40 || accepted != 40) {
+    fprintf(stderr, "[%s] tried %d, answered %d, accepted %d, served %d\n", g_check, tried,
+            answered, accepted.load(), served.load());
+  }
+  CHECK_TRUE(answered == 40 && accepted == 40);
+}
+
+// Two threads send 200 4-KiB records each on one TCP socket at once; the
+// peer sees every record whole. Linux does not interleave a send that does
+// not have to wait for room, so the senders keep at most 8 records (32 KiB)
+// ahead of the reader: no send ever waits, on any stack.
+void CheckThreadsSendOneTcpSocket() {
+  int c, s;
+  CHECK_TRUE(Pair(&c, &s));
+  Timeout5s(s);
+  std::atomic<int> bad_sends{0}, issued{0}, consumed{0};
+  const int64_t deadline = NowMs() + 20000;
+  auto sender = [&](char tag) {
+    char rec[4096];
+    memset(rec, tag, sizeof(rec));
+    for (int i = 0; i < 200; ++i) {
+      const int mine = issued.fetch_add(1);
+      while (mine - consumed.load() >= 8 && NowMs() < deadline) std::this_thread::yield();
+      if (send(c, rec, sizeof(rec), MSG_NOSIGNAL) != ssize_t(sizeof(rec))) ++bad_sends;
+    }
+  };
+  std::thread a(sender, 'A'), b(sender, 'B');
+  int whole = 0, torn = 0;
+  char rec[4096];
+  for (int i = 0; i < 400; ++i) {
+    if (RecvAll(s, rec, sizeof(rec)) != ssize_t(sizeof(rec))) break;
+    bool same = true;
+    for (char ch : rec) same = same && ch == rec[0];
+    (same ? whole : torn)++;
+    ++consumed;
+  }
+  a.join();
+  b.join();
+  if (torn != 0) fprintf(stderr, "[%s] %d torn of %d records\n", g_check, torn, whole + torn);
+  CHECK_TRUE(bad_sends == 0 && whole == 400 && torn == 0);
+  close(c);
+  close(s);
+}
+
+// A listener closed and re-created on the same port in the same process
+// (iperf3 -s after every test) is still on the expected path.
+void CheckListenerRecreatedSamePort() {
+  int l = socket(AF_INET, SOCK_STREAM, 0);
+  const int on = 1;
+  setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
+  sockaddr_in a = Loopback(0);
+  CHECK_TRUE(bind(l, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0 && listen(l, 4) == 0);
+  const uint16_t port = PortOf(l);
+  for (int round = 0; round < 3; ++round) {
+    if (round > 0) {
+      l = socket(AF_INET, SOCK_STREAM, 0);
+      setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
+      a = Loopback(port);
+      CHECK_TRUE(bind(l, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0 && listen(l, 4) == 0);
+    }
+    int c = Connect(port);
+    CHECK_TRUE(c >= 0);
+    int s = accept(l, nullptr, nullptr);
+    CHECK_TRUE(s >= 0);
+    CHECK_TRUE(PathAsExpected(c) && PathAsExpected(s));
+    Timeout5s(s);
+    char b;
+    CHECK_TRUE(send(c, "r", 1, 0) == 1 && RecvAll(s, &b, 1) == 1);
+    close(s);  // server side first, as iperf3 does
+    close(c);
+    close(l);
+  }
+}
+
+const Check kSharingChecks[] = {
+    {"fork_child_then_parent_write", CheckForkChildThenParentWrite},
+    {"fork_parent_closes_child_serves", CheckForkParentClosesChildServes},
+    {"fork_child_close_keeps_parent", CheckForkChildCloseKeepsParent},
+    {"fork_parent_close_first_child_last", CheckForkParentCloseFirstChildLast},
+    {"exec_inherited_connection", CheckExecInheritedConnection},
+    {"exec_inherited_listener", CheckExecInheritedListener},
+    {"scm_rights_connection_epoll", CheckScmRightsConnection},
+    {"scm_rights_listener", CheckScmRightsListener},
+    {"prefork_children_accept", CheckPreforkChildrenAccept},
+    {"threads_accept_one_listener", CheckThreadsAcceptOneListener},
+    {"threads_send_one_tcp_socket", CheckThreadsSendOneTcpSocket},
+    {"listener_recreated_same_port", CheckListenerRecreatedSamePort},
+};
+
+// sharing-one NAME: runs one check in this process; exit status 0 = pass.
+int RunOneSharingCheck(const char* name) {
+  for (const Check& c : kSharingChecks) {
+    if (strcmp(name, c.name) != 0) continue;
+    g_check = c.name;
+    c.fn();
+    return g_failures == 0 ? 0 : 1;
+  }
+  fprintf(stderr, "no sharing check '%s'\n", name);
+  return 2;
+}
+
+// Each check in its own process (exec'd anew), so that one that hangs or
+// crashes (the offloaded path before the rewrite) is reported and does not
+// take the others with it: FAIL NAME (timeout 30 s | signal N).
+int RunSharingChecks(const char* only) {
+  int failed = 0;
+  for (const Check& c : kSharingChecks) {
+    if (only != nullptr && strcmp(only, c.name) != 0) continue;
+    const int64_t t0 = NowMs();
+    fflush(stdout);
+    const pid_t pid = fork();
+    if (pid == 0) {  // a fresh process (exec) for each check, in its own group
+      setpgid(0, 0);
+      char self[4096];
+      const ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+      if (n <= 0) _exit(126);
+      self[n] = 0;
+      execl(self, self, "sharing-one", c.name, static_cast<char*>(nullptr));
+      _exit(127);
+    }
+    setpgid(pid, pid);  // either side may win the race; both set the same
+    int st = 0;
+    pid_t r = 0;
+    while ((r = waitpid(pid, &st, WNOHANG)) == 0 && NowMs() - t0 < 30000) usleep(10000);
+    kill(-pid, SIGKILL);  // whatever the check left behind (its group only)
+    const char* why = "";
+    char sig[32] = "";
+    if (r == 0) {
+      waitpid(pid, &st, 0);
+      why = " (timeout 30 s)";
+    } else if (WIFSIGNALED(st)) {
+      snprintf(sig, sizeof(sig), " (signal %d)", WTERMSIG(st));
+      why = sig;
+    }
+    const bool ok = r == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0;
+    failed += ok ? 0 : 1;
+    printf("%s %s%s (%lld ms)\n", ok ? "PASS" : "FAIL", c.name, why,
+           static_cast<long long>(NowMs() - t0));
+    fflush(stdout);
+  }
+  return failed;
+}
+
 // Every `ms` creates a connected pair and prints its path; keeps the last
 // pair open (for offloadctl stats).
 int Paths(int count, int ms) {
@@ -1003,6 +1536,12 @@ int main(int argc, char** argv) {
     return RunChecks(argc >= 3 ? argv[2] : nullptr);
   }
   if (argc >= 2 && strcmp(argv[1], "features") == 0) return RunFeatureChecks();
+  if (argc >= 2 && strcmp(argv[1], "sharing") == 0) {
+    return RunSharingChecks(argc >= 3 ? argv[2] : nullptr);
+  }
+  if (argc >= 3 && strcmp(argv[1], "sharing-one") == 0) return RunOneSharingCheck(argv[2]);
+  if (argc >= 3 && strcmp(argv[1], "exec-echo") == 0) return ExecEcho(atoi(argv[2]));
+  if (argc >= 3 && strcmp(argv[1], "exec-accept") == 0) return ExecAccept(atoi(argv[2]));
   if (argc >= 4 && strcmp(argv[1], "paths") == 0) return Paths(atoi(argv[2]), atoi(argv[3]));
   if (argc >= 3 && strcmp(argv[1], "idle") == 0) return Idle(atoi(argv[2]));
   if (argc >= 3 && strcmp(argv[1], "many") == 0) return Many(atoi(argv[2]));
