@@ -12,7 +12,10 @@
 #include <sys/un.h>
 #include <time.h>
 
+#include <algorithm>
+#include <new>
 #include <unordered_map>
+#include <vector>
 
 #include "client/config.h"
 #include "client/fd_table.h"
@@ -43,12 +46,11 @@ std::atomic<uint32_t> g_next_reg{1};
 std::unordered_map<uint32_t, Socket*>* g_regs = nullptr;
 std::vector<uint8_t>* g_slot_used = nullptr;
 shm::SocketSlot g_dummy_slot;
-std::atomic<int> g_doorbell_fd{-1};
-// Our doorbell id (shm/ring.h): random, chosen at the first attach, kept
-// across daemon restarts; 0 until then. g_doorbell_id is what peers may
-// find in wait lines: set once attached.
-uint64_t g_doorbell_pick = 0;
-std::atomic<uint64_t> g_doorbell_id{0};
+// Doorbell ids of this process's threads (RemoveOwnWaiters), guarded by
+// g_peer_mu.
+std::vector<uint64_t>* g_own_doorbells = nullptr;
+struct Bell;
+std::vector<Bell*>* g_free_bells = nullptr;  // threads' doorbells to reuse (g_peer_mu)
 std::atomic<int> g_attach_fd{-1};
 // Peers' doorbells by id (our copies), guarded by g_peer_mu.
 pthread_mutex_t g_peer_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -161,8 +163,10 @@ void LostDaemonLocked() {
     }
   }
   pthread_mutex_unlock(&g_peer_mu);
-  g_absent_until_ms = NowMs() + 1000;
-  Log(2, "lost the connection to offloadd; new sockets use the kernel");
+  // The next use tries to attach again at once (offloadd may be back, a
+  // restart); a failed attempt backs off a second (EnsureAttached).
+  g_absent_until_ms = 0;
+  Log(2, "lost the connection to offloadd; new sockets use the kernel until it is back");
 }
 
 void DispatchLocked(const shm::Msg& m, int* fds, int nfds) {
@@ -232,49 +236,19 @@ bool AttachLocked() {
     return false;
   }
   g_fd = HideFd(fd.release());
-  // Our doorbell: peers (and offloadd's engines) write it to wake our
-  // threads sleeping in poll/select/epoll; it goes to offloadd with hello.
-  // The same one for the process's life (peers that knew it through a
-  // daemon that restarted still reach us).
-  if (g_doorbell_fd.load(std::memory_order_relaxed) < 0) {
-    g_doorbell_fd.store(HideFd(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)), std::memory_order_release);
-  }
-  const int doorbell = g_doorbell_fd.load(std::memory_order_relaxed);
-  if (doorbell < 0) {
-    LostDaemonLocked();
-    return false;
-  }
-  if (g_doorbell_pick == 0) {
-    uint64_t r = 0;
-    while (r == 0) {
-      if (getrandom(&r, sizeof(r), 0) != static_cast<ssize_t>(sizeof(r))) {
-        r = (uint64_t(getpid()) << 32) ^ static_cast<uint64_t>(NowMs());
-      }
-      r &= ~shm::kEngineDoorbellBit;
-    }
-    g_doorbell_pick = r;
-  }
   shm::Msg m = {};
   m.type = shm::MsgType::kHello;
   m.seq = ++g_seq;
   m.value = shm::kAbiVersion;
-  m.value64 = g_doorbell_pick;
   snprintf(m.program, sizeof(m.program), "%s", cfg.program);
   snprintf(m.app_id, sizeof(m.app_id), "%s", cfg.application_id);
   shm::Msg r;
   int fds[shm::kMaxMsgFds];
   int nfds = 0;
   struct pollfd pfd = {g_fd, POLLIN, 0};
-  const int hello_fds[1] = {doorbell};
-  if (!SendRaw(m, hello_fds, 1) || Real().poll(&pfd, 1, 5000) != 1 ||
+  if (!SendRaw(m, nullptr, 0) || Real().poll(&pfd, 1, 5000) != 1 ||
       RecvRaw(&r, fds, &nfds, false) != 1) {
     Log(2, "offloadd did not answer the attach request; all sockets use the kernel");
-    LostDaemonLocked();
-    return false;
-  }
-  if (r.type == shm::MsgType::kStatus && r.status == EEXIST) {
-    CloseFds(fds, nfds);
-    g_doorbell_pick = 0;  // another process has that id: pick again next time
     LostDaemonLocked();
     return false;
   }
@@ -304,7 +278,6 @@ bool AttachLocked() {
   if (g_regs == nullptr) g_regs = new std::unordered_map<uint32_t, Socket*>();
   g_events_seen.store(h->events_posted.load(std::memory_order_acquire));
   g_gen.fetch_add(1, std::memory_order_relaxed);
-  g_doorbell_id.store(g_doorbell_pick, std::memory_order_release);
   g_attach_fd.store(g_fd, std::memory_order_release);
   // Before any pipe. Registration also lets streaming producers go lazy.
   if (h->fence_mode == shm::kFenceAsymmetric) {
@@ -343,8 +316,26 @@ int DaemonLogLevel() {
   return v == static_cast<uint32_t>(shm::LogLevel::kInfo) ? -1 : static_cast<int>(v);
 }
 
+namespace {
+bool CallOnce(shm::Msg* msg, const int* fds, int nfds, shm::Msg* reply, int* rfds, int* nrfds,
+              bool* lost);
+}  // namespace
+
 bool Call(shm::Msg* msg, const int* fds, int nfds, shm::Msg* reply, int* rfds, int* nrfds) {
-  EnsureAttached();  // a forked child attaches on its first request
+  // A forked child attaches on its first request; a request that finds
+  // offloadd gone (restarted meanwhile) is sent once more to the new one.
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    if (!EnsureAttached()) return false;
+    bool lost = false;
+    if (CallOnce(msg, fds, nfds, reply, rfds, nrfds, &lost)) return true;
+    if (!lost) return false;
+  }
+  return false;
+}
+
+namespace {
+bool CallOnce(shm::Msg* msg, const int* fds, int nfds, shm::Msg* reply, int* rfds, int* nrfds,
+              bool* lost) {
   pthread_mutex_lock(&g_mu);
   *nrfds = 0;
   if (g_fd < 0 || g_arena.load() == nullptr) {
@@ -354,6 +345,7 @@ bool Call(shm::Msg* msg, const int* fds, int nfds, shm::Msg* reply, int* rfds, i
   msg->seq = ++g_seq;
   if (!SendRaw(*msg, fds, nfds)) {
     LostDaemonLocked();
+    *lost = true;
     pthread_mutex_unlock(&g_mu);
     return false;
   }
@@ -363,6 +355,7 @@ bool Call(shm::Msg* msg, const int* fds, int nfds, shm::Msg* reply, int* rfds, i
     const int rc = RecvRaw(reply, got, &ngot, false);
     if (rc != 1) {
       LostDaemonLocked();
+      *lost = true;
       pthread_mutex_unlock(&g_mu);
       return false;
     }
@@ -380,6 +373,7 @@ bool Call(shm::Msg* msg, const int* fds, int nfds, shm::Msg* reply, int* rfds, i
     return true;
   }
 }
+}  // namespace
 
 void SendAsync(const shm::Msg& msg, const int* fds, int nfds) {
   pthread_mutex_lock(&g_mu);
@@ -455,6 +449,7 @@ shm::SocketSlot* AllocSlot(Socket* s) {
         c->store(0, std::memory_order_relaxed);
       }
       s->slot_index = static_cast<int>(i);
+      s->slot_gen = AttachGeneration();
       s->slot = slot;
       // Pairs with the daemon's acquire load in CopySlot().
       slot->in_use.store(1, std::memory_order_release);
@@ -469,8 +464,10 @@ shm::SocketSlot* AllocSlot(Socket* s) {
 
 void FreeSlot(Socket* s) {
   if (s->slot_index < 0) return;
-  if (s->slot_index >= 0 && s->serial < g_fork_serial && !s->slot_rebound) {
-    s->slot_index = -1;  // inherited: the slot is the parent's
+  if (s->slot_index >= 0 && s->slot_gen != AttachGeneration()) {
+    // A slot of an arena we no longer have (the parent's, before a fork,
+    // or a previous offloadd's): not ours to free.
+    s->slot_index = -1;
     return;
   }
   s->slot->in_use.store(0, std::memory_order_release);
@@ -488,16 +485,17 @@ void AttachAtForkChild() {
   pthread_mutex_init(&g_mu, nullptr);
   pthread_mutex_init(&g_peer_mu, nullptr);
   g_fork_gen.fetch_add(1, std::memory_order_relaxed);  // new thread identities
+  g_gen.fetch_add(1, std::memory_order_relaxed);  // the parent's arena slots are not ours
   if (g_fd >= 0) {
     shm::UniqueFd drop(g_fd);  // the parent keeps its own session
     g_fd = -1;
   }
   g_attach_fd.store(-1, std::memory_order_release);
-  // The parent's doorbell wakes the parent; ours comes with our session.
-  const int doorbell = g_doorbell_fd.exchange(-1, std::memory_order_acq_rel);
-  if (doorbell >= 0) shm::UniqueFd drop(doorbell);
-  g_doorbell_id.store(0, std::memory_order_release);
-  g_doorbell_pick = 0;
+  // The parent's threads' doorbells wake the parent; ours come with our
+  // threads (DoorbellFd(), renewed by the fork generation). The pool's
+  // eventfds are the parent's: forget them (their numbers stay taken).
+  if (g_own_doorbells != nullptr) g_own_doorbells->clear();
+  if (g_free_bells != nullptr) g_free_bells->clear();
   g_arena.store(nullptr, std::memory_order_release);
   g_absent_until_ms = 0;
   if (g_regs != nullptr) g_regs->clear();
@@ -510,8 +508,125 @@ void DropSession() {
   pthread_mutex_unlock(&g_mu);
 }
 
-int DoorbellFd() { return g_doorbell_fd.load(std::memory_order_acquire); }
-uint64_t DoorbellId() { return g_doorbell_id.load(std::memory_order_acquire); }
+namespace {
+
+// This thread's doorbell: an eventfd registered with offloadd under a
+// random id (kRegisterDoorbell), so that peers and engines can wake this
+// thread and only it. Registered again with a restarted offloadd (same
+// eventfd, same id: peers that knew it still reach it). A thread that exits
+// gives its doorbell back to a pool for the next thread: its fd is never
+// closed, so its number can never come to mean an application's file (epoll
+// sets and peers refer to it); a stale waiter entry only wakes the next
+// owner spuriously.
+struct Bell {
+  int fd = -1;
+  uint64_t id = 0;
+  uint32_t attach_gen = 0;  // the session it is registered with (0: none)
+};
+struct ThreadBell {
+  Bell* bell = nullptr;
+  uint32_t fork_gen = 0;
+};
+thread_local ThreadBell t_bell;
+pthread_key_t g_bell_key;
+pthread_once_t g_bell_once = PTHREAD_ONCE_INIT;
+
+void ReturnBell(void* arg) {
+  pthread_mutex_lock(&g_peer_mu);
+  if (g_free_bells == nullptr) g_free_bells = new std::vector<Bell*>();
+  g_free_bells->push_back(static_cast<Bell*>(arg));
+  pthread_mutex_unlock(&g_peer_mu);
+}
+
+Bell* MyBell() {
+  const uint32_t fork_gen = g_fork_gen.load(std::memory_order_relaxed);
+  if (t_bell.fork_gen != fork_gen) {
+    t_bell.bell = nullptr;  // a forked child: that one is the parent thread's
+    t_bell.fork_gen = fork_gen;
+  }
+  if (t_bell.bell != nullptr) return t_bell.bell;
+  pthread_once(&g_bell_once, [] { pthread_key_create(&g_bell_key, ReturnBell); });
+  Bell* b = nullptr;
+  pthread_mutex_lock(&g_peer_mu);
+  if (g_free_bells != nullptr && !g_free_bells->empty()) {
+    b = g_free_bells->back();
+    g_free_bells->pop_back();
+  }
+  pthread_mutex_unlock(&g_peer_mu);
+  if (b == nullptr) {
+    const int fd = HideFd(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
+    if (fd < 0) return nullptr;
+    b = new (std::nothrow) Bell();
+    if (b == nullptr) {
+      shm::UniqueFd drop(fd);
+      return nullptr;
+    }
+    b->fd = fd;
+  }
+  t_bell.bell = b;
+  pthread_setspecific(g_bell_key, b);
+  return b;
+}
+
+// This thread's bell, registered with the current offloadd; null if that
+// cannot be done now.
+Bell* EnsureBell() {
+  if (!EnsureAttached()) return nullptr;
+  Bell* b = MyBell();
+  if (b == nullptr) return nullptr;
+  const uint32_t gen = AttachGeneration();
+  if (b->attach_gen == gen) return b;
+  for (int attempt = 0; attempt < 4; ++attempt) {
+    while (b->id == 0) {
+      if (getrandom(&b->id, sizeof(b->id), 0) != static_cast<ssize_t>(sizeof(b->id))) {
+        b->id = (uint64_t(getpid()) << 32) ^ static_cast<uint64_t>(NowMs()) ^
+                reinterpret_cast<uintptr_t>(b);
+      }
+      b->id &= ~shm::kEngineDoorbellBit;
+    }
+    shm::Msg m = {};
+    m.type = shm::MsgType::kRegisterDoorbell;
+    m.value64 = b->id;
+    shm::Msg r;
+    int rfds[shm::kMaxMsgFds];
+    int nr = 0;
+    if (!Call(&m, &b->fd, 1, &r, rfds, &nr)) return nullptr;
+    CloseFds(rfds, nr);
+    if (r.type == shm::MsgType::kStatus && r.status == 0) {
+      b->attach_gen = gen;
+      pthread_mutex_lock(&g_peer_mu);
+      if (g_own_doorbells == nullptr) g_own_doorbells = new std::vector<uint64_t>();
+      if (std::find(g_own_doorbells->begin(), g_own_doorbells->end(), b->id) ==
+          g_own_doorbells->end()) {
+        g_own_doorbells->push_back(b->id);
+      }
+      pthread_mutex_unlock(&g_peer_mu);
+      return b;
+    }
+    b->id = 0;  // EEXIST: another thread somewhere has that id
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+int DoorbellFd() {
+  Bell* b = EnsureBell();
+  return b != nullptr ? b->fd : -1;
+}
+
+uint64_t DoorbellId() {
+  Bell* b = EnsureBell();
+  return b != nullptr ? b->id : 0;
+}
+
+void RemoveOwnWaiters(shm::RingWaitLine* w) {
+  pthread_mutex_lock(&g_peer_mu);
+  if (g_own_doorbells != nullptr) {
+    for (uint64_t id : *g_own_doorbells) shm::RemoveWaiter(w, id);
+  }
+  pthread_mutex_unlock(&g_peer_mu);
+}
 int AttachFd() { return g_attach_fd.load(std::memory_order_acquire); }
 
 namespace {
@@ -553,12 +668,13 @@ int PeerDoorbell(uint64_t id) {
 void WakeLine(shm::RingWaitLine* w, uint32_t bits) {
   if (bits & shm::kArmFutex) shm::WakeFutexWaiters(w);
   if (!(bits & shm::kArmDoorbell)) return;
-  const uint64_t self = DoorbellId();
   for (auto& e : w->waiters) {
     // Acquire: pairs with the waiter's CAS that listed itself.
     const uint64_t id = e.load(std::memory_order_acquire);
     if (id == 0) continue;
-    const int fd = id == self ? DoorbellFd() : PeerDoorbell(id);
+    Bell* mine = t_bell.fork_gen == g_fork_gen.load(std::memory_order_relaxed) ? t_bell.bell
+                                                                               : nullptr;
+    const int fd = mine != nullptr && id == mine->id ? mine->fd : PeerDoorbell(id);
     if (fd >= 0) shm::Kick(fd);
   }
 }

@@ -84,11 +84,14 @@ extern void (*g_on_attached)();
 void AttachAtForkChild();
 
 // --- wake-ups (shm/ring.h) ------------------------------------------------
-// This process's doorbell: the eventfd its threads sleep on in poll, select
-// and epoll (and in accept), and its id in rings' waiter sets. -1 / 0 when
-// not attached.
+// The calling thread's doorbell: the eventfd it sleeps on in poll, select,
+// epoll and accept, and its id in rings' waiter sets (registered with
+// offloadd on first use). -1 / 0 when not attached.
 int DoorbellFd();
 uint64_t DoorbellId();
+// Takes every doorbell of this process's threads off `w` (a socket this
+// process no longer watches).
+void RemoveOwnWaiters(shm::RingWaitLine* w);
 // The attach socket (POLLHUP: offloadd is gone), -1 when not attached.
 int AttachFd();
 // offloadd hung up: forget the session (new sockets use the kernel until

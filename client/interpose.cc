@@ -193,7 +193,7 @@ __attribute__((constructor)) void Init() {
   InitLog();
   InitFdTable();
   pthread_atfork(nullptr, nullptr, ChildAfterFork);
-  g_on_attached = AfterForkInChild;
+  g_on_attached = RehomeSlots;
   // Offloaded sockets inherited across exec (inetd style, pass_fds).
   AdoptInherited();
 }

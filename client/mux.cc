@@ -258,13 +258,17 @@ EpollSet* GetOrCreateSet(int epfd) {
 void RegisterProcessFds(EpollSet* set, Socket* s) {
   const Path p = s->path.load();
   if (p == Path::kUdp) return;
+  // The calling thread's doorbell (each thread that waits on the set adds
+  // its own).
   const int doorbell = DoorbellFd();
-  if (doorbell >= 0 && set->doorbell_fd != doorbell) {
-    if (set->doorbell_fd >= 0) Real().epoll_ctl(set->epfd, EPOLL_CTL_DEL, set->doorbell_fd, nullptr);
+  if (doorbell >= 0 && std::find(set->doorbell_fds.begin(), set->doorbell_fds.end(), doorbell) ==
+                           set->doorbell_fds.end()) {
     epoll_event ev = {};
     ev.events = EPOLLIN;
-    ev.data.u64 = kTagDoorbell;
-    if (Real().epoll_ctl(set->epfd, EPOLL_CTL_ADD, doorbell, &ev) == 0) set->doorbell_fd = doorbell;
+    ev.data.u64 = kTagDoorbell | static_cast<uint32_t>(doorbell);
+    if (Real().epoll_ctl(set->epfd, EPOLL_CTL_ADD, doorbell, &ev) == 0 || errno == EEXIST) {
+      set->doorbell_fds.push_back(doorbell);
+    }
   }
   const int attach = AttachFd();
   if (p == Path::kPipe && s->pipe->engine && attach >= 0 && set->attach_fd != attach) {
@@ -407,8 +411,10 @@ int EpollCtlImpl(int epfd, int op, int fd, epoll_event* ev) {
   if (rc == 0 && op != EPOLL_CTL_DEL) {
     if (s->path.load() == Path::kUdp) {
       if (s->efd.valid()) shm::Kick(s->efd.get());
-    } else if (DoorbellFd() >= 0) {
-      shm::Kick(DoorbellFd());
+    } else {
+      pthread_mutex_lock(&set->mu);
+      for (int fd : set->doorbell_fds) shm::Kick(fd);
+      pthread_mutex_unlock(&set->mu);
     }
   }
   return rc;
@@ -427,7 +433,7 @@ int TakeKernelEvents(EpollSet* set, const epoll_event* kev, int k, epoll_event* 
       Socket* s = GetSocket(fd);
       if (s != nullptr && s->efd.valid()) shm::Drain(s->efd.get());
     } else if (tag == kTagDoorbell) {
-      AfterDoorbellSleep(true, false);
+      shm::Drain(fd);
     } else if (tag == kTagAttach) {
       if (kev[i].events & (EPOLLHUP | EPOLLERR)) {
         Real().epoll_ctl(set->epfd, EPOLL_CTL_DEL, set->attach_fd, nullptr);
@@ -536,9 +542,10 @@ int EpollWaitImpl(int epfd, epoll_event* events, int maxevents, int timeout_ms,
       // Our own fds leave the kernel set too (a kicked doorbell must not
       // wake, let alone be reported to, the application).
       if (set->entries.empty()) {
-        if (set->doorbell_fd >= 0) Real().epoll_ctl(epfd, EPOLL_CTL_DEL, set->doorbell_fd, nullptr);
+        for (int fd : set->doorbell_fds) Real().epoll_ctl(epfd, EPOLL_CTL_DEL, fd, nullptr);
+        set->doorbell_fds.clear();
         if (set->attach_fd >= 0) Real().epoll_ctl(epfd, EPOLL_CTL_DEL, set->attach_fd, nullptr);
-        set->doorbell_fd = set->attach_fd = -1;
+        set->attach_fd = -1;
       }
       pthread_mutex_unlock(&set->mu);
       const int64_t left = deadline == INT64_MAX ? -1 : std::max<int64_t>(0, deadline - NowNs());
@@ -571,14 +578,16 @@ int EpollWaitImpl(int epfd, epoll_event* events, int maxevents, int timeout_ms,
     // Sleep: arm, re-check, then wait in the kernel (eventfds + shadows +
     // the application's kernel fds are all in this epoll set).
     bool ready = false;
-    bool listed = set->doorbell_fd >= 0 || DoorbellFd() < 0;
     pthread_mutex_lock(&set->mu);
+    const int my_doorbell = DoorbellFd();
+    bool listed = my_doorbell >= 0;
     for (auto& e : set->entries) {
       if (e.disabled || e.s->closed) continue;
       RegisterProcessFds(set, e.s);
       listed &= ArmFlags(e.s, e.events);
     }
-    listed &= set->doorbell_fd >= 0 || set->entries.empty();
+    listed &= std::find(set->doorbell_fds.begin(), set->doorbell_fds.end(), my_doorbell) !=
+              set->doorbell_fds.end();
     shm::HeavyFence();  // one for the whole set
     bool barrier_done = false;
     for (auto& e : set->entries) {

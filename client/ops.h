@@ -109,8 +109,9 @@ void ShareFdsInMessage(const msghdr* msg);
 void AdoptFdsInMessage(const msghdr* msg);
 // At start-up: sockets inherited across exec.
 void AdoptInherited();
-// In a forked child once attached: slots for the inherited sockets.
-void AfterForkInChild();
+// Once attached to a new arena (a forked child's session, a restarted
+// offloadd): slots of it for every socket this process holds.
+void RehomeSlots();
 
 // UDP.
 void UdpAfterBind(Socket* s);                  // after a successful kernel bind()

@@ -222,17 +222,18 @@ void AdoptInherited() {
   for (int i = 0; i < n; ++i) AdoptFd(fds[i], &seen);
 }
 
-void AfterForkInChild() {
-  // Our own arena: the sockets we inherited get slots of it (statistics;
-  // they are all shared already: ShareAllBeforeFork).
+void RehomeSlots() {
+  // A new arena (a forked child's own session, or a restarted offloadd's):
+  // every socket gets a slot of it (statistics; the daemon's view of what
+  // this process holds).
+  const uint32_t gen = AttachGeneration();
   for (int fd = 0; fd < g_fd_table_size; ++fd) {
     Socket* s = GetSocket(fd);
-    if (s == nullptr || s->slot_rebound || s->serial >= g_fork_serial || s->fd != fd) continue;
+    if (s == nullptr || s->slot_gen == gen || s->fd != fd || s->slot_index < 0) continue;
     shm::SocketSlot old;
     memcpy(static_cast<void*>(&old), s->slot, sizeof(old));
     s->slot_index = -1;
     AllocSlot(s);
-    s->slot_rebound = true;
     shm::SocketSlot* slot = s->slot;
     slot->inode = old.inode;
     slot->state = old.state;

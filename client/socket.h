@@ -160,7 +160,7 @@ struct Socket : FdObject {
 
   shm::SocketSlot* slot = nullptr;  // counters in the arena (never null once created)
   int slot_index = -1;
-  bool slot_rebound = false;  // inherited across fork, slot taken in our own arena
+  uint32_t slot_gen = 0;      // AttachGeneration() of the arena `slot` is in
 
   std::unique_ptr<PipeEnd> pipe;        // kPipe
   std::unique_ptr<ListenerRef> listener;  // kListener
@@ -256,7 +256,7 @@ struct EpollSet : FdObject {
   pthread_mutex_t mu;        // guards entries
   std::vector<EpollEntry> entries;  // offloaded sockets (user-space readiness)
   int kernel_fds = 0;        // application fds registered in the kernel set
-  int doorbell_fd = -1;      // our doorbell as registered in the kernel set (-1: not)
+  std::vector<int> doorbell_fds;  // our threads' doorbells registered in the kernel set
   int attach_fd = -1;        // the attach socket as registered (-1: not)
   std::atomic<int64_t> last_active_ns{0};  // last time epoll_wait returned events
   std::atomic<uint32_t> calls{0};          // epoll_wait calls (kernel-check ratio)

@@ -389,18 +389,22 @@ void ClosePipeEnd(Socket* s) {
   PipeEnd* p = s->pipe.get();
   if (p == nullptr) return;
   if (p->doorbell_listed.load(std::memory_order_relaxed)) {
-    const uint64_t id = DoorbellId();
-    shm::RemoveWaiter(p->rx.reader_wait(), id);
-    shm::RemoveWaiter(p->tx.writer_wait(), id);
+    RemoveOwnWaiters(p->rx.reader_wait());
+    RemoveOwnWaiters(p->tx.writer_wait());
   }
-  if (s->shared.load(std::memory_order_acquire)) return;  // offloadd ends it with the last holder
+  if (s->shared.load(std::memory_order_acquire)) {
+    Log(5, "fd %d: pipe %u/%u end %d: shared, offloadd ends it with its last holder", s->fd,
+        p->channel_id, p->slot, p->end);
+    return;
+  }
+  Log(5, "fd %d: pipe %u/%u end %d: closed by its only holder", s->fd, p->channel_id, p->slot,
+      p->end);
   // Held by this process alone: this close is the socket's last. Our own
   // threads blocked in it (a send waiting for room holds its lock) wake up
   // and fail with EBADF (`closed` is set); then both sides' locks, so no
   // send or receive of another thread is halfway.
-  shm::WakeFutexWaiters(p->tx.writer_wait());
-  shm::WakeFutexWaiters(p->rx.reader_wait());
-  if (p->engine && DoorbellFd() >= 0) shm::Kick(DoorbellFd());
+  WakeLine(p->tx.writer_wait(), shm::kArmFutex | shm::kArmDoorbell);
+  WakeLine(p->rx.reader_wait(), shm::kArmFutex | shm::kArmDoorbell);
   shm::CloseWakeups w;
   {
     const uint64_t token = CallerToken();
@@ -428,7 +432,7 @@ void CloseListenerRef(Socket* s) {
   ListenerRef* l = s->listener.get();
   if (l == nullptr) return;
   if (l->doorbell_listed.load(std::memory_order_relaxed)) {
-    shm::RemoveWaiter(&l->hdr->accept_wait, DoorbellId());
+    RemoveOwnWaiters(&l->hdr->accept_wait);
   }
   if (!s->shared.load(std::memory_order_acquire)) {
     // This close is the socket's last: from now on connects are refused

@@ -248,10 +248,7 @@ inline constexpr size_t WireUdpSegmentBytes(uint32_t capacity) {
 // sizeof(Msg) bytes) plus up to kMaxMsgFds fds in SCM_RIGHTS.
 enum class MsgType : uint32_t {
   // client -> daemon
-  kHello = 1,          // fds: [the process's doorbell eventfd]. value: kAbiVersion;
-                       // value64: its doorbell id (ring.h; chosen by the process,
-                       // the same across daemon restarts). Reply kHelloOk + [arena
-                       // memfd], or kStatus (EEXIST: the id is taken, pick another).
+  kHello = 1,          // value: kAbiVersion. Reply kHelloOk + [arena memfd].
   kTcpListen = 2,      // fds: [listening socket]. value: backlog. Reply kListener
                        // + [listener memfd] (shm/listener.h), or kStatus.
   kTcpConnect = 4,     // fds: [socket, bound]. remote: destination. Reply kChannel
@@ -292,6 +289,10 @@ enum class MsgType : uint32_t {
   kFreeSlot = 18,      // channel id, slot, gen: the process closed its end of a pipe
                        // an engine had already finished; offloadd frees the slot.
                        // No reply.
+  kRegisterDoorbell = 19,  // fds: [a thread's doorbell eventfd]. value64: its id (ring.h;
+                           // chosen by the thread, kept across daemon restarts).
+                           // Reply kStatus 0, or EEXIST (the id is taken: pick another).
+  kUnregisterDoorbell = 20,  // value64: a doorbell id of this process. No reply.
   // daemon -> client
   kHelloOk = 101,      // value64: arena bytes.
   kStatus = 102,       // result of a request: `status` (0 or a positive errno)

@@ -18,7 +18,7 @@ int ExpectedFds(MsgType type) {
   switch (type) {
     case MsgType::kUdpBind:
       return 2;
-    case MsgType::kHello:
+    case MsgType::kRegisterDoorbell:
     case MsgType::kTcpListen:
     case MsgType::kTcpConnect:
     case MsgType::kMapChannel:
@@ -53,14 +53,16 @@ absl::StatusOr<Msg> ValidateRequest(const void* data, size_t len, int num_fds) {
     case MsgType::kShare:
     case MsgType::kAdopt:
     case MsgType::kFreeSlot:
+    case MsgType::kRegisterDoorbell:
+    case MsgType::kUnregisterDoorbell:
       break;
     default:
       return absl::InvalidArgumentError(
           absl::StrCat("unknown attach message type ", static_cast<uint32_t>(m.type)));
   }
-  // A hello of another ABI may come without our doorbell: it is refused
-  // with EPROTONOSUPPORT, not dropped.
-  const bool foreign_hello = m.type == MsgType::kHello && m.value != shm::kAbiVersion && num_fds == 0;
+  // A hello of another ABI may carry fds: it is refused with
+  // EPROTONOSUPPORT, not dropped.
+  const bool foreign_hello = m.type == MsgType::kHello && m.value != shm::kAbiVersion;
   if (num_fds != ExpectedFds(m.type) && !foreign_hello) {
     return absl::InvalidArgumentError(absl::StrCat("attach message type ",
                                                    static_cast<uint32_t>(m.type), " carries ",

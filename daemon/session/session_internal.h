@@ -13,6 +13,7 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "daemon/session/session_manager.h"
 #include "daemon/wire/app_pipe.h"
@@ -44,7 +45,7 @@ struct Session {
   uint64_t attached_unix_ms = 0;
   bool hello_done = false;
   shm::Mapping arena;  // our mapping of the process's arena
-  uint64_t doorbell_id = 0;
+  std::vector<uint64_t> doorbells;  // its threads' doorbell ids
   std::set<uint32_t> channels_sent;        // channel memfds this process was given
   std::shared_ptr<wire::EngineChannel> engine_channel;  // its active opens on the wire
   std::map<uint32_t, uint32_t> udp;        // client endpoint id -> UdpEndpoint id

@@ -352,6 +352,24 @@ absl::Status SessionManager::Handle(Session* s, Request& req) {
       tcp_->FreeSlotRequest(s, m);
       deferred_ = true;
       return absl::OkStatus();
+    case MsgType::kRegisterDoorbell:
+      if (s->doorbells.size() >= 4096 || !doorbells_.AddProcess(m.value64, std::move(req.fds[0]))) {
+        Reply(s, m, EEXIST);  // the thread picks another id
+      } else {
+        s->doorbells.push_back(m.value64);
+        Reply(s, m, 0);
+      }
+      return absl::OkStatus();
+    case MsgType::kUnregisterDoorbell:
+      for (size_t i = 0; i < s->doorbells.size(); ++i) {
+        if (s->doorbells[i] == m.value64) {
+          doorbells_.RemoveProcess(m.value64);
+          s->doorbells[i] = s->doorbells.back();
+          s->doorbells.pop_back();
+          break;
+        }
+      }
+      return absl::OkStatus();
     case MsgType::kDoorbell: {
       Msg r = {};
       r.type = MsgType::kDoorbellFd;
@@ -402,11 +420,6 @@ absl::Status SessionManager::HandleHello(Session* s, Request& req) {
     Reply(s, m, EPROTONOSUPPORT);
     return absl::OkStatus();
   }
-  if (!doorbells_.AddProcess(m.value64, std::move(req.fds[0]))) {
-    Reply(s, m, EEXIST);  // the process picks another id
-    return absl::OkStatus();
-  }
-  s->doorbell_id = m.value64;
   shm::UniqueFd memfd = MakeSealedMemfd("offload-arena", arena_bytes_, &s->arena);
   if (!memfd.valid()) {
     spdlog::error("pid {}: cannot create arena of {} bytes: {}", s->pid, arena_bytes_,
@@ -452,7 +465,7 @@ void SessionManager::Detach(int fd) {
   // shared ones end when their last holder closes them (SocketWatch).
   tcp_->OnSessionGone(s);
   deferred_ = true;
-  doorbells_.RemoveProcess(s->doorbell_id);
+  for (uint64_t id : s->doorbells) doorbells_.RemoveProcess(id);
   const std::set<uint32_t> dgrams = s->dgrams;
   for (uint32_t id : dgrams) {
     auto r = dgrams_.find(id);

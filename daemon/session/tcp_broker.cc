@@ -388,6 +388,7 @@ void TcpBroker::CloseEnd(Channel* c, uint32_t slot, uint32_t gen, uint32_t end, 
   shm::PipeRecord* r = c->view()->Record(slot);
   if (r == nullptr || end > 1 || r->ctl.gen.load(std::memory_order_acquire) != gen) return;
   if (abort) r->end[end].flags.fetch_or(shm::kEndLingerAbort, std::memory_order_acq_rel);
+  spdlog::debug("pipe {}/{} end {} ends ({})", c->id, slot, end, abort ? "abort" : "close");
   const shm::CloseWakeups w = shm::CloseEnd(r, static_cast<int>(end));
   Wake(&r->dir[end].reader_wait, w.peer_readers);
   Wake(&r->dir[1 - end].writer_wait, w.peer_writers);
