@@ -573,16 +573,25 @@ absl::StatusOr<WireListener> WirePlane::ListenTcp(const TcpListenParams& p) {
   const uint32_t engine = 0;
   EngineFlows* f = flows_[engine].get();
   const nic::FlowKey key = nic::FlowKey::Listener(nic::IpProto::kTcp, p.local_ip, p.port);
-  if (!SteerFlow(f->queue(), key)) {
-    return absl::InternalError("cannot steer " + key.ToString() + " to the engine");
-  }
   WireListener l{engine, next_cookie_.fetch_add(1, std::memory_order_relaxed)};
   auto result = std::make_shared<int>(EINVAL);
+  // Steered on the engine thread, after the commands queued before this one:
+  // a listener of the same port closed just before (iperf3 re-creates its
+  // listener after every test) unsteers the key first, not after.
   absl::Status s = engines_->engine(engine).RunSync(
-      [f, cookie = l.cookie, p, key, result] { f->Listen(cookie, p, key, result.get()); },
+      [this, f, cookie = l.cookie, p, key, result] {
+        if (!SteerFlow(f->queue(), key)) {
+          *result = EIO;
+          return;
+        }
+        f->Listen(cookie, p, key, result.get());
+        if (*result != 0) FlowGone(f->queue(), key);
+      },
       absl::Seconds(5));
   if (!s.ok() || *result != 0) {
-    FlowGone(f->queue(), key);
+    if (*result == EIO) {
+      return absl::InternalError("cannot steer " + key.ToString() + " to the engine");
+    }
     if (!s.ok()) return s;
     if (*result == EADDRINUSE) {
       return absl::AlreadyExistsError(absl::StrCat("port ", p.port, " already listens"));
