@@ -91,24 +91,31 @@ class RawClient {
     }
     return true;
   }
-  // Hello with a doorbell; maps the arena.
+  // Hello, maps the arena, registers a (thread's) doorbell.
   bool Attach() {
     static uint64_t next_id = 1000;
-    doorbell_.reset(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
-    doorbell_id_ = next_id++;
     Msg m = {};
     m.type = MsgType::kHello;
     m.seq = 1;
     m.value = shm::kAbiVersion;
-    m.value64 = doorbell_id_;
     std::vector<UniqueFd> fds;
     Msg r;
-    const int dfd = doorbell_.get();
-    if (!Send(m, &dfd, 1) || !Recv(&r, &fds) || r.type != MsgType::kHelloOk || fds.size() != 1) {
+    if (!Send(m) || !Recv(&r, &fds) || r.type != MsgType::kHelloOk || fds.size() != 1) {
       return false;
     }
     arena_fd_ = std::move(fds[0]);
     arena_ = shm::Mapping::MapShared(arena_fd_.get(), r.value64);
+    doorbell_.reset(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
+    doorbell_id_ = next_id++;
+    Msg d = {};
+    d.type = MsgType::kRegisterDoorbell;
+    d.seq = 2;
+    d.value64 = doorbell_id_;
+    const int dfd = doorbell_.get();
+    std::vector<UniqueFd> none;
+    if (!Send(d, &dfd, 1) || !Recv(&r, &none) || r.type != MsgType::kStatus || r.status != 0) {
+      return false;
+    }
     return arena_.valid();
   }
   shm::ArenaHeader* arena() const { return arena_.as<shm::ArenaHeader>(); }
