@@ -160,6 +160,7 @@ offload_api_t g_api = {ThreadOffloadApi, AddConfRuleApi,
 void ChildAfterFork() {
   AttachAtForkChild();
   ChannelsAtForkChild();
+  ResetArmsAfterFork();
 }
 
 void WriteStatsFile() {

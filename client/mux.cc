@@ -143,6 +143,10 @@ static int PollOffloaded(pollfd* fds, nfds_t n, Socket** socks, size_t offloaded
   bool stop_spinning = !SpinAllowed();
   bool slept = false;
   bool kernel_fresh = false;  // kfds revents are from a call made this round
+  // What ArmFlags() armed per fd.
+  uint32_t stack_armed[64];
+  std::vector<uint32_t> heap_armed(n > 64 ? n : 0);
+  uint32_t* armed = n > 64 ? heap_armed.data() : stack_armed;
   for (;;) {
     PollEvents();
     if (!kernel_fresh && nkernel > 0 && iter % cfg.select_os_ratio == 0) {
@@ -188,7 +192,7 @@ static int PollOffloaded(pollfd* fds, nfds_t n, Socket** socks, size_t offloaded
     bool armed_ready = false;
     bool listed = true;
     for (nfds_t i = 0; i < n; ++i) {
-      if (socks[i] != nullptr) listed &= ArmFlags(socks[i], fds[i].events);
+      if (socks[i] != nullptr) armed[i] = ArmFlags(socks[i], fds[i].events, &listed);
     }
     shm::HeavyFence();  // one for the whole set
     bool barrier_done = false;
@@ -197,7 +201,7 @@ static int PollOffloaded(pollfd* fds, nfds_t n, Socket** socks, size_t offloaded
     }
     if (armed_ready) {
       for (nfds_t i = 0; i < n; ++i) {
-        if (socks[i] != nullptr) Disarm(socks[i]);
+        if (socks[i] != nullptr) Disarm(socks[i], armed[i]);
       }
       continue;
     }
@@ -213,7 +217,7 @@ static int PollOffloaded(pollfd* fds, nfds_t n, Socket** socks, size_t offloaded
     slept = true;
     for (nfds_t i = 0; i < n; ++i) {
       if (socks[i] != nullptr) {
-        Disarm(socks[i]);
+        Disarm(socks[i], armed[i]);
         Add(socks[i]->slot->poll_misses, 1);
       }
     }
@@ -489,6 +493,20 @@ int ScanEntries(EpollSet* set, epoll_event* out, int room) {
 
 }  // namespace
 
+namespace {
+struct ArmedSocket {
+  Socket* s;
+  uint32_t bits;
+};
+void DisarmAll(std::vector<ArmedSocket>* armed) {
+  for (const ArmedSocket& a : *armed) {
+    Disarm(a.s, a.bits);
+    Unref(a.s);
+  }
+  armed->clear();
+}
+}  // namespace
+
 int EpollWaitImpl(int epfd, epoll_event* events, int maxevents, int timeout_ms,
                   const sigset_t* sigmask) {
   EpollSet* set = GetEpoll(epfd);
@@ -504,6 +522,7 @@ int EpollWaitImpl(int epfd, epoll_event* events, int maxevents, int timeout_ms,
   const int64_t spin_until =
       start + SpinBudgetNs(set->last_active_ns.load(std::memory_order_relaxed), start, timeout_ns);
   epoll_event kev[64];
+  std::vector<ArmedSocket> armed;
   const bool first_call_kernel =
       set->calls.fetch_add(1, std::memory_order_relaxed) % cfg.select_os_ratio == 0;
   uint64_t iter = 0;
@@ -581,10 +600,17 @@ int EpollWaitImpl(int epfd, epoll_event* events, int maxevents, int timeout_ms,
     pthread_mutex_lock(&set->mu);
     const int my_doorbell = DoorbellFd();
     bool listed = my_doorbell >= 0;
+    // What this thread armed, held until it disarms (entries may leave the
+    // set while it sleeps).
+    armed.clear();
     for (auto& e : set->entries) {
       if (e.disabled || e.s->closed) continue;
       RegisterProcessFds(set, e.s);
-      listed &= ArmFlags(e.s, e.events);
+      const uint32_t bits = ArmFlags(e.s, e.events, &listed);
+      if (bits != 0) {
+        e.s->mem_refs.fetch_add(1, std::memory_order_relaxed);
+        armed.push_back({e.s, bits});
+      }
     }
     listed &= std::find(set->doorbell_fds.begin(), set->doorbell_fds.end(), my_doorbell) !=
               set->doorbell_fds.end();
@@ -601,10 +627,10 @@ int EpollWaitImpl(int epfd, epoll_event* events, int maxevents, int timeout_ms,
       if (!listed && (left < 0 || left > 1000000)) left = 1000000;
       const int k = sigmask ? Real().epoll_pwait(epfd, kev, 64, ToMs(left), sigmask)
                             : Real().epoll_wait(epfd, kev, 64, ToMs(left));
+      const int wait_errno = errno;
+      DisarmAll(&armed);
+      errno = wait_errno;
       pthread_mutex_lock(&set->mu);
-      for (auto& e : set->entries) {
-        if (!e.s->closed) Disarm(e.s);
-      }
       if (k < 0) {
         pthread_mutex_unlock(&set->mu);
         result = -1;
@@ -624,11 +650,7 @@ int EpollWaitImpl(int epfd, epoll_event* events, int maxevents, int timeout_ms,
         break;
       }
     } else {
-      pthread_mutex_lock(&set->mu);
-      for (auto& e : set->entries) {
-        if (!e.s->closed) Disarm(e.s);
-      }
-      pthread_mutex_unlock(&set->mu);
+      DisarmAll(&armed);
     }
     iter = 0;  // look at the kernel again first thing
   }

@@ -131,15 +131,28 @@ void UdpMulticastOption(Socket* s, int name, const void* val, socklen_t len);
 uint32_t Events(Socket* s, bool kernel_ready, uint32_t want);
 // The sleep side of the wake-up handshake (shm/ring.h) for a thread about
 // to sleep on this process's doorbell waiting for `events` of `s`: lists
-// the doorbell and arms the lines, then (after one shm::HeavyFence() for
-// the whole set) ArmRecheck() says whether `s` became ready meanwhile; the
-// first socket whose producer is lazy issues the one shm::PeerBarrier()
-// the set needs (`barrier_done`, false at first). False from ArmFlags():
+// the doorbell and counts the thread in the lines it waits on, then (after
+// one shm::HeavyFence() for the whole set) ArmRecheck() says whether `s`
+// became ready meanwhile; the first socket whose producer is lazy issues
+// the one shm::PeerBarrier() the set needs (`barrier_done`, false at
+// first). ArmFlags() returns what it armed (kArmed*), to pass to Disarm()
+// once the thread stops waiting, slept or not; `*listed` is cleared when
 // the socket could not list the doorbell (sleep with a short timeout).
-bool ArmFlags(Socket* s, uint32_t events);
+inline constexpr uint32_t kArmedRx = 1, kArmedTx = 2, kArmedAccept = 4, kArmedUdp = 8;
+uint32_t ArmFlags(Socket* s, uint32_t events, bool* listed);
 bool ArmRecheck(Socket* s, uint32_t events, bool* barrier_done);
-// UDP rings only (their eventfd protocol clears its flags).
-void Disarm(Socket* s);
+void Disarm(Socket* s, uint32_t armed);
+// The arms of `a` on `w` (socket.h LineArms): ArmLine() counts the caller
+// (`bits`: shm::kArmFutex / kArmDoorbell; `*seq`: the eventcount for a
+// futex wait) and is false once the line is retired (the socket is being
+// closed: do not sleep); DisarmLine() uncounts it; RetireLine() (close)
+// takes back what this process's sleepers still count there.
+bool ArmLine(LineArms* a, shm::RingWaitLine* w, uint32_t bits, uint32_t* seq);
+void DisarmLine(LineArms* a, shm::RingWaitLine* w, uint32_t bits);
+void RetireLine(LineArms* a, shm::RingWaitLine* w);
+// A forked child: the counts of its arms are its parent's threads' (none
+// of which run here).
+void ResetArmsAfterFork();
 // EPOLLET marks: change when new data arrives / space is freed.
 uint64_t RxMark(Socket* s);
 uint64_t TxMark(Socket* s);

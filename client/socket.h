@@ -94,6 +94,17 @@ struct OutRing {  // an outgoing UDP ring to one destination
 
 // This process's handle on one end of a pipe (a connected offloaded TCP
 // socket): end `end` of slot `slot` of channel `channel_id`.
+// This process's sleepers counted in one wait line of shared memory
+// (shm/ring.h ArmWait). The close that ends this process's use of the line
+// takes their counts back (a close does not wake another thread's poll or
+// epoll_wait) and retires the line: a sleeper's late disarm then touches
+// nothing, as the line may be reused or unmapped by then. wait.cc.
+struct LineArms {
+  pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+  uint32_t futex = 0, doorbell = 0;  // counted by threads of this process
+  bool retired = false;
+};
+
 struct PipeEnd {
   shm::ChannelMap* chan = nullptr;  // process-lifetime mapping (LocalChannels)
   shm::PipeRecord* rec = nullptr;
@@ -122,6 +133,8 @@ struct PipeEnd {
   int connect_errno = 0;        // why (kept: SO_ERROR may be read meanwhile)
   // Our doorbell is listed in the rings' wait lines (removed at teardown).
   std::atomic<bool> doorbell_listed{false};
+  LineArms rx_arms;  // rx.reader_wait()
+  LineArms tx_arms;  // tx.writer_wait()
 };
 
 // This process's handle on an offloaded listener's accept queue.
@@ -129,6 +142,7 @@ struct ListenerRef {
   uint32_t id = 0;
   shm::ListenerHeader* hdr = nullptr;  // mapping owned by LocalListeners
   std::atomic<bool> doorbell_listed{false};
+  LineArms accept_arms;  // hdr->accept_wait
 };
 
 struct Socket : FdObject {

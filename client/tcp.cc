@@ -388,6 +388,8 @@ int TcpAccept(Socket* s, sockaddr* addr, socklen_t* addrlen, int flags) {
 void ClosePipeEnd(Socket* s) {
   PipeEnd* p = s->pipe.get();
   if (p == nullptr) return;
+  RetireLine(&p->rx_arms, p->rx.reader_wait());
+  RetireLine(&p->tx_arms, p->tx.writer_wait());
   if (p->doorbell_listed.load(std::memory_order_relaxed)) {
     RemoveOwnWaiters(p->rx.reader_wait());
     RemoveOwnWaiters(p->tx.writer_wait());
@@ -431,6 +433,7 @@ void ClosePipeEnd(Socket* s) {
 void CloseListenerRef(Socket* s) {
   ListenerRef* l = s->listener.get();
   if (l == nullptr) return;
+  RetireLine(&l->accept_arms, &l->hdr->accept_wait);
   if (l->doorbell_listed.load(std::memory_order_relaxed)) {
     RemoveOwnWaiters(&l->hdr->accept_wait);
   }

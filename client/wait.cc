@@ -122,35 +122,86 @@ uint32_t Events(Socket* s, bool kernel_ready, uint32_t want) {
   }
 }
 
-bool ArmFlags(Socket* s, uint32_t events) {
+bool ArmLine(LineArms* a, shm::RingWaitLine* w, uint32_t bits, uint32_t* seq) {
+  MutexGuard g(&a->mu);
+  if (a->retired) return false;
+  const uint32_t v = shm::ArmWait(w, bits);
+  if (seq != nullptr) *seq = v;
+  a->futex += (bits & shm::kArmFutex) != 0;
+  a->doorbell += (bits & shm::kArmDoorbell) != 0;
+  return true;
+}
+
+void DisarmLine(LineArms* a, shm::RingWaitLine* w, uint32_t bits) {
+  MutexGuard g(&a->mu);
+  if (a->retired) return;
+  shm::DisarmWait(w, bits);
+  a->futex -= (bits & shm::kArmFutex) != 0;
+  a->doorbell -= (bits & shm::kArmDoorbell) != 0;
+}
+
+void RetireLine(LineArms* a, shm::RingWaitLine* w) {
+  MutexGuard g(&a->mu);
+  if (a->retired) return;
+  a->retired = true;
+  shm::DisarmWait(w, shm::kArmFutex, a->futex);
+  shm::DisarmWait(w, shm::kArmDoorbell, a->doorbell);
+  a->futex = a->doorbell = 0;
+}
+
+namespace {
+void ResetArms(LineArms* a) {
+  pthread_mutex_init(&a->mu, nullptr);
+  a->futex = a->doorbell = 0;
+}
+}  // namespace
+
+void ResetArmsAfterFork() {
+  for (int fd = 0; fd < g_fd_table_size; ++fd) {
+    Socket* s = GetSocket(fd);
+    if (s == nullptr) continue;
+    if (s->pipe != nullptr) {
+      ResetArms(&s->pipe->rx_arms);
+      ResetArms(&s->pipe->tx_arms);
+    }
+    if (s->listener != nullptr) ResetArms(&s->listener->accept_arms);
+  }
+}
+
+uint32_t ArmFlags(Socket* s, uint32_t events, bool* listed) {
+  uint32_t armed = 0;
   switch (s->path.load(std::memory_order_acquire)) {
     case Path::kPipe: {
       PipeEnd* p = s->pipe.get();
-      bool ok = true;
       // A connect in flight: the engine wakes the reader and writer lines.
       if (WantsIn(events) || p->connecting.load(std::memory_order_relaxed)) {
-        ok &= ListOn(p->rx.reader_wait(), &p->doorbell_listed);
-        p->rx.ArmReader(shm::kArmDoorbell);
+        if (!ListOn(p->rx.reader_wait(), &p->doorbell_listed)) *listed = false;
+        if (ArmLine(&p->rx_arms, p->rx.reader_wait(), shm::kArmDoorbell, nullptr)) {
+          armed |= kArmedRx;
+        }
       }
       if (WantsOut(events) || p->connecting.load(std::memory_order_relaxed)) {
-        ok &= ListOn(p->tx.writer_wait(), &p->doorbell_listed);
-        p->tx.ArmWriter(shm::kArmDoorbell);
+        if (!ListOn(p->tx.writer_wait(), &p->doorbell_listed)) *listed = false;
+        if (ArmLine(&p->tx_arms, p->tx.writer_wait(), shm::kArmDoorbell, nullptr)) {
+          armed |= kArmedTx;
+        }
       }
-      return ok;
+      return armed;
     }
     case Path::kListener: {
       ListenerRef* l = s->listener.get();
-      const bool ok = ListOn(&l->hdr->accept_wait, &l->doorbell_listed);
-      shm::ArmWait(&l->hdr->accept_wait, shm::kArmDoorbell);
-      return ok;
+      if (!ListOn(&l->hdr->accept_wait, &l->doorbell_listed)) *listed = false;
+      return ArmLine(&l->accept_arms, &l->hdr->accept_wait, shm::kArmDoorbell, nullptr)
+                 ? kArmedAccept
+                 : 0;
     }
     case Path::kUdp: {
       MutexGuard rx(&s->udp_rx_mu);
       for (InRing* r : s->in_rings) r->c.SetSleepFlag();
-      return true;
+      return kArmedUdp;
     }
     default:
-      return true;
+      return 0;
   }
 }
 
@@ -178,10 +229,20 @@ bool ArmRecheck(Socket* s, uint32_t events, bool* barrier_done) {
   }
 }
 
-void Disarm(Socket* s) {
-  if (s->path.load(std::memory_order_acquire) != Path::kUdp) return;
-  MutexGuard rx(&s->udp_rx_mu);
-  for (InRing* r : s->in_rings) r->c.CancelSleep();
+void Disarm(Socket* s, uint32_t armed) {
+  if (armed & kArmedRx) {
+    DisarmLine(&s->pipe->rx_arms, s->pipe->rx.reader_wait(), shm::kArmDoorbell);
+  }
+  if (armed & kArmedTx) {
+    DisarmLine(&s->pipe->tx_arms, s->pipe->tx.writer_wait(), shm::kArmDoorbell);
+  }
+  if (armed & kArmedAccept) {
+    DisarmLine(&s->listener->accept_arms, &s->listener->hdr->accept_wait, shm::kArmDoorbell);
+  }
+  if (armed & kArmedUdp) {
+    MutexGuard rx(&s->udp_rx_mu);
+    for (InRing* r : s->in_rings) r->c.CancelSleep();
+  }
 }
 
 uint64_t RxMark(Socket* s) {
@@ -245,17 +306,23 @@ int FutexSleep(Socket* s, uint32_t events, int64_t deadline) {
   PipeEnd* p = s->pipe.get();
   const bool in = WantsIn(events) || p->connecting.load(std::memory_order_relaxed);
   shm::RingWaitLine* w = in ? p->rx.reader_wait() : p->tx.writer_wait();
-  const uint32_t seq = shm::ArmWait(w, shm::kArmFutex);
+  LineArms* a = in ? &p->rx_arms : &p->tx_arms;
+  uint32_t seq = 0;
+  if (!ArmLine(a, w, shm::kArmFutex, &seq)) return EBADF;  // being closed
   shm::HeavyFence();
   bool barrier_done = false;
-  if (ArmRecheck(s, events, &barrier_done)) return 0;
-  int64_t left = -1;
-  if (deadline != INT64_MAX) {
-    left = deadline - NowNs();
-    if (left <= 0) return EAGAIN;
+  int rc = 0;
+  if (!ArmRecheck(s, events, &barrier_done)) {
+    int64_t left = -1;
+    if (deadline != INT64_MAX) left = deadline - NowNs();
+    if (left == -1 || left > 0) {
+      rc = shm::FutexWait(&w->wake_seq, seq, left) == EINTR ? EINTR : 0;
+    } else {
+      rc = EAGAIN;
+    }
   }
-  const int rc = shm::FutexWait(&w->wake_seq, seq, left);
-  return rc == EINTR ? EINTR : 0;
+  DisarmLine(a, w, shm::kArmFutex);
+  return rc;
 }
 
 // Everything else: this process's doorbell (+ the shadow of a listener or
@@ -266,11 +333,12 @@ int DoorbellSleep(Socket* s, uint32_t events, int64_t deadline) {
   const Path path = s->path.load(std::memory_order_acquire);
   const bool with_shadow = path == Path::kListener || path == Path::kUdp;
   const bool engine = path == Path::kPipe && s->pipe->engine;
-  const bool listed = ArmFlags(s, events);
+  bool listed = true;
+  const uint32_t armed = ArmFlags(s, events, &listed);
   shm::HeavyFence();
   bool barrier_done = false;
   if (ArmRecheck(s, events, &barrier_done) || (Events(s, false, events) & events)) {
-    Disarm(s);
+    Disarm(s, armed);
     return 0;
   }
   struct pollfd p[3];
@@ -287,7 +355,7 @@ int DoorbellSleep(Socket* s, uint32_t events, int64_t deadline) {
   if (attach_at >= 0) p[n++] = {AttachFd(), 0, 0};
   const int64_t now = NowNs();
   if (now >= deadline) {
-    Disarm(s);
+    Disarm(s, armed);
     return EAGAIN;
   }
   int ms = deadline == INT64_MAX ? -1 : static_cast<int>((deadline - now + 999999) / 1000000);
@@ -295,7 +363,7 @@ int DoorbellSleep(Socket* s, uint32_t events, int64_t deadline) {
   // sleep, never an unwoken one.
   if (!listed && (ms < 0 || ms > 1)) ms = 1;
   const int rc = Real().poll(p, n, ms);
-  Disarm(s);
+  Disarm(s, armed);
   if (rc < 0) return errno == EINTR ? EINTR : EAGAIN;
   if (path == Path::kUdp) {
     if (p[0].revents & POLLNVAL) return EBADF;

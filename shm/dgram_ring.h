@@ -5,8 +5,9 @@
 // wrap; a kDgramSkip record pads to the end of the ring.
 //
 // A full ring drops the datagram (as a full socket receive buffer does);
-// the sender counts the drop. Thread safety and wake-ups: as ring.h, with
-// one eventfd per receiving socket: any arm bit means "kick it".
+// the sender counts the drop. Wake-ups: one eventfd per receiving socket,
+// and the need-wake-up flag RingWaitLine::armed (set by the sleeper, fence,
+// re-check; the producer exchanges it to 0 and kicks).
 //
 // Trust: DgramProducer and DgramConsumer are used by processes, which trust
 // the daemon. The daemon's engines read an application-written ring with
@@ -115,14 +116,15 @@ class DgramProducer {
   bool NeedsKick() {
     // StoreLoad (fence.h, fast side) against the consumer's PrepareSleep.
     LightFence();
-    return TakeArmed(&hdr_->idx.reader_wait) != 0;
+    return hdr_->idx.reader_wait.armed.load(std::memory_order_relaxed) != 0 &&
+           hdr_->idx.reader_wait.armed.exchange(0, std::memory_order_acq_rel) != 0;
   }
 
   // A producer that found the ring full and wants to sleep until the
   // consumer frees space: flag, heavy fence, re-check. Returns true if space
   // for `len` appeared meanwhile (do not sleep); CancelWriterSleep() after.
   bool PrepareWriterSleep(size_t len) {
-    ArmWait(&hdr_->idx.writer_wait, kArmDoorbell);
+    hdr_->idx.writer_wait.armed.store(1, std::memory_order_seq_cst);
     HeavyFence();  // slow side; pairs with the consumer's LightFence after its head store
     cached_head_ = hdr_->idx.head.load(std::memory_order_seq_cst);
     return Fits(BytesNeeded(len));
@@ -226,7 +228,7 @@ class DgramConsumer {
     return RecheckAfterFence();
   }
   // PrepareSleep() in two halves (one HeavyFence() for many rings).
-  void SetSleepFlag() { ArmWait(&hdr_->idx.reader_wait, kArmDoorbell); }
+  void SetSleepFlag() { hdr_->idx.reader_wait.armed.store(1, std::memory_order_seq_cst); }
   bool RecheckAfterFence() {
     cached_tail_ = hdr_->idx.tail.load(std::memory_order_seq_cst);
     return cached_tail_ != head_;
@@ -319,13 +321,14 @@ class CheckedDgramConsumer {
     // Pairs with the producer's load-acquire of head in Fits().
     hdr_->idx.head.store(head_, std::memory_order_release);
     LightFence();  // fast side, against the producer's PrepareWriterSleep
-    return TakeArmed(&hdr_->idx.writer_wait) != 0;
+    return hdr_->idx.writer_wait.armed.load(std::memory_order_relaxed) != 0 &&
+           hdr_->idx.writer_wait.armed.exchange(0, std::memory_order_acq_rel) != 0;
   }
   bool HasUnpublished() const { return head_ != published_head_; }
 
   // Need-wake-up handshake (abi.h RingIndexes), in two halves around the
   // caller's HeavyFence(): set the flag, fence, then RecheckAfterFence().
-  void SetSleepFlag() { ArmWait(&hdr_->idx.reader_wait, kArmDoorbell); }
+  void SetSleepFlag() { hdr_->idx.reader_wait.armed.store(1, std::memory_order_seq_cst); }
   // True if records arrived (do not sleep).
   bool RecheckAfterFence() const {
     return hdr_->idx.tail.load(std::memory_order_seq_cst) != head_;

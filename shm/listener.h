@@ -89,7 +89,7 @@ struct alignas(4096) ListenerHeader {
   alignas(kCacheLine) EngineAcceptRing engine[kMaxAcceptEngines];
 
   // Acceptors waiting for a connection.
-  RingWaitLine accept_wait;
+  alignas(kCacheLine) RingWaitLine accept_wait;
 
   // Statistics (relaxed).
   alignas(kCacheLine) std::atomic<uint64_t> posted, accepted, refused;

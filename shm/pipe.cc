@@ -11,6 +11,7 @@ namespace {
 
 void ResetWaitLine(RingWaitLine* w) {
   w->armed.store(0, std::memory_order_relaxed);
+  w->sleepers.store(0, std::memory_order_relaxed);
   // wake_seq keeps counting: a sleeper of the slot's previous life (there
   // is none once both ends closed) could never mistake a new value.
   for (auto& e : w->waiters) e.store(0, std::memory_order_relaxed);

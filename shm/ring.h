@@ -8,16 +8,20 @@
 // Data: `tail` and `head` are free-running byte counts; the data area has
 // `capacity` (a power of two) bytes; [head, tail) is unread.
 //
-// Wake-ups (no lost wake-up, no timing): a side about to sleep arms the
-// other side — it sets bits in `reader_armed` (a reader waiting for data) or
-// `writer_armed` (a writer waiting for room) with a seq_cst RMW, fences,
-// re-checks the indices, and only then sleeps; the other side, after
-// publishing its index, fences and, if the word is non-zero, exchanges it
-// to 0 and wakes what the bits say: kArmFutex, every thread sleeping in
-// futex_wait on the `*_wake_seq` eventcount (blocking calls); kArmDoorbell,
-// the doorbell eventfd of every process listed in the waiter set (threads in
-// poll/select/epoll, which need an fd to sleep on). Waiters never clear the
-// flags themselves: several threads and processes may wait on one ring.
+// Wake-ups (no lost wake-up, no timing): a side about to sleep counts
+// itself in the other side's wait line (`reader_wait` for a reader waiting
+// for data, `writer_wait` for a writer waiting for room) and raises the
+// line's "wake owed" bit of its kind, in one seq_cst RMW; it fences,
+// re-checks the indices, and only then sleeps; it uncounts itself when it
+// stops waiting, slept or not. The other side, after publishing its
+// index, fences and reads the line: an owed bit it takes (clears) and
+// wakes — kArmFutex, every thread sleeping in futex_wait on the `wake_seq`
+// eventcount (blocking calls); kArmDoorbell, the doorbell eventfd of every
+// thread listed in the waiter set (threads in poll/select/epoll, which
+// need an fd to sleep on). Several threads and processes may wait on one
+// line; the last of a kind to leave clears its owed bit. So a wake costs
+// the other side one system call per sleep, whoever wakes first, and a
+// waiter that found data without sleeping leaves nothing behind.
 //
 // Callers: ByteRingProducer/Consumer objects live in process memory and
 // cache the other side's index; all callers of one side are serialised by
@@ -57,9 +61,16 @@ inline constexpr uint32_t kReaderOpen = 0;
 inline constexpr uint32_t kReaderClosed = 1;        // the producer's sends fail with EPIPE
 inline constexpr uint32_t kReaderClosedUnread = 2;  // with unread data: ECONNRESET first
 
-// Bits of RingIndexes::reader_armed / writer_armed.
-inline constexpr uint32_t kArmFutex = 1;     // threads in futex_wait on the *_wake_seq word
-inline constexpr uint32_t kArmDoorbell = 2;  // processes listed in the waiter set
+// Kinds of sleepers, and the "wake owed" bits of RingWaitLine::sleepers.
+inline constexpr uint32_t kArmFutex = 1;     // threads in futex_wait on the wake_seq word
+inline constexpr uint32_t kArmDoorbell = 2;  // threads whose doorbell is in the waiter set
+// RingWaitLine::sleepers: the owed bits (above), then how many sleepers of
+// each kind are counted (15 bits each).
+inline constexpr uint32_t kSleeperOwed = kArmFutex | kArmDoorbell;
+inline constexpr uint32_t kFutexSleeper = 1u << 2;
+inline constexpr uint32_t kDoorbellSleeper = 1u << 17;
+inline constexpr uint32_t kFutexSleeperMask = 0x7fffu << 2;
+inline constexpr uint32_t kDoorbellSleeperMask = 0x7fffu << 17;
 
 // A process that sleeps on a ring in poll/select/epoll is listed by its
 // doorbell id: 64 random bits the process chose when it first attached
@@ -69,11 +80,17 @@ inline constexpr uint32_t kArmDoorbell = 2;  // processes listed in the waiter s
 inline constexpr uint32_t kMaxRingWaiters = 4;
 inline constexpr uint64_t kEngineDoorbellBit = uint64_t{1} << 63;
 
-// Waiters of one side of a ring (a cache line with its arm word).
-struct alignas(kCacheLine) RingWaitLine {
-  // Set by a waiter (fetch_or, seq_cst) before it re-checks and sleeps;
-  // exchanged to 0 (acq_rel) by the other side after it published its
-  // index and fenced. Pairs as described in the file comment.
+// Waiters of one side of a ring (with its arm word; placed on a line of its
+// own by its user).
+struct RingWaitLine {
+  // Byte rings: who sleeps here and what wake-up is owed (kSleeper* below).
+  // A waiter adds itself (seq_cst RMW) before it re-checks and sleeps and
+  // removes itself when it stops waiting; the other side takes the owed
+  // bits after it published its index and fenced. Pairs as described in
+  // the file comment.
+  std::atomic<uint32_t> sleepers;
+  // Datagram rings only (dgram_ring.h): one sleeper's flag, set before it
+  // sleeps, exchanged to 0 by the producer that kicks it.
   std::atomic<uint32_t> armed;
   // Futex eventcount: bumped (release) by the side that clears `armed`
   // with kArmFutex, before FUTEX_WAKE; a waiter reads it (acquire) before
@@ -110,20 +127,25 @@ struct RingIndexes {
   alignas(kCacheLine) std::atomic<uint64_t> head;
   // Store-release by the consumer after copying data out; pairs with the
   // producer's load-acquire before it reuses the space.
-  std::atomic<uint32_t> reader_closed;
-  // kReaderClosed* once the consumer's socket is gone (store-release; the
-  // producer's load-acquire before each send).
 
   // Serialises the consumers (the receivers of the socket that reads here).
   alignas(kCacheLine) EndLock consumer_lock;
 
   // Readers waiting for data (armed by the consumer side, woken by the
-  // producer side).
-  RingWaitLine reader_wait;
+  // producer side). The producer reads this line after every commit, so
+  // what it must check before every send lives here too.
+  alignas(kCacheLine) RingWaitLine reader_wait;
+  std::atomic<uint32_t> reader_closed;
+  // kReaderClosed* once the consumer's socket is gone (store-release; the
+  // producer's load-acquire before each send). Written once.
+
   // Writers waiting for room (armed by the producer side, woken by the
   // consumer side).
-  RingWaitLine writer_wait;
+  alignas(kCacheLine) RingWaitLine writer_wait;
 };
+static_assert(offsetof(RingIndexes, reader_closed) / kCacheLine ==
+                  offsetof(RingIndexes, reader_wait) / kCacheLine,
+              "reader_closed shares the reader wait line");
 static_assert(sizeof(RingIndexes) == 6 * kCacheLine, "one line per writer and purpose");
 
 // ------------------------------------------------------------ helpers
@@ -159,12 +181,13 @@ __attribute__((target("clflushopt"))) inline void EvictLines(const uint8_t* p, s
 inline void EvictLines(const uint8_t*, size_t) {}
 #endif
 
-// The waking side, after its index store and fence: takes the arm bits
-// (0 if nobody waits). The caller then wakes them (WakeFutexWaiters, and
-// its own doorbell kicker for kArmDoorbell).
+// The waking side, after its index store and fence: takes the wake-ups
+// owed on `w`, as kArmFutex / kArmDoorbell bits (0 if none). The caller
+// then wakes them (WakeFutexWaiters, and its own doorbell kicker for
+// kArmDoorbell).
 inline uint32_t TakeArmed(RingWaitLine* w) {
-  if (w->armed.load(std::memory_order_relaxed) == 0) return 0;
-  return w->armed.exchange(0, std::memory_order_acq_rel);
+  if ((w->sleepers.load(std::memory_order_relaxed) & kSleeperOwed) == 0) return 0;
+  return w->sleepers.fetch_and(~kSleeperOwed, std::memory_order_acq_rel) & kSleeperOwed;
 }
 
 // Wakes the futex sleepers of `w` (after TakeArmed() returned kArmFutex).
@@ -174,12 +197,37 @@ inline void WakeFutexWaiters(RingWaitLine* w) {
   FutexWakeAll(&w->wake_seq);
 }
 
-// The waiting side. Arm(): `bits` (kArmFutex / kArmDoorbell) set before
-// the fence and re-check. Returns the eventcount to pass to FutexWait().
+// The waiting side: counts itself (`bits`: kArmFutex / kArmDoorbell, the
+// kinds it sleeps as) and raises their owed bits before the fence and
+// re-check. Returns the eventcount to pass to FutexWait(). Every ArmWait()
+// is followed by a DisarmWait() with the same bits once the caller stops
+// waiting.
 inline uint32_t ArmWait(RingWaitLine* w, uint32_t bits) {
   const uint32_t seq = w->wake_seq.load(std::memory_order_acquire);
-  w->armed.fetch_or(bits, std::memory_order_seq_cst);
+  const uint32_t add = ((bits & kArmFutex) ? kFutexSleeper : 0u) +
+                       ((bits & kArmDoorbell) ? kDoorbellSleeper : 0u);
+  uint32_t old = w->sleepers.load(std::memory_order_relaxed);
+  while (!w->sleepers.compare_exchange_weak(old, (old + add) | (bits & kSleeperOwed),
+                                            std::memory_order_seq_cst,
+                                            std::memory_order_relaxed)) {
+  }
   return seq;
+}
+
+// Uncounts `n` sleepers of each kind in `bits`. The last of a kind clears
+// its owed bit: a wake-up nobody waits for costs nothing.
+inline void DisarmWait(RingWaitLine* w, uint32_t bits, uint32_t n = 1) {
+  const uint32_t sub = ((bits & kArmFutex) ? kFutexSleeper * n : 0u) +
+                       ((bits & kArmDoorbell) ? kDoorbellSleeper * n : 0u);
+  if (sub == 0) return;
+  uint32_t old = w->sleepers.load(std::memory_order_relaxed);
+  uint32_t next;
+  do {
+    next = old - sub;
+    if ((next & kFutexSleeperMask) == 0) next &= ~kArmFutex;
+    if ((next & kDoorbellSleeperMask) == 0) next &= ~kArmDoorbell;
+  } while (!w->sleepers.compare_exchange_weak(old, next, std::memory_order_acq_rel,
+                                              std::memory_order_relaxed));
 }
 
 // Lists doorbell `id` among the waiters of `w` (idempotent). Returns false
@@ -311,6 +359,7 @@ class ByteRingProducer {
   // arm (kArmFutex / kArmDoorbell), then one HeavyFence() for all rings
   // armed, then RecheckAfterFence(). Returns the eventcount for FutexWait.
   uint32_t ArmWriter(uint32_t bits) { return ArmWait(&idx_->writer_wait, bits); }
+  void DisarmWriter(uint32_t bits) { DisarmWait(&idx_->writer_wait, bits); }
   size_t RecheckAfterFence() {
     cached_head_ = idx_->head.load(std::memory_order_seq_cst);
     return capacity_ - (tail_ - cached_head_);
@@ -464,6 +513,7 @@ class ByteRingConsumer {
   // WriterLazy(), then RecheckAfterFence() (and Shut()). Returns the
   // eventcount for FutexWait.
   uint32_t ArmReader(uint32_t bits) { return ArmWait(&idx_->reader_wait, bits); }
+  void DisarmReader(uint32_t bits) { DisarmWait(&idx_->reader_wait, bits); }
   bool WriterLazy() const { return idx_->writer_lazy.load(std::memory_order_seq_cst) != 0; }
   size_t RecheckAfterFence() {
     cached_tail_ = idx_->tail.load(std::memory_order_seq_cst);

@@ -213,15 +213,16 @@ bool EngineFlows::ArmApplicationWakeups() {
     // writer of its RX ring: our doorbell is listed there (Insert). A
     // close during the handshake wakes us through the first.
     shm::ArmWait(&e->pipe->to_wire().reader_wait, shm::kArmDoorbell);
+    e->armed = true;
     if (e->connect_pending) continue;
     // Consumed RX space matters only when the window has closed enough
     // for an update to be due (receiver-side SWS avoidance, RFC 9293
     // 3.8.6.2.2); otherwise an application's receive need not wake us.
     shm::RingIndexes& fw = e->pipe->from_wire();
-    if (fw.tail.load(std::memory_order_relaxed) - fw.head.load(std::memory_order_relaxed) >
-        e->pipe->capacity() / 2) {
-      shm::ArmWait(&fw.writer_wait, shm::kArmDoorbell);
-    }
+    e->armed_rx_credit =
+        fw.tail.load(std::memory_order_relaxed) - fw.head.load(std::memory_order_relaxed) >
+        e->pipe->capacity() / 2;
+    if (e->armed_rx_credit) shm::ArmWait(&fw.writer_wait, shm::kArmDoorbell);
   }
   armed_ = true;
   shm::HeavyFence();
@@ -294,6 +295,12 @@ void EngineFlows::Insert(uint64_t cookie, Entry e) {
 }
 
 void EngineFlows::Erase(std::unordered_map<uint64_t, Entry>::iterator it) {
+  Entry& e = it->second;
+  if (e.pipe != nullptr && e.armed) {
+    e.armed = false;
+    shm::DisarmWait(&e.pipe->to_wire().reader_wait, shm::kArmDoorbell);
+    if (e.armed_rx_credit) shm::DisarmWait(&e.pipe->from_wire().writer_wait, shm::kArmDoorbell);
+  }
   if (it->second.pipe != nullptr) {
     for (size_t i = 0; i < pipes_.size(); ++i) {
       if (pipes_[i] == &it->second) {
@@ -341,10 +348,11 @@ size_t EngineFlows::PollPipe(Entry& e, bool check_closed) {
 }
 
 void EngineFlows::Disarm() {
-  // Only we wait on these two lines, so we may clear them.
   for (Entry* e : pipes_) {
-    e->pipe->to_wire().reader_wait.armed.store(0, std::memory_order_relaxed);
-    e->pipe->from_wire().writer_wait.armed.store(0, std::memory_order_relaxed);
+    if (!e->armed) continue;
+    e->armed = false;
+    shm::DisarmWait(&e->pipe->to_wire().reader_wait, shm::kArmDoorbell);
+    if (e->armed_rx_credit) shm::DisarmWait(&e->pipe->from_wire().writer_wait, shm::kArmDoorbell);
   }
   udp_.CancelSleep();
   armed_ = false;

@@ -89,6 +89,8 @@ class EngineFlows : public engine::FlowEventSink, public stack::BufferProvider {
     uint64_t rx_head_seen = 0;      // application RX head last credited
     bool tx_shut_done = false;
     bool connect_pending = false;   // active open not yet published
+    bool armed = false;             // counted in the TX ring's reader wait line
+    bool armed_rx_credit = false;   // and in the RX ring's writer wait line
   };
   struct ListenEntry {
     stack::FlowId id = stack::kInvalidFlow;

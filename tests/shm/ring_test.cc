@@ -64,23 +64,43 @@ TEST(ByteRingTest, WrapAroundKeepsBytesInOrder) {
   }
 }
 
-TEST(ByteRingTest, ArmBitsAreReportedOnceAndOnlyWhenSet) {
+TEST(ByteRingTest, AWakeUpIsOwedOncePerSleepAndOnlyWhileSomeoneWaits) {
   TestRing r(16);
   uint8_t b = 1;
-  r.c.ArmReader(kArmFutex | kArmDoorbell);  // a reader goes to sleep
+  auto send1 = [&] {
+    r.p.CopyIn(0, &b, 1);
+    return r.p.Commit(1);
+  };
+  EXPECT_EQ(send1(), 0u);  // nobody waits: no wake-up to do
+  r.c.Consume(1);
+  r.c.ArmReader(kArmFutex);     // a blocking reader and
+  r.c.ArmReader(kArmDoorbell);  // a poller go to sleep
   EXPECT_EQ(r.c.RecheckAfterFence(), 0u);
-  r.p.CopyIn(0, &b, 1);
-  EXPECT_EQ(r.p.Commit(1), kArmFutex | kArmDoorbell);  // the producer must wake both kinds
-  r.p.CopyIn(0, &b, 1);
-  EXPECT_EQ(r.p.Commit(1), 0u);  // taken by the first commit
+  EXPECT_EQ(send1(), kArmFutex | kArmDoorbell);  // the producer must wake both kinds
+  EXPECT_EQ(send1(), 0u);  // woken already, even if they have not run yet
+  r.c.DisarmReader(kArmFutex);
+  r.c.DisarmReader(kArmDoorbell);
+  // A poller that arms, finds data on its re-check and leaves owes nothing.
+  r.c.ArmReader(kArmDoorbell);
+  EXPECT_NE(r.c.RecheckAfterFence(), 0u);
+  r.c.DisarmReader(kArmDoorbell);
+  EXPECT_EQ(send1(), 0u);
+  // Two blocking readers; one leaves without sleeping: the other is owed.
+  r.c.ArmReader(kArmFutex);
+  r.c.ArmReader(kArmFutex);
+  r.c.DisarmReader(kArmFutex);
+  EXPECT_EQ(send1(), kArmFutex);
+  r.c.DisarmReader(kArmFutex);
+  EXPECT_EQ(r.idx->reader_wait.sleepers.load(), 0u);
   // Writer side: fill, sleep, the consumer must wake it once.
   r.p.CopyIn(0, &b, 1);
-  r.p.Commit(14);
-  EXPECT_EQ(r.p.Writable(), 0u);
+  r.p.Commit(r.p.RecheckAfterFence());
   r.p.ArmWriter(kArmFutex);
   EXPECT_EQ(r.p.RecheckAfterFence(), 0u);
   EXPECT_EQ(r.c.Consume(1), kArmFutex);
   EXPECT_EQ(r.c.Consume(1), 0u);
+  r.p.DisarmWriter(kArmFutex);
+  EXPECT_EQ(r.idx->writer_wait.sleepers.load(), 0u);
 }
 
 TEST(ByteRingTest, WaiterSetListsEachProcessOnceAndReportsOverflow) {

@@ -82,8 +82,13 @@ bool SleepForData(ByteRingConsumer* c, int efd) {
     const uint32_t seq = c->ArmReader(g_pipe->ArmBit());
     HeavyFence();
     if (c->WriterLazy()) PeerBarrier();
-    if (c->RecheckAfterFence() != 0) break;
-    if (!g_pipe->Sleep(c->reader_wait(), seq, efd)) return c->Readable() != 0;
+    if (c->RecheckAfterFence() != 0) {
+      c->DisarmReader(g_pipe->ArmBit());
+      break;
+    }
+    const bool woken = g_pipe->Sleep(c->reader_wait(), seq, efd);
+    c->DisarmReader(g_pipe->ArmBit());
+    if (!woken) return c->Readable() != 0;
   }
   return true;
 }
@@ -213,12 +218,14 @@ TEST(WakeupStressTest, LazyStreamingProducerLosesNoWakeup) {
         while (p.Writable(n) < n) {  // full: wait for the consumer
           const uint32_t wseq = p.ArmWriter(kArmFutex);
           HeavyFence();
-          if (p.RecheckAfterFence() >= n) break;
-          if (FutexWait(&p.writer_wait()->wake_seq, wseq, int64_t{kLostWakeupMs} * 1000000) ==
-                  ETIMEDOUT &&
-              p.Writable(n) < n) {
-            _exit(1);
+          if (p.RecheckAfterFence() >= n) {
+            p.DisarmWriter(kArmFutex);
+            break;
           }
+          const int rc =
+              FutexWait(&p.writer_wait()->wake_seq, wseq, int64_t{kLostWakeupMs} * 1000000);
+          p.DisarmWriter(kArmFutex);
+          if (rc == ETIMEDOUT && p.Writable(n) < n) _exit(1);
         }
         uint8_t chunk[100];
         for (size_t k = 0; k < n; ++k) chunk[k] = StreamByte(seq + k);
