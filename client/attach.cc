@@ -620,10 +620,10 @@ uint64_t DoorbellId() {
   return b != nullptr ? b->id : 0;
 }
 
-void RemoveOwnWaiters(shm::RingWaitLine* w) {
+void RemoveOwnWaiters(shm::WaiterSet set) {
   pthread_mutex_lock(&g_peer_mu);
   if (g_own_doorbells != nullptr) {
-    for (uint64_t id : *g_own_doorbells) shm::RemoveWaiter(w, id);
+    for (uint64_t id : *g_own_doorbells) shm::RemoveWaiter(set, id);
   }
   pthread_mutex_unlock(&g_peer_mu);
 }
@@ -665,12 +665,14 @@ int PeerDoorbell(uint64_t id) {
 }
 }  // namespace
 
-void WakeLine(shm::RingWaitLine* w, uint32_t bits) {
+void WakeLine(shm::RingWaitLine* w, uint32_t bits) { WakeLine(w, bits, shm::Waiters(w)); }
+
+void WakeLine(shm::RingWaitLine* w, uint32_t bits, shm::WaiterSet set) {
   if (bits & shm::kArmFutex) shm::WakeFutexWaiters(w);
   if (!(bits & shm::kArmDoorbell)) return;
-  for (auto& e : w->waiters) {
+  for (uint32_t i = 0; i < set.n; ++i) {
     // Acquire: pairs with the waiter's CAS that listed itself.
-    const uint64_t id = e.load(std::memory_order_acquire);
+    const uint64_t id = set.ids[i].load(std::memory_order_acquire);
     if (id == 0) continue;
     Bell* mine = t_bell.fork_gen == g_fork_gen.load(std::memory_order_relaxed) ? t_bell.bell
                                                                                : nullptr;

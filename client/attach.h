@@ -89,9 +89,9 @@ void AttachAtForkChild();
 // offloadd on first use). -1 / 0 when not attached.
 int DoorbellFd();
 uint64_t DoorbellId();
-// Takes every doorbell of this process's threads off `w` (a socket this
+// Takes every doorbell of this process's threads off `set` (a socket this
 // process no longer watches).
-void RemoveOwnWaiters(shm::RingWaitLine* w);
+void RemoveOwnWaiters(shm::WaiterSet set);
 // The attach socket (POLLHUP: offloadd is gone), -1 when not attached.
 int AttachFd();
 // offloadd hung up: forget the session (new sockets use the kernel until
@@ -100,6 +100,9 @@ void DropSession();
 // Wakes the sleepers `bits` (shm::TakeArmed() of `w`) says are there:
 // futex sleepers directly, poll/epoll sleepers through their process's
 // doorbell (asked from offloadd once per peer process).
+// `set`: where the doorbells are listed (the line's own waiters unless
+// given).
+void WakeLine(shm::RingWaitLine* w, uint32_t bits, shm::WaiterSet set);
 void WakeLine(shm::RingWaitLine* w, uint32_t bits);
 // The caller's identity for shm::EndLock (pid << 32 | tid), cached per
 // thread and renewed in a forked child.

@@ -148,7 +148,10 @@ void Disarm(Socket* s, uint32_t armed);
 // closed: do not sleep); DisarmLine() uncounts it; RetireLine() (close)
 // takes back what this process's sleepers still count there.
 bool ArmLine(LineArms* a, shm::RingWaitLine* w, uint32_t bits, uint32_t* seq);
+// A doorbell sleeper also takes the thread's doorbell off the waiter set
+// (`set`: the line's own unless given).
 void DisarmLine(LineArms* a, shm::RingWaitLine* w, uint32_t bits);
+void DisarmLine(LineArms* a, shm::RingWaitLine* w, uint32_t bits, shm::WaiterSet set);
 void RetireLine(LineArms* a, shm::RingWaitLine* w);
 // A forked child: the counts of its arms are its parent's threads' (none
 // of which run here).

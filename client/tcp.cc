@@ -47,7 +47,9 @@ void SetSlotPipe(Socket* s) {
 // Wakes the acceptors of `hdr` after a post (shm/listener.h).
 void WakeAcceptors(shm::ListenerHeader* hdr) {
   std::atomic_thread_fence(std::memory_order_seq_cst);
-  if (const uint32_t bits = shm::TakeArmed(&hdr->accept_wait)) WakeLine(&hdr->accept_wait, bits);
+  if (const uint32_t bits = shm::TakeArmed(&hdr->accept_wait)) {
+    WakeLine(&hdr->accept_wait, bits, shm::AcceptWaiters(hdr));
+  }
 }
 
 }  // namespace
@@ -391,8 +393,8 @@ void ClosePipeEnd(Socket* s) {
   RetireLine(&p->rx_arms, p->rx.reader_wait());
   RetireLine(&p->tx_arms, p->tx.writer_wait());
   if (p->doorbell_listed.load(std::memory_order_relaxed)) {
-    RemoveOwnWaiters(p->rx.reader_wait());
-    RemoveOwnWaiters(p->tx.writer_wait());
+    RemoveOwnWaiters(shm::Waiters(p->rx.reader_wait()));
+    RemoveOwnWaiters(shm::Waiters(p->tx.writer_wait()));
   }
   if (s->shared.load(std::memory_order_acquire)) {
     Log(5, "fd %d: pipe %u/%u end %d: shared, offloadd ends it with its last holder", s->fd,
@@ -435,7 +437,7 @@ void CloseListenerRef(Socket* s) {
   if (l == nullptr) return;
   RetireLine(&l->accept_arms, &l->hdr->accept_wait);
   if (l->doorbell_listed.load(std::memory_order_relaxed)) {
-    RemoveOwnWaiters(&l->hdr->accept_wait);
+    RemoveOwnWaiters(shm::AcceptWaiters(l->hdr));
   }
   if (!s->shared.load(std::memory_order_acquire)) {
     // This close is the socket's last: from now on connects are refused

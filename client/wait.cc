@@ -95,15 +95,19 @@ bool WantsOut(uint32_t events) { return events & (EPOLLOUT | EPOLLWRNORM); }
 
 bool ListenerPending(Socket* s) { return shm::PendingAccepts(s->listener->hdr) != 0; }
 
-// Lists this process's doorbell on `w` once per socket. False when it
-// cannot (not attached, or the waiter set is full).
-bool ListOn(shm::RingWaitLine* w, std::atomic<bool>* listed) {
+// Lists the calling thread's doorbell in `set` for the time it sleeps
+// (Unlist() when it stops). False when it cannot (not attached, or the set
+// is full).
+bool ListOn(shm::WaiterSet set, std::atomic<bool>* listed) {
   uint64_t id = DoorbellId();
   if (id == 0 && EnsureAttached()) id = DoorbellId();  // a forked child's first sleep
   if (id == 0) return false;
-  if (!shm::AddWaiter(w, id)) return false;
+  if (!shm::AddWaiter(set, id)) return false;
   listed->store(true, std::memory_order_relaxed);
   return true;
+}
+void Unlist(shm::WaiterSet set) {
+  if (const uint64_t id = DoorbellId()) shm::RemoveWaiter(set, id);
 }
 
 }  // namespace
@@ -133,8 +137,13 @@ bool ArmLine(LineArms* a, shm::RingWaitLine* w, uint32_t bits, uint32_t* seq) {
 }
 
 void DisarmLine(LineArms* a, shm::RingWaitLine* w, uint32_t bits) {
+  DisarmLine(a, w, bits, shm::Waiters(w));
+}
+
+void DisarmLine(LineArms* a, shm::RingWaitLine* w, uint32_t bits, shm::WaiterSet set) {
   MutexGuard g(&a->mu);
   if (a->retired) return;
+  if (bits & shm::kArmDoorbell) Unlist(set);
   shm::DisarmWait(w, bits);
   a->futex -= (bits & shm::kArmFutex) != 0;
   a->doorbell -= (bits & shm::kArmDoorbell) != 0;
@@ -175,13 +184,13 @@ uint32_t ArmFlags(Socket* s, uint32_t events, bool* listed) {
       PipeEnd* p = s->pipe.get();
       // A connect in flight: the engine wakes the reader and writer lines.
       if (WantsIn(events) || p->connecting.load(std::memory_order_relaxed)) {
-        if (!ListOn(p->rx.reader_wait(), &p->doorbell_listed)) *listed = false;
+        if (!ListOn(shm::Waiters(p->rx.reader_wait()), &p->doorbell_listed)) *listed = false;
         if (ArmLine(&p->rx_arms, p->rx.reader_wait(), shm::kArmDoorbell, nullptr)) {
           armed |= kArmedRx;
         }
       }
       if (WantsOut(events) || p->connecting.load(std::memory_order_relaxed)) {
-        if (!ListOn(p->tx.writer_wait(), &p->doorbell_listed)) *listed = false;
+        if (!ListOn(shm::Waiters(p->tx.writer_wait()), &p->doorbell_listed)) *listed = false;
         if (ArmLine(&p->tx_arms, p->tx.writer_wait(), shm::kArmDoorbell, nullptr)) {
           armed |= kArmedTx;
         }
@@ -190,7 +199,7 @@ uint32_t ArmFlags(Socket* s, uint32_t events, bool* listed) {
     }
     case Path::kListener: {
       ListenerRef* l = s->listener.get();
-      if (!ListOn(&l->hdr->accept_wait, &l->doorbell_listed)) *listed = false;
+      if (!ListOn(shm::AcceptWaiters(l->hdr), &l->doorbell_listed)) *listed = false;
       return ArmLine(&l->accept_arms, &l->hdr->accept_wait, shm::kArmDoorbell, nullptr)
                  ? kArmedAccept
                  : 0;
@@ -230,6 +239,8 @@ bool ArmRecheck(Socket* s, uint32_t events, bool* barrier_done) {
 }
 
 void Disarm(Socket* s, uint32_t armed) {
+  // Off the waiter sets first, then uncounted; both only while the line is
+  // not retired (a close may have unmapped it).
   if (armed & kArmedRx) {
     DisarmLine(&s->pipe->rx_arms, s->pipe->rx.reader_wait(), shm::kArmDoorbell);
   }
@@ -237,7 +248,8 @@ void Disarm(Socket* s, uint32_t armed) {
     DisarmLine(&s->pipe->tx_arms, s->pipe->tx.writer_wait(), shm::kArmDoorbell);
   }
   if (armed & kArmedAccept) {
-    DisarmLine(&s->listener->accept_arms, &s->listener->hdr->accept_wait, shm::kArmDoorbell);
+    DisarmLine(&s->listener->accept_arms, &s->listener->hdr->accept_wait, shm::kArmDoorbell,
+               shm::AcceptWaiters(s->listener->hdr));
   }
   if (armed & kArmedUdp) {
     MutexGuard rx(&s->udp_rx_mu);

@@ -40,6 +40,7 @@ inline constexpr uint64_t kListenerMagic = 0x4f46464c4c53544eull;  // "OFFLLSTN"
 inline constexpr uint32_t kAcceptQueueCap = 4096;  // connectors' queue (Linux somaxconn)
 inline constexpr uint32_t kEngineAcceptCap = 1024;  // per engine
 inline constexpr uint32_t kMaxAcceptEngines = 4;
+inline constexpr uint32_t kMaxAcceptWaiters = 64;  // sleeping acceptors with a doorbell
 
 // ListenerHeader::app_flags
 inline constexpr uint32_t kListenerNonblock = 1;  // O_NONBLOCK as the application set it
@@ -88,8 +89,12 @@ struct alignas(4096) ListenerHeader {
 
   alignas(kCacheLine) EngineAcceptRing engine[kMaxAcceptEngines];
 
-  // Acceptors waiting for a connection.
+  // Acceptors waiting for a connection: the line, and the doorbells of
+  // those that sleep in poll/epoll/accept (every worker of a pre-fork
+  // server may; AcceptWaiters()).
   alignas(kCacheLine) RingWaitLine accept_wait;
+  alignas(kCacheLine) std::atomic<uint64_t> acceptor_ids[kMaxAcceptWaiters];
+  std::atomic<uint32_t> acceptor_overflow;
 
   // Statistics (relaxed).
   alignas(kCacheLine) std::atomic<uint64_t> posted, accepted, refused;
@@ -99,6 +104,12 @@ struct alignas(4096) ListenerHeader {
 };
 
 inline constexpr uint64_t ListenerSegmentBytes() { return (sizeof(ListenerHeader) + 4095) & ~4095ull; }
+
+// The doorbells of the acceptors sleeping on `l` (its accept_wait line's
+// own waiter ids are unused).
+inline WaiterSet AcceptWaiters(ListenerHeader* l) {
+  return {l->acceptor_ids, kMaxAcceptWaiters, &l->acceptor_overflow};
+}
 
 // Connections waiting (any queue); no lock, may be stale by the time the
 // caller acts.

@@ -230,31 +230,47 @@ inline void DisarmWait(RingWaitLine* w, uint32_t bits, uint32_t n = 1) {
                                               std::memory_order_relaxed));
 }
 
-// Lists doorbell `id` among the waiters of `w` (idempotent). Returns false
-// when the set is full (the caller then sleeps with a timeout).
-inline bool AddWaiter(RingWaitLine* w, uint64_t id) {
-  for (auto& e : w->waiters) {
-    if (e.load(std::memory_order_relaxed) == id) return true;
+// The doorbell ids listed on a wait line: the line's own kMaxRingWaiters,
+// or a larger array next to it (a listener's acceptors, shm/listener.h).
+// A thread lists its doorbell while it sleeps on the line and takes it off
+// when it stops waiting, so the set holds sleepers, not past watchers.
+struct WaiterSet {
+  std::atomic<uint64_t>* ids;
+  uint32_t n;
+  std::atomic<uint32_t>* overflow;
+};
+inline WaiterSet Waiters(RingWaitLine* w) {
+  return {w->waiters, kMaxRingWaiters, &w->waiter_overflow};
+}
+
+// Lists doorbell `id` in `set` (idempotent). Returns false when the set is
+// full (the caller then sleeps with a timeout).
+inline bool AddWaiter(WaiterSet set, uint64_t id) {
+  for (uint32_t i = 0; i < set.n; ++i) {
+    if (set.ids[i].load(std::memory_order_relaxed) == id) return true;
   }
-  for (auto& e : w->waiters) {
+  for (uint32_t i = 0; i < set.n; ++i) {
     uint64_t expected = 0;
-    if (e.load(std::memory_order_relaxed) == 0 &&
-        e.compare_exchange_strong(expected, id, std::memory_order_acq_rel)) {
+    if (set.ids[i].load(std::memory_order_relaxed) == 0 &&
+        set.ids[i].compare_exchange_strong(expected, id, std::memory_order_acq_rel)) {
       return true;
     }
   }
-  w->waiter_overflow.store(1, std::memory_order_relaxed);
+  set.overflow->store(1, std::memory_order_relaxed);
   return false;
 }
+inline bool AddWaiter(RingWaitLine* w, uint64_t id) { return AddWaiter(Waiters(w), id); }
 
-// Removes doorbell `id` from the waiters of `w` (a process that no longer
-// watches the socket, or the daemon after that process died).
-inline void RemoveWaiter(RingWaitLine* w, uint64_t id) {
-  for (auto& e : w->waiters) {
+// Takes doorbell `id` off `set` (a sleeper that stopped waiting, a socket
+// closed, or the daemon after that process died).
+inline void RemoveWaiter(WaiterSet set, uint64_t id) {
+  for (uint32_t i = 0; i < set.n; ++i) {
+    if (set.ids[i].load(std::memory_order_relaxed) != id) continue;
     uint64_t expected = id;
-    e.compare_exchange_strong(expected, 0, std::memory_order_acq_rel);
+    set.ids[i].compare_exchange_strong(expected, 0, std::memory_order_acq_rel);
   }
 }
+inline void RemoveWaiter(RingWaitLine* w, uint64_t id) { RemoveWaiter(Waiters(w), id); }
 
 // ------------------------------------------------------------ producer
 

@@ -20,17 +20,22 @@ class AppWaker {
   virtual void KickDoorbell(uint64_t id) = 0;
 };
 
-// Wakes what `bits` (shm::TakeArmed() of `w`) say sleeps on `w`. `waker`
+// Wakes what `bits` (shm::TakeArmed() of `w`) say sleeps on `w`, the
+// doorbells listed in `set` (the line's own waiters unless given). `waker`
 // may be null (no doorbells yet: only futex sleepers are woken).
-inline void WakeWaitLine(shm::RingWaitLine* w, uint32_t bits, AppWaker* waker) {
+inline void WakeWaitLine(shm::RingWaitLine* w, uint32_t bits, AppWaker* waker,
+                         shm::WaiterSet set) {
   if (bits & shm::kArmFutex) shm::WakeFutexWaiters(w);
   if ((bits & shm::kArmDoorbell) && waker != nullptr) {
-    for (auto& e : w->waiters) {
+    for (uint32_t i = 0; i < set.n; ++i) {
       // Acquire: pairs with the waiter's CAS that listed itself.
-      const uint64_t id = e.load(std::memory_order_acquire);
+      const uint64_t id = set.ids[i].load(std::memory_order_acquire);
       if (id != 0) waker->KickDoorbell(id);
     }
   }
+}
+inline void WakeWaitLine(shm::RingWaitLine* w, uint32_t bits, AppWaker* waker) {
+  WakeWaitLine(w, bits, waker, shm::Waiters(w));
 }
 
 }  // namespace offload::wire

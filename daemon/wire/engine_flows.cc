@@ -358,12 +358,14 @@ void EngineFlows::Disarm() {
   armed_ = false;
 }
 
-void EngineFlows::Wake(shm::RingWaitLine* w) {
+void EngineFlows::Wake(shm::RingWaitLine* w) { Wake(w, shm::Waiters(w)); }
+
+void EngineFlows::Wake(shm::RingWaitLine* w, shm::WaiterSet set) {
   // StoreLoad: what the sleeper waits for (an index, shut, connect_status)
   // was stored before; pairs with its arm RMW + fence + re-check.
   shm::LightFence();
   const uint32_t bits = shm::TakeArmed(w);
-  if (bits != 0) WakeWaitLine(w, bits, plane_->app_waker());
+  if (bits != 0) WakeWaitLine(w, bits, plane_->app_waker(), set);
 }
 
 void EngineFlows::PublishToPipe(Entry& e, uint32_t events, int error) {
@@ -457,7 +459,7 @@ void EngineFlows::AcceptChildren(ListenEntry& l) {
         Close(cookie, /*abort=*/true);
         continue;
       }
-      Wake(&t->listener->accept_wait);
+      Wake(&t->listener->accept_wait, shm::AcceptWaiters(t->listener));
     } else if (l.params.sink != nullptr) {
       l.params.sink->OnAccepted(l.params.token, c);
     } else {

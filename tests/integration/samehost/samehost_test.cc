@@ -309,6 +309,22 @@ TEST_F(SameHostTest, IdleServerClientAndDaemonSleep) {
   EXPECT_EQ(p.Wait(10), 0);
 }
 
+// Twelve threads blocked in accept() and twelve pre-forked processes in
+// epoll_wait on one offloaded listener (more sleepers than a ring's own
+// waiter set): each sleeps without a timeout — a sleeper that polls would
+// switch hundreds of times in 2 s — and every one gets its connection.
+TEST_F(SameHostTest, ManySleepingAcceptorsSleepAndAreAllServed) {
+  Proc p({g_prog, "idle-acceptors", "12", "12"}, Env(true, 1), dir_ + "/acceptors.log");
+  ASSERT_TRUE(p.WaitOutput("idle-acceptors offloaded", 10)) << p.Output();
+  ASSERT_TRUE(p.WaitOutput("idle-acceptors switches=", 30)) << p.Output();
+  EXPECT_EQ(p.Wait(60), 0) << p.Output();
+  const std::string out = p.Output();
+  const size_t at = out.find("idle-acceptors switches=");
+  const long idle = std::stol(out.substr(at + strlen("idle-acceptors switches=")));
+  printf("24 idle acceptors: %ld voluntary context switches in 2 s\n", idle);
+  EXPECT_LT(idle, 100) << "idle acceptors must sleep, not poll\n" << out;
+}
+
 // Beyond max_sockets_per_process new sockets stay on the kernel (reason
 // LIMIT) and everything keeps working.
 TEST_F(SameHostTest, SocketLimitFallsBackToTheKernelAndKeepsWorking) {

@@ -21,6 +21,7 @@
 // they are kernel connections.
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -1434,6 +1435,110 @@ int Idle(int seconds) {
   return 0;
 }
 
+// Many sleeping acceptors on one listener: `threads` threads blocked in
+// accept() and `procs` pre-forked children in epoll_wait on it (more than
+// a ring's own waiter set holds). While nothing happens they must all
+// sleep: the voluntary context switches of every one of them over 2 s are
+// printed (a sleeper that polls with a timeout makes hundreds); then one
+// connection per acceptor must each be served.
+long ContextSwitches(pid_t pid) {
+  long total = 0;
+  const std::string dir = "/proc/" + std::to_string(pid) + "/task";
+  std::vector<std::string> tids;
+  if (DIR* d = opendir(dir.c_str())) {
+    while (dirent* e = readdir(d)) {
+      if (e->d_name[0] != '.') tids.push_back(e->d_name);
+    }
+    closedir(d);
+  }
+  for (const std::string& t : tids) {
+    FILE* f = fopen((dir + "/" + t + "/status").c_str(), "r");
+    if (f == nullptr) continue;
+    char l[256];
+    while (fgets(l, sizeof(l), f) != nullptr) {
+      long v;
+      if (sscanf(l, "voluntary_ctxt_switches: %ld", &v) == 1) total += v;
+    }
+    fclose(f);
+  }
+  return total;
+}
+
+int IdleAcceptors(int threads, int procs) {
+  int l = Listener();
+  if (l < 0) return 2;
+  const uint16_t port = PortOf(l);
+  auto serve = [](int fd) {
+    char b = 0;
+    if (RecvAll(fd, &b, 1) != 1 || send(fd, &b, 1, 0) != 1) return false;
+    close(fd);
+    return true;
+  };
+  std::vector<pid_t> kids;
+  for (int i = 0; i < procs; ++i) {
+    const pid_t pid = fork();
+    if (pid == 0) {
+      // A pre-fork worker: epoll on the shared listener, serve one, exit.
+      int ep = epoll_create1(0);
+      epoll_event ev = {};
+      ev.events = EPOLLIN;
+      epoll_ctl(ep, EPOLL_CTL_ADD, l, &ev);
+      for (;;) {
+        epoll_event out;
+        if (epoll_wait(ep, &out, 1, 60000) <= 0) _exit(3);
+        const int c = accept4(l, nullptr, nullptr, SOCK_NONBLOCK);
+        if (c < 0) continue;  // another worker took it
+        fcntl(c, F_SETFL, 0);
+        _exit(serve(c) ? 0 : 4);
+      }
+    }
+    kids.push_back(pid);
+  }
+  std::atomic<int> served{0};
+  std::vector<std::thread> ts;
+  for (int i = 0; i < threads; ++i) {
+    ts.emplace_back([&] {
+      const int c = accept(l, nullptr, nullptr);
+      if (c >= 0 && serve(c)) served.fetch_add(1);
+    });
+  }
+  printf("idle-acceptors %s\n", IsOffloaded(l) ? "offloaded" : "kernel");
+  fflush(stdout);
+  usleep(500000);  // past every spin budget: all of them sleep now
+  auto switches = [&] {
+    long n = ContextSwitches(getpid());
+    for (pid_t k : kids) n += ContextSwitches(k);
+    return n;
+  };
+  const long before = switches();
+  sleep(2);
+  const long idle = switches() - before;
+  printf("idle-acceptors switches=%ld\n", idle);
+  fflush(stdout);
+  int ok = 0;
+  for (int i = 0; i < threads + procs; ++i) {
+    int c = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a = Loopback(port);
+    char b = 'a';
+    if (connect(c, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0 && send(c, &b, 1, 0) == 1 &&
+        RecvAll(c, &b, 1) == 1 && b == 'a') {
+      ++ok;
+    } else {
+      fprintf(stderr, "connection %d: %s\n", i, strerror(errno));
+    }
+    close(c);
+  }
+  for (auto& t : ts) t.join();
+  int kids_ok = 0;
+  for (pid_t k : kids) {
+    int st = 0;
+    if (waitpid(k, &st, 0) == k && WIFEXITED(st) && WEXITSTATUS(st) == 0) ++kids_ok;
+  }
+  printf("idle-acceptors served=%d threads=%d procs=%d\n", ok, served.load(), kids_ok);
+  close(l);
+  return ok == threads + procs && served.load() == threads && kids_ok == procs ? 0 : 5;
+}
+
 // ------------------------------------------------------- helper processes
 
 int EchoServer(const char* port_file) {
@@ -1544,6 +1649,9 @@ int main(int argc, char** argv) {
   if (argc >= 3 && strcmp(argv[1], "exec-accept") == 0) return ExecAccept(atoi(argv[2]));
   if (argc >= 4 && strcmp(argv[1], "paths") == 0) return Paths(atoi(argv[2]), atoi(argv[3]));
   if (argc >= 3 && strcmp(argv[1], "idle") == 0) return Idle(atoi(argv[2]));
+  if (argc >= 4 && strcmp(argv[1], "idle-acceptors") == 0) {
+    return IdleAcceptors(atoi(argv[2]), atoi(argv[3]));
+  }
   if (argc >= 3 && strcmp(argv[1], "many") == 0) return Many(atoi(argv[2]));
   if (argc >= 3 && strcmp(argv[1], "echo-server") == 0) return EchoServer(argv[2]);
   if (argc >= 4 && strcmp(argv[1], "echo-client") == 0) {
