@@ -81,6 +81,7 @@ std::string FallbackReasonText(v1::FallbackReason reason) {
     case v1::FALLBACK_NOT_ROUTED: return "not on an offloaded interface";
     case v1::FALLBACK_LIMIT: return "limit reached";
     case v1::FALLBACK_UNSUPPORTED_FAMILY: return "unsupported family/type";
+    case v1::FALLBACK_SHARED_DGRAM: return "UDP socket shared by processes";
     default: return "unknown";
   }
 }

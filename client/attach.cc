@@ -9,6 +9,7 @@
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <time.h>
 
@@ -178,7 +179,7 @@ void DispatchLocked(const shm::Msg& m, int* fds, int nfds) {
   switch (m.type) {
     case shm::MsgType::kDgramOffer: {
       InRing* r = nullptr;
-      if (s != nullptr && s->path.load() == Path::kUdp && nfds == 1) {
+      if (s != nullptr && s->path.load() == Path::kUdp && !s->udp_shared.load() && nfds == 1) {
         r = new InRing();
         r->map = shm::Mapping::MapShared(fds[0], shm::DgramSegmentBytes(m.value));
         r->id = m.id2;
@@ -292,14 +293,59 @@ bool AttachLocked() {
 
 }  // namespace
 
+namespace {
+
+// offloadd's socket as the last failed attach found it: a restarted
+// offloadd makes a new one (another inode), and the next call attaches at
+// once instead of waiting out the back-off.
+struct SocketFileId {
+  dev_t dev = 0;
+  ino_t ino = 0;  // 0: no socket there
+  struct timespec ctime = {};  // an inode number is soon reused, its change time not
+  bool operator==(const SocketFileId& o) const {
+    return dev == o.dev && ino == o.ino && ctime.tv_sec == o.ctime.tv_sec &&
+           ctime.tv_nsec == o.ctime.tv_nsec;
+  }
+};
+SocketFileId g_absent_socket;
+
+SocketFileId DaemonSocketId() {
+  char path[256];
+  SocketFileId id;
+  struct stat st;
+  const int saved = errno;
+  if (snprintf(path, sizeof(path), "%s/engine.sock", Config().run_dir) < int{sizeof(path)} &&
+      stat(path, &st) == 0 && S_ISSOCK(st.st_mode)) {
+    id.dev = st.st_dev;
+    id.ino = st.st_ino;
+    id.ctime = st.st_ctim;
+  }
+  errno = saved;
+  return id;
+}
+
+}  // namespace
+
 bool EnsureAttached() {
   if (g_arena.load(std::memory_order_acquire) != nullptr) return true;
   pthread_mutex_lock(&g_mu);
   bool ok = g_arena.load(std::memory_order_relaxed) != nullptr;
   bool attached_now = false;
-  if (!ok && NowMs() >= g_absent_until_ms) {
-    ok = attached_now = AttachLocked();
-    if (!ok && g_absent_until_ms != INT64_MAX) g_absent_until_ms = NowMs() + 1000;
+  if (!ok && g_absent_until_ms != INT64_MAX) {
+    // Absent: try again a second after the last attempt, or as soon as
+    // offloadd's socket is a new one.
+    bool retry = NowMs() >= g_absent_until_ms;
+    if (!retry) {
+      const SocketFileId now = DaemonSocketId();
+      retry = now.ino != 0 && !(now == g_absent_socket);
+    }
+    if (retry) {
+      ok = attached_now = AttachLocked();
+      if (!ok && g_absent_until_ms != INT64_MAX) {
+        g_absent_until_ms = NowMs() + 1000;
+        g_absent_socket = DaemonSocketId();
+      }
+    }
   }
   pthread_mutex_unlock(&g_mu);
   if (attached_now && g_on_attached != nullptr) g_on_attached();
@@ -600,6 +646,10 @@ Bell* EnsureBell() {
           g_own_doorbells->end()) {
         g_own_doorbells->push_back(b->id);
       }
+      // Waking another thread of this process (or, in a forked child, of
+      // its parent: the eventfd is the same file) needs no daemon.
+      if (g_peer_doorbells == nullptr) g_peer_doorbells = new std::unordered_map<uint64_t, int>();
+      g_peer_doorbells->emplace(b->id, b->fd);
       pthread_mutex_unlock(&g_peer_mu);
       return b;
     }

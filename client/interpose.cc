@@ -161,6 +161,7 @@ void ChildAfterFork() {
   AttachAtForkChild();
   ChannelsAtForkChild();
   ResetArmsAfterFork();
+  ResetUdpLocksAfterFork();
 }
 
 void WriteStatsFile() {

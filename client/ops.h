@@ -119,6 +119,16 @@ ssize_t UdpSend(Socket* s, const iovec* iov, int iovcnt, int flags, const sockad
 ssize_t UdpRecv(Socket* s, msghdr* msg, int flags);
 size_t UdpNextSize(Socket* s);  // FIONREAD: size of the next ring datagram
 bool UdpHasData(Socket* s);
+// Ends this process's endpoint registration and rings of an offloaded UDP
+// socket (its last close, or DemoteSharedUdp).
+void ReleaseUdpEndpoint(Socket* s);
+// The UDP socket `s` is about to be held by another process too (fork,
+// SCM_RIGHTS, an exec it survives): it goes back to the kernel in every
+// holder, keeping what its rings already hold readable (udp.cc).
+void DemoteSharedUdp(Socket* s);
+// A forked child: the UDP sockets' process-local locks may have been held
+// by a thread of the parent that the child does not have.
+void ResetUdpLocksAfterFork();
 // After the application's IPPROTO_IP multicast setsockopt succeeded on the
 // shadow (the kernel joined / left, or took the value): records it and, for
 // memberships, tells the daemon so that the engine receives (or stops

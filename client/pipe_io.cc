@@ -173,6 +173,13 @@ void EngineLost(Socket* s) {
   if (p == nullptr || !p->engine) return;
   MarkReset(p);
   p->connecting.store(false, std::memory_order_release);
+  // Every thread of this process sleeping on it (a blocking call, poll,
+  // epoll) finds the reset: no daemon is left to tell them, and the first
+  // thread to see the attach socket hang up closes it, which takes it out
+  // of every epoll set.
+  constexpr uint32_t kAll = shm::kArmFutex | shm::kArmDoorbell;
+  WakeLine(p->rx.reader_wait(), kAll);
+  WakeLine(p->tx.writer_wait(), kAll);
   Log(2, "fd %d: offloadd is gone; its TCP connection is reset", s->fd);
 }
 

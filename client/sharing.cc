@@ -75,16 +75,25 @@ void ShareSocket(Socket* s) {
 void ShareAllBeforeFork() {
   for (int fd = 0; fd < g_fd_table_size; ++fd) {
     Socket* s = GetSocket(fd);
-    if (s != nullptr && Shareable(s)) ShareSocket(s);
+    if (s == nullptr) continue;
+    if (Shareable(s)) ShareSocket(s);
+    DemoteSharedUdp(s);
   }
 }
 
 void ShareSurvivorsBeforeExec() {
   for (int fd = 0; fd < g_fd_table_size; ++fd) {
     Socket* s = GetSocket(fd);
-    if (s == nullptr || !Shareable(s)) continue;
+    if (s == nullptr) continue;
+    const bool udp = s->path.load(std::memory_order_acquire) == Path::kUdp;
+    if (!udp && !Shareable(s)) continue;
     const int fl = Real().fcntl(fd, F_GETFD);
-    if (fl >= 0 && !(fl & FD_CLOEXEC)) ShareSocket(s);
+    if (fl < 0 || (fl & FD_CLOEXEC)) continue;
+    if (udp) {
+      DemoteSharedUdp(s);
+    } else {
+      ShareSocket(s);
+    }
   }
 }
 
@@ -96,7 +105,10 @@ void ShareFdsInMessage(const msghdr* msg) {
     for (size_t i = 0; i < n; ++i) {
       int fd;
       memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-      if (Socket* s = GetSocket(fd)) ShareSocket(s);
+      if (Socket* s = GetSocket(fd)) {
+        ShareSocket(s);
+        DemoteSharedUdp(s);
+      }
     }
   }
 }

@@ -160,6 +160,10 @@ struct Socket : FdObject {
   // Held by several processes (fork, exec, SCM_RIGHTS): offloadd watches
   // it and ends it when the last holder closes it (sharing.cc).
   std::atomic<bool> shared{false};
+  // UDP: held by several processes, so back on the kernel (udp.cc
+  // DemoteSharedUdp); the path stays kUdp while datagrams left in its
+  // rings are read.
+  std::atomic<bool> udp_shared{false};
   shm::Fallback fallback = shm::Fallback::kNone;
   uint32_t rule_id = 0;
   char fallback_detail[24] = {};

@@ -115,34 +115,8 @@ void Teardown(Socket* s) {
     ClosePipeEnd(s);
   } else if (path == Path::kListener) {
     CloseListenerRef(s);
-  } else if (path == Path::kUdp && !inherited) {
-    UnregisterSocket(s->reg_id);
-    if (s->reg_gen == AttachGeneration()) {
-      shm::Msg m = {};
-      m.type = shm::MsgType::kUdpUnbind;
-      m.id = s->reg_id;
-      SendAsync(m);
-    }
-    for (OutRing* r : s->out_rings) {
-      if (r->p.Shut()) shm::Kick(r->efd.get());
-      shm::Msg m = {};
-      m.type = shm::MsgType::kDgramClose;
-      m.id = r->id;
-      m.value = 1;
-      SendAsync(m);
-    }
-    pthread_mutex_lock(&s->mu);
-    for (InRing* r : s->new_rings) s->in_rings.push_back(r);
-    s->new_rings.clear();
-    pthread_mutex_unlock(&s->mu);
-    for (InRing* r : s->in_rings) {
-      if (r->id == 0) continue;  // the wire RX ring ends with the endpoint (kUdpUnbind)
-      shm::Msg m = {};
-      m.type = shm::MsgType::kDgramClose;
-      m.id = r->id;
-      m.value = 0;
-      SendAsync(m);
-    }
+  } else if (path == Path::kUdp && !inherited && !s->udp_shared.load(std::memory_order_acquire)) {
+    ReleaseUdpEndpoint(s);
   }
   s->slot->state = static_cast<uint8_t>(shm::SocketState::kClosed);
   FreeSlot(s);

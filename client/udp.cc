@@ -283,16 +283,23 @@ void AdoptNewRings(Socket* s) {
   pthread_mutex_unlock(&s->mu);
 }
 
-// Drops incoming rings whose sender is gone and that are empty.
+// Drops incoming rings whose sender is gone and that are empty. A shared
+// socket's rings (DemoteSharedUdp) are read from their shared heads and
+// told nothing (the holder that demoted it closed its side already); their
+// wire RX ring goes too, once the engine has closed its endpoint.
 void ReapRings(Socket* s) {
+  const bool shared = s->udp_shared.load(std::memory_order_acquire);
   for (size_t i = 0; i < s->in_rings.size();) {
     InRing* r = s->in_rings[i];
-    if (r->id != 0 && r->c.SenderGone() && r->c.Empty()) {
-      shm::Msg m = {};
-      m.type = shm::MsgType::kDgramClose;
-      m.id = r->id;
-      m.value = 0;
-      SendAsync(m);
+    if (shared) r->c.Resync();
+    if ((r->id != 0 || shared) && r->c.SenderGone() && r->c.Empty()) {
+      if (!shared) {
+        shm::Msg m = {};
+        m.type = shm::MsgType::kDgramClose;
+        m.id = r->id;
+        m.value = 0;
+        SendAsync(m);
+      }
       delete r;
       s->in_rings.erase(s->in_rings.begin() + i);
     } else {
@@ -375,6 +382,80 @@ OutRing* OpenRing(Socket* s, const sockaddr_in* dst, bool* wire) {
 
 }  // namespace
 
+void ReleaseUdpEndpoint(Socket* s) {
+  UnregisterSocket(s->reg_id);  // offers still in flight are refused from now on
+  if (s->reg_gen == AttachGeneration()) {
+    shm::Msg m = {};
+    m.type = shm::MsgType::kUdpUnbind;
+    m.id = s->reg_id;
+    SendAsync(m);
+  }
+  for (OutRing* r : s->out_rings) {
+    if (r->p.Shut()) shm::Kick(r->efd.get());
+    shm::Msg m = {};
+    m.type = shm::MsgType::kDgramClose;
+    m.id = r->id;
+    m.value = 1;
+    SendAsync(m);
+  }
+  pthread_mutex_lock(&s->mu);
+  for (InRing* r : s->new_rings) s->in_rings.push_back(r);
+  s->new_rings.clear();
+  pthread_mutex_unlock(&s->mu);
+  for (InRing* r : s->in_rings) {
+    if (r->id == 0) continue;  // the wire RX ring ends with the endpoint (kUdpUnbind)
+    shm::Msg m = {};
+    m.type = shm::MsgType::kDgramClose;
+    m.id = r->id;
+    m.value = 0;
+    SendAsync(m);
+  }
+}
+
+// A UDP socket held by several processes. Its rings have one producer and
+// one consumer each, and the daemon offers a new sender's ring to one
+// process, so two holders cannot both read them the kernel's way (any
+// holder may read any datagram). Instead, before the second holder exists
+// (the fork, the SCM_RIGHTS message, the exec), the socket goes back to the
+// kernel for good, in every holder: its endpoint is unregistered (new
+// same-host senders use the kernel; its senders see reader_closed and
+// follow on their next send), the engine endpoint closes, and sends go
+// through the shadow. Nothing already in its rings is lost: every holder
+// reads what is left first, taking each datagram by moving the ring's
+// shared head (DgramConsumer::PopShared), until each producer is gone and
+// its ring empty; then recv is the kernel's own. Statistics show the socket
+// on the kernel, reason "shared".
+void DemoteSharedUdp(Socket* s) {
+  if (s->path.load(std::memory_order_acquire) != Path::kUdp ||
+      s->udp_shared.load(std::memory_order_acquire)) {
+    return;
+  }
+  MutexGuard tx(&s->udp_tx_mu);
+  MutexGuard rx(&s->udp_rx_mu);
+  if (s->udp_shared.load(std::memory_order_relaxed)) return;
+  AdoptNewRings(s);
+  s->udp_shared.store(true, std::memory_order_release);
+  ReleaseUdpEndpoint(s);
+  for (OutRing* r : s->out_rings) delete r;
+  s->out_rings.clear();
+  s->no_ring.clear();
+  DropWire(s);  // the RX ring stays mapped (wire_seg) and in in_rings
+  s->fallback = shm::Fallback::kSharedDgram;
+  s->slot->fallback = static_cast<uint8_t>(shm::Fallback::kSharedDgram);
+  s->slot->path = static_cast<uint8_t>(shm::SocketPath::kKernel);
+  Log(3, "fd %d: UDP socket now held by several processes: served by the kernel from now on",
+      s->fd);
+}
+
+void ResetUdpLocksAfterFork() {
+  for (int fd = 0; fd < g_fd_table_size; ++fd) {
+    Socket* s = GetSocket(fd);
+    if (s == nullptr || s->type != SOCK_DGRAM || s->fd != fd) continue;
+    pthread_mutex_init(&s->udp_tx_mu, nullptr);
+    pthread_mutex_init(&s->udp_rx_mu, nullptr);
+  }
+}
+
 void UdpAfterBind(Socket* s) {
   socklen_t len = sizeof(s->local);
   Real().getsockname(s->fd, reinterpret_cast<sockaddr*>(&s->local), &len);
@@ -396,6 +477,7 @@ void UdpAfterBind(Socket* s) {
 
 ssize_t UdpSend(Socket* s, const iovec* iov, int iovcnt, int flags, const sockaddr_in* dst) {
   MutexGuard tx(&s->udp_tx_mu);
+  if (s->udp_shared.load(std::memory_order_relaxed)) return kUseKernel;
   if (s->path.load(std::memory_order_relaxed) == Path::kUndecided) {
     if (!EnsureBound(s)) return kUseKernel;
     UdpAfterBind(s);
@@ -580,6 +662,7 @@ void UdpMulticastOption(Socket* s, int name, const void* val, socklen_t len) {
 bool UdpHasData(Socket* s) {
   MutexGuard rx(&s->udp_rx_mu);
   AdoptNewRings(s);
+  if (s->udp_shared.load(std::memory_order_acquire)) ReapRings(s);
   for (InRing* r : s->in_rings) {
     if (!r->c.Empty()) return true;
   }
@@ -589,6 +672,7 @@ bool UdpHasData(Socket* s) {
 size_t UdpNextSize(Socket* s) {
   MutexGuard rx(&s->udp_rx_mu);
   AdoptNewRings(s);
+  if (s->udp_shared.load(std::memory_order_acquire)) ReapRings(s);
   for (InRing* r : s->in_rings) {
     size_t len;
     if (r->c.Front(&len) != nullptr) return len;
@@ -602,6 +686,16 @@ ssize_t UdpRecv(Socket* s, msghdr* msg, int flags) {
   for (;;) {
     MutexGuard rx(&s->udp_rx_mu);
     AdoptNewRings(s);
+    const bool shared = s->udp_shared.load(std::memory_order_acquire);
+    if (shared) {
+      ReapRings(s);  // and reads every ring's shared head
+      if (s->in_rings.empty()) {
+        // Nothing left from the offloaded days: the kernel's recv, with
+        // the socket's own blocking, timeout and flags.
+        rx.Unlock();
+        return Real().recvmsg(s->fd, msg, flags);
+      }
+    }
     const size_t n = s->in_rings.size();
     for (size_t k = 0; k < n; ++k) {
       InRing* r = s->in_rings[(s->rr + k) % n];
@@ -614,7 +708,11 @@ ssize_t UdpRecv(Socket* s, msghdr* msg, int flags) {
           (src_addr != s->remote.sin_addr.s_addr || src_port != s->remote.sin_port)) {
         // A connected UDP socket receives from its peer only (the kernel
         // filters the same way).
-        r->c.Pop(len);
+        if (!shared) {
+          r->c.Pop(len);
+        } else if (!r->c.PopShared(len)) {
+          r->c.Resync();  // another holder took it
+        }
         --k;
         continue;
       }
@@ -636,14 +734,20 @@ ssize_t UdpRecv(Socket* s, msghdr* msg, int flags) {
       }
       msg->msg_controllen = 0;
       if (!(flags & MSG_PEEK)) {
-        r->c.Pop(len);
+        if (shared && !r->c.PopShared(len)) {
+          // Another holder took this one while we copied it: the next.
+          r->c.Resync();
+          --k;
+          continue;
+        }
+        if (!shared) r->c.Pop(len);
         Add(s->slot->rx_bytes, len);
         Add(s->slot->rx_msgs, 1);
       }
       return static_cast<ssize_t>((flags & MSG_TRUNC) ? len : copied);
     }
     // Every `ratio` polls (and before blocking) look at the kernel side.
-    if (++s->os_poll_count >= static_cast<uint32_t>(ratio) || nonblock) {
+    if (++s->os_poll_count >= static_cast<uint32_t>(ratio) || nonblock || shared) {
       s->os_poll_count = 0;
       const ssize_t k = Real().recvmsg(s->fd, msg, flags | MSG_DONTWAIT);
       if (k >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) return k;

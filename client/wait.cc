@@ -230,7 +230,11 @@ bool ArmRecheck(Socket* s, uint32_t events, bool* barrier_done) {
     case Path::kUdp: {
       MutexGuard rx(&s->udp_rx_mu);
       bool ready = false;
-      for (InRing* r : s->in_rings) ready |= r->c.RecheckAfterFence();
+      const bool shared = s->udp_shared.load(std::memory_order_acquire);
+      for (InRing* r : s->in_rings) {
+        if (shared) r->c.Resync();
+        ready |= r->c.RecheckAfterFence();
+      }
       return ready || s->has_new_rings.load(std::memory_order_acquire);
     }
     default:
@@ -253,7 +257,11 @@ void Disarm(Socket* s, uint32_t armed) {
   }
   if (armed & kArmedUdp) {
     MutexGuard rx(&s->udp_rx_mu);
-    for (InRing* r : s->in_rings) r->c.CancelSleep();
+    // A shared socket's flags are every holder's: only producers clear them
+    // (a holder's cancel could hide another's sleep).
+    if (!s->udp_shared.load(std::memory_order_acquire)) {
+      for (InRing* r : s->in_rings) r->c.CancelSleep();
+    }
   }
 }
 
@@ -265,8 +273,12 @@ uint64_t RxMark(Socket* s) {
       return s->listener->hdr->posted.load(std::memory_order_acquire);
     case Path::kUdp: {
       MutexGuard rx(&s->udp_rx_mu);
+      const bool shared = s->udp_shared.load(std::memory_order_acquire);
       uint64_t m = s->in_rings.size();
-      for (InRing* r : s->in_rings) m += r->c.QueuedBytes() + (uint64_t{r->id} << 32);
+      for (InRing* r : s->in_rings) {
+        if (shared) r->c.Resync();
+        m += r->c.QueuedBytes() + (uint64_t{r->id} << 32);
+      }
       return m;
     }
     default:

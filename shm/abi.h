@@ -39,7 +39,7 @@ namespace shm {
 inline constexpr uint64_t kArenaMagic = 0x4f46464c4f414431ull;  // "OFFLOAD1"
 inline constexpr uint64_t kDgramMagic = 0x4f46464c44475231ull;  // "OFFLDGR1"
 // Bumped on every incompatible change of anything in shm/.
-inline constexpr uint32_t kAbiVersion = 8;
+inline constexpr uint32_t kAbiVersion = 9;
 
 
 static_assert(std::atomic<uint64_t>::is_always_lock_free, "shm atomics must be lock-free");
@@ -88,8 +88,9 @@ struct ThreadTable {
 enum class Fallback : uint8_t {
   kNone = 0, kRule = 1, kThreadOff = 2, kUnsupportedOption = 3, kDaemonAbsent = 4,
   kPeerNotOffloaded = 5, kNotRouted = 6, kLimit = 7, kUnsupportedFamily = 8,
+  kSharedDgram = 9,  // a UDP socket held by several processes (client/udp.cc)
 };
-inline constexpr uint8_t kMaxFallback = 8;
+inline constexpr uint8_t kMaxFallback = 9;
 
 enum class SocketState : uint8_t {
   kFree = 0, kCreated = 1, kBound = 2, kListen = 3, kConnecting = 4,

@@ -239,12 +239,38 @@ class DgramConsumer {
     return hdr_->idx.shut.load(std::memory_order_acquire) != 0;
   }
 
+  // Several consumers of one ring (the processes holding a UDP socket that
+  // went back to the kernel when it was shared; client/udp.cc). Each read
+  // starts from the shared head (Resync(), then Front()); the datagram
+  // belongs to whoever moves the shared head past it (PopShared()). Until
+  // then the producer cannot reuse its bytes (it writes only past the
+  // head), so a copy made between Front() and a successful PopShared() is
+  // intact; after a failed one, discard the copy and Resync(). The head
+  // only grows (64 bits), so a compare-exchange cannot be fooled by reuse.
+  void Resync() {
+    head_ = hdr_->idx.head.load(std::memory_order_acquire);
+    synced_head_ = head_;
+    cached_tail_ = head_;
+  }
+  // Consumes the datagram Front() returned after the last Resync(). False:
+  // another consumer took it first.
+  bool PopShared(size_t len) {
+    const uint64_t next = head_ + DgramRecordBytes(len);
+    uint64_t expected = synced_head_;
+    if (!hdr_->idx.head.compare_exchange_strong(expected, next, std::memory_order_acq_rel)) {
+      return false;
+    }
+    head_ = synced_head_ = next;
+    return true;
+  }
+
  private:
   DgramHeader* hdr_ = nullptr;
   uint8_t* data_ = nullptr;
   size_t capacity_ = 0;
   uint64_t head_ = 0;
   uint64_t cached_tail_ = 0;
+  uint64_t synced_head_ = 0;  // the shared head at the last Resync()
 };
 
 // The daemon's reader of a ring an application writes (a wire UDP socket's

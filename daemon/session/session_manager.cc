@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <new>
@@ -95,7 +96,7 @@ absl::StatusOr<std::unique_ptr<SessionManager>> SessionManager::Create(
     env.publish_port = [self](uint16_t port, bool on) ABSL_NO_THREAD_SAFETY_ANALYSIS {
       self->PublishTcpPort(port, on);
     };
-    env.next_id = [self]() ABSL_NO_THREAD_SAFETY_ANALYSIS { return self->next_id_++; };
+    env.next_id = [self]() ABSL_NO_THREAD_SAFETY_ANALYSIS { return self->NewId(); };
     m->tcp_ = std::make_unique<TcpBroker>(std::move(env));
   }
   if (rules != nullptr) {
@@ -208,6 +209,48 @@ absl::Status SessionManager::Start() {
                "pipe rings {} bytes)",
                socket_path_, arena_bytes_, max_sockets_, pipe_capacity_);
   return absl::OkStatus();
+}
+
+uint32_t SessionManager::NewId() {
+  if (!ids_loaded_ || next_id_ == id_limit_) ReserveIds();
+  const uint32_t id = next_id_++;
+  if (next_id_ == 0) next_id_ = 1;  // 0 means "none" everywhere
+  return id;
+}
+
+void SessionManager::ReserveIds() {
+  constexpr uint32_t kBlock = 1u << 20;
+  const std::string dir = socket_path_.substr(0, socket_path_.rfind('/'));
+  const std::string path = dir + "/ids";
+  if (!ids_loaded_) {
+    ids_loaded_ = true;
+    if (FILE* f = fopen(path.c_str(), "r")) {
+      unsigned long v = 0;
+      if (fscanf(f, "%lu", &v) == 1 && v != 0 && v <= 0xffffffffUL) {
+        next_id_ = static_cast<uint32_t>(v);
+        spdlog::info("ids continue from {} ({}): processes of an earlier offloadd may hold "
+                     "lower ones",
+                     next_id_, path);
+      }
+      fclose(f);
+    }
+  }
+  uint32_t limit = next_id_ + kBlock;
+  if (limit < next_id_ || limit == 0) limit = 1;  // wraps: the next block starts at 1
+  // Written before any id of the block is handed out: a crash leaves a
+  // value no id was issued from.
+  const std::string tmp = path + ".tmp";
+  bool saved = false;
+  if (FILE* f = fopen(tmp.c_str(), "w")) {
+    saved = fprintf(f, "%u\n", limit) > 0;
+    saved = fclose(f) == 0 && saved && rename(tmp.c_str(), path.c_str()) == 0;
+  }
+  if (!saved) {
+    spdlog::warn("cannot record the id reservation in {} ({}): after a restart, processes "
+                 "that outlive this offloadd may confuse old and new ids",
+                 path, strerror(errno));
+  }
+  id_limit_ = limit;
 }
 
 void SessionManager::Stop() {

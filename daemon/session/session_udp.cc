@@ -44,7 +44,7 @@ absl::Status SessionManager::HandleUdpBind(Session* s, Request& req) {
     return absl::OkStatus();
   }
   auto u = std::make_unique<UdpEndpoint>();
-  u->id = next_id_++;
+  u->id = NewId();
   u->session = s;
   u->client_id = m.id;
   u->addr = sin.sin_addr.s_addr;
@@ -128,7 +128,7 @@ void SessionManager::HandleUdpOpen(Session* s, const Msg& m) {
     return;
   }
   auto r = std::make_unique<DgramRing>();
-  r->id = next_id_++;
+  r->id = NewId();
   shm::UniqueFd memfd = MakeSealedMemfd(
       "offload-dgram", shm::DgramSegmentBytes(dgram_capacity_), &r->segment);
   if (!memfd.valid()) {

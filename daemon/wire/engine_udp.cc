@@ -50,6 +50,9 @@ void EngineUdp::Close(uint64_t cookie) {
   auto it = endpoints_.find(cookie);
   if (it == endpoints_.end()) return;
   stack_->UdpClose(it->second.id);
+  // Nothing more is written into the RX ring: a socket that went back to
+  // the kernel (client/udp.cc DemoteSharedUdp) unmaps it once it is empty.
+  it->second.rings->rx_header()->idx.shut.store(shm::kShutFin, std::memory_order_release);
   list_.erase(std::find(list_.begin(), list_.end(), &it->second));
   endpoints_.erase(it);
 }

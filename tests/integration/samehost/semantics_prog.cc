@@ -1299,6 +1299,97 @@ void CheckListenerRecreatedSamePort() {
   }
 }
 
+// One UDP socket read by parent and child after fork: datagrams queued
+// before the fork and sent after it are each received exactly once, intact,
+// by one of the two; both can still send on it.
+constexpr int kForkUdpDatagrams = 100;
+constexpr int kForkUdpBefore = 40;  // queued before the fork, unread
+
+void FillDatagram(uint8_t* d, size_t len, uint32_t id) {
+  memcpy(d, &id, sizeof(id));
+  for (size_t i = sizeof(id); i < len; ++i) d[i] = static_cast<uint8_t>(id * 7 + i);
+}
+
+// Reads datagrams of `r` until the first END; appends their ids to `ids`.
+// False on a corrupt datagram or a 5 s silence.
+bool ReadUntilEnd(int r, std::vector<uint32_t>* ids) {
+  for (;;) {
+    uint8_t d[256];
+    const ssize_t n = recv(r, d, sizeof(d), 0);
+    if (n == 3 && memcmp(d, "END", 3) == 0) return true;
+    if (n != 64) return false;
+    uint32_t id;
+    memcpy(&id, d, sizeof(id));
+    uint8_t want[64];
+    FillDatagram(want, sizeof(want), id);
+    if (memcmp(d, want, sizeof(want)) != 0) return false;
+    ids->push_back(id);
+  }
+}
+
+void CheckForkUdpParentAndChild() {
+  int r = socket(AF_INET, SOCK_DGRAM, 0);
+  int snd = socket(AF_INET, SOCK_DGRAM, 0);
+  sockaddr_in lr = Loopback(0), ls = Loopback(0);
+  CHECK_TRUE(bind(r, reinterpret_cast<sockaddr*>(&lr), sizeof(lr)) == 0);
+  CHECK_TRUE(bind(snd, reinterpret_cast<sockaddr*>(&ls), sizeof(ls)) == 0);
+  Timeout5s(r);
+  Timeout5s(snd);
+  const sockaddr_in to_r = Loopback(PortOf(r)), to_snd = Loopback(PortOf(snd));
+  const auto* to_r_sa = reinterpret_cast<const sockaddr*>(&to_r);
+  const auto* to_snd_sa = reinterpret_cast<const sockaddr*>(&to_snd);
+  char b[8];
+  CHECK_TRUE(sendto(snd, "warm", 4, 0, to_r_sa, sizeof(to_r)) == 4);
+  CHECK_TRUE(recv(r, b, sizeof(b), 0) == 4);
+  uint8_t d[64];
+  for (int i = 0; i < kForkUdpBefore; ++i) {
+    FillDatagram(d, sizeof(d), i);
+    CHECK_TRUE(sendto(snd, d, sizeof(d), 0, to_r_sa, sizeof(to_r)) == 64);
+  }
+  int ids_pipe[2];
+  CHECK_TRUE(pipe(ids_pipe) == 0);
+  const pid_t child = fork();
+  if (child == 0) {
+    close(ids_pipe[0]);
+    std::vector<uint32_t> ids;
+    const bool ok = ReadUntilEnd(r, &ids) &&
+                    sendto(r, "child", 5, 0, to_snd_sa, sizeof(to_snd)) == 5;
+    for (uint32_t id : ids) {
+      if (write(ids_pipe[1], &id, sizeof(id)) != sizeof(id)) _exit(2);
+    }
+    _exit(ok ? 0 : 1);
+  }
+  close(ids_pipe[1]);
+  for (int i = kForkUdpBefore; i < kForkUdpDatagrams; ++i) {
+    FillDatagram(d, sizeof(d), i);
+    CHECK_TRUE(sendto(snd, d, sizeof(d), 0, to_r_sa, sizeof(to_r)) == 64);
+  }
+  for (int i = 0; i < 2; ++i) CHECK_TRUE(sendto(snd, "END", 3, 0, to_r_sa, sizeof(to_r)) == 3);
+  std::vector<uint32_t> ids;
+  CHECK_TRUE(ReadUntilEnd(r, &ids));
+  CHECK_TRUE(sendto(r, "parent", 6, 0, to_snd_sa, sizeof(to_snd)) == 6);
+  CHECK_TRUE(Reap(child) == 0);
+  uint32_t id;
+  while (read(ids_pipe[0], &id, sizeof(id)) == sizeof(id)) ids.push_back(id);
+  close(ids_pipe[0]);
+  std::sort(ids.begin(), ids.end());
+  CHECK_TRUE(ids.size() == kForkUdpDatagrams);
+  for (int i = 0; i < kForkUdpDatagrams; ++i) CHECK_TRUE(ids[i] == static_cast<uint32_t>(i));
+  bool from_child = false, from_parent = false;
+  for (int i = 0; i < 2; ++i) {
+    char m[16] = {};
+    const ssize_t n = recv(snd, m, sizeof(m) - 1, 0);
+    CHECK_TRUE(n > 0);
+    from_child |= strcmp(m, "child") == 0;
+    from_parent |= strcmp(m, "parent") == 0;
+  }
+  CHECK_TRUE(from_child && from_parent);
+  // Still one socket: nothing left for either.
+  CHECK_TRUE(recv(r, b, sizeof(b), MSG_DONTWAIT) == -1 && errno == EAGAIN);
+  close(r);
+  close(snd);
+}
+
 const Check kSharingChecks[] = {
     {"fork_child_then_parent_write", CheckForkChildThenParentWrite},
     {"fork_parent_closes_child_serves", CheckForkParentClosesChildServes},
@@ -1312,6 +1403,7 @@ const Check kSharingChecks[] = {
     {"threads_accept_one_listener", CheckThreadsAcceptOneListener},
     {"threads_send_one_tcp_socket", CheckThreadsSendOneTcpSocket},
     {"listener_recreated_same_port", CheckListenerRecreatedSamePort},
+    {"fork_udp_parent_and_child_receive", CheckForkUdpParentAndChild},
 };
 
 // sharing-one NAME: runs one check in this process; exit status 0 = pass.
