@@ -628,7 +628,7 @@ Bell* EnsureBell() {
         b->id = (uint64_t(getpid()) << 32) ^ static_cast<uint64_t>(NowMs()) ^
                 reinterpret_cast<uintptr_t>(b);
       }
-      b->id &= ~shm::kEngineDoorbellBit;
+      b->id &= ~(shm::kEngineDoorbellBit | shm::kExclusiveWaiterBit);
     }
     shm::Msg m = {};
     m.type = shm::MsgType::kRegisterDoorbell;
@@ -673,21 +673,29 @@ uint64_t DoorbellId() {
 void RemoveOwnWaiters(shm::WaiterSet set) {
   pthread_mutex_lock(&g_peer_mu);
   if (g_own_doorbells != nullptr) {
-    for (uint64_t id : *g_own_doorbells) shm::RemoveWaiter(set, id);
+    for (uint64_t id : *g_own_doorbells) {
+      shm::RemoveWaiter(set, id);
+      shm::RemoveWaiter(set, id | shm::kExclusiveWaiterBit);
+    }
   }
   pthread_mutex_unlock(&g_peer_mu);
 }
 int AttachFd() { return g_attach_fd.load(std::memory_order_acquire); }
 
 namespace {
-// Our copy of the eventfd behind doorbell `id` (asked once), or -1.
-int PeerDoorbell(uint64_t id) {
+// Our copy of the eventfd behind doorbell `id` (asked once), or -1
+// (*gone: offloadd says that process is gone; else it cannot be asked now).
+int PeerDoorbell(uint64_t id, bool* gone = nullptr) {
+  if (gone != nullptr) *gone = false;
   pthread_mutex_lock(&g_peer_mu);
   if (g_peer_doorbells == nullptr) g_peer_doorbells = new std::unordered_map<uint64_t, int>();
   auto it = g_peer_doorbells->find(id);
   const int known = it == g_peer_doorbells->end() ? -2 : it->second;
   pthread_mutex_unlock(&g_peer_mu);
-  if (known != -2) return known;
+  if (known != -2) {
+    if (gone != nullptr) *gone = known < 0;
+    return known;
+  }
   shm::Msg m = {};
   m.type = shm::MsgType::kDoorbell;
   m.value64 = id;
@@ -711,7 +719,18 @@ int PeerDoorbell(uint64_t id) {
     fd = slot->second;
   }
   pthread_mutex_unlock(&g_peer_mu);
+  if (gone != nullptr) *gone = fd < 0;
   return fd;  // -1: that process is gone (remembered: its id is never reused)
+}
+
+int DoorbellFdOf(uint64_t id, bool* gone) {
+  Bell* mine = t_bell.fork_gen == g_fork_gen.load(std::memory_order_relaxed) ? t_bell.bell
+                                                                             : nullptr;
+  if (mine != nullptr && id == mine->id) {
+    *gone = false;
+    return mine->fd;
+  }
+  return PeerDoorbell(id, gone);
 }
 }  // namespace
 
@@ -722,13 +741,25 @@ void WakeLine(shm::RingWaitLine* w, uint32_t bits, shm::WaiterSet set) {
   if (!(bits & shm::kArmDoorbell)) return;
   for (uint32_t i = 0; i < set.n; ++i) {
     // Acquire: pairs with the waiter's CAS that listed itself.
-    const uint64_t id = set.ids[i].load(std::memory_order_acquire);
+    const uint64_t id = set.ids[i].load(std::memory_order_acquire) & ~shm::kExclusiveWaiterBit;
     if (id == 0) continue;
-    Bell* mine = t_bell.fork_gen == g_fork_gen.load(std::memory_order_relaxed) ? t_bell.bell
-                                                                               : nullptr;
-    const int fd = mine != nullptr && id == mine->id ? mine->fd : PeerDoorbell(id);
+    bool gone;
+    const int fd = DoorbellFdOf(id, &gone);
     if (fd >= 0) shm::Kick(fd);
   }
+}
+
+void WakeAcceptLine(shm::RingWaitLine* w, shm::WaiterSet set, uint64_t posted) {
+  const uint32_t bits = shm::TakeArmedKeepDoorbell(w);
+  if (bits & shm::kArmFutex) shm::WakeFutexWaiters(w);
+  if (!(bits & shm::kArmDoorbell)) return;
+  shm::WakeWaiters(set, static_cast<uint32_t>(posted % set.n), [](uint64_t id) {
+    bool gone;
+    const int fd = DoorbellFdOf(id, &gone);
+    if (fd < 0) return gone ? shm::KickResult::kGone : shm::KickResult::kUnknown;
+    shm::Kick(fd);
+    return shm::KickResult::kKicked;
+  });
 }
 
 uint64_t CallerToken() {

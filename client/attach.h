@@ -104,6 +104,11 @@ void DropSession();
 // given).
 void WakeLine(shm::RingWaitLine* w, uint32_t bits, shm::WaiterSet set);
 void WakeLine(shm::RingWaitLine* w, uint32_t bits);
+// After a post to a listener's accept queue (`posted`: its post count):
+// wakes every non-exclusive acceptor and one exclusive one (a blocked
+// accept() or an EPOLLEXCLUSIVE epoll waiter), as Linux does; the wake-up
+// stays owed while acceptors sleep (shm::WakeWaiters).
+void WakeAcceptLine(shm::RingWaitLine* w, shm::WaiterSet set, uint64_t posted);
 // The caller's identity for shm::EndLock (pid << 32 | tid), cached per
 // thread and renewed in a forked child.
 uint64_t CallerToken();

@@ -47,9 +47,8 @@ void SetSlotPipe(Socket* s) {
 // Wakes the acceptors of `hdr` after a post (shm/listener.h).
 void WakeAcceptors(shm::ListenerHeader* hdr) {
   std::atomic_thread_fence(std::memory_order_seq_cst);
-  if (const uint32_t bits = shm::TakeArmed(&hdr->accept_wait)) {
-    WakeLine(&hdr->accept_wait, bits, shm::AcceptWaiters(hdr));
-  }
+  WakeAcceptLine(&hdr->accept_wait, shm::AcceptWaiters(hdr),
+                 hdr->posted.load(std::memory_order_relaxed));
 }
 
 }  // namespace
@@ -379,7 +378,8 @@ int TcpAccept(Socket* s, sockaddr* addr, socklen_t* addrlen, int flags) {
       errno = EAGAIN;
       return -1;
     }
-    const int rc = WaitSocket(s, EPOLLIN, s->rcvtimeo_ms);
+    // Exclusive, as Linux's accept(): one sleeping acceptor per connection.
+    const int rc = WaitSocket(s, EPOLLIN | EPOLLEXCLUSIVE, s->rcvtimeo_ms);
     if (rc != 0) {
       errno = rc;
       return -1;

@@ -98,16 +98,19 @@ bool ListenerPending(Socket* s) { return shm::PendingAccepts(s->listener->hdr) !
 // Lists the calling thread's doorbell in `set` for the time it sleeps
 // (Unlist() when it stops). False when it cannot (not attached, or the set
 // is full).
-bool ListOn(shm::WaiterSet set, std::atomic<bool>* listed) {
+bool ListOn(shm::WaiterSet set, std::atomic<bool>* listed, bool exclusive = false) {
   uint64_t id = DoorbellId();
   if (id == 0 && EnsureAttached()) id = DoorbellId();  // a forked child's first sleep
   if (id == 0) return false;
-  if (!shm::AddWaiter(set, id)) return false;
+  if (!shm::AddWaiter(set, exclusive ? id | shm::kExclusiveWaiterBit : id)) return false;
   listed->store(true, std::memory_order_relaxed);
   return true;
 }
 void Unlist(shm::WaiterSet set) {
-  if (const uint64_t id = DoorbellId()) shm::RemoveWaiter(set, id);
+  if (const uint64_t id = DoorbellId()) {
+    shm::RemoveWaiter(set, id);
+    shm::RemoveWaiter(set, id | shm::kExclusiveWaiterBit);
+  }
 }
 
 }  // namespace
@@ -199,7 +202,11 @@ uint32_t ArmFlags(Socket* s, uint32_t events, bool* listed) {
     }
     case Path::kListener: {
       ListenerRef* l = s->listener.get();
-      if (!ListOn(shm::AcceptWaiters(l->hdr), &l->doorbell_listed)) *listed = false;
+      // A blocked accept() and an EPOLLEXCLUSIVE waiter wait exclusively:
+      // one of them is woken per connection (WakeAcceptLine).
+      if (!ListOn(shm::AcceptWaiters(l->hdr), &l->doorbell_listed, (events & EPOLLEXCLUSIVE) != 0)) {
+        *listed = false;
+      }
       return ArmLine(&l->accept_arms, &l->hdr->accept_wait, shm::kArmDoorbell, nullptr)
                  ? kArmedAccept
                  : 0;

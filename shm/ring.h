@@ -79,6 +79,10 @@ inline constexpr uint32_t kDoorbellSleeperMask = 0x7fffu << 17;
 // set. 0 = empty.
 inline constexpr uint32_t kMaxRingWaiters = 4;
 inline constexpr uint64_t kEngineDoorbellBit = uint64_t{1} << 63;
+// Set on a listed id (never part of a doorbell id) when its sleeper waits
+// exclusively, as Linux's blocking accept() and EPOLLEXCLUSIVE do: a
+// wake-up of an accept line kicks one exclusive sleeper (WakeWaiters).
+inline constexpr uint64_t kExclusiveWaiterBit = uint64_t{1} << 62;
 
 // Waiters of one side of a ring (with its arm word; placed on a line of its
 // own by its user).
@@ -190,6 +194,16 @@ inline uint32_t TakeArmed(RingWaitLine* w) {
   return w->sleepers.fetch_and(~kSleeperOwed, std::memory_order_acq_rel) & kSleeperOwed;
 }
 
+// TakeArmed() for a line whose doorbell sleepers may be woken one at a
+// time (a listener's acceptors): the doorbell wake-up stays owed while any
+// of them sleeps (DisarmWait() of the last one clears it), so that the
+// next post wakes the next sleeper; futex sleepers are all taken.
+inline uint32_t TakeArmedKeepDoorbell(RingWaitLine* w) {
+  const uint32_t owed = w->sleepers.load(std::memory_order_acquire) & kSleeperOwed;
+  if (owed & kArmFutex) w->sleepers.fetch_and(~kArmFutex, std::memory_order_acq_rel);
+  return owed;
+}
+
 // Wakes the futex sleepers of `w` (after TakeArmed() returned kArmFutex).
 inline void WakeFutexWaiters(RingWaitLine* w) {
   // Release: pairs with the sleeper's acquire load of wake_seq in ArmWait().
@@ -271,6 +285,38 @@ inline void RemoveWaiter(WaiterSet set, uint64_t id) {
   }
 }
 inline void RemoveWaiter(RingWaitLine* w, uint64_t id) { RemoveWaiter(Waiters(w), id); }
+
+// What a kicker says of a doorbell id (WakeWaiters).
+enum class KickResult { kKicked, kGone, kUnknown };
+
+// Kicks the doorbells listed in `set`: every one listed without
+// kExclusiveWaiterBit, and the first exclusive one found from index
+// `start` on (spread the wake-ups by varying it) -- so one blocked
+// accept() or EPOLLEXCLUSIVE waiter is woken per wake-up, as on Linux,
+// and the others sleep on (the line keeps the wake-up owed:
+// TakeArmedKeepDoorbell). `kick(id)` writes the doorbell of `id` (the
+// exclusive bit cleared); an id whose process is gone (kGone) is taken off
+// the set and the next exclusive one is tried; kUnknown (cannot tell now)
+// leaves it listed and tries the next as well.
+template <typename Kick>
+inline void WakeWaiters(WaiterSet set, uint32_t start, Kick&& kick) {
+  bool exclusive_woken = false;
+  for (uint32_t k = 0; k < set.n; ++k) {
+    const uint32_t i = (start + k) % set.n;
+    // Acquire: pairs with the waiter's CAS that listed itself.
+    const uint64_t id = set.ids[i].load(std::memory_order_acquire);
+    if (id == 0) continue;
+    const bool exclusive = (id & kExclusiveWaiterBit) != 0;
+    if (exclusive && exclusive_woken) continue;
+    const KickResult r = kick(id & ~kExclusiveWaiterBit);
+    if (r == KickResult::kKicked) {
+      exclusive_woken |= exclusive;
+    } else if (r == KickResult::kGone) {
+      uint64_t expected = id;
+      set.ids[i].compare_exchange_strong(expected, 0, std::memory_order_acq_rel);
+    }
+  }
+}
 
 // ------------------------------------------------------------ producer
 

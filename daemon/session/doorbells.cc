@@ -11,12 +11,16 @@ namespace session {
 bool DoorbellRegistry::AddProcess(uint64_t id, shm::UniqueFd efd) {
   if (id == 0 || (id & shm::kEngineDoorbellBit) || !efd.valid()) return false;
   absl::MutexLock l(&mu_);
+  gone_.erase(id);
   return processes_.emplace(id, std::move(efd)).second;
 }
 
 void DoorbellRegistry::RemoveProcess(uint64_t id) {
   absl::MutexLock l(&mu_);
-  processes_.erase(id);
+  if (processes_.erase(id) == 0) return;
+  constexpr size_t kMaxGone = 1 << 16;
+  if (gone_.size() >= kMaxGone) gone_.clear();
+  gone_.insert(id);
 }
 
 void DoorbellRegistry::AddEngine(uint32_t engine, int efd) {
@@ -34,10 +38,14 @@ int DoorbellRegistry::FdLocked(uint64_t id) const {
   return it == processes_.end() ? -1 : it->second.get();
 }
 
-void DoorbellRegistry::KickDoorbell(uint64_t id) {
+shm::KickResult DoorbellRegistry::KickDoorbell(uint64_t id) {
   absl::MutexLock l(&mu_);
   const int fd = FdLocked(id);
-  if (fd >= 0) shm::Kick(fd);
+  if (fd >= 0) {
+    shm::Kick(fd);
+    return shm::KickResult::kKicked;
+  }
+  return gone_.count(id) ? shm::KickResult::kGone : shm::KickResult::kUnknown;
 }
 
 }  // namespace session

@@ -17,6 +17,7 @@
 
 #include <cstdint>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -50,7 +51,7 @@ class DoorbellRegistry : public wire::AppWaker {
   }
 
   // wire::AppWaker.
-  void KickDoorbell(uint64_t id) override;
+  shm::KickResult KickDoorbell(uint64_t id) override;
 
  private:
   int FdLocked(uint64_t id) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -58,6 +59,9 @@ class DoorbellRegistry : public wire::AppWaker {
   mutable absl::Mutex mu_;
   std::unordered_map<uint64_t, shm::UniqueFd> processes_ ABSL_GUARDED_BY(mu_);
   std::vector<int> engines_ ABSL_GUARDED_BY(mu_);
+  // Ids of processes that went away (bounded: forgotten in bulk), so that
+  // their entries left in waiter sets can be taken off.
+  std::unordered_set<uint64_t> gone_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace session

@@ -16,8 +16,9 @@ namespace offload::wire {
 class AppWaker {
  public:
   virtual ~AppWaker() = default;
-  // Writes the eventfd behind doorbell `id`; an unknown id is ignored.
-  virtual void KickDoorbell(uint64_t id) = 0;
+  // Writes the eventfd behind doorbell `id`. kGone: the id's process has
+  // gone away; kUnknown: not registered (yet) with this offloadd.
+  virtual shm::KickResult KickDoorbell(uint64_t id) = 0;
 };
 
 // Wakes what `bits` (shm::TakeArmed() of `w`) say sleeps on `w`, the
@@ -30,12 +31,26 @@ inline void WakeWaitLine(shm::RingWaitLine* w, uint32_t bits, AppWaker* waker,
     for (uint32_t i = 0; i < set.n; ++i) {
       // Acquire: pairs with the waiter's CAS that listed itself.
       const uint64_t id = set.ids[i].load(std::memory_order_acquire);
-      if (id != 0) waker->KickDoorbell(id);
+      if (id != 0) waker->KickDoorbell(id & ~shm::kExclusiveWaiterBit);
     }
   }
 }
 inline void WakeWaitLine(shm::RingWaitLine* w, uint32_t bits, AppWaker* waker) {
   WakeWaitLine(w, bits, waker, shm::Waiters(w));
+}
+
+// After a post to a listener's accept queue (`posted`: its post count,
+// which spreads the wake-ups): every non-exclusive sleeper and one
+// exclusive one (shm::WakeWaiters); the doorbell wake-up stays owed while
+// acceptors sleep.
+inline void WakeAcceptLine(shm::RingWaitLine* w, shm::WaiterSet set, uint64_t posted,
+                           AppWaker* waker) {
+  const uint32_t bits = shm::TakeArmedKeepDoorbell(w);
+  if (bits & shm::kArmFutex) shm::WakeFutexWaiters(w);
+  if ((bits & shm::kArmDoorbell) && waker != nullptr) {
+    shm::WakeWaiters(set, static_cast<uint32_t>(posted % set.n),
+                     [waker](uint64_t id) { return waker->KickDoorbell(id); });
+  }
 }
 
 }  // namespace offload::wire

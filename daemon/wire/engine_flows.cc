@@ -459,7 +459,11 @@ void EngineFlows::AcceptChildren(ListenEntry& l) {
         Close(cookie, /*abort=*/true);
         continue;
       }
-      Wake(&t->listener->accept_wait, shm::AcceptWaiters(t->listener));
+      // StoreLoad: the post before the arm load (pairs with the acceptor's
+      // arm RMW + fence + re-check); one exclusive acceptor per connection.
+      shm::LightFence();
+      WakeAcceptLine(&t->listener->accept_wait, shm::AcceptWaiters(t->listener),
+                     t->listener->posted.load(std::memory_order_relaxed), plane_->app_waker());
     } else if (l.params.sink != nullptr) {
       l.params.sink->OnAccepted(l.params.token, c);
     } else {

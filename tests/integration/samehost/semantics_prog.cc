@@ -1533,7 +1533,8 @@ int Idle(int seconds) {
 // sleep: the voluntary context switches of every one of them over 2 s are
 // printed (a sleeper that polls with a timeout makes hundreds); then one
 // connection per acceptor must each be served.
-long ContextSwitches(pid_t pid) {
+// Voluntary context switches of every thread of `pid` but `skip_tid`.
+long ContextSwitches(pid_t pid, pid_t skip_tid = 0) {
   long total = 0;
   const std::string dir = "/proc/" + std::to_string(pid) + "/task";
   std::vector<std::string> tids;
@@ -1544,6 +1545,7 @@ long ContextSwitches(pid_t pid) {
     closedir(d);
   }
   for (const std::string& t : tids) {
+    if (skip_tid != 0 && t == std::to_string(skip_tid)) continue;
     FILE* f = fopen((dir + "/" + t + "/status").c_str(), "r");
     if (f == nullptr) continue;
     char l[256];
@@ -1554,6 +1556,27 @@ long ContextSwitches(pid_t pid) {
     fclose(f);
   }
   return total;
+}
+
+// True when no thread of `pid` but `skip_tid` is running or runnable.
+bool AllAsleep(pid_t pid, pid_t skip_tid) {
+  const std::string dir = "/proc/" + std::to_string(pid) + "/task";
+  DIR* d = opendir(dir.c_str());
+  if (d == nullptr) return true;  // gone
+  bool asleep = true;
+  while (dirent* e = readdir(d)) {
+    if (e->d_name[0] == '.' || std::to_string(skip_tid) == e->d_name) continue;
+    FILE* f = fopen((dir + "/" + e->d_name + "/stat").c_str(), "r");
+    if (f == nullptr) continue;
+    char l[512] = {};
+    if (fgets(l, sizeof(l), f) != nullptr) {
+      const char* close_paren = strrchr(l, ')');
+      if (close_paren != nullptr && close_paren[1] == ' ' && close_paren[2] == 'R') asleep = false;
+    }
+    fclose(f);
+  }
+  closedir(d);
+  return asleep;
 }
 
 int IdleAcceptors(int threads, int procs) {
@@ -1570,10 +1593,11 @@ int IdleAcceptors(int threads, int procs) {
   for (int i = 0; i < procs; ++i) {
     const pid_t pid = fork();
     if (pid == 0) {
-      // A pre-fork worker: epoll on the shared listener, serve one, exit.
+      // A pre-fork worker: epoll on the shared listener (exclusively, as
+      // nginx does), serve one, exit.
       int ep = epoll_create1(0);
       epoll_event ev = {};
-      ev.events = EPOLLIN;
+      ev.events = EPOLLIN | EPOLLEXCLUSIVE;
       epoll_ctl(ep, EPOLL_CTL_ADD, l, &ev);
       for (;;) {
         epoll_event out;
@@ -1607,6 +1631,23 @@ int IdleAcceptors(int threads, int procs) {
   const long idle = switches() - before;
   printf("idle-acceptors switches=%ld\n", idle);
   fflush(stdout);
+  // The first connection wakes one acceptor (blocked accept() and
+  // EPOLLEXCLUSIVE are exclusive on Linux), not all of them: the others'
+  // context switches, counted once every acceptor sleeps again.
+  const pid_t me = static_cast<pid_t>(syscall(SYS_gettid));
+  auto acceptor_switches = [&] {
+    long n = ContextSwitches(getpid(), me);
+    for (pid_t k : kids) n += ContextSwitches(k);
+    return n;
+  };
+  auto all_asleep = [&] {
+    if (!AllAsleep(getpid(), me)) return false;
+    for (pid_t k : kids) {
+      if (!AllAsleep(k, 0)) return false;
+    }
+    return true;
+  };
+  const long herd_before = acceptor_switches();
   int ok = 0;
   for (int i = 0; i < threads + procs; ++i) {
     int c = socket(AF_INET, SOCK_STREAM, 0);
@@ -1619,6 +1660,13 @@ int IdleAcceptors(int threads, int procs) {
       fprintf(stderr, "connection %d: %s\n", i, strerror(errno));
     }
     close(c);
+    if (i == 0) {
+      // The woken acceptor serves and exits; the rest sleep again (bounded wait).
+      const int64_t until = NowMs() + 10000;
+      while (!all_asleep() && NowMs() < until) usleep(1000);  // poll interval
+      printf("idle-acceptors herd=%ld\n", acceptor_switches() - herd_before);
+      fflush(stdout);
+    }
   }
   for (auto& t : ts) t.join();
   int kids_ok = 0;
