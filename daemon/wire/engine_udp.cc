@@ -49,6 +49,12 @@ int EngineUdp::Bind(uint64_t cookie, uint32_t local_ip, uint16_t port, bool reus
 void EngineUdp::Close(uint64_t cookie) {
   auto it = endpoints_.find(cookie);
   if (it == endpoints_.end()) return;
+  // Datagrams the socket sent before it closed (or went back to the
+  // kernel) still leave, as the kernel sends what a closed socket queued;
+  // bounded by what the ring holds (DrainTx stops when it is empty or the
+  // frame pool is).
+  while (!it->second.broken && DrainTx(it->second) != 0) {
+  }
   stack_->UdpClose(it->second.id);
   // Nothing more is written into the RX ring: a socket that went back to
   // the kernel (client/udp.cc DemoteSharedUdp) unmaps it once it is empty.
