@@ -333,6 +333,30 @@ TEST_F(SameHostTest, ManySleepingAcceptorsSleepAndAreAllServed) {
   EXPECT_LT(herd, 12) << "a connection must wake one exclusive acceptor, not all\n" << out;
 }
 
+// One fd per socket: under the usual soft limit of 1024 descriptors a
+// process holds as many offloaded connections as kernel ones, minus the
+// library's own few (at most 8 descriptors).
+TEST_F(SameHostTest, FdLimitHoldsAsManyOffloadedConnectionsAsKernelOnes) {
+  auto run = [&](bool preload, const char* log) {
+    Proc p({"/usr/bin/prlimit", "--nofile=1024:4096", g_prog, "fd-budget"}, Env(preload, -1),
+           dir_ + log);
+    EXPECT_EQ(p.Wait(120), 0) << p.Output();
+    int pairs = -1, offloaded = -1;
+    const size_t at = p.Output().find("fd-budget ");
+    if (at != std::string::npos) {
+      sscanf(p.Output().c_str() + at, "fd-budget pairs=%d offloaded=%d", &pairs, &offloaded);
+    }
+    return std::make_pair(pairs, offloaded);
+  };
+  const auto kernel = run(false, "/fd-kernel.log");
+  const auto offload = run(true, "/fd-offload.log");
+  printf("RLIMIT_NOFILE 1024: %d kernel pairs, %d pairs under offload (%d offloaded)\n",
+         kernel.first, offload.first, offload.second);
+  ASSERT_GT(kernel.first, 400);
+  EXPECT_EQ(offload.second, offload.first) << "every pair offloaded";
+  EXPECT_GE(offload.first * 2, kernel.first * 2 - 8);
+}
+
 // Beyond max_sockets_per_process new sockets stay on the kernel (reason
 // LIMIT) and everything keeps working.
 TEST_F(SameHostTest, SocketLimitFallsBackToTheKernelAndKeepsWorking) {

@@ -1506,6 +1506,34 @@ int Many(int n) {
   return 0;
 }
 
+// Opens connected pairs (each carrying a byte) until the fd limit stops
+// it; prints how many pairs and how many offloaded. Run it under a soft
+// RLIMIT_NOFILE set before the program starts (prlimit): the library
+// places its own descriptors by the limit it finds at start-up.
+int FdBudget() {
+  int l = Listener();
+  if (l < 0) return 3;
+  int pairs = 0, offloaded = 0;
+  for (int i = 0; i < 1 << 20; ++i) {
+    int c = Connect(PortOf(l));
+    if (c < 0) break;
+    int s = accept(l, nullptr, nullptr);
+    if (s < 0) {
+      close(c);
+      break;
+    }
+    char b = 0;
+    if (send(c, "f", 1, 0) != 1 || RecvAll(s, &b, 1) != 1 || b != 'f') {
+      fprintf(stderr, "pair %d carries no data: %s\n", i, strerror(errno));
+      return 4;
+    }
+    ++pairs;
+    offloaded += IsOffloaded(c) ? 1 : 0;
+  }
+  printf("fd-budget pairs=%d offloaded=%d errno=%s\n", pairs, offloaded, strerror(errno));
+  return 0;
+}
+
 // A blocked server with an idle client: both must sleep (no CPU).
 int Idle(int seconds) {
   int c, s;
@@ -1793,6 +1821,7 @@ int main(int argc, char** argv) {
     return IdleAcceptors(atoi(argv[2]), atoi(argv[3]));
   }
   if (argc >= 3 && strcmp(argv[1], "many") == 0) return Many(atoi(argv[2]));
+  if (argc >= 2 && strcmp(argv[1], "fd-budget") == 0) return FdBudget();
   if (argc >= 3 && strcmp(argv[1], "echo-server") == 0) return EchoServer(argv[2]);
   if (argc >= 4 && strcmp(argv[1], "echo-client") == 0) {
     return EchoClient(static_cast<uint16_t>(atoi(argv[2])), atoi(argv[3]));
