@@ -723,43 +723,24 @@ int PeerDoorbell(uint64_t id, bool* gone = nullptr) {
   return fd;  // -1: that process is gone (remembered: its id is never reused)
 }
 
-int DoorbellFdOf(uint64_t id, bool* gone) {
+// Kicks the doorbell `id`: the calling thread's own, or another thread's
+// or process's (shm::WakeWaiters).
+shm::KickResult KickDoorbell(uint64_t id) {
   Bell* mine = t_bell.fork_gen == g_fork_gen.load(std::memory_order_relaxed) ? t_bell.bell
                                                                              : nullptr;
-  if (mine != nullptr && id == mine->id) {
-    *gone = false;
-    return mine->fd;
-  }
-  return PeerDoorbell(id, gone);
+  bool gone = false;
+  const int fd = mine != nullptr && id == mine->id ? mine->fd : PeerDoorbell(id, &gone);
+  if (fd < 0) return gone ? shm::KickResult::kGone : shm::KickResult::kUnknown;
+  shm::Kick(fd);
+  return shm::KickResult::kKicked;
 }
 }  // namespace
 
 void WakeLine(shm::RingWaitLine* w, uint32_t bits) { WakeLine(w, bits, shm::Waiters(w)); }
 
-void WakeLine(shm::RingWaitLine* w, uint32_t bits, shm::WaiterSet set) {
+void WakeLine(shm::RingWaitLine* w, uint32_t bits, shm::WaiterSet set, uint32_t start) {
   if (bits & shm::kArmFutex) shm::WakeFutexWaiters(w);
-  if (!(bits & shm::kArmDoorbell)) return;
-  for (uint32_t i = 0; i < set.n; ++i) {
-    // Acquire: pairs with the waiter's CAS that listed itself.
-    const uint64_t id = set.ids[i].load(std::memory_order_acquire) & ~shm::kExclusiveWaiterBit;
-    if (id == 0) continue;
-    bool gone;
-    const int fd = DoorbellFdOf(id, &gone);
-    if (fd >= 0) shm::Kick(fd);
-  }
-}
-
-void WakeAcceptLine(shm::RingWaitLine* w, shm::WaiterSet set, uint64_t posted) {
-  const uint32_t bits = shm::TakeArmedKeepDoorbell(w);
-  if (bits & shm::kArmFutex) shm::WakeFutexWaiters(w);
-  if (!(bits & shm::kArmDoorbell)) return;
-  shm::WakeWaiters(set, static_cast<uint32_t>(posted % set.n), [](uint64_t id) {
-    bool gone;
-    const int fd = DoorbellFdOf(id, &gone);
-    if (fd < 0) return gone ? shm::KickResult::kGone : shm::KickResult::kUnknown;
-    shm::Kick(fd);
-    return shm::KickResult::kKicked;
-  });
+  if (bits & shm::kArmDoorbell) shm::WakeWaiters(set, start, KickDoorbell);
 }
 
 uint64_t CallerToken() {

@@ -102,13 +102,10 @@ void DropSession();
 // doorbell (asked from offloadd once per peer process).
 // `set`: where the doorbells are listed (the line's own waiters unless
 // given).
-void WakeLine(shm::RingWaitLine* w, uint32_t bits, shm::WaiterSet set);
+// `start`: where in `set` the search for the one exclusive waiter to wake
+// begins (shm::WakeWaiters; a listener's acceptors).
+void WakeLine(shm::RingWaitLine* w, uint32_t bits, shm::WaiterSet set, uint32_t start = 0);
 void WakeLine(shm::RingWaitLine* w, uint32_t bits);
-// After a post to a listener's accept queue (`posted`: its post count):
-// wakes every non-exclusive acceptor and one exclusive one (a blocked
-// accept() or an EPOLLEXCLUSIVE epoll waiter), as Linux does; the wake-up
-// stays owed while acceptors sleep (shm::WakeWaiters).
-void WakeAcceptLine(shm::RingWaitLine* w, shm::WaiterSet set, uint64_t posted);
 // The caller's identity for shm::EndLock (pid << 32 | tid), cached per
 // thread and renewed in a forked child.
 uint64_t CallerToken();

@@ -46,9 +46,13 @@ void SetSlotPipe(Socket* s) {
 
 // Wakes the acceptors of `hdr` after a post (shm/listener.h).
 void WakeAcceptors(shm::ListenerHeader* hdr) {
+  // Every non-exclusive acceptor and one exclusive one (a blocked accept(),
+  // an EPOLLEXCLUSIVE epoll waiter), as Linux does; the wake-up stays owed
+  // while acceptors sleep. The post count spreads the exclusive wake-ups.
   std::atomic_thread_fence(std::memory_order_seq_cst);
-  WakeAcceptLine(&hdr->accept_wait, shm::AcceptWaiters(hdr),
-                 hdr->posted.load(std::memory_order_relaxed));
+  const shm::WaiterSet set = shm::AcceptWaiters(hdr);
+  WakeLine(&hdr->accept_wait, shm::TakeArmedKeepDoorbell(&hdr->accept_wait), set,
+           static_cast<uint32_t>(hdr->posted.load(std::memory_order_relaxed) % set.n));
 }
 
 }  // namespace

@@ -63,6 +63,16 @@ constexpr size_t kWireRoutes = 256;  // direct-mapped destination cache entries
 
 void ReportJoins(Socket* s);  // multicast, below
 
+// Tells offloadd this process is done with its side of datagram ring
+// `ring_id` (`sender`: the producing side, else the consuming one).
+void SendDgramClose(uint32_t ring_id, bool sender) {
+  shm::Msg m = {};
+  m.type = shm::MsgType::kDgramClose;
+  m.id = ring_id;
+  m.value = sender ? 1 : 0;
+  SendAsync(m);
+}
+
 bool RegisterUdp(Socket* s) { return RegisterEndpoint(s, shm::MsgType::kUdpBind, 0); }
 
 // --- the wire: destination cache ---------------------------------------
@@ -293,13 +303,7 @@ void ReapRings(Socket* s) {
     InRing* r = s->in_rings[i];
     if (shared) r->c.Resync();
     if ((r->id != 0 || shared) && r->c.SenderGone() && r->c.Empty()) {
-      if (!shared) {
-        shm::Msg m = {};
-        m.type = shm::MsgType::kDgramClose;
-        m.id = r->id;
-        m.value = 0;
-        SendAsync(m);
-      }
+      if (!shared) SendDgramClose(r->id, /*sender=*/false);
       delete r;
       s->in_rings.erase(s->in_rings.begin() + i);
     } else {
@@ -365,11 +369,7 @@ OutRing* OpenRing(Socket* s, const sockaddr_in* dst, bool* wire) {
   auto* h = o->map.as<shm::DgramHeader>();
   if (!o->map.valid() || h->magic != shm::kDgramMagic || h->capacity != r.value) {
     delete o;
-    shm::Msg c = {};
-    c.type = shm::MsgType::kDgramClose;
-    c.id = r.id;
-    c.value = 1;
-    SendAsync(c);
+    SendDgramClose(r.id, /*sender=*/true);
     return nullptr;
   }
   o->p.Init(h);
@@ -392,23 +392,15 @@ void ReleaseUdpEndpoint(Socket* s) {
   }
   for (OutRing* r : s->out_rings) {
     if (r->p.Shut()) shm::Kick(r->efd.get());
-    shm::Msg m = {};
-    m.type = shm::MsgType::kDgramClose;
-    m.id = r->id;
-    m.value = 1;
-    SendAsync(m);
+    SendDgramClose(r->id, /*sender=*/true);
   }
   pthread_mutex_lock(&s->mu);
   for (InRing* r : s->new_rings) s->in_rings.push_back(r);
   s->new_rings.clear();
   pthread_mutex_unlock(&s->mu);
   for (InRing* r : s->in_rings) {
-    if (r->id == 0) continue;  // the wire RX ring ends with the endpoint (kUdpUnbind)
-    shm::Msg m = {};
-    m.type = shm::MsgType::kDgramClose;
-    m.id = r->id;
-    m.value = 0;
-    SendAsync(m);
+    // The wire RX ring (id 0) ends with the endpoint (kUdpUnbind).
+    if (r->id != 0) SendDgramClose(r->id, /*sender=*/false);
   }
 }
 
@@ -499,11 +491,7 @@ ssize_t UdpSend(Socket* s, const iovec* iov, int iovcnt, int flags, const sockad
     if (r->dst_port == dst->sin_port && r->dst_addr == dst->sin_addr.s_addr) {
       if (r->p.ReaderClosedForSender()) {
         // The receiver went away: back to the kernel for this destination.
-        shm::Msg m = {};
-        m.type = shm::MsgType::kDgramClose;
-        m.id = r->id;
-        m.value = 1;
-        SendAsync(m);
+        SendDgramClose(r->id, /*sender=*/true);
         delete r;
         s->out_rings.erase(s->out_rings.begin() + i);
         return kUseKernel;

@@ -21,36 +21,20 @@ class AppWaker {
   virtual shm::KickResult KickDoorbell(uint64_t id) = 0;
 };
 
-// Wakes what `bits` (shm::TakeArmed() of `w`) say sleeps on `w`, the
-// doorbells listed in `set` (the line's own waiters unless given). `waker`
-// may be null (no doorbells yet: only futex sleepers are woken).
+// Wakes what `bits` (shm::TakeArmed() of `w`) say sleeps on `w`: futex
+// sleepers, and the doorbells listed in `set` (the line's own waiters
+// unless given) as shm::WakeWaiters does, the search for the one exclusive
+// waiter starting at `start`. `waker` may be null (no doorbells yet: only
+// futex sleepers are woken).
 inline void WakeWaitLine(shm::RingWaitLine* w, uint32_t bits, AppWaker* waker,
-                         shm::WaiterSet set) {
+                         shm::WaiterSet set, uint32_t start = 0) {
   if (bits & shm::kArmFutex) shm::WakeFutexWaiters(w);
   if ((bits & shm::kArmDoorbell) && waker != nullptr) {
-    for (uint32_t i = 0; i < set.n; ++i) {
-      // Acquire: pairs with the waiter's CAS that listed itself.
-      const uint64_t id = set.ids[i].load(std::memory_order_acquire);
-      if (id != 0) waker->KickDoorbell(id & ~shm::kExclusiveWaiterBit);
-    }
+    shm::WakeWaiters(set, start, [waker](uint64_t id) { return waker->KickDoorbell(id); });
   }
 }
 inline void WakeWaitLine(shm::RingWaitLine* w, uint32_t bits, AppWaker* waker) {
   WakeWaitLine(w, bits, waker, shm::Waiters(w));
-}
-
-// After a post to a listener's accept queue (`posted`: its post count,
-// which spreads the wake-ups): every non-exclusive sleeper and one
-// exclusive one (shm::WakeWaiters); the doorbell wake-up stays owed while
-// acceptors sleep.
-inline void WakeAcceptLine(shm::RingWaitLine* w, shm::WaiterSet set, uint64_t posted,
-                           AppWaker* waker) {
-  const uint32_t bits = shm::TakeArmedKeepDoorbell(w);
-  if (bits & shm::kArmFutex) shm::WakeFutexWaiters(w);
-  if ((bits & shm::kArmDoorbell) && waker != nullptr) {
-    shm::WakeWaiters(set, static_cast<uint32_t>(posted % set.n),
-                     [waker](uint64_t id) { return waker->KickDoorbell(id); });
-  }
 }
 
 }  // namespace offload::wire

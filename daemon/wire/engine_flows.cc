@@ -358,14 +358,12 @@ void EngineFlows::Disarm() {
   armed_ = false;
 }
 
-void EngineFlows::Wake(shm::RingWaitLine* w) { Wake(w, shm::Waiters(w)); }
-
-void EngineFlows::Wake(shm::RingWaitLine* w, shm::WaiterSet set) {
+void EngineFlows::Wake(shm::RingWaitLine* w) {
   // StoreLoad: what the sleeper waits for (an index, shut, connect_status)
   // was stored before; pairs with its arm RMW + fence + re-check.
   shm::LightFence();
   const uint32_t bits = shm::TakeArmed(w);
-  if (bits != 0) WakeWaitLine(w, bits, plane_->app_waker(), set);
+  if (bits != 0) WakeWaitLine(w, bits, plane_->app_waker());
 }
 
 void EngineFlows::PublishToPipe(Entry& e, uint32_t events, int error) {
@@ -460,10 +458,14 @@ void EngineFlows::AcceptChildren(ListenEntry& l) {
         continue;
       }
       // StoreLoad: the post before the arm load (pairs with the acceptor's
-      // arm RMW + fence + re-check); one exclusive acceptor per connection.
+      // arm RMW + fence + re-check). Every non-exclusive acceptor and one
+      // exclusive one, as Linux; the wake-up stays owed while acceptors
+      // sleep, and the post count spreads the exclusive wake-ups.
       shm::LightFence();
-      WakeAcceptLine(&t->listener->accept_wait, shm::AcceptWaiters(t->listener),
-                     t->listener->posted.load(std::memory_order_relaxed), plane_->app_waker());
+      const shm::WaiterSet set = shm::AcceptWaiters(t->listener);
+      WakeWaitLine(&t->listener->accept_wait, shm::TakeArmedKeepDoorbell(&t->listener->accept_wait),
+                   plane_->app_waker(), set,
+                   static_cast<uint32_t>(t->listener->posted.load(std::memory_order_relaxed) % set.n));
     } else if (l.params.sink != nullptr) {
       l.params.sink->OnAccepted(l.params.token, c);
     } else {

@@ -115,7 +115,6 @@ class EngineFlows : public engine::FlowEventSink, public stack::BufferProvider {
   void PublishToPipe(Entry& e, uint32_t events, int error);
   // Wakes what sleeps on `w` (after the index or state it waits for).
   void Wake(shm::RingWaitLine* w);
-  void Wake(shm::RingWaitLine* w, shm::WaiterSet set);
   // This engine's doorbell id (shm/ring.h RingWaitLine::waiters).
   uint64_t doorbell_id() const { return shm::kEngineDoorbellBit | engine_; }
 

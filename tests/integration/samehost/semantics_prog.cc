@@ -1561,20 +1561,26 @@ int Idle(int seconds) {
 // sleep: the voluntary context switches of every one of them over 2 s are
 // printed (a sleeper that polls with a timeout makes hundreds); then one
 // connection per acceptor must each be served.
-// Voluntary context switches of every thread of `pid` but `skip_tid`.
-long ContextSwitches(pid_t pid, pid_t skip_tid = 0) {
-  long total = 0;
+// The /proc directories of every thread of `pid` but `skip_tid`.
+std::vector<std::string> TaskDirs(pid_t pid, pid_t skip_tid) {
   const std::string dir = "/proc/" + std::to_string(pid) + "/task";
-  std::vector<std::string> tids;
+  std::vector<std::string> out;
   if (DIR* d = opendir(dir.c_str())) {
     while (dirent* e = readdir(d)) {
-      if (e->d_name[0] != '.') tids.push_back(e->d_name);
+      if (e->d_name[0] != '.' && std::to_string(skip_tid) != e->d_name) {
+        out.push_back(dir + "/" + e->d_name);
+      }
     }
     closedir(d);
   }
-  for (const std::string& t : tids) {
-    if (skip_tid != 0 && t == std::to_string(skip_tid)) continue;
-    FILE* f = fopen((dir + "/" + t + "/status").c_str(), "r");
+  return out;
+}
+
+// Voluntary context switches of every thread of `pid` but `skip_tid`.
+long ContextSwitches(pid_t pid, pid_t skip_tid = 0) {
+  long total = 0;
+  for (const std::string& t : TaskDirs(pid, skip_tid)) {
+    FILE* f = fopen((t + "/status").c_str(), "r");
     if (f == nullptr) continue;
     char l[256];
     while (fgets(l, sizeof(l), f) != nullptr) {
@@ -1588,13 +1594,9 @@ long ContextSwitches(pid_t pid, pid_t skip_tid = 0) {
 
 // True when no thread of `pid` but `skip_tid` is running or runnable.
 bool AllAsleep(pid_t pid, pid_t skip_tid) {
-  const std::string dir = "/proc/" + std::to_string(pid) + "/task";
-  DIR* d = opendir(dir.c_str());
-  if (d == nullptr) return true;  // gone
-  bool asleep = true;
-  while (dirent* e = readdir(d)) {
-    if (e->d_name[0] == '.' || std::to_string(skip_tid) == e->d_name) continue;
-    FILE* f = fopen((dir + "/" + e->d_name + "/stat").c_str(), "r");
+  bool asleep = true;  // also when the process is gone
+  for (const std::string& t : TaskDirs(pid, skip_tid)) {
+    FILE* f = fopen((t + "/stat").c_str(), "r");
     if (f == nullptr) continue;
     char l[512] = {};
     if (fgets(l, sizeof(l), f) != nullptr) {
@@ -1603,7 +1605,6 @@ bool AllAsleep(pid_t pid, pid_t skip_tid) {
     }
     fclose(f);
   }
-  closedir(d);
   return asleep;
 }
 
