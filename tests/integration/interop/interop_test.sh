@@ -248,9 +248,11 @@ daemon_a_alive() {
   fi
 }
 
-# Ports: random base, distinct per use (namespaces are private, so the only
-# possible collision is with ourselves).
-next_port=$((20000 + RANDOM % 20000))
+# Ports: random base, distinct per use, below the namespaces' ephemeral range
+# (32768-60999): namespaces are private, and a connection's ephemeral port in
+# TIME-WAIT refuses a later bind of the same port, on the kernel as under
+# offload (a sockperf server once failed to bind 38644 that way).
+next_port=$((10000 + RANDOM % 20000))
 
 # sp_p50 LOG: the p50 of a sockperf latency run.
 sp_p50() { grep -a 'percentile 50.000' "$1" | awk '{print $NF}' | tail -1; }

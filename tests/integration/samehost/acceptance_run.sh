@@ -27,7 +27,7 @@ export OFFLOAD_RUN_DIR=$RUN/run
 OFF="env OFFLOAD_RUN_DIR=$RUN/run LD_PRELOAD=$BIN/client/liboffload.so"
 for i in $(seq 100); do [ -S "$RUN/run/engine.sock" ] && break; sleep 0.05; done
 
-port=$((20000 + RANDOM % 20000))
+port=$((10000 + RANDOM % 20000))
 sp() {  # sp SIDE SERVER_ARGS -- CLIENT_ARGS
   local side=$1; shift
   local pre=""; [ "$side" = offload ] && pre=$OFF

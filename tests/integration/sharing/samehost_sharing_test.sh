@@ -98,7 +98,7 @@ if [[ " $MODES " == *" offload "* ]]; then
   start_daemon "" "$RUN" "" || { fail "offloadd did not start"; echo "$passes passed, $failures failed"; exit 1; }
   chmod 755 "$RUN"
 fi
-next_port=$((20000 + RANDOM % 20000))
+next_port=$((10000 + RANDOM % 20000))
 # port: the next port nobody on this host listens on (nginx, socat and
 # PostgreSQL need a number; everything else binds port 0).
 port() {

@@ -100,7 +100,7 @@ chmod 755 "$WORK/bin" "$WORK/bin/offload" "$WORK/bin/liboffload.so"
 echo "== setup: $NS_A ($IP_A) <-> $NS_B ($IP_B); work dir $WORK"
 setup_veth || { echo "FAIL setup: cannot create namespaces/veth"; echo "0 passed, 1 failed"; exit 1; }
 IN_B=(ip netns exec "$NS_B")
-next_port=$((20000 + RANDOM % 20000))  # namespaces are private: no collisions
+next_port=$((10000 + RANDOM % 20000))  # private namespaces; below the ephemeral range
 DAEMON_PID=0
 
 set_mode() {

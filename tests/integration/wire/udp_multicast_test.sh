@@ -111,7 +111,7 @@ wait_line() {
 # got LOG: "N distinct dups ttls" from a recv log's "got" line.
 got() { sed -n 's/^got \([0-9]*\) distinct \([0-9]*\) dups \([0-9]*\) ttl \([^ ]*\) .*/\1 \2 \3 \4/p' "$1" | tail -1; }
 
-next_port=$((20000 + RANDOM % 20000))
+next_port=$((10000 + RANDOM % 20000))
 
 # ---- setup --------------------------------------------------------------
 if ! { ip netns add "$NS_A" && ip netns add "$NS_B" &&

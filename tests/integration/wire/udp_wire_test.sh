@@ -141,7 +141,7 @@ expect_engine() {
   fi
 }
 
-next_port=$((20000 + RANDOM % 20000))
+next_port=$((10000 + RANDOM % 20000))
 
 # echo_server LOG PREFIX... -- ARGS: starts udp_echo.py server, waits for its
 # port; sets SRV_PID and SRV_PORT.
