@@ -531,6 +531,7 @@ void AttachAtForkChild() {
   pthread_mutex_init(&g_mu, nullptr);
   pthread_mutex_init(&g_peer_mu, nullptr);
   g_fork_gen.fetch_add(1, std::memory_order_relaxed);  // new thread identities
+  t_caller_token = 0;  // this thread's pid and tid changed
   g_gen.fetch_add(1, std::memory_order_relaxed);  // the parent's arena slots are not ours
   if (g_fd >= 0) {
     shm::UniqueFd drop(g_fd);  // the parent keeps its own session
@@ -743,16 +744,12 @@ void WakeLine(shm::RingWaitLine* w, uint32_t bits, shm::WaiterSet set, uint32_t 
   if (bits & shm::kArmDoorbell) shm::WakeWaiters(set, start, KickDoorbell);
 }
 
-uint64_t CallerToken() {
-  static thread_local uint64_t t_token = 0;
-  static thread_local uint32_t t_gen = 0;
-  const uint32_t gen = g_fork_gen.load(std::memory_order_relaxed);
-  if (t_gen != gen || t_token == 0) {
-    t_token = uint64_t(static_cast<uint32_t>(getpid())) << 32 |
-              static_cast<uint32_t>(syscall(SYS_gettid));
-    t_gen = gen;
-  }
-  return t_token;
+thread_local uint64_t t_caller_token = 0;
+
+uint64_t NewCallerToken() {
+  t_caller_token = uint64_t(static_cast<uint32_t>(getpid())) << 32 |
+                   static_cast<uint32_t>(syscall(SYS_gettid));
+  return t_caller_token;
 }
 
 bool RegisterEndpoint(Socket* s, shm::MsgType type, uint32_t value) {

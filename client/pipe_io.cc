@@ -183,11 +183,14 @@ void EngineLost(Socket* s) {
   Log(2, "fd %d: offloadd is gone; its TCP connection is reset", s->fd);
 }
 
-ssize_t PipeSend(Socket* s, const iovec* iov, int iovcnt, int flags) {
+namespace {
+// Everything PipeSend's fast path leaves: several buffers, a connect in
+// flight, shared senders, no room, errors, waits.
+__attribute__((noinline)) ssize_t PipeSendSlow(Socket* s, const iovec* iov, int iovcnt,
+                                               int flags) {
   PipeEnd* p = s->pipe.get();
   const size_t total = IovLen(iov, iovcnt);
-  const bool nonblock = Nonblock(p, flags);
-  if (p->connecting.load(std::memory_order_relaxed) && SettleConnect(s, nonblock) != 0) {
+  if (p->connecting.load(std::memory_order_relaxed) && SettleConnect(s, Nonblock(p, flags)) != 0) {
     return -1;
   }
   // A send that fits the ring is atomic: other senders wait for it even
@@ -247,7 +250,8 @@ ssize_t PipeSend(Socket* s, const iovec* iov, int iovcnt, int flags) {
         continue;
       }
     }
-    if (nonblock) {
+    // O_NONBLOCK from the flags read under the lock (one load a send).
+    if ((fl & shm::kEndNonblock) || (flags & MSG_DONTWAIT)) {
       if (sent > 0) return static_cast<ssize_t>(sent);
       Add(s->slot->tx_eagain, 1);
       errno = EAGAIN;
@@ -269,6 +273,36 @@ pipe_error:
   Add(s->slot->errors, 1);
   if (errno == EPIPE && !(flags & MSG_NOSIGNAL)) raise(SIGPIPE);
   return -1;
+}
+}  // namespace
+
+// The common send: one buffer, from the thread the producer lock is biased
+// to, that fits the ring now. Same steps as PipeSendSlow's, without its
+// loop, so that the whole of it stays in registers.
+ssize_t PipeSend(Socket* s, const iovec* iov, int iovcnt, int flags) {
+  PipeEnd* p = s->pipe.get();
+  if (__builtin_expect(iovcnt == 1, 1) && !p->connecting.load(std::memory_order_relaxed)) {
+    const size_t n = iov[0].iov_len;
+    shm::EndLock* l = &p->tx.indexes()->producer_lock;
+    if (n != 0 && shm::TryBiasedEndLock(l, CallerToken())) {
+      if (!(p->flags() & shm::kEndShutWr) && p->tx.ReaderClosed() == 0 &&
+          p->tx.Writable(n) >= n) {
+        p->tx.CopyIn(0, iov[0].iov_base, n);
+        const uint32_t wake = p->tx.Commit(n);
+        if (p->rx_streaming.load(std::memory_order_relaxed)) {
+          p->rx_streaming.store(false, std::memory_order_relaxed);
+        }
+        NoteSend(p);
+        Add(s->slot->tx_bytes, n);
+        Add(s->slot->tx_msgs, 1);
+        shm::ReleaseEndLock(l, shm::EndLockMode::kBiased);
+        if (wake != 0) WakeLine(&p->tx.indexes()->reader_wait, wake);
+        return static_cast<ssize_t>(n);
+      }
+      shm::ReleaseEndLock(l, shm::EndLockMode::kBiased);
+    }
+  }
+  return PipeSendSlow(s, iov, iovcnt, flags);
 }
 
 namespace {

@@ -114,27 +114,44 @@ inline void Revoke(EndLock* l, uint64_t o) {
 
 }  // namespace end_lock_internal
 
-// Takes `l` for the caller identified by `token` (pid << 32 | tid, never 0
-// or kEndLockRevoked). Blocks while another caller holds it.
-inline EndLockMode AcquireEndLock(EndLock* l, uint64_t token) {
-  if (l->owner.load(std::memory_order_relaxed) == token) {
-    l->busy.store(1, std::memory_order_relaxed);
-    if (g_peer_barriers.load(std::memory_order_relaxed) == 1) {
-      std::atomic_signal_fence(std::memory_order_seq_cst);  // a revoker's membarrier fences us
-    } else {
-      std::atomic_thread_fence(std::memory_order_seq_cst);
-    }
-    if (l->owner.load(std::memory_order_relaxed) == token) return EndLockMode::kBiased;
-    l->busy.store(0, std::memory_order_release);  // revoked meanwhile
-  }
-  end_lock_internal::LockMutex(l);
+namespace end_lock_internal {
+
+// The mutex half of AcquireEndLock(): first use, shared use, revocation.
+// Out of line, so the biased fast path inlines into every send and receive.
+__attribute__((noinline)) inline EndLockMode AcquireLocked(EndLock* l, uint64_t token) {
+  LockMutex(l);
   const uint64_t o = l->owner.load(std::memory_order_acquire);
   if (o == 0) {
     l->owner.store(token, std::memory_order_release);  // biased to us from the next call
   } else if (o != kEndLockRevoked && o != token) {
-    end_lock_internal::Revoke(l, o);
+    Revoke(l, o);
   }
   return EndLockMode::kLocked;
+}
+
+}  // namespace end_lock_internal
+
+// Takes `l` if it is biased to `token` (the fast path: two plain stores
+// and a compiler barrier); false if it is not (take it with
+// AcquireEndLock()). Release with ReleaseEndLock(l, EndLockMode::kBiased).
+__attribute__((always_inline)) inline bool TryBiasedEndLock(EndLock* l, uint64_t token) {
+  if (__builtin_expect(l->owner.load(std::memory_order_relaxed) != token, 0)) return false;
+  l->busy.store(1, std::memory_order_relaxed);
+  if (__builtin_expect(g_peer_barriers.load(std::memory_order_relaxed) == 1, 1)) {
+    std::atomic_signal_fence(std::memory_order_seq_cst);  // a revoker's membarrier fences us
+  } else {
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+  }
+  if (__builtin_expect(l->owner.load(std::memory_order_relaxed) == token, 1)) return true;
+  l->busy.store(0, std::memory_order_release);  // revoked meanwhile
+  return false;
+}
+
+// Takes `l` for the caller identified by `token` (pid << 32 | tid, never 0
+// or kEndLockRevoked). Blocks while another caller holds it.
+__attribute__((always_inline)) inline EndLockMode AcquireEndLock(EndLock* l, uint64_t token) {
+  if (TryBiasedEndLock(l, token)) return EndLockMode::kBiased;
+  return end_lock_internal::AcquireLocked(l, token);
 }
 
 inline void ReleaseEndLock(EndLock* l, EndLockMode mode) {
