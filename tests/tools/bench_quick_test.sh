@@ -19,7 +19,7 @@ LAUNCHER="$RUNFILES/client/offload"
 rm -rf "$OUT"
 
 args=(--quick --out "$OUT" --connrate "$RUNFILES/tools/bench/offload-connrate"
-      --ttcp "$RUNFILES/tools/ttcp/ttcp")
+      --hold "$RUNFILES/tools/bench/offload-hold" --ttcp "$RUNFILES/tools/ttcp/ttcp")
 case "$MODE" in
   kernel)
     echo "offload side skipped in this target (see bench_quick_offload_test)"
@@ -61,6 +61,8 @@ with open(os.path.join(out, "results.json")) as f:
 samples = data["samples"]
 sides = ["kernel"] + (["offload"] if want_offload else [])
 for s in scenarios.all_scenarios():
+    if hasattr(s, "prepare"):
+        s.prepare(True)
     for side in sides:
         got = [x for x in samples if x["scenario"] == s.name and
                x["side"] == side]
@@ -73,7 +75,8 @@ for s in scenarios.all_scenarios():
                 continue
             for m in s.metrics:
                 v = x["metrics"].get(m.key)
-                if not isinstance(v, (int, float)) or v <= 0:
+                if not isinstance(v, (int, float)) or v < 0 or (
+                        v == 0 and not m.may_be_zero):
                     errors.append("%s/%s: metric %s = %r" % (
                         s.name, side, m.key, v))
 if want_offload and not any(x.get("bypass") for x in samples
@@ -82,6 +85,7 @@ if want_offload and not any(x.get("bypass") for x in samples
 report = open(os.path.join(out, "report.md")).read()
 for needle in ("| pingpong-tcp | p50 latency |", "| redis | SET requests/s |",
                "| nginx | requests/s |", "| connrate-tcp |",
+               "| scale-idle | ping-pong p50 beside 200 idle |",
                "## ttcp buffer-size sweep: C vs C++", "| 128 KiB |"):
     if needle not in report:
         errors.append("report.md lacks %r" % needle)

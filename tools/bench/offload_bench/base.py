@@ -14,11 +14,13 @@ from offload_bench import procs
 
 
 class Metric:
-    def __init__(self, key, label, unit, lower_is_better):
+    def __init__(self, key, label, unit, lower_is_better, may_be_zero=False):
         self.key = key
         self.label = label
         self.unit = unit
         self.lower_is_better = lower_is_better
+        # 0 is a real reading (an idle CPU, memory that did not grow).
+        self.may_be_zero = may_be_zero
 
 
 class Context:

@@ -3,6 +3,7 @@
 import argparse
 import datetime
 import os
+import resource
 import shutil
 import signal
 import sys
@@ -81,6 +82,8 @@ def parse_args(argv):
                     help="path of the offload launcher")
     ap.add_argument("--connrate", default=None,
                     help="path of offload-connrate")
+    ap.add_argument("--hold", default=None,
+                    help="path of offload-hold (the scale-idle scenario)")
     ap.add_argument("--ttcp", default=None,
                     help="path of ttcp (the ttcp-sweep scenario)")
     ap.add_argument("--daemon-cpu", default=None,
@@ -122,6 +125,9 @@ def parse_args(argv):
         ap.error("--duration must be in [1, 300] seconds")
     known = {s.name: s for s in (wire.wire_scenarios() if args.wire
                                  else scen.all_scenarios())}
+    for s in known.values():
+        if hasattr(s, "prepare"):
+            s.prepare(args.quick)  # metrics that depend on --quick
     if args.scenarios == "all":
         args.scenario_list = list(known.values())
     else:
@@ -151,7 +157,7 @@ def pick_cpus(args, notes):
 REQUIRED_TOOLS = {
     "pingpong": ["sockperf"], "underload": ["sockperf"],
     "throughput": ["sockperf"], "redis": ["redis-server", "redis-benchmark"],
-    "nginx": ["nginx", "wrk"], "connrate": [], "ttcp": [],
+    "nginx": ["nginx", "wrk"], "connrate": [], "ttcp": [], "scale": [],
     "wire": ["sockperf", "ip", "ethtool"],
 }
 
@@ -246,6 +252,13 @@ def main(argv):
             print("%-26s %s" % (s.name, s.title))
         return 0
     notes = []
+    for s in args.scenario_list:
+        if getattr(s, "skipped", None):
+            notes.append("%s: %s connections not measured: the hard "
+                         "RLIMIT_NOFILE (%d) cannot hold them (raising it "
+                         "needs CAP_SYS_RESOURCE)" % (
+                             s.name, ", ".join(str(n) for n in s.skipped),
+                             resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
     missing = missing_tools(args.scenario_list)
     if missing:
         print("offload-bench: missing programs: %s (Debian: sockperf "
@@ -259,6 +272,16 @@ def main(argv):
                                 for s in args.scenario_list):
         print("offload-bench: offload-connrate not found (looked at %s); "
               "build it: bazel build //tools/bench:offload-connrate"
+              % ", ".join(tried), file=sys.stderr)
+        return 1
+
+    hold, tried = sides.find_binary(
+        args.hold, "OFFLOAD_BENCH_HOLD", "tools/bench/offload-hold",
+        "offload-hold")
+    if hold is None and any(s.name == "scale-idle"
+                            for s in args.scenario_list):
+        print("offload-bench: offload-hold not found (looked at %s); "
+              "build it: bazel build //tools/bench:offload-hold"
               % ", ".join(tried), file=sys.stderr)
         return 1
 
@@ -280,7 +303,7 @@ def main(argv):
     tmpdir = tempfile.mkdtemp(prefix="offload-bench-")
     daemon_cpu, bench_cpus = pick_cpus(args, notes)
     net = wire_net.WireNet(commands) if args.wire else None
-    tools = {"offload-connrate": connrate, "ttcp": ttcp}
+    tools = {"offload-connrate": connrate, "ttcp": ttcp, "offload-hold": hold}
     ctx = None
     bin_dir = None
     binary_hashes = []  # of the measured copies, taken before removal

@@ -125,6 +125,29 @@ def connrate(text):
     return {"connections": n, "conn_per_s": float(m.group(3))}
 
 
+def hold(text, conns):
+    """The key=value fields of offload-hold's client line, as floats; the
+    line must say every one of `conns` idle connections echoed its byte."""
+    m = re.search(r"^hold: (.*)$", text, re.M)
+    if not m:
+        raise ParseError("offload-hold printed no result line")
+    fields = {}
+    for kv in m.group(1).split():
+        key, _, value = kv.partition("=")
+        try:
+            fields[key] = float(value)
+        except ValueError:
+            raise ParseError("offload-hold: bad field %r" % kv)
+    for key in ("conns", "connect_s", "p50_us", "p99_us", "fds_per_conn",
+                "pss_kib_per_conn", "watch_cpu_pct", "echoed"):
+        if key not in fields:
+            raise ParseError("offload-hold: no %s in %r" % (key, m.group(0)))
+    if int(fields["conns"]) != conns or int(fields["echoed"]) != conns:
+        raise ParseError("offload-hold held %d and echoed %d of %d connections"
+                         % (fields["conns"], fields["echoed"], conns))
+    return fields
+
+
 def redis_benchmark_csv(text, tests):
     """{'<test>_rps', '<test>_p50_ms', '<test>_p99_ms'} from --csv output.
 

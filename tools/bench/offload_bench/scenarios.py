@@ -5,6 +5,7 @@ themselves."""
 from offload_bench import sides
 from offload_bench.apps import ConnectionRate, Nginx, Redis  # noqa: F401
 from offload_bench.base import Context, Metric  # noqa: F401
+from offload_bench.scale import IdleScale  # noqa: F401
 from offload_bench.sockperf import (  # noqa: F401
     THROUGHPUT_SIZES, SockperfLatency, SockperfThroughput)
 from offload_bench.ttcp_sweep import TtcpSweep  # noqa: F401
@@ -14,7 +15,7 @@ def all_scenarios():
     return [SockperfLatency("tcp", False), SockperfLatency("udp", False),
             SockperfThroughput("tcp"), SockperfThroughput("udp"),
             SockperfLatency("tcp", True), SockperfLatency("udp", True),
-            ConnectionRate(), Redis(), Nginx(), TtcpSweep()]
+            ConnectionRate(), IdleScale(), Redis(), Nginx(), TtcpSweep()]
 
 
 def bypass_seen(result):
