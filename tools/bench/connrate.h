@@ -27,6 +27,7 @@ struct ClientOptions {
   uint64_t count = 10000;                          // stop after this many
   absl::Duration duration = absl::Seconds(5);      // ... or after this long
   absl::Duration io_timeout = absl::Seconds(10);   // per-cycle limit
+  uint32_t connectors = 1;  // threads running cycles at once (count is shared)
 };
 
 struct ClientResult {
@@ -35,8 +36,9 @@ struct ClientResult {
   double PerSecond() const { return seconds > 0 ? connections / seconds : 0; }
 };
 
-// Runs cycles against host:port. Errors: the first failed cycle's status,
-// with the cycle number in the message.
+// Runs cycles against host:port from `connectors` threads at once (each
+// stops at the shared count or the duration). Errors: the first failed
+// cycle's status, with the cycle number in the message.
 absl::StatusOr<ClientResult> RunClient(const ClientOptions& options);
 
 struct ServerOptions {

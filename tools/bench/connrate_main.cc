@@ -14,11 +14,13 @@ constexpr char kUsage[] = R"(usage:
   offload-connrate server [--bind ADDR] [--port N] [--port-file FILE]
                           [--count N] [--idle-timeout SEC]
   offload-connrate client [--host ADDR] --port N [--count N] [--duration SEC]
+                          [--connectors K]
 
 Measures TCP connection setup and teardown. One cycle is: client connect,
 server accept, server close, client reads end of stream, client close. The
 client runs cycles back to back until --count cycles (default 10000) or
---duration seconds (default 5) and prints
+--duration seconds (default 5), from K threads at once (--connectors,
+default 1), and prints
 
   connrate: connections=N seconds=S conn_per_s=R
 
@@ -43,7 +45,7 @@ int main(int argc, char** argv) {
   tools::ArgReader args(argc, argv);
   std::string mode, bind = "127.0.0.1", port_file;
   connrate::ClientOptions client;
-  uint64_t port = 0, count = 0, duration = 5, idle = 0;
+  uint64_t port = 0, count = 0, duration = 5, idle = 0, connectors = 1;
   bool have_count = false;
   while (args.Next()) {
     std::string arg;
@@ -59,6 +61,7 @@ int main(int argc, char** argv) {
     } else if (args.Uint("--count", "-n", 1, uint64_t{1} << 40, &count)) {
       have_count = true;
     } else if (args.Uint("--duration", "", 1, 3600, &duration)) {
+    } else if (args.Uint("--connectors", "", 1, 256, &connectors)) {
     } else if (args.Uint("--idle-timeout", "", 1, 86400, &idle)) {
     } else {
       args.Unknown();
@@ -73,6 +76,7 @@ int main(int argc, char** argv) {
     client.port = static_cast<uint16_t>(port);
     if (have_count) client.count = count;
     client.duration = absl::Seconds(duration);
+    client.connectors = static_cast<uint32_t>(connectors);
     absl::StatusOr<connrate::ClientResult> r = connrate::RunClient(client);
     if (!r.ok()) {
       std::cerr << "offload-connrate: " << r.status().message() << "\n";

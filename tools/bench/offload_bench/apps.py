@@ -11,31 +11,43 @@ from offload_bench import parse
 from offload_bench import procs
 
 
+CONNECTORS = [1, 4, 16]
+
+
 class ConnectionRate:
-    """offload-connrate: connect/accept/close cycles per second."""
+    """offload-connrate: connect/accept/close cycles per second, from 1, 4
+    and 16 concurrent connectors (threads of one client process) against
+    one accepting server."""
 
     name = "connrate-tcp"
     title = "TCP connection rate (connect, accept, close)"
-    metrics = [base.Metric("conn_per_s", "connections/s", "conn/s", False)]
+    metrics = [base.Metric("conn_per_s" if k == 1 else "conn_per_s_%d" % k,
+                           "connections/s" if k == 1 else
+                           "connections/s, %d connectors" % k, "conn/s",
+                           False) for k in CONNECTORS]
 
     def run(self, ctx, side):
         tool = ctx.tools["offload-connrate"]
         count = 2000 if ctx.quick else 1000000
+        out = {"_outputs": []}
+        for k in CONNECTORS:
+            def client(port, server, k=k):
+                text = ctx.run_client(side, "%s-%d" % (self.name, k),
+                                      [tool, "client", "--port", str(port),
+                                       "--count", str(count), "--duration",
+                                       str(ctx.duration), "--connectors",
+                                       str(k)])
+                r = parse.connrate(text)
+                out["conn_per_s" if k == 1 else "conn_per_s_%d" % k] = \
+                    r["conn_per_s"]
+                out["_outputs"] += [text, server.output()]
 
-        def client(port, server):
-            out = ctx.run_client(side, self.name,
-                                 [tool, "client", "--port", str(port),
-                                  "--count", str(count), "--duration",
-                                  str(ctx.duration)])
-            r = parse.connrate(out)
-            return {"conn_per_s": r["conn_per_s"],
-                    "_outputs": [out, server.output()]}
-
-        return base.with_server(
-            ctx, side, self.name,
-            lambda port: [tool, "server", "--port", str(port),
-                          "--idle-timeout", str(ctx.timeout())],
-            "tcp", client)
+            base.with_server(
+                ctx, side, "%s-%d" % (self.name, k),
+                lambda port: [tool, "server", "--port", str(port),
+                              "--idle-timeout", str(ctx.timeout())],
+                "tcp", client)
+        return out
 
 
 def _redis_command(port, *args):
