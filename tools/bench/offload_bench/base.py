@@ -33,6 +33,10 @@ class Context:
         self.duration = duration  # seconds per client run
         self.tools = tools        # name -> path (offload-connrate)
         self.tmpdir = tmpdir
+        # A CPU other than the benchmark's, for the client of the "split"
+        # placement (server and client on separate cores); None if there is
+        # none. offloadd may run there: same-host pipes do not need it.
+        self.split_cpus = None
         # (scenario, side) -> list of latency lists (one per sample), for
         # the percentile-curve plots.
         self.latencies = {}
@@ -47,13 +51,14 @@ class Context:
         procs.wait_listening(port, proto, 15, p)
         return p
 
-    def run_client(self, side, name, cmd, timeout=None):
+    def run_client(self, side, name, cmd, timeout=None, cpus=None):
         """Runs a client to completion within `timeout` s (default: the run
-        duration + 30 s); returns its output or raises BenchError."""
+        duration + 30 s), pinned to `cpus` (default: the benchmark CPUs);
+        returns its output or raises BenchError."""
         side.check()
         rc, out = self.registry.run("%s-%s" % (name, side.name),
                                     side.wrap(cmd), timeout or self.timeout(),
-                                    cpus=self.bench_cpus,
+                                    cpus=cpus or self.bench_cpus,
                                     env_extra=side.env())
         if rc != 0:
             raise procs.BenchError("%s exited (%s):\n%s"

@@ -154,6 +154,21 @@ def pick_cpus(args, notes):
     return daemon, bench
 
 
+def split_cpus(daemon_cpu, bench_cpus):
+    """A CPU for the client of the split placement: the daemon's if it is
+    not a benchmark CPU, else another allowed one; None if there is none."""
+    bench = set()
+    for part in bench_cpus.split(","):
+        lo, _, hi = part.partition("-")
+        bench.update(range(int(lo), int(hi or lo) + 1))
+    cands = [daemon_cpu.split(",")[0].split("-")[0]] + [
+        str(c) for c in sorted(os.sched_getaffinity(0))]
+    for c in cands:
+        if c.isdigit() and int(c) not in bench:
+            return c
+    return None
+
+
 REQUIRED_TOOLS = {
     "pingpong": ["sockperf"], "underload": ["sockperf"],
     "throughput": ["sockperf"], "redis": ["redis-server", "redis-benchmark"],
@@ -391,6 +406,7 @@ def main(argv):
         else:
             ctx = scen.Context(registry, bench_cpus, args.quick,
                                args.duration, tools, tmpdir)
+            ctx.split_cpus = split_cpus(daemon_cpu, bench_cpus)
         print("offload-bench: results in %s" % outdir)
         print("offload-bench: offload side: %s" % offload_status)
         for s in args.scenario_list:

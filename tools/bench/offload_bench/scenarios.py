@@ -13,8 +13,12 @@ from offload_bench.ttcp_sweep import TtcpSweep  # noqa: F401
 
 def all_scenarios():
     return [SockperfLatency("tcp", False), SockperfLatency("udp", False),
+            SockperfLatency("tcp", False, split=True),
+            SockperfLatency("udp", False, split=True),
             SockperfThroughput("tcp"), SockperfThroughput("udp"),
             SockperfLatency("tcp", True), SockperfLatency("udp", True),
+            SockperfLatency("tcp", True, split=True),
+            SockperfLatency("udp", True, split=True),
             ConnectionRate(), IdleScale(), Redis(), Nginx(), TtcpSweep()]
 
 

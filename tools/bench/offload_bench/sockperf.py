@@ -6,6 +6,7 @@ import tempfile
 
 from offload_bench import base
 from offload_bench import parse
+from offload_bench import procs
 from offload_bench import stats
 
 
@@ -13,14 +14,19 @@ class SockperfLatency:
     """sockperf ping-pong (or under-load at a fixed rate) at 64 B;
     percentiles from --full-log (sockperf's latency is half the RTT)."""
 
-    def __init__(self, proto, under_load):
+    def __init__(self, proto, under_load, split=False):
         self.proto = proto
         self.under_load = under_load
+        # split: the client on another core than the server ("shared", the
+        # default, pins both to the benchmark CPU).
+        self.split = split
         kind = "underload" if under_load else "pingpong"
-        self.name = "%s-%s" % (kind, proto)
-        self.title = ("sockperf %s %s, 64 B%s" %
+        self.name = "%s-%s%s" % (kind, proto, "-split" if split else "")
+        self.title = ("sockperf %s %s, 64 B%s%s" %
                       ("under-load" if under_load else "ping-pong",
-                       proto.upper(), ", fixed rate" if under_load else ""))
+                       proto.upper(), ", fixed rate" if under_load else "",
+                       ", client and server on separate cores" if split
+                       else ", client and server on one core"))
         self.metrics = [base.Metric("p50", "p50 latency", "usec", True),
                         base.Metric("p99", "p99 latency", "usec", True),
                         base.Metric("p99.9", "p99.9 latency", "usec", True)]
@@ -41,6 +47,12 @@ class SockperfLatency:
         # 2 s run can end with none (seen on the kernel and under offload
         # alike), so it runs at least 5 s.
         duration = max(ctx.duration, 5) if self.under_load else ctx.duration
+        cpus = None
+        if self.split:
+            if ctx.split_cpus is None:
+                raise procs.BenchError(
+                    "the split placement needs a second CPU")
+            cpus = ctx.split_cpus
 
         def client(port, server):
             cmd = ["sockperf", "under-load" if self.under_load else "ping-pong",
@@ -48,7 +60,7 @@ class SockperfLatency:
                    "-t", str(duration), "--full-log", log.name] + proto_flag
             if self.under_load:
                 cmd.append("--mps=%d" % self.rate(ctx))
-            out = ctx.run_client(side, self.name, cmd)
+            out = ctx.run_client(side, self.name, cmd, cpus=cpus)
             summary = parse.sockperf_latency_summary(out)
             with open(log.name, errors="replace") as f:
                 lat = parse.sockperf_full_log(f.read())
