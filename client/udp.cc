@@ -772,6 +772,9 @@ ssize_t UdpRecvPlain(Socket* s, msghdr* msg, int flags) {
     SyncWireDrops(s);
     rx.Unlock();
     if (nonblock) {
+      // Offers of new rings reach us through the attach socket, which only
+      // waits dispatch: a receiver that never blocks dispatches them here.
+      PollEvents();
       Add(s->slot->rx_eagain, 1);
       errno = EAGAIN;
       return -1;

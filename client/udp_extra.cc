@@ -37,6 +37,7 @@
 #include <algorithm>
 #include <new>
 
+#include "client/attach.h"
 #include "client/config.h"
 #include "client/fd_table.h"
 #include "client/libc.h"
@@ -298,6 +299,7 @@ ssize_t UdpRecvExtra(Socket* s, msghdr* msg, int flags, ZcopyOut* zc) {
     UdpSyncWireDrops(s);
     rx.Unlock();
     if (nonblock) {
+      PollEvents();  // ring offers, for receivers that never block (udp.cc)
       Add(s->slot->rx_eagain, 1);
       errno = EAGAIN;
       return -1;
