@@ -16,6 +16,8 @@
 //                             receiver is never affected, and the port works
 //                             again for a new socket
 //   zcopy_prog noapi          without liboffload.so: no offload_get_api
+//   zcopy_prog wire PORTFILE N  on the wire, against a kernel sender
+//                             (udp_zcopy_wire_test.sh)
 //
 // Exit status: number of failed expectations. Every wait is for a
 // condition, bounded by a generous deadline only to turn a hang into a
@@ -618,6 +620,109 @@ int Death(offload_api_t* api) {
   return 0;
 }
 
+// On the wire (tests/integration/wire/udp_zcopy_wire_test.sh): a kernel
+// sender in another namespace sends datagram i (Payload(i, size(i))) and
+// waits for a 4-byte ack before the next. The engine's RX ring is this
+// socket's only ring, so OFFLOAD_MSG_ZCOPY proves the engine delivered.
+// First half: recvfrom_zcopy, up to 4 held at once and freed newest
+// first. Second half: a callback that DROPs odd datagrams (acking them from
+// inside the callback) and RECVs even ones, received by zero copy.
+size_t WireSize(uint32_t i) { return 1 + (i * 97) % 1400; }
+
+int Wire(offload_api_t* api, const char* port_file, uint32_t count) {
+  const int rx = socket(AF_INET, SOCK_DGRAM, 0);
+  sockaddr_in any = {};
+  any.sin_family = AF_INET;  // INADDR_ANY: served by the engine too
+  REQUIRE(rx >= 0 && bind(rx, reinterpret_cast<sockaddr*>(&any), sizeof(any)) == 0);
+  timeval tv = {10, 0};
+  setsockopt(rx, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  FILE* f = fopen(std::string(std::string(port_file) + ".tmp").c_str(), "w");
+  REQUIRE(f != nullptr);
+  fprintf(f, "%u\n", PortOf(rx));
+  fclose(f);
+  REQUIRE(rename((std::string(port_file) + ".tmp").c_str(), port_file) == 0);
+  auto ack = [&](uint32_t seq, const sockaddr_in& to) {
+    return sendto(rx, &seq, 4, 0, reinterpret_cast<const sockaddr*>(&to), sizeof(to)) == 4;
+  };
+  std::vector<Desc> held;
+  uint32_t i = 0;
+  int zcopied = 0;
+  for (; i < count / 2; ++i) {
+    Desc d;
+    int flags = 0;
+    sockaddr_in from;
+    const int n = Zrecv(api, rx, &d, &flags, &from);
+    REQUIRE(n == static_cast<int>(WireSize(i)));
+    if (flags & OFFLOAD_MSG_ZCOPY) {
+      ++zcopied;
+      EXPECT(IsPayload(d.p()->iov[0].iov_base, d.p()->iov[0].iov_len, i, WireSize(i)));
+      held.push_back(d);
+    } else {
+      EXPECT(IsPayload(d.buf, n, i, WireSize(i)));
+    }
+    EXPECT(from.sin_addr.s_addr != htonl(INADDR_LOOPBACK) && from.sin_port != 0);
+    if (held.size() == 4 || i + 1 == count / 2) {
+      // Newest first; each still intact while later ones arrived.
+      for (size_t k = held.size(); k-- > 0;) {
+        Desc& h = held[k];
+        uint32_t seq;
+        memcpy(&seq, h.p()->iov[0].iov_base, 4);
+        EXPECT(IsPayload(h.p()->iov[0].iov_base, h.p()->iov[0].iov_len, seq, WireSize(seq)));
+        EXPECT(FreeOne(api, rx, h.p()->packet_id) == 0);
+      }
+      held.clear();
+    }
+    REQUIRE(ack(i, from));
+  }
+  struct WireCb {
+    int rx;
+    int dropped = 0;
+    bool bad = false;
+  } st{rx};
+  auto cb = [](int fd, size_t, iovec iov[], offload_info_t* info,
+               void* ctx) -> offload_recv_callback_retval_t {
+    auto* w = static_cast<WireCb*>(ctx);
+    uint32_t seq = 0;
+    memcpy(&seq, iov[0].iov_base, 4);
+    if (!IsPayload(iov[0].iov_base, iov[0].iov_len, seq, WireSize(seq))) w->bad = true;
+    if (seq % 2 == 0) return OFFLOAD_PACKET_RECV;
+    ++w->dropped;
+    if (sendto(fd, &seq, 4, 0, reinterpret_cast<const sockaddr*>(info->src), sizeof(*info->src)) !=
+        4) {
+      w->bad = true;
+    }
+    return OFFLOAD_PACKET_DROP;
+  };
+  REQUIRE(api->register_recv_callback(rx, cb, &st) == 0);
+  for (; i < count; ++i) {
+    if (i % 2 == 1) continue;  // dropped (and acked) by the callback
+    Desc d;
+    int flags = 0;
+    sockaddr_in from;
+    const int n = Zrecv(api, rx, &d, &flags, &from);
+    REQUIRE(n == static_cast<int>(WireSize(i)));
+    EXPECT(flags & OFFLOAD_MSG_ZCOPY);
+    uint32_t seq = 0;
+    memcpy(&seq, d.p()->iov[0].iov_base, 4);
+    EXPECT(seq == i && IsPayload(d.p()->iov[0].iov_base, n, i, WireSize(i)));
+    EXPECT(FreeOne(api, rx, d.p()->packet_id) == 0);
+    REQUIRE(ack(i, from));
+  }
+  // A last odd one is acked by the callback when something polls.
+  int odd = 0;
+  for (uint32_t k = count / 2; k < count; ++k) odd += k % 2;
+  pollfd p = {rx, POLLIN, 0};
+  const int64_t deadline = NowMs() + 10000;
+  while (st.dropped < odd && NowMs() < deadline) poll(&p, 1, 100);
+  EXPECT(st.dropped == odd);
+  EXPECT(!st.bad);
+  printf("wire: %u datagrams, %d of the first %u by zero copy, %d dropped by the callback\n",
+         count, zcopied, count / 2, st.dropped);
+  EXPECT(zcopied == static_cast<int>(count / 2));
+  close(rx);
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -656,6 +761,8 @@ int main(int argc, char** argv) {
     rc = Kernel(api);
   } else if (check == "death") {
     rc = Death(api);
+  } else if (check == "wire" && argc == 4) {
+    rc = Wire(api, argv[2], static_cast<uint32_t>(atoi(argv[3])));
   } else {
     fprintf(stderr, "unknown check %s\n", check.c_str());
     return 2;
