@@ -66,7 +66,8 @@ extern "C" {
  * ring is still held releases nothing yet (the freed one is released
  * together with the older one later). A socket that holds its whole ring
  * drops what arrives next, as the kernel drops on a full receive buffer
- * (counted in `offloadctl stats` drops). The ring belongs to that one
+ * (counted in `offloadctl stats` drops: the sending socket's for a
+ * same-host sender, this socket's for the engine). The ring belongs to that one
  * socket: other sockets, and other processes, are not affected, and a
  * process that dies holding buffers loses nothing for anyone else
  * (offloadd closes its rings; senders go on to the kernel path).

@@ -2,7 +2,7 @@
 // receive callback on same-host datagram rings: the real offloadd, the real
 // liboffload.so, zcopy_prog (one process per check).
 //
-// args: offloadd liboffload.so zcopy_prog
+// args: offloadd liboffload.so zcopy_prog offload-udplat
 
 #include <fcntl.h>
 #include <signal.h>
@@ -24,7 +24,7 @@
 
 namespace {
 
-std::string g_offloadd, g_lib, g_prog;
+std::string g_offloadd, g_lib, g_prog, g_udplat;
 
 std::string Abs(const std::string& p) {
   char buf[4096];
@@ -144,17 +144,38 @@ TEST_F(ZcopyTest, KernelSocketsAnswerAsVma) { Run("kernel"); }
 TEST_F(ZcopyTest, ProcessKilledHoldingBuffersCostsNobodyElse) { Run("death"); }
 TEST_F(ZcopyTest, NoApiWithoutTheLibrary) { Run("noapi", /*preload=*/false); }
 
+// offload-udplat verifies every datagram in each receive mode (its rates
+// are printed, never asserted).
+TEST_F(ZcopyTest, UdplatVerifiesEveryDatagramInEveryReceiveMode) {
+  for (const std::string mode : {"pingpong", "throughput"}) {
+    for (const std::string rx : {"copy", "zcopy", "callback"}) {
+      for (const bool busy : {false, true}) {
+        std::vector<std::string> argv = {g_udplat, "--mode", mode, "--rx", rx, "--size",
+                                         mode == "pingpong" ? "64" : "1024", "--count",
+                                         mode == "pingpong" ? "2000" : "20000", "--warmup", "100"};
+        if (busy) argv.push_back("--busy");
+        const std::string log = dir_ + "/udplat-" + mode + "-" + rx + (busy ? "-busy" : "");
+        Proc p(argv, {{"LD_PRELOAD", g_lib}, {"OFFLOAD_RUN_DIR", run_dir_}}, log);
+        EXPECT_EQ(p.Wait(120), 0) << p.Output();
+        EXPECT_NE(p.Output().find("verified="), std::string::npos) << p.Output();
+        printf("%s", p.Output().c_str());
+      }
+    }
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   ::testing::InitGoogleTest(&argc, argv);
-  if (argc < 4) {
-    fprintf(stderr, "usage: %s OFFLOADD LIBOFFLOAD ZCOPY_PROG\n", argv[0]);
+  if (argc < 5) {
+    fprintf(stderr, "usage: %s OFFLOADD LIBOFFLOAD ZCOPY_PROG UDPLAT\n", argv[0]);
     return 2;
   }
   g_offloadd = Abs(argv[1]);
   g_lib = Abs(argv[2]);
   g_prog = Abs(argv[3]);
+  g_udplat = Abs(argv[4]);
   signal(SIGPIPE, SIG_IGN);
   return RUN_ALL_TESTS();
 }
