@@ -90,7 +90,7 @@ struct InRing {  // an incoming UDP ring
 struct UdpExtra {
   offload_recv_callback_t cb = nullptr;  // under udp_rx_mu
   void* cb_ctx = nullptr;
-  pthread_t cb_thread = {};  // the thread inside cb while in_cb
+  std::atomic<pthread_t> cb_thread{};  // the thread inside cb while in_cb
   std::atomic<bool> in_cb{false};
   uint64_t held = 0;         // packets lent, all rings (under udp_rx_mu)
 };

@@ -81,7 +81,8 @@ UdpExtra* EnsureExtra(Socket* s) {
 // True if the calling thread is inside `s`'s receive callback (which holds
 // udp_rx_mu): receiving or freeing on `s` from there would deadlock.
 bool InOwnCallback(const UdpExtra* x) {
-  return x->in_cb.load(std::memory_order_relaxed) && pthread_equal(x->cb_thread, pthread_self());
+  return x->in_cb.load(std::memory_order_relaxed) &&
+         pthread_equal(x->cb_thread.load(std::memory_order_relaxed), pthread_self());
 }
 
 size_t Slot(const InRing* r, uint64_t pos) { return (pos & (r->c.capacity() - 1)) / 8; }
@@ -185,7 +186,7 @@ const uint8_t* FilteredFront(Socket* s, UdpExtra* x, InRing* r, size_t* len, uin
     const size_t queued = r->c.QueuedBytes() - shm::DgramRecordBytes(*len);
     info.socket_ready_queue_byte_count = queued > UINT32_MAX ? UINT32_MAX : uint32_t(queued);
     iovec iov = {const_cast<uint8_t*>(p), *len};
-    x->cb_thread = pthread_self();
+    x->cb_thread.store(pthread_self(), std::memory_order_relaxed);
     x->in_cb.store(true, std::memory_order_relaxed);
     const offload_recv_callback_retval_t verdict = x->cb(s->fd, 1, &iov, &info, x->cb_ctx);
     x->in_cb.store(false, std::memory_order_relaxed);

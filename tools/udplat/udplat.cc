@@ -8,6 +8,7 @@
 //
 //   offload-udplat [--mode pingpong|throughput] [--rx copy|zcopy|callback]
 //                  [--size BYTES] [--count N] [--warmup N] [--busy]
+//                  [--cpus SERVER_CPU,CLIENT_CPU]
 //
 // The server is a forked child (forked before any socket exists, so its
 // sockets and the client's are each process's own); it binds 127.0.0.1:0.
@@ -23,6 +24,7 @@
 //   datagrams and gaps (datagrams dropped on a full ring or buffer, as UDP
 //   does) and reports received msg/s and MB/s from first to last datagram.
 //
+// --cpus: pins the server and the client process to these CPUs.
 // --busy: receive with MSG_DONTWAIT in a loop (never sleep); callback mode
 // always does (its callback consumes the datagrams, so a blocking receive
 // would never return).
@@ -62,6 +64,7 @@ struct Options {
   uint64_t count = 100000;
   uint64_t warmup = 1000;
   bool busy = false;
+  int server_cpu = -1, client_cpu = -1;  // --cpus S,C
 };
 
 constexpr uint32_t kFin = 0xffffffffu;     // throughput: end marker
@@ -393,10 +396,19 @@ int Client(uint16_t port, pid_t server) {
   return 0;
 }
 
+void Pin(int cpu) {
+  if (cpu < 0) return;
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(cpu, &set);
+  if (sched_setaffinity(0, sizeof(set), &set) != 0) perror("udplat: sched_setaffinity");
+}
+
 [[noreturn]] void Usage() {
   fprintf(stderr,
           "usage: offload-udplat [--mode pingpong|throughput] [--rx copy|zcopy|callback]\n"
-          "                      [--size BYTES] [--count N] [--warmup N] [--busy]\n");
+          "                      [--size BYTES] [--count N] [--warmup N] [--busy]\n"
+          "                      [--cpus SERVER_CPU,CLIENT_CPU]\n");
   exit(2);
 }
 
@@ -433,6 +445,8 @@ int main(int argc, char** argv) {
       g_opt.warmup = strtoull(value().c_str(), nullptr, 10);
     } else if (a == "--busy") {
       g_opt.busy = true;
+    } else if (a == "--cpus") {
+      if (sscanf(value().c_str(), "%d,%d", &g_opt.server_cpu, &g_opt.client_cpu) != 2) Usage();
     } else {
       Usage();
     }
@@ -459,9 +473,11 @@ int main(int argc, char** argv) {
   const pid_t server = fork();  // before any socket exists
   if (server == 0) {
     close(p[0]);
+    Pin(g_opt.server_cpu);
     Server(p[1]);
   }
   close(p[1]);
+  Pin(g_opt.client_cpu);
   uint16_t port = 0;
   if (read(p[0], &port, sizeof(port)) != sizeof(port)) {
     fprintf(stderr, "udplat: the server did not start\n");
