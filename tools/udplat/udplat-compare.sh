@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Zero-copy receive and the receive callback against the copying path, in
-# one run: offload-udplat ping-pong (64 B) and throughput (1 KiB), each
-# receive mode REPS times, interleaved, under liboffload.so with a running
-# offloadd. Prints every run and the medians with their ratio to copy.
+# one run: offload-udplat ping-pong (64 B), throughput (1 KiB) and the
+# receive path's own cost (rxcost, 64 B and 1 KiB), each receive mode REPS
+# times, interleaved, under liboffload.so with a running offloadd. Prints
+# every run and the medians with their ratio to copy.
 #
 #   tools/udplat/udplat-compare.sh UDPLAT LIBOFFLOAD RUN_DIR [REPS] [EXTRA...]
 #
@@ -32,6 +33,11 @@ for ((r = 1; r <= REPS; r++)); do
   for rx in copy zcopy callback; do
     run throughput "$rx" 1024 2000000 | tee -a "$out" || echo "FAILED throughput $rx" | tee -a "$out"
   done
+  for rx in copy zcopy callback; do
+    for size in 64 1024; do
+      run rxcost "$rx" "$size" 1000000 | tee -a "$out" || echo "FAILED rxcost $rx" | tee -a "$out"
+    done
+  done
 done
 
 # median KEY MODE RX: the median of KEY over the runs of MODE/RX.
@@ -47,6 +53,16 @@ for key in rtt_p50_us rtt_p99_us roundtrips_per_s; do
   for rx in copy zcopy callback; do
     m=$(median "$key" pingpong "$rx")
     printf 'pingpong 64 B   %-16s %-8s %12s  ratio %s\n' "$key" "$rx" "$m" \
+      "$(awk -v a="$m" -v b="$c" 'BEGIN {printf "%.2f", a / b}')"
+  done
+done
+for size in 64 1024; do
+  c=$(grep "mode=rxcost rx=copy size=$size " "$out" | grep -o "rx_ns_per_msg=[0-9.]*" | cut -d= -f2 |
+      sort -g | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}')
+  for rx in copy zcopy callback; do
+    m=$(grep "mode=rxcost rx=$rx size=$size " "$out" | grep -o "rx_ns_per_msg=[0-9.]*" | cut -d= -f2 |
+        sort -g | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}')
+    printf 'rxcost %-5s B   rx_ns_per_msg    %-8s %12s  ratio %s\n' "$size" "$rx" "$m" \
       "$(awk -v a="$m" -v b="$c" 'BEGIN {printf "%.2f", a / b}')"
   done
 done

@@ -6,7 +6,7 @@
 // sequence number (first and last 4 bytes) and every other byte against a
 // fixed pattern; any bad datagram fails the run.
 //
-//   offload-udplat [--mode pingpong|throughput] [--rx copy|zcopy|callback]
+//   offload-udplat [--mode pingpong|throughput|rxcost] [--rx copy|zcopy|callback]
 //                  [--size BYTES] [--count N] [--warmup N] [--busy]
 //                  [--cpus SERVER_CPU,CLIENT_CPU]
 //
@@ -24,7 +24,11 @@
 //   datagrams and gaps (datagrams dropped on a full ring or buffer, as UDP
 //   does) and reports received msg/s and MB/s from first to last datagram.
 //
-// --cpus: pins the server and the client process to these CPUs.
+// rxcost: the receive path alone: one process sends a burst (half a
+//   ring) to itself, then receives and verifies it, timing only the
+//   receives; prints nanoseconds per datagram.
+// --cpus: pins the server and the client process to these CPUs (rxcost:
+//   the client's).
 // --busy: receive with MSG_DONTWAIT in a loop (never sleep); callback mode
 // always does (its callback consumes the datagrams, so a blocking receive
 // would never return).
@@ -59,6 +63,7 @@ enum class Rx { kCopy, kZcopy, kCallback };
 
 struct Options {
   bool pingpong = true;
+  bool rxcost = false;  // --mode rxcost
   Rx rx = Rx::kCopy;
   size_t size = 64;
   uint64_t count = 100000;
@@ -396,6 +401,54 @@ int Client(uint16_t port, pid_t server) {
   return 0;
 }
 
+// rxcost: the receive path alone, in one process with nobody else on the
+// ring: a burst that fits the ring is sent, then received (and verified)
+// on its own, timed; --count datagrams in bursts.
+uint32_t g_rx_seq = 0;
+void CountIn(int, const uint8_t* p, size_t len, const sockaddr_in&) {
+  if (Check(p, len) != g_rx_seq) {
+    fprintf(stderr, "udplat: BAD: got a datagram out of order (expected %u)\n", g_rx_seq);
+    g_bad = true;
+  }
+  ++g_rx_seq;
+}
+
+int RxCost() {
+  const int rx = Socket(), tx = Socket();
+  sockaddr_in to = {};
+  to.sin_family = AF_INET;
+  to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  to.sin_port = PortOf(rx);
+  const size_t burst = std::max<size_t>(1, (128 * 1024) / (g_opt.size + 16));  // half a ring
+  std::vector<uint8_t> out(g_opt.size), in(65536);
+  g_handler = CountIn;
+  int64_t rx_ns = 0;
+  uint64_t received = 0;
+  uint32_t seq = 0;
+  const char* rxname = g_opt.rx == Rx::kCopy ? "copy" : g_opt.rx == Rx::kZcopy ? "zcopy" : "callback";
+  while (received < g_opt.warmup + g_opt.count && !g_bad) {
+    for (size_t i = 0; i < burst; ++i) SendSeq(tx, to, seq++, out.data());
+    const uint32_t want = seq;
+    const int64_t t0 = NowNs();
+    while (g_rx_seq < want && !g_bad) {
+      if (!Receive(rx, in.data(), in.size()) && errno != EAGAIN && errno != EWOULDBLOCK) {
+        perror("udplat: receive");
+        return 1;
+      }
+    }
+    if (received >= g_opt.warmup) rx_ns += NowNs() - t0;
+    received += burst;
+  }
+  if (g_bad) {
+    printf("udplat mode=rxcost rx=%s size=%zu FAILED\n", rxname, g_opt.size);
+    return 1;
+  }
+  const uint64_t timed = received - g_opt.warmup;
+  printf("udplat mode=rxcost rx=%s size=%zu count=%lu rx_ns_per_msg=%.1f verified=%lu\n", rxname,
+         g_opt.size, timed, static_cast<double>(rx_ns) / timed, received);
+  return 0;
+}
+
 void Pin(int cpu) {
   if (cpu < 0) return;
   cpu_set_t set;
@@ -406,7 +459,7 @@ void Pin(int cpu) {
 
 [[noreturn]] void Usage() {
   fprintf(stderr,
-          "usage: offload-udplat [--mode pingpong|throughput] [--rx copy|zcopy|callback]\n"
+          "usage: offload-udplat [--mode pingpong|throughput|rxcost] [--rx copy|zcopy|callback]\n"
           "                      [--size BYTES] [--count N] [--warmup N] [--busy]\n"
           "                      [--cpus SERVER_CPU,CLIENT_CPU]\n");
   exit(2);
@@ -424,8 +477,9 @@ int main(int argc, char** argv) {
     };
     if (a == "--mode") {
       const std::string v = value();
-      if (v != "pingpong" && v != "throughput") Usage();
+      if (v != "pingpong" && v != "throughput" && v != "rxcost") Usage();
       g_opt.pingpong = v == "pingpong";
+      g_opt.rxcost = v == "rxcost";
     } else if (a == "--rx") {
       const std::string v = value();
       if (v == "copy") {
@@ -467,6 +521,10 @@ int main(int argc, char** argv) {
       fprintf(stderr, "udplat: --rx zcopy/callback need liboffload.so (run under offload --)\n");
       return 2;
     }
+  }
+  if (g_opt.rxcost) {
+    Pin(g_opt.client_cpu);
+    return RxCost();
   }
   int p[2];
   if (pipe(p) != 0) return 1;
