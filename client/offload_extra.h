@@ -67,8 +67,8 @@ extern "C" {
  * together with the older one later). A socket that holds its whole ring
  * drops what arrives next, as the kernel drops on a full receive buffer
  * (counted in `offloadctl stats` drops: the sending socket's for a
- * same-host sender, this socket's for the engine). The ring belongs to that one
- * socket: other sockets, and other processes, are not affected, and a
+ * same-host sender, this socket's for the engine). The ring belongs to
+ * that one socket: other sockets, and other processes, are not affected, and a
  * process that dies holding buffers loses nothing for anyone else
  * (offloadd closes its rings; senders go on to the kernel path).
  *
@@ -78,8 +78,9 @@ extern "C" {
  * buffers are held (it becomes shared with another process: fork, exec,
  * SCM_RIGHTS), the ring space is given back at that moment so that the
  * other holders neither lose nor see again anything; the held buffers stay
- * mapped and free_packets on them still returns 0, but a same-host sender
- * racing with that switch may overwrite their bytes. Free before forking.
+ * mapped and free_packets on them still returns 0, but a sender racing
+ * with that switch (a same-host sender's last send, the engine until it
+ * has closed the endpoint) may overwrite their bytes. Free before forking.
  */
 #define OFFLOAD_MSG_ZCOPY_FORCE 0x01000000 /* in: never copy (else EIO) */
 #define OFFLOAD_MSG_ZCOPY 0x00040000       /* out: a packets descriptor was written */
@@ -105,7 +106,8 @@ struct offload_info_t {
   struct sockaddr_in* dst;          /* the socket's local address (as getsockname) */
   size_t payload_sz;                /* datagram length */
   uint32_t socket_ready_queue_pkt_count;   /* not tracked: 0 */
-  uint32_t socket_ready_queue_byte_count;  /* ring bytes (records) still queued after this one */
+  uint32_t socket_ready_queue_byte_count;  /* bytes (records with their headers)
+                                              queued after this one in its ring */
   struct timespec hw_timestamp;     /* not provided: zero */
   struct timespec sw_timestamp;     /* not provided: zero */
 };
