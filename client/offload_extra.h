@@ -156,9 +156,9 @@ struct offload_api_t {
    * and never for datagrams from kernel senders (those are not offloaded).
    * A datagram answered RECV is not shown to the callback again. It runs
    * with the socket's receive lock held: it may send (on any socket) and
-   * make control calls, but must not receive from or free_packets on the
-   * same socket (-1 EDEADLK if it does), as VMA forbids free_packets in the
-   * callback. HOLD: the packet stays in the ring, is never delivered by a
+   * make control calls, but must not receive from, free_packets on or
+   * register_recv_callback on the same socket (-1 EDEADLK if it does), as
+   * VMA forbids free_packets in the callback. HOLD: the packet stays in the ring, is never delivered by a
    * receive call, and is the application's until free_packets(fd, pkt, 1)
    * with pkt.packet_id = info->packet_id; `iov` may be copied and used
    * until then. */
