@@ -154,8 +154,14 @@ int ThreadOffloadApi(int offload, pthread_t tid) {
 
 int AddConfRuleApi(const char* line) { return AddLocalRule(line); }
 
-offload_api_t g_api = {ThreadOffloadApi, AddConfRuleApi,
-                       OFFLOAD_EXTRA_API_THREAD_OFFLOAD | OFFLOAD_EXTRA_API_ADD_CONF_RULE};
+offload_api_t g_api = {ThreadOffloadApi,
+                       AddConfRuleApi,
+                       OFFLOAD_EXTRA_API_THREAD_OFFLOAD | OFFLOAD_EXTRA_API_ADD_CONF_RULE |
+                           OFFLOAD_EXTRA_API_RECVFROM_ZCOPY | OFFLOAD_EXTRA_API_FREE_PACKETS |
+                           OFFLOAD_EXTRA_API_REGISTER_RECV_CALLBACK,
+                       RegisterRecvCallback,
+                       RecvfromZcopy,
+                       FreePackets};
 
 void ChildAfterFork() {
   AttachAtForkChild();

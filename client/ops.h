@@ -119,6 +119,24 @@ ssize_t UdpSend(Socket* s, const iovec* iov, int iovcnt, int flags, const sockad
 ssize_t UdpRecv(Socket* s, msghdr* msg, int flags);
 size_t UdpNextSize(Socket* s);  // FIONREAD: size of the next ring datagram
 bool UdpHasData(Socket* s);
+// UdpRecv without the extra API (a socket with no udp_extra, or shared).
+ssize_t UdpRecvPlain(Socket* s, msghdr* msg, int flags);
+// Helpers of udp.cc for udp_extra.cc, under udp_rx_mu: take the rings the
+// attach reader handed over; drop empty rings whose sender is gone; the
+// engine's drop counters into the socket's slot.
+void UdpAdoptNewRings(Socket* s);
+void UdpReapRings(Socket* s);
+void UdpSyncWireDrops(Socket* s);
+
+// The extra API on UDP sockets (udp_extra.cc; offload_extra.h has the
+// contract). Receives of a socket with udp_extra take these paths.
+struct ZcopyOut;  // recvfrom_zcopy's request and result
+ssize_t UdpRecvExtra(Socket* s, msghdr* msg, int flags, ZcopyOut* zc);
+bool UdpHasDataExtra(Socket* s);
+size_t UdpNextSizeExtra(Socket* s);
+int RegisterRecvCallback(int fd, offload_recv_callback_t cb, void* context);
+int RecvfromZcopy(int fd, void* buf, size_t len, int* flags, sockaddr* from, socklen_t* fromlen);
+int FreePackets(int fd, offload_packet_t* pkts, size_t count);
 // Ends this process's endpoint registration and rings of an offloaded UDP
 // socket (its last close, or DemoteSharedUdp).
 void ReleaseUdpEndpoint(Socket* s);

@@ -38,6 +38,7 @@
 #include <memory>
 #include <vector>
 
+#include "client/offload_extra.h"
 #include "shm/abi.h"
 #include "shm/channel_map.h"
 #include "shm/dgram_ring.h"
@@ -72,6 +73,26 @@ struct InRing {  // an incoming UDP ring
   uint32_t id = 0;          // 0: the socket's wire RX ring (records carry the source)
   uint32_t src_addr = 0;  // network order, from the daemon's offer
   uint16_t src_port = 0;
+  // Zero-copy receive (udp_extra.cc), under the socket's udp_rx_mu: records
+  // lent to the application and not yet freed, one bit per 8-byte slot of
+  // the ring at the record's start (allocated at the first lend), and how
+  // many. While any is lent the ring's shared head stays at the oldest.
+  std::unique_ptr<uint64_t[]> lent;
+  uint32_t lent_count = 0;
+  // Read position of the front record the receive callback answered RECV
+  // (it is not shown to the callback again).
+  uint64_t accepted = ~uint64_t{0};
+};
+
+// A UDP socket that uses the extra API's zero-copy receive or receive
+// callback (udp_extra.cc). Created once, freed with the Socket; receives
+// on a socket that has one take udp_extra.cc's path.
+struct UdpExtra {
+  offload_recv_callback_t cb = nullptr;  // under udp_rx_mu
+  void* cb_ctx = nullptr;
+  std::atomic<pthread_t> cb_thread{};  // the thread inside cb while in_cb
+  std::atomic<bool> in_cb{false};
+  uint64_t held = 0;         // packets lent, all rings (under udp_rx_mu)
 };
 
 // A registration of the socket's fd directly in a kernel epoll set (made
@@ -198,6 +219,11 @@ struct Socket : FdObject {
   // used by one thread at a time.
   pthread_mutex_t udp_tx_mu = PTHREAD_MUTEX_INITIALIZER;
   pthread_mutex_t udp_rx_mu = PTHREAD_MUTEX_INITIALIZER;
+
+  // kUdp: zero-copy receive / receive callback in use (set once, by the
+  // extra API; null for every other socket: the one test of the UDP
+  // receive path).
+  std::atomic<UdpExtra*> udp_extra{nullptr};
 
   // kUdp data
   std::vector<InRing*> in_rings;           // receiver-private

@@ -25,6 +25,7 @@ int64_t NowNs() {
 
 Socket::~Socket() {
   for (InRing* r : in_rings) delete r;
+  delete udp_extra.load(std::memory_order_relaxed);
   for (InRing* r : new_rings) delete r;
   for (OutRing* r : out_rings) delete r;
   pthread_mutex_destroy(&mu);

@@ -302,7 +302,9 @@ void ReapRings(Socket* s) {
   for (size_t i = 0; i < s->in_rings.size();) {
     InRing* r = s->in_rings[i];
     if (shared) r->c.Resync();
-    if ((r->id != 0 || shared) && r->c.SenderGone() && r->c.Empty()) {
+    // A ring with packets lent to the application (udp_extra.cc) stays
+    // mapped until they are freed.
+    if ((r->id != 0 || shared) && r->c.SenderGone() && r->c.Empty() && r->lent_count == 0) {
       if (!shared) SendDgramClose(r->id, /*sender=*/false);
       delete r;
       s->in_rings.erase(s->in_rings.begin() + i);
@@ -382,6 +384,10 @@ OutRing* OpenRing(Socket* s, const sockaddr_in* dst, bool* wire) {
 
 }  // namespace
 
+void UdpAdoptNewRings(Socket* s) { AdoptNewRings(s); }
+void UdpReapRings(Socket* s) { ReapRings(s); }
+void UdpSyncWireDrops(Socket* s) { SyncWireDrops(s); }
+
 void ReleaseUdpEndpoint(Socket* s) {
   UnregisterSocket(s->reg_id);  // offers still in flight are refused from now on
   if (s->reg_gen == AttachGeneration()) {
@@ -426,6 +432,14 @@ void DemoteSharedUdp(Socket* s) {
   MutexGuard rx(&s->udp_rx_mu);
   if (s->udp_shared.load(std::memory_order_relaxed)) return;
   AdoptNewRings(s);
+  // Packets lent to the application (zero-copy receive): their space goes
+  // back now, so that the other holders, reading from the shared heads,
+  // neither lose nor see again anything this process took. They stay
+  // mapped (the rings are kept until freed); offload_extra.h says what a
+  // racing sender can do to their bytes.
+  for (InRing* r : s->in_rings) {
+    if (r->lent_count != 0) r->c.PublishHead(r->c.ReadPos());
+  }
   s->udp_shared.store(true, std::memory_order_release);
   ReleaseUdpEndpoint(s);
   for (OutRing* r : s->out_rings) delete r;
@@ -648,6 +662,9 @@ void UdpMulticastOption(Socket* s, int name, const void* val, socklen_t len) {
 }
 
 bool UdpHasData(Socket* s) {
+  if (__builtin_expect(s->udp_extra.load(std::memory_order_acquire) != nullptr, 0)) {
+    return UdpHasDataExtra(s);
+  }
   MutexGuard rx(&s->udp_rx_mu);
   AdoptNewRings(s);
   if (s->udp_shared.load(std::memory_order_acquire)) ReapRings(s);
@@ -658,6 +675,9 @@ bool UdpHasData(Socket* s) {
 }
 
 size_t UdpNextSize(Socket* s) {
+  if (__builtin_expect(s->udp_extra.load(std::memory_order_acquire) != nullptr, 0)) {
+    return UdpNextSizeExtra(s);
+  }
   MutexGuard rx(&s->udp_rx_mu);
   AdoptNewRings(s);
   if (s->udp_shared.load(std::memory_order_acquire)) ReapRings(s);
@@ -669,6 +689,14 @@ size_t UdpNextSize(Socket* s) {
 }
 
 ssize_t UdpRecv(Socket* s, msghdr* msg, int flags) {
+  // Zero-copy receive or a receive callback in use (udp_extra.cc).
+  if (__builtin_expect(s->udp_extra.load(std::memory_order_acquire) != nullptr, 0)) {
+    return UdpRecvExtra(s, msg, flags, nullptr);
+  }
+  return UdpRecvPlain(s, msg, flags);
+}
+
+ssize_t UdpRecvPlain(Socket* s, msghdr* msg, int flags) {
   const bool nonblock = s->nonblock || (flags & MSG_DONTWAIT);
   const int ratio = Config().udp_os_ratio;
   for (;;) {
@@ -744,6 +772,9 @@ ssize_t UdpRecv(Socket* s, msghdr* msg, int flags) {
     SyncWireDrops(s);
     rx.Unlock();
     if (nonblock) {
+      // Offers of new rings reach us through the attach socket, which only
+      // waits dispatch: a receiver that never blocks dispatches them here.
+      PollEvents();
       Add(s->slot->rx_eagain, 1);
       errno = EAGAIN;
       return -1;

@@ -239,6 +239,25 @@ class DgramConsumer {
     return hdr_->idx.shut.load(std::memory_order_acquire) != 0;
   }
 
+  // Zero-copy receive (client/udp_extra.cc): records lent to the
+  // application stay in the ring. The read position (head_, what Front()
+  // reads next) then moves on privately with Skip(); the shared head, which
+  // gives space back to the producer, moves only with PublishHead(), to
+  // the oldest record still lent. Front(), Empty(), QueuedBytes() and the
+  // sleep handshake all work on the read position.
+  uint64_t ReadPos() const { return head_; }
+  uint64_t SharedHead() const { return hdr_->idx.head.load(std::memory_order_acquire); }
+  // Moves the read position past the datagram Front() returned, without
+  // releasing its space.
+  void Skip(size_t len) { head_ += DgramRecordBytes(len); }
+  // Releases everything before `head` (<= ReadPos()) to the producer.
+  void PublishHead(uint64_t head) {
+    // Pairs with the producer's load-acquire of head in Fits().
+    hdr_->idx.head.store(head, std::memory_order_release);
+  }
+  const uint8_t* data() const { return data_; }
+  size_t capacity() const { return capacity_; }
+
   // Several consumers of one ring (the processes holding a UDP socket that
   // went back to the kernel when it was shared; client/udp.cc). Each read
   // starts from the shared head (Resync(), then Front()); the datagram

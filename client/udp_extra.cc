@@ -1,0 +1,477 @@
+// The extra API's zero-copy receive (recvfrom_zcopy, free_packets) and
+// receive filter callback (register_recv_callback) for offloaded UDP
+// sockets; the contract is in offload_extra.h.
+//
+// A datagram is one record in one of the socket's incoming rings (a
+// same-host sender's, or the engine's RX ring). Lending it means moving
+// the ring's read position past it without moving the shared head, which
+// is what gives space back to the producer (DgramConsumer::Skip /
+// PublishHead). Each ring keeps a bitmap of its records still lent (one
+// bit per 8-byte slot, at the record's start); the shared head follows the
+// read position while nothing is lent, and otherwise stops at the oldest
+// lent record: a free walks the head forward over every record that is no
+// longer lent (freed, copied out, dropped by the callback) up to the next
+// lent one or the read position. Space is therefore released in ring
+// order, and lent bytes are never reused while lent: held buffers count
+// against the socket's receive queue, and a ring they fill drops what comes
+// next (the producer's full-ring path), for this socket only.
+//
+// A socket starts using this file's receive path the first time the extra
+// API touches it (Socket::udp_extra, never reset): UdpRecv, UdpHasData and
+// UdpNextSize test that pointer once and come here. The plain path is
+// untouched otherwise.
+//
+// The callback runs in the application thread that receives or polls
+// (FilteredFront, under udp_rx_mu), once per datagram in ring order:
+// DROP consumes the record, HOLD lends it, RECV remembers the record
+// (InRing::accepted) so that it is delivered without asking again.
+//
+// Sockets held by several processes went back to the kernel
+// (DemoteSharedUdp): the API does not apply to them any more; what they
+// had lent stays mapped until freed (free_packets then only forgets it).
+
+#include <errno.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <new>
+
+#include "client/attach.h"
+#include "client/config.h"
+#include "client/fd_table.h"
+#include "client/libc.h"
+#include "client/offload_extra.h"
+#include "client/ops.h"
+
+namespace offload {
+namespace client {
+
+// recvfrom_zcopy's side of UdpRecvExtra: the caller's buffer, and what was
+// done with it.
+struct ZcopyOut {
+  void* buf;
+  size_t len;
+  bool force;   // OFFLOAD_MSG_ZCOPY_FORCE: never copy
+  bool zcopy;   // out: a packets descriptor was written
+};
+
+namespace {
+
+constexpr size_t kDescriptorBytes =
+    sizeof(offload_packets_t) + sizeof(offload_packet_t) + sizeof(iovec);
+static_assert(kDescriptorBytes == 40, "offload_extra.h documents 40 bytes");
+static_assert(sizeof(offload_packet_t) == 16 && sizeof(offload_packets_t) == 8 &&
+                  sizeof(offload_info_t) == 80,
+              "layouts of VMA's vma_packet_t, vma_packets_t, vma_info_t");
+
+// The extra state of `s`, created on first use.
+UdpExtra* EnsureExtra(Socket* s) {
+  UdpExtra* x = s->udp_extra.load(std::memory_order_acquire);
+  if (x != nullptr) return x;
+  auto* fresh = new (std::nothrow) UdpExtra();
+  if (fresh == nullptr) return nullptr;
+  if (!s->udp_extra.compare_exchange_strong(x, fresh, std::memory_order_acq_rel)) {
+    delete fresh;
+    return x;
+  }
+  return fresh;
+}
+
+// True if the calling thread is inside `s`'s receive callback (which holds
+// udp_rx_mu): receiving or freeing on `s` from there would deadlock.
+bool InOwnCallback(const UdpExtra* x) {
+  return x->in_cb.load(std::memory_order_relaxed) &&
+         pthread_equal(x->cb_thread.load(std::memory_order_relaxed), pthread_self());
+}
+
+size_t Slot(const InRing* r, uint64_t pos) { return (pos & (r->c.capacity() - 1)) / 8; }
+bool LentBit(const InRing* r, uint64_t pos) {
+  const size_t i = Slot(r, pos);
+  return r->lent != nullptr && ((r->lent[i / 64] >> (i % 64)) & 1) != 0;
+}
+
+// Gives back to the producer every record from the shared head that is no
+// longer lent, up to the next lent one or the read position.
+void Release(InRing* r) {
+  const uint64_t end = r->c.ReadPos();
+  const size_t cap = r->c.capacity();
+  uint64_t h = r->c.SharedHead();
+  while (h != end) {
+    const size_t pos = h & (cap - 1);
+    uint32_t len;
+    memcpy(&len, r->c.data() + pos, sizeof(len));
+    if (len == shm::kDgramSkip) {
+      h += cap - pos;
+      continue;
+    }
+    if (LentBit(r, h)) break;
+    h += shm::DgramRecordBytes(len);
+  }
+  r->c.PublishHead(h);
+}
+
+// The front record (Front() just returned it, `len` bytes) is consumed:
+// copied out, or dropped.
+void Consume(Socket* s, InRing* r, size_t len) {
+  r->c.Skip(len);
+  if (r->lent_count == 0 && !s->udp_shared.load(std::memory_order_relaxed)) {
+    r->c.PublishHead(r->c.ReadPos());
+  }
+}
+
+// Lends the front record to the application. False if the bitmap cannot be
+// allocated (then nothing changed).
+bool Lend(UdpExtra* x, InRing* r, size_t len) {
+  if (r->lent == nullptr) {
+    const size_t words = (r->c.capacity() / 8 + 63) / 64;
+    r->lent.reset(new (std::nothrow) uint64_t[words]());
+    if (r->lent == nullptr) return false;
+  }
+  const size_t i = Slot(r, r->c.ReadPos());
+  r->lent[i / 64] |= uint64_t{1} << (i % 64);
+  ++r->lent_count;
+  ++x->held;
+  r->c.Skip(len);
+  return true;
+}
+
+// The record at ring address `id` (a packet_id we handed out), if `s`
+// holds it: unlent, and its space released as far as ring order allows.
+bool FreeOne(Socket* s, UdpExtra* x, const void* id) {
+  const auto* p = static_cast<const uint8_t*>(id);
+  for (InRing* r : s->in_rings) {
+    const uint8_t* base = r->c.data();
+    if (p < base || p >= base + r->c.capacity() || ((p - base) & 7) != 0) continue;
+    const uint64_t off = static_cast<uint64_t>(p - base);
+    if (r->lent_count == 0 || !LentBit(r, off)) return false;
+    const size_t i = Slot(r, off);
+    r->lent[i / 64] &= ~(uint64_t{1} << (i % 64));
+    --r->lent_count;
+    --x->held;
+    if (!s->udp_shared.load(std::memory_order_relaxed)) Release(r);
+    return true;
+  }
+  return false;
+}
+
+// The next datagram of ring `r` to deliver, after the receive callback (if
+// any) has seen the ones before it: its payload, length and source, or
+// nullptr if the ring holds none. Under udp_rx_mu.
+const uint8_t* FilteredFront(Socket* s, UdpExtra* x, InRing* r, size_t* len, uint32_t* addr,
+                             uint16_t* port) {
+  for (;;) {
+    *addr = r->src_addr;
+    *port = r->src_port;
+    const uint8_t* p = r->id == 0 ? r->c.Front(len, addr, port) : r->c.Front(len);
+    if (p == nullptr) return nullptr;
+    if (r->id == 0 && s->connected &&
+        (*addr != s->remote.sin_addr.s_addr || *port != s->remote.sin_port)) {
+      Consume(s, r, *len);  // a connected socket receives from its peer only
+      continue;
+    }
+    const uint64_t pos = r->c.ReadPos();
+    if (x->cb == nullptr || pos == r->accepted) return p;
+    sockaddr_in src = {};
+    src.sin_family = AF_INET;
+    src.sin_addr.s_addr = *addr;
+    src.sin_port = *port;
+    sockaddr_in dst = s->local;
+    offload_info_t info = {};
+    info.struct_sz = sizeof(info);
+    info.packet_id = const_cast<uint8_t*>(p - sizeof(shm::DgramRecord));
+    info.src = &src;
+    info.dst = &dst;
+    info.payload_sz = *len;
+    const size_t queued = r->c.QueuedBytes() - shm::DgramRecordBytes(*len);
+    info.socket_ready_queue_byte_count = queued > UINT32_MAX ? UINT32_MAX : uint32_t(queued);
+    iovec iov = {const_cast<uint8_t*>(p), *len};
+    x->cb_thread.store(pthread_self(), std::memory_order_relaxed);
+    x->in_cb.store(true, std::memory_order_relaxed);
+    const offload_recv_callback_retval_t verdict = x->cb(s->fd, 1, &iov, &info, x->cb_ctx);
+    x->in_cb.store(false, std::memory_order_relaxed);
+    if (verdict == OFFLOAD_PACKET_DROP) {
+      Consume(s, r, *len);
+      continue;
+    }
+    if (verdict == OFFLOAD_PACKET_HOLD && Lend(x, r, *len)) {
+      Add(s->slot->rx_bytes, *len);
+      Add(s->slot->rx_msgs, 1);
+      continue;
+    }
+    // RECV (or anything else; or a HOLD we could not record: delivered).
+    r->accepted = pos;
+    return p;
+  }
+}
+
+void FillName(msghdr* msg, uint32_t addr, uint16_t port) {
+  if (msg->msg_name == nullptr) return;
+  sockaddr_in from = {};
+  from.sin_family = AF_INET;
+  from.sin_addr.s_addr = addr;
+  from.sin_port = port;
+  memcpy(msg->msg_name, &from, std::min<size_t>(msg->msg_namelen, sizeof(from)));
+  msg->msg_namelen = sizeof(from);
+}
+
+}  // namespace
+
+ssize_t UdpRecvExtra(Socket* s, msghdr* msg, int flags, ZcopyOut* zc) {
+  UdpExtra* x = s->udp_extra.load(std::memory_order_acquire);
+  if (InOwnCallback(x)) {
+    errno = EDEADLK;
+    return -1;
+  }
+  const bool nonblock = s->nonblock || (flags & MSG_DONTWAIT);
+  const int ratio = Config().udp_os_ratio;
+  for (;;) {
+    MutexGuard rx(&s->udp_rx_mu);
+    UdpAdoptNewRings(s);
+    if (s->udp_shared.load(std::memory_order_acquire)) {
+      // Back on the kernel: the API does not apply any more.
+      rx.Unlock();
+      if (zc != nullptr && zc->force) {
+        errno = EIO;
+        return -1;
+      }
+      return UdpRecvPlain(s, msg, flags);
+    }
+    const size_t n = s->in_rings.size();
+    for (size_t k = 0; k < n; ++k) {
+      InRing* r = s->in_rings[(s->rr + k) % n];
+      size_t len;
+      uint32_t src_addr;
+      uint16_t src_port;
+      const uint8_t* p = FilteredFront(s, x, r, &len, &src_addr, &src_port);
+      if (p == nullptr) continue;
+      s->rr = static_cast<uint32_t>((s->rr + k + 1) % n);
+      if (zc != nullptr && !(flags & MSG_PEEK)) {
+        if (!Lend(x, r, len)) {
+          errno = ENOMEM;
+          return -1;
+        }
+        auto* d = static_cast<offload_packets_t*>(zc->buf);
+        d->n_packet_num = 1;
+        d->pkts[0].packet_id = const_cast<uint8_t*>(p - sizeof(shm::DgramRecord));
+        d->pkts[0].sz_iov = 1;
+        d->pkts[0].iov[0].iov_base = const_cast<uint8_t*>(p);
+        d->pkts[0].iov[0].iov_len = len;
+        zc->zcopy = true;
+        FillName(msg, src_addr, src_port);
+        msg->msg_flags = 0;
+        msg->msg_controllen = 0;
+        Add(s->slot->rx_bytes, len);
+        Add(s->slot->rx_msgs, 1);
+        return static_cast<ssize_t>(len);
+      }
+      size_t copied = 0;
+      for (size_t i = 0; i < msg->msg_iovlen && copied < len; ++i) {
+        const size_t c = std::min(msg->msg_iov[i].iov_len, len - copied);
+        memcpy(msg->msg_iov[i].iov_base, p + copied, c);
+        copied += c;
+      }
+      msg->msg_flags = copied < len ? MSG_TRUNC : 0;
+      FillName(msg, src_addr, src_port);
+      msg->msg_controllen = 0;
+      if (!(flags & MSG_PEEK)) {
+        Consume(s, r, len);
+        Add(s->slot->rx_bytes, len);
+        Add(s->slot->rx_msgs, 1);
+      }
+      return static_cast<ssize_t>((flags & MSG_TRUNC) ? len : copied);
+    }
+    // Every `ratio` polls (and before blocking) look at the kernel side:
+    // its datagrams can only be copied.
+    if (++s->os_poll_count >= static_cast<uint32_t>(ratio) || nonblock) {
+      s->os_poll_count = 0;
+      if (zc != nullptr && zc->force) {
+        char c;
+        if (Real().recv(s->fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) >= 0) {
+          errno = EIO;  // VMA: a kernel datagram and no copy allowed
+          return -1;
+        }
+      } else {
+        const ssize_t k = Real().recvmsg(s->fd, msg, flags | MSG_DONTWAIT);
+        if (k >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) return k;
+      }
+    }
+    UdpReapRings(s);
+    UdpSyncWireDrops(s);
+    rx.Unlock();
+    if (nonblock) {
+      PollEvents();  // ring offers, for receivers that never block (udp.cc)
+      Add(s->slot->rx_eagain, 1);
+      errno = EAGAIN;
+      return -1;
+    }
+    const int rc = WaitSocket(s, EPOLLIN, s->rcvtimeo_ms);
+    if (rc != 0) {
+      errno = rc;
+      return -1;
+    }
+    s->os_poll_count = ratio;  // woken: check the kernel first thing
+  }
+}
+
+bool UdpHasDataExtra(Socket* s) {
+  UdpExtra* x = s->udp_extra.load(std::memory_order_acquire);
+  if (InOwnCallback(x)) return false;
+  MutexGuard rx(&s->udp_rx_mu);
+  UdpAdoptNewRings(s);
+  const bool shared = s->udp_shared.load(std::memory_order_acquire);
+  if (shared) UdpReapRings(s);
+  for (InRing* r : s->in_rings) {
+    if (shared) {
+      if (!r->c.Empty()) return true;
+      continue;
+    }
+    size_t len;
+    uint32_t addr;
+    uint16_t port;
+    if (FilteredFront(s, x, r, &len, &addr, &port) != nullptr) return true;
+  }
+  return false;
+}
+
+size_t UdpNextSizeExtra(Socket* s) {
+  UdpExtra* x = s->udp_extra.load(std::memory_order_acquire);
+  if (InOwnCallback(x)) return 0;
+  MutexGuard rx(&s->udp_rx_mu);
+  UdpAdoptNewRings(s);
+  const bool shared = s->udp_shared.load(std::memory_order_acquire);
+  if (shared) UdpReapRings(s);
+  for (InRing* r : s->in_rings) {
+    size_t len;
+    uint32_t addr;
+    uint16_t port;
+    if (shared ? r->c.Front(&len) != nullptr
+               : FilteredFront(s, x, r, &len, &addr, &port) != nullptr) {
+      return len;
+    }
+  }
+  return 0;
+}
+
+// --- the extra API entry points ------------------------------------------
+
+namespace {
+
+// An offloaded UDP socket the API applies to (not on the kernel, not
+// shared); undecided ones too if `undecided_ok`.
+Socket* ApiSocket(int fd, bool undecided_ok) {
+  Socket* s = GetSocket(fd);
+  if (s == nullptr || s->type != SOCK_DGRAM || s->closed.load(std::memory_order_acquire)) {
+    return nullptr;
+  }
+  const Path p = s->path.load(std::memory_order_acquire);
+  if (p == Path::kUdp && !s->udp_shared.load(std::memory_order_acquire)) return s;
+  if (p == Path::kUndecided && undecided_ok) return s;
+  return nullptr;
+}
+
+}  // namespace
+
+int RegisterRecvCallback(int fd, offload_recv_callback_t cb, void* context) {
+  Socket* s = ApiSocket(fd, /*undecided_ok=*/true);
+  if (s == nullptr) {
+    errno = EINVAL;  // VMA: not an offloaded socket
+    return -1;
+  }
+  UdpExtra* x = EnsureExtra(s);
+  if (x == nullptr) {
+    errno = ENOMEM;
+    return -1;
+  }
+  if (InOwnCallback(x)) {
+    errno = EDEADLK;
+    return -1;
+  }
+  MutexGuard rx(&s->udp_rx_mu);
+  x->cb = cb;
+  x->cb_ctx = context;
+  return 0;
+}
+
+int RecvfromZcopy(int fd, void* buf, size_t len, int* flags, sockaddr* from, socklen_t* fromlen) {
+  if (flags == nullptr) {
+    errno = EINVAL;
+    return -1;
+  }
+  const int in = *flags;
+  const bool force = (in & OFFLOAD_MSG_ZCOPY_FORCE) != 0;
+  const int sys_flags = in & ~(OFFLOAD_MSG_ZCOPY_FORCE | OFFLOAD_MSG_ZCOPY);
+  Socket* s = GetSocket(fd);
+  Socket* zs = (in & MSG_PEEK) ? nullptr : ApiSocket(fd, /*undecided_ok=*/false);
+  iovec iov = {buf, len};
+  ssize_t n;
+  if (zs == nullptr) {
+    // Zero copy cannot apply: a copy, as recvfrom (VMA: EIO if forced).
+    if (force && s != nullptr) {
+      errno = EIO;
+      return -1;
+    }
+    if (s != nullptr) {
+      n = SocketRecv(s, fd, &iov, 1, sys_flags, from, fromlen);
+    } else {
+      n = Real().recvfrom(fd, buf, len, sys_flags, from, fromlen);
+    }
+    if (n >= 0) *flags = in & ~OFFLOAD_MSG_ZCOPY;
+    return static_cast<int>(n);
+  }
+  if (buf == nullptr || len < kDescriptorBytes) {
+    errno = ENOBUFS;
+    return -1;
+  }
+  UdpExtra* x = EnsureExtra(zs);
+  if (x == nullptr) {
+    errno = ENOMEM;
+    return -1;
+  }
+  ZcopyOut out = {buf, len, force, false};
+  msghdr mh = {};
+  mh.msg_iov = &iov;
+  mh.msg_iovlen = 1;
+  mh.msg_name = from;
+  mh.msg_namelen = fromlen != nullptr ? *fromlen : 0;
+  n = UdpRecvExtra(zs, &mh, sys_flags, &out);
+  if (n < 0) return -1;
+  if (fromlen != nullptr) *fromlen = mh.msg_namelen;
+  *flags = out.zcopy ? (in | OFFLOAD_MSG_ZCOPY) : (in & ~OFFLOAD_MSG_ZCOPY);
+  return static_cast<int>(n);
+}
+
+int FreePackets(int fd, offload_packet_t* pkts, size_t count) {
+  Socket* s = GetSocket(fd);
+  // Shared sockets (back on the kernel) may still hold what they lent
+  // before; everything else on the kernel is EINVAL, as VMA.
+  if (s == nullptr || s->type != SOCK_DGRAM || s->path.load(std::memory_order_acquire) != Path::kUdp) {
+    errno = EINVAL;
+    return -1;
+  }
+  UdpExtra* x = s->udp_extra.load(std::memory_order_acquire);
+  if (x == nullptr) {
+    if (count == 0) return 0;
+    errno = ENOENT;
+    return -1;
+  }
+  if (InOwnCallback(x)) {
+    errno = EDEADLK;
+    return -1;
+  }
+  if (count != 0 && pkts == nullptr) {
+    errno = EINVAL;
+    return -1;
+  }
+  MutexGuard rx(&s->udp_rx_mu);
+  for (size_t i = 0; i < count; ++i) {
+    if (!FreeOne(s, x, pkts[i].packet_id)) {
+      errno = ENOENT;
+      return -1;
+    }
+  }
+  return 0;
+}
+
+}  // namespace client
+}  // namespace offload

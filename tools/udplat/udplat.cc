@@ -1,0 +1,546 @@
+// offload-udplat: UDP ping-pong and throughput between two processes on
+// this host, receiving by copy (recvfrom), by zero copy (the extra API's
+// recvfrom_zcopy + free_packets) or in a receive filter callback
+// (register_recv_callback), after VMA's udp_lat and sockperf's
+// --vmazcopyread / --vmarxfiltercb. Every datagram is verified: its
+// sequence number (first and last 4 bytes) and every other byte against a
+// fixed pattern; any bad datagram fails the run.
+//
+//   offload-udplat [--mode pingpong|throughput|rxcost] [--rx copy|zcopy|callback]
+//                  [--size BYTES] [--count N] [--warmup N] [--busy]
+//                  [--cpus SERVER_CPU,CLIENT_CPU]
+//
+// The server is a forked child (forked before any socket exists, so its
+// sockets and the client's are each process's own); it binds 127.0.0.1:0.
+// Both sides receive the same way (--rx). Under `offload --` the sockets
+// are offloaded; the zcopy and callback modes need liboffload.so and fail
+// without it.
+//
+// pingpong: the client sends datagram N, the server echoes it (in callback
+//   mode straight from the ring, inside the callback), the client checks
+//   the echo; prints round-trip p50/p99/mean and round trips per second.
+// throughput: the client sends --count datagrams as fast as it can, then
+//   end markers until the server reports; the server counts in-order
+//   datagrams and gaps (datagrams dropped on a full ring or buffer, as UDP
+//   does) and reports received msg/s and MB/s from first to last datagram.
+//
+// rxcost: the receive path alone: one process sends a burst (half a
+//   ring) to itself, then receives and verifies it, timing only the
+//   receives; prints nanoseconds per datagram.
+// --cpus: pins the server and the client process to these CPUs (rxcost:
+//   the client's).
+// --busy: receive with MSG_DONTWAIT in a loop (never sleep); callback mode
+// always does (its callback consumes the datagrams, so a blocking receive
+// would never return).
+//
+// Output, one line: "udplat mode=... rx=... size=... key=value ...";
+// exit status 0 if every datagram was right, 1 otherwise, 2 on usage.
+
+#include <arpa/inet.h>
+#include <dlfcn.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <string>
+#include <vector>
+
+#include "client/offload_extra.h"
+
+namespace {
+
+enum class Rx { kCopy, kZcopy, kCallback };
+
+struct Options {
+  bool pingpong = true;
+  bool rxcost = false;  // --mode rxcost
+  Rx rx = Rx::kCopy;
+  size_t size = 64;
+  uint64_t count = 100000;
+  uint64_t warmup = 1000;
+  bool busy = false;
+  int server_cpu = -1, client_cpu = -1;  // --cpus S,C
+};
+
+constexpr uint32_t kFin = 0xffffffffu;     // throughput: end marker
+constexpr uint32_t kReport = 0xfffffffeu;  // throughput: the server's report
+constexpr size_t kMinSize = 8;             // sequence number at both ends
+
+Options g_opt;
+offload_api_t* g_api = nullptr;
+std::vector<uint8_t> g_pattern;  // byte i of every datagram, except the ends
+bool g_bad = false;
+
+int64_t NowNs() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return int64_t(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
+
+void Fill(uint8_t* p, uint32_t seq, size_t size) {
+  memcpy(p, g_pattern.data(), size);
+  memcpy(p, &seq, 4);
+  memcpy(p + size - 4, &seq, 4);
+}
+
+// The datagram's sequence number if it is intact, else reports it and
+// returns kFin - 2 (never a valid number).
+uint32_t Check(const uint8_t* p, size_t len) {
+  uint32_t head, tail;
+  if (len != g_opt.size) {
+    fprintf(stderr, "udplat: BAD datagram: %zu bytes, expected %zu\n", len, g_opt.size);
+    g_bad = true;
+    return kFin - 2;
+  }
+  memcpy(&head, p, 4);
+  memcpy(&tail, p + len - 4, 4);
+  if (head != tail || memcmp(p + 4, g_pattern.data() + 4, len - 8) != 0) {
+    fprintf(stderr, "udplat: BAD datagram: seq %u/%u, content differs\n", head, tail);
+    g_bad = true;
+    return kFin - 2;
+  }
+  return head;
+}
+
+bool SendSeq(int fd, const sockaddr_in& to, uint32_t seq, uint8_t* buf) {
+  Fill(buf, seq, g_opt.size);
+  return sendto(fd, buf, g_opt.size, 0, reinterpret_cast<const sockaddr*>(&to), sizeof(to)) ==
+         static_cast<ssize_t>(g_opt.size);
+}
+
+// --- receiving, three ways ---------------------------------------------
+// Each side has one handler: OnDatagram(payload, len, from). Copy and
+// zcopy call it from Receive(); callback mode from the filter callback.
+
+using Handler = void (*)(int fd, const uint8_t* p, size_t len, const sockaddr_in& from);
+Handler g_handler = nullptr;
+uint64_t g_filtered = 0, g_filtered_seen = 0;  // datagrams the callback took
+
+// A busy receiver that found nothing gives the CPU away now and then (this
+// host may have fewer CPUs than spinning processes), as the library's own
+// spinning does.
+void BusyIdle() {
+  static unsigned idle = 0;
+  if ((++idle & 15) == 0) sched_yield();
+}
+
+offload_recv_callback_retval_t Filter(int fd, size_t sz_iov, iovec iov[], offload_info_t* info,
+                                      void*) {
+  if (sz_iov != 1) {
+    fprintf(stderr, "udplat: BAD: %zu iovecs\n", sz_iov);
+    g_bad = true;
+    return OFFLOAD_PACKET_DROP;
+  }
+  g_handler(fd, static_cast<const uint8_t*>(iov[0].iov_base), iov[0].iov_len, *info->src);
+  ++g_filtered;
+  return OFFLOAD_PACKET_DROP;  // consumed here, in place
+}
+
+// Receives one datagram (or, in callback mode, runs the callback on what
+// is there) and hands it to the handler. False on EAGAIN / timeout.
+bool Receive(int fd, uint8_t* buf, size_t buflen) {
+  const int dontwait = (g_opt.busy || g_opt.rx == Rx::kCallback) ? MSG_DONTWAIT : 0;
+  sockaddr_in from = {};
+  socklen_t flen = sizeof(from);
+  switch (g_opt.rx) {
+    case Rx::kCopy: {
+      const ssize_t n =
+          recvfrom(fd, buf, buflen, dontwait, reinterpret_cast<sockaddr*>(&from), &flen);
+      if (n < 0) return false;
+      g_handler(fd, buf, static_cast<size_t>(n), from);
+      return true;
+    }
+    case Rx::kZcopy: {
+      alignas(8) uint8_t desc[256];
+      int flags = dontwait;
+      const int n = g_api->recvfrom_zcopy(fd, desc, sizeof(desc), &flags,
+                                          reinterpret_cast<sockaddr*>(&from), &flen);
+      if (n < 0) return false;
+      if (!(flags & OFFLOAD_MSG_ZCOPY)) {  // a copy after all (a kernel sender)
+        g_handler(fd, desc, static_cast<size_t>(n), from);
+        return true;
+      }
+      auto* pk = reinterpret_cast<offload_packets_t*>(desc);
+      offload_packet_t* p = &pk->pkts[0];
+      g_handler(fd, static_cast<const uint8_t*>(p->iov[0].iov_base), p->iov[0].iov_len, from);
+      offload_packet_t f = {};
+      f.packet_id = p->packet_id;
+      if (g_api->free_packets(fd, &f, 1) != 0) {
+        perror("udplat: free_packets");
+        g_bad = true;
+      }
+      return true;
+    }
+    case Rx::kCallback: {
+      // The callback consumes what the rings bring; this drives it, and
+      // gets what came through the kernel (not offloaded senders).
+      const ssize_t n = recvfrom(fd, buf, buflen, MSG_DONTWAIT, reinterpret_cast<sockaddr*>(&from),
+                                 &flen);
+      if (n >= 0) g_handler(fd, buf, static_cast<size_t>(n), from);
+      const bool any = n >= 0 || g_filtered != g_filtered_seen;
+      g_filtered_seen = g_filtered;
+      return any;
+    }
+  }
+  return false;
+}
+
+int Socket() {
+  const int fd = socket(AF_INET, SOCK_DGRAM, 0);
+  sockaddr_in a = {};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (fd < 0 || bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) {
+    perror("udplat: socket");
+    exit(1);
+  }
+  int big = 4 << 20;  // the kernel path's fair share of buffering
+  setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &big, sizeof(big));
+  setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &big, sizeof(big));
+  if (g_opt.rx == Rx::kCallback && g_api->register_recv_callback(fd, Filter, nullptr) != 0) {
+    perror("udplat: register_recv_callback (is the socket offloaded?)");
+    exit(1);
+  }
+  return fd;
+}
+
+uint16_t PortOf(int fd) {
+  sockaddr_in a = {};
+  socklen_t len = sizeof(a);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  return a.sin_port;
+}
+
+// --- server ----------------------------------------------------------------
+
+struct ServerState {
+  uint64_t received = 0, gaps = 0;
+  uint32_t next = 0;
+  int64_t first_ns = 0, last_ns = 0;
+  bool done = false;
+  std::vector<uint8_t> out;
+} g_srv;
+
+void ServerPing(int fd, const uint8_t* p, size_t len, const sockaddr_in& from) {
+  if (Check(p, len) == kFin - 2) return;
+  // Echo the datagram as it is (in callback and zcopy mode from the ring).
+  if (sendto(fd, p, len, 0, reinterpret_cast<const sockaddr*>(&from), sizeof(from)) < 0) {
+    perror("udplat: server send");
+  }
+}
+
+void ServerSink(int fd, const uint8_t* p, size_t len, const sockaddr_in& from) {
+  const uint32_t seq = Check(p, len);
+  if (seq == kFin - 2) return;
+  if (seq == kFin) {
+    if (g_srv.received == 0) return;  // nothing yet: not ours to answer
+    uint64_t report[5] = {kReport, g_srv.received, g_srv.gaps,
+                          static_cast<uint64_t>(g_srv.last_ns - g_srv.first_ns), g_bad ? 1u : 0u};
+    sendto(fd, report, sizeof(report), 0, reinterpret_cast<const sockaddr*>(&from), sizeof(from));
+    g_srv.done = true;
+    return;
+  }
+  const int64_t now = NowNs();
+  if (g_srv.received == 0) g_srv.first_ns = now;
+  g_srv.last_ns = now;
+  if (seq < g_srv.next) {
+    fprintf(stderr, "udplat: BAD: seq %u after %u (reordered or duplicated)\n", seq, g_srv.next);
+    g_bad = true;
+    return;
+  }
+  g_srv.gaps += seq - g_srv.next;
+  g_srv.next = seq + 1;
+  ++g_srv.received;
+}
+
+[[noreturn]] void Server(int port_pipe) {
+  const int fd = Socket();
+  const uint16_t port = PortOf(fd);
+  if (write(port_pipe, &port, sizeof(port)) != sizeof(port)) _exit(1);
+  close(port_pipe);
+  std::vector<uint8_t> buf(65536);
+  g_handler = g_opt.pingpong ? ServerPing : ServerSink;
+  // Ping-pong: serve until the client closes the pipe / kills us.
+  while (!g_srv.done) {
+    if (!Receive(fd, buf.data(), buf.size())) BusyIdle();
+  }
+  // Throughput: answer repeated end markers for a moment (without
+  // blocking), then leave.
+  g_opt.busy = true;
+  const int64_t linger_until = NowNs() + 200000000;
+  while (NowNs() < linger_until) {
+    if (!Receive(fd, buf.data(), buf.size())) BusyIdle();
+  }
+  _exit(g_bad ? 1 : 0);
+}
+
+// --- client ----------------------------------------------------------------
+
+struct ClientState {
+  uint32_t expect = 0;
+  bool got = false;
+  uint64_t report[5] = {};
+  bool reported = false;
+} g_cli;
+
+void ClientPong(int, const uint8_t* p, size_t len, const sockaddr_in&) {
+  const uint32_t seq = Check(p, len);
+  if (seq == kFin - 2) return;
+  if (seq != g_cli.expect) {
+    fprintf(stderr, "udplat: BAD: pong %u, expected %u\n", seq, g_cli.expect);
+    g_bad = true;
+    return;
+  }
+  g_cli.got = true;
+}
+
+void ClientReport(int, const uint8_t* p, size_t len, const sockaddr_in&) {
+  if (len == sizeof(g_cli.report)) {
+    memcpy(g_cli.report, p, len);
+    g_cli.reported = g_cli.report[0] == kReport;
+  }
+}
+
+int Client(uint16_t port, pid_t server) {
+  const int fd = Socket();
+  sockaddr_in to = {};
+  to.sin_family = AF_INET;
+  to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  to.sin_port = port;
+  std::vector<uint8_t> out(g_opt.size), in(65536);
+  const char* rx = g_opt.rx == Rx::kCopy ? "copy" : g_opt.rx == Rx::kZcopy ? "zcopy" : "callback";
+  if (g_opt.pingpong) {
+    g_handler = ClientPong;
+    std::vector<int64_t> rtt;
+    rtt.reserve(g_opt.count);
+    int64_t t_start = 0;
+    for (uint64_t i = 0; i < g_opt.warmup + g_opt.count && !g_bad; ++i) {
+      g_cli.expect = static_cast<uint32_t>(i);
+      g_cli.got = false;
+      if (i == g_opt.warmup) t_start = NowNs();
+      const int64_t t0 = NowNs();
+      if (!SendSeq(fd, to, g_cli.expect, out.data())) {
+        perror("udplat: send");
+        return 1;
+      }
+      const int64_t give_up = t0 + 5000000000;  // a lost datagram ends the run
+      while (!g_cli.got && !g_bad) {
+        if (!Receive(fd, in.data(), in.size())) {
+          if (errno != EAGAIN && errno != EWOULDBLOCK) break;
+          BusyIdle();
+        }
+        if (!g_cli.got && NowNs() > give_up) {
+          fprintf(stderr, "udplat: BAD: pong %u never came\n", g_cli.expect);
+          g_bad = true;
+        }
+      }
+      if (i >= g_opt.warmup) rtt.push_back(NowNs() - t0);
+    }
+    const int64_t elapsed = NowNs() - t_start;
+    kill(server, SIGKILL);
+    waitpid(server, nullptr, 0);
+    if (g_bad || rtt.empty()) {
+      printf("udplat mode=pingpong rx=%s size=%zu FAILED\n", rx, g_opt.size);
+      return 1;
+    }
+    double sum = 0;
+    for (int64_t v : rtt) sum += static_cast<double>(v);
+    std::sort(rtt.begin(), rtt.end());
+    auto pct = [&](double q) { return rtt[std::min(rtt.size() - 1, size_t(q * rtt.size()))]; };
+    printf("udplat mode=pingpong rx=%s size=%zu count=%zu rtt_p50_us=%.2f rtt_p99_us=%.2f "
+           "rtt_mean_us=%.2f roundtrips_per_s=%.0f verified=%zu\n",
+           rx, g_opt.size, rtt.size(), pct(0.5) / 1e3, pct(0.99) / 1e3, sum / rtt.size() / 1e3,
+           rtt.size() / (elapsed / 1e9), rtt.size());
+    return 0;
+  }
+  // Throughput.
+  g_handler = ClientReport;
+  const int64_t t0 = NowNs();
+  for (uint64_t i = 0; i < g_opt.count; ++i) {
+    if (!SendSeq(fd, to, static_cast<uint32_t>(i), out.data())) {
+      perror("udplat: send");
+      return 1;
+    }
+  }
+  const int64_t t_sent = NowNs();
+  // End markers until the report arrives (each a datagram like the others).
+  const int64_t give_up = NowNs() + 10000000000;
+  while (!g_cli.reported && NowNs() < give_up) {
+    SendSeq(fd, to, kFin, out.data());
+    const int64_t wait_until = NowNs() + 1000000;
+    while (!g_cli.reported && NowNs() < wait_until) {
+      const bool busy = g_opt.busy;
+      g_opt.busy = true;  // poll for the report without sleeping long
+      Receive(fd, in.data(), in.size());
+      g_opt.busy = busy;
+    }
+  }
+  int st = 0;
+  waitpid(server, &st, 0);
+  if (!g_cli.reported || g_cli.report[4] != 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+    printf("udplat mode=throughput rx=%s size=%zu FAILED (report %d)\n", rx, g_opt.size,
+           g_cli.reported);
+    return 1;
+  }
+  const double secs = std::max<double>(1e-9, g_cli.report[3] / 1e9);
+  const double rate = (g_cli.report[1] > 1 ? g_cli.report[1] - 1 : 1) / secs;
+  printf("udplat mode=throughput rx=%s size=%zu sent=%zu send_msg_per_s=%.0f received=%lu "
+         "dropped=%lu recv_msg_per_s=%.0f recv_MB_per_s=%.1f verified=%lu\n",
+         rx, g_opt.size, g_opt.count, g_opt.count / ((t_sent - t0) / 1e9), g_cli.report[1],
+         g_cli.report[2], rate, rate * g_opt.size / 1e6, g_cli.report[1]);
+  return 0;
+}
+
+// rxcost: the receive path alone, in one process with nobody else on the
+// ring: a burst that fits the ring is sent, then received (and verified)
+// on its own, timed; --count datagrams in bursts.
+uint32_t g_rx_seq = 0;
+void CountIn(int, const uint8_t* p, size_t len, const sockaddr_in&) {
+  if (Check(p, len) != g_rx_seq) {
+    fprintf(stderr, "udplat: BAD: got a datagram out of order (expected %u)\n", g_rx_seq);
+    g_bad = true;
+  }
+  ++g_rx_seq;
+}
+
+int RxCost() {
+  const int rx = Socket(), tx = Socket();
+  sockaddr_in to = {};
+  to.sin_family = AF_INET;
+  to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  to.sin_port = PortOf(rx);
+  const size_t burst = std::max<size_t>(1, (128 * 1024) / (g_opt.size + 16));  // half a ring
+  std::vector<uint8_t> out(g_opt.size), in(65536);
+  g_handler = CountIn;
+  int64_t rx_ns = 0;
+  uint64_t received = 0;
+  uint32_t seq = 0;
+  const char* rxname = g_opt.rx == Rx::kCopy ? "copy" : g_opt.rx == Rx::kZcopy ? "zcopy" : "callback";
+  while (received < g_opt.warmup + g_opt.count && !g_bad) {
+    for (size_t i = 0; i < burst; ++i) SendSeq(tx, to, seq++, out.data());
+    const uint32_t want = seq;
+    const int64_t t0 = NowNs();
+    while (g_rx_seq < want && !g_bad) {
+      if (!Receive(rx, in.data(), in.size()) && errno != EAGAIN && errno != EWOULDBLOCK) {
+        perror("udplat: receive");
+        return 1;
+      }
+    }
+    if (received >= g_opt.warmup) rx_ns += NowNs() - t0;
+    received += burst;
+  }
+  if (g_bad) {
+    printf("udplat mode=rxcost rx=%s size=%zu FAILED\n", rxname, g_opt.size);
+    return 1;
+  }
+  const uint64_t timed = received - g_opt.warmup;
+  printf("udplat mode=rxcost rx=%s size=%zu count=%lu rx_ns_per_msg=%.1f verified=%lu\n", rxname,
+         g_opt.size, timed, static_cast<double>(rx_ns) / timed, received);
+  return 0;
+}
+
+void Pin(int cpu) {
+  if (cpu < 0) return;
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(cpu, &set);
+  if (sched_setaffinity(0, sizeof(set), &set) != 0) perror("udplat: sched_setaffinity");
+}
+
+[[noreturn]] void Usage() {
+  fprintf(stderr,
+          "usage: offload-udplat [--mode pingpong|throughput|rxcost] [--rx copy|zcopy|callback]\n"
+          "                      [--size BYTES] [--count N] [--warmup N] [--busy]\n"
+          "                      [--cpus SERVER_CPU,CLIENT_CPU]\n");
+  exit(2);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  setvbuf(stdout, nullptr, _IOLBF, 0);
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    auto value = [&]() -> std::string {
+      if (i + 1 >= argc) Usage();
+      return argv[++i];
+    };
+    if (a == "--mode") {
+      const std::string v = value();
+      if (v != "pingpong" && v != "throughput" && v != "rxcost") Usage();
+      g_opt.pingpong = v == "pingpong";
+      g_opt.rxcost = v == "rxcost";
+    } else if (a == "--rx") {
+      const std::string v = value();
+      if (v == "copy") {
+        g_opt.rx = Rx::kCopy;
+      } else if (v == "zcopy") {
+        g_opt.rx = Rx::kZcopy;
+      } else if (v == "callback") {
+        g_opt.rx = Rx::kCallback;
+      } else {
+        Usage();
+      }
+    } else if (a == "--size") {
+      g_opt.size = strtoul(value().c_str(), nullptr, 10);
+    } else if (a == "--count") {
+      g_opt.count = strtoull(value().c_str(), nullptr, 10);
+    } else if (a == "--warmup") {
+      g_opt.warmup = strtoull(value().c_str(), nullptr, 10);
+    } else if (a == "--busy") {
+      g_opt.busy = true;
+    } else if (a == "--cpus") {
+      if (sscanf(value().c_str(), "%d,%d", &g_opt.server_cpu, &g_opt.client_cpu) != 2) Usage();
+    } else {
+      Usage();
+    }
+  }
+  if (g_opt.size < kMinSize || g_opt.size > 65507 || g_opt.count == 0 ||
+      g_opt.count + g_opt.warmup >= kFin - 2) {
+    Usage();
+  }
+  g_pattern.resize(g_opt.size);
+  for (size_t i = 0; i < g_opt.size; ++i) g_pattern[i] = static_cast<uint8_t>(i * 7 + 3);
+  if (g_opt.rx != Rx::kCopy) {
+    auto get = reinterpret_cast<offload_api_t* (*)()>(dlsym(RTLD_DEFAULT, "offload_get_api"));
+    g_api = get != nullptr ? get() : nullptr;
+    const uint64_t need = g_opt.rx == Rx::kZcopy ? (OFFLOAD_EXTRA_API_RECVFROM_ZCOPY |
+                                                    OFFLOAD_EXTRA_API_FREE_PACKETS)
+                                                 : OFFLOAD_EXTRA_API_REGISTER_RECV_CALLBACK;
+    if (g_api == nullptr || (g_api->cap_mask & need) != need) {
+      fprintf(stderr, "udplat: --rx zcopy/callback need liboffload.so (run under offload --)\n");
+      return 2;
+    }
+  }
+  if (g_opt.rxcost) {
+    Pin(g_opt.client_cpu);
+    return RxCost();
+  }
+  int p[2];
+  if (pipe(p) != 0) return 1;
+  const pid_t server = fork();  // before any socket exists
+  if (server == 0) {
+    close(p[0]);
+    Pin(g_opt.server_cpu);
+    Server(p[1]);
+  }
+  close(p[1]);
+  Pin(g_opt.client_cpu);
+  uint16_t port = 0;
+  if (read(p[0], &port, sizeof(port)) != sizeof(port)) {
+    fprintf(stderr, "udplat: the server did not start\n");
+    return 1;
+  }
+  close(p[0]);
+  return Client(port, server);
+}
