@@ -714,27 +714,28 @@ void CheckAddConfRule() {
   ExtraApi* api = GetApi();
   CHECK_TRUE(api != nullptr && api->add_conf_rule != nullptr);
   CHECK_TRUE(api->add_conf_rule("use nonsense") != 0);
-  int l = Listener();
-  CHECK_TRUE(l >= 0);
-  const uint16_t port = PortOf(l);
-  close(l);
+  // The listener's port comes from the kernel (bind to port 0); the rule
+  // for it is added before listen(), where the library decides.
+  int k = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a = Loopback(0);
+  CHECK_TRUE(bind(k, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0);
+  const uint16_t port = PortOf(k);
   char rule[64];
-  snprintf(rule, sizeof(rule), "use os tcp_server *:%u", port + 1);
+  snprintf(rule, sizeof(rule), "use os tcp_server *:%u", port);
   CHECK_TRUE(api->add_conf_rule(rule) == 0);
   // A listener on that port stays on the kernel; others are offloaded.
-  int k = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a = Loopback(port + 1);
-  CHECK_TRUE(bind(k, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0 && listen(k, 4) == 0);
-  int c = Connect(port + 1);
+  CHECK_TRUE(listen(k, 4) == 0);
+  int c = Connect(port);
   int s = accept(k, nullptr, nullptr);
   CHECK_TRUE(c >= 0 && s >= 0 && !IsOffloaded(c) && !IsOffloaded(s));
   close(c);
   close(s);
-  close(k);
+  // k stays open: the next listener must not be given the rule's port.
   CHECK_TRUE(Pair(&c, &s));
   CHECK_TRUE(IsOffloaded(c));
   close(c);
   close(s);
+  close(k);
 }
 
 void CheckForkInheritedListener() {
