@@ -46,7 +46,10 @@ class SockperfLatency:
         # warm-up (one message in 100 is answered): on a loaded machine a
         # 2 s run can end with none (seen on the kernel and under offload
         # alike), so it runs at least 5 s.
-        duration = max(ctx.duration, 5) if self.under_load else ctx.duration
+        # Ping-pong: at least 3 s, for the same reason (a 2 s quick run on a
+        # loaded machine once ended with no valid observation, kernel and
+        # offload alike).
+        duration = max(ctx.duration, 5) if self.under_load else max(ctx.duration, 3)
         cpus = None
         if self.split:
             if ctx.split_cpus is None:
