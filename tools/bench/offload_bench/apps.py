@@ -2,6 +2,7 @@
 (redis-benchmark) and nginx (wrk)."""
 
 import os
+import pwd
 import shutil
 import socket
 import tempfile
@@ -122,8 +123,8 @@ class Redis:
 
 NGINX_CONF = """\
 daemon off;
-master_process off;
-worker_processes 1;
+worker_processes 2;
+user {user};
 pid {dir}/nginx.pid;
 error_log stderr warn;
 events {{ worker_connections 1024; }}
@@ -164,7 +165,8 @@ def _http_get(port, path):
 
 
 class Nginx:
-    """nginx (generated config, one process, a 1 KiB file) + wrk."""
+    """nginx (generated config, a master and 2 worker processes: the master
+    listens, the workers accept; a 1 KiB file) + wrk."""
 
     name = "nginx"
     title = "nginx static 1 KiB file, wrk"
@@ -186,7 +188,10 @@ class Nginx:
             def conf_for(port):
                 path = os.path.join(d, "nginx-%d.conf" % port)
                 with open(path, "w") as f:
-                    f.write(NGINX_CONF.format(dir=d, port=port))
+                    # Workers as the bench's own user (as root, nginx would
+                    # switch them to nobody, who cannot read the temp dir).
+                    f.write(NGINX_CONF.format(dir=d, port=port,
+                                              user=pwd.getpwuid(os.getuid()).pw_name))
                 # Errors go to stderr, i.e. into this sample's log file.
                 return ["nginx", "-p", d, "-e", "stderr", "-c", path]
 
