@@ -699,6 +699,7 @@ ssize_t UdpRecv(Socket* s, msghdr* msg, int flags) {
 ssize_t UdpRecvPlain(Socket* s, msghdr* msg, int flags) {
   const bool nonblock = s->nonblock || (flags & MSG_DONTWAIT);
   const int ratio = Config().udp_os_ratio;
+  bool waited = false;
   for (;;) {
     MutexGuard rx(&s->udp_rx_mu);
     AdoptNewRings(s);
@@ -762,8 +763,11 @@ ssize_t UdpRecvPlain(Socket* s, msghdr* msg, int flags) {
       }
       return static_cast<ssize_t>((flags & MSG_TRUNC) ? len : copied);
     }
-    // Every `ratio` polls (and before blocking) look at the kernel side.
-    if (++s->os_poll_count >= static_cast<uint32_t>(ratio) || nonblock || shared) {
+    // Every `ratio` empty polls look at the kernel side, and right after a
+    // wait that found the rings empty (the kernel side may be what ended
+    // it). Not on entry after a wait that ended in ring data: a ping-pong
+    // would pay a system call on every receive.
+    if (++s->os_poll_count >= static_cast<uint32_t>(ratio) || nonblock || shared || waited) {
       s->os_poll_count = 0;
       const ssize_t k = Real().recvmsg(s->fd, msg, flags | MSG_DONTWAIT);
       if (k >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) return k;
@@ -784,7 +788,7 @@ ssize_t UdpRecvPlain(Socket* s, msghdr* msg, int flags) {
       errno = rc;
       return -1;
     }
-    s->os_poll_count = ratio;  // woken: check the kernel first thing
+    waited = true;
   }
 }
 

@@ -225,6 +225,7 @@ ssize_t UdpRecvExtra(Socket* s, msghdr* msg, int flags, ZcopyOut* zc) {
   }
   const bool nonblock = s->nonblock || (flags & MSG_DONTWAIT);
   const int ratio = Config().udp_os_ratio;
+  bool waited = false;
   for (;;) {
     MutexGuard rx(&s->udp_rx_mu);
     UdpAdoptNewRings(s);
@@ -281,9 +282,10 @@ ssize_t UdpRecvExtra(Socket* s, msghdr* msg, int flags, ZcopyOut* zc) {
       }
       return static_cast<ssize_t>((flags & MSG_TRUNC) ? len : copied);
     }
-    // Every `ratio` polls (and before blocking) look at the kernel side:
-    // its datagrams can only be copied.
-    if (++s->os_poll_count >= static_cast<uint32_t>(ratio) || nonblock) {
+    // Every `ratio` empty polls, and after a wait that found the rings
+    // empty (as UdpRecvPlain), look at the kernel side: its datagrams can
+    // only be copied.
+    if (++s->os_poll_count >= static_cast<uint32_t>(ratio) || nonblock || waited) {
       s->os_poll_count = 0;
       if (zc != nullptr && zc->force) {
         char c;
@@ -310,7 +312,7 @@ ssize_t UdpRecvExtra(Socket* s, msghdr* msg, int flags, ZcopyOut* zc) {
       errno = rc;
       return -1;
     }
-    s->os_poll_count = ratio;  // woken: check the kernel first thing
+    waited = true;
   }
 }
 
