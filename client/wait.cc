@@ -52,9 +52,11 @@ int64_t ThreadCpuNs() {
 bool SpinStep(uint64_t i) {
   // Spinning pays only while this thread owns its CPU. Every
   // OFFLOAD_SPIN_YIELD_NS we yield (a peer pinned to our CPU gets to run)
-  // and compare the CPU time we got with the wall time: well below it, a
-  // runnable task shares our CPU and spinning would starve it (or wait for
-  // it a whole time slice), so this thread sleeps right away for a while.
+  // and, once the wait is long enough to tell, compare the CPU time we got
+  // with the wall time: well below it, a runnable task shares our CPU and
+  // spinning would starve it (or wait for it a whole time slice), so this
+  // thread sleeps right away for a while. The CPU clock is a system call
+  // (no vDSO for thread clocks): a short wait never reads it.
   static thread_local int64_t t_wall0 = 0, t_cpu0 = 0, t_last_yield_ns = 0;
   const int64_t every_ns = Config().spin_yield_ns;
   if (every_ns <= 0) {
@@ -63,7 +65,7 @@ bool SpinStep(uint64_t i) {
   }
   if (i == 0) {
     t_wall0 = t_last_yield_ns = NowNs();
-    t_cpu0 = ThreadCpuNs();
+    t_cpu0 = -1;  // read at the first yield past kStolenNs / 2
   }
   if ((i & 15) != 15) {
     CpuRelax();
@@ -76,10 +78,16 @@ bool SpinStep(uint64_t i) {
   }
   sched_yield();
   const int64_t t1 = NowNs();
+  const int64_t since_yield = t1 - t0;
   t_last_yield_ns = t1;
-  const int64_t wall = t1 - t_wall0;
-  const int64_t cpu = ThreadCpuNs() - t_cpu0;
-  if (t1 - t0 >= kStolenNs || (wall >= kStolenNs && cpu * 4 < wall * 3)) {
+  bool stolen = since_yield >= kStolenNs;
+  if (!stolen && t_cpu0 < 0 && t1 - t_wall0 >= kStolenNs / 2) {
+    t_wall0 = t1;
+    t_cpu0 = ThreadCpuNs();
+  } else if (!stolen && t_cpu0 >= 0 && t1 - t_wall0 >= kStolenNs) {
+    stolen = (ThreadCpuNs() - t_cpu0) * 4 < (t1 - t_wall0) * 3;
+  }
+  if (stolen) {
     t_no_spin_until_ns = t1 + t_backoff_ns;
     t_backoff_ns = std::min(t_backoff_ns * 2, kMaxNoSpinNs);
     return false;
