@@ -112,6 +112,7 @@ void TcpAfterListen(Socket* s, int backlog) {
   shm::Msg m = {};
   m.type = shm::MsgType::kTcpListen;
   m.value = static_cast<uint32_t>(backlog < 0 ? 0 : backlog);
+  m.opts = s->tcp_opts;  // the engine listener's (and its children's) options
   m.local.addr = s->local.sin_addr.s_addr;
   m.local.port = s->local.sin_port;
   shm::Msg r;
@@ -157,6 +158,7 @@ int EngineConnect(Socket* s, const shm::Msg& r, shm::UniqueFd memfd, const socka
   s->remote = *dst;
   p->connecting.store(true, std::memory_order_release);
   OnOffloaded(s, Path::kPipe);
+  PublishInitialOptions(s);
   SetSlotPipe(s);
   s->slot->path = static_cast<uint8_t>(shm::SocketPath::kEngine);
   s->slot->state = static_cast<uint8_t>(shm::SocketState::kConnecting);
@@ -219,6 +221,7 @@ int TcpConnect(Socket* s, const sockaddr_in* dst) {
       m.local.port = local.sin_port;
       m.remote.addr = dst->sin_addr.s_addr;
       m.remote.port = dst->sin_port;
+      m.opts = s->tcp_opts;  // an engine's SYN carries TCP_MAXSEG, SO_RCVBUF's window scale
       shm::Msg r;
       int rfds[shm::kMaxMsgFds];
       int nr = 0;
@@ -365,7 +368,10 @@ int TcpAccept(Socket* s, sockaddr* addr, socklen_t* addrlen, int flags) {
       if (old != nullptr) Unref(old);
       OnOffloaded(c, Path::kPipe);
       SetSlotPipe(c);
-      if (c->pipe->engine) c->slot->path = static_cast<uint8_t>(shm::SocketPath::kEngine);
+      if (c->pipe->engine) {
+        c->slot->path = static_cast<uint8_t>(shm::SocketPath::kEngine);
+        InheritListenerOptions(s, c);
+      }
       Add(s->slot->rx_msgs, 1);
       if (addr != nullptr && addrlen != nullptr) {
         const socklen_t n = std::min<socklen_t>(*addrlen, sizeof(c->remote));

@@ -39,7 +39,7 @@ namespace shm {
 inline constexpr uint64_t kArenaMagic = 0x4f46464c4f414431ull;  // "OFFLOAD1"
 inline constexpr uint64_t kDgramMagic = 0x4f46464c44475231ull;  // "OFFLDGR1"
 // Bumped on every incompatible change of anything in shm/.
-inline constexpr uint32_t kAbiVersion = 9;
+inline constexpr uint32_t kAbiVersion = 10;
 
 
 static_assert(std::atomic<uint64_t>::is_always_lock_free, "shm atomics must be lock-free");
@@ -346,9 +346,13 @@ struct Msg {
   uint32_t end;         // pipe end (0 connector, 1 acceptor)
   Addr4 local;          // the sender's own endpoint (connect: bound shadow)
   Addr4 remote;         // destination / peer
-  char program[kMaxProgramName];
+  union {
+    char program[kMaxProgramName];  // kHello
+    SockOpts opts;                  // kTcpConnect / kTcpListen: the socket's options (pipe.h)
+  };
   char app_id[kMaxAppId];
 };
+static_assert(sizeof(SockOpts) == kMaxProgramName, "options share the program name's bytes");
 static_assert(std::is_trivially_copyable<Msg>::value, "Msg goes over a socket");
 static_assert(sizeof(Msg) == 160, "attach protocol ABI");
 

@@ -112,6 +112,7 @@ void TcpBroker::Listen(Session* s, Request& req) {
     created->port = sin.sin_port;
     created->backlog = m.value;
     created->pid = s->pid;
+    created->opts = m.opts;
     shm::Mapping map;
     created->memfd = MakeSealedMemfd("offload-listener", shm::ListenerSegmentBytes(), &map);
     if (!created->memfd.valid()) {

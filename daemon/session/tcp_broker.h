@@ -92,6 +92,7 @@ class TcpBroker {
     uint16_t port = 0;  // network order
     uint32_t backlog = 0;
     uint32_t pid = 0;   // the process that called listen() (logs)
+    shm::SockOpts opts = {};  // the socket's options at listen() (engine listener)
     shm::UniqueFd memfd;
     std::shared_ptr<shm::Mapping> seg;
     std::map<uint64_t, uint32_t> channels;  // connecting session serial -> channel id

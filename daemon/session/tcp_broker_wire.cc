@@ -81,6 +81,7 @@ bool TcpBroker::WireConnect(Session* s, const Msg& m, uint32_t shadow_addr, uint
   params.remote_port = ntohs(m.remote.port);
   params.local_port = ntohs(shadow_port);
   params.pipe = *pipe;
+  params.options = wire::ToSocketOptions(m.opts);
   absl::StatusOr<wire::WireFlow> flow = wire_->ConnectTcp(params);
   if (!flow.ok()) {
     spdlog::warn("pid {}: connect to {}:{} through the engine failed, using the kernel: {}",
@@ -132,6 +133,7 @@ void TcpBroker::WireListen(Listener* l) {
     params.port = ntohs(l->port);
     params.backlog = static_cast<int>(std::max<uint32_t>(l->backlog, 128));
     params.target = TargetOf(l);
+    params.options = wire::ToSocketOptions(l->opts);
     absl::StatusOr<wire::WireListener> h = wire_->ListenTcp(params);
     if (!h.ok()) {
       wire_ports_.erase(l->port);

@@ -4,10 +4,12 @@
 #include <arpa/inet.h>
 #include <errno.h>
 
+#include <cstring>
 #include <string>
 #include <utility>
 
 #include "shm/fence.h"
+#include "shm/futex.h"
 #include "spdlog/spdlog.h"
 
 namespace offload::wire {
@@ -21,7 +23,8 @@ void EngineFlows::Connect(uint64_t cookie, const TcpConnectParams& p, const nic:
   stack::FlowId id = stack::kInvalidFlow;
   const tcp::RingMemory tx = p.pipe != nullptr ? p.pipe->TxMemory() : p.tx;
   const tcp::RingMemory rx = p.pipe != nullptr ? p.pipe->RxMemory() : p.rx;
-  int err = stack_->TcpConnect(p.remote_ip, p.remote_port, p.local_port, tx, rx, cookie, &id);
+  int err = stack_->TcpConnect(p.remote_ip, p.remote_port, p.local_port, tx, rx, cookie, &id,
+                               nullptr, &p.options);
   if (err != 0) {
     if (p.pipe != nullptr) {
       // Pairs with the connector's load-acquire in its connect().
@@ -44,7 +47,7 @@ void EngineFlows::Connect(uint64_t cookie, const TcpConnectParams& p, const nic:
 void EngineFlows::Listen(uint64_t cookie, const TcpListenParams& p, const nic::FlowKey& key,
                          int* result) {
   stack::FlowId id = stack::kInvalidFlow;
-  *result = stack_->TcpListen(p.local_ip, p.port, p.backlog, cookie, &id);
+  *result = stack_->TcpListen(p.local_ip, p.port, p.backlog, cookie, &id, &p.options);
   if (*result == 0) listeners_[cookie] = ListenEntry{id, p, key};
 }
 
@@ -131,6 +134,10 @@ void EngineFlows::OnFlowEvents(const stack::FlowEvent* events, size_t n) {
       continue;
     }
     Entry& entry = it->second;
+    if (entry.pipe != nullptr && (ev.events & tcp::kEventClosed)) {
+      // The last values (TCP_INFO of the closed connection) stay readable.
+      Answer(entry, entry.pipe->record()->req.query.load(std::memory_order_acquire), true);
+    }
     if (entry.pipe != nullptr) PublishToPipe(entry, ev.events, ev.error);
     FlowListener* listener = entry.listener;
     if (ev.events & tcp::kEventClosed) {
@@ -238,6 +245,7 @@ bool EngineFlows::ArmApplicationWakeups() {
   if (udp_.RecheckAfterFence()) return true;
   for (Entry* e : pipes_) {
     if (e->pipe->AppClosed()) return true;
+    if (RequestsPending(*e)) return true;
     if (e->connect_pending) continue;
     shm::RingIndexes& tw = e->pipe->to_wire();
     if (tw.tail.load(std::memory_order_seq_cst) != e->tx_tail_seen ||
@@ -319,17 +327,23 @@ size_t EngineFlows::PollPipe(Entry& e, bool check_closed) {
     app_closed_.push_back(&e);
     return 1;
   }
-  if (e.connect_pending) return 0;
+  size_t work = PollRequests(e);
+  if (e.connect_pending) return work;
   shm::RingIndexes& tw = e.pipe->to_wire();
   // Acquire: pairs with the application's store-release of shut (after
   // its last tail) and of tail (after its data); shut first, so a seen
   // shutdown comes with every byte before it.
   const uint32_t shut = e.tx_shut_done ? 0 : tw.shut.load(std::memory_order_acquire);
   const uint64_t tail = tw.tail.load(std::memory_order_acquire);
-  size_t work = 0;
   if (tail != e.tx_tail_seen) {
     e.tx_tail_seen = tail;
-    stack_->TcpSend(e.id);  // validates the tail itself (tcp::TxRing)
+    // Stored before the tail we loaded (acquire): record ends and MSG_MORE
+    // of the sends it covers.
+    shm::EngineRequests& rq = e.pipe->record()->req;
+    const uint32_t eor = rq.eor_count.load(std::memory_order_acquire);
+    if (eor != e.eor_seen) MarkRecordEnds(e, eor);
+    const bool more = rq.more_tail.load(std::memory_order_relaxed) == tail;
+    stack_->TcpSend(e.id, more);  // validates the tail itself (tcp::TxRing)
     ++work;
   }
   if (shut != 0) {
@@ -345,6 +359,85 @@ size_t EngineFlows::PollPipe(Entry& e, bool check_closed) {
     ++work;
   }
   return work;
+}
+
+bool EngineFlows::RequestsPending(const Entry& e) {
+  const shm::EngineRequests& rq = e.pipe->record()->req;
+  // An odd sequence is a holder halfway through its write: it rings us
+  // when it is done.
+  const uint32_t os = rq.opts_seq.load(std::memory_order_seq_cst);
+  return ((os & 1) == 0 && os != e.opts_seq_seen) ||
+         rq.query.load(std::memory_order_seq_cst) != e.query_seen;
+}
+
+size_t EngineFlows::PollRequests(Entry& e) {
+  shm::EngineRequests& rq = e.pipe->record()->req;
+  size_t work = 0;
+  // Seqlock read (shm/pipe.h EngineRequests): the words between two equal
+  // even loads of the sequence; pairs with the holder's store-release.
+  const uint32_t os = rq.opts_seq.load(std::memory_order_acquire);
+  if (os != e.opts_seq_seen && (os & 1) == 0) {
+    uint32_t w[shm::kSockOptWords];
+    for (uint32_t i = 0; i < shm::kSockOptWords; ++i) {
+      w[i] = rq.opts[i].load(std::memory_order_relaxed);
+    }
+    std::atomic_thread_fence(std::memory_order_acquire);
+    if (rq.opts_seq.load(std::memory_order_relaxed) == os) {
+      e.opts_seq_seen = os;
+      shm::SockOpts o;
+      std::memcpy(&o, w, sizeof(o));
+      // A NODELAY turned on or a CORK turned off pushes pending data now.
+      if (const int err = stack_->TcpSetOptions(e.id, ToSocketOptions(o)); err != 0) {
+        spdlog::debug("wire: an application's socket options were refused: {}", strerror(err));
+      }
+      ++work;
+    }
+  }
+  const uint32_t q = rq.query.load(std::memory_order_acquire);
+  if (q != e.query_seen) {
+    e.query_seen = q;
+    Answer(e, q, false);
+    ++work;
+  }
+  return work;
+}
+
+void EngineFlows::Answer(Entry& e, uint32_t q, bool final) {
+  shm::EngineAnswers& a = e.pipe->record()->ans;
+  tcp::SocketValues v;
+  tcp::TcpInfo info;
+  std::memset(&info, 0, sizeof(info));
+  if (stack_->TcpGetSocketValues(e.id, &v) != 0 || stack_->TcpGetInfo(e.id, &info) != 0) return;
+  static_assert(sizeof(info) <= shm::kTcpInfoBytes, "struct tcp_info fits the answer");
+  uint64_t words[shm::kTcpInfoBytes / 8] = {};
+  std::memcpy(words, &info, sizeof(info));
+  // Seqlock write: odd, the values, even (readers retry across it).
+  const uint32_t s = a.seq.load(std::memory_order_relaxed);
+  a.seq.store(s + 1, std::memory_order_relaxed);
+  std::atomic_thread_fence(std::memory_order_release);
+  const uint32_t vals[shm::kNumValues] = {v.maxseg, v.sndbuf, v.rcvbuf, v.inq, v.outq, v.notsent};
+  for (uint32_t i = 0; i < shm::kNumValues; ++i) a.values[i].store(vals[i], std::memory_order_relaxed);
+  for (uint32_t i = 0; i < shm::kTcpInfoBytes / 8; ++i) {
+    a.info[i].store(words[i], std::memory_order_relaxed);
+  }
+  a.seq.store(s + 2, std::memory_order_release);
+  if (final) a.final_answer.store(1, std::memory_order_release);
+  // Pairs with the querying thread's load-acquire (then its futex wait).
+  const uint32_t prev = a.answered.exchange(q, std::memory_order_acq_rel);
+  // Only a connection that was ever queried can have a thread waiting (a
+  // close of one that never was costs no system call).
+  if (prev != q || (final && q != 0)) shm::FutexWakeAll(&a.answered);
+}
+
+void EngineFlows::MarkRecordEnds(Entry& e, uint32_t count) {
+  shm::PipeRecord* r = e.pipe->record();
+  uint32_t from = e.eor_seen;
+  if (count - from > shm::kMaxEorEnds) from = count - shm::kMaxEorEnds;  // the oldest are lost
+  for (uint32_t i = from; i != count; ++i) {
+    // Validated by the stack (an index outside the queued data is refused).
+    stack_->TcpMarkRecordEnd(e.id, r->eor_ends[i % shm::kMaxEorEnds].load(std::memory_order_relaxed));
+  }
+  e.eor_seen = count;
 }
 
 void EngineFlows::Disarm() {
@@ -391,6 +484,9 @@ void EngineFlows::PublishToPipe(Entry& e, uint32_t events, int error) {
   // empty (ByteRingConsumer), and of reader_closed before a send.
   bool readers = false, writers = false;
   if ((events & (tcp::kEventError | tcp::kEventClosed)) && error != 0) {
+    // The errno the application's calls report (ETIMEDOUT after a user
+    // timeout or keep-alive, ECONNRESET...); before the release stores.
+    p.record()->ans.close_error.store(error, std::memory_order_relaxed);
     fw.shut.store(shm::kShutRst, std::memory_order_release);
     tw.reader_closed.store(shm::kReaderClosedUnread, std::memory_order_release);
     readers = writers = true;

@@ -91,6 +91,10 @@ class EngineFlows : public engine::FlowEventSink, public stack::BufferProvider {
     bool connect_pending = false;   // active open not yet published
     bool armed = false;             // counted in the TX ring's reader wait line
     bool armed_rx_credit = false;   // and in the RX ring's writer wait line
+    // The application's requests (shm::EngineRequests) already handled.
+    uint32_t opts_seq_seen = 0;
+    uint32_t query_seen = 0;
+    uint32_t eor_seen = 0;
   };
   struct ListenEntry {
     stack::FlowId id = stack::kInvalidFlow;
@@ -109,6 +113,18 @@ class EngineFlows : public engine::FlowEventSink, public stack::BufferProvider {
   size_t PollPipe(Entry& e, bool check_closed = true);
 
   void Disarm();
+
+  // The application's socket options and queries (shm::EngineRequests):
+  // applies options that changed, answers a new query.
+  size_t PollRequests(Entry& e);
+  // True when PollRequests has something to do (wake-up re-check).
+  static bool RequestsPending(const Entry& e);
+  // Writes the connection's getsockopt values and TCP_INFO into the pipe
+  // (shm::EngineAnswers) as the answer to query `q`; `final`: the last
+  // answer (the connection is gone), and wakes the querying threads.
+  void Answer(Entry& e, uint32_t q, bool final);
+  // Passes the record ends (MSG_EOR) pushed since the last look.
+  void MarkRecordEnds(Entry& e, uint32_t count);
 
   // Turns stack events into the pipe's state and wakes the application if
   // it sleeps (or waits for its connect).
