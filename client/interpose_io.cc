@@ -94,8 +94,8 @@ EXPORT ssize_t recvmsg(int fd, msghdr* msg, int flags) noexcept {
                                    static_cast<sockaddr*>(msg->msg_name), &namelen);
   if (n >= 0) {
     msg->msg_namelen = namelen;
-    msg->msg_controllen = 0;
     msg->msg_flags = 0;
+    oc::PipeRecvControl(s, msg);  // TCP_INQ, else no control message
   }
   return n;
 }

@@ -111,6 +111,9 @@ void InheritListenerOptions(Socket* ls, Socket* c);
 bool TcpOptionGet(Socket* s, int level, int name, void* val, socklen_t* len, int* rc);
 // ioctl SIOCOUTQ / SIOCOUTQNSD of an engine connection. False: not handled.
 bool TcpOptionIoctl(Socket* s, unsigned long req, void* arg, int* rc);
+// After a recvmsg() on a pipe returned data: its control messages (the
+// TCP_INQ one, if the application asked for it; none otherwise).
+void PipeRecvControl(Socket* s, msghdr* msg);
 // The errno a reset connection reports: the engine's (ETIMEDOUT after a
 // user timeout or keep-alive, ECONNRESET...), ECONNRESET by default.
 int ResetErrno(const PipeEnd* p);

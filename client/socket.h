@@ -243,6 +243,7 @@ struct Socket : FdObject {
   // connect()/listen() to an engine; an engine connection's live copy is
   // in its pipe record.
   shm::SockOpts tcp_opts = {};
+  bool tcp_inq = false;  // TCP_INQ: recvmsg() adds a TCP_CM_INQ control message
 };
 
 // Holds a pthread mutex for a scope.

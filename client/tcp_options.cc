@@ -126,6 +126,8 @@ bool EditRecordOptions(PipeEnd* p, Fn&& fn) {
   memcpy(&o, w, sizeof(o));
   const bool changed = fn(&o);
   if (changed) {
+    rq.opts_tail.store(p->tx.indexes()->tail.load(std::memory_order_acquire),
+                       std::memory_order_relaxed);
     memcpy(w, &o, sizeof(o));
     for (uint32_t i = 0; i < shm::kSockOptWords; ++i) rq.opts[i].store(w[i], std::memory_order_relaxed);
     // Pairs with the engine's load-acquire of the sequence.
@@ -190,6 +192,12 @@ bool QueryEngine(PipeEnd* p, EngineValues* out) {
 
 void TcpOptionSet(Socket* s, int level, int name, const void* val, socklen_t len) {
   if (s->type != SOCK_STREAM) return;
+  if (level == IPPROTO_TCP && name == TCP_INQ && val != nullptr && len >= sizeof(int)) {
+    int v;
+    memcpy(&v, val, sizeof(v));
+    s->tcp_inq = v != 0;
+    return;
+  }
   shm::SockOpts o = s->tcp_opts;
   if (!ApplyOption(&o, level, name, val, len)) return;
   s->tcp_opts = o;
@@ -255,6 +263,8 @@ bool TcpOptionGet(Socket* s, int level, int name, void* val, socklen_t* len, int
     *rc = -1;
     return true;
   }
+  // A connect in flight that already failed has no engine connection left.
+  if (s->pipe->connecting.load(std::memory_order_acquire)) ConnectProgress(s);
   EngineValues v;
   if (!QueryEngine(s->pipe.get(), &v)) return false;
   if (info) {
@@ -280,6 +290,27 @@ bool TcpOptionIoctl(Socket* s, unsigned long req, void* arg, int* rc) {
       static_cast<int>(v.v[req == SIOCOUTQ ? shm::kValOutq : shm::kValNotsent]);
   *rc = 0;
   return true;
+}
+
+void PipeRecvControl(Socket* s, msghdr* msg) {
+  const size_t room = msg->msg_controllen;
+  msg->msg_controllen = 0;
+  if (!s->tcp_inq || s->path.load(std::memory_order_acquire) != Path::kPipe) return;
+  // Linux tcp_inq_hint: the bytes left to read, or 1 at the end of the
+  // stream when none are left (so that a reader knows to read again).
+  PipeEnd* p = s->pipe.get();
+  int inq = static_cast<int>(std::min<size_t>(p->rx.ReadableShared(), INT32_MAX));
+  if (inq == 0 && p->rx.Shut() != 0) inq = 1;
+  if (msg->msg_control == nullptr || room < CMSG_SPACE(sizeof(inq))) {
+    msg->msg_flags |= MSG_CTRUNC;
+    return;
+  }
+  cmsghdr* c = static_cast<cmsghdr*>(msg->msg_control);
+  c->cmsg_level = IPPROTO_TCP;  // SOL_TCP
+  c->cmsg_type = TCP_CM_INQ;
+  c->cmsg_len = CMSG_LEN(sizeof(inq));
+  memcpy(CMSG_DATA(c), &inq, sizeof(inq));
+  msg->msg_controllen = CMSG_SPACE(sizeof(inq));
 }
 
 int ResetErrno(const PipeEnd* p) {

@@ -48,6 +48,7 @@ void ResetRecord(PipeRecord* r, uint32_t listener_id, uint32_t engine_end) {
   ResetIndexes(&r->dir[0]);
   ResetIndexes(&r->dir[1]);
   r->req.more_tail.store(0, std::memory_order_relaxed);
+  r->req.opts_tail.store(0, std::memory_order_relaxed);
   r->req.opts_seq.store(0, std::memory_order_relaxed);
   for (auto& w : r->req.opts) w.store(0, std::memory_order_relaxed);
   r->req.query.store(0, std::memory_order_relaxed);

@@ -146,6 +146,10 @@ struct alignas(kCacheLine) EngineRequests {
   // the tail it sees equals it (Stack::TcpSend more). A later send without
   // MSG_MORE moves the tail past it, so plain sends store nothing here.
   std::atomic<uint64_t> more_tail;
+  // The TX tail when `opts` were last written (under the seqlock): the
+  // engine hands the bytes before it over first, then the options (a
+  // TCP_CORK set after a write lets that write leave, as on Linux).
+  std::atomic<uint64_t> opts_tail;
   // Seqlock over `opts`: a holder that changes an option CASes it from
   // even to odd, writes every word, stores it even + 2 (release), then
   // rings the engine (the TX ring's reader wait line). The engine copies
@@ -162,6 +166,7 @@ struct alignas(kCacheLine) EngineRequests {
   // share a segment with the next).
   std::atomic<uint32_t> eor_count;
 };
+static_assert(sizeof(EngineRequests) == kCacheLine, "one line");
 inline constexpr uint32_t kMaxEorEnds = 16;
 
 // Engine -> application: answers to queries and the errno of the close.

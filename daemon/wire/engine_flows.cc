@@ -327,35 +327,61 @@ size_t EngineFlows::PollPipe(Entry& e, bool check_closed) {
     app_closed_.push_back(&e);
     return 1;
   }
-  size_t work = PollRequests(e);
-  if (e.connect_pending) return work;
-  shm::RingIndexes& tw = e.pipe->to_wire();
-  // Acquire: pairs with the application's store-release of shut (after
-  // its last tail) and of tail (after its data); shut first, so a seen
-  // shutdown comes with every byte before it.
-  const uint32_t shut = e.tx_shut_done ? 0 : tw.shut.load(std::memory_order_acquire);
-  const uint64_t tail = tw.tail.load(std::memory_order_acquire);
-  if (tail != e.tx_tail_seen) {
-    e.tx_tail_seen = tail;
-    // Stored before the tail we loaded (acquire): record ends and MSG_MORE
-    // of the sends it covers.
-    shm::EngineRequests& rq = e.pipe->record()->req;
-    const uint32_t eor = rq.eor_count.load(std::memory_order_acquire);
-    if (eor != e.eor_seen) MarkRecordEnds(e, eor);
-    const bool more = rq.more_tail.load(std::memory_order_relaxed) == tail;
-    stack_->TcpSend(e.id, more);  // validates the tail itself (tcp::TxRing)
+  size_t work = 0;
+  shm::SockOpts opts;
+  uint64_t opts_tail = 0;
+  const bool opts_new = ReadOptions(e, &opts, &opts_tail);
+  bool opts_after_data = false;
+  if (!e.connect_pending) {
+    shm::RingIndexes& tw = e.pipe->to_wire();
+    // Acquire: pairs with the application's store-release of shut (after
+    // its last tail) and of tail (after its data); shut first, so a seen
+    // shutdown comes with every byte before it.
+    const uint32_t shut = e.tx_shut_done ? 0 : tw.shut.load(std::memory_order_acquire);
+    const uint64_t tail = tw.tail.load(std::memory_order_acquire);
+    // Options published after every byte we are about to hand over apply
+    // after them; otherwise (bytes written after the change) first.
+    opts_after_data = opts_new && tail != e.tx_tail_seen && opts_tail >= tail;
+    if (opts_new && !opts_after_data) {
+      ApplyOptions(e, opts);
+      ++work;
+    }
+    if (tail != e.tx_tail_seen) {
+      e.tx_tail_seen = tail;
+      // Stored before the tail we loaded (acquire): record ends and MSG_MORE
+      // of the sends it covers.
+      shm::EngineRequests& rq = e.pipe->record()->req;
+      const uint32_t eor = rq.eor_count.load(std::memory_order_acquire);
+      if (eor != e.eor_seen) MarkRecordEnds(e, eor);
+      const bool more = rq.more_tail.load(std::memory_order_relaxed) == tail;
+      stack_->TcpSend(e.id, more);  // validates the tail itself (tcp::TxRing)
+      ++work;
+    }
+    if (shut != 0) {
+      e.tx_shut_done = true;
+      stack_->TcpShutdown(e.id, false, true);
+      ++work;
+    }
+    // Pairs with the application's store-release of head after reading.
+    const uint64_t head = e.pipe->from_wire().head.load(std::memory_order_acquire);
+    if (head != e.rx_head_seen) {
+      e.rx_head_seen = head;
+      stack_->TcpReceiveCredit(e.id);
+      ++work;
+    }
+  } else if (opts_new) {
+    ApplyOptions(e, opts);  // on the SYN-SENT connection
     ++work;
   }
-  if (shut != 0) {
-    e.tx_shut_done = true;
-    stack_->TcpShutdown(e.id, false, true);
+  if (opts_after_data) {
+    ApplyOptions(e, opts);
     ++work;
   }
-  // Pairs with the application's store-release of head after reading.
-  const uint64_t head = e.pipe->from_wire().head.load(std::memory_order_acquire);
-  if (head != e.rx_head_seen) {
-    e.rx_head_seen = head;
-    stack_->TcpReceiveCredit(e.id);
+  // A query last: its answer covers what the application did before it.
+  const uint32_t q = e.pipe->record()->req.query.load(std::memory_order_acquire);
+  if (q != e.query_seen) {
+    e.query_seen = q;
+    Answer(e, q, false);
     ++work;
   }
   return work;
@@ -370,36 +396,27 @@ bool EngineFlows::RequestsPending(const Entry& e) {
          rq.query.load(std::memory_order_seq_cst) != e.query_seen;
 }
 
-size_t EngineFlows::PollRequests(Entry& e) {
+bool EngineFlows::ReadOptions(Entry& e, shm::SockOpts* opts, uint64_t* at_tail) {
   shm::EngineRequests& rq = e.pipe->record()->req;
-  size_t work = 0;
   // Seqlock read (shm/pipe.h EngineRequests): the words between two equal
   // even loads of the sequence; pairs with the holder's store-release.
   const uint32_t os = rq.opts_seq.load(std::memory_order_acquire);
-  if (os != e.opts_seq_seen && (os & 1) == 0) {
-    uint32_t w[shm::kSockOptWords];
-    for (uint32_t i = 0; i < shm::kSockOptWords; ++i) {
-      w[i] = rq.opts[i].load(std::memory_order_relaxed);
-    }
-    std::atomic_thread_fence(std::memory_order_acquire);
-    if (rq.opts_seq.load(std::memory_order_relaxed) == os) {
-      e.opts_seq_seen = os;
-      shm::SockOpts o;
-      std::memcpy(&o, w, sizeof(o));
-      // A NODELAY turned on or a CORK turned off pushes pending data now.
-      if (const int err = stack_->TcpSetOptions(e.id, ToSocketOptions(o)); err != 0) {
-        spdlog::debug("wire: an application's socket options were refused: {}", strerror(err));
-      }
-      ++work;
-    }
+  if (os == e.opts_seq_seen || (os & 1) != 0) return false;
+  uint32_t w[shm::kSockOptWords];
+  for (uint32_t i = 0; i < shm::kSockOptWords; ++i) w[i] = rq.opts[i].load(std::memory_order_relaxed);
+  *at_tail = rq.opts_tail.load(std::memory_order_relaxed);
+  std::atomic_thread_fence(std::memory_order_acquire);
+  if (rq.opts_seq.load(std::memory_order_relaxed) != os) return false;  // next poll
+  e.opts_seq_seen = os;
+  std::memcpy(opts, w, sizeof(*opts));
+  return true;
+}
+
+void EngineFlows::ApplyOptions(Entry& e, const shm::SockOpts& opts) {
+  // A NODELAY turned on or a CORK turned off pushes pending data now.
+  if (const int err = stack_->TcpSetOptions(e.id, ToSocketOptions(opts)); err != 0) {
+    spdlog::debug("wire: an application's socket options were refused: {}", strerror(err));
   }
-  const uint32_t q = rq.query.load(std::memory_order_acquire);
-  if (q != e.query_seen) {
-    e.query_seen = q;
-    Answer(e, q, false);
-    ++work;
-  }
-  return work;
 }
 
 void EngineFlows::Answer(Entry& e, uint32_t q, bool final) {

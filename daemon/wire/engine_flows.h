@@ -114,10 +114,12 @@ class EngineFlows : public engine::FlowEventSink, public stack::BufferProvider {
 
   void Disarm();
 
-  // The application's socket options and queries (shm::EngineRequests):
-  // applies options that changed, answers a new query.
-  size_t PollRequests(Entry& e);
-  // True when PollRequests has something to do (wake-up re-check).
+  // The application's socket options (shm::EngineRequests): true when they
+  // changed since the last look, with a consistent copy and the TX tail
+  // they were published at.
+  bool ReadOptions(Entry& e, shm::SockOpts* opts, uint64_t* at_tail);
+  void ApplyOptions(Entry& e, const shm::SockOpts& opts);
+  // True when the options or a query wait for PollPipe (wake-up re-check).
   static bool RequestsPending(const Entry& e);
   // Writes the connection's getsockopt values and TCP_INFO into the pipe
   // (shm::EngineAnswers) as the answer to query `q`; `final`: the last
