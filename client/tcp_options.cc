@@ -238,6 +238,8 @@ void InheritListenerOptions(Socket* ls, Socket* c) {
     const linger l = {1, 0};
     Real().setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
     c->linger_abort = true;
+    // The close that resets is liboffload's own (shm::CloseEnd).
+    if (c->pipe != nullptr) c->pipe->me().flags.fetch_or(shm::kEndLingerAbort, std::memory_order_acq_rel);
   }
   if (o.keepidle_s != 0) set_int(IPPROTO_TCP, TCP_KEEPIDLE, o.keepidle_s);
   if (o.keepintvl_s != 0) set_int(IPPROTO_TCP, TCP_KEEPINTVL, o.keepintvl_s);
