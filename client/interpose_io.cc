@@ -95,7 +95,11 @@ EXPORT ssize_t recvmsg(int fd, msghdr* msg, int flags) noexcept {
   if (n >= 0) {
     msg->msg_namelen = namelen;
     msg->msg_flags = 0;
-    oc::PipeRecvControl(s, msg);  // TCP_INQ, else no control message
+    if (__builtin_expect(s->tcp_inq, 0)) {
+      oc::PipeRecvControl(s, msg);  // the TCP_INQ control message
+    } else {
+      msg->msg_controllen = 0;
+    }
   }
   return n;
 }
