@@ -188,6 +188,21 @@ bool QueryEngine(PipeEnd* p, EngineValues* out) {
   return true;
 }
 
+// sizeof(struct tcp_info) of the running kernel, asked once of a kernel
+// socket (`fd`, the shadow).
+socklen_t KernelTcpInfoBytes(int fd) {
+  static std::atomic<socklen_t> bytes{0};
+  socklen_t b = bytes.load(std::memory_order_relaxed);
+  if (b != 0) return b;
+  alignas(8) char buf[1024];
+  socklen_t len = sizeof(buf);
+  b = Real().getsockopt(fd, IPPROTO_TCP, TCP_INFO, buf, &len) == 0 && len > 0
+          ? len
+          : static_cast<socklen_t>(sizeof(struct tcp_info));
+  bytes.store(b, std::memory_order_relaxed);
+  return b;
+}
+
 }  // namespace
 
 void TcpOptionSet(Socket* s, int level, int name, const void* val, socklen_t len) {
@@ -270,9 +285,13 @@ bool TcpOptionGet(Socket* s, int level, int name, void* val, socklen_t* len, int
   EngineValues v;
   if (!QueryEngine(s->pipe.get(), &v)) return false;
   if (info) {
-    // Linux copies min(len, sizeof(struct tcp_info)) bytes.
-    const socklen_t n = std::min<socklen_t>(*len, sizeof(struct tcp_info));
-    memcpy(val, v.info, n);
+    // Linux copies min(len, sizeof(struct tcp_info)) bytes, the running
+    // kernel's struct (newer than our headers, perhaps): the fields the
+    // engine does not know read 0.
+    const socklen_t n = std::min<socklen_t>(*len, KernelTcpInfoBytes(s->fd));
+    const socklen_t known = std::min<socklen_t>(n, shm::kTcpInfoBytes);
+    memcpy(val, v.info, known);
+    if (n > known) memset(static_cast<char*>(val) + known, 0, n - known);
     *len = n;
   } else {
     const int iv = static_cast<int>(v.v[value_index]);

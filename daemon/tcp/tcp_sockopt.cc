@@ -186,7 +186,9 @@ SocketValues TcpGetSocketValues(const TcpConfig& cfg, const Tcb& t) {
   } else if (t.state == TcpState::kSynSent || t.state == TcpState::kSynReceived) {
     v.maxseg = t.adv_mss - (cfg.timestamps ? 12u : 0u);
   } else {
-    v.maxseg = t.user_mss != 0 ? t.user_mss : kDefaultMss;
+    // CLOSED or LISTEN: user_mss if set, else mss_cache (still the
+    // negotiated value after a connection closed; TCP_MSS_DEFAULT before).
+    v.maxseg = t.user_mss != 0 ? t.user_mss : t.snd_mss;
   }
   v.sndbuf = t.user_sndbuf != 0 ? std::max(2 * t.user_sndbuf, kSockMinBuf)
              : Synchronized(t.state) ? std::max(AutotunedSndBuf(cfg, t), cfg.sndbuf_default)
