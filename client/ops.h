@@ -100,6 +100,9 @@ int WaitConnected(Socket* s);
 // keeps it (Socket::tcp_opts) and, on an engine connection, publishes it to
 // the engine (a TCP_NODELAY turned on or a TCP_CORK turned off flushes).
 void TcpOptionSet(Socket* s, int level, int name, const void* val, socklen_t len);
+// An offloaded listener's options changed after listen(): offloadd passes
+// them to its engine listener (later SYN,ACKs and children).
+void TcpListenerOptionsChanged(Socket* s);
 // A new engine connection (connect): the options set before it go to its
 // record, where later changes edit them.
 void PublishInitialOptions(Socket* s);

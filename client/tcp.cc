@@ -140,6 +140,24 @@ void TcpAfterListen(Socket* s, int backlog) {
   OnOffloaded(s, Path::kListener);
 }
 
+void TcpListenerOptionsChanged(Socket* s) {
+  if (s->listener == nullptr || !EnsureAttached()) return;
+  // listen() again, as far as offloadd is concerned: the same listener,
+  // with the socket's options now (its engine listener's SYN,ACKs and
+  // children use them).
+  shm::Msg m = {};
+  m.type = shm::MsgType::kTcpListen;
+  m.value = static_cast<uint32_t>(s->backlog < 0 ? 0 : s->backlog);
+  m.opts = s->tcp_opts;
+  m.local.addr = s->local.sin_addr.s_addr;
+  m.local.port = s->local.sin_port;
+  shm::Msg r;
+  int rfds[shm::kMaxMsgFds];
+  int nr = 0;
+  if (!Call(&m, &s->fd, 1, &r, rfds, &nr)) return;
+  for (int i = 0; i < nr; ++i) shm::UniqueFd drop(rfds[i]);
+}
+
 namespace {
 
 // The engine answered for the wire: the daemon allocated end 0 of a slot.

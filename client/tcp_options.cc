@@ -215,7 +215,12 @@ void TcpOptionSet(Socket* s, int level, int name, const void* val, socklen_t len
   }
   shm::SockOpts o = s->tcp_opts;
   if (!ApplyOption(&o, level, name, val, len)) return;
+  const bool changed = memcmp(&o, &s->tcp_opts, sizeof(o)) != 0;
   s->tcp_opts = o;
+  if (changed && s->path.load(std::memory_order_acquire) == Path::kListener) {
+    TcpListenerOptionsChanged(s);
+    return;
+  }
   if (!IsEnginePipe(s)) return;
   EditRecordOptions(s->pipe.get(), [&](shm::SockOpts* cur) {
     shm::SockOpts next = *cur;

@@ -131,6 +131,8 @@ class TcpBroker {
                    uint64_t inode, int fd);
   void WireListen(Listener* l);
   void WireUnlisten(Listener* l);
+  // The listener's options changed (listen() again after a setsockopt).
+  void WireListenerOptions(Listener* l);
   std::shared_ptr<wire::AcceptTarget> TargetOf(Listener* l) const;
   // Watches the socket `fd` as `w`; false (logged) when it cannot.
   bool WatchSocket(int fd, const Watched& w);

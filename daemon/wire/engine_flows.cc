@@ -58,6 +58,15 @@ void EngineFlows::SetAcceptTarget(uint64_t cookie, std::shared_ptr<AcceptTarget>
   it->second.accept_tail = 0;  // a new segment's ring starts empty
 }
 
+void EngineFlows::SetListenerOptions(uint64_t cookie, const tcp::SocketOptions& options) {
+  auto it = listeners_.find(cookie);
+  if (it == listeners_.end()) return;
+  if (const int err = stack_->TcpSetOptions(it->second.id, options); err != 0) {
+    spdlog::debug("wire: a listener's socket options were refused: {}", strerror(err));
+  }
+  it->second.params.options = options;
+}
+
 void EngineFlows::CloseListener(uint64_t cookie) {
   auto it = listeners_.find(cookie);
   if (it == listeners_.end()) return;

@@ -47,6 +47,7 @@ class EngineFlows : public engine::FlowEventSink, public stack::BufferProvider {
   void Listen(uint64_t cookie, const TcpListenParams& p, const nic::FlowKey& key, int* result);
   void CloseListener(uint64_t cookie);
   void SetAcceptTarget(uint64_t cookie, std::shared_ptr<AcceptTarget> target);
+  void SetListenerOptions(uint64_t cookie, const tcp::SocketOptions& options);
 
   void Send(uint64_t cookie, bool more);
   void ReceiveCredit(uint64_t cookie);

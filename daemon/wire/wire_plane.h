@@ -325,6 +325,10 @@ class WirePlane {
   // Accepted connections of `listener` go to `target` from now on (another
   // offloaded listener took the port over).
   void SetAcceptTarget(const WireListener& listener, std::shared_ptr<AcceptTarget> target);
+  // The listening socket's options changed (setsockopt after listen(), or
+  // another listener took the port over): later SYN,ACKs and children use
+  // `options`.
+  void SetListenerOptions(const WireListener& listener, const tcp::SocketOptions& options);
 
   // Who wakes application threads sleeping in poll/epoll (their doorbells).
   // Set once before connections are opened; must outlive the plane.
