@@ -108,7 +108,7 @@ void RingEngine(PipeEnd* p) {
 // EngineRequests). `fn(SockOpts*)` edits them; returns whether it changed
 // anything.
 template <typename Fn>
-bool EditRecordOptions(PipeEnd* p, Fn&& fn) {
+bool EditRecordOptions(PipeEnd* p, Fn&& fn, bool nodelay_push = false) {
   shm::EngineRequests& rq = p->rec->req;
   uint32_t seq = rq.opts_seq.load(std::memory_order_relaxed);
   for (uint64_t i = 0;; ++i) {
@@ -124,8 +124,12 @@ bool EditRecordOptions(PipeEnd* p, Fn&& fn) {
   for (uint32_t i = 0; i < shm::kSockOptWords; ++i) w[i] = rq.opts[i].load(std::memory_order_relaxed);
   shm::SockOpts o;
   memcpy(&o, w, sizeof(o));
-  const bool changed = fn(&o);
+  const bool changed = fn(&o) || nodelay_push;
   if (changed) {
+    if (nodelay_push) {
+      rq.nodelay_pushes.store(rq.nodelay_pushes.load(std::memory_order_relaxed) + 1,
+                              std::memory_order_relaxed);
+    }
     rq.opts_tail.store(p->tx.indexes()->tail.load(std::memory_order_acquire),
                        std::memory_order_relaxed);
     memcpy(w, &o, sizeof(o));
@@ -222,13 +226,18 @@ void TcpOptionSet(Socket* s, int level, int name, const void* val, socklen_t len
     return;
   }
   if (!IsEnginePipe(s)) return;
-  EditRecordOptions(s->pipe.get(), [&](shm::SockOpts* cur) {
-    shm::SockOpts next = *cur;
-    ApplyOption(&next, level, name, val, len);
-    if (memcmp(&next, cur, sizeof(next)) == 0) return false;
-    *cur = next;
-    return true;
-  });
+  // Linux pushes pending data at every setsockopt(TCP_NODELAY, non-zero).
+  const bool push = level == IPPROTO_TCP && name == TCP_NODELAY && (o.flags & shm::kOptNodelay);
+  EditRecordOptions(
+      s->pipe.get(),
+      [&](shm::SockOpts* cur) {
+        shm::SockOpts next = *cur;
+        ApplyOption(&next, level, name, val, len);
+        if (memcmp(&next, cur, sizeof(next)) == 0) return false;
+        *cur = next;
+        return true;
+      },
+      push);
 }
 
 void PublishInitialOptions(Socket* s) {

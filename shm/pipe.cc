@@ -52,6 +52,7 @@ void ResetRecord(PipeRecord* r, uint32_t listener_id, uint32_t engine_end) {
   r->req.opts_seq.store(0, std::memory_order_relaxed);
   for (auto& w : r->req.opts) w.store(0, std::memory_order_relaxed);
   r->req.query.store(0, std::memory_order_relaxed);
+  r->req.nodelay_pushes.store(0, std::memory_order_relaxed);
   r->req.eor_count.store(0, std::memory_order_relaxed);
   for (auto& w : r->eor_ends) w.store(0, std::memory_order_relaxed);
   r->ans.answered.store(0, std::memory_order_relaxed);

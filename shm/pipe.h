@@ -156,6 +156,10 @@ struct alignas(kCacheLine) EngineRequests {
   // the words between two equal even loads and applies what changed.
   std::atomic<uint32_t> opts_seq;
   std::atomic<uint32_t> opts[kSockOptWords];  // SockOpts words
+  // Under the same seqlock: bumped by every setsockopt(TCP_NODELAY, 1),
+  // which on Linux pushes what is pending even when TCP_NODELAY was on
+  // already or TCP_CORK holds it (TCP_NAGLE_PUSH).
+  std::atomic<uint32_t> nodelay_pushes;
   // Bumped (fetch_add) by a getsockopt/ioctl that wants the engine's
   // values (EngineAnswers), then the engine is rung.
   std::atomic<uint32_t> query;

@@ -42,7 +42,14 @@ int TcpSetOption(TcpContext* ctx, Tcb* tcb, TcpOpt opt, int value) {
   switch (opt) {
     case TcpOpt::kNoDelay:
       tcb->nodelay = value != 0;
-      if (tcb->nodelay) ctx->host->ScheduleOutput(tcb);
+      if (tcb->nodelay) {
+        // Linux TCP_NAGLE_PUSH: setting it pushes what is pending once,
+        // even a partial segment TCP_CORK or MSG_MORE holds (the cork
+        // holds again from the next send on).
+        tcb->cork_deadline = 0;
+        tcb->cork_expired = true;
+        ctx->host->ScheduleOutput(tcb);
+      }
       return 0;
     case TcpOpt::kCork:
       tcb->cork = value != 0;

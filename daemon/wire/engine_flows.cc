@@ -337,9 +337,8 @@ size_t EngineFlows::PollPipe(Entry& e, bool check_closed) {
     return 1;
   }
   size_t work = 0;
-  shm::SockOpts opts;
-  uint64_t opts_tail = 0;
-  const bool opts_new = ReadOptions(e, &opts, &opts_tail);
+  PublishedOptions opts;
+  const bool opts_new = ReadOptions(e, &opts);
   bool opts_after_data = false;
   if (!e.connect_pending) {
     shm::RingIndexes& tw = e.pipe->to_wire();
@@ -350,7 +349,7 @@ size_t EngineFlows::PollPipe(Entry& e, bool check_closed) {
     const uint64_t tail = tw.tail.load(std::memory_order_acquire);
     // Options published after every byte we are about to hand over apply
     // after them; otherwise (bytes written after the change) first.
-    opts_after_data = opts_new && tail != e.tx_tail_seen && opts_tail >= tail;
+    opts_after_data = opts_new && tail != e.tx_tail_seen && opts.at_tail >= tail;
     if (opts_new && !opts_after_data) {
       ApplyOptions(e, opts);
       ++work;
@@ -405,7 +404,7 @@ bool EngineFlows::RequestsPending(const Entry& e) {
          rq.query.load(std::memory_order_seq_cst) != e.query_seen;
 }
 
-bool EngineFlows::ReadOptions(Entry& e, shm::SockOpts* opts, uint64_t* at_tail) {
+bool EngineFlows::ReadOptions(Entry& e, PublishedOptions* o) {
   shm::EngineRequests& rq = e.pipe->record()->req;
   // Seqlock read (shm/pipe.h EngineRequests): the words between two equal
   // even loads of the sequence; pairs with the holder's store-release.
@@ -413,18 +412,24 @@ bool EngineFlows::ReadOptions(Entry& e, shm::SockOpts* opts, uint64_t* at_tail) 
   if (os == e.opts_seq_seen || (os & 1) != 0) return false;
   uint32_t w[shm::kSockOptWords];
   for (uint32_t i = 0; i < shm::kSockOptWords; ++i) w[i] = rq.opts[i].load(std::memory_order_relaxed);
-  *at_tail = rq.opts_tail.load(std::memory_order_relaxed);
+  o->at_tail = rq.opts_tail.load(std::memory_order_relaxed);
+  o->nodelay_pushes = rq.nodelay_pushes.load(std::memory_order_relaxed);
   std::atomic_thread_fence(std::memory_order_acquire);
   if (rq.opts_seq.load(std::memory_order_relaxed) != os) return false;  // next poll
   e.opts_seq_seen = os;
-  std::memcpy(opts, w, sizeof(*opts));
+  std::memcpy(&o->opts, w, sizeof(o->opts));
   return true;
 }
 
-void EngineFlows::ApplyOptions(Entry& e, const shm::SockOpts& opts) {
+void EngineFlows::ApplyOptions(Entry& e, const PublishedOptions& o) {
   // A NODELAY turned on or a CORK turned off pushes pending data now.
-  if (const int err = stack_->TcpSetOptions(e.id, ToSocketOptions(opts)); err != 0) {
+  if (const int err = stack_->TcpSetOptions(e.id, ToSocketOptions(o.opts)); err != 0) {
     spdlog::debug("wire: an application's socket options were refused: {}", strerror(err));
+  }
+  // TCP_NODELAY set again (already on, or under TCP_CORK): one push.
+  if (o.nodelay_pushes != e.nodelay_pushes_seen) {
+    e.nodelay_pushes_seen = o.nodelay_pushes;
+    if (o.opts.flags & shm::kOptNodelay) stack_->TcpSetOption(e.id, tcp::TcpOpt::kNoDelay, 1);
   }
 }
 

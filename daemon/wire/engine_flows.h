@@ -96,6 +96,7 @@ class EngineFlows : public engine::FlowEventSink, public stack::BufferProvider {
     uint32_t opts_seq_seen = 0;
     uint32_t query_seen = 0;
     uint32_t eor_seen = 0;
+    uint32_t nodelay_pushes_seen = 0;
   };
   struct ListenEntry {
     stack::FlowId id = stack::kInvalidFlow;
@@ -118,8 +119,13 @@ class EngineFlows : public engine::FlowEventSink, public stack::BufferProvider {
   // The application's socket options (shm::EngineRequests): true when they
   // changed since the last look, with a consistent copy and the TX tail
   // they were published at.
-  bool ReadOptions(Entry& e, shm::SockOpts* opts, uint64_t* at_tail);
-  void ApplyOptions(Entry& e, const shm::SockOpts& opts);
+  struct PublishedOptions {
+    shm::SockOpts opts;
+    uint64_t at_tail = 0;          // EngineRequests::opts_tail
+    uint32_t nodelay_pushes = 0;   // EngineRequests::nodelay_pushes
+  };
+  bool ReadOptions(Entry& e, PublishedOptions* o);
+  void ApplyOptions(Entry& e, const PublishedOptions& o);
   // True when the options or a query wait for PollPipe (wake-up re-check).
   static bool RequestsPending(const Entry& e);
   // Writes the connection's getsockopt values and TCP_INFO into the pipe
