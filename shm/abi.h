@@ -250,9 +250,12 @@ inline constexpr size_t WireUdpSegmentBytes(uint32_t capacity) {
 enum class MsgType : uint32_t {
   // client -> daemon
   kHello = 1,          // value: kAbiVersion. Reply kHelloOk + [arena memfd].
-  kTcpListen = 2,      // fds: [listening socket]. value: backlog. Reply kListener
+  kTcpListen = 2,      // fds: [listening socket]. value: backlog, opts: the socket's
+                       // options (pipe.h SockOpts; sent again, same listener, when
+                       // they change after listen()). Reply kListener
                        // + [listener memfd] (shm/listener.h), or kStatus.
-  kTcpConnect = 4,     // fds: [socket, bound]. remote: destination. Reply kChannel
+  kTcpConnect = 4,     // fds: [socket, bound]. remote: destination, opts: the socket's
+                       // options (an engine's SYN uses them). Reply kChannel
                        // (see there), or kStatus kStatusUseKernel (no offloaded peer:
                        // the kernel connects) or an errno.
   kUdpBind = 6,        // fds: [shadow socket, receiver eventfd]. Reply kStatus.
