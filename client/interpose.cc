@@ -384,11 +384,14 @@ EXPORT int getsockopt(int fd, int level, int name, void* val, socklen_t* len) no
     if (name == SO_ERROR) {
       oc::ConnectProgress(s);  // an engine connect that failed leaves its error here
       int err = s->pipe->me().so_error.exchange(0, std::memory_order_acq_rel);
+      if (err == 0) err = oc::TakeResetError(s->pipe.get());  // an engine's reset or timeout
       memcpy(val, &err, sizeof(err));
       *len = sizeof(int);
       return 0;
     }
   }
+  int rc = 0;
+  if (s != nullptr && oc::TcpOptionGet(s, level, name, val, len, &rc)) return rc;
   return Real().getsockopt(fd, level, name, val, len);
 }
 
@@ -417,6 +420,7 @@ EXPORT int setsockopt(int fd, int level, int name, const void* val, socklen_t le
     }
   }
   if (level == IPPROTO_IP) oc::UdpMulticastOption(s, name, val, len);
+  oc::TcpOptionSet(s, level, name, val, len);  // TCP: kept, and published to an engine
   char detail[sizeof(s->slot->fallback_detail)];
   const Path path = s->path.load();
   (void)pe;
@@ -550,6 +554,8 @@ EXPORT int ioctl(int fd, unsigned long req, ...) noexcept {
     if (rc == 0) SetNonblock(s, on);
     return rc;
   }
+  int orc = 0;
+  if (s != nullptr && oc::TcpOptionIoctl(s, req, arg, &orc)) return orc;
   if (s != nullptr && req == FIONREAD && arg != nullptr) {
     const Path p = s->path.load();
     if (p == Path::kPipe) {

@@ -94,8 +94,12 @@ EXPORT ssize_t recvmsg(int fd, msghdr* msg, int flags) noexcept {
                                    static_cast<sockaddr*>(msg->msg_name), &namelen);
   if (n >= 0) {
     msg->msg_namelen = namelen;
-    msg->msg_controllen = 0;
     msg->msg_flags = 0;
+    if (__builtin_expect(s->tcp_inq, 0)) {
+      oc::PipeRecvControl(s, msg);  // the TCP_INQ control message
+    } else {
+      msg->msg_controllen = 0;
+    }
   }
   return n;
 }

@@ -95,6 +95,38 @@ int ConnectProgress(Socket* s);
 // Blocks until the connect in flight ends; 0 or its errno.
 int WaitConnected(Socket* s);
 
+// Socket options and values of engine connections (tcp_options.cc).
+// After the kernel accepted a setsockopt on the shadow of a TCP socket:
+// keeps it (Socket::tcp_opts) and, on an engine connection, publishes it to
+// the engine (a TCP_NODELAY turned on or a TCP_CORK turned off flushes).
+void TcpOptionSet(Socket* s, int level, int name, const void* val, socklen_t len);
+// An offloaded listener's options changed after listen(): offloadd passes
+// them to its engine listener (later SYN,ACKs and children).
+void TcpListenerOptionsChanged(Socket* s);
+// A new engine connection (connect): the options set before it go to its
+// record, where later changes edit them.
+void PublishInitialOptions(Socket* s);
+// An accepted engine connection `c` of listener `ls`: inherits its options
+// (shadow and engine), as Linux's children do.
+void InheritListenerOptions(Socket* ls, Socket* c);
+// getsockopt TCP_MAXSEG / TCP_INFO / SO_SNDBUF / SO_RCVBUF of an engine
+// connection, from the engine. False: not one of those (the shadow answers).
+bool TcpOptionGet(Socket* s, int level, int name, void* val, socklen_t* len, int* rc);
+// ioctl SIOCOUTQ / SIOCOUTQNSD of an engine connection. False: not handled.
+bool TcpOptionIoctl(Socket* s, unsigned long req, void* arg, int* rc);
+// After a recvmsg() on a pipe returned data: its control messages (the
+// TCP_INQ one, if the application asked for it; none otherwise).
+void PipeRecvControl(Socket* s, msghdr* msg);
+// The errno a reset connection reports: the engine's (ETIMEDOUT after a
+// user timeout or keep-alive, ECONNRESET...), ECONNRESET by default.
+int ResetErrno(const PipeEnd* p);
+// SO_ERROR of an engine connection that was reset and has not reported it
+// yet: its errno, once (0: nothing pending).
+int TakeResetError(PipeEnd* p);
+// Under the TX producer lock, before committing `n` bytes of a send with
+// MSG_MORE / MSG_EOR (`last`: the send's last chunk): tells the engine.
+void EngineSendMarks(PipeEnd* p, size_t n, bool last, int flags);
+
 // Sockets held by several processes (sharing.cc).
 // Tells offloadd that `s` is (about to be) held by another process too:
 // from now on it ends when the last holder anywhere closes it.

@@ -222,7 +222,7 @@ __attribute__((noinline)) ssize_t PipeSendSlow(Socket* s, const iovec* iov, int 
       if ((rc == shm::kReaderClosedUnread || p->rx.Shut() == shm::kShutRst) &&
           !(p->me().flags.fetch_or(shm::kEndRstReported, std::memory_order_acq_rel) &
             shm::kEndRstReported)) {
-        errno = ECONNRESET;
+        errno = ResetErrno(p);
       } else {
         errno = EPIPE;
       }
@@ -234,6 +234,9 @@ __attribute__((noinline)) ssize_t PipeSendSlow(Socket* s, const iovec* iov, int 
       if (room > 0) {
         const size_t n = std::min(room, total - sent);
         GatherIn(&p->tx, iov, iovcnt, sent, n);
+        if (__builtin_expect((flags & (MSG_MORE | MSG_EOR)) != 0, 0)) {
+          EngineSendMarks(p, n, sent + n == total, flags);  // engine pipes only
+        }
         const uint32_t wake = p->tx.Commit(n);
         if (p->rx_streaming.load(std::memory_order_relaxed)) {
           p->rx_streaming.store(false, std::memory_order_relaxed);
@@ -405,9 +408,9 @@ ssize_t PipeRecv(Socket* s, const iovec* iov, int iovcnt, int flags) {
       if (shut == shm::kShutRst && got == 0 &&
           !(p->me().flags.fetch_or(shm::kEndRstReported, std::memory_order_acq_rel) &
             shm::kEndRstReported)) {
-        // RFC 9293 3.10.7.4: reset -> ECONNRESET, once.
+        // RFC 9293 3.10.7.4: reset -> ECONNRESET (or the engine's errno), once.
         Add(s->slot->errors, 1);
-        errno = ECONNRESET;
+        errno = ResetErrno(p);
         return -1;
       }
       return static_cast<ssize_t>(got);  // end of stream

@@ -265,6 +265,11 @@ struct Socket : FdObject {
 
   std::vector<KernelEpollReg> epolls;  // guarded by mu
   bool linger_abort = false;  // SO_LINGER {1, 0}: close() resets
+  // TCP: the options the application set (tcp_options.cc), sent with
+  // connect()/listen() to an engine; an engine connection's live copy is
+  // in its pipe record.
+  shm::SockOpts tcp_opts = {};
+  bool tcp_inq = false;  // TCP_INQ: recvmsg() adds a TCP_CM_INQ control message
 };
 
 // Holds a pthread mutex for a scope.

@@ -112,6 +112,7 @@ void TcpAfterListen(Socket* s, int backlog) {
   shm::Msg m = {};
   m.type = shm::MsgType::kTcpListen;
   m.value = static_cast<uint32_t>(backlog < 0 ? 0 : backlog);
+  m.opts = s->tcp_opts;  // the engine listener's (and its children's) options
   m.local.addr = s->local.sin_addr.s_addr;
   m.local.port = s->local.sin_port;
   shm::Msg r;
@@ -139,6 +140,24 @@ void TcpAfterListen(Socket* s, int backlog) {
   OnOffloaded(s, Path::kListener);
 }
 
+void TcpListenerOptionsChanged(Socket* s) {
+  if (s->listener == nullptr || !EnsureAttached()) return;
+  // listen() again, as far as offloadd is concerned: the same listener,
+  // with the socket's options now (its engine listener's SYN,ACKs and
+  // children use them).
+  shm::Msg m = {};
+  m.type = shm::MsgType::kTcpListen;
+  m.value = static_cast<uint32_t>(s->backlog < 0 ? 0 : s->backlog);
+  m.opts = s->tcp_opts;
+  m.local.addr = s->local.sin_addr.s_addr;
+  m.local.port = s->local.sin_port;
+  shm::Msg r;
+  int rfds[shm::kMaxMsgFds];
+  int nr = 0;
+  if (!Call(&m, &s->fd, 1, &r, rfds, &nr)) return;
+  for (int i = 0; i < nr; ++i) shm::UniqueFd drop(rfds[i]);
+}
+
 namespace {
 
 // The engine answered for the wire: the daemon allocated end 0 of a slot.
@@ -157,6 +176,7 @@ int EngineConnect(Socket* s, const shm::Msg& r, shm::UniqueFd memfd, const socka
   s->remote = *dst;
   p->connecting.store(true, std::memory_order_release);
   OnOffloaded(s, Path::kPipe);
+  PublishInitialOptions(s);
   SetSlotPipe(s);
   s->slot->path = static_cast<uint8_t>(shm::SocketPath::kEngine);
   s->slot->state = static_cast<uint8_t>(shm::SocketState::kConnecting);
@@ -219,6 +239,7 @@ int TcpConnect(Socket* s, const sockaddr_in* dst) {
       m.local.port = local.sin_port;
       m.remote.addr = dst->sin_addr.s_addr;
       m.remote.port = dst->sin_port;
+      m.opts = s->tcp_opts;  // an engine's SYN carries TCP_MAXSEG, SO_RCVBUF's window scale
       shm::Msg r;
       int rfds[shm::kMaxMsgFds];
       int nr = 0;
@@ -365,7 +386,10 @@ int TcpAccept(Socket* s, sockaddr* addr, socklen_t* addrlen, int flags) {
       if (old != nullptr) Unref(old);
       OnOffloaded(c, Path::kPipe);
       SetSlotPipe(c);
-      if (c->pipe->engine) c->slot->path = static_cast<uint8_t>(shm::SocketPath::kEngine);
+      if (c->pipe->engine) {
+        c->slot->path = static_cast<uint8_t>(shm::SocketPath::kEngine);
+        InheritListenerOptions(s, c);
+      }
       Add(s->slot->rx_msgs, 1);
       if (addr != nullptr && addrlen != nullptr) {
         const socklen_t n = std::min<socklen_t>(*addrlen, sizeof(c->remote));

@@ -39,7 +39,7 @@ namespace shm {
 inline constexpr uint64_t kArenaMagic = 0x4f46464c4f414431ull;  // "OFFLOAD1"
 inline constexpr uint64_t kDgramMagic = 0x4f46464c44475231ull;  // "OFFLDGR1"
 // Bumped on every incompatible change of anything in shm/.
-inline constexpr uint32_t kAbiVersion = 9;
+inline constexpr uint32_t kAbiVersion = 10;
 
 
 static_assert(std::atomic<uint64_t>::is_always_lock_free, "shm atomics must be lock-free");
@@ -250,9 +250,12 @@ inline constexpr size_t WireUdpSegmentBytes(uint32_t capacity) {
 enum class MsgType : uint32_t {
   // client -> daemon
   kHello = 1,          // value: kAbiVersion. Reply kHelloOk + [arena memfd].
-  kTcpListen = 2,      // fds: [listening socket]. value: backlog. Reply kListener
+  kTcpListen = 2,      // fds: [listening socket]. value: backlog, opts: the socket's
+                       // options (pipe.h SockOpts; sent again, same listener, when
+                       // they change after listen()). Reply kListener
                        // + [listener memfd] (shm/listener.h), or kStatus.
-  kTcpConnect = 4,     // fds: [socket, bound]. remote: destination. Reply kChannel
+  kTcpConnect = 4,     // fds: [socket, bound]. remote: destination, opts: the socket's
+                       // options (an engine's SYN uses them). Reply kChannel
                        // (see there), or kStatus kStatusUseKernel (no offloaded peer:
                        // the kernel connects) or an errno.
   kUdpBind = 6,        // fds: [shadow socket, receiver eventfd]. Reply kStatus.
@@ -346,9 +349,13 @@ struct Msg {
   uint32_t end;         // pipe end (0 connector, 1 acceptor)
   Addr4 local;          // the sender's own endpoint (connect: bound shadow)
   Addr4 remote;         // destination / peer
-  char program[kMaxProgramName];
+  union {
+    char program[kMaxProgramName];  // kHello
+    SockOpts opts;                  // kTcpConnect / kTcpListen: the socket's options (pipe.h)
+  };
   char app_id[kMaxAppId];
 };
+static_assert(sizeof(SockOpts) == kMaxProgramName, "options share the program name's bytes");
 static_assert(std::is_trivially_copyable<Msg>::value, "Msg goes over a socket");
 static_assert(sizeof(Msg) == 160, "attach protocol ABI");
 

@@ -47,6 +47,20 @@ void ResetRecord(PipeRecord* r, uint32_t listener_id, uint32_t engine_end) {
   }
   ResetIndexes(&r->dir[0]);
   ResetIndexes(&r->dir[1]);
+  r->req.more_tail.store(0, std::memory_order_relaxed);
+  r->req.opts_tail.store(0, std::memory_order_relaxed);
+  r->req.opts_seq.store(0, std::memory_order_relaxed);
+  for (auto& w : r->req.opts) w.store(0, std::memory_order_relaxed);
+  r->req.query.store(0, std::memory_order_relaxed);
+  r->req.nodelay_pushes.store(0, std::memory_order_relaxed);
+  r->req.eor_count.store(0, std::memory_order_relaxed);
+  for (auto& w : r->eor_ends) w.store(0, std::memory_order_relaxed);
+  r->ans.answered.store(0, std::memory_order_relaxed);
+  r->ans.seq.store(0, std::memory_order_relaxed);
+  r->ans.close_error.store(0, std::memory_order_relaxed);
+  r->ans.final_answer.store(0, std::memory_order_relaxed);
+  for (auto& w : r->ans.values) w.store(0, std::memory_order_relaxed);
+  for (auto& w : r->ans.info) w.store(0, std::memory_order_relaxed);
 }
 
 CloseWakeups CloseEnd(PipeRecord* r, int e) {

@@ -53,7 +53,7 @@ inline constexpr uint64_t kChannelMagic = 0x4f46464c4348414eull;  // "OFFLCHAN"
 inline constexpr uint32_t kSlotsPerExtent = 64;
 inline constexpr uint32_t kMaxExtents = 4096;  // 262144 connections per channel
 inline constexpr uint32_t kChannelHeaderBytes = 4096;
-inline constexpr uint32_t kPipeRecordBytes = 1024;
+inline constexpr uint32_t kPipeRecordBytes = 2048;
 inline constexpr uint32_t kNoSlot = 0xffffffffu;
 
 enum class ChannelKind : uint32_t {
@@ -112,12 +112,99 @@ struct alignas(kCacheLine) EndState {
 };
 static_assert(sizeof(EndState) == kCacheLine, "shm layout");
 
+// ---- Engine pipes: what the application's socket calls carry to the engine
+// (docs/tcp-conformance.md "What the client and the shared-memory ABI must
+// carry"; the engine half is daemon/tcp/socket_options.h). Unused by
+// same-host pipes. The engine trusts none of it: it copies and validates.
+
+// TCP socket options as the application set them (tcp::SocketOptions):
+// 0 = not set (the namespace's sysctl default applies) where the option
+// has no 0 value. Also carried by the kTcpConnect / kTcpListen requests
+// (abi.h Msg::opts): options set before connect()/listen() shape the SYN.
+inline constexpr uint32_t kOptNodelay = 1;     // TCP_NODELAY
+inline constexpr uint32_t kOptCork = 2;        // TCP_CORK
+inline constexpr uint32_t kOptKeepalive = 4;   // SO_KEEPALIVE
+inline constexpr uint32_t kOptLingerZero = 8;  // SO_LINGER {1, 0}
+struct SockOpts {
+  uint32_t flags;            // kOpt*
+  uint32_t keepidle_s;       // TCP_KEEPIDLE
+  uint32_t keepintvl_s;      // TCP_KEEPINTVL
+  uint32_t keepcnt;          // TCP_KEEPCNT
+  uint32_t user_timeout_ms;  // TCP_USER_TIMEOUT
+  uint32_t maxseg;           // TCP_MAXSEG
+  uint32_t rcvbuf;           // SO_RCVBUF as passed
+  uint32_t sndbuf;           // SO_SNDBUF as passed
+};
+inline constexpr uint32_t kSockOptWords = 8;
+static_assert(sizeof(SockOpts) == kSockOptWords * 4, "SockOpts is words");
+
+// Written by the holders of the application's socket, read by the engine
+// after it loads the TX tail or sees `opts_seq` / `query` move.
+struct alignas(kCacheLine) EngineRequests {
+  // The TX tail right after the last MSG_MORE send (stored before that
+  // send's tail store-release): the engine holds a partial segment while
+  // the tail it sees equals it (Stack::TcpSend more). A later send without
+  // MSG_MORE moves the tail past it, so plain sends store nothing here.
+  std::atomic<uint64_t> more_tail;
+  // The TX tail when `opts` were last written (under the seqlock): the
+  // engine hands the bytes before it over first, then the options (a
+  // TCP_CORK set after a write lets that write leave, as on Linux).
+  std::atomic<uint64_t> opts_tail;
+  // Seqlock over `opts`: a holder that changes an option CASes it from
+  // even to odd, writes every word, stores it even + 2 (release), then
+  // rings the engine (the TX ring's reader wait line). The engine copies
+  // the words between two equal even loads and applies what changed.
+  std::atomic<uint32_t> opts_seq;
+  std::atomic<uint32_t> opts[kSockOptWords];  // SockOpts words
+  // Under the same seqlock: bumped by every setsockopt(TCP_NODELAY, 1),
+  // which on Linux pushes what is pending even when TCP_NODELAY was on
+  // already or TCP_CORK holds it (TCP_NAGLE_PUSH).
+  std::atomic<uint32_t> nodelay_pushes;
+  // Bumped (fetch_add) by a getsockopt/ioctl that wants the engine's
+  // values (EngineAnswers), then the engine is rung.
+  std::atomic<uint32_t> query;
+  // Record ends (MSG_EOR) pushed: eor_ends[i % kMaxEorEnds] is the TX index
+  // just past record i, stored before eor_count (release) and both before
+  // the send's tail store. Under the TX producer lock. An engine that fell
+  // more than kMaxEorEnds behind loses the oldest (those records may then
+  // share a segment with the next).
+  std::atomic<uint32_t> eor_count;
+};
+static_assert(sizeof(EngineRequests) == kCacheLine, "one line");
+inline constexpr uint32_t kMaxEorEnds = 16;
+
+// Engine -> application: answers to queries and the errno of the close.
+inline constexpr uint32_t kTcpInfoBytes = 256;  // >= sizeof(struct tcp_info)
+inline constexpr uint32_t kValMaxseg = 0, kValSndbuf = 1, kValRcvbuf = 2, kValInq = 3,
+                          kValOutq = 4, kValNotsent = 5, kNumValues = 6;
+struct alignas(kCacheLine) EngineAnswers {
+  // The `query` value the latest answer covers (store-release after the
+  // values; a futex word the engine wakes after each answer).
+  std::atomic<uint32_t> answered;
+  // Seqlock over `values` and `info`, written by the engine only.
+  std::atomic<uint32_t> seq;
+  // The errno of the engine's close (ECONNRESET, ETIMEDOUT, ECONNREFUSED,
+  // EPIPE...), stored before the shut / reader_closed it explains; 0: a
+  // reset without a stated errno reads as ECONNRESET.
+  std::atomic<int32_t> close_error;
+  // 1 once the engine has given the connection up: the values are its last
+  // ones and no query will be answered any more.
+  std::atomic<uint32_t> final_answer;
+  std::atomic<uint32_t> values[kNumValues];  // kVal*: tcp::SocketValues
+  alignas(kCacheLine) std::atomic<uint64_t> info[kTcpInfoBytes / 8];  // struct tcp_info
+};
+
 struct PipeRecord {
   PipeControl ctl;
   EndState end[2];
   RingIndexes dir[2];  // dir[e]: written by end e
+  // Engine pipes only (see above).
+  EngineRequests req;
+  alignas(kCacheLine) std::atomic<uint64_t> eor_ends[kMaxEorEnds];
+  EngineAnswers ans;
 };
 static_assert(sizeof(PipeRecord) <= kPipeRecordBytes, "records fit their stride");
+static_assert(offsetof(PipeRecord, req) % kCacheLine == 0, "request line of its own");
 
 struct alignas(4096) ChannelHeader {
   uint64_t magic;        // kChannelMagic

@@ -336,6 +336,9 @@ class ByteRingProducer {
   bool valid() const { return idx_ != nullptr; }
   uint32_t capacity() const { return capacity_; }
   RingIndexes* indexes() const { return idx_; }
+  // The tail as this producer will publish it at its next Commit(0)
+  // (under the producer lock).
+  uint64_t pending_tail() const { return tail_; }
 
   // Reloads the cached indices from shared memory: after taking the
   // producer lock in shared mode (another thread or process may have

@@ -69,8 +69,10 @@ absl::StatusOr<Msg> ValidateRequest(const void* data, size_t len, int num_fds) {
                                                    num_fds, " fds, expected ",
                                                    ExpectedFds(m.type)));
   }
-  m.program[sizeof(m.program) - 1] = '\0';
-  m.app_id[sizeof(m.app_id) - 1] = '\0';
+  if (m.type == MsgType::kHello) {
+    m.program[sizeof(m.program) - 1] = '\0';
+    m.app_id[sizeof(m.app_id) - 1] = '\0';
+  }
   if (m.type == MsgType::kTcpListen && m.value > 65535) m.value = 65535;  // backlog clamp
   if ((m.type == MsgType::kTcpConnect || m.type == MsgType::kUdpOpen) && m.remote.port == 0) {
     return absl::InvalidArgumentError("connect/open to port 0");

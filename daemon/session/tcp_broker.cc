@@ -103,6 +103,10 @@ void TcpBroker::Listen(Session* s, Request& req) {
       return;
     }
     l->backlog = m.value;
+    if (std::memcmp(&l->opts, &m.opts, sizeof(l->opts)) != 0) {
+      l->opts = m.opts;
+      WireListenerOptions(l);
+    }
   } else {
     auto created = std::make_unique<Listener>();
     created->id = env_.next_id();
@@ -112,6 +116,7 @@ void TcpBroker::Listen(Session* s, Request& req) {
     created->port = sin.sin_port;
     created->backlog = m.value;
     created->pid = s->pid;
+    created->opts = m.opts;
     shm::Mapping map;
     created->memfd = MakeSealedMemfd("offload-listener", shm::ListenerSegmentBytes(), &map);
     if (!created->memfd.valid()) {

@@ -92,6 +92,7 @@ class TcpBroker {
     uint16_t port = 0;  // network order
     uint32_t backlog = 0;
     uint32_t pid = 0;   // the process that called listen() (logs)
+    shm::SockOpts opts = {};  // the socket's options at listen() (engine listener)
     shm::UniqueFd memfd;
     std::shared_ptr<shm::Mapping> seg;
     std::map<uint64_t, uint32_t> channels;  // connecting session serial -> channel id
@@ -130,6 +131,8 @@ class TcpBroker {
                    uint64_t inode, int fd);
   void WireListen(Listener* l);
   void WireUnlisten(Listener* l);
+  // The listener's options changed (listen() again after a setsockopt).
+  void WireListenerOptions(Listener* l);
   std::shared_ptr<wire::AcceptTarget> TargetOf(Listener* l) const;
   // Watches the socket `fd` as `w`; false (logged) when it cannot.
   bool WatchSocket(int fd, const Watched& w);

@@ -81,6 +81,7 @@ bool TcpBroker::WireConnect(Session* s, const Msg& m, uint32_t shadow_addr, uint
   params.remote_port = ntohs(m.remote.port);
   params.local_port = ntohs(shadow_port);
   params.pipe = *pipe;
+  params.options = wire::ToSocketOptions(m.opts);
   absl::StatusOr<wire::WireFlow> flow = wire_->ConnectTcp(params);
   if (!flow.ok()) {
     spdlog::warn("pid {}: connect to {}:{} through the engine failed, using the kernel: {}",
@@ -132,6 +133,7 @@ void TcpBroker::WireListen(Listener* l) {
     params.port = ntohs(l->port);
     params.backlog = static_cast<int>(std::max<uint32_t>(l->backlog, 128));
     params.target = TargetOf(l);
+    params.options = wire::ToSocketOptions(l->opts);
     absl::StatusOr<wire::WireListener> h = wire_->ListenTcp(params);
     if (!h.ok()) {
       wire_ports_.erase(l->port);
@@ -143,11 +145,24 @@ void TcpBroker::WireListen(Listener* l) {
     port.handle = *h;
   } else {
     // A newer listener on the port (the old one may be about to close, as
-    // iperf3 does between tests): it gets the connections from now on.
+    // iperf3 does between tests): it gets the connections from now on,
+    // with its options.
     wire_->SetAcceptTarget(port.handle, TargetOf(l));
+    wire_->SetListenerOptions(port.handle, wire::ToSocketOptions(l->opts));
   }
   port.listeners.push_back(l->id);
   l->on_wire = true;
+}
+
+void TcpBroker::WireListenerOptions(Listener* l) {
+  if (!l->on_wire || wire_ == nullptr) return;
+  auto it = wire_ports_.find(l->port);
+  // Only the port's current target's options are the engine listener's.
+  if (it == wire_ports_.end() || it->second.listeners.empty() ||
+      it->second.listeners.back() != l->id) {
+    return;
+  }
+  wire_->SetListenerOptions(it->second.handle, wire::ToSocketOptions(l->opts));
 }
 
 void TcpBroker::WireUnlisten(Listener* l) {
@@ -166,6 +181,7 @@ void TcpBroker::WireUnlisten(Listener* l) {
   if (was_target) {
     if (Listener* next = FindListener(ids.back())) {
       wire_->SetAcceptTarget(it->second.handle, TargetOf(next));
+      wire_->SetListenerOptions(it->second.handle, wire::ToSocketOptions(next->opts));
     }
   }
 }

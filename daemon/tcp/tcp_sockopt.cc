@@ -42,7 +42,14 @@ int TcpSetOption(TcpContext* ctx, Tcb* tcb, TcpOpt opt, int value) {
   switch (opt) {
     case TcpOpt::kNoDelay:
       tcb->nodelay = value != 0;
-      if (tcb->nodelay) ctx->host->ScheduleOutput(tcb);
+      if (tcb->nodelay) {
+        // Linux TCP_NAGLE_PUSH: setting it pushes what is pending once,
+        // even a partial segment TCP_CORK or MSG_MORE holds (the cork
+        // holds again from the next send on).
+        tcb->cork_deadline = 0;
+        tcb->cork_expired = true;
+        ctx->host->ScheduleOutput(tcb);
+      }
       return 0;
     case TcpOpt::kCork:
       tcb->cork = value != 0;
@@ -186,7 +193,9 @@ SocketValues TcpGetSocketValues(const TcpConfig& cfg, const Tcb& t) {
   } else if (t.state == TcpState::kSynSent || t.state == TcpState::kSynReceived) {
     v.maxseg = t.adv_mss - (cfg.timestamps ? 12u : 0u);
   } else {
-    v.maxseg = t.user_mss != 0 ? t.user_mss : kDefaultMss;
+    // CLOSED or LISTEN: user_mss if set, else mss_cache (still the
+    // negotiated value after a connection closed; TCP_MSS_DEFAULT before).
+    v.maxseg = t.user_mss != 0 ? t.user_mss : t.snd_mss;
   }
   v.sndbuf = t.user_sndbuf != 0 ? std::max(2 * t.user_sndbuf, kSockMinBuf)
              : Synchronized(t.state) ? std::max(AutotunedSndBuf(cfg, t), cfg.sndbuf_default)

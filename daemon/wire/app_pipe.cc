@@ -10,6 +10,22 @@
 
 namespace offload::wire {
 
+tcp::SocketOptions ToSocketOptions(const shm::SockOpts& o) {
+  tcp::SocketOptions t;
+  t.nodelay = (o.flags & shm::kOptNodelay) != 0;
+  t.cork = (o.flags & shm::kOptCork) != 0;
+  t.keepalive = (o.flags & shm::kOptKeepalive) != 0;
+  t.linger_zero = (o.flags & shm::kOptLingerZero) != 0;
+  t.keepidle_s = o.keepidle_s;
+  t.keepintvl_s = o.keepintvl_s;
+  t.keepcnt = o.keepcnt;
+  t.user_timeout_ms = o.user_timeout_ms;
+  t.maxseg = o.maxseg;
+  t.rcvbuf = o.rcvbuf;
+  t.sndbuf = o.sndbuf;
+  return t;
+}
+
 absl::StatusOr<std::shared_ptr<EngineChannel>> EngineChannel::Create(uint32_t id,
                                                                      uint32_t capacity) {
   if (capacity < 4096 || capacity > (1u << 28) || (capacity & (capacity - 1)) != 0) {

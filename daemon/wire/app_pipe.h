@@ -33,6 +33,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "daemon/tcp/byte_ring.h"
+#include "daemon/tcp/socket_options.h"
 #include "shm/channel_map.h"
 #include "shm/pipe.h"
 #include "shm/unique_fd.h"
@@ -65,6 +66,10 @@ class EngineChannel {
   absl::Mutex mu_;  // serialises the daemon's allocations and frees
   std::unique_ptr<shm::ChannelMap> map_;
 };
+
+// The options an application published (shm::SockOpts, untrusted: the
+// stack validates every value) in the stack's terms.
+tcp::SocketOptions ToSocketOptions(const shm::SockOpts& o);
 
 class AppPipe {
  public:

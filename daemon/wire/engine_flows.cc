@@ -4,10 +4,12 @@
 #include <arpa/inet.h>
 #include <errno.h>
 
+#include <cstring>
 #include <string>
 #include <utility>
 
 #include "shm/fence.h"
+#include "shm/futex.h"
 #include "spdlog/spdlog.h"
 
 namespace offload::wire {
@@ -21,7 +23,8 @@ void EngineFlows::Connect(uint64_t cookie, const TcpConnectParams& p, const nic:
   stack::FlowId id = stack::kInvalidFlow;
   const tcp::RingMemory tx = p.pipe != nullptr ? p.pipe->TxMemory() : p.tx;
   const tcp::RingMemory rx = p.pipe != nullptr ? p.pipe->RxMemory() : p.rx;
-  int err = stack_->TcpConnect(p.remote_ip, p.remote_port, p.local_port, tx, rx, cookie, &id);
+  int err = stack_->TcpConnect(p.remote_ip, p.remote_port, p.local_port, tx, rx, cookie, &id,
+                               nullptr, &p.options);
   if (err != 0) {
     if (p.pipe != nullptr) {
       // Pairs with the connector's load-acquire in its connect().
@@ -44,7 +47,7 @@ void EngineFlows::Connect(uint64_t cookie, const TcpConnectParams& p, const nic:
 void EngineFlows::Listen(uint64_t cookie, const TcpListenParams& p, const nic::FlowKey& key,
                          int* result) {
   stack::FlowId id = stack::kInvalidFlow;
-  *result = stack_->TcpListen(p.local_ip, p.port, p.backlog, cookie, &id);
+  *result = stack_->TcpListen(p.local_ip, p.port, p.backlog, cookie, &id, &p.options);
   if (*result == 0) listeners_[cookie] = ListenEntry{id, p, key};
 }
 
@@ -53,6 +56,15 @@ void EngineFlows::SetAcceptTarget(uint64_t cookie, std::shared_ptr<AcceptTarget>
   if (it == listeners_.end()) return;
   it->second.params.target = std::move(target);
   it->second.accept_tail = 0;  // a new segment's ring starts empty
+}
+
+void EngineFlows::SetListenerOptions(uint64_t cookie, const tcp::SocketOptions& options) {
+  auto it = listeners_.find(cookie);
+  if (it == listeners_.end()) return;
+  if (const int err = stack_->TcpSetOptions(it->second.id, options); err != 0) {
+    spdlog::debug("wire: a listener's socket options were refused: {}", strerror(err));
+  }
+  it->second.params.options = options;
 }
 
 void EngineFlows::CloseListener(uint64_t cookie) {
@@ -131,6 +143,10 @@ void EngineFlows::OnFlowEvents(const stack::FlowEvent* events, size_t n) {
       continue;
     }
     Entry& entry = it->second;
+    if (entry.pipe != nullptr && (ev.events & tcp::kEventClosed)) {
+      // The last values (TCP_INFO of the closed connection) stay readable.
+      Answer(entry, entry.pipe->record()->req.query.load(std::memory_order_acquire), true);
+    }
     if (entry.pipe != nullptr) PublishToPipe(entry, ev.events, ev.error);
     FlowListener* listener = entry.listener;
     if (ev.events & tcp::kEventClosed) {
@@ -238,6 +254,7 @@ bool EngineFlows::ArmApplicationWakeups() {
   if (udp_.RecheckAfterFence()) return true;
   for (Entry* e : pipes_) {
     if (e->pipe->AppClosed()) return true;
+    if (RequestsPending(*e)) return true;
     if (e->connect_pending) continue;
     shm::RingIndexes& tw = e->pipe->to_wire();
     if (tw.tail.load(std::memory_order_seq_cst) != e->tx_tail_seen ||
@@ -319,32 +336,139 @@ size_t EngineFlows::PollPipe(Entry& e, bool check_closed) {
     app_closed_.push_back(&e);
     return 1;
   }
-  if (e.connect_pending) return 0;
-  shm::RingIndexes& tw = e.pipe->to_wire();
-  // Acquire: pairs with the application's store-release of shut (after
-  // its last tail) and of tail (after its data); shut first, so a seen
-  // shutdown comes with every byte before it.
-  const uint32_t shut = e.tx_shut_done ? 0 : tw.shut.load(std::memory_order_acquire);
-  const uint64_t tail = tw.tail.load(std::memory_order_acquire);
   size_t work = 0;
-  if (tail != e.tx_tail_seen) {
-    e.tx_tail_seen = tail;
-    stack_->TcpSend(e.id);  // validates the tail itself (tcp::TxRing)
+  PublishedOptions opts;
+  const bool opts_new = ReadOptions(e, &opts);
+  bool opts_after_data = false;
+  if (!e.connect_pending) {
+    shm::RingIndexes& tw = e.pipe->to_wire();
+    // Acquire: pairs with the application's store-release of shut (after
+    // its last tail) and of tail (after its data); shut first, so a seen
+    // shutdown comes with every byte before it.
+    const uint32_t shut = e.tx_shut_done ? 0 : tw.shut.load(std::memory_order_acquire);
+    const uint64_t tail = tw.tail.load(std::memory_order_acquire);
+    // Options published after every byte we are about to hand over apply
+    // after them; otherwise (bytes written after the change) first.
+    opts_after_data = opts_new && tail != e.tx_tail_seen && opts.at_tail >= tail;
+    if (opts_new && !opts_after_data) {
+      ApplyOptions(e, opts);
+      ++work;
+    }
+    if (tail != e.tx_tail_seen) {
+      e.tx_tail_seen = tail;
+      // Stored before the tail we loaded (acquire): record ends and MSG_MORE
+      // of the sends it covers.
+      shm::EngineRequests& rq = e.pipe->record()->req;
+      const uint32_t eor = rq.eor_count.load(std::memory_order_acquire);
+      if (eor != e.eor_seen) MarkRecordEnds(e, eor);
+      const bool more = rq.more_tail.load(std::memory_order_relaxed) == tail;
+      stack_->TcpSend(e.id, more);  // validates the tail itself (tcp::TxRing)
+      ++work;
+    }
+    if (shut != 0) {
+      e.tx_shut_done = true;
+      stack_->TcpShutdown(e.id, false, true);
+      ++work;
+    }
+    // Pairs with the application's store-release of head after reading.
+    const uint64_t head = e.pipe->from_wire().head.load(std::memory_order_acquire);
+    if (head != e.rx_head_seen) {
+      e.rx_head_seen = head;
+      stack_->TcpReceiveCredit(e.id);
+      ++work;
+    }
+  } else if (opts_new) {
+    ApplyOptions(e, opts);  // on the SYN-SENT connection
     ++work;
   }
-  if (shut != 0) {
-    e.tx_shut_done = true;
-    stack_->TcpShutdown(e.id, false, true);
+  if (opts_after_data) {
+    ApplyOptions(e, opts);
     ++work;
   }
-  // Pairs with the application's store-release of head after reading.
-  const uint64_t head = e.pipe->from_wire().head.load(std::memory_order_acquire);
-  if (head != e.rx_head_seen) {
-    e.rx_head_seen = head;
-    stack_->TcpReceiveCredit(e.id);
+  // A query last: its answer covers what the application did before it.
+  const uint32_t q = e.pipe->record()->req.query.load(std::memory_order_acquire);
+  if (q != e.query_seen) {
+    e.query_seen = q;
+    Answer(e, q, false);
     ++work;
   }
   return work;
+}
+
+bool EngineFlows::RequestsPending(const Entry& e) {
+  const shm::EngineRequests& rq = e.pipe->record()->req;
+  // An odd sequence is a holder halfway through its write: it rings us
+  // when it is done.
+  const uint32_t os = rq.opts_seq.load(std::memory_order_seq_cst);
+  return ((os & 1) == 0 && os != e.opts_seq_seen) ||
+         rq.query.load(std::memory_order_seq_cst) != e.query_seen;
+}
+
+bool EngineFlows::ReadOptions(Entry& e, PublishedOptions* o) {
+  shm::EngineRequests& rq = e.pipe->record()->req;
+  // Seqlock read (shm/pipe.h EngineRequests): the words between two equal
+  // even loads of the sequence; pairs with the holder's store-release.
+  const uint32_t os = rq.opts_seq.load(std::memory_order_acquire);
+  if (os == e.opts_seq_seen || (os & 1) != 0) return false;
+  uint32_t w[shm::kSockOptWords];
+  for (uint32_t i = 0; i < shm::kSockOptWords; ++i) w[i] = rq.opts[i].load(std::memory_order_relaxed);
+  o->at_tail = rq.opts_tail.load(std::memory_order_relaxed);
+  o->nodelay_pushes = rq.nodelay_pushes.load(std::memory_order_relaxed);
+  std::atomic_thread_fence(std::memory_order_acquire);
+  if (rq.opts_seq.load(std::memory_order_relaxed) != os) return false;  // next poll
+  e.opts_seq_seen = os;
+  std::memcpy(&o->opts, w, sizeof(o->opts));
+  return true;
+}
+
+void EngineFlows::ApplyOptions(Entry& e, const PublishedOptions& o) {
+  // A NODELAY turned on or a CORK turned off pushes pending data now.
+  if (const int err = stack_->TcpSetOptions(e.id, ToSocketOptions(o.opts)); err != 0) {
+    spdlog::debug("wire: an application's socket options were refused: {}", strerror(err));
+  }
+  // TCP_NODELAY set again (already on, or under TCP_CORK): one push.
+  if (o.nodelay_pushes != e.nodelay_pushes_seen) {
+    e.nodelay_pushes_seen = o.nodelay_pushes;
+    if (o.opts.flags & shm::kOptNodelay) stack_->TcpSetOption(e.id, tcp::TcpOpt::kNoDelay, 1);
+  }
+}
+
+void EngineFlows::Answer(Entry& e, uint32_t q, bool final) {
+  shm::EngineAnswers& a = e.pipe->record()->ans;
+  tcp::SocketValues v;
+  tcp::TcpInfo info;
+  std::memset(&info, 0, sizeof(info));
+  if (stack_->TcpGetSocketValues(e.id, &v) != 0 || stack_->TcpGetInfo(e.id, &info) != 0) return;
+  static_assert(sizeof(info) <= shm::kTcpInfoBytes, "struct tcp_info fits the answer");
+  uint64_t words[shm::kTcpInfoBytes / 8] = {};
+  std::memcpy(words, &info, sizeof(info));
+  // Seqlock write: odd, the values, even (readers retry across it).
+  const uint32_t s = a.seq.load(std::memory_order_relaxed);
+  a.seq.store(s + 1, std::memory_order_relaxed);
+  std::atomic_thread_fence(std::memory_order_release);
+  const uint32_t vals[shm::kNumValues] = {v.maxseg, v.sndbuf, v.rcvbuf, v.inq, v.outq, v.notsent};
+  for (uint32_t i = 0; i < shm::kNumValues; ++i) a.values[i].store(vals[i], std::memory_order_relaxed);
+  for (uint32_t i = 0; i < shm::kTcpInfoBytes / 8; ++i) {
+    a.info[i].store(words[i], std::memory_order_relaxed);
+  }
+  a.seq.store(s + 2, std::memory_order_release);
+  if (final) a.final_answer.store(1, std::memory_order_release);
+  // Pairs with the querying thread's load-acquire (then its futex wait).
+  const uint32_t prev = a.answered.exchange(q, std::memory_order_acq_rel);
+  // Only a connection that was ever queried can have a thread waiting (a
+  // close of one that never was costs no system call).
+  if (prev != q || (final && q != 0)) shm::FutexWakeAll(&a.answered);
+}
+
+void EngineFlows::MarkRecordEnds(Entry& e, uint32_t count) {
+  shm::PipeRecord* r = e.pipe->record();
+  uint32_t from = e.eor_seen;
+  if (count - from > shm::kMaxEorEnds) from = count - shm::kMaxEorEnds;  // the oldest are lost
+  for (uint32_t i = from; i != count; ++i) {
+    // Validated by the stack (an index outside the queued data is refused).
+    stack_->TcpMarkRecordEnd(e.id, r->eor_ends[i % shm::kMaxEorEnds].load(std::memory_order_relaxed));
+  }
+  e.eor_seen = count;
 }
 
 void EngineFlows::Disarm() {
@@ -391,6 +515,9 @@ void EngineFlows::PublishToPipe(Entry& e, uint32_t events, int error) {
   // empty (ByteRingConsumer), and of reader_closed before a send.
   bool readers = false, writers = false;
   if ((events & (tcp::kEventError | tcp::kEventClosed)) && error != 0) {
+    // The errno the application's calls report (ETIMEDOUT after a user
+    // timeout or keep-alive, ECONNRESET...); before the release stores.
+    p.record()->ans.close_error.store(error, std::memory_order_relaxed);
     fw.shut.store(shm::kShutRst, std::memory_order_release);
     tw.reader_closed.store(shm::kReaderClosedUnread, std::memory_order_release);
     readers = writers = true;

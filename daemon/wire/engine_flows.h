@@ -47,6 +47,7 @@ class EngineFlows : public engine::FlowEventSink, public stack::BufferProvider {
   void Listen(uint64_t cookie, const TcpListenParams& p, const nic::FlowKey& key, int* result);
   void CloseListener(uint64_t cookie);
   void SetAcceptTarget(uint64_t cookie, std::shared_ptr<AcceptTarget> target);
+  void SetListenerOptions(uint64_t cookie, const tcp::SocketOptions& options);
 
   void Send(uint64_t cookie, bool more);
   void ReceiveCredit(uint64_t cookie);
@@ -91,6 +92,11 @@ class EngineFlows : public engine::FlowEventSink, public stack::BufferProvider {
     bool connect_pending = false;   // active open not yet published
     bool armed = false;             // counted in the TX ring's reader wait line
     bool armed_rx_credit = false;   // and in the RX ring's writer wait line
+    // The application's requests (shm::EngineRequests) already handled.
+    uint32_t opts_seq_seen = 0;
+    uint32_t query_seen = 0;
+    uint32_t eor_seen = 0;
+    uint32_t nodelay_pushes_seen = 0;
   };
   struct ListenEntry {
     stack::FlowId id = stack::kInvalidFlow;
@@ -109,6 +115,25 @@ class EngineFlows : public engine::FlowEventSink, public stack::BufferProvider {
   size_t PollPipe(Entry& e, bool check_closed = true);
 
   void Disarm();
+
+  // The application's socket options (shm::EngineRequests): true when they
+  // changed since the last look, with a consistent copy and the TX tail
+  // they were published at.
+  struct PublishedOptions {
+    shm::SockOpts opts;
+    uint64_t at_tail = 0;          // EngineRequests::opts_tail
+    uint32_t nodelay_pushes = 0;   // EngineRequests::nodelay_pushes
+  };
+  bool ReadOptions(Entry& e, PublishedOptions* o);
+  void ApplyOptions(Entry& e, const PublishedOptions& o);
+  // True when the options or a query wait for PollPipe (wake-up re-check).
+  static bool RequestsPending(const Entry& e);
+  // Writes the connection's getsockopt values and TCP_INFO into the pipe
+  // (shm::EngineAnswers) as the answer to query `q`; `final`: the last
+  // answer (the connection is gone), and wakes the querying threads.
+  void Answer(Entry& e, uint32_t q, bool final);
+  // Passes the record ends (MSG_EOR) pushed since the last look.
+  void MarkRecordEnds(Entry& e, uint32_t count);
 
   // Turns stack events into the pipe's state and wakes the application if
   // it sleeps (or waits for its connect).

@@ -608,6 +608,13 @@ void WirePlane::SetAcceptTarget(const WireListener& l, std::shared_ptr<AcceptTar
       [f, cookie = l.cookie, target] { f->SetAcceptTarget(cookie, target); });
 }
 
+void WirePlane::SetListenerOptions(const WireListener& l, const tcp::SocketOptions& options) {
+  if (l.engine >= flows_.size() || engines_ == nullptr) return;
+  EngineFlows* f = flows_[l.engine].get();
+  engines_->engine(l.engine).Post(
+      [f, cookie = l.cookie, options] { f->SetListenerOptions(cookie, options); });
+}
+
 void WirePlane::CloseListener(const WireListener& l) {
   if (l.engine >= flows_.size() || engines_ == nullptr) return;
   EngineFlows* f = flows_[l.engine].get();

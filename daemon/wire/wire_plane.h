@@ -142,6 +142,7 @@
 #include "daemon/nic/nic.h"
 #include "daemon/tcp/byte_ring.h"
 #include "daemon/stack/sysctl.h"
+#include "daemon/tcp/socket_options.h"
 #include "daemon/tcp/tcb.h"
 #include "daemon/wire/app_dgram.h"
 #include "daemon/wire/app_pipe.h"
@@ -188,6 +189,9 @@ struct TcpConnectParams {
   // Required with raw rings, optional with a pipe. Must outlive the flow
   // (until Close's release or kEventClosed).
   FlowListener* listener = nullptr;
+  // The socket's options set before connect() (TCP_MAXSEG and SO_RCVBUF
+  // shape the SYN); the application's later changes come through the pipe.
+  tcp::SocketOptions options;
 };
 
 // A TCP flow opened by ConnectTcp or accepted. Plain value; valid until Close().
@@ -234,6 +238,9 @@ struct TcpListenParams {
   std::shared_ptr<AcceptTarget> target;
   AcceptSink* sink = nullptr;         // must outlive the listener
   uint64_t token = 0;                 // passed back to the sink
+  // The listening socket's options at listen(): the SYN,ACK's MSS and
+  // window scale; children inherit them (Linux clones the listener).
+  tcp::SocketOptions options;
 };
 
 struct WireListener {
@@ -318,6 +325,10 @@ class WirePlane {
   // Accepted connections of `listener` go to `target` from now on (another
   // offloaded listener took the port over).
   void SetAcceptTarget(const WireListener& listener, std::shared_ptr<AcceptTarget> target);
+  // The listening socket's options changed (setsockopt after listen(), or
+  // another listener took the port over): later SYN,ACKs and children use
+  // `options`.
+  void SetListenerOptions(const WireListener& listener, const tcp::SocketOptions& options);
 
   // Who wakes application threads sleeping in poll/epoll (their doorbells).
   // Set once before connections are opened; must outlive the plane.

@@ -66,6 +66,37 @@ TEST(ChannelTest, AFreedSlotComesBackWithANewGeneration) {
   EXPECT_EQ(c->Record(again)->ctl.closed.load(), 0u);
 }
 
+TEST(ChannelTest, AReusedSlotStartsWithNoEngineOptionsQueriesOrErrno) {
+  std::unique_ptr<ChannelMap> c = NewChannel();
+  uint32_t slot = 0, gen = 0;
+  ASSERT_TRUE(c->Allocate(3, 1, false, &slot, &gen));
+  PipeRecord* r = c->Record(slot);
+  r->req.opts_seq.store(4);
+  r->req.opts[0].store(kOptNodelay);
+  r->req.query.store(9);
+  r->req.more_tail.store(100);
+  r->req.eor_count.store(2);
+  r->ans.answered.store(9);
+  r->ans.close_error.store(110);
+  r->ans.final_answer.store(1);
+  r->ans.info[0].store(1);
+  r->ctl.closed.store(3);
+  ASSERT_TRUE(c->Free(slot, false));
+  uint32_t again = 0, gen2 = 0;
+  ASSERT_TRUE(c->Allocate(3, 1, false, &again, &gen2));
+  ASSERT_EQ(again, slot);
+  r = c->Record(again);
+  EXPECT_EQ(r->req.opts_seq.load(), 0u);
+  EXPECT_EQ(r->req.opts[0].load(), 0u);
+  EXPECT_EQ(r->req.query.load(), 0u);
+  EXPECT_EQ(r->req.more_tail.load(), 0u);
+  EXPECT_EQ(r->req.eor_count.load(), 0u);
+  EXPECT_EQ(r->ans.answered.load(), 0u);
+  EXPECT_EQ(r->ans.close_error.load(), 0);
+  EXPECT_EQ(r->ans.final_answer.load(), 0u);
+  EXPECT_EQ(r->ans.info[0].load(), 0u);
+}
+
 TEST(ChannelTest, ACorruptFreeListIsForgottenNotFollowed) {
   std::unique_ptr<ChannelMap> c = NewChannel();
   c->header()->free_head = 123456789;  // a process wrote garbage

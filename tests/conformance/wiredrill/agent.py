@@ -43,6 +43,17 @@ def tcp_info(buf):
     return d
 
 
+class IoVec(ctypes.Structure):
+    _fields_ = [('iov_base', ctypes.c_void_p), ('iov_len', ctypes.c_size_t)]
+
+
+class MsgHdr(ctypes.Structure):
+    _fields_ = [('msg_name', ctypes.c_void_p), ('msg_namelen', ctypes.c_uint32),
+                ('msg_iov', ctypes.POINTER(IoVec)), ('msg_iovlen', ctypes.c_size_t),
+                ('msg_control', ctypes.c_void_p), ('msg_controllen', ctypes.c_size_t),
+                ('msg_flags', ctypes.c_int)]
+
+
 def run(call, a):
     """Returns (ret, value)."""
     if call == 'socket':
@@ -75,6 +86,24 @@ def run(call, a):
         if call == 'read':
             return libc.read(a[0], buf, a[1]), None
         return libc.recv(a[0], buf, a[1], a[2]), None
+    if call == 'recvmsg':
+        fd, n, flags = a
+        buf = ctypes.create_string_buffer(max(n, 1))
+        ctl = ctypes.create_string_buffer(64)
+        iov = IoVec(ctypes.cast(buf, ctypes.c_void_p), n)
+        mh = MsgHdr(None, 0, ctypes.pointer(iov), 1, ctypes.cast(ctl, ctypes.c_void_p), 64, 0)
+        r = libc.recvmsg(fd, ctypes.byref(mh), flags)
+        cmsgs = []
+        off = 0
+        raw = ctl.raw[:mh.msg_controllen]
+        while off + 16 <= len(raw):
+            ln, level, typ = struct.unpack_from('=Qii', raw, off)
+            if ln < 16:
+                break
+            data = struct.unpack_from('=i', raw, off + 16)[0] if ln >= 20 else None
+            cmsgs.append([level, typ, data])
+            off += (ln + 7) & ~7
+        return r, cmsgs
     if call in ('write', 'send'):
         data = b'x' * a[1]
         if call == 'write':

@@ -36,6 +36,7 @@ SYMBOLS = {
     'POLLRDHUP': 0x2000, 'EPOLLIN': 1, 'EPOLLOUT': 4, 'EPOLLERR': 8, 'EPOLLHUP': 16,
     'EPOLLRDHUP': 0x2000, 'EPOLLET': 1 << 31, 'EPOLL_CTL_ADD': 1, 'EPOLL_CTL_MOD': 3,
     'TCP_ESTABLISHED': 1, 'TCP_SYN_SENT': 2, 'TCP_CLOSE': 7, 'TCP_CLOSE_WAIT': 8,
+    'SIOCOUTQNSD': 0x894B, 'TCP_CM_INQ': 36, 'SO_ERROR': 4, 'ETIMEDOUT': 110, 'ECONNRESET': 104,
 }
 
 
@@ -166,6 +167,19 @@ class Runner:
             want = value(v[1:-1])
             return [self.fd(args[0]), value(args[1]), value(args[2]), 'int'], \
                 lambda got: got != want and 'value %s, expected %s' % (got, want)
+        if name == 'recvmsg':
+            # recvmsg(FD, {msg_iov(1)=[{..., LEN}], msg_control=[{cmsg_level=L,
+            # cmsg_type=T, cmsg_data=V}]}, FLAGS): one int control message
+            # expected, or msg_control=[] for none.
+            m = re.search(r'\{\.\.\.,\s*(\d+)\}', args[1])
+            if not m:
+                raise Fail('recvmsg needs msg_iov(1)=[{..., LEN}]')
+            want = []
+            cm = re.search(r'cmsg_level=(\w+),\s*cmsg_type=(\w+),\s*cmsg_data=(\w+)', args[1])
+            if cm:
+                want = [[value(cm.group(1)), value(cm.group(2)), value(cm.group(3))]]
+            return [self.fd(args[0]), int(m.group(1)), value(args[2])], \
+                lambda got: got != want and 'control messages %s, expected %s' % (got, want)
         if name == 'ioctl':
             want = value(args[2][1:-1])
             return [self.fd(args[0]), value(args[1])], \

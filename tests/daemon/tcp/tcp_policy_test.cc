@@ -114,6 +114,12 @@ TEST_F(PolicyTest, Linux_TcpMaxseg_ReportsNegotiatedMssNot536) {
   tcp::SocketValues v;
   ASSERT_EQ(h_.s().TcpGetSocketValues(flow_, &v), 0);
   EXPECT_EQ(v.maxseg, 1448u);  // 1460 less the timestamp option, as mss_cache
+  // Reset by the peer: Linux keeps mss_cache (getsockopt after the close,
+  // e.g. a script whose peer's kernel answers our segments with RST).
+  h_.Inject(Seg(net::kTcpRst | net::kTcpAck, rcv_, snd_));
+  ASSERT_EQ(state(), tcp::TcpState::kClosed);
+  ASSERT_EQ(h_.s().TcpGetSocketValues(flow_, &v), 0);
+  EXPECT_EQ(v.maxseg, 1448u);
 }
 
 TEST_F(PolicyTest, Rfc5482_UserTimeout_AbortsAtTheDeadlineNotTheNextBackoff) {

@@ -30,6 +30,10 @@
 #include "daemon/config/config.h"
 #include "daemon/tcp/byte_ring.h"
 #include "daemon/tcp/tcb.h"
+#include "daemon/tcp/tcp.h"
+#include "daemon/wire/app_pipe.h"
+#include "shm/futex.h"
+#include "shm/pipe.h"
 #include "gtest/gtest.h"
 #include "tests/integration/nic/netns_fixture.h"
 
@@ -405,6 +409,122 @@ TEST_F(WirePlaneTest, RefusedConnectReportsErrorAndReleasesTheFlow) {
   params.remote_ip = ParseIp("127.0.0.1");
   EXPECT_TRUE(absl::IsNotFound(wp.ConnectTcp(params).status()));
   EXPECT_EQ(wp.NicStats()[0].steered_flows(), 0u);
+  close(shadow);
+}
+
+// An application pipe (what liboffload maps) carries the socket's options
+// to the SYN, getsockopt queries the engine answers in the record, and the
+// errno of the engine's close (shm/pipe.h EngineRequests / EngineAnswers).
+TEST_F(WirePlaneTest, AppPipeCarriesOptionsQueriesAndTheCloseErrno) {
+  absl::StatusOr<std::unique_ptr<wire::WirePlane>> plane = wire::WirePlane::Create(VaConfig());
+  ASSERT_TRUE(plane.ok()) << plane.status();
+  wire::WirePlane& wp = **plane;
+  int lfd = BoundSocket(veth_->ns_b(), ParseIp(veth_->ip_b()), true);
+  ASSERT_GE(lfd, 0);
+  const uint16_t server_port = LocalPort(lfd);
+  // The kernel server: reports the MSS it sees, then resets the connection
+  // (SO_LINGER {1, 0}) when told to.
+  std::mutex mu;
+  std::condition_variable cv;
+  int server_mss = -1;
+  bool reset_now = false;
+  std::thread server([&] {
+    pollfd p = {lfd, POLLIN, 0};
+    if (poll(&p, 1, 20000) != 1) return;
+    int c = accept4(lfd, nullptr, nullptr, SOCK_CLOEXEC);
+    if (c < 0) return;
+    int mss = 0;
+    socklen_t len = sizeof(mss);
+    getsockopt(c, IPPROTO_TCP, TCP_MAXSEG, &mss, &len);
+    std::unique_lock<std::mutex> lock(mu);
+    server_mss = mss;
+    cv.notify_all();
+    cv.wait_for(lock, kTimeout, [&] { return reset_now; });
+    const linger l = {1, 0};
+    setsockopt(c, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
+    close(c);
+  });
+
+  absl::StatusOr<std::shared_ptr<wire::EngineChannel>> chan =
+      wire::EngineChannel::Create(4242, 1 << 16);
+  ASSERT_TRUE(chan.ok()) << chan.status();
+  absl::StatusOr<std::shared_ptr<wire::AppPipe>> pipe =
+      wire::AppPipe::Create(*chan, 0, shm::kConnectPending);
+  ASSERT_TRUE(pipe.ok()) << pipe.status();
+  shm::PipeRecord* rec = (*pipe)->record();
+  int shadow = BoundSocket("", ParseIp(veth_->ip_a()), false);
+  ASSERT_GE(shadow, 0);
+  wire::TcpConnectParams params;
+  params.remote_ip = ParseIp(veth_->ip_b());
+  params.remote_port = server_port;
+  params.local_port = LocalPort(shadow);
+  params.pipe = *pipe;
+  params.options.maxseg = 1000;  // TCP_MAXSEG set before connect()
+  ASSERT_TRUE(wp.ConnectTcp(params).ok());
+  const auto deadline = steady_clock::now() + kTimeout;
+  while (rec->ctl.connect_status.load() == shm::kConnectPending &&
+         steady_clock::now() < deadline) {
+    std::this_thread::yield();
+  }
+  ASSERT_EQ(rec->ctl.connect_status.load(), 0);
+  {
+    std::unique_lock<std::mutex> lock(mu);
+    cv.wait_for(lock, kTimeout, [&] { return server_mss >= 0; });
+    // The SYN announced 1000: the kernel's segments to us are no larger.
+    EXPECT_GT(server_mss, 0);
+    EXPECT_LE(server_mss, 1000);
+  }
+
+  // A query: bump, ring the engine, wait for the answer (futex word).
+  const int doorbell = wp.DoorbellFd(0);
+  ASSERT_GE(doorbell, 0);
+  auto query = [&] {
+    const uint32_t ticket = rec->req.query.fetch_add(1) + 1;
+    const uint64_t one = 1;
+    EXPECT_EQ(write(doorbell, &one, sizeof(one)), static_cast<ssize_t>(sizeof(one)));
+    for (auto end = steady_clock::now() + kTimeout; steady_clock::now() < end;) {
+      const uint32_t done = rec->ans.answered.load(std::memory_order_acquire);
+      if (static_cast<int32_t>(done - ticket) >= 0) return true;
+      shm::FutexWait(&rec->ans.answered, done, 10'000'000);
+    }
+    return false;
+  };
+  auto info = [&] {
+    tcp::TcpInfo ti;
+    uint64_t words[shm::kTcpInfoBytes / 8];
+    for (uint32_t i = 0; i < shm::kTcpInfoBytes / 8; ++i) words[i] = rec->ans.info[i].load();
+    std::memcpy(&ti, words, sizeof(ti));
+    return ti;
+  };
+  ASSERT_TRUE(query());
+  EXPECT_EQ(info().tcpi_state, 1);  // TCP_ESTABLISHED
+  const uint32_t maxseg = rec->ans.values[shm::kValMaxseg].load();
+  EXPECT_GT(maxseg, 0u);
+  EXPECT_LE(maxseg, 1000u);
+  EXPECT_EQ(info().tcpi_snd_mss, maxseg);
+  EXPECT_EQ(rec->ans.final_answer.load(), 0u);
+
+  // The peer resets: the errno is in the record before the reset, and the
+  // engine leaves its last answer (state CLOSE).
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    reset_now = true;
+    cv.notify_all();
+  }
+  shm::RingIndexes& fw = (*pipe)->from_wire();
+  for (auto end = steady_clock::now() + kTimeout;
+       fw.shut.load(std::memory_order_acquire) != shm::kShutRst && steady_clock::now() < end;) {
+    std::this_thread::yield();
+  }
+  ASSERT_EQ(fw.shut.load(), shm::kShutRst);
+  EXPECT_EQ(rec->ans.close_error.load(), ECONNRESET);
+  EXPECT_EQ(rec->ans.final_answer.load(), 1u);
+  EXPECT_EQ(info().tcpi_state, 7);  // TCP_CLOSE
+
+  server.join();
+  rec->ctl.closed.fetch_or(1u);  // the application's end is closed too
+  pipe->reset();
+  close(lfd);
   close(shadow);
 }
 
