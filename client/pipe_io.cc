@@ -284,7 +284,9 @@ pipe_error:
 // loop, so that the whole of it stays in registers.
 ssize_t PipeSend(Socket* s, const iovec* iov, int iovcnt, int flags) {
   PipeEnd* p = s->pipe.get();
-  if (__builtin_expect(iovcnt == 1, 1) && !p->connecting.load(std::memory_order_relaxed)) {
+  // MSG_MORE / MSG_EOR (marks for an engine) take the slow path.
+  if (__builtin_expect(iovcnt == 1 && (flags & (MSG_MORE | MSG_EOR)) == 0, 1) &&
+      !p->connecting.load(std::memory_order_relaxed)) {
     const size_t n = iov[0].iov_len;
     shm::EndLock* l = &p->tx.indexes()->producer_lock;
     if (n != 0 && shm::TryBiasedEndLock(l, CallerToken())) {
