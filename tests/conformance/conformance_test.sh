@@ -74,20 +74,36 @@ while read -r name reason; do
   expected[$name]=$reason
 done <"$EXPECTED"
 
-pass=0 fail=0 port=20000
+pass=0 fail=0 flaky=0 port=20000
+# run_script: runs $s in $mode on the next ports; sets out and rc.
+run_script() {
+  port=$((port + 1))
+  out=$(timeout 120 ip netns exec "$NS_B" python3 "$RUNNER" "$s" --dut-ns "$NS_A" \
+    --peer-if vb --dut-ip 198.18.80.1 --remote-ip 198.18.81.1 --dut-mac "$MAC_A" \
+    --peer-mac "$MAC_B" --lport $((port + 10000)) --rport "$port" --tolerance 0.08 \
+    --agent-prefix "$prefix" 2>&1)
+  rc=$?
+}
 for s in "$HERE"/scripts/*.pkt; do
   name=$(basename "$s" .pkt)
   # CONFORMANCE_ONLY=name1,name2 runs only those (while debugging a script).
   [[ -n ${CONFORMANCE_ONLY:-} && ",$CONFORMANCE_ONLY," != *",$name,"* ]] && continue
   for mode in kernel offload; do
-    port=$((port + 1))
     prefix=""
     [[ $mode == offload ]] && prefix="env OFFLOAD_RUN_DIR=$RUN OFFLOAD_LIBRARY=$LIBOFFLOAD $LAUNCHER --"
-    out=$(timeout 120 ip netns exec "$NS_B" python3 "$RUNNER" "$s" --dut-ns "$NS_A" \
-      --peer-if vb --dut-ip 198.18.80.1 --remote-ip 198.18.81.1 --dut-mac "$MAC_A" \
-      --peer-mac "$MAC_B" --lport $((port + 10000)) --rport "$port" --tolerance 0.08 \
-      --agent-prefix "$prefix" 2>&1)
-    rc=$?
+    run_script
+    # An unexpected failure under offload gets one more run on fresh ports;
+    # a pass then is reported as FLAKY with the first run's output (rare
+    # failures under a loaded host, issue 16's note), never silently.
+    if [[ $mode == offload && $rc -ne 0 && -z ${expected[$name]:-} ]]; then
+      first=$out
+      run_script
+      if ((rc == 0)); then
+        flaky=$((flaky + 1))
+        echo "FLAKY offload $name: failed, then passed on a second run; the first run said:"
+        echo "$first" | tail -15 | sed 's/^/    /'
+      fi
+    fi
     echo "$out" >"$WORK/$name.$mode.log"
     [[ -n ${CONFORMANCE_VERBOSE:-} ]] && echo "$out"
     if [[ $mode == kernel ]]; then
@@ -106,5 +122,5 @@ for s in "$HERE"/scripts/*.pkt; do
 done
 "$OFFLOADCTL" --socket "$RUN/control.sock" stats >"$WORK/stats.log" 2>&1
 grep -E "passive_opens|syncookies" "$WORK/stats.log" | head -3
-echo "$pass passed, $fail failed"
+echo "$pass passed, $fail failed ($flaky passed only on a second run: see FLAKY above)"
 ((fail == 0))
