@@ -10,6 +10,9 @@ from offload_bench import procs
 from offload_bench import stats
 
 
+SPLIT_PINGPONG_MPS = 500000
+
+
 class SockperfLatency:
     """sockperf ping-pong (or under-load at a fixed rate) at 64 B;
     percentiles from --full-log (sockperf's latency is half the RTT)."""
@@ -63,6 +66,11 @@ class SockperfLatency:
                    "-t", str(duration), "--full-log", log.name] + proto_flag
             if self.under_load:
                 cmd.append("--mps=%d" % self.rate(ctx))
+            elif self.split:
+                # Sub-microsecond round trips outrun sockperf's sequence
+                # table at --mps=max ("_seqN > m_maxSequenceNo"): at most
+                # one message every 2 us, which a round trip still fits.
+                cmd.append("--mps=%d" % SPLIT_PINGPONG_MPS)
             out = ctx.run_client(side, self.name, cmd, cpus=cpus)
             summary = parse.sockperf_latency_summary(out)
             with open(log.name, errors="replace") as f:
