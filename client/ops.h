@@ -159,6 +159,8 @@ ssize_t UdpRecvPlain(Socket* s, msghdr* msg, int flags);
 void UdpAdoptNewRings(Socket* s);
 void UdpReapRings(Socket* s);
 void UdpSyncWireDrops(Socket* s);
+// The end of a receive that found the rings empty: EAGAIN or a wait (0).
+int UdpAwaitData(Socket* s, bool nonblock);
 
 // The extra API on UDP sockets (udp_extra.cc; offload_extra.h has the
 // contract). Receives of a socket with udp_extra take these paths.

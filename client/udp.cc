@@ -688,6 +688,26 @@ size_t UdpNextSize(Socket* s) {
   return 0;
 }
 
+// After every ring was found empty (the receive lock released): EAGAIN for
+// a non-blocking receive, else a wait for data. 0: look again; -1 with
+// errno set.
+int UdpAwaitData(Socket* s, bool nonblock) {
+  if (nonblock) {
+    // Offers of new rings reach us through the attach socket, which only
+    // waits dispatch: a receiver that never blocks dispatches them here.
+    PollEvents();
+    Add(s->slot->rx_eagain, 1);
+    errno = EAGAIN;
+    return -1;
+  }
+  const int rc = WaitSocket(s, EPOLLIN, s->rcvtimeo_ms);
+  if (rc != 0) {
+    errno = rc;
+    return -1;
+  }
+  return 0;
+}
+
 ssize_t UdpRecv(Socket* s, msghdr* msg, int flags) {
   // Zero-copy receive or a receive callback in use (udp_extra.cc).
   if (__builtin_expect(s->udp_extra.load(std::memory_order_acquire) != nullptr, 0)) {
@@ -775,19 +795,7 @@ ssize_t UdpRecvPlain(Socket* s, msghdr* msg, int flags) {
     ReapRings(s);
     SyncWireDrops(s);
     rx.Unlock();
-    if (nonblock) {
-      // Offers of new rings reach us through the attach socket, which only
-      // waits dispatch: a receiver that never blocks dispatches them here.
-      PollEvents();
-      Add(s->slot->rx_eagain, 1);
-      errno = EAGAIN;
-      return -1;
-    }
-    const int rc = WaitSocket(s, EPOLLIN, s->rcvtimeo_ms);
-    if (rc != 0) {
-      errno = rc;
-      return -1;
-    }
+    if (UdpAwaitData(s, nonblock) != 0) return -1;
     waited = true;
   }
 }

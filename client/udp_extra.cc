@@ -301,17 +301,7 @@ ssize_t UdpRecvExtra(Socket* s, msghdr* msg, int flags, ZcopyOut* zc) {
     UdpReapRings(s);
     UdpSyncWireDrops(s);
     rx.Unlock();
-    if (nonblock) {
-      PollEvents();  // ring offers, for receivers that never block (udp.cc)
-      Add(s->slot->rx_eagain, 1);
-      errno = EAGAIN;
-      return -1;
-    }
-    const int rc = WaitSocket(s, EPOLLIN, s->rcvtimeo_ms);
-    if (rc != 0) {
-      errno = rc;
-      return -1;
-    }
+    if (UdpAwaitData(s, nonblock) != 0) return -1;
     waited = true;
   }
 }
