@@ -55,7 +55,14 @@ std::vector<Bell*>* g_free_bells = nullptr;  // threads' doorbells to reuse (g_p
 std::atomic<int> g_attach_fd{-1};
 // Peers' doorbells by id (our copies), guarded by g_peer_mu.
 pthread_mutex_t g_peer_mu = PTHREAD_MUTEX_INITIALIZER;
-std::unordered_map<uint64_t, int>* g_peer_doorbells = nullptr;
+// A doorbell as a waker of this process sees it: our copy of its eventfd
+// (-1: its process is gone) and its hint ring (null if none).
+struct PeerBell {
+  int fd = -1;
+  shm::HintRing* ring = nullptr;
+};
+std::unordered_map<uint64_t, PeerBell>* g_peer_doorbells = nullptr;
+std::vector<SetBell*>* g_free_set_bells = nullptr;  // epoll sets' doorbells to reuse
 std::atomic<uint32_t> g_fork_gen{1};
 
 int64_t NowMs() {
@@ -156,7 +163,7 @@ void LostDaemonLocked() {
   if (g_peer_doorbells != nullptr) {
     for (auto it = g_peer_doorbells->begin(); it != g_peer_doorbells->end();) {
       if (it->first & shm::kEngineDoorbellBit) {
-        if (it->second >= 0) shm::UniqueFd drop(it->second);
+        if (it->second.fd >= 0) shm::UniqueFd drop(it->second.fd);
         it = g_peer_doorbells->erase(it);
       } else {
         ++it;
@@ -543,6 +550,7 @@ void AttachAtForkChild() {
   // eventfds are the parent's: forget them (their numbers stay taken).
   if (g_own_doorbells != nullptr) g_own_doorbells->clear();
   if (g_free_bells != nullptr) g_free_bells->clear();
+  if (g_free_set_bells != nullptr) g_free_set_bells->clear();
   g_arena.store(nullptr, std::memory_order_release);
   g_absent_until_ms = 0;
   if (g_regs != nullptr) g_regs->clear();
@@ -617,46 +625,61 @@ Bell* MyBell() {
 
 // This thread's bell, registered with the current offloadd; null if that
 // cannot be done now.
+// Registers doorbell `fd` (with hint ring `hints_fd`, or -1) with the
+// current offloadd under *id, choosing a new random id while offloadd says
+// it is taken (kept across restarts otherwise). True once registered; the
+// id is then in the own and peer tables, so this process wakes it without
+// asking offloadd.
+bool RegisterDoorbell(uint64_t* id, int fd, int hints_fd, shm::HintRing* ring) {
+  for (int attempt = 0; attempt < 4; ++attempt) {
+    while (*id == 0) {
+      if (getrandom(id, sizeof(*id), 0) != static_cast<ssize_t>(sizeof(*id))) {
+        *id = (uint64_t(getpid()) << 32) ^ static_cast<uint64_t>(NowMs()) ^
+              reinterpret_cast<uintptr_t>(id);
+      }
+      *id &= ~(shm::kEngineDoorbellBit | shm::kExclusiveWaiterBit | shm::kHintTokenMask);
+    }
+    shm::Msg m = {};
+    m.type = hints_fd >= 0 ? shm::MsgType::kRegisterHintedDoorbell
+                           : shm::MsgType::kRegisterDoorbell;
+    m.value64 = *id;
+    const int fds[2] = {fd, hints_fd};
+    shm::Msg r;
+    int rfds[shm::kMaxMsgFds];
+    int nr = 0;
+    if (!Call(&m, fds, hints_fd >= 0 ? 2 : 1, &r, rfds, &nr)) return false;
+    CloseFds(rfds, nr);
+    if (r.type == shm::MsgType::kStatus && r.status == 0) {
+      pthread_mutex_lock(&g_peer_mu);
+      if (g_own_doorbells == nullptr) g_own_doorbells = new std::vector<uint64_t>();
+      if (std::find(g_own_doorbells->begin(), g_own_doorbells->end(), *id) ==
+          g_own_doorbells->end()) {
+        g_own_doorbells->push_back(*id);
+      }
+      // Waking another thread of this process (or, in a forked child, of
+      // its parent: the eventfd is the same file) needs no daemon.
+      if (g_peer_doorbells == nullptr) {
+        g_peer_doorbells = new std::unordered_map<uint64_t, PeerBell>();
+      }
+      (*g_peer_doorbells)[*id] = PeerBell{fd, ring};
+      pthread_mutex_unlock(&g_peer_mu);
+      return true;
+    }
+    if (r.type == shm::MsgType::kStatus && r.status != EEXIST) return false;
+    *id = 0;  // EEXIST: another thread somewhere has that id
+  }
+  return false;
+}
+
 Bell* EnsureBell() {
   if (!EnsureAttached()) return nullptr;
   Bell* b = MyBell();
   if (b == nullptr) return nullptr;
   const uint32_t gen = AttachGeneration();
   if (b->attach_gen == gen) return b;
-  for (int attempt = 0; attempt < 4; ++attempt) {
-    while (b->id == 0) {
-      if (getrandom(&b->id, sizeof(b->id), 0) != static_cast<ssize_t>(sizeof(b->id))) {
-        b->id = (uint64_t(getpid()) << 32) ^ static_cast<uint64_t>(NowMs()) ^
-                reinterpret_cast<uintptr_t>(b);
-      }
-      b->id &= ~(shm::kEngineDoorbellBit | shm::kExclusiveWaiterBit);
-    }
-    shm::Msg m = {};
-    m.type = shm::MsgType::kRegisterDoorbell;
-    m.value64 = b->id;
-    shm::Msg r;
-    int rfds[shm::kMaxMsgFds];
-    int nr = 0;
-    if (!Call(&m, &b->fd, 1, &r, rfds, &nr)) return nullptr;
-    CloseFds(rfds, nr);
-    if (r.type == shm::MsgType::kStatus && r.status == 0) {
-      b->attach_gen = gen;
-      pthread_mutex_lock(&g_peer_mu);
-      if (g_own_doorbells == nullptr) g_own_doorbells = new std::vector<uint64_t>();
-      if (std::find(g_own_doorbells->begin(), g_own_doorbells->end(), b->id) ==
-          g_own_doorbells->end()) {
-        g_own_doorbells->push_back(b->id);
-      }
-      // Waking another thread of this process (or, in a forked child, of
-      // its parent: the eventfd is the same file) needs no daemon.
-      if (g_peer_doorbells == nullptr) g_peer_doorbells = new std::unordered_map<uint64_t, int>();
-      g_peer_doorbells->emplace(b->id, b->fd);
-      pthread_mutex_unlock(&g_peer_mu);
-      return b;
-    }
-    b->id = 0;  // EEXIST: another thread somewhere has that id
-  }
-  return nullptr;
+  if (!RegisterDoorbell(&b->id, b->fd, -1, nullptr)) return nullptr;
+  b->attach_gen = gen;
+  return b;
 }
 
 }  // namespace
@@ -671,12 +694,70 @@ uint64_t DoorbellId() {
   return b != nullptr ? b->id : 0;
 }
 
+uint32_t ForkGeneration() { return g_fork_gen.load(std::memory_order_relaxed); }
+
+SetBell* AcquireSetBell() {
+  SetBell* b = nullptr;
+  pthread_mutex_lock(&g_peer_mu);
+  if (g_free_set_bells != nullptr && !g_free_set_bells->empty()) {
+    b = g_free_set_bells->back();
+    g_free_set_bells->pop_back();
+  }
+  pthread_mutex_unlock(&g_peer_mu);
+  if (b != nullptr) {
+    shm::Drain(b->fd);
+    // Tokens a previous set left: harmless (a token names an entry that is
+    // then looked at once), but start clean.
+    shm::DrainHints(b->ring, [](uint32_t) {});
+    return b;
+  }
+  const int fd = HideFd(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
+  if (fd < 0) return nullptr;
+  shm::Mapping map;
+  shm::UniqueFd hints = shm::CreateHintRing(&map);
+  const int hints_fd = hints.valid() ? HideFd(hints.release()) : -1;
+  b = hints_fd >= 0 ? new (std::nothrow) SetBell() : nullptr;
+  if (b == nullptr) {
+    shm::UniqueFd drop(fd);
+    if (hints_fd >= 0) shm::UniqueFd drop_hints(hints_fd);
+    return nullptr;
+  }
+  b->fd = fd;
+  b->hints_fd = hints_fd;
+  b->ring = static_cast<shm::HintRing*>(map.release());
+  return b;
+}
+
+void ReleaseSetBell(SetBell* b) {
+  if (b == nullptr) return;
+  pthread_mutex_lock(&g_peer_mu);
+  if (g_free_set_bells == nullptr) g_free_set_bells = new std::vector<SetBell*>();
+  g_free_set_bells->push_back(b);
+  pthread_mutex_unlock(&g_peer_mu);
+}
+
+bool EnsureSetBell(SetBell* b) {
+  if (!EnsureAttached()) return false;
+  const uint32_t gen = AttachGeneration();
+  if (b->attach_gen == gen) return true;
+  if (!RegisterDoorbell(&b->id, b->fd, b->hints_fd, b->ring)) return false;
+  b->attach_gen = gen;
+  return true;
+}
+
 void RemoveOwnWaiters(shm::WaiterSet set) {
   pthread_mutex_lock(&g_peer_mu);
   if (g_own_doorbells != nullptr) {
-    for (uint64_t id : *g_own_doorbells) {
-      shm::RemoveWaiter(set, id);
-      shm::RemoveWaiter(set, id | shm::kExclusiveWaiterBit);
+    // Listed ids may carry an epoll set's token (hint_ring.h).
+    for (uint32_t i = 0; i < set.n; ++i) {
+      const uint64_t listed = set.ids[i].load(std::memory_order_relaxed);
+      if (listed == 0) continue;
+      if (std::find(g_own_doorbells->begin(), g_own_doorbells->end(), shm::DoorbellOf(listed)) ==
+          g_own_doorbells->end()) {
+        continue;
+      }
+      uint64_t expected = listed;
+      set.ids[i].compare_exchange_strong(expected, 0, std::memory_order_acq_rel);
     }
   }
   pthread_mutex_unlock(&g_peer_mu);
@@ -686,16 +767,21 @@ int AttachFd() { return g_attach_fd.load(std::memory_order_acquire); }
 namespace {
 // Our copy of the eventfd behind doorbell `id` (asked once), or -1
 // (*gone: offloadd says that process is gone; else it cannot be asked now).
-int PeerDoorbell(uint64_t id, bool* gone = nullptr) {
-  if (gone != nullptr) *gone = false;
+// `*ring`: its hint ring (null if none). REQUIRES: `id` is a doorbell id
+// (shm::DoorbellOf), not a listed one.
+int PeerDoorbell(uint64_t id, bool* gone, shm::HintRing** ring) {
+  *gone = false;
+  *ring = nullptr;
   pthread_mutex_lock(&g_peer_mu);
-  if (g_peer_doorbells == nullptr) g_peer_doorbells = new std::unordered_map<uint64_t, int>();
+  if (g_peer_doorbells == nullptr) g_peer_doorbells = new std::unordered_map<uint64_t, PeerBell>();
   auto it = g_peer_doorbells->find(id);
-  const int known = it == g_peer_doorbells->end() ? -2 : it->second;
+  const bool cached = it != g_peer_doorbells->end();
+  const PeerBell known = cached ? it->second : PeerBell{};
   pthread_mutex_unlock(&g_peer_mu);
-  if (known != -2) {
-    if (gone != nullptr) *gone = known < 0;
-    return known;
+  if (cached) {
+    *gone = known.fd < 0;
+    *ring = known.ring;
+    return known.fd;
   }
   shm::Msg m = {};
   m.type = shm::MsgType::kDoorbell;
@@ -703,10 +789,17 @@ int PeerDoorbell(uint64_t id, bool* gone = nullptr) {
   shm::Msg r;
   int rfds[shm::kMaxMsgFds];
   int nr = 0;
-  int fd = -1;
+  PeerBell got;
   if (Call(&m, nullptr, 0, &r, rfds, &nr)) {
-    if (r.type == shm::MsgType::kDoorbellFd && nr == 1) {
-      fd = rfds[0];
+    if (r.type == shm::MsgType::kDoorbellFd && (nr == 1 || nr == 2)) {
+      got.fd = rfds[0];
+      if (nr == 2) {
+        // The hint ring stays mapped for the process lifetime, like the
+        // eventfd stays open (a racing kicker may hold either).
+        shm::Mapping map = shm::MapHintRing(rfds[1]);
+        got.ring = map.valid() ? static_cast<shm::HintRing*>(map.release()) : nullptr;
+        shm::UniqueFd drop(rfds[1]);
+      }
     } else {
       for (int i = 0; i < nr; ++i) shm::UniqueFd drop(rfds[i]);
     }
@@ -714,24 +807,33 @@ int PeerDoorbell(uint64_t id, bool* gone = nullptr) {
     return -1;  // no daemon now: ask again next time
   }
   pthread_mutex_lock(&g_peer_mu);
-  auto [slot, inserted] = g_peer_doorbells->emplace(id, fd);
+  auto [slot, inserted] = g_peer_doorbells->emplace(id, got);
   if (!inserted) {
-    if (fd >= 0) shm::UniqueFd drop(fd);  // another thread got it meanwhile
-    fd = slot->second;
+    // Another thread got it meanwhile.
+    if (got.fd >= 0) shm::UniqueFd drop(got.fd);
+    if (got.ring != nullptr) munmap(got.ring, shm::HintRingBytes());
+    got = slot->second;
   }
   pthread_mutex_unlock(&g_peer_mu);
-  if (gone != nullptr) *gone = fd < 0;
-  return fd;  // -1: that process is gone (remembered: its id is never reused)
+  *gone = got.fd < 0;
+  *ring = got.ring;
+  return got.fd;  // -1: that process is gone (remembered: its id is never reused)
 }
 
 // Kicks the doorbell `id`: the calling thread's own, or another thread's
 // or process's (shm::WakeWaiters).
-shm::KickResult KickDoorbell(uint64_t id) {
+shm::KickResult KickDoorbell(uint64_t listed) {
+  const uint64_t id = shm::DoorbellOf(listed);
   Bell* mine = t_bell.fork_gen == g_fork_gen.load(std::memory_order_relaxed) ? t_bell.bell
                                                                              : nullptr;
   bool gone = false;
-  const int fd = mine != nullptr && id == mine->id ? mine->fd : PeerDoorbell(id, &gone);
+  shm::HintRing* ring = nullptr;
+  const int fd = mine != nullptr && id == mine->id ? mine->fd : PeerDoorbell(id, &gone, &ring);
   if (fd < 0) return gone ? shm::KickResult::kGone : shm::KickResult::kUnknown;
+  // The token first: the owner drains hints once the eventfd wakes it.
+  if (const uint32_t token = shm::TokenOf(listed); token != 0 && ring != nullptr) {
+    shm::PostHint(ring, token);
+  }
   shm::Kick(fd);
   return shm::KickResult::kKicked;
 }

@@ -89,6 +89,27 @@ void AttachAtForkChild();
 // offloadd on first use). -1 / 0 when not attached.
 int DoorbellFd();
 uint64_t DoorbellId();
+// An epoll set's doorbell (epoll.cc): an eventfd in the set's kernel
+// epoll instance and a hint ring (shm/hint_ring.h) that wakers post the
+// token of the socket they woke to. Like threads' doorbells, their fds are
+// never closed (a racing kicker may hold the number): a set that goes
+// gives its bell back to a pool. AcquireSetBell() returns null when no fd
+// or memory is left; EnsureSetBell() registers it with the current
+// offloadd (false: not attached now).
+struct SetBell {
+  int fd = -1;
+  uint64_t id = 0;  // 0 until first registered; kept for the process lifetime
+  shm::HintRing* ring = nullptr;
+  int hints_fd = -1;
+  uint32_t attach_gen = 0;  // the session it is registered with (0: none)
+};
+SetBell* AcquireSetBell();
+// Bumped in every forked child (arms and doorbells made before belong to
+// the parent).
+uint32_t ForkGeneration();
+void ReleaseSetBell(SetBell* b);
+bool EnsureSetBell(SetBell* b);
+
 // Takes every doorbell of this process's threads off `set` (a socket this
 // process no longer watches).
 void RemoveOwnWaiters(shm::WaiterSet set);

@@ -50,15 +50,8 @@ void ReleaseFd(int fd) {
   if (o == nullptr) return;
   if (o->fd_refs.fetch_sub(1, std::memory_order_acq_rel) == 1) {
     if (o->kind == ObjKind::kSocket) Teardown(static_cast<Socket*>(o));
-    if (o->kind == ObjKind::kEpoll) {
-      // The epoll instance is gone: release the sockets it watched.
-      auto* set = static_cast<EpollSet*>(o);
-      pthread_mutex_lock(&set->mu);
-      std::vector<EpollEntry> entries;
-      entries.swap(set->entries);
-      pthread_mutex_unlock(&set->mu);
-      for (EpollEntry& e : entries) Unref(e.s);
-    }
+    // The epoll instance is gone: release the sockets it watched.
+    if (o->kind == ObjKind::kEpoll) EpollSetClosed(static_cast<EpollSet*>(o));
     Unref(o);
   }
 }

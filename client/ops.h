@@ -229,12 +229,24 @@ int WaitSocket(Socket* s, uint32_t events, int64_t timeout_ms);
 // connection reset when the attach socket hung up (offloadd died).
 void AfterDoorbellSleep(bool doorbell_ready, bool attach_hup);
 
-// poll/select/epoll implementations (mux.cc).
+// poll/select (mux.cc) and epoll (epoll.cc) implementations.
+// How long poll/select/epoll may spin (ns) before sleeping, given when the
+// set last had activity: OFFLOAD_SELECT_POLL while active in the last
+// second, else 0 (mux.cc).
+int64_t SpinBudgetNs(int64_t last_active_ns, int64_t now, int64_t timeout_ns);
+// A timeout in ns as poll()'s ms (rounded up; -1 stays -1).
+int ToMs(int64_t ns);
 int PollImpl(pollfd* fds, nfds_t n, int64_t timeout_ns, const sigset_t* sigmask);
 int EpollCtlImpl(int epfd, int op, int fd, epoll_event* ev);
 int EpollWaitImpl(int epfd, epoll_event* events, int maxevents, int timeout_ms,
                   const sigset_t* sigmask);
 void EpollForgetKernelReg(Socket* s, int epfd);
+// The close that tears `s` down: drops its user-space entries from every
+// epoll set (Linux drops a file from its sets at its last close).
+void EpollForgetSocket(Socket* s);
+// close() of an epoll fd's last descriptor: releases its entries, arms and
+// doorbell.
+void EpollSetClosed(EpollSet* set);
 
 }  // namespace client
 }  // namespace offload

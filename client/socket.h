@@ -36,6 +36,7 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <unordered_map>
 #include <vector>
 
 #include "client/offload_extra.h"
@@ -50,6 +51,9 @@ namespace offload {
 namespace client {
 
 enum class ObjKind : uint8_t { kSocket = 1, kEpoll = 2 };
+
+struct EpollSet;
+struct SetBell;
 
 struct FdObject {
   explicit FdObject(ObjKind k) : kind(k) {}
@@ -210,7 +214,7 @@ struct Socket : FdObject {
   uint32_t reg_id = 0;
   uint32_t reg_gen = 0;      // attach generation the registration belongs to
   int backlog = 0;           // listen() backlog
-  pthread_mutex_t mu;        // guards `new_rings`, `epolls`
+  pthread_mutex_t mu;        // guards `new_rings`, `epolls`, `uepolls`
   std::vector<InRing*> new_rings;          // handed over by the attach reader
   std::atomic<bool> has_new_rings{false};
 
@@ -264,6 +268,14 @@ struct Socket : FdObject {
   int mc_ifindex = 0;
 
   std::vector<KernelEpollReg> epolls;  // guarded by mu
+  // The epoll sets with a user-space entry for this socket (each holds a
+  // reference on the set), by entry token: the close that tears the socket
+  // down drops them (epoll.cc).
+  struct UserEpollReg {
+    EpollSet* set;
+    uint32_t token;
+  };
+  std::vector<UserEpollReg> uepolls;  // guarded by mu
   bool linger_abort = false;  // SO_LINGER {1, 0}: close() resets
   // TCP: the options the application set (tcp_options.cc), sent with
   // connect()/listen() to an engine; an engine connection's live copy is
@@ -288,24 +300,38 @@ class MutexGuard {
   pthread_mutex_t* mu_;
 };
 
+// An offloaded socket in an epoll set (epoll.cc). Its wait lines stay
+// armed between epoll_wait calls, listed under the set's doorbell id plus
+// the entry's token, so a waker names the socket it woke (hint ring); an
+// entry whose arm may have been taken is "watched": looked at directly on
+// every call until the next sleep arms it again.
 struct EpollEntry {
-  int fd = -1;
+  int fd = -1;               // -1: a free token
   Socket* s = nullptr;       // holds a mem ref
   uint32_t events = 0;       // requested (EPOLLIN, EPOLLET, ...)
   epoll_data_t data = {};
   bool disabled = false;     // EPOLLONESHOT fired
   bool kernel_ready = false; // the shadow reported readiness (listener/udp)
-  bool listed = false;       // our doorbell is in the socket's wait lines
+  bool in_watch = false;     // its token is in EpollSet::watch
+  bool unlisted = false;     // a waiter set was full: watched for good
+  uint32_t armed = 0;        // kArmed* lines armed for the set (ops.h)
   uint64_t rx_mark = 0, tx_mark = 0;  // EPOLLET: state at the last report
 };
 
 struct EpollSet : FdObject {
   EpollSet() : FdObject(ObjKind::kEpoll) { pthread_mutex_init(&mu, nullptr); }
   int epfd = -1;
-  pthread_mutex_t mu;        // guards entries
-  std::vector<EpollEntry> entries;  // offloaded sockets (user-space readiness)
+  pthread_mutex_t mu;        // guards everything below but the atomics
+  // Entries by token - 1 (a token is never 0); fd -1 marks a free one.
+  std::vector<EpollEntry> entries;
+  std::vector<uint32_t> free_tokens;
+  std::unordered_map<int, uint32_t> by_fd;  // fd -> token
+  std::vector<uint32_t> watch;              // tokens looked at on every call
+  size_t live = 0;                          // entries in use
+  SetBell* bell = nullptr;   // this set's doorbell (attach.h), null until needed
+  bool bell_in_kernel = false;  // bell->fd is registered in the kernel set
+  uint32_t fork_gen = 0;     // ForkGeneration() the entries' arms belong to
   int kernel_fds = 0;        // application fds registered in the kernel set
-  std::vector<int> doorbell_fds;  // our threads' doorbells registered in the kernel set
   int attach_fd = -1;        // the attach socket as registered (-1: not)
   std::atomic<int64_t> last_active_ns{0};  // last time epoll_wait returned events
   std::atomic<uint32_t> calls{0};          // epoll_wait calls (kernel-check ratio)
@@ -315,7 +341,7 @@ struct EpollSet : FdObject {
 // epoll set: the high 32 bits are the tag, the low 32 bits the fd.
 inline constexpr uint64_t kTagEfd = 0x0ff10ad1ull << 32;     // a UDP socket's eventfd
 inline constexpr uint64_t kTagShadow = 0x0ff10ad2ull << 32;  // a listener's / UDP shadow
-inline constexpr uint64_t kTagDoorbell = 0x0ff10ad3ull << 32;  // the process's doorbell
+inline constexpr uint64_t kTagDoorbell = 0x0ff10ad3ull << 32;  // the set's doorbell
 inline constexpr uint64_t kTagAttach = 0x0ff10ad4ull << 32;    // the attach socket (offloadd died)
 inline constexpr uint64_t kTagMask = 0xffffffffull << 32;
 

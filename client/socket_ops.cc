@@ -109,6 +109,9 @@ void OnOffloaded(Socket* s, Path path) {
 
 void Teardown(Socket* s) {
   s->closed = true;
+  // Out of every epoll set first, while its wait lines are still ours to
+  // disarm.
+  EpollForgetSocket(s);
   if (s->efd.valid()) shm::Kick(s->efd.get());  // blocked UDP waiters see `closed`
   const bool inherited = s->serial < g_fork_serial;
   const Path path = s->path.load(std::memory_order_acquire);

@@ -156,6 +156,8 @@ bool RequestWire(Socket* s) {
   s->new_rings.push_back(in);
   s->has_new_rings.store(true, std::memory_order_release);
   pthread_mutex_unlock(&s->mu);
+  // An epoll set that watches the socket arms the new ring too.
+  if (s->efd.valid()) shm::Kick(s->efd.get());
   s->slot->path = static_cast<uint8_t>(shm::SocketPath::kEngine);
   ReportJoins(s);
   return true;

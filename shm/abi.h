@@ -29,6 +29,7 @@
 #include <type_traits>
 
 #include "rules/rules.h"
+#include "shm/hint_ring.h"
 #include "shm/listener.h"
 #include "shm/pipe.h"
 #include "shm/ring.h"
@@ -39,7 +40,7 @@ namespace shm {
 inline constexpr uint64_t kArenaMagic = 0x4f46464c4f414431ull;  // "OFFLOAD1"
 inline constexpr uint64_t kDgramMagic = 0x4f46464c44475231ull;  // "OFFLDGR1"
 // Bumped on every incompatible change of anything in shm/.
-inline constexpr uint32_t kAbiVersion = 10;
+inline constexpr uint32_t kAbiVersion = 11;
 
 
 static_assert(std::atomic<uint64_t>::is_always_lock_free, "shm atomics must be lock-free");
@@ -297,6 +298,11 @@ enum class MsgType : uint32_t {
                            // chosen by the thread, kept across daemon restarts).
                            // Reply kStatus 0, or EEXIST (the id is taken: pick another).
   kUnregisterDoorbell = 20,  // value64: a doorbell id of this process. No reply.
+  kRegisterHintedDoorbell = 21,  // kRegisterDoorbell for a doorbell with a hint ring
+                                 // (hint_ring.h: an epoll set's). fds: [eventfd, hint
+                                 // ring memfd, sealed against shrinking]. value64: its
+                                 // id (low kHintTokenBits clear). Reply as kRegisterDoorbell,
+                                 // or EINVAL for a ring that is not one.
   // daemon -> client
   kHelloOk = 101,      // value64: arena bytes.
   kStatus = 102,       // result of a request: `status` (0 or a positive errno)
@@ -310,7 +316,7 @@ enum class MsgType : uint32_t {
   kListener = 104,     // reply to kTcpListen: id listener id. fds: [listener memfd].
   kDgramOffer = 105,   // a new incoming ring for a UDP receiver: fds [memfd]
   kDgram = 106,        // reply to kUdpOpen: fds [memfd, receiver efd]
-  kDoorbellFd = 107,   // reply to kDoorbell: fds [eventfd]
+  kDoorbellFd = 107,   // reply to kDoorbell: fds [eventfd] or [eventfd, hint ring memfd]
   kAdopted = 108,      // reply to kAdopt: kind kSharePipe (id channel id, slot, gen,
                        // end, value capacity, value64 channel size; fds [channel memfd])
                        // or kShareListener (id listener id; fds [listener memfd]).

@@ -4,10 +4,12 @@
 // for that process's eventfd once (kDoorbell); engines and the daemon kick
 // through the registry directly.
 //
-// Ids: a process chooses 64 random bits (top bit clear) when it first
-// attaches and keeps them for its lifetime, across daemon restarts, so an
-// id never names another process; engine doorbells are
-// shm::kEngineDoorbellBit | engine.
+// Ids: a process chooses random bits (top bits and the low
+// shm::kHintTokenBits clear) when it first attaches and keeps them for its
+// lifetime, across daemon restarts, so an id never names another process;
+// engine doorbells are shm::kEngineDoorbellBit | engine. A doorbell may
+// come with a hint ring (shm/hint_ring.h, an epoll set's): a kick of a
+// listed id that carries a token posts the token there first.
 //
 // Thread safety: all methods are thread-safe (engines kick from their
 // threads).
@@ -23,6 +25,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 #include "daemon/wire/app_waker.h"
+#include "shm/hint_ring.h"
 #include "shm/unique_fd.h"
 
 namespace offload {
@@ -32,21 +35,24 @@ class DoorbellRegistry : public wire::AppWaker {
  public:
   // Registers a process's eventfd (owned from now on) under `id`. False if
   // the id is malformed or taken (the process picks another).
-  bool AddProcess(uint64_t id, shm::UniqueFd efd);
+  // `hints`: the doorbell's hint ring memfd (owned; invalid if none).
+  bool AddProcess(uint64_t id, shm::UniqueFd efd, shm::UniqueFd hints = shm::UniqueFd());
   // Forgets a process's doorbell (the process is gone).
   void RemoveProcess(uint64_t id);
   // Registers engine `engine`'s doorbell (borrowed: valid while the wire
   // plane runs).
   void AddEngine(uint32_t engine, int efd);
 
-  // Calls `fn` with the eventfd behind `id` (borrowed for the call) and
-  // returns true, or returns false for an unknown id.
+  // Calls `fn(efd, hints_fd)` with the eventfd behind `id` and its hint
+  // ring's memfd (-1 if none), borrowed for the call, and returns true, or
+  // returns false for an unknown id.
   template <typename Fn>
   bool WithFd(uint64_t id, Fn fn) const {
     absl::MutexLock l(&mu_);
     const int fd = FdLocked(id);
     if (fd < 0) return false;
-    fn(fd);
+    auto it = processes_.find(shm::DoorbellOf(id));
+    fn(fd, it != processes_.end() ? it->second.hints_fd.get() : -1);
     return true;
   }
 
@@ -57,7 +63,12 @@ class DoorbellRegistry : public wire::AppWaker {
   int FdLocked(uint64_t id) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   mutable absl::Mutex mu_;
-  std::unordered_map<uint64_t, shm::UniqueFd> processes_ ABSL_GUARDED_BY(mu_);
+  struct Bell {
+    shm::UniqueFd efd;
+    shm::UniqueFd hints_fd;  // invalid: no hint ring
+    shm::Mapping hints;      // its mapping
+  };
+  std::unordered_map<uint64_t, Bell> processes_ ABSL_GUARDED_BY(mu_);
   std::vector<int> engines_ ABSL_GUARDED_BY(mu_);
   // Ids of processes that went away (bounded: forgotten in bulk), so that
   // their entries left in waiter sets can be taken off.

@@ -17,6 +17,7 @@ using shm::MsgType;
 int ExpectedFds(MsgType type) {
   switch (type) {
     case MsgType::kUdpBind:
+    case MsgType::kRegisterHintedDoorbell:
       return 2;
     case MsgType::kRegisterDoorbell:
     case MsgType::kTcpListen:
@@ -55,6 +56,7 @@ absl::StatusOr<Msg> ValidateRequest(const void* data, size_t len, int num_fds) {
     case MsgType::kFreeSlot:
     case MsgType::kRegisterDoorbell:
     case MsgType::kUnregisterDoorbell:
+    case MsgType::kRegisterHintedDoorbell:
       break;
     default:
       return absl::InvalidArgumentError(

@@ -396,7 +396,15 @@ absl::Status SessionManager::Handle(Session* s, Request& req) {
       deferred_ = true;
       return absl::OkStatus();
     case MsgType::kRegisterDoorbell:
-      if (s->doorbells.size() >= 4096 || !doorbells_.AddProcess(m.value64, std::move(req.fds[0]))) {
+    case MsgType::kRegisterHintedDoorbell:
+      if (m.type == MsgType::kRegisterHintedDoorbell && s->doorbells.size() < 4096 &&
+          !shm::MapHintRing(req.fds[1].get()).valid()) {
+        Reply(s, m, EINVAL);
+      } else if (s->doorbells.size() >= 4096 ||
+                 !doorbells_.AddProcess(m.value64, std::move(req.fds[0]),
+                                        m.type == MsgType::kRegisterHintedDoorbell
+                                            ? std::move(req.fds[1])
+                                            : shm::UniqueFd())) {
         Reply(s, m, EEXIST);  // the thread picks another id
       } else {
         s->doorbells.push_back(m.value64);
@@ -418,7 +426,10 @@ absl::Status SessionManager::Handle(Session* s, Request& req) {
       r.type = MsgType::kDoorbellFd;
       r.seq = m.seq;
       r.value64 = m.value64;
-      if (!doorbells_.WithFd(m.value64, [&](int fd) { SendMsg(s->fd.get(), r, &fd, 1); })) {
+      if (!doorbells_.WithFd(m.value64, [&](int fd, int hints_fd) {
+            const int fds[2] = {fd, hints_fd};
+            SendMsg(s->fd.get(), r, fds, hints_fd >= 0 ? 2 : 1);
+          })) {
         Reply(s, m, ENOENT);
       }
       return absl::OkStatus();
