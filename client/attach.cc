@@ -45,7 +45,10 @@ int64_t g_absent_until_ms = 0;
 bool g_logged_absent = false;
 std::atomic<uint32_t> g_next_reg{1};
 std::unordered_map<uint32_t, Socket*>* g_regs = nullptr;
-std::vector<uint8_t>* g_slot_used = nullptr;
+// Arena slots: indexes freed for reuse, and the first never used (g_mu).
+std::vector<uint32_t>* g_free_slots = nullptr;
+uint32_t g_next_slot = 0;
+uint32_t g_max_slots = 0;
 shm::SocketSlot g_dummy_slot;
 // Doorbell ids of this process's threads (RemoveOwnWaiters), guarded by
 // g_peer_mu.
@@ -281,8 +284,10 @@ bool AttachLocked() {
   }
   g_arena_bytes = arena.size();
   arena.release();  // slots of live sockets point into it for the process lifetime
-  delete g_slot_used;
-  g_slot_used = new std::vector<uint8_t>(h->max_sockets, 0);
+  if (g_free_slots == nullptr) g_free_slots = new std::vector<uint32_t>();
+  g_free_slots->clear();
+  g_next_slot = 0;
+  g_max_slots = h->max_sockets;
   if (g_regs == nullptr) g_regs = new std::unordered_map<uint32_t, Socket*>();
   g_events_seen.store(h->events_posted.load(std::memory_order_acquire));
   g_gen.fetch_add(1, std::memory_order_relaxed);
@@ -476,12 +481,20 @@ void UnregisterSocket(uint32_t id) {
 shm::SocketSlot* AllocSlot(Socket* s) {
   shm::ArenaHeader* a = Arena();
   pthread_mutex_lock(&g_mu);
-  if (a != nullptr && g_slot_used != nullptr) {
+  if (a != nullptr && g_free_slots != nullptr &&
+      (!g_free_slots->empty() || g_next_slot < g_max_slots)) {
     auto* slots = reinterpret_cast<shm::SocketSlot*>(reinterpret_cast<uint8_t*>(a) +
                                                      a->slots_offset);
-    for (size_t i = 0; i < g_slot_used->size(); ++i) {
-      if ((*g_slot_used)[i]) continue;
-      (*g_slot_used)[i] = 1;
+    {
+      uint32_t i;
+      if (!g_free_slots->empty()) {
+        i = g_free_slots->back();
+        g_free_slots->pop_back();
+      } else {
+        i = g_next_slot++;
+        // Pairs with the daemon's load-acquire (ForEachValidSlot).
+        a->slots_hwm.store(g_next_slot, std::memory_order_release);
+      }
       pthread_mutex_unlock(&g_mu);
       shm::SocketSlot* slot = &slots[i];
       slot->in_use.store(0, std::memory_order_relaxed);
@@ -525,9 +538,9 @@ void FreeSlot(Socket* s) {
   }
   s->slot->in_use.store(0, std::memory_order_release);
   pthread_mutex_lock(&g_mu);
-  if (g_slot_used != nullptr && s->slot_index < static_cast<int>(g_slot_used->size()) &&
+  if (g_free_slots != nullptr && static_cast<uint32_t>(s->slot_index) < g_max_slots &&
       Arena() != nullptr) {
-    (*g_slot_used)[s->slot_index] = 0;
+    g_free_slots->push_back(static_cast<uint32_t>(s->slot_index));
   }
   pthread_mutex_unlock(&g_mu);
   s->slot_index = -1;

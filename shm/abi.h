@@ -162,7 +162,11 @@ struct alignas(kCacheLine) ArenaHeader {
   // asks the daemon, which routes it through an engine when the kernel's
   // routes send it out of that interface.
   uint32_t wire_addr;
-  uint32_t reserved0;
+  // Client -> daemon, live: one past the highest slot index the process has
+  // used (store-release by the client before the slot's in_use; the
+  // daemon's load-acquire, clamped to max_sockets, bounds its scans so that
+  // untouched slots' pages are never faulted in).
+  std::atomic<uint32_t> slots_hwm;
 
   // Daemon -> client, live.
   alignas(kCacheLine) std::atomic<uint64_t> events_posted;

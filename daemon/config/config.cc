@@ -74,7 +74,7 @@ void ApplyDefaults(v1::DaemonConfig* c) {
   if (c->rcvbuf() == 0) c->set_rcvbuf(256 * 1024);
   if (c->sndbuf() == 0) c->set_sndbuf(256 * 1024);
   if (c->engine_poll_us() == 0) c->set_engine_poll_us(50);
-  if (c->max_sockets_per_process() == 0) c->set_max_sockets_per_process(4096);
+  if (c->max_sockets_per_process() == 0) c->set_max_sockets_per_process(131072);
   if (c->arena_bytes() == 0) c->set_arena_bytes(64ull << 20);
 }
 

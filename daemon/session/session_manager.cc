@@ -119,7 +119,7 @@ SessionManager::SessionManager(const offload::v1::DaemonConfig& config, rules::R
                                    ? 262144
                                    : std::max(config.rcvbuf(), config.sndbuf()));
   dgram_capacity_ = std::max<uint32_t>(pipe_capacity_, 262144);
-  max_sockets_ = config.max_sockets_per_process() == 0 ? 4096 : config.max_sockets_per_process();
+  max_sockets_ = config.max_sockets_per_process() == 0 ? 131072 : config.max_sockets_per_process();
   const uint64_t cap = config.arena_bytes() == 0 ? (64ull << 20) : config.arena_bytes();
   while (max_sockets_ > 16 && shm::ArenaBytesFor(max_sockets_) > cap) max_sockets_ /= 2;
   arena_bytes_ = std::min<uint64_t>(cap, shm::ArenaBytesFor(max_sockets_));

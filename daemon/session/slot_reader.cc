@@ -95,7 +95,11 @@ void ForEachValidSlot(const void* arena, uint32_t max_sockets,
                       const std::function<void(const SlotCopy&)>& fn) {
   const auto* slots = reinterpret_cast<const shm::SocketSlot*>(
       static_cast<const uint8_t*>(arena) + sizeof(shm::ArenaHeader));
-  for (uint32_t i = 0; i < max_sockets; ++i) {
+  // Only the slots the process ever used (its pages beyond are holes).
+  const uint32_t hwm = static_cast<const shm::ArenaHeader*>(arena)->slots_hwm.load(
+      std::memory_order_acquire);
+  const uint32_t n = std::min(hwm, max_sockets);
+  for (uint32_t i = 0; i < n; ++i) {
     SlotCopy c;
     if (CopySlot(slots[i], &c)) fn(c);
   }

@@ -106,7 +106,8 @@ class RawClient {
     arena_fd_ = std::move(fds[0]);
     arena_ = shm::Mapping::MapShared(arena_fd_.get(), r.value64);
     doorbell_.reset(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
-    doorbell_id_ = next_id++;
+    // Ids keep their low bits for epoll sets' tokens (shm/hint_ring.h).
+    doorbell_id_ = (next_id++) << shm::kHintTokenBits;
     Msg d = {};
     d.type = MsgType::kRegisterDoorbell;
     d.seq = 2;
@@ -697,6 +698,31 @@ TEST_F(SessionManagerTest, UdpOpenBrokersADatagramRingToTheReceiver) {
   ASSERT_EQ(ofds.size(), 1u);
 }
 
+// Stats read only the slots a process has used (slots_hwm): the rest of
+// the arena stays holes, never faulted in, and a hostile mark is clamped.
+TEST_F(SessionManagerTest, StatsReadOnlyTheSlotsUpToTheHighWaterMark) {
+  RawClient c(manager_->engine_socket_path());
+  ASSERT_TRUE(c.Attach());
+  auto* slots = reinterpret_cast<shm::SocketSlot*>(reinterpret_cast<uint8_t*>(c.arena()) +
+                                                   c.arena()->slots_offset);
+  for (int i : {0, 5}) {
+    slots[i].fd = 10 + i;
+    slots[i].protocol = IPPROTO_TCP;
+    slots[i].state = static_cast<uint8_t>(shm::SocketState::kEstablished);
+    slots[i].path = static_cast<uint8_t>(shm::SocketPath::kPipe);
+    slots[i].in_use.store(1);
+  }
+  c.arena()->slots_hwm.store(1);
+  auto stats = manager_->GetStats(getpid(), true);
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  ASSERT_EQ(stats->size(), 1u);
+  EXPECT_EQ((*stats)[0].sockets_size(), 1);
+  c.arena()->slots_hwm.store(~0u);
+  stats = manager_->GetStats(getpid(), true);
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  EXPECT_EQ((*stats)[0].sockets_size(), 2);
+}
+
 TEST_F(SessionManagerTest, StatsCopyValidSlotsAndSkipCorruptOnes) {
   RawClient c(manager_->engine_socket_path());
   ASSERT_TRUE(c.Attach());
@@ -719,6 +745,7 @@ TEST_F(SessionManagerTest, StatsCopyValidSlotsAndSkipCorruptOnes) {
   slots[2].rule_id = 3;
   std::memset(slots[2].fallback_detail, 'A', sizeof(slots[2].fallback_detail));  // no NUL
   slots[2].in_use.store(1);
+  c.arena()->slots_hwm.store(3);  // the slots the process has used
   auto stats = manager_->GetStats(getpid(), true);
   ASSERT_TRUE(stats.ok()) << stats.status();
   ASSERT_EQ(stats->size(), 1u);
