@@ -254,7 +254,8 @@ struct Tcb {
   // --- Socket options ---
   bool nodelay = false;
   bool cork = false;
-  bool more = false;               // MSG_MORE on the last send
+  bool more = false;               // MSG_MORE on the last send: its end is not pushed
+  bool more_released = false;      // an ACK came since: Nagle, not MSG_MORE, holds
   bool cork_expired = false;       // the 200 ms cork ceiling passed
   uint32_t snd_sml = 0;            // end of the last small segment (Minshall)
   uint64_t una_since_ns = 0;       // oldest unacknowledged data sent at

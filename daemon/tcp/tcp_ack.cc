@@ -196,6 +196,13 @@ bool ProcessAck(TcpContext* ctx, Tcb* tcb, const net::ParsedFrame& seg,
   }
   tcb->last_ack_recv_ns = ctx->now_ns;
   tcb->persist_backoff = 0;
+  if (tcb->more && !tcb->more_released) {
+    // Linux tcp_data_snd_check: an incoming ACK pushes with the socket's
+    // own Nagle setting (tp->nonagle); MSG_MORE corks only the push of its
+    // own send, so the partial segment it held may leave now (no PSH).
+    tcb->more_released = true;
+    ctx->host->ScheduleOutput(tcb);
+  }
   bool sack_new = false;
   // RACK.reord detection compares against what earlier ACKs SACKed (with
   // nothing SACKed, SND.UNA: no newly delivered segment ends below it).

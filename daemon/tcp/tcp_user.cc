@@ -91,8 +91,10 @@ void TcpConnect(TcpContext* ctx, Tcb* tcb, uint32_t iss, uint32_t ts_offset) {
 
 void TcpSendReady(TcpContext* ctx, Tcb* tcb, bool more) {
   if (tcb->snd_nxt == tcb->DataEndSeq()) tcb->cork_expired = false;
+  const uint32_t old_end = tcb->DataEndSeq();
   if (!tcb->tx.RefreshTail()) ctx->ctr->bad_app_index++;
   tcb->more = more;
+  if (tcb->DataEndSeq() != old_end) tcb->more_released = false;
   if (tcb->state != TcpState::kClosed && tcb->state != TcpState::kListen) {
     ctx->host->ScheduleOutput(tcb);
   }
