@@ -264,9 +264,12 @@ void TcpFillInfo(const TcpContext& ctx, const Tcb& t, TcpInfo* info) {
   info->tcpi_max_pacing_rate = ~uint64_t{0};
   info->tcpi_delivery_rate = t.delivery_rate;
   info->tcpi_delivered = static_cast<uint32_t>((t.bytes_acked + t.scoreboard.TotalBytes()) / mss);
-  info->tcpi_lost = t.rack_lost_end != t.snd_una && static_cast<int32_t>(t.rack_lost_end - t.snd_una) > 0
-                        ? (t.rack_lost_end - t.snd_una + mss - 1) / mss
-                        : 0;
+  // Linux lost_out: segments marked lost (retransmitted or not) that are
+  // neither acknowledged nor SACKed: the unSACKed bytes below RACK's mark.
+  if (SeqGt(t.rack_lost_end, t.snd_una)) {
+    const uint32_t lost = t.rack_lost_end - t.snd_una - t.scoreboard.CoveredIn(t.snd_una, t.rack_lost_end);
+    info->tcpi_lost = (lost + mss - 1) / mss;
+  }
   info->tcpi_reord_seen = t.rack_reord ? 1 : 0;
   info->tcpi_busy_time = t.una_since_ns != 0 && t.snd_una != t.snd_max
                              ? (ctx.now_ns - t.una_since_ns) / 1000
