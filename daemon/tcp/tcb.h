@@ -193,6 +193,7 @@ struct Tcb {
   // time only (no DupThresh), as Linux does once reordering is seen.
   bool rack_reord = false;
   uint32_t rack_fack = 0;          // highest SACKed end before this ACK (else SND.UNA)
+  uint32_t reordering = 0;         // largest reordering seen, segments (0: none; tcpi_reordering)
   uint8_t reo_wnd_mult = 1;        // RFC 8985 6.2 step 4 RACK.reo_wnd_mult
   uint8_t reo_wnd_persist = 0;     // RFC 8985 RACK.reo_wnd_persist
   uint64_t reo_adjust_ns = 0;      // last reo_wnd_mult increase (once per RTT)

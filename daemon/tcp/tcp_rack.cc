@@ -130,6 +130,12 @@ void RackOnDelivered(TcpContext* ctx, Tcb* tcb, const SentSeg& seg) {
   if (!seg.ever_retrans && SeqLt(seg.end, tcb->rack_fack)) {
     if (!tcb->rack_reord) ctx->ctr->reordering_seen++;
     tcb->rack_reord = true;
+    // Linux tcp_check_sack_reordering: the distance in segments from the
+    // delivered segment to the highest SACKed byte (bounded as
+    // tcp_max_reordering's default, 300), reported as tcpi_reordering.
+    const uint32_t mss = std::max<uint32_t>(tcb->snd_mss, 1);
+    const uint32_t degree = std::min<uint32_t>((tcb->rack_fack - seg.start + mss - 1) / mss, 300);
+    tcb->reordering = std::max(tcb->reordering, degree);
   }
   // RFC 8985 6.2 step 2: an ACK of a retransmitted segment sooner than the
   // minimum RTT after its retransmission was for the original transmission.

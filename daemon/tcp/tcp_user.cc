@@ -238,7 +238,7 @@ void TcpFillInfo(const TcpContext& ctx, const Tcb& t, TcpInfo* info) {
   info->tcpi_snd_ssthresh = t.snd_ssthresh >= 0x7fffffff ? 0x7fffffff : t.snd_ssthresh / mss;
   info->tcpi_snd_cwnd = t.snd_cwnd / mss;
   info->tcpi_advmss = t.adv_mss;
-  info->tcpi_reordering = ctx.cfg->dupthresh;
+  info->tcpi_reordering = std::max(ctx.cfg->dupthresh, t.reordering);
   info->tcpi_rcv_space = t.rx.capacity();
   info->tcpi_total_retrans = t.total_retrans;
   info->tcpi_bytes_acked = t.bytes_acked;

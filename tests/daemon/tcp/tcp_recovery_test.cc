@@ -481,12 +481,21 @@ TEST_F(RecoveryTest, Rfc8985_TcpInfoLost_CountsUnsackedSegmentsMarkedLost) {
   ASSERT_EQ(h_.s().TcpGetInfo(flow_, &info), 0);
   EXPECT_EQ(info.tcpi_lost, 6u);
   EXPECT_EQ(info.tcpi_sacked, 3u);
-  // The first segment acknowledged: five lost remain.
-  sp.ack = una_ + kMss;
+  EXPECT_EQ(info.tcpi_reordering, 3u);
+  // Segment 4 SACKed: it was not lost but reordered, six segments below the
+  // highest SACKed byte (Linux tcp_check_sack_reordering).
+  sp.options.sack[0] = tcp::SackBlock{una_ + 2 * kMss, una_ + 4 * kMss};
   h_.Inject(BuildTcp(sp));
   Out();
   ASSERT_EQ(h_.s().TcpGetInfo(flow_, &info), 0);
   EXPECT_EQ(info.tcpi_lost, 5u);
+  EXPECT_EQ(info.tcpi_reordering, 6u);
+  // The first segment acknowledged: four lost remain.
+  sp.ack = una_ + kMss;
+  h_.Inject(BuildTcp(sp));
+  Out();
+  ASSERT_EQ(h_.s().TcpGetInfo(flow_, &info), 0);
+  EXPECT_EQ(info.tcpi_lost, 4u);
 }
 
 }  // namespace
