@@ -90,7 +90,12 @@ void TcpConnect(TcpContext* ctx, Tcb* tcb, uint32_t iss, uint32_t ts_offset) {
 }
 
 void TcpSendReady(TcpContext* ctx, Tcb* tcb, bool more) {
-  if (tcb->snd_nxt == tcb->DataEndSeq()) tcb->cork_expired = false;
+  if (tcb->snd_nxt == tcb->DataEndSeq()) {
+    // Everything before this send left: a new hold starts its own 200 ms
+    // (a deadline armed by an earlier hold that ended is stale).
+    tcb->cork_expired = false;
+    tcb->cork_deadline = 0;
+  }
   const uint32_t old_end = tcb->DataEndSeq();
   if (!tcb->tx.RefreshTail()) ctx->ctr->bad_app_index++;
   tcb->more = more;

@@ -65,6 +65,28 @@ TEST_F(PushTest, Linux_MsgMore_HoldTimerSendsWithPsh) {
   EXPECT_TRUE(v.f.tcp_flags & kTcpPsh);
 }
 
+// A hold that ended (its data left) leaves no deadline behind: the next
+// MSG_MORE hold gets its full 200 ms, released by an ACK before then.
+TEST_F(PushTest, Linux_MsgMore_EarlierHoldsDeadlineDoesNotCutANewHold) {
+  ActiveOpen();
+  NoDelay();
+  AppSend(100, /*more=*/true);  // hold 1 starts: deadline +200 ms
+  ExpectSilence();
+  h_.Advance(50 * kMsNs);
+  AppSend(5);  // a plain send ends it
+  EXPECT_EQ(One().f.payload_len, 105u);
+  h_.Inject(AckOf(105));
+  snd_ += 105;
+  AppSend(1460 + 150, /*more=*/true);  // hold 2 (150 bytes)
+  One();
+  h_.Advance(160 * kMsNs);  // past hold 1's deadline, within hold 2's
+  ExpectSilence();
+  h_.Inject(AckOf(1460));
+  TcpView v = One();
+  EXPECT_EQ(v.f.payload_len, 150u);
+  EXPECT_FALSE(v.f.tcp_flags & kTcpPsh);
+}
+
 TEST_F(PushTest, Linux_MsgMore_NodelayPushSendsWithoutPsh) {
   ActiveOpen();
   AppSend(80, /*more=*/true);
