@@ -498,5 +498,55 @@ TEST_F(RecoveryTest, Rfc8985_TcpInfoLost_CountsUnsackedSegmentsMarkedLost) {
   EXPECT_EQ(info.tcpi_lost, 4u);
 }
 
+// RFC 6937 with RFC 8985 marks (Linux tcp_identify_packet_loss before
+// tcp_cwnd_reduction), packetdrill sack-shift-sacked-2-6-8-3-9-nofack: ten
+// segments an RTT of 100 ms after the handshake, SACKs for 3, 7 and 9 mark
+// six lost and enter recovery with ONE retransmission (PRR's sndcnt from the
+// pipe after the marks), the next SACK (segment 4, reordered) releases one
+// more, and tcpi_reordering reports 6.
+TEST_F(RecoveryTest, Rfc6937_EntryAfterRackMarks_SendsOneRetransmission) {
+  PeerOptions po;
+  po.sack = true;
+  po.wscale = true;
+  po.mss_value = 1000;
+  po.handshake_rtt_ns = 100 * kMsNs;
+  PassiveOpen(po);
+  AppSend(10000);
+  ASSERT_EQ(Out().size(), 10u);
+  una_ = snd_;
+  h_.Advance(100 * kMsNs);
+  auto sack = [&](std::vector<std::pair<uint32_t, uint32_t>> blocks) {
+    TcpSpec sp;
+    sp.src = h_.Peer(peer_port_);
+    sp.dst = h_.Us(our_port_);
+    sp.seq = rcv_;
+    sp.ack = una_;
+    sp.window = 257;
+    sp.options.num_sack = static_cast<uint8_t>(blocks.size());
+    for (size_t i = 0; i < blocks.size(); ++i) {
+      sp.options.sack[i] = tcp::SackBlock{una_ + blocks[i].first, una_ + blocks[i].second};
+    }
+    h_.Inject(BuildTcp(sp));
+    return Out();
+  };
+  EXPECT_TRUE(sack({{2000, 3000}}).empty());
+  h_.Advance(1 * kMsNs);
+  EXPECT_TRUE(sack({{2000, 3000}, {6000, 7000}}).empty());
+  h_.Advance(1 * kMsNs);
+  std::vector<TcpView> v = sack({{2000, 3000}, {6000, 7000}, {8000, 9000}});
+  ASSERT_EQ(v.size(), 1u);
+  EXPECT_EQ(v[0].f.seq, una_);
+  tcp::TcpInfo info;
+  ASSERT_EQ(h_.s().TcpGetInfo(flow_, &info), 0);
+  EXPECT_EQ(info.tcpi_lost, 6u);
+  h_.Advance(7 * kMsNs);
+  v = sack({{2000, 4000}, {6000, 7000}, {8000, 9000}});
+  ASSERT_EQ(v.size(), 1u);
+  EXPECT_EQ(v[0].f.seq, una_ + 1000);
+  ASSERT_EQ(h_.s().TcpGetInfo(flow_, &info), 0);
+  EXPECT_EQ(info.tcpi_lost, 5u);
+  EXPECT_EQ(info.tcpi_reordering, 6u);
+}
+
 }  // namespace
 }  // namespace offload::testing
