@@ -210,6 +210,10 @@ bool ProcessAck(TcpContext* ctx, Tcb* tcb, const net::ParsedFrame& seg,
     // Linux tcp_data_snd_check: an incoming ACK pushes with the socket's
     // own Nagle setting (tp->nonagle); MSG_MORE corks only the push of its
     // own send, so the partial segment it held may leave now (no PSH).
+    // Bytes the application queued before this ACK go with it, as on Linux,
+    // even if the engine has not polled the ring since (the wire layer's
+    // later TcpSendReady for that tail then changes nothing).
+    if (!tcb->tx.RefreshTail()) ctx->ctr->bad_app_index++;
     tcb->more_released = true;
     ctx->host->ScheduleOutput(tcb);
   }

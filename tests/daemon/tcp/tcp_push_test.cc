@@ -87,6 +87,23 @@ TEST_F(PushTest, Linux_MsgMore_EarlierHoldsDeadlineDoesNotCutANewHold) {
   EXPECT_FALSE(v.f.tcp_flags & kTcpPsh);
 }
 
+// The engine may see the ACK before it polls the ring for a MSG_MORE send
+// the application made earlier: the ACK releases those bytes too, and the
+// late notice of that send holds nothing back.
+TEST_F(PushTest, Linux_MsgMore_AckReleasesBytesQueuedBeforeItNotYetPolled) {
+  ActiveOpen();
+  NoDelay();
+  AppSend(1460 + 100, /*more=*/true);
+  One();
+  ASSERT_EQ(tx_->AppWrite("fifty", 5), 5u);  // queued, engine not told yet
+  h_.Inject(AckOf(1460));
+  TcpView v = One();
+  EXPECT_EQ(v.f.payload_len, 105u);
+  EXPECT_FALSE(v.f.tcp_flags & kTcpPsh);
+  ASSERT_EQ(h_.s().TcpSend(flow_, /*more=*/true), 0);  // the late notice
+  ExpectSilence();
+}
+
 TEST_F(PushTest, Linux_MsgMore_NodelayPushSendsWithoutPsh) {
   ActiveOpen();
   AppSend(80, /*more=*/true);
