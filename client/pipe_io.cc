@@ -373,7 +373,6 @@ ssize_t PipeRecv(Socket* s, const iovec* iov, int iovcnt, int flags) {
   for (;;) {
     shm::EndLockGuard lock(&p->rx.indexes()->consumer_lock, token);
     if (lock.mode() != shm::EndLockMode::kBiased) p->rx.Resync();
-    if (p->flags() & shm::kEndShutRd) return static_cast<ssize_t>(got);
     size_t avail = p->rx.Readable();
     // Never when the caller's buffer can be filled now (a length-prefixed
     // protocol reading its body), and never while other receivers share it.
@@ -417,6 +416,10 @@ ssize_t PipeRecv(Socket* s, const iovec* iov, int iovcnt, int flags) {
       }
       return static_cast<ssize_t>(got);  // end of stream
     }
+    // After shutdown(SHUT_RD) Linux still returns what is queued (data that
+    // arrives later is acknowledged and queued too: tcp_recvmsg checks
+    // RCV_SHUTDOWN only with the queue empty), then 0 instead of waiting.
+    if (p->flags() & shm::kEndShutRd) return static_cast<ssize_t>(got);
     lock.Unlock();
     if (nonblock) {
       if (got > 0) return static_cast<ssize_t>(got);

@@ -119,8 +119,21 @@ uint8_t* ChannelMap::MapExtent(uint32_t extent) {
     // The file must hold the whole extent (it only grows: sealed against
     // shrinking), so nothing mapped here can fault later.
     if (FileSize(memfd_.get()) >= off + extent_bytes_) {
-      void* m = mmap(nullptr, extent_bytes_, PROT_READ | PROT_WRITE, MAP_SHARED, memfd_.get(),
+      // Reserved inaccessible, then opened: a process under
+      // mlockall(MCL_FUTURE) (packetdrill, latency-minded servers) would
+      // otherwise populate the whole extent at mmap() -- 32 MiB of shared
+      // pages at the default capacity, ~27 ms before a first connect()'s SYN
+      // can leave. The kernel does not populate a PROT_NONE mapping, and
+      // mprotect() populates only private locked mappings (mm/mprotect.c), so
+      // the pages of a shared one fault in when a slot touches them (and stay
+      // locked then). Linux's own socket buffers are not the application's
+      // memory either.
+      void* m = mmap(nullptr, extent_bytes_, PROT_NONE, MAP_SHARED, memfd_.get(),
                      static_cast<off_t>(off));
+      if (m != MAP_FAILED && mprotect(m, extent_bytes_, PROT_READ | PROT_WRITE) != 0) {
+        munmap(m, extent_bytes_);
+        m = MAP_FAILED;
+      }
       if (m != MAP_FAILED) {
         p = static_cast<uint8_t*>(m);
         // Release: the mapping before other threads use the pointer.

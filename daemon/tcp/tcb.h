@@ -193,6 +193,7 @@ struct Tcb {
   // time only (no DupThresh), as Linux does once reordering is seen.
   bool rack_reord = false;
   uint32_t rack_fack = 0;          // highest SACKed end before this ACK (else SND.UNA)
+  uint32_t reordering = 0;         // largest reordering seen, segments (0: none; tcpi_reordering)
   uint8_t reo_wnd_mult = 1;        // RFC 8985 6.2 step 4 RACK.reo_wnd_mult
   uint8_t reo_wnd_persist = 0;     // RFC 8985 RACK.reo_wnd_persist
   uint64_t reo_adjust_ns = 0;      // last reo_wnd_mult increase (once per RTT)
@@ -254,7 +255,8 @@ struct Tcb {
   // --- Socket options ---
   bool nodelay = false;
   bool cork = false;
-  bool more = false;               // MSG_MORE on the last send
+  bool more = false;               // MSG_MORE on the last send: its end is not pushed
+  bool more_released = false;      // an ACK came since: Nagle, not MSG_MORE, holds
   bool cork_expired = false;       // the 200 ms cork ceiling passed
   uint32_t snd_sml = 0;            // end of the last small segment (Minshall)
   uint64_t una_since_ns = 0;       // oldest unacknowledged data sent at

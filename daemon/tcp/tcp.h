@@ -162,6 +162,9 @@ void UpdateWindow(TcpContext* ctx, Tcb* tcb, const net::ParsedFrame& seg);
 // RFC 6937 PRR: sets cwnd from Tcb::acked_sacked (this ACK's DeliveredData)
 // while in SACK recovery.
 void PrrUpdate(TcpContext* ctx, Tcb* tcb, bool una_advanced);
+// PrrUpdate's cwnd step alone (prr_delivered unchanged): again for the same
+// ACK once RACK has marked losses and the pipe shrank.
+void PrrSetCwnd(TcpContext* ctx, Tcb* tcb, bool una_advanced);
 // Fast retransmit: enters RFC 6675 SACK / RFC 6582 NewReno recovery.
 void EnterRecovery(TcpContext* ctx, Tcb* tcb);
 // Records cwnd/ssthresh before a window reduction (recovery or RTO) so that

@@ -16,15 +16,17 @@ using net::kTcpSyn;
 
 namespace internal {
 
-void PrrUpdate(TcpContext* ctx, Tcb* tcb, bool una_advanced) {
-  // RFC 6937 3 in segments, as Linux tcp_cwnd_reduction.
+// RFC 6937 3 in segments, as Linux tcp_cwnd_reduction: cwnd = pipe +
+// sndcnt from prr_delivered (this ACK already counted) and the current pipe.
+// Idempotent for one ACK: called again once RACK has marked losses, since
+// Linux identifies losses (tcp_identify_packet_loss) before the reduction.
+void PrrSetCwnd(TcpContext* ctx, Tcb* tcb, bool una_advanced) {
   const uint32_t mss = std::max<uint32_t>(tcb->snd_mss, 1);
   const uint32_t newly = (tcb->acked_sacked + mss - 1) / mss;
   if (newly == 0 || tcb->prior_cwnd == 0) return;
   const uint32_t pipe = Pipe(*tcb, LostBoundary(*tcb, ctx->cfg->dupthresh));
   const int64_t pipe_segs = (pipe + mss - 1) / mss;
   const int64_t ssthresh = tcb->snd_ssthresh / mss;
-  tcb->prr_delivered += newly;
   int64_t sndcnt;
   if (pipe_segs > ssthresh) {
     // Proportional part: sndcnt = CEIL(prr_delivered * ssthresh / RecoverFS) - prr_out.
@@ -40,6 +42,14 @@ void PrrUpdate(TcpContext* ctx, Tcb* tcb, bool una_advanced) {
   // The fast retransmit itself always goes out.
   sndcnt = std::max<int64_t>(sndcnt, tcb->prr_out == 0 ? 1 : 0);
   tcb->snd_cwnd = static_cast<uint32_t>(pipe + std::max<int64_t>(sndcnt, 0) * mss);
+}
+
+void PrrUpdate(TcpContext* ctx, Tcb* tcb, bool una_advanced) {
+  const uint32_t mss = std::max<uint32_t>(tcb->snd_mss, 1);
+  const uint32_t newly = (tcb->acked_sacked + mss - 1) / mss;
+  if (newly == 0 || tcb->prior_cwnd == 0) return;
+  tcb->prr_delivered += newly;  // RFC 6937 prr_delivered (segments)
+  PrrSetCwnd(ctx, tcb, una_advanced);
 }
 
 void EnterRecovery(TcpContext* ctx, Tcb* tcb) {
@@ -196,6 +206,17 @@ bool ProcessAck(TcpContext* ctx, Tcb* tcb, const net::ParsedFrame& seg,
   }
   tcb->last_ack_recv_ns = ctx->now_ns;
   tcb->persist_backoff = 0;
+  if (tcb->more && !tcb->more_released) {
+    // Linux tcp_data_snd_check: an incoming ACK pushes with the socket's
+    // own Nagle setting (tp->nonagle); MSG_MORE corks only the push of its
+    // own send, so the partial segment it held may leave now (no PSH).
+    // Bytes the application queued before this ACK go with it, as on Linux,
+    // even if the engine has not polled the ring since (the wire layer's
+    // later TcpSendReady for that tail then changes nothing).
+    if (!tcb->tx.RefreshTail()) ctx->ctr->bad_app_index++;
+    tcb->more_released = true;
+    ctx->host->ScheduleOutput(tcb);
+  }
   bool sack_new = false;
   // RACK.reord detection compares against what earlier ACKs SACKed (with
   // nothing SACKed, SND.UNA: no newly delivered segment ends below it).
@@ -322,7 +343,14 @@ bool ProcessAck(TcpContext* ctx, Tcb* tcb, const net::ParsedFrame& seg,
   // tcp_schedule_loss_probe): once SACKs or dupacks arrive, the RTO guards.
   if (tcb->tlp_armed && ProbeTimeout(ctx, tcb) == 0) RestartRtxTimer(ctx, tcb);
   // RFC 8985 6.2: losses the duplicate-ACK / SACK-count rules cannot see.
+  const uint32_t lost_end_before = tcb->rack_lost_end;
   RackAfterAck(ctx, tcb);
+  // What RACK marked lost leaves the pipe: this ACK's PRR window is set
+  // from the pipe after the marks (else a recovery entry could release a
+  // burst of retransmissions where Linux sends one).
+  if (tcb->sack_recovery && ctx->cfg->prr && tcb->rack_lost_end != lost_end_before) {
+    PrrSetCwnd(ctx, tcb, tcb->snd_una != una_before);
+  }
   tcb->acked_sacked = 0;  // a recovery entered from a timer has delivered nothing
   return true;
 }

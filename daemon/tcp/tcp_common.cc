@@ -93,26 +93,34 @@ uint64_t ClampToUserTimeout(const TcpContext* ctx, const Tcb* tcb, uint64_t time
 }
 
 void MaybeArmProbe(TcpContext* ctx, Tcb* tcb) {
-  if (tcb->persist || tcb->tlp_armed) return;
+  if (tcb->persist) return;
   uint64_t pto = ProbeTimeout(ctx, tcb);
-  if (pto != 0 && (tcb->rtx_deadline == 0 || ctx->now_ns + pto < tcb->rtx_deadline)) {
-    tcb->tlp_armed = true;
-    tcb->rtx_deadline = ctx->now_ns + pto;
-    TcpArmTimer(ctx, tcb);
-  }
+  if (pto == 0) return;
+  // RFC 8985 7.2: when the RTO would fire first, the probe is sent at the
+  // RTO's time instead (Linux tcp_schedule_loss_probe: min(PTO, RTO left)).
+  // A probe already armed only moves earlier (more in flight: a shorter PTO
+  // without the delayed-ACK allowance).
+  uint64_t at = ctx->now_ns + pto;
+  if (tcb->rtx_deadline != 0) at = std::min(at, tcb->rtx_deadline);
+  if (tcb->tlp_armed && at == tcb->rtx_deadline) return;
+  tcb->tlp_armed = true;
+  tcb->rtx_deadline = at;
+  TcpArmTimer(ctx, tcb);
 }
 
 void RestartRtxTimer(TcpContext* ctx, Tcb* tcb) {
   // RFC 6298 5.1/5.3: (re)start the timer to expire after RTO, with backoff;
-  // a loss probe timeout goes first when it is shorter (RFC 8985 7.2).
+  // RFC 8985 7.2: a loss probe when one may be scheduled, at PTO or at the
+  // RTO's time if that is earlier (Linux: a FIN alone after close() is
+  // probed at the RTO, then retransmitted by the RTO one RTO later).
   uint64_t rto = tcb->rto_ns << std::min<uint32_t>(tcb->backoff, 20);
   rto = std::min(rto, ctx->cfg->rto_max_ns);
   tcb->persist = false;
   tcb->tlp_armed = false;
   uint64_t pto = ProbeTimeout(ctx, tcb);
-  if (pto != 0 && pto < rto) {
+  if (pto != 0) {
     tcb->tlp_armed = true;
-    rto = pto;
+    rto = std::min(rto, pto);
   }
   rto = ClampToUserTimeout(ctx, tcb, rto);
   tcb->rtx_deadline = ctx->now_ns + rto;

@@ -520,6 +520,15 @@ void TcpInput(TcpContext* ctx, Tcb* tcb, const net::ParsedFrame& seg) {
       fin = false;
     }
   }
+  if (len > 0 && tcb->user_released &&
+      (tcb->state == TcpState::kFinWait1 || tcb->state == TcpState::kFinWait2)) {
+    // RFC 9293 3.10.7.4 seventh leaves text after CLOSE to the
+    // implementation; Linux (tcp_rcv_state_process, TCPAbortOnData) resets:
+    // nobody will read it. <SEQ=SEG.ACK><CTL=RST>, and the TCB goes.
+    ctx->host->SendReset(tcb, seg.ack, 0, false);
+    CloseConnection(ctx, tcb, ECONNRESET);
+    return;
+  }
   switch (tcb->state) {
     case TcpState::kEstablished:
     case TcpState::kFinWait1:

@@ -224,9 +224,11 @@ size_t SendData(TcpContext* ctx, Tcb* tcb, uint8_t* buf, uint32_t seq, uint32_t 
   bool fin = tcb->fin_queued && seq + len == tcb->fin_seq;
   if (fin) flags |= kTcpFin;
   // PSH as Linux (tcp_push / tcp_mark_push): the segment that ends the data
-  // queued so far (the end of a send()), a record end, or the last segment
-  // of a burst cut short by the congestion window.
-  if (len > 0 && (push || seq + len == data_end || NextRecordEnd(tcb, seq) == seq + len)) {
+  // queued so far (the end of a send(); not of a MSG_MORE send, which
+  // tcp_push leaves unmarked), a record end, or the last segment of a burst
+  // cut short by the congestion window.
+  const bool pushed_end = seq + len == data_end && !tcb->more;
+  if (len > 0 && (push || pushed_end || NextRecordEnd(tcb, seq) == seq + len)) {
     flags |= kTcpPsh;
   }
   const bool retransmit = SeqLt(seq, tcb->snd_max);
@@ -328,7 +330,8 @@ size_t TrySendNext(TcpContext* ctx, Tcb* tcb, uint8_t* buf, uint32_t cwnd_room,
   const bool last = len == avail;
   if (len < tcb->snd_mss && last && !ignore_sws && SeqGeq(tcb->snd_nxt, tcb->snd_max)) {
     // TCP_CORK / MSG_MORE: hold a partial segment (Linux: up to 200 ms).
-    if ((tcb->cork || tcb->more) && !tcb->cork_expired && !tcb->fin_queued) {
+    if ((tcb->cork || (tcb->more && !tcb->more_released)) && !tcb->cork_expired &&
+        !tcb->fin_queued) {
       if (tcb->cork_deadline == 0) {
         tcb->cork_deadline = ctx->now_ns + ctx->cfg->cork_timeout_ns;
         TcpArmTimer(ctx, tcb);

@@ -24,8 +24,16 @@ namespace offload::tcp {
 namespace internal {
 namespace {
 
-// RFC 8985 6.2 step 4: reo_wnd = min(reo_wnd_mult * min_rtt / 4, SRTT).
-uint64_t ReoWnd(const Tcb& tcb) {
+// RFC 8985 6.2 step 4: reo_wnd = min(reo_wnd_mult * min_rtt / 4, SRTT);
+// 0 while no reordering was seen and the connection is in recovery or
+// DupThresh segments are SACKed (Linux tcp_rack_reo_wnd): then everything
+// sent before the delivered segment that had its RTT is lost at once.
+uint64_t ReoWnd(const Tcb& tcb, uint32_t dupthresh) {
+  if (!tcb.rack_reord) {
+    if (tcb.in_recovery || tcb.ca_state == 4) return 0;
+    const uint32_t mss = std::max<uint32_t>(tcb.snd_mss, 1);
+    if (tcb.scoreboard.TotalBytes() / mss >= dupthresh) return 0;
+  }
   const int64_t base_us = tcb.min_rtt_us > 0 ? tcb.min_rtt_us : tcb.srtt_us;
   uint64_t reo = base_us > 0 ? static_cast<uint64_t>(base_us) * 1000 / 4 : kMs;
   reo *= tcb.reo_wnd_mult;
@@ -47,7 +55,7 @@ uint64_t DetectLoss(TcpContext* ctx, Tcb* tcb, bool* any_lost, bool* any_rtx,
   *any_lost = false;
   *any_rtx = false;
   if (tcb->rack_xmit_ns == 0) return 0;
-  const uint64_t reo = ReoWnd(*tcb);
+  const uint64_t reo = ReoWnd(*tcb, ctx->cfg->dupthresh);
   uint64_t next = 0;
   SentLog& log = tcb->sent;
   for (size_t i = 0; i < log.size(); ++i) {
@@ -122,6 +130,12 @@ void RackOnDelivered(TcpContext* ctx, Tcb* tcb, const SentSeg& seg) {
   if (!seg.ever_retrans && SeqLt(seg.end, tcb->rack_fack)) {
     if (!tcb->rack_reord) ctx->ctr->reordering_seen++;
     tcb->rack_reord = true;
+    // Linux tcp_check_sack_reordering: the distance in segments from the
+    // delivered segment to the highest SACKed byte (bounded as
+    // tcp_max_reordering's default, 300), reported as tcpi_reordering.
+    const uint32_t mss = std::max<uint32_t>(tcb->snd_mss, 1);
+    const uint32_t degree = std::min<uint32_t>((tcb->rack_fack - seg.start + mss - 1) / mss, 300);
+    tcb->reordering = std::max(tcb->reordering, degree);
   }
   // RFC 8985 6.2 step 2: an ACK of a retransmitted segment sooner than the
   // minimum RTT after its retransmission was for the original transmission.

@@ -210,6 +210,9 @@ void TcpOnTimer(TcpContext* ctx, Tcb* tcb) {
   if (tcb->cork_deadline != 0 && now >= tcb->cork_deadline) {
     tcb->cork_deadline = 0;
     tcb->cork_expired = true;
+    // Linux sends a held partial segment from its probe timer
+    // (tcp_write_wakeup), which sets PSH even on MSG_MORE data.
+    tcb->more = false;
     ctx->host->ScheduleOutput(tcb);
   }
   TcpArmTimer(ctx, tcb);

@@ -90,9 +90,16 @@ void TcpConnect(TcpContext* ctx, Tcb* tcb, uint32_t iss, uint32_t ts_offset) {
 }
 
 void TcpSendReady(TcpContext* ctx, Tcb* tcb, bool more) {
-  if (tcb->snd_nxt == tcb->DataEndSeq()) tcb->cork_expired = false;
+  if (tcb->snd_nxt == tcb->DataEndSeq()) {
+    // Everything before this send left: a new hold starts its own 200 ms
+    // (a deadline armed by an earlier hold that ended is stale).
+    tcb->cork_expired = false;
+    tcb->cork_deadline = 0;
+  }
+  const uint32_t old_end = tcb->DataEndSeq();
   if (!tcb->tx.RefreshTail()) ctx->ctr->bad_app_index++;
   tcb->more = more;
+  if (tcb->DataEndSeq() != old_end) tcb->more_released = false;
   if (tcb->state != TcpState::kClosed && tcb->state != TcpState::kListen) {
     ctx->host->ScheduleOutput(tcb);
   }
@@ -236,7 +243,7 @@ void TcpFillInfo(const TcpContext& ctx, const Tcb& t, TcpInfo* info) {
   info->tcpi_snd_ssthresh = t.snd_ssthresh >= 0x7fffffff ? 0x7fffffff : t.snd_ssthresh / mss;
   info->tcpi_snd_cwnd = t.snd_cwnd / mss;
   info->tcpi_advmss = t.adv_mss;
-  info->tcpi_reordering = ctx.cfg->dupthresh;
+  info->tcpi_reordering = std::max(ctx.cfg->dupthresh, t.reordering);
   info->tcpi_rcv_space = t.rx.capacity();
   info->tcpi_total_retrans = t.total_retrans;
   info->tcpi_bytes_acked = t.bytes_acked;
@@ -262,9 +269,12 @@ void TcpFillInfo(const TcpContext& ctx, const Tcb& t, TcpInfo* info) {
   info->tcpi_max_pacing_rate = ~uint64_t{0};
   info->tcpi_delivery_rate = t.delivery_rate;
   info->tcpi_delivered = static_cast<uint32_t>((t.bytes_acked + t.scoreboard.TotalBytes()) / mss);
-  info->tcpi_lost = t.rack_lost_end != t.snd_una && static_cast<int32_t>(t.rack_lost_end - t.snd_una) > 0
-                        ? (t.rack_lost_end - t.snd_una + mss - 1) / mss
-                        : 0;
+  // Linux lost_out: segments marked lost (retransmitted or not) that are
+  // neither acknowledged nor SACKed: the unSACKed bytes below RACK's mark.
+  if (SeqGt(t.rack_lost_end, t.snd_una)) {
+    const uint32_t lost = t.rack_lost_end - t.snd_una - t.scoreboard.CoveredIn(t.snd_una, t.rack_lost_end);
+    info->tcpi_lost = (lost + mss - 1) / mss;
+  }
   info->tcpi_reord_seen = t.rack_reord ? 1 : 0;
   info->tcpi_busy_time = t.una_since_ns != 0 && t.snd_una != t.snd_max
                              ? (ctx.now_ns - t.una_since_ns) / 1000

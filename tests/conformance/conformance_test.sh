@@ -75,6 +75,12 @@ while read -r name reason; do
 done <"$EXPECTED"
 
 pass=0 fail=0 flaky=0 port=20000
+# counters: offloadd's counters, one "name value" a line (for the counters
+# an unexpected failure moved: neighbour resolutions, drops...).
+counters() {
+  "$OFFLOADCTL" --socket "$RUN/control.sock" stats 2>/dev/null | tr ',:' '\n\n' |
+    sed 's/^ *//' | grep -E '^[a-z_.]+ [0-9]+$'
+}
 # run_script: runs $s in $mode on the next ports; sets out and rc.
 run_script() {
   port=$((port + 1))
@@ -91,17 +97,20 @@ for s in "$HERE"/scripts/*.pkt; do
   for mode in kernel offload; do
     prefix=""
     [[ $mode == offload ]] && prefix="env OFFLOAD_RUN_DIR=$RUN OFFLOAD_LIBRARY=$LIBOFFLOAD $LAUNCHER --"
+    [[ $mode == offload ]] && before=$(counters)
     run_script
     # An unexpected failure under offload gets one more run on fresh ports;
     # a pass then is reported as FLAKY with the first run's output (rare
     # failures under a loaded host, issue 16's note), never silently.
     if [[ $mode == offload && $rc -ne 0 && -z ${expected[$name]:-} ]]; then
       first=$out
+      moved=$(diff <(echo "$before") <(counters) | sed -n 's/^> //p' | tr '\n' ' ')
       run_script
       if ((rc == 0)); then
         flaky=$((flaky + 1))
         echo "FLAKY offload $name: failed, then passed on a second run; the first run said:"
         echo "$first" | tail -15 | sed 's/^/    /'
+        echo "    offloadd counters after the failed run (those it moved): $moved"
       fi
     fi
     echo "$out" >"$WORK/$name.$mode.log"

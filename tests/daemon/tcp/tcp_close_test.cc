@@ -217,6 +217,32 @@ TEST_F(CloseTest, Rfc9293_DataAfterPeerFin_IsIgnored) {
   EXPECT_EQ(AppRead(), "");
 }
 
+// Linux TCPAbortOnData (packetdrill user_timeout.pkt): data for a
+// connection the application closed, in FIN-WAIT-1, is answered with
+// <SEQ=SEG.ACK><CTL=RST> and the connection is gone.
+TEST_F(CloseTest, Linux_DataAfterClose_InFinWait1_Resets) {
+  ActiveOpen();
+  ASSERT_EQ(h_.s().TcpClose(flow_), 0);
+  One();  // FIN, not acknowledged
+  ASSERT_EQ(state(), TcpState::kFinWait1);
+  h_.Inject(Seg(kTcpAck, rcv_, snd_, "x"));
+  TcpView rst = One();
+  EXPECT_EQ(rst.f.tcp_flags, net::kTcpRst);
+  EXPECT_EQ(rst.f.seq, snd_);
+  EXPECT_TRUE(FlowGone());
+}
+
+// A half-close keeps receiving (RFC 9293 3.10.4: only CLOSE ends the
+// receive side).
+TEST_F(CloseTest, Rfc9293_DataAfterShutdownWrite_IsDelivered) {
+  ActiveOpen();
+  ASSERT_EQ(h_.s().TcpShutdown(flow_, false, true), 0);
+  One();
+  h_.Inject(PeerData("more"));
+  EXPECT_EQ(AppRead(), "more");
+  EXPECT_EQ(state(), TcpState::kFinWait1);
+}
+
 TEST_F(CloseTest, Rfc9293_FinRetransmittedOnTimeout) {
   ActiveOpen();
   ASSERT_EQ(h_.s().TcpShutdown(flow_, false, true), 0);

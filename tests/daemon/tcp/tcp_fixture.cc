@@ -67,6 +67,7 @@ void TcpSegmentTest::PassiveOpen(const PeerOptions& po) {
   if (peer_ts_) our_last_tsval_ = sa[0].opts.tsval;
   snd_ = our_iss_ + 1;
   rcv_ = peer_iss_ + 1;
+  if (po.handshake_rtt_ns != 0) h_.Advance(po.handshake_rtt_ns);
   h_.Inject(Seg(net::kTcpAck, rcv_, snd_));
   ExpectSilence();
   ASSERT_EQ(h_.s().TcpAccept(listener_, 2, &flow_), 0);

@@ -26,6 +26,7 @@ struct PeerOptions {
   bool sack = false;
   bool timestamps = false;
   uint16_t window = 65535;
+  uint64_t handshake_rtt_ns = 0;  // PassiveOpen: time between SYN,ACK and ACK
 };
 
 class TcpSegmentTest : public ::testing::Test {

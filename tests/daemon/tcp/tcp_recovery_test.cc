@@ -222,8 +222,9 @@ TEST_F(RecoveryTest, Rfc8985_ReorderTimer_CancelledWhenHoleFills) {
 
 // RFC 8985 6.2 (RFC 6675 cannot see it): the retransmission of SND.UNA is
 // lost too. Once data first sent after that retransmission is SACKed, the
-// head is retransmitted again after the reordering window instead of
-// waiting for the RTO, without a second window reduction.
+// head is retransmitted again -- at once: in recovery the reordering window
+// is 0 (step 4) -- instead of waiting for the RTO, without a second window
+// reduction.
 TEST_F(RecoveryTest, Rfc8985_LostRetransmission_SentAgainBeforeRto) {
   PeerOptions po;
   po.sack = true;
@@ -232,6 +233,7 @@ TEST_F(RecoveryTest, Rfc8985_LostRetransmission_SentAgainBeforeRto) {
   SendWindow();
   AppSend(14600);  // new data queued behind the window
   Out();
+  h_.Advance(1 * kMsNs);  // the retransmission leaves after the originals
   h_.Inject(SackAck(una_, una_ + kMss, una_ + 5 * kMss));
   std::vector<TcpView> v = Out();
   ASSERT_GE(v.size(), 1u);
@@ -245,9 +247,6 @@ TEST_F(RecoveryTest, Rfc8985_LostRetransmission_SentAgainBeforeRto) {
   ExpectSilence();
   // The new data is SACKed; the head is still missing.
   h_.Inject(SackAck(una_, una_ + kMss, tcb().snd_max));
-  ASSERT_NE(tcb().reo_deadline, 0u);
-  ASSERT_LT(tcb().reo_deadline, tcb().rtx_deadline);
-  h_.Advance(tcb().reo_deadline - h_.now());
   std::vector<TcpView> r = Out();
   ASSERT_GE(r.size(), 1u);
   EXPECT_EQ(r[0].f.seq, una_);
@@ -455,6 +454,98 @@ TEST_F(RecoveryTest, Rfc5681_CongestionAvoidance_OneSegmentPerWindow) {
   EXPECT_EQ(tcb().snd_cwnd, 10 * kMss);
   h_.Inject(Seg(kTcpAck, rcv_, una_ + 10 * kMss));
   EXPECT_EQ(tcb().snd_cwnd, 11 * kMss);
+}
+
+// Linux tcpi_lost (lost_out) counts segments marked lost that are neither
+// acknowledged nor SACKed, retransmitted or not (packetdrill
+// sack-shift-sacked-2-6-8-3-9-nofack): SACKs of segments 3, 7 and 9 of ten
+// an RTT after they left make 1, 2, 4, 5, 6 and 8 lost (RFC 8985 6.2).
+TEST_F(RecoveryTest, Rfc8985_TcpInfoLost_CountsUnsackedSegmentsMarkedLost) {
+  OpenWithRttSample();
+  SendWindow();
+  h_.Advance(20 * kMsNs);
+  TcpSpec sp;
+  sp.src = h_.Peer(peer_port_);
+  sp.dst = h_.Us(our_port_);
+  sp.seq = rcv_;
+  sp.ack = una_;
+  sp.window = 65535;
+  sp.options.num_sack = 3;
+  sp.options.sack[0] = tcp::SackBlock{una_ + 2 * kMss, una_ + 3 * kMss};
+  sp.options.sack[1] = tcp::SackBlock{una_ + 6 * kMss, una_ + 7 * kMss};
+  sp.options.sack[2] = tcp::SackBlock{una_ + 8 * kMss, una_ + 9 * kMss};
+  h_.Inject(BuildTcp(sp));
+  Out();
+  ASSERT_TRUE(tcb().in_recovery);
+  tcp::TcpInfo info;
+  ASSERT_EQ(h_.s().TcpGetInfo(flow_, &info), 0);
+  EXPECT_EQ(info.tcpi_lost, 6u);
+  EXPECT_EQ(info.tcpi_sacked, 3u);
+  EXPECT_EQ(info.tcpi_reordering, 3u);
+  // Segment 4 SACKed: it was not lost but reordered, six segments below the
+  // highest SACKed byte (Linux tcp_check_sack_reordering).
+  sp.options.sack[0] = tcp::SackBlock{una_ + 2 * kMss, una_ + 4 * kMss};
+  h_.Inject(BuildTcp(sp));
+  Out();
+  ASSERT_EQ(h_.s().TcpGetInfo(flow_, &info), 0);
+  EXPECT_EQ(info.tcpi_lost, 5u);
+  EXPECT_EQ(info.tcpi_reordering, 6u);
+  // The first segment acknowledged: four lost remain.
+  sp.ack = una_ + kMss;
+  h_.Inject(BuildTcp(sp));
+  Out();
+  ASSERT_EQ(h_.s().TcpGetInfo(flow_, &info), 0);
+  EXPECT_EQ(info.tcpi_lost, 4u);
+}
+
+// RFC 6937 with RFC 8985 marks (Linux tcp_identify_packet_loss before
+// tcp_cwnd_reduction), packetdrill sack-shift-sacked-2-6-8-3-9-nofack: ten
+// segments an RTT of 100 ms after the handshake, SACKs for 3, 7 and 9 mark
+// six lost and enter recovery with ONE retransmission (PRR's sndcnt from the
+// pipe after the marks), the next SACK (segment 4, reordered) releases one
+// more, and tcpi_reordering reports 6.
+TEST_F(RecoveryTest, Rfc6937_EntryAfterRackMarks_SendsOneRetransmission) {
+  PeerOptions po;
+  po.sack = true;
+  po.wscale = true;
+  po.mss_value = 1000;
+  po.handshake_rtt_ns = 100 * kMsNs;
+  PassiveOpen(po);
+  AppSend(10000);
+  ASSERT_EQ(Out().size(), 10u);
+  una_ = snd_;
+  h_.Advance(100 * kMsNs);
+  auto sack = [&](std::vector<std::pair<uint32_t, uint32_t>> blocks) {
+    TcpSpec sp;
+    sp.src = h_.Peer(peer_port_);
+    sp.dst = h_.Us(our_port_);
+    sp.seq = rcv_;
+    sp.ack = una_;
+    sp.window = 257;
+    sp.options.num_sack = static_cast<uint8_t>(blocks.size());
+    for (size_t i = 0; i < blocks.size(); ++i) {
+      sp.options.sack[i] = tcp::SackBlock{una_ + blocks[i].first, una_ + blocks[i].second};
+    }
+    h_.Inject(BuildTcp(sp));
+    return Out();
+  };
+  EXPECT_TRUE(sack({{2000, 3000}}).empty());
+  h_.Advance(1 * kMsNs);
+  EXPECT_TRUE(sack({{2000, 3000}, {6000, 7000}}).empty());
+  h_.Advance(1 * kMsNs);
+  std::vector<TcpView> v = sack({{2000, 3000}, {6000, 7000}, {8000, 9000}});
+  ASSERT_EQ(v.size(), 1u);
+  EXPECT_EQ(v[0].f.seq, una_);
+  tcp::TcpInfo info;
+  ASSERT_EQ(h_.s().TcpGetInfo(flow_, &info), 0);
+  EXPECT_EQ(info.tcpi_lost, 6u);
+  h_.Advance(7 * kMsNs);
+  v = sack({{2000, 4000}, {6000, 7000}, {8000, 9000}});
+  ASSERT_EQ(v.size(), 1u);
+  EXPECT_EQ(v[0].f.seq, una_ + 1000);
+  ASSERT_EQ(h_.s().TcpGetInfo(flow_, &info), 0);
+  EXPECT_EQ(info.tcpi_lost, 5u);
+  EXPECT_EQ(info.tcpi_reordering, 6u);
 }
 
 }  // namespace

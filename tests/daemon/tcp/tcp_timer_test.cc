@@ -25,6 +25,44 @@ TEST_F(TimerTest, Rfc6298_RttSample_SetsSrttAndRto) {
   EXPECT_GE(tcb().rto_ns, 200 * kMsNs);  // Linux floor: SRTT + max(4 RTTVAR, 200 ms)
 }
 
+// RFC 8985 7.2 (Linux tcp_schedule_loss_probe): when the RTO would fire
+// before the probe timeout (one segment in flight: PTO includes the worst
+// delayed ACK), the probe is sent at the RTO's time, and the RTO proper
+// follows one un-backed-off RTO later. packetdrill user_timeout.pkt: a FIN
+// alone after close() goes again at +RTO, +RTO, +2 RTO.
+TEST_F(TimerTest, Rfc8985_FinAlone_ProbedAtRtoTimeThenRto) {
+  PeerOptions po;
+  po.sack = true;
+  ActiveOpen(po);
+  AppSend(100);  // an RTT sample: loss probes need an SRTT
+  One();
+  h_.Advance(20 * kMsNs);
+  snd_ += 100;
+  h_.Inject(PeerAck());
+  ASSERT_EQ(h_.s().TcpShutdown(flow_, false, true), 0);
+  const uint64_t rto = tcb().rto_ns;
+  TcpView fin = One();
+  ASSERT_TRUE(fin.f.tcp_flags & net::kTcpFin);
+  h_.Advance(rto - 1);
+  ExpectSilence();
+  h_.Advance(1);
+  TcpView probe = One();
+  EXPECT_TRUE(probe.f.tcp_flags & net::kTcpFin);
+  EXPECT_EQ(probe.f.seq, fin.f.seq);
+  EXPECT_EQ(h_.s().tcp_counters().tail_loss_probes, 1u);
+  EXPECT_EQ(tcb().backoff, 0u);
+  h_.Advance(rto - 1);
+  ExpectSilence();
+  h_.Advance(1);
+  TcpView r1 = One();
+  EXPECT_TRUE(r1.f.tcp_flags & net::kTcpFin);
+  EXPECT_EQ(h_.s().tcp_counters().rto_timeouts, 1u);
+  h_.Advance(2 * rto - 1);
+  ExpectSilence();
+  h_.Advance(1);
+  EXPECT_TRUE(One().f.tcp_flags & net::kTcpFin);
+}
+
 TEST_F(TimerTest, Rfc6298_RetransmissionTimeout_BackoffDoubles) {
   ActiveOpen();
   uint64_t rto = tcb().rto_ns;
