@@ -8,6 +8,7 @@
 #include <string>
 #include <utility>
 
+#include "daemon/wire/steering.h"
 #include "shm/fence.h"
 #include "shm/futex.h"
 #include "spdlog/spdlog.h"
@@ -32,7 +33,7 @@ void EngineFlows::Connect(uint64_t cookie, const TcpConnectParams& p, const nic:
       Wake(&p.pipe->from_wire().reader_wait);
     }
     if (p.listener != nullptr) p.listener->OnTcpEvents(tcp::kEventError | tcp::kEventClosed, err);
-    plane_->FlowGone(queue_, key);
+    plane_->steering().Release(queue_, key);
     return;
   }
   Entry e;
@@ -71,7 +72,7 @@ void EngineFlows::CloseListener(uint64_t cookie) {
   auto it = listeners_.find(cookie);
   if (it == listeners_.end()) return;
   stack_->TcpClose(it->second.id);  // resets the children not accepted
-  plane_->FlowGone(queue_, it->second.key);
+  plane_->steering().Release(queue_, it->second.key);
   listeners_.erase(it);
 }
 
@@ -157,7 +158,7 @@ void EngineFlows::OnFlowEvents(const stack::FlowEvent* events, size_t n) {
       std::shared_ptr<AppPipe> pipe = entry.pipe;
       Erase(it);
       stack_->TcpClose(id);
-      plane_->FlowGone(queue_, key);
+      plane_->steering().Release(queue_, key);
       if (pipe != nullptr) pipe->EngineDone();
     }
     if (listener != nullptr) listener->OnTcpEvents(ev.events, ev.error);
@@ -187,7 +188,7 @@ void EngineFlows::OnPoll() {
       ++i;  // still finishing (FIN exchange, TIME-WAIT)
       continue;
     }
-    plane_->FlowGone(queue_, closing_[i].key);
+    plane_->steering().Release(queue_, closing_[i].key);
     if (closing_[i].pipe != nullptr) closing_[i].pipe->EngineDone();
     closing_[i] = std::move(closing_.back());
     closing_.pop_back();
@@ -282,9 +283,9 @@ void EngineFlows::UnsteerAll() {
     Wake(&fw.reader_wait);
     Wake(&tw.writer_wait);
   }
-  for (auto& [cookie, e] : flows_) plane_->FlowGone(queue_, e.key);
-  for (Entry& e : closing_) plane_->FlowGone(queue_, e.key);
-  for (auto& [cookie, l] : listeners_) plane_->FlowGone(queue_, l.key);
+  for (auto& [cookie, e] : flows_) plane_->steering().Release(queue_, e.key);
+  for (Entry& e : closing_) plane_->steering().Release(queue_, e.key);
+  for (auto& [cookie, l] : listeners_) plane_->steering().Release(queue_, l.key);
   pipes_.clear();
   udp_.Clear();
   flows_.clear();
@@ -539,7 +540,7 @@ void EngineFlows::PublishToPipe(Entry& e, uint32_t events, int error) {
 
 void EngineFlows::AcceptChildren(ListenEntry& l) {
   for (int i = 0; i < 256; ++i) {
-    const uint64_t cookie = plane_->next_cookie_.fetch_add(1, std::memory_order_relaxed);
+    const uint64_t cookie = plane_->next_cookie();
     stack::FlowId child = stack::kInvalidFlow;
     if (stack_->TcpAccept(l.id, cookie, &child) != 0) return;
     tcp::RingMemory tx, rx;
@@ -560,7 +561,7 @@ void EngineFlows::AcceptChildren(ListenEntry& l) {
     // Its own steering entry, so the connection outlives its listener.
     const nic::FlowKey key = nic::FlowKey::Connection(nic::IpProto::kTcp, c.local_ip,
                                                       c.local_port, c.remote_ip, c.remote_port);
-    plane_->SteerFlow(queue_, key);
+    plane_->steering().TrySteer(queue_, key);
     c.flow = WireFlow{engine_, cookie};
     Entry e;
     e.id = child;
