@@ -34,6 +34,12 @@ bool SetPortWord(std::atomic<uint64_t>* words, uint16_t port_host, bool on);
 // (network order).
 bool IsLocalAddress(uint32_t addr);
 
+struct Session;
+// Replies kStatus `status` (0, a positive errno, or shm::kStatusUseKernel)
+// to request `req` of `s`. A process that cannot take it is going away; its
+// EOF detaches it.
+void ReplyStatus(Session* s, const shm::Msg& req, int status);
+
 // An attached process.
 struct Session {
   shm::UniqueFd fd;  // the attach connection; EOF = the process is gone (or exec'd)

@@ -27,6 +27,7 @@
 #include "daemon/session/session_internal.h"
 #include "daemon/session/socket_watch.h"
 #include "daemon/session/tcp_broker.h"
+#include "daemon/session/udp_broker.h"
 #include "shm/fence.h"
 #include "shm/wakeup.h"
 #include "spdlog/spdlog.h"
@@ -98,6 +99,17 @@ absl::StatusOr<std::unique_ptr<SessionManager>> SessionManager::Create(
     };
     env.next_id = [self]() ABSL_NO_THREAD_SAFETY_ANALYSIS { return self->NewId(); };
     m->tcp_ = std::make_unique<TcpBroker>(std::move(env));
+    UdpBroker::Env udp_env;
+    udp_env.max_sockets = self->max_sockets_;
+    udp_env.dgram_capacity = self->dgram_capacity_;
+    udp_env.publish_port = [self](uint16_t port, bool on) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+      self->PublishUdpPort(port, on);
+    };
+    udp_env.next_id = [self]() ABSL_NO_THREAD_SAFETY_ANALYSIS { return self->NewId(); };
+    udp_env.post_event = [self](Session* s) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+      self->PostEvent(s);
+    };
+    m->udp_ = std::make_unique<UdpBroker>(std::move(udp_env));
   }
   if (rules != nullptr) {
     SessionManager* self = m.get();
@@ -142,6 +154,7 @@ void SessionManager::SetWirePlane(wire::WirePlane* wire) {
   wire_addr_ = wire != nullptr ? htonl(wire->local_ip()) : 0;
   wire_netns_ = OwnNetns();
   tcp_->SetWirePlane(wire, wire_addr_, wire_netns_);
+  udp_->SetWirePlane(wire, wire_addr_, wire_netns_);
   if (wire != nullptr) {
     for (uint32_t e = 0; e < wire->num_engines(); ++e) {
       doorbells_.AddEngine(e, wire->DoorbellFd(e));
@@ -154,11 +167,18 @@ SessionManager::~SessionManager() {
   Stop();
   absl::MutexLock l(&mu_);
   tcp_.reset();
+  udp_.reset();
 }
 
 void SessionManager::PublishTcpPort(uint16_t port_net, bool on) {
   for (auto& [fd, other] : sessions_) {
     if (other->hello_done) SetPortWord(other->header()->tcp_ports, ntohs(port_net), on);
+  }
+}
+
+void SessionManager::PublishUdpPort(uint16_t port_net, bool on) {
+  for (auto& [fd, other] : sessions_) {
+    if (other->hello_done) SetPortWord(other->header()->udp_ports, ntohs(port_net), on);
   }
 }
 
@@ -397,10 +417,10 @@ absl::Status SessionManager::Handle(Session* s, Request& req) {
       return absl::OkStatus();
     case MsgType::kRegisterDoorbell:
       if (s->doorbells.size() >= 4096 || !doorbells_.AddProcess(m.value64, std::move(req.fds[0]))) {
-        Reply(s, m, EEXIST);  // the thread picks another id
+        ReplyStatus(s, m, EEXIST);  // the thread picks another id
       } else {
         s->doorbells.push_back(m.value64);
-        Reply(s, m, 0);
+        ReplyStatus(s, m, 0);
       }
       return absl::OkStatus();
     case MsgType::kUnregisterDoorbell:
@@ -419,36 +439,27 @@ absl::Status SessionManager::Handle(Session* s, Request& req) {
       r.seq = m.seq;
       r.value64 = m.value64;
       if (!doorbells_.WithFd(m.value64, [&](int fd) { SendMsg(s->fd.get(), r, &fd, 1); })) {
-        Reply(s, m, ENOENT);
+        ReplyStatus(s, m, ENOENT);
       }
       return absl::OkStatus();
     }
     case MsgType::kUdpBind:
-      return HandleUdpBind(s, req);
+      return udp_->Bind(s, req);
     case MsgType::kUdpUnbind:
-      RemoveUdp(s, m.id);
+      udp_->Unbind(s, m.id);
       return absl::OkStatus();
     case MsgType::kUdpOpen:
-      HandleUdpOpen(s, m);
+      udp_->Open(s, m);
       return absl::OkStatus();
     case MsgType::kUdpWire:
-      HandleUdpWire(s, m);
+      udp_->Wire(s, m);
       return absl::OkStatus();
     case MsgType::kUdpJoin:
     case MsgType::kUdpLeave:
-      HandleUdpGroup(s, m);
+      udp_->Group(s, m);
       return absl::OkStatus();
-    case MsgType::kDgramClose: {
-      auto it = dgrams_.find(m.id);
-      const bool sender = m.value == 1;
-      if (it == dgrams_.end() ||
-          (sender ? it->second->sender : it->second->receiver) != s) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("datagram ring ", m.id, " does not belong to this process"));
-      }
-      CloseDgramSide(m.id, sender);
-      return absl::OkStatus();
-    }
+    case MsgType::kDgramClose:
+      return udp_->CloseRing(s, m);
     default:
       return absl::InvalidArgumentError("unexpected message");
   }
@@ -460,14 +471,14 @@ absl::Status SessionManager::HandleHello(Session* s, Request& req) {
   if (m.value != shm::kAbiVersion) {
     spdlog::info("pid {} ({}) speaks ABI {}, we speak {}: it runs on the kernel", s->pid,
                  s->program, m.value, shm::kAbiVersion);
-    Reply(s, m, EPROTONOSUPPORT);
+    ReplyStatus(s, m, EPROTONOSUPPORT);
     return absl::OkStatus();
   }
   shm::UniqueFd memfd = MakeSealedMemfd("offload-arena", arena_bytes_, &s->arena);
   if (!memfd.valid()) {
     spdlog::error("pid {}: cannot create arena of {} bytes: {}", s->pid, arena_bytes_,
                   strerror(errno));
-    Reply(s, m, ENOMEM);
+    ReplyStatus(s, m, ENOMEM);
     return absl::OkStatus();
   }
   auto* h = new (s->arena.get()) shm::ArenaHeader();
@@ -484,7 +495,7 @@ absl::Status SessionManager::HandleHello(Session* s, Request& req) {
   h->wire_addr = wire_addr_;
   h->log_level.store(static_cast<uint32_t>(shm::LogLevel::kInfo), std::memory_order_relaxed);
   tcp_->ForEachListenerPort([h](uint16_t port) { SetPortWord(h->tcp_ports, ntohs(port), true); });
-  for (const auto& [id, u] : udp_) SetPortWord(h->udp_ports, ntohs(u->port), true);
+  udp_->ForEachPort([h](uint16_t port) { SetPortWord(h->udp_ports, ntohs(port), true); });
   s->app_id = m.app_id;
   s->hello_done = true;
   WriteRules(s);
@@ -503,19 +514,13 @@ void SessionManager::Detach(int fd) {
   if (it == sessions_.end()) return;
   Session* s = it->second.get();
   epoll_ctl(epoll_fd_.get(), EPOLL_CTL_DEL, fd, nullptr);
-  while (!s->udp.empty()) RemoveUdp(s, s->udp.begin()->first);
+  udp_->UnbindAll(s);
   // The pipe ends it held alone end now (the kernel closed its fds); the
   // shared ones end when their last holder closes them (SocketWatch).
   tcp_->OnSessionGone(s);
   deferred_ = true;
   for (uint64_t id : s->doorbells) doorbells_.RemoveProcess(id);
-  const std::set<uint32_t> dgrams = s->dgrams;
-  for (uint32_t id : dgrams) {
-    auto r = dgrams_.find(id);
-    if (r != dgrams_.end() && r->second->sender == s) CloseDgramSide(id, true);
-    r = dgrams_.find(id);
-    if (r != dgrams_.end() && r->second->receiver == s) CloseDgramSide(id, false);
-  }
+  udp_->CloseRingsOf(s);
   if (s->hello_done) spdlog::info("pid {} ({}) detached", s->pid, s->program);
   sessions_.erase(it);
 }
@@ -524,14 +529,6 @@ void SessionManager::PostEvent(Session* s) {
   // Release: pairs with the client's acquire load before it drains the
   // attach socket.
   if (s->hello_done) s->header()->events_posted.fetch_add(1, std::memory_order_release);
-}
-
-void SessionManager::Reply(Session* s, const Msg& req, int status) {
-  Msg r = {};
-  r.type = MsgType::kStatus;
-  r.seq = req.seq;
-  r.status = status;
-  SendMsg(s->fd.get(), r, nullptr, 0);
 }
 
 Session* SessionManager::FindByPid(uint32_t pid) const {

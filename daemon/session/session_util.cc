@@ -7,6 +7,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "daemon/session/protocol.h"
 #include "daemon/session/session_internal.h"
 
 namespace offload {
@@ -17,6 +18,14 @@ bool SetPortWord(std::atomic<uint64_t>* words, uint16_t port_host, bool on) {
   // Release: pairs with the client's acquire load in shm::PortBit().
   if (on) return words[port_host >> 6].fetch_or(bit, std::memory_order_release) & bit;
   return words[port_host >> 6].fetch_and(~bit, std::memory_order_release) & bit;
+}
+
+void ReplyStatus(Session* s, const shm::Msg& req, int status) {
+  shm::Msg r = {};
+  r.type = shm::MsgType::kStatus;
+  r.seq = req.seq;
+  r.status = status;
+  SendMsg(s->fd.get(), r, nullptr, 0);
 }
 
 bool IsLocalAddress(uint32_t addr) {

@@ -28,14 +28,6 @@ uint64_t InodeOf(int fd) {
   return fstat(fd, &st) == 0 ? static_cast<uint64_t>(st.st_ino) : 0;
 }
 
-void ReplyStatus(Session* s, const Msg& req, int status) {
-  Msg r = {};
-  r.type = MsgType::kStatus;
-  r.seq = req.seq;
-  r.status = status;
-  SendMsg(s->fd.get(), r, nullptr, 0);
-}
-
 // Takes a listener's queue lock without ever waiting for a process.
 bool TryLockQueue(shm::ListenerHeader* h) {
   const int rc = pthread_mutex_trylock(&h->q_mu);

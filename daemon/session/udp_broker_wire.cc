@@ -1,4 +1,4 @@
-// SessionManager: UDP sockets served by an engine on the wire.
+// UdpBroker: UDP sockets served by an engine on the wire.
 //
 // A registered UDP endpoint (kUdpBind) in offloadd's network namespace,
 // bound to INADDR_ANY or the offloaded interface's address, asks for an
@@ -29,7 +29,7 @@
 #include <string>
 
 #include "daemon/session/session_internal.h"
-#include "daemon/session/session_manager.h"
+#include "daemon/session/udp_broker.h"
 #include "spdlog/spdlog.h"
 
 namespace offload {
@@ -50,25 +50,25 @@ std::string Ip(uint32_t net_order) {
 
 }  // namespace
 
-void SessionManager::HandleUdpWire(Session* s, const Msg& m) {
+void UdpBroker::Wire(Session* s, const Msg& m) {
   auto self = s->udp.find(m.id);
   auto it = self == s->udp.end() ? udp_.end() : udp_.find(self->second);
   if (it == udp_.end() || wire_ == nullptr || s->netns != wire_netns_) {
-    Reply(s, m, kStatusUseKernel);
+    ReplyStatus(s, m, kStatusUseKernel);
     return;
   }
   UdpEndpoint* u = it->second.get();
   const bool group_bound = (ntohl(u->addr) >> 28) == 0xe;
   if (u->rings != nullptr || (u->addr != 0 && u->addr != wire_addr_ && !group_bound)) {
-    Reply(s, m, kStatusUseKernel);
+    ReplyStatus(s, m, kStatusUseKernel);
     return;
   }
   absl::StatusOr<std::shared_ptr<wire::AppDgram>> rings = wire::AppDgram::Create(
-      dgram_capacity_, u->efd.get(), u->addr, u->port, wire_->max_udp_payload());
+      env_.dgram_capacity, u->efd.get(), u->addr, u->port, wire_->max_udp_payload());
   if (!rings.ok()) {
     spdlog::warn("pid {}: UDP port {} stays with the kernel: {}", s->pid, ntohs(u->port),
                  std::string(rings.status().message()));
-    Reply(s, m, kStatusUseKernel);
+    ReplyStatus(s, m, kStatusUseKernel);
     return;
   }
   wire::UdpBindParams params;
@@ -80,7 +80,7 @@ void SessionManager::HandleUdpWire(Session* s, const Msg& m) {
   if (!bound.ok()) {
     spdlog::info("pid {}: UDP {}:{} is served by the kernel on the wire: {}", s->pid,
                  Ip(u->addr), ntohs(u->port), std::string(bound.status().message()));
-    Reply(s, m, kStatusUseKernel);
+    ReplyStatus(s, m, kStatusUseKernel);
     return;
   }
   u->rings = *rings;
@@ -93,10 +93,10 @@ void SessionManager::HandleUdpWire(Session* s, const Msg& m) {
   r.local.addr = wire_addr_;
   r.local.port = u->port;
   const int fds[2] = {u->rings->memfd(), wire_->DoorbellFd(u->wire.engine)};
-  if (!SendMsg(s->fd.get(), r, fds, 2)) CloseWireUdp(u);  // the process goes away
+  if (!SendMsg(s->fd.get(), r, fds, 2)) CloseWire(u);  // the process goes away
 }
 
-bool SessionManager::WireUdpRoutes(const UdpEndpoint* u, const Msg& m) {
+bool UdpBroker::WireRoutes(const UdpEndpoint* u, const Msg& m) {
   if (u->rings == nullptr || wire_ == nullptr) return false;
   // Broadcast leaves through the kernel (SO_BROADCAST is the kernel
   // socket's option); a group through the engine if the socket's
@@ -123,14 +123,14 @@ bool SessionManager::WireUdpRoutes(const UdpEndpoint* u, const Msg& m) {
   return true;
 }
 
-void SessionManager::HandleUdpGroup(Session* s, const Msg& m) {
+void UdpBroker::Group(Session* s, const Msg& m) {
   const bool join = m.type == MsgType::kUdpJoin;
   auto self = s->udp.find(m.id);
   auto it = self == s->udp.end() ? udp_.end() : udp_.find(self->second);
   UdpEndpoint* u = it == udp_.end() ? nullptr : it->second.get();
   const uint32_t group = ntohl(m.remote.addr);
   if (u == nullptr || u->rings == nullptr || wire_ == nullptr) {
-    if (join) Reply(s, m, kStatusUseKernel);
+    if (join) ReplyStatus(s, m, kStatusUseKernel);
     return;
   }
   if (!join) {
@@ -145,20 +145,20 @@ void SessionManager::HandleUdpGroup(Session* s, const Msg& m) {
   if (!route.ok()) {
     spdlog::info("pid {}: group {} on port {} stays with the kernel: {}", s->pid,
                  Ip(m.remote.addr), ntohs(u->port), std::string(route.message()));
-    Reply(s, m, kStatusUseKernel);
+    ReplyStatus(s, m, kStatusUseKernel);
     return;
   }
   absl::Status joined = wire_->JoinUdpGroup(u->wire, group);
   if (joined.ok() || absl::IsAlreadyExists(joined)) {
-    Reply(s, m, 0);
+    ReplyStatus(s, m, 0);
     return;
   }
   spdlog::info("pid {}: group {} on port {} stays with the kernel: {}", s->pid, Ip(m.remote.addr),
                ntohs(u->port), std::string(joined.message()));
-  Reply(s, m, kStatusUseKernel);
+  ReplyStatus(s, m, kStatusUseKernel);
 }
 
-void SessionManager::CloseWireUdp(UdpEndpoint* u) {
+void UdpBroker::CloseWire(UdpEndpoint* u) {
   if (u->rings == nullptr) return;
   if (wire_ != nullptr) wire_->CloseUdp(u->wire);
   u->rings.reset();  // the engine keeps its own reference until its endpoint is closed
