@@ -42,6 +42,7 @@
 #include "absl/synchronization/mutex.h"
 #include "daemon/rules/rule_store.h"
 #include "daemon/session/doorbells.h"
+#include "daemon/session/id_allocator.h"
 #include "daemon/session/protocol.h"
 #include "shm/abi.h"
 #include "shm/unique_fd.h"
@@ -134,15 +135,9 @@ class SessionManager {
   std::unique_ptr<TcpBroker> tcp_ ABSL_GUARDED_BY(mu_);
   bool deferred_ ABSL_GUARDED_BY(mu_) = false;  // tcp_ has work to retry
   std::unique_ptr<UdpBroker> udp_ ABSL_GUARDED_BY(mu_);
-  // Ids of channels, listeners, UDP endpoints and datagram rings. Never
-  // reused while a process may hold one from an earlier offloadd (same-host
-  // pipes outlive a restart, and processes look their mappings up by id):
-  // they continue from RUN_DIR/ids, reserved a block at a time.
-  uint32_t NewId() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void ReserveIds() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  uint32_t next_id_ ABSL_GUARDED_BY(mu_) = 1;
-  uint32_t id_limit_ ABSL_GUARDED_BY(mu_) = 0;  // next_id_ reaching it reserves more
-  bool ids_loaded_ ABSL_GUARDED_BY(mu_) = false;
+  // Ids of channels, listeners, UDP endpoints and datagram rings
+  // (continued across restarts from RUN_DIR/ids).
+  IdAllocator ids_ ABSL_GUARDED_BY(mu_);
   std::vector<rules::Rule> published_rules_ ABSL_GUARDED_BY(mu_);
   uint64_t rules_version_ ABSL_GUARDED_BY(mu_) = 0;
   bool started_ ABSL_GUARDED_BY(mu_) = false;

@@ -5,7 +5,14 @@
 #include <ifaddrs.h>
 #include <netinet/in.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
+
+#include <fstream>
+#include <string>
+
+#include "absl/strings/str_cat.h"
 
 #include "daemon/session/protocol.h"
 #include "daemon/session/session_internal.h"
@@ -26,6 +33,27 @@ void ReplyStatus(Session* s, const shm::Msg& req, int status) {
   r.seq = req.seq;
   r.status = status;
   SendMsg(s->fd.get(), r, nullptr, 0);
+}
+
+uint64_t NetnsOf(uint32_t pid) {
+  struct stat st;
+  const std::string path =
+      pid == 0 ? std::string("/proc/self/ns/net") : absl::StrCat("/proc/", pid, "/ns/net");
+  if (stat(path.c_str(), &st) != 0) return 0;
+  return st.st_ino;
+}
+
+std::string CommOf(uint32_t pid) {
+  std::ifstream in(absl::StrCat("/proc/", pid, "/comm"));
+  std::string s;
+  std::getline(in, s);
+  return s;
+}
+
+uint64_t NowUnixMs() {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return uint64_t(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
 }
 
 bool IsLocalAddress(uint32_t addr) {
