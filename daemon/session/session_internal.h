@@ -34,6 +34,8 @@ bool SetPortWord(std::atomic<uint64_t>* words, uint16_t port_host, bool on);
 // (network order).
 bool IsLocalAddress(uint32_t addr);
 
+// Dotted-quad text of a network-order IPv4 address (log messages).
+std::string IpText(uint32_t net_order);
 // The inode of /proc/<pid>/ns/net (pid 0: this process's), 0 if unknown.
 uint64_t NetnsOf(uint32_t pid);
 // /proc/<pid>/comm, "" if unknown.

@@ -35,6 +35,14 @@ void ReplyStatus(Session* s, const shm::Msg& req, int status) {
   SendMsg(s->fd.get(), r, nullptr, 0);
 }
 
+std::string IpText(uint32_t net_order) {
+  char buf[INET_ADDRSTRLEN] = {};
+  in_addr a;
+  a.s_addr = net_order;
+  inet_ntop(AF_INET, &a, buf, sizeof(buf));
+  return buf;
+}
+
 uint64_t NetnsOf(uint32_t pid) {
   struct stat st;
   const std::string path =

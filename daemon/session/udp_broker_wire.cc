@@ -38,18 +38,6 @@ namespace session {
 using shm::Msg;
 using shm::MsgType;
 
-namespace {
-
-std::string Ip(uint32_t net_order) {
-  char buf[INET_ADDRSTRLEN] = {};
-  in_addr a;
-  a.s_addr = net_order;
-  inet_ntop(AF_INET, &a, buf, sizeof(buf));
-  return buf;
-}
-
-}  // namespace
-
 void UdpBroker::Wire(Session* s, const Msg& m) {
   auto self = s->udp.find(m.id);
   auto it = self == s->udp.end() ? udp_.end() : udp_.find(self->second);
@@ -79,7 +67,7 @@ void UdpBroker::Wire(Session* s, const Msg& m) {
   absl::StatusOr<wire::WireUdp> bound = wire_->BindUdp(params);
   if (!bound.ok()) {
     spdlog::info("pid {}: UDP {}:{} is served by the kernel on the wire: {}", s->pid,
-                 Ip(u->addr), ntohs(u->port), std::string(bound.status().message()));
+                 IpText(u->addr), ntohs(u->port), std::string(bound.status().message()));
     ReplyStatus(s, m, kStatusUseKernel);
     return;
   }
@@ -109,7 +97,7 @@ bool UdpBroker::WireRoutes(const UdpEndpoint* u, const Msg& m) {
                                                static_cast<int>(m.value));
     if (!route.ok()) {
       spdlog::debug("pid {}: UDP to group {} stays with the kernel: {}", u->session->pid,
-                    Ip(m.remote.addr), std::string(route.message()));
+                    IpText(m.remote.addr), std::string(route.message()));
       return false;
     }
     return true;
@@ -117,7 +105,7 @@ bool UdpBroker::WireRoutes(const UdpEndpoint* u, const Msg& m) {
   absl::StatusOr<wire::WireRoute> route = wire_->RouteUdpTo(dst, ntohs(m.remote.port));
   if (!route.ok()) {
     spdlog::debug("pid {}: UDP to {}:{} stays with the kernel: {}", u->session->pid,
-                  Ip(m.remote.addr), ntohs(m.remote.port), std::string(route.status().message()));
+                  IpText(m.remote.addr), ntohs(m.remote.port), std::string(route.status().message()));
     return false;
   }
   return true;
@@ -136,7 +124,7 @@ void UdpBroker::Group(Session* s, const Msg& m) {
   if (!join) {
     absl::Status left = wire_->LeaveUdpGroup(u->wire, group);
     if (!left.ok() && !absl::IsNotFound(left)) {
-      spdlog::warn("pid {}: leaving group {} on the engine: {}", s->pid, Ip(m.remote.addr),
+      spdlog::warn("pid {}: leaving group {} on the engine: {}", s->pid, IpText(m.remote.addr),
                    std::string(left.message()));
     }
     return;
@@ -144,7 +132,7 @@ void UdpBroker::Group(Session* s, const Msg& m) {
   absl::Status route = wire_->RouteMulticast(group, ntohl(m.local.addr), static_cast<int>(m.value));
   if (!route.ok()) {
     spdlog::info("pid {}: group {} on port {} stays with the kernel: {}", s->pid,
-                 Ip(m.remote.addr), ntohs(u->port), std::string(route.message()));
+                 IpText(m.remote.addr), ntohs(u->port), std::string(route.message()));
     ReplyStatus(s, m, kStatusUseKernel);
     return;
   }
@@ -153,7 +141,7 @@ void UdpBroker::Group(Session* s, const Msg& m) {
     ReplyStatus(s, m, 0);
     return;
   }
-  spdlog::info("pid {}: group {} on port {} stays with the kernel: {}", s->pid, Ip(m.remote.addr),
+  spdlog::info("pid {}: group {} on port {} stays with the kernel: {}", s->pid, IpText(m.remote.addr),
                ntohs(u->port), std::string(joined.message()));
   ReplyStatus(s, m, kStatusUseKernel);
 }

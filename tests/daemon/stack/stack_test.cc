@@ -116,10 +116,7 @@ TEST_F(StackTest, Accept_ReportsDataThatArrivedBeforeAccept) {
 // The kernel resolves neighbours: the SYN waits until the next hop arrives
 // from its table (SeedNeighbor), after one request to it and no ARP frame.
 TEST(StackNeighborTest, Connect_UnresolvedNeighbor_AsksKernelFirstThenSyn) {
-  struct Recorder : stack::NeighborRequester {
-    std::vector<uint32_t> asked;
-    void RequestResolution(uint32_t ip) override { asked.push_back(ip); }
-  } kernel;
+  RecordingNeighbors kernel;
   stack::StackConfig cfg = DefaultTestConfig();
   cfg.neighbours = &kernel;
   StackUnderTest h(cfg);

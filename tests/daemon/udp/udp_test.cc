@@ -180,10 +180,7 @@ TEST_F(UdpTest, SendTo_Multicast_UsesGroupMacAndTtl1) {
 // arrival from the kernel's table (SeedNeighbor: offloadd's netlink feed)
 // releases both.
 TEST(UdpNeighborTest, SendTo_UnresolvedNeighbor_AsksKernelQueuesThenSends) {
-  struct Recorder : stack::NeighborRequester {
-    std::vector<uint32_t> asked;
-    void RequestResolution(uint32_t ip) override { asked.push_back(ip); }
-  } kernel;
+  RecordingNeighbors kernel;
   stack::StackConfig cfg = DefaultTestConfig();
   cfg.neighbours = &kernel;
   StackUnderTest h(cfg);
