@@ -1,5 +1,7 @@
 // TcpBroker: listeners, same-host channels, shared sockets and closes (the
-// wire half is tcp_broker_wire.cc).
+// wire half is tcp_broker_wire.cc). Near 470 lines: the requests and the
+// closes they race with (listener drains, slot frees deferred while a
+// process holds a lock) are kept in one file on purpose.
 
 #include "daemon/session/tcp_broker.h"
 
