@@ -169,10 +169,10 @@ struct alignas(kCacheLine) ArenaHeader {
   std::atomic<uint32_t> slots_hwm;
 
   // Daemon -> client, live.
-  alignas(kCacheLine) std::atomic<uint64_t> events_posted;
   // Incremented by the daemon (release) after it has sent an asynchronous
   // message (an offer) on this process's attach socket; the client compares
   // it (acquire) with the number it consumed to know a recv() is worthwhile.
+  alignas(kCacheLine) std::atomic<uint64_t> events_posted;
   std::atomic<uint32_t> log_level;  // LogLevel; relaxed both sides.
   std::atomic<uint32_t> process_offload;  // reserved
 
@@ -265,8 +265,8 @@ enum class MsgType : uint32_t {
                        // the kernel connects) or an errno.
   kUdpBind = 6,        // fds: [shadow socket, receiver eventfd]. Reply kStatus.
   kUdpUnbind = 7,      // no reply.
-  kUdpOpen = 8,        // Reply kDgram + [memfd, receiver efd] or kStatus: -1 use the
-                       // kernel, 0 (socket with an engine endpoint) use its wire ring.
+  kUdpOpen = 8,        // Reply kDgram + [memfd, receiver efd] or kStatus: kStatusUseKernel,
+                       // or 0 (socket with an engine endpoint): use its wire ring.
                        // To a multicast group: `value` / `value64` are the socket's
                        // IP_MULTICAST_IF ifindex / address (network order; 0: any),
                        // and no same-host ring is offered (local members get the
@@ -274,12 +274,13 @@ enum class MsgType : uint32_t {
   kDgramClose = 9,     // no reply.
   kUdpWire = 11,       // `id`: a registered UDP endpoint asks for an engine endpoint.
                        // Reply kDgram + [memfd (WireUdpSegmentBytes(value)), engine
-                       // doorbell efd], or kStatus (-1: the kernel serves the wire).
+                       // doorbell efd], or kStatus kStatusUseKernel (the kernel serves
+                       // the wire).
   kUdpJoin = 12,       // `id`: a UDP endpoint with an engine endpoint joined multicast
                        // group remote.addr on the interface local.addr / ifindex
                        // `value` (0: any; the kernel socket has joined already).
                        // Reply kStatus: 0 the engine receives the group for the
-                       // socket's port, -1 the kernel does, or an errno.
+                       // socket's port, kStatusUseKernel the kernel does, or an errno.
   kUdpLeave = 13,      // the same fields: the membership is dropped. No reply.
   kMapChannel = 14,    // fds: [a socket proving access: the listener the channel
                        // serves, or a pipe end in it]. id: channel id.
@@ -326,7 +327,9 @@ enum class MsgType : uint32_t {
                        // or kShareListener (id listener id; fds [listener memfd]).
 };
 
-// Msg::status of a kTcpConnect reply: no offloaded peer, use the kernel.
+// Msg::status of a kTcpConnect, kUdpOpen, kUdpWire or kUdpJoin reply: the
+// kernel serves the socket (no offloaded peer, no engine endpoint, another
+// interface). Every other status is 0 or a positive errno.
 inline constexpr int32_t kStatusUseKernel = -1;
 // Msg::kind values.
 inline constexpr uint32_t kChannelSameHost = 1;  // kChannel: a same-host channel
@@ -377,6 +380,15 @@ static_assert(std::is_standard_layout<DgramHeader>::value, "shm layout");
 static_assert(sizeof(SocketSlot) == 4 * kCacheLine, "slot layout");
 // What the arena embeds from the rule grammar is part of this ABI too.
 static_assert(sizeof(rules::Rule) == 164, "rules::Rule is published in the arena: bump kAbiVersion");
+// The sizes of everything in shared memory at this kAbiVersion. A change of
+// any of them is an incompatible change: bump kAbiVersion, then update the
+// version and the sizes here together.
+static_assert(kAbiVersion == 11 && sizeof(ArenaHeader) == 60672 &&
+                  sizeof(PublishedRules) == 42000 && sizeof(ThreadTable) == 2056 &&
+                  sizeof(DgramHeader) == 448 && sizeof(RingIndexes) == 384 &&
+                  sizeof(PipeRecord) == 1472 && sizeof(ChannelHeader) == 4096 &&
+                  sizeof(ListenerHeader) == 135168 && sizeof(HintRing) == 16576,
+              "shared-memory layout changed: bump kAbiVersion and update these sizes");
 
 // Size of the arena for `max_sockets` slots, rounded up to a page.
 inline constexpr uint64_t ArenaBytesFor(uint32_t max_sockets) {

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "daemon/control/data_plane.h"
+#include "daemon/control/wire_stats.h"
 #include "daemon/session/session_manager.h"
 #include "shm/abi.h"
 #include "daemon/wire/wire_plane.h"
@@ -35,13 +36,13 @@ class SessionDataPlane : public control::DataPlane {
     return sessions_->GetStats(pid, sockets);
   }
   std::vector<v1::EngineStats> GetEngineStats() const override {
-    return wire_ != nullptr ? wire_->EngineStats() : std::vector<v1::EngineStats>();
+    return wire_ != nullptr ? control::ToProto(wire_->EngineStats()) : std::vector<v1::EngineStats>();
   }
   std::vector<v1::NicStats> GetNicStats() const override {
-    return wire_ != nullptr ? wire_->NicStats() : std::vector<v1::NicStats>();
+    return wire_ != nullptr ? control::ToProto(wire_->NicStats()) : std::vector<v1::NicStats>();
   }
   std::vector<v1::InterfaceStatus> GetInterfaces() const override {
-    return wire_ != nullptr ? wire_->Interfaces() : std::vector<v1::InterfaceStatus>();
+    return wire_ != nullptr ? control::ToProto(wire_->Interfaces()) : std::vector<v1::InterfaceStatus>();
   }
   absl::Status SetThreadOffload(uint32_t pid, uint32_t tid, bool offload) override {
     return sessions_->SetThreadOffload(pid, tid, offload);

@@ -34,6 +34,21 @@ bool SetPortWord(std::atomic<uint64_t>* words, uint16_t port_host, bool on);
 // (network order).
 bool IsLocalAddress(uint32_t addr);
 
+// Dotted-quad text of a network-order IPv4 address (log messages).
+std::string IpText(uint32_t net_order);
+// The inode of /proc/<pid>/ns/net (pid 0: this process's), 0 if unknown.
+uint64_t NetnsOf(uint32_t pid);
+// /proc/<pid>/comm, "" if unknown.
+std::string CommOf(uint32_t pid);
+// CLOCK_REALTIME in milliseconds.
+uint64_t NowUnixMs();
+
+struct Session;
+// Replies kStatus `status` (0, a positive errno, or shm::kStatusUseKernel)
+// to request `req` of `s`. A process that cannot take it is going away; its
+// EOF detaches it.
+void ReplyStatus(Session* s, const shm::Msg& req, int status);
+
 // An attached process.
 struct Session {
   shm::UniqueFd fd;  // the attach connection; EOF = the process is gone (or exec'd)
@@ -65,7 +80,7 @@ struct UdpEndpoint {
   uint64_t netns = 0;
   shm::UniqueFd efd;
   bool reuse = false;  // SO_REUSEADDR/SO_REUSEPORT on the shadow at registration
-  // Served by an engine on the wire (session_wire_udp.cc) while rings is set.
+  // Served by an engine on the wire (udp_broker_wire.cc) while rings is set.
   std::shared_ptr<wire::AppDgram> rings;
   wire::WireUdp wire;
 };

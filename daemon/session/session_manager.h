@@ -10,8 +10,8 @@
 //     processes (followed with SocketWatch), adoptions;
 //   * DoorbellRegistry (doorbells.h): every process's and engine's
 //     doorbell, for wake-ups across processes;
-//   * the UDP broker (session_udp.cc, session_wire_udp.cc): offloaded
-//     receivers and datagram rings;
+//   * UdpBroker (udp_broker.h): offloaded UDP receivers, same-host
+//     datagram rings, engine endpoints on the wire;
 //   * statistics and run-time control (session_control.cc): rule and
 //     thread-offload tables published in every arena, per-socket counters.
 // After a connection is set up no daemon is on its data path; a process
@@ -42,6 +42,7 @@
 #include "absl/synchronization/mutex.h"
 #include "daemon/rules/rule_store.h"
 #include "daemon/session/doorbells.h"
+#include "daemon/session/id_allocator.h"
 #include "daemon/session/protocol.h"
 #include "shm/abi.h"
 #include "shm/unique_fd.h"
@@ -53,10 +54,9 @@ namespace offload {
 namespace session {
 
 struct Session;
-struct UdpEndpoint;
-struct DgramRing;
 class SocketWatch;
 class TcpBroker;
+class UdpBroker;
 
 class SessionManager {
  public:
@@ -105,26 +105,15 @@ class SessionManager {
   void ServeSession(Session* s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status Handle(Session* s, Request& req) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status HandleHello(Session* s, Request& req) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  absl::Status HandleUdpBind(Session* s, Request& req) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void HandleUdpOpen(Session* s, const shm::Msg& m) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // session_wire_udp.cc: an engine endpoint for a registered UDP socket,
-  // whether a destination is served by it, and its release.
-  void HandleUdpWire(Session* s, const shm::Msg& m) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  bool WireUdpRoutes(const UdpEndpoint* u, const shm::Msg& m) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void CloseWireUdp(UdpEndpoint* u) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // kUdpJoin (replies) / kUdpLeave (no reply): multicast on the engine.
-  void HandleUdpGroup(Session* s, const shm::Msg& m) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void CloseDgramSide(uint32_t ring_id, bool sender) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void RemoveUdp(Session* s, uint32_t client_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Detach(int fd) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void RepublishPorts() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void WriteRules(Session* s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void PostEvent(Session* s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void Reply(Session* s, const shm::Msg& req, int status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   Session* FindByPid(uint32_t pid) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   static void FillSession(const Session& s, offload::v1::Session* out);
-  // Sets or clears a TCP port bit in every attached arena.
+  // Sets or clears a TCP / UDP port bit in every attached arena.
   void PublishTcpPort(uint16_t port_net, bool on) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void PublishUdpPort(uint16_t port_net, bool on) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const offload::v1::DaemonConfig config_;
   rules::RuleStore* const rules_;
@@ -145,23 +134,16 @@ class SessionManager {
   std::unique_ptr<SocketWatch> watch_ ABSL_GUARDED_BY(mu_);
   std::unique_ptr<TcpBroker> tcp_ ABSL_GUARDED_BY(mu_);
   bool deferred_ ABSL_GUARDED_BY(mu_) = false;  // tcp_ has work to retry
-  std::map<uint32_t, std::unique_ptr<UdpEndpoint>> udp_ ABSL_GUARDED_BY(mu_);
-  std::map<uint32_t, std::unique_ptr<DgramRing>> dgrams_ ABSL_GUARDED_BY(mu_);
-  // Ids of channels, listeners, UDP endpoints and datagram rings. Never
-  // reused while a process may hold one from an earlier offloadd (same-host
-  // pipes outlive a restart, and processes look their mappings up by id):
-  // they continue from RUN_DIR/ids, reserved a block at a time.
-  uint32_t NewId() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void ReserveIds() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  uint32_t next_id_ ABSL_GUARDED_BY(mu_) = 1;
-  uint32_t id_limit_ ABSL_GUARDED_BY(mu_) = 0;  // next_id_ reaching it reserves more
-  bool ids_loaded_ ABSL_GUARDED_BY(mu_) = false;
+  std::unique_ptr<UdpBroker> udp_ ABSL_GUARDED_BY(mu_);
+  // Ids of channels, listeners, UDP endpoints and datagram rings
+  // (continued across restarts from RUN_DIR/ids).
+  IdAllocator ids_ ABSL_GUARDED_BY(mu_);
   std::vector<rules::Rule> published_rules_ ABSL_GUARDED_BY(mu_);
   uint64_t rules_version_ ABSL_GUARDED_BY(mu_) = 0;
   bool started_ ABSL_GUARDED_BY(mu_) = false;
   std::thread thread_;
 
-  // Wire path (session_wire.cc).
+  // Wire path (the brokers hold it too).
   wire::WirePlane* wire_ = nullptr;
   uint32_t wire_addr_ = 0;   // offloaded interface address, network order
   uint64_t wire_netns_ = 0;  // only processes in the daemon's namespace use it

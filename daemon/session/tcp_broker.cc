@@ -1,5 +1,7 @@
 // TcpBroker: listeners, same-host channels, shared sockets and closes (the
-// wire half is tcp_broker_wire.cc).
+// wire half is tcp_broker_wire.cc). Near 470 lines: the requests and the
+// closes they race with (listener drains, slot frees deferred while a
+// process holds a lock) are kept in one file on purpose.
 
 #include "daemon/session/tcp_broker.h"
 
@@ -26,14 +28,6 @@ namespace {
 uint64_t InodeOf(int fd) {
   struct stat st;
   return fstat(fd, &st) == 0 ? static_cast<uint64_t>(st.st_ino) : 0;
-}
-
-void ReplyStatus(Session* s, const Msg& req, int status) {
-  Msg r = {};
-  r.type = MsgType::kStatus;
-  r.seq = req.seq;
-  r.status = status;
-  SendMsg(s->fd.get(), r, nullptr, 0);
 }
 
 // Takes a listener's queue lock without ever waiting for a process.

@@ -20,18 +20,6 @@ namespace session {
 
 using shm::Msg;
 
-namespace {
-
-std::string Ip(uint32_t net_order) {
-  char buf[INET_ADDRSTRLEN] = {};
-  in_addr a;
-  a.s_addr = net_order;
-  inet_ntop(AF_INET, &a, buf, sizeof(buf));
-  return buf;
-}
-
-}  // namespace
-
 void TcpBroker::SetWirePlane(wire::WirePlane* wire, uint32_t wire_addr_net, uint64_t netns) {
   wire_ = wire;
   wire_addr_ = wire_addr_net;
@@ -46,7 +34,7 @@ bool TcpBroker::WireConnect(Session* s, const Msg& m, uint32_t shadow_addr, uint
   if (shadow_addr != 0 && shadow_addr != wire_addr_) return false;
   absl::StatusOr<wire::WireRoute> route = wire_->RouteTo(ntohl(m.remote.addr), ntohs(m.remote.port));
   if (!route.ok()) {
-    spdlog::debug("pid {}: connect to {}:{} stays with the kernel: {}", s->pid, Ip(m.remote.addr),
+    spdlog::debug("pid {}: connect to {}:{} stays with the kernel: {}", s->pid, IpText(m.remote.addr),
                   ntohs(m.remote.port), std::string(route.status().message()));
     return false;
   }
@@ -85,7 +73,7 @@ bool TcpBroker::WireConnect(Session* s, const Msg& m, uint32_t shadow_addr, uint
   absl::StatusOr<wire::WireFlow> flow = wire_->ConnectTcp(params);
   if (!flow.ok()) {
     spdlog::warn("pid {}: connect to {}:{} through the engine failed, using the kernel: {}",
-                 s->pid, Ip(m.remote.addr), ntohs(m.remote.port),
+                 s->pid, IpText(m.remote.addr), ntohs(m.remote.port),
                  std::string(flow.status().message()));
     (*pipe)->Abandon();
     return false;

@@ -1,4 +1,5 @@
-// Stack core: construction, receive dispatch, transmit scheduling, ARP,
+// Stack core: construction, receive dispatch, transmit scheduling,
+// neighbours (resolved by the kernel, see StackConfig::neighbours),
 // timers and events. The TCP/UDP application API is in stack_api.cc.
 #include "daemon/stack/stack.h"
 
@@ -257,23 +258,11 @@ void Stack::QueueControl(uint32_t f) {
   }
 }
 
-void Stack::SendArpRequest(uint32_t ip) {
-  if (config_.neighbours != nullptr) {
-    // The kernel owns ARP: ask it (netlink NTF_USE) rather than broadcast.
-    counters_.neighbor_requests++;
-    config_.neighbours->RequestResolution(ip);
-    return;
-  }
-  uint32_t f = pool_.Alloc();
-  if (f == FramePool::kNone) {
-    counters_.tx_no_buffer++;
-    return;
-  }
-  // RFC 826: request to the broadcast address, target hardware address 0.
-  pool_.len(f) = static_cast<uint32_t>(net::BuildArpFrame(
-      pool_.data(f), net::kArpRequest, net::MacAddr::Broadcast(), config_.local_mac,
-      config_.local_ip, net::MacAddr{}, ip));
-  QueueControl(f);
+void Stack::RequestNeighbor(uint32_t ip) {
+  // The kernel owns ARP: ask it (netlink NTF_USE) rather than broadcast;
+  // the answer comes back as SeedNeighbor.
+  counters_.neighbor_requests++;
+  if (config_.neighbours != nullptr) config_.neighbours->RequestResolution(ip);
 }
 
 bool Stack::ResolveFlow(Tcb* t) {
@@ -285,7 +274,7 @@ bool Stack::ResolveFlow(Tcb* t) {
   bool send_request = false;
   net::MacAddr mac;
   net::ArpCache::Result r = arp_.Lookup(nh, now_ns_, &mac, &send_request);
-  if (send_request) SendArpRequest(nh);
+  if (send_request) RequestNeighbor(nh);
   if (r == net::ArpCache::Result::kResolved) {
     t->remote_mac = mac;
     t->waiting_neighbor = false;
@@ -312,7 +301,7 @@ void Stack::TransmitIp(uint32_t f, uint32_t dst_ip) {
   bool send_request = false;
   net::MacAddr mac;
   net::ArpCache::Result r = arp_.Lookup(nh, now_ns_, &mac, &send_request);
-  if (send_request) SendArpRequest(nh);
+  if (send_request) RequestNeighbor(nh);
   switch (r) {
     case net::ArpCache::Result::kResolved:
       std::memcpy(eth, mac.b, 6);
@@ -390,7 +379,7 @@ size_t Stack::PollTx(TxFrame* out, size_t max, uint64_t now_ns) {
     }
     if (n == max || k == kOutputBurst) ScheduleOutput(t);  // more may be pending
   }
-  // Frames generated while producing output (ARP requests, resets).
+  // Frames generated while producing output (resets).
   n = DrainControl(out, n, max);
   counters_.tx_frames += n;
   return n;
@@ -405,7 +394,7 @@ void Stack::OnTimer(uint64_t now_ns) {
   if (now_ns - last_arp_tick_ns_ >= kArpTickNs) {
     last_arp_tick_ns_ = now_ns;
     arp_.Tick(
-        now_ns, [this](uint32_t ip) { SendArpRequest(ip); },
+        now_ns, [this](uint32_t ip) { RequestNeighbor(ip); },
         [this](uint32_t frame) { pool_.Free(frame); });
   }
 }

@@ -50,9 +50,11 @@
 
 namespace offload::stack {
 
-// Receives the stack's requests to resolve a next hop when the host's
-// kernel owns the neighbour table (StackConfig::neighbours). Called on the
-// engine thread; must not block. The answer arrives as SeedNeighbor().
+// Receives the stack's requests to resolve a next hop: the host's kernel
+// owns the neighbour table and is the only ARP resolver
+// (StackConfig::neighbours; daemon/wire/kernel_feed.h asks it through
+// netlink). Called on the engine thread; must not block. The answer arrives
+// as SeedNeighbor().
 class NeighborRequester {
  public:
   virtual ~NeighborRequester() = default;
@@ -86,9 +88,10 @@ struct StackConfig {
   tcp::SecretKey isn_key;          // all zero: random key from getrandom()
   tcp::TcpConfig tcp;
   net::ArpConfig arp;
-  // Non-null: the kernel resolves neighbours (the stack never broadcasts
-  // ARP requests of its own; it asks here and waits for SeedNeighbor).
-  // Must outlive the stack.
+  // Who resolves next hops (the kernel). The stack sends no ARP request and
+  // learns no neighbour from ARP frames: it asks here and waits for
+  // SeedNeighbor. Null: neighbours are only those seeded (tests, links
+  // without a kernel). Must outlive the stack.
   NeighborRequester* neighbours = nullptr;
 };
 
@@ -323,10 +326,11 @@ class Stack : private tcp::TcpHost {
   void SendRstForSegment(const net::ParsedFrame& f);
   void OnNeighborResolved(uint32_t ip);
   // Queues a fully built frame (pool index) whose L2 destination is the next
-  // hop of `dst_ip`, resolving it (ARP) if needed.
+  // hop of `dst_ip`; an unresolved next hop holds it until SeedNeighbor.
   void TransmitIp(uint32_t frame, uint32_t dst_ip);
   void QueueControl(uint32_t frame);
-  void SendArpRequest(uint32_t ip);
+  // Asks StackConfig::neighbours to resolve `ip` (counted).
+  void RequestNeighbor(uint32_t ip);
   // Resolves the next-hop MAC of a TCP flow; false if unresolved (deferred).
   bool ResolveFlow(tcp::Tcb* tcb);
   // Copies queued control frames into out[n..max); returns the new count.

@@ -25,9 +25,9 @@ void Stack::ForEachCounter(absl::FunctionRef<void(const char*, uint64_t)> fn) co
 
   const net::ArpCounters& a = arp_.counters();
   fn("arp.in", s.arp_in);
-  // With the kernel resolving (StackConfig::neighbours) no ARP request of
-  // ours goes on the wire; the attempts are arp.kernel_resolutions.
-  fn("arp.requests_sent", config_.neighbours != nullptr ? 0 : uint64_t{a.requests_sent});
+  // The kernel resolves neighbours (StackConfig::neighbours): no ARP
+  // request of ours goes on the wire; the attempts are arp.kernel_resolutions.
+  fn("arp.requests_sent", 0);
   fn("arp.replies_sent", a.replies_sent);
   fn("arp.unresolved_output", s.neighbor_unresolved);
   fn("arp.kernel_resolutions", s.neighbor_requests);

@@ -44,31 +44,25 @@ void Stack::ProcessRx(const RxFrame* frames, size_t n, uint64_t now_ns) {
 }
 
 void Stack::HandleArp(const net::ParsedFrame& f) {
+  // Only where the stack sees ARP at all (a link with no kernel on it; the
+  // XDP program passes ARP to the kernel): it answers requests for its
+  // address (RFC 826) but learns nothing from them -- neighbours come from
+  // the kernel's table (SeedNeighbor).
   counters_.arp_in++;
   const net::ArpPacket* a = f.arp;
-  uint32_t spa = net::Load32(a->spa);
-  uint32_t tpa = net::Load32(a->tpa);
+  if (net::Load32(a->tpa) != config_.local_ip || net::Load16(a->oper) != net::kArpRequest) return;
   net::MacAddr sha;
   std::memcpy(sha.b, a->sha, 6);
-  const bool for_us = tpa == config_.local_ip;
-  bool resolved = false;
-  // RFC 826 packet reception: merge the sender into an existing entry; add
-  // it if we are the target. ARP probes (sender 0.0.0.0) are not merged.
-  if (spa != 0 && !sha.IsMulticast() && spa != config_.local_ip) {
-    resolved = arp_.Update(spa, sha, now_ns_, for_us);
+  const uint32_t spa = net::Load32(a->spa);
+  uint32_t fr = pool_.Alloc();
+  if (fr == FramePool::kNone) {
+    counters_.tx_no_buffer++;
+    return;
   }
-  if (for_us && net::Load16(a->oper) == net::kArpRequest) {
-    uint32_t fr = pool_.Alloc();
-    if (fr == FramePool::kNone) {
-      counters_.tx_no_buffer++;
-    } else {
-      pool_.len(fr) = static_cast<uint32_t>(net::BuildArpFrame(
-          pool_.data(fr), net::kArpReply, sha, config_.local_mac, config_.local_ip, sha, spa));
-      arp_.mutable_counters().replies_sent++;
-      QueueControl(fr);
-    }
-  }
-  if (resolved) OnNeighborResolved(spa);
+  pool_.len(fr) = static_cast<uint32_t>(net::BuildArpFrame(
+      pool_.data(fr), net::kArpReply, sha, config_.local_mac, config_.local_ip, sha, spa));
+  arp_.mutable_counters().replies_sent++;
+  QueueControl(fr);
 }
 
 void Stack::SendRstForSegment(const net::ParsedFrame& f) {

@@ -1,6 +1,7 @@
 // EngineFlows: one engine's side of the wire plane (see wire_plane.h for
-// the flows' life cycle and the application pipes' protocol). Private to
-// daemon/wire: WirePlane owns one per engine and posts commands to it.
+// the flows' life cycle). Private to daemon/wire: WirePlane owns one per
+// engine and posts commands to it. engine_flows.cc holds the commands,
+// events and listeners; engine_pipes.cc the application-pipe protocol.
 
 #ifndef OFFLOAD_DAEMON_WIRE_ENGINE_FLOWS_H_
 #define OFFLOAD_DAEMON_WIRE_ENGINE_FLOWS_H_

@@ -1,128 +1,53 @@
-// WirePlane: offloadd's path to the wire. It owns the offloaded network
-// interface (NIC driver, XDP steering), the engine threads with one protocol
-// stack each, and the netlink view that keeps those stacks' addresses and
-// neighbours equal to the kernel's: offload routing is the OS routing, and
-// the kernel does ARP.
+// WirePlane: offloadd's path to the wire, and the one door the session
+// manager (daemon/session) uses to reach it. It composes
+//   * the offloaded interface (interface.h: privileges, address, the NIC
+//     driver's queues and XDP program), one interface for now (a stack has
+//     one address; a config naming more is refused at start-up);
+//   * the kernel feed (kernel_feed.h): the kernel's routes, neighbours and
+//     TCP sysctls pushed to the stacks, and the routing queries (RouteTo,
+//     RouteMulticast). Offload routing is the OS routing and the kernel is
+//     the only ARP resolver: a stack asks it to resolve a next hop and waits
+//     for the neighbour to arrive through netlink;
+//   * steering (steering.h): which 5-tuples, listener ports, UDP ports and
+//     multicast (group, port) keys the NIC hands to an engine's queue;
+//   * an engine::EngineSet of num_cores engines, engine e owning queue e (and
+//     e + num_cores, ...), each with a StackProcessor around its own
+//     stack::Stack on the engine's CLOCK_MONOTONIC clock, and an EngineFlows
+//     (engine_flows.h) that serves that engine's flows: the application pipes
+//     (app_pipe.h) of TCP connections, listeners and their accept queues, and
+//     the UDP endpoints (engine_udp.h, app_dgram.h).
+// Statistics are reported as plain values (wire_stats.h); their mapping to
+// the control protocol is daemon/control/wire_stats.h.
 //
-// Start-up (Create): for the configured interface, in the calling thread's
-// network namespace,
-//   1. privileges (CAP_NET_ADMIN) and the interface's existence are checked
-//      first, so the error says what to fix rather than which syscall failed;
-//   2. nic::OpenDriver opens its queues (af_xdp: XDP program + AF_XDP sockets;
-//      verbs: raw-packet QPs);
-//   3. the IPv4 address / prefix, default gateway and MTU come from netlink,
-//      the MAC from the driver;
-//   4. an EngineSet of num_cores engines is created, engine e owning queue e
-//      (and e + num_cores, ...), each with a StackProcessor around its own
-//      stack::Stack driven by the engine's CLOCK_MONOTONIC clock;
-//   5. each stack is seeded with the kernel's usable neighbours and routes of
-//      the interface, and every later change is posted to the engines; the
-//      namespace's TCP sysctls (stack/sysctl.h) configure the stacks, and are
-//      re-read before new flows (RefreshSysctls).
-// Only one interface is supported for now (a stack has one address): a
-// config naming more is refused at start-up with that reason.
+// Every flow call posts a command to the flow's engine (Engine::Post rings
+// its doorbell) or runs one there (RunSync), so a stack is only ever touched
+// by its engine thread. The data path needs no call at all: an engine polls
+// the application pipes of its flows itself and sleeps only after arming
+// their wake-up flags (shm/ring.h), so an application's send or receive rings
+// the engine's doorbell (DoorbellFd). docs/design.md follows one send and one
+// receive through these pieces.
 //
-// Routing query (RouteTo): whether a connection to an IPv4 address leaves
-// through the offloaded interface per the kernel's main table, and if so the
-// local address, next hop and engine that serve it. The stacks follow the
-// kernel's routes through the interface and its default gateway live
-// (SyncRoutes, on every netlink change), and resolve next hops through the
-// kernel's neighbour table (KernelNeighbours: NTF_USE, never ARP of their
-// own). Destinations the engine cannot serve as the kernel would (another
-// interface, a preferred source address that is not the interface's, a
-// local or broadcast address) are reported as not offloaded with the
-// reason, so the caller falls back to the kernel (DESIGN: never worse).
-//
-// ---------------------------------------------------------------------------
-// Opening an engine flow for a client socket (the session manager's side;
-// the engine side is implemented below by ConnectTcp/Send/ReceiveCredit/Close)
-//
-//   app: connect(fd, 198.18.0.2:80)           liboffload: rules say offload
-//     1. The client binds its shadow kernel socket to (0.0.0.0, 0) if it is
-//        unbound and reads the port the kernel chose (getsockname): the
-//        kernel reserves the ephemeral port, so a kernel socket and an engine
-//        flow never share a 4-tuple. It then sends CONNECT(shadow inode,
-//        dst) on its control ring.
-//     2. The session manager calls RouteTo(dst). NotFound: the socket stays
-//        with the kernel (the client connects the shadow; stats record why).
-//        Otherwise it re-binds nothing: the shadow's port is the flow's
-//        local port on route.local_ip (a shadow bound to a specific other
-//        address is not offloaded).
-//     3. It carves the socket's TX and RX byte rings from the process arena
-//        (shm::ByteRing views with the app as TX producer / RX consumer) and
-//        calls ConnectTcp({dst, local_port, tx ring, rx ring, listener}).
-//        ConnectTcp steers the 5-tuple to the engine's queue (Steer on the
-//        driver: the XDP flow map / ibv_create_flow) BEFORE the SYN can
-//        leave, asks the kernel to resolve the next hop if it has no usable
-//        neighbour, and posts Stack::TcpConnect to the engine's command queue
-//        (Engine::Post rings the engine's doorbell).
-//     4. Events: the engine drains its stack's events every loop iteration
-//        (StackProcessor -> FlowEventSink) and calls the flow's
-//        FlowListener::OnTcpEvents on the engine thread: connected,
-//        readable, writable, peer FIN, error, closed. The session manager's
-//        listener writes one control-ring message per event and kicks the
-//        client's per-thread eventfd/futex only if the client set its
-//        need-wake-up flag (DESIGN "Wake-ups"): no allocation, no syscall
-//        when the client is polling.
-//     5. Data: send() copies into the TX ring and posts a credit message;
-//        the session manager (or the engine polling the app's ring) calls
-//        Send(); recv() copies out of the RX ring and returns window credit
-//        -> ReceiveCredit(). The stack reads and validates the app-written
-//        ring indices itself (tcp::TxRing/RxRing: untrusted input).
-//     6. close(): Close() releases the stack handle; the protocol finishes
-//        in the background (FIN, TIME-WAIT) and the flow stays steered until
-//        the connection is really gone, then it is unsteered. The rings must
-//        stay mapped until the listener sees kEventClosed or the plane's
-//        Released callback (the arena outlives the session's flows).
-//   Passive opens follow the same shape: ListenTcp steers a listener key
-//   (FlowKey::Listener) and posts TcpListen; the engine gives each SYN's
-//   child a slot of the listener's engine channel (the stack's
-//   BufferProvider), and on kEventAcceptable accepts it, steers its
-//   5-tuple and queues it in the offloaded listener's accept queue, waking
-//   its acceptors: no control-plane thread between the handshake and
-//   accept().
-//
-// Application pipes (AppPipe, app_pipe.h): a flow opened with an AppPipe is
-// served entirely by its engine: every loop iteration the engine looks at
-// the application's indices (new data -> TcpSend, consumed data ->
-// TcpReceiveCredit, shutdown -> TcpShutdown, its end closed -> close or
-// abort), and stack events become ring state and wake-ups (connect_status,
-// shut, reader_closed; futex and doorbell wake-ups through the AppWaker).
-// Before sleeping the engine arms the rings it reads (shm/ring.h), listing
-// its own doorbell, so an application's send or receive rings the engine's
-// doorbell (DoorbellFd). No control-plane thread is on the data path;
-// Send/ReceiveCredit are for raw-ring flows only.
-//
-// UDP sockets (BindUdp, engine_udp.h): an application's UDP socket whose
-// shadow is bound to INADDR_ANY or the interface's address gets an engine
-// endpoint on the same port (the kernel keeps the port reserved for the
-// shadow) and an AppDgram: the engine sends what the application appends
-// to the TX ring and delivers what the stack receives into the RX ring.
-// Unicast to the interface's address is steered to the engine
-// (FlowKey::Listener(kUdp, interface address, port)); broadcast and
-// fragments keep reaching the shadow through the kernel. A socket bound to
-// a multicast group address gets no unicast key.
-//
-// Multicast (JoinUdpGroup/LeaveUdpGroup): when an application's socket
-// joins a group on the offloaded interface (its kernel socket has joined
-// already, so the kernel sends the IGMP reports), the engine endpoint joins
-// too and FlowKey::MulticastGroup(group, port) is steered to the engine (the
-// af_xdp driver also holds a membership of its own for the NIC's filter).
-// Every member endpoint on the port gets a copy (udp::UdpTable). Steering
-// is reference-counted per (group, port): the last member's leave or close
-// unsteers it, and the group's datagrams reach the kernel sockets again.
-// While a (group, port) is steered, kernel sockets of this namespace that
-// are not offloaded and receive the same group and port get nothing (XDP
-// redirects, it cannot copy). Sending to a group (RouteMulticast) is
-// offloaded when the socket's IP_MULTICAST_IF, or the kernel's route for
-// the group, is the offloaded interface; the engine sends to the group's
-// MAC with the record's TTL.
-// ---------------------------------------------------------------------------
+// Life of a connected flow: the session manager routes it (RouteTo), then
+// ConnectTcp steers its 5-tuple to the engine's queue BEFORE the SYN can
+// leave (the kernel would reset the SYN,ACK), asks the kernel to resolve the
+// next hop, and posts Stack::TcpConnect. The engine publishes the outcome in
+// the pipe (connect_status) and every later event as ring state. After
+// Close the protocol finishes in the background (FIN, TIME-WAIT); the flow
+// stays steered until the connection is really gone. A listener (ListenTcp)
+// steers its port; the engine gives each SYN's child a slot of the
+// listener's engine channel and queues accepted children in the offloaded
+// listener's accept queue itself, waking its acceptors: no control-plane
+// thread between the handshake and accept(). UDP sockets (BindUdp) get an
+// engine endpoint on their port; unicast to the interface's address is
+// steered, broadcast keeps reaching the shadow socket through the kernel,
+// and multicast (JoinUdpGroup) is steered per (group, port), reference-counted
+// over the members; while it is steered, kernel sockets of this namespace on
+// the same group and port get nothing (XDP redirects, it cannot copy).
 //
 // Thread safety: Create/Stop/destruction from one controlling thread. The
-// status/statistics methods, RouteTo and the flow calls are safe from any
-// thread (control plane, gRPC threads). FlowListener callbacks run on the
-// engine thread of the flow.
+// statistics, the routing queries and the flow calls are safe from any
+// thread (control plane, gRPC threads). FlowListener and AcceptSink
+// callbacks run on the engine thread of the flow.
 
 #ifndef OFFLOAD_DAEMON_WIRE_WIRE_PLANE_H_
 #define OFFLOAD_DAEMON_WIRE_WIRE_PLANE_H_
@@ -141,29 +66,21 @@
 #include "daemon/netlink/netlink_view.h"
 #include "daemon/nic/nic.h"
 #include "daemon/tcp/byte_ring.h"
-#include "daemon/stack/sysctl.h"
 #include "daemon/tcp/socket_options.h"
 #include "daemon/tcp/tcb.h"
 #include "daemon/wire/app_dgram.h"
 #include "daemon/wire/app_pipe.h"
 #include "daemon/wire/app_waker.h"
+#include "daemon/wire/kernel_feed.h"
+#include "daemon/wire/wire_stats.h"
 #include "shm/listener.h"
 #include "offload/v1/config.pb.h"
-#include "offload/v1/control.pb.h"
 
 namespace offload::wire {
 
 class EngineFlows;  // per-engine flow table, engine_flows.h
-
-// Where a connection to a remote address leaves, per the kernel's routes.
-struct WireRoute {
-  std::string interface;  // offloaded interface name
-  int ifindex = 0;
-  uint32_t local_ip = 0;  // source address the stack uses (host order)
-  uint32_t next_hop = 0;  // gateway, or the destination if on-link
-  uint32_t engine = 0;    // engine that would serve the flow
-  uint32_t queue = 0;     // NIC queue the flow is steered to
-};
+class Steering;     // steering.h
+struct OffloadedInterface;  // interface.h
 
 // Receives a flow's events on its engine thread. Must not block.
 class FlowListener {
@@ -267,7 +184,11 @@ struct WireUdp {
 
 class WirePlane {
  public:
-  // Starts the wire path for `config.interfaces` (see the file comment).
+  // Starts the wire path for `config.interfaces`, in the calling thread's
+  // network namespace: the interface is brought up (BringUpInterface), the
+  // engines' stacks are created and seeded with the kernel's routes,
+  // neighbours and sysctls, the engines start, and netlink changes are
+  // followed from then on.
   // REQUIRES: config validated and defaulted (config::ApplyDefaults).
   // Errors, each naming the interface and what to do: InvalidArgument (bad
   // queue/cpu settings, more than one interface), PermissionDenied (no
@@ -287,9 +208,9 @@ class WirePlane {
   void Stop();
 
   // --- control plane (any thread) ---
-  std::vector<v1::InterfaceStatus> Interfaces() const;
-  std::vector<v1::EngineStats> EngineStats() const;
-  std::vector<v1::NicStats> NicStats() const;
+  std::vector<InterfaceReport> Interfaces() const;
+  std::vector<EngineReport> EngineStats() const;
+  std::vector<QueueReport> NicStats() const;
 
   // Whether a TCP/UDP connection to `remote_ip`:`remote_port` would leave
   // through an offloaded interface. NotFound with the reason if not
@@ -298,7 +219,7 @@ class WirePlane {
                                     uint16_t remote_port = 0) const;
 
   // --- engine flows (any thread) ---
-  // Active open (see the file comment, step 3). Returns once the flow is
+  // Active open (see the file comment). Returns once the flow is
   // steered and the connect is queued on the engine; the outcome arrives as
   // kEventConnected or kEventError|kEventClosed on the listener.
   // Errors: NotFound (not routed through an offloaded interface),
@@ -380,58 +301,24 @@ class WirePlane {
   engine::EngineSet* EnginesForTest() { return engines_.get(); }
 
  private:
-  friend class EngineFlows;
-  struct Interface;
+  friend class EngineFlows;  // next_cookie(), app_waker(), steering()
 
   WirePlane();
   absl::Status Open(const v1::DaemonConfig& config);
-  // Netlink change callback (netlink event thread): pushes new or changed
-  // usable neighbours of the interface to every engine.
-  void SyncNeighbours();
-  // Called by EngineFlows on its engine thread when a closed flow is gone.
-  void FlowGone(uint32_t queue, const nic::FlowKey& key);
-  // Asks the kernel to resolve route.next_hop unless it has a usable entry.
-  void EnsureNeighbour(const WireRoute& route);
-  // Steers `key` to `queue` and counts it; false (logged) on failure.
-  bool SteerFlow(uint32_t queue, const nic::FlowKey& key);
+  uint64_t next_cookie() { return next_cookie_.fetch_add(1, std::memory_order_relaxed); }
+  Steering& steering() { return *steering_; }
 
+  // Destroyed in reverse: flows and engines before the steering, the feed
+  // and the interface they use; the netlink view last.
   std::unique_ptr<netlink::NetlinkView> netlink_;
-  std::unique_ptr<Interface> interface_;
+  std::unique_ptr<OffloadedInterface> interface_;
+  std::unique_ptr<KernelFeed> kernel_;
+  std::unique_ptr<Steering> steering_;
   std::vector<std::unique_ptr<EngineFlows>> flows_;  // one per engine
   std::unique_ptr<engine::EngineSet> engines_;
   std::atomic<uint64_t> next_cookie_{1};
   std::atomic<AppWaker*> waker_{nullptr};
-  std::atomic<uint64_t> released_flows_{0};
   bool stopped_ = false;
-
-  // Drops one reference to the steered multicast key (group, port).
-  // REQUIRES: udp_mu_ held.
-  void ReleaseGroupSteer(uint32_t queue, uint32_t group, uint16_t port);
-
-  // Steered UDP receive keys (ip, port; host order) -> endpoints using
-  // them; multicast keys (group, port) likewise; each engine endpoint's
-  // groups (by cookie). All guarded by udp_mu_.
-  std::mutex udp_mu_;
-  std::map<std::pair<uint32_t, uint16_t>, int> udp_steer_refs_;
-  std::map<std::pair<uint32_t, uint16_t>, int> group_steer_refs_;
-  std::map<uint64_t, std::vector<uint32_t>> udp_groups_;
-
-  std::mutex neigh_mu_;  // serialises SyncNeighbours (netlink thread + Create)
-  bool engines_started_ = false;  // guarded by neigh_mu_
-
-  // Routes and sysctls followed live (routing/neighbour part of the plane).
-  class KernelNeighbours;  // stack::NeighborRequester over netlink
-  std::unique_ptr<KernelNeighbours> kernel_neighbours_;
-  // Pushes the kernel's routes through the interface to every engine when
-  // they changed. REQUIRES: neigh_mu_ held.
-  void SyncRoutes();
-  // Re-reads the namespace's TCP sysctls (at most every 100 ms) and posts a
-  // changed TCP configuration to every engine before a new flow.
-  void RefreshSysctls();
-  std::mutex sysctl_mu_;
-  uint64_t sysctl_read_ns_ = 0;         // guarded by sysctl_mu_
-  stack::TcpSysctls sysctl_last_;       // values last applied, sysctl_mu_
-  tcp::TcpConfig tcp_config_;           // the engines' TCP config, sysctl_mu_
 };
 
 }  // namespace offload::wire

@@ -42,6 +42,14 @@ inline const net::MacAddr kPeerMac = {{0x02, 0, 0, 0, 0, 0x02}};
 
 stack::StackConfig DefaultTestConfig();
 
+// Stands in for the kernel's neighbour table (StackConfig::neighbours):
+// records every next hop the stack asks it to resolve.
+class RecordingNeighbors : public stack::NeighborRequester {
+ public:
+  void RequestResolution(uint32_t ip) override { asked.push_back(ip); }
+  std::vector<uint32_t> asked;
+};
+
 class StackUnderTest {
  public:
   explicit StackUnderTest(const stack::StackConfig& cfg = DefaultTestConfig(),

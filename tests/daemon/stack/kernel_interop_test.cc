@@ -114,6 +114,15 @@ class KernelInteropTest : public ::testing::Test {
     auto s = stack::Stack::Create(cfg, &provider_, MonoNs());
     ASSERT_TRUE(s.ok()) << s.status();
     stack_ = std::move(*s);
+    // The stack resolves no neighbour itself (offloadd's come from the
+    // kernel's table): seed the peer's MAC as that table would hold it.
+    std::string peer_mac =
+        Capture("ip netns exec " + peer_ + " cat /sys/class/net/" + ifb_ + "/address");
+    net::MacAddr pm;
+    ASSERT_EQ(sscanf(peer_mac.c_str(), "%hhx:%hhx:%hhx:%hhx:%hhx:%hhx", &pm.b[0], &pm.b[1],
+                     &pm.b[2], &pm.b[3], &pm.b[4], &pm.b[5]),
+              6);
+    stack_->SeedNeighbor(Ip("198.18.1.2"), pm, /*permanent=*/true);
   }
 
   void TearDown() override {

@@ -6,6 +6,8 @@
 #include <map>
 #include <string>
 
+#include <vector>
+
 #include "gtest/gtest.h"
 #include "tests/daemon/tcp/tcp_fixture.h"
 
@@ -111,20 +113,21 @@ TEST_F(StackTest, Accept_ReportsDataThatArrivedBeforeAccept) {
   EXPECT_EQ(h_.s().TcpAccept(listener_, 9, &child), EAGAIN);
 }
 
-TEST_F(StackTest, Connect_UnresolvedNeighbor_ArpFirstThenSyn) {
+// The kernel resolves neighbours: the SYN waits until the next hop arrives
+// from its table (SeedNeighbor), after one request to it and no ARP frame.
+TEST(StackNeighborTest, Connect_UnresolvedNeighbor_AsksKernelFirstThenSyn) {
+  RecordingNeighbors kernel;
+  stack::StackConfig cfg = DefaultTestConfig();
+  cfg.neighbours = &kernel;
+  StackUnderTest h(cfg);
   tcp::OwnedRing t(4096), r(4096);
   stack::FlowId f;
   const uint32_t dst = Ip("198.18.0.33");
-  ASSERT_EQ(h_.s().TcpConnect(dst, 80, 0, t.memory(), r.memory(), 0, &f), 0);
-  auto out = h_.Drain();
-  ASSERT_EQ(out.size(), 1u);
-  net::ParsedFrame p;
-  ASSERT_EQ(net::ParseFrame(out[0].data(), out[0].size(), net::L4Checksum::kVerify, &p),
-            net::ParseStatus::kOk);
-  ASSERT_NE(p.arp, nullptr);
-  EXPECT_EQ(net::Load32(p.arp->tpa), dst);
-  h_.Inject(BuildArp(net::kArpReply, kUsMac, Mac(33), dst, kUsMac, h_.us_ip()));
-  auto syn = h_.Drain();
+  ASSERT_EQ(h.s().TcpConnect(dst, 80, 0, t.memory(), r.memory(), 0, &f), 0);
+  EXPECT_TRUE(h.Drain().empty());
+  ASSERT_EQ(kernel.asked, std::vector<uint32_t>{dst});
+  h.s().SeedNeighbor(dst, Mac(33));
+  auto syn = h.Drain();
   ASSERT_EQ(syn.size(), 1u);
   TcpView v;
   ASSERT_TRUE(ParseTcp(syn[0], &v));

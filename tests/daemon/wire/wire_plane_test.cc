@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "daemon/config/config.h"
+#include "daemon/control/wire_stats.h"
 #include "daemon/tcp/byte_ring.h"
 #include "daemon/tcp/tcb.h"
 #include "daemon/tcp/tcp.h"
@@ -181,7 +182,7 @@ TEST_F(WirePlaneTest, ReportsInterfaceEnginesAndRoutes) {
   ASSERT_TRUE(plane.ok()) << plane.status();
   EXPECT_TRUE(XdpAttached(veth_->ns_a()));
 
-  std::vector<v1::InterfaceStatus> itfs = (*plane)->Interfaces();
+  std::vector<v1::InterfaceStatus> itfs = control::ToProto((*plane)->Interfaces());
   ASSERT_EQ(itfs.size(), 1u);
   EXPECT_EQ(itfs[0].name(), "va");
   EXPECT_EQ(itfs[0].driver(), v1::DRIVER_AF_XDP);
@@ -189,8 +190,8 @@ TEST_F(WirePlaneTest, ReportsInterfaceEnginesAndRoutes) {
   EXPECT_FALSE(itfs[0].zero_copy());  // veth: copy mode
   EXPECT_EQ(itfs[0].state(), "up");
 
-  ASSERT_EQ((*plane)->EngineStats().size(), 1u);
-  std::vector<v1::NicStats> nics = (*plane)->NicStats();
+  ASSERT_EQ(control::ToProto((*plane)->EngineStats()).size(), 1u);
+  std::vector<v1::NicStats> nics = control::ToProto((*plane)->NicStats());
   ASSERT_EQ(nics.size(), 1u);
   EXPECT_EQ(nics[0].interface(), "va");
   EXPECT_EQ(nics[0].steered_flows(), 0u);
@@ -223,7 +224,7 @@ TEST_F(WirePlaneTest, ReportsInterfaceEnginesAndRoutes) {
 
   (*plane)->Stop();
   EXPECT_FALSE(XdpAttached(veth_->ns_a())) << "Stop() must detach the XDP program";
-  EXPECT_TRUE((*plane)->Interfaces().empty());
+  EXPECT_TRUE(control::ToProto((*plane)->Interfaces()).empty());
 }
 
 // Routes are followed live from netlink (issue 16): a route added or removed
@@ -302,13 +303,13 @@ TEST_F(WirePlaneTest, EngineTcpConnectsToKernelServerAndExchangesVerifiedBytes) 
   params.listener = &listener;
   absl::StatusOr<wire::WireFlow> flow = wp.ConnectTcp(params);
   ASSERT_TRUE(flow.ok()) << flow.status();
-  EXPECT_EQ(wp.NicStats()[0].steered_flows(), 1u);
+  EXPECT_EQ(control::ToProto(wp.NicStats())[0].steered_flows(), 1u);
 
   uint32_t seen = listener.WaitFor(tcp::kEventConnected | tcp::kEventClosed,
                                    std::chrono::milliseconds(10000));
   ASSERT_TRUE(seen & tcp::kEventConnected)
       << "no connection; events " << seen << " error " << listener.error();
-  EXPECT_EQ(wp.EngineStats()[0].flows(), 1u);
+  EXPECT_EQ(control::ToProto(wp.EngineStats())[0].flows(), 1u);
 
   std::vector<uint8_t> out(kBytes), in;
   std::mt19937 rng(7);
@@ -350,14 +351,14 @@ TEST_F(WirePlaneTest, EngineTcpConnectsToKernelServerAndExchangesVerifiedBytes) 
     listener.WaitNext(listener.count(), std::chrono::milliseconds(20));
   }
   EXPECT_EQ(wp.ReleasedFlowsForTest(), 1u);
-  EXPECT_EQ(wp.NicStats()[0].steered_flows(), 0u);
+  EXPECT_EQ(control::ToProto(wp.NicStats())[0].steered_flows(), 0u);
 
   // Real counters: the transfer went through the NIC queue and the engine.
-  v1::NicStats nic = wp.NicStats()[0];
+  v1::NicStats nic = control::ToProto(wp.NicStats())[0];
   EXPECT_GT(nic.rx_packets(), kBytes / 1500);
   EXPECT_GT(nic.rx_bytes(), kBytes);
   EXPECT_GT(nic.tx_packets(), kBytes / 1500);
-  v1::EngineStats eng = wp.EngineStats()[0];
+  v1::EngineStats eng = control::ToProto(wp.EngineStats())[0];
   EXPECT_EQ(eng.rx_packets(), nic.rx_packets());
   EXPECT_EQ(eng.tx_packets(), nic.tx_packets());
   EXPECT_GT(eng.loops(), 0u);
@@ -394,21 +395,21 @@ TEST_F(WirePlaneTest, RefusedConnectReportsErrorAndReleasesTheFlow) {
   EXPECT_FALSE(seen & tcp::kEventConnected);
   EXPECT_EQ(listener.error(), ECONNREFUSED);
   EXPECT_EQ(wp.ReleasedFlowsForTest(), 1u);
-  EXPECT_EQ(wp.NicStats()[0].steered_flows(), 0u);
+  EXPECT_EQ(control::ToProto(wp.NicStats())[0].steered_flows(), 0u);
   // The control block was freed, not leaked (the next poll publishes it).
   for (auto end = steady_clock::now() + kTimeout;
-       wp.EngineStats()[0].flows() != 0 && steady_clock::now() < end;) {
+       control::ToProto(wp.EngineStats())[0].flows() != 0 && steady_clock::now() < end;) {
     wp.Send(*flow);  // a command for a gone flow: ignored, but runs a loop
     listener.WaitNext(listener.count(), std::chrono::milliseconds(10));
   }
-  EXPECT_EQ(wp.EngineStats()[0].flows(), 0u);
+  EXPECT_EQ(control::ToProto(wp.EngineStats())[0].flows(), 0u);
   // Invalid parameters are refused before anything is steered.
   params.local_port = 0;
   EXPECT_TRUE(absl::IsInvalidArgument(wp.ConnectTcp(params).status()));
   params.local_port = LocalPort(shadow);
   params.remote_ip = ParseIp("127.0.0.1");
   EXPECT_TRUE(absl::IsNotFound(wp.ConnectTcp(params).status()));
-  EXPECT_EQ(wp.NicStats()[0].steered_flows(), 0u);
+  EXPECT_EQ(control::ToProto(wp.NicStats())[0].steered_flows(), 0u);
   close(shadow);
 }
 
@@ -550,7 +551,7 @@ TEST_F(WirePlaneTest, KernelTcpOnOtherPortsKeepsWorking) {
   ASSERT_EQ(read(sfd, got, sizeof(got)), static_cast<ssize_t>(sizeof(msg)));
   EXPECT_STREQ(got, msg);
   // Nothing of it was steered to the engine.
-  EXPECT_EQ((*plane)->NicStats()[0].rx_packets(), 0u);
+  EXPECT_EQ(control::ToProto((*plane)->NicStats())[0].rx_packets(), 0u);
   close(sfd);
   close(cfd);
   close(lfd);

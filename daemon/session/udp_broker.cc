@@ -1,4 +1,5 @@
-// SessionManager: offloaded UDP receivers and the datagram-ring broker.
+// UdpBroker: registered UDP receivers and same-host datagram rings (see
+// udp_broker.h).
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -9,11 +10,12 @@
 
 #include <cstring>
 #include <new>
+#include <set>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "daemon/session/session_internal.h"
-#include "daemon/session/session_manager.h"
+#include "daemon/session/udp_broker.h"
 #include "shm/wakeup.h"
 #include "spdlog/spdlog.h"
 
@@ -23,13 +25,21 @@ namespace session {
 using shm::Msg;
 using shm::MsgType;
 
-absl::Status SessionManager::HandleUdpBind(Session* s, Request& req) {
+UdpBroker::~UdpBroker() = default;
+
+void UdpBroker::SetWirePlane(wire::WirePlane* wire, uint32_t wire_addr_net, uint64_t netns) {
+  wire_ = wire;
+  wire_addr_ = wire_addr_net;
+  wire_netns_ = netns;
+}
+
+absl::Status UdpBroker::Bind(Session* s, Request& req) {
   const Msg& m = req.msg;
   if (s->udp.count(m.id)) {
     return absl::InvalidArgumentError(absl::StrCat("udp endpoint ", m.id, " registered twice"));
   }
-  if (s->udp.size() >= max_sockets_) {
-    Reply(s, m, ENOBUFS);
+  if (s->udp.size() >= env_.max_sockets) {
+    ReplyStatus(s, m, ENOBUFS);
     return absl::OkStatus();
   }
   struct sockaddr_in sin = {};
@@ -40,11 +50,11 @@ absl::Status SessionManager::HandleUdpBind(Session* s, Request& req) {
       sin.sin_family != AF_INET || sin.sin_port != m.local.port ||
       getsockopt(req.fds[0].get(), SOL_SOCKET, SO_TYPE, &type, &tlen) != 0 ||
       type != SOCK_DGRAM) {
-    Reply(s, m, EINVAL);
+    ReplyStatus(s, m, EINVAL);
     return absl::OkStatus();
   }
   auto u = std::make_unique<UdpEndpoint>();
-  u->id = NewId();
+  u->id = env_.next_id();
   u->session = s;
   u->client_id = m.id;
   u->addr = sin.sin_addr.s_addr;
@@ -56,15 +66,13 @@ absl::Status SessionManager::HandleUdpBind(Session* s, Request& req) {
   u->reuse = (getsockopt(req.fds[0].get(), SOL_SOCKET, SO_REUSEADDR, &on, &olen) == 0 && on) ||
              (getsockopt(req.fds[0].get(), SOL_SOCKET, SO_REUSEPORT, &on, &olen) == 0 && on);
   s->udp[m.id] = u->id;
-  for (auto& [fd, other] : sessions_) {
-    if (other->hello_done) SetPortWord(other->header()->udp_ports, ntohs(u->port), true);
-  }
+  env_.publish_port(u->port, true);
   udp_[u->id] = std::move(u);
-  Reply(s, m, 0);
+  ReplyStatus(s, m, 0);
   return absl::OkStatus();
 }
 
-void SessionManager::RemoveUdp(Session* s, uint32_t client_id) {
+void UdpBroker::Unbind(Session* s, uint32_t client_id) {
   auto it = s->udp.find(client_id);
   if (it == s->udp.end()) return;
   const uint32_t uid = it->second;
@@ -79,21 +87,23 @@ void SessionManager::RemoveUdp(Session* s, uint32_t client_id) {
       r->receiver_endpoint = 0;
     }
   }
-  CloseWireUdp(u->second.get());
+  CloseWire(u->second.get());
   const uint16_t port = u->second->port;
   udp_.erase(u);
   for (const auto& [id, other] : udp_) {
     if (other->port == port) return;
   }
-  for (auto& [fd, other] : sessions_) {
-    if (other->hello_done) SetPortWord(other->header()->udp_ports, ntohs(port), false);
-  }
+  env_.publish_port(port, false);
 }
 
-void SessionManager::HandleUdpOpen(Session* s, const Msg& m) {
+void UdpBroker::UnbindAll(Session* s) {
+  while (!s->udp.empty()) Unbind(s, s->udp.begin()->first);
+}
+
+void UdpBroker::Open(Session* s, const Msg& m) {
   auto self = s->udp.find(m.id);
   if (self == s->udp.end()) {
-    Reply(s, m, kStatusUseKernel);
+    ReplyStatus(s, m, kStatusUseKernel);
     return;
   }
   UdpEndpoint* dst = nullptr;
@@ -120,24 +130,24 @@ void SessionManager::HandleUdpOpen(Session* s, const Msg& m) {
     // it has one and the destination leaves through the offloaded
     // interface; otherwise the kernel.
     auto own = udp_.find(self->second);
-    Reply(s, m, own != udp_.end() && WireUdpRoutes(own->second.get(), m) ? 0 : kStatusUseKernel);
+    ReplyStatus(s, m, own != udp_.end() && WireRoutes(own->second.get(), m) ? 0 : kStatusUseKernel);
     return;
   }
-  if (s->dgrams.size() >= 4 * size_t{max_sockets_}) {
-    Reply(s, m, kStatusUseKernel);
+  if (s->dgrams.size() >= 4 * size_t{env_.max_sockets}) {
+    ReplyStatus(s, m, kStatusUseKernel);
     return;
   }
   auto r = std::make_unique<DgramRing>();
-  r->id = NewId();
+  r->id = env_.next_id();
   shm::UniqueFd memfd = MakeSealedMemfd(
-      "offload-dgram", shm::DgramSegmentBytes(dgram_capacity_), &r->segment);
+      "offload-dgram", shm::DgramSegmentBytes(env_.dgram_capacity), &r->segment);
   if (!memfd.valid()) {
-    Reply(s, m, kStatusUseKernel);
+    ReplyStatus(s, m, kStatusUseKernel);
     return;
   }
   auto* h = new (r->segment.get()) shm::DgramHeader();
   h->magic = shm::kDgramMagic;
-  h->capacity = dgram_capacity_;
+  h->capacity = env_.dgram_capacity;
   // The source is the sender's registered (kernel-bound) endpoint, never
   // what the request claims.
   const UdpEndpoint* src = udp_.at(self->second).get();
@@ -147,15 +157,15 @@ void SessionManager::HandleUdpOpen(Session* s, const Msg& m) {
   offer.type = MsgType::kDgramOffer;
   offer.id = dst->client_id;
   offer.id2 = r->id;
-  offer.value = dgram_capacity_;
+  offer.value = env_.dgram_capacity;
   offer.remote.addr = h->src_addr;
   offer.remote.port = h->src_port;
   const int offer_fds[1] = {memfd.get()};
   if (!SendMsg(dst->session->fd.get(), offer, offer_fds, 1)) {
-    Reply(s, m, kStatusUseKernel);
+    ReplyStatus(s, m, kStatusUseKernel);
     return;
   }
-  PostEvent(dst->session);
+  env_.post_event(dst->session);
   shm::Kick(dst->efd.get());
   r->sender = s;
   r->receiver = dst->session;
@@ -167,15 +177,36 @@ void SessionManager::HandleUdpOpen(Session* s, const Msg& m) {
   rep.type = MsgType::kDgram;
   rep.seq = m.seq;
   rep.id = r->id;
-  rep.value = dgram_capacity_;
+  rep.value = env_.dgram_capacity;
   rep.remote = m.remote;
   const int fds[2] = {memfd.get(), dst->efd.get()};
   const uint32_t rid = r->id;
   dgrams_[rid] = std::move(r);
-  if (!SendMsg(s->fd.get(), rep, fds, 2)) CloseDgramSide(rid, /*sender=*/true);
+  if (!SendMsg(s->fd.get(), rep, fds, 2)) CloseSide(rid, /*sender=*/true);
 }
 
-void SessionManager::CloseDgramSide(uint32_t ring_id, bool sender) {
+absl::Status UdpBroker::CloseRing(Session* s, const Msg& m) {
+  auto it = dgrams_.find(m.id);
+  const bool sender = m.value == 1;
+  if (it == dgrams_.end() || (sender ? it->second->sender : it->second->receiver) != s) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("datagram ring ", m.id, " does not belong to this process"));
+  }
+  CloseSide(m.id, sender);
+  return absl::OkStatus();
+}
+
+void UdpBroker::CloseRingsOf(Session* s) {
+  const std::set<uint32_t> dgrams = s->dgrams;
+  for (uint32_t id : dgrams) {
+    auto r = dgrams_.find(id);
+    if (r != dgrams_.end() && r->second->sender == s) CloseSide(id, true);
+    r = dgrams_.find(id);
+    if (r != dgrams_.end() && r->second->receiver == s) CloseSide(id, false);
+  }
+}
+
+void UdpBroker::CloseSide(uint32_t ring_id, bool sender) {
   auto it = dgrams_.find(ring_id);
   if (it == dgrams_.end()) return;
   DgramRing* r = it->second.get();

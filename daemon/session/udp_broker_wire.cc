@@ -1,4 +1,4 @@
-// SessionManager: UDP sockets served by an engine on the wire.
+// UdpBroker: UDP sockets served by an engine on the wire.
 //
 // A registered UDP endpoint (kUdpBind) in offloadd's network namespace,
 // bound to INADDR_ANY or the offloaded interface's address, asks for an
@@ -29,7 +29,7 @@
 #include <string>
 
 #include "daemon/session/session_internal.h"
-#include "daemon/session/session_manager.h"
+#include "daemon/session/udp_broker.h"
 #include "spdlog/spdlog.h"
 
 namespace offload {
@@ -38,37 +38,25 @@ namespace session {
 using shm::Msg;
 using shm::MsgType;
 
-namespace {
-
-std::string Ip(uint32_t net_order) {
-  char buf[INET_ADDRSTRLEN] = {};
-  in_addr a;
-  a.s_addr = net_order;
-  inet_ntop(AF_INET, &a, buf, sizeof(buf));
-  return buf;
-}
-
-}  // namespace
-
-void SessionManager::HandleUdpWire(Session* s, const Msg& m) {
+void UdpBroker::Wire(Session* s, const Msg& m) {
   auto self = s->udp.find(m.id);
   auto it = self == s->udp.end() ? udp_.end() : udp_.find(self->second);
   if (it == udp_.end() || wire_ == nullptr || s->netns != wire_netns_) {
-    Reply(s, m, kStatusUseKernel);
+    ReplyStatus(s, m, kStatusUseKernel);
     return;
   }
   UdpEndpoint* u = it->second.get();
   const bool group_bound = (ntohl(u->addr) >> 28) == 0xe;
   if (u->rings != nullptr || (u->addr != 0 && u->addr != wire_addr_ && !group_bound)) {
-    Reply(s, m, kStatusUseKernel);
+    ReplyStatus(s, m, kStatusUseKernel);
     return;
   }
   absl::StatusOr<std::shared_ptr<wire::AppDgram>> rings = wire::AppDgram::Create(
-      dgram_capacity_, u->efd.get(), u->addr, u->port, wire_->max_udp_payload());
+      env_.dgram_capacity, u->efd.get(), u->addr, u->port, wire_->max_udp_payload());
   if (!rings.ok()) {
     spdlog::warn("pid {}: UDP port {} stays with the kernel: {}", s->pid, ntohs(u->port),
                  std::string(rings.status().message()));
-    Reply(s, m, kStatusUseKernel);
+    ReplyStatus(s, m, kStatusUseKernel);
     return;
   }
   wire::UdpBindParams params;
@@ -79,8 +67,8 @@ void SessionManager::HandleUdpWire(Session* s, const Msg& m) {
   absl::StatusOr<wire::WireUdp> bound = wire_->BindUdp(params);
   if (!bound.ok()) {
     spdlog::info("pid {}: UDP {}:{} is served by the kernel on the wire: {}", s->pid,
-                 Ip(u->addr), ntohs(u->port), std::string(bound.status().message()));
-    Reply(s, m, kStatusUseKernel);
+                 IpText(u->addr), ntohs(u->port), std::string(bound.status().message()));
+    ReplyStatus(s, m, kStatusUseKernel);
     return;
   }
   u->rings = *rings;
@@ -93,10 +81,10 @@ void SessionManager::HandleUdpWire(Session* s, const Msg& m) {
   r.local.addr = wire_addr_;
   r.local.port = u->port;
   const int fds[2] = {u->rings->memfd(), wire_->DoorbellFd(u->wire.engine)};
-  if (!SendMsg(s->fd.get(), r, fds, 2)) CloseWireUdp(u);  // the process goes away
+  if (!SendMsg(s->fd.get(), r, fds, 2)) CloseWire(u);  // the process goes away
 }
 
-bool SessionManager::WireUdpRoutes(const UdpEndpoint* u, const Msg& m) {
+bool UdpBroker::WireRoutes(const UdpEndpoint* u, const Msg& m) {
   if (u->rings == nullptr || wire_ == nullptr) return false;
   // Broadcast leaves through the kernel (SO_BROADCAST is the kernel
   // socket's option); a group through the engine if the socket's
@@ -109,7 +97,7 @@ bool SessionManager::WireUdpRoutes(const UdpEndpoint* u, const Msg& m) {
                                                static_cast<int>(m.value));
     if (!route.ok()) {
       spdlog::debug("pid {}: UDP to group {} stays with the kernel: {}", u->session->pid,
-                    Ip(m.remote.addr), std::string(route.message()));
+                    IpText(m.remote.addr), std::string(route.message()));
       return false;
     }
     return true;
@@ -117,26 +105,26 @@ bool SessionManager::WireUdpRoutes(const UdpEndpoint* u, const Msg& m) {
   absl::StatusOr<wire::WireRoute> route = wire_->RouteUdpTo(dst, ntohs(m.remote.port));
   if (!route.ok()) {
     spdlog::debug("pid {}: UDP to {}:{} stays with the kernel: {}", u->session->pid,
-                  Ip(m.remote.addr), ntohs(m.remote.port), std::string(route.status().message()));
+                  IpText(m.remote.addr), ntohs(m.remote.port), std::string(route.status().message()));
     return false;
   }
   return true;
 }
 
-void SessionManager::HandleUdpGroup(Session* s, const Msg& m) {
+void UdpBroker::Group(Session* s, const Msg& m) {
   const bool join = m.type == MsgType::kUdpJoin;
   auto self = s->udp.find(m.id);
   auto it = self == s->udp.end() ? udp_.end() : udp_.find(self->second);
   UdpEndpoint* u = it == udp_.end() ? nullptr : it->second.get();
   const uint32_t group = ntohl(m.remote.addr);
   if (u == nullptr || u->rings == nullptr || wire_ == nullptr) {
-    if (join) Reply(s, m, kStatusUseKernel);
+    if (join) ReplyStatus(s, m, kStatusUseKernel);
     return;
   }
   if (!join) {
     absl::Status left = wire_->LeaveUdpGroup(u->wire, group);
     if (!left.ok() && !absl::IsNotFound(left)) {
-      spdlog::warn("pid {}: leaving group {} on the engine: {}", s->pid, Ip(m.remote.addr),
+      spdlog::warn("pid {}: leaving group {} on the engine: {}", s->pid, IpText(m.remote.addr),
                    std::string(left.message()));
     }
     return;
@@ -144,21 +132,21 @@ void SessionManager::HandleUdpGroup(Session* s, const Msg& m) {
   absl::Status route = wire_->RouteMulticast(group, ntohl(m.local.addr), static_cast<int>(m.value));
   if (!route.ok()) {
     spdlog::info("pid {}: group {} on port {} stays with the kernel: {}", s->pid,
-                 Ip(m.remote.addr), ntohs(u->port), std::string(route.message()));
-    Reply(s, m, kStatusUseKernel);
+                 IpText(m.remote.addr), ntohs(u->port), std::string(route.message()));
+    ReplyStatus(s, m, kStatusUseKernel);
     return;
   }
   absl::Status joined = wire_->JoinUdpGroup(u->wire, group);
   if (joined.ok() || absl::IsAlreadyExists(joined)) {
-    Reply(s, m, 0);
+    ReplyStatus(s, m, 0);
     return;
   }
-  spdlog::info("pid {}: group {} on port {} stays with the kernel: {}", s->pid, Ip(m.remote.addr),
+  spdlog::info("pid {}: group {} on port {} stays with the kernel: {}", s->pid, IpText(m.remote.addr),
                ntohs(u->port), std::string(joined.message()));
-  Reply(s, m, kStatusUseKernel);
+  ReplyStatus(s, m, kStatusUseKernel);
 }
 
-void SessionManager::CloseWireUdp(UdpEndpoint* u) {
+void UdpBroker::CloseWire(UdpEndpoint* u) {
   if (u->rings == nullptr) return;
   if (wire_ != nullptr) wire_->CloseUdp(u->wire);
   u->rings.reset();  // the engine keeps its own reference until its endpoint is closed

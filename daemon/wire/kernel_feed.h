@@ -1,0 +1,128 @@
+// KernelFeed: the kernel's tables as the engines' stacks see them, and the
+// routing queries answered from the same tables. Offload routing is the OS
+// routing and the kernel does ARP: the stacks get
+//   * the kernel's main-table routes out of the offloaded interface and its
+//     default gateway, followed live (a route added with `ip route` applies
+//     to the next connection);
+//   * the interface's usable neighbours (added, changed, forgotten), pushed
+//     on every netlink change; a stack that needs a next hop asks the kernel
+//     to resolve it (requester(): RTM_NEWNEIGH with NTF_USE, without
+//     blocking) and waits for the neighbour to arrive through this feed.
+//     The stacks send no ARP request of their own, and ARP replies go to
+//     the kernel (the XDP program passes ARP);
+//   * the namespace's TCP sysctls (stack/sysctl.h), re-read at most every
+//     100 ms before a new flow and posted when they changed.
+// Before the engines start, updates are applied to the stacks directly;
+// afterwards they are posted to each engine's command queue.
+//
+// Thread safety: Attach and MarkStarted from the controlling thread during
+// start-up. Sync runs on the netlink event thread and the controlling
+// thread, serialised by mu_. RouteTo, RouteMulticast, EnsureNeighbour,
+// RefreshSysctls and the accessors are safe from any thread.
+
+#ifndef OFFLOAD_DAEMON_WIRE_KERNEL_FEED_H_
+#define OFFLOAD_DAEMON_WIRE_KERNEL_FEED_H_
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "daemon/engine/engine_set.h"
+#include "daemon/netlink/netlink_view.h"
+#include "daemon/stack/sysctl.h"
+#include "daemon/tcp/tcp_config.h"
+#include "daemon/wire/interface.h"
+
+// Not stack.h: this header reaches the session manager, whose users include
+// <netinet/tcp.h> (stack.h brings <linux/tcp.h>).
+namespace offload::stack {
+class Stack;
+struct StackConfig;
+struct StackRoute;
+}  // namespace offload::stack
+
+namespace offload::wire {
+
+// Where a connection to a remote address leaves, per the kernel's routes.
+struct WireRoute {
+  std::string interface;  // offloaded interface name
+  int ifindex = 0;
+  uint32_t local_ip = 0;  // source address the stack uses (host order)
+  uint32_t next_hop = 0;  // gateway, or the destination if on-link
+  uint32_t engine = 0;    // engine that would serve the flow
+  uint32_t queue = 0;     // NIC queue the flow is steered to
+};
+
+class KernelFeed {
+ public:
+  // REQUIRES: `view` and `itf` outlive this object.
+  KernelFeed(netlink::NetlinkView* view, const OffloadedInterface* itf);
+  ~KernelFeed();
+
+  // Fills the stacks' TCP configuration from the namespace's sysctls and
+  // the default gateway; `config->neighbours` becomes requester().
+  void ConfigureStacks(stack::StackConfig* config);
+  // The stacks to feed, one per engine of `engines` (index = engine).
+  void Attach(engine::EngineSet* engines, std::vector<stack::Stack*> stacks);
+  // From now on updates are posted to the engines.
+  void MarkStarted();
+  // Pushes changed routes and neighbours to every stack.
+  void Sync();
+  // Re-reads the sysctls (at most every 100 ms) and posts a changed TCP
+  // configuration to every engine.
+  void RefreshSysctls();
+
+  // Whether a connection to `remote_ip` leaves through the offloaded
+  // interface as the kernel would send it: the route (engine and queue
+  // left 0), or NotFound with the reason (local, unroutable, another
+  // interface, another preferred source, broadcast or multicast).
+  absl::StatusOr<WireRoute> RouteTo(uint32_t remote_ip) const;
+  // See WirePlane::RouteMulticast.
+  absl::Status RouteMulticast(uint32_t group, uint32_t if_addr, int ifindex) const;
+  // Asks the kernel to resolve route.next_hop unless it has a usable entry.
+  void EnsureNeighbour(const WireRoute& route);
+
+  uint32_t gateway() const { return gateway_.load(std::memory_order_relaxed); }
+
+ private:
+  class Requester;  // stack::NeighborRequester over netlink
+
+  // Pushes the kernel's routes through the interface to every stack when
+  // they changed. REQUIRES: mu_ held.
+  void SyncRoutes();
+  // Runs `fn` on every stack: directly before MarkStarted, else posted.
+  // REQUIRES: mu_ held, or the sysctl path (engines started).
+  template <typename Fn>
+  void ForEachStack(Fn fn);
+
+  netlink::NetlinkView* const view_;
+  const OffloadedInterface* const itf_;
+  std::unique_ptr<Requester> requester_;
+  engine::EngineSet* engines_ = nullptr;
+  std::vector<stack::Stack*> stacks_;
+  // Default route via the interface, 0 if none; followed live.
+  std::atomic<uint32_t> gateway_{0};
+
+  std::mutex mu_;                // serialises Sync (netlink thread + start-up)
+  bool started_ = false;         // guarded by mu_
+  std::vector<stack::StackRoute> routes_;  // pushed to the stacks, mu_
+  // Neighbours pushed to the stacks: ip -> (mac, state). mu_.
+  std::map<uint32_t, std::pair<std::array<uint8_t, 6>, netlink::NeighbourState>> seeded_;
+
+  std::mutex sysctl_mu_;
+  uint64_t sysctl_read_ns_ = 0;    // guarded by sysctl_mu_
+  stack::TcpSysctls sysctl_last_;  // values last applied, sysctl_mu_
+  tcp::TcpConfig tcp_config_;      // the engines' TCP config, sysctl_mu_
+};
+
+}  // namespace offload::wire
+
+#endif  // OFFLOAD_DAEMON_WIRE_KERNEL_FEED_H_
