@@ -764,8 +764,8 @@ bool RegisterEndpoint(Socket* s, shm::MsgType type, uint32_t value) {
   m.type = type;
   m.id = s->reg_id;
   m.value = value;
-  m.local.addr = s->local.sin_addr.s_addr;
-  m.local.port = s->local.sin_port;
+  m.local.addr = s->local.v4.sin_addr.s_addr;
+  m.local.port = s->local.v4.sin_port;
   const int fds[2] = {s->fd, s->efd.get()};
   shm::Msg r;
   int rfds[shm::kMaxMsgFds];

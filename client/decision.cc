@@ -12,6 +12,7 @@
 
 #include "client/attach.h"
 #include "client/config.h"
+#include "client/inet_name.h"
 #include "client/log.h"
 
 namespace offload {
@@ -105,7 +106,16 @@ void SetLocalThreadOffload(pthread_t tid, bool offload) {
   pthread_mutex_unlock(&g_mu);
 }
 
-bool Decide(Socket* s, rules::Role role, const sockaddr_in* local, const sockaddr_in* remote) {
+namespace {
+// An endpoint as the rules see it (host order; IPv6 ones as 0.0.0.0 until
+// the grammar has IPv6 addresses).
+void SetQueryAddr(const shm::SockAddr& a, uint32_t* addr, uint16_t* port) {
+  *addr = a.family == AF_INET ? ntohl(shm::V4Of(a)) : 0;
+  *port = ntohs(a.port);
+}
+}  // namespace
+
+bool Decide(Socket* s, rules::Role role, const InetName* local, const InetName* remote) {
   if (!s->thread_offload) {
     s->fallback = shm::Fallback::kThreadOff;
     return false;
@@ -116,14 +126,8 @@ bool Decide(Socket* s, rules::Role role, const sockaddr_in* local, const sockadd
   }
   rules::Query q;
   q.role = role;
-  if (local != nullptr) {
-    q.local_addr = ntohl(local->sin_addr.s_addr);
-    q.local_port = ntohs(local->sin_port);
-  }
-  if (remote != nullptr) {
-    q.remote_addr = ntohl(remote->sin_addr.s_addr);
-    q.remote_port = ntohs(remote->sin_port);
-  }
+  if (local != nullptr) SetQueryAddr(Canonical(*local), &q.local_addr, &q.local_port);
+  if (remote != nullptr) SetQueryAddr(Canonical(*remote), &q.remote_addr, &q.remote_port);
   q.program = Config().program;
   q.application_id = Config().application_id;
   pthread_mutex_lock(&g_mu);

@@ -62,7 +62,7 @@ ssize_t SocketSend(Socket* s, int fd, const iovec* iov, int iovcnt, int flags,
   if (n >= 0 && s->type == SOCK_DGRAM && s->slot != nullptr &&
       ((to != nullptr && IsInet(to, tolen) &&
         (ntohl(reinterpret_cast<const sockaddr_in*>(to)->sin_addr.s_addr) >> 28) == 0xe) ||
-       (to == nullptr && s->connected && (ntohl(s->remote.sin_addr.s_addr) >> 28) == 0xe))) {
+       (to == nullptr && s->connected && (ntohl(s->remote.v4.sin_addr.s_addr) >> 28) == 0xe))) {
     Add(s->slot->mc_tx_kernel, 1);
   }
   return n;

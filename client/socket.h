@@ -166,6 +166,16 @@ struct ListenerRef {
   LineArms accept_arms;  // hdr->accept_wait
 };
 
+// An endpoint as the application sees it: AF_INET or AF_INET6 (AF_UNSPEC,
+// all zero, while unset). UDP sockets are AF_INET only (an AF_INET6 UDP
+// socket stays on the kernel) and use `v4`.
+// The largest member first: `= {}` zeroes all of it.
+union InetName {
+  sockaddr_in6 v6;
+  sockaddr_in v4;
+  sockaddr sa;
+};
+
 struct Socket : FdObject {
   Socket() : FdObject(ObjKind::kSocket) { pthread_mutex_init(&mu, nullptr); }
   ~Socket() override;
@@ -173,6 +183,7 @@ struct Socket : FdObject {
   uint64_t serial = 0;       // unique per Socket, for stale epoll entries
   int fd = -1;               // the fd it was created as
   int type = 0;              // SOCK_STREAM or SOCK_DGRAM
+  int family = AF_INET;      // AF_INET or AF_INET6 (the shadow's domain)
   uint64_t inode = 0;        // the shadow's inode (its identity for offloadd)
   std::atomic<Path> path{Path::kUndecided};
   bool nonblock = false;     // the application's O_NONBLOCK (pipes: EndState kEndNonblock)
@@ -189,8 +200,8 @@ struct Socket : FdObject {
   uint32_t rule_id = 0;
   char fallback_detail[24] = {};
 
-  sockaddr_in local = {};    // what getsockname reports once offloaded
-  sockaddr_in remote = {};
+  InetName local = {};       // what getsockname reports once offloaded
+  InetName remote = {};
   bool bound = false;
   bool connected = false;    // UDP default destination set
   int64_t rcvtimeo_ms = -1;  // SO_RCVTIMEO (-1 = forever); pipes: EndState

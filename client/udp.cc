@@ -115,13 +115,13 @@ void DropWire(Socket* s) {
 bool RequestWire(Socket* s) {
   shm::ArenaHeader* a = Arena();
   if (a == nullptr || a->wire_addr == 0) return false;
-  const uint32_t bound = s->local.sin_addr.s_addr;
+  const uint32_t bound = s->local.v4.sin_addr.s_addr;
   if (bound != 0 && bound != a->wire_addr) return false;  // loopback etc.: not on the wire
   shm::Msg m = {};
   m.type = shm::MsgType::kUdpWire;
   m.id = s->reg_id;
   m.local.addr = bound;
-  m.local.port = s->local.sin_port;
+  m.local.port = s->local.v4.sin_port;
   shm::Msg r;
   int rfds[shm::kMaxMsgFds];
   int nr = 0;
@@ -239,7 +239,7 @@ shm::Msg MembershipMsg(shm::MsgType type, const Socket* s, const Socket::McMembe
   m.type = type;
   m.id = s->reg_id;
   m.remote.addr = g.group;
-  m.remote.port = s->local.sin_port;
+  m.remote.port = s->local.v4.sin_port;
   m.local.addr = g.if_addr;
   m.value = static_cast<uint32_t>(g.ifindex);
   return m;
@@ -323,7 +323,7 @@ bool EnsureBound(Socket* s) {
     return false;
   }
   socklen_t len = sizeof(s->local);
-  Real().getsockname(s->fd, reinterpret_cast<sockaddr*>(&s->local), &len);
+  Real().getsockname(s->fd, &s->local.sa, &len);
   s->bound = true;
   return true;
 }
@@ -339,15 +339,17 @@ OutRing* OpenRing(Socket* s, const sockaddr_in* dst, bool* wire) {
   // Without an engine endpoint only an offloaded receiver on this host
   // could take it, and the port bitmap says whether there is one.
   if (!s->wire_tx.valid() && !shm::PortBit(a->udp_ports, ntohs(dst->sin_port))) return nullptr;
-  if (!Decide(s, rules::Role::kUdpSender, &s->local, dst)) {
+  InetName dst_name = {};
+  dst_name.v4 = *dst;
+  if (!Decide(s, rules::Role::kUdpSender, &s->local, &dst_name)) {
     if (s->no_ring.size() < kMaxNoRing) s->no_ring.push_back(key);
     return nullptr;
   }
   shm::Msg m = {};
   m.type = shm::MsgType::kUdpOpen;
   m.id = s->reg_id;
-  m.local.addr = s->local.sin_addr.s_addr;
-  m.local.port = s->local.sin_port;
+  m.local.addr = s->local.v4.sin_addr.s_addr;
+  m.local.port = s->local.v4.sin_port;
   m.remote.addr = dst->sin_addr.s_addr;
   m.remote.port = dst->sin_port;
   if (IsGroup(dst->sin_addr.s_addr)) {
@@ -464,7 +466,7 @@ void ResetUdpLocksAfterFork() {
 
 void UdpAfterBind(Socket* s) {
   socklen_t len = sizeof(s->local);
-  Real().getsockname(s->fd, reinterpret_cast<sockaddr*>(&s->local), &len);
+  Real().getsockname(s->fd, &s->local.sa, &len);
   s->bound = true;
   if (s->path.load() != Path::kUndecided) return;
   if (!Decide(s, rules::Role::kUdpReceiver, &s->local, nullptr)) {
@@ -491,7 +493,7 @@ ssize_t UdpSend(Socket* s, const iovec* iov, int iovcnt, int flags, const sockad
   }
   if (dst == nullptr) {
     if (!s->connected) return kUseKernel;  // ENOTCONN / EDESTADDRREQ from the kernel
-    dst = &s->remote;
+    dst = &s->remote.v4;
   }
   if (s->reg_gen != AttachGeneration() && EnsureAttached()) {
     // A new session (offloadd restarted): the old engine endpoint is gone.
@@ -742,7 +744,7 @@ ssize_t UdpRecvPlain(Socket* s, msghdr* msg, int flags) {
       const uint8_t* p = r->id == 0 ? r->c.Front(&len, &src_addr, &src_port) : r->c.Front(&len);
       if (p == nullptr) continue;
       if (r->id == 0 && s->connected &&
-          (src_addr != s->remote.sin_addr.s_addr || src_port != s->remote.sin_port)) {
+          (src_addr != s->remote.v4.sin_addr.s_addr || src_port != s->remote.v4.sin_port)) {
         // A connected UDP socket receives from its peer only (the kernel
         // filters the same way).
         if (!shared) {

@@ -166,7 +166,7 @@ const uint8_t* FilteredFront(Socket* s, UdpExtra* x, InRing* r, size_t* len, uin
     const uint8_t* p = r->id == 0 ? r->c.Front(len, addr, port) : r->c.Front(len);
     if (p == nullptr) return nullptr;
     if (r->id == 0 && s->connected &&
-        (*addr != s->remote.sin_addr.s_addr || *port != s->remote.sin_port)) {
+        (*addr != s->remote.v4.sin_addr.s_addr || *port != s->remote.v4.sin_port)) {
       Consume(s, r, *len);  // a connected socket receives from its peer only
       continue;
     }
@@ -176,7 +176,7 @@ const uint8_t* FilteredFront(Socket* s, UdpExtra* x, InRing* r, size_t* len, uin
     src.sin_family = AF_INET;
     src.sin_addr.s_addr = *addr;
     src.sin_port = *port;
-    sockaddr_in dst = s->local;
+    sockaddr_in dst = s->local.v4;
     offload_info_t info = {};
     info.struct_sz = sizeof(info);
     info.packet_id = const_cast<uint8_t*>(p - sizeof(shm::DgramRecord));
