@@ -107,10 +107,12 @@ void SetLocalThreadOffload(pthread_t tid, bool offload) {
 }
 
 namespace {
-// An endpoint as the rules see it (host order; IPv6 ones as 0.0.0.0 until
-// the grammar has IPv6 addresses).
-void SetQueryAddr(const shm::SockAddr& a, uint32_t* addr, uint16_t* port) {
+// An endpoint as the rules see it (rules::Query): IPv4 and v4-mapped in
+// host order, other IPv6 addresses through `addr6` (which `a` must outlive
+// the query).
+void SetQueryAddr(const shm::SockAddr& a, uint32_t* addr, const uint8_t** addr6, uint16_t* port) {
   *addr = a.family == AF_INET ? ntohl(shm::V4Of(a)) : 0;
+  *addr6 = a.family == AF_INET6 ? a.addr : nullptr;
   *port = ntohs(a.port);
 }
 }  // namespace
@@ -126,8 +128,10 @@ bool Decide(Socket* s, rules::Role role, const InetName* local, const InetName* 
   }
   rules::Query q;
   q.role = role;
-  if (local != nullptr) SetQueryAddr(Canonical(*local), &q.local_addr, &q.local_port);
-  if (remote != nullptr) SetQueryAddr(Canonical(*remote), &q.remote_addr, &q.remote_port);
+  const shm::SockAddr l = local != nullptr ? Canonical(*local) : shm::SockAddr{};
+  const shm::SockAddr r = remote != nullptr ? Canonical(*remote) : shm::SockAddr{};
+  if (local != nullptr) SetQueryAddr(l, &q.local_addr, &q.local_addr6, &q.local_port);
+  if (remote != nullptr) SetQueryAddr(r, &q.remote_addr, &q.remote_addr6, &q.remote_port);
   q.program = Config().program;
   q.application_id = Config().application_id;
   pthread_mutex_lock(&g_mu);

@@ -382,7 +382,7 @@ static_assert(std::is_standard_layout<ChannelHeader>::value, "shm layout");
 static_assert(std::is_standard_layout<DgramHeader>::value, "shm layout");
 static_assert(sizeof(SocketSlot) == 4 * kCacheLine, "slot layout");
 // What the arena embeds from the rule grammar is part of this ABI too.
-static_assert(sizeof(rules::Rule) == 164, "rules::Rule is published in the arena: bump kAbiVersion");
+static_assert(sizeof(rules::Rule) == 196, "rules::Rule is published in the arena: bump kAbiVersion");
 
 // Size of the arena for `max_sockets` slots, rounded up to a page.
 inline constexpr uint64_t ArenaBytesFor(uint32_t max_sockets) {
