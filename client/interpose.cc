@@ -233,10 +233,7 @@ EXPORT int socket(int domain, int type, int protocol) noexcept {
   if (thread_on) oc::EnsureAttached();
   Socket* s = oc::NewSocket(fd, base, (type & SOCK_NONBLOCK) != 0, domain);
   s->thread_offload = thread_on;
-  if (domain == AF_INET6 && base == SOCK_DGRAM) {
-    // UDP over IPv6 is not offloaded yet: listed, on the kernel, with why.
-    oc::OnKernel(s, offload::shm::Fallback::kUnsupportedFamily, "IPv6 UDP");
-  } else if (!thread_on) {
+  if (!thread_on) {
     oc::OnKernel(s, offload::shm::Fallback::kThreadOff, nullptr);
   } else if (s->slot_index < 0 && oc::Arena() != nullptr) {
     // Every counter slot of the arena is taken (max_sockets_per_process):
@@ -348,8 +345,8 @@ EXPORT int connect(int fd, const sockaddr* addr, socklen_t len) noexcept {
   if (rc != 0) return rc;
   if (addr != nullptr && addr->sa_family == AF_UNSPEC) {
     s->connected = false;
-  } else if (oc::IsInet(addr, len)) {
-    memcpy(&s->remote, addr, sizeof(sockaddr_in));
+  } else if (oc::IsInetOf(s->family, addr, len)) {
+    memcpy(&s->remote, addr, s->family == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in));
     s->connected = true;
     if (p == Path::kUndecided) {
       // udp_connect rules decide a connected UDP socket (libvma.conf).

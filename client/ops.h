@@ -153,7 +153,8 @@ void RehomeSlots();
 
 // UDP.
 void UdpAfterBind(Socket* s);                  // after a successful kernel bind()
-ssize_t UdpSend(Socket* s, const iovec* iov, int iovcnt, int flags, const sockaddr_in* dst);
+// `to`: the destination (canonical), or null for the connected peer.
+ssize_t UdpSend(Socket* s, const iovec* iov, int iovcnt, int flags, const shm::SockAddr* to);
 ssize_t UdpRecv(Socket* s, msghdr* msg, int flags);
 size_t UdpNextSize(Socket* s);  // FIONREAD: size of the next ring datagram
 bool UdpHasData(Socket* s);

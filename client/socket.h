@@ -44,6 +44,7 @@
 #include "shm/dgram_ring.h"
 #include "shm/listener.h"
 #include "shm/ring.h"
+#include "shm/sockaddr.h"
 #include "shm/unique_fd.h"
 
 namespace offload {
@@ -71,8 +72,7 @@ struct InRing {  // an incoming UDP ring
   shm::Mapping map;
   shm::DgramConsumer c;
   uint32_t id = 0;          // 0: the socket's wire RX ring (records carry the source)
-  uint32_t src_addr = 0;  // network order, from the daemon's offer
-  uint16_t src_port = 0;
+  shm::SockAddr src = {};   // the sender (canonical), from the daemon's offer
   // Zero-copy receive (udp_extra.cc), under the socket's udp_rx_mu: records
   // lent to the application and not yet freed, one bit per 8-byte slot of
   // the ring at the record's start (allocated at the first lend), and how
@@ -108,8 +108,7 @@ struct OutRing {  // an outgoing UDP ring to one destination
   shm::Mapping map;
   shm::DgramProducer p;
   uint32_t id = 0;
-  uint32_t dst_addr = 0;  // network order
-  uint16_t dst_port = 0;
+  shm::SockAddr dst = {};  // canonical
   shm::UniqueFd efd;      // the receiver's eventfd
 };
 
@@ -167,8 +166,8 @@ struct ListenerRef {
 };
 
 // An endpoint as the application sees it: AF_INET or AF_INET6 (AF_UNSPEC,
-// all zero, while unset). UDP sockets are AF_INET only (an AF_INET6 UDP
-// socket stays on the kernel) and use `v4`.
+// all zero, while unset). Code that is IPv4-only (the engine's wire,
+// multicast) uses `v4` of AF_INET sockets only.
 // The largest member first: `= {}` zeroes all of it.
 union InetName {
   sockaddr_in6 v6;

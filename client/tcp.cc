@@ -208,7 +208,7 @@ int TcpConnect(Socket* s, const sockaddr* dst_addr, socklen_t dst_len) {
   }
   if (s->family == AF_INET6 && d.family == AF_INET && V6Only(s)) {
     // Linux refuses it (ENETUNREACH); so does the kernel socket.
-    OnKernel(s, shm::Fallback::kUnsupportedFamily, "v4-mapped on IPV6_V6ONLY");
+    OnKernel(s, shm::Fallback::kUnsupportedFamily, "v4-mapped, IPV6_V6ONLY");
     return kUseKernel;
   }
   shm::ArenaHeader* a = EnsureAttached() ? Arena() : nullptr;

@@ -198,7 +198,8 @@ TEST_F(SameHostTest, Ipv6AndDualStackSocketsAreOffloadedAndHoldTheSemantics) {
 
 // Issue 18: `offloadctl stats -v` lists every socket of the process with
 // its family, v4-mapped peers of a dual-stack listener as Linux shows them,
-// and an IPv6 UDP socket kept on the kernel with the reason.
+// IPv6 UDP sockets offloaded, and an IPv6 socket kept on the kernel with
+// the reason.
 TEST_F(SameHostTest, StatsListIpv6SocketsWithFamilyAndKernelReason) {
   Proc p({g_prog, "families-hold", "60"}, Env(true, -1), dir_ + "/families.log");
   ASSERT_TRUE(p.WaitOutput("families ready", 20)) << p.Output();
@@ -214,8 +215,11 @@ TEST_F(SameHostTest, StatsListIpv6SocketsWithFamilyAndKernelReason) {
   EXPECT_NE(out.find("tcp6 established [::1]:"), std::string::npos) << out;
   EXPECT_NE(out.find("tcp established 127.0.0.1:"), std::string::npos) << out;
   EXPECT_NE(out.find("udp6 bound       [::1]:"), std::string::npos) << out;
-  EXPECT_NE(out.find("kernel (unsupported family/type: IPv6 UDP)"), std::string::npos) << out;
-  EXPECT_NE(out.find("sockets 6  offloaded 5"), std::string::npos) << out;
+  EXPECT_NE(out.find("offloaded (udp-ring)"), std::string::npos) << out;
+  EXPECT_NE(out.find("kernel (unsupported family/type: v4-mapped, IPV6_V6ONLY)"),
+            std::string::npos)
+      << out;
+  EXPECT_NE(out.find("sockets 8  offloaded 7"), std::string::npos) << out;
 }
 
 TEST_F(SameHostTest, DaemonAbsentEverythingRunsOnTheKernelSilently) {

@@ -14,12 +14,13 @@
 //   semantics_prog paths N MS      every MS create a pair, print its path
 //   semantics_prog idle S          blocked server + idle client for S s
 //   semantics_prog many N          N pairs open at once; prints the split
-//   semantics_prog families-hold S dual-stack listener, IPv4 + IPv6 pairs and
-//                                  an IPv6 UDP socket held for S s (stats)
+//   semantics_prog families-hold S dual-stack listener, IPv4 + IPv6 pairs,
+//                                  IPv6 UDP and a kernel IPv6 socket held
+//                                  for S s (stats)
 //
 // SEMANTICS_FAMILY picks the families of the TCP checks' listener and
 // connector (issue 18; kFamilies below): inet (default), inet6, dual,
-// mapped, v6only, v4mapped_to_inet. UDP checks run for inet only.
+// mapped, v6only, v4mapped_to_inet; the UDP check uses them too.
 //
 // EXPECT_OFFLOAD=1 additionally asserts that connections are offloaded
 // (the shadow kernel socket of an offloaded pipe is not connected, so the
@@ -637,43 +638,80 @@ void CheckResetOnCloseWithUnread() {
   close(c);
 }
 
+// UDP in the mode's families (issue 18): the receiver `b` is the mode's
+// listener side, the sender `a` the connector side, bound to its family's
+// wildcard; `b` sees `a` as the acceptor would.
 void CheckUdp() {
-  int a = socket(AF_INET, SOCK_DGRAM, 0);
-  int b = socket(AF_INET, SOCK_DGRAM, 0);
-  sockaddr_in la = Loopback(0), lb = Loopback(0);
-  CHECK_TRUE(bind(a, reinterpret_cast<sockaddr*>(&la), sizeof(la)) == 0);
-  CHECK_TRUE(bind(b, reinterpret_cast<sockaddr*>(&lb), sizeof(lb)) == 0);
+  int a = socket(g_fam->cfam, SOCK_DGRAM, 0);
+  int b = socket(g_fam->lfam, SOCK_DGRAM, 0);
+  if (g_fam->v6only >= 0) {
+    CHECK_TRUE(setsockopt(b, IPPROTO_IPV6, IPV6_V6ONLY, &g_fam->v6only, sizeof(int)) == 0);
+  }
+  sockaddr_in6 la, lb;
+  socklen_t la_len = MakeAddr(g_fam->cfam, g_fam->cfam == AF_INET6 ? "::" : "0.0.0.0", 0, &la);
+  socklen_t lb_len = MakeAddr(g_fam->lfam, g_fam->laddr, 0, &lb);
+  CHECK_TRUE(bind(a, reinterpret_cast<sockaddr*>(&la), la_len) == 0);
+  CHECK_TRUE(bind(b, reinterpret_cast<sockaddr*>(&lb), lb_len) == 0);
   const uint16_t pa = PortOf(a), pb = PortOf(b);
-  sockaddr_in to_b = Loopback(pb);
+  sockaddr_in6 to_b;
+  const socklen_t to_b_len = MakeAddr(g_fam->cfam, g_fam->caddr, pb, &to_b);
   for (int i = 0; i < 3; ++i) {
     char msg[32];
     const int n = snprintf(msg, sizeof(msg), "dgram %d", i);
-    CHECK_TRUE(sendto(a, msg, n, 0, reinterpret_cast<sockaddr*>(&to_b), sizeof(to_b)) == n);
+    CHECK_TRUE(sendto(a, msg, n, 0, reinterpret_cast<sockaddr*>(&to_b), to_b_len) == n);
   }
+  const socklen_t name_len = g_fam->lfam == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in);
   for (int i = 0; i < 3; ++i) {
     char buf[64] = {};
-    sockaddr_in from = {};
+    sockaddr_in6 from = {};
     socklen_t len = sizeof(from);
     CHECK_TRUE(WaitReadable(b, 2000));
     const ssize_t n = recvfrom(b, buf, sizeof(buf), 0, reinterpret_cast<sockaddr*>(&from), &len);
     char want[32];
     snprintf(want, sizeof(want), "dgram %d", i);
     CHECK_TRUE(n == static_cast<ssize_t>(strlen(want)) && strcmp(buf, want) == 0);
-    CHECK_TRUE(ntohs(from.sin_port) == pa && from.sin_addr.s_addr == htonl(INADDR_LOOPBACK));
+    CHECK_TRUE(len == name_len && from.sin6_family == g_fam->lfam);
+    CHECK_TRUE(ntohs(from.sin6_port) == pa && AddrText(from) == g_fam->aaddr);
   }
   // Reply on a connected socket; truncation keeps datagram boundaries.
-  sockaddr_in to_a = Loopback(pa);
-  CHECK_TRUE(connect(b, reinterpret_cast<sockaddr*>(&to_a), sizeof(to_a)) == 0);
+  sockaddr_in6 to_a;
+  const socklen_t to_a_len = MakeAddr(g_fam->lfam, g_fam->aaddr, pa, &to_a);
+  CHECK_TRUE(connect(b, reinterpret_cast<sockaddr*>(&to_a), to_a_len) == 0);
   CHECK_TRUE(send(b, "0123456789", 10, 0) == 10);
   CHECK_TRUE(send(b, "xy", 2, 0) == 2);
   char small[4];
   CHECK_TRUE(WaitReadable(a, 2000));
-  CHECK_TRUE(recv(a, small, 4, 0) == 4 && memcmp(small, "0123", 4) == 0);
+  sockaddr_in6 from = {};
+  socklen_t len = sizeof(from);
+  CHECK_TRUE(recvfrom(a, small, 4, 0, reinterpret_cast<sockaddr*>(&from), &len) == 4 &&
+             memcmp(small, "0123", 4) == 0);
+  CHECK_TRUE(from.sin6_family == g_fam->cfam && AddrText(from) == g_fam->caddr &&
+             ntohs(from.sin6_port) == pb);
   CHECK_TRUE(WaitReadable(a, 2000));
   CHECK_TRUE(recv(a, small, 4, 0) == 2 && memcmp(small, "xy", 2) == 0);
   char b2;
   CHECK_TRUE(recv(a, &b2, 1, MSG_DONTWAIT) == -1 && errno == EAGAIN);
   close(a);
+  close(b);
+  // An unbound sender is bound by its first send, in its own family.
+  b = socket(g_fam->lfam, SOCK_DGRAM, 0);
+  if (g_fam->v6only >= 0) {
+    CHECK_TRUE(setsockopt(b, IPPROTO_IPV6, IPV6_V6ONLY, &g_fam->v6only, sizeof(int)) == 0);
+  }
+  lb_len = MakeAddr(g_fam->lfam, g_fam->laddr, 0, &lb);
+  CHECK_TRUE(bind(b, reinterpret_cast<sockaddr*>(&lb), lb_len) == 0);
+  MakeAddr(g_fam->cfam, g_fam->caddr, PortOf(b), &to_b);
+  int c = socket(g_fam->cfam, SOCK_DGRAM, 0);
+  CHECK_TRUE(sendto(c, "auto", 4, 0, reinterpret_cast<sockaddr*>(&to_b), to_b_len) == 4);
+  char buf[8] = {};
+  from = {};
+  len = sizeof(from);
+  CHECK_TRUE(WaitReadable(b, 2000));
+  CHECK_TRUE(recvfrom(b, buf, sizeof(buf), 0, reinterpret_cast<sockaddr*>(&from), &len) == 4 &&
+             memcmp(buf, "auto", 4) == 0);
+  CHECK_TRUE(from.sin6_family == g_fam->lfam && AddrText(from) == g_fam->aaddr &&
+             ntohs(from.sin6_port) == PortOf(c));
+  close(c);
   close(b);
 }
 
@@ -779,8 +817,6 @@ int RunChecks(const char* only) {
   printf("family %s\n", g_fam->name);
   for (const Check& c : kChecks) {
     if (only != nullptr && strcmp(only, c.name) != 0) continue;
-    // UDP over IPv6 stays on the kernel (issue 18): its checks are IPv4's.
-    if (g_fam != &kFamilies[0] && strcmp(c.name, "udp") == 0) continue;
     g_check = c.name;
     const int before = g_failures;
     const int64_t t0 = NowMs();
@@ -1623,7 +1659,8 @@ int Paths(int count, int ms) {
 }
 
 // Issue 18's stats: a dual-stack listener with an IPv4 and an IPv6
-// connection, and an IPv6 UDP socket (kept on the kernel), held open until
+// connection, two IPv6 UDP sockets with a ring between them, and a v6-only
+// TCP socket kept on the kernel, held open until
 // `seconds` pass or the process is killed; prints "families ready".
 int FamiliesHold(int seconds) {
   g_fam = &kFamilies[2];  // dual
@@ -1641,6 +1678,21 @@ int FamiliesHold(int seconds) {
   sockaddr_in6 ua;
   const socklen_t ualen = MakeAddr(AF_INET6, "::1", 0, &ua);
   if (s6 < 0 || u6 < 0 || bind(u6, reinterpret_cast<sockaddr*>(&ua), ualen) != 0) return 5;
+  // An IPv6 sender to it (a same-host datagram ring), and a v6-only socket
+  // whose connect to a v4-mapped address stays with the kernel (which
+  // refuses it): listed with its reason.
+  int u6s = socket(AF_INET6, SOCK_DGRAM, 0);
+  ua.sin6_port = htons(PortOf(u6));
+  char d;
+  if (u6s < 0 || sendto(u6s, "u", 1, 0, reinterpret_cast<sockaddr*>(&ua), ualen) != 1 ||
+      recv(u6, &d, 1, 0) != 1) {
+    return 6;
+  }
+  int k6 = socket(AF_INET6, SOCK_STREAM, 0);
+  const int one = 1;
+  setsockopt(k6, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+  const socklen_t mlen = MakeAddr(AF_INET6, "::ffff:127.0.0.1", port, &a);
+  if (connect(k6, reinterpret_cast<sockaddr*>(&a), mlen) == 0) return 7;
   printf("families ready\n");
   fflush(stdout);
   sleep(static_cast<unsigned>(seconds));
@@ -1971,6 +2023,9 @@ int Blast(uint16_t port) {
 int main(int argc, char** argv) {
   if (const char* e = getenv("EXPECT_OFFLOAD")) g_expect_offload = atoi(e);
   signal(SIGPIPE, SIG_IGN);
+  // Every mode's TCP listeners and connectors (children exec'd for the
+  // sharing checks inherit the variable).
+  if (!SetFamilyFromEnv()) return 100;
   if (argc >= 2 && strcmp(argv[1], "checks") == 0) {
     signal(SIGPIPE, SIG_DFL);
     return RunChecks(argc >= 3 ? argv[2] : nullptr);
