@@ -1449,19 +1449,21 @@ void CheckThreadsSendOneTcpSocket() {
 // A listener closed and re-created on the same port in the same process
 // (iperf3 -s after every test) is still on the expected path.
 void CheckListenerRecreatedSamePort() {
-  int l = socket(AF_INET, SOCK_STREAM, 0);
+  // In the SEMANTICS_FAMILY mode's listener family (iperf3 -s listens on
+  // a dual-stack ::).
+  uint16_t port = 0;
+  int l = -1;
   const int on = 1;
-  setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
-  sockaddr_in a = Loopback(0);
-  CHECK_TRUE(bind(l, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0 && listen(l, 4) == 0);
-  const uint16_t port = PortOf(l);
   for (int round = 0; round < 3; ++round) {
-    if (round > 0) {
-      l = socket(AF_INET, SOCK_STREAM, 0);
-      setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
-      a = Loopback(port);
-      CHECK_TRUE(bind(l, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0 && listen(l, 4) == 0);
+    l = socket(g_fam->lfam, SOCK_STREAM, 0);
+    setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
+    if (g_fam->v6only >= 0) {
+      setsockopt(l, IPPROTO_IPV6, IPV6_V6ONLY, &g_fam->v6only, sizeof(int));
     }
+    sockaddr_in6 a;
+    const socklen_t alen = MakeAddr(g_fam->lfam, g_fam->laddr, port, &a);
+    CHECK_TRUE(bind(l, reinterpret_cast<sockaddr*>(&a), alen) == 0 && listen(l, 4) == 0);
+    port = PortOf(l);
     int c = Connect(port);
     CHECK_TRUE(c >= 0);
     int s = accept(l, nullptr, nullptr);
