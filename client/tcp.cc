@@ -200,7 +200,7 @@ int EngineConnect(Socket* s, const shm::Msg& r, shm::UniqueFd memfd, const InetN
 
 int TcpConnect(Socket* s, const sockaddr* dst_addr, socklen_t dst_len) {
   InetName dst = {};
-  memcpy(&dst, dst_addr, NameLen(*reinterpret_cast<const InetName*>(dst_addr)));
+  memcpy(&dst, dst_addr, std::min<size_t>(dst_len, sizeof(dst)));
   const shm::SockAddr d = Canonical(dst);
   if (!Decide(s, rules::Role::kTcpClient, s->bound ? &s->local : nullptr, &dst)) {
     OnKernel(s, s->fallback, nullptr);
