@@ -121,7 +121,10 @@ absl::Status Serve(const Endpoint& ep, bool v6only) {
     return ErrnoStatus("bind", errno);
   }
   if (listen(l.get(), 16) != 0) return ErrnoStatus("listen", errno);
-  printf("listening\n");
+  sockaddr_in6 bound = {};  // sin_port and sin6_port are at the same offset
+  socklen_t blen = sizeof(bound);
+  getsockname(l.get(), reinterpret_cast<sockaddr*>(&bound), &blen);
+  printf("listening %u\n", ntohs(bound.sin6_port));
   fflush(stdout);
   for (;;) {
     UniqueFd c(accept(l.get(), nullptr, nullptr));

@@ -33,7 +33,8 @@ absl::StatusOr<Endpoint> ParseEndpoint(const std::string& host, uint16_t port);
 // Serves one connection at a time on `ep` until killed: echoes every
 // message of `size` bytes (ping-pong) or, for a throughput client, counts
 // what arrives and answers the count (8 bytes) after the client's EOF.
-// Prints "listening" once it listens. Returns only on error.
+// Prints "listening PORT" once it listens (port 0 in `ep`: the kernel
+// picks one). Returns only on error.
 absl::Status Serve(const Endpoint& ep, bool v6only);
 
 struct PingPongResult {
