@@ -39,7 +39,7 @@ namespace shm {
 inline constexpr uint64_t kArenaMagic = 0x4f46464c4f414431ull;  // "OFFLOAD1"
 inline constexpr uint64_t kDgramMagic = 0x4f46464c44475231ull;  // "OFFLDGR1"
 // Bumped on every incompatible change of anything in shm/.
-inline constexpr uint32_t kAbiVersion = 11;
+inline constexpr uint32_t kAbiVersion = 12;
 
 
 static_assert(std::atomic<uint64_t>::is_always_lock_free, "shm atomics must be lock-free");
