@@ -242,7 +242,15 @@ int TcpConnect(Socket* s, const sockaddr* dst_addr, socklen_t dst_len) {
   }
   Real().getsockname(s->fd, &local.sa, &len);
   shm::SockAddr l = Canonical(local);
-  if (shm::IsV6Any(l.addr) || (l.family == AF_INET && shm::V4Of(l) == 0)) {
+  const bool unbound_addr = shm::IsV6Any(l.addr) || (l.family == AF_INET && shm::V4Of(l) == 0);
+  if (!unbound_addr && l.family != d.family) {
+    // Bound to an IPv6 address, connecting to a v4-mapped one, or the
+    // reverse: Linux refuses it (ENETUNREACH / EAFNOSUPPORT), the kernel
+    // socket answers.
+    OnKernel(s, shm::Fallback::kUnsupportedFamily, "mixed IPv4/IPv6 ends");
+    return kUseKernel;
+  }
+  if (unbound_addr) {
     // Unbound address: the same-host source is the destination's.
     const uint16_t port = l.port;
     l = d;

@@ -754,6 +754,28 @@ void CheckFamilyEdges() {
   CHECK_TRUE(connect(c, reinterpret_cast<sockaddr*>(&a), alen) == -1 && errno == ENETUNREACH);
   close(c);
   close(l);
+  // Ends of different families: bound to ::1, connecting to a v4-mapped
+  // address (ENETUNREACH), and bound v4-mapped, connecting to ::1
+  // (EAFNOSUPPORT); a dual-stack listener would take either.
+  const int zero = 0;
+  l = socket(AF_INET6, SOCK_STREAM, 0);
+  CHECK_TRUE(setsockopt(l, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero)) == 0);
+  alen = MakeAddr(AF_INET6, "::", 0, &a);
+  CHECK_TRUE(bind(l, reinterpret_cast<sockaddr*>(&a), alen) == 0 && listen(l, 4) == 0);
+  const uint16_t dport = PortOf(l);
+  c = socket(AF_INET6, SOCK_STREAM, 0);
+  alen = MakeAddr(AF_INET6, "::1", 0, &a);
+  CHECK_TRUE(bind(c, reinterpret_cast<sockaddr*>(&a), alen) == 0);
+  alen = MakeAddr(AF_INET6, "::ffff:127.0.0.1", dport, &a);
+  CHECK_TRUE(connect(c, reinterpret_cast<sockaddr*>(&a), alen) == -1 && errno == ENETUNREACH);
+  close(c);
+  c = socket(AF_INET6, SOCK_STREAM, 0);
+  alen = MakeAddr(AF_INET6, "::ffff:127.0.0.1", 0, &a);
+  CHECK_TRUE(bind(c, reinterpret_cast<sockaddr*>(&a), alen) == 0);
+  alen = MakeAddr(AF_INET6, "::1", dport, &a);
+  CHECK_TRUE(connect(c, reinterpret_cast<sockaddr*>(&a), alen) == -1 && errno == EAFNOSUPPORT);
+  close(c);
+  close(l);
 
   l = Listener();
   CHECK_TRUE(l >= 0);
