@@ -353,6 +353,11 @@ OutRing* OpenRing(Socket* s, const shm::SockAddr& d, bool* wire) {
   // Without an engine endpoint only an offloaded receiver on this host
   // could take it, and the port bitmap says whether there is one.
   if (!s->wire_tx.valid() && !shm::PortBit(a->udp_ports, ntohs(d.port))) return nullptr;
+  // Bound to an address of the other family (::1 sending to a v4-mapped
+  // address, or the reverse): the kernel refuses it, as Linux does.
+  const shm::SockAddr l = Canonical(s->local);
+  const bool unbound_addr = shm::IsV6Any(l.addr) || (l.family == AF_INET && shm::V4Of(l) == 0);
+  if (!unbound_addr && l.family != d.family) return nullptr;
   const InetName dst_name = NameIn(d, s->family);
   if (!Decide(s, rules::Role::kUdpSender, &s->local, &dst_name)) {
     if (s->no_ring.size() < kMaxNoRing) s->no_ring.push_back(key);

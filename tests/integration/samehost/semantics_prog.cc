@@ -776,6 +776,27 @@ void CheckFamilyEdges() {
   CHECK_TRUE(connect(c, reinterpret_cast<sockaddr*>(&a), alen) == -1 && errno == EAFNOSUPPORT);
   close(c);
   close(l);
+  // The same for UDP senders.
+  int r = socket(AF_INET6, SOCK_DGRAM, 0);
+  CHECK_TRUE(setsockopt(r, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero)) == 0);
+  alen = MakeAddr(AF_INET6, "::", 0, &a);
+  CHECK_TRUE(bind(r, reinterpret_cast<sockaddr*>(&a), alen) == 0);
+  const uint16_t rport = PortOf(r);
+  c = socket(AF_INET6, SOCK_DGRAM, 0);
+  alen = MakeAddr(AF_INET6, "::1", 0, &a);
+  CHECK_TRUE(bind(c, reinterpret_cast<sockaddr*>(&a), alen) == 0);
+  alen = MakeAddr(AF_INET6, "::ffff:127.0.0.1", rport, &a);
+  CHECK_TRUE(sendto(c, "x", 1, 0, reinterpret_cast<sockaddr*>(&a), alen) == -1 &&
+             errno == ENETUNREACH);
+  close(c);
+  c = socket(AF_INET6, SOCK_DGRAM, 0);
+  alen = MakeAddr(AF_INET6, "::ffff:127.0.0.1", 0, &a);
+  CHECK_TRUE(bind(c, reinterpret_cast<sockaddr*>(&a), alen) == 0);
+  alen = MakeAddr(AF_INET6, "::1", rport, &a);
+  CHECK_TRUE(sendto(c, "x", 1, 0, reinterpret_cast<sockaddr*>(&a), alen) == -1 &&
+             errno == EAFNOSUPPORT);
+  close(c);
+  close(r);
 
   l = Listener();
   CHECK_TRUE(l >= 0);
