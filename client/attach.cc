@@ -193,8 +193,11 @@ void DispatchLocked(const shm::Msg& m, int* fds, int nfds) {
         r = new InRing();
         r->map = shm::Mapping::MapShared(fds[0], shm::DgramSegmentBytes(m.value));
         r->id = m.id2;
-        r->src_addr = m.remote.addr;
-        r->src_port = m.remote.port;
+        r->src = shm::FromV4(m.remote.addr, m.remote.port);
+        if (m.remote6.family == AF_INET6) {  // an IPv6 sender (abi.h Dst6)
+          r->src.family = AF_INET6;
+          std::memcpy(r->src.addr, m.remote6.addr, 16);
+        }
         if (!r->map.valid()) {
           delete r;
           r = nullptr;
@@ -875,12 +878,17 @@ bool RegisterEndpoint(Socket* s, shm::MsgType type, uint32_t value) {
   s->reg_id = NewRegId();
   if (old != 0) UnregisterSocket(old);
   RegisterSocket(s->reg_id, s);
+  shm::SockAddr local_tmp;
   shm::Msg m = {};
   m.type = type;
   m.id = s->reg_id;
   m.value = value;
-  m.local.addr = s->local.sin_addr.s_addr;
-  m.local.port = s->local.sin_port;
+  // offloadd reads the address from the socket; the port is checked.
+  const shm::SockAddr local = shm::FromSockaddr(&s->local.sa, sizeof(s->local), &local_tmp)
+                                  ? local_tmp
+                                  : shm::SockAddr{};
+  m.local.addr = local.family == AF_INET ? shm::V4Of(local) : 0;
+  m.local.port = local.port;
   const int fds[2] = {s->fd, s->efd.get()};
   shm::Msg r;
   int rfds[shm::kMaxMsgFds];

@@ -6,6 +6,9 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 
+#include <array>
+#include <cstring>
+#include <map>
 #include <unordered_map>
 
 #include "client/attach.h"
@@ -28,14 +31,21 @@ struct ListenerMap {
   uint32_t refs = 0;
 };
 std::unordered_map<uint32_t, ListenerMap>* g_listeners = nullptr;
-std::unordered_map<uint64_t, Route>* g_routes = nullptr;
+// Destination address (16-byte form, IPv4 v4-mapped) and port.
+using RouteKeyT = std::array<uint8_t, 18>;
+std::map<RouteKeyT, Route>* g_routes = nullptr;
 
-uint64_t RouteKey(uint32_t addr, uint16_t port) { return uint64_t{addr} << 16 | port; }
+RouteKeyT RouteKey(const shm::SockAddr& dst) {
+  RouteKeyT k;
+  shm::Addr16Of(dst, k.data());
+  std::memcpy(k.data() + 16, &dst.port, 2);
+  return k;
+}
 
 void EnsureTablesLocked() {
   if (g_channels == nullptr) g_channels = new std::unordered_map<uint32_t, shm::ChannelMap*>();
   if (g_listeners == nullptr) g_listeners = new std::unordered_map<uint32_t, ListenerMap>();
-  if (g_routes == nullptr) g_routes = new std::unordered_map<uint64_t, Route>();
+  if (g_routes == nullptr) g_routes = new std::map<RouteKeyT, Route>();
 }
 
 void ReleaseListenerLocked(uint32_t id) {
@@ -131,10 +141,10 @@ void ReleaseListener(uint32_t id) {
   pthread_mutex_unlock(&g_mu);
 }
 
-bool LookupRoute(uint32_t addr, uint16_t port, Route* out) {
+bool LookupRoute(const shm::SockAddr& dst, Route* out) {
   pthread_mutex_lock(&g_mu);
   EnsureTablesLocked();
-  auto it = g_routes->find(RouteKey(addr, port));
+  auto it = g_routes->find(RouteKey(dst));
   bool ok = false;
   if (it != g_routes->end()) {
     // Acquire: pairs with offloadd's store-release of kListenerClosed.
@@ -150,10 +160,10 @@ bool LookupRoute(uint32_t addr, uint16_t port, Route* out) {
   return ok;
 }
 
-void InsertRoute(uint32_t addr, uint16_t port, const Route& r) {
+void InsertRoute(const shm::SockAddr& dst, const Route& r) {
   pthread_mutex_lock(&g_mu);
   EnsureTablesLocked();
-  auto [it, inserted] = g_routes->emplace(RouteKey(addr, port), r);
+  auto [it, inserted] = g_routes->emplace(RouteKey(dst), r);
   if (!inserted) {
     ReleaseListenerLocked(it->second.listener_id);
     it->second = r;
@@ -161,10 +171,10 @@ void InsertRoute(uint32_t addr, uint16_t port, const Route& r) {
   pthread_mutex_unlock(&g_mu);
 }
 
-void EvictRoute(uint32_t addr, uint16_t port) {
+void EvictRoute(const shm::SockAddr& dst) {
   pthread_mutex_lock(&g_mu);
   EnsureTablesLocked();
-  auto it = g_routes->find(RouteKey(addr, port));
+  auto it = g_routes->find(RouteKey(dst));
   if (it != g_routes->end()) {
     ReleaseListenerLocked(it->second.listener_id);
     g_routes->erase(it);

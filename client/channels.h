@@ -17,6 +17,7 @@
 
 #include "shm/channel_map.h"
 #include "shm/listener.h"
+#include "shm/sockaddr.h"
 #include "shm/unique_fd.h"
 
 namespace offload {
@@ -37,7 +38,8 @@ shm::ChannelMap* MapChannelVia(uint32_t id, int proof_fd);
 shm::ListenerHeader* AcquireListener(uint32_t id, shm::UniqueFd memfd);
 void ReleaseListener(uint32_t id);
 
-// Where a connect to addr:port (network order) went last time.
+// Where a connect to a destination (canonical, shm/sockaddr.h) went last
+// time.
 struct Route {
   uint32_t listener_id = 0;
   uint32_t channel_id = 0;
@@ -46,10 +48,10 @@ struct Route {
 };
 // True if a route is cached and its listener still listens (a closed one
 // is evicted).
-bool LookupRoute(uint32_t addr, uint16_t port, Route* out);
+bool LookupRoute(const shm::SockAddr& dst, Route* out);
 // Caches `r` (takes one listener reference from the caller).
-void InsertRoute(uint32_t addr, uint16_t port, const Route& r);
-void EvictRoute(uint32_t addr, uint16_t port);
+void InsertRoute(const shm::SockAddr& dst, const Route& r);
+void EvictRoute(const shm::SockAddr& dst);
 
 // In a forked child: the parent may have held the tables' mutex.
 void ChannelsAtForkChild();

@@ -12,6 +12,7 @@
 
 #include "client/attach.h"
 #include "client/config.h"
+#include "client/inet_name.h"
 #include "client/log.h"
 
 namespace offload {
@@ -105,7 +106,18 @@ void SetLocalThreadOffload(pthread_t tid, bool offload) {
   pthread_mutex_unlock(&g_mu);
 }
 
-bool Decide(Socket* s, rules::Role role, const sockaddr_in* local, const sockaddr_in* remote) {
+namespace {
+// An endpoint as the rules see it (rules::Query): IPv4 and v4-mapped in
+// host order, other IPv6 addresses through `addr6` (which `a` must outlive
+// the query).
+void SetQueryAddr(const shm::SockAddr& a, uint32_t* addr, const uint8_t** addr6, uint16_t* port) {
+  *addr = a.family == AF_INET ? ntohl(shm::V4Of(a)) : 0;
+  *addr6 = a.family == AF_INET6 ? a.addr : nullptr;
+  *port = ntohs(a.port);
+}
+}  // namespace
+
+bool Decide(Socket* s, rules::Role role, const InetName* local, const InetName* remote) {
   if (!s->thread_offload) {
     s->fallback = shm::Fallback::kThreadOff;
     return false;
@@ -116,14 +128,10 @@ bool Decide(Socket* s, rules::Role role, const sockaddr_in* local, const sockadd
   }
   rules::Query q;
   q.role = role;
-  if (local != nullptr) {
-    q.local_addr = ntohl(local->sin_addr.s_addr);
-    q.local_port = ntohs(local->sin_port);
-  }
-  if (remote != nullptr) {
-    q.remote_addr = ntohl(remote->sin_addr.s_addr);
-    q.remote_port = ntohs(remote->sin_port);
-  }
+  const shm::SockAddr l = local != nullptr ? Canonical(*local) : shm::SockAddr{};
+  const shm::SockAddr r = remote != nullptr ? Canonical(*remote) : shm::SockAddr{};
+  if (local != nullptr) SetQueryAddr(l, &q.local_addr, &q.local_addr6, &q.local_port);
+  if (remote != nullptr) SetQueryAddr(r, &q.remote_addr, &q.remote_addr6, &q.remote_port);
   q.program = Config().program;
   q.application_id = Config().application_id;
   pthread_mutex_lock(&g_mu);

@@ -27,7 +27,8 @@ void SetLocalThreadOffload(pthread_t tid, bool offload);
 
 // Decides for `s` in `role`. Returns true to offload; otherwise sets
 // s->fallback / s->rule_id. Attaches to the daemon if needed.
-bool Decide(Socket* s, rules::Role role, const sockaddr_in* local, const sockaddr_in* remote);
+// `local`/`remote` may be null, either family.
+bool Decide(Socket* s, rules::Role role, const InetName* local, const InetName* remote);
 
 // A setsockopt() the offload paths cannot honour keeps a socket that is not
 // decided yet on the kernel. Returns true for such an option and writes what

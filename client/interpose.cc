@@ -26,6 +26,7 @@
 #include "client/config.h"
 #include "client/decision.h"
 #include "client/fd_table.h"
+#include "client/inet_name.h"
 #include "client/libc.h"
 #include "client/log.h"
 #include "client/offload_extra.h"
@@ -214,14 +215,16 @@ EXPORT offload_api_t* offload_get_api(void) noexcept { return &oc::g_api; }
 EXPORT int socket(int domain, int type, int protocol) noexcept {
   const int fd = Real().socket(domain, type, protocol);
   const int base = type & ~(SOCK_NONBLOCK | SOCK_CLOEXEC);
-  if (fd < 0 || domain != AF_INET || oc::g_fd_table == nullptr) return fd;
+  if (fd < 0 || (domain != AF_INET && domain != AF_INET6) || oc::g_fd_table == nullptr) {
+    return fd;
+  }
   if (!((base == SOCK_STREAM && (protocol == 0 || protocol == IPPROTO_TCP)) ||
         (base == SOCK_DGRAM && (protocol == 0 || protocol == IPPROTO_UDP)))) {
     return fd;
   }
   const bool thread_on = oc::ThreadOffloadEnabled();
   if (thread_on) oc::EnsureAttached();
-  Socket* s = oc::NewSocket(fd, base, (type & SOCK_NONBLOCK) != 0);
+  Socket* s = oc::NewSocket(fd, base, (type & SOCK_NONBLOCK) != 0, domain);
   s->thread_offload = thread_on;
   if (!thread_on) {
     oc::OnKernel(s, offload::shm::Fallback::kThreadOff, nullptr);
@@ -270,9 +273,9 @@ EXPORT void closefrom(int lowfd) noexcept {
 EXPORT int bind(int fd, const sockaddr* addr, socklen_t len) noexcept {
   const int rc = Real().bind(fd, addr, len);
   Socket* s = oc::GetSocket(fd);
-  if (rc != 0 || s == nullptr || !oc::IsInet(addr, len)) return rc;
+  if (rc != 0 || s == nullptr || !oc::IsInetOf(s->family, addr, len)) return rc;
   socklen_t l = sizeof(s->local);
-  Real().getsockname(fd, reinterpret_cast<sockaddr*>(&s->local), &l);
+  Real().getsockname(fd, &s->local.sa, &l);
   s->bound = true;
   s->slot->state = static_cast<uint8_t>(offload::shm::SocketState::kBound);
   oc::UpdateSlotAddrs(s);
@@ -311,17 +314,18 @@ EXPORT int connect(int fd, const sockaddr* addr, socklen_t len) noexcept {
       errno = pe->connect_failed ? ECONNABORTED : EISCONN;
       return -1;
     }
-    if (p == Path::kUndecided && oc::IsInet(addr, len)) {
-      const int rc = oc::TcpConnect(s, reinterpret_cast<const sockaddr_in*>(addr));
+    if (p == Path::kUndecided && oc::IsInetOf(s->family, addr, len)) {
+      const int rc = oc::TcpConnect(s, addr, len);
       if (rc != oc::kUseKernel) return rc;  // offloaded: connected, or failed with errno
     }
     const int rc = Real().connect(fd, addr, len);
-    if ((rc == 0 || errno == EINPROGRESS) && oc::IsInet(addr, len)) {
+    if ((rc == 0 || errno == EINPROGRESS) && oc::IsInetOf(s->family, addr, len)) {
       // A kernel connection: keep its stats row truthful (offloadctl stats).
       const int saved = errno;
       socklen_t l = sizeof(s->local);
-      Real().getsockname(fd, reinterpret_cast<sockaddr*>(&s->local), &l);
-      std::memcpy(&s->remote, addr, sizeof(s->remote));
+      Real().getsockname(fd, &s->local.sa, &l);
+      std::memcpy(&s->remote, addr, s->family == AF_INET6 ? sizeof(sockaddr_in6)
+                                                          : sizeof(sockaddr_in));
       s->slot->state = static_cast<uint8_t>(rc == 0 ? offload::shm::SocketState::kEstablished
                                                     : offload::shm::SocketState::kConnecting);
       oc::UpdateSlotAddrs(s);
@@ -334,13 +338,13 @@ EXPORT int connect(int fd, const sockaddr* addr, socklen_t len) noexcept {
   if (rc != 0) return rc;
   if (addr != nullptr && addr->sa_family == AF_UNSPEC) {
     s->connected = false;
-  } else if (oc::IsInet(addr, len)) {
-    memcpy(&s->remote, addr, sizeof(s->remote));
+  } else if (oc::IsInetOf(s->family, addr, len)) {
+    memcpy(&s->remote, addr, s->family == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in));
     s->connected = true;
     if (p == Path::kUndecided) {
       // udp_connect rules decide a connected UDP socket (libvma.conf).
       socklen_t l = sizeof(s->local);
-      Real().getsockname(fd, reinterpret_cast<sockaddr*>(&s->local), &l);
+      Real().getsockname(fd, &s->local.sa, &l);
       if (!oc::Decide(s, offload::rules::Role::kUdpConnect, &s->local, &s->remote)) {
         oc::OnKernel(s, s->fallback, nullptr);
       } else {
@@ -436,8 +440,7 @@ EXPORT int getsockname(int fd, sockaddr* addr, socklen_t* len) noexcept {
   if (s == nullptr || s->path.load() != Path::kPipe || addr == nullptr || len == nullptr) {
     return Real().getsockname(fd, addr, len);
   }
-  memcpy(addr, &s->local, std::min<size_t>(*len, sizeof(s->local)));
-  *len = sizeof(s->local);
+  oc::CopyName(s->local, addr, len);
   return 0;
 }
 
@@ -448,8 +451,7 @@ EXPORT int getpeername(int fd, sockaddr* addr, socklen_t* len) noexcept {
     errno = EFAULT;
     return -1;
   }
-  memcpy(addr, &s->remote, std::min<size_t>(*len, sizeof(s->remote)));
-  *len = sizeof(s->remote);
+  oc::CopyName(s->remote, addr, len);
   return 0;
 }
 

@@ -7,6 +7,7 @@
 
 #include "client/fd_table.h"
 #include "client/libc.h"
+#include "client/inet_name.h"
 #include "client/ops.h"
 
 namespace offload {
@@ -48,8 +49,11 @@ ssize_t SocketSend(Socket* s, int fd, const iovec* iov, int iovcnt, int flags,
                    const sockaddr* to, socklen_t tolen) {
   const Path p = s->path.load(std::memory_order_acquire);
   if (p == Path::kPipe) return PipeSend(s, iov, iovcnt, flags);
-  if (s->type == SOCK_DGRAM && p != Path::kKernel && (to == nullptr || IsInet(to, tolen))) {
-    const ssize_t n = UdpSend(s, iov, iovcnt, flags, reinterpret_cast<const sockaddr_in*>(to));
+  if (s->type == SOCK_DGRAM && p != Path::kKernel &&
+      (to == nullptr || IsInetOf(s->family, to, tolen))) {
+    shm::SockAddr d;
+    const ssize_t n = UdpSend(s, iov, iovcnt, flags,
+                              to != nullptr && shm::FromSockaddr(to, tolen, &d) ? &d : nullptr);
     if (n != kUseKernel) return n;
   }
   msghdr mh = {};
@@ -62,7 +66,7 @@ ssize_t SocketSend(Socket* s, int fd, const iovec* iov, int iovcnt, int flags,
   if (n >= 0 && s->type == SOCK_DGRAM && s->slot != nullptr &&
       ((to != nullptr && IsInet(to, tolen) &&
         (ntohl(reinterpret_cast<const sockaddr_in*>(to)->sin_addr.s_addr) >> 28) == 0xe) ||
-       (to == nullptr && s->connected && (ntohl(s->remote.sin_addr.s_addr) >> 28) == 0xe))) {
+       (to == nullptr && s->connected && (ntohl(s->remote.v4.sin_addr.s_addr) >> 28) == 0xe))) {
     Add(s->slot->mc_tx_kernel, 1);
   }
   return n;

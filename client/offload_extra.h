@@ -102,8 +102,10 @@ struct offload_packets_t {
 struct offload_info_t {
   size_t struct_sz;                 /* sizeof(struct offload_info_t) */
   void* packet_id;                  /* the handle to free_packets a HOLD packet with */
-  struct sockaddr_in* src;          /* the datagram's source (network order) */
-  struct sockaddr_in* dst;          /* the socket's local address (as getsockname) */
+  struct sockaddr_in* src;          /* the datagram's source (network order); on an
+                                       AF_INET6 socket a struct sockaddr_in6 */
+  struct sockaddr_in* dst;          /* the socket's local address (as getsockname;
+                                       AF_INET6 socket: a struct sockaddr_in6) */
   size_t payload_sz;                /* datagram length */
   uint32_t socket_ready_queue_pkt_count;   /* not tracked: 0 */
   uint32_t socket_ready_queue_byte_count;  /* bytes (records with their headers)

@@ -43,14 +43,19 @@ bool SpinAllowed();
 void SpinSucceeded();
 
 // Lifecycle.
-Socket* NewSocket(int fd, int type, bool nonblock);
+// `family`: the shadow's domain, AF_INET or AF_INET6.
+Socket* NewSocket(int fd, int type, bool nonblock, int family = AF_INET);
 // Called when the last fd naming `s` is closed (before the kernel close).
 void Teardown(Socket* s);
 // Marks `s` offloaded on `path`: stats, OFFLOAD_DEBUG line, and moves its
 // kernel epoll registrations to user-space readiness.
 void OnOffloaded(Socket* s, Path path);
 void OnKernel(Socket* s, shm::Fallback why, const char* detail);
+// Copies s->local / s->remote into the stats slot (either family).
 void UpdateSlotAddrs(Socket* s);
+// True for an AF_INET6 socket whose shadow has IPV6_V6ONLY set (no IPv4
+// peers, no v4-mapped destinations).
+bool V6Only(const Socket* s);
 
 inline bool IsInet(const sockaddr* a, socklen_t len) {
   return a != nullptr && len >= sizeof(sockaddr_in) && a->sa_family == AF_INET;
@@ -65,7 +70,8 @@ ssize_t SocketSend(Socket* s, int fd, const iovec* iov, int iovcnt, int flags,
 
 // TCP (tcp.cc).
 void TcpAfterListen(Socket* s, int backlog);   // after a successful kernel listen()
-int TcpConnect(Socket* s, const sockaddr_in* dst);  // 0, -1 (errno) or kUseKernel
+// `dst`: an endpoint of s->family (IsInetOf). 0, -1 (errno) or kUseKernel.
+int TcpConnect(Socket* s, const sockaddr* dst, socklen_t len);
 int TcpAccept(Socket* s, sockaddr* addr, socklen_t* len, int flags);
 // Makes `s` this process's handle on end `end` of pipe (`chan`, slot,
 // gen); false if the slot is gone.
@@ -147,7 +153,8 @@ void RehomeSlots();
 
 // UDP.
 void UdpAfterBind(Socket* s);                  // after a successful kernel bind()
-ssize_t UdpSend(Socket* s, const iovec* iov, int iovcnt, int flags, const sockaddr_in* dst);
+// `to`: the destination (canonical), or null for the connected peer.
+ssize_t UdpSend(Socket* s, const iovec* iov, int iovcnt, int flags, const shm::SockAddr* to);
 ssize_t UdpRecv(Socket* s, msghdr* msg, int flags);
 size_t UdpNextSize(Socket* s);  // FIONREAD: size of the next ring datagram
 bool UdpHasData(Socket* s);

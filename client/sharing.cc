@@ -32,6 +32,7 @@
 #include "client/attach.h"
 #include "client/channels.h"
 #include "client/fd_table.h"
+#include "client/inet_name.h"
 #include "client/libc.h"
 #include "client/log.h"
 #include "client/ops.h"
@@ -124,7 +125,10 @@ void AdoptFd(int fd, std::unordered_map<uint64_t, int>* seen) {
   if (fstat(fd, &st) != 0 || !S_ISSOCK(st.st_mode)) return;
   int domain = 0, type = 0;
   socklen_t len = sizeof(domain);
-  if (Real().getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) != 0 || domain != AF_INET) return;
+  if (Real().getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) != 0 ||
+      (domain != AF_INET && domain != AF_INET6)) {
+    return;
+  }
   len = sizeof(type);
   if (Real().getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) != 0 || type != SOCK_STREAM) return;
   if (seen != nullptr) {
@@ -149,7 +153,7 @@ void AdoptFd(int fd, std::unordered_map<uint64_t, int>* seen) {
   for (int i = 1; i < nr; ++i) shm::UniqueFd drop(rfds[i]);
   if (r.type != shm::MsgType::kAdopted) return;  // a kernel socket: nothing to do
   const int fl = Real().fcntl(fd, F_GETFL);
-  Socket* s = NewSocket(fd, SOCK_STREAM, fl >= 0 && (fl & O_NONBLOCK));
+  Socket* s = NewSocket(fd, SOCK_STREAM, fl >= 0 && (fl & O_NONBLOCK), domain);
   s->shared.store(true, std::memory_order_release);
   bool ok = false;
   if (r.kind == shm::kSharePipe) {
@@ -160,8 +164,8 @@ void AdoptFd(int fd, std::unordered_map<uint64_t, int>* seen) {
     if (ok) {
       PipeEnd* p = s->pipe.get();
       s->nonblock = p->flags() & shm::kEndNonblock;
-      s->local = shm::ToSockaddrIn(p->me().local);
-      s->remote = shm::ToSockaddrIn(p->peer().local);
+      s->local = NameIn(p->me().local, domain);
+      s->remote = NameIn(p->peer().local, domain);
       s->bound = true;
     }
   } else if (r.kind == shm::kShareListener) {
@@ -169,7 +173,7 @@ void AdoptFd(int fd, std::unordered_map<uint64_t, int>* seen) {
     ok = hdr != nullptr && AttachListener(s, r.id, hdr);
     if (ok) {
       s->nonblock = hdr->app_flags.load(std::memory_order_relaxed) & shm::kListenerNonblock;
-      s->local = shm::ToSockaddrIn(hdr->local);
+      s->local = NameIn(hdr->local, domain);
       s->bound = true;
       s->backlog = static_cast<int>(r.value);
       s->slot->listener_id = r.id;
@@ -256,6 +260,9 @@ void RehomeSlots() {
     slot->local_port = old.local_port;
     slot->remote_addr = old.remote_addr;
     slot->remote_port = old.remote_port;
+    slot->family = old.family;
+    memcpy(slot->local_addr6, old.local_addr6, sizeof(slot->local_addr6));
+    memcpy(slot->remote_addr6, old.remote_addr6, sizeof(slot->remote_addr6));
     memcpy(slot->fallback_detail, old.fallback_detail, sizeof(slot->fallback_detail));
     slot->channel_id = old.channel_id;
     slot->pipe_slot = old.pipe_slot;

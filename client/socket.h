@@ -45,6 +45,7 @@
 #include "shm/dgram_ring.h"
 #include "shm/listener.h"
 #include "shm/ring.h"
+#include "shm/sockaddr.h"
 #include "shm/unique_fd.h"
 
 namespace offload {
@@ -75,8 +76,7 @@ struct InRing {  // an incoming UDP ring
   shm::Mapping map;
   shm::DgramConsumer c;
   uint32_t id = 0;          // 0: the socket's wire RX ring (records carry the source)
-  uint32_t src_addr = 0;  // network order, from the daemon's offer
-  uint16_t src_port = 0;
+  shm::SockAddr src = {};   // the sender (canonical), from the daemon's offer
   // Zero-copy receive (udp_extra.cc), under the socket's udp_rx_mu: records
   // lent to the application and not yet freed, one bit per 8-byte slot of
   // the ring at the record's start (allocated at the first lend), and how
@@ -112,8 +112,7 @@ struct OutRing {  // an outgoing UDP ring to one destination
   shm::Mapping map;
   shm::DgramProducer p;
   uint32_t id = 0;
-  uint32_t dst_addr = 0;  // network order
-  uint16_t dst_port = 0;
+  shm::SockAddr dst = {};  // canonical
   shm::UniqueFd efd;      // the receiver's eventfd
 };
 
@@ -170,6 +169,16 @@ struct ListenerRef {
   LineArms accept_arms;  // hdr->accept_wait
 };
 
+// An endpoint as the application sees it: AF_INET or AF_INET6 (AF_UNSPEC,
+// all zero, while unset). Code that is IPv4-only (the engine's wire,
+// multicast) uses `v4` of AF_INET sockets only.
+// The largest member first: `= {}` zeroes all of it.
+union InetName {
+  sockaddr_in6 v6;
+  sockaddr_in v4;
+  sockaddr sa;
+};
+
 struct Socket : FdObject {
   Socket() : FdObject(ObjKind::kSocket) { pthread_mutex_init(&mu, nullptr); }
   ~Socket() override;
@@ -177,6 +186,7 @@ struct Socket : FdObject {
   uint64_t serial = 0;       // unique per Socket, for stale epoll entries
   int fd = -1;               // the fd it was created as
   int type = 0;              // SOCK_STREAM or SOCK_DGRAM
+  int family = AF_INET;      // AF_INET or AF_INET6 (the shadow's domain)
   uint64_t inode = 0;        // the shadow's inode (its identity for offloadd)
   std::atomic<Path> path{Path::kUndecided};
   bool nonblock = false;     // the application's O_NONBLOCK (pipes: EndState kEndNonblock)
@@ -193,8 +203,8 @@ struct Socket : FdObject {
   uint32_t rule_id = 0;
   char fallback_detail[24] = {};
 
-  sockaddr_in local = {};    // what getsockname reports once offloaded
-  sockaddr_in remote = {};
+  InetName local = {};       // what getsockname reports once offloaded
+  InetName remote = {};
   bool bound = false;
   bool connected = false;    // UDP default destination set
   int64_t rcvtimeo_ms = -1;  // SO_RCVTIMEO (-1 = forever); pipes: EndState

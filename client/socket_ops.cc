@@ -9,6 +9,7 @@
 #include "client/attach.h"
 #include "client/config.h"
 #include "client/fd_table.h"
+#include "client/inet_name.h"
 #include "client/libc.h"
 #include "client/log.h"
 #include "client/ops.h"
@@ -31,11 +32,12 @@ Socket::~Socket() {
   pthread_mutex_destroy(&mu);
 }
 
-Socket* NewSocket(int fd, int type, bool nonblock) {
+Socket* NewSocket(int fd, int type, bool nonblock, int family) {
   auto* s = new Socket();
   s->serial = NextSerial();
   s->fd = fd;
   s->type = type;
+  s->family = family;
   s->nonblock = nonblock;
   AllocSlot(s);
   // The shadow's inode identifies the socket (offloadd, offloadctl stats,
@@ -43,16 +45,30 @@ Socket* NewSocket(int fd, int type, bool nonblock) {
   struct stat st;
   if (fstat(fd, &st) == 0) s->inode = st.st_ino;
   s->slot->inode = s->inode;
-  s->slot->family = AF_INET;
+  s->slot->family = static_cast<uint8_t>(family);
   return s;
 }
 
+constexpr uint8_t kZero16[16] = {};
+
 void UpdateSlotAddrs(Socket* s) {
   shm::SocketSlot* slot = s->slot;
-  slot->local_addr = s->local.sin_addr.s_addr;
-  slot->local_port = s->local.sin_port;
-  slot->remote_addr = s->remote.sin_addr.s_addr;
-  slot->remote_port = s->remote.sin_port;
+  const shm::SockAddr l = Canonical(s->local), r = Canonical(s->remote);
+  // IPv4 and v4-mapped addresses in the IPv4 fields, the others in the
+  // IPv6 ones (abi.h SocketSlot).
+  slot->local_addr = l.family == AF_INET ? shm::V4Of(l) : 0;
+  slot->remote_addr = r.family == AF_INET ? shm::V4Of(r) : 0;
+  memcpy(slot->local_addr6, l.family == AF_INET6 ? l.addr : kZero16, 16);
+  memcpy(slot->remote_addr6, r.family == AF_INET6 ? r.addr : kZero16, 16);
+  slot->local_port = l.port;
+  slot->remote_port = r.port;
+}
+
+bool V6Only(const Socket* s) {
+  if (s->family != AF_INET6) return false;
+  int on = 0;
+  socklen_t len = sizeof(on);
+  return Real().getsockopt(s->fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, &len) == 0 && on != 0;
 }
 
 void OnKernel(Socket* s, shm::Fallback why, const char* detail) {

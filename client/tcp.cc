@@ -20,6 +20,7 @@
 #include "client/config.h"
 #include "client/decision.h"
 #include "client/fd_table.h"
+#include "client/inet_name.h"
 #include "client/libc.h"
 #include "client/log.h"
 #include "client/ops.h"
@@ -96,11 +97,12 @@ void TcpAfterListen(Socket* s, int backlog) {
     return;
   }
   socklen_t len = sizeof(s->local);
-  if (Real().getsockname(s->fd, reinterpret_cast<sockaddr*>(&s->local), &len) != 0 ||
-      s->local.sin_family != AF_INET) {
+  if (Real().getsockname(s->fd, &s->local.sa, &len) != 0 ||
+      s->local.sa.sa_family != s->family) {
     OnKernel(s, shm::Fallback::kUnsupportedFamily, nullptr);
     return;
   }
+  UpdateSlotAddrs(s);
   if (!Decide(s, rules::Role::kTcpServer, &s->local, nullptr)) {
     OnKernel(s, s->fallback, nullptr);
     return;
@@ -113,8 +115,7 @@ void TcpAfterListen(Socket* s, int backlog) {
   m.type = shm::MsgType::kTcpListen;
   m.value = static_cast<uint32_t>(backlog < 0 ? 0 : backlog);
   m.opts = s->tcp_opts;  // the engine listener's (and its children's) options
-  m.local.addr = s->local.sin_addr.s_addr;
-  m.local.port = s->local.sin_port;
+  ToMsg(Canonical(s->local), &m.local, nullptr);  // offloadd reads the socket's own
   shm::Msg r;
   int rfds[shm::kMaxMsgFds];
   int nr = 0;
@@ -149,8 +150,7 @@ void TcpListenerOptionsChanged(Socket* s) {
   m.type = shm::MsgType::kTcpListen;
   m.value = static_cast<uint32_t>(s->backlog < 0 ? 0 : s->backlog);
   m.opts = s->tcp_opts;
-  m.local.addr = s->local.sin_addr.s_addr;
-  m.local.port = s->local.sin_port;
+  ToMsg(Canonical(s->local), &m.local, nullptr);  // offloadd reads the socket's own
   shm::Msg r;
   int rfds[shm::kMaxMsgFds];
   int nr = 0;
@@ -161,8 +161,8 @@ void TcpListenerOptionsChanged(Socket* s) {
 namespace {
 
 // The engine answered for the wire: the daemon allocated end 0 of a slot.
-int EngineConnect(Socket* s, const shm::Msg& r, shm::UniqueFd memfd, const sockaddr_in* dst,
-                  const sockaddr_in& local) {
+int EngineConnect(Socket* s, const shm::Msg& r, shm::UniqueFd memfd, const InetName& dst,
+                  const InetName& local) {
   shm::ChannelMap* chan = memfd.valid() ? AddChannel(std::move(memfd)) : FindChannel(r.id);
   if (chan == nullptr || chan->id() != r.id ||
       !AttachPipeEnd(s, chan, r.slot, r.gen, 0, /*engine=*/true)) {
@@ -173,7 +173,7 @@ int EngineConnect(Socket* s, const shm::Msg& r, shm::UniqueFd memfd, const socka
   p->me().inode = s->inode;
   if (s->nonblock) p->me().flags.fetch_or(shm::kEndNonblock, std::memory_order_acq_rel);
   s->local = local;
-  s->remote = *dst;
+  s->remote = dst;
   p->connecting.store(true, std::memory_order_release);
   OnOffloaded(s, Path::kPipe);
   PublishInitialOptions(s);
@@ -198,9 +198,17 @@ int EngineConnect(Socket* s, const shm::Msg& r, shm::UniqueFd memfd, const socka
 
 }  // namespace
 
-int TcpConnect(Socket* s, const sockaddr_in* dst) {
-  if (!Decide(s, rules::Role::kTcpClient, s->bound ? &s->local : nullptr, dst)) {
+int TcpConnect(Socket* s, const sockaddr* dst_addr, socklen_t dst_len) {
+  InetName dst = {};
+  memcpy(&dst, dst_addr, std::min<size_t>(dst_len, sizeof(dst)));
+  const shm::SockAddr d = Canonical(dst);
+  if (!Decide(s, rules::Role::kTcpClient, s->bound ? &s->local : nullptr, &dst)) {
     OnKernel(s, s->fallback, nullptr);
+    return kUseKernel;
+  }
+  if (s->family == AF_INET6 && d.family == AF_INET && V6Only(s)) {
+    // Linux refuses it (ENETUNREACH); so does the kernel socket.
+    OnKernel(s, shm::Fallback::kUnsupportedFamily, "v4-mapped, IPV6_V6ONLY");
     return kUseKernel;
   }
   shm::ArenaHeader* a = EnsureAttached() ? Arena() : nullptr;
@@ -208,37 +216,55 @@ int TcpConnect(Socket* s, const sockaddr_in* dst) {
     OnKernel(s, shm::Fallback::kDaemonAbsent, nullptr);
     return kUseKernel;
   }
-  // Loopback, or the daemon has no wire path: only an offloaded listener on
-  // this host can take the connection, and the port bitmap says whether
-  // there is one, without a daemon round trip.
-  const bool loopback = (ntohl(dst->sin_addr.s_addr) >> 24) == 127;
-  if (!shm::PortBit(a->tcp_ports, ntohs(dst->sin_port)) && (a->wire_addr == 0 || loopback)) {
-    OnKernel(s, shm::Fallback::kPeerNotOffloaded, nullptr);
+  // Loopback, or the daemon has no wire path (the engine's wire is IPv4
+  // only): only an offloaded listener on this host can take the
+  // connection, and the port bitmap says whether there is one, without a
+  // daemon round trip.
+  const bool same_host_only = a->wire_addr == 0 || IsLoopback(d) || d.family == AF_INET6;
+  if (!shm::PortBit(a->tcp_ports, ntohs(d.port)) && same_host_only) {
+    if (d.family == AF_INET6 && !IsLoopback(d) && a->wire_addr != 0) {
+      OnKernel(s, shm::Fallback::kNotRouted, "IPv6 on the wire");
+    } else {
+      OnKernel(s, shm::Fallback::kPeerNotOffloaded, nullptr);
+    }
     return kUseKernel;
   }
   // Reserve a local port in the kernel so local ports never collide.
-  sockaddr_in local = {};
+  InetName local = {};
   socklen_t len = sizeof(local);
   if (!s->bound) {
-    local.sin_family = AF_INET;
-    if (Real().bind(s->fd, reinterpret_cast<sockaddr*>(&local), sizeof(local)) != 0) {
+    local.sa.sa_family = static_cast<sa_family_t>(s->family);
+    if (Real().bind(s->fd, &local.sa, NameLen(local)) != 0) {
       OnKernel(s, shm::Fallback::kLimit, "ephemeral port");
       return kUseKernel;
     }
     s->bound = true;
   }
-  Real().getsockname(s->fd, reinterpret_cast<sockaddr*>(&local), &len);
-  if (local.sin_addr.s_addr == 0) local.sin_addr.s_addr = dst->sin_addr.s_addr;
+  Real().getsockname(s->fd, &local.sa, &len);
+  shm::SockAddr l = Canonical(local);
+  const bool unbound_addr = shm::IsV6Any(l.addr) || (l.family == AF_INET && shm::V4Of(l) == 0);
+  if (!unbound_addr && l.family != d.family) {
+    // Bound to an IPv6 address, connecting to a v4-mapped one, or the
+    // reverse: Linux refuses it (ENETUNREACH / EAFNOSUPPORT), the kernel
+    // socket answers.
+    OnKernel(s, shm::Fallback::kUnsupportedFamily, "mixed IPv4/IPv6 ends");
+    return kUseKernel;
+  }
+  if (unbound_addr) {
+    // Unbound address: the same-host source is the destination's.
+    const uint16_t port = l.port;
+    l = d;
+    l.port = port;
+    local = NameIn(l, s->family);
+  }
   Route route;
-  bool have_route = LookupRoute(dst->sin_addr.s_addr, dst->sin_port, &route);
+  bool have_route = LookupRoute(d, &route);
   for (int attempt = 0; attempt < 2; ++attempt) {
     if (!have_route) {
       shm::Msg m = {};
       m.type = shm::MsgType::kTcpConnect;
-      m.local.addr = local.sin_addr.s_addr;
-      m.local.port = local.sin_port;
-      m.remote.addr = dst->sin_addr.s_addr;
-      m.remote.port = dst->sin_port;
+      ToMsg(l, &m.local, nullptr);
+      ToMsg(d, &m.remote, &m.remote6);
       m.opts = s->tcp_opts;  // an engine's SYN carries TCP_MAXSEG, SO_RCVBUF's window scale
       shm::Msg r;
       int rfds[shm::kMaxMsgFds];
@@ -250,9 +276,13 @@ int TcpConnect(Socket* s, const sockaddr_in* dst) {
       shm::UniqueFd fd0(nr > 0 ? rfds[0] : -1), fd1(nr > 1 ? rfds[1] : -1);
       for (int i = 2; i < nr; ++i) shm::UniqueFd drop(rfds[i]);
       if (r.type != shm::MsgType::kChannel) {
-        OnKernel(s, a->wire_addr != 0 ? shm::Fallback::kNotRouted
-                                      : shm::Fallback::kPeerNotOffloaded,
-                 nullptr);
+        if (d.family == AF_INET6 && !IsLoopback(d) && a->wire_addr != 0) {
+          OnKernel(s, shm::Fallback::kNotRouted, "IPv6 on the wire");
+        } else {
+          OnKernel(s, a->wire_addr != 0 ? shm::Fallback::kNotRouted
+                                        : shm::Fallback::kPeerNotOffloaded,
+                   nullptr);
+        }
         return kUseKernel;
       }
       if (r.kind == shm::kChannelEngine) return EngineConnect(s, r, std::move(fd0), dst, local);
@@ -265,7 +295,7 @@ int TcpConnect(Socket* s, const sockaddr_in* dst) {
         OnKernel(s, shm::Fallback::kLimit, "channel mapping");
         return kUseKernel;
       }
-      InsertRoute(dst->sin_addr.s_addr, dst->sin_port, route);
+      InsertRoute(d, route);
       have_route = true;
     }
     uint32_t slot = 0, gen = 0;
@@ -274,9 +304,9 @@ int TcpConnect(Socket* s, const sockaddr_in* dst) {
       return kUseKernel;
     }
     shm::PipeRecord* rec = route.chan->Record(slot);
-    rec->end[0].local = shm::FromSockaddrIn(local);
+    rec->end[0].local = l;
     rec->end[0].inode = s->inode;
-    rec->end[1].local = shm::FromSockaddrIn(*dst);
+    rec->end[1].local = d;
     if (s->nonblock) rec->end[0].flags.fetch_or(shm::kEndNonblock, std::memory_order_relaxed);
     const shm::PostResult posted =
         shm::PostConnection(route.hdr, shm::AcceptEntry{route.channel_id, slot, gen, 0});
@@ -290,7 +320,7 @@ int TcpConnect(Socket* s, const sockaddr_in* dst) {
       }
       // The listener was closed meanwhile: ask offloadd again (maybe a new
       // one listens there now).
-      EvictRoute(dst->sin_addr.s_addr, dst->sin_port);
+      EvictRoute(d);
       have_route = false;
       continue;
     }
@@ -300,7 +330,7 @@ int TcpConnect(Socket* s, const sockaddr_in* dst) {
       return -1;
     }
     s->local = local;
-    s->remote = *dst;
+    s->remote = dst;
     OnOffloaded(s, Path::kPipe);
     SetSlotPipe(s);
     return 0;
@@ -328,9 +358,10 @@ Socket* AcceptedSocket(Socket* ls, const shm::AcceptEntry& e, int engine_ring, i
     errno = EAGAIN;  // stale entry: skip it
     return nullptr;
   }
-  const int nfd = Real().socket(AF_INET, SOCK_STREAM | (flags & (SOCK_NONBLOCK | SOCK_CLOEXEC)), 0);
+  const int nfd =
+      Real().socket(ls->family, SOCK_STREAM | (flags & (SOCK_NONBLOCK | SOCK_CLOEXEC)), 0);
   if (nfd < 0) return nullptr;
-  Socket* c = NewSocket(nfd, SOCK_STREAM, (flags & SOCK_NONBLOCK) != 0);
+  Socket* c = NewSocket(nfd, SOCK_STREAM, (flags & SOCK_NONBLOCK) != 0, ls->family);
   c->thread_offload = ls->thread_offload;
   c->rule_id = ls->rule_id;
   if (!AttachPipeEnd(c, chan, e.slot, e.gen, 1, engine_ring >= 0)) {
@@ -345,8 +376,10 @@ Socket* AcceptedSocket(Socket* ls, const shm::AcceptEntry& e, int engine_ring, i
   uint32_t set = shm::kEndAccepted;
   if (flags & SOCK_NONBLOCK) set |= shm::kEndNonblock;
   p->me().flags.fetch_or(set, std::memory_order_acq_rel);
-  c->local = shm::ToSockaddrIn(p->me().local);
-  c->remote = shm::ToSockaddrIn(p->peer().local);
+  // As Linux shows them to a socket of the listener's family: a dual-stack
+  // listener's IPv4 connections as ::ffff:a.b.c.d.
+  c->local = NameIn(p->me().local, ls->family);
+  c->remote = NameIn(p->peer().local, ls->family);
   c->bound = true;
   *nfd_out = nfd;
   return c;
@@ -391,11 +424,7 @@ int TcpAccept(Socket* s, sockaddr* addr, socklen_t* addrlen, int flags) {
         InheritListenerOptions(s, c);
       }
       Add(s->slot->rx_msgs, 1);
-      if (addr != nullptr && addrlen != nullptr) {
-        const socklen_t n = std::min<socklen_t>(*addrlen, sizeof(c->remote));
-        memcpy(addr, &c->remote, n);
-        *addrlen = sizeof(c->remote);
-      }
+      if (addr != nullptr && addrlen != nullptr) CopyName(c->remote, addr, addrlen);
       return nfd;
     }
     const int kfd = Real().accept4(s->fd, addr, addrlen, flags);

@@ -47,6 +47,7 @@
 #include "client/config.h"
 #include "client/decision.h"
 #include "client/fd_table.h"
+#include "client/inet_name.h"
 #include "client/libc.h"
 #include "client/log.h"
 #include "client/ops.h"
@@ -79,8 +80,20 @@ bool RegisterUdp(Socket* s) { return RegisterEndpoint(s, shm::MsgType::kUdpBind,
 // Entry: key (addr<<16|port, 48 bits) << 2 | 2 (valid) | 1 (wire).
 enum class Route { kUnknown, kWire, kKernel };
 
-uint64_t RouteKey(const sockaddr_in* dst) {
-  return (uint64_t{dst->sin_addr.s_addr} << 16) | dst->sin_port;
+// A destination as a 64-bit key (no_ring, the wire cache): IPv4 exactly
+// (addr<<16|port); IPv6 hashed, so two may collide, which only sends a
+// datagram through the kernel, never to the wrong receiver (rings are
+// looked up by their full destination).
+uint64_t NoRingKey(const shm::SockAddr& d) {
+  if (d.family == AF_INET) return (uint64_t{shm::V4Of(d)} << 16) | d.port;
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (uint8_t b : d.addr) h = (h ^ b) * 0x100000001b3ull;
+  return ((h ^ d.port) & ((uint64_t{1} << 61) - 1)) | (uint64_t{1} << 61);  // 62 bits, as IPv4's
+}
+
+bool SameEndpoint(const shm::SockAddr& a, const shm::SockAddr& b) {
+  return a.family == b.family && a.port == b.port &&
+         memcmp(a.addr, b.addr, a.family == AF_INET6 ? 16 : 4) == 0;
 }
 size_t RouteSlot(uint64_t key) { return ((key * 0x9e3779b97f4a7c15ull) >> 56) % kWireRoutes; }
 
@@ -115,13 +128,14 @@ void DropWire(Socket* s) {
 bool RequestWire(Socket* s) {
   shm::ArenaHeader* a = Arena();
   if (a == nullptr || a->wire_addr == 0) return false;
-  const uint32_t bound = s->local.sin_addr.s_addr;
+  if (s->family != AF_INET) return false;  // the engine's wire is IPv4 only
+  const uint32_t bound = s->local.v4.sin_addr.s_addr;
   if (bound != 0 && bound != a->wire_addr) return false;  // loopback etc.: not on the wire
   shm::Msg m = {};
   m.type = shm::MsgType::kUdpWire;
   m.id = s->reg_id;
   m.local.addr = bound;
-  m.local.port = s->local.sin_port;
+  m.local.port = s->local.v4.sin_port;
   shm::Msg r;
   int rfds[shm::kMaxMsgFds];
   int nr = 0;
@@ -241,7 +255,7 @@ shm::Msg MembershipMsg(shm::MsgType type, const Socket* s, const Socket::McMembe
   m.type = type;
   m.id = s->reg_id;
   m.remote.addr = g.group;
-  m.remote.port = s->local.sin_port;
+  m.remote.port = s->local.v4.sin_port;
   m.local.addr = g.if_addr;
   m.value = static_cast<uint32_t>(g.ifindex);
   return m;
@@ -319,40 +333,44 @@ void ReapRings(Socket* s) {
 // Makes sure the shadow has a local port (Linux autobinds on first send).
 bool EnsureBound(Socket* s) {
   if (s->bound) return true;
-  sockaddr_in any = {};
-  any.sin_family = AF_INET;
-  if (Real().bind(s->fd, reinterpret_cast<sockaddr*>(&any), sizeof(any)) != 0 && errno != EINVAL) {
-    return false;
-  }
+  InetName any = {};  // the wildcard of the socket's family, port 0
+  any.sa.sa_family = static_cast<sa_family_t>(s->family);
+  if (Real().bind(s->fd, &any.sa, NameLen(any)) != 0 && errno != EINVAL) return false;
   socklen_t len = sizeof(s->local);
-  Real().getsockname(s->fd, reinterpret_cast<sockaddr*>(&s->local), &len);
+  Real().getsockname(s->fd, &s->local.sa, &len);
   s->bound = true;
   return true;
 }
 
 // A same-host ring to `dst`, or nullptr: then *wire says whether the
 // socket's engine endpoint serves `dst` (else the kernel does).
-OutRing* OpenRing(Socket* s, const sockaddr_in* dst, bool* wire) {
+OutRing* OpenRing(Socket* s, const shm::SockAddr& d, bool* wire) {
   *wire = false;
-  const uint64_t key = (uint64_t{dst->sin_addr.s_addr} << 16) | dst->sin_port;
+  const sockaddr_in d4 = shm::ToSockaddrIn(d);  // IPv4 destinations (multicast, the wire)
+  const sockaddr_in* dst = &d4;
+  const uint64_t key = NoRingKey(d);
   if (std::find(s->no_ring.begin(), s->no_ring.end(), key) != s->no_ring.end()) return nullptr;
   shm::ArenaHeader* a = Arena();
   if (a == nullptr) return nullptr;
   // Without an engine endpoint only an offloaded receiver on this host
   // could take it, and the port bitmap says whether there is one.
-  if (!s->wire_tx.valid() && !shm::PortBit(a->udp_ports, ntohs(dst->sin_port))) return nullptr;
-  if (!Decide(s, rules::Role::kUdpSender, &s->local, dst)) {
+  if (!s->wire_tx.valid() && !shm::PortBit(a->udp_ports, ntohs(d.port))) return nullptr;
+  // Bound to an address of the other family (::1 sending to a v4-mapped
+  // address, or the reverse): the kernel refuses it, as Linux does.
+  const shm::SockAddr l = Canonical(s->local);
+  const bool unbound_addr = shm::IsV6Any(l.addr) || (l.family == AF_INET && shm::V4Of(l) == 0);
+  if (!unbound_addr && l.family != d.family) return nullptr;
+  const InetName dst_name = NameIn(d, s->family);
+  if (!Decide(s, rules::Role::kUdpSender, &s->local, &dst_name)) {
     if (s->no_ring.size() < kMaxNoRing) s->no_ring.push_back(key);
     return nullptr;
   }
   shm::Msg m = {};
   m.type = shm::MsgType::kUdpOpen;
   m.id = s->reg_id;
-  m.local.addr = s->local.sin_addr.s_addr;
-  m.local.port = s->local.sin_port;
-  m.remote.addr = dst->sin_addr.s_addr;
-  m.remote.port = dst->sin_port;
-  if (IsGroup(dst->sin_addr.s_addr)) {
+  ToMsg(Canonical(s->local), &m.local, nullptr);
+  ToMsg(d, &m.remote, &m.remote6);
+  if (d.family == AF_INET && IsGroup(dst->sin_addr.s_addr)) {
     m.value = static_cast<uint32_t>(s->mc_ifindex);
     m.value64 = s->mc_if_addr;
   }
@@ -378,8 +396,7 @@ OutRing* OpenRing(Socket* s, const sockaddr_in* dst, bool* wire) {
   }
   o->p.Init(h);
   o->id = r.id;
-  o->dst_addr = dst->sin_addr.s_addr;
-  o->dst_port = dst->sin_port;
+  o->dst = d;
   s->out_rings.push_back(o);
   return o;
 }
@@ -466,7 +483,7 @@ void ResetUdpLocksAfterFork() {
 
 void UdpAfterBind(Socket* s) {
   socklen_t len = sizeof(s->local);
-  Real().getsockname(s->fd, reinterpret_cast<sockaddr*>(&s->local), &len);
+  Real().getsockname(s->fd, &s->local.sa, &len);
   s->bound = true;
   if (s->path.load() != Path::kUndecided) return;
   if (!Decide(s, rules::Role::kUdpReceiver, &s->local, nullptr)) {
@@ -483,7 +500,7 @@ void UdpAfterBind(Socket* s) {
   RequestWire(s);
 }
 
-ssize_t UdpSend(Socket* s, const iovec* iov, int iovcnt, int flags, const sockaddr_in* dst) {
+ssize_t UdpSend(Socket* s, const iovec* iov, int iovcnt, int flags, const shm::SockAddr* to) {
   MutexGuard tx(&s->udp_tx_mu);
   if (s->udp_shared.load(std::memory_order_relaxed)) return kUseKernel;
   if (s->path.load(std::memory_order_relaxed) == Path::kUndecided) {
@@ -491,10 +508,17 @@ ssize_t UdpSend(Socket* s, const iovec* iov, int iovcnt, int flags, const sockad
     UdpAfterBind(s);
     if (s->path.load() != Path::kUdp) return kUseKernel;
   }
-  if (dst == nullptr) {
+  shm::SockAddr d;
+  if (to != nullptr) {
+    d = *to;
+  } else {
     if (!s->connected) return kUseKernel;  // ENOTCONN / EDESTADDRREQ from the kernel
-    dst = &s->remote;
+    d = Canonical(s->remote);
   }
+  // IPv4 destinations as sockaddr_in (the engine, multicast); an AF_INET6
+  // socket never has an engine endpoint (RequestWire).
+  const sockaddr_in d4 = shm::ToSockaddrIn(d);
+  const sockaddr_in* dst = &d4;
   if (s->reg_gen != AttachGeneration() && EnsureAttached()) {
     // A new session (offloadd restarted): the old engine endpoint is gone.
     const bool had_wire = s->wire_tx.valid();
@@ -504,7 +528,7 @@ ssize_t UdpSend(Socket* s, const iovec* iov, int iovcnt, int flags, const sockad
   OutRing* ring = nullptr;
   for (size_t i = 0; i < s->out_rings.size(); ++i) {
     OutRing* r = s->out_rings[i];
-    if (r->dst_port == dst->sin_port && r->dst_addr == dst->sin_addr.s_addr) {
+    if (SameEndpoint(r->dst, d)) {
       if (r->p.ReaderClosedForSender()) {
         // The receiver went away: back to the kernel for this destination.
         SendDgramClose(r->id, /*sender=*/true);
@@ -521,12 +545,12 @@ ssize_t UdpSend(Socket* s, const iovec* iov, int iovcnt, int flags, const sockad
   if (ring == nullptr) {
     // The engine's destinations are remembered per socket; the others are
     // same-host rings or the kernel.
-    const uint64_t key = RouteKey(dst);
+    const uint64_t key = NoRingKey(d);
     const Route route = s->wire_tx.valid() ? CachedRoute(s, key) : Route::kUnknown;
     if (route == Route::kKernel) return kUseKernel;
     bool wire = route == Route::kWire;
     if (!wire) {
-      ring = OpenRing(s, dst, &wire);
+      ring = OpenRing(s, d, &wire);
       if (ring == nullptr && s->wire_tx.valid()) CacheRoute(s, key, wire);
     }
     if (wire) {
@@ -739,12 +763,12 @@ ssize_t UdpRecvPlain(Socket* s, msghdr* msg, int flags) {
     for (size_t k = 0; k < n; ++k) {
       InRing* r = s->in_rings[(s->rr + k) % n];
       size_t len;
-      uint32_t src_addr = r->src_addr;
-      uint16_t src_port = r->src_port;
+      uint32_t src_addr = 0;
+      uint16_t src_port = 0;
       const uint8_t* p = r->id == 0 ? r->c.Front(&len, &src_addr, &src_port) : r->c.Front(&len);
       if (p == nullptr) continue;
       if (r->id == 0 && s->connected &&
-          (src_addr != s->remote.sin_addr.s_addr || src_port != s->remote.sin_port)) {
+          (src_addr != s->remote.v4.sin_addr.s_addr || src_port != s->remote.v4.sin_port)) {
         // A connected UDP socket receives from its peer only (the kernel
         // filters the same way).
         if (!shared) {
@@ -764,12 +788,9 @@ ssize_t UdpRecvPlain(Socket* s, msghdr* msg, int flags) {
       }
       msg->msg_flags = copied < len ? MSG_TRUNC : 0;
       if (msg->msg_name != nullptr) {
-        sockaddr_in from = {};
-        from.sin_family = AF_INET;
-        from.sin_addr.s_addr = src_addr;
-        from.sin_port = src_port;
-        memcpy(msg->msg_name, &from, std::min<size_t>(msg->msg_namelen, sizeof(from)));
-        msg->msg_namelen = sizeof(from);
+        const shm::SockAddr src = r->id == 0 ? shm::FromV4(src_addr, src_port) : r->src;
+        CopyName(NameIn(src, s->family), static_cast<sockaddr*>(msg->msg_name),
+                 &msg->msg_namelen);
       }
       msg->msg_controllen = 0;
       if (!(flags & MSG_PEEK)) {

@@ -40,6 +40,7 @@
 #include "client/attach.h"
 #include "client/config.h"
 #include "client/fd_table.h"
+#include "client/inet_name.h"
 #include "client/libc.h"
 #include "client/offload_extra.h"
 #include "client/ops.h"
@@ -158,30 +159,30 @@ bool FreeOne(Socket* s, UdpExtra* x, const void* id) {
 // The next datagram of ring `r` to deliver, after the receive callback (if
 // any) has seen the ones before it: its payload, length and source, or
 // nullptr if the ring holds none. Under udp_rx_mu.
-const uint8_t* FilteredFront(Socket* s, UdpExtra* x, InRing* r, size_t* len, uint32_t* addr,
-                             uint16_t* port) {
+const uint8_t* FilteredFront(Socket* s, UdpExtra* x, InRing* r, size_t* len,
+                             shm::SockAddr* from) {
   for (;;) {
-    *addr = r->src_addr;
-    *port = r->src_port;
-    const uint8_t* p = r->id == 0 ? r->c.Front(len, addr, port) : r->c.Front(len);
+    uint32_t addr = 0;
+    uint16_t port = 0;
+    const uint8_t* p = r->id == 0 ? r->c.Front(len, &addr, &port) : r->c.Front(len);
     if (p == nullptr) return nullptr;
     if (r->id == 0 && s->connected &&
-        (*addr != s->remote.sin_addr.s_addr || *port != s->remote.sin_port)) {
+        (addr != s->remote.v4.sin_addr.s_addr || port != s->remote.v4.sin_port)) {
       Consume(s, r, *len);  // a connected socket receives from its peer only
       continue;
     }
+    *from = r->id == 0 ? shm::FromV4(addr, port) : r->src;
     const uint64_t pos = r->c.ReadPos();
     if (x->cb == nullptr || pos == r->accepted) return p;
-    sockaddr_in src = {};
-    src.sin_family = AF_INET;
-    src.sin_addr.s_addr = *addr;
-    src.sin_port = *port;
-    sockaddr_in dst = s->local;
+    // In the socket's family: an AF_INET6 socket's callback gets
+    // sockaddr_in6 behind the sockaddr_in pointers (offload_extra.h).
+    InetName src = NameIn(*from, s->family);
+    InetName dst = s->local;
     offload_info_t info = {};
     info.struct_sz = sizeof(info);
     info.packet_id = const_cast<uint8_t*>(p - sizeof(shm::DgramRecord));
-    info.src = &src;
-    info.dst = &dst;
+    info.src = &src.v4;
+    info.dst = &dst.v4;
     info.payload_sz = *len;
     const size_t queued = r->c.QueuedBytes() - shm::DgramRecordBytes(*len);
     info.socket_ready_queue_byte_count = queued > UINT32_MAX ? UINT32_MAX : uint32_t(queued);
@@ -205,14 +206,9 @@ const uint8_t* FilteredFront(Socket* s, UdpExtra* x, InRing* r, size_t* len, uin
   }
 }
 
-void FillName(msghdr* msg, uint32_t addr, uint16_t port) {
+void FillName(const Socket* s, msghdr* msg, const shm::SockAddr& from) {
   if (msg->msg_name == nullptr) return;
-  sockaddr_in from = {};
-  from.sin_family = AF_INET;
-  from.sin_addr.s_addr = addr;
-  from.sin_port = port;
-  memcpy(msg->msg_name, &from, std::min<size_t>(msg->msg_namelen, sizeof(from)));
-  msg->msg_namelen = sizeof(from);
+  CopyName(NameIn(from, s->family), static_cast<sockaddr*>(msg->msg_name), &msg->msg_namelen);
 }
 
 }  // namespace
@@ -242,9 +238,8 @@ ssize_t UdpRecvExtra(Socket* s, msghdr* msg, int flags, ZcopyOut* zc) {
     for (size_t k = 0; k < n; ++k) {
       InRing* r = s->in_rings[(s->rr + k) % n];
       size_t len;
-      uint32_t src_addr;
-      uint16_t src_port;
-      const uint8_t* p = FilteredFront(s, x, r, &len, &src_addr, &src_port);
+      shm::SockAddr from;
+      const uint8_t* p = FilteredFront(s, x, r, &len, &from);
       if (p == nullptr) continue;
       s->rr = static_cast<uint32_t>((s->rr + k + 1) % n);
       if (zc != nullptr && !(flags & MSG_PEEK)) {
@@ -259,7 +254,7 @@ ssize_t UdpRecvExtra(Socket* s, msghdr* msg, int flags, ZcopyOut* zc) {
         d->pkts[0].iov[0].iov_base = const_cast<uint8_t*>(p);
         d->pkts[0].iov[0].iov_len = len;
         zc->zcopy = true;
-        FillName(msg, src_addr, src_port);
+        FillName(s, msg, from);
         msg->msg_flags = 0;
         msg->msg_controllen = 0;
         Add(s->slot->rx_bytes, len);
@@ -273,7 +268,7 @@ ssize_t UdpRecvExtra(Socket* s, msghdr* msg, int flags, ZcopyOut* zc) {
         copied += c;
       }
       msg->msg_flags = copied < len ? MSG_TRUNC : 0;
-      FillName(msg, src_addr, src_port);
+      FillName(s, msg, from);
       msg->msg_controllen = 0;
       if (!(flags & MSG_PEEK)) {
         Consume(s, r, len);
@@ -319,9 +314,8 @@ bool UdpHasDataExtra(Socket* s) {
       continue;
     }
     size_t len;
-    uint32_t addr;
-    uint16_t port;
-    if (FilteredFront(s, x, r, &len, &addr, &port) != nullptr) return true;
+    shm::SockAddr from;
+    if (FilteredFront(s, x, r, &len, &from) != nullptr) return true;
   }
   return false;
 }
@@ -335,10 +329,9 @@ size_t UdpNextSizeExtra(Socket* s) {
   if (shared) UdpReapRings(s);
   for (InRing* r : s->in_rings) {
     size_t len;
-    uint32_t addr;
-    uint16_t port;
+    shm::SockAddr from;
     if (shared ? r->c.Front(&len) != nullptr
-               : FilteredFront(s, x, r, &len, &addr, &port) != nullptr) {
+               : FilteredFront(s, x, r, &len, &from) != nullptr) {
       return len;
     }
   }

@@ -2,7 +2,9 @@
 
 #include "rules/rules.h"
 
+#include <arpa/inet.h>
 #include <fnmatch.h>
+#include <netinet/in.h>
 
 #include <cstdio>
 #include <cstring>
@@ -14,7 +16,8 @@ namespace {
 constexpr const char* kExpectTransport = "offload, vma or os";
 constexpr const char* kExpectRole =
     "tcp_server, tcp_client, udp_sender, udp_receiver or udp_connect";
-constexpr const char* kExpectAddr = "an IPv4 address, address/prefix or *";
+constexpr const char* kExpectAddr =
+    "an IPv4 address, an IPv6 address in [ ], either with /prefix, or *";
 constexpr const char* kExpectPort = "a port 0-65535, a range low-high, or *";
 
 // A view of one whitespace-separated word and the column it starts at.
@@ -114,17 +117,85 @@ struct Part {
   int column = 0;
 };
 
+// Colons inside [ ] (IPv6 addresses) do not separate.
 std::vector<Part> SplitColons(const Word& w) {
   std::vector<Part> parts;
   size_t i = 0;
   while (true) {
-    size_t j = w.text.find(':', i);
-    if (j == std::string_view::npos) j = w.text.size();
+    size_t j = i;
+    bool bracket = false;
+    while (j < w.text.size() && (bracket || w.text[j] != ':')) {
+      if (w.text[j] == '[') bracket = true;
+      if (w.text[j] == ']') bracket = false;
+      ++j;
+    }
     parts.push_back(Part{w.text.substr(i, j - i), w.column + static_cast<int>(i)});
     if (j == w.text.size()) break;
     i = j + 1;
   }
   return parts;
+}
+
+// "[addr]", "[addr]/prefix" or "[addr/prefix]" (p.text starts with '[').
+bool ParseIpv6Part(const Part& p, int line, Endpoint* ep, ParseError* error) {
+  const size_t close = p.text.find(']');
+  if (close == std::string_view::npos) {
+    return Fail(error, line, p.column + static_cast<int>(p.text.size()), "",
+                "']' closing the IPv6 address");
+  }
+  std::string_view inside = p.text.substr(1, close - 1);
+  std::string_view prefix_text;
+  int prefix_column = 0;
+  const size_t slash = inside.find('/');
+  if (slash != std::string_view::npos) {
+    prefix_text = inside.substr(slash + 1);
+    prefix_column = p.column + 1 + static_cast<int>(slash) + 1;
+    inside = inside.substr(0, slash);
+    if (close + 1 != p.text.size()) {
+      return Fail(error, line, p.column + static_cast<int>(close) + 1,
+                  p.text.substr(close + 1), "':' after the address (one prefix only)");
+    }
+  } else if (close + 1 < p.text.size()) {
+    if (p.text[close + 1] != '/') {
+      return Fail(error, line, p.column + static_cast<int>(close) + 1,
+                  p.text.substr(close + 1), "'/prefix' or ':' after ']'");
+    }
+    prefix_text = p.text.substr(close + 2);
+    prefix_column = p.column + static_cast<int>(close) + 2;
+  }
+  uint32_t prefix = 128;
+  if (prefix_column != 0 && !ParseNumber(prefix_text, 128, &prefix)) {
+    return Fail(error, line, prefix_column, prefix_text, "a prefix length 0-128");
+  }
+  char buf[INET6_ADDRSTRLEN] = {};
+  uint8_t a[16];
+  if (inside.empty() || inside.size() >= sizeof(buf)) {
+    return Fail(error, line, p.column + 1, inside, "an IPv6 address inside [ ]");
+  }
+  std::memcpy(buf, inside.data(), inside.size());
+  if (inet_pton(AF_INET6, buf, a) != 1) {
+    return Fail(error, line, p.column + 1, inside, "an IPv6 address inside [ ]");
+  }
+  static constexpr uint8_t kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  if (prefix >= 96 && std::memcmp(a, kMapped, 12) == 0) {
+    // A v4-mapped pattern is the IPv4 one.
+    const uint32_t v4 = uint32_t{a[12]} << 24 | uint32_t{a[13]} << 16 | uint32_t{a[14]} << 8 | a[15];
+    const uint32_t p4 = prefix - 96;
+    const uint32_t mask = p4 == 0 ? 0 : (p4 >= 32 ? 0xffffffffu : ~(0xffffffffu >> p4));
+    *ep = Endpoint{};
+    ep->addr = v4 & mask;
+    ep->prefix_len = static_cast<uint8_t>(p4);
+    return true;
+  }
+  for (uint32_t bit = 0; bit < 128; bit += 8) {
+    const uint32_t keep = prefix > bit ? (prefix - bit >= 8 ? 8 : prefix - bit) : 0;
+    a[bit / 8] &= static_cast<uint8_t>(0xff00 >> keep);
+  }
+  ep->addr = 0;
+  ep->v6 = 1;
+  std::memcpy(ep->addr6, a, 16);
+  ep->prefix_len = static_cast<uint8_t>(prefix);
+  return true;
 }
 
 bool ParseAddrPart(const Part& p, int line, Endpoint* ep, ParseError* error) {
@@ -133,6 +204,7 @@ bool ParseAddrPart(const Part& p, int line, Endpoint* ep, ParseError* error) {
     ep->prefix_len = 0;
     return true;
   }
+  if (!p.text.empty() && p.text[0] == '[') return ParseIpv6Part(p, line, ep, error);
   std::string_view addr_text = p.text;
   uint32_t prefix = 32;
   const size_t slash = p.text.find('/');
@@ -191,6 +263,11 @@ bool ParseEndpoints(const Word& w, int line, bool allow_second, Endpoint* first,
   if (parts.size() == 1 && parts[0].text == "*") {  // shorthand for *:*
     *first = Endpoint();
     return true;
+  }
+  const std::string_view head = parts[0].text;
+  if (!head.empty() && head[0] == '[' && head.find(']') == std::string_view::npos) {
+    return Fail(error, line, w.column + static_cast<int>(w.text.size()), "",
+                "']' closing the IPv6 address");
   }
   if (parts.size() < 2) {
     const int col = w.column + static_cast<int>(w.text.size());
@@ -295,7 +372,15 @@ bool CopyGlob(const Word& w, int line, char (&dst)[kMaxGlobLen], const char* wha
 
 void AppendEndpoint(std::string* out, const Endpoint& ep) {
   char buf[64];
-  if (ep.prefix_len == 0) {
+  if (ep.v6) {
+    char text[INET6_ADDRSTRLEN] = {};
+    inet_ntop(AF_INET6, ep.addr6, text, sizeof(text));
+    out->append("[").append(text).append("]");
+    if (ep.prefix_len != 128) {
+      std::snprintf(buf, sizeof(buf), "/%u", ep.prefix_len);
+      out->append(buf);
+    }
+  } else if (ep.prefix_len == 0) {
     out->append("*");
   } else {
     std::snprintf(buf, sizeof(buf), "%u.%u.%u.%u", ep.addr >> 24, (ep.addr >> 16) & 0xff,
@@ -358,8 +443,8 @@ Decision Match(const Rule* rules, size_t n, const Query& q) {
         std::strcmp(r.app_id, q.application_id) != 0) {
       continue;
     }
-    if (r.has_local && !r.local.Matches(q.local_addr, q.local_port)) continue;
-    if (r.has_remote && !r.remote.Matches(q.remote_addr, q.remote_port)) continue;
+    if (r.has_local && !r.local.Matches(q.local_addr, q.local_addr6, q.local_port)) continue;
+    if (r.has_remote && !r.remote.Matches(q.remote_addr, q.remote_addr6, q.remote_port)) continue;
     Decision d;
     d.transport = r.transport;
     d.rule_id = r.id;

@@ -16,6 +16,15 @@
 //   use <offload|vma|os> udp_receiver <laddr>:<lport>
 //   use <offload|vma|os> udp_connect  <raddr>:<rport>[:<laddr>:<lport>]
 //
+// An address is an IPv4 dotted quad or an IPv6 address in brackets,
+// either with an optional prefix length: `10.0.0.0/8`, `[::1]`,
+// `[2001:db8::]/32` (also accepted: `[2001:db8::/32]`). A v4-mapped IPv6
+// pattern of prefix 96 or more (`[::ffff:10.0.0.0]/104`) is the IPv4
+// pattern it maps (`10.0.0.0/8`), as sockets see the IPv4 peers of
+// dual-stack sockets as IPv4. `*` matches every address of both families;
+// an IPv4 pattern matches IPv4 (and v4-mapped) addresses, an IPv6 pattern
+// the other IPv6 addresses.
+//
 // An `application-id` line opens a section: the rules after it apply only to
 // processes whose program name matches the glob (fnmatch) and whose
 // OFFLOAD_APPLICATION_ID equals the id ("*" matches any). Rules before the
@@ -45,21 +54,40 @@ enum class Role : uint8_t {
   kUdpConnect = 5,   // decided at connect(), remote (+ local if bound)
 };
 
-// An address/port pattern. Addresses and ports are in host byte order.
+// An address/port pattern. IPv4 addresses and ports are in host byte
+// order; IPv6 addresses in network order (as in in6_addr).
 struct Endpoint {
-  uint32_t addr = 0;      // network part, already masked
-  uint8_t prefix_len = 0; // 0 with addr 0 matches any address ("*")
+  uint32_t addr = 0;      // IPv4 network part, already masked
+  uint8_t prefix_len = 0; // 0 with addr 0 (and v6 0) matches any address ("*")
   uint16_t port_lo = 0;   // inclusive range; 0..65535 is "*"
   uint16_t port_hi = 65535;
+  uint8_t v6 = 0;         // 1: an IPv6 pattern, addr6/prefix_len (0-128)
+  uint8_t addr6[16] = {}; // IPv6 network part, already masked
 
+  // An IPv4 (or v4-mapped) address.
   bool MatchesAddr(uint32_t a) const {
+    if (v6) return false;
     if (prefix_len == 0) return true;
     const uint32_t mask = prefix_len >= 32 ? 0xffffffffu : ~(0xffffffffu >> prefix_len);
     return (a & mask) == addr;
   }
+  // An IPv6 address that is not v4-mapped.
+  bool MatchesAddr6(const uint8_t a[16]) const {
+    if (!v6) return prefix_len == 0;  // "*"; IPv4 prefixes take no IPv6 address
+    for (int bit = 0; bit < prefix_len; bit += 8) {
+      const int n = prefix_len - bit >= 8 ? 8 : prefix_len - bit;
+      const uint8_t mask = static_cast<uint8_t>(0xff00 >> n);
+      if ((a[bit / 8] & mask) != addr6[bit / 8]) return false;
+    }
+    return true;
+  }
   bool MatchesPort(uint16_t p) const { return p >= port_lo && p <= port_hi; }
   bool Matches(uint32_t a, uint16_t p) const { return MatchesAddr(a) && MatchesPort(p); }
-  bool IsAny() const { return prefix_len == 0 && port_lo == 0 && port_hi == 65535; }
+  // `a6` non-null: the address is that IPv6 one (`a` is ignored).
+  bool Matches(uint32_t a, const uint8_t* a6, uint16_t p) const {
+    return (a6 != nullptr ? MatchesAddr6(a6) : MatchesAddr(a)) && MatchesPort(p);
+  }
+  bool IsAny() const { return prefix_len == 0 && !v6 && port_lo == 0 && port_hi == 65535; }
 };
 
 inline constexpr size_t kMaxGlobLen = 64;  // including the terminating NUL
@@ -89,6 +117,10 @@ struct Query {
   uint16_t local_port = 0;
   uint32_t remote_addr = 0;
   uint16_t remote_port = 0;
+  // Non-null: the address is this IPv6 one (16 bytes, network order, not
+  // v4-mapped: those are given as IPv4 in *_addr); *_addr is ignored.
+  const uint8_t* local_addr6 = nullptr;
+  const uint8_t* remote_addr6 = nullptr;
   const char* program = "";         // process name (basename), never null
   const char* application_id = "";  // OFFLOAD_APPLICATION_ID or "", never null
 };

@@ -40,7 +40,7 @@ namespace shm {
 inline constexpr uint64_t kArenaMagic = 0x4f46464c4f414431ull;  // "OFFLOAD1"
 inline constexpr uint64_t kDgramMagic = 0x4f46464c44475231ull;  // "OFFLDGR1"
 // Bumped on every incompatible change of anything in shm/.
-inline constexpr uint32_t kAbiVersion = 11;
+inline constexpr uint32_t kAbiVersion = 12;
 
 
 static_assert(std::atomic<uint64_t>::is_always_lock_free, "shm atomics must be lock-free");
@@ -144,6 +144,9 @@ struct alignas(kCacheLine) SocketSlot {
   // through the kernel for IP_MULTICAST_LOOP next to an engine send.
   std::atomic<uint32_t> mc_groups_engine, mc_groups_kernel;
   std::atomic<uint64_t> mc_tx_engine, mc_tx_kernel, mc_loop_copies;
+  // An AF_INET6 socket's addresses (the IPv4 fields above hold those that
+  // are IPv4 or v4-mapped; these are then zero, the ports are above).
+  uint8_t local_addr6[16], remote_addr6[16];
 };
 
 // The head of every per-process arena.
@@ -348,6 +351,16 @@ struct Addr4 {
   uint16_t pad;
 };
 
+// kTcpConnect to an IPv6 destination that is not v4-mapped: Msg::remote
+// holds the port (remote.addr is 0) and this the address. family is
+// AF_INET6 then, 0 for an IPv4 destination (or a v4-mapped one, which
+// travels as IPv4 in Msg::remote).
+struct Dst6 {
+  uint8_t addr[16];
+  uint32_t family;
+  uint32_t scope_id;
+};
+
 struct Msg {
   MsgType type;
   uint32_t seq;         // request sequence; replies echo it; 0 for async
@@ -366,7 +379,10 @@ struct Msg {
     char program[kMaxProgramName];  // kHello
     SockOpts opts;                  // kTcpConnect / kTcpListen: the socket's options (pipe.h)
   };
-  char app_id[kMaxAppId];
+  union {
+    char app_id[kMaxAppId];  // kHello
+    Dst6 remote6;            // kTcpConnect
+  };
 };
 static_assert(sizeof(SockOpts) == kMaxProgramName, "options share the program name's bytes");
 static_assert(std::is_trivially_copyable<Msg>::value, "Msg goes over a socket");
@@ -379,12 +395,12 @@ static_assert(std::is_standard_layout<ChannelHeader>::value, "shm layout");
 static_assert(std::is_standard_layout<DgramHeader>::value, "shm layout");
 static_assert(sizeof(SocketSlot) == 4 * kCacheLine, "slot layout");
 // What the arena embeds from the rule grammar is part of this ABI too.
-static_assert(sizeof(rules::Rule) == 164, "rules::Rule is published in the arena: bump kAbiVersion");
+static_assert(sizeof(rules::Rule) == 196, "rules::Rule is published in the arena: bump kAbiVersion");
 // The sizes of everything in shared memory at this kAbiVersion. A change of
 // any of them is an incompatible change: bump kAbiVersion, then update the
 // version and the sizes here together.
-static_assert(kAbiVersion == 11 && sizeof(ArenaHeader) == 60672 &&
-                  sizeof(PublishedRules) == 42000 && sizeof(ThreadTable) == 2056 &&
+static_assert(kAbiVersion == 12 && sizeof(ArenaHeader) == 68864 &&
+                  sizeof(PublishedRules) == 50192 && sizeof(ThreadTable) == 2056 &&
                   sizeof(DgramHeader) == 448 && sizeof(RingIndexes) == 384 &&
                   sizeof(PipeRecord) == 1472 && sizeof(ChannelHeader) == 4096 &&
                   sizeof(ListenerHeader) == 135168 && sizeof(HintRing) == 16576,

@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "daemon/session/listen_addr.h"
 #include "daemon/session/session_manager.h"
 #include "daemon/wire/app_pipe.h"
 #include "shm/abi.h"
@@ -75,8 +76,9 @@ struct UdpEndpoint {
   uint32_t id = 0;
   Session* session = nullptr;
   uint32_t client_id = 0;
-  uint32_t addr = 0;  // network order
+  uint32_t addr = 0;  // network order; AF_INET endpoints only (0 for AF_INET6)
   uint16_t port = 0;  // network order
+  ListenAddr where;   // what it is bound to, either family (same-host rings)
   uint64_t netns = 0;
   shm::UniqueFd efd;
   bool reuse = false;  // SO_REUSEADDR/SO_REUSEPORT on the shadow at registration

@@ -15,10 +15,24 @@ namespace session {
 
 namespace {
 
-std::string AddrPort(uint32_t addr, uint16_t port) {
-  char buf[INET_ADDRSTRLEN] = {};
-  inet_ntop(AF_INET, &addr, buf, sizeof(buf));
-  return absl::StrCat(buf, ":", ntohs(port));
+// "a.b.c.d:port" for an AF_INET socket; "[v6]:port" for an AF_INET6 one,
+// its IPv4 peers v4-mapped ("[::ffff:a.b.c.d]:port"), as ss(8) shows them.
+std::string AddrPort(uint8_t family, uint32_t addr, const uint8_t addr6[16], uint16_t port) {
+  char buf[INET6_ADDRSTRLEN] = {};
+  if (family != AF_INET6) {
+    inet_ntop(AF_INET, &addr, buf, sizeof(buf));
+    return absl::StrCat(buf, ":", ntohs(port));
+  }
+  uint8_t a[16] = {};
+  static constexpr uint8_t kZero[16] = {};
+  if (std::memcmp(addr6, kZero, 16) != 0) {
+    std::memcpy(a, addr6, 16);
+  } else if (addr != 0) {
+    a[10] = a[11] = 0xff;
+    std::memcpy(a + 12, &addr, 4);
+  }
+  inet_ntop(AF_INET6, a, buf, sizeof(buf));
+  return absl::StrCat("[", buf, "]:", ntohs(port));
 }
 
 const char* StateName(shm::SocketState s) {
@@ -65,6 +79,8 @@ bool CopySlot(const shm::SocketSlot& slot, SlotCopy* out) {
   c.remote_addr = slot.remote_addr;
   c.local_port = slot.local_port;
   c.remote_port = slot.remote_port;
+  std::memcpy(c.local_addr6, slot.local_addr6, sizeof(c.local_addr6));
+  std::memcpy(c.remote_addr6, slot.remote_addr6, sizeof(c.remote_addr6));
   std::memcpy(c.fallback_detail, slot.fallback_detail, sizeof(c.fallback_detail));
   c.fallback_detail[sizeof(c.fallback_detail) - 1] = '\0';
   constexpr auto r = std::memory_order_relaxed;  // statistics
@@ -110,8 +126,8 @@ void SlotToProto(const SlotCopy& c, offload::v1::SocketStats* out) {
   out->set_inode(c.inode);
   out->set_protocol(c.protocol == IPPROTO_TCP ? "tcp" : "udp");
   out->set_state(StateName(c.state));
-  out->set_local(AddrPort(c.local_addr, c.local_port));
-  out->set_remote(AddrPort(c.remote_addr, c.remote_port));
+  out->set_local(AddrPort(c.family, c.local_addr, c.local_addr6, c.local_port));
+  out->set_remote(AddrPort(c.family, c.remote_addr, c.remote_addr6, c.remote_port));
   out->set_offloaded(c.path != shm::SocketPath::kKernel);
   out->set_path(PathName(c.path));
   out->set_fallback(static_cast<offload::v1::FallbackReason>(c.fallback));

@@ -28,6 +28,7 @@ struct SlotCopy {
   uint32_t rule_id = 0;
   uint32_t local_addr = 0, remote_addr = 0;
   uint16_t local_port = 0, remote_port = 0;
+  uint8_t local_addr6[16] = {}, remote_addr6[16] = {};  // AF_INET6 (abi.h SocketSlot)
   char fallback_detail[sizeof(shm::SocketSlot::fallback_detail)] = {};
   uint64_t rx_bytes = 0, rx_msgs = 0, tx_bytes = 0, tx_msgs = 0;
   uint64_t rx_eagain = 0, tx_eagain = 0, errors = 0, poll_hits = 0, poll_misses = 0;

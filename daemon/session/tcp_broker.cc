@@ -15,6 +15,7 @@
 #include <new>
 
 #include "shm/segment.h"
+#include "shm/sockaddr.h"
 #include "spdlog/spdlog.h"
 
 namespace offload {
@@ -75,12 +76,12 @@ void TcpBroker::Listen(Session* s, Request& req) {
   const Msg& m = req.msg;
   const int fd = req.fds[0].get();
   // The socket is the proof: a listening TCP socket bound where it says.
-  struct sockaddr_in sin = {};
-  socklen_t len = sizeof(sin);
+  ListenAddr where;
+  uint16_t port = 0;
   int listening = 0;
   socklen_t ilen = sizeof(listening);
   const uint64_t inode = InodeOf(fd);
-  if (getsockname(fd, reinterpret_cast<sockaddr*>(&sin), &len) != 0 || sin.sin_family != AF_INET ||
+  if (!ListenAddrOf(fd, &where, &port) ||
       getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &ilen) != 0 || !listening ||
       inode == 0) {
     ReplyStatus(s, m, EINVAL);
@@ -106,8 +107,9 @@ void TcpBroker::Listen(Session* s, Request& req) {
     created->id = env_.next_id();
     created->inode = inode;
     created->netns = s->netns;
-    created->addr = sin.sin_addr.s_addr;
-    created->port = sin.sin_port;
+    if (where.family == AF_INET) std::memcpy(&created->addr, where.addr + 12, 4);
+    created->port = port;
+    created->where = where;
     created->backlog = m.value;
     created->pid = s->pid;
     created->opts = m.opts;
@@ -120,7 +122,17 @@ void TcpBroker::Listen(Session* s, Request& req) {
     }
     created->seg = std::make_shared<shm::Mapping>(std::move(map));
     auto* h = new (created->seg->get()) shm::ListenerHeader();
-    shm::InitListener(h, created->id, shm::FromSockaddrIn(sin), m.value);
+    shm::SockAddr local = {};
+    if (where.family == AF_INET6 && !shm::IsV4Mapped(where.addr)) {
+      local.family = AF_INET6;
+      std::memcpy(local.addr, where.addr, 16);
+      local.port = port;
+    } else {
+      uint32_t v4;
+      std::memcpy(&v4, where.addr + 12, 4);
+      local = shm::FromV4(v4, port);
+    }
+    shm::InitListener(h, created->id, local, m.value);
     Watched w;
     w.listener = true;
     w.id = created->id;
@@ -133,7 +145,9 @@ void TcpBroker::Listen(Session* s, Request& req) {
     l = created.get();
     listeners_[l->id] = std::move(created);
     env_.publish_port(l->port, true);
-    WireListen(l);
+    // The engine's wire is IPv4 only: an AF_INET6 listener (dual-stack
+    // included) takes wire connections through its kernel shadow.
+    if (l->where.family == AF_INET) WireListen(l);
   }
   Msg r = {};
   r.type = MsgType::kListener;
@@ -164,17 +178,25 @@ void TcpBroker::Connect(Session* s, Request& req) {
   const int fd = req.fds[0].get();
   // The socket is the proof of the source port: the acceptor's peer
   // address comes from the kernel, not from what the process claims.
-  struct sockaddr_in sin = {};
-  socklen_t len = sizeof(sin);
+  sockaddr_in6 shadow = {};
+  socklen_t len = sizeof(shadow);
+  shm::SockAddr src = {};
   int type = 0;
   socklen_t tlen = sizeof(type);
   const uint64_t inode = InodeOf(fd);
-  if (getsockname(fd, reinterpret_cast<sockaddr*>(&sin), &len) != 0 || sin.sin_family != AF_INET ||
-      sin.sin_port == 0 || getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tlen) != 0 ||
-      type != SOCK_STREAM || inode == 0) {
+  if (getsockname(fd, reinterpret_cast<sockaddr*>(&shadow), &len) != 0 ||
+      !shm::FromSockaddr(reinterpret_cast<sockaddr*>(&shadow), len, &src) || src.port == 0 ||
+      getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tlen) != 0 || type != SOCK_STREAM ||
+      inode == 0) {
     ReplyStatus(s, m, kStatusUseKernel);
     return;
   }
+  // The destination, 16-byte form: IPv6 in remote6, IPv4 (and v4-mapped)
+  // in remote (abi.h Dst6).
+  const bool dst_v6 = m.remote6.family == AF_INET6;
+  uint8_t dst[16];
+  shm::Addr16Of(dst_v6 ? shm::SockAddr{} : shm::FromV4(m.remote.addr, m.remote.port), dst);
+  if (dst_v6) std::memcpy(dst, m.remote6.addr, 16);
   // Candidates: offloaded listeners in the connector's network namespace on
   // the destination port, bound to the destination or to INADDR_ANY of a
   // local destination, still listening.
@@ -183,19 +205,20 @@ void TcpBroker::Connect(Session* s, Request& req) {
   for (auto& [id, l] : listeners_) {
     if (l->port != m.remote.port || l->netns != s->netns) continue;
     if (l->header()->state.load(std::memory_order_acquire) != shm::kListening) continue;
-    if (l->addr != m.remote.addr) {
-      if (l->addr != 0) continue;
+    const bool takes = ListenerTakes(l->where, dst, [&] {
       if (!dst_local_known) {
-        dst_local = IsLocalAddress(m.remote.addr);
+        dst_local = dst_v6 ? IsLocalAddress6(dst) : IsLocalAddress(m.remote.addr);
         dst_local_known = true;
       }
-      if (!dst_local) continue;
-    }
-    cands.push_back(l.get());
+      return dst_local;
+    });
+    if (takes) cands.push_back(l.get());
   }
   if (cands.empty()) {
-    // No offloaded listener on this host: maybe a connection on the wire.
-    if (!WireConnect(s, m, sin.sin_addr.s_addr, sin.sin_port, inode, fd)) {
+    // No offloaded listener on this host: maybe a connection on the wire
+    // (IPv4 only: IPv6 destinations elsewhere stay with the kernel).
+    if (dst_v6 || src.family != AF_INET ||
+        !WireConnect(s, m, shm::V4Of(src), src.port, inode, fd)) {
       ReplyStatus(s, m, kStatusUseKernel);
     }
     return;

@@ -35,6 +35,7 @@
 #include <vector>
 
 #include "daemon/session/doorbells.h"
+#include "daemon/session/listen_addr.h"
 #include "daemon/session/protocol.h"
 #include "daemon/session/session_internal.h"
 #include "daemon/session/socket_watch.h"
@@ -88,8 +89,9 @@ class TcpBroker {
     uint64_t inode = 0;
     int wd = -1;
     uint64_t netns = 0;
-    uint32_t addr = 0;  // network order; 0 = INADDR_ANY
+    uint32_t addr = 0;  // network order; 0 = INADDR_ANY (AF_INET listeners only)
     uint16_t port = 0;  // network order
+    ListenAddr where;   // what it is bound to, either family (same-host matching)
     uint32_t backlog = 0;
     uint32_t pid = 0;   // the process that called listen() (logs)
     shm::SockOpts opts = {};  // the socket's options at listen() (engine listener)

@@ -16,6 +16,7 @@
 #include "absl/strings/str_cat.h"
 #include "daemon/session/session_internal.h"
 #include "daemon/session/udp_broker.h"
+#include "shm/sockaddr.h"
 #include "shm/wakeup.h"
 #include "spdlog/spdlog.h"
 
@@ -42,12 +43,12 @@ absl::Status UdpBroker::Bind(Session* s, Request& req) {
     ReplyStatus(s, m, ENOBUFS);
     return absl::OkStatus();
   }
-  struct sockaddr_in sin = {};
-  socklen_t len = sizeof(sin);
+  // The socket is the proof of where it is bound (either family).
+  ListenAddr where;
+  uint16_t port = 0;
   int type = 0;
   socklen_t tlen = sizeof(type);
-  if (getsockname(req.fds[0].get(), reinterpret_cast<sockaddr*>(&sin), &len) != 0 ||
-      sin.sin_family != AF_INET || sin.sin_port != m.local.port ||
+  if (!ListenAddrOf(req.fds[0].get(), &where, &port) || port != m.local.port ||
       getsockopt(req.fds[0].get(), SOL_SOCKET, SO_TYPE, &type, &tlen) != 0 ||
       type != SOCK_DGRAM) {
     ReplyStatus(s, m, EINVAL);
@@ -57,8 +58,9 @@ absl::Status UdpBroker::Bind(Session* s, Request& req) {
   u->id = env_.next_id();
   u->session = s;
   u->client_id = m.id;
-  u->addr = sin.sin_addr.s_addr;
-  u->port = sin.sin_port;
+  if (where.family == AF_INET) std::memcpy(&u->addr, where.addr + 12, 4);
+  u->port = port;
+  u->where = where;
   u->netns = s->netns;
   u->efd = std::move(req.fds[1]);
   int on = 0;
@@ -108,20 +110,27 @@ void UdpBroker::Open(Session* s, const Msg& m) {
   }
   UdpEndpoint* dst = nullptr;
   bool dst_local = false, dst_local_known = false;
+  // The destination, 16-byte form (abi.h Dst6: IPv6 in remote6, IPv4 and
+  // v4-mapped in remote).
+  const bool dst_v6 = m.remote6.family == AF_INET6;
+  uint8_t dst16[16];
+  shm::Addr16Of(shm::FromV4(m.remote.addr, m.remote.port), dst16);
+  if (dst_v6) std::memcpy(dst16, m.remote6.addr, 16);
   // A group has no single receiver: no same-host ring (local members get
-  // the datagram through the kernel, IP_MULTICAST_LOOP).
-  const bool group = (ntohl(m.remote.addr) >> 28) == 0xe;
+  // the datagram through the kernel, IP_MULTICAST_LOOP). IPv6 multicast
+  // stays on the kernel.
+  const bool group = dst_v6 ? m.remote6.addr[0] == 0xff : (ntohl(m.remote.addr) >> 28) == 0xe;
   for (auto& [id, u] : udp_) {
     if (group) break;
     if (u->port != m.remote.port || u->netns != s->netns) continue;
-    if (u->addr != m.remote.addr) {
-      if (u->addr != 0) continue;
+    const bool takes = ListenerTakes(u->where, dst16, [&] {
       if (!dst_local_known) {
-        dst_local = IsLocalAddress(m.remote.addr);
+        dst_local = dst_v6 ? IsLocalAddress6(dst16) : IsLocalAddress(m.remote.addr);
         dst_local_known = true;
       }
-      if (!dst_local) continue;
-    }
+      return dst_local;
+    });
+    if (!takes) continue;
     dst = u.get();
     break;
   }
@@ -130,7 +139,9 @@ void UdpBroker::Open(Session* s, const Msg& m) {
     // it has one and the destination leaves through the offloaded
     // interface; otherwise the kernel.
     auto own = udp_.find(self->second);
-    ReplyStatus(s, m, own != udp_.end() && WireRoutes(own->second.get(), m) ? 0 : kStatusUseKernel);
+    ReplyStatus(s, m, !dst_v6 && own != udp_.end() && WireRoutes(own->second.get(), m)
+                          ? 0
+                          : kStatusUseKernel);
     return;
   }
   if (s->dgrams.size() >= 4 * size_t{env_.max_sockets}) {
@@ -150,16 +161,27 @@ void UdpBroker::Open(Session* s, const Msg& m) {
   h->capacity = env_.dgram_capacity;
   // The source is the sender's registered (kernel-bound) endpoint, never
   // what the request claims.
+  // A sender bound to a wildcard (0.0.0.0, ::) sends from the destination's
+  // address on this host.
   const UdpEndpoint* src = udp_.at(self->second).get();
-  h->src_addr = src->addr != 0 ? src->addr : m.remote.addr;
+  uint8_t src16[16];
+  std::memcpy(src16, src->where.addr, 16);
+  static constexpr uint8_t kV4Any[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 0, 0};
+  if (shm::IsV6Any(src16) || std::memcmp(src16, kV4Any, 16) == 0) std::memcpy(src16, dst16, 16);
+  const bool src_v4 = shm::IsV4Mapped(src16);
+  if (src_v4) std::memcpy(&h->src_addr, src16 + 12, 4);
   h->src_port = src->port;
   Msg offer = {};
   offer.type = MsgType::kDgramOffer;
   offer.id = dst->client_id;
   offer.id2 = r->id;
   offer.value = env_.dgram_capacity;
-  offer.remote.addr = h->src_addr;
+  offer.remote.addr = h->src_addr;  // 0 for an IPv6 source, which is in remote6
   offer.remote.port = h->src_port;
+  if (!src_v4) {
+    std::memcpy(offer.remote6.addr, src16, 16);
+    offer.remote6.family = AF_INET6;
+  }
   const int offer_fds[1] = {memfd.get()};
   if (!SendMsg(dst->session->fd.get(), offer, offer_fds, 1)) {
     ReplyStatus(s, m, kStatusUseKernel);

@@ -47,7 +47,8 @@ void UdpBroker::Wire(Session* s, const Msg& m) {
   }
   UdpEndpoint* u = it->second.get();
   const bool group_bound = (ntohl(u->addr) >> 28) == 0xe;
-  if (u->rings != nullptr || (u->addr != 0 && u->addr != wire_addr_ && !group_bound)) {
+  if (u->rings != nullptr || u->where.family != AF_INET ||  // the engine's wire is IPv4
+      (u->addr != 0 && u->addr != wire_addr_ && !group_bound)) {
     ReplyStatus(s, m, kStatusUseKernel);
     return;
   }

@@ -4,6 +4,7 @@
 // rules, and the spin policy.
 
 #include <arpa/inet.h>
+#include <string.h>
 #include <netinet/tcp.h>
 #include <sched.h>
 #include <stdlib.h>
@@ -29,11 +30,18 @@ namespace offload {
 namespace client {
 namespace {
 
-sockaddr_in Addr(const char* ip, uint16_t port) {
-  sockaddr_in a = {};
-  a.sin_family = AF_INET;
-  inet_pton(AF_INET, ip, &a.sin_addr);
-  a.sin_port = htons(port);
+// An IPv4 endpoint, or an IPv6 one for text with a ':'.
+InetName Addr(const char* ip, uint16_t port) {
+  InetName a = {};
+  if (strchr(ip, ':') != nullptr) {
+    a.v6.sin6_family = AF_INET6;
+    inet_pton(AF_INET6, ip, &a.v6.sin6_addr);
+    a.v6.sin6_port = htons(port);
+    return a;
+  }
+  a.v4.sin_family = AF_INET;
+  inet_pton(AF_INET, ip, &a.v4.sin_addr);
+  a.v4.sin_port = htons(port);
   return a;
 }
 
@@ -142,7 +150,7 @@ TEST_F(AttachedTest, PublishedRulesDecideNewSockets) {
   ASSERT_TRUE(rule.ok()) << rule.status();
   Socket s;
   s.thread_offload = true;
-  const sockaddr_in os_dst = Addr("127.0.0.1", 5555), other = Addr("127.0.0.1", 5556);
+  const InetName os_dst = Addr("127.0.0.1", 5555), other = Addr("127.0.0.1", 5556);
   EXPECT_FALSE(Decide(&s, rules::Role::kTcpClient, nullptr, &os_dst));
   EXPECT_EQ(s.fallback, shm::Fallback::kRule);
   EXPECT_EQ(s.rule_id, rule->id);
@@ -152,13 +160,36 @@ TEST_F(AttachedTest, PublishedRulesDecideNewSockets) {
   EXPECT_TRUE(Decide(&s, rules::Role::kTcpClient, nullptr, &os_dst));
 }
 
+// Issue 18: IPv6 rules decide AF_INET6 sockets; a v4-mapped destination
+// is decided by the IPv4 rules (as the connection is IPv4).
+TEST_F(AttachedTest, Ipv6RulesDecideIpv6SocketsAndMappedAddressesFollowIpv4Rules) {
+  ASSERT_TRUE(EnsureAttached());
+  auto r6 = store_->Add("use os tcp_client [::1]:5557", 0, false, "", "");
+  ASSERT_TRUE(r6.ok()) << r6.status();
+  auto r4 = store_->Add("use os tcp_client 127.0.0.0/8:5558", 0, false, "", "");
+  ASSERT_TRUE(r4.ok()) << r4.status();
+  Socket s;
+  s.thread_offload = true;
+  s.family = AF_INET6;
+  const InetName v6 = Addr("::1", 5557), v6_other = Addr("::2", 5557);
+  const InetName mapped = Addr("::ffff:127.0.0.1", 5558), v6_5558 = Addr("::1", 5558);
+  EXPECT_FALSE(Decide(&s, rules::Role::kTcpClient, nullptr, &v6));
+  EXPECT_EQ(s.rule_id, r6->id);
+  EXPECT_TRUE(Decide(&s, rules::Role::kTcpClient, nullptr, &v6_other));
+  EXPECT_FALSE(Decide(&s, rules::Role::kTcpClient, nullptr, &mapped));
+  EXPECT_EQ(s.rule_id, r4->id);
+  EXPECT_TRUE(Decide(&s, rules::Role::kTcpClient, nullptr, &v6_5558)) << "IPv4 prefix, IPv6 address";
+  ASSERT_TRUE(store_->Delete(r6->id, false).ok());
+  ASSERT_TRUE(store_->Delete(r4->id, false).ok());
+}
+
 TEST_F(AttachedTest, ProcessLocalRulesComeFirst) {
   ASSERT_TRUE(EnsureAttached());
   EXPECT_EQ(AddLocalRule("use sideways tcp_server *:1"), -1);
   ASSERT_EQ(AddLocalRule("use os tcp_server *:6000-6010"), 0);
   Socket s;
   s.thread_offload = true;
-  const sockaddr_in in_range = Addr("0.0.0.0", 6005), out = Addr("0.0.0.0", 6011);
+  const InetName in_range = Addr("0.0.0.0", 6005), out = Addr("0.0.0.0", 6011);
   EXPECT_FALSE(Decide(&s, rules::Role::kTcpServer, &in_range, nullptr));
   EXPECT_TRUE(Decide(&s, rules::Role::kTcpServer, &out, nullptr));
 }
@@ -177,7 +208,7 @@ TEST_F(AttachedTest, ThreadToggleFromTheDaemonAndFromTheExtraApi) {
   EXPECT_TRUE(ThreadOffloadEnabled()) << "the process's own extra-API call wins";
   Socket s;
   s.thread_offload = false;
-  const sockaddr_in dst = Addr("127.0.0.1", 80);
+  const InetName dst = Addr("127.0.0.1", 80);
   EXPECT_FALSE(Decide(&s, rules::Role::kTcpClient, nullptr, &dst));
   EXPECT_EQ(s.fallback, shm::Fallback::kThreadOff);
 }

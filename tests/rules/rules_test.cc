@@ -289,6 +289,87 @@ TEST(RulesFormat, RoundTripKeepsSections) {
   EXPECT_EQ(FormatRule(rules[2]), "use offload tcp_client 192.168.1.0/24:*:*:*");
 }
 
+// Issue 18: IPv6 addresses and prefixes in brackets.
+TEST(RulesParse, Ipv6AddressesAndPrefixes) {
+  std::vector<Rule> rules = MustParse(
+      "use os tcp_server [::1]:80\n"
+      "use os tcp_client [2001:db8::]/32:*:[fe80::1/64]:1000-2000\n"
+      "use os udp_receiver [::ffff:10.0.0.0]/104:53\n"
+      "use os udp_sender [::]/0:*\n");
+  ASSERT_EQ(rules.size(), 4u);
+  EXPECT_EQ(rules[0].local.v6, 1);
+  EXPECT_EQ(rules[0].local.prefix_len, 128);
+  EXPECT_EQ(rules[0].local.addr6[15], 1);
+  EXPECT_EQ(rules[1].remote.prefix_len, 32);
+  EXPECT_EQ(rules[1].local.prefix_len, 64);
+  EXPECT_EQ(rules[1].local.addr6[15], 0) << "masked to the prefix";
+  // A v4-mapped pattern is the IPv4 one.
+  EXPECT_EQ(rules[2].local.v6, 0);
+  EXPECT_EQ(rules[2].local.addr, Ip("10.0.0.0"));
+  EXPECT_EQ(rules[2].local.prefix_len, 8);
+  EXPECT_EQ(FormatRule(rules[0]), "use os tcp_server [::1]:80");
+  EXPECT_EQ(FormatRule(rules[1]), "use os tcp_client [2001:db8::]/32:*:[fe80::]/64:1000-2000");
+  EXPECT_EQ(FormatRule(rules[2]), "use os udp_receiver 10.0.0.0/8:53");
+  EXPECT_EQ(FormatRule(rules[3]), "use os udp_sender [::]/0:*");
+  for (const Rule& r : rules) {
+    Rule back;
+    ParseError err;
+    ASSERT_TRUE(ParseRuleLine(FormatRule(r), 1, &back, &err)) << err.ToString();
+    EXPECT_EQ(FormatRule(back), FormatRule(r));
+  }
+}
+
+TEST(RulesParse, MalformedIpv6NamesColumnTokenAndExpectation) {
+  struct Case {
+    const char* line;
+    int column;
+    const char* token;
+    const char* expected_fragment;
+  } cases[] = {
+      {"use os tcp_server [::1:80", 26, "", "']' closing"},
+      {"use os tcp_server [::g]:80", 20, "::g", "IPv6 address inside"},
+      {"use os tcp_server []:80", 20, "", "IPv6 address inside"},
+      {"use os tcp_server [fe80::1%eth0]:80", 20, "fe80::1%eth0", "IPv6 address inside"},
+      {"use os tcp_server [::1]/129:80", 25, "129", "prefix length 0-128"},
+      {"use os tcp_server [::1/200]:80", 24, "200", "prefix length 0-128"},
+      {"use os tcp_server [::1/64]/64:80", 27, "/64", "one prefix only"},
+      {"use os tcp_server [::1]x:80", 24, "x", "after ']'"},
+      {"use os tcp_server ::1:80", 19, "", "IPv4"},
+  };
+  for (const Case& c : cases) {
+    Rule r;
+    ParseError err;
+    ASSERT_FALSE(ParseRuleLine(c.line, 3, &r, &err)) << c.line;
+    EXPECT_EQ(err.column, c.column) << c.line << " -> " << err.ToString();
+    EXPECT_EQ(err.token, c.token) << c.line << " -> " << err.ToString();
+    EXPECT_NE(err.expected.find(c.expected_fragment), std::string::npos)
+        << c.line << " -> " << err.ToString();
+  }
+}
+
+TEST(RulesMatch, Ipv6PrefixesMatchIpv6AddressesAndStarMatchesBoth) {
+  std::vector<Rule> rules = MustParse(
+      "use os tcp_server [2001:db8::]/32:*\n"
+      "use os tcp_server 127.0.0.0/8:*\n"
+      "use os tcp_client *:9\n");
+  uint8_t in[16] = {0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 7};
+  uint8_t out[16] = {0x20, 0x01, 0x0d, 0xb9};
+  Query q;
+  q.role = Role::kTcpServer;
+  q.local_port = 80;
+  q.local_addr6 = in;
+  EXPECT_EQ(Match(rules.data(), rules.size(), q).rule_id, 1u);
+  q.local_addr6 = out;
+  EXPECT_EQ(Match(rules.data(), rules.size(), q).rule_id, 0u) << "IPv4 prefixes take no IPv6";
+  q.local_addr6 = nullptr;
+  q.local_addr = Ip("127.0.0.1");  // also a v4-mapped ::ffff:127.0.0.1
+  EXPECT_EQ(Match(rules.data(), rules.size(), q).rule_id, 2u);
+  q.role = Role::kTcpClient;
+  q.remote_addr6 = in;
+  q.remote_port = 9;
+  EXPECT_EQ(Match(rules.data(), rules.size(), q).rule_id, 3u) << "* matches IPv6 too";
+}
+
 }  // namespace
 }  // namespace rules
 }  // namespace offload

@@ -45,6 +45,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     q.program = "fuzz";
     const Decision d = Match(rules.data(), rules.size(), q);
     Check(d.index < static_cast<int32_t>(rules.size()));
+    // The same with IPv6 addresses (issue 18).
+    uint8_t a6[16] = {};
+    for (size_t i = 0; i < 16 && i < size; ++i) a6[i] = data[i];
+    q.local_addr6 = a6;
+    q.remote_addr6 = a6;
+    const Decision d6 = Match(rules.data(), rules.size(), q);
+    Check(d6.index < static_cast<int32_t>(rules.size()));
   }
   // Every line alone through the single-rule entry point.
   Rule r;
@@ -65,5 +72,9 @@ extern const char* const kFuzzSeeds[] = {
     "use foo tcp_server *:1",
     "application-id",
     "use os tcp_server 1.2.3.4/33:80",
+    "use os tcp_server [::1]:80\nuse os tcp_client [2001:db8::]/32:*:[::]/0:*\n",
+    "use os udp_connect [2001:db8::1/64]:53:[::ffff:10.0.0.0]/104:*\n",
+    "use os tcp_server [::1:80",
+    "use os tcp_server [fe80::1%eth0]/129:80",
 };
 extern const size_t kNumFuzzSeeds = sizeof(kFuzzSeeds) / sizeof(kFuzzSeeds[0]);

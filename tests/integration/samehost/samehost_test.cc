@@ -171,6 +171,57 @@ TEST_F(SameHostTest, SemanticsHoldOffloaded) {
   EXPECT_EQ(p.Wait(120), 0) << p.Output();
 }
 
+// Issue 18: the same checks for AF_INET6 listeners and connectors, a
+// dual-stack listener with IPv4 and v4-mapped connectors, a v6-only one,
+// and an AF_INET6 connector to an AF_INET listener (semantics_prog
+// kFamilies), on the kernel first (the expectations are Linux's), then
+// offloaded (every connection a pipe).
+const char* const kIpv6Families[] = {"inet6", "dual", "mapped", "v6only", "v4mapped_to_inet"};
+
+TEST_F(SameHostTest, Ipv6AndDualStackSemanticsMatchLinuxWithoutThePreloadLibrary) {
+  for (const char* f : kIpv6Families) {
+    auto env = Env(false, 0);
+    env["SEMANTICS_FAMILY"] = f;
+    Proc p({g_prog, "checks"}, env, dir_ + "/kernel-" + f + ".log");
+    EXPECT_EQ(p.Wait(120), 0) << f << "\n" << p.Output();
+  }
+}
+
+TEST_F(SameHostTest, Ipv6AndDualStackSocketsAreOffloadedAndHoldTheSemantics) {
+  for (const char* f : kIpv6Families) {
+    auto env = Env(true, 1);
+    env["SEMANTICS_FAMILY"] = f;
+    Proc p({g_prog, "checks"}, env, dir_ + "/offload-" + f + ".log");
+    EXPECT_EQ(p.Wait(120), 0) << f << "\n" << p.Output();
+  }
+}
+
+// Issue 18: `offloadctl stats -v` lists every socket of the process with
+// its family, v4-mapped peers of a dual-stack listener as Linux shows them,
+// IPv6 UDP sockets offloaded, and an IPv6 socket kept on the kernel with
+// the reason.
+TEST_F(SameHostTest, StatsListIpv6SocketsWithFamilyAndKernelReason) {
+  Proc p({g_prog, "families-hold", "60"}, Env(true, -1), dir_ + "/families.log");
+  ASSERT_TRUE(p.WaitOutput("families ready", 20)) << p.Output();
+  const std::string stats_out = dir_ + "/stats6.txt";
+  const std::string stats = "OFFLOAD_RUN_DIR='" + run_dir_ + "' '" + g_ctl + "' stats -p " +
+                            std::to_string(p.pid()) + " -v > '" + stats_out + "' 2>&1";
+  EXPECT_EQ(system(stats.c_str()), 0) << ReadFile(stats_out);
+  const std::string out = ReadFile(stats_out);
+  p.Kill(SIGKILL);
+  p.Wait(10);
+  EXPECT_NE(out.find("tcp6 listen      [::]:"), std::string::npos) << out;
+  EXPECT_NE(out.find("tcp6 established [::ffff:127.0.0.1]:"), std::string::npos) << out;
+  EXPECT_NE(out.find("tcp6 established [::1]:"), std::string::npos) << out;
+  EXPECT_NE(out.find("tcp established 127.0.0.1:"), std::string::npos) << out;
+  EXPECT_NE(out.find("udp6 bound       [::1]:"), std::string::npos) << out;
+  EXPECT_NE(out.find("offloaded (udp-ring)"), std::string::npos) << out;
+  EXPECT_NE(out.find("kernel (unsupported family/type: v4-mapped, IPV6_V6ONLY)"),
+            std::string::npos)
+      << out;
+  EXPECT_NE(out.find("sockets 8  offloaded 7"), std::string::npos) << out;
+}
+
 TEST_F(SameHostTest, DaemonAbsentEverythingRunsOnTheKernelSilently) {
   auto env = Env(true, 0);
   env["OFFLOAD_RUN_DIR"] = dir_ + "/nowhere";

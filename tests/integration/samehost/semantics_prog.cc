@@ -14,6 +14,13 @@
 //   semantics_prog paths N MS      every MS create a pair, print its path
 //   semantics_prog idle S          blocked server + idle client for S s
 //   semantics_prog many N          N pairs open at once; prints the split
+//   semantics_prog families-hold S dual-stack listener, IPv4 + IPv6 pairs,
+//                                  IPv6 UDP and a kernel IPv6 socket held
+//                                  for S s (stats)
+//
+// SEMANTICS_FAMILY picks the families of the TCP checks' listener and
+// connector (issue 18; kFamilies below): inet (default), inet6, dual,
+// mapped, v6only, v4mapped_to_inet; the UDP check uses them too.
 //
 // EXPECT_OFFLOAD=1 additionally asserts that connections are offloaded
 // (the shadow kernel socket of an offloaded pipe is not connected, so the
@@ -79,26 +86,89 @@ sockaddr_in Loopback(uint16_t port) {
   return a;
 }
 
+// The families the TCP checks run with (SEMANTICS_FAMILY): the listener's
+// socket and address, the connector's, and the address the acceptor sees
+// for both ends (Linux's view: a dual-stack listener's IPv4 peers are
+// v4-mapped).
+struct FamilyMode {
+  const char* name;
+  int lfam;
+  const char* laddr;
+  int v6only;  // -1: not set
+  int cfam;
+  const char* caddr;
+  const char* aaddr;
+};
+const FamilyMode kFamilies[] = {
+    {"inet", AF_INET, "127.0.0.1", -1, AF_INET, "127.0.0.1", "127.0.0.1"},
+    {"inet6", AF_INET6, "::1", -1, AF_INET6, "::1", "::1"},
+    {"dual", AF_INET6, "::", 0, AF_INET, "127.0.0.1", "::ffff:127.0.0.1"},
+    {"mapped", AF_INET6, "::", 0, AF_INET6, "::ffff:127.0.0.1", "::ffff:127.0.0.1"},
+    {"v6only", AF_INET6, "::", 1, AF_INET6, "::1", "::1"},
+    {"v4mapped_to_inet", AF_INET, "127.0.0.1", -1, AF_INET6, "::ffff:127.0.0.1", "127.0.0.1"},
+};
+const FamilyMode* g_fam = &kFamilies[0];
+
+// `addr`:`port` of `family` in *out; returns its length.
+socklen_t MakeAddr(int family, const char* addr, uint16_t port, sockaddr_in6* out) {
+  memset(out, 0, sizeof(*out));
+  if (family == AF_INET6) {
+    out->sin6_family = AF_INET6;
+    out->sin6_port = htons(port);
+    inet_pton(AF_INET6, addr, &out->sin6_addr);
+    return sizeof(sockaddr_in6);
+  }
+  sockaddr_in* a = reinterpret_cast<sockaddr_in*>(out);
+  a->sin_family = AF_INET;
+  a->sin_port = htons(port);
+  inet_pton(AF_INET, addr, &a->sin_addr);
+  return sizeof(sockaddr_in);
+}
+
+// The address of `a` as text ("" for another family).
+std::string AddrText(const sockaddr_in6& a) {
+  char buf[INET6_ADDRSTRLEN] = {};
+  if (a.sin6_family == AF_INET6) {
+    inet_ntop(AF_INET6, &a.sin6_addr, buf, sizeof(buf));
+  } else if (a.sin6_family == AF_INET) {
+    inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in&>(a).sin_addr, buf, sizeof(buf));
+  }
+  return buf;
+}
+
 uint16_t PortOf(int fd) {
-  sockaddr_in a = {};
+  sockaddr_in6 a = {};  // sin_port and sin6_port are at the same offset
   socklen_t len = sizeof(a);
   getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  return ntohs(a.sin_port);
+  return ntohs(a.sin6_port);
 }
 
 int Listener(int type_flags = 0) {
-  int fd = socket(AF_INET, SOCK_STREAM | type_flags, 0);
-  sockaddr_in a = Loopback(0);
-  if (fd < 0 || bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0 || listen(fd, 16) != 0) {
+  int fd = socket(g_fam->lfam, SOCK_STREAM | type_flags, 0);
+  if (fd < 0) return -1;
+  if (g_fam->v6only >= 0) {
+    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &g_fam->v6only, sizeof(int));
+  }
+  sockaddr_in6 a;
+  const socklen_t len = MakeAddr(g_fam->lfam, g_fam->laddr, 0, &a);
+  if (bind(fd, reinterpret_cast<sockaddr*>(&a), len) != 0 || listen(fd, 16) != 0) {
+    close(fd);
     return -1;
   }
   return fd;
 }
 
+// A connector's socket and the address it connects to for `port`.
+int ConnectorSocket(int type_flags, uint16_t port, sockaddr_in6* to, socklen_t* to_len) {
+  *to_len = MakeAddr(g_fam->cfam, g_fam->caddr, port, to);
+  return socket(g_fam->cfam, SOCK_STREAM | type_flags, 0);
+}
+
 int Connect(uint16_t port, int type_flags = 0) {
-  int fd = socket(AF_INET, SOCK_STREAM | type_flags, 0);
-  sockaddr_in a = Loopback(port);
-  if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0 && errno != EINPROGRESS) {
+  sockaddr_in6 a;
+  socklen_t alen;
+  int fd = ConnectorSocket(type_flags, port, &a, &alen);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&a), alen) != 0 && errno != EINPROGRESS) {
     close(fd);
     return -1;
   }
@@ -118,7 +188,7 @@ bool Pair(int* c, int* s) {
 // Checks the connection is (not) offloaded, per EXPECT_OFFLOAD.
 bool PathAsExpected(int fd) {
   if (g_expect_offload < 0) return true;
-  sockaddr_in a = {};
+  sockaddr_in6 a = {};
   socklen_t len = sizeof(a);
   const long rc = syscall(SYS_getpeername, fd, &a, &len);
   const bool offloaded = rc != 0 && errno == ENOTCONN;
@@ -158,18 +228,29 @@ void CheckEchoAndNames() {
   CHECK_TRUE(RecvAll(s, buf, 4) == 4 && memcmp(buf, "ping", 4) == 0);
   CHECK_TRUE(write(s, "pong!", 5) == 5);
   CHECK_TRUE(RecvAll(c, buf, 5) == 5 && memcmp(buf, "pong!", 5) == 0);
-  sockaddr_in cl = {}, cp = {}, sl = {}, sp = {};
+  // Names in each socket's own family (issue 18: a dual-stack acceptor
+  // sees an IPv4 connector as ::ffff:127.0.0.1).
+  sockaddr_in6 cl = {}, cp = {}, sl = {}, sp = {};
+  const socklen_t clen_want = g_fam->cfam == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in);
+  const socklen_t slen_want = g_fam->lfam == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in);
   socklen_t len = sizeof(cl);
-  CHECK_TRUE(getsockname(c, reinterpret_cast<sockaddr*>(&cl), &len) == 0);
+  CHECK_TRUE(getsockname(c, reinterpret_cast<sockaddr*>(&cl), &len) == 0 && len == clen_want);
   len = sizeof(cp);
-  CHECK_TRUE(getpeername(c, reinterpret_cast<sockaddr*>(&cp), &len) == 0);
+  CHECK_TRUE(getpeername(c, reinterpret_cast<sockaddr*>(&cp), &len) == 0 && len == clen_want);
   len = sizeof(sl);
-  CHECK_TRUE(getsockname(s, reinterpret_cast<sockaddr*>(&sl), &len) == 0);
+  CHECK_TRUE(getsockname(s, reinterpret_cast<sockaddr*>(&sl), &len) == 0 && len == slen_want);
   len = sizeof(sp);
-  CHECK_TRUE(getpeername(s, reinterpret_cast<sockaddr*>(&sp), &len) == 0);
-  CHECK_TRUE(cl.sin_port == sp.sin_port && cl.sin_addr.s_addr == sp.sin_addr.s_addr);
-  CHECK_TRUE(cp.sin_port == sl.sin_port && cp.sin_addr.s_addr == sl.sin_addr.s_addr);
-  CHECK_TRUE(cl.sin_addr.s_addr == htonl(INADDR_LOOPBACK));
+  CHECK_TRUE(getpeername(s, reinterpret_cast<sockaddr*>(&sp), &len) == 0 && len == slen_want);
+  CHECK_TRUE(cl.sin6_family == g_fam->cfam && cp.sin6_family == g_fam->cfam);
+  CHECK_TRUE(sl.sin6_family == g_fam->lfam && sp.sin6_family == g_fam->lfam);
+  CHECK_TRUE(cl.sin6_port == sp.sin6_port && cp.sin6_port == sl.sin6_port);
+  CHECK_TRUE(AddrText(cl) == g_fam->caddr && AddrText(cp) == g_fam->caddr);
+  CHECK_TRUE(AddrText(sl) == g_fam->aaddr && AddrText(sp) == g_fam->aaddr);
+  // A short buffer gets a truncated name and the full length, as Linux.
+  sockaddr_in6 shortbuf = {};
+  len = sizeof(sa_family_t);
+  CHECK_TRUE(getsockname(s, reinterpret_cast<sockaddr*>(&shortbuf), &len) == 0 &&
+             len == slen_want && shortbuf.sin6_family == g_fam->lfam && shortbuf.sin6_port == 0);
   iovec iov[3] = {{const_cast<char*>("ab"), 2}, {const_cast<char*>("cde"), 3}, {const_cast<char*>("f"), 1}};
   CHECK_TRUE(writev(c, iov, 3) == 6);
   char x[3], y[3];
@@ -336,14 +417,15 @@ void CheckRefused() {
   CHECK_TRUE(l >= 0);
   const uint16_t port = PortOf(l);
   close(l);
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a = Loopback(port);
-  CHECK_TRUE(connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == -1 &&
+  sockaddr_in6 a;
+  socklen_t alen;
+  int fd = ConnectorSocket(0, port, &a, &alen);
+  CHECK_TRUE(connect(fd, reinterpret_cast<sockaddr*>(&a), alen) == -1 &&
              errno == ECONNREFUSED);
   close(fd);
   // Non-blocking: EINPROGRESS (or immediate), then SO_ERROR says why.
-  fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
-  const int rc = connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
+  fd = ConnectorSocket(SOCK_NONBLOCK, port, &a, &alen);
+  const int rc = connect(fd, reinterpret_cast<sockaddr*>(&a), alen);
   int err = rc == 0 ? 0 : errno;
   if (err == EINPROGRESS) {
     pollfd p = {fd, POLLOUT, 0};
@@ -358,9 +440,10 @@ void CheckRefused() {
 void CheckNonblockingConnect() {
   int l = Listener();
   CHECK_TRUE(l >= 0);
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
-  sockaddr_in a = Loopback(PortOf(l));
-  const int rc = connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
+  sockaddr_in6 a;
+  socklen_t alen;
+  int fd = ConnectorSocket(SOCK_NONBLOCK, PortOf(l), &a, &alen);
+  const int rc = connect(fd, reinterpret_cast<sockaddr*>(&a), alen);
   CHECK_TRUE(rc == 0 || errno == EINPROGRESS);
   pollfd p = {fd, POLLOUT, 0};
   CHECK_TRUE(poll(&p, 1, 2000) == 1 && (p.revents & POLLOUT));
@@ -650,43 +733,80 @@ void CheckResetOnCloseWithUnread() {
   close(c);
 }
 
+// UDP in the mode's families (issue 18): the receiver `b` is the mode's
+// listener side, the sender `a` the connector side, bound to its family's
+// wildcard; `b` sees `a` as the acceptor would.
 void CheckUdp() {
-  int a = socket(AF_INET, SOCK_DGRAM, 0);
-  int b = socket(AF_INET, SOCK_DGRAM, 0);
-  sockaddr_in la = Loopback(0), lb = Loopback(0);
-  CHECK_TRUE(bind(a, reinterpret_cast<sockaddr*>(&la), sizeof(la)) == 0);
-  CHECK_TRUE(bind(b, reinterpret_cast<sockaddr*>(&lb), sizeof(lb)) == 0);
+  int a = socket(g_fam->cfam, SOCK_DGRAM, 0);
+  int b = socket(g_fam->lfam, SOCK_DGRAM, 0);
+  if (g_fam->v6only >= 0) {
+    CHECK_TRUE(setsockopt(b, IPPROTO_IPV6, IPV6_V6ONLY, &g_fam->v6only, sizeof(int)) == 0);
+  }
+  sockaddr_in6 la, lb;
+  socklen_t la_len = MakeAddr(g_fam->cfam, g_fam->cfam == AF_INET6 ? "::" : "0.0.0.0", 0, &la);
+  socklen_t lb_len = MakeAddr(g_fam->lfam, g_fam->laddr, 0, &lb);
+  CHECK_TRUE(bind(a, reinterpret_cast<sockaddr*>(&la), la_len) == 0);
+  CHECK_TRUE(bind(b, reinterpret_cast<sockaddr*>(&lb), lb_len) == 0);
   const uint16_t pa = PortOf(a), pb = PortOf(b);
-  sockaddr_in to_b = Loopback(pb);
+  sockaddr_in6 to_b;
+  const socklen_t to_b_len = MakeAddr(g_fam->cfam, g_fam->caddr, pb, &to_b);
   for (int i = 0; i < 3; ++i) {
     char msg[32];
     const int n = snprintf(msg, sizeof(msg), "dgram %d", i);
-    CHECK_TRUE(sendto(a, msg, n, 0, reinterpret_cast<sockaddr*>(&to_b), sizeof(to_b)) == n);
+    CHECK_TRUE(sendto(a, msg, n, 0, reinterpret_cast<sockaddr*>(&to_b), to_b_len) == n);
   }
+  const socklen_t name_len = g_fam->lfam == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in);
   for (int i = 0; i < 3; ++i) {
     char buf[64] = {};
-    sockaddr_in from = {};
+    sockaddr_in6 from = {};
     socklen_t len = sizeof(from);
     CHECK_TRUE(WaitReadable(b, 2000));
     const ssize_t n = recvfrom(b, buf, sizeof(buf), 0, reinterpret_cast<sockaddr*>(&from), &len);
     char want[32];
     snprintf(want, sizeof(want), "dgram %d", i);
     CHECK_TRUE(n == static_cast<ssize_t>(strlen(want)) && strcmp(buf, want) == 0);
-    CHECK_TRUE(ntohs(from.sin_port) == pa && from.sin_addr.s_addr == htonl(INADDR_LOOPBACK));
+    CHECK_TRUE(len == name_len && from.sin6_family == g_fam->lfam);
+    CHECK_TRUE(ntohs(from.sin6_port) == pa && AddrText(from) == g_fam->aaddr);
   }
   // Reply on a connected socket; truncation keeps datagram boundaries.
-  sockaddr_in to_a = Loopback(pa);
-  CHECK_TRUE(connect(b, reinterpret_cast<sockaddr*>(&to_a), sizeof(to_a)) == 0);
+  sockaddr_in6 to_a;
+  const socklen_t to_a_len = MakeAddr(g_fam->lfam, g_fam->aaddr, pa, &to_a);
+  CHECK_TRUE(connect(b, reinterpret_cast<sockaddr*>(&to_a), to_a_len) == 0);
   CHECK_TRUE(send(b, "0123456789", 10, 0) == 10);
   CHECK_TRUE(send(b, "xy", 2, 0) == 2);
   char small[4];
   CHECK_TRUE(WaitReadable(a, 2000));
-  CHECK_TRUE(recv(a, small, 4, 0) == 4 && memcmp(small, "0123", 4) == 0);
+  sockaddr_in6 from = {};
+  socklen_t len = sizeof(from);
+  CHECK_TRUE(recvfrom(a, small, 4, 0, reinterpret_cast<sockaddr*>(&from), &len) == 4 &&
+             memcmp(small, "0123", 4) == 0);
+  CHECK_TRUE(from.sin6_family == g_fam->cfam && AddrText(from) == g_fam->caddr &&
+             ntohs(from.sin6_port) == pb);
   CHECK_TRUE(WaitReadable(a, 2000));
   CHECK_TRUE(recv(a, small, 4, 0) == 2 && memcmp(small, "xy", 2) == 0);
   char b2;
   CHECK_TRUE(recv(a, &b2, 1, MSG_DONTWAIT) == -1 && errno == EAGAIN);
   close(a);
+  close(b);
+  // An unbound sender is bound by its first send, in its own family.
+  b = socket(g_fam->lfam, SOCK_DGRAM, 0);
+  if (g_fam->v6only >= 0) {
+    CHECK_TRUE(setsockopt(b, IPPROTO_IPV6, IPV6_V6ONLY, &g_fam->v6only, sizeof(int)) == 0);
+  }
+  lb_len = MakeAddr(g_fam->lfam, g_fam->laddr, 0, &lb);
+  CHECK_TRUE(bind(b, reinterpret_cast<sockaddr*>(&lb), lb_len) == 0);
+  MakeAddr(g_fam->cfam, g_fam->caddr, PortOf(b), &to_b);
+  int c = socket(g_fam->cfam, SOCK_DGRAM, 0);
+  CHECK_TRUE(sendto(c, "auto", 4, 0, reinterpret_cast<sockaddr*>(&to_b), to_b_len) == 4);
+  char buf[8] = {};
+  from = {};
+  len = sizeof(from);
+  CHECK_TRUE(WaitReadable(b, 2000));
+  CHECK_TRUE(recvfrom(b, buf, sizeof(buf), 0, reinterpret_cast<sockaddr*>(&from), &len) == 4 &&
+             memcmp(buf, "auto", 4) == 0);
+  CHECK_TRUE(from.sin6_family == g_fam->lfam && AddrText(from) == g_fam->aaddr &&
+             ntohs(from.sin6_port) == PortOf(c));
+  close(c);
   close(b);
 }
 
@@ -706,6 +826,88 @@ void CheckShutdownWakesBlockedRecv() {
   CHECK_TRUE(got == 0);
   close(c);
   close(s);
+}
+
+// Issue 18: what only the family decides. A v6-only listener takes no
+// IPv4 connector; a v6-only socket cannot connect to a v4-mapped address;
+// accept() fills the peer in the listener's family.
+void CheckFamilyEdges() {
+  int l = socket(AF_INET6, SOCK_STREAM, 0);
+  const int one = 1;
+  CHECK_TRUE(setsockopt(l, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) == 0);
+  sockaddr_in6 a;
+  socklen_t alen = MakeAddr(AF_INET6, "::", 0, &a);
+  CHECK_TRUE(bind(l, reinterpret_cast<sockaddr*>(&a), alen) == 0 && listen(l, 4) == 0);
+  const uint16_t port = PortOf(l);
+  int c = socket(AF_INET, SOCK_STREAM, 0);
+  alen = MakeAddr(AF_INET, "127.0.0.1", port, &a);
+  CHECK_TRUE(connect(c, reinterpret_cast<sockaddr*>(&a), alen) == -1 && errno == ECONNREFUSED);
+  close(c);
+  c = socket(AF_INET6, SOCK_STREAM, 0);
+  CHECK_TRUE(setsockopt(c, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) == 0);
+  alen = MakeAddr(AF_INET6, "::ffff:127.0.0.1", port, &a);
+  CHECK_TRUE(connect(c, reinterpret_cast<sockaddr*>(&a), alen) == -1 && errno == ENETUNREACH);
+  close(c);
+  close(l);
+  // Ends of different families: bound to ::1, connecting to a v4-mapped
+  // address (ENETUNREACH), and bound v4-mapped, connecting to ::1
+  // (EAFNOSUPPORT); a dual-stack listener would take either.
+  const int zero = 0;
+  l = socket(AF_INET6, SOCK_STREAM, 0);
+  CHECK_TRUE(setsockopt(l, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero)) == 0);
+  alen = MakeAddr(AF_INET6, "::", 0, &a);
+  CHECK_TRUE(bind(l, reinterpret_cast<sockaddr*>(&a), alen) == 0 && listen(l, 4) == 0);
+  const uint16_t dport = PortOf(l);
+  c = socket(AF_INET6, SOCK_STREAM, 0);
+  alen = MakeAddr(AF_INET6, "::1", 0, &a);
+  CHECK_TRUE(bind(c, reinterpret_cast<sockaddr*>(&a), alen) == 0);
+  alen = MakeAddr(AF_INET6, "::ffff:127.0.0.1", dport, &a);
+  CHECK_TRUE(connect(c, reinterpret_cast<sockaddr*>(&a), alen) == -1 && errno == ENETUNREACH);
+  close(c);
+  c = socket(AF_INET6, SOCK_STREAM, 0);
+  alen = MakeAddr(AF_INET6, "::ffff:127.0.0.1", 0, &a);
+  CHECK_TRUE(bind(c, reinterpret_cast<sockaddr*>(&a), alen) == 0);
+  alen = MakeAddr(AF_INET6, "::1", dport, &a);
+  CHECK_TRUE(connect(c, reinterpret_cast<sockaddr*>(&a), alen) == -1 && errno == EAFNOSUPPORT);
+  close(c);
+  close(l);
+  // The same for UDP senders.
+  int r = socket(AF_INET6, SOCK_DGRAM, 0);
+  CHECK_TRUE(setsockopt(r, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero)) == 0);
+  alen = MakeAddr(AF_INET6, "::", 0, &a);
+  CHECK_TRUE(bind(r, reinterpret_cast<sockaddr*>(&a), alen) == 0);
+  const uint16_t rport = PortOf(r);
+  c = socket(AF_INET6, SOCK_DGRAM, 0);
+  alen = MakeAddr(AF_INET6, "::1", 0, &a);
+  CHECK_TRUE(bind(c, reinterpret_cast<sockaddr*>(&a), alen) == 0);
+  alen = MakeAddr(AF_INET6, "::ffff:127.0.0.1", rport, &a);
+  CHECK_TRUE(sendto(c, "x", 1, 0, reinterpret_cast<sockaddr*>(&a), alen) == -1 &&
+             errno == ENETUNREACH);
+  close(c);
+  c = socket(AF_INET6, SOCK_DGRAM, 0);
+  alen = MakeAddr(AF_INET6, "::ffff:127.0.0.1", 0, &a);
+  CHECK_TRUE(bind(c, reinterpret_cast<sockaddr*>(&a), alen) == 0);
+  alen = MakeAddr(AF_INET6, "::1", rport, &a);
+  CHECK_TRUE(sendto(c, "x", 1, 0, reinterpret_cast<sockaddr*>(&a), alen) == -1 &&
+             errno == EAFNOSUPPORT);
+  close(c);
+  close(r);
+
+  l = Listener();
+  CHECK_TRUE(l >= 0);
+  c = Connect(PortOf(l));
+  CHECK_TRUE(c >= 0);
+  sockaddr_in6 peer = {};
+  socklen_t plen = sizeof(peer);
+  int s = accept(l, reinterpret_cast<sockaddr*>(&peer), &plen);
+  CHECK_TRUE(s >= 0);
+  CHECK_TRUE(PathAsExpected(s));
+  CHECK_TRUE(plen == (g_fam->lfam == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in)));
+  CHECK_TRUE(peer.sin6_family == g_fam->lfam && AddrText(peer) == g_fam->aaddr);
+  CHECK_TRUE(ntohs(peer.sin6_port) == PortOf(c));
+  close(c);
+  close(s);
+  close(l);
 }
 
 struct Check {
@@ -732,9 +934,26 @@ const Check kChecks[] = {
     {"reset_on_close_with_unread", CheckResetOnCloseWithUnread},
     {"udp", CheckUdp},
     {"shutdown_wakes_blocked_recv", CheckShutdownWakesBlockedRecv},
+    {"family_edges", CheckFamilyEdges},
 };
 
+// SEMANTICS_FAMILY (kFamilies): false, with a message, for an unknown one.
+bool SetFamilyFromEnv() {
+  const char* f = getenv("SEMANTICS_FAMILY");
+  if (f == nullptr || *f == '\0') return true;
+  for (const FamilyMode& m : kFamilies) {
+    if (strcmp(m.name, f) == 0) {
+      g_fam = &m;
+      return true;
+    }
+  }
+  fprintf(stderr, "unknown SEMANTICS_FAMILY '%s'\n", f);
+  return false;
+}
+
 int RunChecks(const char* only) {
+  if (!SetFamilyFromEnv()) return 100;
+  printf("family %s\n", g_fam->name);
   for (const Check& c : kChecks) {
     if (only != nullptr && strcmp(only, c.name) != 0) continue;
     g_check = c.name;
@@ -1369,19 +1588,21 @@ void CheckThreadsSendOneTcpSocket() {
 // A listener closed and re-created on the same port in the same process
 // (iperf3 -s after every test) is still on the expected path.
 void CheckListenerRecreatedSamePort() {
-  int l = socket(AF_INET, SOCK_STREAM, 0);
+  // In the SEMANTICS_FAMILY mode's listener family (iperf3 -s listens on
+  // a dual-stack ::).
+  uint16_t port = 0;
+  int l = -1;
   const int on = 1;
-  setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
-  sockaddr_in a = Loopback(0);
-  CHECK_TRUE(bind(l, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0 && listen(l, 4) == 0);
-  const uint16_t port = PortOf(l);
   for (int round = 0; round < 3; ++round) {
-    if (round > 0) {
-      l = socket(AF_INET, SOCK_STREAM, 0);
-      setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
-      a = Loopback(port);
-      CHECK_TRUE(bind(l, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0 && listen(l, 4) == 0);
+    l = socket(g_fam->lfam, SOCK_STREAM, 0);
+    setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
+    if (g_fam->v6only >= 0) {
+      setsockopt(l, IPPROTO_IPV6, IPV6_V6ONLY, &g_fam->v6only, sizeof(int));
     }
+    sockaddr_in6 a;
+    const socklen_t alen = MakeAddr(g_fam->lfam, g_fam->laddr, port, &a);
+    CHECK_TRUE(bind(l, reinterpret_cast<sockaddr*>(&a), alen) == 0 && listen(l, 4) == 0);
+    port = PortOf(l);
     int c = Connect(port);
     CHECK_TRUE(c >= 0);
     int s = accept(l, nullptr, nullptr);
@@ -1575,6 +1796,47 @@ int Paths(int count, int ms) {
     keep_s = s;
     usleep(ms * 1000);
   }
+  return 0;
+}
+
+// Issue 18's stats: a dual-stack listener with an IPv4 and an IPv6
+// connection, two IPv6 UDP sockets with a ring between them, and a v6-only
+// TCP socket kept on the kernel, held open until
+// `seconds` pass or the process is killed; prints "families ready".
+int FamiliesHold(int seconds) {
+  g_fam = &kFamilies[2];  // dual
+  int l = Listener();
+  if (l < 0) return 3;
+  const uint16_t port = PortOf(l);
+  int c4 = Connect(port);
+  int s4 = accept(l, nullptr, nullptr);
+  sockaddr_in6 a;
+  const socklen_t alen = MakeAddr(AF_INET6, "::1", port, &a);
+  int c6 = socket(AF_INET6, SOCK_STREAM, 0);
+  if (c4 < 0 || s4 < 0 || connect(c6, reinterpret_cast<sockaddr*>(&a), alen) != 0) return 4;
+  int s6 = accept(l, nullptr, nullptr);
+  int u6 = socket(AF_INET6, SOCK_DGRAM, 0);
+  sockaddr_in6 ua;
+  const socklen_t ualen = MakeAddr(AF_INET6, "::1", 0, &ua);
+  if (s6 < 0 || u6 < 0 || bind(u6, reinterpret_cast<sockaddr*>(&ua), ualen) != 0) return 5;
+  // An IPv6 sender to it (a same-host datagram ring), and a v6-only socket
+  // whose connect to a v4-mapped address stays with the kernel (which
+  // refuses it): listed with its reason.
+  int u6s = socket(AF_INET6, SOCK_DGRAM, 0);
+  ua.sin6_port = htons(PortOf(u6));
+  char d;
+  if (u6s < 0 || sendto(u6s, "u", 1, 0, reinterpret_cast<sockaddr*>(&ua), ualen) != 1 ||
+      recv(u6, &d, 1, 0) != 1) {
+    return 6;
+  }
+  int k6 = socket(AF_INET6, SOCK_STREAM, 0);
+  const int one = 1;
+  setsockopt(k6, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+  const socklen_t mlen = MakeAddr(AF_INET6, "::ffff:127.0.0.1", port, &a);
+  if (connect(k6, reinterpret_cast<sockaddr*>(&a), mlen) == 0) return 7;
+  printf("families ready\n");
+  fflush(stdout);
+  sleep(static_cast<unsigned>(seconds));
   return 0;
 }
 
@@ -1902,6 +2164,9 @@ int Blast(uint16_t port) {
 int main(int argc, char** argv) {
   if (const char* e = getenv("EXPECT_OFFLOAD")) g_expect_offload = atoi(e);
   signal(SIGPIPE, SIG_IGN);
+  // Every mode's TCP listeners and connectors (children exec'd for the
+  // sharing checks inherit the variable).
+  if (!SetFamilyFromEnv()) return 100;
   if (argc >= 2 && strcmp(argv[1], "checks") == 0) {
     signal(SIGPIPE, SIG_DFL);
     return RunChecks(argc >= 3 ? argv[2] : nullptr);
@@ -1919,6 +2184,7 @@ int main(int argc, char** argv) {
     return IdleAcceptors(atoi(argv[2]), atoi(argv[3]));
   }
   if (argc >= 3 && strcmp(argv[1], "many") == 0) return Many(atoi(argv[2]));
+  if (argc >= 3 && strcmp(argv[1], "families-hold") == 0) return FamiliesHold(atoi(argv[2]));
   if (argc >= 2 && strcmp(argv[1], "fd-budget") == 0) return FdBudget();
   if (argc >= 3 && strcmp(argv[1], "echo-server") == 0) return EchoServer(argv[2]);
   if (argc >= 4 && strcmp(argv[1], "echo-client") == 0) {

@@ -142,10 +142,15 @@ relay() {
 # ------------------------------------------------------------------ cases
 
 case_semantics() {
-  local log=$WORK/semantics-$MODE.log
-  timeout -k 5 600 "${RUNP[@]}" "$SEMANTICS" sharing >"$log" 2>&1
-  relay "$MODE: semantics_prog" "$log" $?
-  grep -a '^\[' "$log" | head -10 | sed 's/^/     /'
+  local log fam
+  # inet: IPv4; dual: a dual-stack AF_INET6 listener with IPv4 connectors;
+  # inet6: AF_INET6 on ::1 (issue 18).
+  for fam in inet dual inet6; do
+    log=$WORK/semantics-$MODE-$fam.log
+    timeout -k 5 600 env SEMANTICS_FAMILY=$fam "${RUNP[@]}" "$SEMANTICS" sharing >"$log" 2>&1
+    relay "$MODE: semantics_prog ($fam)" "$log" $?
+    grep -a '^\[' "$log" | head -10 | sed 's/^/     /'
+  done
 }
 
 case_python() {

@@ -17,7 +17,7 @@ def serve(c):
 
 def main():
     host, port, max_conns = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-    l = socket.socket()
+    l = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
     l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     l.bind((host, port))
     l.listen(16)

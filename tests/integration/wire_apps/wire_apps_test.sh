@@ -7,8 +7,13 @@
 #     SO_ERROR, refused connects, second connect, half close;
 #   - the connections really went through the engine (offloadctl stats);
 #   - a connection whose offloadd is killed (-9) reads as reset instead of
-#     hanging, and the daemon restarts on the interface without manual steps.
-# Root; namespaces and addresses (198.18.6.0/24) exist only inside the test.
+#     hanging, and the daemon restarts on the interface without manual steps;
+#   - IPv6 on the wire (issue 18; the engine is IPv4 only): an AF_INET6
+#     connection to the peer works through the kernel and stats say why; a
+#     dual-stack offloaded listener takes a wire IPv4 client through its
+#     kernel shadow.
+# Root; namespaces and addresses (198.18.6.0/24, 2001:db8:6::/64) exist
+# only inside the test.
 set -u
 OFFLOADD=$(realpath "$1"); OFFLOADCTL=$(realpath "$2"); LAUNCHER=$(realpath "$3")
 export OFFLOAD_LIBRARY=$(realpath "$4")
@@ -37,6 +42,7 @@ fi
 ip netns add "$NSA" && ip netns add "$NSB" || { echo "FAIL: netns"; exit 1; }
 ip link add va netns "$NSA" type veth peer name vb netns "$NSB"
 ip -n "$NSA" addr add 198.18.6.1/24 dev va; ip -n "$NSB" addr add 198.18.6.2/24 dev vb
+ip -n "$NSA" addr add 2001:db8:6::1/64 dev va nodad; ip -n "$NSB" addr add 2001:db8:6::2/64 dev vb nodad
 for ns in "$NSA" "$NSB"; do ip -n "$ns" link set lo up; done
 ip -n "$NSA" link set va up; ip -n "$NSB" link set vb up
 # vb keeps TX checksum offload on (the veth default): offloadd accepts its
@@ -125,6 +131,59 @@ diff -q "$WORK/kernel.out" "$WORK/offload2.out" >/dev/null && ok "offloaded conn
   || bad "after restart: $(cat "$WORK/offload2.out")"
 start_echo 7005 1 && timeout 20 ip netns exec "$NSA" python3 -c "import socket; s = socket.create_connection((\"198.18.6.2\", 7005)); s.sendall(b\"k\"); assert s.recv(1) == b\"k\"" && ok "a kernel TCP connection (no offload) works while offloadd runs" \
   || bad "a kernel TCP connection failed while offloadd runs"
+
+# 4. IPv6 on the wire stays with the kernel, visibly (issue 18).
+start_echo6() {  # port
+  ip netns exec "$NSB" python3 "$ECHO" 2001:db8:6::2 "$1" 1 > "$WORK/echo6.$1" 2>&1 &
+  PIDS+=("$!")
+  for _ in $(seq 100); do grep -q listening "$WORK/echo6.$1" 2>/dev/null && return 0; sleep 0.05; done
+  return 1
+}
+cat > "$WORK/v6client.py" <<'EOP'
+import socket, sys
+s = socket.create_connection(("2001:db8:6::2", int(sys.argv[1])), timeout=10)
+s.sendall(b"six")
+print("echo6:", s.recv(100), flush=True)
+sys.stdin.readline()  # held open until the test has read the stats
+EOP
+start_echo6 7006 || bad "IPv6 echo server"
+mkfifo "$WORK/v6in"
+ip netns exec "$NSA" "$LAUNCHER" --run-dir "$WORK/run" -- python3 "$WORK/v6client.py" 7006 \
+  < "$WORK/v6in" > "$WORK/v6client.out" 2>&1 &
+V6PID=$!; PIDS+=("$V6PID")
+exec 8> "$WORK/v6in"
+for _ in $(seq 200); do grep -q "echo6:" "$WORK/v6client.out" && break; sleep 0.05; done
+grep -q "echo6: b'six'" "$WORK/v6client.out" && ok "an AF_INET6 connection on the wire works (kernel)" \
+  || bad "AF_INET6 connection on the wire: $(cat "$WORK/v6client.out")"
+if ctl stats -v 2>/dev/null | grep -A1 -E "tcp6 [a-z]+ +\[2001:db8:6::1\]" \
+    | grep -q "kernel (not on an offloaded interface: IPv6 on the wire)"; then
+  ok "stats list the IPv6 connection on the kernel with the reason"
+else
+  bad "stats do not explain the IPv6 connection: $(ctl stats -v 2>&1 | grep -A2 tcp6)"
+fi
+exec 8>&-
+wait "$V6PID" 2>/dev/null
+
+# 5. A dual-stack offloaded listener (python's create_server, dualstack)
+#    serves a wire IPv4 client through its kernel shadow.
+cat > "$WORK/dual.py" <<'EOP'
+import socket
+l = socket.create_server(("", 7007), family=socket.AF_INET6, dualstack_ipv6=True)
+print("listening", flush=True)
+c, peer = l.accept()
+c.sendall(c.recv(100))
+print("peer", peer[0], flush=True)
+EOP
+ip netns exec "$NSA" "$LAUNCHER" --run-dir "$WORK/run" -- python3 "$WORK/dual.py" > "$WORK/dual.out" 2>&1 &
+PIDS+=("$!")
+for _ in $(seq 200); do grep -q listening "$WORK/dual.out" && break; sleep 0.05; done
+if timeout 20 ip netns exec "$NSB" python3 -c "import socket; s = socket.create_connection((\"198.18.6.1\", 7007)); s.sendall(b\"d\"); assert s.recv(1) == b\"d\""; then
+  for _ in $(seq 100); do grep -q "^peer" "$WORK/dual.out" && break; sleep 0.05; done
+  grep -q "peer ::ffff:198.18.6.2" "$WORK/dual.out" && ok "a dual-stack offloaded listener serves a wire IPv4 client (as ::ffff:198.18.6.2)" \
+    || bad "dual-stack listener: $(cat "$WORK/dual.out")"
+else
+  bad "a wire IPv4 client could not reach the dual-stack offloaded listener: $(cat "$WORK/dual.out")"
+fi
 
 echo "$PASS passed, $FAIL failed"
 [ "$FAIL" = 0 ]
