@@ -389,7 +389,10 @@ case_iperf3() {
     wait_listen "$NS_A" "$PORT" || fail "$MODE: iperf3 -s did not listen again after run $run"
     if [[ $MODE == offload ]]; then
       after=$(nic_rx_bytes)
-      if ((after - before >= 20000000)); then
+      # Half of the payload is the bar: a listener gone to the kernel leaves
+      # the engine ~0 bytes, and the engine's counter may lag the last
+      # segments when it is read (19.75 M of the 20.97 M seen under load).
+      if ((after - before >= 10000000)); then
         pass "$MODE: iperf3 run $run: carried by the engine ($((after - before)) bytes received)"
       else
         fail "$MODE: iperf3 run $run: the engine received $((after - before)) bytes of 20 MB (the re-created listener went to the kernel?)"
