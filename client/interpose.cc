@@ -23,6 +23,7 @@
 
 #include "client/attach.h"
 #include "client/channels.h"
+#include "client/shadow_ports.h"
 #include "client/config.h"
 #include "client/decision.h"
 #include "client/fd_table.h"
@@ -160,6 +161,7 @@ offload_api_t g_api = {ThreadOffloadApi,
 void ChildAfterFork() {
   AttachAtForkChild();
   ChannelsAtForkChild();
+  ShadowPortsAtForkChild();
   ResetArmsAfterFork();
   ResetUdpLocksAfterFork();
 }
@@ -389,6 +391,14 @@ EXPORT int getsockopt(int fd, int level, int name, void* val, socklen_t* len) no
   }
   int rc = 0;
   if (s != nullptr && oc::TcpOptionGet(s, level, name, val, len, &rc)) return rc;
+  if (s != nullptr && s->reuseaddr_forced && level == SOL_SOCKET && name == SO_REUSEADDR &&
+      val != nullptr && len != nullptr && *len >= sizeof(int)) {
+    // The shadow shares its port (shadow_ports.h): the application's value.
+    const int v = s->app_reuseaddr ? 1 : 0;
+    memcpy(val, &v, sizeof(v));
+    *len = sizeof(int);
+    return 0;
+  }
   return Real().getsockopt(fd, level, name, val, len);
 }
 
@@ -397,6 +407,9 @@ EXPORT int setsockopt(int fd, int level, int name, const void* val, socklen_t le
   Socket* s = oc::GetSocket(fd);
   if (rc != 0 || s == nullptr) return rc;
   offload::client::PipeEnd* pe = s->path.load() == Path::kPipe ? s->pipe.get() : nullptr;
+  if (level == SOL_SOCKET && name == SO_REUSEADDR && val != nullptr && len >= sizeof(int)) {
+    s->app_reuseaddr = *static_cast<const int*>(val) != 0;
+  }
   if (level == SOL_SOCKET && name == SO_RCVTIMEO) {
     s->rcvtimeo_ms = oc::TimevalMs(val, len);
     if (pe != nullptr) pe->me().rcvtimeo_ms.store(static_cast<int32_t>(s->rcvtimeo_ms));

@@ -287,6 +287,17 @@ struct Socket : FdObject {
   };
   std::vector<UserEpollReg> uepolls;  // guarded by mu
   bool linger_abort = false;  // SO_LINGER {1, 0}: close() resets
+  // An offloaded connect's shadow port (shadow_ports.cc): counted in this
+  // process's pool of fork generation `shadow_port_gen`; `shadow_port`
+  // (network order, 0: not pooled) is shared with connections to other
+  // destinations than `shadow_dest`. SO_REUSEADDR was set for that
+  // (`reuseaddr_forced`): getsockopt shows the application's own value.
+  bool shadow_port_counted = false;
+  bool reuseaddr_forced = false;
+  bool app_reuseaddr = false;
+  uint16_t shadow_port = 0;
+  uint32_t shadow_port_gen = 0;
+  uint64_t shadow_dest = 0;
   // TCP: the options the application set (tcp_options.cc), sent with
   // connect()/listen() to an engine; an engine connection's live copy is
   // in its pipe record.

@@ -13,6 +13,7 @@
 #include "client/libc.h"
 #include "client/log.h"
 #include "client/ops.h"
+#include "client/shadow_ports.h"
 #include "shm/wakeup.h"
 
 namespace offload {
@@ -139,6 +140,7 @@ void Teardown(Socket* s) {
     ReleaseUdpEndpoint(s);
   }
   s->slot->state = static_cast<uint8_t>(shm::SocketState::kClosed);
+  ReleaseShadowPort(s);
   FreeSlot(s);
 }
 

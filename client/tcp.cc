@@ -24,6 +24,7 @@
 #include "client/libc.h"
 #include "client/log.h"
 #include "client/ops.h"
+#include "client/shadow_ports.h"
 #include "shm/wakeup.h"
 
 namespace offload {
@@ -233,8 +234,7 @@ int TcpConnect(Socket* s, const sockaddr* dst_addr, socklen_t dst_len) {
   InetName local = {};
   socklen_t len = sizeof(local);
   if (!s->bound) {
-    local.sa.sa_family = static_cast<sa_family_t>(s->family);
-    if (Real().bind(s->fd, &local.sa, NameLen(local)) != 0) {
+    if (!BindShadowPort(s, d, same_host_only)) {
       OnKernel(s, shm::Fallback::kLimit, "ephemeral port");
       return kUseKernel;
     }

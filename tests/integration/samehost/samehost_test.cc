@@ -408,6 +408,30 @@ TEST_F(SameHostTest, FdLimitHoldsAsManyOffloadedConnectionsAsKernelOnes) {
   EXPECT_GE(offload.first * 2, kernel.first * 2 - 8);
 }
 
+// Past a thousand connects in one process, offloaded shadows share local
+// ports between destinations as the kernel's connect() does: all work,
+// 4-tuples stay unique, SO_REUSEADDR reads as the application left it.
+TEST_F(SameHostTest, ManyConnectsShareShadowPortsAcrossDestinations) {
+  for (bool preload : {false, true}) {
+    Proc p({g_prog, "shared-ports", "2400"}, Env(preload, -1),
+           dir_ + (preload ? "/ports-offload.log" : "/ports-kernel.log"));
+    ASSERT_EQ(p.Wait(300), 0) << p.Output();
+    if (p.Output().find("skipped") != std::string::npos) GTEST_SKIP() << p.Output();
+    int conns = 0, ports = 0, offloaded = 0;
+    const size_t at = p.Output().find("shared-ports ");
+    ASSERT_NE(at, std::string::npos) << p.Output();
+    ASSERT_EQ(sscanf(p.Output().c_str() + at, "shared-ports conns=%d ports=%d offloaded=%d", &conns,
+                     &ports, &offloaded),
+              3);
+    printf("%s: %d connections over %d local ports, %d offloaded\n", preload ? "offload" : "kernel",
+           conns, ports, offloaded);
+    if (preload) {
+      EXPECT_EQ(offloaded, conns);
+      EXPECT_LT(ports, conns) << "no port was shared";
+    }
+  }
+}
+
 // Beyond max_sockets_per_process new sockets stay on the kernel (reason
 // LIMIT) and everything keeps working.
 TEST_F(SameHostTest, SocketLimitFallsBackToTheKernelAndKeepsWorking) {

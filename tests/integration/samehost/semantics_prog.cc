@@ -42,6 +42,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/ioctl.h>
+#include <sys/resource.h>
 #include <sys/select.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -1869,6 +1870,83 @@ int Many(int n) {
 // it; prints how many pairs and how many offloaded. Run it under a soft
 // RLIMIT_NOFILE set before the program starts (prlimit): the library
 // places its own descriptors by the limit it finds at start-up.
+// Many connections to two listeners: past a thousand offloaded connects
+// their shadows share local ports between destinations (client
+// shadow_ports.h). Every connection still works, its 4-tuple is unique
+// (what each listener's accept reports), and SO_REUSEADDR reads as the
+// application left it. Prints "shared-ports conns=N ports=P offloaded=O".
+int SharedPorts(int n) {
+  rlimit rl = {};
+  getrlimit(RLIMIT_NOFILE, &rl);
+  const rlim_t want = static_cast<rlim_t>(2 * n + 64);
+  if (rl.rlim_cur < want) {
+    rl.rlim_cur = std::min(want, rl.rlim_max);
+    setrlimit(RLIMIT_NOFILE, &rl);
+  }
+  if (rl.rlim_cur < want) {
+    printf("shared-ports skipped: RLIMIT_NOFILE %llu\n", static_cast<unsigned long long>(rl.rlim_max));
+    return 0;
+  }
+  int l[2] = {Listener(), Listener()};
+  if (l[0] < 0 || l[1] < 0) return 3;
+  std::vector<int> fds;
+  std::vector<std::pair<int, uint16_t>> peers;  // (listener, peer port) as accept() reports them
+  std::vector<uint16_t> client_ports;
+  int offloaded = 0;
+  for (int i = 0; i < n; ++i) {
+    const int which = i % 2;
+    const int c = Connect(PortOf(l[which]));
+    sockaddr_in peer = {};
+    socklen_t plen = sizeof(peer);
+    const int s = c >= 0 ? accept(l[which], reinterpret_cast<sockaddr*>(&peer), &plen) : -1;
+    char b = 0;
+    if (c < 0 || s < 0 || send(c, "p", 1, 0) != 1 || RecvAll(s, &b, 1) != 1 || b != 'p') {
+      fprintf(stderr, "pair %d failed: %s\n", i, strerror(errno));
+      return 4;
+    }
+    int reuse = -1;
+    socklen_t rlen = sizeof(reuse);
+    if (getsockopt(c, SOL_SOCKET, SO_REUSEADDR, &reuse, &rlen) != 0 || reuse != 0) {
+      fprintf(stderr, "pair %d: SO_REUSEADDR reads %d, the application never set it\n", i, reuse);
+      return 5;
+    }
+    sockaddr_in me = {};
+    socklen_t mlen = sizeof(me);
+    getsockname(c, reinterpret_cast<sockaddr*>(&me), &mlen);
+    if (me.sin_port != peer.sin_port) {
+      fprintf(stderr, "pair %d: getsockname port %u, the listener saw %u\n", i, ntohs(me.sin_port),
+              ntohs(peer.sin_port));
+      return 6;
+    }
+    offloaded += IsOffloaded(c);
+    peers.push_back({which, peer.sin_port});
+    client_ports.push_back(peer.sin_port);
+    fds.push_back(c);
+    fds.push_back(s);
+  }
+  std::sort(peers.begin(), peers.end());
+  if (std::adjacent_find(peers.begin(), peers.end()) != peers.end()) {
+    fprintf(stderr, "two connections to one listener from one port\n");
+    return 7;
+  }
+  std::sort(client_ports.begin(), client_ports.end());
+  const size_t ports =
+      std::unique(client_ports.begin(), client_ports.end()) - client_ports.begin();
+  // Every connection still carries data after all are open.
+  for (size_t i = 0; i + 1 < fds.size(); i += 2) {
+    char b = 0;
+    if (send(fds[i + 1], "q", 1, 0) != 1 || RecvAll(fds[i], &b, 1) != 1 || b != 'q') {
+      fprintf(stderr, "pair %zu lost its data\n", i / 2);
+      return 8;
+    }
+  }
+  printf("shared-ports conns=%d ports=%zu offloaded=%d\n", n, ports, offloaded);
+  for (int fd : fds) close(fd);
+  close(l[0]);
+  close(l[1]);
+  return 0;
+}
+
 int FdBudget() {
   int l = Listener();
   if (l < 0) return 3;
@@ -2186,6 +2264,7 @@ int main(int argc, char** argv) {
   if (argc >= 3 && strcmp(argv[1], "many") == 0) return Many(atoi(argv[2]));
   if (argc >= 3 && strcmp(argv[1], "families-hold") == 0) return FamiliesHold(atoi(argv[2]));
   if (argc >= 2 && strcmp(argv[1], "fd-budget") == 0) return FdBudget();
+  if (argc >= 3 && strcmp(argv[1], "shared-ports") == 0) return SharedPorts(atoi(argv[2]));
   if (argc >= 3 && strcmp(argv[1], "echo-server") == 0) return EchoServer(argv[2]);
   if (argc >= 4 && strcmp(argv[1], "echo-client") == 0) {
     return EchoClient(static_cast<uint16_t>(atoi(argv[2])), atoi(argv[3]));
