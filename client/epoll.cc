@@ -26,6 +26,10 @@
 //
 // Thread safety: a set's state is under its mutex; lock order set->mu,
 // then a socket's mu, udp_rx_mu or line arms.
+//
+// One file (~830 lines): the arms, the entry table, EPOLL_CTL and the wait
+// loop share the set's invariants (watched == possibly unarmed); the arms
+// part is the natural first cut when it grows.
 
 #include <errno.h>
 #include <fcntl.h>
@@ -168,12 +172,15 @@ void HoldArms(EpollEntry* e, uint64_t id, bool* listed) {
 // The id `e` is listed under: the set's doorbell, its token, and the
 // exclusive bit of an EPOLLEXCLUSIVE listener (one such waiter is woken
 // per connection, as on Linux).
-uint64_t ListedId(const EpollSet* set, const EpollEntry& e, uint32_t token) {
-  uint64_t id = set->bell->id | token;
+uint64_t ListedIdUnder(uint64_t bell_id, const EpollEntry& e, uint32_t token) {
+  uint64_t id = bell_id | token;
   if ((e.events & EPOLLEXCLUSIVE) && e.s->path.load(std::memory_order_acquire) == Path::kListener) {
     id |= shm::kExclusiveWaiterBit;
   }
   return id;
+}
+uint64_t ListedId(const EpollSet* set, const EpollEntry& e, uint32_t token) {
+  return ListedIdUnder(set->bell->id, e, token);
 }
 
 // ------------------------------------------------------------ entries
@@ -286,8 +293,7 @@ bool EnsureBell(EpollSet* set) {
     for (uint32_t t = 1; t <= set->entries.size(); ++t) {
       EpollEntry& e = set->entries[t - 1];
       if (e.fd >= 0 && e.armed != 0) {
-        const uint64_t id = ListedId(set, e, t) ^ old_id ^ set->bell->id;
-        ReleaseArms(e.s, e.armed, id);
+        ReleaseArms(e.s, e.armed, ListedIdUnder(old_id, e, t));
       }
       e.armed = 0;
     }

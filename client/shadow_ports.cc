@@ -95,6 +95,15 @@ bool BindPort(int fd, int family, uint16_t port_net) {
   return Real().bind(fd, reinterpret_cast<sockaddr*>(&ss), len) == 0;
 }
 
+// Records that `s`'s shadow holds pooled `port` for `dest`.
+// REQUIRES: p->mu held.
+void TakePort(Pool* p, Socket* s, uint16_t port, uint64_t dest) {
+  AddHolder(p, port);
+  p->in_use.insert(PairKey(dest, port));
+  s->shadow_port = port;
+  s->shadow_dest = dest;
+}
+
 uint16_t BoundPort(int fd) {
   sockaddr_storage ss = {};
   socklen_t len = sizeof(ss);
@@ -142,10 +151,7 @@ bool BindShadowPort(Socket* s, const shm::SockAddr& dst, bool shareable) {
     const uint16_t port = p->ports[p->rng % p->ports.size()];
     if (p->in_use.count(PairKey(dest, port)) != 0) continue;
     if (!BindPort(s->fd, s->family, port)) continue;  // e.g. a listener took it meanwhile
-    AddHolder(p, port);
-    p->in_use.insert(PairKey(dest, port));
-    s->shadow_port = port;
-    s->shadow_dest = dest;
+    TakePort(p, s, port, dest);
     pthread_mutex_unlock(&p->mu);
     return true;
   }
@@ -157,11 +163,7 @@ bool BindShadowPort(Socket* s, const shm::SockAddr& dst, bool shareable) {
     errno = err;
     return false;
   }
-  const uint16_t port = BoundPort(s->fd);
-  AddHolder(p, port);
-  p->in_use.insert(PairKey(dest, port));
-  s->shadow_port = port;
-  s->shadow_dest = dest;
+  TakePort(p, s, BoundPort(s->fd), dest);
   pthread_mutex_unlock(&p->mu);
   return true;
 }
