@@ -6,6 +6,10 @@
 // with no daemon, or an ABI mismatch, one line is logged and every socket
 // stays on the kernel; an absent daemon is retried at most once a second.
 //
+// Implemented in three files: the session and its requests (attach.cc),
+// registrations and arena slots (registry.cc), doorbells and wake-ups
+// (doorbells.cc).
+//
 // Thread safety: all functions are thread-safe. Requests are serialised by
 // one mutex (control path only); PollEvents() is lock-free when nothing is
 // pending.
@@ -62,6 +66,7 @@ inline void PollEvents() {
   }
 }
 
+// --- registry.cc -------------------------------------------------------------
 // Registration ids (listeners, UDP endpoints) and the sockets behind them.
 uint32_t NewRegId();
 void RegisterSocket(uint32_t id, Socket* s);
@@ -82,8 +87,13 @@ extern void (*g_on_attached)();
 
 // pthread_atfork child handler: forget the parent's session.
 void AttachAtForkChild();
+// The attach socket (POLLHUP: offloadd is gone), -1 when not attached.
+int AttachFd();
+// offloadd hung up: forget the session (new sockets use the kernel until
+// it is back; EnsureAttached() tries again at most once a second).
+void DropSession();
 
-// --- wake-ups (shm/ring.h) ------------------------------------------------
+// --- wake-ups (shm/ring.h; doorbells.cc) ---------------------------------------
 // The calling thread's doorbell: the eventfd it sleeps on in poll, select,
 // epoll and accept, and its id in rings' waiter sets (registered with
 // offloadd on first use). -1 / 0 when not attached.
@@ -113,11 +123,6 @@ bool EnsureSetBell(SetBell* b);
 // Takes every doorbell of this process's threads off `set` (a socket this
 // process no longer watches).
 void RemoveOwnWaiters(shm::WaiterSet set);
-// The attach socket (POLLHUP: offloadd is gone), -1 when not attached.
-int AttachFd();
-// offloadd hung up: forget the session (new sockets use the kernel until
-// it is back; EnsureAttached() tries again at most once a second).
-void DropSession();
 // Wakes the sleepers `bits` (shm::TakeArmed() of `w`) says are there:
 // futex sleepers directly, poll/epoll sleepers through their process's
 // doorbell (asked from offloadd once per peer process).
