@@ -27,6 +27,7 @@
 #include "client/fd_table.h"
 #include "client/libc.h"
 #include "client/log.h"
+#include "client/udp_internal.h"
 #include "shm/fence.h"
 #include "shm/futex.h"
 #include "shm/unique_fd.h"
@@ -148,28 +149,11 @@ void DispatchLocked(const shm::Msg& m, int* fds, int nfds) {
     case shm::MsgType::kDgramOffer: {
       InRing* r = nullptr;
       if (s != nullptr && s->path.load() == Path::kUdp && !s->udp_shared.load() && nfds == 1) {
-        r = new InRing();
-        r->map = shm::Mapping::MapShared(fds[0], shm::DgramSegmentBytes(m.value));
-        r->id = m.id2;
-        r->src = shm::FromV4(m.remote.addr, m.remote.port);
-        if (m.remote6.family == AF_INET6) {  // an IPv6 sender (abi.h Dst6)
-          r->src.family = AF_INET6;
-          std::memcpy(r->src.addr, m.remote6.addr, 16);
-        }
-        if (!r->map.valid()) {
-          delete r;
-          r = nullptr;
-        } else {
-          r->c.Init(r->map.as<shm::DgramHeader>());
-        }
+        r = MapOfferedRing(m, fds[0]);  // udp_rings.cc
       }
       CloseFds(fds, nfds);
       if (r == nullptr) {
-        shm::Msg c = {};
-        c.type = shm::MsgType::kDgramClose;
-        c.id = m.id2;
-        c.value = 0;
-        SendRaw(c, nullptr, 0);
+        SendRaw(DgramCloseMsg(m.id2, /*sender=*/false), nullptr, 0);
         return;
       }
       pthread_mutex_lock(&s->mu);

@@ -1,0 +1,86 @@
+// Internals shared by the files of the offloaded UDP socket: udp.cc (the
+// entry points), udp_rings.cc (same-host datagram rings), udp_wire.cc (the
+// engine endpoint), udp_multicast.cc (memberships and group sends), and
+// the attach session's dispatch of ring offers (attach.cc). Other client
+// code uses ops.h.
+//
+// Thread safety: each function says which of the socket's locks it needs
+// (socket.h: udp_tx_mu for the sending side, udp_rx_mu for the receiving
+// side).
+
+#ifndef OFFLOAD_CLIENT_UDP_INTERNAL_H_
+#define OFFLOAD_CLIENT_UDP_INTERNAL_H_
+
+#include <netinet/in.h>
+#include <sys/uio.h>
+
+#include <cstdint>
+
+#include "client/socket.h"
+#include "shm/abi.h"
+
+namespace offload {
+namespace client {
+
+// Spins a full ring gets before a blocking send sleeps (the wire) or a
+// datagram is dropped (same host).
+inline constexpr uint64_t kFullRingSpins = 4096;
+
+// --- udp_rings.cc: same-host datagram rings ---------------------------------
+// The message telling offloadd this process is done with its side of
+// datagram ring `ring_id` (`sender`: the producing side, else the consuming
+// one). The only place a kDgramClose is built.
+shm::Msg DgramCloseMsg(uint32_t ring_id, bool sender);
+// Sends DgramCloseMsg() (fire and forget).
+void SendDgramClose(uint32_t ring_id, bool sender);
+// Maps the ring offered by kDgramOffer `m` in memfd `fd` (borrowed) as an
+// incoming ring. Null if it cannot be mapped (the caller closes the
+// ring: DgramCloseMsg).
+InRing* MapOfferedRing(const shm::Msg& m, int fd);
+// A destination as a 64-bit key (no_ring, the wire cache).
+uint64_t NoRingKey(const shm::SockAddr& d);
+bool SameEndpoint(const shm::SockAddr& a, const shm::SockAddr& b);
+// REQUIRES: udp_rx_mu. Takes the rings offered since the last call.
+void AdoptNewRings(Socket* s);
+// REQUIRES: udp_rx_mu. Drops incoming rings whose sender is gone and that
+// are empty.
+void ReapRings(Socket* s);
+// Makes sure the shadow has a local port (Linux autobinds on first send).
+bool EnsureBound(Socket* s);
+// REQUIRES: udp_tx_mu. A same-host ring to `d`, or nullptr: then *wire says
+// whether the socket's engine endpoint serves `d` (else the kernel does).
+OutRing* OpenRing(Socket* s, const shm::SockAddr& d, bool* wire);
+
+// --- udp_wire.cc: the engine endpoint ---------------------------------------
+// Whether the engine serves a destination, as cached per socket.
+enum class Route { kUnknown, kWire, kKernel };
+Route CachedRoute(const Socket* s, uint64_t key);
+void CacheRoute(Socket* s, uint64_t key, bool wire);
+// Forgets the engine endpoint (its daemon is gone, or the socket went back
+// to the kernel).
+void DropWire(Socket* s);
+// Asks offloadd for an engine endpoint on the socket's port. True if the
+// socket now has one.
+bool RequestWire(Socket* s);
+// Engine drops for this socket into the slot's `drops`.
+void SyncWireDrops(Socket* s);
+// REQUIRES: udp_tx_mu. Sends one datagram through the engine; kUseKernel
+// if it is too large for the engine. `ttl`: shm::kDgramTtlSet | TTL for a
+// group, else 0.
+ssize_t WireSend(Socket* s, const iovec* iov, int iovcnt, size_t len, int flags,
+                 const sockaddr_in* dst, uint16_t ttl = 0);
+
+// --- udp_multicast.cc ---------------------------------------------------------
+// True for an IPv4 multicast address (network order).
+bool IsGroup(uint32_t addr_net);
+// Offers every membership the engine does not serve yet (a new engine
+// endpoint).
+void ReportJoins(Socket* s);
+// The host-local copy of a datagram the engine sent to a group
+// (IP_MULTICAST_LOOP).
+void LoopCopy(Socket* s, const iovec* iov, int iovcnt, const sockaddr_in* dst);
+
+}  // namespace client
+}  // namespace offload
+
+#endif  // OFFLOAD_CLIENT_UDP_INTERNAL_H_
