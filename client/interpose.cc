@@ -1,7 +1,11 @@
 // The exported libc entry points of liboffload.so. Each looks the fd up in
 // the fd table (one atomic load) and either passes straight through to libc
 // or runs the offloaded operation. Every function is noexcept; results are
-// translated into errno here and in ops.h.
+// translated into errno here and in ops.h. This file only looks up and
+// dispatches: connect's state machine is in connect.cc, select() in
+// select.cc, the options and flags the library keeps in sockopt.cc, the
+// I/O calls in interpose_io.cc, process calls (exec, spawn) in
+// interpose_proc.cc.
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -77,69 +81,6 @@ void DupInto(int oldfd, int newfd) {
   if (o == nullptr) return;
   o->fd_refs.fetch_add(1, std::memory_order_relaxed);
   Install(newfd, o);
-}
-
-
-int64_t TimevalMs(const void* v, socklen_t len) {
-  if (v == nullptr || len < sizeof(timeval)) return -1;
-  const timeval* tv = static_cast<const timeval*>(v);
-  if (tv->tv_sec == 0 && tv->tv_usec == 0) return -1;  // 0 = forever
-  return int64_t(tv->tv_sec) * 1000 + (tv->tv_usec + 999) / 1000;
-}
-
-int SelectImpl(int nfds, fd_set* r, fd_set* w, fd_set* e, int64_t timeout_ns,
-               const sigset_t* mask) {
-  if (nfds < 0 || nfds > FD_SETSIZE) {
-    errno = EINVAL;
-    return -1;
-  }
-  bool any = false;
-  for (int fd = 0; fd < nfds && !any; ++fd) {
-    if ((r && FD_ISSET(fd, r)) || (w && FD_ISSET(fd, w))) any = GetOffloaded(fd) != nullptr;
-  }
-  if (!any) {
-    if (mask == nullptr) {
-      timeval tv = {timeout_ns / 1000000000, (timeout_ns % 1000000000) / 1000};
-      return Real().select(nfds, r, w, e, timeout_ns < 0 ? nullptr : &tv);
-    }
-    timespec ts = {timeout_ns / 1000000000, timeout_ns % 1000000000};
-    return Real().pselect(nfds, r, w, e, timeout_ns < 0 ? nullptr : &ts, mask);
-  }
-  std::vector<pollfd> p;
-  for (int fd = 0; fd < nfds; ++fd) {
-    short ev = 0;
-    if (r && FD_ISSET(fd, r)) ev |= POLLIN;
-    if (w && FD_ISSET(fd, w)) ev |= POLLOUT;
-    if (e && FD_ISSET(fd, e)) ev |= POLLPRI;
-    if (ev) p.push_back({fd, ev, 0});
-  }
-  const int rc = PollImpl(p.data(), p.size(), timeout_ns, mask);
-  if (rc < 0) return -1;
-  for (const pollfd& x : p) {
-    if (x.revents & POLLNVAL) {
-      errno = EBADF;
-      return -1;
-    }
-  }
-  if (r) FD_ZERO(r);
-  if (w) FD_ZERO(w);
-  if (e) FD_ZERO(e);
-  int n = 0;
-  for (const pollfd& x : p) {
-    if ((x.events & POLLIN) && (x.revents & (POLLIN | POLLHUP | POLLERR))) {
-      FD_SET(x.fd, r);
-      ++n;
-    }
-    if ((x.events & POLLOUT) && (x.revents & (POLLOUT | POLLERR | POLLHUP))) {
-      FD_SET(x.fd, w);
-      ++n;
-    }
-    if ((x.events & POLLPRI) && (x.revents & POLLPRI)) {
-      FD_SET(x.fd, e);
-      ++n;
-    }
-  }
-  return n;
 }
 
 int ThreadOffloadApi(int offload, pthread_t tid) {
@@ -293,68 +234,7 @@ EXPORT int listen(int fd, int backlog) noexcept {
 }
 
 EXPORT int connect(int fd, const sockaddr* addr, socklen_t len) noexcept {
-  Socket* s = oc::GetSocket(fd);
-  if (s == nullptr) return Real().connect(fd, addr, len);
-  const Path p = s->path.load();
-  if (s->type == SOCK_STREAM) {
-    if (p == Path::kPipe) {
-      // A second connect() during / after a non-blocking one, as Linux.
-      // Linux: the first connect() after the handshake ended returns its
-      // outcome (0, or the pending error / ECONNABORTED), later ones EISCONN.
-      offload::client::PipeEnd* pe = s->pipe.get();
-      if (oc::ConnectProgress(s) == EINPROGRESS) {
-        errno = EALREADY;
-        return -1;
-      }
-      if (pe->async_connect) {
-        pe->async_connect = false;
-        if (!pe->connect_failed) return 0;
-        const int err = pe->me().so_error.exchange(0, std::memory_order_acq_rel);
-        errno = err != 0 ? err : ECONNABORTED;
-        return -1;
-      }
-      errno = pe->connect_failed ? ECONNABORTED : EISCONN;
-      return -1;
-    }
-    if (p == Path::kUndecided && oc::IsInetOf(s->family, addr, len)) {
-      const int rc = oc::TcpConnect(s, addr, len);
-      if (rc != oc::kUseKernel) return rc;  // offloaded: connected, or failed with errno
-    }
-    const int rc = Real().connect(fd, addr, len);
-    if ((rc == 0 || errno == EINPROGRESS) && oc::IsInetOf(s->family, addr, len)) {
-      // A kernel connection: keep its stats row truthful (offloadctl stats).
-      const int saved = errno;
-      socklen_t l = sizeof(s->local);
-      Real().getsockname(fd, &s->local.sa, &l);
-      std::memcpy(&s->remote, addr, s->family == AF_INET6 ? sizeof(sockaddr_in6)
-                                                          : sizeof(sockaddr_in));
-      s->slot->state = static_cast<uint8_t>(rc == 0 ? offload::shm::SocketState::kEstablished
-                                                    : offload::shm::SocketState::kConnecting);
-      oc::UpdateSlotAddrs(s);
-      errno = saved;
-    }
-    return rc;
-  }
-  // UDP: the kernel keeps the default destination too (kernel fallback).
-  const int rc = Real().connect(fd, addr, len);
-  if (rc != 0) return rc;
-  if (addr != nullptr && addr->sa_family == AF_UNSPEC) {
-    s->connected = false;
-  } else if (oc::IsInetOf(s->family, addr, len)) {
-    memcpy(&s->remote, addr, s->family == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in));
-    s->connected = true;
-    if (p == Path::kUndecided) {
-      // udp_connect rules decide a connected UDP socket (libvma.conf).
-      socklen_t l = sizeof(s->local);
-      Real().getsockname(fd, &s->local.sa, &l);
-      if (!oc::Decide(s, offload::rules::Role::kUdpConnect, &s->local, &s->remote)) {
-        oc::OnKernel(s, s->fallback, nullptr);
-      } else {
-        oc::UdpAfterBind(s);
-      }
-    }
-  }
-  return rc;
+  return oc::ConnectImpl(fd, addr, len);  // connect.cc
 }
 
 EXPORT int accept4(int fd, sockaddr* addr, socklen_t* len, int flags) noexcept {
@@ -377,75 +257,11 @@ EXPORT int getsockopt(int fd, int level, int name, void* val, socklen_t* len) no
     *len = sizeof(api);
     return 0;
   }
-  Socket* s = oc::GetOffloaded(fd);
-  if (s != nullptr && s->path.load() == Path::kPipe && level == SOL_SOCKET && val != nullptr &&
-      len != nullptr && *len >= sizeof(int)) {
-    if (name == SO_ERROR) {
-      oc::ConnectProgress(s);  // an engine connect that failed leaves its error here
-      int err = s->pipe->me().so_error.exchange(0, std::memory_order_acq_rel);
-      if (err == 0) err = oc::TakeResetError(s->pipe.get());  // an engine's reset or timeout
-      memcpy(val, &err, sizeof(err));
-      *len = sizeof(int);
-      return 0;
-    }
-  }
-  int rc = 0;
-  if (s != nullptr && oc::TcpOptionGet(s, level, name, val, len, &rc)) return rc;
-  if (s != nullptr && s->reuseaddr_forced && level == SOL_SOCKET && name == SO_REUSEADDR &&
-      val != nullptr && len != nullptr && *len >= sizeof(int)) {
-    // The shadow shares its port (shadow_ports.h): the application's value.
-    const int v = s->app_reuseaddr ? 1 : 0;
-    memcpy(val, &v, sizeof(v));
-    *len = sizeof(int);
-    return 0;
-  }
-  return Real().getsockopt(fd, level, name, val, len);
+  return oc::GetsockoptImpl(fd, level, name, val, len);  // sockopt.cc
 }
 
 EXPORT int setsockopt(int fd, int level, int name, const void* val, socklen_t len) noexcept {
-  const int rc = Real().setsockopt(fd, level, name, val, len);
-  Socket* s = oc::GetSocket(fd);
-  if (rc != 0 || s == nullptr) return rc;
-  offload::client::PipeEnd* pe = s->path.load() == Path::kPipe ? s->pipe.get() : nullptr;
-  if (level == SOL_SOCKET && name == SO_REUSEADDR && val != nullptr && len >= sizeof(int)) {
-    s->app_reuseaddr = *static_cast<const int*>(val) != 0;
-  }
-  if (level == SOL_SOCKET && name == SO_RCVTIMEO) {
-    s->rcvtimeo_ms = oc::TimevalMs(val, len);
-    if (pe != nullptr) pe->me().rcvtimeo_ms.store(static_cast<int32_t>(s->rcvtimeo_ms));
-  }
-  if (level == SOL_SOCKET && name == SO_SNDTIMEO) {
-    s->sndtimeo_ms = oc::TimevalMs(val, len);
-    if (pe != nullptr) pe->me().sndtimeo_ms.store(static_cast<int32_t>(s->sndtimeo_ms));
-  }
-  if (level == SOL_SOCKET && name == SO_LINGER && val != nullptr && len >= sizeof(linger)) {
-    const linger* l = static_cast<const linger*>(val);
-    s->linger_abort = l->l_onoff != 0 && l->l_linger == 0;
-    if (pe != nullptr) {
-      if (s->linger_abort) {
-        pe->me().flags.fetch_or(offload::shm::kEndLingerAbort, std::memory_order_acq_rel);
-      } else {
-        pe->me().flags.fetch_and(~offload::shm::kEndLingerAbort, std::memory_order_acq_rel);
-      }
-    }
-  }
-  if (level == IPPROTO_IP) oc::UdpMulticastOption(s, name, val, len);
-  oc::TcpOptionSet(s, level, name, val, len);  // TCP: kept, and published to an engine
-  char detail[sizeof(s->slot->fallback_detail)];
-  const Path path = s->path.load();
-  (void)pe;
-  if ((path == Path::kUndecided || path == Path::kPipe) &&
-      oc::OptionKeepsKernel(level, name, val, len, detail, sizeof(detail))) {
-    if (path == Path::kUndecided) {
-      // The offload path cannot honour it: this socket stays on the kernel.
-      oc::OnKernel(s, offload::shm::Fallback::kUnsupportedOption, detail);
-    } else {
-      // Too late to move a connected socket; say so instead of pretending.
-      oc::Log(3, "fd %d: %s set after connect/accept is not applied by the offload path "
-                 "(set it before connect, or add a 'use os' rule)", fd, detail);
-    }
-  }
-  return rc;
+  return oc::SetsockoptImpl(fd, level, name, val, len);  // sockopt.cc
 }
 
 EXPORT int getsockname(int fd, sockaddr* addr, socklen_t* len) noexcept {
@@ -469,34 +285,6 @@ EXPORT int getpeername(int fd, sockaddr* addr, socklen_t* len) noexcept {
 }
 
 namespace {
-// The application's O_NONBLOCK of `s`: in the socket's shared state for an
-// offloaded one (every holder sees it, as the open file's flag in Linux).
-void SetNonblock(Socket* s, bool on) {
-  s->nonblock = on;
-  const Path p = s->path.load();
-  if (p == Path::kPipe) {
-    if (on) {
-      s->pipe->me().flags.fetch_or(offload::shm::kEndNonblock, std::memory_order_acq_rel);
-    } else {
-      s->pipe->me().flags.fetch_and(~offload::shm::kEndNonblock, std::memory_order_acq_rel);
-    }
-  } else if (p == Path::kListener) {
-    if (on) {
-      s->listener->hdr->app_flags.fetch_or(offload::shm::kListenerNonblock);
-    } else {
-      s->listener->hdr->app_flags.fetch_and(~offload::shm::kListenerNonblock);
-    }
-  }
-}
-
-bool GetNonblock(Socket* s) {
-  const Path p = s->path.load();
-  if (p == Path::kPipe) return s->pipe->flags() & offload::shm::kEndNonblock;
-  if (p == Path::kListener) {
-    return s->listener->hdr->app_flags.load() & offload::shm::kListenerNonblock;
-  }
-  return s->nonblock;
-}
 
 int FcntlImpl(int fd, int cmd, long arg) {
   Socket* s = oc::GetSocket(fd);
@@ -509,13 +297,13 @@ int FcntlImpl(int fd, int cmd, long arg) {
     case F_GETFL: {
       const int fl = Real().fcntl(fd, cmd);
       if (fl < 0) return fl;
-      return GetNonblock(s) ? (fl | O_NONBLOCK) : (fl & ~O_NONBLOCK);
+      return oc::GetNonblock(s) ? (fl | O_NONBLOCK) : (fl & ~O_NONBLOCK);
     }
     case F_SETFL: {
       long real_arg = arg;
       if (s->path.load() == Path::kListener) real_arg |= O_NONBLOCK;  // see TcpAfterListen
       const int rc = Real().fcntl(fd, cmd, real_arg);
-      if (rc == 0) SetNonblock(s, (arg & O_NONBLOCK) != 0);
+      if (rc == 0) oc::SetNonblock(s, (arg & O_NONBLOCK) != 0);
       return rc;
     }
     case F_DUPFD:
@@ -555,11 +343,11 @@ EXPORT int ioctl(int fd, unsigned long req, ...) noexcept {
   if (s != nullptr && req == FIONBIO && arg != nullptr) {
     const bool on = *static_cast<int*>(arg) != 0;
     if (s->path.load() == Path::kListener) {
-      SetNonblock(s, on);
+      oc::SetNonblock(s, on);
       return 0;
     }
     const int rc = Real().ioctl(fd, req, arg);
-    if (rc == 0) SetNonblock(s, on);
+    if (rc == 0) oc::SetNonblock(s, on);
     return rc;
   }
   int orc = 0;

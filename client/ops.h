@@ -16,6 +16,7 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <poll.h>
+#include <sys/select.h>
 #include <signal.h>
 
 #include <atomic>
@@ -41,6 +42,18 @@ bool SpinStep(uint64_t i);
 bool SpinAllowed();
 // A spin found what it waited for: reset the back-off.
 void SpinSucceeded();
+
+// The interposed calls' work on a socket of ours (interpose.cc looks the fd
+// up and dispatches): connect() (connect.cc), getsockopt() / setsockopt()
+// and the application's O_NONBLOCK (sockopt.cc). Same results and errno
+// as the libc calls.
+int ConnectImpl(int fd, const sockaddr* addr, socklen_t len);
+int GetsockoptImpl(int fd, int level, int name, void* val, socklen_t* len);
+int SetsockoptImpl(int fd, int level, int name, const void* val, socklen_t len);
+// The application's O_NONBLOCK of `s`: in the socket's shared state for an
+// offloaded one (every holder sees it, as the open file's flag in Linux).
+void SetNonblock(Socket* s, bool on);
+bool GetNonblock(Socket* s);
 
 // Lifecycle.
 // `family`: the shadow's domain, AF_INET or AF_INET6.
@@ -244,6 +257,10 @@ int64_t SpinBudgetNs(int64_t last_active_ns, int64_t now, int64_t timeout_ns);
 // A timeout in ns as poll()'s ms (rounded up; -1 stays -1).
 int ToMs(int64_t ns);
 int PollImpl(pollfd* fds, nfds_t n, int64_t timeout_ns, const sigset_t* sigmask);
+// select() / pselect() (select.cc): `timeout_ns` -1 is forever; `mask` as
+// pselect's (null: none).
+int SelectImpl(int nfds, fd_set* r, fd_set* w, fd_set* e, int64_t timeout_ns,
+               const sigset_t* mask);
 int EpollCtlImpl(int epfd, int op, int fd, epoll_event* ev);
 int EpollWaitImpl(int epfd, epoll_event* events, int maxevents, int timeout_ms,
                   const sigset_t* sigmask);
