@@ -157,9 +157,9 @@ void DispatchLocked(const shm::Msg& m, int* fds, int nfds) {
         return;
       }
       pthread_mutex_lock(&s->mu);
-      s->new_rings.push_back(r);
+      s->udp->new_rings.push_back(r);
       pthread_mutex_unlock(&s->mu);
-      s->has_new_rings.store(true, std::memory_order_release);
+      s->udp->has_new_rings.store(true, std::memory_order_release);
       if (s->efd.valid()) shm::Kick(s->efd.get());
       return;
     }

@@ -25,7 +25,7 @@
 // meaning; closing an fd's last descriptor drops it from every set.
 //
 // Thread safety: a set's state is under its mutex; lock order set->mu,
-// then a socket's mu, udp_rx_mu or line arms.
+// then a socket's mu, udp->rx_mu or line arms.
 //
 // One file (~830 lines): the arms, the entry table, EPOLL_CTL and the wait
 // loop share the set's invariants (watched == possibly unarmed); the arms
@@ -124,10 +124,10 @@ void ReleaseArms(Socket* s, uint32_t bits, uint64_t id) {
     ReleaseLine(&l->accept_arms, &l->hdr->accept_wait, shm::AcceptWaiters(l->hdr), id);
   }
   if (bits & kArmedUdp) {
-    MutexGuard rx(&s->udp_rx_mu);
+    MutexGuard rx(&s->udp->rx_mu);
     // A shared socket's flags are every holder's: only producers clear them.
     if (!s->udp_shared.load(std::memory_order_acquire)) {
-      for (InRing* r : s->in_rings) r->c.CancelSleep();
+      for (InRing* r : s->udp->in_rings) r->c.CancelSleep();
     }
   }
 }
@@ -162,8 +162,8 @@ void HoldArms(EpollEntry* e, uint64_t id, bool* listed) {
     }
   }
   if (want & kArmedUdp) {
-    MutexGuard rx(&s->udp_rx_mu);
-    for (InRing* r : s->in_rings) r->c.SetSleepFlag();
+    MutexGuard rx(&s->udp->rx_mu);
+    for (InRing* r : s->udp->in_rings) r->c.SetSleepFlag();
     held |= kArmedUdp;
   }
   e->armed = held;

@@ -171,11 +171,11 @@ ssize_t UdpSend(Socket* s, const iovec* iov, int iovcnt, int flags, const shm::S
 ssize_t UdpRecv(Socket* s, msghdr* msg, int flags);
 size_t UdpNextSize(Socket* s);  // FIONREAD: size of the next ring datagram
 bool UdpHasData(Socket* s);
-// UdpRecv without the extra API (a socket with no udp_extra, or shared).
+// UdpRecv without the extra API (a socket with no udp->extra, or shared).
 ssize_t UdpRecvPlain(Socket* s, msghdr* msg, int flags);
-// Helpers of udp.cc for udp_extra.cc, under udp_rx_mu: take the rings the
-// attach reader handed over; drop empty rings whose sender is gone; the
-// engine's drop counters into the socket's slot.
+// Helpers for udp_extra.cc, under udp->rx_mu: take the rings the attach
+// reader handed over, drop empty rings whose sender is gone (udp_rings.cc);
+// the engine's drop counters into the socket's slot (udp_wire.cc).
 void UdpAdoptNewRings(Socket* s);
 void UdpReapRings(Socket* s);
 void UdpSyncWireDrops(Socket* s);
@@ -183,7 +183,7 @@ void UdpSyncWireDrops(Socket* s);
 int UdpAwaitData(Socket* s, bool nonblock);
 
 // The extra API on UDP sockets (udp_extra.cc; offload_extra.h has the
-// contract). Receives of a socket with udp_extra take these paths.
+// contract). Receives of a socket with udp->extra take these paths.
 struct ZcopyOut;  // recvfrom_zcopy's request and result
 ssize_t UdpRecvExtra(Socket* s, msghdr* msg, int flags, ZcopyOut* zc);
 bool UdpHasDataExtra(Socket* s);
@@ -204,7 +204,7 @@ void ResetUdpLocksAfterFork();
 // After the application's IPPROTO_IP multicast setsockopt succeeded on the
 // shadow (the kernel joined / left, or took the value): records it and, for
 // memberships, tells the daemon so that the engine receives (or stops
-// receiving) the group (udp.cc "Multicast").
+// receiving) the group (udp.cc "Multicast", udp_multicast.cc).
 void UdpMulticastOption(Socket* s, int name, const void* val, socklen_t len);
 
 // Readiness as EPOLL* bits (== POLL* bits for the common ones).

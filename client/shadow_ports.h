@@ -14,7 +14,7 @@
 // takes a port this process already uses for other destinations, never one
 // it uses for D (the 4-tuple stays unique), and the kernel's own connect
 // never picks an explicitly bound port. The application still reads its own
-// SO_REUSEADDR value (interpose.cc). Same-host connections only (the wire's
+// SO_REUSEADDR value (sockopt.cc). Same-host connections only (the wire's
 // steering keys flows by local port); a forked child starts a pool of its
 // own.
 //

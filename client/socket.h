@@ -23,8 +23,11 @@
 //   * A pipe end's senders and receivers are serialised by the EndLocks in
 //     its rings (shm/end_lock.h), across threads and processes; the
 //     producer/consumer objects below are used under them.
-//   * UDP sockets: one thread at a time per socket direction; incoming
-//     rings are handed over under `mu`.
+//   * UDP sockets: one thread at a time per socket direction (UdpState's
+//     tx_mu, rx_mu); incoming rings are handed over under `mu`.
+//   * Per-path state is owned by the Socket through std::unique_ptr: the
+//     pipe end (kPipe), the listener's queue (kListener), the datagram
+//     path (every SOCK_DGRAM socket, used once kUdp).
 
 #ifndef OFFLOAD_CLIENT_SOCKET_H_
 #define OFFLOAD_CLIENT_SOCKET_H_
@@ -77,7 +80,7 @@ struct InRing {  // an incoming UDP ring
   shm::DgramConsumer c;
   uint32_t id = 0;          // 0: the socket's wire RX ring (records carry the source)
   shm::SockAddr src = {};   // the sender (canonical), from the daemon's offer
-  // Zero-copy receive (udp_extra.cc), under the socket's udp_rx_mu: records
+  // Zero-copy receive (udp_extra.cc), under the socket's udp->rx_mu: records
   // lent to the application and not yet freed, one bit per 8-byte slot of
   // the ring at the record's start (allocated at the first lend), and how
   // many. While any is lent the ring's shared head stays at the oldest.
@@ -92,11 +95,11 @@ struct InRing {  // an incoming UDP ring
 // callback (udp_extra.cc). Created once, freed with the Socket; receives
 // on a socket that has one take udp_extra.cc's path.
 struct UdpExtra {
-  offload_recv_callback_t cb = nullptr;  // under udp_rx_mu
+  offload_recv_callback_t cb = nullptr;  // under udp->rx_mu
   void* cb_ctx = nullptr;
   std::atomic<pthread_t> cb_thread{};  // the thread inside cb while in_cb
   std::atomic<bool> in_cb{false};
-  uint64_t held = 0;         // packets lent, all rings (under udp_rx_mu)
+  uint64_t held = 0;         // packets lent, all rings (under udp->rx_mu)
 };
 
 // A registration of the socket's fd directly in a kernel epoll set (made
@@ -169,6 +172,70 @@ struct ListenerRef {
   LineArms accept_arms;  // hdr->accept_wait
 };
 
+// The datagram path of a UDP socket (udp*.cc): its same-host rings, its
+// engine endpoint, its multicast memberships and the extra API's receive
+// state. Every SOCK_DGRAM Socket owns one (Socket::udp) from its creation;
+// it is used once the socket's path is kUdp.
+//
+// Ownership: the rings in new_rings / in_rings / out_rings and `extra` are
+// owned here and freed with it.
+struct UdpState {
+  UdpState() = default;
+  ~UdpState();
+  UdpState(const UdpState&) = delete;
+  UdpState& operator=(const UdpState&) = delete;
+
+  std::vector<InRing*> new_rings;  // handed over by the attach reader, under Socket::mu
+  std::atomic<bool> has_new_rings{false};
+
+  // Serialise the socket's senders / receivers (threads of this process),
+  // so a datagram is never torn and the ring state below is used by one
+  // thread at a time.
+  pthread_mutex_t tx_mu = PTHREAD_MUTEX_INITIALIZER;
+  pthread_mutex_t rx_mu = PTHREAD_MUTEX_INITIALIZER;
+
+  // Zero-copy receive / receive callback in use (set once, by the extra
+  // API; null for every other socket: the one test of the UDP receive
+  // path).
+  std::atomic<UdpExtra*> extra{nullptr};
+
+  std::vector<InRing*> in_rings;           // receiver-private
+  std::vector<OutRing*> out_rings;         // sender-private
+  std::vector<uint64_t> no_ring;           // destinations known to be kernel (addr<<16|port)
+  uint32_t rr = 0;                         // round-robin start among in_rings
+  uint32_t os_poll_count = 0;
+
+  // Served by an engine on the wire (udp_wire.cc): the segment of the two
+  // rings (abi.h WireUdpSegmentBytes), the TX producer (sender-private),
+  // the engine's doorbell, and a direct-mapped cache of destinations
+  // (addr<<16|port) known to go through it or through the kernel. The RX
+  // ring is the InRing with id 0.
+  shm::Mapping wire_seg;
+  shm::DgramProducer wire_tx;
+  shm::UniqueFd wire_doorbell;
+  uint16_t wire_max_payload = 0;
+  uint64_t wire_drops_seen = 0;
+  std::unique_ptr<uint64_t[]> wire_routes;
+
+  // Multicast (udp_multicast.cc): the application's memberships (kept so
+  // that they can be offered to an engine endpoint that appears later, e.g.
+  // joined before bind()) and the IP_MULTICAST_* values it set on the
+  // shadow. Addresses network order; `engine`: the engine receives the
+  // group for this socket. Used by one thread at a time (setsockopt/send).
+  struct McMembership {
+    uint32_t group = 0, if_addr = 0;
+    int ifindex = 0;
+    bool engine = false;
+  };
+  static constexpr uint32_t kMaxMcGroups = 20;  // Linux IP_MAX_MEMBERSHIPS
+  McMembership mc_groups[kMaxMcGroups];
+  uint32_t num_mc_groups = 0;
+  int mc_ttl = 1;          // IP_MULTICAST_TTL (RFC 1112 6.1 default 1)
+  bool mc_loop = true;     // IP_MULTICAST_LOOP (Linux default on)
+  uint32_t mc_if_addr = 0; // IP_MULTICAST_IF address / ifindex (0: any)
+  int mc_ifindex = 0;
+};
+
 // An endpoint as the application sees it: AF_INET or AF_INET6 (AF_UNSPEC,
 // all zero, while unset). Code that is IPv4-only (the engine's wire,
 // multicast) uses `v4` of AF_INET sockets only.
@@ -218,64 +285,19 @@ struct Socket : FdObject {
   std::unique_ptr<PipeEnd> pipe;        // kPipe
   std::unique_ptr<ListenerRef> listener;  // kListener
 
-  shm::UniqueFd efd;         // UDP: own wake-up eventfd (its rings' producers kick it)
+  // Listeners and UDP: own wake-up eventfd (offloadd's offers, UDP rings'
+  // producers kick it).
+  shm::UniqueFd efd;
 
-  // kUdp registration with the current session
+  // kListener / kUdp registration with the current session
   uint32_t reg_id = 0;
   uint32_t reg_gen = 0;      // attach generation the registration belongs to
   int backlog = 0;           // listen() backlog
-  pthread_mutex_t mu;        // guards `new_rings`, `epolls`, `uepolls`
-  std::vector<InRing*> new_rings;          // handed over by the attach reader
-  std::atomic<bool> has_new_rings{false};
+  pthread_mutex_t mu;        // guards `epolls`, `uepolls`, udp->new_rings
 
-  // kUdp: serialise the socket's senders / receivers (threads of this
-  // process), so a datagram is never torn and the ring state below is
-  // used by one thread at a time.
-  pthread_mutex_t udp_tx_mu = PTHREAD_MUTEX_INITIALIZER;
-  pthread_mutex_t udp_rx_mu = PTHREAD_MUTEX_INITIALIZER;
-
-  // kUdp: zero-copy receive / receive callback in use (set once, by the
-  // extra API; null for every other socket: the one test of the UDP
-  // receive path).
-  std::atomic<UdpExtra*> udp_extra{nullptr};
-
-  // kUdp data
-  std::vector<InRing*> in_rings;           // receiver-private
-  std::vector<OutRing*> out_rings;         // sender-private
-  std::vector<uint64_t> no_ring;           // destinations known to be kernel (addr<<16|port)
-  uint32_t no_ring_gen = 0;
-  uint32_t rr = 0;                         // round-robin start among in_rings
-  uint32_t os_poll_count = 0;
-
-  // kUdp served by an engine on the wire (udp.cc): the segment of the two
-  // rings (abi.h WireUdpSegmentBytes), the TX producer (sender-private),
-  // the engine's doorbell, and a direct-mapped cache of destinations
-  // (addr<<16|port) known to go through it or through the kernel. The RX
-  // ring is the InRing with id 0.
-  shm::Mapping wire_seg;
-  shm::DgramProducer wire_tx;
-  shm::UniqueFd wire_doorbell;
-  uint16_t wire_max_payload = 0;
-  uint64_t wire_drops_seen = 0;
-  std::unique_ptr<uint64_t[]> wire_routes;
-
-  // UDP multicast (udp.cc): the application's memberships (kept so that
-  // they can be offered to an engine endpoint that appears later, e.g.
-  // joined before bind()) and the IP_MULTICAST_* values it set on the
-  // shadow. Addresses network order; `engine`: the engine receives the
-  // group for this socket. Used by one thread at a time (setsockopt/send).
-  struct McMembership {
-    uint32_t group = 0, if_addr = 0;
-    int ifindex = 0;
-    bool engine = false;
-  };
-  static constexpr uint32_t kMaxMcGroups = 20;  // Linux IP_MAX_MEMBERSHIPS
-  McMembership mc_groups[kMaxMcGroups];
-  uint32_t num_mc_groups = 0;
-  int mc_ttl = 1;          // IP_MULTICAST_TTL (RFC 1112 6.1 default 1)
-  bool mc_loop = true;     // IP_MULTICAST_LOOP (Linux default on)
-  uint32_t mc_if_addr = 0; // IP_MULTICAST_IF address / ifindex (0: any)
-  int mc_ifindex = 0;
+  // SOCK_DGRAM sockets: the datagram path's state, from creation (NewSocket)
+  // to the socket's end; null for TCP sockets.
+  std::unique_ptr<UdpState> udp;
 
   std::vector<KernelEpollReg> epolls;  // guarded by mu
   // The epoll sets with a user-space entry for this socket (each holds a

@@ -25,13 +25,14 @@ int64_t NowNs() {
   return int64_t(ts.tv_sec) * 1000000000 + ts.tv_nsec;
 }
 
-Socket::~Socket() {
+UdpState::~UdpState() {
   for (InRing* r : in_rings) delete r;
-  delete udp_extra.load(std::memory_order_relaxed);
+  delete extra.load(std::memory_order_relaxed);
   for (InRing* r : new_rings) delete r;
   for (OutRing* r : out_rings) delete r;
-  pthread_mutex_destroy(&mu);
 }
+
+Socket::~Socket() { pthread_mutex_destroy(&mu); }
 
 Socket* NewSocket(int fd, int type, bool nonblock, int family) {
   auto* s = new Socket();
@@ -40,6 +41,7 @@ Socket* NewSocket(int fd, int type, bool nonblock, int family) {
   s->type = type;
   s->family = family;
   s->nonblock = nonblock;
+  if (type == SOCK_DGRAM) s->udp.reset(new UdpState());
   AllocSlot(s);
   // The shadow's inode identifies the socket (offloadd, offloadctl stats,
   // ss -e).

@@ -74,15 +74,15 @@ void ReleaseUdpEndpoint(Socket* s) {
     m.id = s->reg_id;
     SendAsync(m);
   }
-  for (OutRing* r : s->out_rings) {
+  for (OutRing* r : s->udp->out_rings) {
     if (r->p.Shut()) shm::Kick(r->efd.get());
     SendDgramClose(r->id, /*sender=*/true);
   }
   pthread_mutex_lock(&s->mu);
-  for (InRing* r : s->new_rings) s->in_rings.push_back(r);
-  s->new_rings.clear();
+  for (InRing* r : s->udp->new_rings) s->udp->in_rings.push_back(r);
+  s->udp->new_rings.clear();
   pthread_mutex_unlock(&s->mu);
-  for (InRing* r : s->in_rings) {
+  for (InRing* r : s->udp->in_rings) {
     // The wire RX ring (id 0) ends with the endpoint (kUdpUnbind).
     if (r->id != 0) SendDgramClose(r->id, /*sender=*/false);
   }
@@ -106,8 +106,8 @@ void DemoteSharedUdp(Socket* s) {
       s->udp_shared.load(std::memory_order_acquire)) {
     return;
   }
-  MutexGuard tx(&s->udp_tx_mu);
-  MutexGuard rx(&s->udp_rx_mu);
+  MutexGuard tx(&s->udp->tx_mu);
+  MutexGuard rx(&s->udp->rx_mu);
   if (s->udp_shared.load(std::memory_order_relaxed)) return;
   AdoptNewRings(s);
   // Packets lent to the application (zero-copy receive): their space goes
@@ -115,14 +115,14 @@ void DemoteSharedUdp(Socket* s) {
   // neither lose nor see again anything this process took. They stay
   // mapped (the rings are kept until freed); offload_extra.h says what a
   // racing sender can do to their bytes.
-  for (InRing* r : s->in_rings) {
+  for (InRing* r : s->udp->in_rings) {
     if (r->lent_count != 0) r->c.PublishHead(r->c.ReadPos());
   }
   s->udp_shared.store(true, std::memory_order_release);
   ReleaseUdpEndpoint(s);
-  for (OutRing* r : s->out_rings) delete r;
-  s->out_rings.clear();
-  s->no_ring.clear();
+  for (OutRing* r : s->udp->out_rings) delete r;
+  s->udp->out_rings.clear();
+  s->udp->no_ring.clear();
   DropWire(s);  // the RX ring stays mapped (wire_seg) and in in_rings
   s->fallback = shm::Fallback::kSharedDgram;
   s->slot->fallback = static_cast<uint8_t>(shm::Fallback::kSharedDgram);
@@ -135,8 +135,8 @@ void ResetUdpLocksAfterFork() {
   for (int fd = 0; fd < g_fd_table_size; ++fd) {
     Socket* s = GetSocket(fd);
     if (s == nullptr || s->type != SOCK_DGRAM || s->fd != fd) continue;
-    pthread_mutex_init(&s->udp_tx_mu, nullptr);
-    pthread_mutex_init(&s->udp_rx_mu, nullptr);
+    pthread_mutex_init(&s->udp->tx_mu, nullptr);
+    pthread_mutex_init(&s->udp->rx_mu, nullptr);
   }
 }
 
@@ -160,7 +160,7 @@ void UdpAfterBind(Socket* s) {
 }
 
 ssize_t UdpSend(Socket* s, const iovec* iov, int iovcnt, int flags, const shm::SockAddr* to) {
-  MutexGuard tx(&s->udp_tx_mu);
+  MutexGuard tx(&s->udp->tx_mu);
   if (s->udp_shared.load(std::memory_order_relaxed)) return kUseKernel;
   if (s->path.load(std::memory_order_relaxed) == Path::kUndecided) {
     if (!EnsureBound(s)) return kUseKernel;
@@ -180,19 +180,19 @@ ssize_t UdpSend(Socket* s, const iovec* iov, int iovcnt, int flags, const shm::S
   const sockaddr_in* dst = &d4;
   if (s->reg_gen != AttachGeneration() && EnsureAttached()) {
     // A new session (offloadd restarted): the old engine endpoint is gone.
-    const bool had_wire = s->wire_tx.valid();
+    const bool had_wire = s->udp->wire_tx.valid();
     DropWire(s);
     if (RegisterUdp(s) && had_wire) RequestWire(s);
   }
   OutRing* ring = nullptr;
-  for (size_t i = 0; i < s->out_rings.size(); ++i) {
-    OutRing* r = s->out_rings[i];
+  for (size_t i = 0; i < s->udp->out_rings.size(); ++i) {
+    OutRing* r = s->udp->out_rings[i];
     if (SameEndpoint(r->dst, d)) {
       if (r->p.ReaderClosedForSender()) {
         // The receiver went away: back to the kernel for this destination.
         SendDgramClose(r->id, /*sender=*/true);
         delete r;
-        s->out_rings.erase(s->out_rings.begin() + i);
+        s->udp->out_rings.erase(s->udp->out_rings.begin() + i);
         return kUseKernel;
       }
       ring = r;
@@ -205,12 +205,12 @@ ssize_t UdpSend(Socket* s, const iovec* iov, int iovcnt, int flags, const shm::S
     // The engine's destinations are remembered per socket; the others are
     // same-host rings or the kernel.
     const uint64_t key = NoRingKey(d);
-    const Route route = s->wire_tx.valid() ? CachedRoute(s, key) : Route::kUnknown;
+    const Route route = s->udp->wire_tx.valid() ? CachedRoute(s, key) : Route::kUnknown;
     if (route == Route::kKernel) return kUseKernel;
     bool wire = route == Route::kWire;
     if (!wire) {
       ring = OpenRing(s, d, &wire);
-      if (ring == nullptr && s->wire_tx.valid()) CacheRoute(s, key, wire);
+      if (ring == nullptr && s->udp->wire_tx.valid()) CacheRoute(s, key, wire);
     }
     if (wire) {
       if (len > shm::kMaxDatagram) {
@@ -220,12 +220,12 @@ ssize_t UdpSend(Socket* s, const iovec* iov, int iovcnt, int flags, const shm::S
       SyncWireDrops(s);
       if (!IsGroup(dst->sin_addr.s_addr)) return WireSend(s, iov, iovcnt, len, flags, dst);
       // TTL 0 stays on this host: the kernel's loopback serves it.
-      if (s->mc_ttl == 0) return kUseKernel;
+      if (s->udp->mc_ttl == 0) return kUseKernel;
       const ssize_t n = WireSend(s, iov, iovcnt, len, flags, dst,
-                                 static_cast<uint16_t>(shm::kDgramTtlSet | (s->mc_ttl & 0xff)));
+                                 static_cast<uint16_t>(shm::kDgramTtlSet | (s->udp->mc_ttl & 0xff)));
       if (n >= 0) {
         Add(s->slot->mc_tx_engine, 1);
-        if (s->mc_loop) LoopCopy(s, iov, iovcnt, dst);
+        if (s->udp->mc_loop) LoopCopy(s, iov, iovcnt, dst);
       }
       return n;
     }
@@ -256,26 +256,26 @@ ssize_t UdpSend(Socket* s, const iovec* iov, int iovcnt, int flags, const shm::S
 }
 
 bool UdpHasData(Socket* s) {
-  if (__builtin_expect(s->udp_extra.load(std::memory_order_acquire) != nullptr, 0)) {
+  if (__builtin_expect(s->udp->extra.load(std::memory_order_acquire) != nullptr, 0)) {
     return UdpHasDataExtra(s);
   }
-  MutexGuard rx(&s->udp_rx_mu);
+  MutexGuard rx(&s->udp->rx_mu);
   AdoptNewRings(s);
   if (s->udp_shared.load(std::memory_order_acquire)) ReapRings(s);
-  for (InRing* r : s->in_rings) {
+  for (InRing* r : s->udp->in_rings) {
     if (!r->c.Empty()) return true;
   }
   return false;
 }
 
 size_t UdpNextSize(Socket* s) {
-  if (__builtin_expect(s->udp_extra.load(std::memory_order_acquire) != nullptr, 0)) {
+  if (__builtin_expect(s->udp->extra.load(std::memory_order_acquire) != nullptr, 0)) {
     return UdpNextSizeExtra(s);
   }
-  MutexGuard rx(&s->udp_rx_mu);
+  MutexGuard rx(&s->udp->rx_mu);
   AdoptNewRings(s);
   if (s->udp_shared.load(std::memory_order_acquire)) ReapRings(s);
-  for (InRing* r : s->in_rings) {
+  for (InRing* r : s->udp->in_rings) {
     size_t len;
     if (r->c.Front(&len) != nullptr) return len;
   }
@@ -304,7 +304,7 @@ int UdpAwaitData(Socket* s, bool nonblock) {
 
 ssize_t UdpRecv(Socket* s, msghdr* msg, int flags) {
   // Zero-copy receive or a receive callback in use (udp_extra.cc).
-  if (__builtin_expect(s->udp_extra.load(std::memory_order_acquire) != nullptr, 0)) {
+  if (__builtin_expect(s->udp->extra.load(std::memory_order_acquire) != nullptr, 0)) {
     return UdpRecvExtra(s, msg, flags, nullptr);
   }
   return UdpRecvPlain(s, msg, flags);
@@ -315,21 +315,21 @@ ssize_t UdpRecvPlain(Socket* s, msghdr* msg, int flags) {
   const int ratio = Config().udp_os_ratio;
   bool waited = false;
   for (;;) {
-    MutexGuard rx(&s->udp_rx_mu);
+    MutexGuard rx(&s->udp->rx_mu);
     AdoptNewRings(s);
     const bool shared = s->udp_shared.load(std::memory_order_acquire);
     if (shared) {
       ReapRings(s);  // and reads every ring's shared head
-      if (s->in_rings.empty()) {
+      if (s->udp->in_rings.empty()) {
         // Nothing left from the offloaded days: the kernel's recv, with
         // the socket's own blocking, timeout and flags.
         rx.Unlock();
         return Real().recvmsg(s->fd, msg, flags);
       }
     }
-    const size_t n = s->in_rings.size();
+    const size_t n = s->udp->in_rings.size();
     for (size_t k = 0; k < n; ++k) {
-      InRing* r = s->in_rings[(s->rr + k) % n];
+      InRing* r = s->udp->in_rings[(s->udp->rr + k) % n];
       size_t len;
       uint32_t src_addr = 0;
       uint16_t src_port = 0;
@@ -347,7 +347,7 @@ ssize_t UdpRecvPlain(Socket* s, msghdr* msg, int flags) {
         --k;
         continue;
       }
-      s->rr = static_cast<uint32_t>((s->rr + k + 1) % n);
+      s->udp->rr = static_cast<uint32_t>((s->udp->rr + k + 1) % n);
       size_t copied = 0;
       for (size_t i = 0; i < msg->msg_iovlen && copied < len; ++i) {
         const size_t c = std::min(msg->msg_iov[i].iov_len, len - copied);
@@ -378,8 +378,8 @@ ssize_t UdpRecvPlain(Socket* s, msghdr* msg, int flags) {
     // wait that found the rings empty (the kernel side may be what ended
     // it). Not on entry after a wait that ended in ring data: a ping-pong
     // would pay a system call on every receive.
-    if (++s->os_poll_count >= static_cast<uint32_t>(ratio) || nonblock || shared || waited) {
-      s->os_poll_count = 0;
+    if (++s->udp->os_poll_count >= static_cast<uint32_t>(ratio) || nonblock || shared || waited) {
+      s->udp->os_poll_count = 0;
       const ssize_t k = Real().recvmsg(s->fd, msg, flags | MSG_DONTWAIT);
       if (k >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) return k;
     }

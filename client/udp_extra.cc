@@ -17,12 +17,12 @@
 // next (the producer's full-ring path), for this socket only.
 //
 // A socket starts using this file's receive path the first time the extra
-// API touches it (Socket::udp_extra, never reset): UdpRecv, UdpHasData and
+// API touches it (UdpState::extra, never reset): UdpRecv, UdpHasData and
 // UdpNextSize test that pointer once and come here. The plain path is
 // untouched otherwise.
 //
 // The callback runs in the application thread that receives or polls
-// (FilteredFront, under udp_rx_mu), once per datagram in ring order:
+// (FilteredFront, under udp->rx_mu), once per datagram in ring order:
 // DROP consumes the record, HOLD lends it, RECV remembers the record
 // (InRing::accepted) so that it is delivered without asking again.
 //
@@ -68,11 +68,11 @@ static_assert(sizeof(offload_packet_t) == 16 && sizeof(offload_packets_t) == 8 &
 
 // The extra state of `s`, created on first use.
 UdpExtra* EnsureExtra(Socket* s) {
-  UdpExtra* x = s->udp_extra.load(std::memory_order_acquire);
+  UdpExtra* x = s->udp->extra.load(std::memory_order_acquire);
   if (x != nullptr) return x;
   auto* fresh = new (std::nothrow) UdpExtra();
   if (fresh == nullptr) return nullptr;
-  if (!s->udp_extra.compare_exchange_strong(x, fresh, std::memory_order_acq_rel)) {
+  if (!s->udp->extra.compare_exchange_strong(x, fresh, std::memory_order_acq_rel)) {
     delete fresh;
     return x;
   }
@@ -80,7 +80,7 @@ UdpExtra* EnsureExtra(Socket* s) {
 }
 
 // True if the calling thread is inside `s`'s receive callback (which holds
-// udp_rx_mu): receiving or freeing on `s` from there would deadlock.
+// udp->rx_mu): receiving or freeing on `s` from there would deadlock.
 bool InOwnCallback(const UdpExtra* x) {
   return x->in_cb.load(std::memory_order_relaxed) &&
          pthread_equal(x->cb_thread.load(std::memory_order_relaxed), pthread_self());
@@ -141,7 +141,7 @@ bool Lend(UdpExtra* x, InRing* r, size_t len) {
 // holds it: unlent, and its space released as far as ring order allows.
 bool FreeOne(Socket* s, UdpExtra* x, const void* id) {
   const auto* p = static_cast<const uint8_t*>(id);
-  for (InRing* r : s->in_rings) {
+  for (InRing* r : s->udp->in_rings) {
     const uint8_t* base = r->c.data();
     if (p < base || p >= base + r->c.capacity() || ((p - base) & 7) != 0) continue;
     const uint64_t off = static_cast<uint64_t>(p - base);
@@ -158,7 +158,7 @@ bool FreeOne(Socket* s, UdpExtra* x, const void* id) {
 
 // The next datagram of ring `r` to deliver, after the receive callback (if
 // any) has seen the ones before it: its payload, length and source, or
-// nullptr if the ring holds none. Under udp_rx_mu.
+// nullptr if the ring holds none. Under udp->rx_mu.
 const uint8_t* FilteredFront(Socket* s, UdpExtra* x, InRing* r, size_t* len,
                              shm::SockAddr* from) {
   for (;;) {
@@ -214,7 +214,7 @@ void FillName(const Socket* s, msghdr* msg, const shm::SockAddr& from) {
 }  // namespace
 
 ssize_t UdpRecvExtra(Socket* s, msghdr* msg, int flags, ZcopyOut* zc) {
-  UdpExtra* x = s->udp_extra.load(std::memory_order_acquire);
+  UdpExtra* x = s->udp->extra.load(std::memory_order_acquire);
   if (InOwnCallback(x)) {
     errno = EDEADLK;
     return -1;
@@ -223,7 +223,7 @@ ssize_t UdpRecvExtra(Socket* s, msghdr* msg, int flags, ZcopyOut* zc) {
   const int ratio = Config().udp_os_ratio;
   bool waited = false;
   for (;;) {
-    MutexGuard rx(&s->udp_rx_mu);
+    MutexGuard rx(&s->udp->rx_mu);
     UdpAdoptNewRings(s);
     if (s->udp_shared.load(std::memory_order_acquire)) {
       // Back on the kernel: the API does not apply any more.
@@ -234,14 +234,14 @@ ssize_t UdpRecvExtra(Socket* s, msghdr* msg, int flags, ZcopyOut* zc) {
       }
       return UdpRecvPlain(s, msg, flags);
     }
-    const size_t n = s->in_rings.size();
+    const size_t n = s->udp->in_rings.size();
     for (size_t k = 0; k < n; ++k) {
-      InRing* r = s->in_rings[(s->rr + k) % n];
+      InRing* r = s->udp->in_rings[(s->udp->rr + k) % n];
       size_t len;
       shm::SockAddr from;
       const uint8_t* p = FilteredFront(s, x, r, &len, &from);
       if (p == nullptr) continue;
-      s->rr = static_cast<uint32_t>((s->rr + k + 1) % n);
+      s->udp->rr = static_cast<uint32_t>((s->udp->rr + k + 1) % n);
       if (zc != nullptr && !(flags & MSG_PEEK)) {
         if (!Lend(x, r, len)) {
           errno = ENOMEM;
@@ -280,8 +280,8 @@ ssize_t UdpRecvExtra(Socket* s, msghdr* msg, int flags, ZcopyOut* zc) {
     // Every `ratio` empty polls, and after a wait that found the rings
     // empty (as UdpRecvPlain), look at the kernel side: its datagrams can
     // only be copied.
-    if (++s->os_poll_count >= static_cast<uint32_t>(ratio) || nonblock || waited) {
-      s->os_poll_count = 0;
+    if (++s->udp->os_poll_count >= static_cast<uint32_t>(ratio) || nonblock || waited) {
+      s->udp->os_poll_count = 0;
       if (zc != nullptr && zc->force) {
         char c;
         if (Real().recv(s->fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) >= 0) {
@@ -302,13 +302,13 @@ ssize_t UdpRecvExtra(Socket* s, msghdr* msg, int flags, ZcopyOut* zc) {
 }
 
 bool UdpHasDataExtra(Socket* s) {
-  UdpExtra* x = s->udp_extra.load(std::memory_order_acquire);
+  UdpExtra* x = s->udp->extra.load(std::memory_order_acquire);
   if (InOwnCallback(x)) return false;
-  MutexGuard rx(&s->udp_rx_mu);
+  MutexGuard rx(&s->udp->rx_mu);
   UdpAdoptNewRings(s);
   const bool shared = s->udp_shared.load(std::memory_order_acquire);
   if (shared) UdpReapRings(s);
-  for (InRing* r : s->in_rings) {
+  for (InRing* r : s->udp->in_rings) {
     if (shared) {
       if (!r->c.Empty()) return true;
       continue;
@@ -321,13 +321,13 @@ bool UdpHasDataExtra(Socket* s) {
 }
 
 size_t UdpNextSizeExtra(Socket* s) {
-  UdpExtra* x = s->udp_extra.load(std::memory_order_acquire);
+  UdpExtra* x = s->udp->extra.load(std::memory_order_acquire);
   if (InOwnCallback(x)) return 0;
-  MutexGuard rx(&s->udp_rx_mu);
+  MutexGuard rx(&s->udp->rx_mu);
   UdpAdoptNewRings(s);
   const bool shared = s->udp_shared.load(std::memory_order_acquire);
   if (shared) UdpReapRings(s);
-  for (InRing* r : s->in_rings) {
+  for (InRing* r : s->udp->in_rings) {
     size_t len;
     shm::SockAddr from;
     if (shared ? r->c.Front(&len) != nullptr
@@ -372,7 +372,7 @@ int RegisterRecvCallback(int fd, offload_recv_callback_t cb, void* context) {
     errno = EDEADLK;
     return -1;
   }
-  MutexGuard rx(&s->udp_rx_mu);
+  MutexGuard rx(&s->udp->rx_mu);
   x->cb = cb;
   x->cb_ctx = context;
   return 0;
@@ -434,7 +434,7 @@ int FreePackets(int fd, offload_packet_t* pkts, size_t count) {
     errno = EINVAL;
     return -1;
   }
-  UdpExtra* x = s->udp_extra.load(std::memory_order_acquire);
+  UdpExtra* x = s->udp->extra.load(std::memory_order_acquire);
   if (x == nullptr) {
     if (count == 0) return 0;
     errno = ENOENT;
@@ -448,7 +448,7 @@ int FreePackets(int fd, offload_packet_t* pkts, size_t count) {
     errno = EINVAL;
     return -1;
   }
-  MutexGuard rx(&s->udp_rx_mu);
+  MutexGuard rx(&s->udp->rx_mu);
   for (size_t i = 0; i < count; ++i) {
     if (!FreeOne(s, x, pkts[i].packet_id)) {
       errno = ENOENT;

@@ -5,7 +5,7 @@
 // code uses ops.h.
 //
 // Thread safety: each function says which of the socket's locks it needs
-// (socket.h: udp_tx_mu for the sending side, udp_rx_mu for the receiving
+// (socket.h: udp->tx_mu for the sending side, udp->rx_mu for the receiving
 // side).
 
 #ifndef OFFLOAD_CLIENT_UDP_INTERNAL_H_
@@ -40,14 +40,14 @@ InRing* MapOfferedRing(const shm::Msg& m, int fd);
 // A destination as a 64-bit key (no_ring, the wire cache).
 uint64_t NoRingKey(const shm::SockAddr& d);
 bool SameEndpoint(const shm::SockAddr& a, const shm::SockAddr& b);
-// REQUIRES: udp_rx_mu. Takes the rings offered since the last call.
+// REQUIRES: udp->rx_mu. Takes the rings offered since the last call.
 void AdoptNewRings(Socket* s);
-// REQUIRES: udp_rx_mu. Drops incoming rings whose sender is gone and that
+// REQUIRES: udp->rx_mu. Drops incoming rings whose sender is gone and that
 // are empty.
 void ReapRings(Socket* s);
 // Makes sure the shadow has a local port (Linux autobinds on first send).
 bool EnsureBound(Socket* s);
-// REQUIRES: udp_tx_mu. A same-host ring to `d`, or nullptr: then *wire says
+// REQUIRES: udp->tx_mu. A same-host ring to `d`, or nullptr: then *wire says
 // whether the socket's engine endpoint serves `d` (else the kernel does).
 OutRing* OpenRing(Socket* s, const shm::SockAddr& d, bool* wire);
 
@@ -64,7 +64,7 @@ void DropWire(Socket* s);
 bool RequestWire(Socket* s);
 // Engine drops for this socket into the slot's `drops`.
 void SyncWireDrops(Socket* s);
-// REQUIRES: udp_tx_mu. Sends one datagram through the engine; kUseKernel
+// REQUIRES: udp->tx_mu. Sends one datagram through the engine; kUseKernel
 // if it is too large for the engine. `ttl`: shm::kDgramTtlSet | TTL for a
 // group, else 0.
 ssize_t WireSend(Socket* s, const iovec* iov, int iovcnt, size_t len, int flags,

@@ -26,13 +26,13 @@ bool IsGroup(uint32_t addr_net) { return (ntohl(addr_net) >> 28) == 0xe; }
 
 void SyncGroupCounts(Socket* s) {
   uint32_t engine = 0;
-  for (uint32_t i = 0; i < s->num_mc_groups; ++i) engine += s->mc_groups[i].engine ? 1 : 0;
+  for (uint32_t i = 0; i < s->udp->num_mc_groups; ++i) engine += s->udp->mc_groups[i].engine ? 1 : 0;
   s->slot->mc_groups_engine.store(engine, std::memory_order_relaxed);
-  s->slot->mc_groups_kernel.store(s->num_mc_groups - engine, std::memory_order_relaxed);
+  s->slot->mc_groups_kernel.store(s->udp->num_mc_groups - engine, std::memory_order_relaxed);
 }
 
 // The kUdpJoin / kUdpLeave message for membership `g` of socket `s`.
-shm::Msg MembershipMsg(shm::MsgType type, const Socket* s, const Socket::McMembership& g) {
+shm::Msg MembershipMsg(shm::MsgType type, const Socket* s, const UdpState::McMembership& g) {
   shm::Msg m = {};
   m.type = type;
   m.id = s->reg_id;
@@ -45,8 +45,8 @@ shm::Msg MembershipMsg(shm::MsgType type, const Socket* s, const Socket::McMembe
 
 // Reports one membership to the daemon; true if the engine now receives
 // the group for this socket.
-bool ReportJoin(Socket* s, const Socket::McMembership& g) {
-  if (s->path.load() != Path::kUdp || !s->wire_tx.valid()) return false;
+bool ReportJoin(Socket* s, const UdpState::McMembership& g) {
+  if (s->path.load() != Path::kUdp || !s->udp->wire_tx.valid()) return false;
   shm::Msg m = MembershipMsg(shm::MsgType::kUdpJoin, s, g);
   shm::Msg r;
   int rfds[shm::kMaxMsgFds];
@@ -59,8 +59,8 @@ bool ReportJoin(Socket* s, const Socket::McMembership& g) {
 // Offers every membership the engine does not serve yet (a new engine
 // endpoint).
 void ReportJoins(Socket* s) {
-  for (uint32_t i = 0; i < s->num_mc_groups; ++i) {
-    if (!s->mc_groups[i].engine) s->mc_groups[i].engine = ReportJoin(s, s->mc_groups[i]);
+  for (uint32_t i = 0; i < s->udp->num_mc_groups; ++i) {
+    if (!s->udp->mc_groups[i].engine) s->udp->mc_groups[i].engine = ReportJoin(s, s->udp->mc_groups[i]);
   }
   SyncGroupCounts(s);
 }
@@ -78,7 +78,7 @@ void LoopCopy(Socket* s, const iovec* iov, int iovcnt, const sockaddr_in* dst) {
   mh.msg_namelen = sizeof(*dst);
   const int saved = errno;
   if (Real().sendmsg(s->fd, &mh, MSG_DONTWAIT) >= 0) Add(s->slot->mc_loop_copies, 1);
-  Real().setsockopt(s->fd, IPPROTO_IP, IP_MULTICAST_TTL, &s->mc_ttl, sizeof(s->mc_ttl));
+  Real().setsockopt(s->fd, IPPROTO_IP, IP_MULTICAST_TTL, &s->udp->mc_ttl, sizeof(s->udp->mc_ttl));
   errno = saved;
 }
 
@@ -94,15 +94,15 @@ void UdpMulticastOption(Socket* s, int name, const void* val, socklen_t len) {
   };
   switch (name) {
     case IP_MULTICAST_TTL: {
-      int ttl = s->mc_ttl;
+      int ttl = s->udp->mc_ttl;
       small_int(&ttl);
-      s->mc_ttl = ttl == -1 ? 1 : ttl;  // -1: the default
+      s->udp->mc_ttl = ttl == -1 ? 1 : ttl;  // -1: the default
       return;
     }
     case IP_MULTICAST_LOOP: {
-      int loop = s->mc_loop ? 1 : 0;
+      int loop = s->udp->mc_loop ? 1 : 0;
       small_int(&loop);
-      s->mc_loop = loop != 0;
+      s->udp->mc_loop = loop != 0;
       return;
     }
     case IP_MULTICAST_IF: {
@@ -119,15 +119,15 @@ void UdpMulticastOption(Socket* s, int name, const void* val, socklen_t len) {
       } else if (len >= sizeof(in_addr)) {
         addr = static_cast<const in_addr*>(val)->s_addr;
       }
-      s->mc_if_addr = addr;
-      s->mc_ifindex = ifindex;
-      s->wire_routes.reset();  // groups may route differently now
+      s->udp->mc_if_addr = addr;
+      s->udp->mc_ifindex = ifindex;
+      s->udp->wire_routes.reset();  // groups may route differently now
       return;
     }
     default:
       break;
   }
-  Socket::McMembership g;
+  UdpState::McMembership g;
   bool join;
   if (name == IP_ADD_MEMBERSHIP || name == IP_DROP_MEMBERSHIP) {
     join = name == IP_ADD_MEMBERSHIP;
@@ -154,19 +154,19 @@ void UdpMulticastOption(Socket* s, int name, const void* val, socklen_t len) {
     return;
   }
   if (join) {
-    if (s->num_mc_groups >= Socket::kMaxMcGroups) return;
+    if (s->udp->num_mc_groups >= UdpState::kMaxMcGroups) return;
     g.engine = ReportJoin(s, g);
-    s->mc_groups[s->num_mc_groups++] = g;
+    s->udp->mc_groups[s->udp->num_mc_groups++] = g;
   } else {
     // Linux matches a drop by group and interface (0 matches any).
-    for (uint32_t i = 0; i < s->num_mc_groups; ++i) {
-      const Socket::McMembership& m = s->mc_groups[i];
+    for (uint32_t i = 0; i < s->udp->num_mc_groups; ++i) {
+      const UdpState::McMembership& m = s->udp->mc_groups[i];
       if (m.group != g.group || (g.ifindex != 0 && m.ifindex != 0 && g.ifindex != m.ifindex) ||
           (g.if_addr != 0 && m.if_addr != 0 && g.if_addr != m.if_addr)) {
         continue;
       }
-      if (m.engine && s->wire_tx.valid()) SendAsync(MembershipMsg(shm::MsgType::kUdpLeave, s, m));
-      s->mc_groups[i] = s->mc_groups[--s->num_mc_groups];
+      if (m.engine && s->udp->wire_tx.valid()) SendAsync(MembershipMsg(shm::MsgType::kUdpLeave, s, m));
+      s->udp->mc_groups[i] = s->udp->mc_groups[--s->udp->num_mc_groups];
       break;
     }
   }

@@ -6,7 +6,7 @@
 // gone.
 //
 // Thread safety: REQUIRES of each function below; sending-side state is
-// guarded by udp_tx_mu, receiving-side state by udp_rx_mu, and the offered
+// guarded by udp->tx_mu, receiving-side state by udp->rx_mu, and the offered
 // rings (new_rings) by the socket's mu.
 
 #include <arpa/inet.h>
@@ -78,11 +78,11 @@ bool SameEndpoint(const shm::SockAddr& a, const shm::SockAddr& b) {
 }
 
 void AdoptNewRings(Socket* s) {
-  if (!s->has_new_rings.load(std::memory_order_acquire)) return;
+  if (!s->udp->has_new_rings.load(std::memory_order_acquire)) return;
   pthread_mutex_lock(&s->mu);
-  for (InRing* r : s->new_rings) s->in_rings.push_back(r);
-  s->new_rings.clear();
-  s->has_new_rings.store(false, std::memory_order_relaxed);
+  for (InRing* r : s->udp->new_rings) s->udp->in_rings.push_back(r);
+  s->udp->new_rings.clear();
+  s->udp->has_new_rings.store(false, std::memory_order_relaxed);
   pthread_mutex_unlock(&s->mu);
 }
 
@@ -92,15 +92,15 @@ void AdoptNewRings(Socket* s) {
 // wire RX ring goes too, once the engine has closed its endpoint.
 void ReapRings(Socket* s) {
   const bool shared = s->udp_shared.load(std::memory_order_acquire);
-  for (size_t i = 0; i < s->in_rings.size();) {
-    InRing* r = s->in_rings[i];
+  for (size_t i = 0; i < s->udp->in_rings.size();) {
+    InRing* r = s->udp->in_rings[i];
     if (shared) r->c.Resync();
     // A ring with packets lent to the application (udp_extra.cc) stays
     // mapped until they are freed.
     if ((r->id != 0 || shared) && r->c.SenderGone() && r->c.Empty() && r->lent_count == 0) {
       if (!shared) SendDgramClose(r->id, /*sender=*/false);
       delete r;
-      s->in_rings.erase(s->in_rings.begin() + i);
+      s->udp->in_rings.erase(s->udp->in_rings.begin() + i);
     } else {
       ++i;
     }
@@ -126,12 +126,12 @@ OutRing* OpenRing(Socket* s, const shm::SockAddr& d, bool* wire) {
   const sockaddr_in d4 = shm::ToSockaddrIn(d);  // IPv4 destinations (multicast, the wire)
   const sockaddr_in* dst = &d4;
   const uint64_t key = NoRingKey(d);
-  if (std::find(s->no_ring.begin(), s->no_ring.end(), key) != s->no_ring.end()) return nullptr;
+  if (std::find(s->udp->no_ring.begin(), s->udp->no_ring.end(), key) != s->udp->no_ring.end()) return nullptr;
   shm::ArenaHeader* a = Arena();
   if (a == nullptr) return nullptr;
   // Without an engine endpoint only an offloaded receiver on this host
   // could take it, and the port bitmap says whether there is one.
-  if (!s->wire_tx.valid() && !shm::PortBit(a->udp_ports, ntohs(d.port))) return nullptr;
+  if (!s->udp->wire_tx.valid() && !shm::PortBit(a->udp_ports, ntohs(d.port))) return nullptr;
   // Bound to an address of the other family (::1 sending to a v4-mapped
   // address, or the reverse): the kernel refuses it, as Linux does.
   const shm::SockAddr l = Canonical(s->local);
@@ -139,7 +139,7 @@ OutRing* OpenRing(Socket* s, const shm::SockAddr& d, bool* wire) {
   if (!unbound_addr && l.family != d.family) return nullptr;
   const InetName dst_name = NameIn(d, s->family);
   if (!Decide(s, rules::Role::kUdpSender, &s->local, &dst_name)) {
-    if (s->no_ring.size() < kMaxNoRing) s->no_ring.push_back(key);
+    if (s->udp->no_ring.size() < kMaxNoRing) s->udp->no_ring.push_back(key);
     return nullptr;
   }
   shm::Msg m = {};
@@ -148,8 +148,8 @@ OutRing* OpenRing(Socket* s, const shm::SockAddr& d, bool* wire) {
   ToMsg(Canonical(s->local), &m.local, nullptr);
   ToMsg(d, &m.remote, &m.remote6);
   if (d.family == AF_INET && IsGroup(dst->sin_addr.s_addr)) {
-    m.value = static_cast<uint32_t>(s->mc_ifindex);
-    m.value64 = s->mc_if_addr;
+    m.value = static_cast<uint32_t>(s->udp->mc_ifindex);
+    m.value64 = s->udp->mc_if_addr;
   }
   shm::Msg r;
   int rfds[shm::kMaxMsgFds];
@@ -157,8 +157,8 @@ OutRing* OpenRing(Socket* s, const shm::SockAddr& d, bool* wire) {
   if (!Call(&m, nullptr, 0, &r, rfds, &nr)) return nullptr;
   if (r.type != shm::MsgType::kDgram || nr != 2) {
     for (int i = 0; i < nr; ++i) shm::UniqueFd drop(rfds[i]);
-    *wire = r.type == shm::MsgType::kStatus && r.status == 0 && s->wire_tx.valid();
-    if (!*wire && !s->wire_tx.valid() && s->no_ring.size() < kMaxNoRing) s->no_ring.push_back(key);
+    *wire = r.type == shm::MsgType::kStatus && r.status == 0 && s->udp->wire_tx.valid();
+    if (!*wire && !s->udp->wire_tx.valid() && s->udp->no_ring.size() < kMaxNoRing) s->udp->no_ring.push_back(key);
     return nullptr;
   }
   shm::UniqueFd memfd(rfds[0]);
@@ -174,7 +174,7 @@ OutRing* OpenRing(Socket* s, const shm::SockAddr& d, bool* wire) {
   o->p.Init(h);
   o->id = r.id;
   o->dst = d;
-  s->out_rings.push_back(o);
+  s->udp->out_rings.push_back(o);
   return o;
 }
 

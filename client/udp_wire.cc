@@ -6,8 +6,8 @@
 // destinations the engine serves is asked once per destination and kept
 // in a small per-socket cache.
 //
-// Thread safety: sends hold udp_tx_mu (the TX ring, the route cache);
-// SyncWireDrops holds udp_rx_mu.
+// Thread safety: sends hold udp->tx_mu (the TX ring, the route cache);
+// SyncWireDrops holds udp->rx_mu.
 
 #include <errno.h>
 #include <poll.h>
@@ -33,29 +33,29 @@ size_t RouteSlot(uint64_t key) { return ((key * 0x9e3779b97f4a7c15ull) >> 56) % 
 }  // namespace
 
 Route CachedRoute(const Socket* s, uint64_t key) {
-  if (s->wire_routes == nullptr) return Route::kUnknown;
-  const uint64_t e = s->wire_routes[RouteSlot(key)];
+  if (s->udp->wire_routes == nullptr) return Route::kUnknown;
+  const uint64_t e = s->udp->wire_routes[RouteSlot(key)];
   if ((e & 2) == 0 || (e >> 2) != key) return Route::kUnknown;
   return (e & 1) ? Route::kWire : Route::kKernel;
 }
 
 void CacheRoute(Socket* s, uint64_t key, bool wire) {
-  if (s->wire_routes == nullptr) {
-    s->wire_routes.reset(new (std::nothrow) uint64_t[kWireRoutes]());
-    if (s->wire_routes == nullptr) return;
+  if (s->udp->wire_routes == nullptr) {
+    s->udp->wire_routes.reset(new (std::nothrow) uint64_t[kWireRoutes]());
+    if (s->udp->wire_routes == nullptr) return;
   }
-  s->wire_routes[RouteSlot(key)] = (key << 2) | 2 | (wire ? 1 : 0);
+  s->udp->wire_routes[RouteSlot(key)] = (key << 2) | 2 | (wire ? 1 : 0);
 }
 
 // Forgets the engine endpoint (the daemon that served it is gone): sends go
 // through the kernel until a new one is set up. The old RX ring stays in
 // in_rings, empty, until the socket closes.
 void DropWire(Socket* s) {
-  for (uint32_t i = 0; i < s->num_mc_groups; ++i) s->mc_groups[i].engine = false;
-  s->wire_tx = shm::DgramProducer();
-  s->wire_doorbell.reset();
-  s->wire_max_payload = 0;
-  s->wire_routes.reset();
+  for (uint32_t i = 0; i < s->udp->num_mc_groups; ++i) s->udp->mc_groups[i].engine = false;
+  s->udp->wire_tx = shm::DgramProducer();
+  s->udp->wire_doorbell.reset();
+  s->udp->wire_max_payload = 0;
+  s->udp->wire_routes.reset();
 }
 
 // Asks the daemon for an engine endpoint on the socket's port. True if the
@@ -94,16 +94,16 @@ bool RequestWire(Socket* s) {
   if (in == nullptr) return false;
   in->c.Init(rx);
   in->id = 0;
-  s->wire_tx.Init(tx);
-  s->wire_max_payload = tx->max_payload;
-  s->wire_doorbell = std::move(doorbell);
-  s->wire_seg = std::move(map);
-  s->wire_drops_seen = 0;
-  s->wire_routes.reset();
+  s->udp->wire_tx.Init(tx);
+  s->udp->wire_max_payload = tx->max_payload;
+  s->udp->wire_doorbell = std::move(doorbell);
+  s->udp->wire_seg = std::move(map);
+  s->udp->wire_drops_seen = 0;
+  s->udp->wire_routes.reset();
   // Receivers pick it up like a ring offered by the daemon.
   pthread_mutex_lock(&s->mu);
-  s->new_rings.push_back(in);
-  s->has_new_rings.store(true, std::memory_order_release);
+  s->udp->new_rings.push_back(in);
+  s->udp->has_new_rings.store(true, std::memory_order_release);
   pthread_mutex_unlock(&s->mu);
   // An epoll set that watches the socket arms the new ring too.
   if (s->efd.valid()) shm::Kick(s->efd.get());
@@ -115,15 +115,15 @@ bool RequestWire(Socket* s) {
 // Datagrams the engine dropped for this socket (RX ring full, invalid TX
 // records) into the slot's `drops`.
 void SyncWireDrops(Socket* s) {
-  if (!s->wire_seg.valid()) return;
-  const uint32_t cap = s->wire_seg.as<shm::DgramHeader>()->capacity;
-  const auto* rx = reinterpret_cast<const shm::DgramHeader*>(s->wire_seg.as<uint8_t>() +
+  if (!s->udp->wire_seg.valid()) return;
+  const uint32_t cap = s->udp->wire_seg.as<shm::DgramHeader>()->capacity;
+  const auto* rx = reinterpret_cast<const shm::DgramHeader*>(s->udp->wire_seg.as<uint8_t>() +
                                                              shm::DgramSegmentBytes(cap));
-  const uint64_t d = s->wire_seg.as<shm::DgramHeader>()->drops.load(std::memory_order_relaxed) +
+  const uint64_t d = s->udp->wire_seg.as<shm::DgramHeader>()->drops.load(std::memory_order_relaxed) +
                      rx->drops.load(std::memory_order_relaxed);
-  if (d != s->wire_drops_seen) {
-    Add(s->slot->drops, d - s->wire_drops_seen);
-    s->wire_drops_seen = d;
+  if (d != s->udp->wire_drops_seen) {
+    Add(s->slot->drops, d - s->udp->wire_drops_seen);
+    s->udp->wire_drops_seen = d;
   }
 }
 
@@ -131,14 +131,14 @@ void SyncWireDrops(Socket* s) {
 // the engine (the kernel fragments it).
 ssize_t WireSend(Socket* s, const iovec* iov, int iovcnt, size_t len, int flags,
                  const sockaddr_in* dst, uint16_t ttl) {
-  if (len > s->wire_max_payload) return kUseKernel;
+  if (len > s->udp->wire_max_payload) return kUseKernel;
   const bool nonblock = s->nonblock || (flags & MSG_DONTWAIT);
   const int64_t deadline = s->sndtimeo_ms < 0 ? INT64_MAX : NowNs() + s->sndtimeo_ms * 1000000;
   for (uint64_t i = 0;; ++i) {
     bool kick = false;
-    if (s->wire_tx.Push(iov, static_cast<size_t>(iovcnt), len, &kick, dst->sin_addr.s_addr,
+    if (s->udp->wire_tx.Push(iov, static_cast<size_t>(iovcnt), len, &kick, dst->sin_addr.s_addr,
                         dst->sin_port, ttl)) {
-      if (kick) shm::Kick(s->wire_doorbell.get());
+      if (kick) shm::Kick(s->udp->wire_doorbell.get());
       Add(s->slot->tx_bytes, len);
       Add(s->slot->tx_msgs, 1);
       return static_cast<ssize_t>(len);
@@ -151,13 +151,13 @@ ssize_t WireSend(Socket* s, const iovec* iov, int iovcnt, size_t len, int flags,
       return -1;
     }
     if (i < kFullRingSpins && SpinStep(i)) continue;
-    if (s->wire_tx.PrepareWriterSleep(len)) {
-      s->wire_tx.CancelWriterSleep();
+    if (s->udp->wire_tx.PrepareWriterSleep(len)) {
+      s->udp->wire_tx.CancelWriterSleep();
       continue;
     }
     const int64_t now = NowNs();
     if (now >= deadline) {
-      s->wire_tx.CancelWriterSleep();
+      s->udp->wire_tx.CancelWriterSleep();
       Add(s->slot->tx_eagain, 1);
       errno = EAGAIN;
       return -1;
@@ -166,7 +166,7 @@ ssize_t WireSend(Socket* s, const iovec* iov, int iovcnt, size_t len, int flags,
     const int ms =
         deadline == INT64_MAX ? -1 : static_cast<int>((deadline - now + 999999) / 1000000);
     const int rc = Real().poll(&p, 1, ms);
-    s->wire_tx.CancelWriterSleep();
+    s->udp->wire_tx.CancelWriterSleep();
     if (rc < 0 && errno == EINTR) return -1;
     if (p.revents & POLLIN) shm::Drain(s->efd.get());
     i = 0;

@@ -220,8 +220,8 @@ uint32_t ArmFlags(Socket* s, uint32_t events, bool* listed) {
                  : 0;
     }
     case Path::kUdp: {
-      MutexGuard rx(&s->udp_rx_mu);
-      for (InRing* r : s->in_rings) r->c.SetSleepFlag();
+      MutexGuard rx(&s->udp->rx_mu);
+      for (InRing* r : s->udp->in_rings) r->c.SetSleepFlag();
       return kArmedUdp;
     }
     default:
@@ -243,14 +243,14 @@ bool ArmRecheck(Socket* s, uint32_t events, bool* barrier_done) {
     case Path::kListener:
       return ListenerPending(s);
     case Path::kUdp: {
-      MutexGuard rx(&s->udp_rx_mu);
+      MutexGuard rx(&s->udp->rx_mu);
       bool ready = false;
       const bool shared = s->udp_shared.load(std::memory_order_acquire);
-      for (InRing* r : s->in_rings) {
+      for (InRing* r : s->udp->in_rings) {
         if (shared) r->c.Resync();
         ready |= r->c.RecheckAfterFence();
       }
-      return ready || s->has_new_rings.load(std::memory_order_acquire);
+      return ready || s->udp->has_new_rings.load(std::memory_order_acquire);
     }
     default:
       return false;
@@ -271,11 +271,11 @@ void Disarm(Socket* s, uint32_t armed) {
                shm::AcceptWaiters(s->listener->hdr));
   }
   if (armed & kArmedUdp) {
-    MutexGuard rx(&s->udp_rx_mu);
+    MutexGuard rx(&s->udp->rx_mu);
     // A shared socket's flags are every holder's: only producers clear them
     // (a holder's cancel could hide another's sleep).
     if (!s->udp_shared.load(std::memory_order_acquire)) {
-      for (InRing* r : s->in_rings) r->c.CancelSleep();
+      for (InRing* r : s->udp->in_rings) r->c.CancelSleep();
     }
   }
 }
@@ -287,10 +287,10 @@ uint64_t RxMark(Socket* s) {
     case Path::kListener:
       return s->listener->hdr->posted.load(std::memory_order_acquire);
     case Path::kUdp: {
-      MutexGuard rx(&s->udp_rx_mu);
+      MutexGuard rx(&s->udp->rx_mu);
       const bool shared = s->udp_shared.load(std::memory_order_acquire);
-      uint64_t m = s->in_rings.size();
-      for (InRing* r : s->in_rings) {
+      uint64_t m = s->udp->in_rings.size();
+      for (InRing* r : s->udp->in_rings) {
         if (shared) r->c.Resync();
         m += r->c.QueuedBytes() + (uint64_t{r->id} << 32);
       }
