@@ -185,6 +185,23 @@ def wait_until(predicate, timeout, what, proc=None):
     raise BenchError("timed out after %.0f s waiting for %s" % (timeout, what))
 
 
+def unix_socket_accepts(path):
+    """True if the unix stream socket at `path` accepts a connection now.
+
+    The socket file appears at bind(), before its server listens (or stays
+    behind a dead one): a connect, not the file, says the server is up.
+    """
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        s.settimeout(1)
+        s.connect(path)
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
 def wait_listening(port, proto, timeout, proc, ip="127.0.0.1",
                    other_netns=False):
     """Waits until a socket is listening (tcp) or bound (udp) on ip:port.

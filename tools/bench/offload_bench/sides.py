@@ -126,13 +126,22 @@ class OffloadSide:
         self.last_sample = "none"
 
     def start(self):
-        """Starts offloadd and waits for its attach socket."""
+        """Starts offloadd and waits until it serves (wait_serving)."""
         self.daemon = self.registry.start(
             "offloadd", [self.offloadd, "--run-dir", self.run_dir],
             cpus=self.daemon_cpu)
-        sock = os.path.join(self.run_dir, "engine.sock")
-        procs.wait_until(lambda: os.path.exists(sock), 15,
-                         "offloadd to create " + sock, self.daemon)
+        self.wait_serving("offloadd")
+
+    def wait_serving(self, what):
+        """Waits until the daemon's control socket accepts connections:
+        offloadd opens it after its attach socket (engine.sock) listens
+        (daemon/server/daemon.cc), so both are served then. The socket
+        files alone say nothing (they exist from bind(), and after a
+        crash)."""
+        ctl = os.path.join(self.run_dir, "control.sock")
+        procs.wait_until(lambda: procs.unix_socket_accepts(ctl), 15,
+                         what + " to accept connections on " + ctl,
+                         self.daemon)
 
     def check(self):
         """Raises BenchError if the daemon has died."""

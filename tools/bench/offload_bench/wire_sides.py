@@ -91,10 +91,22 @@ class WireOffloadSide(sides.OffloadSide):
                 [self.offloadd, "--config", self.config_path, "--rules",
                  self.rules_path, "--run-dir", self.run_dir]),
             cpus=self.daemon_cpu)
-        sock = os.path.join(self.run_dir, "engine.sock")
-        procs.wait_until(lambda: os.path.exists(sock), 15,
-                         "offloadd to attach va and create " + sock,
-                         self.daemon)
+        self.wait_serving("offloadd (attaching va)")
+        if self.offloadctl:
+            # The statistics this side reads come through offloadctl: wait
+            # until it gets an answer, not only a connection.
+            cmd = [self.offloadctl, "--socket",
+                   os.path.join(self.run_dir, "control.sock"), "status"]
+            def answers():
+                try:
+                    return subprocess.run(
+                        cmd, stdout=subprocess.DEVNULL,
+                        stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
+                        timeout=10).returncode == 0
+                except (OSError, subprocess.TimeoutExpired):
+                    return False
+            procs.wait_until(answers, 15, "offloadctl status to answer",
+                             self.daemon)
 
     def wrap(self, cmd):
         return self.net.in_a(super().wrap(cmd))
