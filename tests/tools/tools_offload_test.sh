@@ -10,6 +10,7 @@ set -u
 
 RUNFILES="${TEST_SRCDIR:-$PWD/..}/${TEST_WORKSPACE:-offload}"
 OFFLOADD="$RUNFILES/daemon/offloadd"
+OFFLOADCTL="$RUNFILES/cli/offloadctl"
 LAUNCHER="$RUNFILES/client/offload"
 GRIND="$RUNFILES/tools/grind/offload-grind"
 CMD="$RUNFILES/tools/cmd/offload-cmd"
@@ -36,13 +37,16 @@ show() { for f in "$@"; do echo "--- $f"; tail -n 20 "$f"; done; }
 "$OFFLOADD" --run-dir "$RUN_DIR" >"$WORK/offloadd.log" 2>&1 &
 DAEMON_PID=$!
 PIDS+=("$DAEMON_PID")
+# Ready when its control socket answers (offloadd opens it after the
+# attach socket listens); the socket files alone exist from bind().
+up=0
 for _ in $(seq 1 300); do
-  [[ -S "$RUN_DIR/engine.sock" ]] && break
+  "$OFFLOADCTL" --socket "$RUN_DIR/control.sock" status >/dev/null 2>&1 && { up=1; break; }
   kill -0 "$DAEMON_PID" 2>/dev/null || break
-  sleep 0.05
+  sleep 0.05  # poll interval
 done
-if [[ ! -S "$RUN_DIR/engine.sock" ]]; then
-  echo "FAIL: offloadd did not create $RUN_DIR/engine.sock"
+if ((!up)); then
+  echo "FAIL: offloadd did not come up in $RUN_DIR"
   show "$WORK/offloadd.log"
   exit 1
 fi

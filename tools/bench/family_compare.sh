@@ -19,7 +19,7 @@ BIN=$ROOT/bazel-bin
 PP=$BIN/tools/bench/offload-pingpong
 LIB=$BIN/client/liboffload.so
 DAEMON=$BIN/daemon/offloadd
-for f in "$PP" "$LIB" "$DAEMON"; do
+for f in "$PP" "$LIB" "$DAEMON" "$BIN/cli/offloadctl"; do
   [ -f "$f" ] || { echo "missing $f (bazel build it first)" >&2; exit 2; }
 done
 TMP=$(mktemp -d /tmp/family-compare.XXXXXX)
@@ -39,8 +39,14 @@ mkdir -p "$TMP/run"
 : > "$TMP/rules.conf"
 taskset -c $DCPU "$DAEMON" --run-dir "$TMP/run" --rules "$TMP/rules.conf" > "$TMP/offloadd.log" 2>&1 &
 DPID=$!
-for _ in $(seq 100); do [ -S "$TMP/run/engine.sock" ] && break; sleep 0.1; done
-[ -S "$TMP/run/engine.sock" ] || { echo "offloadd did not start" >&2; cat "$TMP/offloadd.log" >&2; exit 1; }
+# Ready when its control socket answers (after the attach socket listens),
+# not when the socket file exists (it does from bind()).
+up=0
+for _ in $(seq 100); do
+  "$BIN/cli/offloadctl" --socket "$TMP/run/control.sock" status >/dev/null 2>&1 && { up=1; break; }
+  sleep 0.1  # poll interval
+done
+[ "$up" = 1 ] || { echo "offloadd did not start" >&2; cat "$TMP/offloadd.log" >&2; exit 1; }
 
 # run SIDE FAMILY [TRIES]: one sample of both tests; appends "side fam p50 tput".
 run() {

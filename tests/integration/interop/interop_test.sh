@@ -40,10 +40,10 @@ LIBOFFLOAD=$(realpath "$4")
 TTCP=$(realpath "$5")
 ICMP_PING=$(realpath "$6")
 
-if [[ $(id -u) -ne 0 ]]; then
-  echo "SKIP: needs root (network namespaces, XDP, iptables)"
-  exit 0
-fi
+# pass/fail/skip/note, require_root, cleanup, bg, wait_file, port, sp_obs,
+# sp_sent, stop_pid, wait_listen, ctl, start_daemon (lib/harness.sh).
+source "$(dirname "$0")/../lib/harness.sh"
+require_root interop "needs root (network namespaces, XDP, iptables)"
 for tool in ip jq python3 ss; do
   if ! command -v "$tool" >/dev/null; then
     echo "FAIL: harness needs $tool"
@@ -62,22 +62,6 @@ RUN_B=$WORK/run-b
 mkdir -p "$RUN_A" "$RUN_B"
 daemon_a=-1
 daemon_b=-1
-# pass/fail/skip/note, cleanup, bg, wait_file, port, sp_obs, sp_sent.
-source "$(dirname "$0")/../lib/harness.sh"
-
-# Stops one pid we started: SIGTERM, up to 5 s, then SIGKILL; reaps it.
-stop_pid() {
-  local pid=$1 i
-  [[ $pid -gt 0 ]] || return 0
-  kill -TERM "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null; return 0; }
-  for ((i = 0; i < 50; i++)); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1  # poll interval
-  done
-  kill -KILL "$pid" 2>/dev/null
-  wait "$pid" 2>/dev/null
-  return 0
-}
 
 trap cleanup EXIT
 
@@ -87,22 +71,6 @@ IN_A=(ip netns exec "$NS_A")
 IN_B=(ip netns exec "$NS_B")
 OFF_A=(ip netns exec "$NS_A" env OFFLOAD_RUN_DIR="$RUN_A" OFFLOAD_LIBRARY="$LIBOFFLOAD" "$OFFLOAD" --)
 OFF_B=(ip netns exec "$NS_B" env OFFLOAD_RUN_DIR="$RUN_B" OFFLOAD_LIBRARY="$LIBOFFLOAD" "$OFFLOAD" --)
-
-# wait_listen NS PORT: polls up to 10 s for a TCP listener on PORT in NS.
-wait_listen() {
-  local ns=$1 port=$2 i
-  for ((i = 0; i < 100; i++)); do
-    ip netns exec "$ns" ss -Hltn "sport = :$port" 2>/dev/null | grep -q LISTEN && return 0
-    sleep 0.1  # poll interval
-  done
-  return 1
-}
-
-ctl() {
-  local run=$1
-  shift
-  "$OFFLOADCTL" --socket "$run/control.sock" "$@"
-}
 
 # nic_snap RUN: "rx_pkts tx_pkts rx_bytes tx_bytes eng_rx eng_tx", summed
 # over the daemon's NIC queues and engines.
@@ -210,27 +178,6 @@ expect_engine() {
   fi
 }
 
-# start_daemon NS RUN IFNAME [FAULT]: starts offloadd in NS owning IFNAME
-# (with OFFLOADD_FAULT=FAULT in its environment when given) and waits (10 s)
-# for its control socket to answer; prints the pid in DAEMON_PID.
-start_daemon() {
-  local ns=$1 run=$2 ifname=$3 fault=${4:-} i
-  printf 'interfaces { name: "%s" driver: DRIVER_AF_XDP }\nnum_cores: 1\n' "$ifname" \
-    >"$WORK/offloadd-$ns.conf"
-  : >"$WORK/rules-$ns.conf"
-  bg "$WORK/offloadd-$ns.log" ip netns exec "$ns" env ${fault:+OFFLOADD_FAULT="$fault"} \
-    "$OFFLOADD" --config "$WORK/offloadd-$ns.conf" --run-dir "$run" --rules "$WORK/rules-$ns.conf"
-  DAEMON_PID=$BG_PID
-  for ((i = 0; i < 100; i++)); do
-    ctl "$run" status >/dev/null 2>&1 && return 0
-    kill -0 "$DAEMON_PID" 2>/dev/null || break
-    sleep 0.1  # poll interval
-  done
-  echo "offloadd in $ns did not come up:"
-  cat "$WORK/offloadd-$ns.log"
-  return 1
-}
-
 # daemon_a_alive WHEN: FAILs when offloadd (A) died since the last check
 # (printing how and its log) and restarts it so the remaining checks run.
 daemon_a_alive() {
@@ -334,19 +281,10 @@ ttcp_run() {
 }
 
 echo "== setup: $NS_A ($IP_A, offloadd) <-> $NS_B ($IP_B, kernel); work dir $WORK"
-ip netns del "$NS_A" 2>/dev/null
-ip netns del "$NS_B" 2>/dev/null
-if ! { ip netns add "$NS_A" && ip netns add "$NS_B" &&
-       ip link add va netns "$NS_A" type veth peer name vb netns "$NS_B" &&
-       ip -n "$NS_A" addr add "$IP_A/24" dev va && ip -n "$NS_B" addr add "$IP_B/24" dev vb &&
-       ip -n "$NS_A" link set lo up && ip -n "$NS_B" link set lo up &&
-       ip -n "$NS_A" link set va up && ip -n "$NS_B" link set vb up; }; then
+if ! setup_veth; then
   echo "FAIL setup: cannot create namespaces/veth"
   exit 1
 fi
-# veth hands CHECKSUM_PARTIAL packets to the peer; AF_XDP sees them unfinished.
-ip netns exec "$NS_B" ethtool -K vb tx off >/dev/null 2>&1 ||
-  echo "note: ethtool -K vb tx off failed (ethtool missing?)"
 
 have_sockperf=1
 command -v sockperf >/dev/null || have_sockperf=0

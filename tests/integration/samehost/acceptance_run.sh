@@ -25,7 +25,11 @@ DPID=$!
 PIDS+=($DPID)
 export OFFLOAD_RUN_DIR=$RUN/run
 OFF="env OFFLOAD_RUN_DIR=$RUN/run LD_PRELOAD=$BIN/client/liboffload.so"
-for i in $(seq 100); do [ -S "$RUN/run/engine.sock" ] && break; sleep 0.05; done
+# Ready when its control socket answers (after the attach socket listens).
+for i in $(seq 100); do
+  "$BIN/cli/offloadctl" --socket "$RUN/run/control.sock" status >/dev/null 2>&1 && break
+  sleep 0.05  # poll interval
+done
 
 port=$((10000 + RANDOM % 20000))
 sp() {  # sp SIDE SERVER_ARGS -- CLIENT_ARGS

@@ -51,12 +51,7 @@ MODES=${SHARING_MODES:-kernel offload}
 # ctl, start_daemon, sock_rows (one harness for every integration script).
 source "$(dirname "$0")/../lib/harness.sh"
 JUNIT_SUITE=samehost_sharing
-if [[ $(id -u) -ne 0 ]]; then
-  skip "needs root (nginx's worker user switch, PostgreSQL as user postgres)"
-  junit_write "$JUNIT_SUITE"
-  echo "0 passed, 0 failed, 1 skipped"
-  exit 0
-fi
+require_root "$JUNIT_SUITE" "needs root (nginx's worker user switch, PostgreSQL as user postgres)"
 for tool in jq python3 ss; do
   command -v "$tool" >/dev/null || { echo "FAIL: harness needs $tool"; exit 1; }
 done

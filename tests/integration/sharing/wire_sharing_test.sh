@@ -53,12 +53,7 @@ MODES=${SHARING_MODES:-kernel offload}
 # integration script).
 source "$(dirname "$0")/../lib/harness.sh"
 JUNIT_SUITE=wire_sharing
-if [[ $(id -u) -ne 0 ]]; then
-  skip "needs root (network namespaces, XDP)"
-  junit_write "$JUNIT_SUITE"
-  echo "0 passed, 0 failed, 1 skipped"
-  exit 0
-fi
+require_root "$JUNIT_SUITE" "needs root (network namespaces, XDP)"
 for tool in ip jq python3 ss; do
   command -v "$tool" >/dev/null || { echo "FAIL: harness needs $tool"; exit 1; }
 done

@@ -10,7 +10,9 @@
 set -uo pipefail
 OFFLOADD=$1 OFFLOADCTL=$2 LAUNCHER=$3 LIBOFFLOAD=$4
 HERE=$(cd "$(dirname "$0")" && pwd)
-if [[ $(id -u) -ne 0 ]]; then echo "SKIP syn flood: needs root"; exit 0; fi
+# require_root: a run without root reports this test skipped, not passed.
+source "$(dirname "$0")/../lib/harness.sh"
+require_root syn_flood "syn flood: needs root (network namespaces, XDP)"
 NS_A=sfa$$ NS_B=sfb$$ PORT=5601
 WORK=$(mktemp -d /tmp/offload-synflood.XXXXXX)
 pids=()

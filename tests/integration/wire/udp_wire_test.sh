@@ -40,10 +40,10 @@ OFFLOAD=$(realpath "$3")
 LIBOFFLOAD=$(realpath "$4")
 ECHO=$(realpath "$5")
 
-if [[ $(id -u) -ne 0 ]]; then
-  echo "SKIP: needs root (network namespaces, XDP)"
-  exit 0
-fi
+# pass/fail/skip/note, require_root, cleanup, bg, wait_file, port, sp_obs,
+# sp_sent, setup_veth, start_daemon (lib/harness.sh).
+source "$(dirname "$0")/../lib/harness.sh"
+require_root udp_wire "needs root (network namespaces, XDP)"
 for tool in ip jq python3; do
   if ! command -v "$tool" >/dev/null; then
     echo "FAIL: harness needs $tool"
@@ -59,8 +59,6 @@ WORK=$(mktemp -d /tmp/offload-udpwire.XXXXXX)
 chmod 755 "$WORK"
 RUN=$WORK/run
 mkdir -p "$RUN"
-# pass/fail/skip/note, cleanup, bg, wait_file, port, sp_obs, sp_sent.
-source "$(dirname "$0")/../lib/harness.sh"
 
 trap cleanup EXIT
 
@@ -159,33 +157,15 @@ echo_server() {
 }
 
 # ---- setup --------------------------------------------------------------
-if ! { ip netns add "$NS_A" && ip netns add "$NS_B" &&
-       ip link add va netns "$NS_A" type veth peer name vb netns "$NS_B" &&
-       ip -n "$NS_A" addr add "$IP_A/24" dev va && ip -n "$NS_B" addr add "$IP_B/24" dev vb &&
-       ip -n "$NS_A" link set lo up && ip -n "$NS_B" link set lo up &&
-       ip -n "$NS_A" link set va up && ip -n "$NS_B" link set vb up; }; then
+# vb keeps TX checksum offload on (the veth default): its datagrams reach
+# AF_XDP with only the pseudo-header sum, which offloadd accepts on a veth.
+if ! setup_veth --vb-tx-csum; then
   echo "FAIL setup: cannot create namespaces/veth"
   exit 1
 fi
-# vb keeps TX checksum offload on (the veth default): its datagrams reach
-# AF_XDP with only the pseudo-header sum, which offloadd accepts on a veth.
 
-printf 'interfaces { name: "va" driver: DRIVER_AF_XDP }\nnum_cores: 1\n' >"$WORK/offloadd.conf"
-: >"$WORK/rules.conf"
-bg "$WORK/offloadd.log" "${IN_A[@]}" "$OFFLOADD" --config "$WORK/offloadd.conf" --run-dir "$RUN" \
-  --rules "$WORK/rules.conf"
-DAEMON=$BG_PID
-up=0
-for ((i = 0; i < 100; i++)); do
-  if ctl status >/dev/null 2>&1; then up=1; break; fi
-  kill -0 "$DAEMON" 2>/dev/null || break
-  sleep 0.1  # poll interval
-done
-if ((up == 0)); then
-  echo "FAIL offloadd did not come up:"
-  cat "$WORK/offloadd.log"
-  exit 1
-fi
+start_daemon "$NS_A" "$RUN" va || exit 1
+DAEMON=$DAEMON_PID
 
 # ---- 1: offloaded client -> kernel server ---------------------------------
 ECHO_ARGS=(--bind "$IP_B")
@@ -353,7 +333,7 @@ else
 fi
 
 if ! kill -0 "$DAEMON" 2>/dev/null; then
-  fail "offloadd died during the test: $(tail -5 "$WORK/offloadd.log" | tr '\n' ' ')"
+  fail "offloadd died during the test: $(tail -5 "$WORK/offloadd-$NS_A.log" | tr '\n' ' ')"
 fi
 echo "summary: $passes passed, $failures failed, $skips skipped"
 ((failures == 0))

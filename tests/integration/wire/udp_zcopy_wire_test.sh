@@ -29,10 +29,10 @@ OFFLOADCTL=$(realpath "$2")
 LIBOFFLOAD=$(realpath "$3")
 PROG=$(realpath "$4")
 
-if [[ $(id -u) -ne 0 ]]; then
-  echo "SKIP: needs root (network namespaces, XDP)"
-  exit 0
-fi
+# pass/fail/skip, require_root, cleanup (kills only our pids, deletes the
+# namespaces), bg, wait_file, start_daemon, setup_veth, ctl.
+source "$(dirname "$0")/../lib/harness.sh"
+require_root udp_zcopy_wire "needs root (network namespaces, XDP)"
 for tool in ip jq python3; do
   if ! command -v "$tool" >/dev/null; then
     echo "FAIL: harness needs $tool"
@@ -48,9 +48,6 @@ WORK=$(mktemp -d /tmp/offload-zcwire.XXXXXX)
 chmod 755 "$WORK"
 RUN=$WORK/run
 mkdir -p "$RUN"
-# pass/fail/skip, cleanup (kills only our pids, deletes the namespaces),
-# bg, wait_file, start_daemon, setup_veth, ctl.
-source "$(dirname "$0")/../lib/harness.sh"
 trap cleanup EXIT
 
 COUNT=400

@@ -22,6 +22,10 @@ PROBES=$HERE/probes.py; ECHO=$HERE/echo_server.py
 [ -f "$PROBES" ] || PROBES=$(realpath tests/integration/wire_apps/probes.py)
 [ -f "$ECHO" ] || ECHO=$(realpath tests/integration/wire_apps/echo_server.py)
 
+# require_root: a run without root reports this test skipped, not passed.
+source "$(dirname "$0")/../lib/harness.sh"
+require_root wire_apps "needs root (network namespaces, XDP)"
+
 NSA=owa$$; NSB=owb$$
 WORK=$(mktemp -d /tmp/wire_apps.XXXXXX)
 PIDS=()
@@ -36,8 +40,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-if [ "$(id -u)" != 0 ] || ! command -v python3 >/dev/null; then
-  echo "SKIP: needs root and python3"; exit 0
+if ! command -v python3 >/dev/null; then
+  skip "needs python3"; junit_write wire_apps; exit 0
 fi
 ip netns add "$NSA" && ip netns add "$NSB" || { echo "FAIL: netns"; exit 1; }
 ip link add va netns "$NSA" type veth peer name vb netns "$NSB"
