@@ -39,10 +39,12 @@
 #include <unordered_map>
 #include <vector>
 
+#include "client/caller_token.h"
 #include "client/offload_extra.h"
 #include "shm/abi.h"
 #include "shm/channel_map.h"
 #include "shm/dgram_ring.h"
+#include "shm/end_lock.h"
 #include "shm/listener.h"
 #include "shm/ring.h"
 #include "shm/sockaddr.h"
@@ -179,6 +181,27 @@ union InetName {
   sockaddr sa;
 };
 
+// One side of a UDP socket (its senders, or its receivers) for the threads
+// of this process: an shm::EndLock in process memory, biased to its first
+// user, so a socket used by one thread enters with two plain stores where
+// a mutex costs two atomic read-modify-writes; the first call from another
+// thread revokes the bias and everyone uses the mutex from then on. Never
+// shared between processes: a UDP socket held by several goes to the
+// kernel, and a forked child starts from fresh locks (Reset(), in
+// ResetUdpLocksAfterFork). Take it with MutexGuard.
+class SideLock {
+ public:
+  SideLock() { shm::InitEndLock(&l_); }
+  SideLock(const SideLock&) = delete;
+  SideLock& operator=(const SideLock&) = delete;
+  // REQUIRES: nobody holds it (a forked child, whose other threads are gone).
+  void Reset() { shm::InitEndLock(&l_); }
+  shm::EndLock* get() { return &l_; }
+
+ private:
+  shm::EndLock l_;
+};
+
 struct Socket : FdObject {
   Socket() : FdObject(ObjKind::kSocket) { pthread_mutex_init(&mu, nullptr); }
   ~Socket() override;
@@ -231,8 +254,8 @@ struct Socket : FdObject {
   // kUdp: serialise the socket's senders / receivers (threads of this
   // process), so a datagram is never torn and the ring state below is
   // used by one thread at a time.
-  pthread_mutex_t udp_tx_mu = PTHREAD_MUTEX_INITIALIZER;
-  pthread_mutex_t udp_rx_mu = PTHREAD_MUTEX_INITIALIZER;
+  SideLock udp_tx_mu;
+  SideLock udp_rx_mu;
 
   // kUdp: zero-copy receive / receive callback in use (set once, by the
   // extra API; null for every other socket: the one test of the UDP
@@ -305,20 +328,28 @@ struct Socket : FdObject {
   bool tcp_inq = false;  // TCP_INQ: recvmsg() adds a TCP_CM_INQ control message
 };
 
-// Holds a pthread mutex for a scope.
+// Holds a pthread mutex or a SideLock for a scope.
 class MutexGuard {
  public:
   explicit MutexGuard(pthread_mutex_t* mu) : mu_(mu) { pthread_mutex_lock(mu_); }
+  explicit MutexGuard(SideLock* l)
+      : end_(l->get()), mode_(shm::AcquireEndLock(end_, CallerToken())) {}
   ~MutexGuard() { Unlock(); }
   MutexGuard(const MutexGuard&) = delete;
   MutexGuard& operator=(const MutexGuard&) = delete;
   void Unlock() {
+    if (end_ != nullptr) {
+      shm::ReleaseEndLock(end_, mode_);
+      end_ = nullptr;
+    }
     if (mu_ != nullptr) pthread_mutex_unlock(mu_);
     mu_ = nullptr;
   }
 
  private:
-  pthread_mutex_t* mu_;
+  pthread_mutex_t* mu_ = nullptr;
+  shm::EndLock* end_ = nullptr;
+  shm::EndLockMode mode_ = shm::EndLockMode::kLocked;
 };
 
 // An offloaded socket in an epoll set (epoll.cc). Its wait lines stay

@@ -476,8 +476,8 @@ void ResetUdpLocksAfterFork() {
   for (int fd = 0; fd < g_fd_table_size; ++fd) {
     Socket* s = GetSocket(fd);
     if (s == nullptr || s->type != SOCK_DGRAM || s->fd != fd) continue;
-    pthread_mutex_init(&s->udp_tx_mu, nullptr);
-    pthread_mutex_init(&s->udp_rx_mu, nullptr);
+    s->udp_tx_mu.Reset();
+    s->udp_rx_mu.Reset();
   }
 }
 
