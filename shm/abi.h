@@ -328,6 +328,9 @@ enum class MsgType : uint32_t {
   kAdopted = 108,      // reply to kAdopt: kind kSharePipe (id channel id, slot, gen,
                        // end, value capacity, value64 channel size; fds [channel memfd])
                        // or kShareListener (id listener id; fds [listener memfd]).
+  kDoorbellGone = 109,  // value64: a doorbell id this process asked for (kDoorbell) whose
+                        // owner unregistered it or exited: close the copy. Sent once
+                        // per asking process; a client that does not know it ignores it.
 };
 
 // Msg::status of a kTcpConnect, kUdpOpen, kUdpWire or kUdpJoin reply: the
