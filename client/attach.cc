@@ -18,6 +18,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "client/channels.h"
 #include "client/config.h"
 #include "client/fd_table.h"
 #include "client/libc.h"
@@ -247,6 +248,10 @@ void DispatchLocked(const shm::Msg& m, int* fds, int nfds) {
       if (s->efd.valid()) shm::Kick(s->efd.get());
       return;
     }
+    case shm::MsgType::kChannelGone:
+      CloseFds(fds, nfds);
+      RetireChannel(m.id);
+      return;
     case shm::MsgType::kDoorbellGone: {
       // A peer's doorbell we hold a copy of is gone: close it (a process
       // serving many short-lived peers would otherwise keep one fd each).
@@ -459,7 +464,8 @@ bool CallOnce(shm::Msg* msg, const int* fds, int nfds, shm::Msg* reply, int* rfd
       return false;
     }
     if (reply->type == shm::MsgType::kDgramOffer ||
-        reply->type == shm::MsgType::kDoorbellGone) {
+        reply->type == shm::MsgType::kDoorbellGone ||
+        reply->type == shm::MsgType::kChannelGone) {
       DispatchLocked(*reply, got, ngot);  // not a reply: posted by offloadd
       continue;
     }

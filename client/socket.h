@@ -132,7 +132,8 @@ struct LineArms {
 };
 
 struct PipeEnd {
-  shm::ChannelMap* chan = nullptr;  // process-lifetime mapping (LocalChannels)
+  ~PipeEnd();  // releases chan (channels.h)
+  shm::ChannelMap* chan = nullptr;  // counted mapping (AcquireChannel)
   shm::PipeRecord* rec = nullptr;
   uint32_t channel_id = 0, slot = 0, gen = 0;
   int end = 0;            // 0 connector, 1 acceptor

@@ -331,6 +331,9 @@ enum class MsgType : uint32_t {
   kDoorbellGone = 109,  // value64: a doorbell id this process asked for (kDoorbell) whose
                         // owner unregistered it or exited: close the copy. Sent once
                         // per asking process; a client that does not know it ignores it.
+  kChannelGone = 110,  // id: a same-host channel this process was given (kChannel,
+                       // kAdopted) is retired: its connecting process is gone and
+                       // every slot is free. Unmap it once no pipe end uses it.
 };
 
 // Msg::status of a kTcpConnect, kUdpOpen, kUdpWire or kUdpJoin reply: the

@@ -82,6 +82,9 @@ absl::StatusOr<std::unique_ptr<SessionManager>> SessionManager::Create(
       self->PublishTcpPort(port, on);
     };
     env.next_id = [self]() ABSL_NO_THREAD_SAFETY_ANALYSIS { return self->ids_.Next(); };
+    env.channel_gone = [self](uint32_t id) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+      self->RetireChannel(id);
+    };
     m->tcp_ = std::make_unique<TcpBroker>(std::move(env));
     UdpBroker::Env udp_env;
     udp_env.max_sockets = self->max_sockets_;
@@ -487,6 +490,18 @@ void SessionManager::RetireDoorbell(uint64_t id) {
     Msg gone = {};
     gone.type = MsgType::kDoorbellGone;
     gone.value64 = id;
+    // Best effort: a session that cannot take it is going away.
+    if (SendMsg(a->fd.get(), gone, nullptr, 0)) PostEvent(a);
+  }
+}
+
+void SessionManager::RetireChannel(uint32_t id) {
+  for (auto& [fd, session] : sessions_) {
+    Session* a = session.get();
+    if (a->channels_sent.erase(id) == 0) continue;
+    Msg gone = {};
+    gone.type = MsgType::kChannelGone;
+    gone.id = id;
     // Best effort: a session that cannot take it is going away.
     if (SendMsg(a->fd.get(), gone, nullptr, 0)) PostEvent(a);
   }
