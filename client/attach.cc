@@ -23,6 +23,7 @@
 #include <cstring>
 
 #include "client/attach_internal.h"
+#include "client/channels.h"
 #include "client/config.h"
 #include "client/fd_table.h"
 #include "client/libc.h"
@@ -161,6 +162,17 @@ void DispatchLocked(const shm::Msg& m, int* fds, int nfds) {
       pthread_mutex_unlock(&s->mu);
       s->udp->has_new_rings.store(true, std::memory_order_release);
       if (s->efd.valid()) shm::Kick(s->efd.get());
+      return;
+    }
+    case shm::MsgType::kChannelGone:
+      CloseFds(fds, nfds);
+      RetireChannel(m.id);
+      return;
+    case shm::MsgType::kDoorbellGone: {
+      // A peer's doorbell we hold a copy of is gone: close it (a process
+      // serving many short-lived peers would otherwise keep one fd each).
+      CloseFds(fds, nfds);
+      ForgetPeerDoorbell(m.value64);  // doorbells.cc
       return;
     }
     default:
@@ -358,8 +370,10 @@ bool CallOnce(shm::Msg* msg, const int* fds, int nfds, shm::Msg* reply, int* rfd
       pthread_mutex_unlock(&g_session_mu);
       return false;
     }
-    if (reply->type == shm::MsgType::kDgramOffer) {
-      DispatchLocked(*reply, got, ngot);
+    if (reply->type == shm::MsgType::kDgramOffer ||
+        reply->type == shm::MsgType::kDoorbellGone ||
+        reply->type == shm::MsgType::kChannelGone) {
+      DispatchLocked(*reply, got, ngot);  // not a reply: posted by offloadd
       continue;
     }
     if (reply->seq != msg->seq) {

@@ -132,16 +132,7 @@ void RemoveOwnWaiters(shm::WaiterSet set);
 // begins (shm::WakeWaiters; a listener's acceptors).
 void WakeLine(shm::RingWaitLine* w, uint32_t bits, shm::WaiterSet set, uint32_t start = 0);
 void WakeLine(shm::RingWaitLine* w, uint32_t bits);
-// The caller's identity for shm::EndLock (pid << 32 | tid), cached per
-// thread; a forked child's thread renews it (AttachAtForkChild clears the
-// forking thread's copy, the only thread a child has). Inline: every send
-// and receive takes it.
-extern thread_local uint64_t t_caller_token;
-uint64_t NewCallerToken();
-inline uint64_t CallerToken() {
-  const uint64_t t = t_caller_token;
-  return __builtin_expect(t != 0, 1) ? t : NewCallerToken();
-}
+// CallerToken(): client/caller_token.h (through socket.h).
 // Sockets with a serial below this were inherited across fork.
 extern uint64_t g_fork_serial;
 

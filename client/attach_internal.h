@@ -35,6 +35,9 @@ void ForgetEngineDoorbells();
 // pthread_atfork child: new thread identities (ForkGeneration), the
 // parent's doorbells and pooled bells forgotten.
 void DoorbellsAtForkChild();
+// kDoorbellGone: the peer doorbell `listed` names is gone; our copy of it
+// is closed once no kick holds it.
+void ForgetPeerDoorbell(uint64_t listed);
 
 // --- attach.cc ----------------------------------------------------------------
 // CLOCK_MONOTONIC in milliseconds.

@@ -24,7 +24,12 @@ pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;  // guards everything below
 
 // Heap tables, created on first use (the library must not run constructors
 // of globals before libc is ready); never destroyed (process lifetime).
-std::unordered_map<uint32_t, shm::ChannelMap*>* g_channels = nullptr;
+struct ChannelEntry {
+  shm::ChannelMap* map = nullptr;
+  uint32_t refs = 0;     // pipe ends of this process using it
+  bool retired = false;  // offloadd retired it: unmapped at refs == 0
+};
+std::unordered_map<uint32_t, ChannelEntry>* g_channels = nullptr;
 
 struct ListenerMap {
   shm::ListenerHeader* hdr = nullptr;
@@ -43,7 +48,7 @@ RouteKeyT RouteKey(const shm::SockAddr& dst) {
 }
 
 void EnsureTablesLocked() {
-  if (g_channels == nullptr) g_channels = new std::unordered_map<uint32_t, shm::ChannelMap*>();
+  if (g_channels == nullptr) g_channels = new std::unordered_map<uint32_t, ChannelEntry>();
   if (g_listeners == nullptr) g_listeners = new std::unordered_map<uint32_t, ListenerMap>();
   if (g_routes == nullptr) g_routes = new std::map<RouteKeyT, Route>();
 }
@@ -61,9 +66,47 @@ shm::ChannelMap* FindChannel(uint32_t id) {
   pthread_mutex_lock(&g_mu);
   EnsureTablesLocked();
   auto it = g_channels->find(id);
-  shm::ChannelMap* c = it == g_channels->end() ? nullptr : it->second;
+  shm::ChannelMap* c = it == g_channels->end() || it->second.retired ? nullptr : it->second.map;
   pthread_mutex_unlock(&g_mu);
   return c;
+}
+
+void AcquireChannel(shm::ChannelMap* c) {
+  pthread_mutex_lock(&g_mu);
+  EnsureTablesLocked();
+  auto it = g_channels->find(c->id());
+  if (it != g_channels->end() && it->second.map == c) ++it->second.refs;
+  pthread_mutex_unlock(&g_mu);
+}
+
+void ReleaseChannel(shm::ChannelMap* c) {
+  pthread_mutex_lock(&g_mu);
+  EnsureTablesLocked();
+  auto it = g_channels->find(c->id());
+  shm::ChannelMap* drop = nullptr;
+  if (it != g_channels->end() && it->second.map == c && it->second.refs != 0 &&
+      --it->second.refs == 0 && it->second.retired) {
+    drop = c;
+    g_channels->erase(it);
+  }
+  pthread_mutex_unlock(&g_mu);
+  delete drop;  // unmaps and closes the memfd
+}
+
+void RetireChannel(uint32_t id) {
+  pthread_mutex_lock(&g_mu);
+  EnsureTablesLocked();
+  auto it = g_channels->find(id);
+  shm::ChannelMap* drop = nullptr;
+  if (it != g_channels->end()) {
+    it->second.retired = true;
+    if (it->second.refs == 0) {
+      drop = it->second.map;
+      g_channels->erase(it);
+    }
+  }
+  pthread_mutex_unlock(&g_mu);
+  delete drop;
 }
 
 shm::ChannelMap* AddChannel(shm::UniqueFd memfd) {
@@ -71,9 +114,9 @@ shm::ChannelMap* AddChannel(shm::UniqueFd memfd) {
   if (map == nullptr) return nullptr;
   pthread_mutex_lock(&g_mu);
   EnsureTablesLocked();
-  shm::ChannelMap*& slot = (*g_channels)[map->id()];
-  if (slot == nullptr) slot = map.release();  // else: ours already; the new one unmaps
-  shm::ChannelMap* c = slot;
+  ChannelEntry& slot = (*g_channels)[map->id()];
+  if (slot.map == nullptr) slot.map = map.release();  // else: ours already; the new one unmaps
+  shm::ChannelMap* c = slot.retired ? nullptr : slot.map;
   pthread_mutex_unlock(&g_mu);
   return c;
 }
@@ -182,7 +225,12 @@ void EvictRoute(const shm::SockAddr& dst) {
   pthread_mutex_unlock(&g_mu);
 }
 
-void ChannelsAtForkChild() { pthread_mutex_init(&g_mu, nullptr); }
+void ChannelsAtForkChild() {
+  pthread_mutex_init(&g_mu, nullptr);
+  if (g_routes == nullptr) return;
+  for (auto& [key, route] : *g_routes) ReleaseListenerLocked(route.listener_id);
+  g_routes->clear();
+}
 
 }  // namespace client
 }  // namespace offload

@@ -23,8 +23,18 @@
 namespace offload {
 namespace client {
 
-// The channel `id`, or null if this process has not mapped it.
+// The channel `id`, or null if this process has not mapped it (or offloadd
+// retired it).
 shm::ChannelMap* FindChannel(uint32_t id);
+// A pipe end of this process uses `c` (AttachPipeEnd; released when the
+// PipeEnd goes): a retired channel stays mapped until the last release.
+void AcquireChannel(shm::ChannelMap* c);
+void ReleaseChannel(shm::ChannelMap* c);
+// offloadd retired channel `id` (kChannelGone: its connecting process is
+// gone and every slot is free): unmapped and closed now, or at the last
+// ReleaseChannel(). A process serving many short-lived clients otherwise
+// keeps a memfd and a mapping per client it has seen.
+void RetireChannel(uint32_t id);
 // Maps the channel in `memfd` (taken); returns the existing mapping if the
 // channel is already mapped. Null if it is not a valid channel.
 shm::ChannelMap* AddChannel(shm::UniqueFd memfd);
@@ -53,7 +63,10 @@ bool LookupRoute(const shm::SockAddr& dst, Route* out);
 void InsertRoute(const shm::SockAddr& dst, const Route& r);
 void EvictRoute(const shm::SockAddr& dst);
 
-// In a forked child: the parent may have held the tables' mutex.
+// In a forked child: the parent may have held the tables' mutex. The
+// parent's routes are dropped: offloadd retires a channel when the process
+// it was made for is gone and tells only the processes it gave the channel
+// to, so a child connects through channels of its own.
 void ChannelsAtForkChild();
 
 }  // namespace client

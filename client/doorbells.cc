@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <iterator>
 #include <new>
 #include <unordered_map>
 #include <vector>
@@ -41,8 +42,37 @@ pthread_mutex_t g_peer_mu = PTHREAD_MUTEX_INITIALIZER;
 struct PeerBell {
   int fd = -1;
   shm::HintRing* ring = nullptr;
+  bool copy = false;  // fd and ring are ours to close (from offloadd), not a bell of ours
 };
 std::unordered_map<uint64_t, PeerBell>* g_peer_doorbells = nullptr;
+size_t g_gone_bells = 0;  // entries with fd -1 (forgotten in bulk past a bound)
+// Copies retired (the owner went, kDoorbellGone; or offloadd did, engine
+// bells) while a kicker may still hold their numbers: closed once no kick
+// is in flight. Both under g_peer_mu.
+std::vector<PeerBell>* g_retired_bells = nullptr;
+uint32_t g_kicks_in_flight = 0;
+
+// REQUIRES: g_peer_mu. Closes the retired copies if no kick holds one.
+void CloseRetiredLocked() {
+  if (g_kicks_in_flight != 0 || g_retired_bells == nullptr) return;
+  for (const PeerBell& b : *g_retired_bells) {
+    if (b.fd >= 0) shm::UniqueFd drop(b.fd);
+    if (b.ring != nullptr) munmap(b.ring, shm::HintRingBytes());
+  }
+  g_retired_bells->clear();
+}
+
+// REQUIRES: g_peer_mu. Takes `it` out of the table; a copy is closed once
+// no kick holds it.
+void RetireLocked(std::unordered_map<uint64_t, PeerBell>::iterator it) {
+  if (it->second.fd < 0) --g_gone_bells;
+  if (it->second.copy) {
+    if (g_retired_bells == nullptr) g_retired_bells = new std::vector<PeerBell>();
+    g_retired_bells->push_back(it->second);
+  }
+  g_peer_doorbells->erase(it);
+  CloseRetiredLocked();
+}
 std::vector<SetBell*>* g_free_set_bells = nullptr;  // epoll sets' doorbells to reuse
 std::atomic<uint32_t> g_fork_gen{1};
 
@@ -53,19 +83,26 @@ void ForgetEngineDoorbells() {
   pthread_mutex_lock(&g_peer_mu);
   if (g_peer_doorbells != nullptr) {
     for (auto it = g_peer_doorbells->begin(); it != g_peer_doorbells->end();) {
-      if (it->first & shm::kEngineDoorbellBit) {
-        if (it->second.fd >= 0) shm::UniqueFd drop(it->second.fd);
-        it = g_peer_doorbells->erase(it);
-      } else {
-        ++it;
-      }
+      auto next = std::next(it);
+      if (it->first & shm::kEngineDoorbellBit) RetireLocked(it);
+      it = next;
     }
+  }
+  pthread_mutex_unlock(&g_peer_mu);
+}
+
+void ForgetPeerDoorbell(uint64_t listed) {
+  pthread_mutex_lock(&g_peer_mu);
+  if (g_peer_doorbells != nullptr && !(listed & shm::kEngineDoorbellBit)) {
+    auto it = g_peer_doorbells->find(shm::DoorbellOf(listed));
+    if (it != g_peer_doorbells->end() && it->second.copy) RetireLocked(it);
   }
   pthread_mutex_unlock(&g_peer_mu);
 }
 
 void DoorbellsAtForkChild() {
   pthread_mutex_init(&g_peer_mu, nullptr);
+  g_kicks_in_flight = 0;  // only this thread is left, and it is not kicking
   g_fork_gen.fetch_add(1, std::memory_order_relaxed);  // new thread identities
   // The parent's threads' doorbells wake the parent; ours come with our
   // threads (DoorbellFd(), renewed by the fork generation). The pool's
@@ -275,10 +312,19 @@ void RemoveOwnWaiters(shm::WaiterSet set) {
   pthread_mutex_unlock(&g_peer_mu);
 }
 namespace {
+// Ends a kick PeerDoorbell() returned an fd for.
+void UnpinPeerBell() {
+  pthread_mutex_lock(&g_peer_mu);
+  --g_kicks_in_flight;
+  CloseRetiredLocked();
+  pthread_mutex_unlock(&g_peer_mu);
+}
+
 // Our copy of the eventfd behind doorbell `id` (asked once), or -1
 // (*gone: offloadd says that process is gone; else it cannot be asked now).
 // `*ring`: its hint ring (null if none). REQUIRES: `id` is a doorbell id
-// (shm::DoorbellOf), not a listed one.
+// (shm::DoorbellOf), not a listed one. A returned fd (>= 0) stays open
+// until the caller's UnpinPeerBell().
 int PeerDoorbell(uint64_t id, bool* gone, shm::HintRing** ring) {
   *gone = false;
   *ring = nullptr;
@@ -287,6 +333,7 @@ int PeerDoorbell(uint64_t id, bool* gone, shm::HintRing** ring) {
   auto it = g_peer_doorbells->find(id);
   const bool cached = it != g_peer_doorbells->end();
   const PeerBell known = cached ? it->second : PeerBell{};
+  if (cached && known.fd >= 0) ++g_kicks_in_flight;
   pthread_mutex_unlock(&g_peer_mu);
   if (cached) {
     *gone = known.fd < 0;
@@ -303,6 +350,7 @@ int PeerDoorbell(uint64_t id, bool* gone, shm::HintRing** ring) {
   if (Call(&m, nullptr, 0, &r, rfds, &nr)) {
     if (r.type == shm::MsgType::kDoorbellFd && (nr == 1 || nr == 2)) {
       got.fd = rfds[0];
+      got.copy = true;
       if (nr == 2) {
         // The hint ring stays mapped for the process lifetime, like the
         // eventfd stays open (a racing kicker may hold either).
@@ -323,7 +371,15 @@ int PeerDoorbell(uint64_t id, bool* gone, shm::HintRing** ring) {
     if (got.fd >= 0) shm::UniqueFd drop(got.fd);
     if (got.ring != nullptr) munmap(got.ring, shm::HintRingBytes());
     got = slot->second;
+  } else if (got.fd < 0 && ++g_gone_bells > 4096) {
+    // Ids of gone processes are never reused, so forgetting them only
+    // costs a question to offloadd if one is kicked again.
+    for (auto e = g_peer_doorbells->begin(); e != g_peer_doorbells->end();) {
+      e = e->second.fd < 0 ? g_peer_doorbells->erase(e) : std::next(e);
+    }
+    g_gone_bells = 0;
   }
+  if (got.fd >= 0) ++g_kicks_in_flight;
   pthread_mutex_unlock(&g_peer_mu);
   *gone = got.fd < 0;
   *ring = got.ring;
@@ -338,13 +394,15 @@ shm::KickResult KickDoorbell(uint64_t listed) {
                                                                              : nullptr;
   bool gone = false;
   shm::HintRing* ring = nullptr;
-  const int fd = mine != nullptr && id == mine->id ? mine->fd : PeerDoorbell(id, &gone, &ring);
+  const bool own = mine != nullptr && id == mine->id;
+  const int fd = own ? mine->fd : PeerDoorbell(id, &gone, &ring);
   if (fd < 0) return gone ? shm::KickResult::kGone : shm::KickResult::kUnknown;
   // The token first: the owner drains hints once the eventfd wakes it.
   if (const uint32_t token = shm::TokenOf(listed); token != 0 && ring != nullptr) {
     shm::PostHint(ring, token);
   }
   shm::Kick(fd);
+  if (!own) UnpinPeerBell();
   return shm::KickResult::kKicked;
 }
 }  // namespace

@@ -42,10 +42,12 @@
 #include <unordered_map>
 #include <vector>
 
+#include "client/caller_token.h"
 #include "client/offload_extra.h"
 #include "shm/abi.h"
 #include "shm/channel_map.h"
 #include "shm/dgram_ring.h"
+#include "shm/end_lock.h"
 #include "shm/listener.h"
 #include "shm/ring.h"
 #include "shm/sockaddr.h"
@@ -133,7 +135,8 @@ struct LineArms {
 };
 
 struct PipeEnd {
-  shm::ChannelMap* chan = nullptr;  // process-lifetime mapping (LocalChannels)
+  ~PipeEnd();  // releases chan (channels.h)
+  shm::ChannelMap* chan = nullptr;  // counted mapping (AcquireChannel)
   shm::PipeRecord* rec = nullptr;
   uint32_t channel_id = 0, slot = 0, gen = 0;
   int end = 0;            // 0 connector, 1 acceptor
@@ -172,6 +175,37 @@ struct ListenerRef {
   LineArms accept_arms;  // hdr->accept_wait
 };
 
+// An endpoint as the application sees it: AF_INET or AF_INET6 (AF_UNSPEC,
+// all zero, while unset). Code that is IPv4-only (the engine's wire,
+// multicast) uses `v4` of AF_INET sockets only.
+// The largest member first: `= {}` zeroes all of it.
+union InetName {
+  sockaddr_in6 v6;
+  sockaddr_in v4;
+  sockaddr sa;
+};
+
+// One side of a UDP socket (its senders, or its receivers) for the threads
+// of this process: an shm::EndLock in process memory, biased to its first
+// user, so a socket used by one thread enters with two plain stores where
+// a mutex costs two atomic read-modify-writes; the first call from another
+// thread revokes the bias and everyone uses the mutex from then on. Never
+// shared between processes: a UDP socket held by several goes to the
+// kernel, and a forked child starts from fresh locks (Reset(), in
+// ResetUdpLocksAfterFork). Take it with MutexGuard.
+class SideLock {
+ public:
+  SideLock() { shm::InitEndLock(&l_); }
+  SideLock(const SideLock&) = delete;
+  SideLock& operator=(const SideLock&) = delete;
+  // REQUIRES: nobody holds it (a forked child, whose other threads are gone).
+  void Reset() { shm::InitEndLock(&l_); }
+  shm::EndLock* get() { return &l_; }
+
+ private:
+  shm::EndLock l_;
+};
+
 // The datagram path of a UDP socket (udp*.cc): its same-host rings, its
 // engine endpoint, its multicast memberships and the extra API's receive
 // state. Every SOCK_DGRAM Socket owns one (Socket::udp) from its creation;
@@ -191,8 +225,8 @@ struct UdpState {
   // Serialise the socket's senders / receivers (threads of this process),
   // so a datagram is never torn and the ring state below is used by one
   // thread at a time.
-  pthread_mutex_t tx_mu = PTHREAD_MUTEX_INITIALIZER;
-  pthread_mutex_t rx_mu = PTHREAD_MUTEX_INITIALIZER;
+  SideLock tx_mu;
+  SideLock rx_mu;
 
   // Zero-copy receive / receive callback in use (set once, by the extra
   // API; null for every other socket: the one test of the UDP receive
@@ -234,16 +268,6 @@ struct UdpState {
   bool mc_loop = true;     // IP_MULTICAST_LOOP (Linux default on)
   uint32_t mc_if_addr = 0; // IP_MULTICAST_IF address / ifindex (0: any)
   int mc_ifindex = 0;
-};
-
-// An endpoint as the application sees it: AF_INET or AF_INET6 (AF_UNSPEC,
-// all zero, while unset). Code that is IPv4-only (the engine's wire,
-// multicast) uses `v4` of AF_INET sockets only.
-// The largest member first: `= {}` zeroes all of it.
-union InetName {
-  sockaddr_in6 v6;
-  sockaddr_in v4;
-  sockaddr sa;
 };
 
 struct Socket : FdObject {
@@ -327,20 +351,28 @@ struct Socket : FdObject {
   bool tcp_inq = false;  // TCP_INQ: recvmsg() adds a TCP_CM_INQ control message
 };
 
-// Holds a pthread mutex for a scope.
+// Holds a pthread mutex or a SideLock for a scope.
 class MutexGuard {
  public:
   explicit MutexGuard(pthread_mutex_t* mu) : mu_(mu) { pthread_mutex_lock(mu_); }
+  explicit MutexGuard(SideLock* l)
+      : end_(l->get()), mode_(shm::AcquireEndLock(end_, CallerToken())) {}
   ~MutexGuard() { Unlock(); }
   MutexGuard(const MutexGuard&) = delete;
   MutexGuard& operator=(const MutexGuard&) = delete;
   void Unlock() {
+    if (end_ != nullptr) {
+      shm::ReleaseEndLock(end_, mode_);
+      end_ = nullptr;
+    }
     if (mu_ != nullptr) pthread_mutex_unlock(mu_);
     mu_ = nullptr;
   }
 
  private:
-  pthread_mutex_t* mu_;
+  pthread_mutex_t* mu_ = nullptr;
+  shm::EndLock* end_ = nullptr;
+  shm::EndLockMode mode_ = shm::EndLockMode::kLocked;
 };
 
 // An offloaded socket in an epoll set (epoll.cc). Its wait lines stay

@@ -59,6 +59,10 @@ void WakeAcceptors(shm::ListenerHeader* hdr) {
 
 }  // namespace
 
+PipeEnd::~PipeEnd() {
+  if (chan != nullptr) ReleaseChannel(chan);
+}
+
 bool AttachPipeEnd(Socket* s, shm::ChannelMap* chan, uint32_t slot, uint32_t gen, int end,
                    bool engine) {
   shm::PipeRecord* r = chan->Record(slot);
@@ -67,6 +71,7 @@ bool AttachPipeEnd(Socket* s, shm::ChannelMap* chan, uint32_t slot, uint32_t gen
   }
   auto* p = new (std::nothrow) PipeEnd();
   if (p == nullptr) return false;
+  AcquireChannel(chan);  // released by ~PipeEnd
   p->chan = chan;
   p->rec = r;
   p->channel_id = chan->id();

@@ -135,8 +135,8 @@ void ResetUdpLocksAfterFork() {
   for (int fd = 0; fd < g_fd_table_size; ++fd) {
     Socket* s = GetSocket(fd);
     if (s == nullptr || s->type != SOCK_DGRAM || s->fd != fd) continue;
-    pthread_mutex_init(&s->udp->tx_mu, nullptr);
-    pthread_mutex_init(&s->udp->rx_mu, nullptr);
+    s->udp->tx_mu.Reset();
+    s->udp->rx_mu.Reset();
   }
 }
 
@@ -205,9 +205,9 @@ ssize_t UdpSend(Socket* s, const iovec* iov, int iovcnt, int flags, const shm::S
     // The engine's destinations are remembered per socket; the others are
     // same-host rings or the kernel.
     const uint64_t key = NoRingKey(d);
-    const Route route = s->udp->wire_tx.valid() ? CachedRoute(s, key) : Route::kUnknown;
-    if (route == Route::kKernel) return kUseKernel;
-    bool wire = route == Route::kWire;
+    const WireRoute route = s->udp->wire_tx.valid() ? CachedRoute(s, key) : WireRoute::kUnknown;
+    if (route == WireRoute::kKernel) return kUseKernel;
+    bool wire = route == WireRoute::kWire;
     if (!wire) {
       ring = OpenRing(s, d, &wire);
       if (ring == nullptr && s->udp->wire_tx.valid()) CacheRoute(s, key, wire);

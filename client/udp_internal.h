@@ -53,8 +53,8 @@ OutRing* OpenRing(Socket* s, const shm::SockAddr& d, bool* wire);
 
 // --- udp_wire.cc: the engine endpoint ---------------------------------------
 // Whether the engine serves a destination, as cached per socket.
-enum class Route { kUnknown, kWire, kKernel };
-Route CachedRoute(const Socket* s, uint64_t key);
+enum class WireRoute { kUnknown, kWire, kKernel };
+WireRoute CachedRoute(const Socket* s, uint64_t key);
 void CacheRoute(Socket* s, uint64_t key, bool wire);
 // Forgets the engine endpoint (its daemon is gone, or the socket went back
 // to the kernel).

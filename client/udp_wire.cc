@@ -32,11 +32,11 @@ constexpr size_t kWireRoutes = 256;  // direct-mapped destination cache entries
 size_t RouteSlot(uint64_t key) { return ((key * 0x9e3779b97f4a7c15ull) >> 56) % kWireRoutes; }
 }  // namespace
 
-Route CachedRoute(const Socket* s, uint64_t key) {
-  if (s->udp->wire_routes == nullptr) return Route::kUnknown;
+WireRoute CachedRoute(const Socket* s, uint64_t key) {
+  if (s->udp->wire_routes == nullptr) return WireRoute::kUnknown;
   const uint64_t e = s->udp->wire_routes[RouteSlot(key)];
-  if ((e & 2) == 0 || (e >> 2) != key) return Route::kUnknown;
-  return (e & 1) ? Route::kWire : Route::kKernel;
+  if ((e & 2) == 0 || (e >> 2) != key) return WireRoute::kUnknown;
+  return (e & 1) ? WireRoute::kWire : WireRoute::kKernel;
 }
 
 void CacheRoute(Socket* s, uint64_t key, bool wire) {

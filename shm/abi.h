@@ -328,6 +328,12 @@ enum class MsgType : uint32_t {
   kAdopted = 108,      // reply to kAdopt: kind kSharePipe (id channel id, slot, gen,
                        // end, value capacity, value64 channel size; fds [channel memfd])
                        // or kShareListener (id listener id; fds [listener memfd]).
+  kDoorbellGone = 109,  // value64: a doorbell id this process asked for (kDoorbell) whose
+                        // owner unregistered it or exited: close the copy. Sent once
+                        // per asking process; a client that does not know it ignores it.
+  kChannelGone = 110,  // id: a same-host channel this process was given (kChannel,
+                       // kAdopted) is retired: its connecting process is gone and
+                       // every slot is free. Unmap it once no pipe end uses it.
 };
 
 // Msg::status of a kTcpConnect, kUdpOpen, kUdpWire or kUdpJoin reply: the

@@ -22,12 +22,28 @@ bool DoorbellRegistry::AddProcess(uint64_t id, shm::UniqueFd efd, shm::UniqueFd 
   return processes_.emplace(id, std::move(b)).second;
 }
 
-void DoorbellRegistry::RemoveProcess(uint64_t id) {
+std::vector<int> DoorbellRegistry::RemoveProcess(uint64_t id) {
   absl::MutexLock l(&mu_);
-  if (processes_.erase(id) == 0) return;
+  auto it = processes_.find(id);
+  if (it == processes_.end()) return {};
+  std::vector<int> askers(it->second.askers.begin(), it->second.askers.end());
+  processes_.erase(it);
   constexpr size_t kMaxGone = 1 << 16;
   if (gone_.size() >= kMaxGone) gone_.clear();
   gone_.insert(id);
+  return askers;
+}
+
+void DoorbellRegistry::NoteAsker(uint64_t id, int asker) {
+  absl::MutexLock l(&mu_);
+  auto it = processes_.find(shm::DoorbellOf(id));
+  if (it != processes_.end()) it->second.askers.insert(asker);
+}
+
+void DoorbellRegistry::ForgetAsker(uint64_t id, int asker) {
+  absl::MutexLock l(&mu_);
+  auto it = processes_.find(shm::DoorbellOf(id));
+  if (it != processes_.end()) it->second.askers.erase(asker);
 }
 
 void DoorbellRegistry::AddEngine(uint32_t engine, int efd) {

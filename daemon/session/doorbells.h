@@ -18,6 +18,7 @@
 #define OFFLOAD_DAEMON_SESSION_DOORBELLS_H_
 
 #include <cstdint>
+#include <set>
 #include <unordered_map>
 #include <unordered_set>
 #include <vector>
@@ -37,8 +38,14 @@ class DoorbellRegistry : public wire::AppWaker {
   // the id is malformed or taken (the process picks another).
   // `hints`: the doorbell's hint ring memfd (owned; invalid if none).
   bool AddProcess(uint64_t id, shm::UniqueFd efd, shm::UniqueFd hints = shm::UniqueFd());
-  // Forgets a process's doorbell (the process is gone).
-  void RemoveProcess(uint64_t id);
+  // Forgets a process's doorbell (the process is gone, or unregistered it)
+  // and returns the attach fds of the sessions that asked for a copy of it
+  // (NoteAsker), so that they can be told to close theirs.
+  std::vector<int> RemoveProcess(uint64_t id);
+  // Session `asker` (its attach fd) was given a copy of process doorbell
+  // `id` (kDoorbell). ForgetAsker: that session is gone.
+  void NoteAsker(uint64_t id, int asker);
+  void ForgetAsker(uint64_t id, int asker);
   // Registers engine `engine`'s doorbell (borrowed: valid while the wire
   // plane runs).
   void AddEngine(uint32_t engine, int efd);
@@ -67,6 +74,7 @@ class DoorbellRegistry : public wire::AppWaker {
     shm::UniqueFd efd;
     shm::UniqueFd hints_fd;  // invalid: no hint ring
     shm::Mapping hints;      // its mapping
+    std::set<int> askers;    // sessions holding a copy (attach fds)
   };
   std::unordered_map<uint64_t, Bell> processes_ ABSL_GUARDED_BY(mu_);
   std::vector<int> engines_ ABSL_GUARDED_BY(mu_);

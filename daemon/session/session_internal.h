@@ -62,6 +62,7 @@ struct Session {
   bool hello_done = false;
   shm::Mapping arena;  // our mapping of the process's arena
   std::vector<uint64_t> doorbells;  // its threads' doorbell ids
+  std::set<uint64_t> peer_doorbells;  // other processes' doorbells it has a copy of
   std::set<uint32_t> channels_sent;        // channel memfds this process was given
   std::shared_ptr<wire::EngineChannel> engine_channel;  // its active opens on the wire
   std::map<uint32_t, uint32_t> udp;        // client endpoint id -> UdpEndpoint id

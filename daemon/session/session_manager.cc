@@ -82,6 +82,9 @@ absl::StatusOr<std::unique_ptr<SessionManager>> SessionManager::Create(
       self->PublishTcpPort(port, on);
     };
     env.next_id = [self]() ABSL_NO_THREAD_SAFETY_ANALYSIS { return self->ids_.Next(); };
+    env.channel_gone = [self](uint32_t id) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+      self->RetireChannel(id);
+    };
     m->tcp_ = std::make_unique<TcpBroker>(std::move(env));
     UdpBroker::Env udp_env;
     udp_env.max_sockets = self->max_sockets_;
@@ -370,7 +373,7 @@ absl::Status SessionManager::Handle(Session* s, Request& req) {
     case MsgType::kUnregisterDoorbell:
       for (size_t i = 0; i < s->doorbells.size(); ++i) {
         if (s->doorbells[i] == m.value64) {
-          doorbells_.RemoveProcess(m.value64);
+          RetireDoorbell(m.value64);
           s->doorbells[i] = s->doorbells.back();
           s->doorbells.pop_back();
           break;
@@ -387,6 +390,11 @@ absl::Status SessionManager::Handle(Session* s, Request& req) {
             SendMsg(s->fd.get(), r, fds, hints_fd >= 0 ? 2 : 1);
           })) {
         ReplyStatus(s, m, ENOENT);
+      } else if (!(m.value64 & shm::kEngineDoorbellBit)) {
+        // Told to close its copy when the owner goes (RetireDoorbell), so a
+        // process serving many short-lived peers does not keep one fd each.
+        doorbells_.NoteAsker(m.value64, s->fd.get());
+        s->peer_doorbells.insert(shm::DoorbellOf(m.value64));
       }
       return absl::OkStatus();
     }
@@ -466,10 +474,37 @@ void SessionManager::Detach(int fd) {
   // shared ones end when their last holder closes them (SocketWatch).
   tcp_->OnSessionGone(s);
   deferred_ = true;
-  for (uint64_t id : s->doorbells) doorbells_.RemoveProcess(id);
+  for (uint64_t id : s->doorbells) RetireDoorbell(id);
+  for (uint64_t id : s->peer_doorbells) doorbells_.ForgetAsker(id, fd);
   udp_->CloseRingsOf(s);
   if (s->hello_done) spdlog::info("pid {} ({}) detached", s->pid, s->program);
   sessions_.erase(it);
+}
+
+void SessionManager::RetireDoorbell(uint64_t id) {
+  for (int asker : doorbells_.RemoveProcess(id)) {
+    auto it = sessions_.find(asker);
+    if (it == sessions_.end()) continue;
+    Session* a = it->second.get();
+    if (a->peer_doorbells.erase(id) == 0) continue;  // not that session's copy
+    Msg gone = {};
+    gone.type = MsgType::kDoorbellGone;
+    gone.value64 = id;
+    // Best effort: a session that cannot take it is going away.
+    if (SendMsg(a->fd.get(), gone, nullptr, 0)) PostEvent(a);
+  }
+}
+
+void SessionManager::RetireChannel(uint32_t id) {
+  for (auto& [fd, session] : sessions_) {
+    Session* a = session.get();
+    if (a->channels_sent.erase(id) == 0) continue;
+    Msg gone = {};
+    gone.type = MsgType::kChannelGone;
+    gone.id = id;
+    // Best effort: a session that cannot take it is going away.
+    if (SendMsg(a->fd.get(), gone, nullptr, 0)) PostEvent(a);
+  }
 }
 
 void SessionManager::PostEvent(Session* s) {

@@ -109,6 +109,12 @@ class SessionManager {
   void RepublishPorts() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void WriteRules(Session* s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void PostEvent(Session* s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Process doorbell `id` is gone (unregistered, or its process detached):
+  // every other session that holds a copy is told to close it.
+  void RetireDoorbell(uint64_t id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Same-host channel `id` was retired (TcpBroker::ReapChannels): the
+  // sessions it was sent to are told to unmap it.
+  void RetireChannel(uint32_t id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   Session* FindByPid(uint32_t pid) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   static void FillSession(const Session& s, offload::v1::Session* out);
   // Sets or clears a TCP / UDP port bit in every attached arena.

@@ -238,9 +238,11 @@ void TcpBroker::Connect(Session* s, Request& req) {
       ReplyStatus(s, m, kStatusUseKernel);
       return;
     }
+    created->connector = s->serial;
     c = created.get();
     l->channels[s->serial] = c->id;
     channels_[c->id] = std::move(created);
+    ReapChannels();  // a new client: earlier ones' channels may be done
   }
   SendChannel(s, m, c, l, 0, 0);
 }
@@ -399,6 +401,44 @@ void TcpBroker::OnSessionGone(Session* s) {
       continue;
     }
     CloseEnd(c, pslot, gen, end, /*abort=*/false);
+  }
+  for (const auto& [id, c] : channels_) {
+    if (c->map != nullptr && c->connector == s->serial) orphans_.insert(id);
+  }
+  ReapChannels();
+}
+
+void TcpBroker::ReapChannels() {
+  for (auto it = orphans_.begin(); it != orphans_.end();) {
+    const uint32_t id = *it;
+    Channel* c = FindChannel(id);
+    if (c == nullptr) {
+      it = orphans_.erase(it);
+      continue;
+    }
+    // Every slot the file holds must be free. The channel is untrusted: a
+    // process keeping a slot "open" only keeps its own channel alive.
+    shm::ChannelMap* v = c->map.get();
+    const uint64_t slots = uint64_t{std::min(v->header()->num_extents.load(std::memory_order_acquire),
+                                             v->header()->max_extents)} *
+                           shm::kSlotsPerExtent;
+    bool busy = false;
+    for (uint64_t i = 0; i < slots && !busy; ++i) {
+      const shm::PipeRecord* r = v->Record(static_cast<uint32_t>(i));
+      busy = r != nullptr && r->ctl.state.load(std::memory_order_acquire) != shm::kSlotFree;
+    }
+    if (busy) {
+      ++it;
+      continue;
+    }
+    if (Listener* l = FindListener(c->listener_id)) {
+      auto known = l->channels.find(c->connector);
+      if (known != l->channels.end() && known->second == id) l->channels.erase(known);
+    }
+    spdlog::debug("channel {} retired (its process is gone, every slot free)", id);
+    channels_.erase(id);
+    it = orphans_.erase(it);
+    if (env_.channel_gone) env_.channel_gone(id);
   }
 }
 

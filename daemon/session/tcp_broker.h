@@ -56,6 +56,9 @@ class TcpBroker {
     std::function<void(uint16_t port_net, bool on)> publish_port;
     // Assigns host-unique ids (channels, listeners).
     std::function<uint32_t()> next_id;
+    // A same-host channel was retired: the sessions it was sent to are
+    // told to unmap it (kChannelGone).
+    std::function<void(uint32_t channel_id)> channel_gone;
   };
   explicit TcpBroker(Env env) : env_(std::move(env)) {}
   ~TcpBroker();
@@ -73,8 +76,16 @@ class TcpBroker {
 
   // A watched socket was released everywhere.
   void OnReleased(int wd);
-  // `s` is gone: ends the pipe ends it held alone (its arena says which).
+  // `s` is gone: ends the pipe ends it held alone (its arena says which);
+  // the channels it connected through are retired once every slot is free
+  // (now, or at a later ReapChannels()).
   void OnSessionGone(Session* s);
+  // Retires the channels whose connecting process is gone and whose slots
+  // are all free (both ends closed, by processes or on their behalf).
+  // Cheap when there are none; called on connects and session ends, so
+  // channels left over wait at most for the next of those.
+  void ReapChannels();
+  size_t NumChannelsForTest() const { return channels_.size(); }
   // Work deferred because a process held a lock (listener drains, frees).
   // Returns true while some remains (the caller retries a little later).
   bool RetryDeferred();
@@ -107,6 +118,7 @@ class TcpBroker {
     uint32_t listener_id = 0;
     std::unique_ptr<shm::ChannelMap> map;          // same host
     std::shared_ptr<wire::EngineChannel> engine;   // engine channel
+    uint64_t connector = 0;  // same host: the serial of the session it was made for
     shm::ChannelMap* view() const { return engine != nullptr ? engine->map() : map.get(); }
     int memfd() const { return view()->memfd(); }
   };
@@ -159,6 +171,8 @@ class TcpBroker {
   std::map<uint16_t, WirePort> wire_ports_;  // network-order port
   std::vector<std::unique_ptr<Listener>> closing_listeners_;  // drain deferred
   std::vector<DeferredFree> deferred_frees_;
+  // Same-host channels whose connecting session is gone (ReapChannels).
+  std::set<uint32_t> orphans_;
   // Active opens on the wire, by (channel id << 32 | slot): the daemon
   // holds the socket's copy (its port) while one process holds it alone.
   std::map<uint64_t, std::weak_ptr<wire::AppPipe>> engine_pipes_;

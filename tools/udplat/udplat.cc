@@ -423,6 +423,7 @@ int RxCost() {
   std::vector<uint8_t> out(g_opt.size), in(65536);
   g_handler = CountIn;
   int64_t rx_ns = 0;
+  double best_ns = 0;  // the cheapest burst per datagram: what preemption cannot inflate
   uint64_t received = 0;
   uint32_t seq = 0;
   const char* rxname = g_opt.rx == Rx::kCopy ? "copy" : g_opt.rx == Rx::kZcopy ? "zcopy" : "callback";
@@ -436,7 +437,12 @@ int RxCost() {
         return 1;
       }
     }
-    if (received >= g_opt.warmup) rx_ns += NowNs() - t0;
+    if (received >= g_opt.warmup) {
+      const int64_t dt = NowNs() - t0;
+      rx_ns += dt;
+      const double per = static_cast<double>(dt) / burst;
+      if (best_ns == 0 || per < best_ns) best_ns = per;
+    }
     received += burst;
   }
   if (g_bad) {
@@ -444,8 +450,9 @@ int RxCost() {
     return 1;
   }
   const uint64_t timed = received - g_opt.warmup;
-  printf("udplat mode=rxcost rx=%s size=%zu count=%lu rx_ns_per_msg=%.1f verified=%lu\n", rxname,
-         g_opt.size, timed, static_cast<double>(rx_ns) / timed, received);
+  printf("udplat mode=rxcost rx=%s size=%zu count=%lu rx_ns_per_msg=%.1f rx_ns_best=%.1f "
+         "verified=%lu\n",
+         rxname, g_opt.size, timed, static_cast<double>(rx_ns) / timed, best_ns, received);
   return 0;
 }
 

@@ -7,6 +7,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <vector>
 
 #include "gtest/gtest.h"
@@ -73,6 +74,26 @@ TEST(DoorbellsTest, MalformedIdsAndRingsAreRefused) {
   reg.RemoveProcess(kId);
   EXPECT_EQ(reg.KickDoorbell(kId | 5), shm::KickResult::kGone)
       << "a listed id of a gone process is recognised with its token";
+}
+
+// A process that got a copy of a doorbell (kDoorbell) is told when its
+// owner goes, so that it closes the copy: a server serving many
+// short-lived clients kept one eventfd per client before.
+TEST(DoorbellsTest, RemovingADoorbellNamesTheSessionsHoldingCopies) {
+  DoorbellRegistry reg;
+  ASSERT_TRUE(reg.AddProcess(kId, shm::UniqueFd(eventfd(0, 0))));
+  reg.NoteAsker(kId | 7, 11);  // a listed id: the token does not matter
+  reg.NoteAsker(kId, 12);
+  reg.NoteAsker(kId, 12);
+  reg.NoteAsker(kId, 13);
+  reg.ForgetAsker(kId, 13);  // that session detached first
+  std::vector<int> askers = reg.RemoveProcess(kId);
+  std::sort(askers.begin(), askers.end());
+  EXPECT_EQ(askers, (std::vector<int>{11, 12}));
+  EXPECT_TRUE(reg.RemoveProcess(kId).empty()) << "told once";
+  reg.NoteAsker(kId, 14);  // a late asker of a gone id is not recorded
+  ASSERT_TRUE(reg.AddProcess(kId + (uint64_t{1} << shm::kHintTokenBits), shm::UniqueFd(eventfd(0, 0))));
+  EXPECT_TRUE(reg.RemoveProcess(kId + (uint64_t{1} << shm::kHintTokenBits)).empty());
 }
 
 }  // namespace
