@@ -238,14 +238,28 @@ int TcpConnect(Socket* s, const sockaddr* dst_addr, socklen_t dst_len) {
   // Reserve a local port in the kernel so local ports never collide.
   InetName local = {};
   socklen_t len = sizeof(local);
+  bool pooled = false;
   if (!s->bound) {
     if (!BindShadowPort(s, d, same_host_only)) {
       OnKernel(s, shm::Fallback::kLimit, "ephemeral port");
       return kUseKernel;
     }
     s->bound = true;
+    pooled = s->shadow_port != 0;
   }
-  Real().getsockname(s->fd, &local.sa, &len);
+  if (pooled) {
+    // We bound it to the wildcard address and a port we chose: no need to
+    // ask the kernel.
+    if (s->family == AF_INET6) {
+      local.v6.sin6_family = AF_INET6;
+      local.v6.sin6_port = s->shadow_port;
+    } else {
+      local.v4.sin_family = AF_INET;
+      local.v4.sin_port = s->shadow_port;
+    }
+  } else {
+    Real().getsockname(s->fd, &local.sa, &len);
+  }
   shm::SockAddr l = Canonical(local);
   const bool unbound_addr = shm::IsV6Any(l.addr) || (l.family == AF_INET && shm::V4Of(l) == 0);
   if (!unbound_addr && l.family != d.family) {
@@ -452,8 +466,8 @@ int TcpAccept(Socket* s, sockaddr* addr, socklen_t* addrlen, int flags) {
 void ClosePipeEnd(Socket* s) {
   PipeEnd* p = s->pipe.get();
   if (p == nullptr) return;
-  RetireLine(&p->rx_arms, p->rx.reader_wait());
-  RetireLine(&p->tx_arms, p->tx.writer_wait());
+  const uint32_t rx_sleeping = RetireLine(&p->rx_arms, p->rx.reader_wait());
+  const uint32_t tx_sleeping = RetireLine(&p->tx_arms, p->tx.writer_wait());
   if (p->doorbell_listed.load(std::memory_order_relaxed)) {
     RemoveOwnWaiters(shm::Waiters(p->rx.reader_wait()));
     RemoveOwnWaiters(shm::Waiters(p->tx.writer_wait()));
@@ -468,9 +482,10 @@ void ClosePipeEnd(Socket* s) {
   // Held by this process alone: this close is the socket's last. Our own
   // threads blocked in it (a send waiting for room holds its lock) wake up
   // and fail with EBADF (`closed` is set); then both sides' locks, so no
-  // send or receive of another thread is halfway.
-  WakeLine(p->tx.writer_wait(), shm::kArmFutex | shm::kArmDoorbell);
-  WakeLine(p->rx.reader_wait(), shm::kArmFutex | shm::kArmDoorbell);
+  // send or receive of another thread is halfway. Only the kinds they
+  // sleep as (RetireLine): a close nobody waits on makes no system call.
+  if (tx_sleeping != 0) WakeLine(p->tx.writer_wait(), tx_sleeping);
+  if (rx_sleeping != 0) WakeLine(p->rx.reader_wait(), rx_sleeping);
   shm::CloseWakeups w;
   {
     const uint64_t token = CallerToken();
