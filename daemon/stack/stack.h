@@ -144,6 +144,7 @@ struct StackCounters {
   common::SingleWriterCounter rx_ip_fragments;      // (also in rx_parse_drops)
   common::SingleWriterCounter rx_checksum_errors;   // IP + L4
   common::SingleWriterCounter rx_checksum_partial;  // veth: pseudo-header-only L4 sums accepted
+  common::SingleWriterCounter rx_ipv6_not_offloaded;  // valid IPv6 TCP/UDP: no engine flow yet
   common::SingleWriterCounter arp_in;
   common::SingleWriterCounter tcp_no_socket;        // answered with RST
   common::SingleWriterCounter tcp_syn_backlog_drops;
