@@ -353,10 +353,17 @@ std::optional<Neighbour> NetlinkView::LookupNeighbour(int ifindex,
 }
 
 bool NetlinkView::ResolveNeighbourAsync(int ifindex, uint32_t ip) {
+  AsyncRequest r;
+  r.ifindex = ifindex;
+  r.ip = ip;
+  return QueueAsync(r);
+}
+
+bool NetlinkView::QueueAsync(const AsyncRequest& r) {
   {
     std::lock_guard<std::mutex> lock(async_mu_);
     if (async_q_.size() >= kMaxAsyncRequests) return false;
-    async_q_.emplace_back(ifindex, ip);
+    async_q_.push_back(r);
   }
   uint64_t one = 1;
   [[maybe_unused]] ssize_t n = write(async_fd_, &one, sizeof(one));
@@ -366,7 +373,7 @@ bool NetlinkView::ResolveNeighbourAsync(int ifindex, uint32_t ip) {
 void NetlinkView::DrainAsyncRequests() {
   uint64_t count;
   [[maybe_unused]] ssize_t n = read(async_fd_, &count, sizeof(count));
-  std::vector<std::pair<int, uint32_t>> batch;
+  std::vector<AsyncRequest> batch;
   {
     std::lock_guard<std::mutex> lock(async_mu_);
     batch.swap(async_q_);
@@ -374,7 +381,9 @@ void NetlinkView::DrainAsyncRequests() {
   }
   // A failure (e.g. the interface went away) needs no report here: the
   // engine's entry fails after its retries and it asks again later.
-  for (const auto& [ifindex, ip] : batch) (void)ResolveNeighbour(ifindex, ip);
+  for (const AsyncRequest& r : batch) {
+    (void)(r.v6 ? ResolveNeighbour6(r.ifindex, r.ip6) : ResolveNeighbour(r.ifindex, r.ip));
+  }
 }
 
 absl::Status NetlinkView::ResolveNeighbour(int ifindex, uint32_t ip) {
