@@ -129,7 +129,7 @@ class TcpBroker {
   // Replies kChannel for `c` to `s`, with the listener segment when given.
   void SendChannel(Session* s, const shm::Msg& req, Channel* c, Listener* l, uint32_t slot,
                    uint32_t gen);
-  bool WireConnect(Session* s, const shm::Msg& m, uint32_t shadow_addr, uint16_t shadow_port,
+  bool WireConnect(Session* s, const shm::Msg& m, const shm::SockAddr& shadow,
                    uint64_t inode, int fd);
   void WireListen(Listener* l);
   void WireUnlisten(Listener* l);
