@@ -173,7 +173,9 @@ int EngineConnect(Socket* s, const shm::Msg& r, shm::UniqueFd memfd, const InetN
   PipeEnd* p = s->pipe.get();
   p->me().inode = s->inode;
   if (s->nonblock) p->me().flags.fetch_or(shm::kEndNonblock, std::memory_order_acq_rel);
-  s->local = local;
+  // The source the engine uses (offloadd wrote it: the route's address and
+  // the shadow's port), not the unbound shadow's wildcard.
+  s->local = p->me().local.family != 0 ? NameIn(p->me().local, s->family) : local;
   s->remote = dst;
   p->connecting.store(true, std::memory_order_release);
   OnOffloaded(s, Path::kPipe);
