@@ -206,15 +206,24 @@ std::optional<Link> NetlinkView::GetLink(int ifindex) const {
 }
 
 std::vector<Neighbour> NetlinkView::Neighbours(int ifindex) const {
+  return ListNeighbours(ifindex, AF_INET);
+}
+
+std::vector<Neighbour> NetlinkView::ListNeighbours(int ifindex, int family) const {
   std::vector<Neighbour> out;
   std::lock_guard<std::mutex> lock(mu_);
   for (nl_object* o = nl_cache_get_first(neighs_); o != nullptr;
        o = nl_cache_get_next(o)) {
     auto* n = reinterpret_cast<rtnl_neigh*>(o);
-    if (rtnl_neigh_get_family(n) != AF_INET) continue;
+    if (rtnl_neigh_get_family(n) != family) continue;
     if (ifindex != 0 && rtnl_neigh_get_ifindex(n) != ifindex) continue;
     Neighbour nb;
-    if (!ToIpv4(rtnl_neigh_get_dst(n), &nb.ip)) continue;
+    nl_addr* dst = rtnl_neigh_get_dst(n);
+    if (family == AF_INET ? !ToIpv4(dst, &nb.ip)
+                          : (dst == nullptr || nl_addr_get_len(dst) != 16)) {
+      continue;
+    }
+    if (family == AF_INET6) memcpy(nb.ip6.data(), nl_addr_get_binary_addr(dst), 16);
     nb.ifindex = rtnl_neigh_get_ifindex(n);
     nb.state = ToState(rtnl_neigh_get_state(n));
     nl_addr* ll = rtnl_neigh_get_lladdr(n);
@@ -387,18 +396,22 @@ void NetlinkView::DrainAsyncRequests() {
 }
 
 absl::Status NetlinkView::ResolveNeighbour(int ifindex, uint32_t ip) {
+  uint32_t be = htonl(ip);
+  return RequestNeighbour(ifindex, AF_INET, &be, 4);
+}
+
+absl::Status NetlinkView::RequestNeighbour(int ifindex, int family, const void* dst, int len) {
   nl_msg* msg = nlmsg_alloc_simple(RTM_NEWNEIGH, NLM_F_CREATE | NLM_F_ACK);
   if (msg == nullptr) return absl::ResourceExhaustedError("nlmsg_alloc");
   ndmsg ndm;
   memset(&ndm, 0, sizeof(ndm));
-  ndm.ndm_family = AF_INET;
+  ndm.ndm_family = static_cast<uint8_t>(family);
   ndm.ndm_ifindex = ifindex;
   ndm.ndm_state = NUD_NONE;
-  ndm.ndm_flags = NTF_USE;  // "as if a packet were sent": run ARP
-  uint32_t be = htonl(ip);
+  ndm.ndm_flags = NTF_USE;  // "as if a packet were sent": run ARP / ND
   absl::Status status;
   if (nlmsg_append(msg, &ndm, sizeof(ndm), NLMSG_ALIGNTO) < 0 ||
-      nla_put(msg, NDA_DST, 4, &be) < 0) {
+      nla_put(msg, NDA_DST, len, dst) < 0) {
     status = absl::InternalError("cannot build RTM_NEWNEIGH");
   } else {
     std::lock_guard<std::mutex> lock(request_mu_);

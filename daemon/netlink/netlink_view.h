@@ -225,6 +225,10 @@ class NetlinkView {
     Ip6 ip6{};
   };
   bool QueueAsync(const AsyncRequest& r);
+  // The neighbour entries of `family` (AF_INET or AF_INET6).
+  std::vector<Neighbour> ListNeighbours(int ifindex, int family) const;
+  // RTM_NEWNEIGH with NTF_USE for `dst` (`len` bytes, network order).
+  absl::Status RequestNeighbour(int ifindex, int family, const void* dst, int len);
   std::mutex async_mu_;
   std::vector<AsyncRequest> async_q_;
   int async_fd_ = -1;

@@ -60,18 +60,6 @@ bool ToRoute6(rtnl_route* r, Route6* route) {
   return true;
 }
 
-NeighbourState StateOf(int nud) {
-  if (nud & NUD_PERMANENT) return NeighbourState::kPermanent;
-  if (nud & NUD_NOARP) return NeighbourState::kNoArp;
-  if (nud & NUD_REACHABLE) return NeighbourState::kReachable;
-  if (nud & NUD_STALE) return NeighbourState::kStale;
-  if (nud & NUD_DELAY) return NeighbourState::kDelay;
-  if (nud & NUD_PROBE) return NeighbourState::kProbe;
-  if (nud & NUD_INCOMPLETE) return NeighbourState::kIncomplete;
-  if (nud & NUD_FAILED) return NeighbourState::kFailed;
-  return NeighbourState::kNone;
-}
-
 }  // namespace
 
 std::vector<InterfaceAddress6> NetlinkView::Addresses6(int ifindex) const {
@@ -124,25 +112,7 @@ std::optional<Route6> NetlinkView::LookupRoute6(const Ip6& dst) const {
 }
 
 std::vector<Neighbour> NetlinkView::Neighbours6(int ifindex) const {
-  std::vector<Neighbour> out;
-  std::lock_guard<std::mutex> lock(mu_);
-  for (nl_object* o = nl_cache_get_first(neighs_); o != nullptr; o = nl_cache_get_next(o)) {
-    auto* n = reinterpret_cast<rtnl_neigh*>(o);
-    if (rtnl_neigh_get_family(n) != AF_INET6) continue;
-    if (ifindex != 0 && rtnl_neigh_get_ifindex(n) != ifindex) continue;
-    Neighbour nb;
-    if (!ToIpv6(rtnl_neigh_get_dst(n), &nb.ip6)) continue;
-    nb.ifindex = rtnl_neigh_get_ifindex(n);
-    nb.state = StateOf(rtnl_neigh_get_state(n));
-    nl_addr* ll = rtnl_neigh_get_lladdr(n);
-    if (ll != nullptr && nl_addr_get_len(ll) == 6) {
-      std::array<uint8_t, 6> mac;
-      memcpy(mac.data(), nl_addr_get_binary_addr(ll), 6);
-      nb.mac = mac;
-    }
-    out.push_back(nb);
-  }
-  return out;
+  return ListNeighbours(ifindex, AF_INET6);
 }
 
 bool NetlinkView::ResolveNeighbourAsync6(int ifindex, const Ip6& ip) {
@@ -154,30 +124,7 @@ bool NetlinkView::ResolveNeighbourAsync6(int ifindex, const Ip6& ip) {
 }
 
 absl::Status NetlinkView::ResolveNeighbour6(int ifindex, const Ip6& ip) {
-  nl_msg* msg = nlmsg_alloc_simple(RTM_NEWNEIGH, NLM_F_CREATE | NLM_F_ACK);
-  if (msg == nullptr) return absl::ResourceExhaustedError("nlmsg_alloc");
-  ndmsg ndm;
-  memset(&ndm, 0, sizeof(ndm));
-  ndm.ndm_family = AF_INET6;
-  ndm.ndm_ifindex = ifindex;
-  ndm.ndm_state = NUD_NONE;
-  ndm.ndm_flags = NTF_USE;  // "as if a packet were sent": run ND
-  absl::Status status;
-  if (nlmsg_append(msg, &ndm, sizeof(ndm), NLMSG_ALIGNTO) < 0 ||
-      nla_put(msg, NDA_DST, 16, ip.data()) < 0) {
-    status = absl::InternalError("cannot build RTM_NEWNEIGH");
-  } else {
-    std::lock_guard<std::mutex> lock(request_mu_);
-    int err = nl_send_auto(request_sock_, msg);
-    if (err >= 0) err = nl_wait_for_ack(request_sock_);
-    if (err < 0) {
-      status = absl::InternalError(
-          absl::StrCat("kernel refused to resolve the IPv6 neighbour on ifindex ", ifindex, ": ",
-                       nl_geterror(err < 0 ? -err : err)));
-    }
-  }
-  nlmsg_free(msg);
-  return status;
+  return RequestNeighbour(ifindex, AF_INET6, ip.data(), 16);
 }
 
 }  // namespace offload::netlink
