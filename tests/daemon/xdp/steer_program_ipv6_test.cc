@@ -16,6 +16,7 @@
 #include "daemon/xdp/steer_program.h"
 #include "gtest/gtest.h"
 #include "tests/daemon/xdp/packet_builder.h"
+#include "tests/daemon/xdp/steer_fixture.h"
 
 namespace offload::xdp {
 namespace {
@@ -53,37 +54,9 @@ std::vector<uint8_t> Frame6(const char* src, uint16_t sport, const char* dst,
   return f;
 }
 
-class SteerProgramIpv6Test : public ::testing::Test {
+class SteerProgramIpv6Test : public SteerFixture {
  protected:
-  void SetUp() override {
-    if (geteuid() != 0) GTEST_SKIP() << "loading BPF programs needs root";
-    auto p = SteerProgram::LoadForTest(1024);
-    ASSERT_TRUE(p.ok()) << p.status();
-    prog_ = *std::move(p);
-  }
-
-  // The one statistic `frame` moved (-1 if none or several); the verdict
-  // must be XDP_PASS (no socket is bound: steered = NO_SOCKET).
-  int Classify(const std::vector<uint8_t>& frame) {
-    auto before = prog_->ReadStats();
-    EXPECT_TRUE(before.ok());
-    std::vector<uint8_t> in = frame;
-    DECLARE_LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = in.data(),
-                        .data_size_in = static_cast<__u32>(in.size()), .repeat = 1);
-    EXPECT_EQ(bpf_prog_test_run_opts(prog_->prog_fd(), &opts), 0);
-    EXPECT_EQ(opts.retval, static_cast<__u32>(XDP_PASS));
-    auto after = prog_->ReadStats();
-    EXPECT_TRUE(after.ok());
-    int stat = -1, moved = 0;
-    for (int i = 0; i < OFFLOAD_STAT_COUNT; ++i) {
-      if (i == OFFLOAD_STAT_QUEUE_MISMATCH || (*after)[i] == (*before)[i]) continue;
-      stat = i;
-      ++moved;
-    }
-    return moved == 1 ? stat : -1;
-  }
-
-  std::unique_ptr<SteerProgram> prog_;
+  int Classify(const std::vector<uint8_t>& frame) { return ClassifyFrame(frame); }
 };
 
 TEST_F(SteerProgramIpv6Test, ConnectionMatchesOnlyItsFiveTuple) {
