@@ -156,7 +156,10 @@ class TcpBroker {
   std::map<uint32_t, std::unique_ptr<Channel>> channels_;
   std::map<int, Watched> watched_;          // by watch descriptor
   std::map<uint64_t, int> wd_by_inode_;
-  std::map<uint16_t, WirePort> wire_ports_;  // network-order port
+  // By WirePortKey: an IPv4 and a v6-only IPv6 listener on one port (nginx's
+  // `listen 80; listen [::]:80 ipv6only=on`) are two engine listeners.
+  std::map<uint32_t, WirePort> wire_ports_;
+  static uint32_t WirePortKey(const Listener* l);
   std::vector<std::unique_ptr<Listener>> closing_listeners_;  // drain deferred
   std::vector<DeferredFree> deferred_frees_;
   // Active opens on the wire, by (channel id << 32 | slot): the daemon

@@ -115,6 +115,11 @@ std::shared_ptr<wire::AcceptTarget> TcpBroker::TargetOf(Listener* l) const {
   return t;
 }
 
+uint32_t TcpBroker::WirePortKey(const Listener* l) {
+  const bool v6 = l->where.family == AF_INET6 && !shm::IsV4Mapped(l->where.addr);
+  return uint32_t{l->port} | (v6 ? 1u << 16 : 0u);
+}
+
 void TcpBroker::WireListen(Listener* l) {
   // AF_INET6 listeners: on :: (dual-stack unless IPV6_V6ONLY) or on an
   // address the engine's stack checks (TcpListen6: EADDRNOTAVAIL, logged);
@@ -139,7 +144,7 @@ void TcpBroker::WireListen(Listener* l) {
   c->engine = *ec;
   channels_[c->id] = std::move(c);
   l->engine_channel = *ec;
-  WirePort& port = wire_ports_[l->port];
+  WirePort& port = wire_ports_[WirePortKey(l)];
   if (port.listeners.empty()) {
     wire::TcpListenParams params;
     params.local_ip = ntohl(v4_addr);
@@ -152,7 +157,7 @@ void TcpBroker::WireListen(Listener* l) {
     params.options = wire::ToSocketOptions(l->opts);
     absl::StatusOr<wire::WireListener> h = wire_->ListenTcp(params);
     if (!h.ok()) {
-      wire_ports_.erase(l->port);
+      wire_ports_.erase(WirePortKey(l));
       spdlog::warn("pid {}: port {} is not offloaded on the wire (kernel clients are served by "
                    "the kernel): {}",
                    l->pid, ntohs(l->port), std::string(h.status().message()));
@@ -172,7 +177,7 @@ void TcpBroker::WireListen(Listener* l) {
 
 void TcpBroker::WireListenerOptions(Listener* l) {
   if (!l->on_wire || wire_ == nullptr) return;
-  auto it = wire_ports_.find(l->port);
+  auto it = wire_ports_.find(WirePortKey(l));
   // Only the port's current target's options are the engine listener's.
   if (it == wire_ports_.end() || it->second.listeners.empty() ||
       it->second.listeners.back() != l->id) {
@@ -184,7 +189,7 @@ void TcpBroker::WireListenerOptions(Listener* l) {
 void TcpBroker::WireUnlisten(Listener* l) {
   if (!l->on_wire || wire_ == nullptr) return;
   l->on_wire = false;
-  auto it = wire_ports_.find(l->port);
+  auto it = wire_ports_.find(WirePortKey(l));
   if (it == wire_ports_.end()) return;
   std::vector<uint32_t>& ids = it->second.listeners;
   const bool was_target = !ids.empty() && ids.back() == l->id;

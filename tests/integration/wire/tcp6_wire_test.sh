@@ -15,9 +15,11 @@
 #   3 a dual-stack offloaded server (:: without IPV6_V6ONLY) serves a kernel
 #     IPv4 client (seen as ::ffff:198.18.12.2) and a kernel IPv6 client, both
 #     through the engine
-#   4 neighbour discovery and ICMPv6 stay with the kernel: B pings A's IPv6
-#     address while offloadd runs; the engine resolved B's address through
-#     the kernel (neighbour requests counted)
+#   4 an IPv4 listener and a v6-only IPv6 listener of one process on one
+#     port each accept their own family's wire clients
+#   5 neighbour discovery and ICMPv6 stay with the kernel: the kernel holds
+#     the neighbour entry the engine asked for; B pings A's IPv6 address
+#     (skipped without ping); no IPv6 frame reached the engine unserved
 #
 # Usage: tcp6_wire_test.sh OFFLOADD OFFLOADCTL OFFLOAD LIBOFFLOAD XFER
 # Needs root (namespaces, XDP).
@@ -147,7 +149,38 @@ grep -q "peer ::ffff:198.18.12.2 ok" "$WORK/s3.log" && grep -q "peer 2001:db8:12
   && pass "the dual-stack server saw ::ffff:198.18.12.2 and 2001:db8:12::2, data intact" \
   || fail "dual-stack server: $(cat "$WORK/s3.log")"
 
-# 4. ICMPv6 and neighbour discovery stay with the kernel.
+# 4. One offloaded process listening on 0.0.0.0:7104 (AF_INET) and on
+#    [::]:7104 with IPV6_V6ONLY (nginx's `listen 80; listen [::]:80
+#    ipv6only=on`): each socket accepts its own family's wire clients.
+cat >"$WORK/two.py" <<'EOP'
+import select, socket
+l4 = socket.socket(socket.AF_INET)
+l4.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+l4.bind(("0.0.0.0", 7104)); l4.listen(8)
+l6 = socket.socket(socket.AF_INET6)
+l6.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+l6.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+l6.bind(("::", 7104)); l6.listen(8)
+print("listening", flush=True)
+for _ in range(2):
+    r, _, _ = select.select([l4, l6], [], [], 60)
+    for l in r:
+        c, peer = l.accept()
+        c.sendall(c.recv(10))
+        print("accepted on", "v4" if l is l4 else "v6", "from", peer[0], flush=True)
+EOP
+bg "$WORK/two.log" "${OFF_A[@]}" python3 "$WORK/two.py"
+wait_listening "$WORK/two.log" || fail "two-listener server did not listen"
+for dst in 198.18.12.1 2001:db8:12::1; do
+  timeout -k 5 30 "${IN_B[@]}" python3 -c "import socket; s = socket.create_connection((\"$dst\", 7104)); s.sendall(b\"t\"); assert s.recv(1) == b\"t\"" \
+    || fail "client to $dst:7104"
+done
+for _ in $(seq 100); do [[ $(grep -c "^accepted" "$WORK/two.log") -ge 2 ]] && break; sleep 0.05; done
+grep -q "accepted on v4 from 198.18.12.2" "$WORK/two.log" && grep -q "accepted on v6 from 2001:db8:12::2" "$WORK/two.log" \
+  && pass "an IPv4 and a v6-only listener on one port each accept their own family" \
+  || fail "two listeners on one port: $(cat "$WORK/two.log")"
+
+# 5. ICMPv6 and neighbour discovery stay with the kernel.
 neigh=$(ip -n "$NS_A" -6 neigh show dev va 2001:db8:12::2)
 [[ $neigh == *lladdr* ]] && pass "the kernel resolved the engine's IPv6 next hop by ND ($neigh)" \
   || fail "no kernel neighbour entry for 2001:db8:12::2: $neigh"
