@@ -178,7 +178,9 @@ int EngineConnect(Socket* s, const shm::Msg& r, shm::UniqueFd memfd, const InetN
   PipeEnd* p = s->pipe.get();
   p->me().inode = s->inode;
   if (s->nonblock) p->me().flags.fetch_or(shm::kEndNonblock, std::memory_order_acq_rel);
-  s->local = local;
+  // The source the engine uses (offloadd wrote it: the route's address and
+  // the shadow's port), not the unbound shadow's wildcard.
+  s->local = p->me().local.family != 0 ? NameIn(p->me().local, s->family) : local;
   s->remote = dst;
   p->connecting.store(true, std::memory_order_release);
   OnOffloaded(s, Path::kPipe);
@@ -222,17 +224,12 @@ int TcpConnect(Socket* s, const sockaddr* dst_addr, socklen_t dst_len) {
     OnKernel(s, shm::Fallback::kDaemonAbsent, nullptr);
     return kUseKernel;
   }
-  // Loopback, or the daemon has no wire path (the engine's wire is IPv4
-  // only): only an offloaded listener on this host can take the
-  // connection, and the port bitmap says whether there is one, without a
-  // daemon round trip.
-  const bool same_host_only = a->wire_addr == 0 || IsLoopback(d) || d.family == AF_INET6;
+  // Loopback, or the daemon has no wire path: only an offloaded listener
+  // on this host can take the connection, and the port bitmap says whether
+  // there is one, without a daemon round trip.
+  const bool same_host_only = a->wire_addr == 0 || IsLoopback(d);
   if (!shm::PortBit(a->tcp_ports, ntohs(d.port)) && same_host_only) {
-    if (d.family == AF_INET6 && !IsLoopback(d) && a->wire_addr != 0) {
-      OnKernel(s, shm::Fallback::kNotRouted, "IPv6 on the wire");
-    } else {
-      OnKernel(s, shm::Fallback::kPeerNotOffloaded, nullptr);
-    }
+    OnKernel(s, shm::Fallback::kPeerNotOffloaded, nullptr);
     return kUseKernel;
   }
   // Reserve a local port in the kernel so local ports never collide.
@@ -295,13 +292,9 @@ int TcpConnect(Socket* s, const sockaddr* dst_addr, socklen_t dst_len) {
       shm::UniqueFd fd0(nr > 0 ? rfds[0] : -1), fd1(nr > 1 ? rfds[1] : -1);
       for (int i = 2; i < nr; ++i) shm::UniqueFd drop(rfds[i]);
       if (r.type != shm::MsgType::kChannel) {
-        if (d.family == AF_INET6 && !IsLoopback(d) && a->wire_addr != 0) {
-          OnKernel(s, shm::Fallback::kNotRouted, "IPv6 on the wire");
-        } else {
-          OnKernel(s, a->wire_addr != 0 ? shm::Fallback::kNotRouted
-                                        : shm::Fallback::kPeerNotOffloaded,
-                   nullptr);
-        }
+        OnKernel(s, a->wire_addr != 0 ? shm::Fallback::kNotRouted
+                                      : shm::Fallback::kPeerNotOffloaded,
+                 nullptr);
         return kUseKernel;
       }
       if (r.kind == shm::kChannelEngine) return EngineConnect(s, r, std::move(fd0), dst, local);

@@ -103,6 +103,7 @@ class EngineFlows : public engine::FlowEventSink, public stack::BufferProvider {
     stack::FlowId id = stack::kInvalidFlow;
     TcpListenParams params;
     nic::FlowKey key;
+    nic::FlowKey key4;  // a dual-stack listener's IPv4 key (ipv6 && !v6only)
     uint64_t accept_tail = 0;  // our tail of the target's engine accept ring
   };
 

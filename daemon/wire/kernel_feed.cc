@@ -31,6 +31,11 @@ class KernelFeed::Requester : public stack::NeighborRequester {
  public:
   Requester(netlink::NetlinkView* view, int ifindex) : view_(view), ifindex_(ifindex) {}
   void RequestResolution(uint32_t ip) override { view_->ResolveNeighbourAsync(ifindex_, ip); }
+  void RequestResolution6(const net::Ip6Addr& ip) override {
+    netlink::Ip6 a;
+    std::memcpy(a.data(), ip.b, 16);
+    view_->ResolveNeighbourAsync6(ifindex_, a);
+  }
 
  private:
   netlink::NetlinkView* const view_;
@@ -41,7 +46,13 @@ KernelFeed::KernelFeed(netlink::NetlinkView* view, const OffloadedInterface* itf
     : view_(view),
       itf_(itf),
       requester_(std::make_unique<Requester>(view, itf->ifindex)),
-      gateway_(DefaultGateway(*view, itf->ifindex)) {}
+      gateway_(DefaultGateway(*view, itf->ifindex)) {
+  const std::vector<netlink::InterfaceAddress6> v6 = view->Addresses6(itf->ifindex);
+  if (!v6.empty()) {
+    local_ip6_ = v6[0].address;
+    prefix_len6_ = v6[0].prefix_len;
+  }
+}
 
 KernelFeed::~KernelFeed() = default;
 
@@ -57,6 +68,8 @@ void KernelFeed::ConfigureStacks(stack::StackConfig* config) {
   sysctl_read_ns_ = static_cast<uint64_t>(engine::MonotonicNowNs());
   config->neighbours = requester_.get();
   config->gateway = gateway();
+  std::memcpy(config->local_ip6.b, local_ip6_.data(), 16);
+  config->prefix_len6 = prefix_len6_;
 }
 
 void KernelFeed::Attach(engine::EngineSet* engines, std::vector<stack::Stack*> stacks) {
@@ -70,22 +83,11 @@ void KernelFeed::MarkStarted() {
   started_ = true;
 }
 
-template <typename Fn>
-void KernelFeed::ForEachStack(Fn fn) {
-  for (size_t e = 0; e < stacks_.size(); ++e) {
-    stack::Stack* st = stacks_[e];
-    if (started_) {
-      engines_->engine(e).Post([st, fn] { fn(st); });
-    } else {
-      fn(st);
-    }
-  }
-}
-
 void KernelFeed::Sync() {
   std::lock_guard<std::mutex> lock(mu_);
   if (engines_ == nullptr) return;
   SyncRoutes();
+  SyncIpv6();
   struct Update {
     uint32_t ip;
     net::MacAddr mac;
@@ -226,6 +228,7 @@ absl::Status KernelFeed::RouteMulticast(uint32_t group, uint32_t if_addr, int if
 }
 
 void KernelFeed::EnsureNeighbour(const WireRoute& route) {
+  if (route.ipv6) return EnsureNeighbour6(route);
   // The kernel does ARP (replies to the engine's own requests would go to
   // the kernel): ask it to resolve the next hop; the answer reaches the
   // stacks through the neighbour feed.

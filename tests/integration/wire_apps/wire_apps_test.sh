@@ -8,10 +8,10 @@
 #   - the connections really went through the engine (offloadctl stats);
 #   - a connection whose offloadd is killed (-9) reads as reset instead of
 #     hanging, and the daemon restarts on the interface without manual steps;
-#   - IPv6 on the wire (issue 18; the engine is IPv4 only): an AF_INET6
-#     connection to the peer works through the kernel and stats say why; a
-#     dual-stack offloaded listener takes a wire IPv4 client through its
-#     kernel shadow.
+#   - IPv6 on the wire (issue 18): an AF_INET6 connection to the peer goes
+#     through the engine and stats list it offloaded as tcp6; a dual-stack
+#     offloaded listener takes a wire IPv4 and a wire IPv6 client through
+#     the engine.
 # Root; namespaces and addresses (198.18.6.0/24, 2001:db8:6::/64) exist
 # only inside the test.
 set -u
@@ -132,7 +132,7 @@ diff -q "$WORK/kernel.out" "$WORK/offload2.out" >/dev/null && ok "offloaded conn
 start_echo 7005 1 && timeout 20 ip netns exec "$NSA" python3 -c "import socket; s = socket.create_connection((\"198.18.6.2\", 7005)); s.sendall(b\"k\"); assert s.recv(1) == b\"k\"" && ok "a kernel TCP connection (no offload) works while offloadd runs" \
   || bad "a kernel TCP connection failed while offloadd runs"
 
-# 4. IPv6 on the wire stays with the kernel, visibly (issue 18).
+# 4. IPv6 on the wire goes through the engine (issue 18).
 start_echo6() {  # port
   ip netns exec "$NSB" python3 "$ECHO" 2001:db8:6::2 "$1" 1 > "$WORK/echo6.$1" 2>&1 &
   PIDS+=("$!")
@@ -144,6 +144,7 @@ import socket, sys
 s = socket.create_connection(("2001:db8:6::2", int(sys.argv[1])), timeout=10)
 s.sendall(b"six")
 print("echo6:", s.recv(100), flush=True)
+print("name", s.getsockname()[0], "peer", s.getpeername()[0], flush=True)
 sys.stdin.readline()  # held open until the test has read the stats
 EOP
 start_echo6 7006 || bad "IPv6 echo server"
@@ -153,30 +154,36 @@ ip netns exec "$NSA" "$LAUNCHER" --run-dir "$WORK/run" -- python3 "$WORK/v6clien
 V6PID=$!; PIDS+=("$V6PID")
 exec 8> "$WORK/v6in"
 for _ in $(seq 200); do grep -q "echo6:" "$WORK/v6client.out" && break; sleep 0.05; done
-grep -q "echo6: b'six'" "$WORK/v6client.out" && ok "an AF_INET6 connection on the wire works (kernel)" \
+grep -q "echo6: b'six'" "$WORK/v6client.out" && ok "an AF_INET6 connection on the wire works" \
   || bad "AF_INET6 connection on the wire: $(cat "$WORK/v6client.out")"
 if ctl stats -v 2>/dev/null | grep -A1 -E "tcp6 [a-z]+ +\[2001:db8:6::1\]" \
-    | grep -q "kernel (not on an offloaded interface: IPv6 on the wire)"; then
-  ok "stats list the IPv6 connection on the kernel with the reason"
+    | grep -q "offloaded (engine)"; then
+  ok "stats list the IPv6 connection offloaded (engine) as tcp6"
 else
-  bad "stats do not explain the IPv6 connection: $(ctl stats -v 2>&1 | grep -A2 tcp6)"
+  bad "stats do not show the IPv6 connection on the engine: $(ctl stats -v 2>&1 | grep -A2 tcp6)"
 fi
+grep -q "name 2001:db8:6::1 peer 2001:db8:6::2" "$WORK/v6client.out" \
+  && ok "getsockname/getpeername of the IPv6 connection are the kernel's" \
+  || bad "IPv6 names: $(cat "$WORK/v6client.out")"
 exec 8>&-
 wait "$V6PID" 2>/dev/null
 
 # 5. A dual-stack offloaded listener (python's create_server, dualstack)
-#    serves a wire IPv4 client through its kernel shadow.
+#    serves a wire IPv4 and a wire IPv6 client through the engine.
 cat > "$WORK/dual.py" <<'EOP'
 import socket
 l = socket.create_server(("", 7007), family=socket.AF_INET6, dualstack_ipv6=True)
 print("listening", flush=True)
-c, peer = l.accept()
-c.sendall(c.recv(100))
-print("peer", peer[0], flush=True)
+for _ in range(2):
+    c, peer = l.accept()
+    c.sendall(c.recv(100))
+    print("peer", peer[0], flush=True)
 EOP
+erx() { ctl --json stats | python3 -c 'import json,sys; d=json.load(sys.stdin); print(sum(int(e.get("rx_packets", 0)) for e in d.get("engines", [])))' 2>/dev/null || echo 0; }
 ip netns exec "$NSA" "$LAUNCHER" --run-dir "$WORK/run" -- python3 "$WORK/dual.py" > "$WORK/dual.out" 2>&1 &
 PIDS+=("$!")
 for _ in $(seq 200); do grep -q listening "$WORK/dual.out" && break; sleep 0.05; done
+rx0=$(erx)
 if timeout 20 ip netns exec "$NSB" python3 -c "import socket; s = socket.create_connection((\"198.18.6.1\", 7007)); s.sendall(b\"d\"); assert s.recv(1) == b\"d\""; then
   for _ in $(seq 100); do grep -q "^peer" "$WORK/dual.out" && break; sleep 0.05; done
   grep -q "peer ::ffff:198.18.6.2" "$WORK/dual.out" && ok "a dual-stack offloaded listener serves a wire IPv4 client (as ::ffff:198.18.6.2)" \
@@ -184,6 +191,18 @@ if timeout 20 ip netns exec "$NSB" python3 -c "import socket; s = socket.create_
 else
   bad "a wire IPv4 client could not reach the dual-stack offloaded listener: $(cat "$WORK/dual.out")"
 fi
+rx1=$(erx)
+if timeout 20 ip netns exec "$NSB" python3 -c "import socket; s = socket.create_connection((\"2001:db8:6::1\", 7007)); s.sendall(b\"e\"); assert s.recv(1) == b\"e\""; then
+  for _ in $(seq 100); do grep -q "^peer 2001" "$WORK/dual.out" && break; sleep 0.05; done
+  grep -q "peer 2001:db8:6::2" "$WORK/dual.out" && ok "the dual-stack offloaded listener serves a wire IPv6 client (as 2001:db8:6::2)" \
+    || bad "dual-stack listener, IPv6 client: $(cat "$WORK/dual.out")"
+else
+  bad "a wire IPv6 client could not reach the dual-stack offloaded listener: $(cat "$WORK/dual.out")"
+fi
+rx2=$(erx)
+[ $((rx1 - rx0)) -ge 3 ] && [ $((rx2 - rx1)) -ge 3 ] \
+  && ok "the engine carried both clients of the dual-stack listener (rx +$((rx1 - rx0)), +$((rx2 - rx1)))" \
+  || bad "the dual-stack listener's clients did not go through the engine (rx $rx0 -> $rx1 -> $rx2)" 
 
 echo "$PASS passed, $FAIL failed"
 [ "$FAIL" = 0 ]
