@@ -2,7 +2,9 @@
 // stack opens a TCP connection to a kernel server in the peer namespace over
 // AF_XDP and exchanges verified bytes; status/statistics come from the real
 // counters; the routing query follows the kernel's routes; kernel TCP on
-// other ports keeps working; start-up errors name the interface; Stop()
+// other ports keeps working; start-up errors name the interface; an
+// application close seen halfway (before its closed bit) aborts/resets as
+// the close asked; Stop()
 // detaches the XDP program.
 //
 // Namespace a holds "va" (offloaded by the WirePlane of this process), b
@@ -18,7 +20,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <condition_variable>
 #include <cstring>
 #include <mutex>
@@ -527,6 +531,145 @@ TEST_F(WirePlaneTest, AppPipeCarriesOptionsQueriesAndTheCloseErrno) {
   pipe->reset();
   close(lfd);
   close(shadow);
+}
+
+// shm::CloseEnd publishes a close in two steps: the TX ring's shut and the
+// RX ring's reader_closed, then (after the wake-up it owes) the closed bit.
+// These tests stop an application's close between the two (the engine is
+// rung as the close's wake-up would ring it) and check that the engine
+// acts on the first step. Both were seen once under packetdrill
+// (docs/tcp-conformance.md, issue 16).
+namespace close_order {
+
+// What shm::CloseEnd stores before its wake-up, for the application end of
+// `pipe` (`abort`: SO_LINGER {1, 0} or unread data), then rings the engine.
+void HalfCloseAndRing(wire::AppPipe& pipe, bool abort, int doorbell) {
+  pipe.to_wire().shut.store(abort ? shm::kShutRst : shm::kShutFin, std::memory_order_release);
+  pipe.from_wire().reader_closed.store(shm::kReaderClosed, std::memory_order_release);
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  const uint64_t one = 1;
+  EXPECT_EQ(write(doorbell, &one, sizeof(one)), static_cast<ssize_t>(sizeof(one)));
+}
+
+// The rest of the close: the application's closed bit.
+void FinishClose(wire::AppPipe& pipe) {
+  pipe.record()->ctl.closed.fetch_or(1u << (&pipe.to_wire() == &pipe.record()->dir[0] ? 0 : 1));
+}
+
+uint64_t EngineFlowCount(wire::WirePlane& wp) {
+  return control::ToProto(wp.EngineStats())[0].flows();
+}
+
+}  // namespace close_order
+
+// close() in SYN-SENT (packetdrill close/close-on-syn-sent): the engine saw
+// the close only when the peer's SYN,ACK woke it, and answered from an
+// established connection. It must abandon the connect as soon as the close
+// is committed (Linux: tcp_close in SYN-SENT, no segment; a later SYN,ACK
+// meets a closed port).
+TEST_F(WirePlaneTest, CloseInSynSentSeenBeforeTheClosedBit_AbandonsTheConnect) {
+  absl::StatusOr<std::unique_ptr<wire::WirePlane>> plane = wire::WirePlane::Create(VaConfig());
+  ASSERT_TRUE(plane.ok()) << plane.status();
+  wire::WirePlane& wp = **plane;
+  // A peer that never answers: a permanent neighbour entry to a MAC no one
+  // has, so the SYN leaves and the connection stays in SYN-SENT.
+  const std::string silent = "198.18.44.77";
+  ASSERT_EQ(Sh("ip -n " + veth_->ns_a() + " neigh replace " + silent +
+               " lladdr 02:00:00:00:44:77 nud permanent dev va"),
+            0);
+  absl::StatusOr<std::shared_ptr<wire::EngineChannel>> chan =
+      wire::EngineChannel::Create(4243, 1 << 16);
+  ASSERT_TRUE(chan.ok()) << chan.status();
+  absl::StatusOr<std::shared_ptr<wire::AppPipe>> pipe =
+      wire::AppPipe::Create(*chan, 0, shm::kConnectPending);
+  ASSERT_TRUE(pipe.ok()) << pipe.status();
+  int shadow = BoundSocket("", ParseIp(veth_->ip_a()), false);
+  ASSERT_GE(shadow, 0);
+  wire::TcpConnectParams params;
+  params.remote_ip = ParseIp(silent);
+  params.remote_port = 9;
+  params.local_port = LocalPort(shadow);
+  params.pipe = *pipe;
+  ASSERT_TRUE(wp.ConnectTcp(params).ok());
+  auto deadline = steady_clock::now() + kTimeout;
+  while (close_order::EngineFlowCount(wp) != 1 && steady_clock::now() < deadline) {
+    std::this_thread::yield();
+  }
+  ASSERT_EQ(close_order::EngineFlowCount(wp), 1u) << "the connect never reached the engine";
+
+  close_order::HalfCloseAndRing(**pipe, /*abort=*/false, wp.DoorbellFd(0));
+  const auto closed_at = steady_clock::now();
+  deadline = closed_at + kTimeout;
+  while (close_order::EngineFlowCount(wp) != 0 && steady_clock::now() < deadline) {
+    std::this_thread::yield();
+  }
+  EXPECT_EQ(close_order::EngineFlowCount(wp), 0u)
+      << "the engine kept a connect the application had closed (it waits for the closed bit)";
+  std::printf("connect abandoned %lld us after the close's first step\n",
+              static_cast<long long>(std::chrono::duration_cast<std::chrono::microseconds>(
+                                         steady_clock::now() - closed_at)
+                                         .count()));
+  // Abandoned, not given up after its SYN retries (ETIMEDOUT, ~11 s with
+  // Linux's defaults: what the engine did while it waited for the bit).
+  EXPECT_EQ((*pipe)->record()->ctl.connect_status.load(), shm::kConnectPending)
+      << "the connect ended by itself: the engine did not act on the close";
+  close_order::FinishClose(**pipe);
+  pipe->reset();
+  close(shadow);
+  Sh("ip -n " + veth_->ns_a() + " neigh del " + silent + " dev va");
+  wp.Stop();
+}
+
+// SO_LINGER {1, 0} then close() (packetdrill close-so-linger-onoff-1-linger-
+// 0-rst): an engine that polled between the close's shut (kShutRst) and its
+// closed bit took the shut for a shutdown(SHUT_WR) and sent a FIN. The
+// kernel peer must see the reset.
+TEST_F(WirePlaneTest, LingerZeroCloseSeenBeforeTheClosedBit_ResetsInsteadOfFin) {
+  absl::StatusOr<std::unique_ptr<wire::WirePlane>> plane = wire::WirePlane::Create(VaConfig());
+  ASSERT_TRUE(plane.ok()) << plane.status();
+  wire::WirePlane& wp = **plane;
+  int lfd = BoundSocket(veth_->ns_b(), ParseIp(veth_->ip_b()), true);
+  ASSERT_GE(lfd, 0);
+  absl::StatusOr<std::shared_ptr<wire::EngineChannel>> chan =
+      wire::EngineChannel::Create(4244, 1 << 16);
+  ASSERT_TRUE(chan.ok()) << chan.status();
+  absl::StatusOr<std::shared_ptr<wire::AppPipe>> pipe =
+      wire::AppPipe::Create(*chan, 0, shm::kConnectPending);
+  ASSERT_TRUE(pipe.ok()) << pipe.status();
+  shm::PipeRecord* rec = (*pipe)->record();
+  int shadow = BoundSocket("", ParseIp(veth_->ip_a()), false);
+  ASSERT_GE(shadow, 0);
+  wire::TcpConnectParams params;
+  params.remote_ip = ParseIp(veth_->ip_b());
+  params.remote_port = LocalPort(lfd);
+  params.local_port = LocalPort(shadow);
+  params.pipe = *pipe;
+  ASSERT_TRUE(wp.ConnectTcp(params).ok());
+  const auto deadline = steady_clock::now() + kTimeout;
+  while (rec->ctl.connect_status.load() == shm::kConnectPending &&
+         steady_clock::now() < deadline) {
+    std::this_thread::yield();
+  }
+  ASSERT_EQ(rec->ctl.connect_status.load(), 0);
+  pollfd p = {lfd, POLLIN, 0};
+  ASSERT_EQ(poll(&p, 1, 20000), 1);
+  int c = accept4(lfd, nullptr, nullptr, SOCK_CLOEXEC);
+  ASSERT_GE(c, 0);
+
+  close_order::HalfCloseAndRing(**pipe, /*abort=*/true, wp.DoorbellFd(0));
+  pollfd q = {c, POLLIN, 0};
+  ASSERT_EQ(poll(&q, 1, 20000), 1) << "neither FIN nor RST arrived";
+  char b;
+  const ssize_t n = recv(c, &b, 1, 0);
+  const int err = errno;
+  EXPECT_EQ(n, -1) << "the peer read end-of-stream: the engine sent FIN for an abortive close";
+  EXPECT_EQ(err, ECONNRESET);
+  close_order::FinishClose(**pipe);
+  pipe->reset();
+  close(c);
+  close(lfd);
+  close(shadow);
+  wp.Stop();
 }
 
 TEST_F(WirePlaneTest, KernelTcpOnOtherPortsKeepsWorking) {
