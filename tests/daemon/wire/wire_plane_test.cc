@@ -4,8 +4,7 @@
 // counters; the routing query follows the kernel's routes; kernel TCP on
 // other ports keeps working; start-up errors name the interface; an
 // application close seen halfway (before its closed bit) aborts/resets as
-// the close asked; Stop()
-// detaches the XDP program.
+// the close asked; Stop() detaches the XDP program.
 //
 // Namespace a holds "va" (offloaded by the WirePlane of this process), b
 // holds "vb" with kernel sockets. Needs root (tagged root/local/exclusive).
