@@ -116,6 +116,15 @@ class KernelFeed {
   std::vector<stack::StackRoute> routes_;  // pushed to the stacks, mu_
   // Neighbours pushed to the stacks: ip -> (mac, state). mu_.
   std::map<uint32_t, std::pair<std::array<uint8_t, 6>, netlink::NeighbourState>> seeded_;
+  // Neighbours a stack asked for since the last Sync (engine threads add,
+  // Sync takes): a stack that asks has no usable entry, whatever seeded_
+  // says (it failed or was dropped), so the next Sync seeds them again
+  // even when the kernel's entry did not change -- the kernel sends no
+  // notification for a request it answers from a usable entry. At most
+  // kMaxAsked wait (further ones are asked again by the stack's retry).
+  static constexpr size_t kMaxAsked = 256;
+  std::mutex asked_mu_;
+  std::vector<uint32_t> asked_;  // guarded by asked_mu_; capacity kMaxAsked
 
   std::mutex sysctl_mu_;
   uint64_t sysctl_read_ns_ = 0;    // guarded by sysctl_mu_

@@ -4,7 +4,8 @@
 // counters; the routing query follows the kernel's routes; kernel TCP on
 // other ports keeps working; start-up errors name the interface; an
 // application close seen halfway (before its closed bit) aborts/resets as
-// the close asked; Stop() detaches the XDP program.
+// the close asked; a neighbour a stack asks for again is seeded again
+// without a kernel event; Stop() detaches the XDP program.
 //
 // Namespace a holds "va" (offloaded by the WirePlane of this process), b
 // holds "vb" with kernel sockets. Needs root (tagged root/local/exclusive).
@@ -32,6 +33,7 @@
 
 #include "daemon/config/config.h"
 #include "daemon/control/wire_stats.h"
+#include "daemon/stack/stack.h"
 #include "daemon/tcp/byte_ring.h"
 #include "daemon/tcp/tcb.h"
 #include "daemon/tcp/tcp.h"
@@ -668,6 +670,96 @@ TEST_F(WirePlaneTest, LingerZeroCloseSeenBeforeTheClosedBit_ResetsInsteadOfFin) 
   close(c);
   close(lfd);
   close(shadow);
+  wp.Stop();
+}
+
+// A stack that asks for a neighbour the feed had already seeded (its entry
+// failed or was dropped) while the kernel's entry is PERMANENT, to a host
+// that does not answer ARP. Before: the request (NTF_USE) demoted the
+// kernel's static entry (6.x clears NUD_PERMANENT on NTF_USE) and started
+// ARP that nobody answered, no notification re-seeded the stack, and the
+// connect timed out (issue 16, the rare SYN,ACK / accept stall; packetdrill
+// and other setups pin their gateway that way). Now: no NTF_USE for an
+// entry that needs no resolution, and the feed seeds what was asked for.
+TEST_F(WirePlaneTest, NeighbourAskedForAgainWithoutAKernelEvent_IsSeededAgain) {
+  absl::StatusOr<std::unique_ptr<wire::WirePlane>> plane = wire::WirePlane::Create(VaConfig());
+  ASSERT_TRUE(plane.ok()) << plane.status();
+  wire::WirePlane& wp = **plane;
+  int lfd = BoundSocket(veth_->ns_b(), ParseIp(veth_->ip_b()), true);
+  ASSERT_GE(lfd, 0);
+  std::string mac_b = ShOutput("ip -n " + veth_->ns_b() + " -br link show vb | awk '{print $3}'");
+  while (!mac_b.empty() && (mac_b.back() == '\n' || mac_b.back() == ' ')) mac_b.pop_back();
+  ASSERT_EQ(mac_b.size(), 17u) << mac_b;
+  std::string mac_a = ShOutput("ip -n " + veth_->ns_a() + " -br link show va | awk '{print $3}'");
+  while (!mac_a.empty() && (mac_a.back() == '\n' || mac_a.back() == ' ')) mac_a.pop_back();
+  ASSERT_EQ(mac_a.size(), 17u) << mac_a;
+  // Static entries both ways; b answers no ARP.
+  ASSERT_EQ(Sh("ip -n " + veth_->ns_a() + " neigh replace " + veth_->ip_b() + " lladdr " + mac_b +
+               " nud permanent dev va"),
+            0);
+  ASSERT_EQ(Sh("ip -n " + veth_->ns_b() + " neigh replace " + veth_->ip_a() + " lladdr " + mac_a +
+               " nud permanent dev vb"),
+            0);
+  // arp_ignore 8: b answers no ARP request (it still sends its own).
+  ASSERT_EQ(Sh("ip netns exec " + veth_->ns_b() + " sysctl -q -w net.ipv4.conf.vb.arp_ignore=8"), 0);
+  absl::StatusOr<std::shared_ptr<wire::EngineChannel>> chan =
+      wire::EngineChannel::Create(4245, 1 << 16);
+  ASSERT_TRUE(chan.ok()) << chan.status();
+  std::vector<int> shadows;
+  std::vector<std::shared_ptr<wire::AppPipe>> pipes;
+  // Connects an application pipe to the kernel server; returns the
+  // connect's outcome (kConnectPending if none within kTimeout) and the
+  // time it took.
+  auto connect = [&](int64_t* us) {
+    absl::StatusOr<std::shared_ptr<wire::AppPipe>> pipe =
+        wire::AppPipe::Create(*chan, 0, shm::kConnectPending);
+    if (!pipe.ok()) return -1;
+    pipes.push_back(*pipe);
+    const int shadow = BoundSocket("", ParseIp(veth_->ip_a()), false);
+    shadows.push_back(shadow);
+    wire::TcpConnectParams params;
+    params.remote_ip = ParseIp(veth_->ip_b());
+    params.remote_port = LocalPort(lfd);
+    params.local_port = LocalPort(shadow);
+    params.pipe = *pipe;
+    const auto start = steady_clock::now();
+    if (!wp.ConnectTcp(params).ok()) return -1;
+    shm::PipeRecord* rec = (*pipe)->record();
+    while (rec->ctl.connect_status.load() == shm::kConnectPending &&
+           steady_clock::now() < start + kTimeout) {
+      std::this_thread::yield();
+    }
+    *us = std::chrono::duration_cast<std::chrono::microseconds>(steady_clock::now() - start)
+              .count();
+    return rec->ctl.connect_status.load();
+  };
+  int64_t us = 0;
+  ASSERT_EQ(connect(&us), 0) << "the first connect (seeded neighbour) failed";
+  // The seam: the engine's stack loses its entry, the feed does not know.
+  stack::Stack* st = wp.StackForTest(0);
+  ASSERT_NE(st, nullptr);
+  ASSERT_TRUE(wp.EnginesForTest()
+                  ->engine(0)
+                  .RunSync([st, ip = ParseIp(veth_->ip_b())] { st->ForgetNeighbor(ip); },
+                           absl::Seconds(10))
+                  .ok());
+  EXPECT_EQ(connect(&us), 0) << "the stack's neighbour request was never answered";
+  std::printf("connect after the stack lost its neighbour entry: %lld us\n",
+              static_cast<long long>(us));
+  EXPECT_NE(ShOutput("ip -n " + veth_->ns_a() + " neigh show " + veth_->ip_b() + " dev va")
+                .find("PERMANENT"),
+            std::string::npos)
+      << "the administrator's static entry was demoted";
+  for (auto& p : pipes) {
+    close_order::HalfCloseAndRing(*p, /*abort=*/true, wp.DoorbellFd(0));
+    close_order::FinishClose(*p);
+  }
+  pipes.clear();
+  for (int fd : shadows) close(fd);
+  close(lfd);
+  Sh("ip netns exec " + veth_->ns_b() + " sysctl -q -w net.ipv4.conf.vb.arp_ignore=0");
+  Sh("ip -n " + veth_->ns_b() + " neigh del " + veth_->ip_a() + " dev vb");
+  Sh("ip -n " + veth_->ns_a() + " neigh del " + veth_->ip_b() + " dev va");
   wp.Stop();
 }
 
