@@ -561,6 +561,42 @@ uint64_t EngineFlowCount(wire::WirePlane& wp) {
   return control::ToProto(wp.EngineStats())[0].flows();
 }
 
+// A new application pipe on `chan` that the engine connects to
+// remote_ip:remote_port from a port reserved by a kernel socket bound to
+// local_ip (*shadow, the caller closes it). Returns the connect's outcome
+// (shm::kConnectPending if none within kTimeout, -1 if it could not start)
+// and its duration in *us.
+int ConnectAppPipe(wire::WirePlane& wp, const std::shared_ptr<wire::EngineChannel>& chan,
+                   uint32_t local_ip, uint32_t remote_ip, uint16_t remote_port,
+                   std::shared_ptr<wire::AppPipe>* pipe, int* shadow, int64_t* us) {
+  absl::StatusOr<std::shared_ptr<wire::AppPipe>> p =
+      wire::AppPipe::Create(chan, 0, shm::kConnectPending);
+  *shadow = BoundSocket("", local_ip, false);
+  if (!p.ok() || *shadow < 0) return -1;
+  *pipe = *p;
+  wire::TcpConnectParams params;
+  params.remote_ip = remote_ip;
+  params.remote_port = remote_port;
+  params.local_port = LocalPort(*shadow);
+  params.pipe = *p;
+  const auto start = steady_clock::now();
+  if (!wp.ConnectTcp(params).ok()) return -1;
+  shm::PipeRecord* rec = (*p)->record();
+  while (rec->ctl.connect_status.load() == shm::kConnectPending &&
+         steady_clock::now() < start + kTimeout) {
+    std::this_thread::yield();
+  }
+  *us = std::chrono::duration_cast<std::chrono::microseconds>(steady_clock::now() - start).count();
+  return rec->ctl.connect_status.load();
+}
+
+// The MAC address of `dev` in namespace `ns` ("aa:bb:..."), "" if unknown.
+std::string LinkMac(const std::string& ns, const std::string& dev) {
+  std::string mac = ShOutput("ip -n " + ns + " -br link show " + dev + " | awk '{print $3}'");
+  while (!mac.empty() && (mac.back() == '\n' || mac.back() == ' ')) mac.pop_back();
+  return mac.size() == 17 ? mac : "";
+}
+
 }  // namespace close_order
 
 // close() in SYN-SENT (packetdrill close/close-on-syn-sent): the engine saw
@@ -634,30 +670,18 @@ TEST_F(WirePlaneTest, LingerZeroCloseSeenBeforeTheClosedBit_ResetsInsteadOfFin) 
   absl::StatusOr<std::shared_ptr<wire::EngineChannel>> chan =
       wire::EngineChannel::Create(4244, 1 << 16);
   ASSERT_TRUE(chan.ok()) << chan.status();
-  absl::StatusOr<std::shared_ptr<wire::AppPipe>> pipe =
-      wire::AppPipe::Create(*chan, 0, shm::kConnectPending);
-  ASSERT_TRUE(pipe.ok()) << pipe.status();
-  shm::PipeRecord* rec = (*pipe)->record();
-  int shadow = BoundSocket("", ParseIp(veth_->ip_a()), false);
-  ASSERT_GE(shadow, 0);
-  wire::TcpConnectParams params;
-  params.remote_ip = ParseIp(veth_->ip_b());
-  params.remote_port = LocalPort(lfd);
-  params.local_port = LocalPort(shadow);
-  params.pipe = *pipe;
-  ASSERT_TRUE(wp.ConnectTcp(params).ok());
-  const auto deadline = steady_clock::now() + kTimeout;
-  while (rec->ctl.connect_status.load() == shm::kConnectPending &&
-         steady_clock::now() < deadline) {
-    std::this_thread::yield();
-  }
-  ASSERT_EQ(rec->ctl.connect_status.load(), 0);
+  std::shared_ptr<wire::AppPipe> pipe;
+  int shadow = -1;
+  int64_t us = 0;
+  ASSERT_EQ(close_order::ConnectAppPipe(wp, *chan, ParseIp(veth_->ip_a()), ParseIp(veth_->ip_b()),
+                                        LocalPort(lfd), &pipe, &shadow, &us),
+            0);
   pollfd p = {lfd, POLLIN, 0};
   ASSERT_EQ(poll(&p, 1, 20000), 1);
   int c = accept4(lfd, nullptr, nullptr, SOCK_CLOEXEC);
   ASSERT_GE(c, 0);
 
-  close_order::HalfCloseAndRing(**pipe, /*abort=*/true, wp.DoorbellFd(0));
+  close_order::HalfCloseAndRing(*pipe, /*abort=*/true, wp.DoorbellFd(0));
   pollfd q = {c, POLLIN, 0};
   ASSERT_EQ(poll(&q, 1, 20000), 1) << "neither FIN nor RST arrived";
   char b;
@@ -665,8 +689,8 @@ TEST_F(WirePlaneTest, LingerZeroCloseSeenBeforeTheClosedBit_ResetsInsteadOfFin) 
   const int err = errno;
   EXPECT_EQ(n, -1) << "the peer read end-of-stream: the engine sent FIN for an abortive close";
   EXPECT_EQ(err, ECONNRESET);
-  close_order::FinishClose(**pipe);
-  pipe->reset();
+  close_order::FinishClose(*pipe);
+  pipe.reset();
   close(c);
   close(lfd);
   close(shadow);
@@ -687,12 +711,9 @@ TEST_F(WirePlaneTest, NeighbourAskedForAgainWithoutAKernelEvent_IsSeededAgain) {
   wire::WirePlane& wp = **plane;
   int lfd = BoundSocket(veth_->ns_b(), ParseIp(veth_->ip_b()), true);
   ASSERT_GE(lfd, 0);
-  std::string mac_b = ShOutput("ip -n " + veth_->ns_b() + " -br link show vb | awk '{print $3}'");
-  while (!mac_b.empty() && (mac_b.back() == '\n' || mac_b.back() == ' ')) mac_b.pop_back();
-  ASSERT_EQ(mac_b.size(), 17u) << mac_b;
-  std::string mac_a = ShOutput("ip -n " + veth_->ns_a() + " -br link show va | awk '{print $3}'");
-  while (!mac_a.empty() && (mac_a.back() == '\n' || mac_a.back() == ' ')) mac_a.pop_back();
-  ASSERT_EQ(mac_a.size(), 17u) << mac_a;
+  const std::string mac_a = close_order::LinkMac(veth_->ns_a(), "va");
+  const std::string mac_b = close_order::LinkMac(veth_->ns_b(), "vb");
+  ASSERT_FALSE(mac_a.empty() || mac_b.empty());
   // Static entries both ways; b answers no ARP.
   ASSERT_EQ(Sh("ip -n " + veth_->ns_a() + " neigh replace " + veth_->ip_b() + " lladdr " + mac_b +
                " nud permanent dev va"),
@@ -707,31 +728,11 @@ TEST_F(WirePlaneTest, NeighbourAskedForAgainWithoutAKernelEvent_IsSeededAgain) {
   ASSERT_TRUE(chan.ok()) << chan.status();
   std::vector<int> shadows;
   std::vector<std::shared_ptr<wire::AppPipe>> pipes;
-  // Connects an application pipe to the kernel server; returns the
-  // connect's outcome (kConnectPending if none within kTimeout) and the
-  // time it took.
   auto connect = [&](int64_t* us) {
-    absl::StatusOr<std::shared_ptr<wire::AppPipe>> pipe =
-        wire::AppPipe::Create(*chan, 0, shm::kConnectPending);
-    if (!pipe.ok()) return -1;
-    pipes.push_back(*pipe);
-    const int shadow = BoundSocket("", ParseIp(veth_->ip_a()), false);
-    shadows.push_back(shadow);
-    wire::TcpConnectParams params;
-    params.remote_ip = ParseIp(veth_->ip_b());
-    params.remote_port = LocalPort(lfd);
-    params.local_port = LocalPort(shadow);
-    params.pipe = *pipe;
-    const auto start = steady_clock::now();
-    if (!wp.ConnectTcp(params).ok()) return -1;
-    shm::PipeRecord* rec = (*pipe)->record();
-    while (rec->ctl.connect_status.load() == shm::kConnectPending &&
-           steady_clock::now() < start + kTimeout) {
-      std::this_thread::yield();
-    }
-    *us = std::chrono::duration_cast<std::chrono::microseconds>(steady_clock::now() - start)
-              .count();
-    return rec->ctl.connect_status.load();
+    pipes.emplace_back();
+    shadows.push_back(-1);
+    return close_order::ConnectAppPipe(wp, *chan, ParseIp(veth_->ip_a()), ParseIp(veth_->ip_b()),
+                                       LocalPort(lfd), &pipes.back(), &shadows.back(), us);
   };
   int64_t us = 0;
   ASSERT_EQ(connect(&us), 0) << "the first connect (seeded neighbour) failed";
@@ -751,11 +752,14 @@ TEST_F(WirePlaneTest, NeighbourAskedForAgainWithoutAKernelEvent_IsSeededAgain) {
             std::string::npos)
       << "the administrator's static entry was demoted";
   for (auto& p : pipes) {
+    if (p == nullptr) continue;
     close_order::HalfCloseAndRing(*p, /*abort=*/true, wp.DoorbellFd(0));
     close_order::FinishClose(*p);
   }
   pipes.clear();
-  for (int fd : shadows) close(fd);
+  for (int fd : shadows) {
+    if (fd >= 0) close(fd);
+  }
   close(lfd);
   Sh("ip netns exec " + veth_->ns_b() + " sysctl -q -w net.ipv4.conf.vb.arp_ignore=0");
   Sh("ip -n " + veth_->ns_b() + " neigh del " + veth_->ip_a() + " dev vb");
