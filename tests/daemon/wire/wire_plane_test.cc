@@ -2,10 +2,9 @@
 // stack opens a TCP connection to a kernel server in the peer namespace over
 // AF_XDP and exchanges verified bytes; status/statistics come from the real
 // counters; the routing query follows the kernel's routes; kernel TCP on
-// other ports keeps working; start-up errors name the interface; an
-// application close seen halfway (before its closed bit) aborts/resets as
-// the close asked; a neighbour a stack asks for again is seeded again
-// without a kernel event; Stop() detaches the XDP program.
+// other ports keeps working; start-up errors name the interface; Stop()
+// detaches the XDP program. (wire_plane_order_test.cc: a close seen halfway,
+// a neighbour asked for again.)
 //
 // Namespace a holds "va" (offloaded by the WirePlane of this process), b
 // holds "vb" with kernel sockets. Needs root (tagged root/local/exclusive).
@@ -20,9 +19,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <atomic>
 #include <chrono>
-#include <cstdio>
 #include <condition_variable>
 #include <cstring>
 #include <mutex>
@@ -33,7 +30,6 @@
 
 #include "daemon/config/config.h"
 #include "daemon/control/wire_stats.h"
-#include "daemon/stack/stack.h"
 #include "daemon/tcp/byte_ring.h"
 #include "daemon/tcp/tcb.h"
 #include "daemon/tcp/tcp.h"
@@ -41,146 +37,14 @@
 #include "shm/futex.h"
 #include "shm/pipe.h"
 #include "gtest/gtest.h"
+#include "tests/daemon/wire/wire_plane_fixture.h"
 #include "tests/integration/nic/netns_fixture.h"
 
 namespace offload::testing {
 namespace {
 
 using std::chrono::steady_clock;
-constexpr auto kTimeout = std::chrono::seconds(20);
 
-uint32_t ParseIp(const std::string& s) {
-  in_addr a;
-  inet_pton(AF_INET, s.c_str(), &a);
-  return ntohl(a.s_addr);
-}
-
-sockaddr_in Addr(uint32_t ip, uint16_t port) {
-  sockaddr_in a;
-  std::memset(&a, 0, sizeof(a));
-  a.sin_family = AF_INET;
-  a.sin_port = htons(port);
-  a.sin_addr.s_addr = htonl(ip);
-  return a;
-}
-
-uint16_t LocalPort(int fd) {
-  sockaddr_in a;
-  socklen_t len = sizeof(a);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  return ntohs(a.sin_port);
-}
-
-// A TCP socket bound to ip:0 (and listening if asked), created in `ns` (or
-// the current namespace if empty).
-int BoundSocket(const std::string& ns, uint32_t ip, bool listening) {
-  int fd = -1;
-  auto make = [&] {
-    fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in a = Addr(ip, 0);
-    if (bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0 ||
-        (listening && listen(fd, 8) != 0)) {
-      close(fd);
-      fd = -1;
-    }
-  };
-  if (ns.empty()) {
-    make();
-  } else if (!VethPair::RunIn(ns, make).ok()) {
-    return -1;
-  }
-  return fd;
-}
-
-// Records a flow's events; waits on them.
-class RecordingListener : public wire::FlowListener {
- public:
-  void OnTcpEvents(uint32_t events, int error) override {
-    std::lock_guard<std::mutex> lock(mu_);
-    seen_ |= events;
-    if (error != 0) error_ = error;
-    ++count_;
-    cv_.notify_all();
-  }
-  // Waits until any of `mask` was seen or `timeout`; returns the seen set.
-  uint32_t WaitFor(uint32_t mask, std::chrono::milliseconds timeout) {
-    std::unique_lock<std::mutex> lock(mu_);
-    cv_.wait_for(lock, timeout, [&] { return (seen_ & mask) != 0; });
-    return seen_;
-  }
-  // Waits for the next event after `count` (any kind) or `timeout`.
-  uint64_t WaitNext(uint64_t count, std::chrono::milliseconds timeout) {
-    std::unique_lock<std::mutex> lock(mu_);
-    cv_.wait_for(lock, timeout, [&] { return count_ != count; });
-    return count_;
-  }
-  uint64_t count() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return count_;
-  }
-  int error() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return error_;
-  }
-
- private:
-  std::mutex mu_;
-  std::condition_variable cv_;
-  uint32_t seen_ = 0;
-  int error_ = 0;
-  uint64_t count_ = 0;
-};
-
-v1::DaemonConfig VaConfig(const std::string& name = "va") {
-  v1::DaemonConfig c;
-  c.set_run_dir("/nonexistent");
-  auto* itf = c.add_interfaces();
-  itf->set_name(name);
-  itf->set_driver(v1::DRIVER_AF_XDP);
-  c.set_num_cores(1);
-  c.set_max_concurrency(64);
-  c.set_max_num_buffers(2048);
-  c.set_engine_poll_us(20);
-  config::ApplyDefaults(&c);
-  return c;
-}
-
-bool XdpAttached(const std::string& ns) {
-  return ShOutput("ip -n " + ns + " link show va").find("prog/xdp") != std::string::npos;
-}
-
-class WirePlaneTest : public ::testing::Test {
- protected:
-  static void SetUpTestSuite() {
-    if (geteuid() != 0) return;
-    original_ns_ = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
-    veth_ = new VethPair();
-    absl::Status s = VethPair::Create("ofw", 44, 1, veth_);
-    ASSERT_TRUE(s.ok()) << s;
-    // Kernel sockets in b must send complete checksums (daemon/nic/README.md).
-    s = VethPair::DisableTxChecksumOffload(veth_->ns_b(), "vb");
-    ASSERT_TRUE(s.ok()) << s;
-    s = veth_->EnterA();  // the WirePlane is created in namespace a
-    ASSERT_TRUE(s.ok()) << s;
-  }
-  static void TearDownTestSuite() {
-    if (original_ns_ >= 0) {
-      setns(original_ns_, CLONE_NEWNET);
-      close(original_ns_);
-      original_ns_ = -1;
-    }
-    delete veth_;
-    veth_ = nullptr;
-  }
-  void SetUp() override {
-    if (geteuid() != 0) GTEST_SKIP() << "needs root for namespaces and XDP";
-  }
-
-  static VethPair* veth_;
-  static int original_ns_;
-};
-VethPair* WirePlaneTest::veth_ = nullptr;
-int WirePlaneTest::original_ns_ = -1;
 
 TEST_F(WirePlaneTest, ReportsInterfaceEnginesAndRoutes) {
   absl::StatusOr<std::unique_ptr<wire::WirePlane>> plane = wire::WirePlane::Create(VaConfig());
@@ -532,239 +396,6 @@ TEST_F(WirePlaneTest, AppPipeCarriesOptionsQueriesAndTheCloseErrno) {
   pipe->reset();
   close(lfd);
   close(shadow);
-}
-
-// shm::CloseEnd publishes a close in two steps: the TX ring's shut and the
-// RX ring's reader_closed, then (after the wake-up it owes) the closed bit.
-// These tests stop an application's close between the two (the engine is
-// rung as the close's wake-up would ring it) and check that the engine
-// acts on the first step. Both were seen once under packetdrill
-// (docs/tcp-conformance.md, issue 16).
-namespace close_order {
-
-// What shm::CloseEnd stores before its wake-up, for the application end of
-// `pipe` (`abort`: SO_LINGER {1, 0} or unread data), then rings the engine.
-void HalfCloseAndRing(wire::AppPipe& pipe, bool abort, int doorbell) {
-  pipe.to_wire().shut.store(abort ? shm::kShutRst : shm::kShutFin, std::memory_order_release);
-  pipe.from_wire().reader_closed.store(shm::kReaderClosed, std::memory_order_release);
-  std::atomic_thread_fence(std::memory_order_seq_cst);
-  const uint64_t one = 1;
-  EXPECT_EQ(write(doorbell, &one, sizeof(one)), static_cast<ssize_t>(sizeof(one)));
-}
-
-// The rest of the close: the application's closed bit.
-void FinishClose(wire::AppPipe& pipe) {
-  pipe.record()->ctl.closed.fetch_or(1u << (&pipe.to_wire() == &pipe.record()->dir[0] ? 0 : 1));
-}
-
-uint64_t EngineFlowCount(wire::WirePlane& wp) {
-  return control::ToProto(wp.EngineStats())[0].flows();
-}
-
-// A new application pipe on `chan` that the engine connects to
-// remote_ip:remote_port from a port reserved by a kernel socket bound to
-// local_ip (*shadow, the caller closes it). Returns the connect's outcome
-// (shm::kConnectPending if none within kTimeout, -1 if it could not start)
-// and its duration in *us.
-int ConnectAppPipe(wire::WirePlane& wp, const std::shared_ptr<wire::EngineChannel>& chan,
-                   uint32_t local_ip, uint32_t remote_ip, uint16_t remote_port,
-                   std::shared_ptr<wire::AppPipe>* pipe, int* shadow, int64_t* us) {
-  absl::StatusOr<std::shared_ptr<wire::AppPipe>> p =
-      wire::AppPipe::Create(chan, 0, shm::kConnectPending);
-  *shadow = BoundSocket("", local_ip, false);
-  if (!p.ok() || *shadow < 0) return -1;
-  *pipe = *p;
-  wire::TcpConnectParams params;
-  params.remote_ip = remote_ip;
-  params.remote_port = remote_port;
-  params.local_port = LocalPort(*shadow);
-  params.pipe = *p;
-  const auto start = steady_clock::now();
-  if (!wp.ConnectTcp(params).ok()) return -1;
-  shm::PipeRecord* rec = (*p)->record();
-  while (rec->ctl.connect_status.load() == shm::kConnectPending &&
-         steady_clock::now() < start + kTimeout) {
-    std::this_thread::yield();
-  }
-  *us = std::chrono::duration_cast<std::chrono::microseconds>(steady_clock::now() - start).count();
-  return rec->ctl.connect_status.load();
-}
-
-// The MAC address of `dev` in namespace `ns` ("aa:bb:..."), "" if unknown.
-std::string LinkMac(const std::string& ns, const std::string& dev) {
-  std::string mac = ShOutput("ip -n " + ns + " -br link show " + dev + " | awk '{print $3}'");
-  while (!mac.empty() && (mac.back() == '\n' || mac.back() == ' ')) mac.pop_back();
-  return mac.size() == 17 ? mac : "";
-}
-
-}  // namespace close_order
-
-// close() in SYN-SENT (packetdrill close/close-on-syn-sent): the engine saw
-// the close only when the peer's SYN,ACK woke it, and answered from an
-// established connection. It must abandon the connect as soon as the close
-// is committed (Linux: tcp_close in SYN-SENT, no segment; a later SYN,ACK
-// meets a closed port).
-TEST_F(WirePlaneTest, CloseInSynSentSeenBeforeTheClosedBit_AbandonsTheConnect) {
-  absl::StatusOr<std::unique_ptr<wire::WirePlane>> plane = wire::WirePlane::Create(VaConfig());
-  ASSERT_TRUE(plane.ok()) << plane.status();
-  wire::WirePlane& wp = **plane;
-  // A peer that never answers: a permanent neighbour entry to a MAC no one
-  // has, so the SYN leaves and the connection stays in SYN-SENT.
-  const std::string silent = "198.18.44.77";
-  ASSERT_EQ(Sh("ip -n " + veth_->ns_a() + " neigh replace " + silent +
-               " lladdr 02:00:00:00:44:77 nud permanent dev va"),
-            0);
-  absl::StatusOr<std::shared_ptr<wire::EngineChannel>> chan =
-      wire::EngineChannel::Create(4243, 1 << 16);
-  ASSERT_TRUE(chan.ok()) << chan.status();
-  absl::StatusOr<std::shared_ptr<wire::AppPipe>> pipe =
-      wire::AppPipe::Create(*chan, 0, shm::kConnectPending);
-  ASSERT_TRUE(pipe.ok()) << pipe.status();
-  int shadow = BoundSocket("", ParseIp(veth_->ip_a()), false);
-  ASSERT_GE(shadow, 0);
-  wire::TcpConnectParams params;
-  params.remote_ip = ParseIp(silent);
-  params.remote_port = 9;
-  params.local_port = LocalPort(shadow);
-  params.pipe = *pipe;
-  ASSERT_TRUE(wp.ConnectTcp(params).ok());
-  auto deadline = steady_clock::now() + kTimeout;
-  while (close_order::EngineFlowCount(wp) != 1 && steady_clock::now() < deadline) {
-    std::this_thread::yield();
-  }
-  ASSERT_EQ(close_order::EngineFlowCount(wp), 1u) << "the connect never reached the engine";
-
-  close_order::HalfCloseAndRing(**pipe, /*abort=*/false, wp.DoorbellFd(0));
-  const auto closed_at = steady_clock::now();
-  deadline = closed_at + kTimeout;
-  while (close_order::EngineFlowCount(wp) != 0 && steady_clock::now() < deadline) {
-    std::this_thread::yield();
-  }
-  EXPECT_EQ(close_order::EngineFlowCount(wp), 0u)
-      << "the engine kept a connect the application had closed (it waits for the closed bit)";
-  std::printf("connect abandoned %lld us after the close's first step\n",
-              static_cast<long long>(std::chrono::duration_cast<std::chrono::microseconds>(
-                                         steady_clock::now() - closed_at)
-                                         .count()));
-  // Abandoned, not given up after its SYN retries (ETIMEDOUT, ~11 s with
-  // Linux's defaults: what the engine did while it waited for the bit).
-  EXPECT_EQ((*pipe)->record()->ctl.connect_status.load(), shm::kConnectPending)
-      << "the connect ended by itself: the engine did not act on the close";
-  close_order::FinishClose(**pipe);
-  pipe->reset();
-  close(shadow);
-  Sh("ip -n " + veth_->ns_a() + " neigh del " + silent + " dev va");
-  wp.Stop();
-}
-
-// SO_LINGER {1, 0} then close() (packetdrill close-so-linger-onoff-1-linger-
-// 0-rst): an engine that polled between the close's shut (kShutRst) and its
-// closed bit took the shut for a shutdown(SHUT_WR) and sent a FIN. The
-// kernel peer must see the reset.
-TEST_F(WirePlaneTest, LingerZeroCloseSeenBeforeTheClosedBit_ResetsInsteadOfFin) {
-  absl::StatusOr<std::unique_ptr<wire::WirePlane>> plane = wire::WirePlane::Create(VaConfig());
-  ASSERT_TRUE(plane.ok()) << plane.status();
-  wire::WirePlane& wp = **plane;
-  int lfd = BoundSocket(veth_->ns_b(), ParseIp(veth_->ip_b()), true);
-  ASSERT_GE(lfd, 0);
-  absl::StatusOr<std::shared_ptr<wire::EngineChannel>> chan =
-      wire::EngineChannel::Create(4244, 1 << 16);
-  ASSERT_TRUE(chan.ok()) << chan.status();
-  std::shared_ptr<wire::AppPipe> pipe;
-  int shadow = -1;
-  int64_t us = 0;
-  ASSERT_EQ(close_order::ConnectAppPipe(wp, *chan, ParseIp(veth_->ip_a()), ParseIp(veth_->ip_b()),
-                                        LocalPort(lfd), &pipe, &shadow, &us),
-            0);
-  pollfd p = {lfd, POLLIN, 0};
-  ASSERT_EQ(poll(&p, 1, 20000), 1);
-  int c = accept4(lfd, nullptr, nullptr, SOCK_CLOEXEC);
-  ASSERT_GE(c, 0);
-
-  close_order::HalfCloseAndRing(*pipe, /*abort=*/true, wp.DoorbellFd(0));
-  pollfd q = {c, POLLIN, 0};
-  ASSERT_EQ(poll(&q, 1, 20000), 1) << "neither FIN nor RST arrived";
-  char b;
-  const ssize_t n = recv(c, &b, 1, 0);
-  const int err = errno;
-  EXPECT_EQ(n, -1) << "the peer read end-of-stream: the engine sent FIN for an abortive close";
-  EXPECT_EQ(err, ECONNRESET);
-  close_order::FinishClose(*pipe);
-  pipe.reset();
-  close(c);
-  close(lfd);
-  close(shadow);
-  wp.Stop();
-}
-
-// A stack that asks for a neighbour the feed had already seeded (its entry
-// failed or was dropped) while the kernel's entry is PERMANENT, to a host
-// that does not answer ARP. Before: the request (NTF_USE) demoted the
-// kernel's static entry (6.x clears NUD_PERMANENT on NTF_USE) and started
-// ARP that nobody answered, no notification re-seeded the stack, and the
-// connect timed out (issue 16, the rare SYN,ACK / accept stall; packetdrill
-// and other setups pin their gateway that way). Now: no NTF_USE for an
-// entry that needs no resolution, and the feed seeds what was asked for.
-TEST_F(WirePlaneTest, NeighbourAskedForAgainWithoutAKernelEvent_IsSeededAgain) {
-  absl::StatusOr<std::unique_ptr<wire::WirePlane>> plane = wire::WirePlane::Create(VaConfig());
-  ASSERT_TRUE(plane.ok()) << plane.status();
-  wire::WirePlane& wp = **plane;
-  int lfd = BoundSocket(veth_->ns_b(), ParseIp(veth_->ip_b()), true);
-  ASSERT_GE(lfd, 0);
-  const std::string mac_a = close_order::LinkMac(veth_->ns_a(), "va");
-  const std::string mac_b = close_order::LinkMac(veth_->ns_b(), "vb");
-  ASSERT_FALSE(mac_a.empty() || mac_b.empty());
-  // Static entries both ways; b answers no ARP.
-  ASSERT_EQ(Sh("ip -n " + veth_->ns_a() + " neigh replace " + veth_->ip_b() + " lladdr " + mac_b +
-               " nud permanent dev va"),
-            0);
-  ASSERT_EQ(Sh("ip -n " + veth_->ns_b() + " neigh replace " + veth_->ip_a() + " lladdr " + mac_a +
-               " nud permanent dev vb"),
-            0);
-  // arp_ignore 8: b answers no ARP request (it still sends its own).
-  ASSERT_EQ(Sh("ip netns exec " + veth_->ns_b() + " sysctl -q -w net.ipv4.conf.vb.arp_ignore=8"), 0);
-  absl::StatusOr<std::shared_ptr<wire::EngineChannel>> chan =
-      wire::EngineChannel::Create(4245, 1 << 16);
-  ASSERT_TRUE(chan.ok()) << chan.status();
-  std::vector<int> shadows;
-  std::vector<std::shared_ptr<wire::AppPipe>> pipes;
-  auto connect = [&](int64_t* us) {
-    pipes.emplace_back();
-    shadows.push_back(-1);
-    return close_order::ConnectAppPipe(wp, *chan, ParseIp(veth_->ip_a()), ParseIp(veth_->ip_b()),
-                                       LocalPort(lfd), &pipes.back(), &shadows.back(), us);
-  };
-  int64_t us = 0;
-  ASSERT_EQ(connect(&us), 0) << "the first connect (seeded neighbour) failed";
-  // The seam: the engine's stack loses its entry, the feed does not know.
-  stack::Stack* st = wp.StackForTest(0);
-  ASSERT_NE(st, nullptr);
-  ASSERT_TRUE(wp.EnginesForTest()
-                  ->engine(0)
-                  .RunSync([st, ip = ParseIp(veth_->ip_b())] { st->ForgetNeighbor(ip); },
-                           absl::Seconds(10))
-                  .ok());
-  EXPECT_EQ(connect(&us), 0) << "the stack's neighbour request was never answered";
-  std::printf("connect after the stack lost its neighbour entry: %lld us\n",
-              static_cast<long long>(us));
-  EXPECT_NE(ShOutput("ip -n " + veth_->ns_a() + " neigh show " + veth_->ip_b() + " dev va")
-                .find("PERMANENT"),
-            std::string::npos)
-      << "the administrator's static entry was demoted";
-  for (auto& p : pipes) {
-    if (p == nullptr) continue;
-    close_order::HalfCloseAndRing(*p, /*abort=*/true, wp.DoorbellFd(0));
-    close_order::FinishClose(*p);
-  }
-  pipes.clear();
-  for (int fd : shadows) {
-    if (fd >= 0) close(fd);
-  }
-  close(lfd);
-  Sh("ip netns exec " + veth_->ns_b() + " sysctl -q -w net.ipv4.conf.vb.arp_ignore=0");
-  Sh("ip -n " + veth_->ns_b() + " neigh del " + veth_->ip_a() + " dev vb");
-  Sh("ip -n " + veth_->ns_a() + " neigh del " + veth_->ip_b() + " dev va");
-  wp.Stop();
 }
 
 TEST_F(WirePlaneTest, KernelTcpOnOtherPortsKeepsWorking) {
