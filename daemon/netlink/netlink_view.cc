@@ -151,7 +151,18 @@ void NetlinkView::Run() {
       return;
     }
     if (fds[1].revents != 0) return;
-    if (fds[2].revents != 0) DrainAsyncRequests();
+    if (fds[2].revents != 0) {
+      // The kernel may answer a request with no notification at all: an
+      // entry already usable (STALE becomes DELAY silently, a PERMANENT
+      // one stays). The callback runs after every batch so that the
+      // requester reads the table as it is (KernelFeed re-seeds what was
+      // asked for).
+      DrainAsyncRequests();
+      if (fds[0].revents == 0) {
+        NotifyChange(generation_.load(std::memory_order_acquire));
+        continue;
+      }
+    }
     if (fds[0].revents == 0) continue;
     std::unique_lock<std::mutex> lock(mu_);
     int n = nl_cache_mngr_data_ready(mngr_);
@@ -173,9 +184,13 @@ void NetlinkView::Run() {
     const uint64_t generation =
         generation_.fetch_add(1, std::memory_order_release) + 1;
     lock.unlock();  // the callback may look things up
-    std::lock_guard<std::mutex> cb(callback_mu_);
-    if (callback_) callback_(generation);
+    NotifyChange(generation);
   }
+}
+
+void NetlinkView::NotifyChange(uint64_t generation) {
+  std::lock_guard<std::mutex> cb(callback_mu_);
+  if (callback_) callback_(generation);
 }
 
 void NetlinkView::SetChangeCallback(ChangeCallback callback) {
@@ -391,6 +406,24 @@ void NetlinkView::DrainAsyncRequests() {
   // A failure (e.g. the interface went away) needs no report here: the
   // engine's entry fails after its retries and it asks again later.
   for (const AsyncRequest& r : batch) {
+    // Never NTF_USE an entry that needs no resolution: on this kernel
+    // (6.x; neigh_add passes NEIGH_UPDATE_F_USE to __neigh_update, which
+    // clears NUD_PERMANENT) the request demotes a PERMANENT entry and
+    // starts ARP / neighbour discovery for it -- an administrator's static
+    // entry to a host that does not answer then fails. The caller's change
+    // callback reads the entry as it is (see ChangeCallback).
+    std::optional<Neighbour> nb;
+    if (r.v6) {
+      for (const Neighbour& n : Neighbours6(r.ifindex)) {
+        if (n.ip6 == r.ip6) nb = n;
+      }
+    } else {
+      nb = LookupNeighbour(r.ifindex, r.ip);
+    }
+    if (nb.has_value() && nb->usable() &&
+        (nb->state == NeighbourState::kPermanent || nb->state == NeighbourState::kNoArp)) {
+      continue;
+    }
     (void)(r.v6 ? ResolveNeighbour6(r.ifindex, r.ip6) : ResolveNeighbour(r.ifindex, r.ip));
   }
 }

@@ -120,8 +120,11 @@ struct Link {
 class NetlinkView {
  public:
   // Called on the view's event thread after every change applied to the
-  // caches (with the new generation). It may call the lookup methods; it
-  // must not destroy the view or call SetChangeCallback.
+  // caches (with the new generation), and after every batch of
+  // ResolveNeighbourAsync requests handed to the kernel (generation
+  // unchanged: the kernel may resolve without a notification). It may call
+  // the lookup methods; it must not destroy the view or call
+  // SetChangeCallback.
   using ChangeCallback = std::function<void(uint64_t generation)>;
 
   // Fills the caches and starts following changes. Errors: Internal (with
@@ -184,6 +187,9 @@ class NetlinkView {
   // event thread and returns at once (safe on a busy-polling engine thread;
   // no allocation once the queue has grown). At most kMaxAsyncRequests wait;
   // further requests are dropped (the caller retries) and false returned.
+  // The event thread skips an entry that is PERMANENT or NOARP (NTF_USE
+  // would demote a permanent one) and runs the change callback after each
+  // batch either way.
   bool ResolveNeighbourAsync(int ifindex, uint32_t ip);
   static constexpr size_t kMaxAsyncRequests = 256;
 
@@ -233,6 +239,8 @@ class NetlinkView {
   std::vector<AsyncRequest> async_q_;
   int async_fd_ = -1;
   void DrainAsyncRequests();
+  // Runs the change callback (event thread).
+  void NotifyChange(uint64_t generation);
   std::thread thread_;
 };
 

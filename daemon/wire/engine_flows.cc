@@ -263,13 +263,13 @@ bool EngineFlows::ArmApplicationWakeups() {
   }
   if (udp_.RecheckAfterFence()) return true;
   for (Entry* e : pipes_) {
-    if (e->pipe->AppClosed()) return true;
+    // Connecting or not: a close whose wake-up found us not yet armed.
+    if (AppCloseCommitted(*e->pipe)) return true;
     if (RequestsPending(*e)) return true;
     if (e->connect_pending) continue;
     shm::RingIndexes& tw = e->pipe->to_wire();
     if (tw.tail.load(std::memory_order_seq_cst) != e->tx_tail_seen ||
         (!e->tx_shut_done && tw.shut.load(std::memory_order_seq_cst) != 0) ||
-        e->pipe->AppClosed() ||
         e->pipe->from_wire().head.load(std::memory_order_seq_cst) != e->rx_head_seen) {
       return true;
     }

@@ -26,27 +26,35 @@ uint32_t DefaultGateway(const netlink::NetlinkView& view, int ifindex) {
 
 // The stacks' neighbour resolution: the kernel's ARP, asked through
 // netlink (RTM_NEWNEIGH with NTF_USE) from the engine threads without
-// blocking; answers come back through the neighbour feed (Sync).
+// blocking; answers come back through the neighbour feed (Sync), which
+// the view also runs after handing the requests over (an entry the kernel
+// already had produces no notification).
 class KernelFeed::Requester : public stack::NeighborRequester {
  public:
-  Requester(netlink::NetlinkView* view, int ifindex) : view_(view), ifindex_(ifindex) {}
-  void RequestResolution(uint32_t ip) override { view_->ResolveNeighbourAsync(ifindex_, ip); }
+  explicit Requester(KernelFeed* feed) : feed_(feed) {}
+  void RequestResolution(uint32_t ip) override {
+    {
+      std::lock_guard<std::mutex> lock(feed_->asked_mu_);
+      if (feed_->asked_.size() < kMaxAsked) feed_->asked_.push_back(ip);  // reserved
+    }
+    feed_->view_->ResolveNeighbourAsync(feed_->itf_->ifindex, ip);
+  }
   void RequestResolution6(const net::Ip6Addr& ip) override {
     netlink::Ip6 a;
     std::memcpy(a.data(), ip.b, 16);
-    view_->ResolveNeighbourAsync6(ifindex_, a);
+    feed_->view_->ResolveNeighbourAsync6(feed_->itf_->ifindex, a);
   }
 
  private:
-  netlink::NetlinkView* const view_;
-  const int ifindex_;
+  KernelFeed* const feed_;
 };
 
 KernelFeed::KernelFeed(netlink::NetlinkView* view, const OffloadedInterface* itf)
     : view_(view),
       itf_(itf),
-      requester_(std::make_unique<Requester>(view, itf->ifindex)),
+      requester_(std::make_unique<Requester>(this)),
       gateway_(DefaultGateway(*view, itf->ifindex)) {
+  asked_.reserve(kMaxAsked);
   const std::vector<netlink::InterfaceAddress6> v6 = view->Addresses6(itf->ifindex);
   if (!v6.empty()) {
     local_ip6_ = v6[0].address;
@@ -88,6 +96,12 @@ void KernelFeed::Sync() {
   if (engines_ == nullptr) return;
   SyncRoutes();
   SyncIpv6();
+  {
+    // Asked for by a stack: seeded again if the kernel has it (see asked_).
+    std::lock_guard<std::mutex> lock(asked_mu_);
+    for (uint32_t ip : asked_) seeded_.erase(ip);
+    asked_.clear();
+  }
   struct Update {
     uint32_t ip;
     net::MacAddr mac;

@@ -137,6 +137,15 @@ class KernelFeed {
   uint8_t prefix_len6_ = 64;
   std::vector<netlink::Route6> routes6_;
   std::map<netlink::Ip6, std::pair<std::array<uint8_t, 6>, netlink::NeighbourState>> seeded6_;
+  // Neighbours a stack asked for since the last Sync (engine threads add,
+  // Sync takes): a stack that asks has no usable entry, whatever seeded_
+  // says (it failed or was dropped), so the next Sync seeds them again
+  // even when the kernel's entry did not change -- the kernel sends no
+  // notification for a request it answers from a usable entry. At most
+  // kMaxAsked wait (further ones are asked again by the stack's retry).
+  static constexpr size_t kMaxAsked = 256;
+  std::mutex asked_mu_;
+  std::vector<uint32_t> asked_;  // guarded by asked_mu_; capacity kMaxAsked
 
   std::mutex sysctl_mu_;
   uint64_t sysctl_read_ns_ = 0;    // guarded by sysctl_mu_

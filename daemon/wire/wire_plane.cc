@@ -155,6 +155,10 @@ void WirePlane::Stop() {
 
 size_t WirePlane::num_engines() const { return flows_.size(); }
 
+stack::Stack* WirePlane::StackForTest(uint32_t engine) {
+  return engine < flows_.size() ? flows_[engine]->stack() : nullptr;
+}
+
 uint64_t WirePlane::ReleasedFlowsForTest() const {
   return steering_ != nullptr ? steering_->released() : 0;
 }

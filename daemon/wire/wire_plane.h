@@ -313,6 +313,8 @@ class WirePlane {
   // Flows fully released (connection gone and unsteered) since start.
   uint64_t ReleasedFlowsForTest() const;
   engine::EngineSet* EnginesForTest() { return engines_.get(); }
+  // The stack of `engine` (use it on that engine's thread: RunSync).
+  stack::Stack* StackForTest(uint32_t engine);
 
  private:
   friend class EngineFlows;  // next_cookie(), app_waker(), steering()
