@@ -32,7 +32,9 @@ struct LocalThread {
 };
 std::vector<LocalThread>* g_local_threads = nullptr;  // guarded by g_mu
 
-pid_t Tid() { return static_cast<pid_t>(syscall(SYS_gettid)); }
+// The caller's kernel thread id, cached with its EndLock token (no system
+// call per socket).
+pid_t Tid() { return static_cast<pid_t>(CallerToken() & 0xffffffffu); }
 
 // Copies the published table under its seqlock if it changed.
 void RefreshPublishedLocked(const shm::ArenaHeader* a) {

@@ -139,9 +139,14 @@ static int PollOffloaded(pollfd* fds, nfds_t n, Socket** socks, size_t offloaded
   uint32_t stack_armed[64];
   std::vector<uint32_t> heap_armed(n > 64 ? n : 0);
   uint32_t* armed = n > 64 ? heap_armed.data() : stack_armed;
+  // A call that will sleep at once if nothing offloaded is ready leaves the
+  // kernel fds to the sleep's ppoll (one system call fewer per sleep); if
+  // something is ready after all, the kernel is asked before returning, so
+  // the answer is as complete as ever.
+  bool kernel_in_sleep = timeout_ns != 0 && (stop_spinning || spin_until <= start);
   for (;;) {
     PollEvents();
-    if (!kernel_fresh && nkernel > 0 && iter % cfg.select_os_ratio == 0) {
+    if (!kernel_fresh && nkernel > 0 && iter % cfg.select_os_ratio == 0 && !kernel_in_sleep) {
       for (size_t k = 0; k < nkernel; ++k) kfds[k].revents = 0;
       if (Real().poll(kfds.data(), nkernel, 0) < 0) return -1;
       kernel_fresh = true;
@@ -167,11 +172,16 @@ static int PollOffloaded(pollfd* fds, nfds_t n, Socket** socks, size_t offloaded
       }
       ready += fds[i].revents != 0;
     }
+    if (ready > 0 && kernel_in_sleep && nkernel > 0) {
+      kernel_in_sleep = false;  // look at the kernel fds too, then answer
+      continue;
+    }
     if (ready > 0) {
       t_poll_active_ns = NowNs();
       if (iter > 0 && !slept) SpinSucceeded();
       return ready;
     }
+    kernel_in_sleep = false;
     kernel_fresh = false;
     ++iter;
     const int64_t now = NowNs();

@@ -234,7 +234,9 @@ bool ArmLine(LineArms* a, shm::RingWaitLine* w, uint32_t bits, uint32_t* seq);
 // (`set`: the line's own unless given).
 void DisarmLine(LineArms* a, shm::RingWaitLine* w, uint32_t bits);
 void DisarmLine(LineArms* a, shm::RingWaitLine* w, uint32_t bits, shm::WaiterSet set);
-void RetireLine(LineArms* a, shm::RingWaitLine* w);
+// RetireLine returns the kinds (kArmFutex, kArmDoorbell) this process's
+// threads were sleeping as: the ones the close must wake.
+uint32_t RetireLine(LineArms* a, shm::RingWaitLine* w);
 // A forked child: the counts of its arms are its parent's threads' (none
 // of which run here).
 void ResetArmsAfterFork();

@@ -178,7 +178,9 @@ int EngineConnect(Socket* s, const shm::Msg& r, shm::UniqueFd memfd, const InetN
   PipeEnd* p = s->pipe.get();
   p->me().inode = s->inode;
   if (s->nonblock) p->me().flags.fetch_or(shm::kEndNonblock, std::memory_order_acq_rel);
-  s->local = local;
+  // The source the engine uses (offloadd wrote it: the route's address and
+  // the shadow's port), not the unbound shadow's wildcard.
+  s->local = p->me().local.family != 0 ? NameIn(p->me().local, s->family) : local;
   s->remote = dst;
   p->connecting.store(true, std::memory_order_release);
   OnOffloaded(s, Path::kPipe);
@@ -222,30 +224,39 @@ int TcpConnect(Socket* s, const sockaddr* dst_addr, socklen_t dst_len) {
     OnKernel(s, shm::Fallback::kDaemonAbsent, nullptr);
     return kUseKernel;
   }
-  // Loopback, or the daemon has no wire path (the engine's wire is IPv4
-  // only): only an offloaded listener on this host can take the
-  // connection, and the port bitmap says whether there is one, without a
-  // daemon round trip.
-  const bool same_host_only = a->wire_addr == 0 || IsLoopback(d) || d.family == AF_INET6;
+  // Loopback, or the daemon has no wire path: only an offloaded listener
+  // on this host can take the connection, and the port bitmap says whether
+  // there is one, without a daemon round trip.
+  const bool same_host_only = a->wire_addr == 0 || IsLoopback(d);
   if (!shm::PortBit(a->tcp_ports, ntohs(d.port)) && same_host_only) {
-    if (d.family == AF_INET6 && !IsLoopback(d) && a->wire_addr != 0) {
-      OnKernel(s, shm::Fallback::kNotRouted, "IPv6 on the wire");
-    } else {
-      OnKernel(s, shm::Fallback::kPeerNotOffloaded, nullptr);
-    }
+    OnKernel(s, shm::Fallback::kPeerNotOffloaded, nullptr);
     return kUseKernel;
   }
   // Reserve a local port in the kernel so local ports never collide.
   InetName local = {};
   socklen_t len = sizeof(local);
+  bool pooled = false;
   if (!s->bound) {
     if (!BindShadowPort(s, d, same_host_only)) {
       OnKernel(s, shm::Fallback::kLimit, "ephemeral port");
       return kUseKernel;
     }
     s->bound = true;
+    pooled = s->shadow_port != 0;
   }
-  Real().getsockname(s->fd, &local.sa, &len);
+  if (pooled) {
+    // We bound it to the wildcard address and a port we chose: no need to
+    // ask the kernel.
+    if (s->family == AF_INET6) {
+      local.v6.sin6_family = AF_INET6;
+      local.v6.sin6_port = s->shadow_port;
+    } else {
+      local.v4.sin_family = AF_INET;
+      local.v4.sin_port = s->shadow_port;
+    }
+  } else {
+    Real().getsockname(s->fd, &local.sa, &len);
+  }
   shm::SockAddr l = Canonical(local);
   const bool unbound_addr = shm::IsV6Any(l.addr) || (l.family == AF_INET && shm::V4Of(l) == 0);
   if (!unbound_addr && l.family != d.family) {
@@ -281,13 +292,9 @@ int TcpConnect(Socket* s, const sockaddr* dst_addr, socklen_t dst_len) {
       shm::UniqueFd fd0(nr > 0 ? rfds[0] : -1), fd1(nr > 1 ? rfds[1] : -1);
       for (int i = 2; i < nr; ++i) shm::UniqueFd drop(rfds[i]);
       if (r.type != shm::MsgType::kChannel) {
-        if (d.family == AF_INET6 && !IsLoopback(d) && a->wire_addr != 0) {
-          OnKernel(s, shm::Fallback::kNotRouted, "IPv6 on the wire");
-        } else {
-          OnKernel(s, a->wire_addr != 0 ? shm::Fallback::kNotRouted
-                                        : shm::Fallback::kPeerNotOffloaded,
-                   nullptr);
-        }
+        OnKernel(s, a->wire_addr != 0 ? shm::Fallback::kNotRouted
+                                      : shm::Fallback::kPeerNotOffloaded,
+                 nullptr);
         return kUseKernel;
       }
       if (r.kind == shm::kChannelEngine) return EngineConnect(s, r, std::move(fd0), dst, local);
@@ -452,8 +459,8 @@ int TcpAccept(Socket* s, sockaddr* addr, socklen_t* addrlen, int flags) {
 void ClosePipeEnd(Socket* s) {
   PipeEnd* p = s->pipe.get();
   if (p == nullptr) return;
-  RetireLine(&p->rx_arms, p->rx.reader_wait());
-  RetireLine(&p->tx_arms, p->tx.writer_wait());
+  const uint32_t rx_sleeping = RetireLine(&p->rx_arms, p->rx.reader_wait());
+  const uint32_t tx_sleeping = RetireLine(&p->tx_arms, p->tx.writer_wait());
   if (p->doorbell_listed.load(std::memory_order_relaxed)) {
     RemoveOwnWaiters(shm::Waiters(p->rx.reader_wait()));
     RemoveOwnWaiters(shm::Waiters(p->tx.writer_wait()));
@@ -468,9 +475,10 @@ void ClosePipeEnd(Socket* s) {
   // Held by this process alone: this close is the socket's last. Our own
   // threads blocked in it (a send waiting for room holds its lock) wake up
   // and fail with EBADF (`closed` is set); then both sides' locks, so no
-  // send or receive of another thread is halfway.
-  WakeLine(p->tx.writer_wait(), shm::kArmFutex | shm::kArmDoorbell);
-  WakeLine(p->rx.reader_wait(), shm::kArmFutex | shm::kArmDoorbell);
+  // send or receive of another thread is halfway. Only the kinds they
+  // sleep as (RetireLine): a close nobody waits on makes no system call.
+  if (tx_sleeping != 0) WakeLine(p->tx.writer_wait(), tx_sleeping);
+  if (rx_sleeping != 0) WakeLine(p->rx.reader_wait(), rx_sleeping);
   shm::CloseWakeups w;
   {
     const uint64_t token = CallerToken();

@@ -160,13 +160,16 @@ void DisarmLine(LineArms* a, shm::RingWaitLine* w, uint32_t bits, shm::WaiterSet
   a->doorbell -= (bits & shm::kArmDoorbell) != 0;
 }
 
-void RetireLine(LineArms* a, shm::RingWaitLine* w) {
+uint32_t RetireLine(LineArms* a, shm::RingWaitLine* w) {
   MutexGuard g(&a->mu);
-  if (a->retired) return;
+  if (a->retired) return 0;
   a->retired = true;
+  const uint32_t sleeping =
+      (a->futex != 0 ? shm::kArmFutex : 0u) | (a->doorbell != 0 ? shm::kArmDoorbell : 0u);
   shm::DisarmWait(w, shm::kArmFutex, a->futex);
   shm::DisarmWait(w, shm::kArmDoorbell, a->doorbell);
   a->futex = a->doorbell = 0;
+  return sleeping;
 }
 
 namespace {

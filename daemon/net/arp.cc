@@ -1,11 +1,12 @@
-// ARP neighbour cache; see arp.h.
+// Neighbour caches (ARP, IPv6); see arp.h.
 #include "daemon/net/arp.h"
 
 #include <algorithm>
 
 namespace offload::net {
 
-ArpCache::ArpCache(const ArpConfig& config)
+template <typename Addr>
+NeighborCache<Addr>::NeighborCache(const ArpConfig& config)
     : config_(config),
       entries_(config.max_entries),
       map_(config.max_entries) {
@@ -14,12 +15,14 @@ ArpCache::ArpCache(const ArpConfig& config)
   for (uint32_t i = config.max_entries; i > 0; --i) free_.push_back(i - 1);
 }
 
-ArpCache::Entry* ArpCache::Get(uint32_t ip) {
-  uint32_t idx = map_.Find(Ipv4Key{ip});
-  return idx == IndexMap<Ipv4Key>::kNone ? nullptr : &entries_[idx];
+template <typename Addr>
+typename NeighborCache<Addr>::Entry* NeighborCache<Addr>::Get(Addr ip) {
+  uint32_t idx = map_.Find(Key{ip});
+  return idx == IndexMap<Key>::kNone ? nullptr : &entries_[idx];
 }
 
-ArpCache::Entry* ArpCache::Create(uint32_t ip, uint64_t now_ns) {
+template <typename Addr>
+typename NeighborCache<Addr>::Entry* NeighborCache<Addr>::Create(Addr ip, uint64_t now_ns) {
   if (free_.empty()) {
     counters_.table_full++;
     return nullptr;
@@ -30,17 +33,19 @@ ArpCache::Entry* ArpCache::Create(uint32_t ip, uint64_t now_ns) {
   e = Entry{};
   e.ip = ip;
   e.updated_ns = now_ns;
-  map_.Insert(Ipv4Key{ip}, idx);
+  map_.Insert(Key{ip}, idx);
   return &e;
 }
 
-void ArpCache::Free(Entry* e) {
-  map_.Erase(Ipv4Key{e->ip});
+template <typename Addr>
+void NeighborCache<Addr>::Free(Entry* e) {
+  map_.Erase(Key{e->ip});
   e->state = State::kFree;
   free_.push_back(static_cast<uint32_t>(e - entries_.data()));
 }
 
-ArpCache::Result ArpCache::Lookup(uint32_t ip, uint64_t now_ns, MacAddr* mac,
+template <typename Addr>
+NeighborResult NeighborCache<Addr>::Lookup(Addr ip, uint64_t now_ns, MacAddr* mac,
                                   bool* send_request) {
   *send_request = false;
   Entry* e = Get(ip);
@@ -78,7 +83,8 @@ ArpCache::Result ArpCache::Lookup(uint32_t ip, uint64_t now_ns, MacAddr* mac,
   return Result::kFailed;
 }
 
-bool ArpCache::SeedNeighbor(uint32_t ip, const MacAddr& mac, uint64_t now_ns,
+template <typename Addr>
+bool NeighborCache<Addr>::SeedNeighbor(Addr ip, const MacAddr& mac, uint64_t now_ns,
                             bool permanent) {
   Entry* e = Get(ip);
   if (e == nullptr) e = Create(ip, now_ns);
@@ -90,7 +96,8 @@ bool ArpCache::SeedNeighbor(uint32_t ip, const MacAddr& mac, uint64_t now_ns,
   return was_incomplete;
 }
 
-bool ArpCache::Update(uint32_t ip, const MacAddr& mac, uint64_t now_ns,
+template <typename Addr>
+bool NeighborCache<Addr>::Update(Addr ip, const MacAddr& mac, uint64_t now_ns,
                       bool create) {
   Entry* e = Get(ip);
   if (e == nullptr) {
@@ -107,12 +114,14 @@ bool ArpCache::Update(uint32_t ip, const MacAddr& mac, uint64_t now_ns,
   return was_incomplete;
 }
 
-void ArpCache::Remove(uint32_t ip) {
+template <typename Addr>
+void NeighborCache<Addr>::Remove(Addr ip) {
   Entry* e = Get(ip);
   if (e != nullptr) Free(e);
 }
 
-bool ArpCache::EnqueuePending(uint32_t ip, uint32_t frame_index) {
+template <typename Addr>
+bool NeighborCache<Addr>::EnqueuePending(Addr ip, uint32_t frame_index) {
   Entry* e = Get(ip);
   if (e == nullptr || e->state != State::kIncomplete ||
       e->num_pending >= config_.max_pending) {
@@ -123,7 +132,8 @@ bool ArpCache::EnqueuePending(uint32_t ip, uint32_t frame_index) {
   return true;
 }
 
-size_t ArpCache::TakePending(uint32_t ip, uint32_t* out, size_t max) {
+template <typename Addr>
+size_t NeighborCache<Addr>::TakePending(Addr ip, uint32_t* out, size_t max) {
   Entry* e = Get(ip);
   if (e == nullptr) return 0;
   size_t n = std::min<size_t>(max, e->num_pending);
@@ -132,5 +142,8 @@ size_t ArpCache::TakePending(uint32_t ip, uint32_t* out, size_t max) {
   e->num_pending = static_cast<uint8_t>(e->num_pending - n);
   return n;
 }
+
+template class NeighborCache<uint32_t>;
+template class NeighborCache<Ip6Addr>;
 
 }  // namespace offload::net

@@ -1,5 +1,7 @@
-// ArpCache: the IPv4 neighbour table of one engine (RFC 826, with the
-// request retransmission and aging of RFC 1122 2.3.2.1).
+// NeighborCache: a neighbour table of one engine, for IPv4 (ArpCache,
+// RFC 826, with the request retransmission and aging of RFC 1122 2.3.2.1)
+// or IPv6 (NdCache, RFC 4861 7.3 states reduced to the same ones: the
+// kernel does the actual neighbour discovery, see stack.h).
 //
 // Entries are resolved either by ARP traffic or seeded from outside with
 // SeedNeighbor() (the kernel's neighbour table, fed from netlink). While an
@@ -43,46 +45,62 @@ struct ArpCounters {
   common::SingleWriterCounter table_full;
 };
 
-class ArpCache {
+enum class NeighborResult : uint8_t {
+  kResolved,      // *mac is valid
+  kIncomplete,    // resolution under way; queue or wait
+  kFailed,        // recently failed; drop (EHOSTUNREACH)
+};
+
+// The IndexMap key of an address type.
+template <typename Addr>
+struct NeighborKeyOf;
+template <>
+struct NeighborKeyOf<uint32_t> {
+  using Type = Ipv4Key;
+};
+template <>
+struct NeighborKeyOf<Ip6Addr> {
+  using Type = Ip6Key;
+};
+
+// `Addr`: uint32_t (IPv4, host order) or Ip6Addr. Instantiated in arp.cc.
+template <typename Addr>
+class NeighborCache {
  public:
   static constexpr uint32_t kMaxPendingLimit = 8;
+  using Result = NeighborResult;
+  using Key = typename NeighborKeyOf<Addr>::Type;
 
-  enum class Result : uint8_t {
-    kResolved,      // *mac is valid
-    kIncomplete,    // resolution under way; queue or wait
-    kFailed,        // recently failed; drop (EHOSTUNREACH)
-  };
-
-  explicit ArpCache(const ArpConfig& config);
+  explicit NeighborCache(const ArpConfig& config);
 
   // Looks up `ip`. If unknown, creates an incomplete entry. Sets
   // *send_request when the caller must transmit an ARP request for `ip` now
   // (first lookup, or a resolved entry that aged out: it stays usable while
   // being refreshed). Returns kFailed also when the table is full.
-  Result Lookup(uint32_t ip, uint64_t now_ns, MacAddr* mac, bool* send_request);
+  Result Lookup(Addr ip, uint64_t now_ns, MacAddr* mac, bool* send_request);
 
   // Installs a resolved entry from outside (e.g. the kernel's neighbour
   // table). Permanent entries never age. Returns whether the entry was
   // incomplete before (the caller should then flush its pending frames).
-  bool SeedNeighbor(uint32_t ip, const MacAddr& mac, uint64_t now_ns,
+  bool SeedNeighbor(Addr ip, const MacAddr& mac, uint64_t now_ns,
                     bool permanent = false);
 
   // RFC 826 "merge": records ip->mac from a received ARP packet. Creates the
   // entry only if `create` (we were the target). Returns whether an incomplete
   // entry became resolved.
-  bool Update(uint32_t ip, const MacAddr& mac, uint64_t now_ns, bool create);
+  bool Update(Addr ip, const MacAddr& mac, uint64_t now_ns, bool create);
 
   // Removes the entry (dropping nothing: pending frames are returned through
   // TakePending first by the caller if wanted).
-  void Remove(uint32_t ip);
+  void Remove(Addr ip);
 
   // Queues frame `frame_index` on the incomplete entry for `ip`. Returns false
   // (and counts) if the entry is not incomplete or its queue is full; the
   // caller then still owns the frame.
-  bool EnqueuePending(uint32_t ip, uint32_t frame_index);
+  bool EnqueuePending(Addr ip, uint32_t frame_index);
 
   // Moves up to `max` pending frame indices of `ip` to `out`; returns count.
-  size_t TakePending(uint32_t ip, uint32_t* out, size_t max);
+  size_t TakePending(Addr ip, uint32_t* out, size_t max);
 
   // Runs request retransmission and failure. Calls send_request(ip) for each
   // request due and drop_frame(frame_index) for each pending frame of an entry
@@ -97,7 +115,7 @@ class ArpCache {
  private:
   enum class State : uint8_t { kFree, kIncomplete, kReachable, kFailed, kPermanent };
   struct Entry {
-    uint32_t ip = 0;
+    Addr ip{};
     State state = State::kFree;
     uint8_t requests = 0;
     uint8_t num_pending = 0;
@@ -107,19 +125,20 @@ class ArpCache {
     uint32_t pending[kMaxPendingLimit];
   };
 
-  Entry* Get(uint32_t ip);
-  Entry* Create(uint32_t ip, uint64_t now_ns);
+  Entry* Get(Addr ip);
+  Entry* Create(Addr ip, uint64_t now_ns);
   void Free(Entry* e);
 
   ArpConfig config_;
   std::vector<Entry> entries_;
   std::vector<uint32_t> free_;
-  IndexMap<Ipv4Key> map_;
+  IndexMap<Key> map_;
   ArpCounters counters_;
 };
 
+template <typename Addr>
 template <typename SendFn, typename DropFn>
-void ArpCache::Tick(uint64_t now_ns, SendFn send_request, DropFn drop_frame) {
+void NeighborCache<Addr>::Tick(uint64_t now_ns, SendFn send_request, DropFn drop_frame) {
   for (Entry& e : entries_) {
     if (e.state == State::kIncomplete) {
       if (now_ns - e.last_request_ns < config_.retrans_ns) continue;
@@ -142,6 +161,11 @@ void ArpCache::Tick(uint64_t now_ns, SendFn send_request, DropFn drop_frame) {
     }
   }
 }
+
+using ArpCache = NeighborCache<uint32_t>;
+using NdCache = NeighborCache<Ip6Addr>;
+extern template class NeighborCache<uint32_t>;
+extern template class NeighborCache<Ip6Addr>;
 
 }  // namespace offload::net
 

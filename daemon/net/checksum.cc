@@ -69,4 +69,16 @@ uint32_t PseudoHeaderSum(uint32_t src_be, uint32_t dst_be, uint8_t protocol,
   return ChecksumPartial(ph, sizeof(ph), 0);
 }
 
+uint32_t PseudoHeaderSum6(const Ip6Addr& src, const Ip6Addr& dst, uint8_t protocol,
+                          uint32_t l4_len) {
+  uint8_t ph[40];
+  std::memcpy(ph, src.b, 16);
+  std::memcpy(ph + 16, dst.b, 16);
+  uint32_t len_be = htonl(l4_len);
+  std::memcpy(ph + 32, &len_be, 4);
+  ph[36] = ph[37] = ph[38] = 0;
+  ph[39] = protocol;
+  return ChecksumPartial(ph, sizeof(ph), 0);
+}
+
 }  // namespace offload::net

@@ -1,5 +1,6 @@
 // Internet checksum (RFC 1071) over raw network-order bytes, with the IPv4
-// pseudo-header used by TCP and UDP (RFC 9293 3.1, RFC 768).
+// and IPv6 pseudo-headers used by TCP and UDP (RFC 9293 3.1, RFC 768,
+// RFC 8200 8.1).
 //
 // All sums are computed over the bytes exactly as they are laid out on the
 // wire; the folded result can be stored into a header field with memcpy and is
@@ -9,6 +10,8 @@
 
 #include <cstddef>
 #include <cstdint>
+
+#include "daemon/net/headers.h"
 
 namespace offload::net {
 
@@ -36,6 +39,12 @@ inline uint16_t Checksum(const void* data, size_t len) {
 // protocol, and the L4 length (host order).
 uint32_t PseudoHeaderSum(uint32_t src_be, uint32_t dst_be, uint8_t protocol,
                          uint16_t l4_len);
+
+// Returns the partial sum of the IPv6 pseudo-header (RFC 8200 8.1): source
+// and destination addresses, the upper-layer packet length (32 bits) and the
+// next header value of the upper layer (not of an extension header).
+uint32_t PseudoHeaderSum6(const Ip6Addr& src, const Ip6Addr& dst, uint8_t protocol,
+                          uint32_t l4_len);
 
 }  // namespace offload::net
 

@@ -22,6 +22,7 @@ const char* ParseStatusName(ParseStatus s) {
     case ParseStatus::kBadUdpLength: return "bad_udp_length";
     case ParseStatus::kBadTcpHeaderLength: return "bad_tcp_header_length";
     case ParseStatus::kBadL4Checksum: return "bad_l4_checksum";
+    case ParseStatus::kIpv6ExtensionHeader: return "ipv6_extension_header";
     case ParseStatus::kCount: break;
   }
   return "unknown";
@@ -56,6 +57,13 @@ bool L4ChecksumOk(const uint8_t* l4, uint32_t len, uint32_t sum, const uint8_t* 
   return *partial;
 }
 
+// The partial sum of the pseudo-header of `out`'s family.
+uint32_t PseudoSum(const ParsedFrame& f, uint8_t protocol, uint32_t l4_len) {
+  if (f.ipv6) return PseudoHeaderSum6(f.src_ip6, f.dst_ip6, protocol, l4_len);
+  return PseudoHeaderSum(htonl(f.src_ip), htonl(f.dst_ip), protocol,
+                         static_cast<uint16_t>(l4_len));
+}
+
 ParseStatus ParseL4(ParsedFrame* out, L4Checksum mode) {
   const bool verify = mode != L4Checksum::kSkip;
   const uint8_t* l4 = out->l4;
@@ -66,9 +74,11 @@ ParseStatus ParseL4(ParsedFrame* out, L4Checksum mode) {
     uint16_t ulen = Load16(udp->length);
     // RFC 768: length covers header and data; must fit in the IP payload.
     if (ulen < kUdpHeaderLen || ulen > l4_len) return ParseStatus::kBadUdpLength;
+    // RFC 8200 8.1: over IPv6 a zero UDP checksum is not allowed (Linux
+    // drops it too, udp6_csum_zero_error).
+    if (verify && out->ipv6 && Load16(udp->checksum) == 0) return ParseStatus::kBadL4Checksum;
     if (verify && Load16(udp->checksum) != 0) {  // RFC 768: 0 = no checksum
-      uint32_t sum = PseudoHeaderSum(htonl(out->src_ip), htonl(out->dst_ip),
-                                     kIpProtoUdp, ulen);
+      uint32_t sum = PseudoSum(*out, kIpProtoUdp, ulen);
       if (!L4ChecksumOk(l4, ulen, sum, udp->checksum, mode, &out->l4_checksum_partial)) {
         return ParseStatus::kBadL4Checksum;
       }
@@ -88,8 +98,7 @@ ParseStatus ParseL4(ParsedFrame* out, L4Checksum mode) {
       return ParseStatus::kBadTcpHeaderLength;
     }
     if (verify) {
-      uint32_t sum = PseudoHeaderSum(htonl(out->src_ip), htonl(out->dst_ip),
-                                     kIpProtoTcp, static_cast<uint16_t>(l4_len));
+      uint32_t sum = PseudoSum(*out, kIpProtoTcp, l4_len);
       if (!L4ChecksumOk(l4, l4_len, sum, tcp->checksum, mode, &out->l4_checksum_partial)) {
         return ParseStatus::kBadL4Checksum;
       }
@@ -110,6 +119,32 @@ ParseStatus ParseL4(ParsedFrame* out, L4Checksum mode) {
   return ParseStatus::kUnsupportedProtocol;
 }
 
+// RFC 8200 3: the fixed header at `p` (`rest` bytes to the frame's end).
+ParseStatus ParseIpv6(const uint8_t* p, size_t rest, L4Checksum l4_checksum,
+                      ParsedFrame* out) {
+  if (rest < kIpv6HeaderLen) return ParseStatus::kTruncated;
+  const auto* ip = reinterpret_cast<const Ipv6Header*>(p);
+  const uint32_t vtf = Load32(ip->ver_tc_flow);
+  if ((vtf >> 28) != 6) return ParseStatus::kBadIpVersion;
+  // Payload length covers extension headers and L4; a jumbogram (0, with a
+  // hop-by-hop option, RFC 2675) is an extension-header case below.
+  size_t payload = Load16(ip->payload_length);
+  if (payload > rest - kIpv6HeaderLen) return ParseStatus::kBadIpTotalLength;
+  out->ipv6 = true;
+  out->tos = static_cast<uint8_t>(vtf >> 20);
+  out->flow_label = vtf & 0xfffff;
+  out->ttl = ip->hop_limit;
+  out->df = true;
+  std::memcpy(out->src_ip6.b, ip->src, 16);
+  std::memcpy(out->dst_ip6.b, ip->dst, 16);
+  out->protocol = ip->next_header;
+  out->l4 = p + kIpv6HeaderLen;
+  out->l4_len = static_cast<uint32_t>(payload);
+  if (ip->next_header == kIpv6ExtFragment) return ParseStatus::kIpFragment;
+  if (IsIpv6ExtensionHeader(ip->next_header)) return ParseStatus::kIpv6ExtensionHeader;
+  return ParseL4(out, l4_checksum);
+}
+
 }  // namespace
 
 ParseStatus ParseFrame(const uint8_t* data, size_t len, L4Checksum l4_checksum,
@@ -125,6 +160,7 @@ ParseStatus ParseFrame(const uint8_t* data, size_t len, L4Checksum l4_checksum,
   const uint8_t* p = data + kEthHeaderLen;
   size_t rest = len - kEthHeaderLen;
   if (out->ethertype == kEthTypeArp) return ParseArp(p, rest, out);
+  if (out->ethertype == kEthTypeIpv6) return ParseIpv6(p, rest, l4_checksum, out);
   if (out->ethertype != kEthTypeIpv4) return ParseStatus::kUnsupportedEthertype;
 
   if (rest < kIpv4HeaderLen) return ParseStatus::kTruncated;
@@ -180,6 +216,18 @@ size_t WriteIpv4Header(uint8_t* buf, const Ipv4Fields& f, uint16_t l4_len) {
   return kIpv4HeaderLen;
 }
 
+size_t WriteIpv6Header(uint8_t* buf, const Ipv6Fields& f, uint16_t l4_len) {
+  auto* ip = reinterpret_cast<Ipv6Header*>(buf);
+  Store32(ip->ver_tc_flow,
+          (6u << 28) | (uint32_t{f.traffic_class} << 20) | (f.flow_label & 0xfffff));
+  Store16(ip->payload_length, l4_len);
+  ip->next_header = f.next_header;
+  ip->hop_limit = f.hop_limit;
+  std::memcpy(ip->src, f.src.b, 16);
+  std::memcpy(ip->dst, f.dst.b, 16);
+  return kIpv6HeaderLen;
+}
+
 size_t BuildArpFrame(uint8_t* buf, uint16_t oper, const MacAddr& eth_dst,
                      const MacAddr& sha, uint32_t spa, const MacAddr& tha,
                      uint32_t tpa) {
@@ -199,16 +247,30 @@ size_t BuildArpFrame(uint8_t* buf, uint16_t oper, const MacAddr& eth_dst,
   return kMinEthFrameLen;
 }
 
-void FinishL4Checksum(uint8_t* l4, uint16_t l4_len, uint8_t protocol,
-                      uint32_t src_ip, uint32_t dst_ip) {
+namespace {
+
+// Stores the TCP/UDP checksum of `l4` given its pseudo-header sum.
+void StoreL4Checksum(uint8_t* l4, uint16_t l4_len, uint8_t protocol, uint32_t pseudo) {
   uint8_t* field = protocol == kIpProtoTcp
                        ? reinterpret_cast<TcpHeader*>(l4)->checksum
                        : reinterpret_cast<UdpHeader*>(l4)->checksum;
   field[0] = field[1] = 0;
-  uint32_t sum = PseudoHeaderSum(htonl(src_ip), htonl(dst_ip), protocol, l4_len);
-  uint16_t c = ChecksumFold(ChecksumPartial(l4, l4_len, sum));
-  if (protocol == kIpProtoUdp && c == 0) c = 0xffff;  // RFC 768
+  uint16_t c = ChecksumFold(ChecksumPartial(l4, l4_len, pseudo));
+  if (protocol == kIpProtoUdp && c == 0) c = 0xffff;  // RFC 768, RFC 8200 8.1
   std::memcpy(field, &c, 2);
+}
+
+}  // namespace
+
+void FinishL4Checksum(uint8_t* l4, uint16_t l4_len, uint8_t protocol,
+                      uint32_t src_ip, uint32_t dst_ip) {
+  StoreL4Checksum(l4, l4_len, protocol,
+                  PseudoHeaderSum(htonl(src_ip), htonl(dst_ip), protocol, l4_len));
+}
+
+void FinishL4Checksum6(uint8_t* l4, uint16_t l4_len, uint8_t protocol, const Ip6Addr& src,
+                       const Ip6Addr& dst) {
+  StoreL4Checksum(l4, l4_len, protocol, PseudoHeaderSum6(src, dst, protocol, l4_len));
 }
 
 }  // namespace offload::net

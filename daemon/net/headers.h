@@ -1,5 +1,5 @@
-// Wire formats of Ethernet II, ARP (RFC 826), IPv4 (RFC 791), UDP (RFC 768)
-// and TCP (RFC 9293 3.1) headers, and small address types.
+// Wire formats of Ethernet II, ARP (RFC 826), IPv4 (RFC 791), IPv6 (RFC 8200),
+// UDP (RFC 768) and TCP (RFC 9293 3.1) headers, and small address types.
 //
 // Header structs are packed overlays of network-order bytes; read them only
 // through the accessors (which byte-swap) so that unaligned frames are fine.
@@ -15,6 +15,7 @@ namespace offload::net {
 
 inline constexpr size_t kEthHeaderLen = 14;
 inline constexpr size_t kIpv4HeaderLen = 20;  // without options
+inline constexpr size_t kIpv6HeaderLen = 40;  // fixed header (RFC 8200 3)
 inline constexpr size_t kTcpHeaderLen = 20;   // without options
 inline constexpr size_t kUdpHeaderLen = 8;
 inline constexpr size_t kArpPacketLen = 28;   // Ethernet/IPv4 ARP
@@ -22,9 +23,31 @@ inline constexpr size_t kMinEthFrameLen = 60; // without FCS
 
 inline constexpr uint16_t kEthTypeIpv4 = 0x0800;
 inline constexpr uint16_t kEthTypeArp = 0x0806;
+inline constexpr uint16_t kEthTypeIpv6 = 0x86dd;
 inline constexpr uint8_t kIpProtoIcmp = 1;
 inline constexpr uint8_t kIpProtoTcp = 6;
 inline constexpr uint8_t kIpProtoUdp = 17;
+inline constexpr uint8_t kIpProtoIcmpv6 = 58;
+
+// IPv6 Next Header values that are extension headers (RFC 8200 4, and the
+// IANA "IPv6 Extension Header Types" registry): a packet carrying one is not
+// parsed by the engine (the XDP program leaves it to the kernel).
+inline constexpr uint8_t kIpv6ExtHopByHop = 0;
+inline constexpr uint8_t kIpv6ExtRouting = 43;
+inline constexpr uint8_t kIpv6ExtFragment = 44;
+inline constexpr uint8_t kIpv6ExtEsp = 50;
+inline constexpr uint8_t kIpv6ExtAh = 51;
+inline constexpr uint8_t kIpv6ExtNoNext = 59;
+inline constexpr uint8_t kIpv6ExtDestOpts = 60;
+inline constexpr uint8_t kIpv6ExtMobility = 135;
+inline constexpr uint8_t kIpv6ExtHip = 139;
+inline constexpr uint8_t kIpv6ExtShim6 = 140;
+inline constexpr bool IsIpv6ExtensionHeader(uint8_t next) {
+  return next == kIpv6ExtHopByHop || next == kIpv6ExtRouting || next == kIpv6ExtFragment ||
+         next == kIpv6ExtEsp || next == kIpv6ExtAh || next == kIpv6ExtNoNext ||
+         next == kIpv6ExtDestOpts || next == kIpv6ExtMobility || next == kIpv6ExtHip ||
+         next == kIpv6ExtShim6 || next == 253 || next == 254;  // RFC 3692 experiments
+}
 
 // TCP header flag bits (RFC 9293 3.1).
 inline constexpr uint8_t kTcpFin = 0x01;
@@ -54,6 +77,46 @@ struct MacAddr {
     return std::memcmp(a.b, c.b, 6) == 0;
   }
   friend bool operator!=(const MacAddr& a, const MacAddr& c) { return !(a == c); }
+};
+
+// An IPv6 address, in network byte order (as on the wire and in in6_addr).
+struct Ip6Addr {
+  uint8_t b[16] = {};
+
+  bool IsUnspecified() const {
+    for (uint8_t x : b) {
+      if (x != 0) return false;
+    }
+    return true;
+  }
+  // ff00::/8 (RFC 4291 2.7).
+  bool IsMulticast() const { return b[0] == 0xff; }
+  // fe80::/10 (RFC 4291 2.5.6).
+  bool IsLinkLocal() const { return b[0] == 0xfe && (b[1] & 0xc0) == 0x80; }
+  // ::ffff:a.b.c.d (RFC 4291 2.5.5.2).
+  bool IsV4Mapped() const {
+    for (int i = 0; i < 10; ++i) {
+      if (b[i] != 0) return false;
+    }
+    return b[10] == 0xff && b[11] == 0xff;
+  }
+  // The IPv4 address of a v4-mapped address, host order.
+  uint32_t V4() const {
+    return (uint32_t{b[12]} << 24) | (uint32_t{b[13]} << 16) | (uint32_t{b[14]} << 8) | b[15];
+  }
+  static Ip6Addr V4Mapped(uint32_t ip) {
+    Ip6Addr a;
+    a.b[10] = a.b[11] = 0xff;
+    a.b[12] = static_cast<uint8_t>(ip >> 24);
+    a.b[13] = static_cast<uint8_t>(ip >> 16);
+    a.b[14] = static_cast<uint8_t>(ip >> 8);
+    a.b[15] = static_cast<uint8_t>(ip);
+    return a;
+  }
+  friend bool operator==(const Ip6Addr& x, const Ip6Addr& y) {
+    return std::memcmp(x.b, y.b, 16) == 0;
+  }
+  friend bool operator!=(const Ip6Addr& x, const Ip6Addr& y) { return !(x == y); }
 };
 
 // IPv4 addresses are passed around in host byte order.
@@ -117,6 +180,17 @@ static_assert(sizeof(Ipv4Header) == kIpv4HeaderLen);
 inline constexpr uint16_t kIpFlagDf = 0x4000;
 inline constexpr uint16_t kIpFlagMf = 0x2000;
 inline constexpr uint16_t kIpFragOffsetMask = 0x1fff;
+
+// RFC 8200 3: the fixed IPv6 header. No header checksum.
+struct __attribute__((packed)) Ipv6Header {
+  uint8_t ver_tc_flow[4];  // version (4 bits), traffic class (8), flow label (20)
+  uint8_t payload_length[2];  // bytes after this header (extensions + L4)
+  uint8_t next_header;
+  uint8_t hop_limit;
+  uint8_t src[16];
+  uint8_t dst[16];
+};
+static_assert(sizeof(Ipv6Header) == kIpv6HeaderLen);
 
 struct __attribute__((packed)) UdpHeader {
   uint8_t src_port[2];

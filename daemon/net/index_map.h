@@ -11,7 +11,10 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <vector>
+
+#include "daemon/net/headers.h"
 
 namespace offload::net {
 
@@ -127,6 +130,18 @@ struct Ipv4Key {
   uint32_t ip = 0;
   uint64_t Hash() const { return Mix64(ip); }
   friend bool operator==(const Ipv4Key& a, const Ipv4Key& b) { return a.ip == b.ip; }
+};
+
+// A key for one IPv6 address.
+struct Ip6Key {
+  Ip6Addr ip;
+  uint64_t Hash() const {
+    uint64_t hi, lo;
+    std::memcpy(&hi, ip.b, 8);
+    std::memcpy(&lo, ip.b + 8, 8);
+    return Mix64(hi ^ Mix64(lo));
+  }
+  friend bool operator==(const Ip6Key& a, const Ip6Key& b) { return a.ip == b.ip; }
 };
 
 }  // namespace offload::net

@@ -151,7 +151,18 @@ void NetlinkView::Run() {
       return;
     }
     if (fds[1].revents != 0) return;
-    if (fds[2].revents != 0) DrainAsyncRequests();
+    if (fds[2].revents != 0) {
+      // The kernel may answer a request with no notification at all: an
+      // entry already usable (STALE becomes DELAY silently, a PERMANENT
+      // one stays). The callback runs after every batch so that the
+      // requester reads the table as it is (KernelFeed re-seeds what was
+      // asked for).
+      DrainAsyncRequests();
+      if (fds[0].revents == 0) {
+        NotifyChange(generation_.load(std::memory_order_acquire));
+        continue;
+      }
+    }
     if (fds[0].revents == 0) continue;
     std::unique_lock<std::mutex> lock(mu_);
     int n = nl_cache_mngr_data_ready(mngr_);
@@ -173,9 +184,13 @@ void NetlinkView::Run() {
     const uint64_t generation =
         generation_.fetch_add(1, std::memory_order_release) + 1;
     lock.unlock();  // the callback may look things up
-    std::lock_guard<std::mutex> cb(callback_mu_);
-    if (callback_) callback_(generation);
+    NotifyChange(generation);
   }
+}
+
+void NetlinkView::NotifyChange(uint64_t generation) {
+  std::lock_guard<std::mutex> cb(callback_mu_);
+  if (callback_) callback_(generation);
 }
 
 void NetlinkView::SetChangeCallback(ChangeCallback callback) {
@@ -206,15 +221,24 @@ std::optional<Link> NetlinkView::GetLink(int ifindex) const {
 }
 
 std::vector<Neighbour> NetlinkView::Neighbours(int ifindex) const {
+  return ListNeighbours(ifindex, AF_INET);
+}
+
+std::vector<Neighbour> NetlinkView::ListNeighbours(int ifindex, int family) const {
   std::vector<Neighbour> out;
   std::lock_guard<std::mutex> lock(mu_);
   for (nl_object* o = nl_cache_get_first(neighs_); o != nullptr;
        o = nl_cache_get_next(o)) {
     auto* n = reinterpret_cast<rtnl_neigh*>(o);
-    if (rtnl_neigh_get_family(n) != AF_INET) continue;
+    if (rtnl_neigh_get_family(n) != family) continue;
     if (ifindex != 0 && rtnl_neigh_get_ifindex(n) != ifindex) continue;
     Neighbour nb;
-    if (!ToIpv4(rtnl_neigh_get_dst(n), &nb.ip)) continue;
+    nl_addr* dst = rtnl_neigh_get_dst(n);
+    if (family == AF_INET ? !ToIpv4(dst, &nb.ip)
+                          : (dst == nullptr || nl_addr_get_len(dst) != 16)) {
+      continue;
+    }
+    if (family == AF_INET6) memcpy(nb.ip6.data(), nl_addr_get_binary_addr(dst), 16);
     nb.ifindex = rtnl_neigh_get_ifindex(n);
     nb.state = ToState(rtnl_neigh_get_state(n));
     nl_addr* ll = rtnl_neigh_get_lladdr(n);
@@ -353,10 +377,17 @@ std::optional<Neighbour> NetlinkView::LookupNeighbour(int ifindex,
 }
 
 bool NetlinkView::ResolveNeighbourAsync(int ifindex, uint32_t ip) {
+  AsyncRequest r;
+  r.ifindex = ifindex;
+  r.ip = ip;
+  return QueueAsync(r);
+}
+
+bool NetlinkView::QueueAsync(const AsyncRequest& r) {
   {
     std::lock_guard<std::mutex> lock(async_mu_);
     if (async_q_.size() >= kMaxAsyncRequests) return false;
-    async_q_.emplace_back(ifindex, ip);
+    async_q_.push_back(r);
   }
   uint64_t one = 1;
   [[maybe_unused]] ssize_t n = write(async_fd_, &one, sizeof(one));
@@ -366,7 +397,7 @@ bool NetlinkView::ResolveNeighbourAsync(int ifindex, uint32_t ip) {
 void NetlinkView::DrainAsyncRequests() {
   uint64_t count;
   [[maybe_unused]] ssize_t n = read(async_fd_, &count, sizeof(count));
-  std::vector<std::pair<int, uint32_t>> batch;
+  std::vector<AsyncRequest> batch;
   {
     std::lock_guard<std::mutex> lock(async_mu_);
     batch.swap(async_q_);
@@ -374,22 +405,46 @@ void NetlinkView::DrainAsyncRequests() {
   }
   // A failure (e.g. the interface went away) needs no report here: the
   // engine's entry fails after its retries and it asks again later.
-  for (const auto& [ifindex, ip] : batch) (void)ResolveNeighbour(ifindex, ip);
+  for (const AsyncRequest& r : batch) {
+    // Never NTF_USE an entry that needs no resolution: on this kernel
+    // (6.x; neigh_add passes NEIGH_UPDATE_F_USE to __neigh_update, which
+    // clears NUD_PERMANENT) the request demotes a PERMANENT entry and
+    // starts ARP / neighbour discovery for it -- an administrator's static
+    // entry to a host that does not answer then fails. The caller's change
+    // callback reads the entry as it is (see ChangeCallback).
+    std::optional<Neighbour> nb;
+    if (r.v6) {
+      for (const Neighbour& n : Neighbours6(r.ifindex)) {
+        if (n.ip6 == r.ip6) nb = n;
+      }
+    } else {
+      nb = LookupNeighbour(r.ifindex, r.ip);
+    }
+    if (nb.has_value() && nb->usable() &&
+        (nb->state == NeighbourState::kPermanent || nb->state == NeighbourState::kNoArp)) {
+      continue;
+    }
+    (void)(r.v6 ? ResolveNeighbour6(r.ifindex, r.ip6) : ResolveNeighbour(r.ifindex, r.ip));
+  }
 }
 
 absl::Status NetlinkView::ResolveNeighbour(int ifindex, uint32_t ip) {
+  uint32_t be = htonl(ip);
+  return RequestNeighbour(ifindex, AF_INET, &be, 4);
+}
+
+absl::Status NetlinkView::RequestNeighbour(int ifindex, int family, const void* dst, int len) {
   nl_msg* msg = nlmsg_alloc_simple(RTM_NEWNEIGH, NLM_F_CREATE | NLM_F_ACK);
   if (msg == nullptr) return absl::ResourceExhaustedError("nlmsg_alloc");
   ndmsg ndm;
   memset(&ndm, 0, sizeof(ndm));
-  ndm.ndm_family = AF_INET;
+  ndm.ndm_family = static_cast<uint8_t>(family);
   ndm.ndm_ifindex = ifindex;
   ndm.ndm_state = NUD_NONE;
-  ndm.ndm_flags = NTF_USE;  // "as if a packet were sent": run ARP
-  uint32_t be = htonl(ip);
+  ndm.ndm_flags = NTF_USE;  // "as if a packet were sent": run ARP / ND
   absl::Status status;
   if (nlmsg_append(msg, &ndm, sizeof(ndm), NLMSG_ALIGNTO) < 0 ||
-      nla_put(msg, NDA_DST, 4, &be) < 0) {
+      nla_put(msg, NDA_DST, len, dst) < 0) {
     status = absl::InternalError("cannot build RTM_NEWNEIGH");
   } else {
     std::lock_guard<std::mutex> lock(request_mu_);

@@ -1,4 +1,5 @@
-// offloadd's view of the kernel's IPv4 addresses, routes and neighbours,
+// offloadd's view of the kernel's IPv4 and IPv6 addresses, routes and
+// neighbours (IPv6: netlink_view6.cc),
 // read from rtnetlink with libnl-route-3 and kept in sync while running:
 // offload routing *is* the OS routing, and the kernel does ARP.
 //
@@ -43,11 +44,29 @@ struct nl_sock;
 
 namespace offload::netlink {
 
-// All IPv4 addresses in host byte order.
+// All IPv4 addresses in host byte order; IPv6 ones as bytes (network order).
+using Ip6 = std::array<uint8_t, 16>;
+
 struct InterfaceAddress {
   int ifindex = 0;
   uint32_t address = 0;
   uint8_t prefix_len = 0;
+};
+
+// An IPv6 address usable as a source: global scope, DAD finished and
+// passed (not IFA_F_TENTATIVE / IFA_F_DADFAILED), not deprecated.
+struct InterfaceAddress6 {
+  int ifindex = 0;
+  Ip6 address{};
+  uint8_t prefix_len = 0;
+};
+
+struct Route6 {
+  Ip6 dst{};               // network
+  uint8_t prefix_len = 0;  // 0: default route
+  Ip6 gateway{};           // all zero: directly connected
+  int oif = 0;
+  uint32_t priority = 0;   // metric
 };
 
 struct Route {
@@ -73,7 +92,8 @@ enum class NeighbourState {
 
 struct Neighbour {
   int ifindex = 0;
-  uint32_t ip = 0;
+  uint32_t ip = 0;  // IPv4 entries
+  Ip6 ip6{};        // IPv6 entries (Neighbours6)
   std::optional<std::array<uint8_t, 6>> mac;  // absent while unresolved
   NeighbourState state = NeighbourState::kNone;
 
@@ -100,8 +120,11 @@ struct Link {
 class NetlinkView {
  public:
   // Called on the view's event thread after every change applied to the
-  // caches (with the new generation). It may call the lookup methods; it
-  // must not destroy the view or call SetChangeCallback.
+  // caches (with the new generation), and after every batch of
+  // ResolveNeighbourAsync requests handed to the kernel (generation
+  // unchanged: the kernel may resolve without a notification). It may call
+  // the lookup methods; it must not destroy the view or call
+  // SetChangeCallback.
   using ChangeCallback = std::function<void(uint64_t generation)>;
 
   // Fills the caches and starts following changes. Errors: Internal (with
@@ -135,6 +158,22 @@ class NetlinkView {
   // Every IPv4 neighbour entry of `ifindex` (all interfaces if 0).
   std::vector<Neighbour> Neighbours(int ifindex) const;
 
+  // --- IPv6 (netlink_view6.cc) ---
+  // Source-usable IPv6 addresses of `ifindex` (see InterfaceAddress6).
+  std::vector<InterfaceAddress6> Addresses6(int ifindex) const;
+  // The main table's IPv6 unicast routes leaving through `ifindex`
+  // (link-local fe80::/64 and multicast routes excluded).
+  std::vector<Route6> Routes6(int ifindex) const;
+  // Longest-prefix match for `dst` among the main table's IPv6 unicast
+  // routes (lowest metric on a tie); nullopt if unroutable.
+  std::optional<Route6> LookupRoute6(const Ip6& dst) const;
+  // Every IPv6 neighbour entry of `ifindex` (all interfaces if 0).
+  std::vector<Neighbour> Neighbours6(int ifindex) const;
+  // As ResolveNeighbour, for IPv6: the kernel runs neighbour discovery
+  // (RFC 4861 7.2) as if it had a packet to send.
+  absl::Status ResolveNeighbour6(int ifindex, const Ip6& ip);
+  bool ResolveNeighbourAsync6(int ifindex, const Ip6& ip);
+
   // Installs (or with nullptr removes) the change callback. After it
   // returns, a removed/replaced callback is not running and will not run.
   void SetChangeCallback(ChangeCallback callback);
@@ -148,6 +187,9 @@ class NetlinkView {
   // event thread and returns at once (safe on a busy-polling engine thread;
   // no allocation once the queue has grown). At most kMaxAsyncRequests wait;
   // further requests are dropped (the caller retries) and false returned.
+  // The event thread skips an entry that is PERMANENT or NOARP (NTF_USE
+  // would demote a permanent one) and runs the change callback after each
+  // batch either way.
   bool ResolveNeighbourAsync(int ifindex, uint32_t ip);
   static constexpr size_t kMaxAsyncRequests = 256;
 
@@ -180,12 +222,25 @@ class NetlinkView {
 
   std::atomic<uint64_t> generation_{0};
   int stop_fd_ = -1;
-  // ResolveNeighbourAsync requests (ifindex, ip), guarded by async_mu_;
-  // async_fd_ (eventfd) wakes the event thread.
+  // ResolveNeighbourAsync requests, guarded by async_mu_; async_fd_
+  // (eventfd) wakes the event thread.
+  struct AsyncRequest {
+    int ifindex = 0;
+    bool v6 = false;
+    uint32_t ip = 0;
+    Ip6 ip6{};
+  };
+  bool QueueAsync(const AsyncRequest& r);
+  // The neighbour entries of `family` (AF_INET or AF_INET6).
+  std::vector<Neighbour> ListNeighbours(int ifindex, int family) const;
+  // RTM_NEWNEIGH with NTF_USE for `dst` (`len` bytes, network order).
+  absl::Status RequestNeighbour(int ifindex, int family, const void* dst, int len);
   std::mutex async_mu_;
-  std::vector<std::pair<int, uint32_t>> async_q_;
+  std::vector<AsyncRequest> async_q_;
   int async_fd_ = -1;
   void DrainAsyncRequests();
+  // Runs the change callback (event thread).
+  void NotifyChange(uint64_t generation);
   std::thread thread_;
 };
 

@@ -16,6 +16,13 @@ std::string IpString(uint32_t host_order_ip) {
                          (host_order_ip >> 8) & 0xff, host_order_ip & 0xff);
 }
 
+std::string Ip6String(const Ip6Bytes& a) {
+  if (a == Ip6Bytes{}) return "[*]";
+  char buf[INET6_ADDRSTRLEN];
+  inet_ntop(AF_INET6, a.data(), buf, sizeof(buf));
+  return absl::StrFormat("[%s]", buf);
+}
+
 }  // namespace
 
 const char* DriverKindName(DriverKind kind) {
@@ -50,6 +57,11 @@ const char* DropReasonName(DropReason reason) {
 
 std::string FlowKey::ToString() const {
   const char* p = proto == IpProto::kTcp ? "tcp" : "udp";
+  if (ipv6) {
+    if (is_listener()) return absl::StrFormat("%s %s:%u <- *", p, Ip6String(local_ip6), local_port);
+    return absl::StrFormat("%s %s:%u <- %s:%u", p, Ip6String(local_ip6), local_port,
+                           Ip6String(remote_ip6), remote_port);
+  }
   if (is_listener()) {
     return absl::StrFormat("%s %s:%u <- *", p, IpString(local_ip), local_port);
   }
@@ -62,6 +74,20 @@ std::string ValidateFlowKey(const FlowKey& key) {
     return "protocol must be tcp or udp";
   }
   if (key.local_port == 0) return "local port must be set";
+  if (key.ipv6) {
+    if (key.local_ip != 0 || key.remote_ip != 0) return "an IPv6 key has no IPv4 address";
+    if ((key.remote_ip6 == Ip6Bytes{}) != (key.remote_port == 0)) {
+      return "remote address and port must both be set or both be 0";
+    }
+    if (!key.is_listener() && key.local_ip6 == Ip6Bytes{}) {
+      return "a connection needs its local address";
+    }
+    if (key.local_ip6[0] == 0xff) return "IPv6 multicast is not steered";
+    return "";
+  }
+  if (key.local_ip6 != Ip6Bytes{} || key.remote_ip6 != Ip6Bytes{}) {
+    return "an IPv4 key has no IPv6 address";
+  }
   if ((key.remote_ip == 0) != (key.remote_port == 0)) {
     return "remote address and port must both be set or both be 0";
   }

@@ -145,9 +145,7 @@ void TcpBroker::Listen(Session* s, Request& req) {
     l = created.get();
     listeners_[l->id] = std::move(created);
     env_.publish_port(l->port, true);
-    // The engine's wire is IPv4 only: an AF_INET6 listener (dual-stack
-    // included) takes wire connections through its kernel shadow.
-    if (l->where.family == AF_INET) WireListen(l);
+    WireListen(l);
   }
   Msg r = {};
   r.type = MsgType::kListener;
@@ -215,10 +213,8 @@ void TcpBroker::Connect(Session* s, Request& req) {
     if (takes) cands.push_back(l.get());
   }
   if (cands.empty()) {
-    // No offloaded listener on this host: maybe a connection on the wire
-    // (IPv4 only: IPv6 destinations elsewhere stay with the kernel).
-    if (dst_v6 || src.family != AF_INET ||
-        !WireConnect(s, m, shm::V4Of(src), src.port, inode, fd)) {
+    // No offloaded listener on this host: maybe a connection on the wire.
+    if (src.family != (dst_v6 ? AF_INET6 : AF_INET) || !WireConnect(s, m, src, inode, fd)) {
       ReplyStatus(s, m, kStatusUseKernel);
     }
     return;

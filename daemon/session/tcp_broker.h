@@ -141,7 +141,7 @@ class TcpBroker {
   // Replies kChannel for `c` to `s`, with the listener segment when given.
   void SendChannel(Session* s, const shm::Msg& req, Channel* c, Listener* l, uint32_t slot,
                    uint32_t gen);
-  bool WireConnect(Session* s, const shm::Msg& m, uint32_t shadow_addr, uint16_t shadow_port,
+  bool WireConnect(Session* s, const shm::Msg& m, const shm::SockAddr& shadow,
                    uint64_t inode, int fd);
   void WireListen(Listener* l);
   void WireUnlisten(Listener* l);
@@ -168,7 +168,10 @@ class TcpBroker {
   std::map<uint32_t, std::unique_ptr<Channel>> channels_;
   std::map<int, Watched> watched_;          // by watch descriptor
   std::map<uint64_t, int> wd_by_inode_;
-  std::map<uint16_t, WirePort> wire_ports_;  // network-order port
+  // By WirePortKey: an IPv4 and a v6-only IPv6 listener on one port (nginx's
+  // `listen 80; listen [::]:80 ipv6only=on`) are two engine listeners.
+  std::map<uint32_t, WirePort> wire_ports_;
+  static uint32_t WirePortKey(const Listener* l);
   std::vector<std::unique_ptr<Listener>> closing_listeners_;  // drain deferred
   std::vector<DeferredFree> deferred_frees_;
   // Same-host channels whose connecting session is gone (ReapChannels).

@@ -13,6 +13,7 @@
 #include <string>
 
 #include "daemon/session/tcp_broker.h"
+#include "daemon/wire/family.h"
 #include "spdlog/spdlog.h"
 
 namespace offload {
@@ -26,16 +27,25 @@ void TcpBroker::SetWirePlane(wire::WirePlane* wire, uint32_t wire_addr_net, uint
   wire_netns_ = netns;
 }
 
-bool TcpBroker::WireConnect(Session* s, const Msg& m, uint32_t shadow_addr, uint16_t shadow_port,
+bool TcpBroker::WireConnect(Session* s, const Msg& m, const shm::SockAddr& shadow,
                             uint64_t inode, int fd) {
   if (wire_ == nullptr || s->netns != wire_netns_) return false;
+  const bool v6 = shadow.family == AF_INET6;
+  const uint16_t shadow_port = shadow.port;
+  net::Ip6Addr dst6;
+  if (v6) std::memcpy(dst6.b, m.remote6.addr, 16);
+  absl::StatusOr<wire::WireRoute> route = v6 ? wire_->RouteTo6(dst6, ntohs(m.remote.port))
+                                             : wire_->RouteTo(ntohl(m.remote.addr),
+                                                              ntohs(m.remote.port));
+  if (!route.ok()) {
+    spdlog::debug("pid {}: connect to port {} stays with the kernel: {}", s->pid,
+                  ntohs(m.remote.port), std::string(route.status().message()));
+    return false;
+  }
   // A socket bound to a specific address other than the interface's would
   // put another source address on the wire than the application chose.
-  if (shadow_addr != 0 && shadow_addr != wire_addr_) return false;
-  absl::StatusOr<wire::WireRoute> route = wire_->RouteTo(ntohl(m.remote.addr), ntohs(m.remote.port));
-  if (!route.ok()) {
-    spdlog::debug("pid {}: connect to {}:{} stays with the kernel: {}", s->pid, IpText(m.remote.addr),
-                  ntohs(m.remote.port), std::string(route.status().message()));
+  if (v6 ? !shm::IsV6Any(shadow.addr) && std::memcmp(shadow.addr, route->local_ip6.data(), 16) != 0
+         : shm::V4Of(shadow) != 0 && shm::V4Of(shadow) != wire_addr_) {
     return false;
   }
   if (s->engine_channel == nullptr) {
@@ -58,23 +68,31 @@ bool TcpBroker::WireConnect(Session* s, const Msg& m, uint32_t shadow_addr, uint
     return false;
   }
   shm::PipeRecord* r = (*pipe)->record();
-  r->end[0].local = shm::FromV4(htonl(route->local_ip), shadow_port);
+  if (v6) {
+    net::Ip6Addr local6;
+    std::memcpy(local6.b, route->local_ip6.data(), 16);
+    r->end[0].local = wire::FromV6(local6, ntohs(shadow_port));
+    r->end[1].local = wire::FromV6(dst6, ntohs(m.remote.port));
+  } else {
+    r->end[0].local = shm::FromV4(htonl(route->local_ip), shadow_port);
+    r->end[1].local = shm::FromV4(m.remote.addr, m.remote.port);
+  }
   r->end[0].inode = inode;
-  r->end[1].local = shm::FromV4(m.remote.addr, m.remote.port);
   // While one process holds the socket alone, our copy keeps its port
   // reserved until the connection is really gone (TIME-WAIT included).
   (*pipe)->HoldPort(shm::UniqueFd(fcntl(fd, F_DUPFD_CLOEXEC, 0)));
   wire::TcpConnectParams params;
   params.remote_ip = ntohl(m.remote.addr);
+  params.ipv6 = v6;
+  params.remote_ip6 = dst6;
   params.remote_port = ntohs(m.remote.port);
   params.local_port = ntohs(shadow_port);
   params.pipe = *pipe;
   params.options = wire::ToSocketOptions(m.opts);
   absl::StatusOr<wire::WireFlow> flow = wire_->ConnectTcp(params);
   if (!flow.ok()) {
-    spdlog::warn("pid {}: connect to {}:{} through the engine failed, using the kernel: {}",
-                 s->pid, IpText(m.remote.addr), ntohs(m.remote.port),
-                 std::string(flow.status().message()));
+    spdlog::warn("pid {}: connect to port {} through the engine failed, using the kernel: {}",
+                 s->pid, ntohs(m.remote.port), std::string(flow.status().message()));
     (*pipe)->Abandon();
     return false;
   }
@@ -97,8 +115,20 @@ std::shared_ptr<wire::AcceptTarget> TcpBroker::TargetOf(Listener* l) const {
   return t;
 }
 
+uint32_t TcpBroker::WirePortKey(const Listener* l) {
+  const bool v6 = l->where.family == AF_INET6 && !shm::IsV4Mapped(l->where.addr);
+  return uint32_t{l->port} | (v6 ? 1u << 16 : 0u);
+}
+
 void TcpBroker::WireListen(Listener* l) {
-  if (wire_ == nullptr || l->netns != wire_netns_ || (l->addr != 0 && l->addr != wire_addr_)) {
+  // AF_INET6 listeners: on :: (dual-stack unless IPV6_V6ONLY) or on an
+  // address the engine's stack checks (TcpListen6: EADDRNOTAVAIL, logged);
+  // one bound to a v4-mapped address is an IPv4 listener of that address.
+  const bool v6 = l->where.family == AF_INET6 && !shm::IsV4Mapped(l->where.addr);
+  uint32_t v4_addr = l->addr;
+  if (l->where.family == AF_INET6 && !v6) std::memcpy(&v4_addr, l->where.addr + 12, 4);
+  if (wire_ == nullptr || l->netns != wire_netns_ ||
+      (!v6 && v4_addr != 0 && v4_addr != wire_addr_)) {
     return;
   }
   absl::StatusOr<std::shared_ptr<wire::EngineChannel>> ec =
@@ -114,17 +144,20 @@ void TcpBroker::WireListen(Listener* l) {
   c->engine = *ec;
   channels_[c->id] = std::move(c);
   l->engine_channel = *ec;
-  WirePort& port = wire_ports_[l->port];
+  WirePort& port = wire_ports_[WirePortKey(l)];
   if (port.listeners.empty()) {
     wire::TcpListenParams params;
-    params.local_ip = ntohl(l->addr);
+    params.local_ip = ntohl(v4_addr);
+    params.ipv6 = v6;
+    params.v6only = l->where.v6only;
+    if (v6) std::memcpy(params.local_ip6.b, l->where.addr, 16);
     params.port = ntohs(l->port);
     params.backlog = static_cast<int>(std::max<uint32_t>(l->backlog, 128));
     params.target = TargetOf(l);
     params.options = wire::ToSocketOptions(l->opts);
     absl::StatusOr<wire::WireListener> h = wire_->ListenTcp(params);
     if (!h.ok()) {
-      wire_ports_.erase(l->port);
+      wire_ports_.erase(WirePortKey(l));
       spdlog::warn("pid {}: port {} is not offloaded on the wire (kernel clients are served by "
                    "the kernel): {}",
                    l->pid, ntohs(l->port), std::string(h.status().message()));
@@ -144,7 +177,7 @@ void TcpBroker::WireListen(Listener* l) {
 
 void TcpBroker::WireListenerOptions(Listener* l) {
   if (!l->on_wire || wire_ == nullptr) return;
-  auto it = wire_ports_.find(l->port);
+  auto it = wire_ports_.find(WirePortKey(l));
   // Only the port's current target's options are the engine listener's.
   if (it == wire_ports_.end() || it->second.listeners.empty() ||
       it->second.listeners.back() != l->id) {
@@ -156,7 +189,7 @@ void TcpBroker::WireListenerOptions(Listener* l) {
 void TcpBroker::WireUnlisten(Listener* l) {
   if (!l->on_wire || wire_ == nullptr) return;
   l->on_wire = false;
-  auto it = wire_ports_.find(l->port);
+  auto it = wire_ports_.find(WirePortKey(l));
   if (it == wire_ports_.end()) return;
   std::vector<uint32_t>& ids = it->second.listeners;
   const bool was_target = !ids.empty() && ids.back() == l->id;

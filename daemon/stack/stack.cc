@@ -63,6 +63,7 @@ Stack::Stack(const StackConfig& config, BufferProvider* provider, uint64_t now_n
       netmask_(config.prefix_len == 0 ? 0 : ~0u << (32 - config.prefix_len)),
       wheel_(config.timer_tick_ns, config.timer_slots, now_ns),
       arp_(config.arp),
+      nd_(config.arp),
       pool_(config.max_num_buffers,
             (static_cast<uint32_t>(net::kEthHeaderLen + config.mtu) + 63) & ~63u),
       ctrl_q_(config.max_num_buffers),
@@ -115,7 +116,7 @@ void Stack::FreeTcb(Tcb* t) {
   if (!t->in_use) return;
   wheel_.Cancel(&t->timer);
   if (t->state != TcpState::kListen) {
-    TupleKey k{t->local_ip, t->remote_ip, t->local_port, t->remote_port};
+    TupleKey k = KeyOf(*t);
     if (conns_.Find(k) == t->index) conns_.Erase(k);
   }
   if (t->provider_buffers && provider_ != nullptr) {
@@ -183,7 +184,7 @@ void Stack::ChildEstablished(Tcb* t) {
 }
 
 void Stack::ConnectionClosed(Tcb* t) {
-  TupleKey k{t->local_ip, t->remote_ip, t->local_port, t->remote_port};
+  TupleKey k = KeyOf(*t);
   if (conns_.Find(k) == t->index) conns_.Erase(k);
   if (t->passive && !t->accepted && !t->in_accept_queue && t->listener < tcbs_.size()) {
     // A half-open child died (RFC 9293 3.10.7.4: RST in SYN-RECEIVED, or
@@ -266,6 +267,7 @@ void Stack::RequestNeighbor(uint32_t ip) {
 }
 
 bool Stack::ResolveFlow(Tcb* t) {
+  if (t->ipv6) return ResolveFlow6(t);
   if (t->route_gen != route_gen_) {
     t->next_hop = NextHop(t->remote_ip);
     t->route_gen = route_gen_;
@@ -328,7 +330,7 @@ void Stack::OnNeighborResolved(uint32_t ip) {
     QueueControl(pending[i]);
   }
   for (Tcb& t : tcbs_) {
-    if (t.in_use && t.waiting_neighbor && (t.route_gen != route_gen_ || t.next_hop == ip)) {
+    if (t.in_use && t.waiting_neighbor && (t.route_gen != route_gen_ || (!t.ipv6 && t.next_hop == ip))) {
       t.waiting_neighbor = false;
       ScheduleOutput(&t);
     }
@@ -396,12 +398,15 @@ void Stack::OnTimer(uint64_t now_ns) {
     arp_.Tick(
         now_ns, [this](uint32_t ip) { RequestNeighbor(ip); },
         [this](uint32_t frame) { pool_.Free(frame); });
+    nd_.Tick(
+        now_ns, [this](const net::Ip6Addr& ip) { RequestNeighbor6(ip); },
+        [this](uint32_t frame) { pool_.Free(frame); });
   }
 }
 
 uint64_t Stack::NextTimerDeadline() const {
   uint64_t t = wheel_.NextExpiry();
-  if (arp_.size() > 0) t = std::min(t, last_arp_tick_ns_ + kArpTickNs);
+  if (arp_.size() > 0 || nd_.size() > 0) t = std::min(t, last_arp_tick_ns_ + kArpTickNs);
   return t;
 }
 

@@ -1,4 +1,6 @@
-// Stack: one engine's user-space TCP/UDP/IPv4/ARP protocol stack.
+// Stack: one engine's user-space TCP/UDP/IPv4/ARP protocol stack, with TCP
+// over IPv6 too (stack_ipv6.cc; IPv6 UDP is not offloaded yet: such frames
+// are counted in ip.rx_ipv6_not_offloaded).
 //
 // The Stack does no I/O of its own: the NIC driver hands it received
 // Ethernet frames (ProcessRx), collects frames to transmit (PollTx), and
@@ -31,6 +33,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <vector>
 
@@ -59,6 +62,10 @@ class NeighborRequester {
  public:
   virtual ~NeighborRequester() = default;
   virtual void RequestResolution(uint32_t ip) = 0;
+  // The same for an IPv6 next hop (RFC 4861 neighbour discovery, done by
+  // the kernel); the answer arrives as SeedNeighbor6(). Default: no IPv6
+  // resolver (only seeded neighbours).
+  virtual void RequestResolution6(const net::Ip6Addr& ip) { (void)ip; }
 };
 
 // A route the stack follows (from the kernel's table), host byte order.
@@ -68,12 +75,24 @@ struct StackRoute {
   uint32_t gateway = 0;  // 0: on-link
 };
 
+// An IPv6 route (from the kernel's table).
+struct StackRoute6 {
+  net::Ip6Addr dst;
+  uint8_t prefix_len = 0;
+  net::Ip6Addr gateway;  // all zero: on-link
+};
+
 struct StackConfig {
   net::MacAddr local_mac;
   uint32_t local_ip = 0;           // host order
   uint8_t prefix_len = 24;
   uint32_t gateway = 0;            // 0: no default route (on-link only)
   uint16_t mtu = 1500;
+  // IPv6: the interface's address the engine serves (all zero: no IPv6),
+  // its on-link prefix, and the default router (all zero: on-link only).
+  net::Ip6Addr local_ip6;
+  uint8_t prefix_len6 = 64;
+  net::Ip6Addr gateway6;
   uint32_t max_concurrency = 1024; // TCP control blocks (incl. listeners)
   uint32_t max_udp_endpoints = 256;
   uint32_t max_num_buffers = 4096; // frame buffers for control/UDP/ARP frames
@@ -144,6 +163,7 @@ struct StackCounters {
   common::SingleWriterCounter rx_ip_fragments;      // (also in rx_parse_drops)
   common::SingleWriterCounter rx_checksum_errors;   // IP + L4
   common::SingleWriterCounter rx_checksum_partial;  // veth: pseudo-header-only L4 sums accepted
+  common::SingleWriterCounter rx_ipv6_not_offloaded;  // valid IPv6 TCP/UDP: no engine flow yet
   common::SingleWriterCounter arp_in;
   common::SingleWriterCounter tcp_no_socket;        // answered with RST
   common::SingleWriterCounter tcp_syn_backlog_drops;
@@ -181,6 +201,10 @@ class Stack : private tcp::TcpHost {
   // and routes without gateway are on-link). Connections pick up the change
   // on their next transmission.
   void SetRoutes(const std::vector<StackRoute>& routes);
+  // The IPv6 counterparts (stack_ipv6.cc).
+  void SeedNeighbor6(const net::Ip6Addr& ip, const net::MacAddr& mac, bool permanent = false);
+  void ForgetNeighbor6(const net::Ip6Addr& ip);
+  void SetRoutes6(const std::vector<StackRoute6>& routes);
   // Replaces the TCP configuration (sysctl refresh, stack_sysctl.h). New
   // connections and listeners use it; established ones keep what they
   // negotiated.
@@ -197,6 +221,19 @@ class Stack : private tcp::TcpHost {
                  const tcp::RingMemory& tx, const tcp::RingMemory& rx, uint64_t cookie,
                  FlowId* out, const char* congestion = nullptr,
                  const tcp::SocketOptions* options = nullptr);
+  // IPv6 listen(): `local_ip` all zero = any address; then unless `v6only`
+  // the listener is dual-stack and also takes IPv4 SYNs (their children are
+  // IPv4 flows). A v4-mapped `local_ip` listens on that IPv4 address only.
+  // EADDRINUSE against a listener of the same family on the port.
+  int TcpListen6(const net::Ip6Addr& local_ip, uint16_t port, bool v6only, int backlog,
+                 uint64_t cookie, FlowId* out, const tcp::SocketOptions* options = nullptr);
+  // IPv6 connect() from StackConfig::local_ip6; as TcpConnect. A v4-mapped
+  // `remote_ip` connects over IPv4. ENETUNREACH without a local IPv6
+  // address or to a multicast address.
+  int TcpConnect6(const net::Ip6Addr& remote_ip, uint16_t remote_port, uint16_t local_port,
+                  const tcp::RingMemory& tx, const tcp::RingMemory& rx, uint64_t cookie,
+                  FlowId* out, const char* congestion = nullptr,
+                  const tcp::SocketOptions* options = nullptr);
   // accept(): pops an established child. EAGAIN if none, EINVAL if not a listener.
   int TcpAccept(FlowId listener, uint64_t child_cookie, FlowId* child);
   // The application appended bytes to the TX ring (`more` = MSG_MORE).
@@ -221,7 +258,11 @@ class Stack : private tcp::TcpHost {
   int TcpSetCongestion(FlowId flow, const char* name);
   int TcpGetInfo(FlowId flow, tcp::TcpInfo* info);
   // Local/remote addresses of a flow.
+  // IPv4 flows only (IPv6: addresses 0).
   int TcpGetAddresses(FlowId flow, uint32_t* lip, uint16_t* lport, uint32_t* rip, uint16_t* rport);
+  // Either family: *ipv6 says which; IPv4 addresses come v4-mapped.
+  int TcpGetAddresses6(FlowId flow, bool* ipv6, net::Ip6Addr* lip, uint16_t* lport,
+                       net::Ip6Addr* rip, uint16_t* rport);
   // The rings a flow uses (for an accepted child: those its listener's
   // BufferProvider gave it). EBADF for an unknown handle.
   int TcpGetRings(FlowId flow, tcp::RingMemory* tx, tcp::RingMemory* rx);
@@ -272,24 +313,66 @@ class Stack : private tcp::TcpHost {
  private:
   Stack(const StackConfig& config, BufferProvider* provider, uint64_t now_ns);
 
+  // Connection keys hold either family: IPv4 addresses v4-mapped.
   struct TupleKey {
-    uint32_t lip, rip;
+    net::Ip6Addr lip, rip;
     uint16_t lport, rport;
     uint64_t Hash() const {
-      return net::Mix64((uint64_t{lip} << 32 | rip) ^ net::Mix64(uint64_t{lport} << 16 | rport));
+      uint64_t w[4];
+      std::memcpy(w, lip.b, 16);
+      std::memcpy(w + 2, rip.b, 16);
+      return net::Mix64((w[0] ^ net::Mix64(w[1])) + (w[2] ^ net::Mix64(w[3])) +
+                        (uint64_t{lport} << 16 | rport));
     }
     friend bool operator==(const TupleKey& a, const TupleKey& b) {
-      return a.lip == b.lip && a.rip == b.rip && a.lport == b.lport && a.rport == b.rport;
+      return a.lport == b.lport && a.rport == b.rport && a.lip == b.lip && a.rip == b.rip;
     }
   };
+  // A listener of one family on (address or all zero = any, port). A
+  // dual-stack listener is under two keys.
   struct ListenKey {
-    uint32_t ip;
+    net::Ip6Addr ip;
     uint16_t port;
-    uint64_t Hash() const { return net::Mix64((uint64_t{ip} << 16) | port); }
+    bool v6;
+    uint64_t Hash() const {
+      uint64_t w[2];
+      std::memcpy(w, ip.b, 16);
+      return net::Mix64((w[0] ^ net::Mix64(w[1])) + (uint64_t{port} << 1 | v6));
+    }
     friend bool operator==(const ListenKey& a, const ListenKey& b) {
-      return a.ip == b.ip && a.port == b.port;
+      return a.port == b.port && a.v6 == b.v6 && a.ip == b.ip;
     }
   };
+  static TupleKey KeyOf(const tcp::Tcb& t);
+  // The key of the connection a received segment belongs to.
+  static TupleKey SegmentKey(const net::ParsedFrame& f);
+  static ListenKey ListenKey4(uint32_t ip, uint16_t port) {
+    return ListenKey{ip == 0 ? net::Ip6Addr{} : net::Ip6Addr::V4Mapped(ip), port, false};
+  }
+  static ListenKey ListenKey6(const net::Ip6Addr& ip, uint16_t port) {
+    return ListenKey{ip, port, true};
+  }
+  // The 32-bit word ISNs, timestamp offsets and cookies hash for an address
+  // (tcp::Ip6Digest for IPv6).
+  uint32_t AddrWord(bool ipv6, uint32_t v4, const net::Ip6Addr& v6) const;
+  bool IsLocalAddress6(const net::Ip6Addr& ip) const {
+    return !config_.local_ip6.IsUnspecified() && ip == config_.local_ip6;
+  }
+  net::Ip6Addr NextHop6(const net::Ip6Addr& dst) const;
+  void RequestNeighbor6(const net::Ip6Addr& ip);
+  void OnNeighborResolved6(const net::Ip6Addr& ip);
+  // ResolveFlow for an IPv6 flow.
+  bool ResolveFlow6(tcp::Tcb* tcb);
+  // The listener a SYN to `f` belongs to (specific address first), or kNone.
+  uint32_t FindListener(const net::ParsedFrame& f) const;
+  // Removes the listen key(s) of listener `t`.
+  void EraseListenKeys(const tcp::Tcb& t);
+  // connect() of a TCB whose addresses are set: port pick, key, SYN.
+  int StartConnect(tcp::Tcb* t, uint16_t local_port, const tcp::RingMemory& tx,
+                   const tcp::RingMemory& rx, uint64_t cookie, FlowId* out,
+                   const char* congestion, const tcp::SocketOptions* options);
+  // Sets the addresses of `t` from a segment it answers (local = dst).
+  static void SetAddressesFrom(tcp::Tcb* t, const net::ParsedFrame& f);
 
   // TcpHost.
   void ScheduleOutput(tcp::Tcb* tcb) override;
@@ -317,7 +400,8 @@ class Stack : private tcp::TcpHost {
   // A child of `l` for the connection `f` belongs to, with rings and the
   // listener's options; nullptr (counted) if none can be had.
   tcp::Tcb* NewChild(tcp::Tcb* l, const net::ParsedFrame& f);
-  uint16_t PickEphemeralPort(uint32_t rip, uint16_t rport, bool udp);
+  // A free local port towards `to` (lport ignored; TCP) or any (UDP).
+  uint16_t PickEphemeralPort(const TupleKey& to, bool udp);
 
   void HandleArp(const net::ParsedFrame& f);
   void HandleTcp(const net::ParsedFrame& f);
@@ -346,6 +430,7 @@ class Stack : private tcp::TcpHost {
   tcp::TcpContext ctx_;
   timer::TimerWheel wheel_;
   net::ArpCache arp_;
+  net::NdCache nd_;                 // IPv6 neighbours (the kernel's, seeded)
   StackCounters counters_;
   FramePool pool_;
   IndexQueue ctrl_q_;       // built frames ready to send
@@ -361,6 +446,7 @@ class Stack : private tcp::TcpHost {
   uint64_t last_arp_tick_ns_ = 0;
   uint32_t next_ephemeral_ = 0;
   std::vector<StackRoute> routes_;  // longest prefix first
+  std::vector<StackRoute6> routes6_;  // longest prefix first
   uint32_t route_gen_ = 1;          // bumped by SetRoutes (Tcb next-hop cache)
   tcp::Tcb cookie_tcb_;             // scratch for stateless cookie SYN,ACKs
 };

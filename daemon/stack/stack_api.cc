@@ -17,22 +17,27 @@ constexpr uint32_t kNoIndex = 0xffffffffu;
 constexpr int kSomaxconn = 4096;  // Linux net.core.somaxconn
 }  // namespace
 
-uint16_t Stack::PickEphemeralPort(uint32_t rip, uint16_t rport, bool udp) {
+uint16_t Stack::PickEphemeralPort(const TupleKey& to, bool udp) {
   const uint32_t lo = config_.ephemeral_port_lo;
   const uint32_t range = uint32_t{config_.ephemeral_port_hi} - lo + 1;
   // RFC 6056 3.3.3-like: a per-destination offset plus a running counter.
+  const bool v6 = !to.rip.IsV4Mapped() && !to.rip.IsUnspecified();
+  const uint32_t rip = AddrWord(v6, to.rip.IsV4Mapped() ? to.rip.V4() : 0, to.rip);
   uint32_t offset = static_cast<uint32_t>(
-      tcp::SipHash4Tuple(config_.isn_key, config_.local_ip, 0, rip, rport, 2));
+      tcp::SipHash4Tuple(config_.isn_key, config_.local_ip, 0, rip, to.rport, 2));
   for (uint32_t i = 0; i < range; ++i) {
     uint16_t port = static_cast<uint16_t>(lo + (offset + next_ephemeral_ + i) % range);
     bool busy;
     if (udp) {
       busy = udp_.PortInUse(port);
     } else {
-      busy = conns_.Find(TupleKey{config_.local_ip, rip, port, rport}) !=
-                 net::IndexMap<TupleKey>::kNone ||
-             listeners_.Find(ListenKey{0, port}) != net::IndexMap<ListenKey>::kNone ||
-             listeners_.Find(ListenKey{config_.local_ip, port}) != net::IndexMap<ListenKey>::kNone;
+      TupleKey k = to;
+      k.lport = port;
+      // A listener of the flow's family on the port (any or its address).
+      busy = conns_.Find(k) != net::IndexMap<TupleKey>::kNone ||
+             listeners_.Find(ListenKey{net::Ip6Addr{}, port, v6}) !=
+                 net::IndexMap<ListenKey>::kNone ||
+             listeners_.Find(ListenKey{to.lip, port, v6}) != net::IndexMap<ListenKey>::kNone;
     }
     if (!busy) {
       next_ephemeral_ += i + 1;
@@ -47,10 +52,10 @@ int Stack::TcpListen(uint32_t local_ip, uint16_t port, int backlog, uint64_t coo
   if (port == 0) return EINVAL;
   if (local_ip != 0 && !IsLocalAddress(local_ip)) return EADDRNOTAVAIL;
   // A wildcard listener conflicts with a specific one on the port and back.
-  if (listeners_.Find(ListenKey{local_ip, port}) != net::IndexMap<ListenKey>::kNone ||
-      listeners_.Find(ListenKey{0, port}) != net::IndexMap<ListenKey>::kNone ||
+  if (listeners_.Find(ListenKey4(local_ip, port)) != net::IndexMap<ListenKey>::kNone ||
+      listeners_.Find(ListenKey4(0, port)) != net::IndexMap<ListenKey>::kNone ||
       (local_ip == 0 &&
-       listeners_.Find(ListenKey{config_.local_ip, port}) != net::IndexMap<ListenKey>::kNone)) {
+       listeners_.Find(ListenKey4(config_.local_ip, port)) != net::IndexMap<ListenKey>::kNone)) {
     return EADDRINUSE;
   }
   Tcb* l = AllocTcb();
@@ -69,7 +74,7 @@ int Stack::TcpListen(uint32_t local_ip, uint16_t port, int backlog, uint64_t coo
       return err;
     }
   }
-  if (!listeners_.Insert(ListenKey{local_ip, port}, l->index)) {
+  if (!listeners_.Insert(ListenKey4(local_ip, port), l->index)) {
     FreeTcb(l);
     return ENOBUFS;
   }
@@ -83,24 +88,41 @@ int Stack::TcpConnect(uint32_t remote_ip, uint16_t remote_port, uint16_t local_p
                       const tcp::SocketOptions* options) {
   if (remote_ip == 0 || remote_port == 0 || !tx.valid() || !rx.valid()) return EINVAL;
   if (net::IsIpv4Multicast(remote_ip) || remote_ip == net::kIpv4Broadcast) return ENETUNREACH;
-  const tcp::CcOps* cc = config_.tcp.cc;
-  if (congestion != nullptr) {
-    cc = tcp::FindCongestionControl(congestion);
-    if (cc == nullptr) return ENOENT;
-  }
-  if (local_port == 0) {
-    local_port = PickEphemeralPort(remote_ip, remote_port, false);
-    if (local_port == 0) return EADDRNOTAVAIL;
-  } else if (conns_.Find(TupleKey{config_.local_ip, remote_ip, local_port, remote_port}) !=
-             net::IndexMap<TupleKey>::kNone) {
-    return EADDRINUSE;
-  }
   Tcb* t = AllocTcb();
   if (t == nullptr) return ENOBUFS;
   t->local_ip = config_.local_ip;
-  t->local_port = local_port;
   t->remote_ip = remote_ip;
   t->remote_port = remote_port;
+  return StartConnect(t, local_port, tx, rx, cookie, out, congestion, options);
+}
+
+int Stack::StartConnect(Tcb* t, uint16_t local_port, const tcp::RingMemory& tx,
+                        const tcp::RingMemory& rx, uint64_t cookie, FlowId* out,
+                        const char* congestion, const tcp::SocketOptions* options) {
+  const tcp::CcOps* cc = config_.tcp.cc;
+  if (congestion != nullptr) {
+    cc = tcp::FindCongestionControl(congestion);
+    if (cc == nullptr) {
+      FreeTcb(t);
+      return ENOENT;
+    }
+  }
+  TupleKey key = KeyOf(*t);
+  if (local_port == 0) {
+    local_port = PickEphemeralPort(key, false);
+    if (local_port == 0) {
+      FreeTcb(t);
+      return EADDRNOTAVAIL;
+    }
+  } else {
+    key.lport = local_port;
+    if (conns_.Find(key) != net::IndexMap<TupleKey>::kNone) {
+      FreeTcb(t);
+      return EADDRINUSE;
+    }
+  }
+  t->local_port = local_port;
+  key.lport = local_port;
   t->cookie = cookie;
   t->accepted = true;
   t->cc = cc;
@@ -115,14 +137,14 @@ int Stack::TcpConnect(uint32_t remote_ip, uint16_t remote_port, uint16_t local_p
       return err;
     }
   }
-  if (!conns_.Insert(TupleKey{t->local_ip, remote_ip, local_port, remote_port}, t->index)) {
+  if (!conns_.Insert(key, t->index)) {
     FreeTcb(t);
     return ENOBUFS;
   }
-  uint32_t iss = tcp::GenerateIsn(config_.isn_key, t->local_ip, local_port, remote_ip,
-                                  remote_port, now_ns_);
-  uint32_t tso = tcp::TimestampOffset(config_.isn_key, t->local_ip, local_port, remote_ip,
-                                      remote_port);
+  const uint32_t lw = AddrWord(t->ipv6, t->local_ip, t->local_ip6);
+  const uint32_t rw = AddrWord(t->ipv6, t->remote_ip, t->remote_ip6);
+  uint32_t iss = tcp::GenerateIsn(config_.isn_key, lw, local_port, rw, t->remote_port, now_ns_);
+  uint32_t tso = tcp::TimestampOffset(config_.isn_key, lw, local_port, rw, t->remote_port);
   tcp::TcpConnect(&ctx_, t, iss, tso);
   *out = IdOf(t);
   return 0;
@@ -207,7 +229,7 @@ int Stack::TcpClose(FlowId flow) {
   if (t == nullptr) return EBADF;
   if (t->state == TcpState::kListen) {
     AbortChildren(t);
-    listeners_.Erase(ListenKey{t->local_ip, t->local_port});
+    EraseListenKeys(*t);
     t->user_released = true;
     FreeTcb(t);
     return 0;
@@ -311,7 +333,7 @@ int Stack::UdpBind(uint32_t local_ip, uint16_t port, bool reuse, uint64_t cookie
     return EADDRNOTAVAIL;
   }
   if (port == 0) {
-    port = PickEphemeralPort(0, 0, true);
+    port = PickEphemeralPort(TupleKey{}, true);
     if (port == 0) return EADDRINUSE;
   }
   uint32_t idx;

@@ -16,6 +16,7 @@ void Stack::ForEachCounter(absl::FunctionRef<void(const char*, uint64_t)> fn) co
   fn("ip.rx_checksum_errors", s.rx_checksum_errors);
   fn("ip.rx_checksum_partial", s.rx_checksum_partial);
   fn("ip.rx_fragments", s.rx_ip_fragments);
+  fn("ip.rx_ipv6_not_offloaded", s.rx_ipv6_not_offloaded);
   for (size_t i = 0; i < static_cast<size_t>(net::ParseStatus::kCount); ++i) {
     const auto st = static_cast<net::ParseStatus>(i);
     if (st == net::ParseStatus::kOk) continue;

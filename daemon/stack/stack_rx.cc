@@ -29,6 +29,12 @@ void Stack::ProcessRx(const RxFrame* frames, size_t n, uint64_t now_ns) {
       continue;
     }
     if (f.l4_checksum_partial) counters_.rx_checksum_partial++;
+    if (f.ipv6 && f.protocol != net::kIpProtoTcp) {
+      // IPv6 UDP is not offloaded yet: the XDP program steers none, so this
+      // is a misdirected frame.
+      counters_.rx_ipv6_not_offloaded++;
+      continue;
+    }
     if (f.dst_mac != config_.local_mac && !f.dst_mac.IsBroadcast() && !f.dst_mac.IsMulticast()) {
       counters_.rx_not_for_us++;
       continue;
@@ -82,11 +88,11 @@ void Stack::SendRstForSegment(const net::ParsedFrame& f) {
 }
 
 void Stack::HandleTcp(const net::ParsedFrame& f) {
-  if (!IsLocalAddress(f.dst_ip)) {
+  if (f.ipv6 ? !IsLocalAddress6(f.dst_ip6) : !IsLocalAddress(f.dst_ip)) {
     counters_.rx_not_for_us++;  // TCP never to broadcast/multicast (RFC 1122 4.2.3.10)
     return;
   }
-  uint32_t idx = conns_.Find(TupleKey{f.dst_ip, f.src_ip, f.dst_port, f.src_port});
+  uint32_t idx = conns_.Find(SegmentKey(f));
   if (idx != net::IndexMap<TupleKey>::kNone) {
     Tcb* t = &tcbs_[idx];
     TcpState prior = t->state;
@@ -97,8 +103,7 @@ void Stack::HandleTcp(const net::ParsedFrame& f) {
       return;
     }
   }
-  uint32_t l = listeners_.Find(ListenKey{f.dst_ip, f.dst_port});
-  if (l == net::IndexMap<ListenKey>::kNone) l = listeners_.Find(ListenKey{0, f.dst_port});
+  uint32_t l = FindListener(f);
   if (l != net::IndexMap<ListenKey>::kNone) {
     HandleListen(&tcbs_[l], f);
     return;
@@ -123,10 +128,7 @@ Tcb* Stack::NewChild(Tcb* l, const net::ParsedFrame& f) {
     return nullptr;
   }
   c->provider_buffers = true;
-  c->local_ip = f.dst_ip;
-  c->local_port = f.dst_port;
-  c->remote_ip = f.src_ip;
-  c->remote_port = f.src_port;
+  SetAddressesFrom(c, f);
   c->listener = l->index;
   c->tx.Attach(tx);
   c->rx.Attach(rx);
@@ -144,8 +146,7 @@ Tcb* Stack::NewChild(Tcb* l, const net::ParsedFrame& f) {
   c->user_rcvbuf = l->user_rcvbuf;
   c->user_sndbuf = l->user_sndbuf;
   tcp::TcbInit(&ctx_, c);
-  TupleKey key{c->local_ip, c->remote_ip, c->local_port, c->remote_port};
-  if (!conns_.Insert(key, c->index)) {
+  if (!conns_.Insert(KeyOf(*c), c->index)) {
     counters_.tcp_syn_no_memory++;
     FreeTcb(c);
     return nullptr;
@@ -156,17 +157,16 @@ Tcb* Stack::NewChild(Tcb* l, const net::ParsedFrame& f) {
 void Stack::SendCookieSynAck(Tcb* l, const net::ParsedFrame& f) {
   tcp::TcpOptions opts;
   tcp::ParseTcpOptions(f.tcp_options, f.tcp_options_len, true, &opts);
-  const tcp::CookieTuple ct{f.dst_ip, f.dst_port, f.src_ip, f.src_port};
+  const uint32_t lw = AddrWord(f.ipv6, f.dst_ip, f.dst_ip6);
+  const uint32_t rw = AddrWord(f.ipv6, f.src_ip, f.src_ip6);
+  const tcp::CookieTuple ct{lw, f.dst_port, rw, f.src_port};
   uint16_t mss = 0;
   const uint32_t cookie = tcp::SynCookieIsn(config_.isn_key, ct, f.seq,
                                             opts.has_mss ? opts.mss : 0, now_ns_, &mss);
   opts.mss = mss;  // the peer is held to the MSS the cookie can encode
   opts.has_mss = true;
   Tcb* t = &cookie_tcb_;
-  t->local_ip = f.dst_ip;
-  t->local_port = f.dst_port;
-  t->remote_ip = f.src_ip;
-  t->remote_port = f.src_port;
+  SetAddressesFrom(t, f);
   t->local_mac = config_.local_mac;
   t->user_mss = l->user_mss;
   t->user_rcvbuf = l->user_rcvbuf;
@@ -179,8 +179,7 @@ void Stack::SendCookieSynAck(Tcb* l, const net::ParsedFrame& f) {
     counters_.tx_no_buffer++;
     return;
   }
-  const uint32_t tso = tcp::TimestampOffset(config_.isn_key, f.dst_ip, f.dst_port, f.src_ip,
-                                            f.src_port);
+  const uint32_t tso = tcp::TimestampOffset(config_.isn_key, lw, f.dst_port, rw, f.src_port);
   size_t len = tcp::TcpBuildCookieSynAck(&ctx_, t, f, opts, cookie, tso, pool_.data(fr),
                                          pool_.frame_size());
   if (len == 0) {
@@ -202,7 +201,9 @@ bool Stack::TryCookieAck(Tcb* l, const net::ParsedFrame& f) {
        now_ns_ - l->last_syncookie_ns > uint64_t{tcp::kSynCookieMaxAgeMinutes} * 60 * tcp::kSec)) {
     return false;
   }
-  const tcp::CookieTuple ct{f.dst_ip, f.dst_port, f.src_ip, f.src_port};
+  const uint32_t lw = AddrWord(f.ipv6, f.dst_ip, f.dst_ip6);
+  const uint32_t rw = AddrWord(f.ipv6, f.src_ip, f.src_ip6);
+  const tcp::CookieTuple ct{lw, f.dst_port, rw, f.src_port};
   const uint16_t mss = tcp::SynCookieCheck(config_.isn_key, ct, f.seq - 1, f.ack - 1, now_ns_);
   if (mss == 0) {
     tcp_ctr_.syncookies_failed++;
@@ -215,8 +216,7 @@ bool Stack::TryCookieAck(Tcb* l, const net::ParsedFrame& f) {
   Tcb* c = NewChild(l, f);
   if (c == nullptr) return true;
   l->syn_count++;  // ChildEstablished moves it to the accept queue
-  const uint32_t tso = tcp::TimestampOffset(config_.isn_key, f.dst_ip, f.dst_port, f.src_ip,
-                                            f.src_port);
+  const uint32_t tso = tcp::TimestampOffset(config_.isn_key, lw, f.dst_port, rw, f.src_port);
   if (!tcp::TcpAcceptCookie(&ctx_, c, f, mss, tso)) {
     l->syn_count--;
     tcp_ctr_.syncookies_failed++;
@@ -260,10 +260,10 @@ void Stack::HandleListen(Tcb* l, const net::ParsedFrame& f) {
   l->syn_count++;
   tcp::TcpOptions opts;
   tcp::ParseTcpOptions(f.tcp_options, f.tcp_options_len, true, &opts);
-  uint32_t iss = tcp::GenerateIsn(config_.isn_key, c->local_ip, c->local_port, c->remote_ip,
-                                  c->remote_port, now_ns_);
-  uint32_t tso = tcp::TimestampOffset(config_.isn_key, c->local_ip, c->local_port,
-                                      c->remote_ip, c->remote_port);
+  const uint32_t lw = AddrWord(c->ipv6, c->local_ip, c->local_ip6);
+  const uint32_t rw = AddrWord(c->ipv6, c->remote_ip, c->remote_ip6);
+  uint32_t iss = tcp::GenerateIsn(config_.isn_key, lw, c->local_port, rw, c->remote_port, now_ns_);
+  uint32_t tso = tcp::TimestampOffset(config_.isn_key, lw, c->local_port, rw, c->remote_port);
   tcp::TcpAcceptSyn(&ctx_, c, f, opts, iss, tso);
 }
 

@@ -62,4 +62,15 @@ uint32_t TimestampOffset(const SecretKey& key, uint32_t local_ip,
       SipHash4Tuple(key, local_ip, local_port, remote_ip, remote_port, 1) >> 32);
 }
 
+uint32_t Ip6Digest(const SecretKey& key, const uint8_t addr[16]) {
+  uint64_t hi = 0, lo = 0;
+  for (int i = 0; i < 8; ++i) {
+    hi = (hi << 8) | addr[i];
+    lo = (lo << 8) | addr[8 + i];
+  }
+  // Domain separation from SipHash4Tuple: a key with k0 flipped.
+  const SecretKey k6{key.k0 ^ 0x6970763664696765ull, key.k1};
+  return static_cast<uint32_t>(SipHash2Words(k6, hi, lo));
+}
+
 }  // namespace offload::tcp

@@ -28,6 +28,14 @@ uint32_t TimestampOffset(const SecretKey& key, uint32_t local_ip,
                          uint16_t local_port, uint32_t remote_ip,
                          uint16_t remote_port);
 
+// A keyed 32-bit digest of an IPv6 address (SipHash-2-4 of its 16 bytes,
+// domain-separated from the 4-tuple hashes). IPv6 flows pass the digests of
+// their addresses where the functions above take an IPv4 address, so ISNs,
+// timestamp offsets and SYN cookies depend on all 128 bits (a keyed PRF of
+// a keyed PRF: an off-path attacker can neither predict nor choose
+// collisions without the key, RFC 6528 3).
+uint32_t Ip6Digest(const SecretKey& key, const uint8_t addr[16]);
+
 }  // namespace offload::tcp
 
 #endif  // OFFLOAD_DAEMON_TCP_ISN_H_

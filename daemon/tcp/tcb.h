@@ -110,12 +110,24 @@ enum class TcpOpt : uint8_t {
   kSndBuf,         // SO_SNDBUF (bytes as passed)
 };
 
+// IP header bytes per segment of a flow (no options / extension headers):
+// MSS = MTU - this - 20 (RFC 9293 3.7.1; IPv6: MTU - 60, RFC 8200 8.3).
+inline constexpr uint32_t IpHeaderLen(bool ipv6) { return ipv6 ? 40u : 20u; }
+
 struct Tcb {
   // --- Identity (host byte order) ---
   uint32_t local_ip = 0;
   uint32_t remote_ip = 0;
   uint16_t local_port = 0;
   uint16_t remote_port = 0;
+  // IPv6 (RFC 8200): `ipv6` set, the addresses are local_ip6/remote_ip6 and
+  // local_ip/remote_ip stay 0. Set before TcbInit (the MSS depends on it).
+  bool ipv6 = false;
+  net::Ip6Addr local_ip6;
+  net::Ip6Addr remote_ip6;
+  // A listener on in6addr_any without IPV6_V6ONLY: also takes IPv4 SYNs,
+  // whose children are IPv4 flows (RFC 4291 2.5.5.2, Linux dual stack).
+  bool dual_stack = false;
   net::MacAddr local_mac;
   net::MacAddr remote_mac;   // next hop, filled by the host before output
   TcpState state = TcpState::kClosed;
@@ -315,6 +327,7 @@ struct Tcb {
   bool in_output_list = false;
   bool waiting_neighbor = false;
   uint32_t next_hop = 0;           // cached route lookup, valid for route_gen
+  net::Ip6Addr next_hop6;          // the same for an IPv6 flow
   uint32_t route_gen = 0;
   uint64_t last_syncookie_ns = 0;  // listener: last cookie SYN,ACK sent (0: never)
   bool accepted = false;

@@ -56,7 +56,7 @@ size_t TcpBuildCookieSynAck(TcpContext* ctx, Tcb* scratch, const net::ParsedFram
 
 size_t BuildResetForTcb(TcpContext* ctx, Tcb* tcb, uint8_t* buf, size_t cap,
                         uint32_t seq, uint32_t ack, bool with_ack) {
-  if (cap < kHeadersLen + kMaxOptionBytes) return 0;
+  if (cap < kHeadersLen + IpHeaderLen(true) + kMaxOptionBytes) return 0;
   uint32_t saved = tcb->rcv_nxt;
   if (with_ack) tcb->rcv_nxt = ack;
   size_t n = EmitSegment(ctx, tcb, buf, seq, 0, with_ack ? (kTcpRst | kTcpAck) : kTcpRst);
@@ -68,7 +68,7 @@ size_t BuildResetForTcb(TcpContext* ctx, Tcb* tcb, uint8_t* buf, size_t cap,
 size_t BuildResetForSegment(const net::ParsedFrame& seg, const net::MacAddr& src_mac,
                             uint8_t* buf, size_t cap) {
   if (seg.tcp_flags & kTcpRst) return 0;  // RFC 9293 3.10.7.1: never answer a RST
-  if (cap < net::kMinEthFrameLen) return 0;
+  if (cap < net::kEthHeaderLen + net::kIpv6HeaderLen + net::kTcpHeaderLen) return 0;
   uint32_t seq, ack;
   uint8_t flags;
   if (seg.tcp_flags & kTcpAck) {
@@ -80,15 +80,24 @@ size_t BuildResetForSegment(const net::ParsedFrame& seg, const net::MacAddr& src
     ack = seg.seq + SegLen(seg);
     flags = kTcpRst | kTcpAck;
   }
-  net::WriteEthHeader(buf, seg.src_mac, src_mac, net::kEthTypeIpv4);
-  net::Ipv4Fields ip;
-  ip.src_ip = seg.dst_ip;
-  ip.dst_ip = seg.src_ip;
-  ip.protocol = net::kIpProtoTcp;
-  ip.df = true;
-  ip.id = 0;
-  net::WriteIpv4Header(buf + net::kEthHeaderLen, ip, net::kTcpHeaderLen);
-  uint8_t* tcp = buf + net::kEthHeaderLen + net::kIpv4HeaderLen;
+  net::WriteEthHeader(buf, seg.src_mac, src_mac, seg.ipv6 ? net::kEthTypeIpv6 : net::kEthTypeIpv4);
+  if (seg.ipv6) {
+    net::Ipv6Fields ip;
+    ip.src = seg.dst_ip6;
+    ip.dst = seg.src_ip6;
+    ip.next_header = net::kIpProtoTcp;
+    net::WriteIpv6Header(buf + net::kEthHeaderLen, ip, net::kTcpHeaderLen);
+  } else {
+    net::Ipv4Fields ip;
+    ip.src_ip = seg.dst_ip;
+    ip.dst_ip = seg.src_ip;
+    ip.protocol = net::kIpProtoTcp;
+    ip.df = true;
+    ip.id = 0;
+    net::WriteIpv4Header(buf + net::kEthHeaderLen, ip, net::kTcpHeaderLen);
+  }
+  const size_t headers = net::kEthHeaderLen + IpHeaderLen(seg.ipv6) + net::kTcpHeaderLen;
+  uint8_t* tcp = buf + headers - net::kTcpHeaderLen;
   auto* th = reinterpret_cast<net::TcpHeader*>(tcp);
   net::Store16(th->src_port, seg.dst_port);
   net::Store16(th->dst_port, seg.src_port);
@@ -98,6 +107,10 @@ size_t BuildResetForSegment(const net::ParsedFrame& seg, const net::MacAddr& src
   th->flags = flags;
   net::Store16(th->window, 0);
   net::Store16(th->urgent, 0);
+  if (seg.ipv6) {
+    net::FinishL4Checksum6(tcp, net::kTcpHeaderLen, net::kIpProtoTcp, seg.dst_ip6, seg.src_ip6);
+    return headers;  // 74 bytes: above the Ethernet minimum
+  }
   net::FinishL4Checksum(tcp, net::kTcpHeaderLen, net::kIpProtoTcp, seg.dst_ip, seg.src_ip);
   std::memset(buf + kHeadersLen, 0, net::kMinEthFrameLen - kHeadersLen);
   return net::kMinEthFrameLen;

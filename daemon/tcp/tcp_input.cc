@@ -33,7 +33,7 @@ void NegotiateOptions(TcpContext* ctx, Tcb* tcb, const TcpOptions& o) {
   }
   tcb->sack_ok = cfg.sack && o.sack_permitted;
   tcb->peer_mss = o.has_mss ? o.mss : kDefaultMss;
-  uint32_t mss = std::min<uint32_t>(tcb->peer_mss, cfg.mtu - 40u);
+  uint32_t mss = std::min<uint32_t>(tcb->peer_mss, cfg.mtu - 20u - IpHeaderLen(tcb->ipv6));
   if (cfg.mss_clamp != 0) mss = std::min<uint32_t>(mss, cfg.mss_clamp);
   if (tcb->user_mss != 0) mss = std::min<uint32_t>(mss, tcb->user_mss);
   // Linux mss_cache: the MSS less the per-segment option overhead.

@@ -128,7 +128,8 @@ namespace {
 // Largest payload that fits the MTU next to the options `o` (Linux
 // tcp_current_mss accounts for SACK blocks the same way).
 uint32_t PayloadRoom(const TcpContext* ctx, const Tcb* tcb, const OptionsToWrite& o) {
-  uint32_t room = ctx->cfg->mtu - 40u - static_cast<uint32_t>(TcpOptionsLength(o));
+  uint32_t room = ctx->cfg->mtu - 20u - IpHeaderLen(tcb->ipv6) -
+                  static_cast<uint32_t>(TcpOptionsLength(o));
   return std::min<uint32_t>(room, tcb->snd_mss);
 }
 
@@ -143,18 +144,28 @@ size_t EmitSegment(TcpContext* ctx, Tcb* tcb, uint8_t* buf, uint32_t seq,
   OptionsToWrite local;
   if (prebuilt == nullptr) PrepareOptions(ctx, tcb, flags, &local);
   const OptionsToWrite& o = prebuilt ? *prebuilt : local;
-  uint8_t* tcp = buf + net::kEthHeaderLen + net::kIpv4HeaderLen;
+  const size_t ip_len = IpHeaderLen(tcb->ipv6);
+  uint8_t* tcp = buf + net::kEthHeaderLen + ip_len;
   size_t opt_len = WriteTcpOptions(o, tcp + net::kTcpHeaderLen);
   size_t tcp_len = net::kTcpHeaderLen + opt_len + len;
 
-  net::WriteEthHeader(buf, tcb->remote_mac, tcb->local_mac, net::kEthTypeIpv4);
-  net::Ipv4Fields ip;
-  ip.src_ip = tcb->local_ip;
-  ip.dst_ip = tcb->remote_ip;
-  ip.protocol = net::kIpProtoTcp;
-  ip.id = tcb->ip_id++;
-  ip.df = true;  // RFC 1191 path MTU discovery, as Linux
-  net::WriteIpv4Header(buf + net::kEthHeaderLen, ip, static_cast<uint16_t>(tcp_len));
+  net::WriteEthHeader(buf, tcb->remote_mac, tcb->local_mac,
+                      tcb->ipv6 ? net::kEthTypeIpv6 : net::kEthTypeIpv4);
+  if (tcb->ipv6) {
+    net::Ipv6Fields ip;
+    ip.src = tcb->local_ip6;
+    ip.dst = tcb->remote_ip6;
+    ip.next_header = net::kIpProtoTcp;
+    net::WriteIpv6Header(buf + net::kEthHeaderLen, ip, static_cast<uint16_t>(tcp_len));
+  } else {
+    net::Ipv4Fields ip;
+    ip.src_ip = tcb->local_ip;
+    ip.dst_ip = tcb->remote_ip;
+    ip.protocol = net::kIpProtoTcp;
+    ip.id = tcb->ip_id++;
+    ip.df = true;  // RFC 1191 path MTU discovery, as Linux
+    net::WriteIpv4Header(buf + net::kEthHeaderLen, ip, static_cast<uint16_t>(tcp_len));
+  }
 
   auto* th = reinterpret_cast<net::TcpHeader*>(tcp);
   net::Store16(th->src_port, tcb->local_port);
@@ -170,8 +181,13 @@ size_t EmitSegment(TcpContext* ctx, Tcb* tcb, uint8_t* buf, uint32_t seq,
   if (len > 0) {
     tcb->tx.CopyOut(seq - tcb->tx_seq0, tcp + net::kTcpHeaderLen + opt_len, len);
   }
-  net::FinishL4Checksum(tcp, static_cast<uint16_t>(tcp_len), net::kIpProtoTcp,
-                        tcb->local_ip, tcb->remote_ip);
+  if (tcb->ipv6) {
+    net::FinishL4Checksum6(tcp, static_cast<uint16_t>(tcp_len), net::kIpProtoTcp,
+                           tcb->local_ip6, tcb->remote_ip6);
+  } else {
+    net::FinishL4Checksum(tcp, static_cast<uint16_t>(tcp_len), net::kIpProtoTcp,
+                          tcb->local_ip, tcb->remote_ip);
+  }
   if (flags & kTcpAck) {
     tcb->last_ack_sent = tcb->rcv_nxt;
     tcb->ack_now = false;
@@ -180,7 +196,7 @@ size_t EmitSegment(TcpContext* ctx, Tcb* tcb, uint8_t* buf, uint32_t seq,
   }
   tcb->segs_out++;
   ctx->ctr->segs_out++;
-  return net::kEthHeaderLen + net::kIpv4HeaderLen + tcp_len;
+  return net::kEthHeaderLen + ip_len + tcp_len;
 }
 
 }  // namespace internal

@@ -61,7 +61,7 @@ void TcbInit(TcpContext* ctx, Tcb* tcb) {
   if (tcb->cc == nullptr) tcb->cc = cfg.cc;
   tcb->cc->init(tcb);
   tcb->rto_ns = cfg.rto_initial_ns;
-  uint32_t mss = cfg.mtu - 40u;
+  uint32_t mss = cfg.mtu - 20u - IpHeaderLen(tcb->ipv6);
   if (cfg.mss_clamp != 0) mss = std::min<uint32_t>(mss, cfg.mss_clamp);
   if (tcb->user_mss != 0) mss = std::min<uint32_t>(mss, tcb->user_mss);
   tcb->adv_mss = static_cast<uint16_t>(mss);

@@ -334,6 +334,10 @@ absl::Status VerbsDriver::Steer(const nic::FlowKey& flow, uint32_t queue) {
         absl::StrCat("cannot steer ", flow.ToString(), " to queue ", queue,
                      ": ", queues_.size(), " queues open"));
   }
+  if (flow.ipv6) {  // FlowRule builds IPv4 specs only
+    return absl::UnimplementedError(
+        absl::StrCat("cannot steer ", flow.ToString(), ": no IPv6 flow rules on verbs"));
+  }
   FlowRule rule(flow, info_.mac, device_.port);
   std::lock_guard<std::mutex> lock(mu_);
   std::unique_ptr<ibv_flow, FlowDeleter> f(

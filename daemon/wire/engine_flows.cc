@@ -11,6 +11,7 @@
 #include <string>
 #include <utility>
 
+#include "daemon/wire/family.h"
 #include "daemon/wire/steering.h"
 #include "shm/fence.h"
 #include "shm/futex.h"
@@ -27,8 +28,10 @@ void EngineFlows::Connect(uint64_t cookie, const TcpConnectParams& p, const nic:
   stack::FlowId id = stack::kInvalidFlow;
   const tcp::RingMemory tx = p.pipe != nullptr ? p.pipe->TxMemory() : p.tx;
   const tcp::RingMemory rx = p.pipe != nullptr ? p.pipe->RxMemory() : p.rx;
-  int err = stack_->TcpConnect(p.remote_ip, p.remote_port, p.local_port, tx, rx, cookie, &id,
-                               nullptr, &p.options);
+  int err = p.ipv6 ? stack_->TcpConnect6(p.remote_ip6, p.remote_port, p.local_port, tx, rx,
+                                          cookie, &id, nullptr, &p.options)
+                   : stack_->TcpConnect(p.remote_ip, p.remote_port, p.local_port, tx, rx,
+                                        cookie, &id, nullptr, &p.options);
   if (err != 0) {
     if (p.pipe != nullptr) {
       // Pairs with the connector's load-acquire in its connect().
@@ -51,8 +54,10 @@ void EngineFlows::Connect(uint64_t cookie, const TcpConnectParams& p, const nic:
 void EngineFlows::Listen(uint64_t cookie, const TcpListenParams& p, const nic::FlowKey& key,
                          int* result) {
   stack::FlowId id = stack::kInvalidFlow;
-  *result = stack_->TcpListen(p.local_ip, p.port, p.backlog, cookie, &id, &p.options);
-  if (*result == 0) listeners_[cookie] = ListenEntry{id, p, key};
+  *result = p.ipv6 ? stack_->TcpListen6(p.local_ip6, p.port, p.v6only, p.backlog, cookie, &id,
+                                        &p.options)
+                    : stack_->TcpListen(p.local_ip, p.port, p.backlog, cookie, &id, &p.options);
+  if (*result == 0) listeners_[cookie] = ListenEntry{id, p, key, DualStackKey(p)};
 }
 
 void EngineFlows::SetAcceptTarget(uint64_t cookie, std::shared_ptr<AcceptTarget> target) {
@@ -76,6 +81,7 @@ void EngineFlows::CloseListener(uint64_t cookie) {
   if (it == listeners_.end()) return;
   stack_->TcpClose(it->second.id);  // resets the children not accepted
   plane_->steering().Release(queue_, it->second.key);
+  if (it->second.key4.local_port != 0) plane_->steering().Release(queue_, it->second.key4);
   listeners_.erase(it);
 }
 
@@ -257,13 +263,13 @@ bool EngineFlows::ArmApplicationWakeups() {
   }
   if (udp_.RecheckAfterFence()) return true;
   for (Entry* e : pipes_) {
-    if (e->pipe->AppClosed()) return true;
+    // Connecting or not: a close whose wake-up found us not yet armed.
+    if (AppCloseCommitted(*e->pipe)) return true;
     if (RequestsPending(*e)) return true;
     if (e->connect_pending) continue;
     shm::RingIndexes& tw = e->pipe->to_wire();
     if (tw.tail.load(std::memory_order_seq_cst) != e->tx_tail_seen ||
         (!e->tx_shut_done && tw.shut.load(std::memory_order_seq_cst) != 0) ||
-        e->pipe->AppClosed() ||
         e->pipe->from_wire().head.load(std::memory_order_seq_cst) != e->rx_head_seen) {
       return true;
     }
@@ -343,7 +349,9 @@ void EngineFlows::AcceptChildren(ListenEntry& l) {
     AcceptedConnection c;
     if (stack_->TcpGetRings(child, &tx, &rx) != 0 ||
         stack_->TcpGetAddresses(child, &c.local_ip, &c.local_port, &c.remote_ip,
-                                &c.remote_port) != 0) {
+                                &c.remote_port) != 0 ||
+        stack_->TcpGetAddresses6(child, &c.ipv6, &c.local_ip6, &c.local_port, &c.remote_ip6,
+                                 &c.remote_port) != 0) {
       stack_->TcpAbort(child);
       continue;
     }
@@ -355,8 +363,7 @@ void EngineFlows::AcceptChildren(ListenEntry& l) {
     c.pipe = std::move(u->second);
     unaccepted_.erase(u);
     // Its own steering entry, so the connection outlives its listener.
-    const nic::FlowKey key = nic::FlowKey::Connection(nic::IpProto::kTcp, c.local_ip,
-                                                      c.local_port, c.remote_ip, c.remote_port);
+    const nic::FlowKey key = ChildKey(c);
     plane_->steering().TrySteer(queue_, key);
     c.flow = WireFlow{engine_, cookie};
     Entry e;
@@ -364,8 +371,10 @@ void EngineFlows::AcceptChildren(ListenEntry& l) {
     e.key = key;
     e.pipe = c.pipe;
     shm::PipeRecord* rec = c.pipe->record();
-    rec->end[0].local = shm::FromV4(htonl(c.remote_ip), htons(c.remote_port));
-    rec->end[1].local = shm::FromV4(htonl(c.local_ip), htons(c.local_port));
+    rec->end[0].local = c.ipv6 ? FromV6(c.remote_ip6, c.remote_port)
+                               : shm::FromV4(htonl(c.remote_ip), htons(c.remote_port));
+    rec->end[1].local = c.ipv6 ? FromV6(c.local_ip6, c.local_port)
+                               : shm::FromV4(htonl(c.local_ip), htons(c.local_port));
     Insert(cookie, std::move(e));
     AcceptTarget* t = l.params.target.get();
     if (t != nullptr && t->listener != nullptr &&

@@ -103,6 +103,7 @@ class EngineFlows : public engine::FlowEventSink, public stack::BufferProvider {
     stack::FlowId id = stack::kInvalidFlow;
     TcpListenParams params;
     nic::FlowKey key;
+    nic::FlowKey key4;  // a dual-stack listener's IPv4 key (ipv6 && !v6only)
     uint64_t accept_tail = 0;  // our tail of the target's engine accept ring
   };
 
@@ -129,6 +130,18 @@ class EngineFlows : public engine::FlowEventSink, public stack::BufferProvider {
   void ApplyOptions(Entry& e, const PublishedOptions& o);
   // True when the options or a query wait for PollPipe (wake-up re-check).
   static bool RequestsPending(const Entry& e);
+
+  // True once the application's close of its end is committed: shm::
+  // CloseEnd stores the ring's shut and the RX ring's reader_closed, then
+  // takes the armed wake-up bits, and only then sets its closed bit. An
+  // engine that armed after that take and re-checked before the bit would
+  // sleep through the close (it slept through a close in SYN-SENT until
+  // the peer's SYN,ACK arrived), and one polling in between would read the
+  // close's shut as a shutdown(SHUT_WR) (a FIN for an SO_LINGER {1, 0}
+  // close). So the close is recognised by what precedes the wake-up:
+  // reader_closed of the RX ring (stored by no one else), or kShutRst on
+  // the TX ring (CloseEnd's abort, never a shutdown()); the closed bit too.
+  static bool AppCloseCommitted(const AppPipe& p);
   // Writes the connection's getsockopt values and TCP_INFO into the pipe
   // (shm::EngineAnswers) as the answer to query `q`; `final`: the last
   // answer (the connection is gone), and wakes the querying threads.

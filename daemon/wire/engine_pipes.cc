@@ -15,9 +15,17 @@
 
 namespace offload::wire {
 
+bool EngineFlows::AppCloseCommitted(const AppPipe& p) {
+  // Acquire: pairs with CloseEnd's store-release of reader_closed (after
+  // its shut, so the abort decision it made is visible with it).
+  return p.from_wire().reader_closed.load(std::memory_order_acquire) != shm::kReaderOpen ||
+         p.to_wire().shut.load(std::memory_order_acquire) == shm::kShutRst || p.AppClosed();
+}
+
 size_t EngineFlows::PollPipe(Entry& e, bool check_closed) {
-  if (check_closed && e.pipe->AppClosed()) {
-    // Closed by the caller after the scan (Close() erases entries).
+  if (check_closed && AppCloseCommitted(*e.pipe)) {
+    // Closed by the caller after the scan (Close() erases entries). Before
+    // the TX shut is read: a close's shut is not a shutdown().
     app_closed_.push_back(&e);
     return 1;
   }

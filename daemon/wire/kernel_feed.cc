@@ -26,22 +26,41 @@ uint32_t DefaultGateway(const netlink::NetlinkView& view, int ifindex) {
 
 // The stacks' neighbour resolution: the kernel's ARP, asked through
 // netlink (RTM_NEWNEIGH with NTF_USE) from the engine threads without
-// blocking; answers come back through the neighbour feed (Sync).
+// blocking; answers come back through the neighbour feed (Sync), which
+// the view also runs after handing the requests over (an entry the kernel
+// already had produces no notification).
 class KernelFeed::Requester : public stack::NeighborRequester {
  public:
-  Requester(netlink::NetlinkView* view, int ifindex) : view_(view), ifindex_(ifindex) {}
-  void RequestResolution(uint32_t ip) override { view_->ResolveNeighbourAsync(ifindex_, ip); }
+  explicit Requester(KernelFeed* feed) : feed_(feed) {}
+  void RequestResolution(uint32_t ip) override {
+    {
+      std::lock_guard<std::mutex> lock(feed_->asked_mu_);
+      if (feed_->asked_.size() < kMaxAsked) feed_->asked_.push_back(ip);  // reserved
+    }
+    feed_->view_->ResolveNeighbourAsync(feed_->itf_->ifindex, ip);
+  }
+  void RequestResolution6(const net::Ip6Addr& ip) override {
+    netlink::Ip6 a;
+    std::memcpy(a.data(), ip.b, 16);
+    feed_->view_->ResolveNeighbourAsync6(feed_->itf_->ifindex, a);
+  }
 
  private:
-  netlink::NetlinkView* const view_;
-  const int ifindex_;
+  KernelFeed* const feed_;
 };
 
 KernelFeed::KernelFeed(netlink::NetlinkView* view, const OffloadedInterface* itf)
     : view_(view),
       itf_(itf),
-      requester_(std::make_unique<Requester>(view, itf->ifindex)),
-      gateway_(DefaultGateway(*view, itf->ifindex)) {}
+      requester_(std::make_unique<Requester>(this)),
+      gateway_(DefaultGateway(*view, itf->ifindex)) {
+  asked_.reserve(kMaxAsked);
+  const std::vector<netlink::InterfaceAddress6> v6 = view->Addresses6(itf->ifindex);
+  if (!v6.empty()) {
+    local_ip6_ = v6[0].address;
+    prefix_len6_ = v6[0].prefix_len;
+  }
+}
 
 KernelFeed::~KernelFeed() = default;
 
@@ -57,6 +76,8 @@ void KernelFeed::ConfigureStacks(stack::StackConfig* config) {
   sysctl_read_ns_ = static_cast<uint64_t>(engine::MonotonicNowNs());
   config->neighbours = requester_.get();
   config->gateway = gateway();
+  std::memcpy(config->local_ip6.b, local_ip6_.data(), 16);
+  config->prefix_len6 = prefix_len6_;
 }
 
 void KernelFeed::Attach(engine::EngineSet* engines, std::vector<stack::Stack*> stacks) {
@@ -70,22 +91,17 @@ void KernelFeed::MarkStarted() {
   started_ = true;
 }
 
-template <typename Fn>
-void KernelFeed::ForEachStack(Fn fn) {
-  for (size_t e = 0; e < stacks_.size(); ++e) {
-    stack::Stack* st = stacks_[e];
-    if (started_) {
-      engines_->engine(e).Post([st, fn] { fn(st); });
-    } else {
-      fn(st);
-    }
-  }
-}
-
 void KernelFeed::Sync() {
   std::lock_guard<std::mutex> lock(mu_);
   if (engines_ == nullptr) return;
   SyncRoutes();
+  SyncIpv6();
+  {
+    // Asked for by a stack: seeded again if the kernel has it (see asked_).
+    std::lock_guard<std::mutex> lock(asked_mu_);
+    for (uint32_t ip : asked_) seeded_.erase(ip);
+    asked_.clear();
+  }
   struct Update {
     uint32_t ip;
     net::MacAddr mac;
@@ -226,6 +242,7 @@ absl::Status KernelFeed::RouteMulticast(uint32_t group, uint32_t if_addr, int if
 }
 
 void KernelFeed::EnsureNeighbour(const WireRoute& route) {
+  if (route.ipv6) return EnsureNeighbour6(route);
   // The kernel does ARP (replies to the engine's own requests would go to
   // the kernel): ask it to resolve the next hop; the answer reaches the
   // stacks through the neighbour feed.

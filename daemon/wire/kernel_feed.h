@@ -59,6 +59,10 @@ struct WireRoute {
   uint32_t next_hop = 0;  // gateway, or the destination if on-link
   uint32_t engine = 0;    // engine that would serve the flow
   uint32_t queue = 0;     // NIC queue the flow is steered to
+  // An IPv6 route (RouteTo6): the addresses are these (the two above 0).
+  bool ipv6 = false;
+  netlink::Ip6 local_ip6{};
+  netlink::Ip6 next_hop6{};
 };
 
 class KernelFeed {
@@ -90,6 +94,14 @@ class KernelFeed {
   // Asks the kernel to resolve route.next_hop unless it has a usable entry.
   void EnsureNeighbour(const WireRoute& route);
 
+  // --- IPv6 (kernel_feed6.cc) ---
+  // RouteTo for an IPv6 destination: NotFound unless it leaves through the
+  // offloaded interface, which has a usable global IPv6 address.
+  absl::StatusOr<WireRoute> RouteTo6(const netlink::Ip6& remote_ip) const;
+  // The interface's IPv6 address the stacks serve (all zero: none), read
+  // when the feed was created.
+  const netlink::Ip6& local_ip6() const { return local_ip6_; }
+
   uint32_t gateway() const { return gateway_.load(std::memory_order_relaxed); }
 
  private:
@@ -98,6 +110,9 @@ class KernelFeed {
   // Pushes the kernel's routes through the interface to every stack when
   // they changed. REQUIRES: mu_ held.
   void SyncRoutes();
+  // Pushes changed IPv6 routes and neighbours. REQUIRES: mu_ held.
+  void SyncIpv6();
+  void EnsureNeighbour6(const WireRoute& route);
   // Runs `fn` on every stack: directly before MarkStarted, else posted.
   // REQUIRES: mu_ held, or the sysctl path (engines started).
   template <typename Fn>
@@ -116,12 +131,39 @@ class KernelFeed {
   std::vector<stack::StackRoute> routes_;  // pushed to the stacks, mu_
   // Neighbours pushed to the stacks: ip -> (mac, state). mu_.
   std::map<uint32_t, std::pair<std::array<uint8_t, 6>, netlink::NeighbourState>> seeded_;
+  // IPv6: the interface's address (const after construction), and what
+  // was pushed (mu_).
+  netlink::Ip6 local_ip6_{};
+  uint8_t prefix_len6_ = 64;
+  std::vector<netlink::Route6> routes6_;
+  std::map<netlink::Ip6, std::pair<std::array<uint8_t, 6>, netlink::NeighbourState>> seeded6_;
+  // Neighbours a stack asked for since the last Sync (engine threads add,
+  // Sync takes): a stack that asks has no usable entry, whatever seeded_
+  // says (it failed or was dropped), so the next Sync seeds them again
+  // even when the kernel's entry did not change -- the kernel sends no
+  // notification for a request it answers from a usable entry. At most
+  // kMaxAsked wait (further ones are asked again by the stack's retry).
+  static constexpr size_t kMaxAsked = 256;
+  std::mutex asked_mu_;
+  std::vector<uint32_t> asked_;  // guarded by asked_mu_; capacity kMaxAsked
 
   std::mutex sysctl_mu_;
   uint64_t sysctl_read_ns_ = 0;    // guarded by sysctl_mu_
   stack::TcpSysctls sysctl_last_;  // values last applied, sysctl_mu_
   tcp::TcpConfig tcp_config_;      // the engines' TCP config, sysctl_mu_
 };
+
+template <typename Fn>
+void KernelFeed::ForEachStack(Fn fn) {
+  for (size_t e = 0; e < stacks_.size(); ++e) {
+    stack::Stack* st = stacks_[e];
+    if (started_) {
+      engines_->engine(e).Post([st, fn] { fn(st); });
+    } else {
+      fn(st);
+    }
+  }
+}
 
 }  // namespace offload::wire
 

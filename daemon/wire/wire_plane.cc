@@ -14,6 +14,7 @@
 #include "daemon/tcp/cc/cc.h"
 #include "daemon/wire/config_mapping.h"
 #include "daemon/wire/engine_flows.h"
+#include "daemon/wire/family.h"
 #include "daemon/wire/interface.h"
 #include "daemon/wire/steering.h"
 #include "spdlog/spdlog.h"
@@ -154,6 +155,10 @@ void WirePlane::Stop() {
 
 size_t WirePlane::num_engines() const { return flows_.size(); }
 
+stack::Stack* WirePlane::StackForTest(uint32_t engine) {
+  return engine < flows_.size() ? flows_[engine]->stack() : nullptr;
+}
+
 uint64_t WirePlane::ReleasedFlowsForTest() const {
   return steering_ != nullptr ? steering_->released() : 0;
 }
@@ -241,10 +246,14 @@ absl::StatusOr<WireFlow> WirePlane::ConnectTcp(const TcpConnectParams& p) {
   }
   if (engines_ == nullptr) return absl::FailedPreconditionError("the wire path is stopped");
   kernel_->RefreshSysctls();
-  absl::StatusOr<WireRoute> route = RouteTo(p.remote_ip, p.remote_port);
+  absl::StatusOr<WireRoute> route =
+      p.ipv6 ? RouteTo6(p.remote_ip6, p.remote_port) : RouteTo(p.remote_ip, p.remote_port);
   if (!route.ok()) return route.status();
-  const nic::FlowKey key = nic::FlowKey::Connection(nic::IpProto::kTcp, route->local_ip,
-                                                    p.local_port, p.remote_ip, p.remote_port);
+  const nic::FlowKey key =
+      p.ipv6 ? nic::FlowKey::Connection6(nic::IpProto::kTcp, route->local_ip6, p.local_port,
+                                         Bytes6(p.remote_ip6), p.remote_port)
+             : nic::FlowKey::Connection(nic::IpProto::kTcp, route->local_ip, p.local_port,
+                                        p.remote_ip, p.remote_port);
   // Steer first: the SYN-ACK must come to the engine, not to the kernel
   // (which would answer it with a RST).
   if (absl::Status s = steering_->Steer(route->queue, key); !s.ok()) {
@@ -293,20 +302,29 @@ absl::StatusOr<WireListener> WirePlane::ListenTcp(const TcpListenParams& p) {
   // and the listener key steers the whole port.
   const uint32_t engine = 0;
   EngineFlows* f = flows_[engine].get();
-  const nic::FlowKey key = nic::FlowKey::Listener(nic::IpProto::kTcp, p.local_ip, p.port);
+  const nic::FlowKey key = ListenKeyOf(p);
+  const nic::FlowKey key4 = DualStackKey(p);  // port 0: none
   WireListener l{engine, next_cookie_.fetch_add(1, std::memory_order_relaxed)};
   auto result = std::make_shared<int>(EINVAL);
   // Steered on the engine thread, after the commands queued before this one:
   // a listener of the same port closed just before (iperf3 re-creates its
   // listener after every test) unsteers the key first, not after.
   absl::Status s = engines_->engine(engine).RunSync(
-      [this, f, cookie = l.cookie, p, key, result] {
+      [this, f, cookie = l.cookie, p, key, key4, result] {
         if (!steering_->TrySteer(f->queue(), key)) {
           *result = EIO;
           return;
         }
+        if (key4.local_port != 0 && !steering_->TrySteer(f->queue(), key4)) {
+          steering_->Release(f->queue(), key);
+          *result = EIO;
+          return;
+        }
         f->Listen(cookie, p, key, result.get());
-        if (*result != 0) steering_->Release(f->queue(), key);
+        if (*result != 0) {
+          steering_->Release(f->queue(), key);
+          if (key4.local_port != 0) steering_->Release(f->queue(), key4);
+        }
       },
       absl::Seconds(5));
   if (!s.ok() || *result != 0) {

@@ -93,6 +93,9 @@ class FlowListener {
 
 struct TcpConnectParams {
   uint32_t remote_ip = 0;  // host order
+  // IPv6 peer: `ipv6` set and the address in remote_ip6 (remote_ip unused).
+  bool ipv6 = false;
+  net::Ip6Addr remote_ip6;
   uint16_t remote_port = 0;
   // Reserved in the kernel by the caller (a bound shadow socket); required.
   uint16_t local_port = 0;
@@ -125,6 +128,9 @@ struct AcceptedConnection {
   uint16_t local_port = 0;
   uint32_t remote_ip = 0;
   uint16_t remote_port = 0;
+  bool ipv6 = false;  // IPv6 child: addresses in local_ip6 / remote_ip6
+  net::Ip6Addr local_ip6;
+  net::Ip6Addr remote_ip6;
 };
 
 // Receives accepted connections on the listener's engine thread. Must not
@@ -147,6 +153,11 @@ struct AcceptTarget {
 
 struct TcpListenParams {
   uint32_t local_ip = 0;  // host order; 0 = any address of the interface
+  // An AF_INET6 listener: `ipv6` set, its address in local_ip6 (all zero:
+  // any), and unless `v6only` also IPv4 clients (dual stack, two keys).
+  bool ipv6 = false;
+  bool v6only = false;
+  net::Ip6Addr local_ip6;
   uint16_t port = 0;      // host order, required
   int backlog = 128;
   // Accepted connections go to `target` (an offloaded listener) when it
@@ -217,6 +228,9 @@ class WirePlane {
   // (unroutable, another interface, local address, ...).
   absl::StatusOr<WireRoute> RouteTo(uint32_t remote_ip,
                                     uint16_t remote_port = 0) const;
+  // The same for an IPv6 destination (wire_plane6.cc).
+  absl::StatusOr<WireRoute> RouteTo6(const net::Ip6Addr& remote_ip,
+                                     uint16_t remote_port = 0) const;
 
   // --- engine flows (any thread) ---
   // Active open (see the file comment). Returns once the flow is
@@ -299,6 +313,8 @@ class WirePlane {
   // Flows fully released (connection gone and unsteered) since start.
   uint64_t ReleasedFlowsForTest() const;
   engine::EngineSet* EnginesForTest() { return engines_.get(); }
+  // The stack of `engine` (use it on that engine's thread: RunSync).
+  stack::Stack* StackForTest(uint32_t engine);
 
  private:
   friend class EngineFlows;  // next_cookie(), app_waker(), steering()

@@ -89,7 +89,9 @@ absl::Status AfXdpDriver::Steer(const nic::FlowKey& flow, uint32_t queue) {
       return status;
     }
   }
-  if (queues_.size() > 1 && ntuple_supported_) {
+  // IPv6 flows get no n-tuple rule (ntuple.cc writes IPv4 specs): with
+  // several queues RSS decides for them and QUEUE_MISMATCH shows it.
+  if (queues_.size() > 1 && ntuple_supported_ && !flow.ipv6) {
     // Re-steering moves the flow: drop the old rule first.
     if (auto it = ntuple_rules_.find(key); it != ntuple_rules_.end()) {
       (void)NTupleDelete(ioctl_fd_, info_.name, it->second);
@@ -113,7 +115,8 @@ absl::Status AfXdpDriver::Unsteer(const nic::FlowKey& flow) {
   std::lock_guard<std::mutex> lock(steer_mu_);
   const Key key{static_cast<int>(flow.proto), flow.local_ip, flow.local_port,
                 flow.remote_ip, flow.remote_port};
-  if (auto it = ntuple_rules_.find(key); it != ntuple_rules_.end()) {
+  if (auto it = flow.ipv6 ? ntuple_rules_.end() : ntuple_rules_.find(key);
+      it != ntuple_rules_.end()) {
     (void)NTupleDelete(ioctl_fd_, info_.name, it->second);
     ntuple_rules_.erase(it);
   }

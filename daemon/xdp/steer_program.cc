@@ -152,8 +152,16 @@ absl::StatusOr<int> ClaimInterface(int ifindex) {
 offload_flow_key ToBpfKey(const nic::FlowKey& key) {
   offload_flow_key k;
   memset(&k, 0, sizeof(k));
-  k.local_ip = htonl(key.local_ip);
-  k.remote_ip = htonl(key.remote_ip);
+  if (key.ipv6) {
+    k.family = OFFLOAD_FAMILY_IPV6;
+    memcpy(k.local_ip, key.local_ip6.data(), 16);
+    memcpy(k.remote_ip, key.remote_ip6.data(), 16);
+  } else {
+    k.family = OFFLOAD_FAMILY_IPV4;
+    const uint32_t local = htonl(key.local_ip), remote = htonl(key.remote_ip);
+    memcpy(k.local_ip, &local, 4);
+    memcpy(k.remote_ip, &remote, 4);
+  }
   k.local_port = htons(key.local_port);
   k.remote_port = htons(key.remote_port);
   k.proto = static_cast<uint8_t>(key.proto);

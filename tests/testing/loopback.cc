@@ -53,6 +53,12 @@ stack::StackConfig LoopbackPair::ConfigFor(int which) {
   stack::StackConfig cfg = DefaultTestConfig();
   cfg.local_mac = which == 1 ? kUsMac : kPeerMac;
   cfg.local_ip = which == 1 ? Ip("198.18.0.1") : Ip("198.18.0.2");
+  // 2001:db8::1 / 2001:db8::2 (RFC 3849 documentation prefix).
+  cfg.local_ip6.b[0] = 0x20;
+  cfg.local_ip6.b[1] = 0x01;
+  cfg.local_ip6.b[2] = 0x0d;
+  cfg.local_ip6.b[3] = 0xb8;
+  cfg.local_ip6.b[15] = static_cast<uint8_t>(which);
   cfg.max_concurrency = 4096;
   cfg.max_num_buffers = 1024;
   cfg.isn_key = tcp::SecretKey{0x1111u * which, 0x2222u * which};

@@ -48,47 +48,12 @@ for _ in $(seq 100); do
 done
 [ "$up" = 1 ] || { echo "offloadd did not start" >&2; cat "$TMP/offloadd.log" >&2; exit 1; }
 
-# run SIDE FAMILY [TRIES]: one sample of both tests; appends "side fam p50 tput".
-run() {
-  local side=$1 fam=$2 tries=${3:-0} addr env=()
-  [ "$fam" = ipv4 ] && addr=127.0.0.1 || addr=::1
-  [ "$side" = offload ] && env=(LD_PRELOAD="$LIB" OFFLOAD_RUN_DIR="$TMP/run" OFFLOAD_DEBUG=1)
-  local port=$((10000 + RANDOM % 20000))
-  SAMPLE=$((SAMPLE + 1))
-  local out=$TMP/server.$SAMPLE.out  # a fresh file: no earlier server's line
-  env "${env[@]}" taskset -c $BCPU "$PP" server "$addr" $port > "$out" 2>&1 &
-  SPID=$!
-  # Until the server listens, or exits (its port was taken); 30 s at most.
-  for _ in $(seq 600); do
-    grep -q listening "$out" 2>/dev/null && break
-    kill -0 $SPID 2>/dev/null || break
-    sleep 0.05
-  done
-  if ! grep -q listening "$out" 2>/dev/null; then
-    kill -KILL $SPID 2>/dev/null || true
-    wait $SPID 2>/dev/null || true
-    SPID=
-    [ "$tries" -lt 5 ] || { echo "no server could listen:" >&2; cat "$out" >&2; exit 1; }
-    run "$side" "$fam" $((tries + 1))
-    return
-  fi
-  local pp tp
-  pp=$(env "${env[@]}" taskset -c $BCPU "$PP" pingpong "$addr" $port 64 "$SECS" 2> "$TMP/c1.err") ||
-    { echo "pingpong failed ($side $fam):" >&2; cat "$TMP/c1.err" "$out" >&2; exit 1; }
-  tp=$(env "${env[@]}" taskset -c $BCPU "$PP" throughput "$addr" $port 100 "$SECS" 2> "$TMP/c2.err") ||
-    { echo "throughput failed ($side $fam):" >&2; cat "$TMP/c2.err" "$out" >&2; exit 1; }
-  kill $SPID 2>/dev/null || true
-  wait $SPID 2>/dev/null || true
-  SPID=
-  if [ "$side" = offload ] && ! grep -q "enabled bypass" "$TMP/c1.err"; then
-    echo "offload side was not offloaded ($fam):" >&2; cat "$TMP/c1.err" >&2; exit 1
-  fi
-  local p50 rate
-  p50=$(sed -n 's/.*p50_us=\([0-9.]*\).*/\1/p' <<< "$pp")
-  rate=$(sed -n 's/.*msg_per_s=\([0-9.]*\).*/\1/p' <<< "$tp")
-  [ -n "$p50" ] && [ -n "$rate" ] || { echo "bad output: $pp / $tp" >&2; exit 1; }
-  echo "$side $fam $p50 $rate" | tee -a "$TMP/samples"
-}
+ADDR4=127.0.0.1
+ADDR6=::1
+SRV_IN=()
+CLI_IN=()
+SERVER_OFFLOADED=1
+source "$ROOT/tools/bench/family_sample.sh"
 
 echo "side family p50_us msg_per_s_100B   (reps $REPS, $SECS s each)"
 for rep in $(seq "$REPS"); do
@@ -96,22 +61,4 @@ for rep in $(seq "$REPS"); do
     for fam in ipv4 ipv6; do run $side $fam; done
   done
 done
-python3 - "$TMP/samples" <<'PY'
-import statistics, sys
-rows = [l.split() for l in open(sys.argv[1])]
-med = {}
-for side in ("kernel", "offload"):
-    for fam in ("ipv4", "ipv6"):
-        r = [x for x in rows if x[0] == side and x[1] == fam]
-        med[side, fam] = (statistics.median(float(x[2]) for x in r),
-                          statistics.median(float(x[3]) for x in r))
-print("\nmedians          p50 us   100 B msg/s")
-for k, (p, t) in med.items():
-    print("%-8s %-6s %8.2f %12.0f" % (k[0], k[1], p, t))
-for fam in ("ipv4", "ipv6"):
-    (kp, kt), (op, ot) = med["kernel", fam], med["offload", fam]
-    print("%s offload/kernel: p50 %.2f, throughput %.2f" % (fam, op / kp, ot / kt))
-for side in ("kernel", "offload"):
-    (p4, t4), (p6, t6) = med[side, "ipv4"], med[side, "ipv6"]
-    print("%s ipv6/ipv4: p50 %.3f, throughput %.3f" % (side, p6 / p4, t6 / t4))
-PY
+python3 "$ROOT/tools/bench/family_summary.py" "$TMP/samples"

@@ -1,15 +1,18 @@
 /* XDP steering program of offloadd's af_xdp driver.
  *
- * Redirects the IPv4 TCP/UDP packets of flows the daemon steered (entries of
- * `flows`) to the AF_XDP socket of the receive queue (`xsks`); everything
- * else -- ARP (requests and replies), ICMP, IPv6, fragments, TCP/UDP of other
- * flows -- gets XDP_PASS and reaches the kernel untouched. User space reaches
- * the program only through its maps (layouts in steer_maps.h). */
+ * Redirects the IPv4 and IPv6 TCP/UDP packets of flows the daemon steered
+ * (entries of `flows`) to the AF_XDP socket of the receive queue (`xsks`);
+ * everything else -- ARP (requests and replies), ICMP, ICMPv6 (neighbour
+ * discovery included), IPv6 packets with extension headers, fragments,
+ * TCP/UDP of other flows -- gets XDP_PASS and reaches the kernel untouched.
+ * User space reaches the program only through its maps (layouts in
+ * steer_maps.h). */
 
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
 #include <linux/in.h>
 #include <linux/ip.h>
+#include <linux/ipv6.h>
 #include <linux/tcp.h>
 #include <linux/udp.h>
 #include <bpf/bpf_endian.h>
@@ -56,13 +59,50 @@ lookup_flow(struct offload_flow_key *key)
 	value = bpf_map_lookup_elem(&flows, key); /* connection */
 	if (value)
 		return value;
-	key->remote_ip = 0;
+	__builtin_memset(key->remote_ip, 0, sizeof(key->remote_ip));
 	key->remote_port = 0;
 	value = bpf_map_lookup_elem(&flows, key); /* listener on an address */
 	if (value)
 		return value;
-	key->local_ip = 0;
+	__builtin_memset(key->local_ip, 0, sizeof(key->local_ip));
 	return bpf_map_lookup_elem(&flows, key); /* listener on any address */
+}
+
+/* RFC 8200 4 and the IANA registry: Next Header values that are extension
+ * headers. The program does not walk them: such packets go to the kernel. */
+static __always_inline int is_ipv6_extension(__u8 next)
+{
+	return next == 0 || next == 43 || next == 44 || next == 50 ||
+	       next == 51 || next == 59 || next == 60 || next == 135 ||
+	       next == 139 || next == 140 || next == 253 || next == 254;
+}
+
+/* Fills `key` from an IPv6 packet at `ip6`, or returns the statistic of why
+ * the packet goes to the kernel (-1: key filled). */
+static __always_inline int ipv6_key(struct ipv6hdr *ip6, void *data_end,
+				    struct offload_flow_key *key)
+{
+	__be16 *ports;
+
+	if ((void *)(ip6 + 1) > data_end || ip6->version != 6)
+		return OFFLOAD_STAT_PASS_MALFORMED;
+	/* ICMPv6 (ND, echo, packet too big) is the kernel's. */
+	if (ip6->nexthdr == 44)
+		return OFFLOAD_STAT_PASS_FRAGMENT;
+	if (is_ipv6_extension(ip6->nexthdr))
+		return OFFLOAD_STAT_PASS_IPV6_EXT;
+	if (ip6->nexthdr != IPPROTO_TCP && ip6->nexthdr != IPPROTO_UDP)
+		return OFFLOAD_STAT_PASS_NOT_L4;
+	ports = (__be16 *)(ip6 + 1);
+	if ((void *)(ports + 2) > data_end)
+		return OFFLOAD_STAT_PASS_MALFORMED;
+	key->family = OFFLOAD_FAMILY_IPV6;
+	key->proto = ip6->nexthdr;
+	__builtin_memcpy(key->local_ip, &ip6->daddr, 16);
+	__builtin_memcpy(key->remote_ip, &ip6->saddr, 16);
+	key->remote_port = ports[0];
+	key->local_port = ports[1];
+	return -1;
 }
 
 SEC("xdp")
@@ -77,12 +117,19 @@ int offload_steer(struct xdp_md *ctx)
 	struct iphdr *ip;
 	__u32 ihl_bytes;
 	__be16 *ports;
+	int why;
 
 	if ((void *)(eth + 1) > data_end)
 		return count(OFFLOAD_STAT_PASS_MALFORMED, XDP_PASS);
+	if (eth->h_proto == bpf_htons(ETH_P_IPV6)) {
+		why = ipv6_key((struct ipv6hdr *)(eth + 1), data_end, &key);
+		if (why >= 0)
+			return count(why, XDP_PASS);
+		goto lookup;
+	}
 	/* ARP stays with the kernel: the engine reads neighbours via netlink. */
 	if (eth->h_proto != bpf_htons(ETH_P_IP))
-		return count(OFFLOAD_STAT_PASS_NOT_IPV4, XDP_PASS);
+		return count(OFFLOAD_STAT_PASS_NOT_IP, XDP_PASS);
 
 	ip = (struct iphdr *)(eth + 1);
 	if ((void *)(ip + 1) > data_end)
@@ -104,11 +151,13 @@ int offload_steer(struct xdp_md *ctx)
 	if ((void *)(ports + 2) > data_end)
 		return count(OFFLOAD_STAT_PASS_MALFORMED, XDP_PASS);
 
+	key.family = OFFLOAD_FAMILY_IPV4;
 	key.proto = ip->protocol;
-	key.local_ip = ip->daddr;
-	key.remote_ip = ip->saddr;
+	__builtin_memcpy(key.local_ip, &ip->daddr, 4);
+	__builtin_memcpy(key.remote_ip, &ip->saddr, 4);
 	key.remote_port = ports[0];
 	key.local_port = ports[1];
+lookup:
 	flow = lookup_flow(&key);
 	if (!flow)
 		return count(OFFLOAD_STAT_PASS_NO_FLOW, XDP_PASS);

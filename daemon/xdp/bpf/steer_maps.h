@@ -10,6 +10,9 @@
 #define OFFLOAD_DAEMON_XDP_BPF_STEER_MAPS_H_
 
 #include <linux/types.h>
+#ifdef __cplusplus
+#include <cstddef>
+#endif
 
 /* Name of the XDP program (the function in steer_kern.c). The daemon
  * recognises a stale program of its own on an interface by this name. */
@@ -21,19 +24,27 @@
 /* Default size of the flow map; the daemon may resize it before load. */
 #define OFFLOAD_XDP_DEFAULT_MAX_FLOWS 65536
 
-/* Key of the flow map. A received packet is looked up three times, most
- * specific first:
- *   1. {proto, dst ip, dst port, src ip, src port}   connection
- *   2. {proto, dst ip, dst port, 0, 0}               listener on an address
- *                                                    (or a multicast group)
- *   3. {proto, 0,      dst port, 0, 0}               listener on INADDR_ANY */
+/* Address families of a key (the IP version numbers). */
+#define OFFLOAD_FAMILY_IPV4 4
+#define OFFLOAD_FAMILY_IPV6 6
+
+/* Key of the flow map, for either family. A received packet is looked up
+ * three times, most specific first:
+ *   1. {family, proto, dst ip, dst port, src ip, src port}   connection
+ *   2. {family, proto, dst ip, dst port, 0, 0}               listener on an
+ *                                            address (or a multicast group)
+ *   3. {family, proto, 0,      dst port, 0, 0}               listener on any
+ *                                            address of the family
+ * An IPv4 address fills the first 4 bytes of its field (the rest is zero);
+ * an IPv6 one all 16. A dual-stack listener is two keys, one per family. */
 struct offload_flow_key {
-  __be32 local_ip;
-  __be32 remote_ip;
+  __u8 local_ip[16];
+  __u8 remote_ip[16];
   __be16 local_port;
   __be16 remote_port;
-  __u8 proto; /* IPPROTO_TCP or IPPROTO_UDP */
-  __u8 pad[3];
+  __u8 proto;  /* IPPROTO_TCP or IPPROTO_UDP */
+  __u8 family; /* OFFLOAD_FAMILY_IPV4 or OFFLOAD_FAMILY_IPV6 */
+  __u8 pad[2];
 };
 
 /* Value of the flow map. */
@@ -48,22 +59,29 @@ struct offload_flow_value {
 
 /* Indexes of the per-CPU statistics array. */
 enum offload_xdp_stat {
-  OFFLOAD_STAT_PASS_NOT_IPV4 = 0, /* ARP, IPv6, VLAN, ...: kernel */
-  OFFLOAD_STAT_PASS_NOT_L4,       /* ICMP, other protocols: kernel */
-  OFFLOAD_STAT_PASS_FRAGMENT,     /* IPv4 fragments: kernel */
+  OFFLOAD_STAT_PASS_NOT_IP = 0,   /* ARP, VLAN, ...: kernel */
+  OFFLOAD_STAT_PASS_NOT_L4,       /* ICMP, ICMPv6 (ND), other protocols */
+  OFFLOAD_STAT_PASS_FRAGMENT,     /* IPv4 fragments, IPv6 fragment header */
   OFFLOAD_STAT_PASS_MALFORMED,    /* truncated headers: kernel */
   OFFLOAD_STAT_PASS_NO_FLOW,      /* TCP/UDP not steered: kernel */
   OFFLOAD_STAT_REDIRECT,          /* steered, redirected to a socket */
   OFFLOAD_STAT_NO_SOCKET,         /* steered, no socket on this queue */
   OFFLOAD_STAT_QUEUE_MISMATCH,    /* steered to another queue */
+  OFFLOAD_STAT_PASS_IPV6_EXT,     /* IPv6 extension header: kernel */
   OFFLOAD_STAT_COUNT,
 };
 
 #ifdef __cplusplus
-static_assert(sizeof(struct offload_flow_key) == 16, "flow key layout");
+static_assert(sizeof(struct offload_flow_key) == 40, "flow key layout");
+static_assert(offsetof(struct offload_flow_key, local_port) == 32, "flow key layout");
+static_assert(offsetof(struct offload_flow_key, proto) == 36, "flow key layout");
 static_assert(sizeof(struct offload_flow_value) == 8, "flow value layout");
 #else
-_Static_assert(sizeof(struct offload_flow_key) == 16, "flow key layout");
+_Static_assert(sizeof(struct offload_flow_key) == 40, "flow key layout");
+_Static_assert(__builtin_offsetof(struct offload_flow_key, local_port) == 32,
+               "flow key layout");
+_Static_assert(__builtin_offsetof(struct offload_flow_key, proto) == 36,
+               "flow key layout");
 _Static_assert(sizeof(struct offload_flow_value) == 8, "flow value layout");
 #endif
 

@@ -7,9 +7,13 @@
 namespace offload::testing {
 
 bool RunTransfers(LoopbackPair* lp, int n, uint64_t bytes, const char* congestion,
-                  uint64_t max_ns, std::vector<Conn>* conns, uint32_t ring_bytes) {
+                  uint64_t max_ns, std::vector<Conn>* conns, uint32_t ring_bytes, bool ipv6) {
   stack::FlowId listener;
-  EXPECT_EQ(lp->b().TcpListen(0, 5001, 1024, 99, &listener), 0);
+  if (ipv6) {
+    EXPECT_EQ(lp->b().TcpListen6(net::Ip6Addr{}, 5001, false, 1024, 99, &listener), 0);
+  } else {
+    EXPECT_EQ(lp->b().TcpListen(0, 5001, 1024, 99, &listener), 0);
+  }
   conns->clear();
   conns->resize(n);
   std::map<stack::FlowId, Conn*> by_client, by_server;
@@ -19,9 +23,15 @@ bool RunTransfers(LoopbackPair* lp, int n, uint64_t bytes, const char* congestio
     c.ctx = std::make_unique<tcp::OwnedRing>(ring_bytes);
     c.crx = std::make_unique<tcp::OwnedRing>(ring_bytes);
     c.stream = std::make_unique<StreamTransfer>(i + 1, bytes);
-    EXPECT_EQ(lp->a().TcpConnect(b_ip, 5001, 0, c.ctx->memory(), c.crx->memory(), i,
-                                 &c.client, congestion),
-              0);
+    if (ipv6) {
+      EXPECT_EQ(lp->a().TcpConnect6(lp->b().config().local_ip6, 5001, 0, c.ctx->memory(),
+                                    c.crx->memory(), i, &c.client, congestion),
+                0);
+    } else {
+      EXPECT_EQ(lp->a().TcpConnect(b_ip, 5001, 0, c.ctx->memory(), c.crx->memory(), i,
+                                   &c.client, congestion),
+                0);
+    }
     by_client[c.client] = &c;
   }
   size_t pending_accept = 0;
@@ -65,13 +75,14 @@ bool RunTransfers(LoopbackPair* lp, int n, uint64_t bytes, const char* congestio
         break;
       }
       // Match the child to its client by the client's local port.
-      uint32_t lip, rip;
+      net::Ip6Addr lip, rip;
       uint16_t lport, rport;
-      lp->b().TcpGetAddresses(child, &lip, &lport, &rip, &rport);
+      bool v6;
+      lp->b().TcpGetAddresses6(child, &v6, &lip, &lport, &rip, &rport);
       for (auto& [id, c] : by_client) {
-        uint32_t a_lip, a_rip;
+        net::Ip6Addr a_lip, a_rip;
         uint16_t a_lport, a_rport;
-        lp->a().TcpGetAddresses(id, &a_lip, &a_lport, &a_rip, &a_rport);
+        lp->a().TcpGetAddresses6(id, &v6, &a_lip, &a_lport, &a_rip, &a_rport);
         if (a_lport == rport && c->server == 0) {
           c->server = child;
           const tcp::Tcb* t = lp->b().TcbForTest(child);

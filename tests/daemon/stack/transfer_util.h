@@ -28,8 +28,11 @@ struct Conn {
 // Runs `n` connections each sending `bytes` from A to B; the client shuts
 // down after sending, the server closes on EOF. Returns false on timeout.
 // `congestion` selects the algorithm on the client.
+// `ipv6`: B listens dual-stack on :: (TcpListen6) and A connects to B's
+// local_ip6 (TcpConnect6).
 bool RunTransfers(LoopbackPair* lp, int n, uint64_t bytes, const char* congestion,
-                  uint64_t max_ns, std::vector<Conn>* conns, uint32_t ring_bytes = 1 << 20);
+                  uint64_t max_ns, std::vector<Conn>* conns, uint32_t ring_bytes = 1 << 20,
+                  bool ipv6 = false);
 
 }  // namespace offload::testing
 

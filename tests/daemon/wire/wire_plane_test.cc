@@ -3,7 +3,8 @@
 // AF_XDP and exchanges verified bytes; status/statistics come from the real
 // counters; the routing query follows the kernel's routes; kernel TCP on
 // other ports keeps working; start-up errors name the interface; Stop()
-// detaches the XDP program.
+// detaches the XDP program. (wire_plane_order_test.cc: a close seen halfway,
+// a neighbour asked for again.)
 //
 // Namespace a holds "va" (offloaded by the WirePlane of this process), b
 // holds "vb" with kernel sockets. Needs root (tagged root/local/exclusive).
@@ -36,146 +37,14 @@
 #include "shm/futex.h"
 #include "shm/pipe.h"
 #include "gtest/gtest.h"
+#include "tests/daemon/wire/wire_plane_fixture.h"
 #include "tests/integration/nic/netns_fixture.h"
 
 namespace offload::testing {
 namespace {
 
 using std::chrono::steady_clock;
-constexpr auto kTimeout = std::chrono::seconds(20);
 
-uint32_t ParseIp(const std::string& s) {
-  in_addr a;
-  inet_pton(AF_INET, s.c_str(), &a);
-  return ntohl(a.s_addr);
-}
-
-sockaddr_in Addr(uint32_t ip, uint16_t port) {
-  sockaddr_in a;
-  std::memset(&a, 0, sizeof(a));
-  a.sin_family = AF_INET;
-  a.sin_port = htons(port);
-  a.sin_addr.s_addr = htonl(ip);
-  return a;
-}
-
-uint16_t LocalPort(int fd) {
-  sockaddr_in a;
-  socklen_t len = sizeof(a);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  return ntohs(a.sin_port);
-}
-
-// A TCP socket bound to ip:0 (and listening if asked), created in `ns` (or
-// the current namespace if empty).
-int BoundSocket(const std::string& ns, uint32_t ip, bool listening) {
-  int fd = -1;
-  auto make = [&] {
-    fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in a = Addr(ip, 0);
-    if (bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0 ||
-        (listening && listen(fd, 8) != 0)) {
-      close(fd);
-      fd = -1;
-    }
-  };
-  if (ns.empty()) {
-    make();
-  } else if (!VethPair::RunIn(ns, make).ok()) {
-    return -1;
-  }
-  return fd;
-}
-
-// Records a flow's events; waits on them.
-class RecordingListener : public wire::FlowListener {
- public:
-  void OnTcpEvents(uint32_t events, int error) override {
-    std::lock_guard<std::mutex> lock(mu_);
-    seen_ |= events;
-    if (error != 0) error_ = error;
-    ++count_;
-    cv_.notify_all();
-  }
-  // Waits until any of `mask` was seen or `timeout`; returns the seen set.
-  uint32_t WaitFor(uint32_t mask, std::chrono::milliseconds timeout) {
-    std::unique_lock<std::mutex> lock(mu_);
-    cv_.wait_for(lock, timeout, [&] { return (seen_ & mask) != 0; });
-    return seen_;
-  }
-  // Waits for the next event after `count` (any kind) or `timeout`.
-  uint64_t WaitNext(uint64_t count, std::chrono::milliseconds timeout) {
-    std::unique_lock<std::mutex> lock(mu_);
-    cv_.wait_for(lock, timeout, [&] { return count_ != count; });
-    return count_;
-  }
-  uint64_t count() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return count_;
-  }
-  int error() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return error_;
-  }
-
- private:
-  std::mutex mu_;
-  std::condition_variable cv_;
-  uint32_t seen_ = 0;
-  int error_ = 0;
-  uint64_t count_ = 0;
-};
-
-v1::DaemonConfig VaConfig(const std::string& name = "va") {
-  v1::DaemonConfig c;
-  c.set_run_dir("/nonexistent");
-  auto* itf = c.add_interfaces();
-  itf->set_name(name);
-  itf->set_driver(v1::DRIVER_AF_XDP);
-  c.set_num_cores(1);
-  c.set_max_concurrency(64);
-  c.set_max_num_buffers(2048);
-  c.set_engine_poll_us(20);
-  config::ApplyDefaults(&c);
-  return c;
-}
-
-bool XdpAttached(const std::string& ns) {
-  return ShOutput("ip -n " + ns + " link show va").find("prog/xdp") != std::string::npos;
-}
-
-class WirePlaneTest : public ::testing::Test {
- protected:
-  static void SetUpTestSuite() {
-    if (geteuid() != 0) return;
-    original_ns_ = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
-    veth_ = new VethPair();
-    absl::Status s = VethPair::Create("ofw", 44, 1, veth_);
-    ASSERT_TRUE(s.ok()) << s;
-    // Kernel sockets in b must send complete checksums (daemon/nic/README.md).
-    s = VethPair::DisableTxChecksumOffload(veth_->ns_b(), "vb");
-    ASSERT_TRUE(s.ok()) << s;
-    s = veth_->EnterA();  // the WirePlane is created in namespace a
-    ASSERT_TRUE(s.ok()) << s;
-  }
-  static void TearDownTestSuite() {
-    if (original_ns_ >= 0) {
-      setns(original_ns_, CLONE_NEWNET);
-      close(original_ns_);
-      original_ns_ = -1;
-    }
-    delete veth_;
-    veth_ = nullptr;
-  }
-  void SetUp() override {
-    if (geteuid() != 0) GTEST_SKIP() << "needs root for namespaces and XDP";
-  }
-
-  static VethPair* veth_;
-  static int original_ns_;
-};
-VethPair* WirePlaneTest::veth_ = nullptr;
-int WirePlaneTest::original_ns_ = -1;
 
 TEST_F(WirePlaneTest, ReportsInterfaceEnginesAndRoutes) {
   absl::StatusOr<std::unique_ptr<wire::WirePlane>> plane = wire::WirePlane::Create(VaConfig());

@@ -1,4 +1,4 @@
-// libFuzzer entry point: Ethernet/ARP/IPv4/UDP/TCP frame parsing and TCP
+// libFuzzer entry point: Ethernet/ARP/IPv4/IPv6/UDP/TCP frame parsing and TCP
 // option parsing on arbitrary bytes. Invariants checked: every pointer the
 // parser returns lies inside the input, lengths are consistent, and options
 // written by the engine parse back identically.
@@ -36,6 +36,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       continue;
     }
     Check(Inside(f.l4, f.l4_len, data, size));
+    // IPv6: upper layer right after the fixed header (extension headers are
+    // rejected, never walked); no IPv4 address is reported.
+    if (f.ipv6) {
+      Check(f.l4 == data + offload::net::kEthHeaderLen + offload::net::kIpv6HeaderLen);
+      Check(f.src_ip == 0 && f.dst_ip == 0);
+    }
+    Check(f.protocol == offload::net::kIpProtoTcp || f.protocol == offload::net::kIpProtoUdp);
     Check(Inside(f.payload, f.payload_len, data, size));
     if (f.protocol == offload::net::kIpProtoTcp) {
       Check(Inside(f.tcp_options, f.tcp_options_len, data, size));

@@ -12,6 +12,31 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size);
 namespace offload::testing {
 namespace {
 
+// The IPv4 TCP/UDP frame `v4` re-framed as IPv6 (2001:db8::1 -> ::2), with
+// a correct checksum over the IPv6 pseudo-header.
+Frame ToIpv6(const Frame& v4) {
+  const size_t ihl = (v4[net::kEthHeaderLen] & 0xf) * 4;
+  const uint8_t proto = v4[net::kEthHeaderLen + 9];
+  Frame f(v4.begin(), v4.begin() + net::kEthHeaderLen);
+  net::Store16(f.data() + 12, net::kEthTypeIpv6);
+  const size_t l4_len = net::Load16(v4.data() + net::kEthHeaderLen + 2) - ihl;  // no padding
+  f.resize(net::kEthHeaderLen + net::kIpv6HeaderLen);
+  net::Ipv6Fields ip;
+  ip.src.b[0] = ip.dst.b[0] = 0x20;
+  ip.src.b[1] = ip.dst.b[1] = 0x01;
+  ip.src.b[2] = ip.dst.b[2] = 0x0d;
+  ip.src.b[3] = ip.dst.b[3] = 0xb8;
+  ip.src.b[15] = 1;
+  ip.dst.b[15] = 2;
+  ip.next_header = proto;
+  net::WriteIpv6Header(f.data() + net::kEthHeaderLen, ip, static_cast<uint16_t>(l4_len));
+  f.insert(f.end(), v4.begin() + net::kEthHeaderLen + ihl,
+           v4.begin() + net::kEthHeaderLen + ihl + l4_len);
+  net::FinishL4Checksum6(f.data() + net::kEthHeaderLen + net::kIpv6HeaderLen,
+                         static_cast<uint16_t>(l4_len), proto, ip.src, ip.dst);
+  return f;
+}
+
 std::vector<Frame> Seeds() {
   std::vector<Frame> seeds;
   TcpSpec s;
@@ -32,9 +57,22 @@ std::vector<Frame> Seeds() {
   s.payload = {1, 2, 3};
   seeds.push_back(BuildTcp(s));
   seeds.push_back(BuildUdp(s.src, s.dst, {9, 9, 9}));
+  seeds.push_back(ToIpv6(seeds[0]));
+  seeds.push_back(ToIpv6(seeds[1]));
+  seeds.push_back(ToIpv6(seeds[2]));
   seeds.push_back(BuildArp(net::kArpRequest, net::MacAddr::Broadcast(), Mac(1), 1, {}, 2));
   seeds.push_back(Frame{2, 4, 5, 0xb4, 1, 3, 3, 14, 4, 2, 8, 10, 0, 0, 0, 1, 0, 0, 0, 2});
   return seeds;
+}
+
+TEST(FrameFuzzTest, Ipv6SeedsParse) {
+  std::vector<Frame> seeds = Seeds();
+  for (size_t i = 3; i < 6; ++i) {
+    net::ParsedFrame p;
+    ASSERT_EQ(net::ParseFrame(seeds[i].data(), seeds[i].size(), net::L4Checksum::kVerify, &p),
+              net::ParseStatus::kOk) << i;
+    EXPECT_TRUE(p.ipv6);
+  }
 }
 
 TEST(FrameFuzzTest, ReplaysSeedsAndMutations) {
@@ -51,7 +89,7 @@ TEST(FrameFuzzTest, ReplaysSeedsAndMutations) {
       ++runs;
     }
   }
-  EXPECT_EQ(runs, 10000u);
+  EXPECT_EQ(runs, 16000u);
 }
 
 TEST(FrameFuzzTest, ReplaysCheckedInCorpus) {

@@ -25,6 +25,9 @@ using offload::nic::IpProto;
 
 constexpr uint32_t kA = 0xc6120001;  // 198.18.0.1
 constexpr uint32_t kB = 0xc6120002;  // 198.18.0.2
+// 2001:db8::1 and 2001:db8::2.
+constexpr offload::nic::Ip6Bytes kA6 = {0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+constexpr offload::nic::Ip6Bytes kB6 = {0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2};
 
 offload::xdp::SteerProgram* Program() {
   static offload::xdp::SteerProgram* program = [] {
@@ -37,7 +40,10 @@ offload::xdp::SteerProgram* Program() {
         !(*p)->SetFlow(FlowKey::Listener(IpProto::kTcp, kA, 80), 0).ok() ||
         !(*p)->SetFlow(FlowKey::Connection(IpProto::kUdp, kA, 5000, kB, 6000),
                        0)
-             .ok()) {
+             .ok() ||
+        !(*p)->SetFlow(FlowKey::Listener6(IpProto::kTcp, offload::nic::Ip6Bytes{}, 443), 0)
+             .ok() ||
+        !(*p)->SetFlow(FlowKey::Connection6(IpProto::kUdp, kA6, 5000, kB6, 6000), 0).ok()) {
       std::abort();
     }
     return p->release();
@@ -60,11 +66,37 @@ bool Steered(uint8_t proto, uint32_t dst, uint16_t dport, uint32_t src,
          sport == 6000;
 }
 
+bool Steered6(uint8_t proto, const uint8_t* dst, uint16_t dport, const uint8_t* src,
+              uint16_t sport) {
+  if (proto == 6 && dport == 443) return true;
+  return proto == 17 && memcmp(dst, kA6.data(), 16) == 0 && dport == 5000 &&
+         memcmp(src, kB6.data(), 16) == 0 && sport == 6000;
+}
+
+// The same for an IPv6 packet (RFC 8200: extension headers, fragments and
+// ICMPv6 go to the kernel).
+int Expected6(const uint8_t* d, size_t n) {
+  if (n < 14 + 40) return OFFLOAD_STAT_PASS_MALFORMED;
+  const uint8_t* ip = d + 14;
+  if ((ip[0] >> 4) != 6) return OFFLOAD_STAT_PASS_MALFORMED;
+  const uint8_t next = ip[6];
+  if (next == 44) return OFFLOAD_STAT_PASS_FRAGMENT;
+  for (uint8_t ext : {0, 43, 50, 51, 59, 60, 135, 139, 140, 253, 254}) {
+    if (next == ext) return OFFLOAD_STAT_PASS_IPV6_EXT;
+  }
+  if (next != 6 && next != 17) return OFFLOAD_STAT_PASS_NOT_L4;
+  if (n < 14 + 40 + 4) return OFFLOAD_STAT_PASS_MALFORMED;
+  const uint8_t* l4 = ip + 40;
+  return Steered6(next, ip + 24, Get16(l4 + 2), ip + 8, Get16(l4)) ? OFFLOAD_STAT_NO_SOCKET
+                                                                    : OFFLOAD_STAT_PASS_NO_FLOW;
+}
+
 // What the program must do with `d` (RFC 791 header rules, see
 // steer_kern.c): the offload_xdp_stat it counts.
 int Expected(const uint8_t* d, size_t n) {
   if (n < 14) return OFFLOAD_STAT_PASS_MALFORMED;
-  if (Get16(d + 12) != 0x0800) return OFFLOAD_STAT_PASS_NOT_IPV4;
+  if (Get16(d + 12) == 0x86dd) return Expected6(d, n);
+  if (Get16(d + 12) != 0x0800) return OFFLOAD_STAT_PASS_NOT_IP;
   if (n < 34) return OFFLOAD_STAT_PASS_MALFORMED;
   const uint8_t* ip = d + 14;
   const size_t ihl = (ip[0] & 0xf) * 4u;
