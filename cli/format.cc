@@ -82,6 +82,7 @@ std::string FallbackReasonText(v1::FallbackReason reason) {
     case v1::FALLBACK_LIMIT: return "limit reached";
     case v1::FALLBACK_UNSUPPORTED_FAMILY: return "unsupported family/type";
     case v1::FALLBACK_SHARED_DGRAM: return "UDP socket shared by processes";
+    case v1::FALLBACK_BLOCKED_RECEIVER: return "a thread was blocked receiving before the first send";
     default: return "unknown";
   }
 }

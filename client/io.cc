@@ -3,6 +3,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <sched.h>
 #include <sys/socket.h>
 
 #include "client/fd_table.h"
@@ -38,6 +39,26 @@ ssize_t SocketRecv(Socket* s, int fd, const iovec* iov, int iovcnt, int flags, s
       mh.msg_iovlen = iovcnt;
       mh.msg_name = from;
       mh.msg_namelen = fromlen != nullptr ? *fromlen : 0;
+      UdpState* u = s->type == SOCK_DGRAM ? s->udp.get() : nullptr;
+      if (u != nullptr && s->path.load(std::memory_order_acquire) == Path::kUndecided) {
+        // Counted while in the kernel, so that a decision made meanwhile
+        // (another thread's first send) keeps the socket there
+        // (UdpAfterBind). A decision already under way: wait for it and
+        // receive on the path it chose.
+        u->kernel_receivers.fetch_add(1, std::memory_order_seq_cst);
+        if (u->deciding.load(std::memory_order_seq_cst) ||
+            s->path.load(std::memory_order_seq_cst) != Path::kUndecided) {
+          u->kernel_receivers.fetch_sub(1, std::memory_order_release);
+          while (u->deciding.load(std::memory_order_acquire)) sched_yield();
+          return SocketRecv(s, fd, iov, iovcnt, flags, from, fromlen);
+        }
+        const ssize_t n = Real().recvmsg(fd, &mh, flags);
+        const int err = errno;
+        u->kernel_receivers.fetch_sub(1, std::memory_order_release);
+        errno = err;
+        if (n >= 0 && fromlen != nullptr) *fromlen = mh.msg_namelen;
+        return n;
+      }
       const ssize_t n = Real().recvmsg(fd, &mh, flags);
       if (n >= 0 && fromlen != nullptr) *fromlen = mh.msg_namelen;
       return n;

@@ -222,6 +222,13 @@ struct UdpState {
   std::vector<InRing*> new_rings;  // handed over by the attach reader, under Socket::mu
   std::atomic<bool> has_new_rings{false};
 
+  // An undecided socket's receivers blocked in the kernel, and a decision
+  // in progress (UdpAfterBind): a Dekker pair, so that a socket is never
+  // offloaded under a thread that would then wait in the kernel for
+  // datagrams that come through rings (io.cc UndecidedDgramRecv).
+  std::atomic<uint32_t> kernel_receivers{0};
+  std::atomic<bool> deciding{false};
+
   // Serialise the socket's senders / receivers (threads of this process),
   // so a datagram is never torn and the ring state below is used by one
   // thread at a time.

@@ -140,11 +140,36 @@ void ResetUdpLocksAfterFork() {
   }
 }
 
+namespace {
+// Lowers UdpState::deciding when a decision ends, whichever way.
+class DecidingScope {
+ public:
+  explicit DecidingScope(UdpState* u) : u_(u) {}
+  ~DecidingScope() { u_->deciding.store(false, std::memory_order_release); }
+  DecidingScope(const DecidingScope&) = delete;
+  DecidingScope& operator=(const DecidingScope&) = delete;
+
+ private:
+  UdpState* const u_;
+};
+}  // namespace
+
 void UdpAfterBind(Socket* s) {
   socklen_t len = sizeof(s->local);
   Real().getsockname(s->fd, &s->local.sa, &len);
   s->bound = true;
   if (s->path.load() != Path::kUndecided) return;
+  // Another thread already waiting in the kernel's recv (a receiver thread
+  // started before the first send, as sockperf's) would never see the
+  // datagrams that come through rings once offloaded: such a socket stays
+  // on the kernel. Seq_cst pair with UndecidedDgramRecv: either we see its
+  // count, or it sees `deciding` and waits for our decision.
+  s->udp->deciding.store(true, std::memory_order_seq_cst);
+  DecidingScope scope(s->udp.get());
+  if (s->udp->kernel_receivers.load(std::memory_order_seq_cst) != 0) {
+    OnKernel(s, shm::Fallback::kBlockedReceiver, nullptr);
+    return;
+  }
   if (!Decide(s, rules::Role::kUdpReceiver, &s->local, nullptr)) {
     OnKernel(s, s->fallback, nullptr);
     return;

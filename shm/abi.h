@@ -90,8 +90,9 @@ enum class Fallback : uint8_t {
   kNone = 0, kRule = 1, kThreadOff = 2, kUnsupportedOption = 3, kDaemonAbsent = 4,
   kPeerNotOffloaded = 5, kNotRouted = 6, kLimit = 7, kUnsupportedFamily = 8,
   kSharedDgram = 9,  // a UDP socket held by several processes (client/udp.cc)
+  kBlockedReceiver = 10,  // a UDP socket decided while a thread was in a kernel receive
 };
-inline constexpr uint8_t kMaxFallback = 9;
+inline constexpr uint8_t kMaxFallback = 10;
 
 enum class SocketState : uint8_t {
   kFree = 0, kCreated = 1, kBound = 2, kListen = 3, kConnecting = 4,
