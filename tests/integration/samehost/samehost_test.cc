@@ -432,6 +432,20 @@ TEST_F(SameHostTest, ManyConnectsShareShadowPortsAcrossDestinations) {
   }
 }
 
+// A receiver thread blocked in recvfrom() before another thread's first
+// send from the same UDP socket gets the reply (sockperf's client does
+// this). Offloading the socket at that send left the receiver waiting in the
+// kernel while the reply came through a ring.
+TEST_F(SameHostTest, ReceiverBlockedBeforeTheFirstSendGetsTheReply) {
+  for (bool preload : {false, true}) {
+    Proc p({g_prog, "blocked-receiver"}, Env(preload, -1),
+           dir_ + (preload ? "/blocked-offload.log" : "/blocked-kernel.log"));
+    ASSERT_EQ(p.Wait(60), 0) << p.Output();
+    EXPECT_NE(p.Output().find("blocked-receiver got=1"), std::string::npos)
+        << (preload ? "offload: " : "kernel: ") << p.Output();
+  }
+}
+
 // Beyond max_sockets_per_process new sockets stay on the kernel (reason
 // LIMIT) and everything keeps working.
 TEST_F(SameHostTest, SocketLimitFallsBackToTheKernelAndKeepsWorking) {

@@ -1866,6 +1866,65 @@ int Many(int n) {
   return 0;
 }
 
+// A thread blocked in recvfrom() on an unbound UDP socket, then another
+// thread's first sendto() from it to an echo server: the echo must reach
+// the blocked thread, as on Linux (under offload the socket must stay where
+// that thread waits). Prints "blocked-receiver got=G offloaded=O".
+int BlockedReceiver() {
+  const int srv = socket(AF_INET, SOCK_DGRAM, 0);
+  sockaddr_in a = {};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t alen = sizeof(a);
+  if (srv < 0 || bind(srv, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0 ||
+      getsockname(srv, reinterpret_cast<sockaddr*>(&a), &alen) != 0) {
+    perror("blocked-receiver: server");
+    return 1;
+  }
+  std::thread echo([srv] {
+    char buf[64];
+    sockaddr_in from = {};
+    socklen_t flen = sizeof(from);
+    const ssize_t n = recvfrom(srv, buf, sizeof(buf), 0, reinterpret_cast<sockaddr*>(&from), &flen);
+    if (n > 0) sendto(srv, buf, n, 0, reinterpret_cast<sockaddr*>(&from), flen);
+  });
+  const int c = socket(AF_INET, SOCK_DGRAM, 0);
+  timeval tv = {10, 0};  // a receiver left waiting fails the check instead of hanging
+  setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  std::atomic<pid_t> tid{0};
+  std::atomic<int> got{0};
+  std::thread rx([&] {
+    tid = static_cast<pid_t>(syscall(SYS_gettid));
+    char buf[64];
+    got = recvfrom(c, buf, sizeof(buf), 0, nullptr, nullptr) == 4 && memcmp(buf, "ping", 4) == 0;
+  });
+  // Wait (bounded) until the receiver sleeps in the kernel's recvfrom or
+  // recvmsg: /proc/self/task/TID/syscall starts with the syscall number.
+  for (int i = 0; i < 5000; ++i) {
+    const pid_t t = tid.load();
+    if (t != 0) {
+      char path[64], line[64] = {};
+      snprintf(path, sizeof(path), "/proc/self/task/%d/syscall", t);
+      FILE* f = fopen(path, "r");
+      if (f != nullptr) {
+        if (fgets(line, sizeof(line), f) == nullptr) line[0] = 0;
+        fclose(f);
+      }
+      const long nr = strtol(line, nullptr, 10);
+      if (nr == SYS_recvfrom || nr == SYS_recvmsg) break;
+    }
+    usleep(1000);  // poll interval
+  }
+  sendto(c, "ping", 4, 0, reinterpret_cast<sockaddr*>(&a), sizeof(a));
+  rx.join();
+  if (!got) shutdown(srv, SHUT_RDWR);
+  echo.join();
+  printf("blocked-receiver got=%d offloaded=%d\n", got.load(), IsOffloaded(c) ? 1 : 0);
+  close(c);
+  close(srv);
+  return 0;
+}
+
 // Opens connected pairs (each carrying a byte) until the fd limit stops
 // it; prints how many pairs and how many offloaded. Run it under a soft
 // RLIMIT_NOFILE set before the program starts (prlimit): the library
@@ -2265,6 +2324,7 @@ int main(int argc, char** argv) {
   if (argc >= 3 && strcmp(argv[1], "families-hold") == 0) return FamiliesHold(atoi(argv[2]));
   if (argc >= 2 && strcmp(argv[1], "fd-budget") == 0) return FdBudget();
   if (argc >= 3 && strcmp(argv[1], "shared-ports") == 0) return SharedPorts(atoi(argv[2]));
+  if (argc >= 2 && strcmp(argv[1], "blocked-receiver") == 0) return BlockedReceiver();
   if (argc >= 3 && strcmp(argv[1], "echo-server") == 0) return EchoServer(argv[2]);
   if (argc >= 4 && strcmp(argv[1], "echo-client") == 0) {
     return EchoClient(static_cast<uint16_t>(atoi(argv[2])), atoi(argv[3]));
