@@ -25,6 +25,7 @@ namespace oc = offload::client;
 
 EXPORT ssize_t read(int fd, void* buf, size_t n) noexcept {
   Socket* s = oc::GetOffloaded(fd);
+  if (s == nullptr) s = oc::UndecidedDgram(fd);  // counted kernel receive (io.cc)
   if (s == nullptr) return Real().read(fd, buf, n);
   iovec iov = {buf, n};
   return oc::SocketRecv(s, fd, &iov, 1, 0, nullptr, nullptr);
@@ -37,6 +38,7 @@ EXPORT ssize_t __read_chk(int fd, void* buf, size_t n, size_t buflen) noexcept {
 
 EXPORT ssize_t readv(int fd, const iovec* iov, int iovcnt) noexcept {
   Socket* s = oc::GetOffloaded(fd);
+  if (s == nullptr) s = oc::UndecidedDgram(fd);
   if (s == nullptr) return Real().readv(fd, iov, iovcnt);
   return oc::SocketRecv(s, fd, iov, iovcnt, 0, nullptr, nullptr);
 }
@@ -56,6 +58,7 @@ EXPORT ssize_t writev(int fd, const iovec* iov, int iovcnt) noexcept {
 
 EXPORT ssize_t recv(int fd, void* buf, size_t n, int flags) noexcept {
   Socket* s = oc::GetOffloaded(fd);
+  if (s == nullptr) s = oc::UndecidedDgram(fd);
   if (s == nullptr) return Real().recv(fd, buf, n, flags);
   iovec iov = {buf, n};
   return oc::SocketRecv(s, fd, &iov, 1, flags, nullptr, nullptr);
@@ -69,6 +72,7 @@ EXPORT ssize_t __recv_chk(int fd, void* buf, size_t n, size_t buflen, int flags)
 EXPORT ssize_t recvfrom(int fd, void* buf, size_t n, int flags, sockaddr* from,
                         socklen_t* fromlen) noexcept {
   Socket* s = oc::GetOffloaded(fd);
+  if (s == nullptr) s = oc::UndecidedDgram(fd);
   if (s == nullptr) return Real().recvfrom(fd, buf, n, flags, from, fromlen);
   iovec iov = {buf, n};
   return oc::SocketRecv(s, fd, &iov, 1, flags, from, fromlen);
@@ -83,7 +87,14 @@ EXPORT ssize_t __recvfrom_chk(int fd, void* buf, size_t n, size_t buflen, int fl
 EXPORT ssize_t recvmsg(int fd, msghdr* msg, int flags) noexcept {
   Socket* s = oc::GetOffloaded(fd);
   if (s == nullptr) {
-    const ssize_t n = Real().recvmsg(fd, msg, flags);
+    ssize_t n;
+    if (Socket* u = oc::UndecidedDgram(fd)) {
+      bool retry = false;
+      n = oc::KernelRecvmsg(u, fd, msg, flags, &retry);
+      if (retry) return recvmsg(fd, msg, flags);
+    } else {
+      n = Real().recvmsg(fd, msg, flags);
+    }
     // Sockets passed to us (SCM_RIGHTS) may be offloaded ones: adopt them.
     if (n >= 0 && msg != nullptr && msg->msg_controllen != 0) oc::AdoptFdsInMessage(msg);
     return n;

@@ -14,6 +14,39 @@
 namespace offload {
 namespace client {
 
+ssize_t KernelRecvmsg(Socket* s, int fd, msghdr* msg, int flags, bool* retry) {
+  *retry = false;
+  UdpState* u = s->type == SOCK_DGRAM ? s->udp.get() : nullptr;
+  if (u == nullptr || s->path.load(std::memory_order_acquire) != Path::kUndecided) {
+    return Real().recvmsg(fd, msg, flags);
+  }
+  // Counted while in the kernel, so that a decision made meanwhile
+  // (another thread's first send) keeps the socket there (UdpAfterBind).
+  // A decision already under way: wait for it; the caller receives again
+  // on the path it chose.
+  u->kernel_receivers.fetch_add(1, std::memory_order_seq_cst);
+  if (u->deciding.load(std::memory_order_seq_cst) ||
+      s->path.load(std::memory_order_seq_cst) != Path::kUndecided) {
+    u->kernel_receivers.fetch_sub(1, std::memory_order_release);
+    while (u->deciding.load(std::memory_order_acquire)) sched_yield();
+    *retry = true;
+    return -1;
+  }
+  const ssize_t n = Real().recvmsg(fd, msg, flags);
+  const int err = errno;
+  u->kernel_receivers.fetch_sub(1, std::memory_order_release);
+  errno = err;
+  return n;
+}
+
+Socket* UndecidedDgram(int fd) {
+  Socket* s = GetSocket(fd);
+  return s != nullptr && s->type == SOCK_DGRAM && s->udp != nullptr &&
+                 s->path.load(std::memory_order_acquire) == Path::kUndecided
+             ? s
+             : nullptr;
+}
+
 ssize_t SocketRecv(Socket* s, int fd, const iovec* iov, int iovcnt, int flags, sockaddr* from,
                    socklen_t* fromlen) {
   switch (s->path.load(std::memory_order_acquire)) {
@@ -39,27 +72,9 @@ ssize_t SocketRecv(Socket* s, int fd, const iovec* iov, int iovcnt, int flags, s
       mh.msg_iovlen = iovcnt;
       mh.msg_name = from;
       mh.msg_namelen = fromlen != nullptr ? *fromlen : 0;
-      UdpState* u = s->type == SOCK_DGRAM ? s->udp.get() : nullptr;
-      if (u != nullptr && s->path.load(std::memory_order_acquire) == Path::kUndecided) {
-        // Counted while in the kernel, so that a decision made meanwhile
-        // (another thread's first send) keeps the socket there
-        // (UdpAfterBind). A decision already under way: wait for it and
-        // receive on the path it chose.
-        u->kernel_receivers.fetch_add(1, std::memory_order_seq_cst);
-        if (u->deciding.load(std::memory_order_seq_cst) ||
-            s->path.load(std::memory_order_seq_cst) != Path::kUndecided) {
-          u->kernel_receivers.fetch_sub(1, std::memory_order_release);
-          while (u->deciding.load(std::memory_order_acquire)) sched_yield();
-          return SocketRecv(s, fd, iov, iovcnt, flags, from, fromlen);
-        }
-        const ssize_t n = Real().recvmsg(fd, &mh, flags);
-        const int err = errno;
-        u->kernel_receivers.fetch_sub(1, std::memory_order_release);
-        errno = err;
-        if (n >= 0 && fromlen != nullptr) *fromlen = mh.msg_namelen;
-        return n;
-      }
-      const ssize_t n = Real().recvmsg(fd, &mh, flags);
+      bool retry = false;
+      const ssize_t n = KernelRecvmsg(s, fd, &mh, flags, &retry);
+      if (retry) return SocketRecv(s, fd, iov, iovcnt, flags, from, fromlen);
       if (n >= 0 && fromlen != nullptr) *fromlen = mh.msg_namelen;
       return n;
     }

@@ -74,6 +74,13 @@ inline bool IsInet(const sockaddr* a, socklen_t len) {
   return a != nullptr && len >= sizeof(sockaddr_in) && a->sa_family == AF_INET;
 }
 
+// The kernel's recvmsg on `s`'s fd; for an undecided UDP socket, counted
+// as a kernel receiver (UdpState::kernel_receivers) so that it is not
+// offloaded under this thread. *retry: a decision was under way and is now
+// made; receive again (the socket may be offloaded now).
+ssize_t KernelRecvmsg(Socket* s, int fd, msghdr* msg, int flags, bool* retry);
+// `fd`'s Socket if it is a UDP socket not decided yet, else null.
+Socket* UndecidedDgram(int fd);
 // The data path of one call on `s` (fd `fd`): pipe, UDP rings or kernel.
 // `from`/`to` may be null. Return and errno as recvmsg/sendmsg.
 ssize_t SocketRecv(Socket* s, int fd, const iovec* iov, int iovcnt, int flags, sockaddr* from,
