@@ -377,7 +377,14 @@ void TcpBroker::OnSessionGone(Session* s) {
   if (a->slots_offset + uint64_t{max} * sizeof(shm::SocketSlot) > bytes) return;
   const auto* slots = reinterpret_cast<const shm::SocketSlot*>(
       reinterpret_cast<const uint8_t*>(a) + a->slots_offset);
-  for (uint32_t i = 0; i < max; ++i) {
+  // Only the slots the process ever used (ArenaHeader::slots_hwm, clamped):
+  // a scan of all max_sockets (131072) faulted in megabytes of untouched
+  // shared memory at every detach and held up every other request of the
+  // session thread meanwhile (a connect's SYN left 140 ms late while the
+  // short-lived processes of a shell script came and went).
+  const uint32_t used =
+      std::min(a->slots_hwm.load(std::memory_order_acquire), max);
+  for (uint32_t i = 0; i < used; ++i) {
     const shm::SocketSlot& slot = slots[i];
     // Acquire: pairs with the process's store-release of in_use.
     if (slot.in_use.load(std::memory_order_acquire) != 1) continue;
