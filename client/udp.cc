@@ -137,6 +137,9 @@ void ResetUdpLocksAfterFork() {
     if (s == nullptr || s->type != SOCK_DGRAM || s->fd != fd) continue;
     s->udp->tx_mu.Reset();
     s->udp->rx_mu.Reset();
+    // Only the forking thread runs here, neither receiving nor deciding.
+    s->udp->kernel_receivers.store(0, std::memory_order_relaxed);
+    s->udp->deciding.store(false, std::memory_order_relaxed);
   }
 }
 
