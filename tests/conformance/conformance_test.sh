@@ -54,18 +54,8 @@ MAC_B=$(ip netns exec "$NS_B" cat /sys/class/net/vb/address)
 
 printf 'interfaces { name: "va" driver: DRIVER_AF_XDP }\nnum_cores: 1\n' >"$RUN/offloadd.conf"
 : >"$RUN/rules.conf"
-ip netns exec "$NS_A" "$OFFLOADD" --config "$RUN/offloadd.conf" --run-dir "$RUN" \
-  --rules "$RUN/rules.conf" >"$WORK/offloadd.log" 2>&1 &
-pids+=($!)
-up=0
-for ((i = 0; i < 300; i++)); do   # wait for the control socket (condition, 30 s bound)
-  "$OFFLOADCTL" --socket "$RUN/control.sock" status >/dev/null 2>&1 && { up=1; break; }
-  kill -0 "${pids[0]}" 2>/dev/null || break
-  sleep 0.1
-done
-if ((!up)); then
-  echo "FAIL setup: offloadd did not come up"; cat "$WORK/offloadd.log"; exit 1
-fi
+launch_daemon "$NS_A" "$RUN" "$WORK/offloadd.log" --config "$RUN/offloadd.conf" \
+  --rules "$RUN/rules.conf" || { echo "FAIL setup: offloadd did not come up"; exit 1; }
 
 declare -A expected
 while read -r name reason; do

@@ -6,6 +6,9 @@
 #
 # Usage: deploy_test.sh OFFLOADD OFFLOADCTL SERVICE CONF RULES
 set -uo pipefail
+# launch_daemon (the one way tests start offloadd); this script keeps its
+# own ok/bad/cleanup, defined below.
+source "$(dirname "$0")/../integration/lib/harness.sh"
 offloadd=$1 offloadctl=$2 service=$3 conf=$4 rules=$5
 work=$(mktemp -d /tmp/offload-deploy-test.XXXXXX)
 daemon_pid=""
@@ -48,12 +51,9 @@ out=$("$offloadd" --check-config --config "$work/all.conf" 2>&1)
 # 3. The rules file parses (empty table) and its examples parse too.
 mkdir -p "$work/run"
 sed -E 's/^# (use |application-id )/\1/' "$rules" >"$work/examples.conf"
-"$offloadd" --run-dir "$work/run" --rules "$work/examples.conf" >"$work/log" 2>&1 &
-daemon_pid=$!
-for _ in $(seq 1 200); do
-  "$offloadctl" --socket "$work/run/control.sock" status >/dev/null 2>&1 && break
-  sleep 0.05
-done
+OFFLOADD=$offloadd OFFLOADCTL=$offloadctl
+launch_daemon "" "$work/run" "$work/log" --rules "$work/examples.conf" || bad "offloadd did not start"
+daemon_pid=$DAEMON_PID
 out=$("$offloadctl" --socket "$work/run/control.sock" rules 2>&1)
 n=$(grep -c '^[0-9]' <<<"$out")
 [[ $n -eq 4 ]] && ok "rules.conf examples parse ($n rules)" || bad "rules.conf examples: $out $(cat "$work/log")"

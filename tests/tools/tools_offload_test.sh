@@ -7,6 +7,9 @@
 # "enabled bypass" (OFFLOAD_DEBUG=1), i.e. the data really took the offload
 # path. Every process is started here and killed by pid on exit.
 set -u
+# launch_daemon (the one way tests start offloadd); this script keeps its
+# own pass/fail/cleanup, defined below.
+source "$(dirname "$0")/../integration/lib/harness.sh"
 
 RUNFILES="${TEST_SRCDIR:-$PWD/..}/${TEST_WORKSPACE:-offload}"
 OFFLOADD="$RUNFILES/daemon/offloadd"
@@ -34,17 +37,11 @@ fail() { echo "FAIL: $*"; FAILURES=$((FAILURES + 1)); }
 pass() { echo "ok:   $*"; }
 show() { for f in "$@"; do echo "--- $f"; tail -n 20 "$f"; done; }
 
-"$OFFLOADD" --run-dir "$RUN_DIR" >"$WORK/offloadd.log" 2>&1 &
-DAEMON_PID=$!
-PIDS+=("$DAEMON_PID")
 # Ready when its control socket answers (offloadd opens it after the
 # attach socket listens); the socket files alone exist from bind().
 up=0
-for _ in $(seq 1 300); do
-  "$OFFLOADCTL" --socket "$RUN_DIR/control.sock" status >/dev/null 2>&1 && { up=1; break; }
-  kill -0 "$DAEMON_PID" 2>/dev/null || break
-  sleep 0.05  # poll interval
-done
+launch_daemon "" "$RUN_DIR" "$WORK/offloadd.log" && up=1
+PIDS+=("$DAEMON_PID")
 if ((!up)); then
   echo "FAIL: offloadd did not come up in $RUN_DIR"
   show "$WORK/offloadd.log"

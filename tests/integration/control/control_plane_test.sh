@@ -9,23 +9,21 @@ set -uo pipefail
 
 OFFLOADD_SRC=$1
 OFFLOADCTL_SRC=$2
+# pass/fail, junit_write, cleanup (only our pids; removes WORK) and
+# launch_daemon come from the shared harness.
+source "$(dirname "$0")/../lib/harness.sh"
+JUNIT_SUITE=control_plane
 work=$(mktemp -d /tmp/offload-ctl-test.XXXXXX)
 chmod 755 "$work"
-pids=()
-failures=0
-checks=0
-
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
-  rm -rf "$work"
-}
+WORK=$work
 trap cleanup EXIT
 
 # Binaries under /root are not reachable for other users: use copies.
 cp "$OFFLOADD_SRC" "$work/offloadd"
 cp "$OFFLOADCTL_SRC" "$work/offloadctl"
 chmod 755 "$work/offloadd" "$work/offloadctl"
+OFFLOADD=$work/offloadd
+OFFLOADCTL=$work/offloadctl
 
 if [[ $(id -u) -eq 0 ]] && id daemon >/dev/null 2>&1 && id nobody >/dev/null 2>&1; then
   AS_DAEMON=(setpriv --reuid=daemon --regid=daemon --clear-groups --)
@@ -37,9 +35,6 @@ else
   privileged=0
   echo "note: not root; the daemon runs as $(id -un) and the 'nobody' checks are skipped"
 fi
-
-pass() { checks=$((checks + 1)); echo "ok   $*"; }
-fail() { checks=$((checks + 1)); failures=$((failures + 1)); echo "FAIL $*"; }
 
 # expect NAME WANT_RC WANT_SUBSTRING CMD...  (substring of stdout+stderr)
 expect() {
@@ -67,20 +62,20 @@ wait_for() {
   return 1
 }
 
-# start_daemon RUN_DIR [ARGS...]: starts offloadd as the daemon user.
+# start_daemon RUN_DIR [ARGS...]: starts offloadd (no config: same host
+# only; rules from RUN_DIR/rules.conf, the default) as the daemon user, and
+# waits for its control socket to answer; sets daemon_pid.
+DAEMON_AS=("${AS_DAEMON[@]}")
 start_daemon() {
   local dir=$1
   shift
   mkdir -p "$dir"
   [[ $privileged -eq 1 ]] && chown daemon:daemon "$dir"
-  "${AS_DAEMON[@]}" "$work/offloadd" --run-dir "$dir" "$@" >>"$dir.log" 2>&1 &
-  daemon_pid=$!
-  pids+=("$daemon_pid")
-  # Ready means answering, not just a socket file (a stale one may exist).
-  if ! wait_for "$work/offloadctl" --socket "$dir/control.sock" status >/dev/null 2>&1; then
-    fail "offloadd did not create $dir/control.sock; log: $(cat "$dir.log")"
+  launch_daemon "" "$dir" "$dir.log" "$@" || {
+    fail "offloadd did not answer on $dir/control.sock; log: $(cat "$dir.log")"
     return 1
-  fi
+  }
+  daemon_pid=$DAEMON_PID
 }
 
 CTL=("$work/offloadctl")
@@ -98,7 +93,7 @@ expect "bad config is named" 1 "num_cores" \
 
 # --- round trip -----------------------------------------------------------
 run=$work/run
-start_daemon "$run" --control-mode 0666 || exit 1
+start_daemon "$run" --control-mode 0666 || { junit_write control_plane; exit 1; }
 S=(--socket "$run/control.sock")
 
 expect "add-rule on top" 0 "added rule 1 at position 1: use os tcp_server *:5001" \
@@ -159,6 +154,8 @@ if [[ $privileged -eq 1 ]]; then
     "${AS_NOBODY[@]}" "${CTL[@]}" "${S[@]}" reload
   expect "root may add rules to a daemon run by another user" 0 "added rule" \
     "${CTL[@]}" "${S[@]}" add-rule "use os tcp_server *:2"
+else
+  skip "permission checks as nobody (need root and the users daemon and nobody)"
 fi
 
 # --- one daemon per run dir; restart after crash -------------------------
@@ -168,7 +165,7 @@ kill -9 "$daemon_pid"
 wait "$daemon_pid" 2>/dev/null
 [[ -S $run/control.sock ]] && pass "kill -9 leaves a stale socket" || fail "no stale socket?"
 expect "stale socket: reported as not running" 3 "is not running" "${CTL[@]}" "${S[@]}" status
-start_daemon "$run" --control-mode 0666 || exit 1
+start_daemon "$run" --control-mode 0666 || { junit_write control_plane; exit 1; }
 expect "restart after kill -9 serves again" 0 "offloadd" "${CTL[@]}" "${S[@]}" status
 out=$("${CTL[@]}" "${S[@]}" rules)
 [[ $out == *"tcp_server *:6001"* ]] && pass "restart keeps the file's rules" || fail "after restart: $out"
@@ -179,12 +176,15 @@ wait "$daemon_pid" 2>/dev/null
 # --- default socket mode: only root/owner/offload can connect -------------
 if [[ $privileged -eq 1 ]]; then
   run2=$work/run2
-  start_daemon "$run2" || exit 1
+  start_daemon "$run2" || { junit_write control_plane; exit 1; }
   mode=$(stat -c %a "$run2/control.sock")
   [[ $mode == 660 ]] && pass "control.sock is 0660 by default" || fail "control.sock mode $mode"
   expect "nobody cannot connect to a 0660 socket" 1 "'offload' group" \
     "${AS_NOBODY[@]}" "${CTL[@]}" --socket "$run2/control.sock" status
+else
+  skip "default 0660 control socket refuses nobody (needs root)"
 fi
 
-echo "$((checks - failures)) of $checks checks passed"
+junit_write control_plane
+echo "$passes passed, $failures failed"
 [[ $failures -eq 0 ]]

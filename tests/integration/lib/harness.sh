@@ -67,8 +67,8 @@ cleanup() {
   local p
   for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null; done
   for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
-  ip netns del "$NS_A" 2>/dev/null
-  ip netns del "$NS_B" 2>/dev/null
+  [[ -n ${NS_A:-} ]] && ip netns del "$NS_A" 2>/dev/null
+  [[ -n ${NS_B:-} ]] && ip netns del "$NS_B" 2>/dev/null
   if [[ $failures -gt 0 && -n ${TEST_UNDECLARED_OUTPUTS_DIR:-} ]]; then
     cp "$WORK"/*.log "$TEST_UNDECLARED_OUTPUTS_DIR"/ 2>/dev/null
   fi
@@ -85,7 +85,10 @@ bg() {
   pids+=("$BG_PID")
 }
 
-# wait_file FILE: polls up to 10 s for FILE to exist and be non-empty.
+# wait_file FILE: polls up to 10 s for FILE to exist and be non-empty. Only
+# for files a program writes once it is ready (the port it bound, after
+# listen): the readiness is the program's own word, not the file's mere
+# existence.
 wait_file() {
   local i
   for ((i = 0; i < 100; i++)); do
@@ -147,14 +150,42 @@ ctl() {
   "$OFFLOADCTL" --socket "$run/control.sock" "$@"
 }
 
-# start_daemon NS RUN IFNAME [FAULT]: starts offloadd in NS (empty: this
-# namespace) owning IFNAME (empty: same-host offload only, no NIC), with
-# OFFLOADD_FAULT=FAULT in its environment when given, and waits (10 s) for
-# its control socket to answer; sets DAEMON_PID. Config, rules and log are
+# launch_daemon NS RUN LOG [ARGS...]: starts "$OFFLOADD" --run-dir RUN
+# ARGS... in NS (empty: this namespace), prefixed by the DAEMON_AS command
+# when the caller set that array (for example setpriv to another user),
+# appending its output to LOG; then waits up to 10 s for its control socket
+# to answer (offloadctl status: a socket file alone may be stale) or for it
+# to exit (30 s bound). Sets DAEMON_PID. The one way every integration script starts
+# offloadd.
+launch_daemon() {
+  local ns=$1 run=$2 log=$3 i
+  shift 3
+  mkdir -p "$run"
+  local -a prefix=()
+  [[ -n $ns ]] && prefix=(ip netns exec "$ns")
+  [[ -n ${DAEMON_AS+x} ]] && prefix+=("${DAEMON_AS[@]}")
+  "${prefix[@]}" env ${DAEMON_FAULT:+OFFLOADD_FAULT="$DAEMON_FAULT"} \
+    "$OFFLOADD" --run-dir "$run" "$@" >>"$log" 2>&1 &
+  DAEMON_PID=$!
+  pids+=("$DAEMON_PID")
+  for ((i = 0; i < 300; i++)); do  # 30 s bound, for a loaded machine
+    # offloadctl itself: a script may define its own ctl.
+    "$OFFLOADCTL" --socket "$run/control.sock" status >/dev/null 2>&1 && return 0
+    kill -0 "$DAEMON_PID" 2>/dev/null || break
+    sleep 0.1  # poll interval
+  done
+  echo "offloadd in ${ns:-this namespace} did not come up:"
+  tail -20 "$log"
+  return 1
+}
+
+# start_daemon NS RUN IFNAME [FAULT]: launch_daemon in NS owning IFNAME
+# (empty: same-host offload only, no NIC), with OFFLOADD_FAULT=FAULT in its
+# environment when given. Config, rules and log are
 # $WORK/offloadd-NS.{conf,log}, $WORK/rules-NS.conf (NS "host" when empty);
 # the log is appended to across restarts.
 start_daemon() {
-  local ns=$1 run=$2 ifname=$3 fault=${4:-} i tag=${1:-host}
+  local ns=$1 run=$2 ifname=$3 tag=${1:-host}
   if [[ -n $ifname ]]; then
     printf 'interfaces { name: "%s" driver: DRIVER_AF_XDP }\nnum_cores: 1\n' "$ifname" \
       >"$WORK/offloadd-$tag.conf"
@@ -162,23 +193,8 @@ start_daemon() {
     : >"$WORK/offloadd-$tag.conf"
   fi
   [[ -e $WORK/rules-$tag.conf ]] || : >"$WORK/rules-$tag.conf"
-  mkdir -p "$run"
-  local -a prefix=()
-  [[ -n $ns ]] && prefix=(ip netns exec "$ns")
-  "${prefix[@]}" env ${fault:+OFFLOADD_FAULT="$fault"} \
-    "$OFFLOADD" --config "$WORK/offloadd-$tag.conf" --run-dir "$run" --rules "$WORK/rules-$tag.conf" \
-    >>"$WORK/offloadd-$tag.log" 2>&1 &
-  DAEMON_PID=$!
-  pids+=("$DAEMON_PID")
-  for ((i = 0; i < 100; i++)); do
-    # offloadctl itself: a script may define its own ctl.
-    "$OFFLOADCTL" --socket "$run/control.sock" status >/dev/null 2>&1 && return 0
-    kill -0 "$DAEMON_PID" 2>/dev/null || break
-    sleep 0.1  # poll interval
-  done
-  echo "offloadd in ${ns:-this namespace} did not come up:"
-  tail -20 "$WORK/offloadd-$tag.log"
-  return 1
+  DAEMON_FAULT=${4:-} launch_daemon "$ns" "$run" "$WORK/offloadd-$tag.log" \
+    --config "$WORK/offloadd-$tag.conf" --rules "$WORK/rules-$tag.conf"
 }
 
 # setup_veth [--vb-tx-csum]: namespaces NS_A (IP_A on va) and NS_B (IP_B

@@ -34,13 +34,8 @@ ip netns exec "$NS_B" ethtool -K vb tx off >/dev/null 2>&1
 RUN=$WORK/run; mkdir -p "$RUN"
 printf 'interfaces { name: "va" driver: DRIVER_AF_XDP }\nnum_cores: 1\n' >"$RUN/conf"
 : >"$RUN/rules"
-ip netns exec "$NS_A" "$OFFLOADD" --config "$RUN/conf" --run-dir "$RUN" --rules "$RUN/rules" \
-  >"$WORK/offloadd.log" 2>&1 &
-pids+=($!)
-for ((i = 0; i < 300; i++)); do
-  "$OFFLOADCTL" --socket "$RUN/control.sock" status >/dev/null 2>&1 && break
-  sleep 0.1
-done
+launch_daemon "$NS_A" "$RUN" "$WORK/offloadd.log" --config "$RUN/conf" --rules "$RUN/rules" ||
+  { echo "FAIL setup: offloadd did not come up"; exit 1; }
 # SYNFLOOD_KERNEL=1: the same server on the kernel, for a reference figure.
 prefix=(env OFFLOAD_RUN_DIR="$RUN" OFFLOAD_LIBRARY="$LIBOFFLOAD" "$LAUNCHER" --)
 [[ -n ${SYNFLOOD_KERNEL:-} ]] && prefix=()

@@ -36,10 +36,9 @@ OFFLOAD=$(realpath "$3")
 LIBOFFLOAD=$(realpath "$4")
 XFER=$(realpath "$5")
 
-if [[ $(id -u) -ne 0 ]]; then
-  echo "SKIP: needs root (network namespaces, XDP)"
-  exit 0
-fi
+# require_root: a run without root reports this test skipped, not passed.
+source "$(dirname "$0")/../lib/harness.sh"
+require_root tcp6_wire "needs root (network namespaces, XDP)"
 for tool in ip jq python3; do
   command -v "$tool" >/dev/null || { echo "FAIL: harness needs $tool"; exit 1; }
 done
@@ -50,7 +49,6 @@ WORK=$(mktemp -d /tmp/offload-tcp6wire.XXXXXX)
 chmod 755 "$WORK"
 RUN=$WORK/run
 mkdir -p "$RUN"
-source "$(dirname "$0")/../lib/harness.sh"
 trap cleanup EXIT
 
 IN_A=(ip netns exec "$NS_A")
@@ -88,10 +86,8 @@ interfaces { name: "va" driver: DRIVER_AF_XDP }
 num_cores: 1
 EOC
 : >"$WORK/rules.conf"
-bg "$WORK/offloadd.log" "${IN_A[@]}" "$OFFLOADD" --config "$WORK/offloadd.conf" --run-dir "$RUN" \
-  --rules "$WORK/rules.conf"
-for _ in $(seq 100); do ctl status >/dev/null 2>&1 && break; sleep 0.1; done
-ctl status >/dev/null 2>&1 || { echo "FAIL: offloadd did not start: $(tail -5 "$WORK/offloadd.log")"; exit 1; }
+launch_daemon "$NS_A" "$RUN" "$WORK/offloadd.log" --config "$WORK/offloadd.conf" \
+  --rules "$WORK/rules.conf" || { echo "FAIL: offloadd did not start"; exit 1; }
 
 BYTES=$((4 * 1024 * 1024))
 wait_listening() { for _ in $(seq 200); do grep -q listening "$1" 2>/dev/null && return 0; sleep 0.05; done; return 1; }
