@@ -8,7 +8,7 @@ import sys
 import tempfile
 import unittest
 
-from offload_bench import main
+from offload_bench import options
 from offload_bench import parse
 from offload_bench import report
 from offload_bench import scenarios
@@ -350,14 +350,14 @@ class ArgsTest(unittest.TestCase):
             with self.assertRaises(SystemExit) as cm:
                 stderr, sys.stderr = sys.stderr, open(os.devnull, "w")
                 try:
-                    main.parse_args(argv)
+                    options.parse_args(argv)
                 finally:
                     sys.stderr.close()
                     sys.stderr = stderr
             self.assertEqual(cm.exception.code, 2, argv)
 
     def test_offload_env(self):
-        a = main.parse_args(["--offload-env", "OFFLOAD_RX_POLL=0",
+        a = options.parse_args(["--offload-env", "OFFLOAD_RX_POLL=0",
                              "--offload-env", "VMA_X=a=b"])
         self.assertEqual(a.offload_env_map,
                          {"OFFLOAD_RX_POLL": "0", "VMA_X": "a=b"})
@@ -365,15 +365,15 @@ class ArgsTest(unittest.TestCase):
             with self.assertRaises(SystemExit):
                 stderr, sys.stderr = sys.stderr, open(os.devnull, "w")
                 try:
-                    main.parse_args(["--offload-env", bad])
+                    options.parse_args(["--offload-env", bad])
                 finally:
                     sys.stderr.close()
                     sys.stderr = stderr
 
     def test_quick_defaults(self):
-        a = main.parse_args(["--quick"])
+        a = options.parse_args(["--quick"])
         self.assertEqual((a.reps, a.duration), (1, 2))
-        a = main.parse_args(["--scenarios", "redis,nginx"])
+        a = options.parse_args(["--scenarios", "redis,nginx"])
         self.assertEqual([s.name for s in a.scenario_list], ["redis", "nginx"])
         self.assertEqual((a.reps, a.duration), (5, 5))
 

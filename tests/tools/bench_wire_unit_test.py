@@ -10,6 +10,7 @@ import socket
 import unittest
 
 from offload_bench import main
+from offload_bench import options
 from offload_bench import procs
 from offload_bench import report
 from offload_bench import wire
@@ -125,15 +126,15 @@ class AcceptanceTest(unittest.TestCase):
 
 class WireOptionsTest(unittest.TestCase):
     def test_wire_scenarios_selectable_loopback_ones_not(self):
-        a = main.parse_args(["--wire", "--scenarios",
+        a = options.parse_args(["--wire", "--scenarios",
                              "wire-pingpong-tcp,wire-idle-cpu"])
         self.assertEqual([s.name for s in a.scenario_list],
                          ["wire-pingpong-tcp", "wire-idle-cpu"])
         with contextlib.redirect_stderr(io.StringIO()):
             with self.assertRaises(SystemExit):
-                main.parse_args(["--wire", "--scenarios", "redis"])
+                options.parse_args(["--wire", "--scenarios", "redis"])
             with self.assertRaises(SystemExit):
-                main.parse_args(["--scenarios", "wire-bulk-tcp"])
+                options.parse_args(["--scenarios", "wire-bulk-tcp"])
 
     def test_names_distinct_and_tools_known(self):
         names = [s.name for s in wire.wire_scenarios()]
