@@ -7,7 +7,6 @@
 // 198.18.0.0/15, used only inside the namespaces; everything is removed in
 // TearDown (also when a test fails). Waits are on conditions, bounded.
 #include <arpa/inet.h>
-#include <fcntl.h>
 #include <linux/if_packet.h>
 #include <net/ethernet.h>
 #include <net/if.h>
@@ -28,6 +27,7 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "tests/integration/nic/netns_fixture.h"
 #include "tests/testing/harness.h"
 #include "tests/testing/loopback.h"
 
@@ -38,11 +38,6 @@ uint64_t MonoNs() {
   timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return uint64_t(ts.tv_sec) * 1'000'000'000ull + ts.tv_nsec;
-}
-
-int Sh(const std::string& cmd) {
-  int rc = std::system((cmd + " >/dev/null 2>&1").c_str());
-  return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
 }
 
 // Runs argv in namespace `ns` (ip netns exec); returns pid, stdout pipe fd.
@@ -81,28 +76,20 @@ class KernelInteropTest : public ::testing::Test {
  protected:
   void SetUp() override {
     if (geteuid() != 0) GTEST_SKIP() << "needs root";
-    const std::string id = std::to_string(getpid() % 100000);
-    us_ = "offl-us-" + id;
-    peer_ = "offl-pr-" + id;
-    ifa_ = "ofa" + id;
-    ifb_ = "ofb" + id;
-    Cleanup();
-    ASSERT_EQ(Sh("ip netns add " + us_), 0);
-    ASSERT_EQ(Sh("ip netns add " + peer_), 0);
-    ASSERT_EQ(Sh("ip link add " + ifa_ + " netns " + us_ + " type veth peer name " + ifb_ +
-                 " netns " + peer_),
-              0);
-    for (const auto& [ns, dev] : {std::pair{us_, ifa_}, std::pair{peer_, ifb_}}) {
-      Sh("ip netns exec " + ns + " sysctl -w net.ipv6.conf.all.disable_ipv6=1");
-      // Plain 1500-byte frames with complete checksums on the wire.
-      Sh("ip netns exec " + ns + " ethtool -K " + dev + " tx off tso off gso off gro off");
-      ASSERT_EQ(Sh("ip -n " + ns + " link set " + dev + " up"), 0);
-    }
-    ASSERT_EQ(Sh("ip -n " + peer_ + " addr add 198.18.1.2/24 dev " + ifb_), 0);
-    ASSERT_EQ(Sh("ip -n " + peer_ + " link set lo up"), 0);
+    // "us" (namespace a) has no kernel address: the stack under test answers
+    // for 198.18.1.1 through a packet socket on va; plain 1500-byte frames
+    // with complete checksums on the wire; Linux (b) is 198.18.1.2 on vb.
+    VethPair::Options options;
+    options.address_a = false;
+    options.ipv6 = false;
+    options.plain_frames = true;
+    const absl::Status made = VethPair::Create("offki", 1, options, &veth_);
+    ASSERT_TRUE(made.ok()) << made;
+    us_ = veth_.ns_a();
+    peer_ = veth_.ns_b();
     OpenPacketSocket();
     std::ifstream mac_file;
-    std::string mac = Capture("ip netns exec " + us_ + " cat /sys/class/net/" + ifa_ + "/address");
+    std::string mac = ShOutput("ip netns exec " + us_ + " cat /sys/class/net/" + ifa_ + "/address");
     ASSERT_EQ(sscanf(mac.c_str(), "%hhx:%hhx:%hhx:%hhx:%hhx:%hhx", &mac_.b[0], &mac_.b[1],
                      &mac_.b[2], &mac_.b[3], &mac_.b[4], &mac_.b[5]),
               6);
@@ -117,7 +104,7 @@ class KernelInteropTest : public ::testing::Test {
     // The stack resolves no neighbour itself (offloadd's come from the
     // kernel's table): seed the peer's MAC as that table would hold it.
     std::string peer_mac =
-        Capture("ip netns exec " + peer_ + " cat /sys/class/net/" + ifb_ + "/address");
+        ShOutput("ip netns exec " + peer_ + " cat /sys/class/net/" + ifb_ + "/address");
     net::MacAddr pm;
     ASSERT_EQ(sscanf(peer_mac.c_str(), "%hhx:%hhx:%hhx:%hhx:%hhx:%hhx", &pm.b[0], &pm.b[1],
                      &pm.b[2], &pm.b[3], &pm.b[4], &pm.b[5]),
@@ -132,35 +119,16 @@ class KernelInteropTest : public ::testing::Test {
     }
     for (int fd : fds_) close(fd);
     if (sock_ >= 0) close(sock_);
-    Cleanup();
-  }
-
-  void Cleanup() {
-    if (!us_.empty()) Sh("ip netns del " + us_);
-    if (!peer_.empty()) Sh("ip netns del " + peer_);
-  }
-
-  static std::string Capture(const std::string& cmd) {
-    std::string out;
-    FILE* f = popen(cmd.c_str(), "r");
-    if (f == nullptr) return out;
-    char buf[256];
-    while (fgets(buf, sizeof(buf), f)) out += buf;
-    pclose(f);
-    return out;
+    // veth_'s destructor removes the namespaces.
   }
 
   void OpenPacketSocket() {
-    int self = open("/proc/self/ns/net", O_RDONLY);
-    int target = open(("/var/run/netns/" + us_).c_str(), O_RDONLY);
-    ASSERT_GE(self, 0);
-    ASSERT_GE(target, 0);
-    ASSERT_EQ(setns(target, CLONE_NEWNET), 0);
-    sock_ = socket(AF_PACKET, SOCK_RAW | SOCK_NONBLOCK, htons(ETH_P_ALL));
-    int ifindex = static_cast<int>(if_nametoindex(ifa_.c_str()));
-    ASSERT_EQ(setns(self, CLONE_NEWNET), 0);  // back to where we were
-    close(self);
-    close(target);
+    int ifindex = 0;
+    const absl::Status in = VethPair::RunIn(us_, [&] {
+      sock_ = socket(AF_PACKET, SOCK_RAW | SOCK_NONBLOCK, htons(ETH_P_ALL));
+      ifindex = static_cast<int>(if_nametoindex(ifa_.c_str()));
+    });
+    ASSERT_TRUE(in.ok()) << in;
     ASSERT_GE(sock_, 0);
     ASSERT_GT(ifindex, 0);
     sockaddr_ll sll{};
@@ -217,7 +185,9 @@ class KernelInteropTest : public ::testing::Test {
     return true;
   }
 
-  std::string us_, peer_, ifa_, ifb_;
+  VethPair veth_;
+  std::string us_, peer_;
+  const std::string ifa_ = "va", ifb_ = "vb";
   int sock_ = -1;
   net::MacAddr mac_;
   TestBufferProvider provider_{1 << 18};

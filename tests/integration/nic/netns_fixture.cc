@@ -17,6 +17,8 @@
 #include <cstdio>
 #include <cstring>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 
@@ -62,8 +64,9 @@ void RemoveOrphans(const std::string& prefix) {
 
 }  // namespace
 
-absl::Status VethPair::Create(const std::string& prefix, int subnet, int queues,
+absl::Status VethPair::Create(const std::string& prefix, int subnet, const Options& options,
                               VethPair* out) {
+  const int queues = options.queues;
   RemoveOrphans(prefix);
   int pid = getpid();
   out->ns_a_ = absl::StrCat(prefix, pid, "a");
@@ -71,20 +74,31 @@ absl::Status VethPair::Create(const std::string& prefix, int subnet, int queues,
   out->subnet_ = subnet;
   out->Destroy();  // leftovers of a crashed run with the same pid
   std::string a = out->ns_a_, b = out->ns_b_;
-  std::string cmds[] = {
+  std::vector<std::string> cmds = {
       absl::StrCat("ip netns add ", a),
       absl::StrCat("ip netns add ", b),
       absl::StrCat("ip -n ", a, " link add va numtxqueues ", queues,
                    " numrxqueues ", queues, " type veth peer name vb",
                    " netns ", b, " numtxqueues ", queues, " numrxqueues ",
                    queues),
-      absl::StrCat("ip -n ", a, " addr add ", out->ip_a(), "/24 dev va"),
-      absl::StrCat("ip -n ", b, " addr add ", out->ip_b(), "/24 dev vb"),
-      absl::StrCat("ip -n ", a, " link set lo up"),
-      absl::StrCat("ip -n ", b, " link set lo up"),
-      absl::StrCat("ip -n ", a, " link set va up"),
-      absl::StrCat("ip -n ", b, " link set vb up"),
   };
+  for (const auto& [ns, dev] : {std::pair{a, std::string("va")}, std::pair{b, std::string("vb")}}) {
+    if (!options.ipv6) {
+      cmds.push_back(absl::StrCat("ip netns exec ", ns,
+                                  " sysctl -qw net.ipv6.conf.all.disable_ipv6=1"));
+    }
+    if (options.plain_frames) {
+      cmds.push_back(absl::StrCat("ip netns exec ", ns, " ethtool -K ", dev,
+                                  " tx off tso off gso off gro off >/dev/null"));
+    }
+  }
+  if (options.address_a) {
+    cmds.push_back(absl::StrCat("ip -n ", a, " addr add ", out->ip_a(), "/24 dev va"));
+  }
+  cmds.push_back(absl::StrCat("ip -n ", b, " addr add ", out->ip_b(), "/24 dev vb"));
+  for (const std::string& ns : {a, b}) cmds.push_back(absl::StrCat("ip -n ", ns, " link set lo up"));
+  cmds.push_back(absl::StrCat("ip -n ", a, " link set va up"));
+  cmds.push_back(absl::StrCat("ip -n ", b, " link set vb up"));
   for (const std::string& c : cmds) {
     if (Sh(c + " 2>&1") != 0) {
       return absl::InternalError(absl::StrCat("setup failed: ", c));

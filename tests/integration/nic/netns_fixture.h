@@ -21,11 +21,27 @@ std::string ShOutput(const std::string& cmd);
 
 class VethPair {
  public:
+  struct Options {
+    int queues = 1;          // RX/TX queues of each end
+    bool address_a = true;   // false: va has no address (a user-space stack
+                             // that owns it through a packet socket answers
+                             // for 198.18.<subnet>.1, not the kernel)
+    bool ipv6 = true;        // false: IPv6 off in both namespaces
+    bool plain_frames = false;  // true: no TX checksum, TSO, GSO or GRO
+                                // offload: complete 1500-byte frames
+  };
   // Creates namespaces <prefix><pid>a / <prefix><pid>b, veth "va" in a and
-  // "vb" in b with `queues` RX/TX queues each, addresses 198.18.<subnet>.1/24
-  // and .2/24, links up.
-  static absl::Status Create(const std::string& prefix, int subnet, int queues,
+  // "vb" in b, addresses 198.18.<subnet>.1/24 (unless !address_a) and
+  // .2/24, links up.
+  static absl::Status Create(const std::string& prefix, int subnet, const Options& options,
                              VethPair* out);
+  // The same with `queues` RX/TX queues each and the other options default.
+  static absl::Status Create(const std::string& prefix, int subnet, int queues,
+                             VethPair* out) {
+    Options o;
+    o.queues = queues;
+    return Create(prefix, subnet, o, out);
+  }
   VethPair() = default;
   VethPair(const VethPair&) = delete;
   VethPair& operator=(const VethPair&) = delete;
