@@ -205,6 +205,10 @@ class Stack : private tcp::TcpHost {
   void SeedNeighbor6(const net::Ip6Addr& ip, const net::MacAddr& mac, bool permanent = false);
   void ForgetNeighbor6(const net::Ip6Addr& ip);
   void SetRoutes6(const std::vector<StackRoute6>& routes);
+  // The interface's IPv6 address changed (all zero: none). New connections
+  // and the on-link test use it; established ones keep theirs, as Linux's
+  // do until their address is gone.
+  void SetLocalIp6(const net::Ip6Addr& ip, uint8_t prefix_len);
   // Replaces the TCP configuration (sysctl refresh, stack_sysctl.h). New
   // connections and listeners use it; established ones keep what they
   // negotiated.

@@ -160,6 +160,12 @@ int Stack::TcpGetAddresses6(FlowId flow, bool* ipv6, net::Ip6Addr* lip, uint16_t
 // ---------------------------------------------------------------------------
 // Routes and neighbours
 
+void Stack::SetLocalIp6(const net::Ip6Addr& ip, uint8_t prefix_len) {
+  config_.local_ip6 = ip;
+  config_.prefix_len6 = prefix_len;
+  if (++route_gen_ == 0) route_gen_ = 1;
+}
+
 void Stack::SetRoutes6(const std::vector<StackRoute6>& routes) {
   routes6_ = routes;
   std::stable_sort(routes6_.begin(), routes6_.end(),

@@ -76,6 +76,7 @@ void KernelFeed::ConfigureStacks(stack::StackConfig* config) {
   sysctl_read_ns_ = static_cast<uint64_t>(engine::MonotonicNowNs());
   config->neighbours = requester_.get();
   config->gateway = gateway();
+  std::lock_guard<std::mutex> lock6(ip6_mu_);
   std::memcpy(config->local_ip6.b, local_ip6_.data(), 16);
   config->prefix_len6 = prefix_len6_;
 }

@@ -98,9 +98,13 @@ class KernelFeed {
   // RouteTo for an IPv6 destination: NotFound unless it leaves through the
   // offloaded interface, which has a usable global IPv6 address.
   absl::StatusOr<WireRoute> RouteTo6(const netlink::Ip6& remote_ip) const;
-  // The interface's IPv6 address the stacks serve (all zero: none), read
-  // when the feed was created.
-  const netlink::Ip6& local_ip6() const { return local_ip6_; }
+  // The interface's IPv6 address the stacks serve (all zero: none),
+  // followed live: Sync picks up an address added, removed or replaced
+  // with `ip` (or one whose DAD finished after offloadd started).
+  netlink::Ip6 local_ip6() const {
+    std::lock_guard<std::mutex> lock(ip6_mu_);
+    return local_ip6_;
+  }
 
   uint32_t gateway() const { return gateway_.load(std::memory_order_relaxed); }
 
@@ -131,8 +135,9 @@ class KernelFeed {
   std::vector<stack::StackRoute> routes_;  // pushed to the stacks, mu_
   // Neighbours pushed to the stacks: ip -> (mac, state). mu_.
   std::map<uint32_t, std::pair<std::array<uint8_t, 6>, netlink::NeighbourState>> seeded_;
-  // IPv6: the interface's address (const after construction), and what
-  // was pushed (mu_).
+  // IPv6: the interface's address (written by Sync, read by RouteTo6 on
+  // the session threads: ip6_mu_), and what was pushed (mu_).
+  mutable std::mutex ip6_mu_;
   netlink::Ip6 local_ip6_{};
   uint8_t prefix_len6_ = 64;
   std::vector<netlink::Route6> routes6_;

@@ -32,10 +32,11 @@ std::string Text6(const netlink::Ip6& a) {
 
 absl::StatusOr<WireRoute> KernelFeed::RouteTo6(const netlink::Ip6& remote_ip) const {
   const std::string dst = Text6(remote_ip);
-  if (local_ip6_ == netlink::Ip6{}) {
+  const netlink::Ip6 local = local_ip6();
+  if (local == netlink::Ip6{}) {
     return absl::NotFoundError(absl::StrCat(itf_->config.name,
-                                            " had no usable global IPv6 address when offloadd "
-                                            "started (IPv6 stays with the kernel)"));
+                                            " has no usable global IPv6 address (IPv6 stays "
+                                            "with the kernel until it has one)"));
   }
   const net::Ip6Addr d = ToAddr(remote_ip);
   if (d.IsMulticast() || d.IsLinkLocal() || d.IsUnspecified() || d.IsV4Mapped()) {
@@ -55,7 +56,7 @@ absl::StatusOr<WireRoute> KernelFeed::RouteTo6(const netlink::Ip6& remote_ip) co
   out.interface = itf_->config.name;
   out.ifindex = itf_->ifindex;
   out.ipv6 = true;
-  out.local_ip6 = local_ip6_;
+  out.local_ip6 = local;
   out.next_hop6 = route->gateway != netlink::Ip6{} ? route->gateway : remote_ip;
   return out;
 }
@@ -71,6 +72,35 @@ void KernelFeed::EnsureNeighbour6(const WireRoute& route) {
 }
 
 void KernelFeed::SyncIpv6() {
+  // The interface's address: kept while the kernel still has it, else the
+  // first usable one (or none).
+  {
+    const std::vector<netlink::InterfaceAddress6> v6 = view_->Addresses6(itf_->ifindex);
+    std::unique_lock<std::mutex> lock6(ip6_mu_);
+    netlink::Ip6 ip{};
+    uint8_t len = 64;
+    for (const netlink::InterfaceAddress6& a : v6) {
+      if (a.address == local_ip6_) {
+        ip = a.address;
+        len = a.prefix_len;
+        break;
+      }
+    }
+    if (ip == netlink::Ip6{} && !v6.empty()) {
+      ip = v6[0].address;
+      len = v6[0].prefix_len;
+    }
+    if (ip != local_ip6_ || len != prefix_len6_) {
+      const std::string was = local_ip6_ == netlink::Ip6{} ? "none" : Text6(local_ip6_);
+      local_ip6_ = ip;
+      prefix_len6_ = len;
+      lock6.unlock();
+      spdlog::info("wire: {}'s IPv6 address is now {} (was {})", itf_->config.name,
+                   ip == netlink::Ip6{} ? "none" : absl::StrCat(Text6(ip), "/", len), was);
+      const net::Ip6Addr addr = ToAddr(ip);
+      ForEachStack([addr, len](stack::Stack* st) { st->SetLocalIp6(addr, len); });
+    }
+  }
   std::vector<netlink::Route6> routes = view_->Routes6(itf_->ifindex);
   const auto same = [](const netlink::Route6& a, const netlink::Route6& b) {
     return a.dst == b.dst && a.prefix_len == b.prefix_len && a.gateway == b.gateway;
