@@ -93,6 +93,11 @@ static __always_inline int ipv6_key(struct ipv6hdr *ip6, void *data_end,
 		return OFFLOAD_STAT_PASS_IPV6_EXT;
 	if (ip6->nexthdr != IPPROTO_TCP && ip6->nexthdr != IPPROTO_UDP)
 		return OFFLOAD_STAT_PASS_NOT_L4;
+	/* RFC 4291 2.5.6: fe80::/10. The engine serves the interface's global
+	 * address only; a link-local peer of a wildcard listener is the
+	 * kernel's (the listener's kernel socket accepts it). */
+	if (ip6->daddr.s6_addr[0] == 0xfe && (ip6->daddr.s6_addr[1] & 0xc0) == 0x80)
+		return OFFLOAD_STAT_PASS_LINK_LOCAL;
 	ports = (__be16 *)(ip6 + 1);
 	if ((void *)(ports + 2) > data_end)
 		return OFFLOAD_STAT_PASS_MALFORMED;

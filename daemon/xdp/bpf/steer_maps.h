@@ -68,6 +68,7 @@ enum offload_xdp_stat {
   OFFLOAD_STAT_NO_SOCKET,         /* steered, no socket on this queue */
   OFFLOAD_STAT_QUEUE_MISMATCH,    /* steered to another queue */
   OFFLOAD_STAT_PASS_IPV6_EXT,     /* IPv6 extension header: kernel */
+  OFFLOAD_STAT_PASS_LINK_LOCAL,   /* IPv6 to a link-local address: kernel */
   OFFLOAD_STAT_COUNT,
 };
 

@@ -117,6 +117,19 @@ TEST_F(SteerProgramIpv6Test, Icmpv6AndNeighbourDiscoveryGoToKernel) {
   EXPECT_EQ(Classify(ns), OFFLOAD_STAT_PASS_NOT_L4);
 }
 
+// RFC 4291 2.5.6: a link-local client of a wildcard listener goes to the
+// kernel (the engine serves the global address; the listener's kernel
+// socket accepts it) instead of reaching an engine that would drop it.
+TEST_F(SteerProgramIpv6Test, Rfc4291_LinkLocalDestinationsGoToKernel) {
+  ASSERT_TRUE(prog_->SetFlow(FlowKey::Listener6(IpProto::kTcp, Ip6Bytes{}, 8080), 0).ok());
+  EXPECT_EQ(Classify(Frame6("fe80::2", 4000, "fe80::1", 8080)), OFFLOAD_STAT_PASS_LINK_LOCAL);
+  EXPECT_EQ(Classify(Frame6("2001:db8::2", 4000, "febf::1", 8080)),
+            OFFLOAD_STAT_PASS_LINK_LOCAL);
+  // fec0::/10 is not link-local: steered as any other address.
+  EXPECT_EQ(Classify(Frame6("2001:db8::2", 4000, "fec0::1", 8080)), OFFLOAD_STAT_NO_SOCKET);
+  EXPECT_EQ(Classify(Frame6("2001:db8::2", 4000, "2001:db8::1", 8080)), OFFLOAD_STAT_NO_SOCKET);
+}
+
 TEST_F(SteerProgramIpv6Test, Rfc8200_ExtensionHeadersAndFragmentsGoToKernel) {
   ASSERT_TRUE(prog_->SetFlow(FlowKey::Listener6(IpProto::kTcp, Ip6Bytes{}, 80), 0).ok());
   for (uint8_t next : {0, 43, 50, 51, 59, 60, 135, 139, 140}) {

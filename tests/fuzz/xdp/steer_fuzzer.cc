@@ -85,6 +85,7 @@ int Expected6(const uint8_t* d, size_t n) {
     if (next == ext) return OFFLOAD_STAT_PASS_IPV6_EXT;
   }
   if (next != 6 && next != 17) return OFFLOAD_STAT_PASS_NOT_L4;
+  if (ip[24] == 0xfe && (ip[25] & 0xc0) == 0x80) return OFFLOAD_STAT_PASS_LINK_LOCAL;
   if (n < 14 + 40 + 4) return OFFLOAD_STAT_PASS_MALFORMED;
   const uint8_t* l4 = ip + 40;
   return Steered6(next, ip + 24, Get16(l4 + 2), ip + 8, Get16(l4)) ? OFFLOAD_STAT_NO_SOCKET

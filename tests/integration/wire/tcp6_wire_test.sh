@@ -204,6 +204,18 @@ fi
   && pass "no IPv6 frame reached the engine that it could not serve" \
   || fail "misdirected IPv6 frames: ext $(engine_counter ip.drop.ipv6_extension_header) other $(engine_counter ip.rx_ipv6_not_offloaded)"
 
+# 6a. A link-local client of an offloaded dual-stack listener: the XDP
+#     program leaves fe80::/10 to the kernel, whose listening socket the
+#     application also accepts from (the engine serves global addresses).
+ll_a=$(ip -n "$NS_A" -6 -o addr show dev va scope link | awk '{print $4}' | cut -d/ -f1 | head -1)
+bg "$WORK/s7.log" "${OFF_A[@]}" python3 "$XFER" server :: 7107 1 --dual
+wait_listening "$WORK/s7.log" || fail "offloaded dual-stack server (7107) did not listen"
+timeout -k 5 60 "${IN_B[@]}" python3 "$XFER" client "$ll_a%vb" 7107 65536 >"$WORK/c7.log" 2>&1; st=$?
+for _ in $(seq 100); do grep -q "^peer" "$WORK/s7.log" && break; sleep 0.05; done
+[[ -n $ll_a && $st -eq 0 ]] && grep -q "peer fe80::.* ok 65536" "$WORK/s7.log" \
+  && pass "a link-local client ($ll_a%vb) of an offloaded :: listener is served (by the kernel)" \
+  || fail "link-local client to [$ll_a]:7107: client $(cat "$WORK/c7.log") server $(cat "$WORK/s7.log")"
+
 # 6. The interface's IPv6 address replaced with `ip` while offloadd runs
 #    (as when DAD finishes after it started, or an address is renumbered):
 #    the next offloaded connection leaves from the new address, through the
