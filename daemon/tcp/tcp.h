@@ -120,7 +120,7 @@ inline uint32_t SegLen(const net::ParsedFrame& seg) {
 
 // Internal helpers shared by tcp_input/output/timer (not for the host).
 namespace internal {
-// The option block for a segment with `flags` (tcp_output.cc).
+// The option block for a segment with `flags` (tcp_segment.cc).
 void PrepareOptions(TcpContext* ctx, Tcb* tcb, uint8_t flags, OptionsToWrite* out);
 // Writes one segment (payload [seq, seq + len) from the TX ring) into `buf`
 // and returns its length. `prebuilt`: options from PrepareOptions (null:
@@ -133,6 +133,10 @@ size_t EmitSegment(TcpContext* ctx, Tcb* tcb, uint8_t* buf, uint32_t seq, uint32
 void NegotiateOptions(TcpContext* ctx, Tcb* tcb, const TcpOptions& o);
 // RFC 6928 initial window, Linux quick-ACK mode at connection start.
 void InitCongestionWindow(TcpContext* ctx, Tcb* tcb);
+// RFC 9293 3.10.7.4 seventh and eighth (tcp_receive.cc): segment text and
+// FIN. `seq`/`data`/`len` are already trimmed to start at or after RCV.NXT.
+void ProcessData(TcpContext* ctx, Tcb* tcb, uint32_t seq, const uint8_t* data,
+                 uint32_t len, bool fin);
 void EnterState(TcpContext* ctx, Tcb* tcb, TcpState s);
 void CloseConnection(TcpContext* ctx, Tcb* tcb, int error);
 void UpdateRto(TcpContext* ctx, Tcb* tcb, int64_t rtt_us);
