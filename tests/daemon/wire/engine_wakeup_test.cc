@@ -23,6 +23,7 @@
 
 #include "daemon/wire/engine_flows.h"
 #include "gtest/gtest.h"
+#include "shm/pipe.h"
 #include "shm/ring.h"
 #include "tests/daemon/wire/fake_wire_plane.h"
 
@@ -113,6 +114,30 @@ TEST_F(EngineWakeupTest, ShutdownBetweenArmAndRecheckIsSeen) {
     const bool recheck = flows_->RecheckAfterArm();
     EXPECT_TRUE(recheck || (bits & shm::kArmDoorbell) != 0) << "a shutdown slept through";
     EXPECT_TRUE(recheck);
+    EXPECT_GT(flows_->PollApplications(), 0u);
+  });
+}
+
+// The application's last close of its socket (shm::CloseEnd: shut,
+// reader_closed, fence, then the armed bits) racing the engine's sleep.
+TEST_F(EngineWakeupTest, AppCloseBetweenArmAndRecheckIsSeen) {
+  OnEngine([&] {
+    flows_->PollApplications();
+    ASSERT_TRUE(flows_->ArmWakeups());
+    const shm::CloseWakeups w = shm::CloseEnd(conn_.pipe->record(), conn_.pipe->app_end());
+    EXPECT_NE(w.peer_readers & shm::kArmDoorbell, 0u) << "armed before the close";
+    EXPECT_TRUE(flows_->RecheckAfterArm()) << "a committed close slept through";
+    EXPECT_GT(flows_->PollApplications(), 0u) << "the engine closes the flow";
+  });
+}
+
+TEST_F(EngineWakeupTest, AppCloseAfterSleepFindsTheFlag) {
+  OnEngine([&] {
+    flows_->PollApplications();
+    ASSERT_TRUE(flows_->ArmWakeups());
+    ASSERT_FALSE(flows_->RecheckAfterArm());
+    const shm::CloseWakeups w = shm::CloseEnd(conn_.pipe->record(), conn_.pipe->app_end());
+    EXPECT_NE(w.peer_readers & shm::kArmDoorbell, 0u) << "a sleeping engine would miss the close";
     EXPECT_GT(flows_->PollApplications(), 0u);
   });
 }
