@@ -232,6 +232,11 @@ size_t EngineFlows::PollApplications() {
 }
 
 bool EngineFlows::ArmApplicationWakeups() {
+  if (!ArmWakeups()) return false;
+  return RecheckAfterArm();
+}
+
+bool EngineFlows::ArmWakeups() {
   if (pipes_.empty() && udp_.size() == 0) return false;
   udp_.SetSleepFlags();
   for (Entry* e : pipes_) {
@@ -251,6 +256,10 @@ bool EngineFlows::ArmApplicationWakeups() {
     if (e->armed_rx_credit) shm::ArmWait(&fw.writer_wait, shm::kArmDoorbell);
   }
   armed_ = true;
+  return true;
+}
+
+bool EngineFlows::RecheckAfterArm() {
   shm::HeavyFence();
   // An application streaming into a pipe may have skipped its fence
   // (fence.h lazy producers): one barrier before the re-checks.

@@ -1,6 +1,7 @@
 // EngineFlows: one engine's side of the wire plane (see wire_plane.h for
-// the flows' life cycle). Private to daemon/wire: WirePlane owns one per
-// engine and posts commands to it. engine_flows.cc holds the commands,
+// the flows' life cycle). Private to daemon/wire and its tests
+// (WirePlane::FlowsForTest): WirePlane owns one per engine and posts
+// commands to it. engine_flows.cc holds the commands,
 // events and listeners; engine_pipes.cc the application-pipe protocol.
 
 #ifndef OFFLOAD_DAEMON_WIRE_ENGINE_FLOWS_H_
@@ -75,8 +76,15 @@ class EngineFlows : public engine::FlowEventSink, public stack::BufferProvider {
   size_t PollApplications() override;
 
   // The sleep side of the need-wake-up handshake for every pipe: flags,
-  // one heavy fence, re-check (abi.h RingIndexes).
+  // one heavy fence, re-check (abi.h RingIndexes). ArmWakeups() then
+  // RecheckAfterArm(), in one call.
   bool ArmApplicationWakeups() override;
+  // Its two halves, separately for tests that step the handshake: sets the
+  // need-wake-up flags of every pipe and UDP ring (false: nothing to arm,
+  // nothing armed); then the fence and the re-check (true: work arrived,
+  // do not sleep). PollApplications() disarms.
+  bool ArmWakeups();
+  bool RecheckAfterArm();
 
   // Controlling thread, engine stopped: unsteers every flow still known.
   void UnsteerAll();

@@ -43,9 +43,10 @@ std::string IpText(uint32_t host_order) {
 }
 
 absl::StatusOr<std::unique_ptr<OffloadedInterface>> BringUpInterface(
-    const nic::InterfaceConfig& config, const netlink::NetlinkView& view) {
+    const nic::InterfaceConfig& config, const RouteSource& view,
+    std::unique_ptr<nic::NicDriver> injected) {
   const std::string& name = config.name;
-  if (!HasCapability(CAP_NET_ADMIN)) {
+  if (injected == nullptr && !HasCapability(CAP_NET_ADMIN)) {
     return absl::PermissionDeniedError(absl::StrCat("interface ", name, ": ", kPrivilegeHint));
   }
   auto itf = std::make_unique<OffloadedInterface>();
@@ -67,6 +68,10 @@ absl::StatusOr<std::unique_ptr<OffloadedInterface>> BringUpInterface(
   if (addrs.size() > 1) {
     spdlog::warn("interface {} has {} IPv4 addresses; offloading {} only", name, addrs.size(),
                  IpText(itf->local_ip));
+  }
+  if (injected != nullptr) {
+    itf->driver = std::move(injected);
+    return itf;
   }
   absl::StatusOr<std::unique_ptr<nic::NicDriver>> driver = nic::OpenDriver(itf->config);
   if (!driver.ok()) {

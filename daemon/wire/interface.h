@@ -15,8 +15,8 @@
 #include <string>
 
 #include "absl/status/statusor.h"
-#include "daemon/netlink/netlink_view.h"
 #include "daemon/nic/nic.h"
+#include "daemon/wire/route_source.h"
 
 namespace offload::wire {
 
@@ -37,8 +37,12 @@ struct OffloadedInterface {
 // CAP_NET_ADMIN, with what to run as), NotFound (no such interface),
 // FailedPrecondition (no IPv4 address; the driver's preconditions),
 // the driver's other errors annotated.
+// `driver` (tests, WireSeams): a driver already open stands for the
+// interface's; the privilege check and nic::OpenDriver are skipped. Null:
+// the steps above.
 absl::StatusOr<std::unique_ptr<OffloadedInterface>> BringUpInterface(
-    const nic::InterfaceConfig& config, const netlink::NetlinkView& view);
+    const nic::InterfaceConfig& config, const RouteSource& view,
+    std::unique_ptr<nic::NicDriver> driver = nullptr);
 
 // Dotted-quad text of a host-order IPv4 address (log and error messages).
 std::string IpText(uint32_t host_order);

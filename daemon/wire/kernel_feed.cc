@@ -17,7 +17,7 @@ namespace {
 
 // The default gateway when the kernel's default route leaves through
 // `ifindex`, else 0.
-uint32_t DefaultGateway(const netlink::NetlinkView& view, int ifindex) {
+uint32_t DefaultGateway(const RouteSource& view, int ifindex) {
   std::optional<netlink::Route> def = view.LookupRoute(0);
   return def.has_value() && def->prefix_len == 0 && def->oif == ifindex ? def->gateway : 0;
 }
@@ -49,7 +49,7 @@ class KernelFeed::Requester : public stack::NeighborRequester {
   KernelFeed* const feed_;
 };
 
-KernelFeed::KernelFeed(netlink::NetlinkView* view, const OffloadedInterface* itf)
+KernelFeed::KernelFeed(RouteSource* view, const OffloadedInterface* itf)
     : view_(view),
       itf_(itf),
       requester_(std::make_unique<Requester>(this)),

@@ -40,6 +40,7 @@
 #include "daemon/stack/sysctl.h"
 #include "daemon/tcp/tcp_config.h"
 #include "daemon/wire/interface.h"
+#include "daemon/wire/route_source.h"
 
 // Not stack.h: this header reaches the session manager, whose users include
 // <netinet/tcp.h> (stack.h brings <linux/tcp.h>).
@@ -68,7 +69,7 @@ struct WireRoute {
 class KernelFeed {
  public:
   // REQUIRES: `view` and `itf` outlive this object.
-  KernelFeed(netlink::NetlinkView* view, const OffloadedInterface* itf);
+  KernelFeed(RouteSource* view, const OffloadedInterface* itf);
   ~KernelFeed();
 
   // Fills the stacks' TCP configuration from the namespace's sysctls and
@@ -122,7 +123,7 @@ class KernelFeed {
   template <typename Fn>
   void ForEachStack(Fn fn);
 
-  netlink::NetlinkView* const view_;
+  RouteSource* const view_;
   const OffloadedInterface* const itf_;
   std::unique_ptr<Requester> requester_;
   engine::EngineSet* engines_ = nullptr;

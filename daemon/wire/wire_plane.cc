@@ -27,15 +27,20 @@ WirePlane::~WirePlane() { Stop(); }
 
 absl::StatusOr<std::unique_ptr<WirePlane>> WirePlane::Create(
     const v1::DaemonConfig& config) {
+  return Create(config, WireSeams{});
+}
+
+absl::StatusOr<std::unique_ptr<WirePlane>> WirePlane::Create(
+    const v1::DaemonConfig& config, WireSeams seams) {
   std::unique_ptr<WirePlane> plane(new WirePlane());
-  if (absl::Status s = plane->Open(config); !s.ok()) {
+  if (absl::Status s = plane->Open(config, std::move(seams)); !s.ok()) {
     plane->Stop();
     return s;
   }
   return plane;
 }
 
-absl::Status WirePlane::Open(const v1::DaemonConfig& config) {
+absl::Status WirePlane::Open(const v1::DaemonConfig& config, WireSeams seams) {
   if (config.interfaces_size() == 0) {
     return absl::InvalidArgumentError("no interfaces to offload in the config");
   }
@@ -51,11 +56,15 @@ absl::Status WirePlane::Open(const v1::DaemonConfig& config) {
   if (!engine_config.ok()) return engine_config.status();
   const std::string& name = nic_config->name;
 
-  absl::StatusOr<std::unique_ptr<netlink::NetlinkView>> view = netlink::NetlinkView::Create();
-  if (!view.ok()) return Annotate(view.status(), "cannot read the kernel's routing tables");
-  netlink_ = std::move(*view);
+  if (seams.routes != nullptr) {
+    netlink_ = std::move(seams.routes);
+  } else {
+    absl::StatusOr<std::unique_ptr<NetlinkRouteSource>> view = NetlinkRouteSource::Create();
+    if (!view.ok()) return Annotate(view.status(), "cannot read the kernel's routing tables");
+    netlink_ = std::move(*view);
+  }
   absl::StatusOr<std::unique_ptr<OffloadedInterface>> itf =
-      BringUpInterface(*nic_config, *netlink_);
+      BringUpInterface(*nic_config, *netlink_, std::move(seams.driver));
   if (!itf.ok()) return itf.status();
   interface_ = std::move(*itf);
   kernel_ = std::make_unique<KernelFeed>(netlink_.get(), interface_.get());
@@ -157,6 +166,10 @@ size_t WirePlane::num_engines() const { return flows_.size(); }
 
 stack::Stack* WirePlane::StackForTest(uint32_t engine) {
   return engine < flows_.size() ? flows_[engine]->stack() : nullptr;
+}
+
+EngineFlows* WirePlane::FlowsForTest(uint32_t engine) {
+  return engine < flows_.size() ? flows_[engine].get() : nullptr;
 }
 
 uint64_t WirePlane::ReleasedFlowsForTest() const {

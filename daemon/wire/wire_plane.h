@@ -63,7 +63,6 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "daemon/engine/engine_set.h"
-#include "daemon/netlink/netlink_view.h"
 #include "daemon/nic/nic.h"
 #include "daemon/tcp/byte_ring.h"
 #include "daemon/tcp/socket_options.h"
@@ -72,6 +71,7 @@
 #include "daemon/wire/app_pipe.h"
 #include "daemon/wire/app_waker.h"
 #include "daemon/wire/kernel_feed.h"
+#include "daemon/wire/route_source.h"
 #include "daemon/wire/wire_stats.h"
 #include "shm/listener.h"
 #include "offload/v1/config.pb.h"
@@ -193,6 +193,21 @@ struct WireUdp {
   uint16_t port = 0;
 };
 
+// What WirePlane::Create opens itself unless given one: the seam that lets
+// tests run the plane over a fake driver (tests/testing/fake_nic.h) and a
+// fake route source (tests/testing/fake_route_source.h) without root or a
+// real interface. Production passes none (Create(config)).
+struct WireSeams {
+  // The kernel's addresses, links, routes and neighbours. Null: the
+  // netlink view of the calling thread's namespace (NetlinkRouteSource).
+  std::unique_ptr<RouteSource> routes;
+  // The interface's driver, queues open. Null: nic::OpenDriver per the
+  // config, after the privilege check (BringUpInterface). Given: neither.
+  // Its info() stands for the interface's (MAC, MTU, queues); the
+  // interface's index and address still come from `routes`.
+  std::unique_ptr<nic::NicDriver> driver;
+};
+
 class WirePlane {
  public:
   // Starts the wire path for `config.interfaces`, in the calling thread's
@@ -208,6 +223,9 @@ class WirePlane {
   // offloadd; zero-copy unavailable), Internal (kernel errors).
   static absl::StatusOr<std::unique_ptr<WirePlane>> Create(
       const v1::DaemonConfig& config);
+  // The same over what `seams` gives (see WireSeams); the rest as above.
+  static absl::StatusOr<std::unique_ptr<WirePlane>> Create(
+      const v1::DaemonConfig& config, WireSeams seams);
 
   WirePlane(const WirePlane&) = delete;
   WirePlane& operator=(const WirePlane&) = delete;
@@ -315,18 +333,20 @@ class WirePlane {
   engine::EngineSet* EnginesForTest() { return engines_.get(); }
   // The stack of `engine` (use it on that engine's thread: RunSync).
   stack::Stack* StackForTest(uint32_t engine);
+  // The flows of `engine` (use them on that engine's thread: RunSync).
+  EngineFlows* FlowsForTest(uint32_t engine);
 
  private:
   friend class EngineFlows;  // next_cookie(), app_waker(), steering()
 
   WirePlane();
-  absl::Status Open(const v1::DaemonConfig& config);
+  absl::Status Open(const v1::DaemonConfig& config, WireSeams seams);
   uint64_t next_cookie() { return next_cookie_.fetch_add(1, std::memory_order_relaxed); }
   Steering& steering() { return *steering_; }
 
   // Destroyed in reverse: flows and engines before the steering, the feed
-  // and the interface they use; the netlink view last.
-  std::unique_ptr<netlink::NetlinkView> netlink_;
+  // and the interface they use; the route source (netlink view) last.
+  std::unique_ptr<RouteSource> netlink_;
   std::unique_ptr<OffloadedInterface> interface_;
   std::unique_ptr<KernelFeed> kernel_;
   std::unique_ptr<Steering> steering_;

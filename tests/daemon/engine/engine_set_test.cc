@@ -5,7 +5,7 @@
 #include <sched.h>
 
 #include "gtest/gtest.h"
-#include "tests/daemon/engine/fake_nic.h"
+#include "tests/testing/fake_nic.h"
 
 namespace offload::engine {
 namespace {

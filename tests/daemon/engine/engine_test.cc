@@ -12,7 +12,7 @@
 #include <thread>
 
 #include "gtest/gtest.h"
-#include "tests/daemon/engine/fake_nic.h"
+#include "tests/testing/fake_nic.h"
 
 namespace offload::engine {
 namespace {

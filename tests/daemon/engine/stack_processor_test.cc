@@ -12,7 +12,7 @@
 
 #include "daemon/engine/engine.h"
 #include "gtest/gtest.h"
-#include "tests/daemon/engine/fake_nic.h"
+#include "tests/testing/fake_nic.h"
 #include "tests/daemon/xdp/packet_builder.h"
 
 namespace offload::engine {

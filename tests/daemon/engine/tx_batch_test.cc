@@ -6,7 +6,7 @@
 #include <string>
 
 #include "gtest/gtest.h"
-#include "tests/daemon/engine/fake_nic.h"
+#include "tests/testing/fake_nic.h"
 
 namespace offload::engine {
 namespace {

@@ -1,13 +1,20 @@
-// An in-memory NicQueue for engine tests: frames are injected by the test
-// thread, transmitted frames are recorded. Its WaitFd is an eventfd written
-// on injection, like a NIC's RX interrupt.
+// The one in-memory NIC of the tests: FakeQueue (a nic::NicQueue whose
+// frames are injected by the test and whose transmitted frames are
+// recorded) and FakeDriver (a nic::NicDriver of FakeQueues that records the
+// steering it is asked for). Engine tests drive it directly; WirePlane
+// tests hand a FakeDriver to WirePlane::Create (wire::WireSeams).
 //
-// Thread safety: Inject()/Sent()/TxCount() from the test thread, everything
-// else from the engine thread; a mutex covers the shared lists (a fake may
-// lock; the engine code under test does not depend on it).
+// Its WaitFd is an eventfd written on injection, like a NIC's RX interrupt.
+// It also checks the driver contract it is given: a frame released twice
+// (RX or TX buffer) sets double_release().
+//
+// Thread safety: Inject()/Sent()/counts and the driver's steering records
+// from any thread (the test's); the NicQueue methods from the engine thread;
+// a mutex covers what they share (a fake may lock; the engine code under
+// test does not depend on it).
 
-#ifndef OFFLOAD_TESTS_DAEMON_ENGINE_FAKE_NIC_H_
-#define OFFLOAD_TESTS_DAEMON_ENGINE_FAKE_NIC_H_
+#ifndef OFFLOAD_TESTS_TESTING_FAKE_NIC_H_
+#define OFFLOAD_TESTS_TESTING_FAKE_NIC_H_
 
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -15,11 +22,14 @@
 #include <algorithm>
 #include <cstdint>
 #include <deque>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
 
+#include "absl/status/status.h"
+#include "daemon/nic/flow.h"
 #include "daemon/nic/nic.h"
 
 namespace offload::testing {
@@ -35,6 +45,7 @@ class FakeQueue : public nic::NicQueue {
   }
   ~FakeQueue() override { close(fd_); }
 
+  // A frame arrives from the wire (RX).
   void Inject(const std::string& frame) {
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -43,13 +54,31 @@ class FakeQueue : public nic::NicQueue {
     uint64_t one = 1;
     [[maybe_unused]] ssize_t n = write(fd_, &one, sizeof(one));
   }
+  void Inject(const std::vector<uint8_t>& frame) {
+    Inject(std::string(frame.begin(), frame.end()));
+  }
+  // Every frame transmitted so far, in order.
   std::vector<std::string> Sent() {
     std::lock_guard<std::mutex> lock(mu_);
     return sent_;
   }
+  size_t sent_count() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return sent_.size();
+  }
   size_t rx_outstanding() {
     std::lock_guard<std::mutex> lock(mu_);
     return rx_out_;
+  }
+  // The last ArmWakeup() armed the queue (it found no frame waiting).
+  bool armed() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return armed_;
+  }
+  // A buffer was given back twice (RX release or TX free/submit).
+  bool double_release() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return double_release_;
   }
 
   uint32_t id() const override { return id_; }
@@ -64,6 +93,7 @@ class FakeQueue : public nic::NicQueue {
       frames[n].data = reinterpret_cast<const uint8_t*>(rx_bufs_[slot].data());
       frames[n].len = static_cast<uint32_t>(rx_bufs_[slot].size());
       frames[n].handle = slot;
+      rx_held_[slot] = true;
       ++rx_out_;
       ++n;
     }
@@ -71,9 +101,17 @@ class FakeQueue : public nic::NicQueue {
     counters_.rx_packets.Add(n);
     return n;
   }
-  void ReleaseRx(const nic::RxFrame*, size_t n) override {
+  void ReleaseRx(const nic::RxFrame* frames, size_t n) override {
     std::lock_guard<std::mutex> lock(mu_);
-    rx_out_ -= n;
+    for (size_t i = 0; i < n; ++i) {
+      const uint64_t h = frames[i].handle;
+      if (h >= kBuffers || !rx_held_[h]) {
+        double_release_ = true;
+        continue;
+      }
+      rx_held_[h] = false;
+      --rx_out_;
+    }
   }
   size_t AllocTx(nic::TxFrame* frames, size_t n) override {
     size_t got = 0;
@@ -85,13 +123,15 @@ class FakeQueue : public nic::NicQueue {
     return got;
   }
   void FreeTx(const nic::TxFrame* frames, size_t n) override {
-    for (size_t i = 0; i < n; ++i) free_tx_.push_back(frames[i].handle);
+    std::lock_guard<std::mutex> lock(mu_);
+    for (size_t i = 0; i < n; ++i) ReturnTx(frames[i].handle);
   }
   // At most `room` more frames are accepted by SubmitTx (a full TX ring).
   void set_tx_room(size_t room) {
     std::lock_guard<std::mutex> lock(mu_);
     tx_room_ = room;
   }
+  // Engine thread (or the test's, engine stopped).
   size_t free_tx_buffers() const { return free_tx_.size(); }
 
   size_t SubmitTx(const nic::TxFrame* frames, size_t n) override {
@@ -101,7 +141,7 @@ class FakeQueue : public nic::NicQueue {
     for (size_t i = 0; i < n; ++i) {
       sent_.emplace_back(reinterpret_cast<const char*>(frames[i].data),
                          frames[i].len);
-      free_tx_.push_back(frames[i].handle);  // "completes" at once
+      ReturnTx(frames[i].handle);  // "completes" at once
     }
     submits_++;
     counters_.tx_packets.Add(n);
@@ -113,7 +153,11 @@ class FakeQueue : public nic::NicQueue {
     std::lock_guard<std::mutex> lock(mu_);
     return !rx_.empty();
   }
-  bool ArmWakeup() override { return !RxPending(); }
+  bool ArmWakeup() override {
+    std::lock_guard<std::mutex> lock(mu_);
+    armed_ = rx_.empty();
+    return armed_;
+  }
   void AckWakeup() override {
     uint64_t v;
     [[maybe_unused]] ssize_t n = read(fd_, &v, sizeof(v));
@@ -125,17 +169,30 @@ class FakeQueue : public nic::NicQueue {
   }
 
  private:
+  // REQUIRES: mu_ held (free_tx_ itself is the engine thread's).
+  void ReturnTx(uint64_t h) {
+    if (h >= kBuffers ||
+        std::find(free_tx_.begin(), free_tx_.end(), h) != free_tx_.end()) {
+      double_release_ = true;
+      return;
+    }
+    free_tx_.push_back(h);
+  }
+
   const uint32_t id_;
   const int fd_;
   mutable std::mutex mu_;
   std::deque<std::string> rx_;
   std::string rx_bufs_[kBuffers];
+  bool rx_held_[kBuffers] = {};
   size_t rx_next_ = 0;
   size_t rx_out_ = 0;
   std::vector<std::string> sent_;
   size_t submits_ = 0;
   size_t tx_room_ = SIZE_MAX;
-  std::vector<size_t> free_tx_;  // engine thread only
+  bool armed_ = false;
+  bool double_release_ = false;
+  std::vector<size_t> free_tx_;
   uint8_t tx_bufs_[kBuffers][kBufSize];
 };
 
@@ -147,22 +204,43 @@ class FakeDriver : public nic::NicDriver {
       queues_.push_back(std::make_unique<FakeQueue>(q));
     }
     info_.num_queues = queues;
+    info_.hw_rx_queues = queues;
+    info_.mtu = 1500;
   }
+  // What the driver reports (name, MAC, MTU, kind): set before use.
+  nic::InterfaceInfo& mutable_info() { return info_; }
   const nic::InterfaceInfo& info() const override { return info_; }
   size_t num_queues() const override { return queues_.size(); }
   FakeQueue* queue(size_t i) override { return queues_[i].get(); }
-  absl::Status Steer(const nic::FlowKey&, uint32_t) override {
+  absl::Status Steer(const nic::FlowKey& key, uint32_t queue) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    steered_[key.ToString()] = queue;
+    ++steers_;
     return absl::OkStatus();
   }
-  absl::Status Unsteer(const nic::FlowKey&) override {
+  absl::Status Unsteer(const nic::FlowKey& key) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    steered_.erase(key.ToString());
     return absl::OkStatus();
+  }
+  // Keys steered now (FlowKey::ToString) and the queue of each.
+  std::map<std::string, uint32_t> steered() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return steered_;
+  }
+  size_t steers() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return steers_;
   }
 
  private:
   nic::InterfaceInfo info_;
   std::vector<std::unique_ptr<FakeQueue>> queues_;
+  std::mutex mu_;
+  std::map<std::string, uint32_t> steered_;
+  size_t steers_ = 0;
 };
 
 }  // namespace offload::testing
 
-#endif  // OFFLOAD_TESTS_DAEMON_ENGINE_FAKE_NIC_H_
+#endif  // OFFLOAD_TESTS_TESTING_FAKE_NIC_H_
