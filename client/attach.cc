@@ -7,6 +7,11 @@
 //
 // Thread safety: g_session_mu serialises every request and guards the
 // session's state below; Arena() and AttachFd() are lock-free loads.
+//
+// Why one file of ~460 lines: everything left here reads or writes the
+// session's state (g_fd, g_arena, g_gen, the back-off), which is private
+// to this file; registry.cc and doorbells.cc were split off where no such
+// access was needed. Splitting further would export that state to more files.
 
 #include "client/attach.h"
 
