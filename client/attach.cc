@@ -153,7 +153,7 @@ void DispatchLocked(const shm::Msg& m, int* fds, int nfds) {
   Socket* s = RegisteredSocketLocked(m.id);
   switch (m.type) {
     case shm::MsgType::kDgramOffer: {
-      InRing* r = nullptr;
+      std::unique_ptr<InRing> r;
       if (s != nullptr && s->path.load() == Path::kUdp && !s->udp_shared.load() && nfds == 1) {
         r = MapOfferedRing(m, fds[0]);  // udp_rings.cc
       }
@@ -163,7 +163,7 @@ void DispatchLocked(const shm::Msg& m, int* fds, int nfds) {
         return;
       }
       pthread_mutex_lock(&s->mu);
-      s->udp->new_rings.push_back(r);
+      s->udp->new_rings.push_back(std::move(r));
       pthread_mutex_unlock(&s->mu);
       s->udp->has_new_rings.store(true, std::memory_order_release);
       if (s->efd.valid()) shm::Kick(s->efd.get());

@@ -211,15 +211,16 @@ class SideLock {
 // state. Every SOCK_DGRAM Socket owns one (Socket::udp) from its creation;
 // it is used once the socket's path is kUdp.
 //
-// Ownership: the rings in new_rings / in_rings / out_rings and `extra` are
-// owned here and freed with it.
+// Ownership: the rings in new_rings / in_rings / out_rings and the extra
+// API's state (extra_owned) are owned here and freed with it.
 struct UdpState {
   UdpState() = default;
   ~UdpState();
   UdpState(const UdpState&) = delete;
   UdpState& operator=(const UdpState&) = delete;
 
-  std::vector<InRing*> new_rings;  // handed over by the attach reader, under Socket::mu
+  // Handed over by the attach reader, under Socket::mu.
+  std::vector<std::unique_ptr<InRing>> new_rings;
   std::atomic<bool> has_new_rings{false};
 
   // An undecided socket's receivers blocked in the kernel, and a decision
@@ -237,11 +238,13 @@ struct UdpState {
 
   // Zero-copy receive / receive callback in use (set once, by the extra
   // API; null for every other socket: the one test of the UDP receive
-  // path).
+  // path). Not owning: it points at extra_owned, which the thread that
+  // installed it (EnsureExtra) fills and nobody resets before ~UdpState.
   std::atomic<UdpExtra*> extra{nullptr};
+  std::unique_ptr<UdpExtra> extra_owned;
 
-  std::vector<InRing*> in_rings;           // receiver-private
-  std::vector<OutRing*> out_rings;         // sender-private
+  std::vector<std::unique_ptr<InRing>> in_rings;    // receiver-private
+  std::vector<std::unique_ptr<OutRing>> out_rings;  // sender-private
   std::vector<uint64_t> no_ring;           // destinations known to be kernel (addr<<16|port)
   uint32_t rr = 0;                         // round-robin start among in_rings
   uint32_t os_poll_count = 0;
@@ -309,7 +312,9 @@ struct Socket : FdObject {
   int64_t sndtimeo_ms = -1;
   int so_error = 0;          // pending SO_ERROR (UDP); pipes: EndState
 
-  shm::SocketSlot* slot = nullptr;  // counters in the arena (never null once created)
+  // Counters in the arena (never null once created). Not owning: the slot
+  // belongs to the arena (registry.cc hands it out and takes it back).
+  shm::SocketSlot* slot = nullptr;
   int slot_index = -1;
   uint32_t slot_gen = 0;      // AttachGeneration() of the arena `slot` is in
 

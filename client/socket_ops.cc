@@ -26,10 +26,12 @@ int64_t NowNs() {
 }
 
 UdpState::~UdpState() {
-  for (InRing* r : in_rings) delete r;
-  delete extra.load(std::memory_order_relaxed);
-  for (InRing* r : new_rings) delete r;
-  for (OutRing* r : out_rings) delete r;
+  // In this order, as the members' own destruction would not be.
+  in_rings.clear();
+  extra.store(nullptr, std::memory_order_relaxed);
+  extra_owned.reset();
+  new_rings.clear();
+  out_rings.clear();
 }
 
 Socket::~Socket() { pthread_mutex_destroy(&mu); }

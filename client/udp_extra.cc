@@ -53,13 +53,14 @@ namespace client {
 UdpExtra* EnsureExtra(Socket* s) {
   UdpExtra* x = s->udp->extra.load(std::memory_order_acquire);
   if (x != nullptr) return x;
-  auto* fresh = new (std::nothrow) UdpExtra();
+  std::unique_ptr<UdpExtra> fresh(new (std::nothrow) UdpExtra());
   if (fresh == nullptr) return nullptr;
-  if (!s->udp->extra.compare_exchange_strong(x, fresh, std::memory_order_acq_rel)) {
-    delete fresh;
-    return x;
+  if (!s->udp->extra.compare_exchange_strong(x, fresh.get(), std::memory_order_acq_rel)) {
+    return x;  // another thread installed one first; ours is freed
   }
-  return fresh;
+  // The only thread that gets here for this socket.
+  s->udp->extra_owned = std::move(fresh);
+  return s->udp->extra_owned.get();
 }
 
 // True if the calling thread is inside `s`'s receive callback (which holds
@@ -128,7 +129,8 @@ bool Lend(UdpExtra* x, InRing* r, size_t len) {
 // holds it: unlent, and its space released as far as ring order allows.
 bool FreeOne(Socket* s, UdpExtra* x, const void* id) {
   const auto* p = static_cast<const uint8_t*>(id);
-  for (InRing* r : s->udp->in_rings) {
+  for (const std::unique_ptr<InRing>& ring : s->udp->in_rings) {
+    InRing* r = ring.get();
     const uint8_t* base = r->c.data();
     if (p < base || p >= base + r->c.capacity() || ((p - base) & 7) != 0) continue;
     const uint64_t off = static_cast<uint64_t>(p - base);
@@ -225,7 +227,7 @@ ssize_t UdpRecvExtra(Socket* s, msghdr* msg, int flags, ZcopyOut* zc) {
     }
     const size_t n = s->udp->in_rings.size();
     for (size_t k = 0; k < n; ++k) {
-      InRing* r = s->udp->in_rings[(s->udp->rr + k) % n];
+      InRing* r = s->udp->in_rings[(s->udp->rr + k) % n].get();
       size_t len;
       shm::SockAddr from;
       const uint8_t* p = FilteredFront(s, x, r, &len, &from);
@@ -297,7 +299,8 @@ bool UdpHasDataExtra(Socket* s) {
   UdpAdoptNewRings(s);
   const bool shared = s->udp_shared.load(std::memory_order_acquire);
   if (shared) UdpReapRings(s);
-  for (InRing* r : s->udp->in_rings) {
+  for (const std::unique_ptr<InRing>& ring : s->udp->in_rings) {
+    InRing* r = ring.get();
     if (shared) {
       if (!r->c.Empty()) return true;
       continue;
@@ -316,7 +319,8 @@ size_t UdpNextSizeExtra(Socket* s) {
   UdpAdoptNewRings(s);
   const bool shared = s->udp_shared.load(std::memory_order_acquire);
   if (shared) UdpReapRings(s);
-  for (InRing* r : s->udp->in_rings) {
+  for (const std::unique_ptr<InRing>& ring : s->udp->in_rings) {
+    InRing* r = ring.get();
     size_t len;
     shm::SockAddr from;
     if (shared ? r->c.Front(&len) != nullptr

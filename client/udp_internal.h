@@ -16,6 +16,7 @@
 #include <sys/uio.h>
 
 #include <cstdint>
+#include <memory>
 
 #include "client/offload_extra.h"
 #include "client/socket.h"
@@ -38,7 +39,7 @@ void SendDgramClose(uint32_t ring_id, bool sender);
 // Maps the ring offered by kDgramOffer `m` in memfd `fd` (borrowed) as an
 // incoming ring. Null if it cannot be mapped (the caller closes the
 // ring: DgramCloseMsg).
-InRing* MapOfferedRing(const shm::Msg& m, int fd);
+std::unique_ptr<InRing> MapOfferedRing(const shm::Msg& m, int fd);
 // A destination as a 64-bit key (no_ring, the wire cache).
 uint64_t NoRingKey(const shm::SockAddr& d);
 bool SameEndpoint(const shm::SockAddr& a, const shm::SockAddr& b);
@@ -51,6 +52,7 @@ void ReapRings(Socket* s);
 bool EnsureBound(Socket* s);
 // REQUIRES: udp->tx_mu. A same-host ring to `d`, or nullptr: then *wire says
 // whether the socket's engine endpoint serves `d` (else the kernel does).
+// The ring is owned by udp->out_rings.
 OutRing* OpenRing(Socket* s, const shm::SockAddr& d, bool* wire);
 
 // --- udp_wire.cc: the engine endpoint ---------------------------------------

@@ -154,7 +154,7 @@ uint32_t ArmFlags(Socket* s, uint32_t events, bool* listed) {
     }
     case Path::kUdp: {
       MutexGuard rx(&s->udp->rx_mu);
-      for (InRing* r : s->udp->in_rings) r->c.SetSleepFlag();
+      for (const std::unique_ptr<InRing>& r : s->udp->in_rings) r->c.SetSleepFlag();
       return kArmedUdp;
     }
     default:
@@ -179,7 +179,8 @@ bool ArmRecheck(Socket* s, uint32_t events, bool* barrier_done) {
       MutexGuard rx(&s->udp->rx_mu);
       bool ready = false;
       const bool shared = s->udp_shared.load(std::memory_order_acquire);
-      for (InRing* r : s->udp->in_rings) {
+      for (const std::unique_ptr<InRing>& ring : s->udp->in_rings) {
+        InRing* r = ring.get();
         if (shared) r->c.Resync();
         ready |= r->c.RecheckAfterFence();
       }
@@ -208,7 +209,7 @@ void Disarm(Socket* s, uint32_t armed) {
     // A shared socket's flags are every holder's: only producers clear them
     // (a holder's cancel could hide another's sleep).
     if (!s->udp_shared.load(std::memory_order_acquire)) {
-      for (InRing* r : s->udp->in_rings) r->c.CancelSleep();
+      for (const std::unique_ptr<InRing>& r : s->udp->in_rings) r->c.CancelSleep();
     }
   }
 }
@@ -223,7 +224,8 @@ uint64_t RxMark(Socket* s) {
       MutexGuard rx(&s->udp->rx_mu);
       const bool shared = s->udp_shared.load(std::memory_order_acquire);
       uint64_t m = s->udp->in_rings.size();
-      for (InRing* r : s->udp->in_rings) {
+      for (const std::unique_ptr<InRing>& ring : s->udp->in_rings) {
+        InRing* r = ring.get();
         if (shared) r->c.Resync();
         m += r->c.QueuedBytes() + (uint64_t{r->id} << 32);
       }
