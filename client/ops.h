@@ -130,7 +130,7 @@ int SettleConnect(Socket* s, bool nonblock);
 
 // Socket options and values of engine connections (tcp_options.cc).
 // After the kernel accepted a setsockopt on the shadow of a TCP socket:
-// keeps it (Socket::tcp_opts) and, on an engine connection, publishes it to
+// keeps it (TcpState::opts) and, on an engine connection, publishes it to
 // the engine (a TCP_NODELAY turned on or a TCP_CORK turned off flushes).
 void TcpOptionSet(Socket* s, int level, int name, const void* val, socklen_t len);
 // An offloaded listener's options changed after listen(): offloadd passes

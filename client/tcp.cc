@@ -164,17 +164,17 @@ int TcpConnect(Socket* s, const sockaddr* dst_addr, socklen_t dst_len) {
       return kUseKernel;
     }
     s->bound = true;
-    pooled = s->shadow_port != 0;
+    pooled = s->tcp->shadow_port != 0;
   }
   if (pooled) {
     // We bound it to the wildcard address and a port we chose: no need to
     // ask the kernel.
     if (s->family == AF_INET6) {
       local.v6.sin6_family = AF_INET6;
-      local.v6.sin6_port = s->shadow_port;
+      local.v6.sin6_port = s->tcp->shadow_port;
     } else {
       local.v4.sin_family = AF_INET;
-      local.v4.sin_port = s->shadow_port;
+      local.v4.sin_port = s->tcp->shadow_port;
     }
   } else {
     Real().getsockname(s->fd, &local.sa, &len);
@@ -203,7 +203,7 @@ int TcpConnect(Socket* s, const sockaddr* dst_addr, socklen_t dst_len) {
       m.type = shm::MsgType::kTcpConnect;
       ToMsg(l, &m.local, nullptr);
       ToMsg(d, &m.remote, &m.remote6);
-      m.opts = s->tcp_opts;  // an engine's SYN carries TCP_MAXSEG, SO_RCVBUF's window scale
+      m.opts = s->tcp->opts;  // an engine's SYN carries TCP_MAXSEG, SO_RCVBUF's window scale
       shm::Msg r;
       int rfds[shm::kMaxMsgFds];
       int nr = 0;

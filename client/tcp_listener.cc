@@ -33,7 +33,7 @@ bool AttachListener(Socket* s, uint32_t id, shm::ListenerHeader* hdr) {
 }
 
 void TcpAfterListen(Socket* s, int backlog) {
-  s->backlog = backlog;
+  s->tcp->backlog = backlog;
   const Path path = s->path.load();
   if (path == Path::kKernel) return;
   if (path == Path::kListener) {
@@ -58,7 +58,7 @@ void TcpAfterListen(Socket* s, int backlog) {
   shm::Msg m = {};
   m.type = shm::MsgType::kTcpListen;
   m.value = static_cast<uint32_t>(backlog < 0 ? 0 : backlog);
-  m.opts = s->tcp_opts;  // the engine listener's (and its children's) options
+  m.opts = s->tcp->opts;  // the engine listener's (and its children's) options
   ToMsg(Canonical(s->local), &m.local, nullptr);  // offloadd reads the socket's own
   shm::Msg r;
   int rfds[shm::kMaxMsgFds];
@@ -92,8 +92,8 @@ void TcpListenerOptionsChanged(Socket* s) {
   // children use them).
   shm::Msg m = {};
   m.type = shm::MsgType::kTcpListen;
-  m.value = static_cast<uint32_t>(s->backlog < 0 ? 0 : s->backlog);
-  m.opts = s->tcp_opts;
+  m.value = static_cast<uint32_t>(s->tcp->backlog < 0 ? 0 : s->tcp->backlog);
+  m.opts = s->tcp->opts;
   ToMsg(Canonical(s->local), &m.local, nullptr);  // offloadd reads the socket's own
   shm::Msg r;
   int rfds[shm::kMaxMsgFds];
