@@ -127,7 +127,7 @@ void ReleaseArms(Socket* s, uint32_t bits, uint64_t id) {
     MutexGuard rx(&s->udp->rx_mu);
     // A shared socket's flags are every holder's: only producers clear them.
     if (!s->udp_shared.load(std::memory_order_acquire)) {
-      for (InRing* r : s->udp->in_rings) r->c.CancelSleep();
+      for (const std::unique_ptr<InRing>& r : s->udp->in_rings) r->c.CancelSleep();
     }
   }
 }
@@ -163,7 +163,7 @@ void HoldArms(EpollEntry* e, uint64_t id, bool* listed) {
   }
   if (want & kArmedUdp) {
     MutexGuard rx(&s->udp->rx_mu);
-    for (InRing* r : s->udp->in_rings) r->c.SetSleepFlag();
+    for (const std::unique_ptr<InRing>& r : s->udp->in_rings) r->c.SetSleepFlag();
     held |= kArmedUdp;
   }
   e->armed = held;

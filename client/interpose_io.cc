@@ -106,7 +106,7 @@ EXPORT ssize_t recvmsg(int fd, msghdr* msg, int flags) noexcept {
   if (n >= 0) {
     msg->msg_namelen = namelen;
     msg->msg_flags = 0;
-    if (__builtin_expect(s->tcp_inq, 0)) {
+    if (__builtin_expect(s->tcp != nullptr && s->tcp->inq, 0)) {
       oc::PipeRecvControl(s, msg);  // the TCP_INQ control message
     } else {
       msg->msg_controllen = 0;

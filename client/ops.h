@@ -88,7 +88,7 @@ ssize_t SocketRecv(Socket* s, int fd, const iovec* iov, int iovcnt, int flags, s
 ssize_t SocketSend(Socket* s, int fd, const iovec* iov, int iovcnt, int flags,
                    const sockaddr* to, socklen_t tolen);
 
-// TCP (tcp.cc).
+// TCP (tcp.cc: connects and pipe ends; tcp_listener.cc: listen, accept).
 void TcpAfterListen(Socket* s, int backlog);   // after a successful kernel listen()
 // `dst`: an endpoint of s->family (IsInetOf). 0, -1 (errno) or kUseKernel.
 int TcpConnect(Socket* s, const sockaddr* dst, socklen_t len);
@@ -97,6 +97,9 @@ int TcpAccept(Socket* s, sockaddr* addr, socklen_t* len, int flags);
 // gen); false if the slot is gone.
 bool AttachPipeEnd(Socket* s, shm::ChannelMap* chan, uint32_t slot, uint32_t gen, int end,
                    bool engine);
+// Publishes `s`'s pipe end in its arena slot (offloadd closes a dead
+// process's exclusive ends from it).
+void SetSlotPipe(Socket* s);
 // Makes `s` this process's handle on listener `id` (a reference taken).
 bool AttachListener(Socket* s, uint32_t id, shm::ListenerHeader* hdr);
 // The last fd of `s` in this process is being closed (socket_ops.cc
@@ -105,7 +108,7 @@ bool AttachListener(Socket* s, uint32_t id, shm::ListenerHeader* hdr);
 void ClosePipeEnd(Socket* s);
 void CloseListenerRef(Socket* s);
 
-// Pipe I/O (pipe_io.cc).
+// Pipe I/O (pipe_io.cc; an engine's connect and loss: pipe_connect.cc).
 ssize_t PipeSend(Socket* s, const iovec* iov, int iovcnt, int flags);
 ssize_t PipeRecv(Socket* s, const iovec* iov, int iovcnt, int flags);
 int PipeShutdown(Socket* s, int how);
@@ -120,10 +123,14 @@ void EngineLost(Socket* s);
 int ConnectProgress(Socket* s);
 // Blocks until the connect in flight ends; 0 or its errno.
 int WaitConnected(Socket* s);
+// Send/receive on a socket whose connect may still be in flight: 0 to go
+// on, or -1 with errno (EAGAIN while connecting without blocking, the
+// connect's error once).
+int SettleConnect(Socket* s, bool nonblock);
 
 // Socket options and values of engine connections (tcp_options.cc).
 // After the kernel accepted a setsockopt on the shadow of a TCP socket:
-// keeps it (Socket::tcp_opts) and, on an engine connection, publishes it to
+// keeps it (TcpState::opts) and, on an engine connection, publishes it to
 // the engine (a TCP_NODELAY turned on or a TCP_CORK turned off flushes).
 void TcpOptionSet(Socket* s, int level, int name, const void* val, socklen_t len);
 // An offloaded listener's options changed after listen(): offloadd passes

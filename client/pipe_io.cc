@@ -1,12 +1,15 @@
 // The stream semantics of a pipe end (RFC 9293 as seen through the socket
 // API: FIN = end of stream, RST = ECONNRESET): send, receive, shutdown,
-// readiness, and the connect an engine completes.
+// readiness.
 //
 // Every sender of the socket (threads, processes) takes the producer lock
 // of its TX ring, every receiver the consumer lock of its RX ring
 // (shm/end_lock.h): a send is not interleaved with another unless it has
 // to wait for room, as on Linux, and a receive returns bytes in order. The
 // lock is released while waiting.
+//
+// The connect an engine completes and the loss of an engine are in
+// pipe_connect.cc.
 
 #include <errno.h>
 #include <poll.h>
@@ -80,14 +83,6 @@ bool Nonblock(const PipeEnd* p, int flags) {
   return (p->flags() & shm::kEndNonblock) || (flags & MSG_DONTWAIT);
 }
 
-// Publishes what an engine publishes after a RST, for when the engine no
-// longer can (it gave the flow up, or offloadd died): the connection reads
-// as reset from now on.
-void MarkReset(PipeEnd* p) {
-  p->rx.indexes()->shut.store(shm::kShutRst, std::memory_order_release);
-  p->tx.indexes()->reader_closed.store(shm::kReaderClosedUnread, std::memory_order_release);
-}
-
 // After a send: a run of kLazyAfterSends sends with no receive between
 // makes the producer lazy; the first send after a receive ends it, so
 // request/response keeps its fences and the peer's sleeps stay free of
@@ -106,82 +101,6 @@ void NoteSend(PipeEnd* p) {
 
 size_t PipeReadable(Socket* s) { return s->pipe->rx.ReadableShared(); }
 
-int ConnectProgress(Socket* s) {
-  PipeEnd* p = s->pipe.get();
-  if (!p->connecting.load(std::memory_order_acquire)) return 0;
-  // Pairs with the engine's store-release of the outcome.
-  const int32_t st = p->rec->ctl.connect_status.load(std::memory_order_acquire);
-  if (st == shm::kConnectPending) return EINPROGRESS;
-  if (!p->connecting.exchange(false, std::memory_order_acq_rel)) {
-    return p->me().so_error.load(std::memory_order_relaxed);
-  }
-  if (st == 0) {
-    s->slot->state = static_cast<uint8_t>(shm::SocketState::kEstablished);
-    return 0;
-  }
-  // The engine gave the flow up: the socket now reads as a reset
-  // connection whose reset was already reported through SO_ERROR.
-  MarkReset(p);
-  p->me().flags.fetch_or(shm::kEndRstReported, std::memory_order_acq_rel);
-  p->connect_failed = true;
-  p->connect_errno = st;
-  p->me().so_error.store(st, std::memory_order_relaxed);
-  s->slot->state = static_cast<uint8_t>(shm::SocketState::kClosed);
-  Add(s->slot->errors, 1);
-  return st;
-}
-
-int WaitConnected(Socket* s) {
-  for (;;) {
-    const int r = ConnectProgress(s);
-    // The outcome may have been taken by a readiness check meanwhile.
-    if (r == 0 && s->pipe->connect_failed) return s->pipe->connect_errno;
-    if (r != EINPROGRESS) return r;
-    const int rc = WaitSocket(s, EPOLLOUT, -1);
-    if (rc != 0 && rc != EAGAIN) return rc;
-  }
-}
-
-namespace {
-// Send/receive on a socket whose connect may still be in flight: 0 to go
-// on, or -1 with errno (EAGAIN while connecting without blocking, the
-// connect's error once).
-int SettleConnect(Socket* s, bool nonblock) {
-  for (;;) {
-    const int r = ConnectProgress(s);
-    if (r == 0) return 0;
-    if (r != EINPROGRESS) {
-      s->pipe->me().so_error.store(0, std::memory_order_relaxed);  // reported here instead
-      errno = r;
-      return -1;
-    }
-    if (nonblock) {
-      errno = EAGAIN;
-      return -1;
-    }
-    const int rc = WaitSocket(s, EPOLLOUT, -1);
-    if (rc != 0 && rc != EAGAIN) {
-      errno = rc;
-      return -1;
-    }
-  }
-}
-}  // namespace
-
-void EngineLost(Socket* s) {
-  PipeEnd* p = s->pipe.get();
-  if (p == nullptr || !p->engine) return;
-  MarkReset(p);
-  p->connecting.store(false, std::memory_order_release);
-  // Every thread of this process sleeping on it (a blocking call, poll,
-  // epoll) finds the reset: no daemon is left to tell them, and the first
-  // thread to see the attach socket hang up closes it, which takes it out
-  // of every epoll set.
-  constexpr uint32_t kAll = shm::kArmFutex | shm::kArmDoorbell;
-  WakeLine(p->rx.reader_wait(), kAll);
-  WakeLine(p->tx.writer_wait(), kAll);
-  Log(2, "fd %d: offloadd is gone; its TCP connection is reset", s->fd);
-}
 
 namespace {
 // Everything PipeSend's fast path leaves: several buffers, a connect in

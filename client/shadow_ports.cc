@@ -100,8 +100,8 @@ bool BindPort(int fd, int family, uint16_t port_net) {
 void TakePort(Pool* p, Socket* s, uint16_t port, uint64_t dest) {
   AddHolder(p, port);
   p->in_use.insert(PairKey(dest, port));
-  s->shadow_port = port;
-  s->shadow_dest = dest;
+  s->tcp->shadow_port = port;
+  s->tcp->shadow_dest = dest;
 }
 
 uint16_t BoundPort(int fd) {
@@ -128,8 +128,8 @@ bool BindShadowPort(Socket* s, const shm::SockAddr& dst, bool shareable) {
   }
   const bool share = shareable && p->live >= kShareAbove;
   ++p->live;
-  s->shadow_port_gen = p->fork_gen;
-  s->shadow_port_counted = true;
+  s->tcp->shadow_port_gen = p->fork_gen;
+  s->tcp->shadow_port_counted = true;
   if (!share) {
     pthread_mutex_unlock(&p->mu);
     if (BindPort(s->fd, s->family, 0)) return true;
@@ -141,7 +141,7 @@ bool BindShadowPort(Socket* s, const shm::SockAddr& dst, bool shareable) {
   const uint64_t dest = DestKey(dst);
   const int one = 1;
   Real().setsockopt(s->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-  s->reuseaddr_forced = true;
+  s->tcp->reuseaddr_forced = true;
   // A few random ports of the pool; one this process does not use for
   // `dst` is shared. (A port every pooled shadow uses for dst: a new one.)
   for (int probe = 0; probe < 4 && !p->ports.empty(); ++probe) {
@@ -169,19 +169,19 @@ bool BindShadowPort(Socket* s, const shm::SockAddr& dst, bool shareable) {
 }
 
 void ReleaseShadowPort(Socket* s) {
-  if (!s->shadow_port_counted) return;
-  s->shadow_port_counted = false;
+  if (s->tcp == nullptr || !s->tcp->shadow_port_counted) return;  // UDP: never pooled
+  s->tcp->shadow_port_counted = false;
   Pool* p = GetPool();
   pthread_mutex_lock(&p->mu);
-  if (s->shadow_port_gen == p->fork_gen) {
+  if (s->tcp->shadow_port_gen == p->fork_gen) {
     if (p->live > 0) --p->live;
-    if (s->shadow_port != 0) {
-      p->in_use.erase(PairKey(s->shadow_dest, s->shadow_port));
-      DropHolder(p, s->shadow_port);
+    if (s->tcp->shadow_port != 0) {
+      p->in_use.erase(PairKey(s->tcp->shadow_dest, s->tcp->shadow_port));
+      DropHolder(p, s->tcp->shadow_port);
     }
   }
   pthread_mutex_unlock(&p->mu);
-  s->shadow_port = 0;
+  s->tcp->shadow_port = 0;
 }
 
 void ShadowPortsAtForkChild() {

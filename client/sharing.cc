@@ -175,7 +175,7 @@ void AdoptFd(int fd, std::unordered_map<uint64_t, int>* seen) {
       s->nonblock = hdr->app_flags.load(std::memory_order_relaxed) & shm::kListenerNonblock;
       s->local = NameIn(hdr->local, domain);
       s->bound = true;
-      s->backlog = static_cast<int>(r.value);
+      s->tcp->backlog = static_cast<int>(r.value);  // a SOCK_STREAM Socket (above)
       s->slot->listener_id = r.id;
     } else if (hdr != nullptr) {
       ReleaseListener(r.id);

@@ -27,7 +27,9 @@
 //     tx_mu, rx_mu); incoming rings are handed over under `mu`.
 //   * Per-path state is owned by the Socket through std::unique_ptr: the
 //     pipe end (kPipe), the listener's queue (kListener), the datagram
-//     path (every SOCK_DGRAM socket, used once kUdp).
+//     path (every SOCK_DGRAM socket, used once kUdp), the TCP state kept
+//     whatever the path (every SOCK_STREAM socket: options, backlog,
+//     shadow port).
 
 #ifndef OFFLOAD_CLIENT_SOCKET_H_
 #define OFFLOAD_CLIENT_SOCKET_H_
@@ -211,15 +213,16 @@ class SideLock {
 // state. Every SOCK_DGRAM Socket owns one (Socket::udp) from its creation;
 // it is used once the socket's path is kUdp.
 //
-// Ownership: the rings in new_rings / in_rings / out_rings and `extra` are
-// owned here and freed with it.
+// Ownership: the rings in new_rings / in_rings / out_rings and the extra
+// API's state (extra_owned) are owned here and freed with it.
 struct UdpState {
   UdpState() = default;
   ~UdpState();
   UdpState(const UdpState&) = delete;
   UdpState& operator=(const UdpState&) = delete;
 
-  std::vector<InRing*> new_rings;  // handed over by the attach reader, under Socket::mu
+  // Handed over by the attach reader, under Socket::mu.
+  std::vector<std::unique_ptr<InRing>> new_rings;
   std::atomic<bool> has_new_rings{false};
 
   // An undecided socket's receivers blocked in the kernel, and a decision
@@ -237,11 +240,13 @@ struct UdpState {
 
   // Zero-copy receive / receive callback in use (set once, by the extra
   // API; null for every other socket: the one test of the UDP receive
-  // path).
+  // path). Not owning: it points at extra_owned, which the thread that
+  // installed it (EnsureExtra) fills and nobody resets before ~UdpState.
   std::atomic<UdpExtra*> extra{nullptr};
+  std::unique_ptr<UdpExtra> extra_owned;
 
-  std::vector<InRing*> in_rings;           // receiver-private
-  std::vector<OutRing*> out_rings;         // sender-private
+  std::vector<std::unique_ptr<InRing>> in_rings;    // receiver-private
+  std::vector<std::unique_ptr<OutRing>> out_rings;  // sender-private
   std::vector<uint64_t> no_ring;           // destinations known to be kernel (addr<<16|port)
   uint32_t rr = 0;                         // round-robin start among in_rings
   uint32_t os_poll_count = 0;
@@ -277,6 +282,32 @@ struct UdpState {
   int mc_ifindex = 0;
 };
 
+// What a TCP socket keeps whatever its path (tcp*.cc, shadow_ports.cc,
+// tcp_options.cc, sockopt.cc): the application's listen() backlog and
+// options, and the shadow port of an offloaded connect. Every SOCK_STREAM
+// Socket owns one (Socket::tcp) from its creation. Used as the Socket's
+// own fields were: by the thread that listens / connects / sets an option.
+struct TcpState {
+  int backlog = 0;            // listen() backlog
+  bool linger_abort = false;  // SO_LINGER {1, 0}: close() resets
+  // An offloaded connect's shadow port (shadow_ports.cc): counted in this
+  // process's pool of fork generation `shadow_port_gen`; `shadow_port`
+  // (network order, 0: not pooled) is shared with connections to other
+  // destinations than `shadow_dest`. SO_REUSEADDR was set for that
+  // (`reuseaddr_forced`): getsockopt shows the application's own value.
+  bool shadow_port_counted = false;
+  bool reuseaddr_forced = false;
+  bool app_reuseaddr = false;
+  uint16_t shadow_port = 0;
+  uint32_t shadow_port_gen = 0;
+  uint64_t shadow_dest = 0;
+  // The options the application set (tcp_options.cc), sent with
+  // connect()/listen() to an engine; an engine connection's live copy is
+  // in its pipe record.
+  shm::SockOpts opts = {};
+  bool inq = false;  // TCP_INQ: recvmsg() adds a TCP_CM_INQ control message
+};
+
 struct Socket : FdObject {
   Socket() : FdObject(ObjKind::kSocket) { pthread_mutex_init(&mu, nullptr); }
   ~Socket() override;
@@ -309,7 +340,9 @@ struct Socket : FdObject {
   int64_t sndtimeo_ms = -1;
   int so_error = 0;          // pending SO_ERROR (UDP); pipes: EndState
 
-  shm::SocketSlot* slot = nullptr;  // counters in the arena (never null once created)
+  // Counters in the arena (never null once created). Not owning: the slot
+  // belongs to the arena (registry.cc hands it out and takes it back).
+  shm::SocketSlot* slot = nullptr;
   int slot_index = -1;
   uint32_t slot_gen = 0;      // AttachGeneration() of the arena `slot` is in
 
@@ -323,12 +356,15 @@ struct Socket : FdObject {
   // kListener / kUdp registration with the current session
   uint32_t reg_id = 0;
   uint32_t reg_gen = 0;      // attach generation the registration belongs to
-  int backlog = 0;           // listen() backlog
   pthread_mutex_t mu;        // guards `epolls`, `uepolls`, udp->new_rings
 
   // SOCK_DGRAM sockets: the datagram path's state, from creation (NewSocket)
   // to the socket's end; null for TCP sockets.
   std::unique_ptr<UdpState> udp;
+  // SOCK_STREAM sockets: the TCP state, from creation (NewSocket) to the
+  // socket's end; null for UDP sockets. Read without locks (recvmsg's
+  // TCP_INQ test), so it is never reset before ~Socket.
+  std::unique_ptr<TcpState> tcp;
 
   std::vector<KernelEpollReg> epolls;  // guarded by mu
   // The epoll sets with a user-space entry for this socket (each holds a
@@ -339,23 +375,6 @@ struct Socket : FdObject {
     uint32_t token;
   };
   std::vector<UserEpollReg> uepolls;  // guarded by mu
-  bool linger_abort = false;  // SO_LINGER {1, 0}: close() resets
-  // An offloaded connect's shadow port (shadow_ports.cc): counted in this
-  // process's pool of fork generation `shadow_port_gen`; `shadow_port`
-  // (network order, 0: not pooled) is shared with connections to other
-  // destinations than `shadow_dest`. SO_REUSEADDR was set for that
-  // (`reuseaddr_forced`): getsockopt shows the application's own value.
-  bool shadow_port_counted = false;
-  bool reuseaddr_forced = false;
-  bool app_reuseaddr = false;
-  uint16_t shadow_port = 0;
-  uint32_t shadow_port_gen = 0;
-  uint64_t shadow_dest = 0;
-  // TCP: the options the application set (tcp_options.cc), sent with
-  // connect()/listen() to an engine; an engine connection's live copy is
-  // in its pipe record.
-  shm::SockOpts tcp_opts = {};
-  bool tcp_inq = false;  // TCP_INQ: recvmsg() adds a TCP_CM_INQ control message
 };
 
 // Holds a pthread mutex or a SideLock for a scope.

@@ -26,10 +26,12 @@ int64_t NowNs() {
 }
 
 UdpState::~UdpState() {
-  for (InRing* r : in_rings) delete r;
-  delete extra.load(std::memory_order_relaxed);
-  for (InRing* r : new_rings) delete r;
-  for (OutRing* r : out_rings) delete r;
+  // In this order, as the members' own destruction would not be.
+  in_rings.clear();
+  extra.store(nullptr, std::memory_order_relaxed);
+  extra_owned.reset();
+  new_rings.clear();
+  out_rings.clear();
 }
 
 Socket::~Socket() { pthread_mutex_destroy(&mu); }
@@ -42,6 +44,7 @@ Socket* NewSocket(int fd, int type, bool nonblock, int family) {
   s->family = family;
   s->nonblock = nonblock;
   if (type == SOCK_DGRAM) s->udp.reset(new UdpState());
+  if (type == SOCK_STREAM) s->tcp.reset(new TcpState());
   AllocSlot(s);
   // The shadow's inode identifies the socket (offloadd, offloadctl stats,
   // ss -e).
@@ -95,7 +98,7 @@ void OnOffloaded(Socket* s, Path path) {
     // The socket's own options, set before it was offloaded, are the
     // socket's (every holder reads them from the end's state).
     uint32_t set = 0;
-    if (s->linger_abort) set |= shm::kEndLingerAbort;
+    if (s->tcp->linger_abort) set |= shm::kEndLingerAbort;  // kPipe: a TCP socket
     if (s->nonblock) set |= shm::kEndNonblock;
     if (set != 0) p->me().flags.fetch_or(set, std::memory_order_acq_rel);
     if (s->rcvtimeo_ms >= 0) p->me().rcvtimeo_ms.store(static_cast<int32_t>(s->rcvtimeo_ms));

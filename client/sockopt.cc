@@ -46,10 +46,11 @@ int GetsockoptImpl(int fd, int level, int name, void* val, socklen_t* len) {
   }
   int rc = 0;
   if (s != nullptr && TcpOptionGet(s, level, name, val, len, &rc)) return rc;
-  if (s != nullptr && s->reuseaddr_forced && level == SOL_SOCKET && name == SO_REUSEADDR &&
+  if (s != nullptr && s->tcp != nullptr && s->tcp->reuseaddr_forced && level == SOL_SOCKET &&
+      name == SO_REUSEADDR &&
       val != nullptr && len != nullptr && *len >= sizeof(int)) {
     // The shadow shares its port (shadow_ports.h): the application's value.
-    const int v = s->app_reuseaddr ? 1 : 0;
+    const int v = s->tcp->app_reuseaddr ? 1 : 0;
     memcpy(val, &v, sizeof(v));
     *len = sizeof(int);
     return 0;
@@ -62,8 +63,9 @@ int SetsockoptImpl(int fd, int level, int name, const void* val, socklen_t len) 
   Socket* s = GetSocket(fd);
   if (rc != 0 || s == nullptr) return rc;
   PipeEnd* pe = s->path.load() == Path::kPipe ? s->pipe.get() : nullptr;
-  if (level == SOL_SOCKET && name == SO_REUSEADDR && val != nullptr && len >= sizeof(int)) {
-    s->app_reuseaddr = *static_cast<const int*>(val) != 0;
+  if (s->tcp != nullptr && level == SOL_SOCKET && name == SO_REUSEADDR && val != nullptr &&
+      len >= sizeof(int)) {
+    s->tcp->app_reuseaddr = *static_cast<const int*>(val) != 0;
   }
   if (level == SOL_SOCKET && name == SO_RCVTIMEO) {
     s->rcvtimeo_ms = TimevalMs(val, len);
@@ -75,9 +77,10 @@ int SetsockoptImpl(int fd, int level, int name, const void* val, socklen_t len) 
   }
   if (level == SOL_SOCKET && name == SO_LINGER && val != nullptr && len >= sizeof(linger)) {
     const linger* l = static_cast<const linger*>(val);
-    s->linger_abort = l->l_onoff != 0 && l->l_linger == 0;
+    const bool abort = l->l_onoff != 0 && l->l_linger == 0;
+    if (s->tcp != nullptr) s->tcp->linger_abort = abort;  // read by TCP sockets only
     if (pe != nullptr) {
-      if (s->linger_abort) {
+      if (abort) {
         pe->me().flags.fetch_or(shm::kEndLingerAbort, std::memory_order_acq_rel);
       } else {
         pe->me().flags.fetch_and(~shm::kEndLingerAbort, std::memory_order_acq_rel);

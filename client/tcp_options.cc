@@ -7,7 +7,7 @@
 // a connection already reset).
 //
 // Options: every setsockopt() the kernel accepted on the shadow is kept in
-// Socket::tcp_opts (this process's copy, what connect()/listen() send to
+// TcpState::opts (this process's copy, what connect()/listen() send to
 // offloadd so that TCP_MAXSEG and SO_RCVBUF shape the SYN); once the
 // socket is an engine connection, the socket's options live in its pipe
 // record (shm::EngineRequests, shared by every holder) and a change is a
@@ -214,13 +214,13 @@ void TcpOptionSet(Socket* s, int level, int name, const void* val, socklen_t len
   if (level == IPPROTO_TCP && name == TCP_INQ && val != nullptr && len >= sizeof(int)) {
     int v;
     memcpy(&v, val, sizeof(v));
-    s->tcp_inq = v != 0;
+    s->tcp->inq = v != 0;
     return;
   }
-  shm::SockOpts o = s->tcp_opts;
+  shm::SockOpts o = s->tcp->opts;
   if (!ApplyOption(&o, level, name, val, len)) return;
-  const bool changed = memcmp(&o, &s->tcp_opts, sizeof(o)) != 0;
-  s->tcp_opts = o;
+  const bool changed = memcmp(&o, &s->tcp->opts, sizeof(o)) != 0;
+  s->tcp->opts = o;
   if (changed && s->path.load(std::memory_order_acquire) == Path::kListener) {
     TcpListenerOptionsChanged(s);
     return;
@@ -241,8 +241,8 @@ void TcpOptionSet(Socket* s, int level, int name, const void* val, socklen_t len
 }
 
 void PublishInitialOptions(Socket* s) {
-  if (!IsEnginePipe(s) || !AnySet(s->tcp_opts)) return;
-  const shm::SockOpts o = s->tcp_opts;
+  if (!IsEnginePipe(s) || !AnySet(s->tcp->opts)) return;
+  const shm::SockOpts o = s->tcp->opts;
   EditRecordOptions(s->pipe.get(), [&](shm::SockOpts* cur) {
     if (memcmp(cur, &o, sizeof(o)) == 0) return false;
     *cur = o;
@@ -251,9 +251,9 @@ void PublishInitialOptions(Socket* s) {
 }
 
 void InheritListenerOptions(Socket* ls, Socket* c) {
-  if (!AnySet(ls->tcp_opts)) return;
-  const shm::SockOpts& o = ls->tcp_opts;
-  c->tcp_opts = o;
+  if (!AnySet(ls->tcp->opts)) return;
+  const shm::SockOpts& o = ls->tcp->opts;
+  c->tcp->opts = o;
   // The child's kernel socket reports what Linux's clone of the listener
   // would (getsockopt on the accepted fd).
   auto set_int = [&](int level, int name, uint32_t v) {
@@ -266,7 +266,7 @@ void InheritListenerOptions(Socket* ls, Socket* c) {
   if (o.flags & shm::kOptLingerZero) {
     const linger l = {1, 0};
     Real().setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
-    c->linger_abort = true;
+    c->tcp->linger_abort = true;
     // The close that resets is liboffload's own (shm::CloseEnd).
     if (c->pipe != nullptr) c->pipe->me().flags.fetch_or(shm::kEndLingerAbort, std::memory_order_acq_rel);
   }
@@ -330,7 +330,9 @@ bool TcpOptionIoctl(Socket* s, unsigned long req, void* arg, int* rc) {
 void PipeRecvControl(Socket* s, msghdr* msg) {
   const size_t room = msg->msg_controllen;
   msg->msg_controllen = 0;
-  if (!s->tcp_inq || s->path.load(std::memory_order_acquire) != Path::kPipe) return;
+  if (s->tcp == nullptr || !s->tcp->inq || s->path.load(std::memory_order_acquire) != Path::kPipe) {
+    return;
+  }
   // Linux tcp_inq_hint: the bytes left to read, or 1 at the end of the
   // stream when none are left (so that a reader knows to read again).
   PipeEnd* p = s->pipe.get();

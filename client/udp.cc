@@ -74,15 +74,16 @@ void ReleaseUdpEndpoint(Socket* s) {
     m.id = s->reg_id;
     SendAsync(m);
   }
-  for (OutRing* r : s->udp->out_rings) {
+  for (const std::unique_ptr<OutRing>& r : s->udp->out_rings) {
     if (r->p.Shut()) shm::Kick(r->efd.get());
     SendDgramClose(r->id, /*sender=*/true);
   }
   pthread_mutex_lock(&s->mu);
-  for (InRing* r : s->udp->new_rings) s->udp->in_rings.push_back(r);
+  for (std::unique_ptr<InRing>& r : s->udp->new_rings) s->udp->in_rings.push_back(std::move(r));
   s->udp->new_rings.clear();
   pthread_mutex_unlock(&s->mu);
-  for (InRing* r : s->udp->in_rings) {
+  for (const std::unique_ptr<InRing>& ring : s->udp->in_rings) {
+    InRing* r = ring.get();
     // The wire RX ring (id 0) ends with the endpoint (kUdpUnbind).
     if (r->id != 0) SendDgramClose(r->id, /*sender=*/false);
   }
@@ -115,12 +116,12 @@ void DemoteSharedUdp(Socket* s) {
   // neither lose nor see again anything this process took. They stay
   // mapped (the rings are kept until freed); offload_extra.h says what a
   // racing sender can do to their bytes.
-  for (InRing* r : s->udp->in_rings) {
+  for (const std::unique_ptr<InRing>& ring : s->udp->in_rings) {
+    InRing* r = ring.get();
     if (r->lent_count != 0) r->c.PublishHead(r->c.ReadPos());
   }
   s->udp_shared.store(true, std::memory_order_release);
   ReleaseUdpEndpoint(s);
-  for (OutRing* r : s->udp->out_rings) delete r;
   s->udp->out_rings.clear();
   s->udp->no_ring.clear();
   DropWire(s);  // the RX ring stays mapped (wire_seg) and in in_rings
@@ -214,13 +215,12 @@ ssize_t UdpSend(Socket* s, const iovec* iov, int iovcnt, int flags, const shm::S
   }
   OutRing* ring = nullptr;
   for (size_t i = 0; i < s->udp->out_rings.size(); ++i) {
-    OutRing* r = s->udp->out_rings[i];
+    OutRing* r = s->udp->out_rings[i].get();
     if (SameEndpoint(r->dst, d)) {
       if (r->p.ReaderClosedForSender()) {
         // The receiver went away: back to the kernel for this destination.
         SendDgramClose(r->id, /*sender=*/true);
-        delete r;
-        s->udp->out_rings.erase(s->udp->out_rings.begin() + i);
+        s->udp->out_rings.erase(s->udp->out_rings.begin() + i);  // frees r
         return kUseKernel;
       }
       ring = r;
@@ -290,7 +290,8 @@ bool UdpHasData(Socket* s) {
   MutexGuard rx(&s->udp->rx_mu);
   AdoptNewRings(s);
   if (s->udp_shared.load(std::memory_order_acquire)) ReapRings(s);
-  for (InRing* r : s->udp->in_rings) {
+  for (const std::unique_ptr<InRing>& ring : s->udp->in_rings) {
+    InRing* r = ring.get();
     if (!r->c.Empty()) return true;
   }
   return false;
@@ -303,7 +304,8 @@ size_t UdpNextSize(Socket* s) {
   MutexGuard rx(&s->udp->rx_mu);
   AdoptNewRings(s);
   if (s->udp_shared.load(std::memory_order_acquire)) ReapRings(s);
-  for (InRing* r : s->udp->in_rings) {
+  for (const std::unique_ptr<InRing>& ring : s->udp->in_rings) {
+    InRing* r = ring.get();
     size_t len;
     if (r->c.Front(&len) != nullptr) return len;
   }
@@ -357,7 +359,7 @@ ssize_t UdpRecvPlain(Socket* s, msghdr* msg, int flags) {
     }
     const size_t n = s->udp->in_rings.size();
     for (size_t k = 0; k < n; ++k) {
-      InRing* r = s->udp->in_rings[(s->udp->rr + k) % n];
+      InRing* r = s->udp->in_rings[(s->udp->rr + k) % n].get();
       size_t len;
       uint32_t src_addr = 0;
       uint16_t src_port = 0;

@@ -44,39 +44,23 @@
 #include "client/libc.h"
 #include "client/offload_extra.h"
 #include "client/ops.h"
+#include "client/udp_internal.h"
 
 namespace offload {
 namespace client {
-
-// recvfrom_zcopy's side of UdpRecvExtra: the caller's buffer, and what was
-// done with it.
-struct ZcopyOut {
-  void* buf;
-  size_t len;
-  bool force;   // OFFLOAD_MSG_ZCOPY_FORCE: never copy
-  bool zcopy;   // out: a packets descriptor was written
-};
-
-namespace {
-
-constexpr size_t kDescriptorBytes =
-    sizeof(offload_packets_t) + sizeof(offload_packet_t) + sizeof(iovec);
-static_assert(kDescriptorBytes == 40, "offload_extra.h documents 40 bytes");
-static_assert(sizeof(offload_packet_t) == 16 && sizeof(offload_packets_t) == 8 &&
-                  sizeof(offload_info_t) == 80,
-              "layouts of VMA's vma_packet_t, vma_packets_t, vma_info_t");
 
 // The extra state of `s`, created on first use.
 UdpExtra* EnsureExtra(Socket* s) {
   UdpExtra* x = s->udp->extra.load(std::memory_order_acquire);
   if (x != nullptr) return x;
-  auto* fresh = new (std::nothrow) UdpExtra();
+  std::unique_ptr<UdpExtra> fresh(new (std::nothrow) UdpExtra());
   if (fresh == nullptr) return nullptr;
-  if (!s->udp->extra.compare_exchange_strong(x, fresh, std::memory_order_acq_rel)) {
-    delete fresh;
-    return x;
+  if (!s->udp->extra.compare_exchange_strong(x, fresh.get(), std::memory_order_acq_rel)) {
+    return x;  // another thread installed one first; ours is freed
   }
-  return fresh;
+  // The only thread that gets here for this socket.
+  s->udp->extra_owned = std::move(fresh);
+  return s->udp->extra_owned.get();
 }
 
 // True if the calling thread is inside `s`'s receive callback (which holds
@@ -85,6 +69,8 @@ bool InOwnCallback(const UdpExtra* x) {
   return x->in_cb.load(std::memory_order_relaxed) &&
          pthread_equal(x->cb_thread.load(std::memory_order_relaxed), pthread_self());
 }
+
+namespace {
 
 size_t Slot(const InRing* r, uint64_t pos) { return (pos & (r->c.capacity() - 1)) / 8; }
 bool LentBit(const InRing* r, uint64_t pos) {
@@ -137,11 +123,14 @@ bool Lend(UdpExtra* x, InRing* r, size_t len) {
   return true;
 }
 
+}  // namespace
+
 // The record at ring address `id` (a packet_id we handed out), if `s`
 // holds it: unlent, and its space released as far as ring order allows.
 bool FreeOne(Socket* s, UdpExtra* x, const void* id) {
   const auto* p = static_cast<const uint8_t*>(id);
-  for (InRing* r : s->udp->in_rings) {
+  for (const std::unique_ptr<InRing>& ring : s->udp->in_rings) {
+    InRing* r = ring.get();
     const uint8_t* base = r->c.data();
     if (p < base || p >= base + r->c.capacity() || ((p - base) & 7) != 0) continue;
     const uint64_t off = static_cast<uint64_t>(p - base);
@@ -155,6 +144,8 @@ bool FreeOne(Socket* s, UdpExtra* x, const void* id) {
   }
   return false;
 }
+
+namespace {
 
 // The next datagram of ring `r` to deliver, after the receive callback (if
 // any) has seen the ones before it: its payload, length and source, or
@@ -236,7 +227,7 @@ ssize_t UdpRecvExtra(Socket* s, msghdr* msg, int flags, ZcopyOut* zc) {
     }
     const size_t n = s->udp->in_rings.size();
     for (size_t k = 0; k < n; ++k) {
-      InRing* r = s->udp->in_rings[(s->udp->rr + k) % n];
+      InRing* r = s->udp->in_rings[(s->udp->rr + k) % n].get();
       size_t len;
       shm::SockAddr from;
       const uint8_t* p = FilteredFront(s, x, r, &len, &from);
@@ -308,7 +299,8 @@ bool UdpHasDataExtra(Socket* s) {
   UdpAdoptNewRings(s);
   const bool shared = s->udp_shared.load(std::memory_order_acquire);
   if (shared) UdpReapRings(s);
-  for (InRing* r : s->udp->in_rings) {
+  for (const std::unique_ptr<InRing>& ring : s->udp->in_rings) {
+    InRing* r = ring.get();
     if (shared) {
       if (!r->c.Empty()) return true;
       continue;
@@ -327,132 +319,13 @@ size_t UdpNextSizeExtra(Socket* s) {
   UdpAdoptNewRings(s);
   const bool shared = s->udp_shared.load(std::memory_order_acquire);
   if (shared) UdpReapRings(s);
-  for (InRing* r : s->udp->in_rings) {
+  for (const std::unique_ptr<InRing>& ring : s->udp->in_rings) {
+    InRing* r = ring.get();
     size_t len;
     shm::SockAddr from;
     if (shared ? r->c.Front(&len) != nullptr
                : FilteredFront(s, x, r, &len, &from) != nullptr) {
       return len;
-    }
-  }
-  return 0;
-}
-
-// --- the extra API entry points ------------------------------------------
-
-namespace {
-
-// An offloaded UDP socket the API applies to (not on the kernel, not
-// shared); undecided ones too if `undecided_ok`.
-Socket* ApiSocket(int fd, bool undecided_ok) {
-  Socket* s = GetSocket(fd);
-  if (s == nullptr || s->type != SOCK_DGRAM || s->closed.load(std::memory_order_acquire)) {
-    return nullptr;
-  }
-  const Path p = s->path.load(std::memory_order_acquire);
-  if (p == Path::kUdp && !s->udp_shared.load(std::memory_order_acquire)) return s;
-  if (p == Path::kUndecided && undecided_ok) return s;
-  return nullptr;
-}
-
-}  // namespace
-
-int RegisterRecvCallback(int fd, offload_recv_callback_t cb, void* context) {
-  Socket* s = ApiSocket(fd, /*undecided_ok=*/true);
-  if (s == nullptr) {
-    errno = EINVAL;  // VMA: not an offloaded socket
-    return -1;
-  }
-  UdpExtra* x = EnsureExtra(s);
-  if (x == nullptr) {
-    errno = ENOMEM;
-    return -1;
-  }
-  if (InOwnCallback(x)) {
-    errno = EDEADLK;
-    return -1;
-  }
-  MutexGuard rx(&s->udp->rx_mu);
-  x->cb = cb;
-  x->cb_ctx = context;
-  return 0;
-}
-
-int RecvfromZcopy(int fd, void* buf, size_t len, int* flags, sockaddr* from, socklen_t* fromlen) {
-  if (flags == nullptr) {
-    errno = EINVAL;
-    return -1;
-  }
-  const int in = *flags;
-  const bool force = (in & OFFLOAD_MSG_ZCOPY_FORCE) != 0;
-  const int sys_flags = in & ~(OFFLOAD_MSG_ZCOPY_FORCE | OFFLOAD_MSG_ZCOPY);
-  Socket* s = GetSocket(fd);
-  Socket* zs = (in & MSG_PEEK) ? nullptr : ApiSocket(fd, /*undecided_ok=*/false);
-  iovec iov = {buf, len};
-  ssize_t n;
-  if (zs == nullptr) {
-    // Zero copy cannot apply: a copy, as recvfrom (VMA: EIO if forced).
-    if (force && s != nullptr) {
-      errno = EIO;
-      return -1;
-    }
-    if (s != nullptr) {
-      n = SocketRecv(s, fd, &iov, 1, sys_flags, from, fromlen);
-    } else {
-      n = Real().recvfrom(fd, buf, len, sys_flags, from, fromlen);
-    }
-    if (n >= 0) *flags = in & ~OFFLOAD_MSG_ZCOPY;
-    return static_cast<int>(n);
-  }
-  if (buf == nullptr || len < kDescriptorBytes) {
-    errno = ENOBUFS;
-    return -1;
-  }
-  UdpExtra* x = EnsureExtra(zs);
-  if (x == nullptr) {
-    errno = ENOMEM;
-    return -1;
-  }
-  ZcopyOut out = {buf, len, force, false};
-  msghdr mh = {};
-  mh.msg_iov = &iov;
-  mh.msg_iovlen = 1;
-  mh.msg_name = from;
-  mh.msg_namelen = fromlen != nullptr ? *fromlen : 0;
-  n = UdpRecvExtra(zs, &mh, sys_flags, &out);
-  if (n < 0) return -1;
-  if (fromlen != nullptr) *fromlen = mh.msg_namelen;
-  *flags = out.zcopy ? (in | OFFLOAD_MSG_ZCOPY) : (in & ~OFFLOAD_MSG_ZCOPY);
-  return static_cast<int>(n);
-}
-
-int FreePackets(int fd, offload_packet_t* pkts, size_t count) {
-  Socket* s = GetSocket(fd);
-  // Shared sockets (back on the kernel) may still hold what they lent
-  // before; everything else on the kernel is EINVAL, as VMA.
-  if (s == nullptr || s->type != SOCK_DGRAM || s->path.load(std::memory_order_acquire) != Path::kUdp) {
-    errno = EINVAL;
-    return -1;
-  }
-  UdpExtra* x = s->udp->extra.load(std::memory_order_acquire);
-  if (x == nullptr) {
-    if (count == 0) return 0;
-    errno = ENOENT;
-    return -1;
-  }
-  if (InOwnCallback(x)) {
-    errno = EDEADLK;
-    return -1;
-  }
-  if (count != 0 && pkts == nullptr) {
-    errno = EINVAL;
-    return -1;
-  }
-  MutexGuard rx(&s->udp->rx_mu);
-  for (size_t i = 0; i < count; ++i) {
-    if (!FreeOne(s, x, pkts[i].packet_id)) {
-      errno = ENOENT;
-      return -1;
     }
   }
   return 0;

@@ -1,6 +1,7 @@
 // Internals shared by the files of the offloaded UDP socket: udp.cc (the
 // entry points), udp_rings.cc (same-host datagram rings), udp_wire.cc (the
-// engine endpoint), udp_multicast.cc (memberships and group sends), and
+// engine endpoint), udp_multicast.cc (memberships and group sends),
+// udp_extra.cc and udp_extra_api.cc (the extra API), and
 // the attach session's dispatch of ring offers (attach.cc). Other client
 // code uses ops.h.
 //
@@ -15,7 +16,9 @@
 #include <sys/uio.h>
 
 #include <cstdint>
+#include <memory>
 
+#include "client/offload_extra.h"
 #include "client/socket.h"
 #include "shm/abi.h"
 
@@ -36,7 +39,7 @@ void SendDgramClose(uint32_t ring_id, bool sender);
 // Maps the ring offered by kDgramOffer `m` in memfd `fd` (borrowed) as an
 // incoming ring. Null if it cannot be mapped (the caller closes the
 // ring: DgramCloseMsg).
-InRing* MapOfferedRing(const shm::Msg& m, int fd);
+std::unique_ptr<InRing> MapOfferedRing(const shm::Msg& m, int fd);
 // A destination as a 64-bit key (no_ring, the wire cache).
 uint64_t NoRingKey(const shm::SockAddr& d);
 bool SameEndpoint(const shm::SockAddr& a, const shm::SockAddr& b);
@@ -49,6 +52,7 @@ void ReapRings(Socket* s);
 bool EnsureBound(Socket* s);
 // REQUIRES: udp->tx_mu. A same-host ring to `d`, or nullptr: then *wire says
 // whether the socket's engine endpoint serves `d` (else the kernel does).
+// The ring is owned by udp->out_rings.
 OutRing* OpenRing(Socket* s, const shm::SockAddr& d, bool* wire);
 
 // --- udp_wire.cc: the engine endpoint ---------------------------------------
@@ -79,6 +83,33 @@ void ReportJoins(Socket* s);
 // The host-local copy of a datagram the engine sent to a group
 // (IP_MULTICAST_LOOP).
 void LoopCopy(Socket* s, const iovec* iov, int iovcnt, const sockaddr_in* dst);
+
+// --- udp_extra.cc (receive path, lending) / udp_extra_api.cc (entry points)
+// recvfrom_zcopy's side of UdpRecvExtra: the caller's buffer, and what was
+// done with it.
+struct ZcopyOut {
+  void* buf;
+  size_t len;
+  bool force;   // OFFLOAD_MSG_ZCOPY_FORCE: never copy
+  bool zcopy;   // out: a packets descriptor was written
+};
+
+// The descriptor recvfrom_zcopy writes: packets, one packet, one iovec.
+constexpr size_t kDescriptorBytes =
+    sizeof(offload_packets_t) + sizeof(offload_packet_t) + sizeof(iovec);
+static_assert(kDescriptorBytes == 40, "offload_extra.h documents 40 bytes");
+static_assert(sizeof(offload_packet_t) == 16 && sizeof(offload_packets_t) == 8 &&
+                  sizeof(offload_info_t) == 80,
+              "layouts of VMA's vma_packet_t, vma_packets_t, vma_info_t");
+
+// The extra state of `s`, created on first use (UdpState::extra).
+UdpExtra* EnsureExtra(Socket* s);
+// True if the calling thread is inside `x`'s socket's receive callback
+// (which holds udp->rx_mu): receiving or freeing there would deadlock.
+bool InOwnCallback(const UdpExtra* x);
+// REQUIRES: udp->rx_mu. Frees the lent record at ring address `id` (a
+// packet_id we handed out); false if `s` does not hold it.
+bool FreeOne(Socket* s, UdpExtra* x, const void* id);
 
 }  // namespace client
 }  // namespace offload

@@ -44,8 +44,8 @@ shm::Msg DgramCloseMsg(uint32_t ring_id, bool sender) {
 
 void SendDgramClose(uint32_t ring_id, bool sender) { SendAsync(DgramCloseMsg(ring_id, sender)); }
 
-InRing* MapOfferedRing(const shm::Msg& m, int fd) {
-  InRing* r = new InRing();
+std::unique_ptr<InRing> MapOfferedRing(const shm::Msg& m, int fd) {
+  std::unique_ptr<InRing> r(new InRing());
   r->map = shm::Mapping::MapShared(fd, shm::DgramSegmentBytes(m.value));
   r->id = m.id2;
   r->src = shm::FromV4(m.remote.addr, m.remote.port);
@@ -53,10 +53,7 @@ InRing* MapOfferedRing(const shm::Msg& m, int fd) {
     r->src.family = AF_INET6;
     std::memcpy(r->src.addr, m.remote6.addr, 16);
   }
-  if (!r->map.valid()) {
-    delete r;
-    return nullptr;
-  }
+  if (!r->map.valid()) return nullptr;
   r->c.Init(r->map.as<shm::DgramHeader>());
   return r;
 }
@@ -80,7 +77,7 @@ bool SameEndpoint(const shm::SockAddr& a, const shm::SockAddr& b) {
 void AdoptNewRings(Socket* s) {
   if (!s->udp->has_new_rings.load(std::memory_order_acquire)) return;
   pthread_mutex_lock(&s->mu);
-  for (InRing* r : s->udp->new_rings) s->udp->in_rings.push_back(r);
+  for (std::unique_ptr<InRing>& r : s->udp->new_rings) s->udp->in_rings.push_back(std::move(r));
   s->udp->new_rings.clear();
   s->udp->has_new_rings.store(false, std::memory_order_relaxed);
   pthread_mutex_unlock(&s->mu);
@@ -93,14 +90,13 @@ void AdoptNewRings(Socket* s) {
 void ReapRings(Socket* s) {
   const bool shared = s->udp_shared.load(std::memory_order_acquire);
   for (size_t i = 0; i < s->udp->in_rings.size();) {
-    InRing* r = s->udp->in_rings[i];
+    InRing* r = s->udp->in_rings[i].get();
     if (shared) r->c.Resync();
     // A ring with packets lent to the application (udp_extra.cc) stays
     // mapped until they are freed.
     if ((r->id != 0 || shared) && r->c.SenderGone() && r->c.Empty() && r->lent_count == 0) {
       if (!shared) SendDgramClose(r->id, /*sender=*/false);
-      delete r;
-      s->udp->in_rings.erase(s->udp->in_rings.begin() + i);
+      s->udp->in_rings.erase(s->udp->in_rings.begin() + i);  // frees r
     } else {
       ++i;
     }
@@ -162,20 +158,21 @@ OutRing* OpenRing(Socket* s, const shm::SockAddr& d, bool* wire) {
     return nullptr;
   }
   shm::UniqueFd memfd(rfds[0]);
-  auto* o = new OutRing();
+  std::unique_ptr<OutRing> o(new OutRing());
   o->efd.reset(rfds[1]);
   o->map = shm::Mapping::MapShared(memfd.get(), shm::DgramSegmentBytes(r.value));
   auto* h = o->map.as<shm::DgramHeader>();
   if (!o->map.valid() || h->magic != shm::kDgramMagic || h->capacity != r.value) {
-    delete o;
+    o.reset();
     SendDgramClose(r.id, /*sender=*/true);
     return nullptr;
   }
   o->p.Init(h);
   o->id = r.id;
   o->dst = d;
-  s->udp->out_rings.push_back(o);
-  return o;
+  OutRing* ring = o.get();  // owned by out_rings from here
+  s->udp->out_rings.push_back(std::move(o));
+  return ring;
 }
 
 void UdpAdoptNewRings(Socket* s) { AdoptNewRings(s); }

@@ -90,7 +90,7 @@ bool RequestWire(Socket* s) {
       tx->capacity != r.value || rx->capacity != r.value) {
     return false;
   }
-  auto* in = new (std::nothrow) InRing();
+  std::unique_ptr<InRing> in(new (std::nothrow) InRing());
   if (in == nullptr) return false;
   in->c.Init(rx);
   in->id = 0;
@@ -102,7 +102,7 @@ bool RequestWire(Socket* s) {
   s->udp->wire_routes.reset();
   // Receivers pick it up like a ring offered by the daemon.
   pthread_mutex_lock(&s->mu);
-  s->udp->new_rings.push_back(in);
+  s->udp->new_rings.push_back(std::move(in));
   s->udp->has_new_rings.store(true, std::memory_order_release);
   pthread_mutex_unlock(&s->mu);
   // An epoll set that watches the socket arms the new ring too.

@@ -5,13 +5,13 @@
 // connections an engine serves, and poll/select/epoll in mux.cc) sleeps in
 // poll() on this process's doorbell, with the shadow for kernel clients
 // and the attach socket for offloadd's death. A wake-up cannot be lost and
-// kernel fds in mixed sets just work.
+// kernel fds in mixed sets just work. The spinning itself (SpinStep) is in
+// spin.cc.
 
 #include <errno.h>
 
 #include <algorithm>
 #include <poll.h>
-#include <sched.h>
 
 #include "client/attach.h"
 #include "client/config.h"
@@ -24,76 +24,6 @@
 
 namespace offload {
 namespace client {
-
-namespace {
-// Set when a yield handed our CPU to a busy task: this thread then sleeps
-// right away for a while instead of spinning (see SpinStep).
-thread_local int64_t t_no_spin_until_ns = 0;
-constexpr int64_t kStolenNs = 50000;
-constexpr int64_t kNoSpinNs = 1000000;         // first back-off: 1 ms
-constexpr int64_t kMaxNoSpinNs = 1000000000;   // doubling up to 1 s
-// Current back-off; doubles while spinning keeps losing the CPU, back to
-// kNoSpinNs as soon as a spin pays off (SpinSucceeded).
-thread_local int64_t t_backoff_ns = kNoSpinNs;
-}  // namespace
-
-void SpinSucceeded() { t_backoff_ns = kNoSpinNs; }
-
-bool SpinAllowed() { return t_no_spin_until_ns == 0 || NowNs() >= t_no_spin_until_ns; }
-
-namespace {
-int64_t ThreadCpuNs() {
-  struct timespec ts;
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return int64_t(ts.tv_sec) * 1000000000 + ts.tv_nsec;
-}
-}  // namespace
-
-bool SpinStep(uint64_t i) {
-  // Spinning pays only while this thread owns its CPU. Every
-  // OFFLOAD_SPIN_YIELD_NS we yield (a peer pinned to our CPU gets to run)
-  // and, once the wait is long enough to tell, compare the CPU time we got
-  // with the wall time: well below it, a runnable task shares our CPU and
-  // spinning would starve it (or wait for it a whole time slice), so this
-  // thread sleeps right away for a while. The CPU clock is a system call
-  // (no vDSO for thread clocks): a short wait never reads it.
-  static thread_local int64_t t_wall0 = 0, t_cpu0 = 0, t_last_yield_ns = 0;
-  const int64_t every_ns = Config().spin_yield_ns;
-  if (every_ns <= 0) {
-    CpuRelax();
-    return true;
-  }
-  if (i == 0) {
-    t_wall0 = t_last_yield_ns = NowNs();
-    t_cpu0 = -1;  // read at the first yield past kStolenNs / 2
-  }
-  if ((i & 15) != 15) {
-    CpuRelax();
-    return true;
-  }
-  const int64_t t0 = NowNs();
-  if (t0 - t_last_yield_ns < every_ns) {
-    CpuRelax();
-    return true;
-  }
-  sched_yield();
-  const int64_t t1 = NowNs();
-  const int64_t since_yield = t1 - t0;
-  t_last_yield_ns = t1;
-  bool stolen = since_yield >= kStolenNs;
-  if (!stolen && t_cpu0 < 0 && t1 - t_wall0 >= kStolenNs / 2) {
-    t_wall0 = t1;
-    t_cpu0 = ThreadCpuNs();
-  } else if (!stolen && t_cpu0 >= 0 && t1 - t_wall0 >= kStolenNs) {
-    stolen = (ThreadCpuNs() - t_cpu0) * 4 < (t1 - t_wall0) * 3;
-  }
-  if (stolen) {
-    t_no_spin_until_ns = t1 + t_backoff_ns;
-    t_backoff_ns = std::min(t_backoff_ns * 2, kMaxNoSpinNs);
-    return false;
-  }
-  return true;
-}
 
 namespace {
 
@@ -224,7 +154,7 @@ uint32_t ArmFlags(Socket* s, uint32_t events, bool* listed) {
     }
     case Path::kUdp: {
       MutexGuard rx(&s->udp->rx_mu);
-      for (InRing* r : s->udp->in_rings) r->c.SetSleepFlag();
+      for (const std::unique_ptr<InRing>& r : s->udp->in_rings) r->c.SetSleepFlag();
       return kArmedUdp;
     }
     default:
@@ -249,7 +179,8 @@ bool ArmRecheck(Socket* s, uint32_t events, bool* barrier_done) {
       MutexGuard rx(&s->udp->rx_mu);
       bool ready = false;
       const bool shared = s->udp_shared.load(std::memory_order_acquire);
-      for (InRing* r : s->udp->in_rings) {
+      for (const std::unique_ptr<InRing>& ring : s->udp->in_rings) {
+        InRing* r = ring.get();
         if (shared) r->c.Resync();
         ready |= r->c.RecheckAfterFence();
       }
@@ -278,7 +209,7 @@ void Disarm(Socket* s, uint32_t armed) {
     // A shared socket's flags are every holder's: only producers clear them
     // (a holder's cancel could hide another's sleep).
     if (!s->udp_shared.load(std::memory_order_acquire)) {
-      for (InRing* r : s->udp->in_rings) r->c.CancelSleep();
+      for (const std::unique_ptr<InRing>& r : s->udp->in_rings) r->c.CancelSleep();
     }
   }
 }
@@ -293,7 +224,8 @@ uint64_t RxMark(Socket* s) {
       MutexGuard rx(&s->udp->rx_mu);
       const bool shared = s->udp_shared.load(std::memory_order_acquire);
       uint64_t m = s->udp->in_rings.size();
-      for (InRing* r : s->udp->in_rings) {
+      for (const std::unique_ptr<InRing>& ring : s->udp->in_rings) {
+        InRing* r = ring.get();
         if (shared) r->c.Resync();
         m += r->c.QueuedBytes() + (uint64_t{r->id} << 32);
       }
