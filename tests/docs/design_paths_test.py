@@ -13,7 +13,7 @@ import unittest
 # programs themselves.
 NOT_OURS = {"clone", "futex_wait", "pidfd_getfd", "offloadd", "offloadctl", "offload"}
 CODE_EXT = (".cc", ".h", ".c", ".py", ".sh", ".proto")
-SKIP_DIRS = {"tests", "bazel-bin", "bazel-out", "bazel-testlogs", "docs", "third_party"}
+SKIP_DIRS = {"bazel-bin", "bazel-out", "bazel-testlogs", "docs", "third_party"}
 
 
 def repo_root():
