@@ -79,32 +79,4 @@ void RxRing::Commit(uint32_t n) {
   mem_.tail->store(tail_, std::memory_order_release);
 }
 
-OwnedRing::OwnedRing(uint32_t capacity)
-    : capacity_(capacity), data_(new uint8_t[capacity]) {}
-
-uint32_t OwnedRing::AppUsed() const {
-  return static_cast<uint32_t>(indices_.tail.load(std::memory_order_acquire) -
-                               indices_.head.load(std::memory_order_acquire));
-}
-
-uint32_t OwnedRing::AppWrite(const void* src, uint32_t len) {
-  const uint64_t head = indices_.head.load(std::memory_order_acquire);
-  const uint64_t tail = indices_.tail.load(std::memory_order_relaxed);
-  const uint32_t n = std::min(len, capacity_ - static_cast<uint32_t>(tail - head));
-  CopyToRing(memory(), tail,
-             static_cast<const uint8_t*>(src), n);
-  indices_.tail.store(tail + n, std::memory_order_release);
-  return n;
-}
-
-uint32_t OwnedRing::AppRead(void* dst, uint32_t len) {
-  const uint64_t tail = indices_.tail.load(std::memory_order_acquire);
-  const uint64_t head = indices_.head.load(std::memory_order_relaxed);
-  const uint32_t n = static_cast<uint32_t>(std::min<uint64_t>(len, tail - head));
-  CopyFromRing(memory(), head,
-               static_cast<uint8_t*>(dst), n);
-  indices_.head.store(head + n, std::memory_order_release);
-  return n;
-}
-
 }  // namespace offload::tcp

@@ -29,20 +29,12 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
-#include <memory>
 
 namespace offload::tcp {
 
-// The shared part of a ring owned by an OwnedRing: its two indices, each on
-// its own cache line.
-struct RingIndices {
-  alignas(64) std::atomic<uint64_t> head{0};
-  alignas(64) std::atomic<uint64_t> tail{0};
-};
-
 // Where a ring lives. `base` has `capacity` bytes; `head` and `tail` are the
-// shared indices (anywhere: an OwnedRing's RingIndices, or the two index
-// lines of a pipe direction). Not owned.
+// shared indices (the two index lines of a pipe direction; in tests, an
+// OwnedRing's, tests/testing/owned_ring.h). Not owned.
 struct RingMemory {
   uint8_t* base = nullptr;
   uint32_t capacity = 0;  // power of two, or 0 for "no ring"
@@ -125,30 +117,6 @@ class RxRing {
   RingMemory mem_;
   uint64_t head_ = 0;
   uint64_t tail_ = 0;
-};
-
-// A ring that owns its memory, with the application-side operations, for
-// tests, benchmarks and the loopback driver.
-class OwnedRing {
- public:
-  explicit OwnedRing(uint32_t capacity);
-  RingMemory memory() {
-    return RingMemory{data_.get(), capacity_, &indices_.head, &indices_.tail};
-  }
-  RingIndices& indices() { return indices_; }
-
-  // Application producer: appends up to `len` bytes; returns bytes written.
-  uint32_t AppWrite(const void* src, uint32_t len);
-  // Application consumer: removes up to `len` bytes; returns bytes read.
-  uint32_t AppRead(void* dst, uint32_t len);
-  // Bytes readable (RX) or queued (TX) from the application's point of view.
-  uint32_t AppUsed() const;
-  uint32_t AppFree() const { return capacity_ - AppUsed(); }
-
- private:
-  uint32_t capacity_;
-  std::unique_ptr<uint8_t[]> data_;
-  RingIndices indices_;
 };
 
 }  // namespace offload::tcp

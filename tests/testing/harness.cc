@@ -1,11 +1,12 @@
 #include "tests/testing/harness.h"
+#include "tests/testing/owned_ring.h"
 
 namespace offload::testing {
 
 bool TestBufferProvider::AllocateRings(uint64_t, tcp::RingMemory* tx, tcp::RingMemory* rx) {
   if (refuse_) return false;
-  auto t = std::make_unique<tcp::OwnedRing>(ring_bytes_);
-  auto r = std::make_unique<tcp::OwnedRing>(ring_bytes_);
+  auto t = std::make_unique<testing::OwnedRing>(ring_bytes_);
+  auto r = std::make_unique<testing::OwnedRing>(ring_bytes_);
   *tx = t->memory();
   *rx = r->memory();
   rings_[tx->base] = std::move(t);
@@ -18,7 +19,7 @@ void TestBufferProvider::ReleaseRings(const tcp::RingMemory&, const tcp::RingMem
   ++released_;  // memory kept until the provider dies (tests may inspect it)
 }
 
-tcp::OwnedRing* TestBufferProvider::Find(const uint8_t* base) {
+testing::OwnedRing* TestBufferProvider::Find(const uint8_t* base) {
   auto it = rings_.find(base);
   return it == rings_.end() ? nullptr : it->second.get();
 }
@@ -75,13 +76,13 @@ std::vector<stack::FlowEvent> StackUnderTest::Events() {
   return out;
 }
 
-stack::FlowId StackUnderTest::Connect(uint16_t peer_port, tcp::OwnedRing** tx,
-                                      tcp::OwnedRing** rx, uint32_t ring_bytes,
+stack::FlowId StackUnderTest::Connect(uint16_t peer_port, testing::OwnedRing** tx,
+                                      testing::OwnedRing** rx, uint32_t ring_bytes,
                                       const tcp::SocketOptions* options) {
-  rings_.push_back(std::make_unique<tcp::OwnedRing>(ring_bytes));
-  tcp::OwnedRing* t = rings_.back().get();
-  rings_.push_back(std::make_unique<tcp::OwnedRing>(ring_bytes));
-  tcp::OwnedRing* r = rings_.back().get();
+  rings_.push_back(std::make_unique<testing::OwnedRing>(ring_bytes));
+  testing::OwnedRing* t = rings_.back().get();
+  rings_.push_back(std::make_unique<testing::OwnedRing>(ring_bytes));
+  testing::OwnedRing* r = rings_.back().get();
   stack::FlowId id = stack::kInvalidFlow;
   int err = stack_->TcpConnect(peer_ip_, peer_port, 0, t->memory(), r->memory(), 7, &id,
                                nullptr, options);

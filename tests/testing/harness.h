@@ -14,6 +14,7 @@
 #include "daemon/tcp/socket_options.h"
 #include "daemon/tcp/byte_ring.h"
 #include "tests/testing/packet_builder.h"
+#include "tests/testing/owned_ring.h"
 
 namespace offload::testing {
 
@@ -23,14 +24,14 @@ class TestBufferProvider : public stack::BufferProvider {
   bool AllocateRings(uint64_t listener_cookie, tcp::RingMemory* tx, tcp::RingMemory* rx) override;
   void ReleaseRings(const tcp::RingMemory& tx, const tcp::RingMemory& rx) override;
   // The ring whose memory starts at `base` (from a RingMemory).
-  tcp::OwnedRing* Find(const uint8_t* base);
+  testing::OwnedRing* Find(const uint8_t* base);
   size_t allocated() const { return allocated_; }
   size_t released() const { return released_; }
   void set_refuse(bool refuse) { refuse_ = refuse; }
 
  private:
   uint32_t ring_bytes_;
-  std::map<const uint8_t*, std::unique_ptr<tcp::OwnedRing>> rings_;
+  std::map<const uint8_t*, std::unique_ptr<testing::OwnedRing>> rings_;
   size_t allocated_ = 0;
   size_t released_ = 0;
   bool refuse_ = false;
@@ -74,8 +75,8 @@ class StackUnderTest {
   uint32_t peer_ip() const { return peer_ip_; }
 
   // Opens an active connection to the peer with owned rings.
-  stack::FlowId Connect(uint16_t peer_port, tcp::OwnedRing** tx = nullptr,
-                        tcp::OwnedRing** rx = nullptr, uint32_t ring_bytes = 1 << 16,
+  stack::FlowId Connect(uint16_t peer_port, testing::OwnedRing** tx = nullptr,
+                        testing::OwnedRing** rx = nullptr, uint32_t ring_bytes = 1 << 16,
                         const tcp::SocketOptions* options = nullptr);
 
  private:
@@ -84,7 +85,7 @@ class StackUnderTest {
   uint32_t peer_ip_;
   TestBufferProvider provider_;
   std::unique_ptr<stack::Stack> stack_;
-  std::vector<std::unique_ptr<tcp::OwnedRing>> rings_;
+  std::vector<std::unique_ptr<testing::OwnedRing>> rings_;
 };
 
 }  // namespace offload::testing

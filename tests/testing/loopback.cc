@@ -1,4 +1,5 @@
 #include "tests/testing/loopback.h"
+#include "tests/testing/owned_ring.h"
 
 #include <algorithm>
 
@@ -141,7 +142,7 @@ bool LoopbackPair::RunUntil(const std::function<bool()>& done, uint64_t max_ns) 
   return true;
 }
 
-bool StreamTransfer::Produce(tcp::OwnedRing* tx) {
+bool StreamTransfer::Produce(testing::OwnedRing* tx) {
   bool any = false;
   while (sent_ < total_) {
     uint32_t room = tx->AppFree();
@@ -156,7 +157,7 @@ bool StreamTransfer::Produce(tcp::OwnedRing* tx) {
   return any;
 }
 
-uint64_t StreamTransfer::Consume(tcp::OwnedRing* rx) {
+uint64_t StreamTransfer::Consume(testing::OwnedRing* rx) {
   uint64_t total = 0;
   while (true) {
     uint32_t n = rx->AppRead(buf_.data(), static_cast<uint32_t>(buf_.size()));

@@ -13,6 +13,7 @@
 
 #include "daemon/stack/stack.h"
 #include "tests/testing/harness.h"
+#include "tests/testing/owned_ring.h"
 
 namespace offload::testing {
 
@@ -107,9 +108,9 @@ class StreamTransfer {
  public:
   StreamTransfer(uint64_t id, uint64_t total_bytes) : id_(id), total_(total_bytes) {}
   // Writes as much as fits into `tx`; returns whether anything was written.
-  bool Produce(tcp::OwnedRing* tx);
+  bool Produce(testing::OwnedRing* tx);
   // Reads everything available from `rx`, verifying it; returns bytes read.
-  uint64_t Consume(tcp::OwnedRing* rx);
+  uint64_t Consume(testing::OwnedRing* rx);
   bool all_sent() const { return sent_ == total_; }
   bool complete() const { return received_ == total_; }
   uint64_t sent() const { return sent_; }

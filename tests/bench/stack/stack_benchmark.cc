@@ -10,6 +10,7 @@
 #include "benchmark/benchmark.h"
 #include "daemon/stack/stack.h"
 #include "daemon/tcp/byte_ring.h"
+#include "tests/testing/owned_ring.h"
 
 namespace offload {
 namespace {
@@ -20,17 +21,17 @@ constexpr size_t kBatch = 64;
 class NullProvider : public stack::BufferProvider {
  public:
   bool AllocateRings(uint64_t, tcp::RingMemory* tx, tcp::RingMemory* rx) override {
-    rings_.push_back(std::make_unique<tcp::OwnedRing>(kRing));
+    rings_.push_back(std::make_unique<testing::OwnedRing>(kRing));
     *tx = rings_.back()->memory();
-    rings_.push_back(std::make_unique<tcp::OwnedRing>(kRing));
+    rings_.push_back(std::make_unique<testing::OwnedRing>(kRing));
     *rx = rings_.back()->memory();
     return true;
   }
   void ReleaseRings(const tcp::RingMemory&, const tcp::RingMemory&) override {}
-  tcp::OwnedRing* last_rx() { return rings_.back().get(); }
+  testing::OwnedRing* last_rx() { return rings_.back().get(); }
 
  private:
-  std::vector<std::unique_ptr<tcp::OwnedRing>> rings_;
+  std::vector<std::unique_ptr<testing::OwnedRing>> rings_;
 };
 
 struct Frames {
@@ -63,8 +64,8 @@ class Pair {
     b_->SeedNeighbor(a.local_ip, a.local_mac, true);
     stack::FlowId l;
     b_->TcpListen(0, 5001, 16, 0, &l);
-    tx_ = std::make_unique<tcp::OwnedRing>(kRing);
-    rx_ = std::make_unique<tcp::OwnedRing>(kRing);
+    tx_ = std::make_unique<testing::OwnedRing>(kRing);
+    rx_ = std::make_unique<testing::OwnedRing>(kRing);
     a_->TcpConnect(b.local_ip, 5001, 0, tx_->memory(), rx_->memory(), 0, &flow_);
     for (int i = 0; i < 4; ++i) {
       Shuttle(*a_, *b_, ab_);
@@ -123,8 +124,8 @@ class Pair {
   uint64_t now_ = 1'000'000'000;
   NullProvider prov_a_, prov_b_;
   std::unique_ptr<stack::Stack> a_, b_;
-  std::unique_ptr<tcp::OwnedRing> tx_, rx_;
-  tcp::OwnedRing* brx_ = nullptr;
+  std::unique_ptr<testing::OwnedRing> tx_, rx_;
+  testing::OwnedRing* brx_ = nullptr;
   stack::FlowId flow_ = 0, child_ = 0;
   Frames ab_, ba_;
   std::string data_;

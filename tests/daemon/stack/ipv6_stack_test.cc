@@ -8,6 +8,7 @@
 
 #include "gtest/gtest.h"
 #include "tests/daemon/stack/transfer_util.h"
+#include "tests/testing/owned_ring.h"
 
 namespace offload::testing {
 namespace {
@@ -65,7 +66,7 @@ TEST(Ipv6StackTest, Rfc8200_Bulk8MiBWithLossAndReorderByteVerified) {
 // Opens one connection A -> B on `port`; returns the client's close error
 // (-1 while open) through *closed_error, the accepted child through *child.
 struct OneConn {
-  tcp::OwnedRing tx{1 << 16}, rx{1 << 16};
+  testing::OwnedRing tx{1 << 16}, rx{1 << 16};
   stack::FlowId client = 0, listener = 0, child = 0;
   int closed_error = -1;
   bool established = false;
@@ -216,7 +217,7 @@ TEST(Ipv6StackTest, Rfc4861_NextHopIsAskedOfTheKernelThenSynLeaves) {
   ASSERT_GE(req.v6.size(), 2u);
   EXPECT_EQ(req.v6[1], A6("2001:db8::fe"));
   lp.a().SetRoutes6({stack::StackRoute6{A6("2001:db9::"), 32, A6("2001:db8::fd")}});
-  tcp::OwnedRing tx2(1 << 16), rx2(1 << 16);
+  testing::OwnedRing tx2(1 << 16), rx2(1 << 16);
   stack::FlowId third;
   EXPECT_EQ(lp.a().TcpConnect6(A6("2001:db9::8"), 80, 0, tx2.memory(), rx2.memory(), 4, &third),
             0);
@@ -227,7 +228,7 @@ TEST(Ipv6StackTest, Rfc4861_NextHopIsAskedOfTheKernelThenSynLeaves) {
 
 TEST(Ipv6StackTest, ConnectErrors) {
   LoopbackPair lp(LinkConfig{}, LoopbackPair::ConfigFor(1), LoopbackPair::ConfigFor(2));
-  tcp::OwnedRing tx(1 << 12), rx(1 << 12);
+  testing::OwnedRing tx(1 << 12), rx(1 << 12);
   stack::FlowId id;
   EXPECT_EQ(lp.a().TcpConnect6(A6("ff02::1"), 80, 0, tx.memory(), rx.memory(), 1, &id),
             ENETUNREACH);

@@ -30,6 +30,7 @@
 #include "tests/integration/nic/netns_fixture.h"
 #include "tests/testing/harness.h"
 #include "tests/testing/loopback.h"
+#include "tests/testing/owned_ring.h"
 
 namespace offload::testing {
 namespace {
@@ -230,7 +231,7 @@ void KernelInteropTest::EchoThroughLinux(uint64_t kBytes) {
   fds_.push_back(out);
   ASSERT_EQ(ReadLine(out, 10000), "ready");
 
-  tcp::OwnedRing tx(1 << 18), rx(1 << 18);
+  testing::OwnedRing tx(1 << 18), rx(1 << 18);
   stack::FlowId flow;
   ASSERT_EQ(stack_->TcpConnect(Ip("198.18.1.2"), 5001, 0, tx.memory(), rx.memory(), 1, &flow), 0);
   StreamTransfer up(3, kBytes), down(3, kBytes);
@@ -317,8 +318,8 @@ TEST_F(KernelInteropTest, LinuxClient_OffloadEchoServer_BytesVerified) {
   pids_.push_back(cli);
   fds_.push_back(out);
   stack::FlowId child = 0;
-  tcp::OwnedRing* crx = nullptr;
-  tcp::OwnedRing* ctx = nullptr;
+  testing::OwnedRing* crx = nullptr;
+  testing::OwnedRing* ctx = nullptr;
   bool eof = false, closed = false;
   std::string result;
   std::vector<uint8_t> buf(1 << 18);
@@ -360,7 +361,7 @@ TEST_F(KernelInteropTest, LinuxClient_OffloadEchoServer_BytesVerified) {
 }
 
 TEST_F(KernelInteropTest, ConnectToClosedLinuxPort_Econnrefused) {
-  tcp::OwnedRing tx(4096), rx(4096);
+  testing::OwnedRing tx(4096), rx(4096);
   stack::FlowId flow;
   ASSERT_EQ(stack_->TcpConnect(Ip("198.18.1.2"), 5999, 0, tx.memory(), rx.memory(), 1, &flow), 0);
   int err = 0;

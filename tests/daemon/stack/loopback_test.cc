@@ -6,6 +6,7 @@
 
 #include "gtest/gtest.h"
 #include "tests/daemon/stack/transfer_util.h"
+#include "tests/testing/owned_ring.h"
 
 namespace offload::testing {
 namespace {
@@ -170,7 +171,7 @@ void Storm(double loss, int n) {
   stack::FlowId listener;
   ASSERT_EQ(lp.b().TcpListen(0, 7, 4096, 0, &listener), 0);
   struct Client {
-    std::unique_ptr<tcp::OwnedRing> tx, rx;
+    std::unique_ptr<testing::OwnedRing> tx, rx;
     stack::FlowId id = 0;
     bool sent = false;
   };
@@ -179,8 +180,8 @@ void Storm(double loss, int n) {
   std::map<stack::FlowId, bool> server_closed;
   int completed = 0;
   for (auto& c : clients) {
-    c.tx = std::make_unique<tcp::OwnedRing>(4096);
-    c.rx = std::make_unique<tcp::OwnedRing>(4096);
+    c.tx = std::make_unique<testing::OwnedRing>(4096);
+    c.rx = std::make_unique<testing::OwnedRing>(4096);
     ASSERT_EQ(lp.a().TcpConnect(b.local_ip, 7, 0, c.tx->memory(), c.rx->memory(), 0, &c.id), 0);
   }
   std::vector<stack::FlowId> readable;
@@ -207,7 +208,7 @@ void Storm(double loss, int n) {
     for (stack::FlowId id : readable) {
       const tcp::Tcb* t = lp.b().TcbForTest(id);
       if (t == nullptr || server_closed[id]) continue;
-      tcp::OwnedRing* rx = lp.provider_b().Find(t->rx.memory().base);
+      testing::OwnedRing* rx = lp.provider_b().Find(t->rx.memory().base);
       char buf[4096];
       uint32_t got = rx->AppRead(buf, sizeof(buf));
       if (got) {

@@ -10,6 +10,7 @@
 
 #include "gtest/gtest.h"
 #include "tests/daemon/tcp/tcp_fixture.h"
+#include "tests/testing/owned_ring.h"
 
 namespace offload::testing {
 namespace {
@@ -120,7 +121,7 @@ TEST(StackNeighborTest, Connect_UnresolvedNeighbor_AsksKernelFirstThenSyn) {
   stack::StackConfig cfg = DefaultTestConfig();
   cfg.neighbours = &kernel;
   StackUnderTest h(cfg);
-  tcp::OwnedRing t(4096), r(4096);
+  testing::OwnedRing t(4096), r(4096);
   stack::FlowId f;
   const uint32_t dst = Ip("198.18.0.33");
   ASSERT_EQ(h.s().TcpConnect(dst, 80, 0, t.memory(), r.memory(), 0, &f), 0);
@@ -140,7 +141,7 @@ TEST_F(StackTest, Connect_OffLinkDestination_ResolvesGateway) {
   cfg.gateway = Ip("198.18.0.254");
   StackUnderTest h(cfg);
   h.s().SeedNeighbor(cfg.gateway, Mac(0xfe));
-  tcp::OwnedRing t(4096), r(4096);
+  testing::OwnedRing t(4096), r(4096);
   stack::FlowId f;
   ASSERT_EQ(h.s().TcpConnect(Ip("198.19.5.5"), 443, 0, t.memory(), r.memory(), 0, &f), 0);
   auto out = h.Drain();
@@ -152,7 +153,7 @@ TEST_F(StackTest, Connect_OffLinkDestination_ResolvesGateway) {
 }
 
 TEST_F(StackTest, Connect_Validation) {
-  tcp::OwnedRing t(4096), r(4096);
+  testing::OwnedRing t(4096), r(4096);
   stack::FlowId f;
   EXPECT_EQ(h_.s().TcpConnect(0, 80, 0, t.memory(), r.memory(), 0, &f), EINVAL);
   EXPECT_EQ(h_.s().TcpConnect(h_.peer_ip(), 80, 0, tcp::RingMemory{}, r.memory(), 0, &f), EINVAL);

@@ -3,6 +3,7 @@
 #include <map>
 
 #include "gtest/gtest.h"
+#include "tests/testing/owned_ring.h"
 
 namespace offload::testing {
 
@@ -20,8 +21,8 @@ bool RunTransfers(LoopbackPair* lp, int n, uint64_t bytes, const char* congestio
   const uint32_t b_ip = lp->b().config().local_ip;
   for (int i = 0; i < n; ++i) {
     Conn& c = (*conns)[i];
-    c.ctx = std::make_unique<tcp::OwnedRing>(ring_bytes);
-    c.crx = std::make_unique<tcp::OwnedRing>(ring_bytes);
+    c.ctx = std::make_unique<testing::OwnedRing>(ring_bytes);
+    c.crx = std::make_unique<testing::OwnedRing>(ring_bytes);
     c.stream = std::make_unique<StreamTransfer>(i + 1, bytes);
     if (ipv6) {
       EXPECT_EQ(lp->a().TcpConnect6(lp->b().config().local_ip6, 5001, 0, c.ctx->memory(),

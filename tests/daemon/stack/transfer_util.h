@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "tests/testing/loopback.h"
+#include "tests/testing/owned_ring.h"
 
 namespace offload::testing {
 
@@ -13,10 +14,10 @@ namespace offload::testing {
 struct Conn {
   stack::FlowId client = 0;
   stack::FlowId server = 0;
-  std::unique_ptr<tcp::OwnedRing> ctx;  // client rings
-  std::unique_ptr<tcp::OwnedRing> crx;
-  tcp::OwnedRing* stx = nullptr;        // server rings (provider-owned)
-  tcp::OwnedRing* srx = nullptr;
+  std::unique_ptr<testing::OwnedRing> ctx;  // client rings
+  std::unique_ptr<testing::OwnedRing> crx;
+  testing::OwnedRing* stx = nullptr;        // server rings (provider-owned)
+  testing::OwnedRing* srx = nullptr;
   std::unique_ptr<StreamTransfer> stream;
   bool client_closed = false;
   bool server_closed = false;

@@ -12,6 +12,7 @@
 #include "gtest/gtest.h"
 #include "tests/testing/harness.h"
 #include "tests/testing/packet_builder.h"
+#include "tests/testing/owned_ring.h"
 
 namespace offload::testing {
 
@@ -67,8 +68,8 @@ class TcpSegmentTest : public ::testing::Test {
   StackUnderTest h_;
   stack::FlowId flow_ = 0;
   stack::FlowId listener_ = 0;
-  tcp::OwnedRing* tx_ = nullptr;
-  tcp::OwnedRing* rx_ = nullptr;
+  testing::OwnedRing* tx_ = nullptr;
+  testing::OwnedRing* rx_ = nullptr;
   uint16_t our_port_ = 0;
   uint16_t peer_port_ = 80;
   uint32_t our_iss_ = 0;

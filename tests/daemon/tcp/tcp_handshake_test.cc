@@ -2,6 +2,7 @@
 // (RFC 9293 3.7.1 MSS, RFC 7323 window scale + timestamps, RFC 2018 SACK),
 // RFC 6928 initial window, segments to closed ports and listeners.
 #include "tests/daemon/tcp/tcp_fixture.h"
+#include "tests/testing/owned_ring.h"
 
 namespace offload::testing {
 namespace {
@@ -373,7 +374,7 @@ TEST_F(HandshakeTest, Rfc7323_WindowScaleAbove14_TreatedAs14) {
 }
 
 TEST_F(HandshakeTest, Linux_TcpMaxSeg_ClampsAdvertisedAndSentMss) {
-  tcp::OwnedRing t(1 << 16), r(1 << 16);
+  testing::OwnedRing t(1 << 16), r(1 << 16);
   ASSERT_EQ(h_.s().TcpConnect(h_.peer_ip(), 80, 0, t.memory(), r.memory(), 0, &flow_), 0);
   tx_ = &t;
   rx_ = &r;
@@ -404,7 +405,7 @@ TEST_F(HandshakeTest, MssClampConfig_LimitsAdvertisedMss) {
   stack::StackConfig cfg = DefaultTestConfig();
   cfg.tcp.mss_clamp = 1200;
   StackUnderTest h(cfg);
-  tcp::OwnedRing t(4096), r(4096);
+  testing::OwnedRing t(4096), r(4096);
   stack::FlowId f;
   ASSERT_EQ(h.s().TcpConnect(h.peer_ip(), 80, 0, t.memory(), r.memory(), 0, &f), 0);
   auto out = h.Drain();

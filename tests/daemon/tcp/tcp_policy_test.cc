@@ -3,6 +3,7 @@
 // largest receive buffer, RFC 5482 user timeout enforcement, socket values.
 #include "daemon/tcp/socket_options.h"
 #include "tests/daemon/tcp/tcp_fixture.h"
+#include "tests/testing/owned_ring.h"
 
 namespace offload::testing {
 namespace {
@@ -95,8 +96,8 @@ TEST_F(PolicyTest, Linux_SoRcvbufBeforeConnect_BoundsTheWindowScale) {
   tcp::SocketOptions o;
   o.rcvbuf = 65536;
   o.maxseg = 1000;
-  tcp::OwnedRing* tx = nullptr;
-  tcp::OwnedRing* rx = nullptr;
+  testing::OwnedRing* tx = nullptr;
+  testing::OwnedRing* rx = nullptr;
   flow_ = h_.Connect(80, &tx, &rx, 1 << 16, &o);
   TcpView syn = One();
   EXPECT_EQ(syn.opts.wscale, 1);  // ilog2(64 KiB) - 15

@@ -12,9 +12,12 @@
 #include "daemon/tcp/seq.h"
 #include "daemon/tcp/tcb.h"
 #include "gtest/gtest.h"
+#include "tests/testing/owned_ring.h"
 
 namespace offload::tcp {
 namespace {
+
+using testing::OwnedRing;
 
 TEST(SeqTest, WrapSafeComparison) {
   EXPECT_TRUE(SeqLt(0xfffffff0u, 0x10u));

@@ -39,6 +39,7 @@
 #include "gtest/gtest.h"
 #include "tests/daemon/wire/wire_plane_fixture.h"
 #include "tests/integration/nic/netns_fixture.h"
+#include "tests/testing/owned_ring.h"
 
 namespace offload::testing {
 namespace {
@@ -161,7 +162,7 @@ TEST_F(WirePlaneTest, EngineTcpConnectsToKernelServerAndExchangesVerifiedBytes) 
   // client's shadow socket would.
   int shadow = BoundSocket("", ParseIp(veth_->ip_a()), false);
   ASSERT_GE(shadow, 0);
-  tcp::OwnedRing tx(1 << 16), rx(1 << 16);
+  testing::OwnedRing tx(1 << 16), rx(1 << 16);
   RecordingListener listener;
   wire::TcpConnectParams params;
   params.remote_ip = ParseIp(veth_->ip_b());
@@ -248,7 +249,7 @@ TEST_F(WirePlaneTest, RefusedConnectReportsErrorAndReleasesTheFlow) {
   close(probe);
   int shadow = BoundSocket("", ParseIp(veth_->ip_a()), false);
   ASSERT_GE(shadow, 0);
-  tcp::OwnedRing tx(4096), rx(4096);
+  testing::OwnedRing tx(4096), rx(4096);
   RecordingListener listener;
   wire::TcpConnectParams params;
   params.remote_ip = ParseIp(veth_->ip_b());

@@ -6,6 +6,7 @@
 
 #include "daemon/net/frame.h"
 #include "daemon/tcp/seq.h"
+#include "tests/testing/owned_ring.h"
 
 namespace offload::fuzz {
 namespace {
@@ -46,9 +47,9 @@ TcpFuzzEnv::TcpFuzzEnv() : frame_(2048), out_(8 * 2048) {
 }
 
 bool TcpFuzzEnv::AllocateRings(uint64_t, tcp::RingMemory* tx, tcp::RingMemory* rx) {
-  child_rings_.push_back(std::make_unique<tcp::OwnedRing>(1 << 12));
+  child_rings_.push_back(std::make_unique<testing::OwnedRing>(1 << 12));
   *tx = child_rings_.back()->memory();
-  child_rings_.push_back(std::make_unique<tcp::OwnedRing>(1 << 12));
+  child_rings_.push_back(std::make_unique<testing::OwnedRing>(1 << 12));
   *rx = child_rings_.back()->memory();
   return true;
 }

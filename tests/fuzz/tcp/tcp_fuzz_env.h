@@ -9,6 +9,7 @@
 
 #include "daemon/stack/stack.h"
 #include "daemon/tcp/byte_ring.h"
+#include "tests/testing/owned_ring.h"
 
 namespace offload::fuzz {
 
@@ -32,17 +33,17 @@ class TcpFuzzEnv : public stack::BufferProvider {
   stack::Stack& s() { return *stack_; }
   const tcp::Tcb* conn() { return stack_->TcbForTest(conn_); }
   stack::FlowId conn_id() const { return conn_; }
-  tcp::OwnedRing& tx() { return tx_; }
-  tcp::OwnedRing& rx() { return rx_; }
+  testing::OwnedRing& tx() { return tx_; }
+  testing::OwnedRing& rx() { return rx_; }
   uint64_t now() const { return now_; }
   uint16_t our_port() const { return our_port_; }
 
  private:
   uint64_t now_ = 1'000'000'000;
   std::unique_ptr<stack::Stack> stack_;
-  tcp::OwnedRing tx_{1 << 14};
-  tcp::OwnedRing rx_{1 << 14};
-  std::vector<std::unique_ptr<tcp::OwnedRing>> child_rings_;
+  testing::OwnedRing tx_{1 << 14};
+  testing::OwnedRing rx_{1 << 14};
+  std::vector<std::unique_ptr<testing::OwnedRing>> child_rings_;
   stack::FlowId conn_ = 0;
   stack::FlowId listener_ = 0;
   uint16_t our_port_ = 0;
