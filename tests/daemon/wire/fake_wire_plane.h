@@ -25,6 +25,7 @@
 #include "gtest/gtest.h"
 #include "shm/pipe.h"
 #include "shm/ring.h"
+#include "tests/daemon/wire/plane_config.h"
 #include "tests/testing/fake_nic.h"
 #include "tests/testing/fake_route_source.h"
 #include "tests/testing/packet_builder.h"
@@ -52,19 +53,7 @@ inline bool Eventually(const std::function<bool()>& pred,
   return true;
 }
 
-inline v1::DaemonConfig FakePlaneConfig() {
-  v1::DaemonConfig c;
-  c.set_run_dir("/nonexistent");
-  auto* itf = c.add_interfaces();
-  itf->set_name("fake0");
-  itf->set_driver(v1::DRIVER_AF_XDP);
-  c.set_num_cores(1);
-  c.set_max_concurrency(64);
-  c.set_max_num_buffers(2048);
-  c.set_engine_poll_us(20);
-  config::ApplyDefaults(&c);
-  return c;
-}
+inline v1::DaemonConfig FakePlaneConfig() { return OneQueueConfig("fake0"); }
 
 // The plane and the fakes under it (owned by the plane; valid while it is).
 struct FakePlane {

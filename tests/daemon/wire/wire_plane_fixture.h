@@ -21,6 +21,7 @@
 #include "daemon/config/config.h"
 #include "daemon/wire/wire_plane.h"
 #include "gtest/gtest.h"
+#include "tests/daemon/wire/plane_config.h"
 #include "tests/integration/nic/netns_fixture.h"
 
 namespace offload::testing {
@@ -109,19 +110,7 @@ class RecordingListener : public wire::FlowListener {
   uint64_t count_ = 0;
 };
 
-inline v1::DaemonConfig VaConfig(const std::string& name = "va") {
-  v1::DaemonConfig c;
-  c.set_run_dir("/nonexistent");
-  auto* itf = c.add_interfaces();
-  itf->set_name(name);
-  itf->set_driver(v1::DRIVER_AF_XDP);
-  c.set_num_cores(1);
-  c.set_max_concurrency(64);
-  c.set_max_num_buffers(2048);
-  c.set_engine_poll_us(20);
-  config::ApplyDefaults(&c);
-  return c;
-}
+inline v1::DaemonConfig VaConfig(const std::string& name = "va") { return OneQueueConfig(name); }
 
 inline bool XdpAttached(const std::string& ns) {
   return ShOutput("ip -n " + ns + " link show va").find("prog/xdp") != std::string::npos;
