@@ -77,6 +77,10 @@ void UnregisterSocket(uint32_t id);
 // child's own session) or a daemon restart. Returns false when the daemon
 // refused or is unreachable; the socket then stays unregistered.
 bool RegisterEndpoint(Socket* s, shm::MsgType type, uint32_t value);
+// The socket's own wake-up eventfd (Socket::efd), created on first use
+// under Socket::mu (a receiver of an undecided UDP socket may create it
+// while another thread registers the socket). Returns it, or -1 (EMFILE).
+int EnsureSocketEventFd(Socket* s);
 
 // Counter blocks in the arena; a process-local dummy when not attached.
 shm::SocketSlot* AllocSlot(Socket* s);

@@ -74,11 +74,14 @@ inline bool IsInet(const sockaddr* a, socklen_t len) {
   return a != nullptr && len >= sizeof(sockaddr_in) && a->sa_family == AF_INET;
 }
 
-// The kernel's recvmsg on `s`'s fd; for an undecided UDP socket, counted
-// as a kernel receiver (UdpState::kernel_receivers) so that it is not
-// offloaded under this thread. *retry: a decision was under way and is now
-// made; receive again (the socket may be offloaded now).
+// The kernel's recvmsg on `s`'s fd. A blocking one on an undecided UDP
+// socket waits so that the decision can wake it (UdpState::
+// waiting_receivers). *retry: the socket was decided meanwhile; receive
+// again (it may be offloaded now).
 ssize_t KernelRecvmsg(Socket* s, int fd, msghdr* msg, int flags, bool* retry);
+// After a UDP socket's path is decided and published: wakes the threads
+// waiting in KernelRecvmsg so that they receive on that path.
+void WakeUndecidedReceivers(Socket* s);
 // `fd`'s Socket if it is a UDP socket not decided yet, else null.
 Socket* UndecidedDgram(int fd);
 // The data path of one call on `s` (fd `fd`): pipe, UDP rings or kernel.

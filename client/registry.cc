@@ -136,10 +136,17 @@ void FreeSlot(Socket* s) {
   s->slot_index = -1;
 }
 
+int EnsureSocketEventFd(Socket* s) {
+  pthread_mutex_lock(&s->mu);
+  if (!s->efd.valid()) s->efd.reset(HideFd(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)));
+  const int fd = s->efd.valid() ? s->efd.get() : -1;
+  pthread_mutex_unlock(&s->mu);
+  return fd;
+}
+
 bool RegisterEndpoint(Socket* s, shm::MsgType type, uint32_t value) {
   if (!EnsureAttached()) return false;
-  if (!s->efd.valid()) s->efd.reset(HideFd(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)));
-  if (!s->efd.valid()) return false;
+  if (EnsureSocketEventFd(s) < 0) return false;
   const uint32_t old = s->reg_id;
   s->reg_id = NewRegId();
   if (old != 0) UnregisterSocket(old);

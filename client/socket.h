@@ -225,10 +225,15 @@ struct UdpState {
   std::vector<std::unique_ptr<InRing>> new_rings;
   std::atomic<bool> has_new_rings{false};
 
-  // An undecided socket's receivers blocked in the kernel, and a decision
-  // in progress (UdpAfterBind): a Dekker pair, so that a socket is never
-  // offloaded under a thread that would then wait in the kernel for
-  // datagrams that come through rings (io.cc UndecidedDgramRecv).
+  // An undecided socket's blocking receivers (io.cc KernelRecvmsg).
+  // `waiting_receivers` sleep in poll() on the kernel socket and the
+  // socket's eventfd: the decision, whichever way it goes, publishes the
+  // path and then kicks the eventfd if any wait (WakeUndecidedReceivers),
+  // and they receive again on the path chosen. `kernel_receivers` are the
+  // ones that could not get an eventfd and sleep in the kernel's recvmsg:
+  // with `deciding` a Dekker pair, so that a socket is never offloaded under
+  // such a thread (UdpAfterBind keeps it on the kernel).
+  std::atomic<uint32_t> waiting_receivers{0};
   std::atomic<uint32_t> kernel_receivers{0};
   std::atomic<bool> deciding{false};
 

@@ -84,6 +84,7 @@ void OnKernel(Socket* s, shm::Fallback why, const char* detail) {
   s->slot->path = static_cast<uint8_t>(shm::SocketPath::kKernel);
   if (detail != nullptr) snprintf(s->slot->fallback_detail, sizeof(s->slot->fallback_detail), "%s", detail);
   s->path.store(Path::kKernel, std::memory_order_release);
+  WakeUndecidedReceivers(s);  // io.cc: they receive from the kernel again
 }
 
 void OnOffloaded(Socket* s, Path path) {
@@ -117,6 +118,7 @@ void OnOffloaded(Socket* s, Path path) {
   regs.swap(s->epolls);
   pthread_mutex_unlock(&s->mu);
   s->path.store(path, std::memory_order_release);
+  WakeUndecidedReceivers(s);  // io.cc: they receive from the rings now
   for (const KernelEpollReg& r : regs) {
     Real().epoll_ctl(r.epfd, EPOLL_CTL_DEL, s->fd, nullptr);
     epoll_event ev = {};

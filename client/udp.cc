@@ -163,11 +163,13 @@ void UdpAfterBind(Socket* s) {
   Real().getsockname(s->fd, &s->local.sa, &len);
   s->bound = true;
   if (s->path.load() != Path::kUndecided) return;
-  // Another thread already waiting in the kernel's recv (a receiver thread
-  // started before the first send, as sockperf's) would never see the
-  // datagrams that come through rings once offloaded: such a socket stays
-  // on the kernel. Seq_cst pair with UndecidedDgramRecv: either we see its
-  // count, or it sees `deciding` and waits for our decision.
+  // Threads already receiving (a receiver thread started before the first
+  // send, as sockperf's) wait where the decision wakes them
+  // (OnOffloaded/OnKernel -> WakeUndecidedReceivers), unless one could not
+  // and sleeps in the kernel's recvmsg: it would never see the datagrams
+  // that come through rings, so that socket stays on the kernel. Seq_cst
+  // pair with KernelRecvmsg: either we see its count, or it sees
+  // `deciding` and waits for our decision.
   s->udp->deciding.store(true, std::memory_order_seq_cst);
   DecidingScope scope(s->udp.get());
   if (s->udp->kernel_receivers.load(std::memory_order_seq_cst) != 0) {
