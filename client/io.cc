@@ -27,7 +27,8 @@ namespace {
 // kernel's recvmsg, so that the decision (the first send, connect or bind)
 // can wake it whichever path it picks; it then receives again on that path
 // (*retry). Datagrams the kernel socket gets meanwhile are returned as
-// recvmsg would; SO_RCVTIMEO gives EAGAIN; a signal gives EINTR. Returns
+// recvmsg would; SO_RCVTIMEO gives EAGAIN; a signal gives EINTR, or
+// continues the wait as recvmsg would (SignalsRestart). Returns
 // -2 when the socket has no eventfd (EMFILE): the caller then blocks in
 // the kernel, counted, and the decision keeps the socket there.
 ssize_t UndecidedWait(Socket* s, int fd, msghdr* msg, int flags, bool* retry) {
@@ -66,6 +67,7 @@ ssize_t UndecidedWait(Socket* s, int fd, msghdr* msg, int flags, bool* retry) {
     struct pollfd p[2] = {{fd, POLLIN, 0}, {efd, POLLIN, 0}};
     const int rc = Real().poll(p, 2, ms);
     if (rc < 0 && errno == EINTR) {
+      if (timeout < 0 && SignalsRestart()) continue;  // as Linux's recvmsg
       n = -1;
       err = EINTR;
       break;

@@ -262,8 +262,14 @@ uint64_t RxMark(Socket* s);
 uint64_t TxMark(Socket* s);
 
 // Blocks until Events(s) & events, a timeout (ms, -1 forever) or a signal.
-// Returns 0 when ready, EAGAIN on timeout, EINTR on a signal.
+// Returns 0 when ready, EAGAIN on timeout, EINTR on a signal (without a
+// timeout, only when SignalsRestart() says Linux would not restart).
 int WaitSocket(Socket* s, uint32_t events, int64_t timeout_ms);
+// Whether a blocking socket call without a timeout, interrupted by a signal
+// handler, continues as Linux's would: the handler had SA_RESTART. The
+// signal that ran is not known here, so every installed handler must have
+// it (a process that mixes both gets EINTR). Used after EINTR only.
+bool SignalsRestart();
 // Doorbell handling for sleepers (wait.cc): drains it; marks every engine
 // connection reset when the attach socket hung up (offloadd died).
 void AfterDoorbellSleep(bool doorbell_ready, bool attach_hup);

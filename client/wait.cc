@@ -9,6 +9,7 @@
 // spin.cc.
 
 #include <errno.h>
+#include <signal.h>
 
 #include <algorithm>
 #include <poll.h>
@@ -262,11 +263,27 @@ namespace {
 int WaitSocketLocked(Socket* s, uint32_t events, int64_t timeout_ms);
 }  // namespace
 
+bool SignalsRestart() {
+  for (int sig = 1; sig < NSIG; ++sig) {
+    if (sig == SIGKILL || sig == SIGSTOP) continue;
+    struct sigaction sa;
+    if (sigaction(sig, nullptr, &sa) != 0) continue;  // glibc's own (32, 33)
+    if (sa.sa_handler == SIG_DFL || sa.sa_handler == SIG_IGN) continue;
+    if ((sa.sa_flags & SA_RESTART) == 0) return false;
+  }
+  return true;
+}
+
 int WaitSocket(Socket* s, uint32_t events, int64_t timeout_ms) {
   // Hold a reference while waiting: another thread may close the fd (Linux
   // lets a blocked call finish; here the waiter wakes up with EBADF).
   s->mem_refs.fetch_add(1, std::memory_order_relaxed);
-  int rc = WaitSocketLocked(s, events, timeout_ms);
+  int rc;
+  do {
+    rc = WaitSocketLocked(s, events, timeout_ms);
+    // Linux restarts a socket call without a timeout that a SA_RESTART
+    // handler interrupted (signal(7)).
+  } while (rc == EINTR && timeout_ms < 0 && !s->closed && SignalsRestart());
   if (s->closed) rc = EBADF;
   Unref(s);
   return rc;

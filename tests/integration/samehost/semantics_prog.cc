@@ -352,6 +352,130 @@ void CheckEintr() {
   close(s);
 }
 
+// Waits (bounded, 5 s) until thread `tid` of this process sleeps in a
+// system call: the same call number read three times in a row, not
+// sched_yield (a spinning waiter passes through it).
+bool WaitAsleepInSyscall(pid_t tid) {
+  char path[64];
+  snprintf(path, sizeof(path), "/proc/self/task/%d/syscall", tid);
+  long last = -1;
+  int same = 0;
+  for (int i = 0; i < 2500; ++i) {
+    char line[64] = {};
+    FILE* f = fopen(path, "r");
+    if (f != nullptr) {
+      if (fgets(line, sizeof(line), f) == nullptr) line[0] = 0;
+      fclose(f);
+    }
+    char* end = nullptr;
+    const long nr = strtol(line, &end, 10);
+    const bool asleep = end != line && nr >= 0 && nr != SYS_sched_yield;
+    same = asleep && nr == last ? same + 1 : asleep ? 1 : 0;
+    last = asleep ? nr : -1;
+    if (same >= 3) return true;
+    usleep(2000);  // poll interval
+  }
+  return false;
+}
+
+std::atomic<int> g_restart_signals{0};
+void OnRestartSignal(int) { ++g_restart_signals; }
+
+// Runs `blocked` (a blocking call that returns >= 0 once `release` ran) on
+// a thread, interrupts it three times with SIGUSR1 while it sleeps, then
+// runs `release`. True if the call went on to succeed.
+template <typename Blocked, typename Release>
+bool SurvivesSignals(Blocked blocked, Release release) {
+  std::atomic<pid_t> tid{0};
+  std::atomic<long> result{-2};
+  std::atomic<int> err{0};
+  std::thread t([&] {
+    tid = static_cast<pid_t>(syscall(SYS_gettid));
+    result = blocked();
+    err = errno;
+  });
+  while (tid.load() == 0) usleep(1000);
+  bool interrupted = true;
+  for (int k = 0; k < 3 && result.load() == -2; ++k) {
+    const int before = g_restart_signals.load();
+    if (!WaitAsleepInSyscall(tid.load())) interrupted = false;
+    pthread_kill(t.native_handle(), SIGUSR1);
+    for (int i = 0; i < 5000 && g_restart_signals.load() == before; ++i) usleep(1000);
+  }
+  release();
+  t.join();
+  if (result < 0) fprintf(stderr, "blocked call returned %ld errno %d\n", result.load(), err.load());
+  return interrupted && result >= 0;
+}
+
+// A handler installed with SA_RESTART: a blocked recv, recvfrom and accept
+// (no SO_RCVTIMEO) go on after it, as Linux restarts them (signal(7)); the
+// fork-per-connection server with a SIGCHLD handler from signal() relies
+// on it. In a child whose only handler is that one.
+void CheckSaRestart() {
+  const pid_t pid = fork();
+  if (pid == 0) {
+    for (int sig = 1; sig < NSIG; ++sig) {
+      if (sig == SIGKILL || sig == SIGSTOP) continue;
+      struct sigaction d = {};
+      d.sa_handler = SIG_DFL;
+      sigaction(sig, &d, nullptr);
+    }
+    signal(SIGPIPE, SIG_IGN);
+    struct sigaction sa = {};
+    sa.sa_handler = OnRestartSignal;
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGUSR1, &sa, nullptr);
+    int ok = 1;
+    int c, s;
+    if (!Pair(&c, &s)) _exit(3);
+    if (!SurvivesSignals(
+            [&] {
+              char b;
+              return static_cast<long>(recv(s, &b, 1, 0));
+            },
+            [&] { send(c, "x", 1, 0); })) {
+      fprintf(stderr, "recv did not survive SA_RESTART signals\n");
+      ok = 0;
+    }
+    close(c);
+    close(s);
+    const int l = Listener();
+    if (l < 0) _exit(3);
+    int conn = -1;
+    if (!SurvivesSignals([&] { return static_cast<long>(accept(l, nullptr, nullptr)); },
+                         [&] { conn = Connect(PortOf(l)); })) {
+      fprintf(stderr, "accept did not survive SA_RESTART signals\n");
+      ok = 0;
+    }
+    close(conn);
+    close(l);
+    const int u = socket(g_fam->lfam, SOCK_DGRAM, 0);
+    sockaddr_in6 ua;
+    socklen_t ualen = MakeAddr(g_fam->lfam, g_fam->laddr, 0, &ua);
+    if (u < 0 || bind(u, reinterpret_cast<sockaddr*>(&ua), ualen) != 0) _exit(3);
+    sockaddr_in6 to;
+    const socklen_t tolen = MakeAddr(g_fam->cfam, g_fam->caddr, PortOf(u), &to);
+    const int us = socket(g_fam->cfam, SOCK_DGRAM, 0);
+    if (!SurvivesSignals(
+            [&] {
+              char b[8];
+              return static_cast<long>(recvfrom(u, b, sizeof(b), 0, nullptr, nullptr));
+            },
+            [&] { sendto(us, "x", 1, 0, reinterpret_cast<sockaddr*>(&to), tolen); })) {
+      fprintf(stderr, "recvfrom did not survive SA_RESTART signals\n");
+      ok = 0;
+    }
+    close(us);
+    close(u);
+    fflush(stderr);
+    _exit(ok ? 0 : 1);
+  }
+  int status = 0;
+  CHECK_TRUE(pid > 0 && waitpid(pid, &status, 0) == pid);
+  CHECK_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
 void CheckPeekWaitall() {
   int c, s;
   CHECK_TRUE(Pair(&c, &s));
@@ -921,6 +1045,7 @@ const Check kChecks[] = {
     {"eagain", CheckEagain},
     {"rcvtimeo", CheckRcvTimeo},
     {"eintr", CheckEintr},
+    {"sa_restart", CheckSaRestart},
     {"peek_waitall", CheckPeekWaitall},
     {"epipe_sigpipe", CheckEpipe},
     {"half_close", CheckHalfClose},
