@@ -119,6 +119,10 @@ class TcpBroker {
     std::unique_ptr<shm::ChannelMap> map;          // same host
     std::shared_ptr<wire::EngineChannel> engine;   // engine channel
     uint64_t connector = 0;  // same host: the serial of the session it was made for
+    // An orphan's slots below this index were found free (ReapChannels).
+    // Its connector is gone, so nothing allocates there again and a free
+    // slot stays free: each slot is looked at once while it is free.
+    uint64_t reap_cursor = 0;
     shm::ChannelMap* view() const { return engine != nullptr ? engine->map() : map.get(); }
     int memfd() const { return view()->memfd(); }
   };

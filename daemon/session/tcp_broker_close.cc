@@ -109,17 +109,21 @@ void TcpBroker::ReapChannels() {
       continue;
     }
     // Every slot the file holds must be free. The channel is untrusted: a
-    // process keeping a slot "open" only keeps its own channel alive.
+    // process keeping a slot "open" only keeps its own channel alive. The
+    // scan resumes where the last one stopped (Channel::reap_cursor), so a
+    // server that keeps a dead client's connections open costs one look
+    // per orphan here, not a rescan of its slots.
     shm::ChannelMap* v = c->map.get();
     const uint64_t slots = uint64_t{std::min(v->header()->num_extents.load(std::memory_order_acquire),
                                              v->header()->max_extents)} *
                            shm::kSlotsPerExtent;
-    bool busy = false;
-    for (uint64_t i = 0; i < slots && !busy; ++i) {
+    uint64_t i = c->reap_cursor;
+    for (; i < slots; ++i) {
       const shm::PipeRecord* r = v->Record(static_cast<uint32_t>(i));
-      busy = r != nullptr && r->ctl.state.load(std::memory_order_acquire) != shm::kSlotFree;
+      if (r != nullptr && r->ctl.state.load(std::memory_order_acquire) != shm::kSlotFree) break;
     }
-    if (busy) {
+    c->reap_cursor = i;
+    if (i < slots) {
       ++it;
       continue;
     }
