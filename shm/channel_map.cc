@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <new>
 
 #include "shm/abi.h"
@@ -211,12 +212,32 @@ bool ChannelMap::Allocate(uint32_t listener_id, uint32_t engine_end, bool try_on
   return true;
 }
 
+void ChannelMap::ReleaseRingPages(uint32_t slot, const PipeRecord* r) {
+  constexpr uint64_t kPage = 4096;
+  const uint64_t base = ExtentOffset(capacity_, slot / kSlotsPerExtent) +
+                        uint64_t{kSlotsPerExtent} * kPipeRecordBytes;
+  for (int dir = 0; dir < 2; ++dir) {
+    // `tail` counts the bytes ever written since the slot was allocated
+    // (ResetRecord): the ring's pages up to there were touched. Read from
+    // shared memory, so only ever used clamped to the ring.
+    const uint64_t used = std::min<uint64_t>(r->dir[dir].tail.load(std::memory_order_relaxed),
+                                             capacity_);
+    if (used <= kPage) continue;
+    const uint64_t ring = base + (uint64_t{slot % kSlotsPerExtent} * 2 + dir) * capacity_;
+    const uint64_t len = (used + kPage - 1) / kPage * kPage - kPage;
+    // Best effort: a kernel without hole punching on shmem keeps the pages.
+    fallocate(memfd_.get(), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+              static_cast<off_t>(ring + kPage), static_cast<off_t>(len));
+  }
+}
+
 bool ChannelMap::Free(uint32_t slot, bool try_only) {
   PipeRecord* r = Record(slot);
   if (r == nullptr) return true;  // nothing to free
   ChannelHeader* h = header_;
   if (!LockAlloc(h, try_only)) return false;
   if (r->ctl.state.load(std::memory_order_relaxed) == kSlotOpen) {
+    ReleaseRingPages(slot, r);
     r->ctl.state.store(kSlotFree, std::memory_order_release);
     r->ctl.free_next = h->free_head;
     h->free_head = slot;

@@ -64,12 +64,18 @@ class ChannelMap {
                 uint32_t* gen);
   // Puts a slot whose both ends are closed back on the free list. With
   // `try_only` (the daemon) it gives up instead of waiting for the lock
-  // and returns false.
+  // and returns false. The pages its rings' traffic touched go back to the
+  // kernel, all but the first of each ring (the next connection in the
+  // slot, LIFO, finds that one warm): memory follows the connections that
+  // are open, not the most there ever were.
   bool Free(uint32_t slot, bool try_only);
 
  private:
   ChannelMap() = default;
   uint8_t* MapExtent(uint32_t extent);
+  // Punches the touched pages of a slot being freed out of the file.
+  // REQUIRES: alloc_mu held, both ends closed (nobody uses the rings).
+  void ReleaseRingPages(uint32_t slot, const PipeRecord* r);
 
   UniqueFd memfd_;
   ChannelHeader* header_ = nullptr;

@@ -5,6 +5,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 
+#include <cstring>
 #include <set>
 
 #include "gtest/gtest.h"
@@ -64,6 +65,55 @@ TEST(ChannelTest, AFreedSlotComesBackWithANewGeneration) {
   EXPECT_EQ(again, slot);
   EXPECT_NE(gen2, gen);
   EXPECT_EQ(c->Record(again)->ctl.closed.load(), 0u);
+}
+
+// Issue 15: a freed slot gives the pages its traffic touched back (all but
+// the first of each ring); what another slot holds is left alone.
+TEST(ChannelTest, AFreedSlotGivesItsRingPagesBack) {
+  constexpr uint32_t kBig = 256 * 1024;
+  std::unique_ptr<ChannelMap> c = ChannelMap::Create(9, ChannelKind::kSameHost, kBig, 3, 1);
+  ASSERT_NE(c, nullptr);
+  uint32_t slot = 0, gen = 0, other = 0, ogen = 0;
+  ASSERT_TRUE(c->Allocate(3, 2, false, &slot, &gen));
+  ASSERT_TRUE(c->Allocate(3, 2, false, &other, &ogen));
+  auto blocks = [&] {
+    struct stat st;
+    EXPECT_EQ(fstat(c->memfd(), &st), 0);
+    return static_cast<uint64_t>(st.st_blocks) * 512;
+  };
+  const uint64_t before = blocks();
+  // Traffic: 200 KiB one way, 3 KiB (one page) the other; the other slot
+  // carries 64 KiB.
+  memset(c->RingData(slot, 0), 0xab, 200 * 1024);
+  c->Record(slot)->dir[0].tail.store(200 * 1024);
+  memset(c->RingData(slot, 1), 0xcd, 3 * 1024);
+  c->Record(slot)->dir[1].tail.store(3 * 1024);
+  memset(c->RingData(other, 0), 0xef, 64 * 1024);
+  c->Record(other)->dir[0].tail.store(64 * 1024);
+  const uint64_t touched = blocks();
+  EXPECT_GE(touched - before, uint64_t{(200 + 4 + 64) * 1024});
+  c->Record(slot)->ctl.closed.store(3);
+  ASSERT_TRUE(c->Free(slot, false));
+  const uint64_t after = blocks();
+  // 196 KiB of the first ring went back; its first page and the second
+  // ring's page stay.
+  EXPECT_EQ(touched - after, uint64_t{196 * 1024});
+  EXPECT_EQ(c->RingData(slot, 0)[0], 0xab);
+  EXPECT_EQ(c->RingData(slot, 0)[4096], 0);  // a hole reads as zeros
+  EXPECT_EQ(c->RingData(slot, 1)[0], 0xcd);
+  EXPECT_EQ(c->RingData(other, 0)[64 * 1024 - 1], 0xef);
+  // A tail past the ring (a hostile process) punches the ring, no more.
+  uint32_t again = 0, gen2 = 0;
+  ASSERT_TRUE(c->Allocate(3, 2, false, &again, &gen2));
+  ASSERT_EQ(again, slot);
+  memset(c->RingData(slot, 1), 0x11, kBig);
+  c->Record(slot)->dir[1].tail.store(~uint64_t{0} >> 1);
+  c->Record(slot)->ctl.closed.store(3);
+  ASSERT_TRUE(c->Free(slot, false));
+  EXPECT_EQ(c->RingData(slot, 1)[0], 0x11);
+  EXPECT_EQ(c->RingData(slot, 1)[kBig - 1], 0);
+  EXPECT_EQ(c->RingData(other, 0)[0], 0xef);
+  EXPECT_EQ(c->Record(other)->dir[0].tail.load(), 64u * 1024);
 }
 
 TEST(ChannelTest, AReusedSlotStartsWithNoEngineOptionsQueriesOrErrno) {
