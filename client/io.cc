@@ -93,8 +93,8 @@ ssize_t KernelRecvmsg(Socket* s, int fd, msghdr* msg, int flags, bool* retry) {
   *retry = false;
   UdpState* u = s->type == SOCK_DGRAM ? s->udp.get() : nullptr;
   if (u == nullptr || s->path.load(std::memory_order_acquire) != Path::kUndecided ||
-      s->nonblock || (flags & MSG_DONTWAIT)) {
-    return Real().recvmsg(fd, msg, flags);
+      s->nonblock || (flags & (MSG_DONTWAIT | MSG_ERRQUEUE))) {
+    return Real().recvmsg(fd, msg, flags);  // (an error queue read never blocks)
   }
   const ssize_t w = UndecidedWait(s, fd, msg, flags, retry);
   if (w != -2) return w;
