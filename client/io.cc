@@ -64,12 +64,20 @@ ssize_t UndecidedWait(Socket* s, int fd, msghdr* msg, int flags, bool* retry) {
     }
     const int ms =
         deadline == INT64_MAX ? -1 : static_cast<int>((deadline - now + 999999) / 1000000);
-    struct pollfd p[2] = {{fd, POLLIN, 0}, {efd, POLLIN, 0}};
+    struct pollfd p[2] = {{fd, POLLIN | POLLRDHUP, 0}, {efd, POLLIN, 0}};
     const int rc = Real().poll(p, 2, ms);
     if (rc < 0 && errno == EINTR) {
       if (timeout < 0 && SignalsRestart()) continue;  // as Linux's recvmsg
       n = -1;
       err = EINTR;
+      break;
+    }
+    if (rc > 0 && (p[0].revents & (POLLRDHUP | POLLHUP))) {
+      // shutdown(SHUT_RD) from another thread: Linux's blocking receive
+      // returns 0 then, a non-blocking one EAGAIN; the blocking call
+      // answers at once.
+      n = Real().recvmsg(fd, msg, flags);
+      err = errno;
       break;
     }
     if (p[1].revents & POLLIN) {
