@@ -196,7 +196,9 @@ ssize_t UdpRecvPlain(Socket* s, msghdr* msg, int flags);
 void UdpAdoptNewRings(Socket* s);
 void UdpReapRings(Socket* s);
 void UdpSyncWireDrops(Socket* s);
-// The end of a receive that found the rings empty: EAGAIN or a wait (0).
+// The end of a receive that found the rings empty: EAGAIN (-1), a wait
+// (0: look again), or 1 when shutdown(SHUT_RD) ended the socket's blocking
+// receives (the caller returns 0, as Linux does).
 int UdpAwaitData(Socket* s, bool nonblock);
 
 // The extra API on UDP sockets (udp_extra.cc; offload_extra.h has the

@@ -234,6 +234,9 @@ struct UdpState {
   // with `deciding` a Dekker pair, so that a socket is never offloaded under
   // such a thread (UdpAfterBind keeps it on the kernel).
   std::atomic<uint32_t> waiting_receivers{0};
+  // shutdown(SHUT_RD or SHUT_RDWR) was called: a blocking receive that finds
+  // nothing returns 0 instead of waiting (Linux: RCV_SHUTDOWN).
+  std::atomic<bool> rd_shutdown{false};
   std::atomic<uint32_t> kernel_receivers{0};
   std::atomic<bool> deciding{false};
 

@@ -316,8 +316,9 @@ size_t UdpNextSize(Socket* s) {
 
 // After every ring was found empty (the receive lock released): EAGAIN for
 // a non-blocking receive, else a wait for data. 0: look again; -1 with
-// errno set.
+// errno set; 1: the socket was shut down for reading, the receive returns 0.
 int UdpAwaitData(Socket* s, bool nonblock) {
+  if (!nonblock && s->udp->rd_shutdown.load(std::memory_order_acquire)) return 1;
   if (nonblock) {
     // Offers of new rings reach us through the attach socket, which only
     // waits dispatch: a receiver that never blocks dispatches them here.
@@ -418,7 +419,14 @@ ssize_t UdpRecvPlain(Socket* s, msghdr* msg, int flags) {
     ReapRings(s);
     SyncWireDrops(s);
     rx.Unlock();
-    if (UdpAwaitData(s, nonblock) != 0) return -1;
+    const int w = UdpAwaitData(s, nonblock);
+    if (w < 0) return -1;
+    if (w > 0) {
+      msg->msg_namelen = 0;
+      msg->msg_controllen = 0;
+      msg->msg_flags = 0;
+      return 0;
+    }
     waited = true;
   }
 }

@@ -287,7 +287,14 @@ ssize_t UdpRecvExtra(Socket* s, msghdr* msg, int flags, ZcopyOut* zc) {
     UdpReapRings(s);
     UdpSyncWireDrops(s);
     rx.Unlock();
-    if (UdpAwaitData(s, nonblock) != 0) return -1;
+    const int w = UdpAwaitData(s, nonblock);
+    if (w < 0) return -1;
+    if (w > 0) {
+      msg->msg_namelen = 0;
+      msg->msg_controllen = 0;
+      msg->msg_flags = 0;
+      return 0;
+    }
     waited = true;
   }
 }
