@@ -189,10 +189,14 @@ EXPORT int close(int fd) noexcept {
 EXPORT int shutdown(int fd, int how) noexcept {
   Socket* s = oc::GetOffloaded(fd);
   if (s != nullptr && s->path.load() == Path::kPipe) return oc::PipeShutdown(s, how);
-  if (s != nullptr && s->udp != nullptr && (how == SHUT_RD || how == SHUT_RDWR)) {
+  if (s != nullptr && s->udp != nullptr &&
+      (how == SHUT_RD || how == SHUT_WR || how == SHUT_RDWR)) {
     // Before the kernel's shutdown, which wakes the receivers polling the
     // shadow: they find the flag (udp.cc UdpAwaitData).
-    s->udp->rd_shutdown.store(true, std::memory_order_release);
+    s->udp->shut.fetch_or(how == SHUT_RD   ? oc::kUdpShutRd
+                          : how == SHUT_WR ? oc::kUdpShutWr
+                                           : oc::kUdpShutRd | oc::kUdpShutWr,
+                          std::memory_order_acq_rel);
     const int rc = Real().shutdown(fd, how);
     const int err = errno;
     if (s->efd.valid()) offload::shm::Kick(s->efd.get());  // receivers asleep on rings

@@ -215,6 +215,9 @@ class SideLock {
 //
 // Ownership: the rings in new_rings / in_rings / out_rings and the extra
 // API's state (extra_owned) are owned here and freed with it.
+inline constexpr uint8_t kUdpShutRd = 1;
+inline constexpr uint8_t kUdpShutWr = 2;
+
 struct UdpState {
   UdpState() = default;
   ~UdpState();
@@ -234,9 +237,11 @@ struct UdpState {
   // with `deciding` a Dekker pair, so that a socket is never offloaded under
   // such a thread (UdpAfterBind keeps it on the kernel).
   std::atomic<uint32_t> waiting_receivers{0};
-  // shutdown(SHUT_RD or SHUT_RDWR) was called: a blocking receive that finds
-  // nothing returns 0 instead of waiting (Linux: RCV_SHUTDOWN).
-  std::atomic<bool> rd_shutdown{false};
+  // shutdown() was called (kUdpShutRd | kUdpShutWr), as Linux's
+  // sk_shutdown: a blocking receive that finds nothing returns 0 instead of
+  // waiting, readiness adds EPOLLRDHUP (and EPOLLHUP for both), and sends
+  // go to the kernel, which fails them with EPIPE.
+  std::atomic<uint8_t> shut{0};
   std::atomic<uint32_t> kernel_receivers{0};
   std::atomic<bool> deciding{false};
 

@@ -193,6 +193,8 @@ void UdpAfterBind(Socket* s) {
 ssize_t UdpSend(Socket* s, const iovec* iov, int iovcnt, int flags, const shm::SockAddr* to) {
   MutexGuard tx(&s->udp->tx_mu);
   if (s->udp_shared.load(std::memory_order_relaxed)) return kUseKernel;
+  // Shut for writing: the kernel answers EPIPE.
+  if (s->udp->shut.load(std::memory_order_relaxed) & kUdpShutWr) return kUseKernel;
   if (s->path.load(std::memory_order_relaxed) == Path::kUndecided) {
     if (!EnsureBound(s)) return kUseKernel;
     UdpAfterBind(s);
@@ -318,7 +320,7 @@ size_t UdpNextSize(Socket* s) {
 // a non-blocking receive, else a wait for data. 0: look again; -1 with
 // errno set; 1: the socket was shut down for reading, the receive returns 0.
 int UdpAwaitData(Socket* s, bool nonblock) {
-  if (!nonblock && s->udp->rd_shutdown.load(std::memory_order_acquire)) return 1;
+  if (!nonblock && (s->udp->shut.load(std::memory_order_acquire) & kUdpShutRd)) return 1;
   if (nonblock) {
     // Offers of new rings reach us through the attach socket, which only
     // waits dispatch: a receiver that never blocks dispatches them here.

@@ -60,9 +60,16 @@ uint32_t Events(Socket* s, bool kernel_ready, uint32_t want) {
       return PipeEvents(s, want);
     case Path::kListener:
       return (kernel_ready || ListenerPending(s)) ? (EPOLLIN | EPOLLRDNORM) : 0;
-    case Path::kUdp:
-      return ((kernel_ready || UdpHasData(s)) ? (EPOLLIN | EPOLLRDNORM) : 0) | EPOLLOUT |
-             EPOLLWRNORM;
+    case Path::kUdp: {
+      // Linux's datagram_poll: a read shutdown is readable and RDHUP, both
+      // directions HUP.
+      const uint8_t shut = s->udp->shut.load(std::memory_order_acquire);
+      uint32_t ev = EPOLLOUT | EPOLLWRNORM;
+      if (kernel_ready || UdpHasData(s) || (shut & kUdpShutRd)) ev |= EPOLLIN | EPOLLRDNORM;
+      if (shut & kUdpShutRd) ev |= EPOLLRDHUP;
+      if (shut == (kUdpShutRd | kUdpShutWr)) ev |= EPOLLHUP;
+      return ev;
+    }
     default:
       return 0;
   }

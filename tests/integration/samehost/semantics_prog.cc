@@ -989,6 +989,48 @@ void CheckShutdownWakesBlockedRecv() {
   }
 }
 
+// UDP shutdown, as Linux's: SHUT_RD makes the socket readable with
+// EPOLLRDHUP (datagrams still arrive and are read), SHUT_WR fails sends
+// with EPIPE, both directions add EPOLLHUP.
+void CheckUdpShutdown() {
+  signal(SIGPIPE, SIG_IGN);
+  sockaddr_in6 a;
+  socklen_t alen = MakeAddr(g_fam->lfam, g_fam->laddr, 0, &a);
+  const int r = socket(g_fam->lfam, SOCK_DGRAM, 0);
+  const int s = socket(g_fam->cfam, SOCK_DGRAM, 0);  // bound by its first send
+  CHECK_TRUE(bind(r, reinterpret_cast<sockaddr*>(&a), alen) == 0);
+  sockaddr_in6 to;
+  const socklen_t tolen = MakeAddr(g_fam->cfam, g_fam->caddr, PortOf(r), &to);
+  CHECK_TRUE(sendto(s, "a", 1, 0, reinterpret_cast<sockaddr*>(&to), tolen) == 1);
+  char b[4];
+  CHECK_TRUE(WaitReadable(r, 2000) && recv(r, b, sizeof(b), 0) == 1);
+  const int ep = epoll_create1(0);
+  epoll_event ev = {};
+  ev.events = EPOLLIN | EPOLLRDHUP;
+  CHECK_TRUE(epoll_ctl(ep, EPOLL_CTL_ADD, r, &ev) == 0);
+  CHECK_TRUE(epoll_wait(ep, &ev, 1, 0) == 0);
+  CHECK_TRUE(shutdown(r, SHUT_RD) == -1 && errno == ENOTCONN);
+  CHECK_TRUE(epoll_wait(ep, &ev, 1, 1000) == 1 && ev.events == (EPOLLIN | EPOLLRDHUP));
+  CHECK_TRUE(sendto(s, "b", 1, 0, reinterpret_cast<sockaddr*>(&to), tolen) == 1);
+  for (int i = 0; i < 200; ++i) {
+    if (recv(r, b, sizeof(b), MSG_DONTWAIT) == 1) {
+      b[3] = 'y';
+      break;
+    }
+    usleep(5000);
+  }
+  CHECK_TRUE(b[0] == 'b' && b[3] == 'y');
+  CHECK_TRUE(shutdown(s, SHUT_WR) == -1 && errno == ENOTCONN);
+  CHECK_TRUE(sendto(s, "c", 1, 0, reinterpret_cast<sockaddr*>(&to), tolen) == -1 &&
+             errno == EPIPE);
+  CHECK_TRUE(shutdown(r, SHUT_WR) == -1 && errno == ENOTCONN);
+  CHECK_TRUE(epoll_wait(ep, &ev, 1, 1000) == 1 &&
+             ev.events == (EPOLLIN | EPOLLRDHUP | EPOLLHUP));
+  close(ep);
+  close(s);
+  close(r);
+}
+
 // Issue 18: what only the family decides. A v6-only listener takes no
 // IPv4 connector; a v6-only socket cannot connect to a v4-mapped address;
 // accept() fills the peer in the listener's family.
@@ -1096,6 +1138,7 @@ const Check kChecks[] = {
     {"reset_on_close_with_unread", CheckResetOnCloseWithUnread},
     {"udp", CheckUdp},
     {"shutdown_wakes_blocked_recv", CheckShutdownWakesBlockedRecv},
+    {"udp_shutdown", CheckUdpShutdown},
     {"family_edges", CheckFamilyEdges},
 };
 
