@@ -1,7 +1,9 @@
 #include "client/decision.h"
 
 #include <arpa/inet.h>
+#include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <netinet/udp.h>
 #include <pthread.h>
 #include <string.h>
 #include <sys/syscall.h>
@@ -168,15 +170,36 @@ bool OptionKeepsKernel(int level, int name, const void* val, socklen_t len, char
     snprintf(detail, detail_size, "TCP_CONGESTION %s", cc);
     return true;
   }
+  // Flags that only matter when turned on: turning one off changes nothing.
+  int on = 1;
+  if (val != nullptr && len >= static_cast<socklen_t>(sizeof(int))) memcpy(&on, val, sizeof(int));
   bool unsupported = false;
   if (level == SOL_SOCKET) {
+    // Receive control messages (timestamps, drop counts) the rings do not
+    // carry, and what only the kernel's path can do.
     unsupported = name == SO_BINDTODEVICE || name == SO_ATTACH_FILTER || name == SO_BROADCAST ||
-                  name == SO_TIMESTAMP || name == SO_TIMESTAMPNS || name == SO_MARK;
+                  name == SO_MARK ||
+                  (on != 0 && (name == SO_TIMESTAMP || name == SO_TIMESTAMPNS ||
+                               name == SO_TIMESTAMPING || name == SO_RXQ_OVFL ||
+                               name == SO_TIMESTAMP_NEW || name == SO_TIMESTAMPNS_NEW ||
+                               name == SO_TIMESTAMPING_NEW));
   } else if (level == IPPROTO_IP) {
     // Group memberships and IP_MULTICAST_* are honoured (udp.cc); source
-    // filters are not.
+    // filters and receive control messages are not.
     unsupported = name == IP_ADD_SOURCE_MEMBERSHIP || name == MCAST_JOIN_SOURCE_GROUP ||
-                  name == IP_TRANSPARENT || name == IP_PKTINFO || name == IP_RECVERR;
+                  (on != 0 && (name == IP_TRANSPARENT || name == IP_PKTINFO ||
+                               name == IP_RECVERR || name == IP_RECVTOS ||
+                               name == IP_RECVTTL || name == IP_RECVOPTS ||
+                               name == IP_RETOPTS || name == IP_RECVORIGDSTADDR ||
+                               name == IP_RECVFRAGSIZE));
+  } else if (level == IPPROTO_IPV6) {
+    unsupported = on != 0 && (name == IPV6_RECVPKTINFO || name == IPV6_RECVTCLASS ||
+                              name == IPV6_RECVHOPLIMIT || name == IPV6_RECVERR ||
+                              name == IPV6_RECVORIGDSTADDR || name == IPV6_RECVPATHMTU ||
+                              name == IPV6_TRANSPARENT);
+  } else if (level == IPPROTO_UDP) {
+    // Segmentation offload: one send is several datagrams.
+    unsupported = on != 0 && (name == UDP_SEGMENT || name == UDP_GRO);
   } else if (level == IPPROTO_TCP) {
     unsupported = name == TCP_MD5SIG || name == TCP_FASTOPEN || name == TCP_REPAIR;
   }

@@ -217,6 +217,11 @@ void ReleaseUdpEndpoint(Socket* s);
 // SCM_RIGHTS, an exec it survives): it goes back to the kernel in every
 // holder, keeping what its rings already hold readable (udp.cc).
 void DemoteSharedUdp(Socket* s);
+// The same for a reason of its own (`why`, with `detail` for the stats):
+// an option the offload path cannot honour was set on an offloaded UDP
+// socket (a receive control message, GSO), so the kernel serves it from
+// now on, after what its rings already hold.
+void DemoteUdp(Socket* s, shm::Fallback why, const char* detail);
 // A forked child: the UDP sockets' process-local locks may have been held
 // by a thread of the parent that the child does not have.
 void ResetUdpLocksAfterFork();

@@ -92,11 +92,14 @@ int SetsockoptImpl(int fd, int level, int name, const void* val, socklen_t len) 
   char detail[sizeof(s->slot->fallback_detail)];
   const Path path = s->path.load();
   (void)pe;
-  if ((path == Path::kUndecided || path == Path::kPipe) &&
+  if ((path == Path::kUndecided || path == Path::kPipe || path == Path::kUdp) &&
       OptionKeepsKernel(level, name, val, len, detail, sizeof(detail))) {
     if (path == Path::kUndecided) {
       // The offload path cannot honour it: this socket stays on the kernel.
       OnKernel(s, shm::Fallback::kUnsupportedOption, detail);
+    } else if (path == Path::kUdp) {
+      // A datagram socket can still move: the kernel serves it from now on.
+      DemoteUdp(s, shm::Fallback::kUnsupportedOption, detail);
     } else {
       // Too late to move a connected socket; say so instead of pretending.
       Log(3, "fd %d: %s set after connect/accept is not applied by the offload path "

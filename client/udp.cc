@@ -102,7 +102,9 @@ void ReleaseUdpEndpoint(Socket* s) {
 // shared head (DgramConsumer::PopShared), until each producer is gone and
 // its ring empty; then recv is the kernel's own. Statistics show the socket
 // on the kernel, reason "shared".
-void DemoteSharedUdp(Socket* s) {
+void DemoteSharedUdp(Socket* s) { DemoteUdp(s, shm::Fallback::kSharedDgram, nullptr); }
+
+void DemoteUdp(Socket* s, shm::Fallback why, const char* detail) {
   if (s->path.load(std::memory_order_acquire) != Path::kUdp ||
       s->udp_shared.load(std::memory_order_acquire)) {
     return;
@@ -121,15 +123,27 @@ void DemoteSharedUdp(Socket* s) {
     if (r->lent_count != 0) r->c.PublishHead(r->c.ReadPos());
   }
   s->udp_shared.store(true, std::memory_order_release);
+  // Same-host senders go to the kernel from their next send on.
+  for (const std::unique_ptr<InRing>& ring : s->udp->in_rings) {
+    if (ring->id != 0) ring->c.CloseForSender();
+  }
   ReleaseUdpEndpoint(s);
   s->udp->out_rings.clear();
   s->udp->no_ring.clear();
   DropWire(s);  // the RX ring stays mapped (wire_seg) and in in_rings
-  s->fallback = shm::Fallback::kSharedDgram;
-  s->slot->fallback = static_cast<uint8_t>(shm::Fallback::kSharedDgram);
+  s->fallback = why;
+  s->slot->fallback = static_cast<uint8_t>(why);
+  if (detail != nullptr) {
+    snprintf(s->slot->fallback_detail, sizeof(s->slot->fallback_detail), "%s", detail);
+  }
   s->slot->path = static_cast<uint8_t>(shm::SocketPath::kKernel);
-  Log(3, "fd %d: UDP socket now held by several processes: served by the kernel from now on",
-      s->fd);
+  if (why == shm::Fallback::kSharedDgram) {
+    Log(3, "fd %d: UDP socket now held by several processes: served by the kernel from now on",
+        s->fd);
+  } else {
+    Log(3, "fd %d: %s cannot be honoured by the offload path: the UDP socket is served by the "
+           "kernel from now on", s->fd, detail != nullptr ? detail : "an option");
+  }
 }
 
 void ResetUdpLocksAfterFork() {

@@ -184,6 +184,10 @@ class DgramConsumer {
   }
   bool valid() const { return hdr_ != nullptr; }
   const DgramHeader* header() const { return hdr_; }
+  // The receiver stops taking datagrams through this ring (its socket went
+  // back to the kernel): the sender's next send sees it at once, before
+  // the daemon's own close (DgramProducer::ReaderClosedForSender).
+  void CloseForSender() { hdr_->idx.reader_closed.store(1, std::memory_order_release); }
 
   // Returns the next datagram's payload and length, or nullptr if empty.
   // The pointer stays valid until Pop(). `addr`/`port` (optional): the

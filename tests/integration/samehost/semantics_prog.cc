@@ -1031,6 +1031,55 @@ void CheckUdpShutdown() {
   close(r);
 }
 
+// Options that ask for receive control messages, set on a bound (under
+// offload: already offloaded) UDP socket: the datagrams that follow carry
+// them, as on Linux (the offload path cannot fill them, so the socket goes
+// back to the kernel).
+void CheckUdpControlMessages() {
+  const bool v6 = g_fam->lfam == AF_INET6;
+  struct Opt {
+    int level, name, cmsg_level, cmsg_type;
+  };
+  const Opt opts[] = {
+      {SOL_SOCKET, SO_TIMESTAMP, SOL_SOCKET, SO_TIMESTAMP},
+      v6 ? Opt{IPPROTO_IPV6, IPV6_RECVPKTINFO, IPPROTO_IPV6, IPV6_PKTINFO}
+         : Opt{IPPROTO_IP, IP_PKTINFO, IPPROTO_IP, IP_PKTINFO},
+  };
+  for (const Opt& o : opts) {
+    sockaddr_in6 a;
+    const socklen_t alen = MakeAddr(g_fam->lfam, g_fam->laddr, 0, &a);
+    const int r = socket(g_fam->lfam, SOCK_DGRAM, 0);
+    const int s = socket(g_fam->cfam, SOCK_DGRAM, 0);
+    CHECK_TRUE(bind(r, reinterpret_cast<sockaddr*>(&a), alen) == 0);
+    sockaddr_in6 to;
+    const socklen_t tolen = MakeAddr(g_fam->cfam, g_fam->caddr, PortOf(r), &to);
+    // A first datagram before the option (it may travel offloaded).
+    CHECK_TRUE(sendto(s, "a", 1, 0, reinterpret_cast<sockaddr*>(&to), tolen) == 1);
+    char b[8];
+    CHECK_TRUE(WaitReadable(r, 2000) && recv(r, b, sizeof(b), 0) == 1);
+    const int one = 1;
+    CHECK_TRUE(setsockopt(r, o.level, o.name, &one, sizeof(one)) == 0);
+    CHECK_TRUE(sendto(s, "b", 1, 0, reinterpret_cast<sockaddr*>(&to), tolen) == 1);
+    CHECK_TRUE(WaitReadable(r, 2000));
+    alignas(cmsghdr) char control[256];
+    iovec iov = {b, sizeof(b)};
+    msghdr mh = {};
+    mh.msg_iov = &iov;
+    mh.msg_iovlen = 1;
+    mh.msg_control = control;
+    mh.msg_controllen = sizeof(control);
+    CHECK_TRUE(recvmsg(r, &mh, 0) == 1 && b[0] == 'b');
+    bool found = false;
+    for (cmsghdr* c = CMSG_FIRSTHDR(&mh); c != nullptr; c = CMSG_NXTHDR(&mh, c)) {
+      found |= c->cmsg_level == o.cmsg_level && c->cmsg_type == o.cmsg_type;
+    }
+    if (!found) fprintf(stderr, "no control message %d/%d\n", o.cmsg_level, o.cmsg_type);
+    CHECK_TRUE(found);
+    close(s);
+    close(r);
+  }
+}
+
 // Issue 18: what only the family decides. A v6-only listener takes no
 // IPv4 connector; a v6-only socket cannot connect to a v4-mapped address;
 // accept() fills the peer in the listener's family.
@@ -1139,6 +1188,7 @@ const Check kChecks[] = {
     {"udp", CheckUdp},
     {"shutdown_wakes_blocked_recv", CheckShutdownWakesBlockedRecv},
     {"udp_shutdown", CheckUdpShutdown},
+    {"udp_control_messages", CheckUdpControlMessages},
     {"family_edges", CheckFamilyEdges},
 };
 
