@@ -35,12 +35,14 @@ bool ListenerTakes(const ListenAddr& l, const uint8_t dst[16],
   const bool dst_v4 = shm::IsV4Mapped(dst);
   if (dst_v4 ? l.v6only : l.family != AF_INET6) return false;
   if (std::memcmp(l.addr, dst, 16) == 0) return true;
-  // Wildcards: 0.0.0.0 (v4-mapped) of an AF_INET listener, :: of an
-  // AF_INET6 one (dual-stack unless v6only, checked above).
+  // Wildcards: dual-stack unless v6only, checked above.
+  return IsWildcard(l) && is_local();
+}
+
+bool IsWildcard(const ListenAddr& l) {
+  // 0.0.0.0 (v4-mapped) of an AF_INET socket, :: of an AF_INET6 one.
   static constexpr uint8_t kV4Any[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 0, 0};
-  const bool wildcard = l.family == AF_INET ? std::memcmp(l.addr, kV4Any, 16) == 0
-                                            : shm::IsV6Any(l.addr);
-  return wildcard && is_local();
+  return l.family == AF_INET ? std::memcmp(l.addr, kV4Any, 16) == 0 : shm::IsV6Any(l.addr);
 }
 
 bool IsLocalAddress6(const uint8_t a[16]) {

@@ -37,6 +37,8 @@ bool ListenAddrOf(int fd, ListenAddr* out, uint16_t* port);
 // host's (called only for listeners bound to a wildcard).
 bool ListenerTakes(const ListenAddr& l, const uint8_t dst[16],
                    const std::function<bool()>& is_local);
+// True if `l` is bound to the wildcard of its family (0.0.0.0, ::).
+bool IsWildcard(const ListenAddr& l);
 
 // True for ::1 and the IPv6 addresses of this network namespace's
 // interfaces (v4-mapped addresses are not IPv6 ones: ask IsLocalAddress).

@@ -83,6 +83,7 @@ struct UdpEndpoint {
   uint64_t netns = 0;
   shm::UniqueFd efd;
   bool reuse = false;  // SO_REUSEADDR/SO_REUSEPORT on the shadow at registration
+  bool reuseport = false;  // SO_REUSEPORT among them (UdpBroker::Receiver)
   // Served by an engine on the wire (udp_broker_wire.cc) while rings is set.
   std::shared_ptr<wire::AppDgram> rings;
   wire::WireUdp wire;

@@ -8,6 +8,7 @@
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cstring>
 #include <new>
 #include <set>
@@ -65,8 +66,11 @@ absl::Status UdpBroker::Bind(Session* s, Request& req) {
   u->efd = std::move(req.fds[1]);
   int on = 0;
   socklen_t olen = sizeof(on);
-  u->reuse = (getsockopt(req.fds[0].get(), SOL_SOCKET, SO_REUSEADDR, &on, &olen) == 0 && on) ||
-             (getsockopt(req.fds[0].get(), SOL_SOCKET, SO_REUSEPORT, &on, &olen) == 0 && on);
+  u->reuse = getsockopt(req.fds[0].get(), SOL_SOCKET, SO_REUSEADDR, &on, &olen) == 0 && on;
+  on = 0;
+  olen = sizeof(on);
+  u->reuseport = getsockopt(req.fds[0].get(), SOL_SOCKET, SO_REUSEPORT, &on, &olen) == 0 && on;
+  u->reuse = u->reuse || u->reuseport;
   s->udp[m.id] = u->id;
   env_.publish_port(u->port, true);
   udp_[u->id] = std::move(u);
@@ -120,6 +124,12 @@ void UdpBroker::Open(Session* s, const Msg& m) {
   // the datagram through the kernel, IP_MULTICAST_LOOP). IPv6 multicast
   // stays on the kernel.
   const bool group = dst_v6 ? m.remote6.addr[0] == 0xff : (ntohl(m.remote.addr) >> 28) == 0xe;
+  // Several sockets may take it (SO_REUSEADDR / SO_REUSEPORT on one port):
+  // as Linux's lookup, one bound to the address itself beats a wildcard;
+  // among equals a SO_REUSEPORT group spreads its senders by a hash of
+  // theirs, otherwise the socket bound last gets the datagrams.
+  std::vector<UdpEndpoint*> best;
+  int best_score = 0;
   for (auto& [id, u] : udp_) {
     if (group) break;
     if (u->port != m.remote.port || u->netns != s->netns) continue;
@@ -131,8 +141,23 @@ void UdpBroker::Open(Session* s, const Msg& m) {
       return dst_local;
     });
     if (!takes) continue;
-    dst = u.get();
-    break;
+    const int score = IsWildcard(u->where) ? 1 : 2;
+    if (score > best_score) best.clear();
+    if (score >= best_score) {
+      best_score = score;
+      best.push_back(u.get());  // ascending ids: the newest last
+    }
+  }
+  if (!best.empty()) {
+    const bool group_of_reuseport =
+        std::all_of(best.begin(), best.end(), [](const UdpEndpoint* u) { return u->reuseport; });
+    dst = best.back();
+    if (group_of_reuseport && best.size() > 1) {
+      auto own = udp_.find(self->second);
+      uint64_t h = own == udp_.end() ? 0 : (uint64_t{own->second->port} << 32) | own->second->id;
+      h *= 0x9e3779b97f4a7c15ull;
+      dst = best[(h >> 32) % best.size()];
+    }
   }
   if (dst == nullptr) {
     // No offloaded receiver on this host: the socket's engine endpoint, if

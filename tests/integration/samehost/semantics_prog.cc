@@ -1080,6 +1080,54 @@ void CheckUdpControlMessages() {
   }
 }
 
+// Two UDP sockets on one port, as Linux delivers to them: with
+// SO_REUSEADDR the one bound last gets a sender's datagrams; a SO_REUSEPORT
+// group spreads its senders over its members (64 senders reach both).
+void CheckUdpReuse() {
+  for (int opt : {SO_REUSEADDR, SO_REUSEPORT}) {
+    const int one = 1;
+    int r[2];
+    sockaddr_in6 a;
+    socklen_t alen = MakeAddr(g_fam->lfam, g_fam->laddr, 0, &a);
+    for (int i = 0; i < 2; ++i) {
+      r[i] = socket(g_fam->lfam, SOCK_DGRAM, 0);
+      CHECK_TRUE(setsockopt(r[i], SOL_SOCKET, opt, &one, sizeof(one)) == 0);
+      if (g_fam->v6only >= 0) {
+        CHECK_TRUE(setsockopt(r[i], IPPROTO_IPV6, IPV6_V6ONLY, &g_fam->v6only, sizeof(int)) == 0);
+      }
+      CHECK_TRUE(bind(r[i], reinterpret_cast<sockaddr*>(&a), alen) == 0);
+      if (i == 0) alen = MakeAddr(g_fam->lfam, g_fam->laddr, PortOf(r[0]), &a);
+    }
+    sockaddr_in6 to;
+    const socklen_t tolen = MakeAddr(g_fam->cfam, g_fam->caddr, PortOf(r[0]), &to);
+    const int senders = opt == SO_REUSEADDR ? 1 : 64;
+    for (int i = 0; i < senders; ++i) {
+      const int s = socket(g_fam->cfam, SOCK_DGRAM, 0);
+      CHECK_TRUE(sendto(s, "r", 1, 0, reinterpret_cast<sockaddr*>(&to), tolen) == 1);
+      close(s);
+    }
+    int got[2] = {0, 0};
+    char b[4];
+    for (int spins = 0; spins < 400 && got[0] + got[1] < senders; ++spins) {
+      for (int i = 0; i < 2; ++i) {
+        while (recv(r[i], b, sizeof(b), MSG_DONTWAIT) == 1) ++got[i];
+      }
+      if (got[0] + got[1] < senders) usleep(5000);
+    }
+    if (opt == SO_REUSEADDR) {
+      CHECK_TRUE(got[0] == 0 && got[1] == 1);
+    } else {
+      CHECK_TRUE(got[0] + got[1] == senders && got[0] > 0 && got[1] > 0);
+    }
+    if (got[0] + got[1] != senders || (opt == SO_REUSEADDR && got[1] != 1)) {
+      fprintf(stderr, "%s: first socket got %d, second %d of %d\n",
+              opt == SO_REUSEADDR ? "SO_REUSEADDR" : "SO_REUSEPORT", got[0], got[1], senders);
+    }
+    close(r[0]);
+    close(r[1]);
+  }
+}
+
 // Issue 18: what only the family decides. A v6-only listener takes no
 // IPv4 connector; a v6-only socket cannot connect to a v4-mapped address;
 // accept() fills the peer in the listener's family.
@@ -1189,6 +1237,7 @@ const Check kChecks[] = {
     {"shutdown_wakes_blocked_recv", CheckShutdownWakesBlockedRecv},
     {"udp_shutdown", CheckUdpShutdown},
     {"udp_control_messages", CheckUdpControlMessages},
+    {"udp_reuse", CheckUdpReuse},
     {"family_edges", CheckFamilyEdges},
 };
 
