@@ -85,8 +85,14 @@ TEST_F(WirePlaneTest, ReportsInterfaceEnginesAndRoutes) {
   EXPECT_NE(far.status().message().find("no route"), std::string::npos) << far.status();
 
   // A more specific route through loopback takes a subnet address away.
+  // The plane follows routes through netlink: wait (bounded) until it has
+  // seen this one.
   ASSERT_EQ(Sh("ip -n " + veth_->ns_a() + " route add " + "198.18.44.77/32 dev lo"), 0);
   absl::StatusOr<wire::WireRoute> via_lo = (*plane)->RouteTo(ParseIp("198.18.44.77"));
+  for (int i = 0; i < 1000 && via_lo.ok(); ++i) {
+    usleep(10'000);
+    via_lo = (*plane)->RouteTo(ParseIp("198.18.44.77"));
+  }
   Sh("ip -n " + veth_->ns_a() + " route del 198.18.44.77/32 dev lo");
   EXPECT_TRUE(absl::IsNotFound(via_lo.status())) << via_lo.status();
   EXPECT_NE(via_lo.status().message().find("lo, which is not offloaded"), std::string::npos)
