@@ -139,6 +139,7 @@ class ZcopyTest : public ::testing::Test {
 TEST_F(ZcopyTest, ContentSourceAndOrderOfZeroCopyReceive) { Run("basic"); }
 TEST_F(ZcopyTest, FreeOutOfOrderReleasesInRingOrder) { Run("out_of_order"); }
 TEST_F(ZcopyTest, HeldBuffersFillTheRingAndStayIntactUntilFreed) { Run("ring_full"); }
+TEST_F(ZcopyTest, BatchFreeGivesBackEachRingsSpace) { Run("batch_free"); }
 TEST_F(ZcopyTest, ReceiveCallbackDropHoldRecv) { Run("callback"); }
 TEST_F(ZcopyTest, KernelSocketsAnswerAsVma) { Run("kernel"); }
 TEST_F(ZcopyTest, ProcessKilledHoldingBuffersCostsNobodyElse) { Run("death"); }
