@@ -8,7 +8,7 @@
 //
 //   offload-udplat [--mode pingpong|throughput|rxcost] [--rx copy|zcopy|callback]
 //                  [--size BYTES] [--count N] [--warmup N] [--busy]
-//                  [--cpus SERVER_CPU,CLIENT_CPU]
+//                  [--free-batch N] [--cpus SERVER_CPU,CLIENT_CPU]
 //
 // The server is a forked child (forked before any socket exists, so its
 // sockets and the client's are each process's own); it binds 127.0.0.1:0.
@@ -29,6 +29,9 @@
 //   receives; prints nanoseconds per datagram.
 // --cpus: pins the server and the client process to these CPUs (rxcost:
 //   the client's).
+// --free-batch N (zcopy, 1-256; default 1): free the received packets N
+//   at a time, in one free_packets call (VMA's packets array), and whenever
+//   a receive finds nothing; printed as rx=zcopyb<N>.
 // --busy: receive with MSG_DONTWAIT in a loop (never sleep); callback mode
 // always does (its callback consumes the datagrams, so a blocking receive
 // would never return).
@@ -158,7 +161,7 @@ int Client(uint16_t port, pid_t server) {
   to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   to.sin_port = port;
   std::vector<uint8_t> out(g_opt.size), in(65536);
-  const char* rx = g_opt.rx == Rx::kCopy ? "copy" : g_opt.rx == Rx::kZcopy ? "zcopy" : "callback";
+  const char* rx = RxName();
   if (g_opt.pingpong) {
     g_handler = ClientPong;
     std::vector<int64_t> rtt;
@@ -266,7 +269,7 @@ int RxCost() {
   double best_ns = 0;  // the cheapest burst per datagram: what preemption cannot inflate
   uint64_t received = 0;
   uint32_t seq = 0;
-  const char* rxname = g_opt.rx == Rx::kCopy ? "copy" : g_opt.rx == Rx::kZcopy ? "zcopy" : "callback";
+  const char* rxname = RxName();
   while (received < g_opt.warmup + g_opt.count && !g_bad) {
     for (size_t i = 0; i < burst; ++i) SendSeq(tx, to, seq++, out.data());
     const uint32_t want = seq;
@@ -308,7 +311,7 @@ void Pin(int cpu) {
   fprintf(stderr,
           "usage: offload-udplat [--mode pingpong|throughput|rxcost] [--rx copy|zcopy|callback]\n"
           "                      [--size BYTES] [--count N] [--warmup N] [--busy]\n"
-          "                      [--cpus SERVER_CPU,CLIENT_CPU]\n");
+          "                      [--free-batch N] [--cpus SERVER_CPU,CLIENT_CPU]\n");
   exit(2);
 }
 
@@ -346,6 +349,8 @@ int main(int argc, char** argv) {
       g_opt.count = strtoull(value().c_str(), nullptr, 10);
     } else if (a == "--warmup") {
       g_opt.warmup = strtoull(value().c_str(), nullptr, 10);
+    } else if (a == "--free-batch") {
+      g_opt.free_batch = strtoul(value().c_str(), nullptr, 10);
     } else if (a == "--busy") {
       g_opt.busy = true;
     } else if (a == "--cpus") {
@@ -354,7 +359,8 @@ int main(int argc, char** argv) {
       Usage();
     }
   }
-  if (g_opt.size < kMinSize || g_opt.size > 65507 || g_opt.count == 0 ||
+  if (g_opt.size < kMinSize || g_opt.size > 65507 || g_opt.count == 0 || g_opt.free_batch == 0 ||
+      g_opt.free_batch > 256 ||
       g_opt.count + g_opt.warmup >= kFin - 2) {
     Usage();
   }

@@ -25,6 +25,7 @@ struct Options {
   uint64_t count = 100000;
   uint64_t warmup = 1000;
   bool busy = false;
+  size_t free_batch = 1;  // --free-batch: zcopy frees this many packets per free_packets call
   int server_cpu = -1, client_cpu = -1;  // --cpus S,C
 };
 
@@ -53,7 +54,12 @@ extern Handler g_handler;
 void BusyIdle();
 // Receives one datagram (or, in callback mode, runs the callback on what
 // is there) and hands it to the handler. False on EAGAIN / timeout.
+// zcopy with --free-batch N: the packet is held and freed with the others
+// of its batch in one free_packets call, when N are held or a receive
+// finds nothing (never more than N are held).
 bool Receive(int fd, uint8_t* buf, size_t buflen);
+// The receive mode's name in the output: copy, zcopy, zcopyb<N>, callback.
+const char* RxName();
 // A UDP socket bound to 127.0.0.1:0 (with the filter callback registered
 // in callback mode); exits on failure.
 int Socket();
