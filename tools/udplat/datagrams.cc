@@ -147,6 +147,13 @@ bool Receive(int fd, uint8_t* buf, size_t buflen) {
       auto* pk = reinterpret_cast<offload_packets_t*>(desc);
       offload_packet_t* p = &pk->pkts[0];
       g_handler(fd, static_cast<const uint8_t*>(p->iov[0].iov_base), p->iov[0].iov_len, from);
+      if (g_opt.free_batch <= 1) {  // the descriptor's packet is a packets array of one
+        if (g_api->free_packets(fd, p, 1) != 0) {
+          perror("udplat: free_packets");
+          g_bad = true;
+        }
+        return true;
+      }
       g_held.emplace_back();
       g_held.back().packet_id = p->packet_id;
       if (g_held.size() >= g_opt.free_batch) FreeHeld(fd);
