@@ -226,6 +226,13 @@ inline const uint8_t* FilteredFront(Socket* s, UdpExtra* x, InRing* r, size_t* l
 
 void FillName(const Socket* s, msghdr* msg, const shm::SockAddr& from) {
   if (msg->msg_name == nullptr) return;
+  if (s->family == AF_INET && from.family == AF_INET && msg->msg_namelen >= sizeof(sockaddr_in)) {
+    // The common case with a fixed-size copy (CopyName's is variable).
+    const sockaddr_in v4 = shm::ToSockaddrIn(from);
+    memcpy(msg->msg_name, &v4, sizeof(v4));
+    msg->msg_namelen = sizeof(v4);
+    return;
+  }
   CopyName(NameIn(from, s->family), static_cast<sockaddr*>(msg->msg_name), &msg->msg_namelen);
 }
 
