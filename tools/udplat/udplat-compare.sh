@@ -13,6 +13,7 @@
 #   --cpus 0,0 puts server and client on one CPU).
 # RX_MODES (environment): the receive modes, default
 #   "copy zcopy zcopy:16 callback" (zcopy:N: zcopy with --free-batch N).
+# TESTS (environment): default "pingpong throughput rxcost".
 #
 # Never used as a gate: the numbers depend on the machine. Every run is
 # bounded (timeout 120 s).
@@ -25,6 +26,7 @@ UDPLAT=$1 LIBS=$2 RUN=$3 REPS=${4:-5}
 shift 4 2>/dev/null || shift $#
 EXTRA=("$@")
 read -r -a MODES <<<"${RX_MODES:-copy zcopy zcopy:16 callback}"
+TESTS=" ${TESTS:-pingpong throughput rxcost} "
 names=() paths=()
 IFS=, read -r -a specs <<<"$LIBS"
 for spec in "${specs[@]}"; do
@@ -48,11 +50,17 @@ rxname() { [[ $1 == *:* ]] && echo "zcopyb${1#*:}" || echo "$1"; }
 
 for ((r = 1; r <= REPS; r++)); do
   for i in "${!names[@]}"; do
-    for rx in "${MODES[@]}"; do run "$i" pingpong "$rx" 64 200000; done
-    for rx in "${MODES[@]}"; do run "$i" throughput "$rx" 1024 2000000; done
-    for rx in "${MODES[@]}"; do
-      for size in 64 1024; do run "$i" rxcost "$rx" "$size" 1000000; done
-    done
+    if [[ $TESTS == *" pingpong "* ]]; then
+      for rx in "${MODES[@]}"; do run "$i" pingpong "$rx" 64 200000; done
+    fi
+    if [[ $TESTS == *" throughput "* ]]; then
+      for rx in "${MODES[@]}"; do run "$i" throughput "$rx" 1024 2000000; done
+    fi
+    if [[ $TESTS == *" rxcost "* ]]; then
+      for rx in "${MODES[@]}"; do
+        for size in 64 1024; do run "$i" rxcost "$rx" "$size" 1000000; done
+      done
+    fi
   done
 done
 
@@ -61,6 +69,11 @@ median() {
   grep "^lib=$1 udplat mode=$2 rx=$3 size=$4 " "$out" | grep -o " $5=[0-9.]*" | cut -d= -f2 |
     sort -g | awk '{v[NR] = $1} END {if (NR == 0) print "nan"; else if (NR % 2) print v[(NR + 1) / 2];
                    else print (v[NR / 2] + v[NR / 2 + 1]) / 2}'
+}
+# spread LIB MODE RX SIZE KEY: min-max of KEY over those runs.
+spread() {
+  grep "^lib=$1 udplat mode=$2 rx=$3 size=$4 " "$out" | grep -o " $5=[0-9.]*" | cut -d= -f2 |
+    sort -g | awk 'NR == 1 {lo = $1} {hi = $1} END {if (NR) print lo "-" hi}'
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b == 0 || b == "nan" || a == "nan") print "-"; else printf "%.2f", a / b}'; }
 
@@ -76,8 +89,9 @@ for name in "${names[@]}"; do
     for rx in "${MODES[@]}"; do
       rn=$(rxname "$rx")
       m=$(median "$name" "$mode" "$rn" "$size" "$key")
-      printf '%-6s %-10s %5s B %-16s %-9s %12s  ratio %s\n' "$name" "$mode" "$size" "$key" "$rn" "$m" \
-        "$(ratio "$m" "$c")"
+      [[ $m == nan ]] && continue
+      printf '%-6s %-10s %5s B %-16s %-9s %12s  ratio %-5s  range %s\n' "$name" "$mode" "$size" "$key" \
+        "$rn" "$m" "$(ratio "$m" "$c")" "$(spread "$name" "$mode" "$rn" "$size" "$key")"
     done
   done
 done
