@@ -28,6 +28,12 @@ int64_t NowNs() {
   return int64_t(ts.tv_sec) * 1000000000 + ts.tv_nsec;
 }
 
+int64_t CpuNs() {
+  timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return int64_t(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
+
 void Fill(uint8_t* p, uint32_t seq, size_t size) {
   memcpy(p, g_pattern.data(), size);
   memcpy(p, &seq, 4);

@@ -82,7 +82,7 @@ echo "medians of $REPS runs (options: ${EXTRA[*]:-none}); ratio = mode / copy of
 grep -c "^lib=.* FAILED" "$out" | sed 's/^/failed runs: /'
 for name in "${names[@]}"; do
   for spec in "pingpong 64 rtt_p50_us" "pingpong 64 rtt_p99_us" "pingpong 64 roundtrips_per_s" \
-    "throughput 1024 recv_msg_per_s" "throughput 1024 dropped" \
+    "throughput 1024 recv_msg_per_s" "throughput 1024 recv_cpu_ns_per_msg" "throughput 1024 dropped" \
     "rxcost 64 rx_ns_best" "rxcost 64 rx_ns_per_msg" "rxcost 1024 rx_ns_best" "rxcost 1024 rx_ns_per_msg"; do
     read -r mode size key <<<"$spec"
     c=$(median "$name" "$mode" copy "$size" "$key")

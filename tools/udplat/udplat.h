@@ -32,6 +32,9 @@ struct Options {
 constexpr uint32_t kFin = 0xffffffffu;     // throughput: end marker
 constexpr uint32_t kReport = 0xfffffffeu;  // throughput: the server's report
 constexpr size_t kMinSize = 8;             // sequence number at both ends
+// The report: kReport, received, gaps, first-to-last ns, bad, receive CPU
+// ns over `sampled` datagrams, sampled.
+constexpr size_t kReportWords = 7;
 
 extern Options g_opt;
 extern offload_api_t* g_api;
@@ -39,6 +42,7 @@ extern std::vector<uint8_t> g_pattern;  // byte i of every datagram, except the 
 extern bool g_bad;
 
 int64_t NowNs();
+int64_t CpuNs();  // the calling thread's CPU time
 void Fill(uint8_t* p, uint32_t seq, size_t size);
 // The datagram's sequence number if it is intact, else reports it and
 // returns kFin - 2 (never a valid number).
