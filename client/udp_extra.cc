@@ -11,7 +11,9 @@
 // read position while nothing is lent, and otherwise stops at the oldest
 // lent record: a free walks the head forward over every record that is no
 // longer lent (freed, copied out, dropped by the callback) up to the next
-// lent one or the read position. Space is therefore released in ring
+// lent one or the read position -- once per ring per free_packets call,
+// and without walking when the ring has nothing lent any more (the head
+// then goes straight to the read position). Space is therefore released in ring
 // order, and lent bytes are never reused while lent: held buffers count
 // against the socket's receive queue, and a ring they fill drops what comes
 // next (the producer's full-ring path), for this socket only.
