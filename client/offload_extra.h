@@ -192,7 +192,10 @@ struct offload_api_t {
    * recvfrom_zcopy or held by its callback. Returns 0; -1 EINVAL when `fd`
    * is not an offloaded UDP socket of ours (VMA: not offloaded), or -1
    * ENOENT at the first packet this socket does not hold (not from it,
-   * already freed); the packets before it are freed. */
+   * already freed); the packets before it are freed. One call takes the
+   * socket's receive lock once and gives ring space back once per run of
+   * consecutive packets of one ring: freeing many packets in one call
+   * costs less per packet than one call each. */
   int (*free_packets)(int fd, struct offload_packet_t* pkts, size_t count);
 };
 

@@ -11,7 +11,9 @@
 // read position while nothing is lent, and otherwise stops at the oldest
 // lent record: a free walks the head forward over every record that is no
 // longer lent (freed, copied out, dropped by the callback) up to the next
-// lent one or the read position. Space is therefore released in ring
+// lent one or the read position -- once per ring per free_packets call,
+// and without walking when the ring has nothing lent any more (the head
+// then goes straight to the read position). Space is therefore released in ring
 // order, and lent bytes are never reused while lent: held buffers count
 // against the socket's receive queue, and a ring they fill drops what comes
 // next (the producer's full-ring path), for this socket only.
@@ -63,13 +65,6 @@ UdpExtra* EnsureExtra(Socket* s) {
   return s->udp->extra_owned.get();
 }
 
-// True if the calling thread is inside `s`'s receive callback (which holds
-// udp->rx_mu): receiving or freeing on `s` from there would deadlock.
-bool InOwnCallback(const UdpExtra* x) {
-  return x->in_cb.load(std::memory_order_relaxed) &&
-         pthread_equal(x->cb_thread.load(std::memory_order_relaxed), pthread_self());
-}
-
 namespace {
 
 size_t Slot(const InRing* r, uint64_t pos) { return (pos & (r->c.capacity() - 1)) / 8; }
@@ -79,11 +74,20 @@ bool LentBit(const InRing* r, uint64_t pos) {
 }
 
 // Gives back to the producer every record from the shared head that is no
-// longer lent, up to the next lent one or the read position.
-void Release(InRing* r) {
+// longer lent, up to the next lent one or the read position. Nothing while
+// the socket is shared (the other holders consume from the shared head).
+void Release(Socket* s, InRing* r) {
+  if (s->udp_shared.load(std::memory_order_relaxed)) return;
   const uint64_t end = r->c.ReadPos();
+  if (r->lent_count == 0) {
+    // The common case (the oldest, or only, lent record came back): all of
+    // it, without walking the records.
+    r->c.PublishHead(end);
+    return;
+  }
   const size_t cap = r->c.capacity();
-  uint64_t h = r->c.SharedHead();
+  const uint64_t from = r->c.SharedHead();
+  uint64_t h = from;
   while (h != end) {
     const size_t pos = h & (cap - 1);
     uint32_t len;
@@ -95,22 +99,20 @@ void Release(InRing* r) {
     if (LentBit(r, h)) break;
     h += shm::DgramRecordBytes(len);
   }
-  r->c.PublishHead(h);
+  if (h != from) r->c.PublishHead(h);
 }
 
 // The front record (Front() just returned it, `len` bytes) is consumed:
 // copied out, or dropped.
 void Consume(Socket* s, InRing* r, size_t len) {
   r->c.Skip(len);
-  if (r->lent_count == 0 && !s->udp_shared.load(std::memory_order_relaxed)) {
-    r->c.PublishHead(r->c.ReadPos());
-  }
+  Release(s, r);
 }
 
 // Lends the front record to the application. False if the bitmap cannot be
 // allocated (then nothing changed).
 bool Lend(UdpExtra* x, InRing* r, size_t len) {
-  if (r->lent == nullptr) {
+  if (__builtin_expect(r->lent == nullptr, 0)) {
     const size_t words = (r->c.capacity() / 8 + 63) / 64;
     r->lent.reset(new (std::nothrow) uint64_t[words]());
     if (r->lent == nullptr) return false;
@@ -120,29 +122,44 @@ bool Lend(UdpExtra* x, InRing* r, size_t len) {
   ++r->lent_count;
   ++x->held;
   r->c.Skip(len);
+  // The next record's header: the next receive's first touch of the ring.
+  __builtin_prefetch(r->c.data() + (r->c.ReadPos() & (r->c.capacity() - 1)));
   return true;
 }
 
-}  // namespace
-
-// The record at ring address `id` (a packet_id we handed out), if `s`
-// holds it: unlent, and its space released as far as ring order allows.
-bool FreeOne(Socket* s, UdpExtra* x, const void* id) {
+// The ring holding the record at ring address `id` (a packet_id we handed
+// out) after marking it no longer lent; nullptr if `s` does not hold it.
+// Its space is not released yet (Release).
+InRing* Unlend(Socket* s, UdpExtra* x, const void* id) {
   const auto* p = static_cast<const uint8_t*>(id);
   for (const std::unique_ptr<InRing>& ring : s->udp->in_rings) {
     InRing* r = ring.get();
     const uint8_t* base = r->c.data();
     if (p < base || p >= base + r->c.capacity() || ((p - base) & 7) != 0) continue;
     const uint64_t off = static_cast<uint64_t>(p - base);
-    if (r->lent_count == 0 || !LentBit(r, off)) return false;
+    if (r->lent_count == 0 || !LentBit(r, off)) return nullptr;
     const size_t i = Slot(r, off);
     r->lent[i / 64] &= ~(uint64_t{1} << (i % 64));
     --r->lent_count;
     --x->held;
-    if (!s->udp_shared.load(std::memory_order_relaxed)) Release(r);
-    return true;
+    return r;
   }
-  return false;
+  return nullptr;
+}
+
+}  // namespace
+
+size_t FreeLent(Socket* s, UdpExtra* x, const offload_packet_t* pkts, size_t count) {
+  InRing* pending = nullptr;  // a ring with frees not yet released
+  size_t i = 0;
+  for (; i < count; ++i) {
+    InRing* r = Unlend(s, x, pkts[i].packet_id);
+    if (r == nullptr) break;
+    if (r != pending && pending != nullptr) Release(s, pending);
+    pending = r;
+  }
+  if (pending != nullptr) Release(s, pending);
+  return i;
 }
 
 namespace {
@@ -150,8 +167,8 @@ namespace {
 // The next datagram of ring `r` to deliver, after the receive callback (if
 // any) has seen the ones before it: its payload, length and source, or
 // nullptr if the ring holds none. Under udp->rx_mu.
-const uint8_t* FilteredFront(Socket* s, UdpExtra* x, InRing* r, size_t* len,
-                             shm::SockAddr* from) {
+const uint8_t* FilteredFrontSlow(Socket* s, UdpExtra* x, InRing* r, size_t* len,
+                                 shm::SockAddr* from) {
   for (;;) {
     uint32_t addr = 0;
     uint16_t port = 0;
@@ -197,9 +214,64 @@ const uint8_t* FilteredFront(Socket* s, UdpExtra* x, InRing* r, size_t* len,
   }
 }
 
+// FilteredFrontSlow() with the common case inline: a same-host ring (its
+// records carry no address to filter on) and no callback.
+inline const uint8_t* FilteredFront(Socket* s, UdpExtra* x, InRing* r, size_t* len,
+                                    shm::SockAddr* from) {
+  if (__builtin_expect(x->cb != nullptr || r->id == 0, 0)) {
+    return FilteredFrontSlow(s, x, r, len, from);
+  }
+  const uint8_t* p = r->c.Front(len);
+  if (p != nullptr) *from = r->src;
+  return p;
+}
+
 void FillName(const Socket* s, msghdr* msg, const shm::SockAddr& from) {
   if (msg->msg_name == nullptr) return;
+  if (s->family == AF_INET && from.family == AF_INET && msg->msg_namelen >= sizeof(sockaddr_in)) {
+    // The common case with a fixed-size copy (CopyName's is variable).
+    const sockaddr_in v4 = shm::ToSockaddrIn(from);
+    memcpy(msg->msg_name, &v4, sizeof(v4));
+    msg->msg_namelen = sizeof(v4);
+    return;
+  }
   CopyName(NameIn(from, s->family), static_cast<sockaddr*>(msg->msg_name), &msg->msg_namelen);
+}
+
+}  // namespace
+
+namespace {
+
+// Lends the record Front() returned (payload `p`, `len` bytes) through the
+// descriptor recvfrom_zcopy writes. False (errno ENOMEM) if it cannot be
+// recorded.
+bool LendOut(Socket* s, UdpExtra* x, InRing* r, const uint8_t* p, size_t len, ZcopyOut* zc) {
+  if (!Lend(x, r, len)) {
+    errno = ENOMEM;
+    return false;
+  }
+  auto* d = static_cast<offload_packets_t*>(zc->buf);
+  d->n_packet_num = 1;
+  d->pkts[0].packet_id = const_cast<uint8_t*>(p - sizeof(shm::DgramRecord));
+  d->pkts[0].sz_iov = 1;
+  d->pkts[0].iov[0].iov_base = const_cast<uint8_t*>(p);
+  d->pkts[0].iov[0].iov_len = len;
+  zc->zcopy = true;
+  return true;
+}
+
+// Copies the record Front() returned into `msg` (consuming it unless
+// MSG_PEEK); the receive's return value.
+ssize_t CopyOut(Socket* s, InRing* r, const uint8_t* p, size_t len, msghdr* msg, int flags) {
+  size_t copied = 0;
+  for (size_t i = 0; i < msg->msg_iovlen && copied < len; ++i) {
+    const size_t c = std::min(msg->msg_iov[i].iov_len, len - copied);
+    memcpy(msg->msg_iov[i].iov_base, p + copied, c);
+    copied += c;
+  }
+  msg->msg_flags = copied < len ? MSG_TRUNC : 0;
+  if (!(flags & MSG_PEEK)) Consume(s, r, len);
+  return static_cast<ssize_t>((flags & MSG_TRUNC) ? len : copied);
 }
 
 }  // namespace
@@ -211,7 +283,6 @@ ssize_t UdpRecvExtra(Socket* s, msghdr* msg, int flags, ZcopyOut* zc) {
     return -1;
   }
   const bool nonblock = s->nonblock || (flags & MSG_DONTWAIT);
-  const int ratio = Config().udp_os_ratio;
   bool waited = false;
   for (;;) {
     MutexGuard rx(&s->udp->rx_mu);
@@ -225,53 +296,37 @@ ssize_t UdpRecvExtra(Socket* s, msghdr* msg, int flags, ZcopyOut* zc) {
       }
       return UdpRecvPlain(s, msg, flags);
     }
+    // Round robin from udp->rr (no division: this is per datagram).
     const size_t n = s->udp->in_rings.size();
-    for (size_t k = 0; k < n; ++k) {
-      InRing* r = s->udp->in_rings[(s->udp->rr + k) % n].get();
+    size_t at = s->udp->rr < n ? s->udp->rr : 0;
+    for (size_t k = 0; k < n; ++k, at = at + 1 == n ? 0 : at + 1) {
+      InRing* r = s->udp->in_rings[at].get();
       size_t len;
       shm::SockAddr from;
       const uint8_t* p = FilteredFront(s, x, r, &len, &from);
       if (p == nullptr) continue;
-      s->udp->rr = static_cast<uint32_t>((s->udp->rr + k + 1) % n);
+      s->udp->rr = static_cast<uint32_t>(at + 1 == n ? 0 : at + 1);
+      ssize_t ret;
       if (zc != nullptr && !(flags & MSG_PEEK)) {
-        if (!Lend(x, r, len)) {
-          errno = ENOMEM;
-          return -1;
-        }
-        auto* d = static_cast<offload_packets_t*>(zc->buf);
-        d->n_packet_num = 1;
-        d->pkts[0].packet_id = const_cast<uint8_t*>(p - sizeof(shm::DgramRecord));
-        d->pkts[0].sz_iov = 1;
-        d->pkts[0].iov[0].iov_base = const_cast<uint8_t*>(p);
-        d->pkts[0].iov[0].iov_len = len;
-        zc->zcopy = true;
-        FillName(s, msg, from);
+        if (!LendOut(s, x, r, p, len, zc)) return -1;
         msg->msg_flags = 0;
-        msg->msg_controllen = 0;
-        Add(s->slot->rx_bytes, len);
-        Add(s->slot->rx_msgs, 1);
-        return static_cast<ssize_t>(len);
+        ret = static_cast<ssize_t>(len);
+      } else {
+        ret = CopyOut(s, r, p, len, msg, flags);
       }
-      size_t copied = 0;
-      for (size_t i = 0; i < msg->msg_iovlen && copied < len; ++i) {
-        const size_t c = std::min(msg->msg_iov[i].iov_len, len - copied);
-        memcpy(msg->msg_iov[i].iov_base, p + copied, c);
-        copied += c;
-      }
-      msg->msg_flags = copied < len ? MSG_TRUNC : 0;
       FillName(s, msg, from);
       msg->msg_controllen = 0;
       if (!(flags & MSG_PEEK)) {
-        Consume(s, r, len);
         Add(s->slot->rx_bytes, len);
         Add(s->slot->rx_msgs, 1);
       }
-      return static_cast<ssize_t>((flags & MSG_TRUNC) ? len : copied);
+      return ret;
     }
     // Every `ratio` empty polls, and after a wait that found the rings
     // empty (as UdpRecvPlain), look at the kernel side: its datagrams can
     // only be copied.
-    if (++s->udp->os_poll_count >= static_cast<uint32_t>(ratio) || nonblock || waited) {
+    if (++s->udp->os_poll_count >= static_cast<uint32_t>(Config().udp_os_ratio) || nonblock ||
+        waited) {
       s->udp->os_poll_count = 0;
       if (zc != nullptr && zc->force) {
         char c;

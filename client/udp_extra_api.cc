@@ -19,24 +19,23 @@ namespace client {
 
 namespace {
 
-// An offloaded UDP socket the API applies to (not on the kernel, not
-// shared); undecided ones too if `undecided_ok`.
-Socket* ApiSocket(int fd, bool undecided_ok) {
-  Socket* s = GetSocket(fd);
+// Whether the extra API applies to `s` (from GetSocket, may be null): an
+// offloaded UDP socket (not on the kernel, not shared); undecided ones too
+// if `undecided_ok`.
+bool ApiApplies(const Socket* s, bool undecided_ok) {
   if (s == nullptr || s->type != SOCK_DGRAM || s->closed.load(std::memory_order_acquire)) {
-    return nullptr;
+    return false;
   }
   const Path p = s->path.load(std::memory_order_acquire);
-  if (p == Path::kUdp && !s->udp_shared.load(std::memory_order_acquire)) return s;
-  if (p == Path::kUndecided && undecided_ok) return s;
-  return nullptr;
+  if (p == Path::kUdp && !s->udp_shared.load(std::memory_order_acquire)) return true;
+  return p == Path::kUndecided && undecided_ok;
 }
 
 }  // namespace
 
 int RegisterRecvCallback(int fd, offload_recv_callback_t cb, void* context) {
-  Socket* s = ApiSocket(fd, /*undecided_ok=*/true);
-  if (s == nullptr) {
+  Socket* s = GetSocket(fd);
+  if (!ApiApplies(s, /*undecided_ok=*/true)) {
     errno = EINVAL;  // VMA: not an offloaded socket
     return -1;
   }
@@ -63,11 +62,10 @@ int RecvfromZcopy(int fd, void* buf, size_t len, int* flags, sockaddr* from, soc
   const int in = *flags;
   const bool force = (in & OFFLOAD_MSG_ZCOPY_FORCE) != 0;
   const int sys_flags = in & ~(OFFLOAD_MSG_ZCOPY_FORCE | OFFLOAD_MSG_ZCOPY);
-  Socket* s = GetSocket(fd);
-  Socket* zs = (in & MSG_PEEK) ? nullptr : ApiSocket(fd, /*undecided_ok=*/false);
+  Socket* s = GetSocket(fd);  // the one fd-table lookup
   iovec iov = {buf, len};
   ssize_t n;
-  if (zs == nullptr) {
+  if ((in & MSG_PEEK) || !ApiApplies(s, /*undecided_ok=*/false)) {
     // Zero copy cannot apply: a copy, as recvfrom (VMA: EIO if forced).
     if (force && s != nullptr) {
       errno = EIO;
@@ -85,8 +83,7 @@ int RecvfromZcopy(int fd, void* buf, size_t len, int* flags, sockaddr* from, soc
     errno = ENOBUFS;
     return -1;
   }
-  UdpExtra* x = EnsureExtra(zs);
-  if (x == nullptr) {
+  if (s->udp->extra.load(std::memory_order_acquire) == nullptr && EnsureExtra(s) == nullptr) {
     errno = ENOMEM;
     return -1;
   }
@@ -96,7 +93,7 @@ int RecvfromZcopy(int fd, void* buf, size_t len, int* flags, sockaddr* from, soc
   mh.msg_iovlen = 1;
   mh.msg_name = from;
   mh.msg_namelen = fromlen != nullptr ? *fromlen : 0;
-  n = UdpRecvExtra(zs, &mh, sys_flags, &out);
+  n = UdpRecvExtra(s, &mh, sys_flags, &out);
   if (n < 0) return -1;
   if (fromlen != nullptr) *fromlen = mh.msg_namelen;
   *flags = out.zcopy ? (in | OFFLOAD_MSG_ZCOPY) : (in & ~OFFLOAD_MSG_ZCOPY);
@@ -126,11 +123,9 @@ int FreePackets(int fd, offload_packet_t* pkts, size_t count) {
     return -1;
   }
   MutexGuard rx(&s->udp->rx_mu);
-  for (size_t i = 0; i < count; ++i) {
-    if (!FreeOne(s, x, pkts[i].packet_id)) {
-      errno = ENOENT;
-      return -1;
-    }
+  if (FreeLent(s, x, pkts, count) != count) {
+    errno = ENOENT;
+    return -1;
   }
   return 0;
 }

@@ -13,6 +13,7 @@
 #define OFFLOAD_CLIENT_UDP_INTERNAL_H_
 
 #include <netinet/in.h>
+#include <pthread.h>
 #include <sys/uio.h>
 
 #include <cstdint>
@@ -106,10 +107,16 @@ static_assert(sizeof(offload_packet_t) == 16 && sizeof(offload_packets_t) == 8 &
 UdpExtra* EnsureExtra(Socket* s);
 // True if the calling thread is inside `x`'s socket's receive callback
 // (which holds udp->rx_mu): receiving or freeing there would deadlock.
-bool InOwnCallback(const UdpExtra* x);
-// REQUIRES: udp->rx_mu. Frees the lent record at ring address `id` (a
-// packet_id we handed out); false if `s` does not hold it.
-bool FreeOne(Socket* s, UdpExtra* x, const void* id);
+// Inline: every zero-copy receive and free asks.
+inline bool InOwnCallback(const UdpExtra* x) {
+  return __builtin_expect(x->in_cb.load(std::memory_order_relaxed), 0) &&
+         pthread_equal(x->cb_thread.load(std::memory_order_relaxed), pthread_self());
+}
+// REQUIRES: udp->rx_mu. Frees the lent records of `pkts` (their packet_id,
+// as handed out) in order, up to the first one `s` does not hold; returns
+// how many were freed. Ring space is released once per run of packets of
+// one ring, as far as ring order allows.
+size_t FreeLent(Socket* s, UdpExtra* x, const offload_packet_t* pkts, size_t count);
 
 }  // namespace client
 }  // namespace offload

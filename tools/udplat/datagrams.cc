@@ -2,6 +2,7 @@
 // datagram by copy, by zero copy or in the filter callback (udplat.h).
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <sched.h>
 #include <stdio.h>
@@ -24,6 +25,12 @@ bool g_bad = false;
 int64_t NowNs() {
   timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
+  return int64_t(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
+
+int64_t CpuNs() {
+  timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
   return int64_t(ts.tv_sec) * 1000000000 + ts.tv_nsec;
 }
 
@@ -64,7 +71,33 @@ bool SendSeq(int fd, const sockaddr_in& to, uint32_t seq, uint8_t* buf) {
 Handler g_handler = nullptr;
 namespace {
 uint64_t g_filtered = 0, g_filtered_seen = 0;  // datagrams the callback took
+std::vector<offload_packet_t> g_held;          // zcopy: packets not freed yet
+
+// Frees the packets zcopy holds, in one call.
+void FreeHeld(int fd) {
+  if (g_held.empty()) return;
+  if (g_api->free_packets(fd, g_held.data(), g_held.size()) != 0) {
+    perror("udplat: free_packets");
+    g_bad = true;
+  }
+  g_held.clear();
+}
 }  // namespace
+
+const char* RxName() {
+  static char name[32];
+  switch (g_opt.rx) {
+    case Rx::kCopy:
+      return "copy";
+    case Rx::kCallback:
+      return "callback";
+    case Rx::kZcopy:
+      if (g_opt.free_batch <= 1) return "zcopy";
+      snprintf(name, sizeof(name), "zcopyb%zu", g_opt.free_batch);
+      return name;
+  }
+  return "?";
+}
 
 // A busy receiver that found nothing gives the CPU away now and then (this
 // host may have fewer CPUs than spinning processes), as the library's own
@@ -107,7 +140,12 @@ bool Receive(int fd, uint8_t* buf, size_t buflen) {
       int flags = dontwait;
       const int n = g_api->recvfrom_zcopy(fd, desc, sizeof(desc), &flags,
                                           reinterpret_cast<sockaddr*>(&from), &flen);
-      if (n < 0) return false;
+      if (n < 0) {
+        const int e = errno;
+        FreeHeld(fd);  // nothing more now: give back what the batch holds
+        errno = e;
+        return false;
+      }
       if (!(flags & OFFLOAD_MSG_ZCOPY)) {  // a copy after all (a kernel sender)
         g_handler(fd, desc, static_cast<size_t>(n), from);
         return true;
@@ -115,12 +153,16 @@ bool Receive(int fd, uint8_t* buf, size_t buflen) {
       auto* pk = reinterpret_cast<offload_packets_t*>(desc);
       offload_packet_t* p = &pk->pkts[0];
       g_handler(fd, static_cast<const uint8_t*>(p->iov[0].iov_base), p->iov[0].iov_len, from);
-      offload_packet_t f = {};
-      f.packet_id = p->packet_id;
-      if (g_api->free_packets(fd, &f, 1) != 0) {
-        perror("udplat: free_packets");
-        g_bad = true;
+      if (g_opt.free_batch <= 1) {  // the descriptor's packet is a packets array of one
+        if (g_api->free_packets(fd, p, 1) != 0) {
+          perror("udplat: free_packets");
+          g_bad = true;
+        }
+        return true;
       }
+      g_held.emplace_back();
+      g_held.back().packet_id = p->packet_id;
+      if (g_held.size() >= g_opt.free_batch) FreeHeld(fd);
       return true;
     }
     case Rx::kCallback: {

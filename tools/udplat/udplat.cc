@@ -8,7 +8,7 @@
 //
 //   offload-udplat [--mode pingpong|throughput|rxcost] [--rx copy|zcopy|callback]
 //                  [--size BYTES] [--count N] [--warmup N] [--busy]
-//                  [--cpus SERVER_CPU,CLIENT_CPU]
+//                  [--free-batch N] [--cpus SERVER_CPU,CLIENT_CPU]
 //
 // The server is a forked child (forked before any socket exists, so its
 // sockets and the client's are each process's own); it binds 127.0.0.1:0.
@@ -22,13 +22,19 @@
 // throughput: the client sends --count datagrams as fast as it can, then
 //   end markers until the server reports; the server counts in-order
 //   datagrams and gaps (datagrams dropped on a full ring or buffer, as UDP
-//   does) and reports received msg/s and MB/s from first to last datagram.
+//   does) and reports received msg/s and MB/s from first to last datagram,
+//   and its receiving thread's CPU time per datagram (recv_cpu_ns_per_msg:
+//   robust against other processes taking the CPU; in blocking mode it
+//   includes the sleeps' system calls).
 //
 // rxcost: the receive path alone: one process sends a burst (half a
 //   ring) to itself, then receives and verifies it, timing only the
 //   receives; prints nanoseconds per datagram.
 // --cpus: pins the server and the client process to these CPUs (rxcost:
 //   the client's).
+// --free-batch N (zcopy, 1-256; default 1): free the received packets N
+//   at a time, in one free_packets call (VMA's packets array), and whenever
+//   a receive finds nothing; printed as rx=zcopyb<N>.
 // --busy: receive with MSG_DONTWAIT in a loop (never sleep); callback mode
 // always does (its callback consumes the datagrams, so a blocking receive
 // would never return).
@@ -67,6 +73,12 @@ struct ServerState {
   uint64_t received = 0, gaps = 0;
   uint32_t next = 0;
   int64_t first_ns = 0, last_ns = 0;
+  // The receiving thread's CPU time at the first datagram and at every
+  // 256th (a system call, so not on every one), and datagrams since the
+  // first at that sample: receive CPU per datagram, which other processes
+  // taking the CPU away cannot inflate as they do the wall-clock rate.
+  int64_t first_cpu = 0, sample_cpu = 0;
+  uint64_t sampled = 0;
   bool done = false;
   std::vector<uint8_t> out;
 } g_srv;
@@ -84,14 +96,20 @@ void ServerSink(int fd, const uint8_t* p, size_t len, const sockaddr_in& from) {
   if (seq == kFin - 2) return;
   if (seq == kFin) {
     if (g_srv.received == 0) return;  // nothing yet: not ours to answer
-    uint64_t report[5] = {kReport, g_srv.received, g_srv.gaps,
-                          static_cast<uint64_t>(g_srv.last_ns - g_srv.first_ns), g_bad ? 1u : 0u};
+    uint64_t report[kReportWords] = {kReport, g_srv.received, g_srv.gaps,
+                                     static_cast<uint64_t>(g_srv.last_ns - g_srv.first_ns),
+                                     g_bad ? 1u : 0u,
+                                     static_cast<uint64_t>(g_srv.sample_cpu - g_srv.first_cpu),
+                                     g_srv.sampled};
     sendto(fd, report, sizeof(report), 0, reinterpret_cast<const sockaddr*>(&from), sizeof(from));
     g_srv.done = true;
     return;
   }
   const int64_t now = NowNs();
-  if (g_srv.received == 0) g_srv.first_ns = now;
+  if (g_srv.received == 0) {
+    g_srv.first_ns = now;
+    g_srv.first_cpu = CpuNs();
+  }
   g_srv.last_ns = now;
   if (seq < g_srv.next) {
     fprintf(stderr, "udplat: BAD: seq %u after %u (reordered or duplicated)\n", seq, g_srv.next);
@@ -101,6 +119,10 @@ void ServerSink(int fd, const uint8_t* p, size_t len, const sockaddr_in& from) {
   g_srv.gaps += seq - g_srv.next;
   g_srv.next = seq + 1;
   ++g_srv.received;
+  if ((g_srv.received & 255) == 0) {
+    g_srv.sample_cpu = CpuNs();
+    g_srv.sampled = g_srv.received - 1;
+  }
 }
 
 [[noreturn]] void Server(int port_pipe) {
@@ -129,7 +151,7 @@ void ServerSink(int fd, const uint8_t* p, size_t len, const sockaddr_in& from) {
 struct ClientState {
   uint32_t expect = 0;
   bool got = false;
-  uint64_t report[5] = {};
+  uint64_t report[kReportWords] = {};
   bool reported = false;
 } g_cli;
 
@@ -158,7 +180,7 @@ int Client(uint16_t port, pid_t server) {
   to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   to.sin_port = port;
   std::vector<uint8_t> out(g_opt.size), in(65536);
-  const char* rx = g_opt.rx == Rx::kCopy ? "copy" : g_opt.rx == Rx::kZcopy ? "zcopy" : "callback";
+  const char* rx = RxName();
   if (g_opt.pingpong) {
     g_handler = ClientPong;
     std::vector<int64_t> rtt;
@@ -234,10 +256,12 @@ int Client(uint16_t port, pid_t server) {
   }
   const double secs = std::max<double>(1e-9, g_cli.report[3] / 1e9);
   const double rate = (g_cli.report[1] > 1 ? g_cli.report[1] - 1 : 1) / secs;
+  const double cpu_per = g_cli.report[6] != 0 ? double(g_cli.report[5]) / g_cli.report[6] : 0;
   printf("udplat mode=throughput rx=%s size=%zu sent=%zu send_msg_per_s=%.0f received=%lu "
-         "dropped=%lu recv_msg_per_s=%.0f recv_MB_per_s=%.1f verified=%lu\n",
+         "dropped=%lu recv_msg_per_s=%.0f recv_MB_per_s=%.1f recv_cpu_ns_per_msg=%.1f "
+         "verified=%lu\n",
          rx, g_opt.size, g_opt.count, g_opt.count / ((t_sent - t0) / 1e9), g_cli.report[1],
-         g_cli.report[2], rate, rate * g_opt.size / 1e6, g_cli.report[1]);
+         g_cli.report[2], rate, rate * g_opt.size / 1e6, cpu_per, g_cli.report[1]);
   return 0;
 }
 
@@ -266,7 +290,7 @@ int RxCost() {
   double best_ns = 0;  // the cheapest burst per datagram: what preemption cannot inflate
   uint64_t received = 0;
   uint32_t seq = 0;
-  const char* rxname = g_opt.rx == Rx::kCopy ? "copy" : g_opt.rx == Rx::kZcopy ? "zcopy" : "callback";
+  const char* rxname = RxName();
   while (received < g_opt.warmup + g_opt.count && !g_bad) {
     for (size_t i = 0; i < burst; ++i) SendSeq(tx, to, seq++, out.data());
     const uint32_t want = seq;
@@ -308,7 +332,7 @@ void Pin(int cpu) {
   fprintf(stderr,
           "usage: offload-udplat [--mode pingpong|throughput|rxcost] [--rx copy|zcopy|callback]\n"
           "                      [--size BYTES] [--count N] [--warmup N] [--busy]\n"
-          "                      [--cpus SERVER_CPU,CLIENT_CPU]\n");
+          "                      [--free-batch N] [--cpus SERVER_CPU,CLIENT_CPU]\n");
   exit(2);
 }
 
@@ -346,6 +370,8 @@ int main(int argc, char** argv) {
       g_opt.count = strtoull(value().c_str(), nullptr, 10);
     } else if (a == "--warmup") {
       g_opt.warmup = strtoull(value().c_str(), nullptr, 10);
+    } else if (a == "--free-batch") {
+      g_opt.free_batch = strtoul(value().c_str(), nullptr, 10);
     } else if (a == "--busy") {
       g_opt.busy = true;
     } else if (a == "--cpus") {
@@ -354,7 +380,8 @@ int main(int argc, char** argv) {
       Usage();
     }
   }
-  if (g_opt.size < kMinSize || g_opt.size > 65507 || g_opt.count == 0 ||
+  if (g_opt.size < kMinSize || g_opt.size > 65507 || g_opt.count == 0 || g_opt.free_batch == 0 ||
+      g_opt.free_batch > 256 ||
       g_opt.count + g_opt.warmup >= kFin - 2) {
     Usage();
   }

@@ -7,6 +7,9 @@
 //   zcopy_prog ring_full      a held buffer fills the ring: later datagrams are
 //                             dropped, the held bytes stay intact, and once it is
 //                             freed the whole ring is usable again
+//   zcopy_prog batch_free     one free_packets call for the packets of two rings
+//                             gives their space back; an unknown id midway frees
+//                             exactly the packets before it
 //   zcopy_prog callback       DROP / HOLD / RECV, once per datagram, in this
 //                             thread; poll readiness after DROP; HOLD freed later
 //   zcopy_prog kernel         sockets the API cannot apply to: kernel sockets,
@@ -340,6 +343,101 @@ int RingFull(offload_api_t* api) {
   EXPECT(again == fill && next == first + static_cast<uint32_t>(fill));
   close(rx);
   close(tx);
+  return 0;
+}
+
+// Drains `rx` by copying, without blocking; counts what came from each of
+// `src` (ports) and checks every payload. Returns false on a bad one.
+bool CountFrom(int rx, const uint16_t src[2], size_t size, int got[2]) {
+  bool ok = true;
+  for (;;) {
+    char buf[2048];
+    sockaddr_in from = {};
+    socklen_t flen = sizeof(from);
+    const ssize_t n = recvfrom(rx, buf, sizeof(buf), MSG_DONTWAIT,
+                               reinterpret_cast<sockaddr*>(&from), &flen);
+    if (n < 0) return ok;
+    uint32_t seq = 0;
+    memcpy(&seq, buf, 4);
+    ok = ok && IsPayload(buf, n, seq, size);
+    for (int k = 0; k < 2; ++k) got[k] += ntohs(from.sin_port) == src[k];
+  }
+}
+
+// free_packets with the packets of two rings in one call: each ring's space
+// comes back (in ring order) before the call returns, and an id in the
+// middle that is not held frees -- and gives back the space of -- exactly
+// the packets before it (ENOENT).
+int BatchFree(offload_api_t* api) {
+  const int rx = Udp(), tx[2] = {Udp(), Udp()};
+  REQUIRE(rx >= 0 && tx[0] >= 0 && tx[1] >= 0);
+  const uint16_t port = PortOf(rx), src[2] = {PortOf(tx[0]), PortOf(tx[1])};
+  constexpr size_t kSize = 1000;
+  for (int k = 0; k < 2; ++k) {  // each sender's ring is in place
+    REQUIRE(SendTo(tx[k], port, k, kSize));
+    Desc d;
+    int flags = 0;
+    REQUIRE(Zrecv(api, rx, &d, &flags) == static_cast<int>(kSize) && (flags & OFFLOAD_MSG_ZCOPY));
+    REQUIRE(FreeOne(api, rx, d.p()->packet_id) == 0);
+  }
+  // Fill both rings (more than a ring each: the rest is dropped), hold all.
+  for (uint32_t seq = 10; seq < 1010; ++seq) {
+    for (int k = 0; k < 2; ++k) SendTo(tx[k], port, seq, kSize, MSG_DONTWAIT);
+  }
+  std::vector<Desc> held;
+  std::vector<int> ring_of;
+  int per[2] = {0, 0};
+  for (;;) {
+    Desc d;
+    int flags = MSG_DONTWAIT;
+    sockaddr_in from = {};
+    const int n = Zrecv(api, rx, &d, &flags, &from);
+    if (n < 0) break;
+    REQUIRE(n == static_cast<int>(kSize) && (flags & OFFLOAD_MSG_ZCOPY));
+    held.push_back(d);
+    ring_of.push_back(ntohs(from.sin_port) == src[1] ? 1 : 0);
+    ++per[ring_of.back()];
+  }
+  printf("held %d + %d\n", per[0], per[1]);
+  REQUIRE(per[0] > 4 && per[1] > 4);
+  // Everything in one call, with an id we never handed out in the middle.
+  const size_t h = held.size() / 2;
+  std::vector<offload_packet_t> pkts(held.size() + 1);
+  int bogus = 0;
+  int freed[2] = {0, 0};
+  for (size_t i = 0, j = 0; i < pkts.size(); ++i) {
+    pkts[i].packet_id = i == h ? static_cast<void*>(&bogus) : held[j++].p()->packet_id;
+    if (i < h) ++freed[ring_of[i]];
+  }
+  errno = 0;
+  EXPECT(api->free_packets(rx, pkts.data(), pkts.size()) == -1 && errno == ENOENT);
+  EXPECT(api->free_packets(rx, pkts.data(), 1) == -1 && errno == ENOENT);  // freed already
+  // The freed packets' space is back in both rings (less one record for
+  // the padding at the ring's end); what is still held is intact.
+  for (int k = 0; k < 2; ++k) {
+    for (int i = 0; i < freed[k] - 1; ++i) REQUIRE(SendTo(tx[k], port, 2000 + i, kSize, MSG_DONTWAIT));
+  }
+  int got[2] = {0, 0};
+  EXPECT(CountFrom(rx, src, kSize, got));
+  printf("freed %d + %d, then received %d + %d\n", freed[0], freed[1], got[0], got[1]);
+  EXPECT(got[0] == freed[0] - 1 && got[1] == freed[1] - 1);
+  for (size_t i = h; i < held.size(); ++i) {
+    uint32_t seq = 0;
+    memcpy(&seq, held[i].p()->iov[0].iov_base, 4);
+    EXPECT(IsPayload(held[i].p()->iov[0].iov_base, held[i].p()->iov[0].iov_len, seq, kSize));
+  }
+  // The rest in one call: both rings are whole again.
+  EXPECT(api->free_packets(rx, pkts.data() + h + 1, pkts.size() - h - 1) == 0);
+  for (int k = 0; k < 2; ++k) {
+    for (int i = 0; i < per[k] - 1; ++i) REQUIRE(SendTo(tx[k], port, 3000 + i, kSize, MSG_DONTWAIT));
+  }
+  got[0] = got[1] = 0;
+  EXPECT(CountFrom(rx, src, kSize, got));
+  printf("all freed: received %d + %d\n", got[0], got[1]);
+  EXPECT(got[0] == per[0] - 1 && got[1] == per[1] - 1);
+  close(rx);
+  close(tx[0]);
+  close(tx[1]);
   return 0;
 }
 
@@ -755,6 +853,8 @@ int main(int argc, char** argv) {
     rc = OutOfOrder(api);
   } else if (check == "ring_full") {
     rc = RingFull(api);
+  } else if (check == "batch_free") {
+    rc = BatchFree(api);
   } else if (check == "callback") {
     rc = Callback(api);
   } else if (check == "kernel") {

@@ -139,6 +139,7 @@ class ZcopyTest : public ::testing::Test {
 TEST_F(ZcopyTest, ContentSourceAndOrderOfZeroCopyReceive) { Run("basic"); }
 TEST_F(ZcopyTest, FreeOutOfOrderReleasesInRingOrder) { Run("out_of_order"); }
 TEST_F(ZcopyTest, HeldBuffersFillTheRingAndStayIntactUntilFreed) { Run("ring_full"); }
+TEST_F(ZcopyTest, BatchFreeGivesBackEachRingsSpace) { Run("batch_free"); }
 TEST_F(ZcopyTest, ReceiveCallbackDropHoldRecv) { Run("callback"); }
 TEST_F(ZcopyTest, KernelSocketsAnswerAsVma) { Run("kernel"); }
 TEST_F(ZcopyTest, ProcessKilledHoldingBuffersCostsNobodyElse) { Run("death"); }
@@ -148,11 +149,14 @@ TEST_F(ZcopyTest, NoApiWithoutTheLibrary) { Run("noapi", /*preload=*/false); }
 // are printed, never asserted).
 TEST_F(ZcopyTest, UdplatVerifiesEveryDatagramInEveryReceiveMode) {
   for (const std::string mode : {"pingpong", "throughput"}) {
-    for (const std::string rx : {"copy", "zcopy", "callback"}) {
+    // zcopy8: zero copy freeing 8 packets per free_packets call.
+    for (const std::string rx : {"copy", "zcopy", "zcopy8", "callback"}) {
       for (const bool busy : {false, true}) {
-        std::vector<std::string> argv = {g_udplat, "--mode", mode, "--rx", rx, "--size",
-                                         mode == "pingpong" ? "64" : "1024", "--count",
-                                         mode == "pingpong" ? "2000" : "20000", "--warmup", "100"};
+        std::vector<std::string> argv = {
+            g_udplat, "--mode", mode, "--rx", rx == "zcopy8" ? "zcopy" : rx,
+            "--size", mode == "pingpong" ? "64" : "1024",
+            "--count", mode == "pingpong" ? "2000" : "20000", "--warmup", "100"};
+        if (rx == "zcopy8") argv.insert(argv.end(), {"--free-batch", "8"});
         if (busy) argv.push_back("--busy");
         const std::string log = dir_ + "/udplat-" + mode + "-" + rx + (busy ? "-busy" : "");
         Proc p(argv, {{"LD_PRELOAD", g_lib}, {"OFFLOAD_RUN_DIR", run_dir_}}, log);
