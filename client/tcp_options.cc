@@ -281,7 +281,66 @@ void InheritListenerOptions(Socket* ls, Socket* c) {
   PublishInitialOptions(c);
 }
 
+namespace {
+
+// TCP_INFO of a same-host pipe: no TCP runs there, so what Linux would
+// show for a loopback connection in the same state (the shadow's own is a
+// socket that never connected: TCP_CLOSE). The state follows the FINs and
+// a reset; the rest are loopback's usual values.
+void PipeTcpInfo(Socket* s, void* val, socklen_t* len) {
+  // tcpi_state values (the kernel's TCP states, include/net/tcp_states.h).
+  constexpr uint8_t kEstablished = 1, kSynSent = 2, kFinWait2 = 5, kClose = 7, kCloseWait = 8;
+  PipeEnd* p = s->pipe.get();
+  struct tcp_info ti = {};
+  const uint32_t shut = p->rx.Shut();
+  const bool wr_shut = p->flags() & shm::kEndShutWr;
+  if (p->connecting.load(std::memory_order_relaxed)) {
+    ti.tcpi_state = kSynSent;
+  } else if (shut == shm::kShutRst || (shut != 0 && wr_shut)) {
+    ti.tcpi_state = kClose;
+  } else if (shut != 0) {
+    ti.tcpi_state = kCloseWait;
+  } else if (wr_shut) {
+    ti.tcpi_state = kFinWait2;
+  } else {
+    ti.tcpi_state = kEstablished;
+  }
+  ti.tcpi_options = TCPI_OPT_TIMESTAMPS | TCPI_OPT_SACK | TCPI_OPT_WSCALE;
+  ti.tcpi_snd_wscale = 7;
+  ti.tcpi_rcv_wscale = 7;
+  ti.tcpi_rto = 200000;  // TCP_RTO_MIN, in microseconds
+  ti.tcpi_ato = 40000;
+  ti.tcpi_snd_mss = 32768;
+  ti.tcpi_rcv_mss = 32768;
+  ti.tcpi_advmss = 65483;
+  ti.tcpi_rtt = 10;
+  ti.tcpi_rttvar = 5;
+  ti.tcpi_snd_ssthresh = 0x7fffffff;
+  ti.tcpi_snd_cwnd = 10;
+  ti.tcpi_reordering = 3;
+  ti.tcpi_rcv_space = 65483;
+  const socklen_t n = std::min<socklen_t>(*len, KernelTcpInfoBytes(s->fd));
+  const socklen_t known = std::min<socklen_t>(n, sizeof(ti));
+  memcpy(val, &ti, known);
+  if (n > known) memset(static_cast<char*>(val) + known, 0, n - known);
+  *len = n;
+}
+
+}  // namespace
+
 bool TcpOptionGet(Socket* s, int level, int name, void* val, socklen_t* len, int* rc) {
+  if (val != nullptr && len != nullptr && level == IPPROTO_TCP && name == TCP_INFO &&
+      s->type == SOCK_STREAM && s->path.load(std::memory_order_acquire) == Path::kPipe &&
+      !s->pipe->engine) {
+    if (static_cast<int>(*len) < 0) {
+      errno = EINVAL;
+      *rc = -1;
+      return true;
+    }
+    PipeTcpInfo(s, val, len);
+    *rc = 0;
+    return true;
+  }
   if (val == nullptr || len == nullptr || !IsEnginePipe(s)) return false;
   int value_index = -1;
   if (level == IPPROTO_TCP && name == TCP_MAXSEG) value_index = shm::kValMaxseg;

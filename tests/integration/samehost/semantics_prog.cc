@@ -1128,6 +1128,32 @@ void CheckUdpReuse() {
   }
 }
 
+// TCP_INFO's state follows the connection as Linux's does: established,
+// then FIN_WAIT2 on the side that shut down writing and CLOSE_WAIT on its
+// peer, then CLOSE on both once the peer shuts down too.
+void CheckTcpInfoState() {
+  int c, s;
+  CHECK_TRUE(Pair(&c, &s));
+  auto state = [](int fd) {
+    tcp_info ti = {};
+    socklen_t len = sizeof(ti);
+    return getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) == 0 ? int{ti.tcpi_state} : -1;
+  };
+  auto settled = [&](int fd, int want) {
+    for (int i = 0; i < 200 && state(fd) != want; ++i) usleep(5000);
+    return state(fd) == want;
+  };
+  CHECK_TRUE(state(c) == TCP_ESTABLISHED && state(s) == TCP_ESTABLISHED);
+  CHECK_TRUE(shutdown(c, SHUT_WR) == 0);
+  CHECK_TRUE(settled(c, TCP_FIN_WAIT2));
+  CHECK_TRUE(settled(s, TCP_CLOSE_WAIT));
+  CHECK_TRUE(shutdown(s, SHUT_WR) == 0);
+  CHECK_TRUE(settled(c, TCP_CLOSE));
+  CHECK_TRUE(settled(s, TCP_CLOSE));
+  close(c);
+  close(s);
+}
+
 // Issue 18: what only the family decides. A v6-only listener takes no
 // IPv4 connector; a v6-only socket cannot connect to a v4-mapped address;
 // accept() fills the peer in the listener's family.
@@ -1238,6 +1264,7 @@ const Check kChecks[] = {
     {"udp_shutdown", CheckUdpShutdown},
     {"udp_control_messages", CheckUdpControlMessages},
     {"udp_reuse", CheckUdpReuse},
+    {"tcp_info_state", CheckTcpInfoState},
     {"family_edges", CheckFamilyEdges},
 };
 
