@@ -271,6 +271,13 @@ size_t Slip(PipeEnd* p, size_t avail) {
 }
 }  // namespace
 
+namespace {
+// Set while PipeRecv waits: readiness is one byte then, whatever
+// SO_RCVLOWAT says (PipeEvents), since the receive loop itself collects
+// its target.
+thread_local bool t_recv_waiting = false;
+}  // namespace
+
 ssize_t PipeRecv(Socket* s, const iovec* iov, int iovcnt, int flags) {
   PipeEnd* p = s->pipe.get();
   const size_t total = IovLen(iov, iovcnt);
@@ -282,6 +289,13 @@ ssize_t PipeRecv(Socket* s, const iovec* iov, int iovcnt, int flags) {
   const bool waitall = (flags & MSG_WAITALL) && !peek && !nonblock;
   size_t got = 0;
   if (total == 0) return 0;
+  // What a blocking receive waits for (Linux's sock_rcvlowat): everything
+  // with MSG_WAITALL, else SO_RCVLOWAT bytes (at most the buffer).
+  const size_t target =
+      waitall ? total
+      : peek || nonblock
+          ? 1
+          : std::min(total, static_cast<size_t>(s->tcp->rcvlowat.load(std::memory_order_relaxed)));
   // Slip only a stream: data there on entry, or after a wait too short to
   // be a gap between messages (kSlipDenseNs); never a sparse feed.
   const bool stream = p->rx_streaming.load(std::memory_order_relaxed) && !peek && !waitall;
@@ -319,7 +333,7 @@ ssize_t PipeRecv(Socket* s, const iovec* iov, int iovcnt, int flags) {
       lock.Unlock();
       if (wake != 0) WakeLine(&p->rx.indexes()->writer_wait, wake);
       if (!peek) p->rx_streaming.store(true, std::memory_order_relaxed);
-      if (!waitall || got == total) return static_cast<ssize_t>(got);
+      if (got >= target) return static_cast<ssize_t>(got);
       continue;
     }
     if (const uint32_t shut = p->rx.Shut()) {
@@ -348,7 +362,10 @@ ssize_t PipeRecv(Socket* s, const iovec* iov, int iovcnt, int flags) {
     }
     const bool timed = stream && got == 0;
     const int64_t wait_start = timed ? NowNs() : 0;
+    // Any byte ends this wait: the loop above counts toward the target.
+    t_recv_waiting = true;
     const int rc = WaitSocket(s, EPOLLIN, Timeout(p, true));
+    t_recv_waiting = false;
     if (rc != 0) {
       if (got > 0) return static_cast<ssize_t>(got);
       errno = rc;
@@ -399,7 +416,10 @@ uint32_t PipeEvents(Socket* s, uint32_t want) {
   const uint32_t shut = p->rx.Shut();
   const bool rst = shut == shm::kShutRst;
   const bool rcv_shut = shut != 0 || (fl & shm::kEndShutRd);
-  if (rcv_shut || ((want & (EPOLLIN | EPOLLRDNORM)) && p->rx.ReadableShared() > 0)) {
+  // SO_RCVLOWAT: readable from that many bytes on (poll, select, epoll).
+  const size_t lowat =
+      t_recv_waiting ? 1 : static_cast<size_t>(s->tcp->rcvlowat.load(std::memory_order_relaxed));
+  if (rcv_shut || ((want & (EPOLLIN | EPOLLRDNORM)) && p->rx.ReadableShared() >= lowat)) {
     ev |= EPOLLIN | EPOLLRDNORM;
   }
   if (rcv_shut) ev |= EPOLLRDHUP;

@@ -319,6 +319,9 @@ struct TcpState {
   // in its pipe record.
   shm::SockOpts opts = {};
   bool inq = false;  // TCP_INQ: recvmsg() adds a TCP_CM_INQ control message
+  // SO_RCVLOWAT (at least 1, as Linux's sock_rcvlowat): a pipe is readable
+  // once that many bytes wait, and a blocking receive waits for them.
+  std::atomic<int> rcvlowat{1};
 };
 
 struct Socket : FdObject {

@@ -67,6 +67,12 @@ int SetsockoptImpl(int fd, int level, int name, const void* val, socklen_t len) 
       len >= sizeof(int)) {
     s->tcp->app_reuseaddr = *static_cast<const int*>(val) != 0;
   }
+  if (level == SOL_SOCKET && name == SO_RCVLOWAT && s->tcp != nullptr && val != nullptr &&
+      len >= static_cast<socklen_t>(sizeof(int))) {
+    int v;
+    memcpy(&v, val, sizeof(v));
+    s->tcp->rcvlowat.store(v < 1 ? 1 : v, std::memory_order_relaxed);
+  }
   if (level == SOL_SOCKET && name == SO_RCVTIMEO) {
     s->rcvtimeo_ms = TimevalMs(val, len);
     if (pe != nullptr) pe->me().rcvtimeo_ms.store(static_cast<int32_t>(s->rcvtimeo_ms));

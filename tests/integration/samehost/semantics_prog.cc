@@ -1154,6 +1154,38 @@ void CheckTcpInfoState() {
   close(s);
 }
 
+// SO_RCVLOWAT on a stream, as Linux's: poll says readable from that many
+// bytes on; a blocking recv waits until min(its length, the mark) bytes
+// are there, a short buffer returns at once. (Linux, having copied part
+// of the mark, then waits for a whole mark of new bytes; not checked.)
+void CheckRcvlowat() {
+  int c, s;
+  CHECK_TRUE(Pair(&c, &s));
+  const int one = 1, lowat = 4;
+  CHECK_TRUE(setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) == 0);
+  CHECK_TRUE(setsockopt(s, SOL_SOCKET, SO_RCVLOWAT, &lowat, sizeof(lowat)) == 0);
+  CHECK_TRUE(send(c, "ab", 2, 0) == 2);
+  pollfd p = {s, POLLIN, 0};
+  CHECK_TRUE(poll(&p, 1, 100) == 0);
+  char b[16];
+  CHECK_TRUE(recv(s, b, 2, 0) == 2 && memcmp(b, "ab", 2) == 0);  // min(len, mark)
+  std::atomic<ssize_t> got{-2};
+  std::thread t([&] { got = recv(s, b, sizeof(b), 0); });
+  usleep(50000);
+  CHECK_TRUE(send(c, "cd", 2, 0) == 2);
+  usleep(50000);
+  const bool waited = got == -2;  // 2 of 4 bytes: still waiting
+  CHECK_TRUE(send(c, "ef", 2, 0) == 2);
+  t.join();
+  CHECK_TRUE(waited);
+  CHECK_TRUE(got == 4 && memcmp(b, "cdef", 4) == 0);
+  CHECK_TRUE(send(c, "ghij", 4, 0) == 4);
+  CHECK_TRUE(poll(&p, 1, 2000) == 1 && (p.revents & POLLIN));
+  CHECK_TRUE(recv(s, b, sizeof(b), 0) == 4);
+  close(c);
+  close(s);
+}
+
 // Issue 18: what only the family decides. A v6-only listener takes no
 // IPv4 connector; a v6-only socket cannot connect to a v4-mapped address;
 // accept() fills the peer in the listener's family.
@@ -1265,6 +1297,7 @@ const Check kChecks[] = {
     {"udp_control_messages", CheckUdpControlMessages},
     {"udp_reuse", CheckUdpReuse},
     {"tcp_info_state", CheckTcpInfoState},
+    {"rcvlowat", CheckRcvlowat},
     {"family_edges", CheckFamilyEdges},
 };
 
