@@ -128,8 +128,7 @@ delta "$c0" "$(counters)"
   && pass "the engine carried the v4-mapped peer's datagrams as IPv4 (udp.out-ipv6 +$((D_OUT - D_OUT6)), udp.in-ipv6 +$((D_IN - D_IN6)))" \
   || fail "v4-mapped datagrams not through the engine: udp.out +$D_OUT udp.in +$D_IN"
 grep -q "offloaded (engine)" <<<"$rows" \
-  && pass "stats -v showed the socket as udp6, offloaded (engine): $(tr -s ' ' <<<"$rows" | tr '
-' ' ')" \
+  && pass "stats -v showed the socket as udp6, offloaded (engine): $(tr -s ' \n' ' ' <<<"$rows")" \
   || fail "stats -v rows: ${rows:-none seen}; $(ctl stats -v 2>&1 | tail -15)"
 
 # 2. Offloaded dual-stack :: server; kernel IPv6 and IPv4 clients.
