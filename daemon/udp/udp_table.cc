@@ -77,7 +77,10 @@ int UdpTable::Add(const Scope& scope, bool ipv6, uint16_t port, bool reuse, uint
     DatagramInfo info;
     e.queue->Pop(nullptr, 0, &info);
   }
-  if (scope.v4 && bound_.Find(AddrKey{scope.ip, port}) == kNone) {
+  // Sharing an address (SO_REUSEADDR), an AF_INET endpoint takes its IPv4
+  // datagrams before a dual-stack one (Linux scores AF_INET sockets higher).
+  const uint32_t holder = scope.v4 ? bound_.Find(AddrKey{scope.ip, port}) : kNone;
+  if (scope.v4 && (holder == kNone || (!ipv6 && eps_[holder].ipv6))) {
     bound_.Insert(AddrKey{scope.ip, port}, idx);
   }
   if (scope.v6 && bound6_.Find(AddrKey6{scope.ip6, port}) == kNone) {
@@ -161,12 +164,14 @@ void UdpTable::UnlinkPort(uint32_t index) {
   AddrKey ak{e.local_ip, e.local_port};
   if (e.takes_v4 && bound_.Find(ak) == index) {
     bound_.Erase(ak);
+    uint32_t next = kNone;
     for (uint32_t i = port_heads_.Find(pk); i != kNone; i = eps_[i].next_same_port) {
-      if (i != index && eps_[i].takes_v4 && eps_[i].local_ip == e.local_ip) {
-        bound_.Insert(ak, i);
-        break;
+      if (i != index && eps_[i].takes_v4 && eps_[i].local_ip == e.local_ip &&
+          (next == kNone || (eps_[next].ipv6 && !eps_[i].ipv6))) {
+        next = i;
       }
     }
+    if (next != kNone) bound_.Insert(ak, next);
   }
   AddrKey6 ak6{e.local_ip6, e.local_port};
   if (e.takes_v6 && bound6_.Find(ak6) == index) {

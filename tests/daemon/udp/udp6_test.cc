@@ -190,6 +190,27 @@ TEST_F(Udp6Test, Linux_BindConflictsAcrossFamilies) {
   EXPECT_EQ(Recv(r6), "v6");
 }
 
+// Linux scores an AF_INET socket above a dual-stack one for IPv4
+// datagrams, whichever was bound first.
+TEST_F(Udp6Test, Linux_ReuseAddr_Ipv4SocketTakesIpv4BeforeDualStack) {
+  stack::FlowId dual, v4;
+  ASSERT_EQ(h_.s().UdpBind6(net::Ip6Addr{}, 6002, false, true, 1, &dual), 0);
+  ASSERT_EQ(h_.s().UdpBind(0, 6002, true, 2, &v4), 0);
+  h_.Inject(BuildUdp(h_.Peer(1), h_.Us(6002), {'4'}));
+  h_.Inject(Udp6Frame(kPeer6, kUs6, 1, 6002, "6"));
+  char c = 0;
+  EXPECT_EQ(h_.s().UdpRecvFrom(v4, &c, 1, nullptr, nullptr), 1);
+  EXPECT_EQ(c, '4');
+  EXPECT_EQ(Recv(dual), "6");
+  EXPECT_EQ(Recv(dual), kAgain);
+  // The AF_INET socket gone, the dual-stack one takes IPv4 again.
+  h_.s().UdpClose(v4);
+  h_.Inject(BuildUdp(h_.Peer(1), h_.Us(6002), {'m'}));
+  net::Ip6Addr src;
+  EXPECT_EQ(Recv(dual, &src), "m");
+  EXPECT_EQ(src, net::Ip6Addr::V4Mapped(h_.peer_ip()));
+}
+
 TEST_F(Udp6Test, Bind6_AddressChecks) {
   stack::FlowId ep;
   EXPECT_EQ(h_.s().UdpBind6(A6("2001:db8::99"), 7000, false, false, 1, &ep), EADDRNOTAVAIL);
