@@ -12,7 +12,8 @@ server: binds --bind (AF_INET6 when it has a ':'; --v6only sets
         --idle seconds without one; prints one "src ADDR namelen N flow F
         scope S" line per new source, then "served N".
 two:    one process, an AF_INET socket on 0.0.0.0 and a v6-only AF_INET6
-        socket on :: of --port, both echoing; prints "listening", then
+        socket on :: of --port (with --dual: a dual-stack one, both with
+        SO_REUSEADDR), both echoing; prints "listening", then
         "v4 from ADDR" / "v6 from ADDR" per new source, "served N" after
         --count datagrams.
 client: sends --count datagrams of the cycled --sizes (each payload
@@ -91,10 +92,14 @@ def server(a):
 
 def two(a):
     s4 = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s4.bind(("0.0.0.0", a.port))
     s6 = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
-    s6.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-    s6.bind(("::", a.port))
+    s6.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0 if a.dual else 1)
+    if a.dual:
+        for s in (s4, s6):
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    # The dual-stack socket first: Linux still gives IPv4 to the AF_INET one.
+    for s, host in ((s6, "::"), (s4, "0.0.0.0")) if a.dual else ((s4, "0.0.0.0"), (s6, "::")):
+        s.bind((host, a.port))
     print("listening", flush=True)
     n, seen = 0, set()
     deadline = time.monotonic() + a.idle
@@ -160,6 +165,7 @@ def main():
     p.add_argument("--count", type=int, default=0)
     p.add_argument("--idle", type=float, default=20)
     p.add_argument("--v6only", action="store_true")
+    p.add_argument("--dual", action="store_true")
     p.add_argument("--v4", action="store_true")
     p.add_argument("--dst", action="append", default=[])
     p.add_argument("--sizes", default="1,64,512,1000,1452")

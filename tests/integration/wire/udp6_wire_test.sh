@@ -21,7 +21,9 @@
 #     2001:db8:13::2 and ::ffff:198.18.13.2 (name length 28), the engine's
 #     counters grew by both
 #   3 one offloaded process with 0.0.0.0:P (AF_INET) and a v6-only [::]:P:
-#     each socket gets its own family's datagrams, through the engine
+#     each socket gets its own family's datagrams, through the engine; the
+#     same with SO_REUSEADDR and a dual-stack [::]:P (Linux gives IPv4 to
+#     the AF_INET socket)
 #   4 a datagram larger than the engine's IPv6 payload (3000 B) goes
 #     through the kernel (fragmented) and still echoes intact; the engine
 #     dropped no zero-checksum or multicast IPv6 datagram
@@ -164,6 +166,20 @@ wait_word "$WORK/two.log" "^served" || true
   grep -q "v6 from 2001:db8:13::2 namelen 28" "$WORK/two.log" && ((D_IN6 >= N && D_IN - D_IN6 >= N)) \
   && pass "0.0.0.0:20103 and v6-only [::]:20103 each served their own family through the engine (in: IPv6 +$D_IN6, IPv4 +$((D_IN - D_IN6)))" \
   || fail "two sockets on one port: v4 $(cat "$WORK/c3a.log") v6 $(cat "$WORK/c3b.log") server $(cat "$WORK/two.log"); in +$D_IN ipv6 +$D_IN6; $(grep -i udp "$WORK/offloadd.log" | tail -3)"
+
+# 3b. SO_REUSEADDR, 0.0.0.0:P and a dual-stack [::]:P.
+bg "$WORK/two2.log" timeout -k 5 90 "${OFF_A[@]}" python3 "$PEER" two --dual --port 20105 --count $((2 * N)) --idle 60
+wait_word "$WORK/two2.log" listening || fail "reuse two-socket server did not start"
+c0=$(counters)
+timeout -k 5 60 "${IN_B[@]}" python3 "$PEER" client --v4 --port 20105 --count $N --dst 198.18.13.1 >"$WORK/c3c.log" 2>&1; st4=$?
+timeout -k 5 60 "${IN_B[@]}" python3 "$PEER" client --port 20105 --count $N --dst 2001:db8:13::1 >"$WORK/c3d.log" 2>&1; st6=$?
+delta "$c0" "$(counters)"
+wait_word "$WORK/two2.log" "^served" || true
+[[ $st4 -eq 0 && $st6 -eq 0 ]] && grep -q "v4 from 198.18.13.2 namelen 16" "$WORK/two2.log" &&
+  grep -q "v6 from 2001:db8:13::2 namelen 28" "$WORK/two2.log" && ! grep -q "v6 from ::ffff" "$WORK/two2.log" &&
+  ((D_IN6 >= N && D_IN - D_IN6 >= N)) \
+  && pass "SO_REUSEADDR 0.0.0.0:20105 and dual-stack [::]:20105: IPv4 to the AF_INET socket, IPv6 to the other, through the engine (in: IPv6 +$D_IN6, IPv4 +$((D_IN - D_IN6)))" \
+  || fail "reuse two sockets: v4 $(cat "$WORK/c3c.log") v6 $(cat "$WORK/c3d.log") server $(cat "$WORK/two2.log"); in +$D_IN ipv6 +$D_IN6; $(grep -i udp "$WORK/offloadd.log" | tail -3)"
 
 # 4. Larger than the engine's IPv6 payload: the kernel fragments it.
 bg "$WORK/s4b.log" timeout -k 5 60 "${IN_B[@]}" python3 "$PEER" server --bind 2001:db8:13::2 --port 20104 --v6only
