@@ -54,10 +54,14 @@ void UdpBroker::Wire(Session* s, const Msg& m) {
   if (mapped) std::memcpy(&addr, u->where.addr + 12, 4);
   const bool group_bound = !v6 && (ntohl(addr) >> 28) == 0xe;
   const bool link_scope = v6 && u->where.addr[0] == 0xfe && (u->where.addr[1] & 0xc0) == 0x80;
-  if (u->rings != nullptr || (v6 && (u->where.addr[0] == 0xff || link_scope)) ||
-      (mapped && (group_bound || u->where.v6only)) ||
+  if (v6 && (u->where.addr[0] == 0xff || link_scope)) {
+    spdlog::info("pid {}: UDP port {} bound to an IPv6 {} address stays with the kernel", s->pid,
+                 ntohs(u->port), link_scope ? "link-local" : "multicast");
+    ReplyStatus(s, m, kStatusUseKernel);
+    return;
+  }
+  if (u->rings != nullptr || (mapped && (group_bound || u->where.v6only)) ||
       (!v6 && addr != 0 && addr != wire_addr_ && !group_bound)) {
-    // IPv6 groups and link-local addresses stay with the kernel.
     ReplyStatus(s, m, kStatusUseKernel);
     return;
   }
