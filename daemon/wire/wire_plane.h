@@ -199,7 +199,7 @@ struct WireUdp {
   uint16_t port = 0;
   bool ipv6 = false;          // an AF_INET6 socket's (not v4-mapped)
   bool v6only = false;        // ipv6: no IPv4 peers
-  net::Ip6Addr steer_ip6;     // ipv6: the steered IPv6 unicast key (the interface's address)
+  net::Ip6Addr steer_ip6;     // ipv6: the steered IPv6 unicast key (all zero: none)
 };
 
 // What WirePlane::Create opens itself unless given one: the seam that lets
@@ -305,8 +305,9 @@ class WirePlane {
   // did not ask for reuse), FailedPrecondition (stopped), Internal (steering
   // failed; nothing stays bound). An AF_INET6 socket (params.ipv6) is
   // steered on the interface's IPv6 address (the one the engine serves
-  // when it binds), and a dual-stack one on the IPv4 address too;
-  // FailedPrecondition when the interface has no global IPv6 address.
+  // when it binds), and a dual-stack one on the IPv4 address too. Without
+  // a global IPv6 address on the interface a dual-stack socket is steered
+  // for IPv4 only, any other AF_INET6 socket is FailedPrecondition.
   absl::StatusOr<WireUdp> BindUdp(const UdpBindParams& params);
   // Closes the endpoint; the port is unsteered when its last endpoint goes.
   void CloseUdp(const WireUdp& udp);

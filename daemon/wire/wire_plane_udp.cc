@@ -70,13 +70,15 @@ absl::StatusOr<WireUdp> WirePlane::BindUdp6(const UdpBindParams& p) {
   net::Ip6Addr if6;
   const netlink::Ip6 served = kernel_->local_ip6();
   std::memcpy(if6.b, served.data(), 16);
-  if (if6.IsUnspecified()) {
+  const bool dual = p.local_ip6.IsUnspecified() && !p.v6only;
+  // Without a global IPv6 address a dual-stack socket is served for its
+  // IPv4 peers only (its IPv6 ones have no route through the interface).
+  if (if6.IsUnspecified() && !dual) {
     return absl::FailedPreconditionError("the offloaded interface has no global IPv6 address");
   }
   if (!p.local_ip6.IsUnspecified() && p.local_ip6 != if6) {
     return absl::InvalidArgumentError("an IPv6 address that is not the offloaded interface's");
   }
-  const bool dual = p.local_ip6.IsUnspecified() && !p.v6only;
   if (dual && interface_->local_ip == 0) {
     return absl::FailedPreconditionError("a dual-stack socket needs the interface's IPv4 address");
   }
@@ -104,10 +106,11 @@ absl::StatusOr<WireUdp> WirePlane::BindUdp6(const UdpBindParams& p) {
   }
   // Unicast to the interface's addresses only: IPv6 groups on the port
   // (and IPv4 broadcast) keep reaching the shadow through the kernel.
-  const bool v6 = steering_->AcquireUdpPort6(f->queue(), Bytes6(if6), u.port);
+  const bool v6 =
+      if6.IsUnspecified() || steering_->AcquireUdpPort6(f->queue(), Bytes6(if6), u.port);
   const bool v4 = v6 && (!dual || steering_->AcquireUdpPort(f->queue(), u.steer_ip, u.port));
   if (!v4) {
-    if (v6) steering_->ReleaseUdpPort6(f->queue(), Bytes6(if6), u.port);
+    if (v6 && !if6.IsUnspecified()) steering_->ReleaseUdpPort6(f->queue(), Bytes6(if6), u.port);
     engines_->engine(engine).Post([f, cookie = u.cookie] { f->CloseUdp(cookie); });
     return absl::InternalError(absl::StrCat("cannot steer UDP port ", u.port, " to the engine"));
   }
@@ -120,7 +123,9 @@ void WirePlane::CloseUdp(const WireUdp& u) {
   engines_->engine(u.engine).Post([f, cookie = u.cookie] { f->CloseUdp(cookie); });
   steering_->ReleaseAllGroups(f->queue(), u.cookie, u.port);
   if (u.steer_ip != 0) steering_->ReleaseUdpPort(f->queue(), u.steer_ip, u.port);
-  if (u.ipv6) steering_->ReleaseUdpPort6(f->queue(), Bytes6(u.steer_ip6), u.port);
+  if (u.ipv6 && !u.steer_ip6.IsUnspecified()) {
+    steering_->ReleaseUdpPort6(f->queue(), Bytes6(u.steer_ip6), u.port);
+  }
 }
 
 absl::Status WirePlane::JoinUdpGroup(const WireUdp& u, uint32_t group) {

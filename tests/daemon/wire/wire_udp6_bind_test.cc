@@ -1,6 +1,7 @@
 // WirePlane::BindUdp for AF_INET6 sockets over the fake NIC and route
-// source (no root): an interface without a global IPv6 address refuses an
-// IPv6 bind and steers nothing (the socket stays with the kernel); a
+// source (no root): an interface without a global IPv6 address refuses a
+// v6-only bind and steers nothing (the socket stays with the kernel), and
+// serves a dual-stack one for IPv4 (steered on the IPv4 address only); a
 // v4-mapped interface address binds and steers as IPv4; a v6-only socket
 // cannot have a v4-mapped address; IPv6 peers without a route stay with
 // the kernel. (With an IPv6 address the steering is covered by
@@ -48,9 +49,22 @@ class WireUdp6BindTest : public ::testing::Test {
   std::shared_ptr<wire::AppDgram> rings_;
 };
 
-TEST_F(WireUdp6BindTest, NoIpv6AddressOnTheInterface_RefusedNothingSteered) {
-  absl::StatusOr<wire::WireUdp> u = fp_.plane->BindUdp(Params6(net::Ip6Addr{}, false));
+TEST_F(WireUdp6BindTest, NoIpv6AddressOnTheInterface_V6OnlyRefusedNothingSteered) {
+  absl::StatusOr<wire::WireUdp> u = fp_.plane->BindUdp(Params6(net::Ip6Addr{}, true));
   EXPECT_TRUE(absl::IsFailedPrecondition(u.status())) << u.status();
+  EXPECT_TRUE(fp_.driver->steered().empty());
+}
+
+TEST_F(WireUdp6BindTest, NoIpv6AddressOnTheInterface_DualStackServedForIpv4) {
+  absl::StatusOr<wire::WireUdp> u = fp_.plane->BindUdp(Params6(net::Ip6Addr{}, false));
+  ASSERT_TRUE(u.ok()) << u.status();
+  EXPECT_TRUE(u->ipv6);
+  EXPECT_EQ(u->steer_ip, FakeLocalIp());
+  EXPECT_TRUE(u->steer_ip6.IsUnspecified());
+  ASSERT_EQ(fp_.driver->steered().size(), 1u);
+  EXPECT_NE(fp_.driver->steered().begin()->first.find("udp"), std::string::npos)
+      << fp_.driver->steered().begin()->first;
+  fp_.plane->CloseUdp(*u);
   EXPECT_TRUE(fp_.driver->steered().empty());
 }
 
