@@ -118,37 +118,14 @@ size_t EngineUdp::DrainTx(Endpoint& e) {
       }
       break;
     }
-    if ((r.ttl & shm::kDgramAddr6) != 0) {
-      const int err = SendRecord6(e, r);
-      if (err == ENOBUFS) break;  // frame pool empty: retry after this iteration's TX
-      if (err != 0) {
-        e.rings->tx_header()->drops.fetch_add(1, std::memory_order_relaxed);
-        ++counters_.tx_drops;
-      } else {
-        ++counters_.tx_datagrams;
-      }
-      e.tx.Pop();
-      ++n;
-      continue;
-    }
-    const uint32_t dst = ntohl(r.addr);
-    const uint16_t dport = ntohs(r.port);
-    const int ttl = RecordTtl(r.ttl);
-    if (!SendableDestination(dst, dport) || (ttl == 0 && (dst >> 28) == 0xe)) {
-      // TTL 0 multicast stays on the host (RFC 1112 6.1): the client sends
-      // it through the kernel; a record asking the engine for it is dropped.
+    const int err =
+        (r.ttl & shm::kDgramAddr6) != 0 ? SendRecord6(e, r) : SendRecord4(e, r);
+    if (err == ENOBUFS) break;  // frame pool empty: retry after this iteration's TX
+    if (err != 0) {
       e.rings->tx_header()->drops.fetch_add(1, std::memory_order_relaxed);
       ++counters_.tx_drops;
     } else {
-      // The payload is read once, by the copy into the frame.
-      const int err = stack_->UdpSendTo(e.id, dst, dport, r.payload, r.len, ttl);
-      if (err == ENOBUFS) break;  // frame pool empty: retry after this iteration's TX
-      if (err != 0) {
-        e.rings->tx_header()->drops.fetch_add(1, std::memory_order_relaxed);
-        ++counters_.tx_drops;
-      } else {
-        ++counters_.tx_datagrams;
-      }
+      ++counters_.tx_datagrams;
     }
     e.tx.Pop();
     ++n;
@@ -156,6 +133,17 @@ size_t EngineUdp::DrainTx(Endpoint& e) {
   // One head store per batch; kicks a sender that sleeps on a full ring.
   if (e.tx.Publish()) e.rings->KickApp();
   return n;
+}
+
+int EngineUdp::SendRecord4(Endpoint& e, const shm::CheckedDgramConsumer::Record& r) {
+  const uint32_t dst = ntohl(r.addr);
+  const uint16_t dport = ntohs(r.port);
+  const int ttl = RecordTtl(r.ttl);
+  // TTL 0 multicast stays on the host (RFC 1112 6.1): the client sends it
+  // through the kernel; a record asking the engine for it is dropped.
+  if (!SendableDestination(dst, dport) || (ttl == 0 && (dst >> 28) == 0xe)) return EINVAL;
+  // The payload is read once, by the copy into the frame.
+  return stack_->UdpSendTo(e.id, dst, dport, r.payload, r.len, ttl);
 }
 
 int EngineUdp::SendRecord6(Endpoint& e, const shm::CheckedDgramConsumer::Record& r) {

@@ -123,9 +123,10 @@ class EngineUdp {
   };
 
   void Attach(uint64_t cookie, stack::FlowId id, bool ipv6, std::shared_ptr<AppDgram> rings);
-  // One TX record to an IPv6 destination (its address in front). Returns
-  // the stack's errno, or EINVAL for a record or destination the engine
-  // does not send.
+  // One TX record to its IPv4 destination, or to an IPv6 one (its address
+  // in front). Return the stack's errno, or EINVAL for a record or
+  // destination the engine does not send.
+  int SendRecord4(Endpoint& e, const shm::CheckedDgramConsumer::Record& r);
   int SendRecord6(Endpoint& e, const shm::CheckedDgramConsumer::Record& r);
   // One datagram with an IPv6 source into the RX ring; false if it is empty.
   bool DeliverOne6(Endpoint& e, uint32_t max, size_t* delivered);
