@@ -221,8 +221,9 @@ ssize_t UdpSend(Socket* s, const iovec* iov, int iovcnt, int flags, const shm::S
     if (!s->connected) return kUseKernel;  // ENOTCONN / EDESTADDRREQ from the kernel
     d = Canonical(s->remote);
   }
-  // IPv4 destinations as sockaddr_in (the engine, multicast); an AF_INET6
-  // socket never has an engine endpoint (RequestWire).
+  // IPv4 destinations (v4-mapped ones of an AF_INET6 socket included) as
+  // sockaddr_in (the engine, multicast); IPv6 ones go to the engine in
+  // kDgramAddr6 records (WireSend6).
   const sockaddr_in d4 = shm::ToSockaddrIn(d);
   const sockaddr_in* dst = &d4;
   if (s->reg_gen != AttachGeneration() && EnsureAttached()) {
@@ -264,6 +265,7 @@ ssize_t UdpSend(Socket* s, const iovec* iov, int iovcnt, int flags, const shm::S
         return -1;
       }
       SyncWireDrops(s);
+      if (d.family == AF_INET6) return WireSend6(s, iov, iovcnt, len, flags, d);
       if (!IsGroup(dst->sin_addr.s_addr)) return WireSend(s, iov, iovcnt, len, flags, dst);
       // TTL 0 stays on this host: the kernel's loopback serves it.
       if (s->udp->mc_ttl == 0) return kUseKernel;
@@ -324,8 +326,11 @@ size_t UdpNextSize(Socket* s) {
   if (s->udp_shared.load(std::memory_order_acquire)) ReapRings(s);
   for (const std::unique_ptr<InRing>& ring : s->udp->in_rings) {
     InRing* r = ring.get();
-    size_t len;
-    if (r->c.Front(&len) != nullptr) return len;
+    size_t len, rec_len;
+    shm::SockAddr from;
+    if (r->id == 0 ? WireFront(r, &len, &rec_len, &from) != nullptr : r->c.Front(&len) != nullptr) {
+      return len;
+    }
   }
   return 0;
 }
@@ -379,18 +384,17 @@ ssize_t UdpRecvPlain(Socket* s, msghdr* msg, int flags) {
     const size_t n = s->udp->in_rings.size();
     for (size_t k = 0; k < n; ++k) {
       InRing* r = s->udp->in_rings[(s->udp->rr + k) % n].get();
-      size_t len;
-      uint32_t src_addr = 0;
-      uint16_t src_port = 0;
-      const uint8_t* p = r->id == 0 ? r->c.Front(&len, &src_addr, &src_port) : r->c.Front(&len);
+      size_t len, rec_len;
+      shm::SockAddr from;  // the wire ring's records carry their source
+      const uint8_t* p = r->id == 0 ? WireFront(r, &len, &rec_len, &from) : r->c.Front(&len);
       if (p == nullptr) continue;
-      if (r->id == 0 && s->connected &&
-          (src_addr != s->remote.v4.sin_addr.s_addr || src_port != s->remote.v4.sin_port)) {
+      if (r->id != 0) rec_len = len;
+      if (r->id == 0 && s->connected && !SameEndpoint(from, Canonical(s->remote))) {
         // A connected UDP socket receives from its peer only (the kernel
         // filters the same way).
         if (!shared) {
-          r->c.Pop(len);
-        } else if (!r->c.PopShared(len)) {
+          r->c.Pop(rec_len);
+        } else if (!r->c.PopShared(rec_len)) {
           r->c.Resync();  // another holder took it
         }
         --k;
@@ -405,19 +409,19 @@ ssize_t UdpRecvPlain(Socket* s, msghdr* msg, int flags) {
       }
       msg->msg_flags = copied < len ? MSG_TRUNC : 0;
       if (msg->msg_name != nullptr) {
-        const shm::SockAddr src = r->id == 0 ? shm::FromV4(src_addr, src_port) : r->src;
+        const shm::SockAddr& src = r->id == 0 ? from : r->src;
         CopyName(NameIn(src, s->family), static_cast<sockaddr*>(msg->msg_name),
                  &msg->msg_namelen);
       }
       msg->msg_controllen = 0;
       if (!(flags & MSG_PEEK)) {
-        if (shared && !r->c.PopShared(len)) {
+        if (shared && !r->c.PopShared(rec_len)) {
           // Another holder took this one while we copied it: the next.
           r->c.Resync();
           --k;
           continue;
         }
-        if (!shared) r->c.Pop(len);
+        if (!shared) r->c.Pop(rec_len);
         Add(s->slot->rx_bytes, len);
         Add(s->slot->rx_msgs, 1);
       }

@@ -74,6 +74,15 @@ void SyncWireDrops(Socket* s);
 // group, else 0.
 ssize_t WireSend(Socket* s, const iovec* iov, int iovcnt, size_t len, int flags,
                  const sockaddr_in* dst, uint16_t ttl = 0);
+// The same to an IPv6 destination (`dst`.family AF_INET6; abi.h
+// kDgramAddr6 record). kUseKernel also for more than 63 iovecs.
+ssize_t WireSend6(Socket* s, const iovec* iov, int iovcnt, size_t len, int flags,
+                  const shm::SockAddr& dst);
+// REQUIRES: udp->rx_mu. The front datagram of the wire RX ring `r` (id 0):
+// its payload and `len`, its source in `from` (an IPv6 one from the
+// record's kDgramAddr6 address, an IPv4 one AF_INET), and the record's
+// length in `rec_len` (what Pop takes). nullptr when the ring is empty.
+const uint8_t* WireFront(InRing* r, size_t* len, size_t* rec_len, shm::SockAddr* from);
 
 // --- udp_multicast.cc ---------------------------------------------------------
 // True for an IPv4 multicast address (network order).

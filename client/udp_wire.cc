@@ -2,9 +2,13 @@
 // when offloadd serves an interface (the arena's wire_addr) and the socket
 // is bound to INADDR_ANY or that address, it gets an endpoint on its port
 // (kUdpWire): a TX ring whose records carry their destination and an RX
-// ring whose records carry their source (abi.h WireUdpSegmentBytes). Which
-// destinations the engine serves is asked once per destination and kept
-// in a small per-socket cache.
+// ring whose records carry their source (abi.h WireUdpSegmentBytes). An
+// AF_INET6 socket bound to ::, a v4-mapped wire_addr or a global IPv6
+// address asks too (offloadd checks the address is the interface's); its
+// IPv6 peers travel in kDgramAddr6 records (WireSend6, WireFront), its
+// IPv4 ones in IPv4 records, shown v4-mapped. Which destinations the
+// engine serves is asked once per destination and kept in a small
+// per-socket cache.
 //
 // Thread safety: sends hold udp->tx_mu (the TX ring, the route cache);
 // SyncWireDrops holds udp->rx_mu.
@@ -12,11 +16,13 @@
 #include <errno.h>
 #include <poll.h>
 
+#include <cstring>
 #include <new>
 #include <utility>
 
 #include "client/attach.h"
 #include "client/fd_table.h"
+#include "client/inet_name.h"
 #include "client/libc.h"
 #include "client/log.h"
 #include "client/ops.h"
@@ -63,14 +69,19 @@ void DropWire(Socket* s) {
 bool RequestWire(Socket* s) {
   shm::ArenaHeader* a = Arena();
   if (a == nullptr || a->wire_addr == 0) return false;
-  if (s->family != AF_INET) return false;  // the engine's wire is IPv4 only
-  const uint32_t bound = s->local.v4.sin_addr.s_addr;
-  if (bound != 0 && bound != a->wire_addr) return false;  // loopback etc.: not on the wire
+  const shm::SockAddr local = Canonical(s->local);
+  if (local.family == AF_INET) {
+    const uint32_t bound = shm::V4Of(local);
+    if (bound != 0 && bound != a->wire_addr) return false;  // loopback etc.: not on the wire
+  } else if (!shm::IsV6Any(local.addr) &&
+             (IsLoopback(local) || local.addr[0] == 0xff ||
+              (local.addr[0] == 0xfe && (local.addr[1] & 0xc0) == 0x80))) {
+    return false;  // ::1, a group, link-local: the kernel's
+  }
   shm::Msg m = {};
   m.type = shm::MsgType::kUdpWire;
   m.id = s->reg_id;
-  m.local.addr = bound;
-  m.local.port = s->local.v4.sin_port;
+  ToMsg(local, &m.local, nullptr);  // offloadd reads the bound address from the socket
   shm::Msg r;
   int rfds[shm::kMaxMsgFds];
   int nr = 0;
@@ -127,21 +138,21 @@ void SyncWireDrops(Socket* s) {
   }
 }
 
-// Sends one datagram through the engine. kUseKernel if it is too large for
-// the engine (the kernel fragments it).
-ssize_t WireSend(Socket* s, const iovec* iov, int iovcnt, size_t len, int flags,
-                 const sockaddr_in* dst, uint16_t ttl) {
-  if (len > s->udp->wire_max_payload) return kUseKernel;
+namespace {
+
+// Appends one record (`len` bytes from `iov`, the record's address fields
+// as given) to the TX ring, waiting for room as a blocking send does.
+ssize_t WirePush(Socket* s, const iovec* iov, int iovcnt, size_t len, int flags, uint32_t addr,
+                 uint16_t port, uint16_t ttl, size_t app_len) {
   const bool nonblock = s->nonblock || (flags & MSG_DONTWAIT);
   const int64_t deadline = s->sndtimeo_ms < 0 ? INT64_MAX : NowNs() + s->sndtimeo_ms * 1000000;
   for (uint64_t i = 0;; ++i) {
     bool kick = false;
-    if (s->udp->wire_tx.Push(iov, static_cast<size_t>(iovcnt), len, &kick, dst->sin_addr.s_addr,
-                        dst->sin_port, ttl)) {
+    if (s->udp->wire_tx.Push(iov, static_cast<size_t>(iovcnt), len, &kick, addr, port, ttl)) {
       if (kick) shm::Kick(s->udp->wire_doorbell.get());
-      Add(s->slot->tx_bytes, len);
+      Add(s->slot->tx_bytes, app_len);
       Add(s->slot->tx_msgs, 1);
-      return static_cast<ssize_t>(len);
+      return static_cast<ssize_t>(app_len);
     }
     // The TX ring is the socket's send buffer: full means the engine is
     // behind. Linux: EAGAIN without blocking, else wait for room.
@@ -171,6 +182,48 @@ ssize_t WireSend(Socket* s, const iovec* iov, int iovcnt, size_t len, int flags,
     if (p.revents & POLLIN) shm::Drain(s->efd.get());
     i = 0;
   }
+}
+
+}  // namespace
+
+// Sends one datagram through the engine. kUseKernel if it is too large for
+// the engine (the kernel fragments it).
+ssize_t WireSend(Socket* s, const iovec* iov, int iovcnt, size_t len, int flags,
+                 const sockaddr_in* dst, uint16_t ttl) {
+  if (len > s->udp->wire_max_payload) return kUseKernel;
+  return WirePush(s, iov, iovcnt, len, flags, dst->sin_addr.s_addr, dst->sin_port, ttl, len);
+}
+
+ssize_t WireSend6(Socket* s, const iovec* iov, int iovcnt, size_t len, int flags,
+                  const shm::SockAddr& dst) {
+  // The IPv6 header is 20 bytes longer than IPv4's (wire_max_payload is
+  // MTU - 28).
+  constexpr int kMaxIov = 64;
+  if (len + 20 > s->udp->wire_max_payload || iovcnt >= kMaxIov) return kUseKernel;
+  iovec v[kMaxIov];
+  v[0].iov_base = const_cast<uint8_t*>(dst.addr);
+  v[0].iov_len = shm::kDgramAddr6Bytes;
+  for (int i = 0; i < iovcnt; ++i) v[i + 1] = iov[i];
+  return WirePush(s, v, iovcnt + 1, len + shm::kDgramAddr6Bytes, flags, 0, dst.port,
+                  shm::kDgramAddr6, len);
+}
+
+const uint8_t* WireFront(InRing* r, size_t* len, size_t* rec_len, shm::SockAddr* from) {
+  uint32_t addr = 0;
+  uint16_t port = 0;
+  const uint8_t* p = r->c.Front(rec_len, &addr, &port);
+  if (p == nullptr) return nullptr;
+  *len = *rec_len;
+  uint8_t a6[shm::kDgramAddr6Bytes];
+  if (shm::DgramAddr6Payload(&p, len, a6)) {
+    *from = shm::SockAddr{};
+    from->family = AF_INET6;  // flowinfo and scope 0: a global peer
+    from->port = port;
+    std::memcpy(from->addr, a6, sizeof(a6));
+  } else {
+    *from = shm::FromV4(addr, port);
+  }
+  return p;
 }
 
 void UdpSyncWireDrops(Socket* s) { SyncWireDrops(s); }

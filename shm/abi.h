@@ -26,6 +26,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <type_traits>
 
 #include "rules/rules.h"
@@ -40,7 +41,7 @@ namespace shm {
 inline constexpr uint64_t kArenaMagic = 0x4f46464c4f414431ull;  // "OFFLOAD1"
 inline constexpr uint64_t kDgramMagic = 0x4f46464c44475231ull;  // "OFFLDGR1"
 // Bumped on every incompatible change of anything in shm/.
-inline constexpr uint32_t kAbiVersion = 12;
+inline constexpr uint32_t kAbiVersion = 13;
 
 
 static_assert(std::atomic<uint64_t>::is_always_lock_free, "shm atomics must be lock-free");
@@ -211,6 +212,11 @@ inline bool PortBit(const std::atomic<uint64_t>* words, uint16_t port_host) {
 // two rings (WireUdpSegmentBytes) with kDgramAddrPerRecord set:
 //   ring 0, app -> engine: each record carries its destination;
 //   ring 1, engine -> app: each record carries its source.
+// An IPv4 address (an AF_INET6 socket's v4-mapped peers included) is in the
+// record's `addr`. An IPv6 one (an AF_INET6 socket on the wire) sets
+// kDgramAddr6 in the record's `ttl` field: the record's first 16 bytes
+// (counted in `len`) are then the address (network order) and the
+// datagram follows them; `addr` is 0. DgramAddr6Payload() reads it.
 // The engine reads ring 0 as untrusted input (dgram_ring.h
 // CheckedDgramConsumer) and trusts none of the app-written fields.
 struct alignas(kCacheLine) DgramHeader {
@@ -235,14 +241,38 @@ struct DgramRecord {
   uint16_t port;         // network order
   // Wire TX records to a multicast group: kDgramTtlSet | IP_MULTICAST_TTL
   // (0..255); 0 = the default (RFC 1112 6.1: TTL 1). Ignored otherwise.
+  // Wire records either way: kDgramAddr6 (an IPv6 address, see above).
   uint16_t ttl;
   uint32_t reserved32;
 };
 inline constexpr uint16_t kDgramTtlSet = 0x100;
+// Wire records: the address is IPv6, in front of the payload (above).
+inline constexpr uint16_t kDgramAddr6 = 0x200;
+inline constexpr uint32_t kDgramAddr6Bytes = 16;
 static_assert(sizeof(DgramRecord) == 16, "records stay 8-byte aligned");
 inline constexpr uint32_t kDgramSkip = 0xffffffffu;
 inline constexpr uint32_t kDgramAddrPerRecord = 1;
 inline constexpr uint32_t kMaxDatagram = 65507;
+// The record of the payload `p` (what a consumer's Front() returned) has
+// an IPv6 address in front of its datagram (kDgramAddr6): true, `addr6`
+// (16 bytes) copied, `*payload`/`*len` moved past it. False for an IPv4
+// record (nothing changed). A record flagged but shorter than the
+// address is reported as IPv6 with an empty datagram.
+inline bool DgramAddr6Payload(const uint8_t** payload, size_t* len, uint8_t* addr6) {
+  uint16_t flags;
+  std::memcpy(&flags, *payload - sizeof(DgramRecord) + offsetof(DgramRecord, ttl), 2);
+  if ((flags & kDgramAddr6) == 0) return false;
+  if (*len < kDgramAddr6Bytes) {
+    std::memset(addr6, 0, kDgramAddr6Bytes);
+    *payload += *len;
+    *len = 0;
+    return true;
+  }
+  std::memcpy(addr6, *payload, kDgramAddr6Bytes);
+  *payload += kDgramAddr6Bytes;
+  *len -= kDgramAddr6Bytes;
+  return true;
+}
 inline constexpr size_t DgramSegmentBytes(uint32_t capacity) {
   return sizeof(DgramHeader) + size_t{capacity};
 }
@@ -406,7 +436,7 @@ static_assert(sizeof(rules::Rule) == 196, "rules::Rule is published in the arena
 // The sizes of everything in shared memory at this kAbiVersion. A change of
 // any of them is an incompatible change: bump kAbiVersion, then update the
 // version and the sizes here together.
-static_assert(kAbiVersion == 12 && sizeof(ArenaHeader) == 68864 &&
+static_assert(kAbiVersion == 13 && sizeof(ArenaHeader) == 68864 &&
                   sizeof(PublishedRules) == 50192 && sizeof(ThreadTable) == 2056 &&
                   sizeof(DgramHeader) == 448 && sizeof(RingIndexes) == 384 &&
                   sizeof(PipeRecord) == 1472 && sizeof(ChannelHeader) == 4096 &&

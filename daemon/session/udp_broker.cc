@@ -164,7 +164,7 @@ void UdpBroker::Open(Session* s, const Msg& m) {
     // it has one and the destination leaves through the offloaded
     // interface; otherwise the kernel.
     auto own = udp_.find(self->second);
-    ReplyStatus(s, m, !dst_v6 && own != udp_.end() && WireRoutes(own->second.get(), m)
+    ReplyStatus(s, m, own != udp_.end() && WireRoutes(own->second.get(), m)
                           ? 0
                           : kStatusUseKernel);
     return;

@@ -76,6 +76,7 @@ class UdpBroker {
   // udp_broker_wire.cc: whether the socket's engine endpoint serves a send
   // to m.remote, and its release.
   bool WireRoutes(const UdpEndpoint* u, const shm::Msg& m);
+  bool WireRoutes6(const UdpEndpoint* u, const shm::Msg& m);
   void CloseWire(UdpEndpoint* u);
   void CloseSide(uint32_t ring_id, bool sender);
 

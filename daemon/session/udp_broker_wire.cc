@@ -46,9 +46,22 @@ void UdpBroker::Wire(Session* s, const Msg& m) {
     return;
   }
   UdpEndpoint* u = it->second.get();
-  const bool group_bound = (ntohl(u->addr) >> 28) == 0xe;
-  if (u->rings != nullptr || u->where.family != AF_INET ||  // the engine's wire is IPv4
-      (u->addr != 0 && u->addr != wire_addr_ && !group_bound)) {
+  // An AF_INET6 socket: bound to ::, the interface's IPv6 address (checked
+  // by the wire plane) or a v4-mapped address (then as IPv4 below).
+  const bool mapped = u->where.family == AF_INET6 && shm::IsV4Mapped(u->where.addr);
+  const bool v6 = u->where.family == AF_INET6 && !mapped;
+  uint32_t addr = u->addr;
+  if (mapped) std::memcpy(&addr, u->where.addr + 12, 4);
+  const bool group_bound = !v6 && (ntohl(addr) >> 28) == 0xe;
+  const bool link_scope = v6 && u->where.addr[0] == 0xfe && (u->where.addr[1] & 0xc0) == 0x80;
+  if (v6 && (u->where.addr[0] == 0xff || link_scope)) {
+    spdlog::info("pid {}: UDP port {} bound to an IPv6 {} address stays with the kernel", s->pid,
+                 ntohs(u->port), link_scope ? "link-local" : "multicast");
+    ReplyStatus(s, m, kStatusUseKernel);
+    return;
+  }
+  if (u->rings != nullptr || (mapped && (group_bound || u->where.v6only)) ||
+      (!v6 && addr != 0 && addr != wire_addr_ && !group_bound)) {
     ReplyStatus(s, m, kStatusUseKernel);
     return;
   }
@@ -61,14 +74,18 @@ void UdpBroker::Wire(Session* s, const Msg& m) {
     return;
   }
   wire::UdpBindParams params;
-  params.local_ip = ntohl(u->addr);
+  params.local_ip = ntohl(addr);
   params.port = ntohs(u->port);
   params.reuse = u->reuse;
   params.rings = *rings;
+  params.ipv6 = v6;
+  params.v6only = u->where.v6only;
+  if (v6) std::memcpy(params.local_ip6.b, u->where.addr, 16);
   absl::StatusOr<wire::WireUdp> bound = wire_->BindUdp(params);
   if (!bound.ok()) {
-    spdlog::info("pid {}: UDP {}:{} is served by the kernel on the wire: {}", s->pid,
-                 IpText(u->addr), ntohs(u->port), std::string(bound.status().message()));
+    spdlog::info("pid {}: UDP{} port {} ({}) is served by the kernel on the wire: {}", s->pid,
+                 v6 ? "v6" : "", ntohs(u->port), v6 ? "inet6" : IpText(addr),
+                 std::string(bound.status().message()));
     ReplyStatus(s, m, kStatusUseKernel);
     return;
   }
@@ -87,6 +104,11 @@ void UdpBroker::Wire(Session* s, const Msg& m) {
 
 bool UdpBroker::WireRoutes(const UdpEndpoint* u, const Msg& m) {
   if (u->rings == nullptr || wire_ == nullptr) return false;
+  if (m.remote6.family == AF_INET6) return WireRoutes6(u, m);
+  // An IPv4 peer (v4-mapped for an AF_INET6 socket): not from a v6-only
+  // socket (the kernel answers ENETUNREACH) nor one the engine serves on
+  // its IPv6 address only.
+  if (u->wire.ipv6 && (u->wire.v6only || u->wire.steer_ip == 0)) return false;
   // Broadcast leaves through the kernel (SO_BROADCAST is the kernel
   // socket's option); a group through the engine if the socket's
   // IP_MULTICAST_IF (or, without one, the kernel's route) is the offloaded
@@ -107,6 +129,26 @@ bool UdpBroker::WireRoutes(const UdpEndpoint* u, const Msg& m) {
   if (!route.ok()) {
     spdlog::debug("pid {}: UDP to {}:{} stays with the kernel: {}", u->session->pid,
                   IpText(m.remote.addr), ntohs(m.remote.port), std::string(route.status().message()));
+    return false;
+  }
+  return true;
+}
+
+bool UdpBroker::WireRoutes6(const UdpEndpoint* u, const Msg& m) {
+  // An IPv6 peer: only for an engine endpoint of an AF_INET6 socket that
+  // is not v4-mapped. IPv6 groups and link-local peers are the kernel's.
+  if (!u->wire.ipv6) return false;
+  net::Ip6Addr dst;
+  std::memcpy(dst.b, m.remote6.addr, 16);
+  if (dst.IsMulticast() || dst.IsLinkLocal() || m.remote6.scope_id != 0) {
+    spdlog::debug("pid {}: UDP to a multicast or link-local IPv6 peer stays with the kernel",
+                  u->session->pid);
+    return false;
+  }
+  absl::StatusOr<wire::WireRoute> route = wire_->RouteUdpTo6(dst, ntohs(m.remote.port));
+  if (!route.ok()) {
+    spdlog::debug("pid {}: UDP to an IPv6 peer, port {}, stays with the kernel: {}",
+                  u->session->pid, ntohs(m.remote.port), std::string(route.status().message()));
     return false;
   }
   return true;

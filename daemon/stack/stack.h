@@ -1,6 +1,7 @@
 // Stack: one engine's user-space TCP/UDP/IPv4/ARP protocol stack, with TCP
-// over IPv6 too (stack_ipv6.cc; IPv6 UDP is not offloaded yet: such frames
-// are counted in ip.rx_ipv6_not_offloaded).
+// and UDP over IPv6 too (stack_ipv6.cc, stack_udp6.cc; IPv6 multicast is the
+// kernel's: such datagrams are counted in
+// udp.drop.ipv6_multicast_not_offloaded).
 //
 // The Stack does no I/O of its own: the NIC driver hands it received
 // Ethernet frames (ProcessRx), collects frames to transmit (PollTx), and
@@ -159,8 +160,28 @@ class Stack : private tcp::TcpHost {
   int UdpSendTo(FlowId ep, uint32_t dst_ip, uint16_t dst_port, const void* data, uint32_t len,
                 int multicast_ttl = -1);
   // recvfrom(): returns the datagram length (>= 0, may exceed cap) or -errno.
+  // An IPv6 source comes out as 0 (use UdpRecvFrom6 on AF_INET6 endpoints).
   int64_t UdpRecvFrom(FlowId ep, void* buf, uint32_t cap, uint32_t* src_ip, uint16_t* src_port);
   int UdpClose(FlowId ep);
+  // IPv6 (stack_udp6.cc). bind() of an AF_INET6 socket: `local_ip` :: (with
+  // !v6only a dual-stack endpoint that also takes IPv4 datagrams to the
+  // port), StackConfig::local_ip6, or a v4-mapped local IPv4 address (an
+  // IPv4 endpoint). EADDRNOTAVAIL for another address (multicast included:
+  // IPv6 groups are the kernel's), EADDRINUSE as UdpBind.
+  int UdpBind6(const net::Ip6Addr& local_ip, uint16_t port, bool v6only, bool reuse,
+               uint64_t cookie, FlowId* out, uint16_t* bound_port = nullptr);
+  // sendto() an IPv6 destination from the endpoint's address (or
+  // StackConfig::local_ip6), hop limit 64; a v4-mapped one as UdpSendTo
+  // (ENETUNREACH from a v6-only endpoint). EAFNOSUPPORT from an AF_INET
+  // endpoint; ENETUNREACH to a multicast or link-local destination or
+  // without a local IPv6 address; EINVAL for ::, port 0; EMSGSIZE, ENOBUFS.
+  int UdpSendTo6(FlowId ep, const net::Ip6Addr& dst_ip, uint16_t dst_port, const void* data,
+                 uint32_t len);
+  // recvfrom() with the source in 16-byte form (an IPv4 one v4-mapped).
+  int64_t UdpRecvFrom6(FlowId ep, void* buf, uint32_t cap, net::Ip6Addr* src_ip,
+                       uint16_t* src_port);
+  // Whether the next datagram UdpRecvFrom* returns has an IPv6 source.
+  bool UdpNextFromIpv6(FlowId ep);
 
   // --- Datapath ---
   void ProcessRx(const RxFrame* frames, size_t n, uint64_t now_ns);
@@ -285,12 +306,16 @@ class Stack : private tcp::TcpHost {
   void HandleArp(const net::ParsedFrame& f);
   void HandleTcp(const net::ParsedFrame& f);
   void HandleUdp(const net::ParsedFrame& f);
+  void HandleUdp6(const net::ParsedFrame& f);
   void HandleListen(tcp::Tcb* listener, const net::ParsedFrame& f);
   void SendRstForSegment(const net::ParsedFrame& f);
   void OnNeighborResolved(uint32_t ip);
   // Queues a fully built frame (pool index) whose L2 destination is the next
   // hop of `dst_ip`; an unresolved next hop holds it until SeedNeighbor.
   void TransmitIp(uint32_t frame, uint32_t dst_ip);
+  // Sends an IPv6 frame to `dst_ip`'s next hop (asks the kernel for the
+  // neighbour and holds the frame until it is known).
+  void TransmitIp6(uint32_t frame, const net::Ip6Addr& dst_ip);
   void QueueControl(uint32_t frame);
   // Asks StackConfig::neighbours to resolve `ip` (counted).
   void RequestNeighbor(uint32_t ip);

@@ -367,6 +367,7 @@ int Stack::UdpSendTo(FlowId id, uint32_t dst_ip, uint16_t dst_port, const void* 
   uint32_t idx;
   udp::UdpEndpoint* ep = GetUdp(id, &idx);
   if (ep == nullptr) return EBADF;
+  if (!ep->takes_v4) return ENETUNREACH;  // an IPv6 endpoint without IPv4 (v6-only, or bound to one)
   if (dst_ip == 0) {
     if (!ep->connected) return EDESTADDRREQ;
     dst_ip = ep->remote_ip;

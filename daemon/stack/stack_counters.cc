@@ -89,6 +89,10 @@ void Stack::ForEachCounter(absl::FunctionRef<void(const char*, uint64_t)> fn) co
   fn("udp.out", s.udp_out);
   fn("udp.no_port", s.udp_no_port);
   fn("udp.queue_full", s.udp_queue_full);
+  fn("udp.ipv6_in", s.udp6_in);
+  fn("udp.ipv6_out", s.udp6_out);
+  fn("udp.drop.ipv6_zero_checksum", s.udp6_zero_checksum);
+  fn("udp.drop.ipv6_multicast_not_offloaded", s.udp6_multicast);
 }
 
 }  // namespace offload::stack

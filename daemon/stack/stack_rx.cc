@@ -29,9 +29,8 @@ void Stack::ProcessRx(const RxFrame* frames, size_t n, uint64_t now_ns) {
       continue;
     }
     if (f.l4_checksum_partial) counters_.rx_checksum_partial++;
-    if (f.ipv6 && f.protocol != net::kIpProtoTcp) {
-      // IPv6 UDP is not offloaded yet: the XDP program steers none, so this
-      // is a misdirected frame.
+    if (f.ipv6 && f.protocol != net::kIpProtoTcp && f.protocol != net::kIpProtoUdp) {
+      // Nothing else over IPv6 is the engine's: a misdirected frame.
       counters_.rx_ipv6_not_offloaded++;
       continue;
     }
@@ -44,7 +43,11 @@ void Stack::ProcessRx(const RxFrame* frames, size_t n, uint64_t now_ns) {
     } else if (f.protocol == net::kIpProtoTcp) {
       HandleTcp(f);
     } else if (f.protocol == net::kIpProtoUdp) {
-      HandleUdp(f);
+      if (f.ipv6) {
+        HandleUdp6(f);
+      } else {
+        HandleUdp(f);
+      }
     }
   }
 }

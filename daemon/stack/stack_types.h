@@ -137,6 +137,10 @@ struct StackCounters {
   common::SingleWriterCounter udp_out;
   common::SingleWriterCounter udp_no_port;
   common::SingleWriterCounter udp_queue_full;
+  common::SingleWriterCounter udp6_in;              // IPv6 datagrams (also in udp_in)
+  common::SingleWriterCounter udp6_out;             // (also in udp_out)
+  common::SingleWriterCounter udp6_zero_checksum;   // dropped: RFC 8200 8.1
+  common::SingleWriterCounter udp6_multicast;       // dropped: IPv6 groups are the kernel's
   common::SingleWriterCounter tx_no_buffer;         // frame pool exhausted
   common::SingleWriterCounter tx_queue_full;
   common::SingleWriterCounter neighbor_unresolved;  // output deferred for ARP

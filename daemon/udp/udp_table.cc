@@ -11,6 +11,7 @@ UdpTable::UdpTable(uint32_t max_endpoints, uint32_t rcvbuf_bytes)
     : rcvbuf_bytes_(rcvbuf_bytes),
       eps_(max_endpoints),
       bound_(max_endpoints),
+      bound6_(max_endpoints),
       connected_(max_endpoints),
       port_heads_(max_endpoints) {
   for (uint32_t i = max_endpoints; i > 0; --i) free_.push_back(i - 1);
@@ -22,12 +23,32 @@ bool UdpTable::PortInUse(uint16_t port) const {
 
 int UdpTable::Bind(uint32_t local_ip, uint16_t port, bool reuse, uint64_t cookie,
                    uint32_t* index) {
-  // Linux: a port can be shared only if every user set SO_REUSEADDR; an
-  // INADDR_ANY bind conflicts with any specific bind on the port.
+  return Add(Scope{true, local_ip, false, net::Ip6Addr{}}, false, port, reuse, cookie, index);
+}
+
+int UdpTable::Bind6(const net::Ip6Addr& local_ip, uint16_t port, bool v6only, bool reuse,
+                    uint64_t cookie, uint32_t* index) {
+  // RFC 4291 2.5.5.2: a v4-mapped address is the IPv4 address.
+  if (local_ip.IsV4Mapped()) {
+    return Add(Scope{true, local_ip.V4(), false, net::Ip6Addr{}}, true, port, reuse, cookie,
+               index);
+  }
+  const bool dual = local_ip.IsUnspecified() && !v6only;
+  return Add(Scope{dual, 0, true, local_ip}, true, port, reuse, cookie, index);
+}
+
+int UdpTable::Add(const Scope& scope, bool ipv6, uint16_t port, bool reuse, uint64_t cookie,
+                  uint32_t* index) {
+  // Linux: a port can be shared only if every user set SO_REUSEADDR; a
+  // wildcard bind conflicts with any specific bind of its family on the port.
   for (uint32_t i = port_heads_.Find(PortKey{port}); i != kNone; i = eps_[i].next_same_port) {
     const UdpEndpoint& e = eps_[i];
-    bool overlap = e.local_ip == 0 || local_ip == 0 || e.local_ip == local_ip;
-    if (overlap && !(reuse && e.reuse)) return EADDRINUSE;
+    const bool overlap4 = scope.v4 && e.takes_v4 &&
+                          (e.local_ip == 0 || scope.ip == 0 || e.local_ip == scope.ip);
+    const bool overlap6 = scope.v6 && e.takes_v6 &&
+                          (e.local_ip6.IsUnspecified() || scope.ip6.IsUnspecified() ||
+                           e.local_ip6 == scope.ip6);
+    if ((overlap4 || overlap6) && !(reuse && e.reuse)) return EADDRINUSE;
   }
   if (free_.empty()) return ENOBUFS;
   uint32_t idx = free_.back();
@@ -43,7 +64,11 @@ int UdpTable::Bind(uint32_t local_ip, uint16_t port, bool reuse, uint64_t cookie
   e.generation = gen;
   e.in_use = true;
   e.reuse = reuse;
-  e.local_ip = local_ip;
+  e.ipv6 = ipv6;
+  e.takes_v4 = scope.v4;
+  e.takes_v6 = scope.v6;
+  e.local_ip = scope.ip;
+  e.local_ip6 = scope.ip6;
   e.local_port = port;
   e.cookie = cookie;
   // Queues are allocated at first bind of a slot and reused (control path).
@@ -52,7 +77,15 @@ int UdpTable::Bind(uint32_t local_ip, uint16_t port, bool reuse, uint64_t cookie
     DatagramInfo info;
     e.queue->Pop(nullptr, 0, &info);
   }
-  if (bound_.Find(AddrKey{local_ip, port}) == kNone) bound_.Insert(AddrKey{local_ip, port}, idx);
+  // Sharing an address (SO_REUSEADDR), an AF_INET endpoint takes its IPv4
+  // datagrams before a dual-stack one (Linux scores AF_INET sockets higher).
+  const uint32_t holder = scope.v4 ? bound_.Find(AddrKey{scope.ip, port}) : kNone;
+  if (scope.v4 && (holder == kNone || (!ipv6 && eps_[holder].ipv6))) {
+    bound_.Insert(AddrKey{scope.ip, port}, idx);
+  }
+  if (scope.v6 && bound6_.Find(AddrKey6{scope.ip6, port}) == kNone) {
+    bound6_.Insert(AddrKey6{scope.ip6, port}, idx);
+  }
   e.next_same_port = port_heads_.Find(PortKey{port});
   port_heads_.Insert(PortKey{port}, idx);
   *index = idx;
@@ -127,13 +160,25 @@ void UdpTable::UnlinkPort(uint32_t index) {
       }
     }
   }
-  // Re-point the bound entry at another endpoint with the same address.
+  // Re-point the bound entries at another endpoint with the same address.
   AddrKey ak{e.local_ip, e.local_port};
-  if (bound_.Find(ak) == index) {
+  if (e.takes_v4 && bound_.Find(ak) == index) {
     bound_.Erase(ak);
+    uint32_t next = kNone;
     for (uint32_t i = port_heads_.Find(pk); i != kNone; i = eps_[i].next_same_port) {
-      if (i != index && eps_[i].local_ip == e.local_ip) {
-        bound_.Insert(ak, i);
+      if (i != index && eps_[i].takes_v4 && eps_[i].local_ip == e.local_ip &&
+          (next == kNone || (eps_[next].ipv6 && !eps_[i].ipv6))) {
+        next = i;
+      }
+    }
+    if (next != kNone) bound_.Insert(ak, next);
+  }
+  AddrKey6 ak6{e.local_ip6, e.local_port};
+  if (e.takes_v6 && bound6_.Find(ak6) == index) {
+    bound6_.Erase(ak6);
+    for (uint32_t i = port_heads_.Find(pk); i != kNone; i = eps_[i].next_same_port) {
+      if (i != index && eps_[i].takes_v6 && eps_[i].local_ip6 == e.local_ip6) {
+        bound6_.Insert(ak6, i);
         break;
       }
     }
@@ -163,6 +208,12 @@ uint32_t UdpTable::LookupUnicast(uint32_t dst_ip, uint16_t dst_port, uint32_t sr
   i = bound_.Find(AddrKey{0, dst_port});
   if (i != kNone && !eps_[i].connected) return i;
   return kNone;
+}
+
+uint32_t UdpTable::LookupUnicast6(const net::Ip6Addr& dst_ip, uint16_t dst_port) const {
+  uint32_t i = bound6_.Find(AddrKey6{dst_ip, dst_port});
+  if (i != kNone) return i;
+  return bound6_.Find(AddrKey6{net::Ip6Addr{}, dst_port});
 }
 
 }  // namespace offload::udp

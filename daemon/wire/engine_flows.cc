@@ -110,7 +110,8 @@ void EngineFlows::Close(uint64_t cookie, bool abort) {
 }
 
 void EngineFlows::BindUdp(uint64_t cookie, const UdpBindParams& p, int* result) {
-  *result = udp_.Bind(cookie, p.local_ip, p.port, p.reuse, p.rings);
+  *result = p.ipv6 ? udp_.Bind6(cookie, p.local_ip6, p.v6only, p.port, p.reuse, p.rings)
+                   : udp_.Bind(cookie, p.local_ip, p.port, p.reuse, p.rings);
 }
 
 bool EngineFlows::AllocateRings(uint64_t listener_cookie, tcp::RingMemory* tx,

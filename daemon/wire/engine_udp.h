@@ -14,6 +14,13 @@
 // `drops`. A TX ring that breaks the format (a corrupt or hostile process)
 // is no longer read.
 //
+// IPv6 (Bind6, an AF_INET6 socket): records to and from IPv6 peers carry
+// their address in front of the datagram (abi.h kDgramAddr6); IPv4 peers
+// of a dual-stack socket use plain IPv4 records (the client shows them
+// v4-mapped). An IPv6 TX record to ::, loopback, a v4-mapped, link-local
+// or multicast address (IPv6 groups are the kernel's) is dropped and
+// counted in the TX ring's `drops`.
+//
 // Multicast: a record to a group leaves to the group's MAC with the
 // record's TTL (IP_MULTICAST_TTL, default 1). An endpoint that joined a
 // group (JoinGroup) receives the group's datagrams to its port; every
@@ -71,6 +78,10 @@ class EngineUdp {
   // (EADDRINUSE, ENOBUFS, EADDRNOTAVAIL).
   int Bind(uint64_t cookie, uint32_t local_ip, uint16_t port, bool reuse,
            std::shared_ptr<AppDgram> rings);
+  // The same for an AF_INET6 socket (Stack::UdpBind6: ::, the interface's
+  // IPv6 address or a v4-mapped one; `v6only`: IPV6_V6ONLY).
+  int Bind6(uint64_t cookie, const net::Ip6Addr& local_ip, bool v6only, uint16_t port,
+            bool reuse, std::shared_ptr<AppDgram> rings);
   // Closes the endpoint (datagrams still in its rings are dropped). An
   // unknown cookie is ignored.
   void Close(uint64_t cookie);
@@ -108,7 +119,17 @@ class EngineUdp {
     shm::CheckedDgramConsumer tx;
     shm::DgramProducer rx;
     bool broken = false;  // TX ring corrupt: no longer read
+    bool ipv6 = false;    // an AF_INET6 socket's: IPv6 records (abi.h kDgramAddr6)
   };
+
+  void Attach(uint64_t cookie, stack::FlowId id, bool ipv6, std::shared_ptr<AppDgram> rings);
+  // One TX record to its IPv4 destination, or to an IPv6 one (its address
+  // in front). Return the stack's errno, or EINVAL for a record or
+  // destination the engine does not send.
+  int SendRecord4(Endpoint& e, const shm::CheckedDgramConsumer::Record& r);
+  int SendRecord6(Endpoint& e, const shm::CheckedDgramConsumer::Record& r);
+  // One datagram with an IPv6 source into the RX ring; false if it is empty.
+  bool DeliverOne6(Endpoint& e, uint32_t max, size_t* delivered);
 
   size_t DrainTx(Endpoint& e);
   size_t DeliverRx(Endpoint& e);

@@ -64,6 +64,25 @@ void Steering::ReleaseUdpPort(uint32_t queue, uint32_t ip, uint16_t port) {
   Release(queue, nic::FlowKey::Listener(nic::IpProto::kUdp, ip, port));
 }
 
+bool Steering::AcquireUdpPort6(uint32_t queue, const nic::Ip6Bytes& ip, uint16_t port) {
+  std::lock_guard<std::mutex> lock(mu_);
+  int& refs = udp6_refs_[{ip, port}];
+  if (refs == 0 && !TrySteer(queue, nic::FlowKey::Listener6(nic::IpProto::kUdp, ip, port))) {
+    udp6_refs_.erase({ip, port});
+    return false;
+  }
+  ++refs;
+  return true;
+}
+
+void Steering::ReleaseUdpPort6(uint32_t queue, const nic::Ip6Bytes& ip, uint16_t port) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = udp6_refs_.find({ip, port});
+  if (it == udp6_refs_.end() || --it->second > 0) return;
+  udp6_refs_.erase(it);
+  Release(queue, nic::FlowKey::Listener6(nic::IpProto::kUdp, ip, port));
+}
+
 bool Steering::AcquireGroup(uint32_t queue, uint64_t endpoint, uint32_t group, uint16_t port) {
   std::lock_guard<std::mutex> lock(mu_);
   int& refs = group_refs_[{group, port}];

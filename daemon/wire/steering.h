@@ -49,6 +49,9 @@ class Steering {
   // its last user. Ports and addresses are host order.
   bool AcquireUdpPort(uint32_t queue, uint32_t ip, uint16_t port);
   void ReleaseUdpPort(uint32_t queue, uint32_t ip, uint16_t port);
+  // The same for an IPv6 address.
+  bool AcquireUdpPort6(uint32_t queue, const nic::Ip6Bytes& ip, uint16_t port);
+  void ReleaseUdpPort6(uint32_t queue, const nic::Ip6Bytes& ip, uint16_t port);
   // `endpoint` (a WireUdp cookie) joins `group` on `port`.
   bool AcquireGroup(uint32_t queue, uint64_t endpoint, uint32_t group, uint16_t port);
   // `endpoint` leaves `group`: false when it is not a member.
@@ -74,6 +77,7 @@ class Steering {
   // (ip, port) -> endpoints using the unicast key; (group, port) -> member
   // endpoints; endpoint -> its groups. All guarded by mu_.
   std::map<std::pair<uint32_t, uint16_t>, int> udp_refs_;
+  std::map<std::pair<nic::Ip6Bytes, uint16_t>, int> udp6_refs_;
   std::map<std::pair<uint32_t, uint16_t>, int> group_refs_;
   std::map<uint64_t, std::vector<uint32_t>> groups_;
 };

@@ -183,6 +183,12 @@ struct UdpBindParams {
   uint16_t port = 0;      // host order; reserved in the kernel by the caller (bound shadow)
   bool reuse = false;     // SO_REUSEADDR/SO_REUSEPORT on the shadow
   std::shared_ptr<AppDgram> rings;  // required
+  // An AF_INET6 socket: `ipv6` set, bound to local_ip6 (all zero: ::, then
+  // dual-stack unless v6only; else the interface's IPv6 address). A
+  // v4-mapped address binds as IPv4 (local_ip).
+  bool ipv6 = false;
+  net::Ip6Addr local_ip6;
+  bool v6only = false;
 };
 
 // A UDP endpoint served by an engine. Plain value; valid until CloseUdp().
@@ -191,6 +197,9 @@ struct WireUdp {
   uint64_t cookie = 0;
   uint32_t steer_ip = 0;  // the steered unicast key (host order); 0: none (bound to a group)
   uint16_t port = 0;
+  bool ipv6 = false;          // an AF_INET6 socket's (not v4-mapped)
+  bool v6only = false;        // ipv6: no IPv4 peers
+  net::Ip6Addr steer_ip6;     // ipv6: the steered IPv6 unicast key (all zero: none)
 };
 
 // What WirePlane::Create opens itself unless given one: the seam that lets
@@ -294,7 +303,11 @@ class WirePlane {
   // port or rings, a local address that is not the interface's),
   // AlreadyExists (the engine already has the port and one of the sockets
   // did not ask for reuse), FailedPrecondition (stopped), Internal (steering
-  // failed; nothing stays bound).
+  // failed; nothing stays bound). An AF_INET6 socket (params.ipv6) is
+  // steered on the interface's IPv6 address (the one the engine serves
+  // when it binds), and a dual-stack one on the IPv4 address too. Without
+  // a global IPv6 address on the interface a dual-stack socket is steered
+  // for IPv4 only, any other AF_INET6 socket is FailedPrecondition.
   absl::StatusOr<WireUdp> BindUdp(const UdpBindParams& params);
   // Closes the endpoint; the port is unsteered when its last endpoint goes.
   void CloseUdp(const WireUdp& udp);
@@ -318,6 +331,9 @@ class WirePlane {
   // also asks the kernel to resolve the next hop if it has no usable
   // neighbour (the engine learns it through the neighbour feed).
   absl::StatusOr<WireRoute> RouteUdpTo(uint32_t remote_ip, uint16_t remote_port);
+  // The same for an IPv6 destination (RouteTo6; the neighbour is asked of
+  // the kernel's neighbour discovery).
+  absl::StatusOr<WireRoute> RouteUdpTo6(const net::Ip6Addr& remote_ip, uint16_t remote_port);
   // The largest UDP payload the engines send or receive (MTU - 28).
   uint16_t max_udp_payload() const;
 
@@ -337,6 +353,8 @@ class WirePlane {
   EngineFlows* FlowsForTest(uint32_t engine);
 
  private:
+  // BindUdp for an AF_INET6 socket (not v4-mapped; wire_plane_udp.cc).
+  absl::StatusOr<WireUdp> BindUdp6(const UdpBindParams& p);
   friend class EngineFlows;  // next_cookie(), app_waker(), steering()
 
   WirePlane();

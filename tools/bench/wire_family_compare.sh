@@ -6,18 +6,25 @@
 # offload-pingpong server runs on the kernel in B; the client runs in A,
 # plain (kernel) or under liboffload (engine). sockperf 3.7 has no IPv6.
 #
-#   tools/bench/wire_family_compare.sh [REPS [SECONDS]]   (default 5 reps, 5 s)
+#   tools/bench/wire_family_compare.sh [--udp] [REPS [SECONDS]]   (default 5 reps, 5 s)
+#
+# --udp: the same over UDP (family_udp_pingpong: 64 B ping-pong p50, and
+# 100 B echoes per second with 16 in flight); the offloaded client's
+# AF_INET/AF_INET6 socket goes through the engine.
 #
 # Root. Needs `bazel build //daemon:offloadd //client:liboffload.so
-# //tools/bench:offload-pingpong`. offloadd on CPU 0, client and server on
+# //tools/bench:offload-pingpong` (--udp: //tools/bench:family_udp_pingpong). offloadd on CPU 0, client and server on
 # CPU 1 when there are 2 CPUs. Addresses 198.18.14.0/24 and 2001:db8:14::/64
 # exist only in the two namespaces, which are removed at exit.
 set -eu
+PROTO=tcp
+if [ "${1:-}" = --udp ]; then PROTO=udp; shift; fi
 REPS=${1:-5}
 SECS=${2:-5}
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BIN=$ROOT/bazel-bin
 PP=$BIN/tools/bench/offload-pingpong
+[ $PROTO = udp ] && PP=$BIN/tools/bench/family_udp_pingpong
 LIB=$BIN/client/liboffload.so
 DAEMON=$BIN/daemon/offloadd
 for f in "$PP" "$LIB" "$DAEMON"; do
@@ -71,7 +78,7 @@ CLI_IN=(ip netns exec "$NSA")
 SERVER_OFFLOADED=0
 source "$ROOT/tools/bench/family_sample.sh"
 
-echo "side family p50_us msg_per_s_100B   (wire, reps $REPS, $SECS s each)"
+echo "side family p50_us msg_per_s_100B   (wire $PROTO, reps $REPS, $SECS s each)"
 for rep in $(seq "$REPS"); do
   for side in kernel offload; do
     for fam in ipv4 ipv6; do run $side $fam; done
@@ -79,5 +86,5 @@ for rep in $(seq "$REPS"); do
 done
 # The offloaded samples went through the engine: its received packets.
 ip netns exec "$NSA" "$BIN/cli/offloadctl" --socket "$TMP/run/control.sock" --json stats 2>/dev/null |
-  python3 -c 'import json,sys; d=json.load(sys.stdin); print("engine rx_packets:", sum(int(e.get("rx_packets", 0)) for e in d.get("engines", [])))' || true
+  python3 -c 'import json,sys; d=json.load(sys.stdin); e=d.get("engines", []); c=lambda n: sum(int(x.get("counters", {}).get(n, 0)) for x in e); print("engine rx_packets:", sum(int(x.get("rx_packets", 0)) for x in e), "udp.in:", c("udp.in"), "udp.ipv6_in:", c("udp.ipv6_in"))' || true
 python3 "$ROOT/tools/bench/family_summary.py" "$TMP/samples"
