@@ -168,18 +168,19 @@ namespace {
 // any) has seen the ones before it: its payload, length and source, or
 // nullptr if the ring holds none. Under udp->rx_mu.
 const uint8_t* FilteredFrontSlow(Socket* s, UdpExtra* x, InRing* r, size_t* len,
-                                 shm::SockAddr* from) {
+                                 size_t* rec_len, shm::SockAddr* from) {
   for (;;) {
-    uint32_t addr = 0;
-    uint16_t port = 0;
-    const uint8_t* p = r->id == 0 ? r->c.Front(len, &addr, &port) : r->c.Front(len);
+    // The wire ring's records carry their source (an IPv6 one in front of
+    // the payload: *rec_len is the record's length, *len the datagram's).
+    const uint8_t* p = r->id == 0 ? WireFront(r, len, rec_len, from) : r->c.Front(len);
     if (p == nullptr) return nullptr;
-    if (r->id == 0 && s->connected &&
-        (addr != s->remote.v4.sin_addr.s_addr || port != s->remote.v4.sin_port)) {
-      Consume(s, r, *len);  // a connected socket receives from its peer only
+    if (r->id != 0) {
+      *rec_len = *len;
+      *from = r->src;
+    } else if (s->connected && !SameEndpoint(*from, Canonical(s->remote))) {
+      Consume(s, r, *rec_len);  // a connected socket receives from its peer only
       continue;
     }
-    *from = r->id == 0 ? shm::FromV4(addr, port) : r->src;
     const uint64_t pos = r->c.ReadPos();
     if (x->cb == nullptr || pos == r->accepted) return p;
     // In the socket's family: an AF_INET6 socket's callback gets
@@ -188,11 +189,11 @@ const uint8_t* FilteredFrontSlow(Socket* s, UdpExtra* x, InRing* r, size_t* len,
     InetName dst = s->local;
     offload_info_t info = {};
     info.struct_sz = sizeof(info);
-    info.packet_id = const_cast<uint8_t*>(p - sizeof(shm::DgramRecord));
+    info.packet_id = const_cast<uint8_t*>(p - (*rec_len - *len) - sizeof(shm::DgramRecord));
     info.src = &src.v4;
     info.dst = &dst.v4;
     info.payload_sz = *len;
-    const size_t queued = r->c.QueuedBytes() - shm::DgramRecordBytes(*len);
+    const size_t queued = r->c.QueuedBytes() - shm::DgramRecordBytes(*rec_len);
     info.socket_ready_queue_byte_count = queued > UINT32_MAX ? UINT32_MAX : uint32_t(queued);
     iovec iov = {const_cast<uint8_t*>(p), *len};
     x->cb_thread.store(pthread_self(), std::memory_order_relaxed);
@@ -200,10 +201,10 @@ const uint8_t* FilteredFrontSlow(Socket* s, UdpExtra* x, InRing* r, size_t* len,
     const offload_recv_callback_retval_t verdict = x->cb(s->fd, 1, &iov, &info, x->cb_ctx);
     x->in_cb.store(false, std::memory_order_relaxed);
     if (verdict == OFFLOAD_PACKET_DROP) {
-      Consume(s, r, *len);
+      Consume(s, r, *rec_len);
       continue;
     }
-    if (verdict == OFFLOAD_PACKET_HOLD && Lend(x, r, *len)) {
+    if (verdict == OFFLOAD_PACKET_HOLD && Lend(x, r, *rec_len)) {
       Add(s->slot->rx_bytes, *len);
       Add(s->slot->rx_msgs, 1);
       continue;
@@ -217,12 +218,15 @@ const uint8_t* FilteredFrontSlow(Socket* s, UdpExtra* x, InRing* r, size_t* len,
 // FilteredFrontSlow() with the common case inline: a same-host ring (its
 // records carry no address to filter on) and no callback.
 inline const uint8_t* FilteredFront(Socket* s, UdpExtra* x, InRing* r, size_t* len,
-                                    shm::SockAddr* from) {
+                                    size_t* rec_len, shm::SockAddr* from) {
   if (__builtin_expect(x->cb != nullptr || r->id == 0, 0)) {
-    return FilteredFrontSlow(s, x, r, len, from);
+    return FilteredFrontSlow(s, x, r, len, rec_len, from);
   }
   const uint8_t* p = r->c.Front(len);
-  if (p != nullptr) *from = r->src;
+  if (p != nullptr) {
+    *rec_len = *len;
+    *from = r->src;
+  }
   return p;
 }
 
@@ -242,17 +246,18 @@ void FillName(const Socket* s, msghdr* msg, const shm::SockAddr& from) {
 
 namespace {
 
-// Lends the record Front() returned (payload `p`, `len` bytes) through the
-// descriptor recvfrom_zcopy writes. False (errno ENOMEM) if it cannot be
-// recorded.
-bool LendOut(Socket* s, UdpExtra* x, InRing* r, const uint8_t* p, size_t len, ZcopyOut* zc) {
-  if (!Lend(x, r, len)) {
+// Lends the record Front() returned (payload `p`, `len` bytes, the record
+// `rec_len`) through the descriptor recvfrom_zcopy writes. False (errno
+// ENOMEM) if it cannot be recorded.
+bool LendOut(Socket* s, UdpExtra* x, InRing* r, const uint8_t* p, size_t len, size_t rec_len,
+             ZcopyOut* zc) {
+  if (!Lend(x, r, rec_len)) {
     errno = ENOMEM;
     return false;
   }
   auto* d = static_cast<offload_packets_t*>(zc->buf);
   d->n_packet_num = 1;
-  d->pkts[0].packet_id = const_cast<uint8_t*>(p - sizeof(shm::DgramRecord));
+  d->pkts[0].packet_id = const_cast<uint8_t*>(p - (rec_len - len) - sizeof(shm::DgramRecord));
   d->pkts[0].sz_iov = 1;
   d->pkts[0].iov[0].iov_base = const_cast<uint8_t*>(p);
   d->pkts[0].iov[0].iov_len = len;
@@ -262,7 +267,8 @@ bool LendOut(Socket* s, UdpExtra* x, InRing* r, const uint8_t* p, size_t len, Zc
 
 // Copies the record Front() returned into `msg` (consuming it unless
 // MSG_PEEK); the receive's return value.
-ssize_t CopyOut(Socket* s, InRing* r, const uint8_t* p, size_t len, msghdr* msg, int flags) {
+ssize_t CopyOut(Socket* s, InRing* r, const uint8_t* p, size_t len, size_t rec_len, msghdr* msg,
+                int flags) {
   size_t copied = 0;
   for (size_t i = 0; i < msg->msg_iovlen && copied < len; ++i) {
     const size_t c = std::min(msg->msg_iov[i].iov_len, len - copied);
@@ -270,7 +276,7 @@ ssize_t CopyOut(Socket* s, InRing* r, const uint8_t* p, size_t len, msghdr* msg,
     copied += c;
   }
   msg->msg_flags = copied < len ? MSG_TRUNC : 0;
-  if (!(flags & MSG_PEEK)) Consume(s, r, len);
+  if (!(flags & MSG_PEEK)) Consume(s, r, rec_len);
   return static_cast<ssize_t>((flags & MSG_TRUNC) ? len : copied);
 }
 
@@ -301,18 +307,18 @@ ssize_t UdpRecvExtra(Socket* s, msghdr* msg, int flags, ZcopyOut* zc) {
     size_t at = s->udp->rr < n ? s->udp->rr : 0;
     for (size_t k = 0; k < n; ++k, at = at + 1 == n ? 0 : at + 1) {
       InRing* r = s->udp->in_rings[at].get();
-      size_t len;
+      size_t len, rec_len;
       shm::SockAddr from;
-      const uint8_t* p = FilteredFront(s, x, r, &len, &from);
+      const uint8_t* p = FilteredFront(s, x, r, &len, &rec_len, &from);
       if (p == nullptr) continue;
       s->udp->rr = static_cast<uint32_t>(at + 1 == n ? 0 : at + 1);
       ssize_t ret;
       if (zc != nullptr && !(flags & MSG_PEEK)) {
-        if (!LendOut(s, x, r, p, len, zc)) return -1;
+        if (!LendOut(s, x, r, p, len, rec_len, zc)) return -1;
         msg->msg_flags = 0;
         ret = static_cast<ssize_t>(len);
       } else {
-        ret = CopyOut(s, r, p, len, msg, flags);
+        ret = CopyOut(s, r, p, len, rec_len, msg, flags);
       }
       FillName(s, msg, from);
       msg->msg_controllen = 0;
@@ -367,9 +373,9 @@ bool UdpHasDataExtra(Socket* s) {
       if (!r->c.Empty()) return true;
       continue;
     }
-    size_t len;
+    size_t len, rec_len;
     shm::SockAddr from;
-    if (FilteredFront(s, x, r, &len, &from) != nullptr) return true;
+    if (FilteredFront(s, x, r, &len, &rec_len, &from) != nullptr) return true;
   }
   return false;
 }
@@ -383,10 +389,10 @@ size_t UdpNextSizeExtra(Socket* s) {
   if (shared) UdpReapRings(s);
   for (const std::unique_ptr<InRing>& ring : s->udp->in_rings) {
     InRing* r = ring.get();
-    size_t len;
+    size_t len, rec_len;
     shm::SockAddr from;
     if (shared ? r->c.Front(&len) != nullptr
-               : FilteredFront(s, x, r, &len, &from) != nullptr) {
+               : FilteredFront(s, x, r, &len, &rec_len, &from) != nullptr) {
       return len;
     }
   }

@@ -141,6 +141,14 @@ int Zrecv(offload_api_t* api, int fd, Desc* desc, int* flags, sockaddr_in* from 
   if (from != nullptr) *from = f;
   return n;
 }
+// The same into a sockaddr_in6 (an AF_INET6 socket); *from_len its length.
+int Zrecv6(offload_api_t* api, int fd, Desc* desc, int* flags, sockaddr_in6* from,
+           socklen_t* from_len) {
+  *from = {};
+  *from_len = sizeof(*from);
+  return api->recvfrom_zcopy(fd, desc->buf, sizeof(desc->buf), flags,
+                             reinterpret_cast<sockaddr*>(from), from_len);
+}
 int FreeOne(offload_api_t* api, int fd, void* id) {
   offload_packet_t p = {};
   p.packet_id = id;
@@ -727,11 +735,14 @@ int Death(offload_api_t* api) {
 // inside the callback) and RECVs even ones, received by zero copy.
 size_t WireSize(uint32_t i) { return 1 + (i * 97) % 1400; }
 
-int Wire(offload_api_t* api, const char* port_file, uint32_t count) {
-  const int rx = socket(AF_INET, SOCK_DGRAM, 0);
-  sockaddr_in any = {};
-  any.sin_family = AF_INET;  // INADDR_ANY: served by the engine too
-  REQUIRE(rx >= 0 && bind(rx, reinterpret_cast<sockaddr*>(&any), sizeof(any)) == 0);
+// `v6`: an AF_INET6 socket on :: and an IPv6 sender (the engine's records
+// then carry a 16-byte source in front of the datagram).
+int Wire(offload_api_t* api, const char* port_file, uint32_t count, bool v6) {
+  const int rx = socket(v6 ? AF_INET6 : AF_INET, SOCK_DGRAM, 0);
+  sockaddr_in6 any = {};  // INADDR_ANY / ::: served by the engine too
+  any.sin6_family = v6 ? AF_INET6 : AF_INET;
+  REQUIRE(rx >= 0 && bind(rx, reinterpret_cast<sockaddr*>(&any),
+                          v6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in)) == 0);
   timeval tv = {10, 0};
   setsockopt(rx, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
   FILE* f = fopen(std::string(std::string(port_file) + ".tmp").c_str(), "w");
@@ -739,8 +750,20 @@ int Wire(offload_api_t* api, const char* port_file, uint32_t count) {
   fprintf(f, "%u\n", PortOf(rx));
   fclose(f);
   REQUIRE(rename((std::string(port_file) + ".tmp").c_str(), port_file) == 0);
-  auto ack = [&](uint32_t seq, const sockaddr_in& to) {
-    return sendto(rx, &seq, 4, 0, reinterpret_cast<const sockaddr*>(&to), sizeof(to)) == 4;
+  auto ack = [&](uint32_t seq, const sockaddr_in6& to) {
+    return sendto(rx, &seq, 4, 0, reinterpret_cast<const sockaddr*>(&to),
+                  v6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in)) == 4;
+  };
+  // A real remote source, in the socket's family.
+  auto remote = [&](const sockaddr_in6& from, socklen_t len) {
+    if (!v6) {
+      const auto* f4 = reinterpret_cast<const sockaddr_in*>(&from);
+      return len == sizeof(sockaddr_in) && f4->sin_family == AF_INET &&
+             f4->sin_addr.s_addr != htonl(INADDR_LOOPBACK) && f4->sin_port != 0;
+    }
+    return len == sizeof(sockaddr_in6) && from.sin6_family == AF_INET6 &&
+           !IN6_IS_ADDR_V4MAPPED(&from.sin6_addr) && !IN6_IS_ADDR_LOOPBACK(&from.sin6_addr) &&
+           from.sin6_port != 0 && from.sin6_flowinfo == 0 && from.sin6_scope_id == 0;
   };
   std::vector<Desc> held;
   uint32_t i = 0;
@@ -748,8 +771,9 @@ int Wire(offload_api_t* api, const char* port_file, uint32_t count) {
   for (; i < count / 2; ++i) {
     Desc d;
     int flags = 0;
-    sockaddr_in from;
-    const int n = Zrecv(api, rx, &d, &flags, &from);
+    sockaddr_in6 from;
+    socklen_t flen;
+    const int n = Zrecv6(api, rx, &d, &flags, &from, &flen);
     REQUIRE(n == static_cast<int>(WireSize(i)));
     if (flags & OFFLOAD_MSG_ZCOPY) {
       ++zcopied;
@@ -758,7 +782,7 @@ int Wire(offload_api_t* api, const char* port_file, uint32_t count) {
     } else {
       EXPECT(IsPayload(d.buf, n, i, WireSize(i)));
     }
-    EXPECT(from.sin_addr.s_addr != htonl(INADDR_LOOPBACK) && from.sin_port != 0);
+    EXPECT(remote(from, flen));
     if (held.size() == 4 || i + 1 == count / 2) {
       // Newest first; each still intact while later ones arrived.
       for (size_t k = held.size(); k-- > 0;) {
@@ -785,8 +809,10 @@ int Wire(offload_api_t* api, const char* port_file, uint32_t count) {
     if (!IsPayload(iov[0].iov_base, iov[0].iov_len, seq, WireSize(seq))) w->bad = true;
     if (seq % 2 == 0) return OFFLOAD_PACKET_RECV;
     ++w->dropped;
-    if (sendto(fd, &seq, 4, 0, reinterpret_cast<const sockaddr*>(info->src), sizeof(*info->src)) !=
-        4) {
+    // An AF_INET6 socket's callback gets a sockaddr_in6 behind info->src.
+    const socklen_t src_len = info->src->sin_family == AF_INET6 ? sizeof(sockaddr_in6)
+                                                                : sizeof(sockaddr_in);
+    if (sendto(fd, &seq, 4, 0, reinterpret_cast<const sockaddr*>(info->src), src_len) != 4) {
       w->bad = true;
     }
     return OFFLOAD_PACKET_DROP;
@@ -796,9 +822,11 @@ int Wire(offload_api_t* api, const char* port_file, uint32_t count) {
     if (i % 2 == 1) continue;  // dropped (and acked) by the callback
     Desc d;
     int flags = 0;
-    sockaddr_in from;
-    const int n = Zrecv(api, rx, &d, &flags, &from);
+    sockaddr_in6 from;
+    socklen_t flen;
+    const int n = Zrecv6(api, rx, &d, &flags, &from, &flen);
     REQUIRE(n == static_cast<int>(WireSize(i)));
+    EXPECT(remote(from, flen));
     EXPECT(flags & OFFLOAD_MSG_ZCOPY);
     uint32_t seq = 0;
     memcpy(&seq, d.p()->iov[0].iov_base, 4);
@@ -861,8 +889,8 @@ int main(int argc, char** argv) {
     rc = Kernel(api);
   } else if (check == "death") {
     rc = Death(api);
-  } else if (check == "wire" && argc == 4) {
-    rc = Wire(api, argv[2], static_cast<uint32_t>(atoi(argv[3])));
+  } else if ((check == "wire" || check == "wire6") && argc == 4) {
+    rc = Wire(api, argv[2], static_cast<uint32_t>(atoi(argv[3])), check == "wire6");
   } else {
     fprintf(stderr, "unknown check %s\n", check.c_str());
     return 2;
