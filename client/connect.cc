@@ -71,6 +71,7 @@ int ConnectImpl(int fd, const sockaddr* addr, socklen_t len) {
   } else if (IsInetOf(s->family, addr, len)) {
     memcpy(&s->remote, addr, s->family == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in));
     s->connected = true;
+    if (p == Path::kUdp) UdpConnected(s);
     if (p == Path::kUndecided) {
       // udp_connect rules decide a connected UDP socket (libvma.conf).
       socklen_t l = sizeof(s->local);

@@ -217,6 +217,9 @@ void ReleaseUdpEndpoint(Socket* s);
 // SCM_RIGHTS, an exec it survives): it goes back to the kernel in every
 // holder, keeping what its rings already hold readable (udp.cc).
 void DemoteSharedUdp(Socket* s);
+// After connect() on an offloaded UDP socket: what its rings hold now stays
+// readable, later datagrams from others than the peer are dropped.
+void UdpConnected(Socket* s);
 // The same for a reason of its own (`why`, with `detail` for the stats):
 // an option the offload path cannot honour was set on an offloaded UDP
 // socket (a receive control message, GSO), so the kernel serves it from

@@ -93,6 +93,10 @@ struct InRing {  // an incoming UDP ring
   // Read position of the front record the receive callback answered RECV
   // (it is not shown to the callback again).
   uint64_t accepted = ~uint64_t{0};
+  // A connected socket takes datagrams from its peer only, from this ring
+  // position on: what the ring held at connect() stays readable, as the
+  // kernel keeps what it queued before (UdpConnected).
+  uint64_t connect_from = 0;
 };
 
 // A UDP socket that uses the extra API's zero-copy receive or receive

@@ -310,9 +310,11 @@ bool UdpHasData(Socket* s) {
   MutexGuard rx(&s->udp->rx_mu);
   AdoptNewRings(s);
   if (s->udp_shared.load(std::memory_order_acquire)) ReapRings(s);
+  const bool shared = s->udp_shared.load(std::memory_order_relaxed);
   for (const std::unique_ptr<InRing>& ring : s->udp->in_rings) {
-    InRing* r = ring.get();
-    if (!r->c.Empty()) return true;
+    size_t len, rec_len;
+    shm::SockAddr from;
+    if (PeerFront(s, ring.get(), shared, &len, &rec_len, &from) != nullptr) return true;
   }
   return false;
 }
@@ -324,13 +326,11 @@ size_t UdpNextSize(Socket* s) {
   MutexGuard rx(&s->udp->rx_mu);
   AdoptNewRings(s);
   if (s->udp_shared.load(std::memory_order_acquire)) ReapRings(s);
+  const bool shared = s->udp_shared.load(std::memory_order_relaxed);
   for (const std::unique_ptr<InRing>& ring : s->udp->in_rings) {
-    InRing* r = ring.get();
     size_t len, rec_len;
     shm::SockAddr from;
-    if (r->id == 0 ? WireFront(r, &len, &rec_len, &from) != nullptr : r->c.Front(&len) != nullptr) {
-      return len;
-    }
+    if (PeerFront(s, ring.get(), shared, &len, &rec_len, &from) != nullptr) return len;
   }
   return 0;
 }
@@ -386,20 +386,10 @@ ssize_t UdpRecvPlain(Socket* s, msghdr* msg, int flags) {
       InRing* r = s->udp->in_rings[(s->udp->rr + k) % n].get();
       size_t len, rec_len;
       shm::SockAddr from;  // the wire ring's records carry their source
-      const uint8_t* p = r->id == 0 ? WireFront(r, &len, &rec_len, &from) : r->c.Front(&len);
+      // A connected UDP socket receives from its peer only (the kernel
+      // filters the same way).
+      const uint8_t* p = PeerFront(s, r, shared, &len, &rec_len, &from);
       if (p == nullptr) continue;
-      if (r->id != 0) rec_len = len;
-      if (r->id == 0 && s->connected && !SameEndpoint(from, Canonical(s->remote))) {
-        // A connected UDP socket receives from its peer only (the kernel
-        // filters the same way).
-        if (!shared) {
-          r->c.Pop(rec_len);
-        } else if (!r->c.PopShared(rec_len)) {
-          r->c.Resync();  // another holder took it
-        }
-        --k;
-        continue;
-      }
       s->udp->rr = static_cast<uint32_t>((s->udp->rr + k + 1) % n);
       size_t copied = 0;
       for (size_t i = 0; i < msg->msg_iovlen && copied < len; ++i) {
@@ -409,8 +399,7 @@ ssize_t UdpRecvPlain(Socket* s, msghdr* msg, int flags) {
       }
       msg->msg_flags = copied < len ? MSG_TRUNC : 0;
       if (msg->msg_name != nullptr) {
-        const shm::SockAddr& src = r->id == 0 ? from : r->src;
-        CopyName(NameIn(src, s->family), static_cast<sockaddr*>(msg->msg_name),
+        CopyName(NameIn(from, s->family), static_cast<sockaddr*>(msg->msg_name),
                  &msg->msg_namelen);
       }
       msg->msg_controllen = 0;

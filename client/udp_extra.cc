@@ -172,15 +172,10 @@ const uint8_t* FilteredFrontSlow(Socket* s, UdpExtra* x, InRing* r, size_t* len,
   for (;;) {
     // The wire ring's records carry their source (an IPv6 one in front of
     // the payload: *rec_len is the record's length, *len the datagram's).
-    const uint8_t* p = r->id == 0 ? WireFront(r, len, rec_len, from) : r->c.Front(len);
+    // A connected socket receives from its peer only (PeerFront drops the
+    // others' datagrams).
+    const uint8_t* p = PeerFront(s, r, /*shared=*/false, len, rec_len, from, Consume);
     if (p == nullptr) return nullptr;
-    if (r->id != 0) {
-      *rec_len = *len;
-      *from = r->src;
-    } else if (s->connected && !SameEndpoint(*from, Canonical(s->remote))) {
-      Consume(s, r, *rec_len);  // a connected socket receives from its peer only
-      continue;
-    }
     const uint64_t pos = r->c.ReadPos();
     if (x->cb == nullptr || pos == r->accepted) return p;
     // In the socket's family: an AF_INET6 socket's callback gets
@@ -219,7 +214,7 @@ const uint8_t* FilteredFrontSlow(Socket* s, UdpExtra* x, InRing* r, size_t* len,
 // records carry no address to filter on) and no callback.
 inline const uint8_t* FilteredFront(Socket* s, UdpExtra* x, InRing* r, size_t* len,
                                     size_t* rec_len, shm::SockAddr* from) {
-  if (__builtin_expect(x->cb != nullptr || r->id == 0, 0)) {
+  if (__builtin_expect(x->cb != nullptr || r->id == 0 || s->connected, 0)) {
     return FilteredFrontSlow(s, x, r, len, rec_len, from);
   }
   const uint8_t* p = r->c.Front(len);

@@ -46,6 +46,16 @@ uint64_t NoRingKey(const shm::SockAddr& d);
 bool SameEndpoint(const shm::SockAddr& a, const shm::SockAddr& b);
 // REQUIRES: udp->rx_mu. Takes the rings offered since the last call.
 void AdoptNewRings(Socket* s);
+// REQUIRES: udp->rx_mu. The next datagram of `r` the socket may receive:
+// a connected socket's datagrams from others than its peer (past
+// InRing::connect_from) are dropped on the way, as the kernel never queues
+// them. Its payload (*len bytes; the record is *rec_len) and source, or
+// null. `shared`: the rings are read from their shared heads. `drop`
+// consumes a dropped record instead (the extra API's, which keeps lent
+// records' space).
+const uint8_t* PeerFront(Socket* s, InRing* r, bool shared, size_t* len, size_t* rec_len,
+                         shm::SockAddr* from,
+                         void (*drop)(Socket*, InRing*, size_t) = nullptr);
 // REQUIRES: udp->rx_mu. Drops incoming rings whose sender is gone and that
 // are empty.
 void ReapRings(Socket* s);

@@ -176,6 +176,38 @@ OutRing* OpenRing(Socket* s, const shm::SockAddr& d, bool* wire) {
 }
 
 void UdpAdoptNewRings(Socket* s) { AdoptNewRings(s); }
+
+const uint8_t* PeerFront(Socket* s, InRing* r, bool shared, size_t* len, size_t* rec_len,
+                         shm::SockAddr* from, void (*drop)(Socket*, InRing*, size_t)) {
+  for (;;) {
+    const uint8_t* p = r->id == 0 ? WireFront(r, len, rec_len, from) : r->c.Front(len);
+    if (p == nullptr) return nullptr;
+    if (r->id != 0) {
+      *rec_len = *len;
+      *from = r->src;
+    }
+    if (!s->connected || r->c.ReadPos() < r->connect_from ||
+        SameEndpoint(*from, Canonical(s->remote))) {
+      return p;
+    }
+    if (drop != nullptr) {
+      drop(s, r, *rec_len);
+    } else if (!shared) {
+      r->c.Pop(*rec_len);
+    } else if (!r->c.PopShared(*rec_len)) {
+      r->c.Resync();  // another holder took it
+    }
+  }
+}
+
+void UdpConnected(Socket* s) {
+  if (s->udp == nullptr) return;
+  MutexGuard rx(&s->udp->rx_mu);
+  AdoptNewRings(s);
+  for (const std::unique_ptr<InRing>& r : s->udp->in_rings) {
+    r->connect_from = r->c.header()->idx.tail.load(std::memory_order_acquire);
+  }
+}
 void UdpReapRings(Socket* s) { ReapRings(s); }
 
 }  // namespace client

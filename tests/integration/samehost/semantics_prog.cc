@@ -1186,6 +1186,44 @@ void CheckRcvlowat() {
   close(s);
 }
 
+// A connected UDP socket receives from its peer only, as on Linux: what
+// was queued before connect() stays readable, later datagrams from others
+// are never seen (nor make it readable).
+void CheckUdpConnectedFilter() {
+  sockaddr_in6 a;
+  const socklen_t alen = MakeAddr(g_fam->lfam, g_fam->laddr, 0, &a);
+  const int r = socket(g_fam->lfam, SOCK_DGRAM, 0);
+  CHECK_TRUE(bind(r, reinterpret_cast<sockaddr*>(&a), alen) == 0);
+  sockaddr_in6 to;
+  const socklen_t tolen = MakeAddr(g_fam->cfam, g_fam->caddr, PortOf(r), &to);
+  const int peer = socket(g_fam->cfam, SOCK_DGRAM, 0);
+  const int other = socket(g_fam->cfam, SOCK_DGRAM, 0);
+  CHECK_TRUE(sendto(other, "early", 5, 0, reinterpret_cast<sockaddr*>(&to), tolen) == 5);
+  CHECK_TRUE(sendto(peer, "hello", 5, 0, reinterpret_cast<sockaddr*>(&to), tolen) == 5);
+  char b[16];
+  sockaddr_in6 pa;
+  socklen_t palen = sizeof(pa);
+  // Both arrive; learn the peer's address (as r sees it) from the second.
+  CHECK_TRUE(WaitReadable(r, 2000) && recv(r, b, sizeof(b), 0) == 5 && memcmp(b, "early", 5) == 0);
+  CHECK_TRUE(WaitReadable(r, 2000) &&
+             recvfrom(r, b, sizeof(b), 0, reinterpret_cast<sockaddr*>(&pa), &palen) == 5 &&
+             memcmp(b, "hello", 5) == 0);
+  // Queued before connect(): still delivered after it.
+  CHECK_TRUE(sendto(other, "queued", 6, 0, reinterpret_cast<sockaddr*>(&to), tolen) == 6);
+  CHECK_TRUE(WaitReadable(r, 2000));
+  CHECK_TRUE(connect(r, reinterpret_cast<sockaddr*>(&pa), palen) == 0);
+  CHECK_TRUE(sendto(other, "other", 5, 0, reinterpret_cast<sockaddr*>(&to), tolen) == 5);
+  CHECK_TRUE(sendto(peer, "peer", 4, 0, reinterpret_cast<sockaddr*>(&to), tolen) == 4);
+  CHECK_TRUE(recv(r, b, sizeof(b), 0) == 6 && memcmp(b, "queued", 6) == 0);
+  CHECK_TRUE(WaitReadable(r, 2000) && recv(r, b, sizeof(b), 0) == 4 && memcmp(b, "peer", 4) == 0);
+  CHECK_TRUE(sendto(other, "other2", 6, 0, reinterpret_cast<sockaddr*>(&to), tolen) == 6);
+  CHECK_TRUE(!WaitReadable(r, 100));
+  CHECK_TRUE(recv(r, b, sizeof(b), MSG_DONTWAIT) == -1 && errno == EAGAIN);
+  close(other);
+  close(peer);
+  close(r);
+}
+
 // Issue 18: what only the family decides. A v6-only listener takes no
 // IPv4 connector; a v6-only socket cannot connect to a v4-mapped address;
 // accept() fills the peer in the listener's family.
@@ -1298,6 +1336,7 @@ const Check kChecks[] = {
     {"udp_reuse", CheckUdpReuse},
     {"tcp_info_state", CheckTcpInfoState},
     {"rcvlowat", CheckRcvlowat},
+    {"udp_connected_filter", CheckUdpConnectedFilter},
     {"family_edges", CheckFamilyEdges},
 };
 

@@ -69,10 +69,11 @@ def recv(args):
     if args.mc_all >= 0:
         s.setsockopt(socket.IPPROTO_IP, IP_MULTICAST_ALL, args.mc_all)
     s.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, mreq(args.group, args.ifaddr))
-    try:
+    if args.recv_ttl:
+        # Kernel receivers only: the option asks for a control message the
+        # offload path does not carry, so it sends an offloaded socket back
+        # to the kernel (client/README.md).
         s.setsockopt(socket.IPPROTO_IP, IP_RECVTTL, 1)
-    except OSError:
-        pass  # TTLs of engine-delivered datagrams are not reported
     write_port(args.port_file, s.getsockname()[1])
     seen = set()
     dups = 0
@@ -161,6 +162,7 @@ def main():
     p.add_argument("--interval", type=float, default=0.002)
     p.add_argument("--tag", default="s")
     p.add_argument("--mc-all", type=int, default=-1)
+    p.add_argument("--recv-ttl", action="store_true", help="report each datagram's TTL")
     args = p.parse_args()
     return {"recv": recv, "send": send}[args.mode](args)
 

@@ -195,10 +195,10 @@ send_case() {
   port
   local p=$PORT stop=$WORK/stop-$name go=$WORK/go-$name
   bg "$WORK/$name-rb.log" timeout -k 5 60 "${IN_B[@]}" python3 "$PEER" recv --group "$GROUP" \
-    --port "$p" --ifaddr "$IP_B" --port-file "$WORK/$name-rb.port" --count "$count" --idle 3
+    --port "$p" --ifaddr "$IP_B" --port-file "$WORK/$name-rb.port" --count "$count" --idle 3 --recv-ttl
   local rb=$BG_PID
   bg "$WORK/$name-ra.log" timeout -k 5 60 "${IN_A[@]}" python3 "$PEER" recv --group "$GROUP" \
-    --port "$p" --ifaddr "$IP_A" --port-file "$WORK/$name-ra.port" --count "$count" --idle 3
+    --port "$p" --ifaddr "$IP_A" --port-file "$WORK/$name-ra.port" --count "$count" --idle 3 --recv-ttl
   local ra=$BG_PID
   wait_file "$WORK/$name-rb.port"
   wait_file "$WORK/$name-ra.port"
