@@ -20,6 +20,9 @@
 #               checksum, ab -n 20000 -c 50, ab -k, h2load --h1 -n 50000 -c 50;
 #               offloaded client and (offload run) kernel client; offloadctl
 #               stats showing the workers' accepted connections offloaded
+#   ipv6        nginx `listen P; listen [::]:P`, redis --bind "::1 127.0.0.1",
+#               iperf3 -s (dual-stack ::): offloaded clients over IPv4 and
+#               IPv6; stats show the listeners of both families offloaded
 #   postgres    postmaster + pgbench -i, pgbench -c 8 -T 10, pgbench -C
 #               (a fork per connection) on a private data dir and port
 #   restart     (offload run only) a process started before offloadd restarts
@@ -27,8 +30,8 @@
 #
 # Usage: samehost_sharing_test.sh OFFLOADD OFFLOADCTL OFFLOAD LIBOFFLOAD
 #                                 SEMANTICS_PROG FRAMES SHARE_CHECKS
-# Env: SHARING_CASES (default "semantics python frames socat nginx postgres
-# restart"), SHARING_MODES (default "kernel offload"). Root (nginx's default
+# Env: SHARING_CASES (default "semantics python frames socat nginx ipv6
+# postgres restart"), SHARING_MODES (default "kernel offload"). Root (nginx's default
 # user switch, PostgreSQL as the postgres user); reports SKIP otherwise.
 set -uo pipefail
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:$PATH
@@ -44,7 +47,7 @@ LIBOFFLOAD_SRC=$(realpath "$4")
 SEMANTICS=$(realpath "$5")
 FRAMES=$(realpath "$6")
 SHARE=$(realpath "$7")
-CASES=${SHARING_CASES:-semantics python frames socat nginx postgres restart}
+CASES=${SHARING_CASES:-semantics python frames socat nginx ipv6 postgres restart}
 MODES=${SHARING_MODES:-kernel offload}
 
 # pass/fail/skip/note, junit_write, bg, wait_file, stop_pid, wait_listen,
@@ -491,6 +494,105 @@ case_restart() {
     fail "$MODE: restart: offloadctl stats -p ${ppid:-?} lists no session after the restart"
   fi
   stop_pid "$rpid"
+}
+
+# ---- ipv6 (issue 18): real servers listening on ::, as their defaults do
+# offloaded_listens PROG: the families of PROG's offloaded listening
+# sockets ("ipv4,ipv6").
+offloaded_listens() {
+  ctl "$RUN" --json stats -v 2>/dev/null | jq -r --arg p "$1" '
+    (.processes // [])[] | select(.session.program == $p) | (.sockets // [])[] |
+    select(.state == "listen" and .offloaded) | .family' 2>/dev/null | sort -u | paste -sd, -
+}
+# expect_listens LABEL PROG WANT: in the offload run, PROG's offloaded
+# listeners are of the families WANT ("ipv4,ipv6" or "ipv6").
+expect_listens() {
+  [[ $MODE == offload ]] || return 0
+  local fams
+  fams=$(offloaded_listens "$2")
+  if [[ $fams == "$3" ]]; then
+    pass "$MODE: $1: its listeners ($3) are offloaded"
+  else
+    fail "$MODE: $1: offloaded listeners by family: '$fams' (want $3)"
+  fi
+}
+case_ipv6() {
+  local i n pid body url h
+  # nginx: `listen P; listen [::]:P;` (the second v6-only, nginx's default),
+  # master and 2 workers; offloaded curl over IPv4 and IPv6.
+  port
+  local np=$PORT d=$WORK/nginx6-$MODE
+  mkdir -p "$d/www"
+  echo "hello over both families" >"$d/www/i.html"
+  printf '%s\n' "worker_processes 2;" "daemon off;" "pid $d/nginx.pid;" "error_log $d/error.log;" \
+    "events { }" "http {" "  client_body_temp_path $d/body;" "  proxy_temp_path $d/proxy;" \
+    "  fastcgi_temp_path $d/fastcgi;" "  uwsgi_temp_path $d/uwsgi;" "  scgi_temp_path $d/scgi;" \
+    "  access_log off;" "  server { listen $np; listen [::]:$np; root $d/www; }" "}" \
+    >"$d/nginx.conf"
+  chmod -R a+rX "$d"
+  bg "$WORK/nginx6-$MODE.log" setsid "${RUNP[@]}" nginx -p "$d" -e "$d/error.log" -c "$d/nginx.conf"
+  pid=$BG_PID
+  groups+=("$pid")
+  for ((i = 0; i < 100; i++)); do
+    n=$(pgrep -c -P "$pid" 2>/dev/null)
+    ((${n:-0} >= 2)) && wait_listen "" "$np" && break
+    sleep 0.1  # poll interval
+  done
+  for url in "http://127.0.0.1:$np/i.html" "http://[::1]:$np/i.html"; do
+    body=$("${RUNP[@]}" curl -s --max-time 10 "$url" 2>/dev/null)
+    if [[ $body == "hello over both families" ]]; then
+      pass "$MODE: nginx listen $np + [::]:$np: $url answered"
+    else
+      fail "$MODE: nginx listen $np + [::]:$np: $url gave '${body:0:80}' ($(tail -2 "$d/error.log" 2>/dev/null | tr '\n' ' '))"
+    fi
+  done
+  expect_listens "nginx listen $np + [::]:$np" nginx "ipv4,ipv6"
+  stop_group "$pid"
+  # redis-server --bind "::1 127.0.0.1".
+  if command -v redis-server >/dev/null && command -v redis-cli >/dev/null; then
+    port
+    local rp=$PORT
+    bg "$WORK/redis6-$MODE.log" setsid "${RUNP[@]}" redis-server --port "$rp" --bind "::1 127.0.0.1" \
+      --save "" --appendonly no --dir "$WORK"
+    pid=$BG_PID
+    groups+=("$pid")
+    wait_listen "" "$rp"
+    for h in ::1 127.0.0.1; do
+      body=$("${RUNP[@]}" redis-cli -h "$h" -p "$rp" SET "k$h" "v$h" 2>&1)$("${RUNP[@]}" redis-cli -h "$h" -p "$rp" GET "k$h" 2>&1)
+      if [[ $body == "OKv$h" ]]; then
+        pass "$MODE: redis --bind '::1 127.0.0.1': SET/GET over $h"
+      else
+        fail "$MODE: redis --bind '::1 127.0.0.1': over $h got '${body:0:80}'"
+      fi
+    done
+    expect_listens "redis --bind '::1 127.0.0.1'" redis-server "ipv4,ipv6"
+    stop_group "$pid"
+  else
+    skip "$MODE: redis: redis-server/redis-cli not installed"
+  fi
+  # iperf3 -s: one dual-stack :: listener; offloaded clients over ::1 and
+  # over IPv4.
+  if command -v iperf3 >/dev/null; then
+    port
+    local ip3=$PORT
+    bg "$WORK/iperf6-$MODE.log" setsid "${RUNP[@]}" iperf3 -s -p "$ip3"
+    pid=$BG_PID
+    groups+=("$pid")
+    wait_listen "" "$ip3"
+    expect_listens "iperf3 -s (dual-stack ::)" iperf3 "ipv6"
+    for h in ::1 127.0.0.1; do
+      body=$(timeout -k 5 30 "${RUNP[@]}" iperf3 -c "$h" -p "$ip3" -t 1 -J 2>/dev/null |
+        jq -r '.end.sum_received.bytes // 0' 2>/dev/null)
+      if [[ ${body:-0} -gt 0 ]]; then
+        pass "$MODE: iperf3 -s (dual-stack): a client over $h moved $body bytes"
+      else
+        fail "$MODE: iperf3 -s (dual-stack): a client over $h moved nothing ('$body')"
+      fi
+    done
+    stop_group "$pid"
+  else
+    skip "$MODE: iperf3: not installed"
+  fi
 }
 
 # ------------------------------------------------------------------- main
