@@ -200,6 +200,8 @@ void UdpSyncWireDrops(Socket* s);
 // (0: look again), or 1 when shutdown(SHUT_RD) ended the socket's blocking
 // receives (the caller returns 0, as Linux does).
 int UdpAwaitData(Socket* s, bool nonblock);
+// The receive that UdpAwaitData's 1 ends: 0 bytes, no name, no control.
+ssize_t UdpShutdownEnd(msghdr* msg);
 
 // The extra API on UDP sockets (udp_extra.cc; offload_extra.h has the
 // contract). Receives of a socket with udp->extra take these paths.

@@ -356,6 +356,13 @@ int UdpAwaitData(Socket* s, bool nonblock) {
   return 0;
 }
 
+ssize_t UdpShutdownEnd(msghdr* msg) {
+  msg->msg_namelen = 0;
+  msg->msg_controllen = 0;
+  msg->msg_flags = 0;
+  return 0;
+}
+
 ssize_t UdpRecv(Socket* s, msghdr* msg, int flags) {
   // Zero-copy receive or a receive callback in use (udp_extra.cc).
   if (__builtin_expect(s->udp->extra.load(std::memory_order_acquire) != nullptr, 0)) {
@@ -430,12 +437,7 @@ ssize_t UdpRecvPlain(Socket* s, msghdr* msg, int flags) {
     rx.Unlock();
     const int w = UdpAwaitData(s, nonblock);
     if (w < 0) return -1;
-    if (w > 0) {
-      msg->msg_namelen = 0;
-      msg->msg_controllen = 0;
-      msg->msg_flags = 0;
-      return 0;
-    }
+    if (w > 0) return UdpShutdownEnd(msg);
     waited = true;
   }
 }

@@ -345,12 +345,7 @@ ssize_t UdpRecvExtra(Socket* s, msghdr* msg, int flags, ZcopyOut* zc) {
     rx.Unlock();
     const int w = UdpAwaitData(s, nonblock);
     if (w < 0) return -1;
-    if (w > 0) {
-      msg->msg_namelen = 0;
-      msg->msg_controllen = 0;
-      msg->msg_flags = 0;
-      return 0;
-    }
+    if (w > 0) return UdpShutdownEnd(msg);
     waited = true;
   }
 }
