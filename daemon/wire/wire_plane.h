@@ -355,6 +355,9 @@ class WirePlane {
  private:
   // BindUdp for an AF_INET6 socket (not v4-mapped; wire_plane_udp.cc).
   absl::StatusOr<WireUdp> BindUdp6(const UdpBindParams& p);
+  // Binds the engine's endpoint `cookie` (BindUdp, BindUdp6): OK, or why
+  // not (the port served without reuse, the stack's errno).
+  absl::Status BindUdpOnEngine(uint32_t engine, uint64_t cookie, const UdpBindParams& p);
   friend class EngineFlows;  // next_cookie(), app_waker(), steering()
 
   WirePlane();

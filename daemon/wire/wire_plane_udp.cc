@@ -41,18 +41,7 @@ absl::StatusOr<WireUdp> WirePlane::BindUdp(const UdpBindParams& params) {
   u.cookie = next_cookie_.fetch_add(1, std::memory_order_relaxed);
   u.steer_ip = group_bound ? 0 : interface_->local_ip;
   u.port = p.port;
-  auto result = std::make_shared<int>(EINVAL);
-  absl::Status s = engines_->engine(engine).RunSync(
-      [f, cookie = u.cookie, p, result] { f->BindUdp(cookie, p, result.get()); },
-      absl::Seconds(5));
-  if (!s.ok()) return s;
-  if (*result == EADDRINUSE) {
-    return absl::AlreadyExistsError(
-        absl::StrCat("UDP port ", p.port, " is already served by the engine without reuse"));
-  }
-  if (*result != 0) {
-    return absl::InternalError(absl::StrCat("UDP bind on port ", p.port, ": ", strerror(*result)));
-  }
+  if (absl::Status s = BindUdpOnEngine(engine, u.cookie, p); !s.ok()) return s;
   // Only unicast to the interface's address: broadcast to the port keeps
   // reaching the shadow through the kernel; groups are steered when joined.
   if (group_bound) return u;
@@ -64,6 +53,23 @@ absl::StatusOr<WireUdp> WirePlane::BindUdp(const UdpBindParams& params) {
         " to the engine");
   }
   return u;
+}
+
+absl::Status WirePlane::BindUdpOnEngine(uint32_t engine, uint64_t cookie,
+                                        const UdpBindParams& p) {
+  EngineFlows* f = flows_[engine].get();
+  auto result = std::make_shared<int>(EINVAL);
+  absl::Status s = engines_->engine(engine).RunSync(
+      [f, cookie, p, result] { f->BindUdp(cookie, p, result.get()); }, absl::Seconds(5));
+  if (!s.ok()) return s;
+  if (*result == EADDRINUSE) {
+    return absl::AlreadyExistsError(
+        absl::StrCat("UDP port ", p.port, " is already served by the engine without reuse"));
+  }
+  if (*result != 0) {
+    return absl::InternalError(absl::StrCat("UDP bind on port ", p.port, ": ", strerror(*result)));
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<WireUdp> WirePlane::BindUdp6(const UdpBindParams& p) {
@@ -92,18 +98,7 @@ absl::StatusOr<WireUdp> WirePlane::BindUdp6(const UdpBindParams& p) {
   u.ipv6 = true;
   u.v6only = p.v6only;
   u.steer_ip6 = if6;
-  auto result = std::make_shared<int>(EINVAL);
-  absl::Status s = engines_->engine(engine).RunSync(
-      [f, cookie = u.cookie, p, result] { f->BindUdp(cookie, p, result.get()); },
-      absl::Seconds(5));
-  if (!s.ok()) return s;
-  if (*result == EADDRINUSE) {
-    return absl::AlreadyExistsError(
-        absl::StrCat("UDP port ", p.port, " is already served by the engine without reuse"));
-  }
-  if (*result != 0) {
-    return absl::InternalError(absl::StrCat("UDP bind on port ", p.port, ": ", strerror(*result)));
-  }
+  if (absl::Status s = BindUdpOnEngine(engine, u.cookie, p); !s.ok()) return s;
   // Unicast to the interface's addresses only: IPv6 groups on the port
   // (and IPv4 broadcast) keep reaching the shadow through the kernel.
   const bool v6 =
