@@ -36,7 +36,6 @@
 #include "client/log.h"
 #include "client/offload_extra.h"
 #include "client/ops.h"
-#include "shm/wakeup.h"
 
 using offload::client::EpollEntry;
 using offload::client::EpollSet;
@@ -189,20 +188,7 @@ EXPORT int close(int fd) noexcept {
 EXPORT int shutdown(int fd, int how) noexcept {
   Socket* s = oc::GetOffloaded(fd);
   if (s != nullptr && s->path.load() == Path::kPipe) return oc::PipeShutdown(s, how);
-  if (s != nullptr && s->udp != nullptr &&
-      (how == SHUT_RD || how == SHUT_WR || how == SHUT_RDWR)) {
-    // Before the kernel's shutdown, which wakes the receivers polling the
-    // shadow: they find the flag (udp.cc UdpAwaitData).
-    s->udp->shut.fetch_or(how == SHUT_RD   ? oc::kUdpShutRd
-                          : how == SHUT_WR ? oc::kUdpShutWr
-                                           : oc::kUdpShutRd | oc::kUdpShutWr,
-                          std::memory_order_acq_rel);
-    const int rc = Real().shutdown(fd, how);
-    const int err = errno;
-    if (s->efd.valid()) offload::shm::Kick(s->efd.get());  // receivers asleep on rings
-    errno = err;
-    return rc;
-  }
+  if (s != nullptr && s->udp != nullptr) return oc::UdpShutdown(s, how);
   return Real().shutdown(fd, how);
 }
 

@@ -219,6 +219,9 @@ void ReleaseUdpEndpoint(Socket* s);
 // SCM_RIGHTS, an exec it survives): it goes back to the kernel in every
 // holder, keeping what its rings already hold readable (udp.cc).
 void DemoteSharedUdp(Socket* s);
+// shutdown() of a UDP socket (any path): the kernel's, and the flags the
+// offloaded receive, send and readiness follow (UdpState::shut).
+int UdpShutdown(Socket* s, int how);
 // After connect() on an offloaded UDP socket: what its rings hold now stays
 // readable, later datagrams from others than the peer are dropped.
 void UdpConnected(Socket* s);

@@ -356,6 +356,22 @@ int UdpAwaitData(Socket* s, bool nonblock) {
   return 0;
 }
 
+int UdpShutdown(Socket* s, int how) {
+  if (how == SHUT_RD || how == SHUT_WR || how == SHUT_RDWR) {
+    // Before the kernel's shutdown, which wakes the receivers polling the
+    // shadow: they find the flag (UdpAwaitData).
+    s->udp->shut.fetch_or(how == SHUT_RD   ? kUdpShutRd
+                          : how == SHUT_WR ? kUdpShutWr
+                                           : kUdpShutRd | kUdpShutWr,
+                          std::memory_order_acq_rel);
+  }
+  const int rc = Real().shutdown(s->fd, how);
+  const int err = errno;
+  if (s->efd.valid()) shm::Kick(s->efd.get());  // receivers asleep on rings
+  errno = err;
+  return rc;
+}
+
 ssize_t UdpShutdownEnd(msghdr* msg) {
   msg->msg_namelen = 0;
   msg->msg_controllen = 0;
